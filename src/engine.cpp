@@ -1,0 +1,107 @@
+// One run from spec to report: refuse what will not fit, then build, pass, and summarise.
+#include "gradscope/engine.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "gradscope/error.hpp"
+#include "gradscope/network.hpp"
+#include "gradscope/parallel.hpp"
+
+namespace gradscope {
+
+namespace {
+
+std::string human_bytes(std::int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 6) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
+  Summary s;
+  const LayerReport& first = layers.front();
+  const LayerReport& last = layers.back();
+  s.log10_grad_ratio_first_to_last =
+      first.backward.grad_preact_rms.log10 - last.backward.grad_preact_rms.log10;
+  s.mean_log10_gain = layers.size() > 1 ? s.log10_grad_ratio_first_to_last /
+                                              static_cast<double>(layers.size() - 1)
+                                        : 0.0;
+  double saturated_entries = 0.0;
+  double entries = 0.0;
+  for (const LayerReport& l : layers) {
+    s.dead_units += l.forward.dead_units;
+    s.saturated_units += l.forward.saturated_units;
+    const double n = static_cast<double>(l.width) * static_cast<double>(batch);
+    saturated_entries += l.forward.saturated_fraction * n;
+    entries += n;
+    if (l.forward.nonfinite > 0 || l.backward.nonfinite > 0) s.nonfinite_layers.push_back(l.index);
+  }
+  s.saturated_fraction = saturated_entries / entries;
+  return s;
+}
+
+template <class Scalar>
+Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
+  ThreadPool pool(options.threads);
+  const Network<Scalar> net = build_network<Scalar>(spec, pool);
+  const Mat<Scalar> input = make_input<Scalar>(spec);
+  const Mat<Scalar> probe = make_probe<Scalar>(spec, net.layers.back().width);
+  PassOptions pass;
+  pass.saturation_threshold = spec.stats.saturation_threshold;
+  PassResult r = forward_backward(net, input, probe, pass, pool);
+
+  report.output_grad_rms = r.output_grad_rms;
+  report.layers.resize(net.layers.size());
+  int fan_in = spec.input.width;
+  for (std::size_t l = 0; l < net.layers.size(); ++l) {
+    LayerReport& lr = report.layers[l];
+    const LayerSpec& ls = net.layers[l];
+    lr.index = static_cast<int>(l) + 1;
+    lr.width = ls.width;
+    lr.fan_in = fan_in;
+    lr.activation = ls.activation;
+    lr.init = ls.init;
+    lr.bias = ls.bias;
+    lr.forward = r.forward[l];
+    lr.backward = r.backward[l];
+    fan_in = ls.width;
+  }
+  report.summary = summarise(report.layers, spec.input.batch);
+  return report;
+}
+
+}  // namespace
+
+Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
+  Report report;
+  report.spec = spec;
+  report.memory = estimate_memory(spec);
+  const std::int64_t limit =
+      options.memory_limit_bytes > 0 ? options.memory_limit_bytes : available_memory_bytes();
+  if (limit > 0 && report.memory.total_bytes() > limit) {
+    throw Error("run refused: it needs an estimated " + human_bytes(report.memory.total_bytes()) +
+                    " (weights " + human_bytes(report.memory.weights_bytes) + ", cached activations " +
+                    human_bytes(report.memory.cache_bytes) + ", buffers " +
+                    human_bytes(report.memory.work_bytes) + ") but only " + human_bytes(limit) +
+                    " is available",
+                "reduce stack.depth, stack.width or input.batch, or use \"precision\": \"float32\"");
+  }
+  std::int64_t fan_in = spec.input.width;
+  for (const LayerSpec& l : expand_layers(spec)) {
+    report.parameters += static_cast<std::int64_t>(l.width) * fan_in + l.width;
+    fan_in = l.width;
+  }
+  if (spec.precision == Precision::kFloat32) return run_in<float>(spec, options, std::move(report));
+  return run_in<double>(spec, options, std::move(report));
+}
+
+}  // namespace gradscope

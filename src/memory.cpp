@@ -1,0 +1,74 @@
+// What a run will allocate, and what the machine has: a run is refused before it allocates
+// anything when the first exceeds the second.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "gradscope/engine.hpp"
+#include "gradscope/network.hpp"
+
+namespace gradscope {
+
+namespace {
+
+// Sizes are counted in double: a config may ask for more than an int64 holds (1e6 layers of
+// width 1.6e7), and such a run must be refused with its estimate, not overflow.
+std::int64_t clamp_bytes(double bytes) {
+  constexpr double kMax = 3.0e18;  // three of them still add up within int64
+  return static_cast<std::int64_t>(std::min(bytes, kMax));
+}
+
+}  // namespace
+
+MemoryEstimate estimate_memory(const RunSpec& spec) {
+  const double scalar = spec.precision == Precision::kFloat32 ? 4.0 : 8.0;
+  const double batch = spec.input.batch;
+  double params = 0;
+  double units = 0;
+  double widest = spec.input.width;
+  double largest_matrix = 0;
+  double fan_in = spec.input.width;
+  // Counted without expanding the stack: a million-layer config must be cheap to refuse.
+  auto add_layers = [&](double width, double count) {
+    if (count <= 0) return;
+    params += width * fan_in + width + (count - 1) * (width * width + width);
+    largest_matrix = std::max(largest_matrix, width * std::max(fan_in, count > 1 ? width : 0.0));
+    units += width * count;
+    widest = std::max(widest, width);
+    fan_in = width;
+  };
+  add_layers(spec.stack.layer.width, spec.stack.depth);
+  if (spec.output) add_layers(spec.output->width, 1);
+  const double last_width = spec.output ? spec.output->width : spec.stack.layer.width;
+  MemoryEstimate m;
+  m.weights_bytes = clamp_bytes(params * scalar);
+  // y and phi'(h) of every layer, the input batch and the probe.
+  m.cache_bytes = clamp_bytes((2 * units + spec.input.width + last_width) * batch * scalar);
+  // Two gradient buffers, the Grams, the double-precision draw of the largest weight matrix (one
+  // per core while the network is generated), the task blocks, and the double draw of the input.
+  const double cores = hardware_threads();
+  m.work_bytes = clamp_bytes(2 * widest * batch * scalar + 2 * batch * batch * scalar +
+                             cores * (largest_matrix * 8 + 2 * kRowsPerTask * std::max(widest, batch) * scalar) +
+                             widest * batch * 8);
+  return m;
+}
+
+std::int64_t available_memory_bytes() {
+  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
+    char line[256];
+    long long kib = -1;
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::sscanf(line, "MemAvailable: %lld kB", &kib) == 1) break;
+    }
+    std::fclose(f);
+    if (kib >= 0) return static_cast<std::int64_t>(kib) * 1024;
+  }
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) return static_cast<std::int64_t>(pages) * page;
+  return -1;
+}
+
+}  // namespace gradscope

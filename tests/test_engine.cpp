@@ -1,0 +1,96 @@
+// The whole run: memory refusal before allocation, the summary's arithmetic, determinism.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "gradscope/engine.hpp"
+#include "gradscope/error.hpp"
+
+namespace gradscope {
+namespace {
+
+RunSpec spec_of(int depth, int width, int batch, Activation act, Init init) {
+  RunSpec spec;
+  spec.seed = 21;
+  spec.input.width = width;
+  spec.input.batch = batch;
+  spec.stack.depth = depth;
+  spec.stack.layer.width = width;
+  spec.stack.layer.activation = default_spec(act);
+  spec.stack.layer.init.kind = init;
+  return spec;
+}
+
+TEST(Engine, RefusesARunWhoseEstimateExceedsTheLimitWithTheEstimateInTheMessage) {
+  const RunSpec spec = spec_of(1000, 16384, 1024, Activation::kRelu, Init::kHeNormal);
+  RunOptions opt;
+  opt.memory_limit_bytes = std::int64_t{1} << 30;
+  try {
+    run_diagnostic(spec, opt);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(std::string(e.what()).find("run refused"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1.0 GiB is available"), std::string::npos) << e.what();
+    EXPECT_FALSE(e.hint().empty());
+  }
+}
+
+TEST(Engine, MemoryEstimateCountsWeightsAndCacheExactly) {
+  RunSpec spec = spec_of(10, 100, 50, Activation::kRelu, Init::kHeNormal);
+  spec.input.width = 30;
+  const MemoryEstimate m = estimate_memory(spec);
+  // weights: 100x30 + 9 x 100x100, biases 10 x 100, float32.
+  EXPECT_EQ(m.weights_bytes, (100 * 30 + 9 * 100 * 100 + 10 * 100) * 4);
+  // y and phi' per layer, plus the input and the probe, each (width x 50).
+  EXPECT_EQ(m.cache_bytes, (2 * 10 * 100 + 30 + 100) * 50 * 4);
+  spec.precision = Precision::kFloat64;
+  EXPECT_EQ(estimate_memory(spec).weights_bytes, 2 * m.weights_bytes);
+}
+
+TEST(Engine, MemoryEstimateOfAnAbsurdConfigDoesNotOverflow) {
+  const RunSpec spec = spec_of(1000000, 16777216, 16777216, Activation::kRelu, Init::kHeNormal);
+  const MemoryEstimate m = estimate_memory(spec);
+  EXPECT_GT(m.total_bytes(), std::int64_t{1} << 60);
+  EXPECT_THROW(run_diagnostic(spec), Error);
+}
+
+TEST(Engine, SummaryIsTheFirstToLastLog10RatioAndItsMeanPerLayer) {
+  const RunSpec spec = spec_of(12, 64, 32, Activation::kTanh, Init::kXavierNormal);
+  const Report r = run_diagnostic(spec);
+  ASSERT_EQ(r.layers.size(), 12u);
+  const double ratio = r.layers.front().backward.grad_preact_rms.log10 -
+                       r.layers.back().backward.grad_preact_rms.log10;
+  EXPECT_DOUBLE_EQ(r.summary.log10_grad_ratio_first_to_last, ratio);
+  EXPECT_DOUBLE_EQ(r.summary.mean_log10_gain, ratio / 11.0);
+  // The per-layer gains multiply to the ratio (each is a difference of the same log10 values).
+  double sum = 0;
+  for (std::size_t l = 0; l + 1 < r.layers.size(); ++l) sum += r.layers[l].backward.gain.log10;
+  EXPECT_NEAR(sum, ratio, 1e-12);
+  EXPECT_EQ(r.parameters, 12 * (64 * 64 + 64));
+  for (std::size_t l = 0; l < r.layers.size(); ++l) {
+    EXPECT_EQ(r.layers[l].index, static_cast<int>(l) + 1);
+    EXPECT_EQ(r.layers[l].fan_in, 64);
+  }
+}
+
+TEST(Engine, DeadUnitsAreSummedOverLayers) {
+  RunSpec spec = spec_of(3, 16, 8, Activation::kRelu, Init::kZeros);
+  spec.stack.layer.bias.kind = BiasInit::kConstant;
+  spec.stack.layer.bias.value = -1.0;
+  const Report r = run_diagnostic(spec);
+  EXPECT_EQ(r.summary.dead_units, 48);
+  EXPECT_TRUE(r.summary.nonfinite_layers.empty());
+}
+
+TEST(Engine, NonFiniteLayersAreListed) {
+  RunSpec spec = spec_of(40, 32, 8, Activation::kLinear, Init::kNormal);
+  spec.stack.layer.init.std = 10.0;
+  const Report r = run_diagnostic(spec);
+  ASSERT_FALSE(r.summary.nonfinite_layers.empty());
+  EXPECT_EQ(r.summary.nonfinite_layers.back(), 40);
+}
+
+}  // namespace
+}  // namespace gradscope
