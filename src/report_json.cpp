@@ -1,0 +1,175 @@
+// The JSON report writer: one ordered document per run, keys in a fixed order that scripts rely
+// on, and no value silently turned into null (see put() below). Schema: schema/report.schema.json.
+#include "gradscope/report_json.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "gradscope/activation.hpp"
+#include "gradscope/config.hpp"
+#include "gradscope/version.hpp"
+
+namespace gradscope {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// A number on its way into the document: `status` is empty when `value` is written as it is, and
+// otherwise says why it is written as null ("nan", "inf", "-inf", "underflow", "overflow",
+// "no_finite_values").
+struct Num {
+  double value = 0.0;
+  std::string_view status;
+};
+
+Num number(double v) {
+  if (std::isnan(v)) return {v, "nan"};
+  if (std::isinf(v)) return {v, v > 0 ? "inf" : "-inf"};
+  return {v, {}};
+}
+
+// The value half of a Magnitude: 0 or inf with a finite log10 means the double range was
+// exceeded, and the exact size lives in the sibling log10 key.
+Num magnitude_value(const Magnitude& m) {
+  if (std::isfinite(m.log10)) {
+    if (m.value == 0.0) return {m.value, "underflow"};
+    if (std::isinf(m.value)) return {m.value, "overflow"};
+  }
+  return number(m.value);
+}
+
+// The one place every number enters the document. JSON has no NaN or Inf, and a bare null would
+// be ambiguous, so a non-representable value becomes null followed by "<key>_status".
+void put(Json& obj, const std::string& key, Num n) {
+  if (n.status.empty()) {
+    obj[key] = n.value;
+  } else {
+    obj[key] = nullptr;
+    obj[key + "_status"] = std::string(n.status);
+  }
+}
+
+// A Magnitude as two keys: `key` (the value) and `log10_key` (its exact log10).
+void put_magnitude(Json& obj, const std::string& key, const std::string& log10_key,
+                   const Magnitude& m) {
+  put(obj, key, magnitude_value(m));
+  put(obj, log10_key, number(m.log10));
+}
+
+Json moment_json(const MomentStats& s) {
+  Json j = Json::object();
+  const auto moment = [&](double v) {
+    return s.finite == 0 ? Num{v, "no_finite_values"} : number(v);
+  };
+  put(j, "mean", moment(s.mean));
+  put(j, "std", moment(s.std));
+  put(j, "rms", moment(s.rms));
+  put(j, "min", moment(s.min));
+  put(j, "max", moment(s.max));
+  return j;
+}
+
+Json forward_json(const ForwardStats& f) {
+  Json j = Json::object();
+  Json preact = moment_json(f.preact);
+  preact["nonfinite"] = f.preact.nonfinite;
+  Json act = moment_json(f.act);
+  put(act, "zero_fraction", number(f.zero_fraction));
+  put(act, "saturated_fraction", number(f.saturated_fraction));
+  act["nonfinite"] = f.act.nonfinite;
+  j["preact"] = std::move(preact);
+  j["act"] = std::move(act);
+  j["dead_units"] = f.dead_units;
+  put(j, "dead_fraction", number(f.dead_fraction));
+  j["saturated_units"] = f.saturated_units;
+  j["nonfinite"] = f.nonfinite;
+  return j;
+}
+
+Json backward_json(const BackwardStats& b) {
+  Json j = Json::object();
+  Json grad_preact = Json::object();
+  put_magnitude(grad_preact, "rms", "log10_rms", b.grad_preact_rms);
+  Json grad_weight = Json::object();
+  put_magnitude(grad_weight, "norm", "log10_norm", b.grad_weight_norm);
+  Json grad_bias = Json::object();
+  put_magnitude(grad_bias, "norm", "log10_norm", b.grad_bias_norm);
+  j["grad_preact"] = std::move(grad_preact);
+  j["grad_weight"] = std::move(grad_weight);
+  j["grad_bias"] = std::move(grad_bias);
+  put(j, "weight_norm", number(b.weight_norm));
+  // log10(0) = -inf: an all-zero weight matrix is reported as null with status "-inf".
+  put(j, "log10_weight_norm", number(std::log10(b.weight_norm)));
+  put_magnitude(j, "grad_weight_to_weight", "log10_grad_weight_to_weight", b.grad_weight_to_weight);
+  put_magnitude(j, "gain", "log10_gain", b.gain);
+  j["nonfinite"] = b.nonfinite;
+  return j;
+}
+
+Json layer_json(const LayerReport& layer) {
+  Json j = Json::object();
+  j["index"] = layer.index;
+  j["width"] = layer.width;
+  j["fan_in"] = layer.fan_in;
+  j["activation"] = std::string(activation_info(layer.activation.kind).name);
+  j["forward"] = forward_json(layer.forward);
+  j["backward"] = backward_json(layer.backward);
+  return j;
+}
+
+Json summary_json(const Summary& s) {
+  Json j = Json::object();
+  put(j, "log10_grad_ratio_first_to_last", number(s.log10_grad_ratio_first_to_last));
+  put(j, "mean_log10_gain", number(s.mean_log10_gain));
+  put(j, "geometric_mean_gain", magnitude_value(magnitude_from_log10(s.mean_log10_gain)));
+  j["dead_units"] = s.dead_units;
+  j["saturated_units"] = s.saturated_units;
+  put(j, "saturated_fraction", number(s.saturated_fraction));
+  j["nonfinite_layers"] = s.nonfinite_layers;
+  if (s.nonfinite_layers.empty()) {
+    j["first_nonfinite_layer"] = nullptr;  // documented in the schema: no such layer
+  } else {
+    j["first_nonfinite_layer"] =
+        *std::min_element(s.nonfinite_layers.begin(), s.nonfinite_layers.end());
+  }
+  return j;
+}
+
+}  // namespace
+
+std::string report_to_json(const Report& report) {
+  Json doc = Json::object();
+  doc["schema_version"] = kSchemaVersion;
+  doc["tool"] = Json{{"name", "gradscope"}, {"version", kVersion}};
+  doc["config"] = Json::parse(run_spec_to_json(report.spec));
+
+  Json memory = Json::object();
+  memory["estimate_bytes"] = report.memory.total_bytes();
+  memory["weights_bytes"] = report.memory.weights_bytes;
+  memory["cache_bytes"] = report.memory.cache_bytes;
+  memory["work_bytes"] = report.memory.work_bytes;
+  Json network = Json::object();
+  network["depth"] = report.layers.size();
+  network["parameters"] = report.parameters;
+  network["precision"] = std::string(precision_name(report.spec.precision));
+  network["memory"] = std::move(memory);
+  doc["network"] = std::move(network);
+
+  Json output_grad = Json::object();
+  put_magnitude(output_grad, "rms", "log10_rms", report.output_grad_rms);
+  doc["output_grad"] = std::move(output_grad);
+
+  Json layers = Json::array();
+  for (const LayerReport& layer : report.layers) layers.push_back(layer_json(layer));
+  doc["layers"] = std::move(layers);
+  doc["summary"] = summary_json(report.summary);
+
+  // Replace rather than throw on invalid UTF-8 in a run name: the report must still be written.
+  return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+}  // namespace gradscope

@@ -1,0 +1,532 @@
+// The text report: a header block, a per-layer table within 120 columns with a log-scale bar for
+// the gradient, and the summary. Values beyond double's range are printed from their log10.
+#include "gradscope/report_text.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gradscope/activation.hpp"
+#include "gradscope/init.hpp"
+#include "gradscope/version.hpp"
+
+namespace gradscope {
+
+namespace {
+
+constexpr std::size_t kLineWidth = 120;
+
+// Table columns: widths in characters, one space between columns, two before the bar.
+constexpr int kLayerW = 5;
+constexpr int kWidthW = 6;
+constexpr int kActW = 10;  // the longest registry name, leaky_relu
+constexpr int kActRmsW = 9;
+constexpr int kZeroW = 6;
+constexpr int kDeadW = 6;
+constexpr int kSatW = 6;
+constexpr int kLogW = 14;
+constexpr int kGainW = 9;
+constexpr int kBarW = 26;
+constexpr int kNoteW = 10;
+constexpr int kRowW = kLayerW + 1 + kWidthW + 1 + kActW + 1 + kActRmsW + 1 + kZeroW + 1 + kDeadW +
+                      1 + kSatW + 1 + kLogW + 1 + kGainW + 2 + kBarW + 1 + kNoteW;
+static_assert(kRowW <= static_cast<int>(kLineWidth), "the table must fit 120 columns");
+
+// A gradient rms below 1e-7 is lost when a float32 update lr * g meets an O(1) weight (float32's
+// epsilon is 1.2e-7), so such layers are shown red along with non-finite ones.
+constexpr double kTinyGradLog10 = -7.0;
+
+// Sharp-change thresholds used to keep layers through elision (see select_rows).
+const double kGainJumpLog10 = std::log10(2.0);
+constexpr double kDeadJump = 0.25;
+
+constexpr std::string_view kRed = "\x1b[31m";
+constexpr std::string_view kYellow = "\x1b[33m";
+constexpr std::string_view kBold = "\x1b[1m";
+constexpr std::string_view kDim = "\x1b[2m";
+constexpr std::string_view kReset = "\x1b[0m";
+
+struct Painter {
+  bool color = false;
+  // Wraps already padded text, so colour never changes a column's width.
+  std::string operator()(std::string_view text, std::string_view code) const {
+    if (!color || code.empty() || text.empty()) return std::string(text);
+    return fmt::format("{}{}{}", code, text, kReset);
+  }
+};
+
+// Display columns of UTF-8 text: one per code point (run names may hold non-ASCII).
+std::size_t display_width(std::string_view s) {
+  std::size_t n = 0;
+  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+// Cuts `s` to at most `width` display columns, ending in "..." when cut.
+std::string fit(std::string_view s, std::size_t width) {
+  if (display_width(s) <= width) return std::string(s);
+  if (width < 3) return std::string(width, '.');
+  std::string out;
+  std::size_t cols = 0;
+  for (const char c : s) {
+    const bool starts_code_point = (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    if (starts_code_point && ++cols > width - 3) break;
+    out += c;
+  }
+  return out + "...";
+}
+
+// A user-supplied name must not carry control characters (an ESC would be an injected colour).
+std::string sanitize(std::string_view s) {
+  std::string out;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u == 0x7F) ? '?' : c;
+  }
+  return out;
+}
+
+std::string nonfinite_name(double v) {
+  if (std::isnan(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+
+// Three significant digits; "nan", "inf", "-inf" otherwise.
+std::string format_number(double v) {
+  if (!std::isfinite(v)) return nonfinite_name(v);
+  return fmt::format("{:.3g}", v);
+}
+
+// A Magnitude with three significant digits. Beyond double's range (and in the subnormal range,
+// where the value has lost digits) it is rebuilt from its log10: 10^-600.5 -> "3.16e-601".
+std::string format_magnitude(const Magnitude& m) {
+  if (std::isnan(m.log10) || std::isnan(m.value)) return "nan";
+  if (std::isinf(m.log10)) return m.log10 > 0 ? "inf" : "0";
+  if (std::isnormal(m.value)) return fmt::format("{:.3g}", m.value);
+  double exponent = std::floor(m.log10);
+  double mantissa = std::pow(10.0, m.log10 - exponent);
+  if (mantissa >= 9.995) {  // would print as "10.00"
+    mantissa /= 10.0;
+    exponent += 1.0;
+  }
+  return fmt::format("{:.2f}e{:+.0f}", mantissa, exponent);
+}
+
+// log10 values with two decimals, "-inf" for an exact zero.
+std::string format_log10(double v) {
+  if (!std::isfinite(v)) return nonfinite_name(v);
+  return fmt::format("{:.2f}", v);
+}
+
+std::string format_percent(double fraction) {
+  if (!std::isfinite(fraction)) return nonfinite_name(fraction);
+  return fmt::format("{:.1f}", 100.0 * fraction);
+}
+
+// Keeps a table cell within its column whatever the value.
+std::string cell(std::string s, int width) { return fit(s, static_cast<std::size_t>(width)); }
+
+std::string group_thousands(std::int64_t n) {
+  const std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+std::string format_bytes(std::int64_t bytes) {
+  constexpr std::string_view kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (v >= 1024.0 && unit + 1 < std::size(kUnits)) {
+    v /= 1024.0;
+    ++unit;
+  }
+  if (unit == 0) return fmt::format("{} B", bytes);
+  return fmt::format("{:.1f} {}", v, kUnits[unit]);
+}
+
+std::string activation_label(const ActivationSpec& spec) {
+  const ActivationInfo& info = activation_info(spec.kind);
+  if (info.param_name.empty()) return std::string(info.name);
+  return fmt::format("{}({}={:g})", info.name, info.param_name, spec.param);
+}
+
+std::string init_label(const InitSpec& init, const BiasInitSpec& bias) {
+  std::string out(init_info(init.kind).name);
+  std::vector<std::string> params;
+  if (init.gain != 1.0) params.push_back(fmt::format("gain={:g}", init.gain));
+  switch (init.kind) {
+    case Init::kNormal:
+      params.push_back(fmt::format("std={:g}", init.std));
+      break;
+    case Init::kUniform:
+      params.push_back(fmt::format("limit={:g}", init.limit));
+      break;
+    case Init::kHeNormal:
+    case Init::kHeUniform:
+      if (init.mode == FanMode::kFanOut) params.emplace_back("mode=fan_out");
+      break;
+    case Init::kVariance:
+      params.push_back(fmt::format("weight_var={:g}", init.weight_var));
+      break;
+    default:
+      break;
+  }
+  if (!params.empty()) out += fmt::format("({})", fmt::join(params, ", "));
+  out += fmt::format(", bias {}", bias_init_table()[static_cast<std::size_t>(bias.kind)].name);
+  if (bias.kind == BiasInit::kConstant) out += fmt::format("({:g})", bias.value);
+  if (bias.kind == BiasInit::kNormal) out += fmt::format("(std={:g})", bias.std);
+  return out;
+}
+
+// "16 -> 32 (x2) -> 4": the input width, then runs of equal layer widths.
+std::string widths_label(const std::vector<LayerReport>& layers) {
+  if (layers.empty()) return "no layers";
+  std::string out = std::to_string(layers.front().fan_in);
+  for (std::size_t i = 0; i < layers.size();) {
+    std::size_t j = i;
+    while (j < layers.size() && layers[j].width == layers[i].width) ++j;
+    out += fmt::format(" -> {}", layers[i].width);
+    if (j - i > 1) out += fmt::format(" (x{})", j - i);
+    i = j;
+  }
+  return out;
+}
+
+// "3, 5-8, 12": sorted 1-based indices as ranges.
+std::string index_ranges(std::vector<int> indices) {
+  std::sort(indices.begin(), indices.end());
+  indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
+  std::vector<std::string> parts;
+  for (std::size_t i = 0; i < indices.size();) {
+    std::size_t j = i;
+    while (j + 1 < indices.size() && indices[j + 1] == indices[j] + 1) ++j;
+    parts.push_back(j == i ? std::to_string(indices[i])
+                           : fmt::format("{}-{}", indices[i], indices[j]));
+    i = j + 1;
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+bool layer_nonfinite(const LayerReport& l) {
+  const Magnitude& g = l.backward.grad_preact_rms;
+  // log10 = -inf with value 0 is an exact zero gradient: finite, if alarming.
+  return l.forward.nonfinite > 0 || l.backward.nonfinite > 0 ||
+         (!std::isfinite(g.log10) && g.value != 0.0);
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  const std::size_t mid = v.size() / 2;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+  const double upper = v[mid];
+  if (v.size() % 2 == 1) return upper;
+  const double lower = *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid));
+  return 0.5 * (lower + upper);
+}
+
+// Why a layer is worth keeping through elision.
+struct RowFlag {
+  std::string_view note;   // shown at the end of the row; empty when nothing is remarkable
+  double score = 0.0;      // > 0 for a sharp change; larger is sharper
+  bool mandatory = false;  // first, last, first non-finite
+  bool nonfinite = false;  // any NaN/Inf in the layer's statistics (shown red)
+};
+
+// The elision rule. A stack deeper than max_rows shows max_rows layer rows (or just the mandatory
+// ones, should they be more), chosen in this order:
+//   1. mandatory: the first layer, the last layer, and the first non-finite layer (a layer in
+//      summary.nonfinite_layers, or with NaN/Inf entries counted in its forward or backward
+//      statistics, or a NaN/+inf gradient rms);
+//   2. sharp changes, ranked by score when there are more than the budget left:
+//      - gain jump: |log10 gain - median over layers of log10 gain| > log10(2), i.e. the layer
+//        scales the gradient by more than twice or less than half the typical layer (an exact
+//        zero gain counts, with an infinite score); score = the excess in units of log10(2);
+//      - dead jump: the dead fraction changes by more than 0.25 from the previous layer;
+//        score = the change in units of 0.25;
+//      later non-finite layers are marked "non-finite" but not kept for it: the first one is the
+//      news, and a NaN usually fills every layer after it;
+//   3. the rest of the budget goes to the first and last layers, half each, so the table shows
+//      how the stack starts and ends. Each gap between kept rows prints one "... N layers elided"
+//      line (these lines do not count towards max_rows).
+std::vector<RowFlag> flag_rows(const std::vector<LayerReport>& layers, const Summary& summary) {
+  std::vector<RowFlag> flags(layers.size());
+  if (layers.empty()) return flags;
+  std::vector<double> gains;
+  for (const LayerReport& l : layers) {
+    if (std::isfinite(l.backward.gain.log10)) gains.push_back(l.backward.gain.log10);
+  }
+  const double typical = median(gains);
+  bool seen_nonfinite = false;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const LayerReport& l = layers[i];
+    RowFlag& f = flags[i];
+    const bool listed = std::find(summary.nonfinite_layers.begin(), summary.nonfinite_layers.end(),
+                                  l.index) != summary.nonfinite_layers.end();
+    if (listed || layer_nonfinite(l)) {
+      f.nonfinite = true;
+      f.note = "non-finite";
+      f.mandatory = !seen_nonfinite;
+      seen_nonfinite = true;
+      continue;
+    }
+    const double g = l.backward.gain.log10;
+    if (!std::isnan(typical) && !std::isnan(g)) {
+      const double excess = std::abs(g - typical) / kGainJumpLog10;
+      if (excess > 1.0) {
+        f.note = "gain jump";
+        f.score = excess;
+      }
+    }
+    if (i > 0) {
+      const double jump = std::abs(l.forward.dead_fraction - layers[i - 1].forward.dead_fraction);
+      if (jump > kDeadJump && jump / kDeadJump > f.score) {
+        f.note = "dead jump";
+        f.score = jump / kDeadJump;
+      }
+    }
+  }
+  flags.front().mandatory = true;
+  flags.back().mandatory = true;
+  return flags;
+}
+
+std::vector<bool> select_rows(const std::vector<RowFlag>& flags, int max_rows) {
+  const std::size_t n = flags.size();
+  const std::size_t budget = static_cast<std::size_t>(std::max(max_rows, 2));
+  std::vector<bool> keep(n, n <= budget);
+  if (n <= budget) return keep;
+
+  std::size_t used = 0;
+  std::vector<std::size_t> candidates;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (flags[i].mandatory) {
+      keep[i] = true;
+      ++used;
+    } else if (flags[i].score > 0.0) {
+      candidates.push_back(i);
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [&](std::size_t a, std::size_t b) { return flags[a].score > flags[b].score; });
+  for (const std::size_t i : candidates) {
+    if (used >= budget) break;
+    keep[i] = true;
+    ++used;
+  }
+  // Fill from both ends towards the middle, alternating: 0, n-1, 1, n-2, ...
+  for (std::size_t k = 0; k < n && used < budget; ++k) {
+    const std::size_t i = k % 2 == 0 ? k / 2 : n - 1 - k / 2;
+    if (keep[i]) continue;
+    keep[i] = true;
+    ++used;
+  }
+  return keep;
+}
+
+constexpr double kMinBarDecades = 2.0;
+
+struct BarScale {
+  bool any = false;  // some layer has a finite log10 grad rms
+  double lo = 0.0;
+  double hi = 0.0;
+};
+
+BarScale bar_scale(const std::vector<LayerReport>& layers) {
+  BarScale s;
+  for (const LayerReport& l : layers) {
+    const double v = l.backward.grad_preact_rms.log10;
+    if (!std::isfinite(v)) continue;
+    s.lo = s.any ? std::min(s.lo, v) : v;
+    s.hi = s.any ? std::max(s.hi, v) : v;
+    s.any = true;
+  }
+  // The axis spans at least two decades, anchored at the largest value, so that a healthy stack
+  // whose gradient wobbles by 0.1 in log10 shows nearly full bars instead of an exaggerated slope.
+  if (s.any) s.lo = std::min(s.lo, s.hi - kMinBarDecades);
+  return s;
+}
+
+// From 1 character at the run's smallest log10 grad rms to kBarW at its largest.
+std::string bar(double log10, const BarScale& s) {
+  if (std::isnan(log10)) return "(nan)";
+  if (std::isinf(log10)) return log10 > 0 ? "(inf)" : "(zero)";
+  if (s.hi <= s.lo) return std::string(kBarW, '#');
+  const double t = (log10 - s.lo) / (s.hi - s.lo);
+  const auto n = static_cast<std::size_t>(1.0 + std::round(t * (kBarW - 1)));
+  return std::string(std::min<std::size_t>(n, kBarW), '#');
+}
+
+std::string legend(const BarScale& s) {
+  std::string out;
+  if (!s.any) {
+    out = "bar: no layer has a finite gradient";
+  } else if (s.hi <= s.lo) {
+    out = fmt::format("bar: every layer's log10 grad rms is {}", format_log10(s.lo));
+  } else {
+    out = fmt::format(
+        "bar: log10 grad rms on a linear axis from {} (1 #) to {} ({} #), 1 # = {:.3g} in log10",
+        format_log10(s.lo), format_log10(s.hi), kBarW, (s.hi - s.lo) / (kBarW - 1));
+  }
+  return out;
+}
+
+void append_line(std::string& out, std::string_view line) {
+  out += line;
+  out += '\n';
+}
+
+std::string header_block(const Report& r, const Painter& paint) {
+  const RunSpec& spec = r.spec;
+  std::string out;
+  append_line(out, paint(fit(fmt::format("gradscope {} | run: {}", kVersion, sanitize(spec.name)),
+                             kLineWidth),
+                         kBold));
+  std::string depth = fmt::format("{} layers", r.layers.size());
+  if (spec.output && r.layers.size() == static_cast<std::size_t>(spec.stack.depth) + 1) {
+    depth += fmt::format(" ({} stack + 1 output)", spec.stack.depth);
+  }
+  const auto row = [&](std::string_view key, const std::string& value) {
+    append_line(out, fit(fmt::format("  {:<12}{}", key, value), kLineWidth));
+  };
+  row("depth", depth);
+  row("widths", widths_label(r.layers));
+  std::string act = activation_label(spec.stack.layer.activation);
+  std::string init = init_label(spec.stack.layer.init, spec.stack.layer.bias);
+  if (spec.output) {
+    act += "; output " + activation_label(spec.output->activation);
+    init += "; output " + init_label(spec.output->init, spec.output->bias);
+  }
+  row("activation", act);
+  row("init", init);
+  row("precision", fmt::format("{} | seed {} | batch {}", precision_name(spec.precision), spec.seed,
+                               spec.input.batch));
+  row("parameters", group_thousands(r.parameters));
+  row("memory",
+      fmt::format("{} estimated (weights {}, cache {}, work {})",
+                  format_bytes(r.memory.total_bytes()), format_bytes(r.memory.weights_bytes),
+                  format_bytes(r.memory.cache_bytes), format_bytes(r.memory.work_bytes)));
+  return out;
+}
+
+std::string table_row(const LayerReport& l, const RowFlag& flag, const BarScale& scale,
+                      const Painter& paint) {
+  const Magnitude& g = l.backward.grad_preact_rms;
+  const bool nonfinite = flag.nonfinite;
+  const bool tiny = std::isfinite(g.log10) ? g.log10 < kTinyGradLog10 : g.value == 0.0;
+  const std::string_view grad_color = nonfinite || tiny ? kRed : std::string_view{};
+
+  const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
+  std::string out = fmt::format(
+      "{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} ", l.index, kLayerW, l.width, kWidthW,
+      cell(std::string(activation_info(l.activation.kind).name), kActW), kActW,
+      cell(act_rms, kActRmsW), kActRmsW, cell(format_percent(l.forward.zero_fraction), kZeroW),
+      kZeroW, cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
+      cell(format_percent(l.forward.saturated_fraction), kSatW), kSatW);
+  out += paint(fmt::format("{:>{}}", cell(format_log10(g.log10), kLogW), kLogW), grad_color);
+  out += fmt::format(" {:>{}}  ", cell(format_magnitude(l.backward.gain), kGainW), kGainW);
+  // Only the bar's characters are painted and no row ends in blanks, so the coloured output with
+  // its escape codes removed is exactly the plain output.
+  const std::string bar_text = bar(g.log10, scale);
+  out += paint(bar_text, grad_color);
+  if (!flag.note.empty()) {
+    out += std::string(static_cast<std::size_t>(kBarW + 1) - bar_text.size(), ' ');
+    out += paint(cell(std::string(flag.note), kNoteW), nonfinite ? kRed : kYellow);
+  }
+  return out;
+}
+
+std::string table_block(const Report& r, const TextOptions& options, const Painter& paint) {
+  std::string out;
+  const std::string head = fmt::format(
+      "{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}}  {}", "layer", kLayerW,
+      "width", kWidthW, "activation", kActW, "act rms", kActRmsW, "zero %", kZeroW, "dead", kDeadW,
+      "sat %", kSatW, "log10 grad rms", kLogW, "gain", kGainW, "gradient rms (log scale)");
+  append_line(out, paint(head, kBold));
+  if (r.layers.empty()) {
+    append_line(out, "  (no layers)");
+    return out;
+  }
+  const std::vector<RowFlag> flags = flag_rows(r.layers, r.summary);
+  const std::vector<bool> keep = select_rows(flags, options.max_rows);
+  const BarScale scale = bar_scale(r.layers);
+  std::size_t elided = 0;
+  const auto flush_elided = [&] {
+    if (elided == 0) return;
+    append_line(
+        out,
+        paint(fmt::format("  ... {} layer{} elided ...", elided, elided == 1 ? "" : "s"), kDim));
+    elided = 0;
+  };
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    if (!keep[i]) {
+      ++elided;
+      continue;
+    }
+    flush_elided();
+    append_line(out, table_row(r.layers[i], flags[i], scale, paint));
+  }
+  flush_elided();
+  append_line(out, fit(legend(scale), kLineWidth));
+  return out;
+}
+
+std::string summary_block(const Report& r, const Painter& paint) {
+  const Summary& s = r.summary;
+  std::string out;
+  append_line(out, paint("summary", kBold));
+  constexpr std::size_t kKeyW = 40;  // two spaces of indent and the key
+  // The value is fitted before it is painted, so colour codes never count towards the width.
+  const auto row = [&](std::string_view key, const std::string& value, std::string_view code = {}) {
+    append_line(out, fmt::format("  {:<{}}{}", key, kKeyW - 2,
+                                 paint(fit(value, kLineWidth - kKeyW), code)));
+  };
+  const Magnitude ratio = magnitude_from_log10(s.log10_grad_ratio_first_to_last);
+  row("log10 grad rms, first / last layer",
+      std::isfinite(s.log10_grad_ratio_first_to_last)
+          ? fmt::format("{:.2f}  (the first layer's gradient is {} x the last's)",
+                        s.log10_grad_ratio_first_to_last, format_magnitude(ratio))
+          : format_log10(s.log10_grad_ratio_first_to_last));
+  row("mean per-layer gain",
+      fmt::format("log10 {}, factor {}",
+                  std::isfinite(s.mean_log10_gain) ? fmt::format("{:.4f}", s.mean_log10_gain)
+                                                   : nonfinite_name(s.mean_log10_gain),
+                  format_magnitude(magnitude_from_log10(s.mean_log10_gain))));
+  row("output gradient rms (dL/dy)", format_magnitude(r.output_grad_rms));
+  row("dead units", group_thousands(s.dead_units));
+  row("saturated units", group_thousands(s.saturated_units));
+  row("saturated fraction", format_percent(s.saturated_fraction) + " % of activation entries");
+  if (s.nonfinite_layers.empty()) {
+    row("non-finite layers", "none");
+  } else {
+    const int first = *std::min_element(s.nonfinite_layers.begin(), s.nonfinite_layers.end());
+    row("non-finite layers",
+        fmt::format("{} layer{} (first: {}): {}", s.nonfinite_layers.size(),
+                    s.nonfinite_layers.size() == 1 ? "" : "s", first,
+                    index_ranges(s.nonfinite_layers)),
+        kRed);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string report_to_text(const Report& report, const TextOptions& options) {
+  const Painter paint{options.color};
+  std::string out = header_block(report, paint);
+  out += '\n';
+  out += table_block(report, options, paint);
+  out += '\n';
+  out += summary_block(report, paint);
+  return out;
+}
+
+}  // namespace gradscope

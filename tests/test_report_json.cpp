@@ -1,0 +1,526 @@
+// Tests of the JSON report writer against schema/report.schema.json, the null-with-status rule,
+// determinism and a golden file; also the Magnitude helpers it reads, and the schema validator.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gradscope/report.hpp"
+#include "gradscope/report_json.hpp"
+#include "gradscope/version.hpp"
+#include "json_schema.hpp"
+
+namespace gradscope {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using testing::validate_schema;
+
+constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// ---------------------------------------------------------------- hand-built reports
+
+// A layer whose statistics follow from its gradient's log10 and the next layer's, consistently:
+// gain = rms(dL/dh^l) / rms(dL/dh^{l+1}).
+LayerReport make_layer(int index, int width, int fan_in, Activation kind, double log10_grad,
+                       double log10_next_grad, int batch) {
+  LayerReport l;
+  l.index = index;
+  l.width = width;
+  l.fan_in = fan_in;
+  l.activation.kind = kind;
+  const std::int64_t entries = static_cast<std::int64_t>(width) * batch;
+  l.forward.preact = {0.01 * index,
+                      1.0 + 0.1 * index,
+                      std::hypot(0.01 * index, 1.0 + 0.1 * index),
+                      -3.5,
+                      3.25,
+                      entries,
+                      0};
+  const bool relu = kind == Activation::kRelu;
+  l.forward.act = {relu ? 0.4 : 0.01 * index,
+                   relu ? 0.6 : 1.0,
+                   relu ? std::sqrt(0.52) : 1.0,
+                   relu ? 0.0 : -3.5,
+                   3.25,
+                   entries,
+                   0};
+  l.forward.zero_fraction = relu ? 0.5 : 0.0;
+  l.forward.dead_units = relu ? index % 3 : 0;
+  l.forward.dead_fraction = static_cast<double>(l.forward.dead_units) / width;
+  l.backward.grad_preact_rms = magnitude_from_log10(log10_grad);
+  // ||dL/dW||_F over width x fan_in entries and ||dL/db|| over width entries, from the rms.
+  l.backward.grad_weight_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(width * fan_in));
+  l.backward.grad_bias_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(width));
+  l.backward.weight_norm = std::sqrt(2.0 * width);
+  l.backward.grad_weight_to_weight = magnitude_ratio(
+      l.backward.grad_weight_norm, magnitude_from_scaled(l.backward.weight_norm, 0));
+  l.backward.gain =
+      magnitude_ratio(l.backward.grad_preact_rms, magnitude_from_log10(log10_next_grad));
+  return l;
+}
+
+// A report over layers with the given log10 gradient rms (input side first) and widths; the
+// summary is computed from the layers as the engine would.
+Report make_report(const std::string& name, const std::vector<double>& log10_grads,
+                   const std::vector<int>& widths, double log10_output_grad, bool with_output) {
+  Report r;
+  r.spec.name = name;
+  r.spec.seed = 7;
+  r.spec.input.width = 16;
+  r.spec.input.batch = 64;
+  const int depth = static_cast<int>(log10_grads.size());
+  r.spec.stack.depth = with_output ? depth - 1 : depth;
+  r.spec.stack.layer.width = widths.front();
+  r.spec.stack.layer.activation.kind = Activation::kRelu;
+  if (with_output) {
+    LayerSpec out;
+    out.width = widths.back();
+    out.activation.kind = Activation::kLinear;
+    out.init.kind = Init::kXavierNormal;
+    r.spec.output = out;
+  }
+  int fan_in = r.spec.input.width;
+  for (int i = 0; i < depth; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    const bool is_output = with_output && i == depth - 1;
+    const double next = i + 1 < depth ? log10_grads[u + 1] : log10_output_grad;
+    r.layers.push_back(make_layer(i + 1, widths[u], fan_in,
+                                  is_output ? Activation::kLinear : Activation::kRelu,
+                                  log10_grads[u], next, r.spec.input.batch));
+    r.parameters += static_cast<std::int64_t>(widths[u]) * fan_in + widths[u];
+    fan_in = widths[u];
+  }
+  r.output_grad_rms = magnitude_from_log10(log10_output_grad);
+  r.memory.weights_bytes = 4 * r.parameters;
+  // Activations and derivatives of every layer in float32.
+  for (const int w : widths) r.memory.cache_bytes += 2 * 4 * std::int64_t{w} * r.spec.input.batch;
+  r.memory.work_bytes = 4096;
+  r.summary.log10_grad_ratio_first_to_last = log10_grads.front() - log10_grads.back();
+  r.summary.mean_log10_gain =
+      depth > 1 ? r.summary.log10_grad_ratio_first_to_last / (depth - 1) : 0.0;
+  for (const LayerReport& l : r.layers) {
+    r.summary.dead_units += l.forward.dead_units;
+    r.summary.saturated_units += l.forward.saturated_units;
+  }
+  return r;
+}
+
+Report small_report() {
+  return make_report("small", {-1.25, -0.875, -0.5}, {32, 32, 4}, -0.3, true);
+}
+
+// ---------------------------------------------------------------- helpers
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Json load_schema() {
+  const std::string text =
+      read_file(std::string(GRADSCOPE_SOURCE_DIR) + "/schema/report.schema.json");
+  EXPECT_FALSE(text.empty()) << "schema/report.schema.json not found";
+  return Json::parse(text);
+}
+
+std::string join(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const std::string& l : lines) out += l + "\n";
+  return out;
+}
+
+std::vector<std::string> keys_of(const Json& obj) {
+  std::vector<std::string> keys;
+  for (auto it = obj.begin(); it != obj.end(); ++it) keys.push_back(it.key());
+  return keys;
+}
+
+// The key that follows `key` in an ordered object ("" when none).
+std::string key_after(const Json& obj, const std::string& key) {
+  const std::vector<std::string> keys = keys_of(obj);
+  for (std::size_t i = 0; i + 1 < keys.size(); ++i) {
+    if (keys[i] == key) return keys[i + 1];
+  }
+  return "";
+}
+
+void expect_null_with_status(const Json& obj, const std::string& key, const std::string& status) {
+  ASSERT_TRUE(obj.contains(key)) << key;
+  EXPECT_TRUE(obj[key].is_null()) << key << " = " << obj[key].dump();
+  EXPECT_EQ(key_after(obj, key), key + "_status") << "status must follow " << key;
+  ASSERT_TRUE(obj.contains(key + "_status")) << key;
+  EXPECT_EQ(obj[key + "_status"], status) << key;
+}
+
+// Walks the document: every null (bar the documented first_nonfinite_layer) is followed by its
+// status, and every status key sits right after a null.
+void check_no_silent_null(const Json& v, const std::string& path,
+                          std::vector<std::string>& errors) {
+  if (v.is_array()) {
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      check_no_silent_null(v[i], path + "[" + std::to_string(i) + "]", errors);
+    }
+  }
+  if (!v.is_object()) return;
+  const std::vector<std::string> keys = keys_of(v);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const std::string& k = keys[i];
+    const std::string child = path + "." + k;
+    if (v[k].is_null() && child != "$.summary.first_nonfinite_layer") {
+      if (i + 1 >= keys.size() || keys[i + 1] != k + "_status")
+        errors.push_back(child + ": null without status");
+    }
+    const std::string suffix = "_status";
+    if (k.size() > suffix.size() &&
+        k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      const std::string base = k.substr(0, k.size() - suffix.size());
+      if (i == 0 || keys[i - 1] != base || !v[base].is_null())
+        errors.push_back(child + ": status without a null before it");
+    }
+    check_no_silent_null(v[k], child, errors);
+  }
+}
+
+// Compares with tests/golden/NAME byte for byte; GRADSCOPE_UPDATE_GOLDEN=1 rewrites the file.
+void expect_matches_golden(const std::string& actual, const std::string& name) {
+  const std::string path = std::string(GRADSCOPE_SOURCE_DIR) + "/tests/golden/" + name;
+  const char* update = std::getenv("GRADSCOPE_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path, std::ios::binary) << actual;
+    std::cout << "rewrote " << path << "\n";
+  }
+  const std::string expected = read_file(path);
+  ASSERT_FALSE(expected.empty()) << path << " is missing; run with GRADSCOPE_UPDATE_GOLDEN=1";
+  if (expected == actual) return;
+  std::size_t at = 0;
+  while (at < expected.size() && at < actual.size() && expected[at] == actual[at]) ++at;
+  const std::size_t line =
+      1 + static_cast<std::size_t>(std::count(
+              expected.begin(), expected.begin() + static_cast<std::ptrdiff_t>(at), '\n'));
+  const auto line_at = [&](const std::string& s) {
+    const std::size_t begin = s.rfind('\n', at == 0 ? 0 : at - 1);
+    const std::size_t from = begin == std::string::npos || at == 0 ? 0 : begin + 1;
+    return s.substr(from, s.find('\n', from) - from);
+  };
+  ADD_FAILURE()
+      << name << " differs from the golden file at byte " << at << " (line " << line
+      << ")\n  golden: " << line_at(expected) << "\n  actual: " << line_at(actual)
+      << "\nIf the change is intended, rerun with GRADSCOPE_UPDATE_GOLDEN=1 and review the diff.";
+}
+
+// ---------------------------------------------------------------- the validator itself
+
+TEST(JsonSchemaValidator, AcceptsMatchingInstances) {
+  const Json schema = Json::parse(R"({
+    "type": "object", "additionalProperties": false, "required": ["n", "tag"],
+    "properties": {
+      "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 10},
+      "tag": {"enum": ["a", "b"]},
+      "list": {"type": "array", "items": {"$ref": "#/$defs/point"}},
+      "fixed": {"const": 3}
+    },
+    "$defs": {"point": {"type": "object", "required": ["x"], "properties": {"x": {"type": "number"}}}}
+  })");
+  EXPECT_EQ(join(validate_schema(schema, Json::parse(R"({"n": 5, "tag": "a"})"))), "");
+  EXPECT_EQ(join(validate_schema(schema, Json::parse(R"({"n": null, "tag": "b", "fixed": 3})"))),
+            "");
+  EXPECT_EQ(join(validate_schema(
+                schema, Json::parse(R"({"n": 2.0, "tag": "a", "list": [{"x": 1.5}, {"x": 2}]})"))),
+            "");
+}
+
+TEST(JsonSchemaValidator, RejectsEachKindOfViolationWithItsPath) {
+  const Json schema = Json::parse(R"({
+    "type": "object", "additionalProperties": false, "required": ["n", "tag"],
+    "properties": {
+      "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 10},
+      "tag": {"enum": ["a", "b"]},
+      "list": {"type": "array", "items": {"$ref": "#/$defs/point"}},
+      "fixed": {"const": 3}
+    },
+    "$defs": {"point": {"type": "object", "required": ["x"], "properties": {"x": {"type": "number"}}}}
+  })");
+  const auto errors_for = [&](const char* text) {
+    return validate_schema(schema, Json::parse(text));
+  };
+  const auto expect_error = [&](const char* text, const std::string& fragment) {
+    const std::vector<std::string> errors = errors_for(text);
+    ASSERT_EQ(errors.size(), 1u) << text << "\n" << join(errors);
+    EXPECT_NE(errors[0].find(fragment), std::string::npos) << errors[0];
+  };
+  expect_error(R"({"tag": "a"})", "$: missing required key 'n'");
+  expect_error(R"({"n": 1, "tag": "a", "extra": 0})", "$.extra: key not allowed");
+  expect_error(R"({"n": "five", "tag": "a"})", "$.n: expected type");
+  expect_error(R"({"n": 1.5, "tag": "a"})", "$.n: expected type");
+  expect_error(R"({"n": 0, "tag": "a"})", "$.n: 0 is below the minimum 1");
+  expect_error(R"({"n": 11, "tag": "a"})", "$.n: 11 is above the maximum 10");
+  expect_error(R"({"n": 1, "tag": "c"})", "$.tag: \"c\" is not one of");
+  expect_error(R"({"n": 1, "tag": "a", "fixed": 4})", "$.fixed: expected 3");
+  expect_error(R"({"n": 1, "tag": "a", "list": [{"x": 1}, {"y": 2}]})",
+               "$.list[1]: missing required key 'x'");
+  expect_error(R"({"n": 1, "tag": "a", "list": [{"x": "1"}]})", "$.list[0].x: expected type");
+  expect_error(R"([1, 2])", "$: expected type \"object\"");
+}
+
+TEST(JsonSchemaValidator, ReportsSchemaFeaturesItDoesNotSupport) {
+  const Json unsupported = Json::parse(R"({"type": "string", "pattern": "^a"})");
+  const std::vector<std::string> e1 = validate_schema(unsupported, Json("abc"));
+  ASSERT_EQ(e1.size(), 1u);
+  EXPECT_NE(e1[0].find("unsupported keyword 'pattern'"), std::string::npos);
+
+  const Json dangling = Json::parse(R"({"$ref": "#/$defs/missing"})");
+  const std::vector<std::string> e2 = validate_schema(dangling, Json(1));
+  ASSERT_EQ(e2.size(), 1u);
+  EXPECT_NE(e2[0].find("does not resolve"), std::string::npos);
+
+  const Json cycle = Json::parse(R"({"$ref": "#/$defs/a", "$defs": {"a": {"$ref": "#/$defs/a"}}})");
+  EXPECT_FALSE(validate_schema(cycle, Json(1)).empty());
+}
+
+// ---------------------------------------------------------------- Magnitude helpers
+
+TEST(Magnitude, FromScaledIsExactInsideDoubleRange) {
+  const Magnitude m = magnitude_from_scaled(3.0, 4);
+  EXPECT_EQ(m.value, 48.0);
+  EXPECT_EQ(m.log10, std::log10(48.0));
+  EXPECT_EQ(magnitude_from_scaled(1.0, 10).log10, std::log10(1024.0));
+}
+
+TEST(Magnitude, FromScaledKeepsLog10BeyondDoubleRange) {
+  const Magnitude tiny = magnitude_from_scaled(1.5, -4000);
+  EXPECT_EQ(tiny.value, 0.0);
+  // log10(1.5) - 4000 log10(2), to the rounding of a sum of size 1200.
+  EXPECT_NEAR(tiny.log10, std::log10(1.5) - 4000.0 * std::log10(2.0), 1e-12);
+  const Magnitude huge = magnitude_from_scaled(1.0, 5000);
+  EXPECT_TRUE(std::isinf(huge.value));
+  EXPECT_NEAR(huge.log10, 5000.0 * std::log10(2.0), 1e-12);  // same rounding argument
+}
+
+TEST(Magnitude, FromScaledHandlesZeroNanAndInf) {
+  const Magnitude zero = magnitude_from_scaled(0.0, 12);
+  EXPECT_EQ(zero.value, 0.0);
+  EXPECT_TRUE(std::isinf(zero.log10) && zero.log10 < 0);
+  const Magnitude nan = magnitude_from_scaled(kNan, 0);
+  EXPECT_TRUE(std::isnan(nan.value) && std::isnan(nan.log10));
+  const Magnitude inf = magnitude_from_scaled(kInf, -3);
+  EXPECT_TRUE(std::isinf(inf.value) && std::isinf(inf.log10) && inf.log10 > 0);
+}
+
+TEST(Magnitude, FromLog10UnderflowsAndOverflowsTheValueOnly) {
+  const Magnitude small = magnitude_from_log10(-600.0);
+  EXPECT_EQ(small.value, 0.0);
+  EXPECT_EQ(small.log10, -600.0);
+  const Magnitude big = magnitude_from_log10(400.0);
+  EXPECT_TRUE(std::isinf(big.value));
+  EXPECT_EQ(magnitude_from_log10(2.0).value, 100.0);
+}
+
+TEST(Magnitude, RatioSubtractsLogsAndStaysExactForOrdinaryValues) {
+  const Magnitude r = magnitude_ratio(magnitude_from_scaled(3.0, 0), magnitude_from_scaled(4.0, 0));
+  EXPECT_EQ(r.value, 0.75);
+  const Magnitude deep = magnitude_ratio(magnitude_from_log10(-500.0), magnitude_from_log10(200.0));
+  EXPECT_EQ(deep.value, 0.0);
+  EXPECT_EQ(deep.log10, -700.0);
+  const Magnitude back =
+      magnitude_ratio(magnitude_from_log10(-400.0), magnitude_from_log10(-401.5));
+  EXPECT_NEAR(back.value, std::pow(10.0, 1.5), 1e-12);  // 10^x of a log difference rounded at 400
+  const Magnitude undefined =
+      magnitude_ratio(magnitude_from_scaled(0.0, 0), magnitude_from_scaled(0.0, 0));
+  EXPECT_TRUE(std::isnan(undefined.log10));
+  EXPECT_TRUE(
+      std::isinf(magnitude_ratio(magnitude_from_log10(1.0), magnitude_from_scaled(0.0, 0)).value));
+}
+
+// ---------------------------------------------------------------- the JSON report
+
+TEST(ReportJson, SmallReportValidatesAgainstTheSchema) {
+  const Json doc = Json::parse(report_to_json(small_report()));
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+}
+
+TEST(ReportJson, SchemaRejectsAReportWithAnUnknownOrMissingKey) {
+  const Json schema = load_schema();
+  Json doc = Json::parse(report_to_json(small_report()));
+  doc["layers"][0]["backward"]["surprise"] = 1;
+  doc["summary"].erase("dead_units");
+  doc["layers"][1]["backward"]["gain_status"] = "lost";
+  const std::string errors = join(validate_schema(schema, doc));
+  EXPECT_NE(errors.find("$.layers[0].backward.surprise: key not allowed"), std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("$.summary: missing required key 'dead_units'"), std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("$.layers[1].backward.gain_status: \"lost\" is not one of"),
+            std::string::npos)
+      << errors;
+}
+
+TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
+  const Report r = small_report();
+  const Json doc = Json::parse(report_to_json(r));
+  EXPECT_EQ(keys_of(doc), (std::vector<std::string>{"schema_version", "tool", "config", "network",
+                                                    "output_grad", "layers", "summary"}));
+  EXPECT_EQ(doc["schema_version"], kSchemaVersion);
+  EXPECT_EQ(doc["tool"]["name"], "gradscope");
+  EXPECT_EQ(doc["tool"]["version"], kVersion);
+  EXPECT_EQ(doc["config"]["name"], "small");
+  EXPECT_EQ(keys_of(doc["network"]),
+            (std::vector<std::string>{"depth", "parameters", "precision", "memory"}));
+  EXPECT_EQ(doc["network"]["depth"], r.layers.size());
+  EXPECT_EQ(doc["network"]["parameters"], r.parameters);
+  EXPECT_EQ(doc["network"]["precision"], "float32");
+  EXPECT_EQ(doc["network"]["memory"]["estimate_bytes"], r.memory.total_bytes());
+  ASSERT_EQ(doc["layers"].size(), r.layers.size());
+  const Json& layer = doc["layers"][1];
+  EXPECT_EQ(keys_of(layer), (std::vector<std::string>{"index", "width", "fan_in", "activation",
+                                                      "forward", "backward"}));
+  EXPECT_EQ(layer["index"], 2);
+  EXPECT_EQ(layer["activation"], "relu");
+  EXPECT_EQ(doc["layers"][2]["activation"], "linear");
+  EXPECT_EQ(keys_of(layer["forward"]),
+            (std::vector<std::string>{"preact", "act", "dead_units", "dead_fraction",
+                                      "saturated_units", "nonfinite"}));
+  EXPECT_EQ(keys_of(layer["forward"]["act"]),
+            (std::vector<std::string>{"mean", "std", "rms", "min", "max", "zero_fraction",
+                                      "saturated_fraction", "nonfinite"}));
+  EXPECT_EQ(
+      keys_of(layer["backward"]),
+      (std::vector<std::string>{"grad_preact", "grad_weight", "grad_bias", "weight_norm",
+                                "log10_weight_norm", "grad_weight_to_weight",
+                                "log10_grad_weight_to_weight", "gain", "log10_gain", "nonfinite"}));
+  EXPECT_EQ(
+      keys_of(doc["summary"]),
+      (std::vector<std::string>{
+          "log10_grad_ratio_first_to_last", "mean_log10_gain", "geometric_mean_gain", "dead_units",
+          "saturated_units", "saturated_fraction", "nonfinite_layers", "first_nonfinite_layer"}));
+  EXPECT_TRUE(doc["summary"]["first_nonfinite_layer"].is_null());
+}
+
+TEST(ReportJson, NumbersRoundTripExactly) {
+  const Report r = small_report();
+  const Json doc = Json::parse(report_to_json(r));
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const BackwardStats& b = r.layers[i].backward;
+    const Json& j = doc["layers"][i]["backward"];
+    EXPECT_EQ(j["grad_preact"]["rms"].get<double>(), b.grad_preact_rms.value);
+    EXPECT_EQ(j["grad_preact"]["log10_rms"].get<double>(), b.grad_preact_rms.log10);
+    EXPECT_EQ(j["gain"].get<double>(), b.gain.value);
+    EXPECT_EQ(j["log10_grad_weight_to_weight"].get<double>(), b.grad_weight_to_weight.log10);
+    EXPECT_EQ(doc["layers"][i]["forward"]["preact"]["rms"].get<double>(),
+              r.layers[i].forward.preact.rms);
+  }
+  EXPECT_EQ(doc["summary"]["geometric_mean_gain"].get<double>(),
+            std::pow(10.0, r.summary.mean_log10_gain));
+}
+
+TEST(ReportJson, NanAndInfBecomeNullWithStatus) {
+  Report r = small_report();
+  LayerReport& l = r.layers[1];
+  l.backward.grad_preact_rms = magnitude_from_scaled(kNan, 0);
+  l.backward.gain = magnitude_from_scaled(kInf, 0);
+  l.backward.nonfinite = 17;
+  l.forward.preact.mean = kInf;
+  l.forward.preact.min = -kInf;
+  l.forward.dead_fraction = kNan;
+  r.summary.nonfinite_layers = {2, 3};
+  r.summary.log10_grad_ratio_first_to_last = kNan;
+  r.summary.mean_log10_gain = kNan;
+  const Json doc = Json::parse(report_to_json(r));
+  const Json& j = doc["layers"][1];
+  expect_null_with_status(j["backward"]["grad_preact"], "rms", "nan");
+  expect_null_with_status(j["backward"]["grad_preact"], "log10_rms", "nan");
+  expect_null_with_status(j["backward"], "gain", "inf");
+  expect_null_with_status(j["backward"], "log10_gain", "inf");
+  expect_null_with_status(j["forward"]["preact"], "mean", "inf");
+  expect_null_with_status(j["forward"]["preact"], "min", "-inf");
+  expect_null_with_status(j["forward"], "dead_fraction", "nan");
+  expect_null_with_status(doc["summary"], "log10_grad_ratio_first_to_last", "nan");
+  expect_null_with_status(doc["summary"], "geometric_mean_gain", "nan");
+  EXPECT_EQ(doc["summary"]["first_nonfinite_layer"], 2);
+  EXPECT_EQ(doc["summary"]["nonfinite_layers"], Json::parse("[2, 3]"));
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+  std::vector<std::string> silent;
+  check_no_silent_null(doc, "$", silent);
+  EXPECT_EQ(join(silent), "");
+}
+
+TEST(ReportJson, BeyondDoubleRangeIsNullWithUnderflowOrOverflowAndExactLog10) {
+  // A 2000-layer linear stack: each layer shrinks the gradient by 10^0.3, so layer 1 is 1e-600.
+  std::vector<double> log10s;
+  for (int l = 1; l <= 2000; ++l) log10s.push_back(-0.3 * (2000 - l) - 0.3);
+  Report r = make_report("deep-linear", log10s, std::vector<int>(2000, 32), 0.0, false);
+  r.layers[5].backward.grad_weight_norm = magnitude_from_log10(400.0);
+  r.summary.mean_log10_gain = -400.0;
+  const Json doc = Json::parse(report_to_json(r));
+  const Json& first = doc["layers"][0]["backward"];
+  expect_null_with_status(first["grad_preact"], "rms", "underflow");
+  EXPECT_EQ(first["grad_preact"]["log10_rms"].get<double>(), log10s[0]);
+  EXPECT_LT(first["grad_preact"]["log10_rms"].get<double>(), -599.0);
+  expect_null_with_status(doc["layers"][5]["backward"]["grad_weight"], "norm", "overflow");
+  EXPECT_EQ(doc["layers"][5]["backward"]["grad_weight"]["log10_norm"].get<double>(), 400.0);
+  expect_null_with_status(doc["summary"], "geometric_mean_gain", "underflow");
+  EXPECT_EQ(doc["summary"]["mean_log10_gain"].get<double>(), -400.0);
+  // The last layers are representable and are plain numbers.
+  EXPECT_TRUE(doc["layers"][1999]["backward"]["grad_preact"]["rms"].is_number());
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+  std::vector<std::string> silent;
+  check_no_silent_null(doc, "$", silent);
+  EXPECT_EQ(join(silent), "");
+}
+
+TEST(ReportJson, ExactZeroIsZeroWithLog10NullMinusInf) {
+  Report r = small_report();
+  r.layers[0].backward.grad_bias_norm = magnitude_from_scaled(0.0, 0);
+  r.layers[0].backward.weight_norm = 0.0;
+  const Json doc = Json::parse(report_to_json(r));
+  const Json& b = doc["layers"][0]["backward"];
+  EXPECT_EQ(b["grad_bias"]["norm"], 0.0);
+  EXPECT_FALSE(b["grad_bias"].contains("norm_status"));
+  expect_null_with_status(b["grad_bias"], "log10_norm", "-inf");
+  EXPECT_EQ(b["weight_norm"], 0.0);
+  expect_null_with_status(b, "log10_weight_norm", "-inf");
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+}
+
+TEST(ReportJson, MomentsWithoutFiniteEntriesAreNullWithNoFiniteValues) {
+  Report r = small_report();
+  MomentStats& act = r.layers[2].forward.act;
+  act.nonfinite = act.finite;
+  act.finite = 0;
+  const Json doc = Json::parse(report_to_json(r));
+  const Json& j = doc["layers"][2]["forward"]["act"];
+  for (const char* key : {"mean", "std", "rms", "min", "max"})
+    expect_null_with_status(j, key, "no_finite_values");
+  EXPECT_EQ(j["nonfinite"], act.nonfinite);
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+}
+
+TEST(ReportJson, OutputIsByteIdenticalAcrossCallsAndEndsWithNewline) {
+  const Report r = small_report();
+  const std::string a = report_to_json(r);
+  const std::string b = report_to_json(r);
+  EXPECT_EQ(a, b);
+  ASSERT_FALSE(a.empty());
+  EXPECT_EQ(a.back(), '\n');
+  EXPECT_EQ(a.rfind("{\n  \"schema_version\": ", 0), 0u) << "indent 2, schema_version first";
+}
+
+TEST(ReportJson, SmallReportMatchesGoldenFile) {
+  expect_matches_golden(report_to_json(small_report()), "report_small.json");
+}
+
+}  // namespace
+}  // namespace gradscope

@@ -1,0 +1,403 @@
+// Tests of the text report writer: 120-column limit, elision of deep stacks that keeps the first,
+// last and sharp-change layers, readable non-finite and out-of-range values, colour only on
+// request, and a golden file.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gradscope/report.hpp"
+#include "gradscope/report_text.hpp"
+
+namespace gradscope {
+namespace {
+
+constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+
+// ---------------------------------------------------------------- hand-built reports
+
+// A layer whose statistics follow from its gradient's log10 and the next layer's, consistently:
+// gain = rms(dL/dh^l) / rms(dL/dh^{l+1}).
+LayerReport make_layer(int index, int width, int fan_in, Activation kind, double log10_grad,
+                       double log10_next_grad, int batch) {
+  LayerReport l;
+  l.index = index;
+  l.width = width;
+  l.fan_in = fan_in;
+  l.activation.kind = kind;
+  const std::int64_t entries = static_cast<std::int64_t>(width) * batch;
+  const bool relu = kind == Activation::kRelu;
+  l.forward.preact = {0.0, 1.0, 1.0, -3.5, 3.25, entries, 0};
+  l.forward.act = {relu ? 0.4 : 0.0,
+                   relu ? 0.6 : 1.0,
+                   relu ? std::sqrt(0.52) : 1.0,
+                   relu ? 0.0 : -3.5,
+                   3.25,
+                   entries,
+                   0};
+  l.forward.zero_fraction = relu ? 0.5 : 0.0;
+  l.forward.dead_units = relu ? index % 3 : 0;
+  l.forward.dead_fraction = static_cast<double>(l.forward.dead_units) / width;
+  l.backward.grad_preact_rms = magnitude_from_log10(log10_grad);
+  l.backward.grad_weight_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(width * fan_in));
+  l.backward.grad_bias_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(width));
+  l.backward.weight_norm = std::sqrt(2.0 * width);
+  l.backward.grad_weight_to_weight = magnitude_ratio(
+      l.backward.grad_weight_norm, magnitude_from_scaled(l.backward.weight_norm, 0));
+  l.backward.gain =
+      magnitude_ratio(l.backward.grad_preact_rms, magnitude_from_log10(log10_next_grad));
+  return l;
+}
+
+// A report over layers with the given log10 gradient rms (input side first), all of `width`
+// except an optional output layer of width 4; the summary is computed from the layers.
+Report make_report(const std::string& name, const std::vector<double>& log10_grads, int width,
+                   double log10_output_grad, bool with_output) {
+  Report r;
+  r.spec.name = name;
+  r.spec.seed = 7;
+  r.spec.input.width = 16;
+  r.spec.input.batch = 64;
+  const int depth = static_cast<int>(log10_grads.size());
+  r.spec.stack.depth = with_output ? depth - 1 : depth;
+  r.spec.stack.layer.width = width;
+  r.spec.stack.layer.activation.kind = Activation::kRelu;
+  if (with_output) {
+    LayerSpec out;
+    out.width = 4;
+    out.activation.kind = Activation::kLinear;
+    out.init.kind = Init::kXavierNormal;
+    r.spec.output = out;
+  }
+  int fan_in = r.spec.input.width;
+  for (int i = 0; i < depth; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    const bool is_output = with_output && i == depth - 1;
+    const int w = is_output ? 4 : width;
+    const double next = i + 1 < depth ? log10_grads[u + 1] : log10_output_grad;
+    r.layers.push_back(make_layer(i + 1, w, fan_in,
+                                  is_output ? Activation::kLinear : Activation::kRelu,
+                                  log10_grads[u], next, r.spec.input.batch));
+    r.parameters += static_cast<std::int64_t>(w) * fan_in + w;
+    r.memory.cache_bytes += 2 * 4 * std::int64_t{w} * r.spec.input.batch;  // y and phi' in float32
+    fan_in = w;
+  }
+  r.output_grad_rms = magnitude_from_log10(log10_output_grad);
+  r.memory.weights_bytes = 4 * r.parameters;
+  r.memory.work_bytes = 4096;
+  r.summary.log10_grad_ratio_first_to_last = log10_grads.front() - log10_grads.back();
+  r.summary.mean_log10_gain =
+      depth > 1 ? r.summary.log10_grad_ratio_first_to_last / (depth - 1) : 0.0;
+  for (const LayerReport& l : r.layers) {
+    r.summary.dead_units += l.forward.dead_units;
+    r.summary.saturated_units += l.forward.saturated_units;
+  }
+  return r;
+}
+
+Report small_report() { return make_report("small", {-1.25, -0.875, -0.5}, 32, -0.3, true); }
+
+constexpr int kSharpLayer = 117;
+
+// 200 layers whose log10 grad rms decreases linearly with the index (-0.05 per layer), except for
+// a drop of one decade between layers 117 and 118: layer 117's gain is 10^1.05 against a median
+// of 10^0.05, a sharp change.
+Report deep_report() {
+  std::vector<double> log10s;
+  for (int l = 1; l <= 200; ++l) log10s.push_back(-0.05 * l - (l > kSharpLayer ? 1.0 : 0.0));
+  return make_report("deep", log10s, 64, log10s.back() - 0.05, false);
+}
+
+// 60 layers where the forward pass overflows at layer 30: from there on, everything is NaN.
+Report nan_report() {
+  std::vector<double> log10s(60, -1.0);
+  Report r = make_report("nan", log10s, 32, -1.0, false);
+  for (int i = 29; i < 60; ++i) {
+    LayerReport& l = r.layers[static_cast<std::size_t>(i)];
+    l.forward.preact.nonfinite = l.forward.preact.finite;
+    l.forward.preact.finite = 0;
+    l.forward.act.nonfinite = l.forward.act.finite;
+    l.forward.act.finite = 0;
+    l.forward.nonfinite = l.forward.preact.nonfinite + l.forward.act.nonfinite;
+    l.backward.grad_preact_rms = magnitude_from_scaled(kNan, 0);
+    l.backward.gain = magnitude_from_scaled(kNan, 0);
+    l.backward.nonfinite = l.forward.act.nonfinite;
+    r.summary.nonfinite_layers.push_back(i + 1);
+  }
+  r.layers[28].backward.gain = magnitude_from_scaled(kNan, 0);  // over a NaN gradient
+  r.summary.log10_grad_ratio_first_to_last = kNan;
+  r.summary.mean_log10_gain = kNan;
+  return r;
+}
+
+// A 2000-layer linear-like stack shrinking the gradient by 10^0.3 per layer: layer 1's gradient
+// rms is about 1e-600, far below double's range.
+Report extreme_report() {
+  std::vector<double> log10s;
+  for (int l = 1; l <= 2000; ++l) log10s.push_back(-0.3 * (2000 - l) - 0.3);
+  return make_report("extreme", log10s, 32, 0.0, false);
+}
+
+// ---------------------------------------------------------------- helpers
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Removes ANSI SGR sequences (ESC [ ... m). Parsed by hand: GCC 12's <regex> trips
+// -Wmaybe-uninitialized under the sanitizer build.
+std::string strip_ansi(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\x1b' && i + 1 < s.size() && s[i + 1] == '[') {
+      const std::size_t end = s.find('m', i);
+      if (end != std::string::npos) {
+        i = end;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+// Display columns: code points once escape codes are removed.
+std::size_t display_width(const std::string& line) {
+  std::size_t n = 0;
+  for (const char c : strip_ansi(line)) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
+void expect_lines_fit(const std::string& text, const std::string& what) {
+  for (const std::string& line : lines_of(text)) {
+    EXPECT_LE(display_width(line), 120u) << what << ": " << line;
+  }
+}
+
+// Table rows by layer index: a row is "<index> <width> <activation name> ...".
+std::map<int, std::string> rows_of(const std::string& text) {
+  std::map<int, std::string> rows;
+  for (const std::string& line : lines_of(strip_ansi(text))) {
+    std::istringstream in(line);
+    int index = 0;
+    int width = 0;
+    std::string activation;
+    if (!(in >> index >> width >> activation)) continue;
+    const bool is_name = std::all_of(activation.begin(), activation.end(),
+                                     [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    if (is_name) rows[index] = line;
+  }
+  return rows;
+}
+
+// Sum of N over "... N layers elided ..." lines.
+int elided_count(const std::string& text) {
+  int total = 0;
+  for (const std::string& line : lines_of(strip_ansi(text))) {
+    std::istringstream in(line);
+    std::string dots;
+    int n = 0;
+    std::string word;
+    std::string elided;
+    if (in >> dots >> n >> word >> elided && dots == "..." &&
+        (word == "layers" || word == "layer") && elided == "elided") {
+      total += n;
+    }
+  }
+  return total;
+}
+
+std::string two_decimals(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Compares with tests/golden/NAME byte for byte; GRADSCOPE_UPDATE_GOLDEN=1 rewrites the file.
+void expect_matches_golden(const std::string& actual, const std::string& name) {
+  const std::string path = std::string(GRADSCOPE_SOURCE_DIR) + "/tests/golden/" + name;
+  const char* update = std::getenv("GRADSCOPE_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path, std::ios::binary) << actual;
+    std::cout << "rewrote " << path << "\n";
+  }
+  const std::string expected = read_file(path);
+  ASSERT_FALSE(expected.empty()) << path << " is missing; run with GRADSCOPE_UPDATE_GOLDEN=1";
+  if (expected == actual) return;
+  const std::vector<std::string> want = lines_of(expected);
+  const std::vector<std::string> got = lines_of(actual);
+  std::size_t line = 0;
+  while (line < want.size() && line < got.size() && want[line] == got[line]) ++line;
+  ADD_FAILURE()
+      << name << " differs from the golden file at line " << line + 1
+      << "\n  golden: " << (line < want.size() ? want[line] : "<end of file>")
+      << "\n  actual: " << (line < got.size() ? got[line] : "<end of file>")
+      << "\nIf the change is intended, rerun with GRADSCOPE_UPDATE_GOLDEN=1 and review the diff.";
+}
+
+// ---------------------------------------------------------------- tests
+
+TEST(ReportText, NoLineIsLongerThan120Columns) {
+  Report long_name = small_report();
+  long_name.spec.name = std::string(300, 'n');
+  for (const bool color : {false, true}) {
+    TextOptions options;
+    options.color = color;
+    expect_lines_fit(report_to_text(small_report(), options), "small");
+    expect_lines_fit(report_to_text(deep_report(), options), "deep");
+    expect_lines_fit(report_to_text(nan_report(), options), "nan");
+    expect_lines_fit(report_to_text(extreme_report(), options), "extreme");
+    expect_lines_fit(report_to_text(long_name, options), "long name");
+  }
+}
+
+TEST(ReportText, ShortStackShowsEveryLayerWithoutElision) {
+  const std::string text = report_to_text(small_report());
+  const std::map<int, std::string> rows = rows_of(text);
+  ASSERT_EQ(rows.size(), 3u) << text;
+  EXPECT_EQ(rows.begin()->first, 1);
+  EXPECT_EQ(rows.rbegin()->first, 3);
+  EXPECT_EQ(text.find("elided"), std::string::npos);
+}
+
+TEST(ReportText, HeaderAndSummaryNameTheRun) {
+  const Report r = small_report();
+  const std::string text = report_to_text(r);
+  for (const std::string& expected :
+       {std::string("run: small"), std::string("3 layers (2 stack + 1 output)"),
+        std::string("16 -> 32 (x2) -> 4"), std::string("relu; output linear"),
+        std::string("he_normal"), std::string("xavier_normal"),
+        std::string("float32 | seed 7 | batch 64"), std::string("parameters  1,732"),
+        std::string("memory"), std::string("summary"), std::string("mean per-layer gain"),
+        std::string("non-finite layers"), std::string("dead units")}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << "missing '" << expected << "' in\n"
+                                                      << text;
+  }
+}
+
+TEST(ReportText, DeepStackElisionKeepsFirstLastAndSharpChange) {
+  const Report r = deep_report();
+  TextOptions options;
+  options.max_rows = 40;
+  const std::string text = report_to_text(r, options);
+  const std::map<int, std::string> rows = rows_of(text);
+  EXPECT_LE(rows.size(), 40u);
+  EXPECT_TRUE(rows.count(1)) << text;
+  EXPECT_TRUE(rows.count(200)) << text;
+  ASSERT_TRUE(rows.count(kSharpLayer)) << text;
+  EXPECT_NE(rows.at(kSharpLayer).find("gain jump"), std::string::npos) << rows.at(kSharpLayer);
+  // No other layer is a sharp change, so no other row carries a note.
+  for (const auto& [index, row] : rows) {
+    if (index != kSharpLayer) {
+      EXPECT_EQ(row.find("jump"), std::string::npos) << row;
+    }
+  }
+  EXPECT_FALSE(rows.count(100)) << "the middle of the stack should be elided";
+  EXPECT_EQ(static_cast<int>(rows.size()) + elided_count(text), 200)
+      << "every layer shown or counted";
+}
+
+TEST(ReportText, BarGrowsWithLog10GradientOverTheRunsRange) {
+  const std::string text = report_to_text(deep_report());
+  const std::map<int, std::string> rows = rows_of(text);
+  const auto bar_length = [&](int index) {
+    const std::string& row = rows.at(index);
+    return std::count(row.begin(), row.end(), '#');
+  };
+  // Layer 1 has the largest gradient, layer 200 the smallest: full bar and one character.
+  EXPECT_EQ(bar_length(1), 26);
+  EXPECT_EQ(bar_length(200), 1);
+  EXPECT_GT(bar_length(2), bar_length(199));
+  EXPECT_NE(text.find("bar: log10 grad rms on a linear axis from -11.00 (1 #) to -0.05 (26 #)"),
+            std::string::npos)
+      << text;
+}
+
+TEST(ReportText, NonFiniteLayersAreKeptAndShownAsNan) {
+  TextOptions options;
+  options.max_rows = 12;
+  const std::string text = report_to_text(nan_report(), options);
+  const std::map<int, std::string> rows = rows_of(text);
+  EXPECT_LE(rows.size(), 12u);
+  ASSERT_TRUE(rows.count(30)) << "the first non-finite layer must survive elision\n" << text;
+  EXPECT_NE(rows.at(30).find("non-finite"), std::string::npos) << rows.at(30);
+  EXPECT_NE(rows.at(30).find(" nan "), std::string::npos) << rows.at(30);
+  EXPECT_NE(rows.at(30).find("(nan)"), std::string::npos) << rows.at(30);
+  EXPECT_NE(rows.at(30).find("n/a"), std::string::npos) << "act rms over no finite entries\n"
+                                                        << rows.at(30);
+  EXPECT_NE(text.find("31 layers (first: 30): 30-60"), std::string::npos) << text;
+  EXPECT_EQ(static_cast<int>(rows.size()) + elided_count(text), 60);
+}
+
+TEST(ReportText, MagnitudesBeyondDoubleRangeArePrintedFromTheirLog10) {
+  const Report r = extreme_report();
+  const std::string text = report_to_text(r);
+  const std::map<int, std::string> rows = rows_of(text);
+  ASSERT_TRUE(rows.count(1));
+  EXPECT_NE(rows.at(1).find(two_decimals(r.layers[0].backward.grad_preact_rms.log10)),
+            std::string::npos)
+      << rows.at(1);
+  EXPECT_EQ(text.find("inf"), std::string::npos) << "nothing here is infinite\n" << text;
+  // log10 ratio = -0.3 * 1999 = -599.7, i.e. about 2.00e-600.
+  EXPECT_NE(text.find("e-600 x the last's"), std::string::npos) << text;
+}
+
+TEST(ReportText, NoEscapeCodesWithoutColor) {
+  for (const Report& r : {small_report(), deep_report(), nan_report()}) {
+    EXPECT_EQ(report_to_text(r).find('\x1b'), std::string::npos);
+  }
+}
+
+TEST(ReportText, ColorAddsEscapeCodesAndNothingElse) {
+  TextOptions color;
+  color.color = true;
+  for (const Report& r : {small_report(), deep_report(), nan_report()}) {
+    const std::string painted = report_to_text(r, color);
+    EXPECT_NE(painted.find("\x1b["), std::string::npos);
+    EXPECT_EQ(strip_ansi(painted), report_to_text(r));
+  }
+  // Non-finite rows are red.
+  const std::string nan_text = report_to_text(nan_report(), color);
+  EXPECT_NE(nan_text.find("\x1b[31m"), std::string::npos);
+}
+
+TEST(ReportText, ControlCharactersInTheRunNameAreNotPassedThrough) {
+  Report r = small_report();
+  r.spec.name = "evil\x1b[2Jname";
+  const std::string text = report_to_text(r);
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_NE(text.find("evil?[2Jname"), std::string::npos);
+}
+
+TEST(ReportText, OutputIsDeterministic) {
+  const Report r = deep_report();
+  EXPECT_EQ(report_to_text(r), report_to_text(r));
+}
+
+TEST(ReportText, SmallReportMatchesGoldenFile) {
+  expect_matches_golden(report_to_text(small_report()), "report_small.txt");
+}
+
+}  // namespace
+}  // namespace gradscope
