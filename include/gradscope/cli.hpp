@@ -1,0 +1,20 @@
+// The command line as a function: arguments and streams in, exit code out, so tests can call it
+// in-process. `main` is a few lines over it.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace gradscope {
+
+struct CliEnvironment {
+  bool stdout_is_terminal = false;  // colour only on a terminal...
+  bool no_color = false;            // ...and never when NO_COLOR is set to a non-empty value
+};
+
+// args excludes the program name. Returns the process exit code (see error.hpp).
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+            const CliEnvironment& env);
+
+}  // namespace gradscope

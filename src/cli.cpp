@@ -1,0 +1,230 @@
+// The command line: `gradscope run`, `gradscope list`, `--help` on each, `--version`. Flags become
+// config overrides, so one validator checks a file, the defaults and the flags alike.
+#include "gradscope/cli.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <filesystem>
+#include <optional>
+
+#include "gradscope/config.hpp"
+#include "gradscope/engine.hpp"
+#include "gradscope/error.hpp"
+#include "gradscope/output.hpp"
+#include "gradscope/report_json.hpp"
+#include "gradscope/report_text.hpp"
+#include "gradscope/version.hpp"
+
+namespace gradscope {
+
+namespace {
+
+constexpr const char* kExitCodes =
+    "Exit codes: 0 success; 1 internal error (a bug: please report it); 2 usage or config error,\n"
+    "refused run (memory) or unwritable output.";
+
+struct RunArgs {
+  std::optional<std::string> config;
+  std::string out_dir = "reports";
+  std::string format = "text";
+  bool quiet = false;
+  int threads = 0;
+  int max_rows = 40;
+  // Flags that map onto config keys; empty when not given.
+  std::vector<std::pair<std::string, std::string>> flag_values;  // (flag, value)
+  std::vector<std::string> sets;
+};
+
+// A flag that sets one config key. `quote`: the value is always a string (so --name 123 is the
+// name "123", not a number).
+struct KeyFlag {
+  const char* flag;
+  const char* path;
+  const char* help;
+  bool quote;
+};
+
+constexpr KeyFlag kKeyFlags[] = {
+    {"--name", "name", "report name (default: the config's name, its file stem, or 'default')", true},
+    {"--seed", "seed", "random seed (non-negative integer)", false},
+    {"--precision", "precision", "float32 or float64", true},
+    {"--depth", "stack.depth", "number of hidden layers", false},
+    {"--width", "stack.width", "units per hidden layer", false},
+    {"--activation", "stack.activation", "hidden activation, e.g. relu, gelu, sigmoid (see `gradscope list`)", false},
+    {"--init", "stack.init", "weight init, e.g. he_normal, xavier_normal, orthogonal", false},
+    {"--bias-init", "stack.bias_init", "bias init: zeros, constant, normal, torch_default", false},
+    {"--batch", "input.batch", "examples in the batch", false},
+    {"--input-width", "input.width", "width of the input (default: the stack's width)", false},
+    {"--saturation-threshold", "stats.saturation_threshold",
+     "saturated when |phi'| < this fraction of the activation's largest slope", false},
+};
+
+std::string json_quote(const std::string& s) {
+  std::string q = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') q += '\\';
+    q += c;
+  }
+  return q + "\"";
+}
+
+void print_error(std::ostream& err, const std::string& what, const std::string& hint) {
+  fmt::print(err, "gradscope: error: {}\n", what);
+  if (!hint.empty()) fmt::print(err, "  hint: {}\n", hint);
+}
+
+std::vector<ConfigOverride> overrides_from(const RunArgs& a) {
+  std::vector<ConfigOverride> out;
+  for (const auto& [flag, value] : a.flag_values) {
+    for (const KeyFlag& k : kKeyFlags) {
+      if (flag == k.flag) out.push_back({k.path, k.quote ? json_quote(value) : value, flag});
+    }
+  }
+  for (const std::string& s : a.sets) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw Error("--set " + s + ": expected PATH=VALUE",
+                  "for example --set stack.init.gain=0.5 or --set input.distribution=uniform");
+    }
+    out.push_back({s.substr(0, eq), s.substr(eq + 1), "--set " + s.substr(0, eq)});
+  }
+  return out;
+}
+
+int do_run(const RunArgs& a, std::ostream& out, const CliEnvironment& env) {
+  const RunSpec spec = load_run_spec(a.config, overrides_from(a));
+  RunOptions options;
+  options.threads = a.threads;
+  const Report report = run_diagnostic(spec, options);
+
+  const std::string json = report_to_json(report);
+  const std::string text = report_to_text(report, TextOptions{false, a.max_rows});
+  const std::filesystem::path dir(a.out_dir);
+  write_files_atomically({{dir / (spec.name + ".json"), json}, {dir / (spec.name + ".txt"), text}});
+
+  if (!a.quiet) {
+    if (a.format == "json") {
+      out << json;
+    } else {
+      const bool color = env.stdout_is_terminal && !env.no_color;
+      out << (color ? report_to_text(report, TextOptions{true, a.max_rows}) : text);
+    }
+  }
+  return 0;
+}
+
+void print_list(std::ostream& out) {
+  fmt::print(out, "Activations (stack.activation, output.activation):\n");
+  for (const ActivationInfo& a : activation_table()) {
+    std::string name(a.name);
+    if (!a.param_name.empty()) name += fmt::format(" ({}={})", a.param_name, a.param_default);
+    fmt::print(out, "  {:<22} {}\n", name, a.description);
+  }
+  fmt::print(out, "  (swish is an alias of silu; softmax is for the output layer only)\n\n");
+  fmt::print(out, "Weight inits (stack.init; every init also takes gain):\n");
+  for (const InitInfo& i : init_table()) {
+    std::string name(i.name);
+    if (!i.params.empty()) name += fmt::format(" ({})", i.params);
+    fmt::print(out, "  {:<22} {}\n", name, i.description);
+    if (!i.citation.empty()) fmt::print(out, "  {:<22} [{}]\n", "", i.citation);
+  }
+  fmt::print(out, "\nBias inits (stack.bias_init):\n");
+  for (const BiasInitInfo& b : bias_init_table()) {
+    std::string name(b.name);
+    if (!b.params.empty()) name += fmt::format(" ({})", b.params);
+    fmt::print(out, "  {:<22} {}\n", name, b.description);
+  }
+}
+
+}  // namespace
+
+int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+            const CliEnvironment& env) {
+  CLI::App app{"gradscope: diagnose vanishing and exploding gradients in deep networks", "gradscope"};
+  app.footer(kExitCodes);
+  app.set_version_flag("--version", std::string("gradscope ") + kVersion);
+  app.require_subcommand(1);
+
+  RunArgs run_args;
+  std::vector<std::string> flag_storage(std::size(kKeyFlags));
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Build the network a config describes, pass a batch forward and a probe backward, and report "
+      "per-layer statistics (stdout, and OUT/<name>.json and OUT/<name>.txt). Flags override the "
+      "config file; without a file the built-in default is used.");
+  run->footer(kExitCodes);
+  run->add_option("config", run_args.config, "config file (JSON); omit for the built-in default");
+  run->add_option("-o,--out", run_args.out_dir, "directory for <name>.json and <name>.txt")
+      ->capture_default_str();
+  for (std::size_t i = 0; i < std::size(kKeyFlags); ++i) {
+    run->add_option(kKeyFlags[i].flag, flag_storage[i],
+                    std::string(kKeyFlags[i].help) + " [config: " + kKeyFlags[i].path + "]");
+  }
+  run->add_option("--set", run_args.sets,
+                  "set any config key, PATH=VALUE (VALUE is JSON or a bare string), e.g. "
+                  "--set stack.init.gain=0.5; applied after the named flags, in order");
+  run->add_option("--threads", run_args.threads,
+                  "worker threads, 0 = one per core (results do not depend on it)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  run->add_option("--format", run_args.format, "what to print on stdout: text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  run->add_option("--max-rows", run_args.max_rows,
+                  "text report: elide the middle of deeper stacks")
+      ->check(CLI::Range(4, 1000000))
+      ->capture_default_str();
+  run->add_flag("-q,--quiet", run_args.quiet, "print nothing on stdout (files are still written)");
+
+  CLI::App* list =
+      app.add_subcommand("list", "Name every activation, weight init and bias init, one line each");
+  list->footer(kExitCodes);
+
+  std::vector<std::string> argv_storage;
+  argv_storage.reserve(args.size() + 1);
+  argv_storage.emplace_back("gradscope");
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<const char*> argv;
+  for (const std::string& s : argv_storage) argv.push_back(s.c_str());
+
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::ParseError& e) {
+    print_error(err, e.what(), "run `gradscope --help` or `gradscope run --help`");
+    return static_cast<int>(ExitCode::kUsage);
+  }
+
+  try {
+    if (list->parsed()) {
+      print_list(out);
+      return 0;
+    }
+    for (std::size_t i = 0; i < std::size(kKeyFlags); ++i) {
+      if (run->count(kKeyFlags[i].flag) > 0) {
+        run_args.flag_values.emplace_back(kKeyFlags[i].flag, flag_storage[i]);
+      }
+    }
+    return do_run(run_args, out, env);
+  } catch (const Error& e) {
+    print_error(err, e.what(), e.hint());
+    return static_cast<int>(e.code());
+  } catch (const std::bad_alloc&) {
+    print_error(err, "out of memory", "reduce stack.depth, stack.width or input.batch");
+    return static_cast<int>(ExitCode::kInternal);
+  } catch (const std::exception& e) {
+    print_error(err, std::string("internal error: ") + e.what(),
+                "this is a bug in gradscope; please report it with the config that caused it");
+    return static_cast<int>(ExitCode::kInternal);
+  }
+}
+
+}  // namespace gradscope

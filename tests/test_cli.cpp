@@ -1,0 +1,258 @@
+// The command line, in-process: every subcommand, every error path with its message and exit
+// code, colour rules, file output and byte-identical reports across thread counts.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "gradscope/activation.hpp"
+#include "gradscope/cli.hpp"
+#include "gradscope/init.hpp"
+
+namespace gradscope {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Result cli(std::vector<std::string> args, CliEnvironment env = {}) {
+  std::ostringstream out, err;
+  const int code = run_cli(args, out, err, env);
+  return {code, out.str(), err.str()};
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("gradscope-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+  fs::path write(const std::string& name, const std::string& content) const {
+    std::ofstream(path_ / name) << content;
+    return path_ / name;
+  }
+
+ private:
+  static inline int counter_ = 0;
+  fs::path path_;
+};
+
+std::string read(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+const std::vector<std::string> kSmall = {"--depth", "4", "--width", "16", "--batch", "8"};
+
+std::vector<std::string> args(std::vector<std::string> a, const std::vector<std::string>& more) {
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+TEST(Cli, RunWithFlagsWritesJsonAndTextAndPrintsTheTable) {
+  TempDir dir;
+  const Result r = cli(args({"run", "--out", dir.path().string(), "--activation", "sigmoid",
+                             "--init", "xavier_normal"},
+                            kSmall));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  EXPECT_TRUE(contains(r.out, "sigmoid"));
+  ASSERT_TRUE(fs::exists(dir.path() / "default.json"));
+  ASSERT_TRUE(fs::exists(dir.path() / "default.txt"));
+  EXPECT_EQ(read(dir.path() / "default.txt"), r.out);
+  const auto j = nlohmann::json::parse(read(dir.path() / "default.json"));
+  EXPECT_EQ(j["config"]["stack"]["depth"], 4);
+  EXPECT_EQ(j["config"]["stack"]["activation"], "sigmoid");
+  EXPECT_EQ(j["layers"].size(), 4u);
+  // No temporary files are left beside the reports.
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 2);
+}
+
+TEST(Cli, ConfigFileNameIsTheFileStemAndFlagsOverrideIt) {
+  TempDir dir, out;
+  const fs::path config = dir.write("my-net.json", R"({"seed": 3, "stack": {"depth": 9, "width": 8}})");
+  const Result r = cli({"run", config.string(), "--out", out.path().string(), "--depth", "2", "-q"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  const auto report = nlohmann::json::parse(read(out.path() / "my-net.json"));
+  EXPECT_EQ(report["config"]["name"], "my-net");
+  EXPECT_EQ(report["config"]["stack"]["depth"], 2);
+  EXPECT_EQ(report["config"]["seed"], 3);
+}
+
+TEST(Cli, ReportIsByteIdenticalForOneAndTwoThreadsAndAcrossRuns) {
+  TempDir a, b, c;
+  const std::vector<std::string> net = {"--depth", "5", "--width", "300", "--batch", "40", "--activation", "gelu", "-q"};
+  ASSERT_EQ(cli(args({"run", "--threads", "1", "--out", a.path().string()}, net)).code, 0);
+  ASSERT_EQ(cli(args({"run", "--threads", "2", "--out", b.path().string()}, net)).code, 0);
+  ASSERT_EQ(cli(args({"run", "--threads", "2", "--out", c.path().string()}, net)).code, 0);
+  const std::string ja = read(a.path() / "default.json");
+  EXPECT_FALSE(ja.empty());
+  EXPECT_EQ(ja, read(b.path() / "default.json"));
+  EXPECT_EQ(ja, read(c.path() / "default.json"));
+  EXPECT_EQ(read(a.path() / "default.txt"), read(b.path() / "default.txt"));
+}
+
+TEST(Cli, FormatJsonPrintsTheJsonReport) {
+  TempDir dir;
+  const Result r = cli(args({"run", "--out", dir.path().string(), "--format", "json"}, kSmall));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, read(dir.path() / "default.json"));
+}
+
+TEST(Cli, ListNamesEveryActivationAndInit) {
+  const Result r = cli({"list"});
+  ASSERT_EQ(r.code, 0);
+  for (const ActivationInfo& a : activation_table()) EXPECT_TRUE(contains(r.out, std::string(a.name))) << a.name;
+  for (const InitInfo& i : init_table()) EXPECT_TRUE(contains(r.out, std::string(i.name))) << i.name;
+  for (const BiasInitInfo& b : bias_init_table()) EXPECT_TRUE(contains(r.out, std::string(b.name)));
+  EXPECT_TRUE(contains(r.out, "swish"));
+}
+
+TEST(Cli, VersionAndHelpExitZeroAndHelpDocumentsExitCodes) {
+  const Result v = cli({"--version"});
+  EXPECT_EQ(v.code, 0);
+  EXPECT_TRUE(contains(v.out, "gradscope 0."));
+  for (const std::vector<std::string>& a : std::vector<std::vector<std::string>>{
+           {"--help"}, {"run", "--help"}, {"list", "--help"}}) {
+    const Result h = cli(a);
+    EXPECT_EQ(h.code, 0) << a.front();
+    EXPECT_TRUE(contains(h.out, "Exit codes")) << h.out;
+  }
+  EXPECT_TRUE(contains(cli({"run", "--help"}).out, "--activation"));
+}
+
+TEST(Cli, ColourOnlyOnATerminalAndNeverUnderNoColor) {
+  TempDir dir;
+  const auto run = [&](CliEnvironment env) {
+    return cli(args({"run", "--out", dir.path().string()}, kSmall), env).out;
+  };
+  EXPECT_FALSE(contains(run({false, false}), "\x1b["));
+  EXPECT_TRUE(contains(run({true, false}), "\x1b["));
+  EXPECT_FALSE(contains(run({true, true}), "\x1b["));
+  // The file never has colour.
+  EXPECT_FALSE(contains(read(dir.path() / "default.txt"), "\x1b["));
+}
+
+// ---- Error paths: message, place, advice, exit code 2.
+
+TEST(CliErrors, MalformedJsonNamesFileLineAndColumn) {
+  TempDir dir;
+  const fs::path config = dir.write("bad.json", "{\n  \"seed\": 1,\n  \"stack\": {\"depth\": }\n}\n");
+  const Result r = cli({"run", config.string(), "--out", dir.path().string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, config.string() + ":3:")) << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "bad.json.json"));
+}
+
+TEST(CliErrors, UnknownKeySuggestsTheClosest) {
+  TempDir dir;
+  const fs::path config = dir.write("typo.json", R"({"stack": {"actvation": "relu"}})");
+  const Result r = cli({"run", config.string(), "--out", dir.path().string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "stack.actvation")) << r.err;
+  EXPECT_TRUE(contains(r.err, "activation")) << r.err;
+}
+
+TEST(CliErrors, MisspeltActivationFlagSuggestsTheClosest) {
+  const Result r = cli(args({"run", "--activation", "sigmod"}, kSmall));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--activation")) << r.err;
+  EXPECT_TRUE(contains(r.err, "sigmoid")) << r.err;
+}
+
+TEST(CliErrors, SoftmaxInAHiddenLayerSaysWhy) {
+  const Result r = cli(args({"run", "--activation", "softmax"}, kSmall));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "output")) << r.err;
+}
+
+TEST(CliErrors, DepthWidthOrBatchBelowOneIsRefused) {
+  for (const char* flag : {"--depth", "--width", "--batch"}) {
+    const Result r = cli({"run", flag, "0"});
+    EXPECT_EQ(r.code, 2) << flag;
+    EXPECT_TRUE(contains(r.err, "at least 1")) << r.err;
+  }
+  const Result r = cli({"run", "--depth", "fifty"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "fifty")) << r.err;
+}
+
+TEST(CliErrors, RunTooLargeForMemoryIsRefusedWithTheEstimate) {
+  TempDir dir;
+  const Result r = cli({"run", "--depth", "100000", "--width", "100000", "--batch", "100000", "--out",
+                        dir.path().string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "run refused")) << r.err;
+  EXPECT_TRUE(contains(r.err, "estimated")) << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "default.json"));
+}
+
+TEST(CliErrors, UnwritableOutputIsAClearErrorAndLeavesNoPartialReport) {
+  TempDir dir;
+  const fs::path file = dir.write("not-a-dir", "x");
+  const Result r = cli(args({"run", "--out", file.string()}, kSmall));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "cannot write")) << r.err;
+  EXPECT_TRUE(contains(r.err, "--out")) << r.err;
+  if (::geteuid() != 0) {  // root may write anywhere
+    const fs::path ro = dir.path() / "ro";
+    fs::create_directories(ro);
+    fs::permissions(ro, fs::perms::owner_read | fs::perms::owner_exec);
+    const Result r2 = cli(args({"run", "--out", ro.string()}, kSmall));
+    EXPECT_EQ(r2.code, 2);
+    EXPECT_TRUE(fs::is_empty(ro));
+    fs::permissions(ro, fs::perms::owner_all);
+  }
+}
+
+TEST(CliErrors, MissingConfigFileIsAClearError) {
+  const Result r = cli({"run", "/nonexistent/config.json"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "/nonexistent/config.json")) << r.err;
+}
+
+TEST(CliErrors, BadSetSyntaxAndUnknownSubcommandAndMissingSubcommand) {
+  Result r = cli({"run", "--set", "stack.depth"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "PATH=VALUE")) << r.err;
+  r = cli({"frobnicate"});
+  EXPECT_EQ(r.code, 2);
+  r = cli({});
+  EXPECT_EQ(r.code, 2);
+  r = cli({"run", "--threads", "-1"});
+  EXPECT_EQ(r.code, 2);
+}
+
+TEST(Cli, SetOverridesAnyKey) {
+  TempDir dir;
+  const Result r = cli(args({"run", "--out", dir.path().string(), "--init", "orthogonal", "--set",
+                             "stack.init.gain=0.5", "--set", "input.distribution=uniform", "-q"},
+                            kSmall));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read(dir.path() / "default.json"));
+  EXPECT_EQ(j["config"]["stack"]["init"]["name"], "orthogonal");
+  EXPECT_EQ(j["config"]["stack"]["init"]["gain"], 0.5);
+  EXPECT_EQ(j["config"]["input"]["distribution"], "uniform");
+}
+
+}  // namespace
+}  // namespace gradscope
