@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian 12 machine: installs the Debian packages that are missing,
+# builds, and then runs the default diagnosis, the test suite, the report regeneration or the
+# benchmark.
+#   bash scripts/dev.sh run      # install, build, run the built-in default diagnosis
+#   bash scripts/dev.sh test     # install, build, run the whole test suite
+#   bash scripts/dev.sh reports  # install, build, regenerate reports/ from configs/
+#   bash scripts/dev.sh bench    # install (with python3-torch), build, run the benchmarks
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PACKAGES=(g++ cmake make libeigen3-dev libfmt-dev nlohmann-json3-dev libgtest-dev libcli11-dev
+          libopenblas-dev)
+
+install_missing() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "dev.sh: installing missing Debian packages: ${missing[*]}" >&2
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+build() {
+  cmake --preset release >/dev/null
+  cmake --build --preset release
+}
+
+cmd="${1:-}"
+case "$cmd" in
+  run)
+    install_missing "${PACKAGES[@]}"
+    build
+    shift
+    ./build/release/gradscope run "$@"
+    ;;
+  test)
+    install_missing "${PACKAGES[@]}"
+    build
+    ctest --preset release --timeout 600
+    ;;
+  reports)
+    install_missing "${PACKAGES[@]}"
+    build
+    for config in configs/*.json; do
+      ./build/release/gradscope run "$config" --out reports --quiet
+    done
+    echo "dev.sh: regenerated $(ls configs/*.json | wc -l) reports in reports/"
+    ;;
+  bench)
+    install_missing "${PACKAGES[@]}" python3-torch python3-numpy
+    build
+    shift
+    bash bench/run.sh "$@"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh run|test|reports|bench" >&2
+    exit 2
+    ;;
+esac
