@@ -803,6 +803,11 @@ class Reader {
     LayerSpec layer = stack_layer;  // init and bias_init default to the stack's
     layer.activation = default_spec(Activation::kLinear);
     read_layer_keys(object, "output", /*hidden=*/false, layer);
+    // An output layer that names torch_default gets its bias too, as the stack does.
+    if (find(object, "bias_init") == nullptr && find(object, "init") != nullptr) {
+      layer.bias = BiasInitSpec{};
+      if (layer.init.kind == Init::kTorchDefault) layer.bias.kind = BiasInit::kTorchDefault;
+    }
     return layer;
   }
 

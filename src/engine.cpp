@@ -1,6 +1,7 @@
 // One run from spec to report: refuse what will not fit, then build, pass, and summarise.
 #include "gradscope/engine.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -87,11 +88,17 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
   report.memory = estimate_memory(spec);
   const std::int64_t limit =
       options.memory_limit_bytes > 0 ? options.memory_limit_bytes : available_memory_bytes();
-  if (limit > 0 && report.memory.total_bytes() > limit) {
-    throw Error("run refused: it needs an estimated " + human_bytes(report.memory.total_bytes()) +
+  const int threads = options.threads > 0 ? options.threads : hardware_threads();
+  // In double: each part may be near int64's limit for an absurd config.
+  const double scratch = static_cast<double>(threads) * static_cast<double>(report.memory.per_thread_bytes);
+  const auto needed = static_cast<std::int64_t>(
+      std::min(9.0e18, static_cast<double>(report.memory.total_bytes()) + scratch));
+  if (limit > 0 && needed > limit) {
+    throw Error("run refused: it needs an estimated " + human_bytes(needed) +
                     " (weights " + human_bytes(report.memory.weights_bytes) + ", cached activations " +
                     human_bytes(report.memory.cache_bytes) + ", buffers " +
-                    human_bytes(report.memory.work_bytes) + ") but only " + human_bytes(limit) +
+                    human_bytes(static_cast<std::int64_t>(std::min(
+                    9.0e18, static_cast<double>(report.memory.work_bytes) + scratch))) + ") but only " + human_bytes(limit) +
                     " is available",
                 "reduce stack.depth, stack.width or input.batch, or use \"precision\": \"float32\"");
   }

@@ -203,22 +203,34 @@ double init_weight_variance(const InitSpec& spec, int fan_in, int fan_out) {
   return b * b / 3.0;
 }
 
+bool init_is_elementwise(Init kind) { return kind != Init::kOrthogonal; }
+
+void init_weight_columns(const InitSpec& spec, std::uint64_t key, int fan_out, int fan_in,
+                         int first_col, int cols, double* out) {
+  const auto n = static_cast<std::uint64_t>(fan_out) * static_cast<std::uint64_t>(cols);
+  // Column-major: entry (i, j) is number i + j * out of the stream.
+  const auto first = static_cast<std::uint64_t>(fan_out) * static_cast<std::uint64_t>(first_col);
+  if (n == 0) return;
+  if (spec.kind == Init::kZeros) {
+    std::fill(out, out + n, 0.0);
+  } else if (is_normal_scheme(spec.kind)) {
+    fill_normal(key, first, n, out);
+    const double s = normal_std(spec, fan_in, fan_out);
+    for (std::uint64_t i = 0; i < n; ++i) out[i] *= s;
+  } else {
+    const double b = uniform_bound(spec, fan_in, fan_out);
+    fill_uniform(key, first, n, -b, b, out);
+  }
+}
+
 void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W) {
   const auto fan_out = static_cast<int>(W.rows());
   const auto fan_in = static_cast<int>(W.cols());
-  const auto n = static_cast<std::uint64_t>(W.size());
-  if (n == 0) return;
-  if (spec.kind == Init::kZeros) {
-    W.setZero();
-  } else if (spec.kind == Init::kOrthogonal) {
+  if (W.size() == 0) return;
+  if (spec.kind == Init::kOrthogonal) {
     init_orthogonal(spec.gain, key, W);
-  } else if (is_normal_scheme(spec.kind)) {
-    // Column-major: entry (i, j) is normal number i + j * out of the stream.
-    fill_normal(key, 0, n, W.data());
-    W *= normal_std(spec, fan_in, fan_out);
   } else {
-    const double b = uniform_bound(spec, fan_in, fan_out);
-    fill_uniform(key, 0, n, -b, b, W.data());
+    init_weight_columns(spec, key, fan_out, fan_in, 0, fan_in, W.data());
   }
 }
 

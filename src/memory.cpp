@@ -46,12 +46,16 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
   m.weights_bytes = clamp_bytes(params * scalar);
   // y and phi'(h) of every layer, the input batch and the probe.
   m.cache_bytes = clamp_bytes((2 * units + spec.input.width + last_width) * batch * scalar);
-  // Two gradient buffers, the Grams, the double-precision draw of the largest weight matrix (one
-  // per core while the network is generated), the task blocks, and the double draw of the input.
-  const double cores = hardware_threads();
+  // Two gradient buffers, the Grams, and the double draws of the input and the probe.
   m.work_bytes = clamp_bytes(2 * widest * batch * scalar + 2 * batch * batch * scalar +
-                             cores * (largest_matrix * 8 + 2 * kRowsPerTask * std::max(widest, batch) * scalar) +
-                             widest * batch * 8);
+                             2 * widest * batch * 8);
+  // Per worker: a task's block of rows, and the double draw of a weight matrix (whole for
+  // orthogonal init or float64 networks, 32 columns at a time otherwise).
+  const bool whole_draw = spec.precision == Precision::kFloat64 ||
+                          !init_is_elementwise(spec.stack.layer.init.kind) ||
+                          (spec.output && !init_is_elementwise(spec.output->init.kind));
+  m.per_thread_bytes = clamp_bytes(2 * kRowsPerTask * std::max(widest, batch) * scalar +
+                                   (whole_draw ? largest_matrix : 32 * widest) * 8);
   return m;
 }
 

@@ -143,16 +143,28 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool) {
     const LayerSpec& layer = net.layers[l];
     const int fan_in = l == 0 ? spec.input.width : net.layers[l - 1].width;
     const auto index = static_cast<std::uint64_t>(k + 1);  // layers are numbered from 1
-    Eigen::MatrixXd w(layer.width, fan_in);
-    init_weights(layer.init, stream_key(spec.seed, index, StreamPurpose::kWeights), w);
     Eigen::VectorXd b(layer.width);
     init_bias(layer.bias, fan_in, stream_key(spec.seed, index, StreamPurpose::kBias), b);
+    net.bias[l] = b.cast<Scalar>();
+    const std::uint64_t key = stream_key(spec.seed, index, StreamPurpose::kWeights);
     if constexpr (std::is_same_v<Scalar, double>) {
-      net.weight[l] = std::move(w);
-      net.bias[l] = std::move(b);
-    } else {
+      net.weight[l].resize(layer.width, fan_in);
+      init_weights(layer.init, key, net.weight[l]);
+    } else if (!init_is_elementwise(layer.init.kind)) {
+      Eigen::MatrixXd w(layer.width, fan_in);
+      init_weights(layer.init, key, w);
       net.weight[l] = w.cast<Scalar>();
-      net.bias[l] = b.cast<Scalar>();
+    } else {
+      // Drawn in double a block of columns at a time and rounded once: no double copy of the
+      // whole matrix (and its page faults) for float networks.
+      constexpr int kColumns = 32;
+      net.weight[l].resize(layer.width, fan_in);
+      Eigen::MatrixXd block(layer.width, std::min(kColumns, fan_in));
+      for (int c = 0; c < fan_in; c += kColumns) {
+        const int n = std::min(kColumns, fan_in - c);
+        init_weight_columns(layer.init, key, layer.width, fan_in, c, n, block.data());
+        net.weight[l].middleCols(c, n) = block.leftCols(n).template cast<Scalar>();
+      }
     }
     const Mat<Scalar>& used = net.weight[l];
     SquareSum squares;

@@ -190,6 +190,21 @@ TEST(ConfigDefaults, BiasInitIsTorchDefaultOnlyWithTorchDefaultWeights) {
             BiasInit::kZeros);
 }
 
+TEST(ConfigDefaults, OutputBiasFollowsTheOutputsOwnInitWhenItNamesOne) {
+  const char* stack = R"("stack": {"bias_init": {"name": "constant", "value": 0.1}})";
+  const auto out = [&](const std::string& output) {
+    std::string text = "{";  // appended piecewise: GCC 12 warns falsely on a chain of +
+    text += stack;
+    text += ", \"output\": ";
+    text += output;
+    text += "}";
+    return *parse(text).output;
+  };
+  EXPECT_EQ(out(R"({"width": 3, "init": "torch_default"})").bias.kind, BiasInit::kTorchDefault);
+  EXPECT_EQ(out(R"({"width": 3, "init": "xavier_normal"})").bias.kind, BiasInit::kZeros);
+  EXPECT_EQ(out(R"({"width": 3})").bias.kind, BiasInit::kConstant);  // inherits with the init
+}
+
 TEST(ConfigDefaults, OutputLayerIsLinearWithTheStacksInitAndBias) {
   const RunSpec spec = parse(R"({
     "stack": {"init": {"name": "orthogonal", "gain": 0.5}, "bias_init": {"name": "constant", "value": 0.1}},

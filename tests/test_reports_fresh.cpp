@@ -13,6 +13,7 @@
 #include "gradscope/config.hpp"
 #include "gradscope/engine.hpp"
 #include "gradscope/report_json.hpp"
+#include "json_schema.hpp"
 
 namespace gradscope {
 namespace {
@@ -100,6 +101,18 @@ TEST(ReportsFresh, EveryCommittedReportMatchesAFreshRun) {
     EXPECT_TRUE(diffs.empty()) << report << " is stale (" << diffs.size()
                                << " differences); regenerate with: bash scripts/dev.sh reports\n"
                                << shown;
+  }
+}
+
+TEST(ReportsFresh, EveryCommittedReportValidatesAgainstTheSchema) {
+  const auto schema = nlohmann::json::parse(read(kRoot / "schema" / "report.schema.json"));
+  for (const auto& e : fs::directory_iterator(kRoot / "reports")) {
+    if (e.path().extension() != ".json") continue;
+    std::string errors;
+    for (const std::string& s : testing::validate_schema(schema, nlohmann::json::parse(read(e.path())))) {
+      errors += "  " + s + "\n";
+    }
+    EXPECT_TRUE(errors.empty()) << e.path() << ":\n" << errors;
   }
 }
 

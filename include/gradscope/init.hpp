@@ -57,6 +57,15 @@ double init_weight_variance(const InitSpec& spec, int fan_in, int fan_out);
 // `key` comes from stream_key(seed, layer, StreamPurpose::kWeights).
 void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W);
 
+// Every scheme but orthogonal draws each entry on its own, so a matrix can be drawn in pieces.
+bool init_is_elementwise(Init kind);
+
+// For elementwise schemes: columns [first_col, first_col + cols) of the (fan_out x fan_in)
+// matrix init_weights draws, the same values, written column-major to out[0 .. fan_out * cols).
+// Lets a float network be generated without a double copy of each whole matrix.
+void init_weight_columns(const InitSpec& spec, std::uint64_t key, int fan_out, int fan_in,
+                         int first_col, int cols, double* out);
+
 enum class BiasInit : int { kZeros, kConstant, kNormal, kTorchDefault };
 inline constexpr int kBiasInitCount = 4;
 

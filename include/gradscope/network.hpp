@@ -67,6 +67,6 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
 
 // Rows of a layer handled by one task. Fixed by the shape alone, never by the thread count, so
 // every product and every partial sum is the same whatever the number of threads.
-inline constexpr int kRowsPerTask = 128;
+inline constexpr int kRowsPerTask = 256;
 
 }  // namespace gradscope

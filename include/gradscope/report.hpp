@@ -70,6 +70,9 @@ struct MemoryEstimate {
   std::int64_t weights_bytes = 0;  // the parameters in the network's precision
   std::int64_t cache_bytes = 0;    // what the backward pass must keep (activations, derivatives)
   std::int64_t work_bytes = 0;     // buffers of the pass itself
+  // Scratch each worker thread needs besides; not part of the reported total, which must not
+  // depend on the thread count, but counted when a run is checked against the memory it has.
+  std::int64_t per_thread_bytes = 0;
   std::int64_t total_bytes() const { return weights_bytes + cache_bytes + work_bytes; }
 };
 
