@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Prints the benchmark figures: the in-process ratio to the plain products, the whole-process time
+# of `gradscope run` against the same job in PyTorch (best thread setting), and peak memory.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+BIN=build/release
+OUT=bench/out
+mkdir -p "$OUT"
+REPEATS=${REPEATS:-3}
+
+echo "== in-process: the whole diagnostic against a plain loop of the same products"
+"$BIN/gradscope_bench" 100 1024 256 "$REPEATS"
+
+# Best wall time of a command over REPEATS runs, and its peak resident memory, via Python's
+# resource module (no extra package needed).
+measure() {
+  /usr/bin/python3 - "$REPEATS" "$@" <<'PY'
+import resource, subprocess, sys, time
+repeats = int(sys.argv[1]); cmd = sys.argv[2:]
+best = float("inf")
+for _ in range(repeats):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    best = min(best, time.perf_counter() - t0)
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+print(f"{best:.3f} {peak}")
+PY
+}
+
+echo
+echo "== whole process: gradscope run vs PyTorch (CPU, hooks), reference job"
+read -r t_gs peak_gs < <(measure "$BIN/gradscope" run bench/reference.json --out "$OUT" --quiet)
+echo "  gradscope run                  ${t_gs} s"
+best_torch=""
+for threads in 1 2; do
+  read -r t_torch _ < <(measure /usr/bin/python3 bench/torch_reference.py "$threads")
+  echo "  pytorch, $threads thread(s)            ${t_torch} s"
+  if [ -z "$best_torch" ] || awk "BEGIN{exit !($t_torch < $best_torch)}"; then best_torch=$t_torch; fi
+done
+awk -v a="$best_torch" -v b="$t_gs" 'BEGIN{printf "  speed-up over best pytorch      %.2fx  (target >= 3)\n", a/b}'
+
+echo
+echo "== peak memory of gradscope run (reference job)"
+/usr/bin/python3 - "$OUT/reference.json" "$peak_gs" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["network"]["memory"]
+peak = int(sys.argv[2])
+need = m["weights_bytes"] + m["cache_bytes"]
+mib = lambda b: b / 2**20
+print(f"  weights + backward cache        {mib(need):.0f} MiB (estimate, from the JSON)")
+print(f"  estimate incl. buffers          {mib(m['estimate_bytes']):.0f} MiB")
+print(f"  measured peak RSS               {mib(peak):.0f} MiB")
+print(f"  peak / (weights + cache)        {peak / need:.2f}  (target <= 1.3)")
+PY
