@@ -94,8 +94,10 @@ int main(int argc, char** argv) {
   std::printf("reference job: depth %d, width %d, batch %d, relu, he_normal, float32, %d threads\n",
               depth, width, batch, cores);
   std::printf("  nominal work 6*B*W^2*L        %.1f GFLOP\n", flops / 1e9);
-  std::printf("  plain products (BLAS threads) %.3f s  %.1f GFLOP/s\n", best_plain, flops / best_plain / 1e9);
-  std::printf("  whole diagnostic              %.3f s  %.1f GFLOP/s (nominal)\n", best_run, flops / best_run / 1e9);
+  std::printf("  plain products (BLAS threads) %.3f s  %.1f GFLOP/s\n", best_plain,
+              flops / best_plain / 1e9);
+  std::printf("  whole diagnostic              %.3f s  %.1f GFLOP/s (nominal)\n", best_run,
+              flops / best_run / 1e9);
   std::printf("    of which: weights generated   %.3f s\n", best_build);
   std::printf("    of which: forward + backward  %.3f s\n", best_pass);
   std::printf("  ratio diagnostic / plain      %.2f  (target <= 1.3)\n", best_run / best_plain);

@@ -48,12 +48,14 @@ struct KeyFlag {
 };
 
 constexpr KeyFlag kKeyFlags[] = {
-    {"--name", "name", "report name (default: the config's name, its file stem, or 'default')", true},
+    {"--name", "name", "report name (default: the config's name, its file stem, or 'default')",
+     true},
     {"--seed", "seed", "random seed (non-negative integer)", false},
     {"--precision", "precision", "float32 or float64", true},
     {"--depth", "stack.depth", "number of hidden layers", false},
     {"--width", "stack.width", "units per hidden layer", false},
-    {"--activation", "stack.activation", "hidden activation, e.g. relu, gelu, sigmoid (see `gradscope list`)", false},
+    {"--activation", "stack.activation",
+     "hidden activation, e.g. relu, gelu, sigmoid (see `gradscope list`)", false},
     {"--init", "stack.init", "weight init, e.g. he_normal, xavier_normal, orthogonal", false},
     {"--bias-init", "stack.bias_init", "bias init: zeros, constant, normal, torch_default", false},
     {"--batch", "input.batch", "examples in the batch", false},
@@ -143,7 +145,8 @@ void print_list(std::ostream& out) {
 
 int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
             const CliEnvironment& env) {
-  CLI::App app{"gradscope: diagnose vanishing and exploding gradients in deep networks", "gradscope"};
+  CLI::App app{"gradscope: diagnose vanishing and exploding gradients in deep networks",
+               "gradscope"};
   app.footer(kExitCodes);
   app.set_version_flag("--version", std::string("gradscope ") + kVersion);
   app.require_subcommand(1);
@@ -173,8 +176,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   run->add_option("--format", run_args.format, "what to print on stdout: text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
-  run->add_option("--max-rows", run_args.max_rows,
-                  "text report: elide the middle of deeper stacks")
+  run->add_option("--max-rows", run_args.max_rows, "text report: elide the middle of deeper stacks")
       ->check(CLI::Range(4, 1000000))
       ->capture_default_str();
   run->add_flag("-q,--quiet", run_args.quiet, "print nothing on stdout (files are still written)");

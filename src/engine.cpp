@@ -33,9 +33,9 @@ Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
   const LayerReport& last = layers.back();
   s.log10_grad_ratio_first_to_last =
       first.backward.grad_preact_rms.log10 - last.backward.grad_preact_rms.log10;
-  s.mean_log10_gain = layers.size() > 1 ? s.log10_grad_ratio_first_to_last /
-                                              static_cast<double>(layers.size() - 1)
-                                        : 0.0;
+  s.mean_log10_gain =
+      layers.size() > 1 ? s.log10_grad_ratio_first_to_last / static_cast<double>(layers.size() - 1)
+                        : 0.0;
   double saturated_entries = 0.0;
   double entries = 0.0;
   for (const LayerReport& l : layers) {
@@ -90,17 +90,19 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
       options.memory_limit_bytes > 0 ? options.memory_limit_bytes : available_memory_bytes();
   const int threads = options.threads > 0 ? options.threads : hardware_threads();
   // In double: each part may be near int64's limit for an absurd config.
-  const double scratch = static_cast<double>(threads) * static_cast<double>(report.memory.per_thread_bytes);
+  const double scratch =
+      static_cast<double>(threads) * static_cast<double>(report.memory.per_thread_bytes);
   const auto needed = static_cast<std::int64_t>(
       std::min(9.0e18, static_cast<double>(report.memory.total_bytes()) + scratch));
   if (limit > 0 && needed > limit) {
-    throw Error("run refused: it needs an estimated " + human_bytes(needed) +
-                    " (weights " + human_bytes(report.memory.weights_bytes) + ", cached activations " +
-                    human_bytes(report.memory.cache_bytes) + ", buffers " +
-                    human_bytes(static_cast<std::int64_t>(std::min(
-                    9.0e18, static_cast<double>(report.memory.work_bytes) + scratch))) + ") but only " + human_bytes(limit) +
-                    " is available",
-                "reduce stack.depth, stack.width or input.batch, or use \"precision\": \"float32\"");
+    throw Error(
+        "run refused: it needs an estimated " + human_bytes(needed) + " (weights " +
+            human_bytes(report.memory.weights_bytes) + ", cached activations " +
+            human_bytes(report.memory.cache_bytes) + ", buffers " +
+            human_bytes(static_cast<std::int64_t>(
+                std::min(9.0e18, static_cast<double>(report.memory.work_bytes) + scratch))) +
+            ") but only " + human_bytes(limit) + " is available",
+        "reduce stack.depth, stack.width or input.batch, or use \"precision\": \"float32\"");
   }
   std::int64_t fan_in = spec.input.width;
   for (const LayerSpec& l : expand_layers(spec)) {

@@ -268,7 +268,8 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
     SquareSum probe_squares;
     probe_squares.add(probe.data(), probe.size());
     result.output_grad_rms = magnitude_from_scaled(
-        std::sqrt(probe_squares.sum / static_cast<double>(std::max<std::int64_t>(1, probe_squares.finite))),
+        std::sqrt(probe_squares.sum /
+                  static_cast<double>(std::max<std::int64_t>(1, probe_squares.finite))),
         0);
   }
   if (options.keep_gradients) {
@@ -298,8 +299,8 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
 
     // Tasks of this step, all independent: the two Grams (or the explicit dW in row blocks), and
     // the product W^T grad in row blocks, times phi'(h^{l-1}), with its statistics.
-    Mat<Scalar> gram_x, gram_g;           // (batch, batch), lower triangles
-    Mat<Scalar> below;                    // dL/dh^{l-1} / 2^exp2, (n_{l-1}, batch)
+    Mat<Scalar> gram_x, gram_g;  // (batch, batch), lower triangles
+    Mat<Scalar> below;           // dL/dh^{l-1} / 2^exp2, (n_{l-1}, batch)
     const std::int64_t dw_tasks = gram ? 2 : row_tasks(n_out);
     const std::int64_t below_tasks = has_below ? row_tasks(n_in) : 0;
     std::vector<double> dw_squares(static_cast<std::size_t>(gram ? 0 : dw_tasks), 0.0);
@@ -349,7 +350,8 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
     // Rounding can leave a tiny negative where the true value is ~0 (exactly orthogonal blocks).
     bs.grad_weight_norm = magnitude_from_scaled(std::sqrt(std::max(0.0, dw_sq)), exp2);
     bs.weight_norm = net.weight_norm[l];
-    bs.grad_weight_to_weight = magnitude_ratio(bs.grad_weight_norm, magnitude_from_scaled(bs.weight_norm, 0));
+    bs.grad_weight_to_weight =
+        magnitude_ratio(bs.grad_weight_norm, magnitude_from_scaled(bs.weight_norm, 0));
     bs.gain = magnitude_ratio(bs.grad_preact_rms, above);
     above = bs.grad_preact_rms;
 
@@ -372,7 +374,8 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
 
     // Keep the stored gradient near 1 in rms. The statistics just gathered are in the old scale,
     // so rescale them by the same exact power of two.
-    const double ms = grad_stats.squares.sum / static_cast<double>(std::max<std::int64_t>(1, grad_stats.squares.finite));
+    const double ms = grad_stats.squares.sum /
+                      static_cast<double>(std::max<std::int64_t>(1, grad_stats.squares.finite));
     if (ms > 0.0 && std::isfinite(ms)) {
       const int e = std::ilogb(ms) / 2;
       if (e > kRescaleBits || e < -kRescaleBits) {

@@ -23,8 +23,7 @@ namespace {
 
 }  // namespace
 
-void write_files_atomically(
-    const std::vector<std::pair<fs::path, std::string>>& files) {
+void write_files_atomically(const std::vector<std::pair<fs::path, std::string>>& files) {
   std::vector<fs::path> temps;
   auto cleanup = [&] {
     std::error_code ignored;

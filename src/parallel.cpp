@@ -10,7 +10,9 @@ extern "C" void openblas_set_num_threads(int num_threads);
 
 namespace gradscope {
 
-int hardware_threads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+int hardware_threads() {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
 
 ThreadPool::ThreadPool(int threads) {
 #ifdef GRADSCOPE_HAVE_OPENBLAS

@@ -69,9 +69,9 @@ std::vector<std::string> args(std::vector<std::string> a, const std::vector<std:
 
 TEST(Cli, RunWithFlagsWritesJsonAndTextAndPrintsTheTable) {
   TempDir dir;
-  const Result r = cli(args({"run", "--out", dir.path().string(), "--activation", "sigmoid",
-                             "--init", "xavier_normal"},
-                            kSmall));
+  const Result r = cli(args(
+      {"run", "--out", dir.path().string(), "--activation", "sigmoid", "--init", "xavier_normal"},
+      kSmall));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   EXPECT_TRUE(contains(r.out, "sigmoid"));
@@ -88,8 +88,10 @@ TEST(Cli, RunWithFlagsWritesJsonAndTextAndPrintsTheTable) {
 
 TEST(Cli, ConfigFileNameIsTheFileStemAndFlagsOverrideIt) {
   TempDir dir, out;
-  const fs::path config = dir.write("my-net.json", R"({"seed": 3, "stack": {"depth": 9, "width": 8}})");
-  const Result r = cli({"run", config.string(), "--out", out.path().string(), "--depth", "2", "-q"});
+  const fs::path config =
+      dir.write("my-net.json", R"({"seed": 3, "stack": {"depth": 9, "width": 8}})");
+  const Result r =
+      cli({"run", config.string(), "--out", out.path().string(), "--depth", "2", "-q"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(r.out.empty());
   const auto report = nlohmann::json::parse(read(out.path() / "my-net.json"));
@@ -100,7 +102,8 @@ TEST(Cli, ConfigFileNameIsTheFileStemAndFlagsOverrideIt) {
 
 TEST(Cli, ReportIsByteIdenticalForOneAndTwoThreadsAndAcrossRuns) {
   TempDir a, b, c;
-  const std::vector<std::string> net = {"--depth", "5", "--width", "300", "--batch", "40", "--activation", "gelu", "-q"};
+  const std::vector<std::string> net = {"--depth",      "5",    "--width", "300", "--batch", "40",
+                                        "--activation", "gelu", "-q"};
   ASSERT_EQ(cli(args({"run", "--threads", "1", "--out", a.path().string()}, net)).code, 0);
   ASSERT_EQ(cli(args({"run", "--threads", "2", "--out", b.path().string()}, net)).code, 0);
   ASSERT_EQ(cli(args({"run", "--threads", "2", "--out", c.path().string()}, net)).code, 0);
@@ -121,8 +124,10 @@ TEST(Cli, FormatJsonPrintsTheJsonReport) {
 TEST(Cli, ListNamesEveryActivationAndInit) {
   const Result r = cli({"list"});
   ASSERT_EQ(r.code, 0);
-  for (const ActivationInfo& a : activation_table()) EXPECT_TRUE(contains(r.out, std::string(a.name))) << a.name;
-  for (const InitInfo& i : init_table()) EXPECT_TRUE(contains(r.out, std::string(i.name))) << i.name;
+  for (const ActivationInfo& a : activation_table())
+    EXPECT_TRUE(contains(r.out, std::string(a.name))) << a.name;
+  for (const InitInfo& i : init_table())
+    EXPECT_TRUE(contains(r.out, std::string(i.name))) << i.name;
   for (const BiasInitInfo& b : bias_init_table()) EXPECT_TRUE(contains(r.out, std::string(b.name)));
   EXPECT_TRUE(contains(r.out, "swish"));
 }
@@ -131,8 +136,8 @@ TEST(Cli, VersionAndHelpExitZeroAndHelpDocumentsExitCodes) {
   const Result v = cli({"--version"});
   EXPECT_EQ(v.code, 0);
   EXPECT_TRUE(contains(v.out, "gradscope 0."));
-  for (const std::vector<std::string>& a : std::vector<std::vector<std::string>>{
-           {"--help"}, {"run", "--help"}, {"list", "--help"}}) {
+  for (const std::vector<std::string>& a :
+       std::vector<std::vector<std::string>>{{"--help"}, {"run", "--help"}, {"list", "--help"}}) {
     const Result h = cli(a);
     EXPECT_EQ(h.code, 0) << a.front();
     EXPECT_TRUE(contains(h.out, "Exit codes")) << h.out;
@@ -156,7 +161,8 @@ TEST(Cli, ColourOnlyOnATerminalAndNeverUnderNoColor) {
 
 TEST(CliErrors, MalformedJsonNamesFileLineAndColumn) {
   TempDir dir;
-  const fs::path config = dir.write("bad.json", "{\n  \"seed\": 1,\n  \"stack\": {\"depth\": }\n}\n");
+  const fs::path config =
+      dir.write("bad.json", "{\n  \"seed\": 1,\n  \"stack\": {\"depth\": }\n}\n");
   const Result r = cli({"run", config.string(), "--out", dir.path().string()});
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, config.string() + ":3:")) << r.err;
@@ -198,8 +204,8 @@ TEST(CliErrors, DepthWidthOrBatchBelowOneIsRefused) {
 
 TEST(CliErrors, RunTooLargeForMemoryIsRefusedWithTheEstimate) {
   TempDir dir;
-  const Result r = cli({"run", "--depth", "100000", "--width", "100000", "--batch", "100000", "--out",
-                        dir.path().string()});
+  const Result r = cli({"run", "--depth", "100000", "--width", "100000", "--batch", "100000",
+                        "--out", dir.path().string()});
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "run refused")) << r.err;
   EXPECT_TRUE(contains(r.err, "estimated")) << r.err;

@@ -89,7 +89,8 @@ void check_gradients(const RunSpec& spec) {
   opt.keep_gradients = true;
   const PassResult r = forward_backward(net, x, g, opt, pool);
   const double eps = 1e-6;
-  // Step 1e-6: truncation ~1e-12 * |f'''|, rounding ~1e-16 / 1e-6 = 1e-10; 1e-6 relative covers both.
+  // Step 1e-6: truncation ~1e-12 * |f'''|, rounding ~1e-16 / 1e-6 = 1e-10; 1e-6 relative covers
+  // both.
   const double tol = 1e-6;
 
   for (std::size_t l = 0; l < net.layers.size(); ++l) {
@@ -109,7 +110,8 @@ void check_gradients(const RunSpec& spec) {
     }
     for (Eigen::Index i = 0; i < fd_w.rows(); ++i) {
       for (Eigen::Index j = 0; j < fd_w.cols(); ++j) {
-        EXPECT_LT(entry_err(r.gradients.dweight[l](i, j), fd_w(i, j), fd_w.cwiseAbs().maxCoeff()), tol);
+        EXPECT_LT(entry_err(r.gradients.dweight[l](i, j), fd_w(i, j), fd_w.cwiseAbs().maxCoeff()),
+                  tol);
       }
     }
     // Biases.
@@ -131,12 +133,16 @@ void check_gradients(const RunSpec& spec) {
     for (Eigen::Index i = 0; i < fd_h.rows(); ++i) {
       for (Eigen::Index a = 0; a < fd_h.cols(); ++a) {
         fd_h(i, a) = central(
-            [&](double e) { return reference_loss(net, x, g, Perturbation{l, i, a, e}); }, eps);
+            [&](double e) {
+              return reference_loss(net, x, g, Perturbation{l, i, a, e});
+            },
+            eps);
       }
     }
     for (Eigen::Index i = 0; i < fd_h.rows(); ++i) {
       for (Eigen::Index a = 0; a < fd_h.cols(); ++a) {
-        EXPECT_LT(entry_err(r.gradients.dpreact[l](i, a), fd_h(i, a), fd_h.cwiseAbs().maxCoeff()), tol);
+        EXPECT_LT(entry_err(r.gradients.dpreact[l](i, a), fd_h(i, a), fd_h.cwiseAbs().maxCoeff()),
+                  tol);
       }
     }
     // The reported statistics are the norms of these gradients.
@@ -229,8 +235,8 @@ PassResult run_pass(const RunSpec& spec, int threads) {
   const Network<Scalar> net = build_network<Scalar>(spec, pool);
   PassOptions opt;
   opt.saturation_threshold = spec.stats.saturation_threshold;
-  return forward_backward(net, make_input<Scalar>(spec), make_probe<Scalar>(spec, net.layers.back().width),
-                          opt, pool);
+  return forward_backward(net, make_input<Scalar>(spec),
+                          make_probe<Scalar>(spec, net.layers.back().width), opt, pool);
 }
 
 TEST(NetworkExact, LinearOrthogonalStackScalesGradientByGainPerLayerFarBelowDoubleRange) {
@@ -241,7 +247,8 @@ TEST(NetworkExact, LinearOrthogonalStackScalesGradientByGainPerLayerFarBelowDoub
   const double expected = (depth - 1) * std::log10(gain);
   {
     const PassResult r = run_pass<double>(linear_orthogonal(gain, depth, Precision::kFloat64), 1);
-    const double ratio = r.backward.front().grad_preact_rms.log10 - r.backward.back().grad_preact_rms.log10;
+    const double ratio =
+        r.backward.front().grad_preact_rms.log10 - r.backward.back().grad_preact_rms.log10;
     // Double: each layer's orthogonality error ~1e-15, summed over 2000 layers in log10 terms.
     EXPECT_NEAR(ratio, expected, 1e-9);
     EXPECT_EQ(r.backward.front().grad_preact_rms.value, 0.0);  // below double: carried by log10
@@ -249,7 +256,8 @@ TEST(NetworkExact, LinearOrthogonalStackScalesGradientByGainPerLayerFarBelowDoub
   }
   {
     const PassResult r = run_pass<float>(linear_orthogonal(gain, depth, Precision::kFloat32), 2);
-    const double ratio = r.backward.front().grad_preact_rms.log10 - r.backward.back().grad_preact_rms.log10;
+    const double ratio =
+        r.backward.front().grad_preact_rms.log10 - r.backward.back().grad_preact_rms.log10;
     // Float: rounding the orthogonal matrices to float moves each singular value by ~1e-7; over
     // 2000 layers the log10 ratio may drift by ~2000 * 1e-7 / ln(10) ~ 1e-4.
     EXPECT_NEAR(ratio, expected, 1e-3);
@@ -335,7 +343,8 @@ TEST(NetworkStatistics, ForwardOverflowIsCountedAndLaterLayersStillReported) {
   spec.stack.layer.width = 32;
   spec.stack.layer.activation = {Activation::kLinear, 0};
   spec.stack.layer.init.kind = Init::kNormal;
-  spec.stack.layer.init.std = 10.0;  // each layer multiplies the signal by ~57: overflow by layer ~22
+  spec.stack.layer.init.std =
+      10.0;  // each layer multiplies the signal by ~57: overflow by layer ~22
   const PassResult r = run_pass<float>(spec, 2);
   ASSERT_EQ(r.forward.size(), 40u);
   EXPECT_EQ(r.forward.front().nonfinite, 0);
@@ -358,16 +367,21 @@ TEST(NetworkDeterminism, ResultsAreBitIdenticalForOneAndThreeThreads) {
   for (Precision p : {Precision::kFloat32, Precision::kFloat64}) {
     RunSpec spec = small_spec({Activation::kGelu, 0}, 6, 300, 40, 260);
     spec.precision = p;
-    const PassResult a = p == Precision::kFloat32 ? run_pass<float>(spec, 1) : run_pass<double>(spec, 1);
-    const PassResult b = p == Precision::kFloat32 ? run_pass<float>(spec, 3) : run_pass<double>(spec, 3);
+    const PassResult a =
+        p == Precision::kFloat32 ? run_pass<float>(spec, 1) : run_pass<double>(spec, 1);
+    const PassResult b =
+        p == Precision::kFloat32 ? run_pass<float>(spec, 3) : run_pass<double>(spec, 3);
     for (std::size_t l = 0; l < a.forward.size(); ++l) {
       expect_identical(a.forward[l].preact, b.forward[l].preact);
       expect_identical(a.forward[l].act, b.forward[l].act);
       EXPECT_EQ(a.forward[l].dead_units, b.forward[l].dead_units);
       EXPECT_TRUE(same_bits(a.forward[l].saturated_fraction, b.forward[l].saturated_fraction));
-      EXPECT_TRUE(same_bits(a.backward[l].grad_preact_rms.log10, b.backward[l].grad_preact_rms.log10));
-      EXPECT_TRUE(same_bits(a.backward[l].grad_weight_norm.log10, b.backward[l].grad_weight_norm.log10));
-      EXPECT_TRUE(same_bits(a.backward[l].grad_bias_norm.log10, b.backward[l].grad_bias_norm.log10));
+      EXPECT_TRUE(
+          same_bits(a.backward[l].grad_preact_rms.log10, b.backward[l].grad_preact_rms.log10));
+      EXPECT_TRUE(
+          same_bits(a.backward[l].grad_weight_norm.log10, b.backward[l].grad_weight_norm.log10));
+      EXPECT_TRUE(
+          same_bits(a.backward[l].grad_bias_norm.log10, b.backward[l].grad_bias_norm.log10));
     }
   }
 }

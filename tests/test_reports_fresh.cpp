@@ -60,7 +60,8 @@ void compare(const nlohmann::json& want, const nlohmann::json& got, const std::s
     const double a = want.get<double>();
     const double b = got.get<double>();
     const bool count = path.ends_with("_units");
-    const double tol = count ? 2.0 + 0.02 * std::abs(a) : 1e-3 * std::max(std::abs(a), std::abs(b)) + 1e-9;
+    const double tol =
+        count ? 2.0 + 0.02 * std::abs(a) : 1e-3 * std::max(std::abs(a), std::abs(b)) + 1e-9;
     const bool log = path.find("log10") != std::string::npos;
     if (std::abs(a - b) > (log ? std::max(tol, 1e-3) : tol)) {
       diffs.push_back(path + ": " + want.dump() + " in reports/, " + got.dump() + " now");
@@ -97,7 +98,8 @@ TEST(ReportsFresh, EveryCommittedReportMatchesAFreshRun) {
     std::vector<std::string> diffs;
     compare(committed, fresh, "", diffs);
     std::string shown;
-    for (std::size_t i = 0; i < std::min<std::size_t>(diffs.size(), 10); ++i) shown += "  " + diffs[i] + "\n";
+    for (std::size_t i = 0; i < std::min<std::size_t>(diffs.size(), 10); ++i)
+      shown += "  " + diffs[i] + "\n";
     EXPECT_TRUE(diffs.empty()) << report << " is stale (" << diffs.size()
                                << " differences); regenerate with: bash scripts/dev.sh reports\n"
                                << shown;
@@ -109,7 +111,8 @@ TEST(ReportsFresh, EveryCommittedReportValidatesAgainstTheSchema) {
   for (const auto& e : fs::directory_iterator(kRoot / "reports")) {
     if (e.path().extension() != ".json") continue;
     std::string errors;
-    for (const std::string& s : testing::validate_schema(schema, nlohmann::json::parse(read(e.path())))) {
+    for (const std::string& s :
+         testing::validate_schema(schema, nlohmann::json::parse(read(e.path())))) {
       errors += "  " + s + "\n";
     }
     EXPECT_TRUE(errors.empty()) << e.path() << ":\n" << errors;

@@ -78,7 +78,8 @@ TEST(MomentAccumulator, FloatInputIsAccumulatedInDouble) {
 
 TEST(MomentAccumulator, NonFiniteValuesAreCountedAndExcluded) {
   std::vector<double> v = {1.0, std::numeric_limits<double>::quiet_NaN(), 3.0,
-                           std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity()};
+                           std::numeric_limits<double>::infinity(),
+                           -std::numeric_limits<double>::infinity()};
   MomentAccumulator acc;
   acc.add(v.data(), 5);
   const MomentStats s = acc.finish();

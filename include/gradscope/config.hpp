@@ -27,7 +27,8 @@ std::string default_config_text();
 // Parses `text` (named `source` in messages: a file path, or "<default>"), applies `overrides`
 // in order, validates, and returns the spec. `default_name` is used when the config has no
 // "name". Throws gradscope::Error (exit code 2) on any problem.
-RunSpec parse_run_spec(std::string_view text, std::string_view source, std::string_view default_name,
+RunSpec parse_run_spec(std::string_view text, std::string_view source,
+                       std::string_view default_name,
                        const std::vector<ConfigOverride>& overrides = {});
 
 // Reads the file at `path` (or the built-in default when empty) and calls parse_run_spec; the

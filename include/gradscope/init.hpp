@@ -42,11 +42,11 @@ std::optional<Init> init_from_name(std::string_view name);
 
 struct InitSpec {
   Init kind = Init::kHeNormal;
-  double gain = 1.0;       // multiplies the scheme's std (every scheme)
-  double std = 1.0;        // kNormal
-  double limit = 1.0;      // kUniform: U(-limit, limit)
+  double gain = 1.0;               // multiplies the scheme's std (every scheme)
+  double std = 1.0;                // kNormal
+  double limit = 1.0;              // kUniform: U(-limit, limit)
   FanMode mode = FanMode::kFanIn;  // kHeNormal, kHeUniform
-  double weight_var = 1.0; // kVariance: sw2, i.e. Var(W_ij) = gain^2 * weight_var / fan_in
+  double weight_var = 1.0;         // kVariance: sw2, i.e. Var(W_ij) = gain^2 * weight_var / fan_in
 };
 
 // Var(W_ij) the scheme draws from, for a layer with these fans. Orthogonal: gain^2 / max(fan_in,

@@ -11,6 +11,7 @@ namespace gradscope {
 
 // Writes each (path, content) pair, creating the directories. Throws gradscope::Error (exit code
 // 2) naming the path and the reason when anything cannot be written; nothing is left behind then.
-void write_files_atomically(const std::vector<std::pair<std::filesystem::path, std::string>>& files);
+void write_files_atomically(
+    const std::vector<std::pair<std::filesystem::path, std::string>>& files);
 
 }  // namespace gradscope

@@ -35,24 +35,24 @@ struct MomentStats {
 };
 
 struct ForwardStats {
-  MomentStats preact;              // h = W x + b
-  MomentStats act;                 // y = phi(h)
-  double zero_fraction = 0.0;      // entries of y exactly 0
-  double saturated_fraction = 0.0; // entries with |phi'(h)| < threshold * max |phi'|
-  std::int64_t dead_units = 0;     // units with phi'(h) == 0 for every example
+  MomentStats preact;               // h = W x + b
+  MomentStats act;                  // y = phi(h)
+  double zero_fraction = 0.0;       // entries of y exactly 0
+  double saturated_fraction = 0.0;  // entries with |phi'(h)| < threshold * max |phi'|
+  std::int64_t dead_units = 0;      // units with phi'(h) == 0 for every example
   double dead_fraction = 0.0;
   std::int64_t saturated_units = 0;  // units saturated for every example
-  std::int64_t nonfinite = 0;      // preact.nonfinite + act.nonfinite
+  std::int64_t nonfinite = 0;        // preact.nonfinite + act.nonfinite
 };
 
 struct BackwardStats {
-  Magnitude grad_preact_rms;       // rms of dL/dh over the (width x batch) entries
-  Magnitude grad_weight_norm;      // ||dL/dW||_F
-  Magnitude grad_bias_norm;        // ||dL/db||_2
-  double weight_norm = 0.0;        // ||W||_F (always representable)
-  Magnitude grad_weight_to_weight; // ||dL/dW||_F / ||W||_F
-  Magnitude gain;                  // rms(dL/dh^l) / rms(dL/dh^{l+1}); last layer: over rms(dL/dy)
-  std::int64_t nonfinite = 0;      // NaN and +-Inf entries of dL/dh
+  Magnitude grad_preact_rms;        // rms of dL/dh over the (width x batch) entries
+  Magnitude grad_weight_norm;       // ||dL/dW||_F
+  Magnitude grad_bias_norm;         // ||dL/db||_2
+  double weight_norm = 0.0;         // ||W||_F (always representable)
+  Magnitude grad_weight_to_weight;  // ||dL/dW||_F / ||W||_F
+  Magnitude gain;                   // rms(dL/dh^l) / rms(dL/dh^{l+1}); last layer: over rms(dL/dy)
+  std::int64_t nonfinite = 0;       // NaN and +-Inf entries of dL/dh
 };
 
 struct LayerReport {
@@ -81,7 +81,7 @@ struct Summary {
   double mean_log10_gain = 0.0;                 // the above / (L - 1); 0 when L == 1
   std::int64_t dead_units = 0;
   std::int64_t saturated_units = 0;
-  double saturated_fraction = 0.0;  // over every activation entry of the network
+  double saturated_fraction = 0.0;    // over every activation entry of the network
   std::vector<int> nonfinite_layers;  // 1-based indices of layers with any non-finite value
 };
 
