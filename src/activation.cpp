@@ -617,6 +617,62 @@ void activation_backward(const ActivationSpec& spec, const Eigen::Ref<const Mat<
   }
 }
 
+bool derivative_from_output(const ActivationSpec& spec) {
+  switch (spec.kind) {
+    case Activation::kLinear:
+    case Activation::kRelu:
+    case Activation::kHardTanh:
+      return true;
+    case Activation::kLeakyRelu:
+      // y > 0 exactly when h > 0 only if the negative side does not flip the sign.
+      return spec.param >= 0.0;
+    default:
+      return false;
+  }
+}
+
+template <class Scalar>
+void activation_derivative_from_output(const ActivationSpec& spec,
+                                       const Eigen::Ref<const Mat<Scalar>>& y,
+                                       Eigen::Ref<Mat<Scalar>> d) {
+  check_same_shape("activation_derivative_from_output: d", y.rows(), y.cols(), d.rows(), d.cols());
+  if (!derivative_from_output(spec)) {
+    throw std::logic_error("activation_derivative_from_output: phi' is not a function of y here");
+  }
+  const Scalar one(1);
+  const Scalar zero(0);
+  const Scalar slope = static_cast<Scalar>(spec.param);
+  // Plain conditional moves: they vectorise, and pick exactly the constants forward writes.
+  for (Index j = 0; j < y.cols(); ++j) {
+    const Scalar* yc = y.col(j).data();
+    Scalar* dc = d.col(j).data();
+    const Index n = y.rows();
+    switch (spec.kind) {
+      case Activation::kLinear:
+        for (Index i = 0; i < n; ++i) dc[i] = one;
+        break;
+      case Activation::kRelu:  // relu'(0) = 0, and y = 0 there
+        for (Index i = 0; i < n; ++i) dc[i] = yc[i] > zero ? one : zero;
+        break;
+      case Activation::kLeakyRelu:  // leaky'(0) = slope, and y = 0 there
+        for (Index i = 0; i < n; ++i) dc[i] = yc[i] > zero ? one : slope;
+        break;
+      case Activation::kHardTanh:  // 1 strictly inside (-1, 1), where |y| < 1
+        for (Index i = 0; i < n; ++i) dc[i] = (yc[i] < one && yc[i] > -one) ? one : zero;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+template void activation_derivative_from_output<float>(const ActivationSpec&,
+                                                       const Eigen::Ref<const Mat<float>>&,
+                                                       Eigen::Ref<Mat<float>>);
+template void activation_derivative_from_output<double>(const ActivationSpec&,
+                                                        const Eigen::Ref<const Mat<double>>&,
+                                                        Eigen::Ref<Mat<double>>);
+
 template void activation_forward<float>(const ActivationSpec&, const Eigen::Ref<const Mat<float>>&,
                                         Eigen::Ref<Mat<float>>, Eigen::Ref<Mat<float>>);
 template void activation_forward<double>(const ActivationSpec&,

@@ -27,25 +27,29 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
   const double batch = spec.input.batch;
   double params = 0;
   double units = 0;
+  double kept_slopes = 0;  // units whose phi'(h) the backward pass keeps beside y
   double widest = spec.input.width;
   double largest_matrix = 0;
   double fan_in = spec.input.width;
   // Counted without expanding the stack: a million-layer config must be cheap to refuse.
-  auto add_layers = [&](double width, double count) {
+  auto add_layers = [&](double width, double count, const ActivationSpec& act) {
     if (count <= 0) return;
+    if (act.kind != Activation::kSoftmax && !derivative_from_output(act))
+      kept_slopes += width * count;
     params += width * fan_in + width + (count - 1) * (width * width + width);
     largest_matrix = std::max(largest_matrix, width * std::max(fan_in, count > 1 ? width : 0.0));
     units += width * count;
     widest = std::max(widest, width);
     fan_in = width;
   };
-  add_layers(spec.stack.layer.width, spec.stack.depth);
-  if (spec.output) add_layers(spec.output->width, 1);
+  add_layers(spec.stack.layer.width, spec.stack.depth, spec.stack.layer.activation);
+  if (spec.output) add_layers(spec.output->width, 1, spec.output->activation);
   const double last_width = spec.output ? spec.output->width : spec.stack.layer.width;
   MemoryEstimate m;
   m.weights_bytes = clamp_bytes(params * scalar);
-  // y and phi'(h) of every layer, the input batch and the probe.
-  m.cache_bytes = clamp_bytes((2 * units + spec.input.width + last_width) * batch * scalar);
+  // y of every layer, phi'(h) where y does not determine it, the input batch and the probe.
+  m.cache_bytes =
+      clamp_bytes((units + kept_slopes + spec.input.width + last_width) * batch * scalar);
   // Two gradient buffers, the Grams, and the double draws of the input and the probe.
   m.work_bytes = clamp_bytes(2 * widest * batch * scalar + 2 * batch * batch * scalar +
                              2 * widest * batch * 8);

@@ -36,22 +36,23 @@ struct ForwardPartial {
   std::int64_t saturated = 0;
 };
 
-// Activation statistics of rows [r.begin, r.begin + r.size) and columns [c0, c0 + nc) of y and d.
-// alive[i] / unsaturated[i] are set for each row i of the block (indexed from r.begin) that has a
-// non-zero / unsaturated derivative in any column.
+// Activation statistics of a block of y and d = phi'(h) (the same rows and columns of each).
+// alive[i] / unsaturated[i] are set for each row i of the block that has a non-zero /
+// unsaturated derivative in any of its columns.
 template <class Scalar>
-void accumulate_activation_block(const Mat<Scalar>& y, const Mat<Scalar>& d, RowRange r,
-                                 Eigen::Index c0, Eigen::Index nc, double saturated_below,
+void accumulate_activation_block(const Eigen::Ref<const Mat<Scalar>>& y,
+                                 const Eigen::Ref<const Mat<Scalar>>& d, double saturated_below,
                                  ForwardPartial& part, unsigned char* alive,
                                  unsigned char* unsaturated) {
   const Scalar limit = static_cast<Scalar>(saturated_below);
-  for (Eigen::Index a = c0; a < c0 + nc; ++a) {
-    const Scalar* yc = y.data() + a * y.rows() + r.begin;
-    const Scalar* dc = d.data() + a * d.rows() + r.begin;
-    part.act.add(yc, r.size);
+  const Eigen::Index rows = y.rows();
+  for (Eigen::Index a = 0; a < y.cols(); ++a) {
+    const Scalar* yc = y.col(a).data();
+    const Scalar* dc = d.col(a).data();
+    part.act.add(yc, rows);
     std::int64_t zeros = 0;
     std::int64_t saturated = 0;
-    for (Eigen::Index i = 0; i < r.size; ++i) {
+    for (Eigen::Index i = 0; i < rows; ++i) {
       const Scalar slope = std::abs(dc[i]);
       const bool sat = slope < limit;
       zeros += yc[i] == Scalar(0);
@@ -62,6 +63,12 @@ void accumulate_activation_block(const Mat<Scalar>& y, const Mat<Scalar>& d, Row
     part.zeros += zeros;
     part.saturated += saturated;
   }
+}
+
+// Whether the backward pass keeps phi'(h) of a layer; otherwise it recovers it from y (ReLU and
+// the other piecewise-linear kinds) or does not need it (softmax's backward uses y).
+bool keeps_slope(const ActivationSpec& a) {
+  return a.kind != Activation::kSoftmax && !derivative_from_output(a);
 }
 
 // Sum of squares and per-row sums of a gradient block (rows of one task, every column).
@@ -198,7 +205,8 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
   result.forward.resize(depth);
   result.backward.resize(depth);
 
-  // ---- Forward. Kept for the backward pass: y (activations) and d = phi'(h), each (n_l, batch).
+  // ---- Forward. Kept for the backward pass: y (activations) and, where y does not determine it,
+  // d = phi'(h), each (n_l, batch).
   std::vector<Mat<Scalar>> act(depth);
   std::vector<Mat<Scalar>> slope(depth);
   for (std::size_t l = 0; l < depth; ++l) {
@@ -207,8 +215,9 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
     const Mat<Scalar>& w = net.weight[l];                // (n_l, n_{l-1})
     const Vec<Scalar>& b = net.bias[l];                  // (n_l)
     const Eigen::Index n = w.rows();
+    const bool keep_slope = keeps_slope(layer.activation);
     act[l].resize(n, batch);
-    slope[l].resize(n, batch);
+    if (keep_slope) slope[l].resize(n, batch);
     const double saturated_below = options.saturation_threshold * max_slope(layer.activation);
     const bool softmax = layer.activation.kind == Activation::kSoftmax;
     const std::int64_t tasks = row_tasks(n);
@@ -229,17 +238,22 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
         preact.middleRows(r.begin, r.size) = h;
         return;
       }
-      activation_forward<Scalar>(layer.activation, h, act[l].middleRows(r.begin, r.size),
-                                 slope[l].middleRows(r.begin, r.size));
-      accumulate_activation_block(act[l], slope[l], r, 0, batch, saturated_below, part,
-                                  alive.data() + r.begin, unsaturated.data() + r.begin);
+      Mat<Scalar> scratch;  // d of this block when the layer does not keep it
+      if (!keep_slope) scratch.resize(r.size, batch);
+      auto y_block = act[l].middleRows(r.begin, r.size);
+      Eigen::Ref<Mat<Scalar>> d_block =
+          keep_slope ? Eigen::Ref<Mat<Scalar>>(slope[l].middleRows(r.begin, r.size))
+                     : Eigen::Ref<Mat<Scalar>>(scratch);
+      activation_forward<Scalar>(layer.activation, h, y_block, d_block);
+      accumulate_activation_block<Scalar>(y_block, d_block, saturated_below, part,
+                                          alive.data() + r.begin, unsaturated.data() + r.begin);
     });
     if (softmax) {
       // Softmax couples the units of a column; its statistics are cheap next to the product.
-      activation_forward<Scalar>(layer.activation, preact, act[l], slope[l]);
-      ForwardPartial& part = parts[0];
-      accumulate_activation_block(act[l], slope[l], {0, n}, 0, batch, saturated_below, part,
-                                  alive.data(), unsaturated.data());
+      Mat<Scalar> d(n, batch);  // the Jacobian's diagonal, for the statistics only
+      activation_forward<Scalar>(layer.activation, preact, act[l], d);
+      accumulate_activation_block<Scalar>(act[l], d, saturated_below, parts[0], alive.data(),
+                                          unsaturated.data());
     }
 
     ForwardPartial total;
@@ -283,7 +297,16 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
   std::int64_t exp2 = 0;
   GradPartial grad_stats;  // statistics of grad, gathered where it is produced
   {
-    activation_backward<Scalar>(net.layers[last].activation, act[last], slope[last], probe, grad);
+    const ActivationSpec& a = net.layers[last].activation;
+    if (a.kind == Activation::kSoftmax) {
+      activation_backward<Scalar>(a, act[last], act[last], probe, grad);  // d unused: y is enough
+    } else if (keeps_slope(a)) {
+      activation_backward<Scalar>(a, act[last], slope[last], probe, grad);
+    } else {
+      Mat<Scalar> d(act[last].rows(), batch);
+      activation_derivative_from_output<Scalar>(a, act[last], d);
+      activation_backward<Scalar>(a, act[last], d, probe, grad);
+    }
     const RowRange all{0, grad.rows()};
     accumulate_gradient_block(grad, all, grad_stats);
   }
@@ -327,11 +350,16 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
       const RowRange r = task_rows(bt, n_in);
       Mat<Scalar> g(r.size, batch);  // rows of dL/dx^{l-1} / 2^exp2
       g.noalias() = w.middleCols(r.begin, r.size).transpose() * grad;
-      const Mat<Scalar>& y_below = act[l - 1];
-      const Mat<Scalar>& d_below = slope[l - 1];
-      activation_backward<Scalar>(below_layer->activation, y_below.middleRows(r.begin, r.size),
-                                  d_below.middleRows(r.begin, r.size), g,
-                                  below.middleRows(r.begin, r.size));
+      const ActivationSpec& a = below_layer->activation;
+      const auto y_block = act[l - 1].middleRows(r.begin, r.size);
+      if (keeps_slope(a)) {
+        activation_backward<Scalar>(a, y_block, slope[l - 1].middleRows(r.begin, r.size), g,
+                                    below.middleRows(r.begin, r.size));
+      } else {
+        Mat<Scalar> d(r.size, batch);  // phi'(h^{l-1}) recovered from y for this block
+        activation_derivative_from_output<Scalar>(a, y_block, d);
+        activation_backward<Scalar>(a, y_block, d, g, below.middleRows(r.begin, r.size));
+      }
       accumulate_gradient_block(below, r, below_parts[static_cast<std::size_t>(bt)]);
     });
 

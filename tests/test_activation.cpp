@@ -707,3 +707,50 @@ TEST(Softmax, BackwardIsJacobianVectorProduct) {
 
 }  // namespace
 }  // namespace gradscope
+
+namespace gradscope {
+namespace {
+
+// The backward pass keeps only y for these kinds, so d recovered from y must be exactly the d the
+// forward pass wrote, kinks and extremes included.
+template <class Scalar>
+void expect_derivative_from_output_matches_forward(const ActivationSpec& spec) {
+  const std::vector<double> points = {-1e4,  -100, -1.5, -1.0, -0.5, -1e-30, 0.0,
+                                      1e-30, 0.5,  1.0,  1.5,  100,  1e4};
+  Mat<Scalar> h(static_cast<Eigen::Index>(points.size()), 2);
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    h(static_cast<Eigen::Index>(i), 0) = static_cast<Scalar>(points[i]);
+    h(static_cast<Eigen::Index>(i), 1) = static_cast<Scalar>(-points[i] * 0.37);
+  }
+  Mat<Scalar> y(h.rows(), h.cols()), d(h.rows(), h.cols()), d2(h.rows(), h.cols());
+  activation_forward<Scalar>(spec, h, y, d);
+  activation_derivative_from_output<Scalar>(spec, y, d2);
+  EXPECT_EQ(d, d2) << activation_info(spec.kind).name;
+}
+
+TEST(ActivationDerivativeFromOutput, MatchesTheForwardDerivativeExactly) {
+  for (const ActivationSpec spec :
+       {ActivationSpec{Activation::kLinear, 0}, ActivationSpec{Activation::kRelu, 0},
+        ActivationSpec{Activation::kLeakyRelu, 0.01}, ActivationSpec{Activation::kLeakyRelu, 0.0},
+        ActivationSpec{Activation::kHardTanh, 0}}) {
+    ASSERT_TRUE(derivative_from_output(spec));
+    expect_derivative_from_output_matches_forward<float>(spec);
+    expect_derivative_from_output_matches_forward<double>(spec);
+  }
+}
+
+TEST(ActivationDerivativeFromOutput, OnlyWhereYDeterminesTheDerivativeExactly) {
+  // Negative leaky slopes make y > 0 ambiguous; smooth kinds would lose their tails in float.
+  EXPECT_FALSE(derivative_from_output({Activation::kLeakyRelu, -0.5}));
+  for (Activation a : {Activation::kSigmoid, Activation::kTanh, Activation::kElu, Activation::kSelu,
+                       Activation::kGelu, Activation::kSoftplus, Activation::kSoftmax}) {
+    EXPECT_FALSE(derivative_from_output(default_spec(a)));
+  }
+  Mat<float> y(2, 2), d(2, 2);
+  y.setZero();
+  EXPECT_THROW(activation_derivative_from_output<float>(default_spec(Activation::kTanh), y, d),
+               std::logic_error);
+}
+
+}  // namespace
+}  // namespace gradscope

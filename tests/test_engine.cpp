@@ -43,10 +43,14 @@ TEST(Engine, MemoryEstimateCountsWeightsAndCacheExactly) {
   const MemoryEstimate m = estimate_memory(spec);
   // weights: 100x30 + 9 x 100x100, biases 10 x 100, float32.
   EXPECT_EQ(m.weights_bytes, (100 * 30 + 9 * 100 * 100 + 10 * 100) * 4);
-  // y and phi' per layer, plus the input and the probe, each (width x 50).
-  EXPECT_EQ(m.cache_bytes, (2 * 10 * 100 + 30 + 100) * 50 * 4);
+  // ReLU: y per layer (phi' is recovered from it), plus the input and the probe, (width x 50).
+  EXPECT_EQ(m.cache_bytes, (10 * 100 + 30 + 100) * 50 * 4);
   spec.precision = Precision::kFloat64;
   EXPECT_EQ(estimate_memory(spec).weights_bytes, 2 * m.weights_bytes);
+  // tanh: y and phi' per layer.
+  spec.precision = Precision::kFloat32;
+  spec.stack.layer.activation = default_spec(Activation::kTanh);
+  EXPECT_EQ(estimate_memory(spec).cache_bytes, (2 * 10 * 100 + 30 + 100) * 50 * 4);
 }
 
 TEST(Engine, MemoryEstimateOfAnAbsurdConfigDoesNotOverflow) {

@@ -74,6 +74,18 @@ template <class Scalar>
 void activation_forward(const ActivationSpec& spec, const Eigen::Ref<const Mat<Scalar>>& h,
                         Eigen::Ref<Mat<Scalar>> y, Eigen::Ref<Mat<Scalar>> d);
 
+// Whether phi'(h) is a function of y = phi(h) alone, exactly (linear, relu, hard_tanh, leaky_relu
+// with slope >= 0): then the backward pass keeps y only, as PyTorch's ReLU does. Smooth kinds
+// (sigmoid, tanh, elu, ...) keep phi'(h) itself: y(1 - y) would lose the tails in float.
+bool derivative_from_output(const ActivationSpec& spec);
+
+// d = phi'(h) recovered from y = phi(h), bit-identical to activation_forward's d; only for the
+// kinds above (throws std::logic_error otherwise).
+template <class Scalar>
+void activation_derivative_from_output(const ActivationSpec& spec,
+                                       const Eigen::Ref<const Mat<Scalar>>& y,
+                                       Eigen::Ref<Mat<Scalar>> d);
+
 // dh = dL/dh from g = dL/dy. Elementwise kinds: dh = g * d. Softmax: dh = y * (g - sum(g * y)),
 // per column. dh may alias g.
 template <class Scalar>

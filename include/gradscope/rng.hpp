@@ -46,11 +46,13 @@ constexpr double uniform01_open0(std::uint64_t key, std::uint64_t i) {
   return static_cast<double>((random_bits(key, i) >> 11) + 1) * 0x1.0p-53;
 }
 
-// Standard normals number 2j and 2j+1 of the stream, by Box-Muller from uniforms 2j and 2j+1.
+// Standard normals number 2j and 2j+1 of the stream: the same values as fill_normal(key, 2j, 2).
 void normal_pair(std::uint64_t key, std::uint64_t j, double& z0, double& z1);
 
 // Fills out[0..n) with standard normals number first..first+n of the stream (any first, any n:
-// the values do not depend on how a stream is cut into pieces).
+// the values do not depend on how a stream is cut into pieces). Normal k is made by a ziggurat
+// from random_bits(key, k), and in the rare case of a rejection (about 1.5%) from further draws
+// of a stream private to (key, k).
 void fill_normal(std::uint64_t key, std::uint64_t first, std::uint64_t n, double* out);
 
 // Fills out[0..n) with uniforms on [low, high) number first..first+n of the stream.
