@@ -9,7 +9,7 @@ mkdir -p "$OUT"
 REPEATS=${REPEATS:-3}
 
 echo "== in-process: the whole diagnostic against a plain loop of the same products"
-"$BIN/gradscope_bench" 100 1024 256 "$REPEATS"
+"$BIN/bench/gradscope_bench" 100 1024 256 "$REPEATS"
 
 # Best wall time of a command over REPEATS runs, and its peak resident memory, via Python's
 # resource module (no extra package needed).
