@@ -18,91 +18,19 @@
 
 #include "gradscope/report.hpp"
 #include "gradscope/report_text.hpp"
+#include "report_fixtures.hpp"
 
 namespace gradscope {
 namespace {
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 
-// ---------------------------------------------------------------- hand-built reports
-
-// A layer whose statistics follow from its gradient's log10 and the next layer's, consistently:
-// gain = rms(dL/dh^l) / rms(dL/dh^{l+1}).
-LayerReport make_layer(int index, int width, int fan_in, Activation kind, double log10_grad,
-                       double log10_next_grad, int batch) {
-  LayerReport l;
-  l.index = index;
-  l.width = width;
-  l.fan_in = fan_in;
-  l.activation.kind = kind;
-  const std::int64_t entries = static_cast<std::int64_t>(width) * batch;
-  const bool relu = kind == Activation::kRelu;
-  l.forward.preact = {0.0, 1.0, 1.0, -3.5, 3.25, entries, 0};
-  l.forward.act = {relu ? 0.4 : 0.0,
-                   relu ? 0.6 : 1.0,
-                   relu ? std::sqrt(0.52) : 1.0,
-                   relu ? 0.0 : -3.5,
-                   3.25,
-                   entries,
-                   0};
-  l.forward.zero_fraction = relu ? 0.5 : 0.0;
-  l.forward.dead_units = relu ? index % 3 : 0;
-  l.forward.dead_fraction = static_cast<double>(l.forward.dead_units) / width;
-  l.backward.grad_preact_rms = magnitude_from_log10(log10_grad);
-  l.backward.grad_weight_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(width * fan_in));
-  l.backward.grad_bias_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(width));
-  l.backward.weight_norm = std::sqrt(2.0 * width);
-  l.backward.grad_weight_to_weight = magnitude_ratio(
-      l.backward.grad_weight_norm, magnitude_from_scaled(l.backward.weight_norm, 0));
-  l.backward.gain =
-      magnitude_ratio(l.backward.grad_preact_rms, magnitude_from_log10(log10_next_grad));
-  return l;
-}
-
-// A report over layers with the given log10 gradient rms (input side first), all of `width`
-// except an optional output layer of width 4; the summary is computed from the layers.
+// The shared fixtures, with one width for the stack and 4 for an output layer.
 Report make_report(const std::string& name, const std::vector<double>& log10_grads, int width,
                    double log10_output_grad, bool with_output) {
-  Report r;
-  r.spec.name = name;
-  r.spec.seed = 7;
-  r.spec.input.width = 16;
-  r.spec.input.batch = 64;
-  const int depth = static_cast<int>(log10_grads.size());
-  r.spec.stack.depth = with_output ? depth - 1 : depth;
-  r.spec.stack.layer.width = width;
-  r.spec.stack.layer.activation.kind = Activation::kRelu;
-  if (with_output) {
-    LayerSpec out;
-    out.width = 4;
-    out.activation.kind = Activation::kLinear;
-    out.init.kind = Init::kXavierNormal;
-    r.spec.output = out;
-  }
-  int fan_in = r.spec.input.width;
-  for (int i = 0; i < depth; ++i) {
-    const auto u = static_cast<std::size_t>(i);
-    const bool is_output = with_output && i == depth - 1;
-    const int w = is_output ? 4 : width;
-    const double next = i + 1 < depth ? log10_grads[u + 1] : log10_output_grad;
-    r.layers.push_back(make_layer(i + 1, w, fan_in,
-                                  is_output ? Activation::kLinear : Activation::kRelu,
-                                  log10_grads[u], next, r.spec.input.batch));
-    r.parameters += static_cast<std::int64_t>(w) * fan_in + w;
-    r.memory.cache_bytes += 2 * 4 * std::int64_t{w} * r.spec.input.batch;  // y and phi' in float32
-    fan_in = w;
-  }
-  r.output_grad_rms = magnitude_from_log10(log10_output_grad);
-  r.memory.weights_bytes = 4 * r.parameters;
-  r.memory.work_bytes = 4096;
-  r.summary.log10_grad_ratio_first_to_last = log10_grads.front() - log10_grads.back();
-  r.summary.mean_log10_gain =
-      depth > 1 ? r.summary.log10_grad_ratio_first_to_last / (depth - 1) : 0.0;
-  for (const LayerReport& l : r.layers) {
-    r.summary.dead_units += l.forward.dead_units;
-    r.summary.saturated_units += l.forward.saturated_units;
-  }
-  return r;
+  return testing::make_report(name, log10_grads,
+                              testing::uniform_widths(log10_grads.size(), width, with_output),
+                              log10_output_grad, with_output);
 }
 
 Report small_report() { return make_report("small", {-1.25, -0.875, -0.5}, 32, -0.3, true); }
