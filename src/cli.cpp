@@ -123,21 +123,21 @@ void print_list(std::ostream& out) {
   for (const ActivationInfo& a : activation_table()) {
     std::string name(a.name);
     if (!a.param_name.empty()) name += fmt::format(" ({}={})", a.param_name, a.param_default);
-    fmt::print(out, "  {:<22} {}\n", name, a.description);
+    fmt::print(out, "  {:<24} {}\n", name, a.description);
   }
   fmt::print(out, "  (swish is an alias of silu; softmax is for the output layer only)\n\n");
   fmt::print(out, "Weight inits (stack.init; every init also takes gain):\n");
   for (const InitInfo& i : init_table()) {
     std::string name(i.name);
     if (!i.params.empty()) name += fmt::format(" ({})", i.params);
-    fmt::print(out, "  {:<22} {}\n", name, i.description);
-    if (!i.citation.empty()) fmt::print(out, "  {:<22} [{}]\n", "", i.citation);
+    fmt::print(out, "  {:<24} {}\n", name, i.description);
+    if (!i.citation.empty()) fmt::print(out, "  {:<24} [{}]\n", "", i.citation);
   }
   fmt::print(out, "\nBias inits (stack.bias_init):\n");
   for (const BiasInitInfo& b : bias_init_table()) {
     std::string name(b.name);
     if (!b.params.empty()) name += fmt::format(" ({})", b.params);
-    fmt::print(out, "  {:<22} {}\n", name, b.description);
+    fmt::print(out, "  {:<24} {}\n", name, b.description);
   }
 }
 
