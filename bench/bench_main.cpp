@@ -101,5 +101,38 @@ int main(int argc, char** argv) {
   std::printf("    of which: weights generated   %.3f s\n", best_build);
   std::printf("    of which: forward + backward  %.3f s\n", best_pass);
   std::printf("  ratio diagnostic / plain      %.2f  (target <= 1.3)\n", best_run / best_plain);
+
+  // The residual + layer-norm variant: depth blocks of x + relu(W layer_norm(x)), the same dense
+  // products as the plain job plus a norm and an addition per block.
+  gradscope::RunSpec res = spec;
+  gradscope::LayerItem norm;
+  norm.op.kind = gradscope::OpKind::kNorm;
+  norm.op.norm.kind = gradscope::NormKind::kLayerNorm;
+  gradscope::LayerItem dense;
+  dense.op.kind = gradscope::OpKind::kDense;
+  dense.op.dense = spec.stack.layer;
+  gradscope::LayerItem block;
+  block.block = {norm, dense};
+  block.repeat = depth;
+  block.residual = gradscope::ResidualSpec{};
+  res.layers = {block};
+  double best_res = 1e300;
+  double best_plain_res = 1e300;
+  for (int r = 0; r < repeats; ++r) {
+#ifdef GRADSCOPE_HAVE_OPENBLAS
+    openblas_set_num_threads(cores);
+#endif
+    best_plain_res = std::min(best_plain_res, plain_products(depth, width, batch));
+    const auto t0 = Clock::now();
+    const gradscope::Report report = gradscope::run_diagnostic(res);
+    best_res = std::min(best_res, seconds_since(t0));
+    if (report.layers.size() != static_cast<std::size_t>(3 * depth)) return 1;
+  }
+  std::printf(
+      "\nresidual + layer-norm variant: %d blocks of x + relu(W layer_norm(x)), same sizes\n",
+      depth);
+  std::printf("  plain products (BLAS threads) %.3f s\n", best_plain_res);
+  std::printf("  whole diagnostic              %.3f s\n", best_res);
+  std::printf("  ratio diagnostic / plain      %.2f\n", best_res / best_plain_res);
   return 0;
 }

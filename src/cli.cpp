@@ -168,7 +168,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   }
   run->add_option("--set", run_args.sets,
                   "set any config key, PATH=VALUE (VALUE is JSON or a bare string), e.g. "
-                  "--set stack.init.gain=0.5; applied after the named flags, in order");
+                  "--set stack.init.gain=0.5 or --set layers[1].repeat=48; applied after the named "
+                  "flags, in order");
   run->add_option("--threads", run_args.threads,
                   "worker threads, 0 = one per core (results do not depend on it)")
       ->check(CLI::Range(0, 1024))

@@ -11,8 +11,10 @@
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -43,18 +45,35 @@ constexpr std::string_view kJsonHint =
     "fix the JSON there: keys and strings need double quotes, and JSON allows no comments and no "
     "trailing commas";
 
-const std::vector<std::string_view> kTopKeys{"name",  "seed",   "precision", "input",
-                                             "stack", "output", "stats"};
+const std::vector<std::string_view> kTopKeys{"name",   "seed",   "precision", "input",     "stack",
+                                             "output", "layers", "loss",      "optimizer", "stats"};
 const std::vector<std::string_view> kInputKeys{"width", "batch", "distribution", "mean",
                                                "std",   "low",   "high"};
 const std::vector<std::string_view> kStackKeys{"depth", "width", "activation", "init", "bias_init"};
 const std::vector<std::string_view> kOutputKeys{"width", "activation", "init", "bias_init"};
 const std::vector<std::string_view> kStatsKeys{"saturation_threshold"};
+// Every key an item of "layers" may have; which of them an item has says what it is.
+const std::vector<std::string_view> kItemKeys{"width",    "activation",    "init",    "bias_init",
+                                              "norm",     "norm_position", "dropout", "repeat",
+                                              "residual", "block"};
+const std::vector<std::string_view> kResidualKeys{"scale", "projection", "placement", "norm"};
 // Indexed by FanMode.
 const std::vector<std::string_view> kFanModeNames{"fan_in", "fan_out"};
+// Where a dense item's norm goes: index 0 is the default.
+const std::vector<std::string_view> kNormPositionNames{"before_activation", "after_activation"};
+// Where a residual block's norm goes: index 0 is the default.
+const std::vector<std::string_view> kPlacementNames{"pre_norm", "post_norm"};
 // Config keys whose value is a name or an object {"name": ..., params}: an override of one of
 // their parameters turns the string form into the object form.
-const std::vector<std::string_view> kNamedKeys{"activation", "init", "bias_init"};
+const std::vector<std::string_view> kNamedKeys{"activation", "init",      "bias_init", "norm",
+                                               "loss",       "optimizer", "projection"};
+// Keys whose value `true` stands for an object of defaults: an override of one of their
+// parameters turns `true` into that object.
+const std::vector<std::pair<std::string_view, std::string_view>> kTrueObjectKeys{
+    {"residual", "{}"}, {"projection", R"({"name": "orthogonal"})"}};
+// Nested repeats multiply: the cap keeps a typo such as "repeat": 1e6 inside "repeat": 1e6 from
+// expanding to 10^12 ops. A stack may have 1,000,000 layers; twice that leaves room for norms.
+constexpr std::uint64_t kMaxOps = 2'000'000;
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers
@@ -181,6 +200,37 @@ std::vector<std::string_view> precision_names() {
 std::vector<std::string_view> distribution_names() {
   return {input_distribution_name(InputDistribution::kNormal),
           input_distribution_name(InputDistribution::kUniform)};
+}
+
+std::vector<std::string_view> norm_names() {
+  std::vector<std::string_view> names;
+  for (int k = 0; k < kNormKindCount; ++k) names.push_back(norm_name(static_cast<NormKind>(k)));
+  return names;
+}
+
+// Indexed by LossKind.
+std::vector<std::string_view> loss_names() {
+  return {loss_name(LossKind::kProbe), loss_name(LossKind::kMse),
+          loss_name(LossKind::kSoftmaxCrossEntropy), loss_name(LossKind::kSigmoidBce)};
+}
+
+// Indexed by OptimizerKind.
+std::vector<std::string_view> optimizer_names() {
+  return {optimizer_name(OptimizerKind::kNone), optimizer_name(OptimizerKind::kSgd),
+          optimizer_name(OptimizerKind::kAdam)};
+}
+
+// The parameters each optimizer takes, in the order the resolved config writes them.
+std::vector<std::string_view> optimizer_params(OptimizerKind kind) {
+  switch (kind) {
+    case OptimizerKind::kNone:
+      return {};
+    case OptimizerKind::kSgd:
+      return {"learning_rate", "momentum"};
+    case OptimizerKind::kAdam:
+      return {"learning_rate", "beta1", "beta2", "eps"};
+  }
+  return {};
 }
 
 std::vector<std::string_view> hidden_activation_names() {
@@ -376,16 +426,43 @@ struct Attribution {
   std::string origin;
 };
 
-std::vector<std::string> split_path(std::string_view path) {
-  std::vector<std::string> segments;
-  std::size_t start = 0;
+// One step of an override path: a key of an object, or an index into an array the config has.
+struct PathStep {
+  std::string key;  // empty for an index
+  std::size_t index = 0;
+  bool is_index() const { return key.empty(); }
+};
+
+// "layers[1].block[0].width" -> layers, [1], block, [0], width; nullopt when malformed.
+std::optional<std::vector<PathStep>> parse_override_path(std::string_view path) {
+  std::vector<PathStep> steps;
+  std::size_t i = 0;
   while (true) {
-    const std::size_t dot = path.find('.', start);
-    segments.emplace_back(path.substr(start, dot == std::string_view::npos ? dot : dot - start));
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
+    const std::size_t start = i;
+    while (i < path.size() && path[i] != '.' && path[i] != '[' && path[i] != ']') ++i;
+    if (i == start) return std::nullopt;
+    steps.push_back(PathStep{std::string(path.substr(start, i - start))});
+    while (i < path.size() && path[i] == '[') {
+      const std::size_t digits = ++i;
+      std::size_t index = 0;
+      // Nine digits keep the index far inside std::size_t; no config has a billion items.
+      while (i < path.size() && path[i] >= '0' && path[i] <= '9' && i - digits < 9) {
+        index = index * 10 + static_cast<std::size_t>(path[i] - '0');
+        ++i;
+      }
+      if (i == digits || i >= path.size() || path[i] != ']') return std::nullopt;
+      ++i;
+      steps.push_back(PathStep{{}, index});
+    }
+    if (i == path.size()) return steps;
+    if (path[i] != '.') return std::nullopt;
+    ++i;
   }
-  return segments;
+}
+
+std::string step_path(const std::string& path, const PathStep& step) {
+  if (step.is_index()) return path + "[" + std::to_string(step.index) + "]";
+  return child(path, step.key);
 }
 
 Json override_value(const std::string& text) {
@@ -394,26 +471,55 @@ Json override_value(const std::string& text) {
   return value;
 }
 
+// The element `step` names inside `node`, which must be an array when the step is an index.
+Json& index_into(Json& node, const PathStep& step, const std::string& path,
+                 const ConfigOverride& o) {
+  if (step.index >= node.size()) {
+    const std::string parent = path.substr(0, path.rfind('['));
+    throw Error(o.origin + ": " + o.path + ": index " + std::to_string(step.index) +
+                    " is out of range: " + parent + " has " + std::to_string(node.size()) +
+                    (node.size() == 1 ? " item" : " items"),
+                node.empty() ? "set " + parent + " to a whole array instead"
+                             : "indices start at 0: use 0 to " + std::to_string(node.size() - 1) +
+                                   ", or set " + parent + " to a whole array");
+  }
+  return node[step.index];
+}
+
 std::vector<Attribution> apply_overrides(Json& root, const std::vector<ConfigOverride>& overrides) {
   std::vector<Attribution> attributions;
   for (const ConfigOverride& o : overrides) {
-    const std::vector<std::string> segments = split_path(o.path);
-    if (std::any_of(segments.begin(), segments.end(),
-                    [](const std::string& s) { return s.empty(); })) {
+    const std::optional<std::vector<PathStep>> steps = parse_override_path(o.path);
+    if (!steps) {
       throw Error(o.origin + ": invalid config path " + quote(o.path),
-                  "write keys joined by dots, e.g. stack.depth or stack.init.gain");
+                  "write keys joined by dots, with array indices in brackets, e.g. stack.depth, "
+                  "stack.init.gain or layers[1].repeat");
     }
     Json* node = &root;
     std::string path;
-    for (std::size_t i = 0; i + 1 < segments.size(); ++i) {
-      path = child(path, segments[i]);
-      Json& next = (*node)[segments[i]];
-      if (next.is_null()) {
+    for (std::size_t i = 0; i + 1 < steps->size(); ++i) {
+      const PathStep& step = (*steps)[i];
+      const PathStep& next_step = (*steps)[i + 1];
+      path = step_path(path, step);
+      Json& next = step.is_index() ? index_into(*node, step, path, o) : (*node)[step.key];
+      const auto true_object =
+          std::find_if(kTrueObjectKeys.begin(), kTrueObjectKeys.end(),
+                       [&](const auto& entry) { return entry.first == step.key; });
+      if (next_step.is_index()) {
+        if (!next.is_array()) {
+          throw Error(o.origin + ": " + o.path + ": cannot set it: " + path + " is " +
+                          (next.is_null() ? std::string("not in the config") : type_phrase(next)) +
+                          ", not an array",
+                      "an index reaches into an array the config has; set " + path +
+                          " to a whole array instead");
+        }
+      } else if (next.is_null()) {
         next = Json::object();
         attributions.push_back({path, o.origin});
-      } else if (next.is_string() && i + 2 == segments.size() &&
-                 contains(kNamedKeys, segments[i])) {
+      } else if (next.is_string() && i + 2 == steps->size() && contains(kNamedKeys, step.key)) {
         next = Json::object({{"name", next.get<std::string>()}});
+      } else if (next.is_boolean() && next.get<bool>() && true_object != kTrueObjectKeys.end()) {
+        next = Json::parse(true_object->second);
       } else if (!next.is_object()) {
         throw Error(o.origin + ": " + o.path + ": cannot set it: " + path + " is " +
                         type_phrase(next) + " (" + compact(next) + "), not an object",
@@ -421,8 +527,11 @@ std::vector<Attribution> apply_overrides(Json& root, const std::vector<ConfigOve
       }
       node = &next;
     }
-    (*node)[segments.back()] = override_value(o.value);
-    attributions.push_back({o.path, o.origin});
+    const PathStep& last = steps->back();
+    const std::string last_path = step_path(path, last);
+    Json& target = last.is_index() ? index_into(*node, last, last_path, o) : (*node)[last.key];
+    target = override_value(o.value);
+    attributions.push_back({last_path, o.origin});
   }
   return attributions;
 }
@@ -453,13 +562,34 @@ class Reader {
       spec.precision = static_cast<Precision>(
           read_choice(*precision, "precision", "precision", precision_names()));
     }
-    spec.stack = read_stack(section(root, "stack"));
-    spec.input = read_input(section(root, "input"), spec.stack.layer.width);
-    const Json* output = find(root, "output");
-    // null removes the output layer, so that an override can drop one a file defines.
-    if (output != nullptr && !output->is_null()) {
-      spec.output = read_output(*section(root, "output"), spec.stack.layer);
+    // null removes a section, so that an override can drop one a file defines.
+    const Json* layers = given(root, "layers");
+    OutputEnd end;
+    int output_width = 0;
+    if (layers != nullptr) {
+      check_layers_alone(root);
+      spec.stack = read_stack(nullptr);  // unused, but equal to what a round trip reads
+      std::vector<Trace> traces;
+      read_item_list(*layers, "layers", spec.layers, traces);
+      check_softmax(spec.layers, traces, {});
+      check_op_count(spec.layers, traces);
+      spec.input = read_input(section(root, "input"), first_dense_width(spec.layers));
+      WidthCache cache;
+      output_width = check_widths(spec.layers, traces, spec.input.width, cache, {});
+      end = output_end(spec.layers, traces);
+    } else {
+      spec.stack = read_stack(given(root, "stack") == nullptr ? nullptr : section(root, "stack"));
+      spec.input = read_input(section(root, "input"), spec.stack.layer.width);
+      if (given(root, "output") != nullptr) {
+        spec.output = read_output(*section(root, "output"), spec.stack.layer);
+      }
+      const LayerSpec& last = spec.output ? *spec.output : spec.stack.layer;
+      output_width = last.width;
+      end = {OutputEnd::kActivation, last.activation,
+             spec.output ? "output.activation" : "stack.activation"};
     }
+    spec.loss = read_loss(find(root, "loss"), output_width, end);
+    spec.optimizer = read_optimizer(find(root, "optimizer"));
     spec.stats = read_stats(section(root, "stats"));
     return spec;
   }
@@ -811,14 +941,22 @@ class Reader {
     return layer;
   }
 
-  InputSpec read_input(const Json* object, int stack_width) const {
+  // `default_width` is the stack's width, or the first dense item's; none when "layers" has no
+  // dense item, and then the input width must be given.
+  InputSpec read_input(const Json* object, std::optional<int> default_width) const {
     InputSpec input;
-    input.width = stack_width;
-    if (object == nullptr) return input;
-    check_keys(*object, "input", kInputKeys);
-    if (const Json* width = find(*object, "width")) {
+    if (object != nullptr) check_keys(*object, "input", kInputKeys);
+    const Json* width = object == nullptr ? nullptr : find(*object, "width");
+    if (width != nullptr) {
       input.width = read_count(*width, "input.width", kMaxWidth);
+    } else if (default_width) {
+      input.width = *default_width;
+    } else {
+      fail_across({"input", "layers"}, "input.width",
+                  "missing: \"layers\" has no dense item whose width it could default to",
+                  "give the input's width, e.g. \"input\": {\"width\": 256}");
     }
+    if (object == nullptr) return input;
     if (const Json* batch = find(*object, "batch")) {
       input.batch = read_count(*batch, "input.batch", kMaxWidth);
     }
@@ -875,6 +1013,608 @@ class Reader {
       }
     }
     return stats;
+  }
+
+  // ---- "layers"
+
+  // The JSON item each LayerItem came from, in a tree parallel to the items: a dense item with a
+  // norm becomes two or three LayerItems that share their item's path.
+  struct Trace {
+    std::string path;
+    std::vector<Trace> block;
+  };
+
+  enum class ItemKind : int { kDense, kNorm, kActivation, kDropout, kBlock };
+
+  // The op the loss sees at the network's end, looking through dropout.
+  struct OutputEnd {
+    // kOther: a norm or a residual addition; kNothing: no op but dropout (inside a block).
+    enum Kind : int { kNothing, kOther, kActivation } kind = kNothing;
+    ActivationSpec activation{};
+    std::string path;  // of the activation in the config
+  };
+
+  using WidthCache = std::map<std::pair<const LayerItem*, int>, int>;
+
+  // The value of an optional key, with null counting as absent.
+  static const Json* given(const Json& object, std::string_view key) {
+    const Json* v = find(object, key);
+    return v == nullptr || v->is_null() ? nullptr : v;
+  }
+
+  // Whether an override set `path`, something inside it, or an object holding it.
+  bool overridden(std::string_view path) const {
+    return std::any_of(attributions_.begin(), attributions_.end(), [&](const Attribution& a) {
+      return within(a.path, path) || within(path, a.path);
+    });
+  }
+
+  void check_layers_alone(const Json& root) const {
+    for (std::string_view key : {std::string_view("stack"), std::string_view("output")}) {
+      if (given(root, key) == nullptr) continue;
+      // The built-in config spells out the default stack; it is a default, not a choice, so
+      // `--set layers=[...]` on it replaces it rather than conflicting with it.
+      if (key == "stack" && source_ == kDefaultSource && !overridden(key)) continue;
+      fail_across({"layers", key}, std::string(key),
+                  quote(key) + " cannot be used together with \"layers\"",
+                  "use one: \"layers\" describes the whole network, \"stack\" and \"output\" a "
+                  "uniform stack of dense layers; remove " +
+                      quote(key) + " (flags such as --depth and --width set stack keys; --set " +
+                      std::string(key) + "=null removes a file's)");
+    }
+  }
+
+  static std::string item_forms() {
+    return R"(an item is a dense layer {"width": 256, "activation": "relu"}, a norm )"
+           R"({"norm": "layer_norm"}, an activation {"activation": "gelu"}, a dropout )"
+           R"({"dropout": 0.1}, or a block {"repeat": 4, "residual": {"scale": 1}, )"
+           R"("block": [items...]})";
+  }
+
+  void read_item_list(const Json& v, const std::string& path, std::vector<LayerItem>& items,
+                      std::vector<Trace>& traces) const {
+    const bool top = path == "layers";
+    if (!v.is_array()) {
+      fail(path, "expected an array [...] of items, " + got(v),
+           top ? item_forms() + "; \"layers\" lists them in order"
+               : item_forms() + "; \"block\" lists them in order");
+    }
+    if (v.empty()) {
+      if (top) {
+        fail(path, "empty: a network needs at least one item",
+             "list the network's layers, e.g. \"layers\": [{\"width\": 256}], or remove "
+             "\"layers\" to use \"stack\"");
+      }
+      fail(path, "empty: a block needs at least one item",
+           "give the block its items, e.g. \"block\": [{\"width\": 256}], or remove the block");
+    }
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      read_item(v[i], path + "[" + std::to_string(i) + "]", items, traces);
+    }
+  }
+
+  static ItemKind kind_of_key(std::string_view key) {
+    if (key == "norm") return ItemKind::kNorm;
+    if (key == "activation") return ItemKind::kActivation;
+    if (key == "dropout") return ItemKind::kDropout;
+    if (key == "block" || key == "repeat" || key == "residual") return ItemKind::kBlock;
+    return ItemKind::kDense;  // width, init, bias_init, norm_position
+  }
+
+  static std::string_view kind_phrase(ItemKind kind) {
+    switch (kind) {
+      case ItemKind::kDense:
+        return "a dense layer";
+      case ItemKind::kNorm:
+        return "a norm layer";
+      case ItemKind::kActivation:
+        return "an activation layer";
+      case ItemKind::kDropout:
+        return "a dropout layer";
+      case ItemKind::kBlock:
+        return "a block";
+    }
+    return "an item";
+  }
+
+  // What an item is, from its keys; keys of two kinds are an error.
+  ItemKind item_kind(const Json& v, const std::string& path) const {
+    bool dense = false;
+    for (const auto& item : v.items()) dense = dense || kind_of_key(item.key()) == ItemKind::kDense;
+    // The first key of each kind, in the item's order; a dense layer's own "activation" and
+    // "norm" are part of it.
+    std::vector<std::pair<std::string, ItemKind>> kinds;
+    for (const auto& item : v.items()) {
+      ItemKind kind = kind_of_key(item.key());
+      if (dense && (kind == ItemKind::kActivation || kind == ItemKind::kNorm)) {
+        kind = ItemKind::kDense;
+      }
+      const bool seen =
+          std::any_of(kinds.begin(), kinds.end(), [&](const auto& k) { return k.second == kind; });
+      if (!seen) kinds.emplace_back(item.key(), kind);
+    }
+    if (kinds.size() == 1) return kinds.front().second;
+    const auto& [first_key, first] = kinds[0];
+    const auto& [second_key, second] = kinds[1];
+    std::string hint = quote(first_key) + " makes it " + std::string(kind_phrase(first)) + " and " +
+                       quote(second_key) + " " + std::string(kind_phrase(second)) +
+                       ": write them as separate items, in the order they apply";
+    if ((first == ItemKind::kNorm && second == ItemKind::kActivation) ||
+        (first == ItemKind::kActivation && second == ItemKind::kNorm)) {
+      hint += R"(; a dense layer with a norm needs its "width": {"width": 256, "norm": ...})";
+    }
+    fail(path, quote(first_key) + " and " + quote(second_key) + " cannot be in one item", hint);
+  }
+
+  void read_item(const Json& v, const std::string& path, std::vector<LayerItem>& items,
+                 std::vector<Trace>& traces) const {
+    if (!v.is_object()) fail(path, "expected an item {...}, " + got(v), item_forms());
+    if (v.empty()) fail(path, "an empty item", item_forms());
+    check_keys(v, path, kItemKeys);
+    LayerItem item;
+    switch (item_kind(v, path)) {
+      case ItemKind::kDense:
+        read_dense_item(v, path, items, traces);
+        return;
+      case ItemKind::kNorm:
+        item.op.kind = OpKind::kNorm;
+        item.op.norm = read_norm(v.at("norm"), child(path, "norm"));
+        break;
+      case ItemKind::kActivation:
+        item.op.kind = OpKind::kActivation;
+        // Softmax is checked once the whole network is known: only its last op may be one.
+        item.op.activation = read_activation(v.at("activation"), child(path, "activation"), false);
+        break;
+      case ItemKind::kDropout: {
+        item.op.kind = OpKind::kDropout;
+        const std::string rate_path = child(path, "dropout");
+        item.op.dropout = read_number(v.at("dropout"), rate_path);
+        if (!(item.op.dropout >= 0 && item.op.dropout < 1)) {
+          fail(rate_path, "must be in [0, 1), " + got(v.at("dropout")),
+               "the dropout rate is the probability of zeroing a unit; 0 keeps them all, 1 "
+               "would zero them all");
+        }
+        break;
+      }
+      case ItemKind::kBlock: {
+        Trace trace{path, {}};
+        read_block_item(v, path, item, trace);
+        items.push_back(std::move(item));
+        traces.push_back(std::move(trace));
+        return;
+      }
+    }
+    items.push_back(std::move(item));
+    traces.push_back(Trace{path, {}});
+  }
+
+  // A dense item; with a "norm" it is sugar for two or three ops (see the README):
+  // before_activation: dense (linear), norm, activation (left out when linear);
+  // after_activation: dense (with its activation), norm.
+  void read_dense_item(const Json& v, const std::string& path, std::vector<LayerItem>& items,
+                       std::vector<Trace>& traces) const {
+    if (find(v, "width") == nullptr) {
+      fail(path, "missing \"width\"",
+           R"(a dense item needs a width, e.g. {"width": 512, "activation": "gelu"})");
+    }
+    LayerSpec layer;
+    layer.activation = default_spec(Activation::kRelu);
+    // Softmax is checked once the whole network is known: only its last op may be one.
+    read_layer_keys(v, path, /*hidden=*/false, layer);
+    // As in the stack: torch_default weights bring torch_default biases.
+    if (find(v, "bias_init") == nullptr) {
+      layer.bias = BiasInitSpec{};
+      if (layer.init.kind == Init::kTorchDefault) layer.bias.kind = BiasInit::kTorchDefault;
+    }
+    const Json* norm = find(v, "norm");
+    const Json* position = find(v, "norm_position");
+    if (position != nullptr && norm == nullptr) {
+      fail(child(path, "norm_position"), "\"norm_position\" without a \"norm\"",
+           "add the norm, e.g. \"norm\": \"batch_norm\", or remove \"norm_position\"");
+    }
+    const auto push = [&](const OpSpec& op) {
+      LayerItem item;
+      item.op = op;
+      items.push_back(std::move(item));
+      traces.push_back(Trace{path, {}});
+    };
+    OpSpec dense;
+    dense.kind = OpKind::kDense;
+    dense.dense = layer;
+    if (norm == nullptr) {
+      push(dense);
+      return;
+    }
+    OpSpec norm_op;
+    norm_op.kind = OpKind::kNorm;
+    norm_op.norm = read_norm(*norm, child(path, "norm"));
+    const bool after = position != nullptr && read_choice(*position, child(path, "norm_position"),
+                                                          "norm_position", kNormPositionNames) == 1;
+    if (after) {
+      push(dense);
+      push(norm_op);
+      return;
+    }
+    dense.dense.activation = default_spec(Activation::kLinear);
+    push(dense);
+    push(norm_op);
+    if (layer.activation.kind != Activation::kLinear) {
+      OpSpec activation;
+      activation.kind = OpKind::kActivation;
+      activation.activation = layer.activation;
+      push(activation);
+    }
+  }
+
+  void read_block_item(const Json& v, const std::string& path, LayerItem& item,
+                       Trace& trace) const {
+    const Json* block = find(v, "block");
+    if (block == nullptr) {
+      fail(path, "missing \"block\"",
+           "\"repeat\" and \"residual\" belong to a block: add \"block\": [items...] with the "
+           "items to repeat");
+    }
+    if (const Json* repeat = find(v, "repeat")) {
+      item.repeat = read_count(*repeat, child(path, "repeat"), kMaxDepth);
+    }
+    if (const Json* residual = find(v, "residual")) {
+      read_residual(*residual, child(path, "residual"), item);
+    }
+    read_item_list(*block, child(path, "block"), item.block, trace.block);
+  }
+
+  void read_residual(const Json& v, const std::string& path, LayerItem& item) const {
+    if (v.is_boolean()) {
+      if (v.get<bool>()) item.residual = ResidualSpec{};
+      return;
+    }
+    if (!v.is_object()) {
+      fail(path, "expected true, false or an object {...}, " + got(v),
+           R"(write e.g. "residual": {"scale": 0.5}, or "residual": true for the defaults)");
+    }
+    check_keys(v, path, kResidualKeys);
+    ResidualSpec residual;
+    if (const Json* scale = find(v, "scale"))
+      residual.scale = read_number(*scale, child(path, "scale"));
+    if (const Json* projection = find(v, "projection")) {
+      const std::string projection_path = child(path, "projection");
+      if (projection->is_boolean()) {
+        residual.projection = projection->get<bool>();
+      } else if (projection->is_string() || projection->is_object()) {
+        residual.projection = true;
+        residual.projection_init = read_init(*projection, projection_path);
+      } else {
+        fail(projection_path, "expected true, false or an init, " + got(*projection),
+             R"(write "projection": true for an orthogonal projection with gain 1, or an init )"
+             R"(such as {"name": "orthogonal", "gain": 0.5})");
+      }
+    }
+    const Json* placement = find(v, "placement");
+    const bool post = placement != nullptr && read_choice(*placement, child(path, "placement"),
+                                                          "placement", kPlacementNames) == 1;
+    const Json* norm = find(v, "norm");
+    if (post) {
+      if (norm == nullptr) {
+        fail(child(path, "placement"), "\"post_norm\" needs a \"norm\" to apply after the addition",
+             R"(add it beside "placement", e.g. "norm": "layer_norm": post-norm computes )"
+             R"(norm(x + scale * F(x)))");
+      }
+      item.post_norm = read_norm(*norm, child(path, "norm"));
+    } else if (norm != nullptr) {
+      fail(child(path, "norm"),
+           std::string("a pre-norm residual") + (placement == nullptr ? " (the default)" : "") +
+               " takes no \"norm\": its norms go inside the block",
+           R"(put the norm first in the block: "block": [{"norm": "layer_norm"}, ...]; for )"
+           R"(norm(x + scale * F(x)) after the addition, set "placement": "post_norm")");
+    }
+    item.residual = residual;
+  }
+
+  NormSpec read_norm(const Json& v, const std::string& path) const {
+    const Named named =
+        read_named(v, path, "a norm", R"("layer_norm" or {"name": "batch_norm", "eps": 1e-5})");
+    const std::vector<std::string_view> names = norm_names();
+    const auto it = std::find(names.begin(), names.end(), named.name);
+    if (it == names.end()) {
+      fail(named.name_path, "unknown norm " + quote(named.name),
+           did_you_mean(named.name, names) + "choose one of: " + join(names));
+    }
+    NormSpec spec;
+    spec.kind = static_cast<NormKind>(it - names.begin());
+    if (named.object == nullptr) return spec;
+    for (const auto& item : named.object->items()) {
+      const std::string& key = item.key();
+      if (key == "name") continue;
+      const std::string key_path = child(path, key);
+      if (key != "eps") reject_param(key_path, key, named.name, false, {"eps"});
+      spec.eps = read_positive(
+          item.value(), key_path,
+          "it keeps the division by the standard deviation finite; the default is 1e-5");
+    }
+    return spec;
+  }
+
+  static std::optional<int> first_dense_width(const std::vector<LayerItem>& items) {
+    for (const LayerItem& item : items) {
+      if (item.block.empty()) {
+        if (item.op.kind == OpKind::kDense) return item.op.dense.width;
+      } else if (const std::optional<int> width = first_dense_width(item.block)) {
+        return width;
+      }
+    }
+    return std::nullopt;
+  }
+
+  static bool is_softmax(const OpSpec& op) {
+    return (op.kind == OpKind::kDense && op.dense.activation.kind == Activation::kSoftmax) ||
+           (op.kind == OpKind::kActivation && op.activation.kind == Activation::kSoftmax);
+  }
+
+  // Softmax couples the units it normalises, so only the network's last op may apply it.
+  // `after` says what follows the last op of `items` in the network; empty when nothing does.
+  void check_softmax(const std::vector<LayerItem>& items, const std::vector<Trace>& traces,
+                     const std::string& after) const {
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const LayerItem& item = items[i];
+      std::string next = after;
+      if (i + 1 < items.size()) {
+        // A dense op followed by an op of its own item: the norm of "after_activation".
+        next = traces[i + 1].path == traces[i].path
+                   ? "its norm follows it (\"norm_position\": \"after_activation\")"
+                   : traces[i + 1].path + " follows it";
+      }
+      if (!item.block.empty()) {
+        std::string inner = next;
+        if (item.residual) {
+          inner = "the residual addition of " + traces[i].path + " follows it";
+        } else if (item.repeat > 1) {
+          inner = traces[i].path + " repeats it " + std::to_string(item.repeat) + " times";
+        }
+        check_softmax(item.block, traces[i].block, inner);
+        continue;
+      }
+      if (!is_softmax(item.op) || next.empty()) continue;
+      fail(child(traces[i].path, "activation"),
+           "softmax may only be the network's very last op, but " + next,
+           "softmax normalises across the units of a layer, which turns the final outputs into "
+           "probabilities but inside the network couples every unit to every other; use an "
+           "elementwise activation here (" +
+               join(hidden_activation_names()) +
+               ") and softmax only on the last item, e.g. {\"width\": 10, \"activation\": "
+               "\"softmax\"}");
+    }
+  }
+
+  // The number of ops `items` expand to; each block is checked against kMaxOps on the way, so
+  // the sum stays far from overflowing.
+  std::uint64_t count_ops(const std::vector<LayerItem>& items,
+                          const std::vector<Trace>& traces) const {
+    std::uint64_t count = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const LayerItem& item = items[i];
+      if (item.block.empty()) {
+        ++count;
+        continue;
+      }
+      const std::uint64_t per_repeat = count_ops(item.block, traces[i].block) +
+                                       (item.residual ? 2U : 0U) + (item.post_norm ? 1U : 0U);
+      const std::uint64_t total = per_repeat * static_cast<std::uint64_t>(item.repeat);
+      if (total > kMaxOps) {
+        fail(item.repeat > 1 ? child(traces[i].path, "repeat") : traces[i].path,
+             "this block expands to " + std::to_string(total) + " ops (" +
+                 std::to_string(item.repeat) + " x " + std::to_string(per_repeat) +
+                 "), more than the " + std::to_string(kMaxOps) + " a network may have",
+             "lower \"repeat\" here or in the blocks inside it");
+      }
+      count += total;
+    }
+    return count;
+  }
+
+  void check_op_count(const std::vector<LayerItem>& items, const std::vector<Trace>& traces) const {
+    const std::uint64_t count = count_ops(items, traces);
+    if (count > kMaxOps) {
+      fail("layers",
+           "the network expands to " + std::to_string(count) + " ops, more than the " +
+               std::to_string(kMaxOps) + " it may have",
+           "lower the blocks' \"repeat\"");
+    }
+  }
+
+  // Walks the network from `width` units, checks that every residual block without a projection
+  // keeps its width, and returns the output width. A block runs twice at most: from its second
+  // repetition on, its input is its own output, the same each time. The cache keeps nested
+  // repeated blocks from being walked 2^depth times. `context` says which repetition of the
+  // enclosing blocks is being walked, for messages.
+  int check_widths(const std::vector<LayerItem>& items, const std::vector<Trace>& traces, int width,
+                   WidthCache& cache, const std::string& context) const {
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const LayerItem& item = items[i];
+      if (item.block.empty()) {
+        if (item.op.kind == OpKind::kDense) width = item.op.dense.width;
+        continue;
+      }
+      const auto key = std::make_pair(&item, width);
+      if (const auto it = cache.find(key); it != cache.end()) {
+        width = it->second;
+        continue;
+      }
+      for (int r = 0; r < std::min(item.repeat, 2); ++r) {
+        const std::string inner_context = r == 0
+                                              ? context
+                                              : " (in the second repetition of " + traces[i].path +
+                                                    ", whose input is the first's output)";
+        const int out = check_widths(item.block, traces[i].block, width, cache, inner_context);
+        if (item.residual && !item.residual->projection && out != width) {
+          const std::string path = child(traces[i].path, "residual");
+          fail_across({path, traces[i].path}, path,
+                      "the block's input is " + std::to_string(width) + " wide but its output is " +
+                          std::to_string(out) + " wide, so the skip path cannot be added to it" +
+                          context,
+                      "add \"projection\": true to the residual (a fixed orthogonal map P in y = "
+                      "P x + scale * F(x)), or make the block end " +
+                          std::to_string(width) + " wide");
+        }
+        width = out;
+      }
+      cache.emplace(key, width);
+    }
+    return width;
+  }
+
+  // The op the loss sees: the network's last op, looking through dropout.
+  static OutputEnd output_end(const std::vector<LayerItem>& items,
+                              const std::vector<Trace>& traces) {
+    for (std::size_t i = items.size(); i-- > 0;) {
+      const LayerItem& item = items[i];
+      if (!item.block.empty()) {
+        if (item.residual) return {OutputEnd::kOther, {}, traces[i].path};
+        const OutputEnd inner = output_end(item.block, traces[i].block);
+        if (inner.kind != OutputEnd::kNothing) return inner;
+        continue;  // a block of dropouts only
+      }
+      switch (item.op.kind) {
+        case OpKind::kDropout:
+          continue;
+        case OpKind::kDense:
+          return {OutputEnd::kActivation, item.op.dense.activation,
+                  child(traces[i].path, "activation")};
+        case OpKind::kActivation:
+          return {OutputEnd::kActivation, item.op.activation, child(traces[i].path, "activation")};
+        case OpKind::kNorm:
+        case OpKind::kResidualBegin:
+        case OpKind::kResidualEnd:
+          return {OutputEnd::kOther, {}, traces[i].path};
+      }
+    }
+    return {};
+  }
+
+  // ---- "loss" and "optimizer"
+
+  LossSpec read_loss(const Json* v, int output_width, const OutputEnd& end) const {
+    LossSpec loss;
+    if (v == nullptr) return loss;
+    const Named named = read_named(*v, "loss", "a loss",
+                                   R"("mse" or {"name": "softmax_cross_entropy", "classes": 10})");
+    const std::vector<std::string_view> names = loss_names();
+    const auto it = std::find(names.begin(), names.end(), named.name);
+    if (it == names.end()) {
+      fail(named.name_path, "unknown loss " + quote(named.name),
+           did_you_mean(named.name, names) + "choose one of: " + join(names));
+    }
+    loss.kind = static_cast<LossKind>(it - names.begin());
+    const bool softmax_ce = loss.kind == LossKind::kSoftmaxCrossEntropy;
+    const std::vector<std::string_view> params =
+        softmax_ce ? std::vector<std::string_view>{"classes"} : std::vector<std::string_view>{};
+    std::optional<int> classes;
+    if (named.object != nullptr) {
+      for (const auto& item : named.object->items()) {
+        const std::string& key = item.key();
+        if (key == "name") continue;
+        const std::string key_path = child("loss", key);
+        if (!contains(params, key)) {
+          reject_param(
+              key_path, key, named.name, key == "classes", params,
+              key == "classes" ? "; only softmax_cross_entropy takes \"classes\"" : std::string());
+        }
+        classes = read_count(item.value(), key_path, kMaxWidth);
+      }
+    }
+    if (softmax_ce) {
+      if (output_width < 2) {
+        fail("loss",
+             "softmax_cross_entropy needs at least 2 output units, the network has " +
+                 std::to_string(output_width),
+             "a softmax over one unit is always 1, so the loss and every gradient would be 0; "
+             "with one output use \"sigmoid_bce\" or \"mse\"");
+      }
+      if (classes && *classes != output_width) {
+        fail("loss.classes",
+             "classes is " + std::to_string(*classes) + " but the network has " +
+                 std::to_string(output_width) + " output units",
+             "the labels pick one output unit each: set \"classes\": " +
+                 std::to_string(output_width) +
+                 " or leave it out (it defaults to the output "
+                 "width)");
+      }
+      loss.classes = output_width;
+    }
+    const bool takes_logits = softmax_ce || loss.kind == LossKind::kSigmoidBce;
+    if (takes_logits && end.kind == OutputEnd::kActivation &&
+        end.activation.kind != Activation::kLinear) {
+      const std::string_view applies = softmax_ce ? "softmax" : "sigmoid";
+      std::string hint = "the loss applies " + std::string(applies) +
+                         " itself; use a linear output (\"activation\": \"linear\")";
+      if (end.path == "stack.activation") {
+        hint += R"(, e.g. add "output": {"width": 10}, which is linear by default)";
+      }
+      fail_across({end.path, "loss"}, end.path,
+                  "the network ends in " + std::string(activation_info(end.activation.kind).name) +
+                      ", but loss " + quote(named.name) + " takes logits",
+                  hint);
+    }
+    return loss;
+  }
+
+  OptimizerSpec read_optimizer(const Json* v) const {
+    OptimizerSpec optimizer;
+    if (v == nullptr) return optimizer;
+    const Named named = read_named(*v, "optimizer", "an optimizer",
+                                   R"("none" or {"name": "adam", "learning_rate": 1e-3})");
+    const std::vector<std::string_view> names = optimizer_names();
+    const auto it = std::find(names.begin(), names.end(), named.name);
+    if (it == names.end()) {
+      fail(named.name_path, "unknown optimizer " + quote(named.name),
+           did_you_mean(named.name, names) + "choose one of: " + join(names));
+    }
+    optimizer.kind = static_cast<OptimizerKind>(it - names.begin());
+    if (named.object == nullptr) return optimizer;
+    const std::vector<std::string_view> params = optimizer_params(optimizer.kind);
+    const std::vector<std::string_view> all = optimizer_params(OptimizerKind::kAdam);
+    for (const auto& item : named.object->items()) {
+      const std::string& key = item.key();
+      if (key == "name") continue;
+      const std::string key_path = child("optimizer", key);
+      const bool known = contains(all, key) || key == "momentum";
+      if (!contains(params, key)) reject_param(key_path, key, named.name, known, params);
+      const Json& value = item.value();
+      if (key == "learning_rate") {
+        optimizer.learning_rate = read_positive(value, key_path, "the default is 0.001");
+      } else if (key == "momentum") {
+        optimizer.momentum = read_fraction(value, key_path, "0.9 is usual");
+      } else if (key == "beta1") {
+        optimizer.beta1 = read_fraction(value, key_path, "the default is 0.9");
+      } else if (key == "beta2") {
+        optimizer.beta2 = read_fraction(value, key_path, "the default is 0.999");
+      } else if (key == "eps") {
+        optimizer.eps = read_positive(value, key_path, "the default is 1e-8");
+      } else {
+        throw Error("optimizer parameter " + quote(key) + " has no reader in config.cpp", {},
+                    ExitCode::kInternal);
+      }
+    }
+    return optimizer;
+  }
+
+  double read_positive(const Json& v, const std::string& path, std::string_view why) const {
+    const double d = read_number(v, path);
+    if (!(d > 0)) {
+      fail(path, "must be greater than 0, " + got(v),
+           "use a number > 0 for " + last_segment(path) + "; " + std::string(why));
+    }
+    return d;
+  }
+
+  // A number in [0, 1): a decay rate, where 1 would never forget.
+  double read_fraction(const Json& v, const std::string& path, std::string_view why) const {
+    const double d = read_number(v, path);
+    if (!(d >= 0 && d < 1)) {
+      fail(path, "must be in [0, 1), " + got(v),
+           "use a number from 0 up to, not including, 1 for " + last_segment(path) + "; " +
+               std::string(why));
+    }
+    return d;
   }
 
   std::string source_;
@@ -940,6 +1680,87 @@ void put_layer(Json& j, const LayerSpec& layer) {
   j["activation"] = activation_json(layer.activation);
   j["init"] = init_json(layer.init);
   j["bias_init"] = bias_json(layer.bias);
+}
+
+Json norm_json(const NormSpec& spec) {
+  Json j = Json::object();
+  j["name"] = std::string(norm_name(spec.kind));
+  j["eps"] = spec.eps;
+  return j;
+}
+
+Json item_json(const LayerItem& item) {
+  Json j = Json::object();
+  if (!item.block.empty()) {
+    j["repeat"] = item.repeat;
+    if (item.residual) {
+      Json residual = Json::object();
+      residual["scale"] = item.residual->scale;
+      residual["projection"] =
+          item.residual->projection ? init_json(item.residual->projection_init) : Json(false);
+      residual["placement"] = std::string(kPlacementNames[item.post_norm ? 1 : 0]);
+      if (item.post_norm) residual["norm"] = norm_json(*item.post_norm);
+      j["residual"] = std::move(residual);
+    } else {
+      j["residual"] = false;
+    }
+    Json block = Json::array();
+    for (const LayerItem& inner : item.block) block.push_back(item_json(inner));
+    j["block"] = std::move(block);
+    return j;
+  }
+  switch (item.op.kind) {
+    case OpKind::kDense:
+      put_layer(j, item.op.dense);
+      return j;
+    case OpKind::kNorm:
+      j["norm"] = norm_json(item.op.norm);
+      return j;
+    case OpKind::kActivation:
+      j["activation"] = activation_json(item.op.activation);
+      return j;
+    case OpKind::kDropout:
+      j["dropout"] = item.op.dropout;
+      return j;
+    case OpKind::kResidualBegin:
+    case OpKind::kResidualEnd:
+      break;
+  }
+  throw Error("a layers item holds a " + std::string(op_kind_name(item.op.kind)) +
+                  " op, which only expand_ops makes",
+              {}, ExitCode::kInternal);
+}
+
+Json loss_json(const LossSpec& spec) {
+  if (spec.kind != LossKind::kSoftmaxCrossEntropy) return Json(std::string(loss_name(spec.kind)));
+  Json j = Json::object();
+  j["name"] = std::string(loss_name(spec.kind));
+  j["classes"] = spec.classes;
+  return j;
+}
+
+Json optimizer_json(const OptimizerSpec& spec) {
+  if (spec.kind == OptimizerKind::kNone) return Json(std::string(optimizer_name(spec.kind)));
+  Json j = Json::object();
+  j["name"] = std::string(optimizer_name(spec.kind));
+  for (std::string_view param : optimizer_params(spec.kind)) {
+    const std::string key(param);
+    if (key == "learning_rate") {
+      j[key] = spec.learning_rate;
+    } else if (key == "momentum") {
+      j[key] = spec.momentum;
+    } else if (key == "beta1") {
+      j[key] = spec.beta1;
+    } else if (key == "beta2") {
+      j[key] = spec.beta2;
+    } else if (key == "eps") {
+      j[key] = spec.eps;
+    } else {
+      throw Error("optimizer parameter " + quote(key) + " has no writer in config.cpp", {},
+                  ExitCode::kInternal);
+    }
+  }
+  return j;
 }
 
 std::string read_file(const std::string& path) {
@@ -1023,16 +1844,24 @@ std::string run_spec_to_json(const RunSpec& spec, int indent) {
   }
   j["input"] = std::move(input);
 
-  Json stack = Json::object();
-  stack["depth"] = spec.stack.depth;
-  put_layer(stack, spec.stack.layer);
-  j["stack"] = std::move(stack);
+  if (!spec.layers.empty()) {
+    Json layers = Json::array();
+    for (const LayerItem& item : spec.layers) layers.push_back(item_json(item));
+    j["layers"] = std::move(layers);
+  } else {
+    Json stack = Json::object();
+    stack["depth"] = spec.stack.depth;
+    put_layer(stack, spec.stack.layer);
+    j["stack"] = std::move(stack);
 
-  if (spec.output) {
-    Json output = Json::object();
-    put_layer(output, *spec.output);
-    j["output"] = std::move(output);
+    if (spec.output) {
+      Json output = Json::object();
+      put_layer(output, *spec.output);
+      j["output"] = std::move(output);
+    }
   }
+  j["loss"] = loss_json(spec.loss);
+  j["optimizer"] = optimizer_json(spec.optimizer);
 
   Json stats = Json::object();
   stats["saturation_threshold"] = spec.stats.saturation_threshold;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "gradscope/error.hpp"
+#include "gradscope/loss.hpp"
 #include "gradscope/network.hpp"
 #include "gradscope/parallel.hpp"
 
@@ -55,26 +56,47 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   ThreadPool pool(options.threads);
   const Network<Scalar> net = build_network<Scalar>(spec, pool);
   const Mat<Scalar> input = make_input<Scalar>(spec);
-  const Mat<Scalar> probe = make_probe<Scalar>(spec, net.layers.back().width);
+  const int output_width = net.widths.back();
   PassOptions pass;
   pass.saturation_threshold = spec.stats.saturation_threshold;
+  pass.seed = spec.seed;
+  pass.loss = spec.loss;
+  pass.optimizer = spec.optimizer;
+  Mat<Scalar> probe;
+  LossTargets targets;
+  if (spec.loss.kind == LossKind::kProbe) {
+    probe = make_probe<Scalar>(spec, output_width);
+  } else {
+    targets = make_targets(spec.loss, spec.seed, output_width, spec.input.batch);
+    pass.targets = &targets;
+  }
   PassResult r = forward_backward(net, input, probe, pass, pool);
 
   report.output_grad_rms = r.output_grad_rms;
-  report.layers.resize(net.layers.size());
+  report.loss = r.loss;
   int fan_in = spec.input.width;
-  for (std::size_t l = 0; l < net.layers.size(); ++l) {
-    LayerReport& lr = report.layers[l];
-    const LayerSpec& ls = net.layers[l];
-    lr.index = static_cast<int>(l) + 1;
-    lr.width = ls.width;
+  for (std::size_t l = 0; l < net.ops.size(); ++l) {
+    const OpSpec& op = net.ops[l];
+    if (op.kind == OpKind::kResidualBegin) continue;
+    LayerReport lr;
+    // Numbered 1.. over the reported ops (residual-begin markers are not reported).
+    lr.index = static_cast<int>(report.layers.size()) + 1;
+    lr.kind = op.kind;
+    lr.width = net.widths[l];
     lr.fan_in = fan_in;
-    lr.activation = ls.activation;
-    lr.init = ls.init;
-    lr.bias = ls.bias;
+    if (op.kind == OpKind::kDense) {
+      lr.activation = op.dense.activation;
+      lr.init = op.dense.init;
+      lr.bias = op.dense.bias;
+    }
+    if (op.kind == OpKind::kActivation) lr.activation = op.activation;
+    lr.norm = op.norm;
+    lr.dropout = op.dropout;
+    lr.residual = op.residual;
     lr.forward = r.forward[l];
     lr.backward = r.backward[l];
-    fan_in = ls.width;
+    report.layers.push_back(lr);
+    fan_in = net.widths[l];
   }
   report.summary = summarise(report.layers, spec.input.batch);
   return report;
@@ -104,10 +126,17 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
             ") but only " + human_bytes(limit) + " is available",
         "reduce stack.depth, stack.width or input.batch, or use \"precision\": \"float32\"");
   }
+  const std::vector<OpSpec> ops = expand_ops(spec);
+  const std::vector<int> widths = op_widths(spec, ops);
   std::int64_t fan_in = spec.input.width;
-  for (const LayerSpec& l : expand_layers(spec)) {
-    report.parameters += static_cast<std::int64_t>(l.width) * fan_in + l.width;
-    fan_in = l.width;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    // Parameters a training run would learn: dense W and b, and the norms' gamma (and beta).
+    const std::int64_t width = widths[i];
+    if (ops[i].kind == OpKind::kDense) report.parameters += width * fan_in + width;
+    if (ops[i].kind == OpKind::kNorm) {
+      report.parameters += ops[i].norm.kind == NormKind::kRmsNorm ? width : 2 * width;
+    }
+    if (ops[i].kind != OpKind::kResidualBegin) fan_in = width;
   }
   if (spec.precision == Precision::kFloat32) return run_in<float>(spec, options, std::move(report));
   return run_in<double>(spec, options, std::move(report));

@@ -42,22 +42,68 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
     widest = std::max(widest, width);
     fan_in = width;
   };
-  add_layers(spec.stack.layer.width, spec.stack.depth, spec.stack.layer.activation);
-  if (spec.output) add_layers(spec.output->width, 1, spec.output->activation);
-  const double last_width = spec.output ? spec.output->width : spec.stack.layer.width;
+  double last_width = 0;
+  bool whole_draw = spec.precision == Precision::kFloat64;
+  double projections = 0;  // residual projections' entries
+  double nesting = 0;      // residual blocks open at once: a skip gradient waits for each
+  if (spec.layers.empty()) {
+    add_layers(spec.stack.layer.width, spec.stack.depth, spec.stack.layer.activation);
+    if (spec.output) add_layers(spec.output->width, 1, spec.output->activation);
+    last_width = spec.output ? spec.output->width : spec.stack.layer.width;
+    whole_draw = whole_draw || !init_is_elementwise(spec.stack.layer.init.kind) ||
+                 (spec.output && !init_is_elementwise(spec.output->init.kind));
+  } else {
+    // A "layers" config is bounded in size by the config's own limits: expand it.
+    const std::vector<OpSpec> ops = expand_ops(spec);
+    const std::vector<int> widths = op_widths(spec, ops);
+    std::vector<double> skip_width;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const double width = widths[i];
+      switch (ops[i].kind) {
+        case OpKind::kDense:
+          add_layers(width, 1, ops[i].dense.activation);
+          whole_draw = whole_draw || !init_is_elementwise(ops[i].dense.init.kind);
+          break;
+        case OpKind::kActivation:
+          if (ops[i].activation.kind != Activation::kSoftmax &&
+              !derivative_from_output(ops[i].activation)) {
+            kept_slopes += width;
+          }
+          units += width;
+          break;
+        case OpKind::kResidualBegin:
+          skip_width.push_back(fan_in);
+          nesting = std::max(nesting, static_cast<double>(skip_width.size()));
+          break;
+        case OpKind::kResidualEnd:
+          if (ops[i].residual.projection) {
+            projections += width * skip_width.back();
+            largest_matrix = std::max(largest_matrix, width * skip_width.back());
+            whole_draw = true;
+          }
+          skip_width.pop_back();
+          units += width;
+          fan_in = width;
+          break;
+        default:  // norm and dropout: their output
+          units += width;
+          fan_in = width;
+          widest = std::max(widest, width);
+          break;
+      }
+    }
+    last_width = widths.back();
+  }
   MemoryEstimate m;
-  m.weights_bytes = clamp_bytes(params * scalar);
+  m.weights_bytes = clamp_bytes((params + projections) * scalar);
   // y of every layer, phi'(h) where y does not determine it, the input batch and the probe.
   m.cache_bytes =
       clamp_bytes((units + kept_slopes + spec.input.width + last_width) * batch * scalar);
   // Two gradient buffers, the Grams, and the double draws of the input and the probe.
-  m.work_bytes = clamp_bytes(2 * widest * batch * scalar + 2 * batch * batch * scalar +
+  m.work_bytes = clamp_bytes((2 + nesting) * widest * batch * scalar + 2 * batch * batch * scalar +
                              2 * widest * batch * 8);
   // Per worker: a task's block of rows, and the double draw of a weight matrix (whole for
   // orthogonal init or float64 networks, 32 columns at a time otherwise).
-  const bool whole_draw = spec.precision == Precision::kFloat64 ||
-                          !init_is_elementwise(spec.stack.layer.init.kind) ||
-                          (spec.output && !init_is_elementwise(spec.output->init.kind));
   m.per_thread_bytes = clamp_bytes(2 * kRowsPerTask * std::max(widest, batch) * scalar +
                                    (whole_draw ? largest_matrix : 32 * widest) * 8);
   return m;

@@ -94,28 +94,69 @@ Json backward_json(const BackwardStats& b) {
   Json j = Json::object();
   Json grad_preact = Json::object();
   put_magnitude(grad_preact, "rms", "log10_rms", b.grad_preact_rms);
-  Json grad_weight = Json::object();
-  put_magnitude(grad_weight, "norm", "log10_norm", b.grad_weight_norm);
-  Json grad_bias = Json::object();
-  put_magnitude(grad_bias, "norm", "log10_norm", b.grad_bias_norm);
   j["grad_preact"] = std::move(grad_preact);
-  j["grad_weight"] = std::move(grad_weight);
-  j["grad_bias"] = std::move(grad_bias);
-  put(j, "weight_norm", number(b.weight_norm));
-  // log10(0) = -inf: an all-zero weight matrix is reported as null with status "-inf".
-  put(j, "log10_weight_norm", number(std::log10(b.weight_norm)));
-  put_magnitude(j, "grad_weight_to_weight", "log10_grad_weight_to_weight", b.grad_weight_to_weight);
+  // Ops without parameters (activation, dropout, residual end) omit the weight keys rather than
+  // write zeros or nulls a script could mistake for a measurement.
+  if (b.has_weights) {
+    Json grad_weight = Json::object();
+    put_magnitude(grad_weight, "norm", "log10_norm", b.grad_weight_norm);
+    Json grad_bias = Json::object();
+    put_magnitude(grad_bias, "norm", "log10_norm", b.grad_bias_norm);
+    j["grad_weight"] = std::move(grad_weight);
+    j["grad_bias"] = std::move(grad_bias);
+    put(j, "weight_norm", number(b.weight_norm));
+    // log10(0) = -inf: an all-zero weight matrix is reported as null with status "-inf".
+    put(j, "log10_weight_norm", number(std::log10(b.weight_norm)));
+    put_magnitude(j, "grad_weight_to_weight", "log10_grad_weight_to_weight",
+                  b.grad_weight_to_weight);
+  }
+  if (b.has_update) {
+    Json update = Json::object();
+    put_magnitude(update, "ratio", "log10_ratio", b.update_to_weight);
+    j["update"] = std::move(update);
+  }
   put_magnitude(j, "gain", "log10_gain", b.gain);
   j["nonfinite"] = b.nonfinite;
   return j;
 }
 
+// The report's name for an op kind: a residual block is reported once, at its end, as "residual".
+std::string kind_name(OpKind kind) {
+  if (kind == OpKind::kResidualEnd) return "residual";
+  return std::string(op_kind_name(kind));
+}
+
 Json layer_json(const LayerReport& layer) {
   Json j = Json::object();
   j["index"] = layer.index;
+  j["kind"] = kind_name(layer.kind);
   j["width"] = layer.width;
   j["fan_in"] = layer.fan_in;
-  j["activation"] = std::string(activation_info(layer.activation.kind).name);
+  switch (layer.kind) {
+    case OpKind::kDense:
+    case OpKind::kActivation:
+      j["activation"] = std::string(activation_info(layer.activation.kind).name);
+      break;
+    case OpKind::kNorm: {
+      Json norm = Json::object();
+      norm["name"] = std::string(norm_name(layer.norm.kind));
+      put(norm, "eps", number(layer.norm.eps));
+      j["norm"] = std::move(norm);
+      break;
+    }
+    case OpKind::kDropout:
+      put(j, "dropout", number(layer.dropout));
+      break;
+    case OpKind::kResidualBegin:  // not reported: its block is reported at its end
+      break;
+    case OpKind::kResidualEnd: {
+      Json residual = Json::object();
+      put(residual, "scale", number(layer.residual.scale));
+      residual["projection"] = layer.residual.projection;
+      j["residual"] = std::move(residual);
+      break;
+    }
+  }
   j["forward"] = forward_json(layer.forward);
   j["backward"] = backward_json(layer.backward);
   return j;
@@ -153,7 +194,9 @@ std::string report_to_json(const Report& report) {
   memory["cache_bytes"] = report.memory.cache_bytes;
   memory["work_bytes"] = report.memory.work_bytes;
   Json network = Json::object();
-  network["depth"] = report.layers.size();
+  // depth keeps its meaning, the number of dense layers; layers[] has one entry per reported op.
+  network["depth"] = std::count_if(report.layers.begin(), report.layers.end(),
+                                   [](const LayerReport& l) { return l.kind == OpKind::kDense; });
   network["parameters"] = report.parameters;
   network["precision"] = std::string(precision_name(report.spec.precision));
   network["memory"] = std::move(memory);
@@ -162,6 +205,11 @@ std::string report_to_json(const Report& report) {
   Json output_grad = Json::object();
   put_magnitude(output_grad, "rms", "log10_rms", report.output_grad_rms);
   doc["output_grad"] = std::move(output_grad);
+
+  Json loss = Json::object();
+  loss["name"] = std::string(loss_name(report.spec.loss.kind));
+  put(loss, "value", number(report.loss));
+  doc["loss"] = std::move(loss);
 
   Json layers = Json::array();
   for (const LayerReport& layer : report.layers) layers.push_back(layer_json(layer));

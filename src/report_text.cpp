@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,18 +25,34 @@ constexpr std::size_t kLineWidth = 120;
 // Table columns: widths in characters, one space between columns, two before the bar.
 constexpr int kLayerW = 5;
 constexpr int kWidthW = 6;
-constexpr int kActW = 10;  // the longest registry name, leaky_relu
+constexpr int kActW = 10;      // the longest registry name, leaky_relu
+constexpr int kActWideW = 14;  // with ops of other kinds: act:leaky_relu, residual x0.5
 constexpr int kActRmsW = 9;
 constexpr int kZeroW = 6;
 constexpr int kDeadW = 6;
 constexpr int kSatW = 6;
 constexpr int kLogW = 14;
 constexpr int kGainW = 9;
+constexpr int kUpdW = 5;  // log10 update / weight, one decimal: "-12.3"
 constexpr int kBarW = 26;
 constexpr int kNoteW = 10;
-constexpr int kRowW = kLayerW + 1 + kWidthW + 1 + kActW + 1 + kActRmsW + 1 + kZeroW + 1 + kDeadW +
-                      1 + kSatW + 1 + kLogW + 1 + kGainW + 2 + kBarW + 1 + kNoteW;
-static_assert(kRowW <= static_cast<int>(kLineWidth), "the table must fit 120 columns");
+// Everything but the bar, in the widest layout (wide kind column and the upd/w column).
+constexpr int kFixedWidestW = kLayerW + 1 + kWidthW + 1 + kActWideW + 1 + kActRmsW + 1 + kZeroW +
+                              1 + kDeadW + 1 + kSatW + 1 + kLogW + 1 + kGainW + 1 + kUpdW + 2 + 1 +
+                              kNoteW;
+// The bar gives way to the extra columns; below this it would no longer show a slope (and the
+// widest stand-in, "(zero)", must fit).
+constexpr int kMinBarW = 16;
+static_assert(kFixedWidestW + kMinBarW <= static_cast<int>(kLineWidth),
+              "the widest table must fit 120 columns");
+static_assert(kLayerW + 1 + kWidthW + 1 + kActW + 1 + kActRmsW + 1 + kZeroW + 1 + kDeadW + 1 +
+                      kSatW + 1 + kLogW + 1 + kGainW + 2 + kBarW + 1 + kNoteW <=
+                  static_cast<int>(kLineWidth),
+              "the dense-only table must fit 120 columns with the full bar");
+
+// Practitioners' rule of thumb for one optimizer step: ||dW|| / ||W|| around 1e-3 (much lower
+// learns slowly, much higher is unstable).
+constexpr std::string_view kUpdateRuleOfThumb = "rule of thumb ~1e-3";
 
 // A gradient rms below 1e-7 is lost when a float32 update lr * g meets an O(1) weight (float32's
 // epsilon is 1.2e-7), so such layers are shown red along with non-finite ones.
@@ -159,6 +176,68 @@ std::string activation_label(const ActivationSpec& spec) {
   return fmt::format("{}({}={:g})", info.name, info.param_name, spec.param);
 }
 
+// The table's kind column: what the op is, in a few characters.
+std::string op_label(const LayerReport& l) {
+  switch (l.kind) {
+    case OpKind::kDense:
+      return std::string(activation_info(l.activation.kind).name);
+    case OpKind::kActivation:
+      return fmt::format("act:{}", activation_info(l.activation.kind).name);
+    case OpKind::kNorm:
+      return std::string(norm_name(l.norm.kind));
+    case OpKind::kDropout:
+      return fmt::format("dropout {:g}", l.dropout);
+    case OpKind::kResidualBegin:  // not reported: its block is reported at its end
+    case OpKind::kResidualEnd:
+      break;
+  }
+  const ResidualSpec& res = l.residual;
+  if (res.scale == 1.0) return res.projection ? "residual+proj" : "residual";
+  // Both at once do not fit as "residual x0.5+proj": the scale is the number to keep.
+  if (res.projection) return fmt::format("res x{:g}+proj", res.scale);
+  return fmt::format("residual x{:g}", res.scale);
+}
+
+// The header's census of op kinds: norms by their name, since which norm matters.
+std::string kind_census_name(const LayerReport& l) {
+  switch (l.kind) {
+    case OpKind::kNorm:
+      return std::string(norm_name(l.norm.kind));
+    case OpKind::kResidualBegin:
+    case OpKind::kResidualEnd:
+      return "residual";
+    default:
+      return std::string(op_kind_name(l.kind));
+  }
+}
+
+// "dense x49, layer_norm x24, residual x24": each kind's count, in order of first appearance.
+std::string kinds_label(const std::vector<LayerReport>& layers) {
+  std::vector<std::pair<std::string, int>> counts;
+  for (const LayerReport& l : layers) {
+    const std::string name = kind_census_name(l);
+    const auto it =
+        std::find_if(counts.begin(), counts.end(), [&](const auto& c) { return c.first == name; });
+    if (it == counts.end()) {
+      counts.emplace_back(name, 1);
+    } else {
+      ++it->second;
+    }
+  }
+  std::vector<std::string> parts;
+  for (const auto& [name, count] : counts) parts.push_back(fmt::format("{} x{}", name, count));
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+// Distinct values in order of first appearance, joined by `separator`.
+std::string distinct_joined(const std::vector<std::string>& values, std::string_view separator) {
+  std::vector<std::string> seen;
+  for (const std::string& v : values) {
+    if (std::find(seen.begin(), seen.end(), v) == seen.end()) seen.push_back(v);
+  }
+  return seen.empty() ? "none" : fmt::format("{}", fmt::join(seen, separator));
+}
+
 std::string init_label(const InitSpec& init, const BiasInitSpec& bias) {
   std::string out(init_info(init.kind).name);
   std::vector<std::string> params;
@@ -201,6 +280,20 @@ std::string widths_label(const std::vector<LayerReport>& layers) {
   return out;
 }
 
+// A "layers" architecture's widths: the runs when they fit, else the input, range and output.
+std::string op_widths_label(const std::vector<LayerReport>& layers, std::size_t room) {
+  std::string runs = widths_label(layers);
+  if (layers.empty() || display_width(runs) <= room) return runs;
+  int lo = layers.front().width;
+  int hi = lo;
+  for (const LayerReport& l : layers) {
+    lo = std::min(lo, l.width);
+    hi = std::max(hi, l.width);
+  }
+  return fmt::format("{} -> {}..{} -> {} (input, range over the ops, output)",
+                     layers.front().fan_in, lo, hi, layers.back().width);
+}
+
 // "3, 5-8, 12": sorted 1-based indices as ranges.
 std::string index_ranges(std::vector<int> indices) {
   std::sort(indices.begin(), indices.end());
@@ -233,6 +326,39 @@ double median(std::vector<double> v) {
   return 0.5 * (lower + upper);
 }
 
+// A ratio in scientific notation, to compare at a glance with the 1e-3 rule of thumb.
+std::string format_ratio(const Magnitude& m) {
+  if (std::isnormal(m.value)) return fmt::format("{:.2e}", m.value);
+  return format_magnitude(m);
+}
+
+// "min 2.10e-04, median 1.02e-03, max 3.16e-03 (rule of thumb ~1e-3)" over the dense layers'
+// update-to-weight ratios; the median of an even count is the geometric mean of the middle two.
+std::string update_summary(const std::vector<LayerReport>& layers) {
+  std::vector<double> log10s;
+  std::size_t undefined = 0;
+  for (const LayerReport& l : layers) {
+    if (l.kind != OpKind::kDense || !l.backward.has_update) continue;
+    const double v = l.backward.update_to_weight.log10;
+    if (std::isnan(v)) {
+      ++undefined;
+    } else {
+      log10s.push_back(v);
+    }
+  }
+  std::string out;
+  if (log10s.empty()) {
+    out = "no dense layer with a defined ratio";
+  } else {
+    const auto [lo, hi] = std::minmax_element(log10s.begin(), log10s.end());
+    out = fmt::format("min {}, median {}, max {}", format_ratio(magnitude_from_log10(*lo)),
+                      format_ratio(magnitude_from_log10(median(log10s))),
+                      format_ratio(magnitude_from_log10(*hi)));
+  }
+  if (undefined > 0) out += fmt::format("; {} nan", undefined);
+  return fmt::format("{} ({})", out, kUpdateRuleOfThumb);
+}
+
 // Why a layer is worth keeping through elision.
 struct RowFlag {
   std::string_view note;   // shown at the end of the row; empty when nothing is remarkable
@@ -247,10 +373,15 @@ struct RowFlag {
 //      summary.nonfinite_layers, or with NaN/Inf entries counted in its forward or backward
 //      statistics, or a NaN/+inf gradient rms);
 //   2. sharp changes, ranked by score when there are more than the budget left:
-//      - gain jump: |log10 gain - median over layers of log10 gain| > log10(2), i.e. the layer
-//        scales the gradient by more than twice or less than half the typical layer (an exact
-//        zero gain counts, with an infinite score); score = the excess in units of log10(2);
-//      - dead jump: the dead fraction changes by more than 0.25 from the previous layer;
+//      - gain jump: |log10 gain - median of log10 gain over the layers of its group| > log10(2),
+//        i.e. the layer scales the gradient by more than twice or less than half the typical
+//        layer like it (an exact zero gain counts, with an infinite score); a group is the ops of
+//        one kind, activation (or norm) and width, since a norm, a residual end and a dense layer
+//        have different typical gains by construction; groups of one are never flagged;
+//        score = the excess in units of log10(2);
+//      - dead jump: the dead fraction changes by more than 0.25 from the previous layer that has
+//        a derivative statistic (dense and activation ops; a norm, dropout or residual between
+//        two ReLU layers reports 0 dead units and must not read as a jump);
 //        score = the change in units of 0.25;
 //      later non-finite layers are marked "non-finite" but not kept for it: the first one is the
 //      news, and a NaN usually fills every layer after it;
@@ -260,15 +391,28 @@ struct RowFlag {
 std::vector<RowFlag> flag_rows(const std::vector<LayerReport>& layers, const Summary& summary) {
   std::vector<RowFlag> flags(layers.size());
   if (layers.empty()) return flags;
-  std::vector<double> gains;
+  auto group_of = [](const LayerReport& l) {
+    return std::string(op_kind_name(l.kind)) + "/" +
+           std::to_string(static_cast<int>(l.activation.kind)) + "/" +
+           std::to_string(static_cast<int>(l.norm.kind)) + "/" + std::to_string(l.width);
+  };
+  std::map<std::string, std::vector<double>> group_gains;
   for (const LayerReport& l : layers) {
-    if (std::isfinite(l.backward.gain.log10)) gains.push_back(l.backward.gain.log10);
+    if (std::isfinite(l.backward.gain.log10))
+      group_gains[group_of(l)].push_back(l.backward.gain.log10);
   }
-  const double typical = median(gains);
+  std::map<std::string, double> typical_of;
+  for (const auto& [group, gains] : group_gains) {
+    if (gains.size() > 1) typical_of[group] = median(gains);
+  }
   bool seen_nonfinite = false;
+  const LayerReport* previous_phi = nullptr;  // the last dense or activation op before this one
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const LayerReport& l = layers[i];
     RowFlag& f = flags[i];
+    const bool has_phi = l.kind == OpKind::kDense || l.kind == OpKind::kActivation;
+    const LayerReport* compare_with = previous_phi;
+    if (has_phi) previous_phi = &l;
     const bool listed = std::find(summary.nonfinite_layers.begin(), summary.nonfinite_layers.end(),
                                   l.index) != summary.nonfinite_layers.end();
     if (listed || layer_nonfinite(l)) {
@@ -279,6 +423,8 @@ std::vector<RowFlag> flag_rows(const std::vector<LayerReport>& layers, const Sum
       continue;
     }
     const double g = l.backward.gain.log10;
+    const auto typical_it = typical_of.find(group_of(l));
+    const double typical = typical_it == typical_of.end() ? std::nan("") : typical_it->second;
     if (!std::isnan(typical) && !std::isnan(g)) {
       const double excess = std::abs(g - typical) / kGainJumpLog10;
       if (excess > 1.0) {
@@ -286,8 +432,8 @@ std::vector<RowFlag> flag_rows(const std::vector<LayerReport>& layers, const Sum
         f.score = excess;
       }
     }
-    if (i > 0) {
-      const double jump = std::abs(l.forward.dead_fraction - layers[i - 1].forward.dead_fraction);
+    if (has_phi && compare_with != nullptr) {
+      const double jump = std::abs(l.forward.dead_fraction - compare_with->forward.dead_fraction);
       if (jump > kDeadJump && jump / kDeadJump > f.score) {
         f.note = "dead jump";
         f.score = jump / kDeadJump;
@@ -332,6 +478,26 @@ std::vector<bool> select_rows(const std::vector<RowFlag>& flags, int max_rows) {
   return keep;
 }
 
+// The table's variable columns, chosen per report so a dense-only stack keeps its classic layout.
+struct Layout {
+  int act_w = kActW;
+  bool update = false;  // the upd/w column: some op has an optimizer step to report
+  int bar_w = kBarW;
+};
+
+Layout layout_for(const std::vector<LayerReport>& layers) {
+  Layout lay;
+  for (const LayerReport& l : layers) {
+    if (l.kind != OpKind::kDense) lay.act_w = kActWideW;
+    if (l.backward.has_update) lay.update = true;
+  }
+  const int fixed = kLayerW + 1 + kWidthW + 1 + lay.act_w + 1 + kActRmsW + 1 + kZeroW + 1 + kDeadW +
+                    1 + kSatW + 1 + kLogW + 1 + kGainW + (lay.update ? 1 + kUpdW : 0) + 2 + 1 +
+                    kNoteW;
+  lay.bar_w = std::min(kBarW, static_cast<int>(kLineWidth) - fixed);
+  return lay;
+}
+
 constexpr double kMinBarDecades = 2.0;
 
 struct BarScale {
@@ -355,17 +521,18 @@ BarScale bar_scale(const std::vector<LayerReport>& layers) {
   return s;
 }
 
-// From 1 character at the run's smallest log10 grad rms to kBarW at its largest.
-std::string bar(double log10, const BarScale& s) {
+// From 1 character at the run's smallest log10 grad rms to `width` at its largest.
+std::string bar(double log10, const BarScale& s, int width) {
   if (std::isnan(log10)) return "(nan)";
   if (std::isinf(log10)) return log10 > 0 ? "(inf)" : "(zero)";
-  if (s.hi <= s.lo) return std::string(kBarW, '#');
+  const auto w = static_cast<std::size_t>(width);
+  if (s.hi <= s.lo) return std::string(w, '#');
   const double t = (log10 - s.lo) / (s.hi - s.lo);
-  const auto n = static_cast<std::size_t>(1.0 + std::round(t * (kBarW - 1)));
-  return std::string(std::min<std::size_t>(n, kBarW), '#');
+  const auto n = static_cast<std::size_t>(1.0 + std::round(t * (width - 1)));
+  return std::string(std::min(n, w), '#');
 }
 
-std::string legend(const BarScale& s) {
+std::string legend(const BarScale& s, int width) {
   std::string out;
   if (!s.any) {
     out = "bar: no layer has a finite gradient";
@@ -374,7 +541,7 @@ std::string legend(const BarScale& s) {
   } else {
     out = fmt::format(
         "bar: log10 grad rms on a linear axis from {} (1 #) to {} ({} #), 1 # = {:.3g} in log10",
-        format_log10(s.lo), format_log10(s.hi), kBarW, (s.hi - s.lo) / (kBarW - 1));
+        format_log10(s.lo), format_log10(s.hi), width, (s.hi - s.lo) / (width - 1));
   }
   return out;
 }
@@ -390,23 +557,54 @@ std::string header_block(const Report& r, const Painter& paint) {
   append_line(out, paint(fit(fmt::format("gradscope {} | run: {}", kVersion, sanitize(spec.name)),
                              kLineWidth),
                          kBold));
-  std::string depth = fmt::format("{} layers", r.layers.size());
-  if (spec.output && r.layers.size() == static_cast<std::size_t>(spec.stack.depth) + 1) {
-    depth += fmt::format(" ({} stack + 1 output)", spec.stack.depth);
-  }
   const auto row = [&](std::string_view key, const std::string& value) {
     append_line(out, fit(fmt::format("  {:<12}{}", key, value), kLineWidth));
   };
-  row("depth", depth);
-  row("widths", widths_label(r.layers));
-  std::string act = activation_label(spec.stack.layer.activation);
-  std::string init = init_label(spec.stack.layer.init, spec.stack.layer.bias);
-  if (spec.output) {
-    act += "; output " + activation_label(spec.output->activation);
-    init += "; output " + init_label(spec.output->init, spec.output->bias);
+  if (spec.layers.empty()) {
+    std::string depth = fmt::format("{} layers", r.layers.size());
+    if (spec.output && r.layers.size() == static_cast<std::size_t>(spec.stack.depth) + 1) {
+      depth += fmt::format(" ({} stack + 1 output)", spec.stack.depth);
+    }
+    row("depth", depth);
+    row("widths", widths_label(r.layers));
+    std::string act = activation_label(spec.stack.layer.activation);
+    std::string init = init_label(spec.stack.layer.init, spec.stack.layer.bias);
+    if (spec.output) {
+      act += "; output " + activation_label(spec.output->activation);
+      init += "; output " + init_label(spec.output->init, spec.output->bias);
+    }
+    row("activation", act);
+    row("init", init);
+  } else {
+    // A "layers" list can be long and irregular: summarise it from the ops actually reported.
+    const auto dense = std::count_if(r.layers.begin(), r.layers.end(),
+                                     [](const LayerReport& l) { return l.kind == OpKind::kDense; });
+    row("depth",
+        fmt::format("{} ops, {} dense layer{}", r.layers.size(), dense, dense == 1 ? "" : "s"));
+    row("widths", op_widths_label(r.layers, kLineWidth - 14));
+    row("ops", kinds_label(r.layers));
+    std::vector<std::string> acts;
+    std::vector<std::string> inits;
+    for (const LayerReport& l : r.layers) {
+      if (l.kind == OpKind::kDense || l.kind == OpKind::kActivation) {
+        acts.push_back(activation_label(l.activation));
+      }
+      if (l.kind == OpKind::kDense) inits.push_back(init_label(l.init, l.bias));
+    }
+    row("activation", distinct_joined(acts, ", "));
+    row("init", distinct_joined(inits, "; "));  // an init label holds a comma itself
   }
-  row("activation", act);
-  row("init", init);
+  // A stack config shows the loss only when it is not the default probe, so its header reads as
+  // it always has.
+  if (!spec.layers.empty() || spec.loss.kind != LossKind::kProbe ||
+      spec.optimizer.kind != OptimizerKind::kNone) {
+    std::string loss(loss_name(spec.loss.kind));
+    if (spec.optimizer.kind != OptimizerKind::kNone) {
+      loss += fmt::format(" | optimizer {} (lr {:g})", optimizer_name(spec.optimizer.kind),
+                          spec.optimizer.learning_rate);
+    }
+    row("loss", loss);
+  }
   row("precision", fmt::format("{} | seed {} | batch {}", precision_name(spec.precision), spec.seed,
                                spec.input.batch));
   row("parameters", group_thousands(r.parameters));
@@ -417,28 +615,38 @@ std::string header_block(const Report& r, const Painter& paint) {
   return out;
 }
 
+// log10 of the update-to-weight ratio with one decimal; blank for ops without an update.
+std::string update_cell(const BackwardStats& b) {
+  if (!b.has_update) return "";
+  const double v = b.update_to_weight.log10;
+  if (!std::isfinite(v)) return nonfinite_name(v);
+  return fmt::format("{:.1f}", v);
+}
+
 std::string table_row(const LayerReport& l, const RowFlag& flag, const BarScale& scale,
-                      const Painter& paint) {
+                      const Layout& lay, const Painter& paint) {
   const Magnitude& g = l.backward.grad_preact_rms;
   const bool nonfinite = flag.nonfinite;
   const bool tiny = std::isfinite(g.log10) ? g.log10 < kTinyGradLog10 : g.value == 0.0;
   const std::string_view grad_color = nonfinite || tiny ? kRed : std::string_view{};
 
   const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
-  std::string out = fmt::format(
-      "{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} ", l.index, kLayerW, l.width, kWidthW,
-      cell(std::string(activation_info(l.activation.kind).name), kActW), kActW,
-      cell(act_rms, kActRmsW), kActRmsW, cell(format_percent(l.forward.zero_fraction), kZeroW),
-      kZeroW, cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
-      cell(format_percent(l.forward.saturated_fraction), kSatW), kSatW);
+  std::string out =
+      fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} ", l.index, kLayerW, l.width,
+                  kWidthW, cell(op_label(l), lay.act_w), lay.act_w, cell(act_rms, kActRmsW),
+                  kActRmsW, cell(format_percent(l.forward.zero_fraction), kZeroW), kZeroW,
+                  cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
+                  cell(format_percent(l.forward.saturated_fraction), kSatW), kSatW);
   out += paint(fmt::format("{:>{}}", cell(format_log10(g.log10), kLogW), kLogW), grad_color);
-  out += fmt::format(" {:>{}}  ", cell(format_magnitude(l.backward.gain), kGainW), kGainW);
+  out += fmt::format(" {:>{}}", cell(format_magnitude(l.backward.gain), kGainW), kGainW);
+  if (lay.update) out += fmt::format(" {:>{}}", cell(update_cell(l.backward), kUpdW), kUpdW);
+  out += "  ";
   // Only the bar's characters are painted and no row ends in blanks, so the coloured output with
   // its escape codes removed is exactly the plain output.
-  const std::string bar_text = bar(g.log10, scale);
+  const std::string bar_text = bar(g.log10, scale, lay.bar_w);
   out += paint(bar_text, grad_color);
   if (!flag.note.empty()) {
-    out += std::string(static_cast<std::size_t>(kBarW + 1) - bar_text.size(), ' ');
+    out += std::string(static_cast<std::size_t>(lay.bar_w + 1) - bar_text.size(), ' ');
     out += paint(cell(std::string(flag.note), kNoteW), nonfinite ? kRed : kYellow);
   }
   return out;
@@ -446,10 +654,14 @@ std::string table_row(const LayerReport& l, const RowFlag& flag, const BarScale&
 
 std::string table_block(const Report& r, const TextOptions& options, const Painter& paint) {
   std::string out;
-  const std::string head = fmt::format(
-      "{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}}  {}", "layer", kLayerW,
-      "width", kWidthW, "activation", kActW, "act rms", kActRmsW, "zero %", kZeroW, "dead", kDeadW,
-      "sat %", kSatW, "log10 grad rms", kLogW, "gain", kGainW, "gradient rms (log scale)");
+  const Layout lay = layout_for(r.layers);
+  std::string head =
+      fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}}", "layer",
+                  kLayerW, "width", kWidthW, "activation", lay.act_w, "act rms", kActRmsW, "zero %",
+                  kZeroW, "dead", kDeadW, "sat %", kSatW, "log10 grad rms", kLogW, "gain", kGainW);
+  if (lay.update) head += fmt::format(" {:>{}}", "upd/w", kUpdW);
+  head += fmt::format(
+      "  {}", fit("gradient rms (log scale)", static_cast<std::size_t>(lay.bar_w + 1 + kNoteW)));
   append_line(out, paint(head, kBold));
   if (r.layers.empty()) {
     append_line(out, "  (no layers)");
@@ -472,10 +684,14 @@ std::string table_block(const Report& r, const TextOptions& options, const Paint
       continue;
     }
     flush_elided();
-    append_line(out, table_row(r.layers[i], flags[i], scale, paint));
+    append_line(out, table_row(r.layers[i], flags[i], scale, lay, paint));
   }
   flush_elided();
-  append_line(out, fit(legend(scale), kLineWidth));
+  append_line(out, fit(legend(scale, lay.bar_w), kLineWidth));
+  if (lay.update) {
+    append_line(out, fit("upd/w: log10 ||one optimizer step on W||_F / ||W||_F, dense layers only",
+                         kLineWidth));
+  }
   return out;
 }
 
@@ -501,6 +717,15 @@ std::string summary_block(const Report& r, const Painter& paint) {
                                                    : nonfinite_name(s.mean_log10_gain),
                   format_magnitude(magnitude_from_log10(s.mean_log10_gain))));
   row("output gradient rms (dL/dy)", format_magnitude(r.output_grad_rms));
+  if (r.spec.loss.kind != LossKind::kProbe) {
+    row(fmt::format("loss ({})", loss_name(r.spec.loss.kind)),
+        std::isfinite(r.loss) ? fmt::format("{:.6g}", r.loss) : nonfinite_name(r.loss),
+        std::isfinite(r.loss) ? std::string_view{} : kRed);
+  }
+  if (std::any_of(r.layers.begin(), r.layers.end(),
+                  [](const LayerReport& l) { return l.backward.has_update; })) {
+    row("update / weight, dense layers", update_summary(r.layers));
+  }
   row("dead units", group_thousands(s.dead_units));
   row("saturated units", group_thousands(s.saturated_units));
   row("saturated fraction", format_percent(s.saturated_fraction) + " % of activation entries");

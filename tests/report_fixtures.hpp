@@ -1,10 +1,12 @@
 // Hand-built reports shared by the writer tests: every statistic follows consistently from a
-// list of per-layer log10 gradient magnitudes, so expected outputs can be reasoned about.
+// list of per-layer log10 gradient magnitudes, so expected outputs can be reasoned about. Dense
+// stacks (make_report) and one architecture with an op of every reported kind (mixed_report).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gradscope/report.hpp"
@@ -39,6 +41,7 @@ inline LayerReport make_layer(int index, int width, int fan_in, Activation kind,
   l.forward.zero_fraction = relu ? 0.5 : 0.0;
   l.forward.dead_units = relu ? index % 3 : 0;
   l.forward.dead_fraction = static_cast<double>(l.forward.dead_units) / width;
+  l.backward.has_weights = true;
   l.backward.grad_preact_rms = magnitude_from_log10(log10_grad);
   // ||dL/dW||_F over width x fan_in entries and ||dL/db|| over width entries, from the rms.
   l.backward.grad_weight_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(width * fan_in));
@@ -91,6 +94,203 @@ inline Report make_report(const std::string& name, const std::vector<double>& lo
   r.summary.log10_grad_ratio_first_to_last = log10_grads.front() - log10_grads.back();
   r.summary.mean_log10_gain =
       depth > 1 ? r.summary.log10_grad_ratio_first_to_last / (depth - 1) : 0.0;
+  for (const LayerReport& l : r.layers) {
+    r.summary.dead_units += l.forward.dead_units;
+    r.summary.saturated_units += l.forward.saturated_units;
+  }
+  return r;
+}
+
+// What make_op builds: the op and the widths around it.
+struct OpShape {
+  OpSpec op;
+  int width = 0;
+  int fan_in = 0;
+};
+
+// One op of a mixed architecture: make_layer's statistics, then changed to what the op's kind
+// measures (see the kind description in schema/report.schema.json), with the update-to-weight
+// ratio of one `optimizer` step from zero state for dense layers (as the engine reports it).
+inline LayerReport make_op(int index, const OpShape& shape, double log10_grad,
+                           double log10_next_grad, int batch, const OptimizerSpec& optimizer) {
+  const OpSpec& op = shape.op;
+  const Activation phi = op.kind == OpKind::kDense        ? op.dense.activation.kind
+                         : op.kind == OpKind::kActivation ? op.activation.kind
+                                                          : Activation::kLinear;
+  LayerReport l =
+      make_layer(index, shape.width, shape.fan_in, phi, log10_grad, log10_next_grad, batch);
+  l.kind = op.kind;
+  std::int64_t parameters = 0;  // the entries of W, for the step's norm
+  switch (op.kind) {
+    case OpKind::kDense:
+      l.activation = op.dense.activation;
+      l.init = op.dense.init;
+      l.bias = op.dense.bias;
+      parameters = std::int64_t{shape.width} * shape.fan_in;
+      break;
+    case OpKind::kActivation:
+      l.activation = op.activation;
+      break;
+    case OpKind::kNorm: {
+      l.norm = op.norm;
+      // dgamma_i = sum_a g_ia y_ia and dbeta_i = sum_a g_ia, over width x batch entries.
+      const double entries = static_cast<double>(shape.width) * batch;
+      l.backward.grad_weight_norm = magnitude_from_log10(log10_grad + 0.5 * std::log10(entries));
+      l.backward.grad_bias_norm =
+          op.norm.kind == NormKind::kRmsNorm
+              ? magnitude_from_scaled(0.0, 0)
+              : magnitude_from_log10(log10_grad + 0.5 * std::log10(entries));
+      l.backward.weight_norm = std::sqrt(static_cast<double>(shape.width));  // ||gamma = 1||
+      l.backward.grad_weight_to_weight = magnitude_ratio(
+          l.backward.grad_weight_norm, magnitude_from_scaled(l.backward.weight_norm, 0));
+      break;
+    }
+    case OpKind::kDropout:
+      l.dropout = op.dropout;
+      l.forward.zero_fraction = op.dropout;
+      break;
+    case OpKind::kResidualBegin:
+    case OpKind::kResidualEnd:
+      l.residual = op.residual;
+      break;
+  }
+  if (op.kind != OpKind::kDense && op.kind != OpKind::kNorm) {
+    l.backward.has_weights = false;
+    l.backward.grad_weight_norm = {};
+    l.backward.grad_bias_norm = {};
+    l.backward.weight_norm = 0.0;
+    l.backward.grad_weight_to_weight = {};
+  }
+  if (op.kind != OpKind::kDense && op.kind != OpKind::kActivation) {
+    l.forward.dead_units = 0;  // no derivative statistic
+    l.forward.dead_fraction = 0.0;
+  }
+  if (parameters > 0 && optimizer.kind != OptimizerKind::kNone) {
+    const Magnitude w = magnitude_from_scaled(l.backward.weight_norm, 0);
+    l.backward.has_update = true;
+    if (optimizer.kind == OptimizerKind::kSgd) {
+      // From zero momentum the first step is lr * grad.
+      l.backward.update_to_weight =
+          magnitude_ratio(magnitude_from_log10(std::log10(optimizer.learning_rate) +
+                                               l.backward.grad_weight_norm.log10),
+                          w);
+    } else {
+      // Adam's first step moves every parameter by about lr: ||step|| = lr sqrt(count).
+      l.backward.update_to_weight = magnitude_ratio(
+          magnitude_from_scaled(
+              optimizer.learning_rate * std::sqrt(static_cast<double>(parameters)), 0),
+          w);
+    }
+  }
+  return l;
+}
+
+inline LayerItem single(const OpSpec& op) {
+  LayerItem item;
+  item.op = op;
+  return item;
+}
+
+inline OpSpec dense_spec(int width, Activation phi) {
+  OpSpec op;
+  op.kind = OpKind::kDense;
+  op.dense.width = width;
+  op.dense.activation.kind = phi;
+  if (phi != Activation::kRelu) op.dense.init.kind = Init::kXavierNormal;
+  return op;
+}
+
+// A "layers" architecture with an op of every reported kind, an mse loss and `optimizer`:
+//   dense 32 relu, layer_norm,
+//   residual x0.5 { dense 32 linear, act:gelu, dropout 0.1 },
+//   dense 32 relu,
+//   residual with projection { dense 64 tanh }, rms_norm, dense 4 linear.
+// Flattened, the two residual begins take indices 3 and 9 and are not reported.
+inline Report mixed_report(OptimizerKind optimizer) {
+  Report r;
+  r.spec.name = "mixed";
+  r.spec.seed = 11;
+  r.spec.input.width = 16;
+  r.spec.input.batch = 64;
+  r.spec.loss.kind = LossKind::kMse;
+  r.spec.optimizer.kind = optimizer;
+  r.spec.optimizer.learning_rate = optimizer == OptimizerKind::kSgd ? 0.01 : 1e-3;
+
+  OpSpec layer_norm;
+  layer_norm.kind = OpKind::kNorm;
+  layer_norm.norm.kind = NormKind::kLayerNorm;
+  OpSpec rms_norm = layer_norm;
+  rms_norm.norm.kind = NormKind::kRmsNorm;
+  OpSpec gelu;
+  gelu.kind = OpKind::kActivation;
+  gelu.activation.kind = Activation::kGelu;
+  OpSpec dropout;
+  dropout.kind = OpKind::kDropout;
+  dropout.dropout = 0.1;
+  ResidualSpec half;
+  half.scale = 0.5;
+  ResidualSpec projected;
+  projected.projection = true;
+
+  LayerItem block1;
+  block1.block = {single(dense_spec(32, Activation::kLinear)), single(gelu), single(dropout)};
+  block1.residual = half;
+  LayerItem block2;
+  block2.block = {single(dense_spec(64, Activation::kTanh))};
+  block2.residual = projected;
+  r.spec.layers = {single(dense_spec(32, Activation::kRelu)),
+                   single(layer_norm),
+                   block1,
+                   single(dense_spec(32, Activation::kRelu)),
+                   block2,
+                   single(rms_norm),
+                   single(dense_spec(4, Activation::kLinear))};
+
+  OpSpec end_half;
+  end_half.kind = OpKind::kResidualEnd;
+  end_half.residual = half;
+  OpSpec end_projected = end_half;
+  end_projected.residual = projected;
+  // (index, op, width): the reported ops, input side first.
+  const std::vector<std::pair<int, OpSpec>> ops = {{1, dense_spec(32, Activation::kRelu)},
+                                                   {2, layer_norm},
+                                                   {4, dense_spec(32, Activation::kLinear)},
+                                                   {5, gelu},
+                                                   {6, dropout},
+                                                   {7, end_half},
+                                                   {8, dense_spec(32, Activation::kRelu)},
+                                                   {10, dense_spec(64, Activation::kTanh)},
+                                                   {11, end_projected},
+                                                   {12, rms_norm},
+                                                   {13, dense_spec(4, Activation::kLinear)}};
+  // The gradient shrinks towards the input, less so across the residual ends.
+  const std::vector<double> log10_grads = {-2.2, -2.0, -1.9, -1.85, -1.8, -1.75,
+                                           -1.5, -1.3, -1.2, -1.1,  -1.0};
+  const double log10_output_grad = std::log10(std::sqrt(2.0) / r.spec.input.batch);
+
+  int fan_in = r.spec.input.width;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const OpSpec& op = ops[i].second;
+    const int width = op.kind == OpKind::kDense ? op.dense.width : fan_in;
+    const double next = i + 1 < ops.size() ? log10_grads[i + 1] : log10_output_grad;
+    r.layers.push_back(make_op(ops[i].first, {op, width, fan_in}, log10_grads[i], next,
+                               r.spec.input.batch, r.spec.optimizer));
+    if (op.kind == OpKind::kDense) r.parameters += std::int64_t{width} * fan_in + width;
+    if (op.kind == OpKind::kNorm) {
+      r.parameters += op.norm.kind == NormKind::kRmsNorm ? width : 2 * width;
+    }
+    r.memory.cache_bytes += 2 * 4 * std::int64_t{width} * r.spec.input.batch;
+    fan_in = width;
+  }
+  r.memory.weights_bytes = 4 * r.parameters;
+  r.memory.work_bytes = 4096;
+  r.output_grad_rms = magnitude_from_log10(log10_output_grad);
+  // mse against standard-normal targets: L = (1/B) sum ||y - t||^2 / 2 ~ width (rms(y)^2 + 1) / 2.
+  const LayerReport& last = r.layers.back();
+  r.loss = 0.5 * last.width * (last.forward.act.rms * last.forward.act.rms + 1.0);
+  r.summary.log10_grad_ratio_first_to_last = log10_grads.front() - log10_grads.back();
+  r.summary.mean_log10_gain =
+      r.summary.log10_grad_ratio_first_to_last / static_cast<double>(ops.size() - 1);
   for (const LayerReport& l : r.layers) {
     r.summary.dead_units += l.forward.dead_units;
     r.summary.saturated_units += l.forward.saturated_units;

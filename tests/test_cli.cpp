@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "gradscope/activation.hpp"
@@ -258,6 +259,51 @@ TEST(Cli, SetOverridesAnyKey) {
   EXPECT_EQ(j["config"]["stack"]["init"]["name"], "orthogonal");
   EXPECT_EQ(j["config"]["stack"]["init"]["gain"], 0.5);
   EXPECT_EQ(j["config"]["input"]["distribution"], "uniform");
+}
+
+TEST(Cli, LayersConfigReportsEveryKindWithLossAndUpdateRatios) {
+  TempDir dir, out;
+  const fs::path config = dir.write("arch.json", R"({
+    "input": {"width": 16, "batch": 8},
+    "layers": [
+      {"width": 16, "activation": "gelu"},
+      {"repeat": 2, "residual": {"scale": 0.5},
+       "block": [{"norm": "layer_norm"}, {"width": 32, "activation": "relu"}, {"dropout": 0.1},
+                 {"width": 16, "activation": "linear"}]},
+      {"width": 4, "activation": "linear", "norm": "batch_norm", "norm_position": "after_activation"}
+    ],
+    "loss": "softmax_cross_entropy",
+    "optimizer": {"name": "sgd", "learning_rate": 0.1}
+  })");
+  const Result r = cli({"run", config.string(), "--out", out.path().string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "upd/w"));
+  EXPECT_TRUE(contains(r.out, "layer_norm"));
+  const auto j = nlohmann::json::parse(read(out.path() / "arch.json"));
+  std::set<std::string> kinds;
+  for (const auto& l : j["layers"]) kinds.insert(l["kind"].get<std::string>());
+  EXPECT_EQ(kinds, (std::set<std::string>{"dense", "norm", "dropout", "residual"}));
+  EXPECT_EQ(j["loss"]["name"], "softmax_cross_entropy");
+  EXPECT_GT(j["loss"]["value"].get<double>(), 0.0);
+  for (const auto& l : j["layers"]) {
+    EXPECT_EQ(l["backward"].contains("update"), l["kind"] == "dense") << l["index"];
+    EXPECT_EQ(l["backward"].contains("grad_weight"), l["kind"] == "dense" || l["kind"] == "norm");
+  }
+  // Indices count the reported ops, 1.. without gaps.
+  for (std::size_t i = 0; i < j["layers"].size(); ++i) EXPECT_EQ(j["layers"][i]["index"], i + 1);
+}
+
+TEST(CliErrors, ResidualBlockThatChangesWidthWithoutProjectionNamesBothWidths) {
+  TempDir dir;
+  const fs::path config = dir.write("bad-res.json", R"({
+    "layers": [{"width": 8}, {"residual": true, "block": [{"width": 4}]}]
+  })");
+  const Result r = cli({"run", config.string(), "--out", dir.path().string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "layers[1]")) << r.err;
+  EXPECT_TRUE(contains(r.err, "8")) << r.err;
+  EXPECT_TRUE(contains(r.err, "4")) << r.err;
+  EXPECT_TRUE(contains(r.err, "projection")) << r.err;
 }
 
 }  // namespace

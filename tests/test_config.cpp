@@ -1,5 +1,6 @@
 // Tests for the config reader: defaults, every error message (what, where, what to do), overrides,
-// and the resolved config's round trip back to an equal RunSpec.
+// the resolved config's round trip back to an equal RunSpec, and the "layers" architectures,
+// losses and optimizers with the op list spec.hpp expands them to.
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -24,7 +25,13 @@ using gradscope::Error;
 using gradscope::FanMode;
 using gradscope::Init;
 using gradscope::InputDistribution;
+using gradscope::LayerItem;
 using gradscope::LayerSpec;
+using gradscope::LossKind;
+using gradscope::NormKind;
+using gradscope::OpKind;
+using gradscope::OpSpec;
+using gradscope::OptimizerKind;
 using gradscope::Precision;
 using gradscope::RunSpec;
 using Json = nlohmann::ordered_json;
@@ -71,6 +78,50 @@ void expect_same_layer(const LayerSpec& a, const LayerSpec& b) {
   EXPECT_EQ(a.bias.std, b.bias.std);
 }
 
+void expect_same_init(const gradscope::InitSpec& a, const gradscope::InitSpec& b) {
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.gain, b.gain);
+  EXPECT_EQ(a.std, b.std);
+  EXPECT_EQ(a.limit, b.limit);
+  EXPECT_EQ(a.mode, b.mode);
+  EXPECT_EQ(a.weight_var, b.weight_var);
+}
+
+void expect_same_norm(const gradscope::NormSpec& a, const gradscope::NormSpec& b) {
+  EXPECT_EQ(a.kind, b.kind);
+  EXPECT_EQ(a.eps, b.eps);
+}
+
+void expect_same_items(const std::vector<LayerItem>& a, const std::vector<LayerItem>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE("item " + std::to_string(i));
+    EXPECT_EQ(a[i].repeat, b[i].repeat);
+    ASSERT_EQ(a[i].residual.has_value(), b[i].residual.has_value());
+    if (a[i].residual) {
+      EXPECT_EQ(a[i].residual->scale, b[i].residual->scale);
+      EXPECT_EQ(a[i].residual->projection, b[i].residual->projection);
+      expect_same_init(a[i].residual->projection_init, b[i].residual->projection_init);
+    }
+    ASSERT_EQ(a[i].post_norm.has_value(), b[i].post_norm.has_value());
+    if (a[i].post_norm) expect_same_norm(*a[i].post_norm, *b[i].post_norm);
+    expect_same_items(a[i].block, b[i].block);
+    if (!a[i].block.empty()) continue;
+    const OpSpec& x = a[i].op;
+    const OpSpec& y = b[i].op;
+    ASSERT_EQ(x.kind, y.kind);
+    if (x.kind == OpKind::kDense) expect_same_layer(x.dense, y.dense);
+    if (x.kind == OpKind::kNorm) expect_same_norm(x.norm, y.norm);
+    if (x.kind == OpKind::kActivation) {
+      EXPECT_EQ(x.activation.kind, y.activation.kind);
+      EXPECT_EQ(x.activation.param, y.activation.param);
+    }
+    if (x.kind == OpKind::kDropout) {
+      EXPECT_EQ(x.dropout, y.dropout);
+    }
+  }
+}
+
 // Field by field, with exact floating-point equality: the writer must round-trip every double.
 void expect_same_spec(const RunSpec& a, const RunSpec& b) {
   EXPECT_EQ(a.name, b.name);
@@ -93,6 +144,18 @@ void expect_same_spec(const RunSpec& a, const RunSpec& b) {
     SCOPED_TRACE("output layer");
     expect_same_layer(*a.output, *b.output);
   }
+  {
+    SCOPED_TRACE("layers");
+    expect_same_items(a.layers, b.layers);
+  }
+  EXPECT_EQ(a.loss.kind, b.loss.kind);
+  EXPECT_EQ(a.loss.classes, b.loss.classes);
+  EXPECT_EQ(a.optimizer.kind, b.optimizer.kind);
+  EXPECT_EQ(a.optimizer.learning_rate, b.optimizer.learning_rate);
+  EXPECT_EQ(a.optimizer.momentum, b.optimizer.momentum);
+  EXPECT_EQ(a.optimizer.beta1, b.optimizer.beta1);
+  EXPECT_EQ(a.optimizer.beta2, b.optimizer.beta2);
+  EXPECT_EQ(a.optimizer.eps, b.optimizer.eps);
   EXPECT_EQ(a.stats.saturation_threshold, b.stats.saturation_threshold);
 }
 
@@ -354,7 +417,9 @@ TEST(ConfigKeyErrors, UnknownKeySuggestsTheClosestValidKey) {
 TEST(ConfigKeyErrors, UnknownKeyWithNothingCloseListsTheValidKeys) {
   const Error e = config_error(R"({"zzzzzzzz": 1})");
   EXPECT_EQ(what(e), "cfg.json: zzzzzzzz: unknown key");
-  EXPECT_EQ(e.hint(), "valid keys here: name, seed, precision, input, stack, output, stats");
+  EXPECT_EQ(e.hint(),
+            "valid keys here: name, seed, precision, input, stack, output, layers, loss, "
+            "optimizer, stats");
   EXPECT_TRUE(Contains(e.hint(), "valid keys here: name, seed"));
 
   const Error in_stats = config_error(R"({"stats": {"saturation": 0.1}})");
@@ -754,7 +819,7 @@ TEST(ConfigResolved, KeysComeInTheDocumentedOrder) {
   const RunSpec spec = parse(R"({"output": {"width": 3}, "stats": {}, "stack": {}, "seed": 2})");
   const Json j = Json::parse(gradscope::run_spec_to_json(spec));
   EXPECT_EQ(keys_of(j), (std::vector<std::string>{"name", "seed", "precision", "input", "stack",
-                                                  "output", "stats"}));
+                                                  "output", "loss", "optimizer", "stats"}));
   EXPECT_EQ(keys_of(j["input"]),
             (std::vector<std::string>{"width", "batch", "distribution", "mean", "std"}));
   EXPECT_EQ(keys_of(j["stack"]),
@@ -900,6 +965,1003 @@ TEST(SpecHelpers, EnumNames) {
   EXPECT_EQ(gradscope::precision_name(Precision::kFloat64), "float64");
   EXPECT_EQ(gradscope::input_distribution_name(InputDistribution::kNormal), "normal");
   EXPECT_EQ(gradscope::input_distribution_name(InputDistribution::kUniform), "uniform");
+}
+
+// ---------------------------------------------------------------------------------------------
+// "layers": parsing
+
+// The architecture of the issue that asked for "layers": a pre-norm residual GELU MLP.
+constexpr const char* kIssueExample = R"({
+  "layers": [
+    { "width": 512, "activation": "gelu", "init": "he_normal" },
+    { "repeat": 24, "residual": { "scale": 1.0 },
+      "block": [ { "norm": "layer_norm" },
+                 { "width": 2048, "activation": "gelu", "init": "he_normal" },
+                 { "width": 512, "activation": "linear", "init": "xavier_normal" } ] },
+    { "width": 10, "activation": "softmax" }
+  ]
+})";
+
+// A config with these layers, as JSON text.
+std::string with_layers(const std::string& layers) {
+  std::string text = R"({"layers": )";
+  text += layers;
+  text += "}";
+  return text;
+}
+
+std::vector<OpKind> kinds_of(const std::vector<OpSpec>& ops) {
+  std::vector<OpKind> kinds;
+  for (const OpSpec& op : ops) kinds.push_back(op.kind);
+  return kinds;
+}
+
+std::vector<OpKind> op_kinds(const RunSpec& spec) { return kinds_of(gradscope::expand_ops(spec)); }
+
+std::vector<int> widths_of(const RunSpec& spec) {
+  return gradscope::op_widths(spec, gradscope::expand_ops(spec));
+}
+
+TEST(ConfigLayers, IssueExampleParsesIntoTheTreeItDescribes) {
+  const RunSpec spec = parse(kIssueExample);
+  ASSERT_EQ(spec.layers.size(), 3U);
+  const LayerItem& first = spec.layers[0];
+  ASSERT_TRUE(first.block.empty());
+  EXPECT_EQ(first.op.kind, OpKind::kDense);
+  EXPECT_EQ(first.op.dense.width, 512);
+  EXPECT_EQ(first.op.dense.activation.kind, Activation::kGelu);
+  EXPECT_EQ(first.op.dense.init.kind, Init::kHeNormal);
+  EXPECT_EQ(first.op.dense.bias.kind, BiasInit::kZeros);
+
+  const LayerItem& block = spec.layers[1];
+  EXPECT_EQ(block.repeat, 24);
+  ASSERT_TRUE(block.residual.has_value());
+  EXPECT_EQ(block.residual->scale, 1.0);
+  EXPECT_FALSE(block.residual->projection);
+  EXPECT_FALSE(block.post_norm.has_value());
+  ASSERT_EQ(block.block.size(), 3U);
+  EXPECT_EQ(block.block[0].op.kind, OpKind::kNorm);
+  EXPECT_EQ(block.block[0].op.norm.kind, NormKind::kLayerNorm);
+  EXPECT_EQ(block.block[0].op.norm.eps, 1e-5);
+  EXPECT_EQ(block.block[1].op.dense.width, 2048);
+  EXPECT_EQ(block.block[1].op.dense.activation.kind, Activation::kGelu);
+  EXPECT_EQ(block.block[2].op.dense.width, 512);
+  EXPECT_EQ(block.block[2].op.dense.activation.kind, Activation::kLinear);
+  EXPECT_EQ(block.block[2].op.dense.init.kind, Init::kXavierNormal);
+
+  const LayerItem& last = spec.layers[2];
+  EXPECT_EQ(last.op.dense.width, 10);
+  EXPECT_EQ(last.op.dense.activation.kind, Activation::kSoftmax);
+  EXPECT_EQ(last.op.dense.init.kind, Init::kHeNormal);
+
+  EXPECT_EQ(spec.input.width, 512);  // the first dense op's width
+  EXPECT_FALSE(spec.output.has_value());
+  EXPECT_EQ(spec.loss.kind, LossKind::kProbe);
+  EXPECT_EQ(spec.optimizer.kind, OptimizerKind::kNone);
+}
+
+TEST(ConfigLayers, IssueExampleExpandsToTheRightOpsAndWidths) {
+  const RunSpec spec = parse(kIssueExample);
+  std::vector<OpKind> kinds{OpKind::kDense};
+  std::vector<int> widths{512};
+  for (int r = 0; r < 24; ++r) {
+    kinds.insert(kinds.end(), {OpKind::kResidualBegin, OpKind::kNorm, OpKind::kDense,
+                               OpKind::kDense, OpKind::kResidualEnd});
+    widths.insert(widths.end(), {512, 512, 2048, 512, 512});
+  }
+  kinds.push_back(OpKind::kDense);
+  widths.push_back(10);
+  const std::vector<OpSpec> ops = gradscope::expand_ops(spec);
+  EXPECT_EQ(kinds_of(ops), kinds);
+  EXPECT_EQ(gradscope::op_widths(spec, ops), widths);
+  // Both ends of a residual connection carry its spec, for the engine to build it from either.
+  EXPECT_EQ(ops[1].residual.scale, 1.0);
+  EXPECT_EQ(ops[5].residual.scale, 1.0);
+  EXPECT_EQ(ops[3].dense.width, 2048);
+  EXPECT_EQ(ops.back().dense.activation.kind, Activation::kSoftmax);
+}
+
+TEST(ConfigLayers, DenseItemDefaultsMatchTheStack) {
+  const RunSpec spec = parse(with_layers(R"([{"width": 7}, {"width": 5, "init": "torch_default"},
+      {"width": 3, "init": "torch_default", "bias_init": "zeros"},
+      {"width": 2, "bias_init": {"name": "constant", "value": 0.5}}])"));
+  ASSERT_EQ(spec.layers.size(), 4U);
+  const LayerSpec& plain = spec.layers[0].op.dense;
+  EXPECT_EQ(plain.activation.kind, Activation::kRelu);
+  EXPECT_EQ(plain.init.kind, Init::kHeNormal);
+  EXPECT_EQ(plain.bias.kind, BiasInit::kZeros);
+  EXPECT_EQ(spec.layers[1].op.dense.bias.kind, BiasInit::kTorchDefault);
+  EXPECT_EQ(spec.layers[2].op.dense.bias.kind, BiasInit::kZeros);
+  EXPECT_EQ(spec.layers[3].op.dense.bias.kind, BiasInit::kConstant);
+  EXPECT_EQ(spec.layers[3].op.dense.bias.value, 0.5);
+}
+
+TEST(ConfigLayers, InputWidthDefaultsToTheFirstDenseOp) {
+  // The first dense op may sit inside a block, after width-keeping ops.
+  const RunSpec nested = parse(with_layers(
+      R"([{"norm": "rms_norm"}, {"repeat": 2, "block": [{"dropout": 0.5}, {"width": 32}]},
+          {"width": 4}])"));
+  EXPECT_EQ(nested.input.width, 32);
+  const RunSpec given =
+      parse(R"({"input": {"width": 3}, "layers": [{"width": 32}, {"width": 4}]})");
+  EXPECT_EQ(given.input.width, 3);
+  EXPECT_EQ(widths_of(given), (std::vector<int>{32, 4}));
+
+  const Error none =
+      config_error(with_layers(R"([{"norm": "layer_norm"}, {"activation": "tanh"}])"));
+  EXPECT_EQ(what(none),
+            "cfg.json: input.width: missing: \"layers\" has no dense item whose width it could "
+            "default to");
+  EXPECT_TRUE(Contains(none.hint(), "\"input\": {\"width\": 256}"));
+  EXPECT_EQ(parse(R"({"input": {"width": 6}, "layers": [{"norm": "layer_norm"}]})").input.width, 6);
+}
+
+TEST(ConfigLayers, NormItemsTakeANameOrAnObjectWithEps) {
+  const RunSpec spec = parse(with_layers(R"([{"width": 4}, {"norm": "batch_norm"},
+      {"norm": "layer_norm"}, {"norm": {"name": "rms_norm", "eps": 0.001}},
+      {"norm": {"name": "batch_norm"}}])"));
+  ASSERT_EQ(spec.layers.size(), 5U);
+  EXPECT_EQ(spec.layers[1].op.norm.kind, NormKind::kBatchNorm);
+  EXPECT_EQ(spec.layers[1].op.norm.eps, 1e-5);
+  EXPECT_EQ(spec.layers[2].op.norm.kind, NormKind::kLayerNorm);
+  EXPECT_EQ(spec.layers[3].op.norm.kind, NormKind::kRmsNorm);
+  EXPECT_EQ(spec.layers[3].op.norm.eps, 0.001);
+  EXPECT_EQ(spec.layers[4].op.norm.eps, 1e-5);
+}
+
+TEST(ConfigLayers, ActivationAndDropoutItems) {
+  const RunSpec spec = parse(with_layers(
+      R"([{"width": 4, "activation": "linear"}, {"activation": {"name": "leaky_relu", "slope": 0.2}},
+          {"dropout": 0.25}, {"dropout": 0}, {"activation": "swish"}])"));
+  EXPECT_EQ(op_kinds(spec),
+            (std::vector<OpKind>{OpKind::kDense, OpKind::kActivation, OpKind::kDropout,
+                                 OpKind::kDropout, OpKind::kActivation}));
+  EXPECT_EQ(spec.layers[1].op.activation.kind, Activation::kLeakyRelu);
+  EXPECT_EQ(spec.layers[1].op.activation.param, 0.2);
+  EXPECT_EQ(spec.layers[2].op.dropout, 0.25);
+  EXPECT_EQ(spec.layers[3].op.dropout, 0.0);
+  EXPECT_EQ(spec.layers[4].op.activation.kind, Activation::kSilu);
+}
+
+TEST(ConfigLayers, DenseWithANormExpandsBeforeTheActivationByDefault) {
+  const RunSpec before = parse(with_layers(
+      R"([{"width": 16, "activation": "tanh", "init": "xavier_normal", "norm": "batch_norm"}])"));
+  ASSERT_EQ(before.layers.size(), 3U);
+  EXPECT_EQ(before.layers[0].op.kind, OpKind::kDense);
+  EXPECT_EQ(before.layers[0].op.dense.width, 16);
+  EXPECT_EQ(before.layers[0].op.dense.activation.kind, Activation::kLinear);
+  EXPECT_EQ(before.layers[0].op.dense.init.kind, Init::kXavierNormal);
+  EXPECT_EQ(before.layers[1].op.kind, OpKind::kNorm);
+  EXPECT_EQ(before.layers[1].op.norm.kind, NormKind::kBatchNorm);
+  EXPECT_EQ(before.layers[2].op.kind, OpKind::kActivation);
+  EXPECT_EQ(before.layers[2].op.activation.kind, Activation::kTanh);
+  EXPECT_EQ(widths_of(before), (std::vector<int>{16, 16, 16}));
+
+  const RunSpec explicit_before = parse(with_layers(
+      R"([{"width": 16, "activation": "tanh", "init": "xavier_normal", "norm": "batch_norm",
+           "norm_position": "before_activation"}])"));
+  expect_same_items(explicit_before.layers, before.layers);
+
+  const RunSpec after = parse(with_layers(
+      R"([{"width": 16, "activation": "tanh", "norm": {"name": "layer_norm", "eps": 1e-6},
+           "norm_position": "after_activation"}])"));
+  ASSERT_EQ(after.layers.size(), 2U);
+  EXPECT_EQ(after.layers[0].op.dense.activation.kind, Activation::kTanh);
+  EXPECT_EQ(after.layers[1].op.norm.kind, NormKind::kLayerNorm);
+  EXPECT_EQ(after.layers[1].op.norm.eps, 1e-6);
+
+  // A linear activation after the norm would be the identity: no op for it.
+  const RunSpec linear =
+      parse(with_layers(R"([{"width": 16, "activation": "linear", "norm": "rms_norm"}])"));
+  EXPECT_EQ(op_kinds(linear), (std::vector<OpKind>{OpKind::kDense, OpKind::kNorm}));
+  // The default activation is relu, as for any dense item.
+  const RunSpec relu = parse(with_layers(R"([{"width": 16, "norm": "rms_norm"}])"));
+  ASSERT_EQ(relu.layers.size(), 3U);
+  EXPECT_EQ(relu.layers[2].op.activation.kind, Activation::kRelu);
+}
+
+TEST(ConfigLayers, BlockWithoutAResidualRepeatsItsItems) {
+  const RunSpec spec =
+      parse(with_layers(R"([{"repeat": 3, "block": [{"width": 8}, {"dropout": 0.1}]}])"));
+  ASSERT_EQ(spec.layers.size(), 1U);
+  EXPECT_EQ(spec.layers[0].repeat, 3);
+  EXPECT_FALSE(spec.layers[0].residual.has_value());
+  std::vector<OpKind> expected;
+  for (int r = 0; r < 3; ++r) expected.insert(expected.end(), {OpKind::kDense, OpKind::kDropout});
+  EXPECT_EQ(op_kinds(spec), expected);
+
+  const RunSpec no_residual = parse(with_layers(
+      R"([{"repeat": 3, "residual": false, "block": [{"width": 8}, {"dropout": 0.1}]}])"));
+  expect_same_items(no_residual.layers, spec.layers);
+  // repeat defaults to 1.
+  EXPECT_EQ(parse(with_layers(R"([{"block": [{"width": 8}]}])")).layers[0].repeat, 1);
+}
+
+TEST(ConfigLayers, ResidualScaleDefaultsToOneAndMayBeZeroOrNegative) {
+  const auto residual_of = [](const char* residual) {
+    std::string text = R"([{"width": 8}, {"residual": )";
+    text += residual;
+    text += R"(, "block": [{"width": 8}]}])";
+    return *parse(with_layers(text)).layers[1].residual;
+  };
+  EXPECT_EQ(residual_of("true").scale, 1.0);
+  EXPECT_FALSE(residual_of("true").projection);
+  EXPECT_EQ(residual_of("{}").scale, 1.0);
+  EXPECT_EQ(residual_of(R"({"scale": 0})").scale, 0.0);  // ReZero / SkipInit start at 0
+  EXPECT_EQ(residual_of(R"({"scale": -0.5})").scale, -0.5);
+  EXPECT_EQ(residual_of(R"({"scale": 0.1, "placement": "pre_norm"})").scale, 0.1);
+}
+
+TEST(ConfigLayers, NestedBlocksExpandInsideOut) {
+  const RunSpec spec = parse(with_layers(R"([{"width": 8},
+      {"repeat": 2, "residual": true, "block": [
+          {"norm": "layer_norm"},
+          {"repeat": 3, "residual": {"scale": 0.5}, "block": [{"width": 8, "activation": "tanh"}]},
+          {"width": 8}]}])"));
+  std::vector<OpKind> kinds{OpKind::kDense};
+  for (int outer = 0; outer < 2; ++outer) {
+    kinds.insert(kinds.end(), {OpKind::kResidualBegin, OpKind::kNorm});
+    for (int inner = 0; inner < 3; ++inner) {
+      kinds.insert(kinds.end(), {OpKind::kResidualBegin, OpKind::kDense, OpKind::kResidualEnd});
+    }
+    kinds.insert(kinds.end(), {OpKind::kDense, OpKind::kResidualEnd});
+  }
+  const std::vector<OpSpec> ops = gradscope::expand_ops(spec);
+  EXPECT_EQ(kinds_of(ops), kinds);
+  EXPECT_EQ(ops[1].residual.scale, 1.0);  // the outer block's begin
+  EXPECT_EQ(ops[3].residual.scale, 0.5);  // the inner block's first begin
+  EXPECT_EQ(gradscope::op_widths(spec, ops), std::vector<int>(ops.size(), 8));
+}
+
+TEST(ConfigLayers, ProjectionLetsAResidualBlockChangeTheWidth) {
+  const RunSpec spec = parse(with_layers(R"([{"width": 8},
+      {"residual": {"projection": true}, "block": [{"width": 16}, {"width": 16}]},
+      {"residual": {"projection": {"name": "xavier_normal", "gain": 0.5}},
+       "block": [{"width": 4}]}])"));
+  const gradscope::ResidualSpec& first = *spec.layers[1].residual;
+  EXPECT_TRUE(first.projection);
+  EXPECT_EQ(first.projection_init.kind, Init::kOrthogonal);
+  EXPECT_EQ(first.projection_init.gain, 1.0);
+  const gradscope::ResidualSpec& second = *spec.layers[2].residual;
+  EXPECT_TRUE(second.projection);
+  EXPECT_EQ(second.projection_init.kind, Init::kXavierNormal);
+  EXPECT_EQ(second.projection_init.gain, 0.5);
+  // A residual end outputs the branch's width, to which P maps the skip path.
+  EXPECT_EQ(widths_of(spec), (std::vector<int>{8, 8, 16, 16, 16, 16, 4, 4}));
+  EXPECT_EQ(op_kinds(spec),
+            (std::vector<OpKind>{OpKind::kDense, OpKind::kResidualBegin, OpKind::kDense,
+                                 OpKind::kDense, OpKind::kResidualEnd, OpKind::kResidualBegin,
+                                 OpKind::kDense, OpKind::kResidualEnd}));
+  // A projection is allowed where the widths agree too (a fixed random rotation of the skip).
+  EXPECT_TRUE(parse(with_layers(R"([{"width": 8}, {"residual": {"projection": true},
+                                     "block": [{"width": 8}]}])"))
+                  .layers[1]
+                  .residual->projection);
+  EXPECT_FALSE(parse(with_layers(R"([{"width": 8}, {"residual": {"projection": false},
+                                      "block": [{"width": 8}]}])"))
+                   .layers[1]
+                   .residual->projection);
+}
+
+TEST(ConfigLayers, PostNormAppliesItsNormAfterTheAddition) {
+  const RunSpec spec = parse(with_layers(R"([{"width": 8},
+      {"repeat": 2, "residual": {"placement": "post_norm", "norm": "layer_norm"},
+       "block": [{"width": 8}]}])"));
+  const LayerItem& block = spec.layers[1];
+  ASSERT_TRUE(block.post_norm.has_value());
+  EXPECT_EQ(block.post_norm->kind, NormKind::kLayerNorm);
+  EXPECT_EQ(block.post_norm->eps, 1e-5);
+  EXPECT_EQ(op_kinds(spec),
+            (std::vector<OpKind>{OpKind::kDense, OpKind::kResidualBegin, OpKind::kDense,
+                                 OpKind::kResidualEnd, OpKind::kNorm, OpKind::kResidualBegin,
+                                 OpKind::kDense, OpKind::kResidualEnd, OpKind::kNorm}));
+}
+
+TEST(ConfigLayers, SoftmaxIsAllowedAsTheVeryLastOp) {
+  for (const char* layers : {
+           R"([{"width": 8}, {"width": 3, "activation": "softmax"}])",
+           R"([{"width": 8}, {"width": 3, "activation": "linear"}, {"activation": "softmax"}])",
+           R"([{"width": 8, "activation": "softmax", "norm": "layer_norm"}])",
+           R"([{"width": 8}, {"block": [{"width": 3, "activation": "softmax"}]}])",
+       }) {
+    SCOPED_TRACE(layers);
+    const RunSpec spec = parse(with_layers(layers));
+    const std::vector<OpSpec> ops = gradscope::expand_ops(spec);
+    const OpSpec& last = ops.back();
+    EXPECT_EQ(last.kind == OpKind::kDense ? last.dense.activation.kind : last.activation.kind,
+              Activation::kSoftmax);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// "layers": errors
+
+TEST(ConfigLayersErrors, SoftmaxAnywhereButTheLastOpSaysWhatFollowsIt) {
+  const Error followed =
+      config_error(with_layers(R"([{"width": 8, "activation": "softmax"}, {"width": 4}])"));
+  EXPECT_EQ(what(followed),
+            "cfg.json: layers[0].activation: softmax may only be the network's very last op, but "
+            "layers[1] follows it");
+  EXPECT_TRUE(Contains(followed.hint(), "normalises across the units of a layer"));
+  EXPECT_TRUE(Contains(followed.hint(), "relu, leaky_relu"));
+  EXPECT_TRUE(Contains(followed.hint(), "softmax only on the last item"));
+
+  EXPECT_TRUE(Contains(
+      what(config_error(
+          with_layers(R"([{"repeat": 2, "block": [{"width": 8, "activation": "softmax"}]}])"))),
+      "layers[0].block[0].activation: softmax may only be the network's very last op, but "
+      "layers[0] repeats it 2 times"));
+  EXPECT_TRUE(Contains(
+      what(config_error(with_layers(
+          R"([{"residual": true, "block": [{"width": 8, "activation": "softmax"}]}])"))),
+      "layers[0].block[0].activation: softmax may only be the network's very last op, but the "
+      "residual addition of layers[0] follows it"));
+  EXPECT_TRUE(Contains(what(config_error(with_layers(
+                           R"([{"width": 8, "activation": "softmax", "norm": "layer_norm",
+                                "norm_position": "after_activation"}])"))),
+                       "layers[0].activation: softmax may only be the network's very last op, "
+                       "but its norm follows it"));
+  EXPECT_TRUE(Contains(what(config_error(with_layers(
+                           R"([{"width": 8}, {"activation": "softmax"}, {"dropout": 0.1}])"))),
+                       "layers[1].activation: softmax may only be the network's very last op, "
+                       "but layers[2] follows it"));
+  EXPECT_TRUE(Contains(what(config_error(with_layers(
+                           R"([{"width": 8}, {"block": [{"width": 3, "activation": "softmax"}]},
+                               {"norm": "layer_norm"}])"))),
+                       "layers[1].block[0].activation: softmax may only be the network's very "
+                       "last op, but layers[2] follows it"));
+}
+
+TEST(ConfigLayersErrors, EmptyLayersAndEmptyBlocks) {
+  const Error layers = config_error(R"({"layers": []})");
+  EXPECT_EQ(what(layers), "cfg.json: layers: empty: a network needs at least one item");
+  EXPECT_TRUE(Contains(layers.hint(), "\"stack\""));
+  const Error block = config_error(with_layers(R"([{"width": 4}, {"repeat": 2, "block": []}])"));
+  EXPECT_EQ(what(block), "cfg.json: layers[1].block: empty: a block needs at least one item");
+  EXPECT_TRUE(Contains(block.hint(), "\"block\": [{\"width\": 256}]"));
+}
+
+TEST(ConfigLayersErrors, ItemsMustBeObjectsOfOneKind) {
+  const Error empty = config_error(with_layers("[{}]"));
+  EXPECT_EQ(what(empty), "cfg.json: layers[0]: an empty item");
+  EXPECT_TRUE(Contains(empty.hint(), R"({"norm": "layer_norm"})"));
+  EXPECT_TRUE(Contains(empty.hint(), R"({"dropout": 0.1})"));
+
+  const Error number = config_error(with_layers("[4]"));
+  EXPECT_EQ(what(number), "cfg.json: layers[0]: expected an item {...}, got 4");
+
+  const Error three =
+      config_error(with_layers(R"([{"width": 512, "norm": "layer_norm", "dropout": 0.1}])"));
+  EXPECT_EQ(what(three), "cfg.json: layers[0]: \"width\" and \"dropout\" cannot be in one item");
+  EXPECT_TRUE(Contains(three.hint(),
+                       "\"width\" makes it a dense layer and \"dropout\" a "
+                       "dropout layer: write them as separate items"));
+
+  const Error norm_activation =
+      config_error(with_layers(R"([{"norm": "layer_norm", "activation": "relu"}])"));
+  EXPECT_EQ(what(norm_activation),
+            "cfg.json: layers[0]: \"norm\" and \"activation\" cannot be in one item");
+  EXPECT_TRUE(Contains(norm_activation.hint(), "a dense layer with a norm needs its \"width\""));
+
+  const Error block_dropout =
+      config_error(with_layers(R"([{"dropout": 0.1, "repeat": 2, "block": [{"width": 3}]}])"));
+  EXPECT_EQ(what(block_dropout),
+            "cfg.json: layers[0]: \"dropout\" and \"repeat\" cannot be in one item");
+
+  const Error block_width = config_error(with_layers(R"([{"block": [{"width": 3}], "width": 3}])"));
+  EXPECT_TRUE(
+      Contains(what(block_width), "layers[0]: \"block\" and \"width\" cannot be in one item"));
+}
+
+TEST(ConfigLayersErrors, UnknownKeysSuggestTheClosestValidKey) {
+  const Error item = config_error(with_layers(R"([{"widht": 8}])"));
+  EXPECT_EQ(what(item), "cfg.json: layers[0].widht: unknown key");
+  EXPECT_EQ(item.hint(),
+            "did you mean \"width\"? valid keys here: width, activation, init, bias_init, norm, "
+            "norm_position, dropout, repeat, residual, block");
+
+  const Error nested =
+      config_error(with_layers(R"([{"block": [{"width": 8}, {"dropuot": 0.1}]}])"));
+  EXPECT_EQ(what(nested), "cfg.json: layers[0].block[1].dropuot: unknown key");
+  EXPECT_TRUE(Contains(nested.hint(), "did you mean \"dropout\"?"));
+
+  const Error residual = config_error(
+      with_layers(R"([{"width": 8}, {"residual": {"scael": 1}, "block": [{"width": 8}]}])"));
+  EXPECT_EQ(what(residual), "cfg.json: layers[1].residual.scael: unknown key");
+  EXPECT_EQ(residual.hint(),
+            "did you mean \"scale\"? valid keys here: scale, projection, placement, norm");
+
+  const Error norm =
+      config_error(with_layers(R"([{"width": 8}, {"norm": {"name": "layer_norm", "esp": 1}}])"));
+  EXPECT_EQ(what(norm), "cfg.json: layers[1].norm.esp: unknown key");
+  EXPECT_EQ(norm.hint(), "did you mean \"eps\"? valid keys here: name, eps");
+
+  const Error norm_name = config_error(with_layers(R"([{"width": 8, "norm": "layernorm"}])"));
+  EXPECT_EQ(what(norm_name), "cfg.json: layers[0].norm: unknown norm \"layernorm\"");
+  EXPECT_EQ(norm_name.hint(),
+            "did you mean \"layer_norm\"? choose one of: batch_norm, layer_norm, rms_norm");
+
+  const Error position = config_error(
+      with_layers(R"([{"width": 8, "norm": "layer_norm", "norm_position": "after"}])"));
+  EXPECT_TRUE(Contains(what(position), "layers[0].norm_position: unknown norm_position \"after\""));
+  EXPECT_TRUE(Contains(position.hint(), "before_activation, after_activation"));
+
+  const Error placement = config_error(with_layers(
+      R"([{"width": 8}, {"residual": {"placement": "postnorm"}, "block": [{"width": 8}]}])"));
+  EXPECT_TRUE(
+      Contains(what(placement), "layers[1].residual.placement: unknown placement \"postnorm\""));
+  EXPECT_TRUE(Contains(placement.hint(), "did you mean \"post_norm\"?"));
+}
+
+TEST(ConfigLayersErrors, ResidualBlockThatChangesTheWidthNeedsAProjection) {
+  const Error e =
+      config_error(with_layers(R"([{"width": 512}, {"repeat": 4, "residual": {"scale": 1},
+                                   "block": [{"width": 2048}]}])"));
+  EXPECT_EQ(what(e),
+            "cfg.json: layers[1].residual: the block's input is 512 wide but its output is 2048 "
+            "wide, so the skip path cannot be added to it");
+  EXPECT_TRUE(Contains(e.hint(), "add \"projection\": true"));
+  EXPECT_TRUE(Contains(e.hint(), "end 512 wide"));
+
+  // From the input width, when the block comes first.
+  EXPECT_TRUE(Contains(what(config_error(R"({"input": {"width": 3}, "layers": [{"residual": true,
+                            "block": [{"width": 8}]}]})")),
+                       "layers[0].residual: the block's input is 3 wide but its output is 8 wide"));
+
+  // Fine in the first repetition of the enclosing block, wrong from its second on.
+  const Error second = config_error(with_layers(R"([{"width": 8}, {"repeat": 3, "block": [
+      {"residual": true, "block": [{"width": 8}]}, {"width": 16}]}])"));
+  EXPECT_EQ(what(second),
+            "cfg.json: layers[1].block[0].residual: the block's input is 16 wide but its output "
+            "is 8 wide, so the skip path cannot be added to it (in the second repetition of "
+            "layers[1], whose input is the first's output)");
+  // The same block repeated once has no second repetition.
+  EXPECT_NO_THROW(parse(with_layers(R"([{"width": 8}, {"repeat": 1, "block": [
+      {"residual": true, "block": [{"width": 8}]}, {"width": 16}]}])")));
+}
+
+TEST(ConfigLayersErrors, PostNormNeedsANormAndPreNormRefusesOne) {
+  const Error post = config_error(with_layers(
+      R"([{"width": 8}, {"residual": {"placement": "post_norm"}, "block": [{"width": 8}]}])"));
+  EXPECT_EQ(what(post),
+            "cfg.json: layers[1].residual.placement: \"post_norm\" needs a \"norm\" to apply "
+            "after the addition");
+  EXPECT_TRUE(Contains(post.hint(), "\"norm\": \"layer_norm\""));
+
+  const Error pre = config_error(with_layers(
+      R"([{"width": 8}, {"residual": {"norm": "layer_norm"}, "block": [{"width": 8}]}])"));
+  EXPECT_EQ(what(pre),
+            "cfg.json: layers[1].residual.norm: a pre-norm residual (the default) takes no "
+            "\"norm\": its norms go inside the block");
+  EXPECT_TRUE(Contains(pre.hint(), "put the norm first in the block"));
+  EXPECT_TRUE(Contains(pre.hint(), "\"placement\": \"post_norm\""));
+
+  const Error explicit_pre = config_error(with_layers(
+      R"([{"width": 8}, {"residual": {"placement": "pre_norm", "norm": "layer_norm"},
+          "block": [{"width": 8}]}])"));
+  EXPECT_TRUE(
+      Contains(what(explicit_pre), "layers[1].residual.norm: a pre-norm residual takes no"));
+}
+
+TEST(ConfigLayersErrors, LayersAndStackOrOutputAreExclusive) {
+  const Error stack = config_error(R"({"stack": {"depth": 3}, "layers": [{"width": 8}]})");
+  EXPECT_EQ(what(stack), "cfg.json: stack: \"stack\" cannot be used together with \"layers\"");
+  EXPECT_TRUE(Contains(stack.hint(), "use one"));
+  const Error output = config_error(R"({"layers": [{"width": 8}], "output": {"width": 2}})");
+  EXPECT_EQ(what(output), "cfg.json: output: \"output\" cannot be used together with \"layers\"");
+
+  // null removes either side, so an override can switch a file from one form to the other.
+  EXPECT_EQ(parse(R"({"stack": null, "output": null, "layers": [{"width": 8}]})").layers.size(),
+            1U);
+  EXPECT_EQ(parse(R"({"stack": {"depth": 3}, "layers": null})").stack.depth, 3);
+  const RunSpec switched =
+      parse(R"({"stack": {"depth": 3}})",
+            {{"stack", "null", "--set stack"}, {"layers", R"([{"width": 8}])", "--set layers"}});
+  EXPECT_EQ(switched.layers.size(), 1U);
+
+  // A stack flag on a layers file names the flag.
+  const Error flag =
+      config_error(R"({"layers": [{"width": 8}]})", {{"stack.depth", "5", "--depth"}});
+  EXPECT_EQ(what(flag), "--depth: stack: \"stack\" cannot be used together with \"layers\"");
+}
+
+TEST(ConfigLayersErrors, TheBuiltInDefaultsStackGivesWayToLayers) {
+  const RunSpec spec =
+      gradscope::load_run_spec(std::nullopt, {{"layers", R"([{"width": 8}])", "--set layers"}});
+  ASSERT_EQ(spec.layers.size(), 1U);
+  EXPECT_EQ(spec.input.width, 8);
+  // ... but not a stack that a flag chose.
+  const Error e = error_of([] {
+    gradscope::load_run_spec(std::nullopt, {{"stack.depth", "5", "--depth"},
+                                            {"layers", R"([{"width": 8}])", "--set layers"}});
+  });
+  EXPECT_TRUE(Contains(what(e), "\"stack\" cannot be used together with \"layers\""));
+}
+
+TEST(ConfigLayersErrors, ValuesOutOfRangeOrOfTheWrongType) {
+  const Error layers_object = config_error(R"({"layers": {"width": 8}})");
+  EXPECT_TRUE(Contains(what(layers_object), "cfg.json: layers: expected an array [...] of items"));
+  EXPECT_TRUE(Contains(what(config_error(with_layers(R"([{"block": {"width": 8}}])"))),
+                       "layers[0].block: expected an array [...] of items"));
+
+  const Error dropout = config_error(with_layers(R"([{"width": 8}, {"dropout": 1}])"));
+  EXPECT_EQ(what(dropout), "cfg.json: layers[1].dropout: must be in [0, 1), got 1");
+  EXPECT_TRUE(Contains(what(config_error(with_layers(R"([{"width": 8}, {"dropout": -0.1}])"))),
+                       "layers[1].dropout: must be in [0, 1), got -0.1"));
+  EXPECT_TRUE(Contains(what(config_error(with_layers(R"([{"width": 8}, {"dropout": "0.1"}])"))),
+                       "layers[1].dropout: expected a number"));
+
+  EXPECT_TRUE(
+      Contains(what(config_error(with_layers(R"([{"repeat": 0, "block": [{"width": 8}]}])"))),
+               "layers[0].repeat: expected a positive integer, got 0"));
+  EXPECT_TRUE(Contains(what(config_error(with_layers(R"([{"width": 0}])"))),
+                       "layers[0].width: expected a positive integer, got 0"));
+  EXPECT_TRUE(Contains(what(config_error(with_layers(
+                           R"([{"width": 8, "norm": {"name": "layer_norm", "eps": 0}}])"))),
+                       "layers[0].norm.eps: must be greater than 0, got 0"));
+  EXPECT_TRUE(Contains(
+      what(config_error(
+          with_layers(R"([{"width": 8}, {"residual": "yes", "block": [{"width": 8}]}])"))),
+      "layers[1].residual: expected true, false or an object {...}, got \"yes\" (a string)"));
+  EXPECT_TRUE(
+      Contains(what(config_error(with_layers(
+                   R"([{"width": 8}, {"residual": {"projection": 1}, "block": [{"width": 8}]}])"))),
+               "layers[1].residual.projection: expected true, false or an init, got 1"));
+  EXPECT_TRUE(
+      Contains(what(config_error(with_layers(
+                   R"([{"width": 8}, {"residual": {"scale": null}, "block": [{"width": 8}]}])"))),
+               "layers[1].residual.scale: expected a number, got null"));
+  EXPECT_TRUE(Contains(
+      what(config_error(with_layers(
+          R"([{"width": 8}, {"residual": {"projection": "orthogonl"}, "block": [{"width": 8}]}])"))),
+      "layers[1].residual.projection: unknown init \"orthogonl\""));
+
+  const Error missing_width = config_error(with_layers(R"([{"init": "he_normal"}])"));
+  EXPECT_EQ(what(missing_width), "cfg.json: layers[0]: missing \"width\"");
+  const Error missing_block = config_error(with_layers(R"([{"repeat": 2, "residual": true}])"));
+  EXPECT_EQ(what(missing_block), "cfg.json: layers[0]: missing \"block\"");
+  const Error position =
+      config_error(with_layers(R"([{"width": 8, "norm_position": "after_activation"}])"));
+  EXPECT_EQ(what(position),
+            "cfg.json: layers[0].norm_position: \"norm_position\" without a \"norm\"");
+  // A hidden activation item may not be softmax either; its activation names are the registry's.
+  EXPECT_TRUE(Contains(what(config_error(with_layers(R"([{"width": 8}, {"activation": "rleu"}])"))),
+                       "layers[1].activation: unknown activation \"rleu\""));
+}
+
+TEST(ConfigLayersErrors, NetworksThatExpandBeyondTheOpLimitAreRefused) {
+  const Error nested = config_error(with_layers(
+      R"([{"repeat": 1000000, "block": [{"repeat": 1000, "block": [{"width": 3}]}]}])"));
+  EXPECT_EQ(what(nested),
+            "cfg.json: layers[0].repeat: this block expands to 1000000000 ops (1000000 x 1000), "
+            "more than the 2000000 a network may have");
+  const Error sum = config_error(
+      with_layers(R"([{"repeat": 1000000, "block": [{"width": 3}, {"width": 3}]}, {"width": 3}])"));
+  EXPECT_EQ(what(sum),
+            "cfg.json: layers: the network expands to 2000001 ops, more than the 2000000 it may "
+            "have");
+  // The limit itself is allowed (counted, not expanded).
+  EXPECT_NO_THROW(
+      parse(with_layers(R"([{"repeat": 1000000, "block": [{"width": 3}, {"width": 3}]}])")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// "loss"
+
+TEST(ConfigLoss, DefaultsToTheProbeAndTakesANameOrAnObject) {
+  EXPECT_EQ(parse("{}").loss.kind, LossKind::kProbe);
+  EXPECT_EQ(parse(R"({"loss": "probe"})").loss.kind, LossKind::kProbe);
+  EXPECT_EQ(parse(R"({"loss": "mse"})").loss.kind, LossKind::kMse);
+  EXPECT_EQ(parse(R"({"loss": {"name": "mse"}})").loss.kind, LossKind::kMse);
+  EXPECT_EQ(parse(R"({"output": {"width": 3}, "loss": "sigmoid_bce"})").loss.kind,
+            LossKind::kSigmoidBce);
+  EXPECT_EQ(parse("{}").loss.classes, 0);
+}
+
+TEST(ConfigLoss, SoftmaxCrossEntropyClassesDefaultToTheOutputWidth) {
+  const RunSpec stack = parse(R"({"output": {"width": 10}, "loss": "softmax_cross_entropy"})");
+  EXPECT_EQ(stack.loss.kind, LossKind::kSoftmaxCrossEntropy);
+  EXPECT_EQ(stack.loss.classes, 10);
+  EXPECT_EQ(parse(R"({"output": {"width": 10},
+                      "loss": {"name": "softmax_cross_entropy", "classes": 10}})")
+                .loss.classes,
+            10);
+  // Without an output layer the stack's last layer is the output (here linear).
+  EXPECT_EQ(parse(R"({"stack": {"width": 6, "activation": "linear"},
+                      "loss": "softmax_cross_entropy"})")
+                .loss.classes,
+            6);
+  const RunSpec layers = parse(R"({"layers": [{"width": 16}, {"width": 5, "activation": "linear"}],
+                                  "loss": "softmax_cross_entropy"})");
+  EXPECT_EQ(layers.loss.classes, 5);
+  // A network that ends in a norm or a residual addition outputs unbounded values: logits.
+  EXPECT_EQ(parse(R"({"layers": [{"width": 4}, {"norm": "layer_norm"}],
+                      "loss": "softmax_cross_entropy"})")
+                .loss.classes,
+            4);
+  EXPECT_EQ(parse(R"({"layers": [{"width": 4}, {"residual": true, "block": [{"width": 4}]}],
+                      "loss": "softmax_cross_entropy"})")
+                .loss.classes,
+            4);
+}
+
+TEST(ConfigLoss, ClassesMustEqualTheOutputWidth) {
+  const Error e = config_error(
+      R"({"output": {"width": 10}, "loss": {"name": "softmax_cross_entropy", "classes": 5}})");
+  EXPECT_EQ(what(e), "cfg.json: loss.classes: classes is 5 but the network has 10 output units");
+  EXPECT_TRUE(Contains(e.hint(), "set \"classes\": 10 or leave it out"));
+  EXPECT_TRUE(Contains(
+      what(config_error(
+          R"({"output": {"width": 3}, "loss": {"name": "softmax_cross_entropy", "classes": 0}})")),
+      "loss.classes: expected a positive integer"));
+
+  const Error one = config_error(R"({"output": {"width": 1}, "loss": "softmax_cross_entropy"})");
+  EXPECT_EQ(what(one),
+            "cfg.json: loss: softmax_cross_entropy needs at least 2 output units, the network "
+            "has 1");
+  EXPECT_TRUE(Contains(one.hint(), "\"sigmoid_bce\""));
+}
+
+TEST(ConfigLoss, LossesOnLogitsRefuseASquashedOutput) {
+  const Error softmax = config_error(
+      R"({"output": {"width": 10, "activation": "softmax"}, "loss": "softmax_cross_entropy"})");
+  EXPECT_EQ(what(softmax),
+            "cfg.json: output.activation: the network ends in softmax, but loss "
+            "\"softmax_cross_entropy\" takes logits");
+  EXPECT_TRUE(Contains(softmax.hint(), "the loss applies softmax itself; use a linear output"));
+
+  const Error layers = config_error(
+      R"({"layers": [{"width": 8}, {"width": 3, "activation": "softmax"}], "loss": "softmax_cross_entropy"})");
+  EXPECT_TRUE(
+      Contains(what(layers), "cfg.json: layers[1].activation: the network ends in softmax"));
+  EXPECT_TRUE(Contains(layers.hint(), "the loss applies softmax itself; use a linear output"));
+
+  const Error sigmoid = config_error(
+      R"({"layers": [{"width": 8}, {"width": 3, "activation": "sigmoid"}], "loss": "sigmoid_bce"})");
+  EXPECT_EQ(what(sigmoid),
+            "cfg.json: layers[1].activation: the network ends in sigmoid, but loss "
+            "\"sigmoid_bce\" takes logits");
+  EXPECT_TRUE(Contains(sigmoid.hint(), "the loss applies sigmoid itself; use a linear output"));
+
+  // Dropout after the output does not hide it.
+  EXPECT_TRUE(Contains(
+      what(config_error(R"({"layers": [{"width": 3, "activation": "sigmoid"}, {"dropout": 0.1}],
+                            "loss": "sigmoid_bce"})")),
+      "layers[0].activation: the network ends in sigmoid"));
+  // The stack's own relu: the hint shows how to add a linear output layer.
+  const Error stack = config_error(R"({"loss": "softmax_cross_entropy"})");
+  EXPECT_TRUE(Contains(what(stack), "cfg.json: stack.activation: the network ends in relu"));
+  EXPECT_TRUE(Contains(stack.hint(), "\"output\": {\"width\": 10}"));
+
+  // The error is where the override put the loss, when that is what changed.
+  EXPECT_TRUE(Contains(what(config_error(R"({"output": {"width": 4, "activation": "softmax"}})",
+                                         {{"loss", "softmax_cross_entropy", "--set loss"}})),
+                       "--set loss: output.activation: the network ends in softmax"));
+}
+
+TEST(ConfigLoss, OtherLossesTakeAnyOutput) {
+  // Multi-label: one sigmoid per unit, any number of units.
+  EXPECT_EQ(parse(R"({"output": {"width": 7}, "loss": "sigmoid_bce"})").loss.kind,
+            LossKind::kSigmoidBce);
+  EXPECT_EQ(parse(R"({"output": {"width": 1}, "loss": "sigmoid_bce"})").loss.kind,
+            LossKind::kSigmoidBce);
+  EXPECT_EQ(parse(R"({"output": {"width": 4, "activation": "softmax"}, "loss": "mse"})").loss.kind,
+            LossKind::kMse);
+  EXPECT_EQ(parse(R"({"output": {"width": 4, "activation": "softmax"}})").loss.kind,
+            LossKind::kProbe);
+}
+
+TEST(ConfigLoss, UnknownNamesAndParameters) {
+  const Error name = config_error(R"({"loss": "mes"})");
+  EXPECT_EQ(what(name), "cfg.json: loss: unknown loss \"mes\"");
+  EXPECT_EQ(name.hint(),
+            "did you mean \"mse\"? choose one of: probe, mse, softmax_cross_entropy, sigmoid_bce");
+  EXPECT_TRUE(Contains(what(config_error(R"({"loss": {"name": "crossentropy"}})")),
+                       "loss.name: unknown loss \"crossentropy\""));
+
+  const Error classes = config_error(R"({"loss": {"name": "mse", "classes": 3}})");
+  EXPECT_EQ(what(classes), "cfg.json: loss.classes: mse takes no parameters");
+  EXPECT_TRUE(Contains(classes.hint(), "only softmax_cross_entropy takes \"classes\""));
+
+  const Error typo = config_error(
+      R"({"output": {"width": 3}, "loss": {"name": "softmax_cross_entropy", "clases": 3}})");
+  EXPECT_EQ(what(typo), "cfg.json: loss.clases: unknown key");
+  EXPECT_TRUE(Contains(typo.hint(), "did you mean \"classes\"?"));
+
+  EXPECT_TRUE(
+      Contains(what(config_error(R"({"loss": 3})")), "loss: expected a loss name or an object"));
+  EXPECT_TRUE(
+      Contains(what(config_error(R"({"loss": {"classes": 3}})")), "loss: missing \"name\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// "optimizer"
+
+TEST(ConfigOptimizer, DefaultsToNoneAndReadsEveryParameter) {
+  EXPECT_EQ(parse("{}").optimizer.kind, OptimizerKind::kNone);
+  EXPECT_EQ(parse(R"({"optimizer": "none"})").optimizer.kind, OptimizerKind::kNone);
+
+  const gradscope::OptimizerSpec defaults{};
+  const gradscope::OptimizerSpec sgd =
+      parse(R"({"optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.5}})").optimizer;
+  EXPECT_EQ(sgd.kind, OptimizerKind::kSgd);
+  EXPECT_EQ(sgd.learning_rate, 0.01);
+  EXPECT_EQ(sgd.momentum, 0.5);
+  const gradscope::OptimizerSpec plain_sgd = parse(R"({"optimizer": "sgd"})").optimizer;
+  EXPECT_EQ(plain_sgd.learning_rate, defaults.learning_rate);
+  EXPECT_EQ(plain_sgd.momentum, defaults.momentum);
+  EXPECT_EQ(parse(R"({"optimizer": {"name": "sgd", "momentum": 0}})").optimizer.momentum, 0.0);
+
+  const gradscope::OptimizerSpec adam = parse(R"({"optimizer": {"name": "adam",
+      "learning_rate": 3e-4, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6}})")
+                                            .optimizer;
+  EXPECT_EQ(adam.kind, OptimizerKind::kAdam);
+  EXPECT_EQ(adam.learning_rate, 3e-4);
+  EXPECT_EQ(adam.beta1, 0.8);
+  EXPECT_EQ(adam.beta2, 0.99);
+  EXPECT_EQ(adam.eps, 1e-6);
+  const gradscope::OptimizerSpec plain_adam = parse(R"({"optimizer": {"name": "adam"}})").optimizer;
+  EXPECT_EQ(plain_adam.learning_rate, defaults.learning_rate);
+  EXPECT_EQ(plain_adam.beta1, defaults.beta1);
+  EXPECT_EQ(plain_adam.beta2, defaults.beta2);
+  EXPECT_EQ(plain_adam.eps, defaults.eps);
+}
+
+TEST(ConfigOptimizer, RangesAndParametersEachOptimizerTakes) {
+  const Error lr = config_error(R"({"optimizer": {"name": "sgd", "learning_rate": 0}})");
+  EXPECT_EQ(what(lr), "cfg.json: optimizer.learning_rate: must be greater than 0, got 0");
+  EXPECT_TRUE(
+      Contains(what(config_error(R"({"optimizer": {"name": "adam", "learning_rate": -1}})")),
+               "optimizer.learning_rate: must be greater than 0, got -1"));
+  const Error momentum = config_error(R"({"optimizer": {"name": "sgd", "momentum": 1}})");
+  EXPECT_EQ(what(momentum), "cfg.json: optimizer.momentum: must be in [0, 1), got 1");
+  EXPECT_TRUE(Contains(what(config_error(R"({"optimizer": {"name": "adam", "beta1": -0.1}})")),
+                       "optimizer.beta1: must be in [0, 1), got -0.1"));
+  EXPECT_TRUE(Contains(what(config_error(R"({"optimizer": {"name": "adam", "beta2": 1}})")),
+                       "optimizer.beta2: must be in [0, 1), got 1"));
+  EXPECT_TRUE(Contains(what(config_error(R"({"optimizer": {"name": "adam", "eps": 0}})")),
+                       "optimizer.eps: must be greater than 0, got 0"));
+
+  const Error beta = config_error(R"({"optimizer": {"name": "sgd", "beta1": 0.9}})");
+  EXPECT_EQ(what(beta), "cfg.json: optimizer.beta1: sgd does not take \"beta1\"");
+  EXPECT_EQ(beta.hint(), "sgd takes: learning_rate, momentum");
+  const Error adam_momentum = config_error(R"({"optimizer": {"name": "adam", "momentum": 0.9}})");
+  EXPECT_EQ(what(adam_momentum), "cfg.json: optimizer.momentum: adam does not take \"momentum\"");
+  const Error none = config_error(R"({"optimizer": {"name": "none", "learning_rate": 0.1}})");
+  EXPECT_EQ(what(none), "cfg.json: optimizer.learning_rate: none takes no parameters");
+
+  const Error name = config_error(R"({"optimizer": "adma"})");
+  EXPECT_EQ(what(name), "cfg.json: optimizer: unknown optimizer \"adma\"");
+  EXPECT_EQ(name.hint(), "did you mean \"adam\"? choose one of: none, sgd, adam");
+  const Error typo = config_error(R"({"optimizer": {"name": "sgd", "learning_rat": 0.1}})");
+  EXPECT_EQ(what(typo), "cfg.json: optimizer.learning_rat: unknown key");
+  EXPECT_TRUE(Contains(typo.hint(), "did you mean \"learning_rate\"?"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolved config of the new keys
+
+TEST(ConfigResolved, StackConfigsGainOnlyLossAndOptimizer) {
+  using Keys = std::vector<std::string>;
+  const Json plain = Json::parse(gradscope::run_spec_to_json(parse("{}")));
+  EXPECT_EQ(keys_of(plain),
+            (Keys{"name", "seed", "precision", "input", "stack", "loss", "optimizer", "stats"}));
+  EXPECT_EQ(plain["loss"], "probe");
+  EXPECT_EQ(plain["optimizer"], "none");
+  EXPECT_FALSE(plain.contains("layers"));
+
+  const Json full = Json::parse(
+      gradscope::run_spec_to_json(parse(R"({"output": {"width": 4}, "loss": "softmax_cross_entropy",
+                "optimizer": {"name": "sgd", "learning_rate": 0.5}})")));
+  EXPECT_EQ(full["loss"], Json::parse(R"({"name": "softmax_cross_entropy", "classes": 4})"));
+  EXPECT_EQ(keys_of(full["optimizer"]), (Keys{"name", "learning_rate", "momentum"}));
+  EXPECT_EQ(full["optimizer"]["learning_rate"], 0.5);
+  const Json adam =
+      Json::parse(gradscope::run_spec_to_json(parse(R"({"optimizer": "adam", "loss": "mse"})")));
+  EXPECT_EQ(keys_of(adam["optimizer"]), (Keys{"name", "learning_rate", "beta1", "beta2", "eps"}));
+  EXPECT_EQ(adam["loss"], "mse");
+}
+
+TEST(ConfigResolved, LayersAreWrittenAsATreeWithEveryDefaultFilledIn) {
+  using Keys = std::vector<std::string>;
+  const Json j = Json::parse(gradscope::run_spec_to_json(parse(with_layers(R"([
+      {"width": 8, "norm": "batch_norm"},
+      {"repeat": 2, "residual": true, "block": [{"width": 8}]},
+      {"residual": {"placement": "post_norm", "norm": "rms_norm", "projection": true},
+       "block": [{"dropout": 0.5}, {"width": 4, "activation": "linear"}]},
+      {"block": [{"width": 4, "activation": "linear"}]}])"))));
+  EXPECT_EQ(keys_of(j),
+            (Keys{"name", "seed", "precision", "input", "layers", "loss", "optimizer", "stats"}));
+  const Json& layers = j["layers"];
+  ASSERT_EQ(layers.size(), 6U);  // the dense item with a norm is written as its three ops
+  EXPECT_EQ(keys_of(layers[0]), (Keys{"width", "activation", "init", "bias_init"}));
+  EXPECT_EQ(layers[0]["activation"], "linear");
+  EXPECT_EQ(layers[1], Json::parse(R"({"norm": {"name": "batch_norm", "eps": 1e-05}})"));
+  EXPECT_EQ(layers[2], Json::parse(R"({"activation": "relu"})"));
+
+  EXPECT_EQ(keys_of(layers[3]), (Keys{"repeat", "residual", "block"}));
+  EXPECT_EQ(layers[3]["repeat"], 2);
+  EXPECT_EQ(layers[3]["residual"],
+            Json::parse(R"({"scale": 1.0, "projection": false, "placement": "pre_norm"})"));
+  EXPECT_EQ(keys_of(layers[3]["block"][0]), (Keys{"width", "activation", "init", "bias_init"}));
+
+  const Json& post = layers[4]["residual"];
+  EXPECT_EQ(keys_of(post), (Keys{"scale", "projection", "placement", "norm"}));
+  EXPECT_EQ(post["projection"], Json::parse(R"({"name": "orthogonal", "gain": 1.0})"));
+  EXPECT_EQ(post["placement"], "post_norm");
+  EXPECT_EQ(post["norm"], Json::parse(R"({"name": "rms_norm", "eps": 1e-05})"));
+  EXPECT_EQ(layers[4]["block"][0], Json::parse(R"({"dropout": 0.5})"));
+
+  EXPECT_EQ(layers[5]["residual"], false);
+  EXPECT_EQ(layers[5]["repeat"], 1);
+}
+
+TEST(ConfigResolved, LayersConfigsRoundTrip) {
+  expect_round_trip(parse(kIssueExample));
+  expect_round_trip(parse(R"({
+    "name": "everything-layers", "seed": 3, "precision": "float64",
+    "input": {"width": 5, "batch": 7, "distribution": "uniform", "low": -2, "high": 2},
+    "layers": [
+      {"width": 8, "activation": {"name": "elu", "alpha": 0.3}, "norm": {"name": "batch_norm", "eps": 0.001},
+       "init": {"name": "variance", "weight_var": 2.0000000000000004}, "bias_init": {"name": "normal", "std": 0.1}},
+      {"width": 8, "activation": "tanh", "norm": "layer_norm", "norm_position": "after_activation"},
+      {"repeat": 3, "residual": {"scale": 0.30000000000000004, "projection": {"name": "he_uniform", "mode": "fan_out"}},
+       "block": [{"norm": "rms_norm"}, {"repeat": 2, "residual": {"scale": 0, "placement": "post_norm", "norm": "layer_norm"},
+                  "block": [{"width": 12, "init": "torch_default"}, {"dropout": 0.1}, {"width": 8}]},
+                 {"width": 8, "activation": "linear"}]},
+      {"activation": "gelu_tanh"},
+      {"block": [{"width": 3, "activation": "linear"}]}],
+    "loss": "softmax_cross_entropy",
+    "optimizer": {"name": "adam", "learning_rate": 0.0003, "beta1": 0.8, "beta2": 0.95, "eps": 1e-7},
+    "stats": {"saturation_threshold": 0.1}})"));
+  expect_round_trip(
+      parse(R"({"layers": [{"width": 4, "activation": "linear"}], "loss": "sigmoid_bce",
+                              "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0}})"));
+  expect_round_trip(
+      parse(R"({"layers": [{"width": 4}, {"activation": "softmax"}], "loss": "mse"})"));
+}
+
+TEST(ConfigResolved, StackConfigsWithLossAndOptimizerRoundTrip) {
+  expect_round_trip(parse(R"({"output": {"width": 10}, "loss": "softmax_cross_entropy",
+                              "optimizer": {"name": "sgd", "learning_rate": 0.01, "momentum": 0.9}})"));
+  expect_round_trip(parse(R"({"loss": "mse", "optimizer": {"name": "adam", "eps": 1e-10}})"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overrides into the new keys
+
+TEST(ConfigOverrides, IndexedPathsReachIntoLayers) {
+  const RunSpec spec =
+      parse(kIssueExample, {{"layers[1].repeat", "48", "--set"},
+                            {"layers[1].block[0].norm", "rms_norm", "--set"},
+                            {"layers[1].block[0].norm.eps", "1e-6", "--set"},
+                            {"layers[1].residual.scale", "0.5", "--set"},
+                            {"layers[2]", R"({"width": 10, "activation": "linear"})", "--set"},
+                            {"loss", "softmax_cross_entropy", "--set"},
+                            {"optimizer.name", "sgd", "--set"},
+                            {"optimizer.learning_rate", "0.1", "--set"}});
+  EXPECT_EQ(spec.layers[1].repeat, 48);
+  EXPECT_EQ(spec.layers[1].block[0].op.norm.kind, NormKind::kRmsNorm);
+  EXPECT_EQ(spec.layers[1].block[0].op.norm.eps, 1e-6);
+  EXPECT_EQ(spec.layers[1].residual->scale, 0.5);
+  EXPECT_EQ(spec.layers[2].op.dense.activation.kind, Activation::kLinear);
+  EXPECT_EQ(spec.loss.kind, LossKind::kSoftmaxCrossEntropy);
+  EXPECT_EQ(spec.loss.classes, 10);
+  EXPECT_EQ(spec.optimizer.kind, OptimizerKind::kSgd);
+  EXPECT_EQ(spec.optimizer.learning_rate, 0.1);
+  EXPECT_EQ(gradscope::expand_ops(spec).size(), 1U + 48U * 5U + 1U);
+}
+
+TEST(ConfigOverrides, ShorthandValuesTurnIntoObjectsWhenAParameterIsSet) {
+  const char* config = R"({"output": {"width": 3}, "loss": "softmax_cross_entropy",
+      "layers": null, "optimizer": "adam"})";
+  const RunSpec named =
+      parse(config, {{"loss.classes", "3", "--set"}, {"optimizer.beta1", "0.5", "--set"}});
+  EXPECT_EQ(named.loss.classes, 3);
+  EXPECT_EQ(named.optimizer.kind, OptimizerKind::kAdam);
+  EXPECT_EQ(named.optimizer.beta1, 0.5);
+
+  const RunSpec residual =
+      parse(with_layers(R"([{"width": 8}, {"residual": true, "block": [{"width": 8}]},
+                      {"residual": {"projection": true}, "block": [{"width": 4}]}])"),
+            {{"layers[1].residual.scale", "0", "--set"},
+             {"layers[2].residual.projection.gain", "2", "--set"}});
+  EXPECT_EQ(residual.layers[1].residual->scale, 0.0);
+  EXPECT_EQ(residual.layers[2].residual->projection_init.kind, Init::kOrthogonal);
+  EXPECT_EQ(residual.layers[2].residual->projection_init.gain, 2.0);
+}
+
+TEST(ConfigOverrides, IndexErrorsSayWhatTheArrayHolds) {
+  const Error range = config_error(kIssueExample, {{"layers[3].width", "4", "--set"}});
+  EXPECT_EQ(what(range), "--set: layers[3].width: index 3 is out of range: layers has 3 items");
+  EXPECT_EQ(range.hint(), "indices start at 0: use 0 to 2, or set layers to a whole array");
+  EXPECT_TRUE(Contains(what(config_error(kIssueExample, {{"layers[1].block[3]", "{}", "--set"}})),
+                       "index 3 is out of range: layers[1].block has 3 items"));
+
+  const Error object = config_error(kIssueExample, {{"layers[0][1]", "4", "--set"}});
+  EXPECT_EQ(what(object),
+            "--set: layers[0][1]: cannot set it: layers[0] is an object, not an array");
+  const Error absent = config_error("{}", {{"layers[0].width", "4", "--set"}});
+  EXPECT_EQ(what(absent),
+            "--set: layers[0].width: cannot set it: layers is not in the config, not an array");
+  EXPECT_TRUE(Contains(absent.hint(), "set layers to a whole array"));
+
+  for (const char* path : {"layers[", "layers[x]", "layers[1]x", "layers.[1]", "[1]", "layers[]",
+                           "layers[-1]", "layers]"}) {
+    SCOPED_TRACE(path);
+    EXPECT_TRUE(Contains(what(config_error(kIssueExample, {{path, "1", "--set"}})),
+                         "--set: invalid config path"));
+  }
+}
+
+TEST(ConfigOverrides, ErrorsInsideLayersNameTheOverride) {
+  const Error width = config_error(
+      kIssueExample, {{"layers[1].block[1].width", "0", "--set layers[1].block[1].width"}});
+  EXPECT_TRUE(Contains(what(width),
+                       "--set layers[1].block[1].width: layers[1].block[1].width: "
+                       "expected a positive integer"));
+  const Error residual = config_error(kIssueExample, {{"layers[1].residual", "7", "--set r"}});
+  EXPECT_TRUE(Contains(what(residual), "--set r: layers[1].residual: expected true, false"));
+  // A file error stays the file's.
+  const Error file = config_error(with_layers(R"([{"width": 8}, {"dropout": 2}])"),
+                                  {{"layers[0].width", "4", "--set"}});
+  EXPECT_TRUE(Contains(what(file), "cfg.json: layers[1].dropout"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// spec.hpp: op expansion and names
+
+TEST(SpecHelpers, ExpandOpsOfAStackConfigIsItsDenseLayersInOrder) {
+  const RunSpec spec = parse(R"({"input": {"width": 5}, "stack": {"depth": 3, "width": 8},
+                                "output": {"width": 2, "activation": "softmax"}})");
+  const std::vector<OpSpec> ops = gradscope::expand_ops(spec);
+  const std::vector<LayerSpec> layers = gradscope::expand_layers(spec);
+  ASSERT_EQ(ops.size(), layers.size());
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(ops[i].kind, OpKind::kDense);
+    expect_same_layer(ops[i].dense, layers[i]);
+  }
+  EXPECT_EQ(gradscope::op_widths(spec, ops), (std::vector<int>{8, 8, 8, 2}));
+}
+
+TEST(SpecHelpers, OpWidthsFollowTheInputUntilTheFirstDenseOp) {
+  const RunSpec spec = parse(R"({"input": {"width": 3}, "layers": [{"norm": "layer_norm"},
+      {"dropout": 0.5}, {"activation": "tanh"}, {"width": 9}, {"norm": "batch_norm"}]})");
+  EXPECT_EQ(widths_of(spec), (std::vector<int>{3, 3, 3, 9, 9}));
+}
+
+TEST(SpecHelpers, EveryNewEnumHasANameTheConfigAccepts) {
+  for (int k = 0; k < gradscope::kNormKindCount; ++k) {
+    const std::string name(gradscope::norm_name(static_cast<NormKind>(k)));
+    SCOPED_TRACE(name);
+    EXPECT_EQ(
+        parse(with_layers(R"([{"width": 2}, {"norm": ")" + name + "\"}]")).layers[1].op.norm.kind,
+        static_cast<NormKind>(k));
+  }
+  EXPECT_EQ(gradscope::norm_name(NormKind::kBatchNorm), "batch_norm");
+  EXPECT_EQ(gradscope::norm_name(NormKind::kLayerNorm), "layer_norm");
+  EXPECT_EQ(gradscope::norm_name(NormKind::kRmsNorm), "rms_norm");
+  for (LossKind k :
+       {LossKind::kProbe, LossKind::kMse, LossKind::kSoftmaxCrossEntropy, LossKind::kSigmoidBce}) {
+    const std::string name(gradscope::loss_name(k));
+    SCOPED_TRACE(name);
+    EXPECT_EQ(parse(R"({"output": {"width": 2}, "loss": ")" + name + "\"}").loss.kind, k);
+  }
+  EXPECT_EQ(gradscope::loss_name(LossKind::kSoftmaxCrossEntropy), "softmax_cross_entropy");
+  EXPECT_EQ(gradscope::loss_name(LossKind::kSigmoidBce), "sigmoid_bce");
+  for (OptimizerKind k : {OptimizerKind::kNone, OptimizerKind::kSgd, OptimizerKind::kAdam}) {
+    const std::string name(gradscope::optimizer_name(k));
+    SCOPED_TRACE(name);
+    EXPECT_EQ(parse(R"({"optimizer": ")" + name + "\"}").optimizer.kind, k);
+  }
+  EXPECT_EQ(gradscope::optimizer_name(OptimizerKind::kNone), "none");
+  EXPECT_EQ(gradscope::op_kind_name(OpKind::kDense), "dense");
+  EXPECT_EQ(gradscope::op_kind_name(OpKind::kNorm), "norm");
+  EXPECT_EQ(gradscope::op_kind_name(OpKind::kActivation), "activation");
+  EXPECT_EQ(gradscope::op_kind_name(OpKind::kDropout), "dropout");
+  EXPECT_EQ(gradscope::op_kind_name(OpKind::kResidualBegin), "residual_begin");
+  EXPECT_EQ(gradscope::op_kind_name(OpKind::kResidualEnd), "residual_end");
 }
 
 }  // namespace

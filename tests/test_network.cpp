@@ -6,6 +6,7 @@
 #include <cstring>
 #include <optional>
 
+#include "gradscope/loss.hpp"
 #include "gradscope/network.hpp"
 #include "gradscope/rng.hpp"
 
@@ -28,9 +29,9 @@ RunSpec small_spec(ActivationSpec act, int depth, int width, int batch, int inpu
   return spec;
 }
 
-// An independent reference: plain loops over the scalar activation functions.
+// An independent reference: plain loops over the scalar functions and textbook formulas.
 struct Perturbation {
-  std::size_t layer;
+  std::size_t op;
   Eigen::Index row;
   Eigen::Index col;
   double eps;
@@ -47,22 +48,114 @@ Eigen::MatrixXd softmax_columns(const Eigen::MatrixXd& h) {
   return y;
 }
 
-double reference_loss(const Network<double>& net, const Eigen::MatrixXd& x0,
-                      const Eigen::MatrixXd& probe, std::optional<Perturbation> p = {}) {
-  Eigen::MatrixXd x = x0;
-  for (std::size_t l = 0; l < net.layers.size(); ++l) {
-    Eigen::MatrixXd h = net.weight[l] * x;
-    h.colwise() += net.bias[l];
-    if (p && p->layer == l) h(p->row, p->col) += p->eps;
-    const ActivationSpec& act = net.layers[l].activation;
-    if (act.kind == Activation::kSoftmax) {
-      x = softmax_columns(h);
-    } else {
-      x = h.unaryExpr([&](double v) { return activation_value(act, v); });
+// Normalises each column (per_example) or each row of x: (x - mean) / sqrt(var + eps), or
+// x / sqrt(mean square + eps) for rms_norm.
+Eigen::MatrixXd reference_norm(const NormSpec& n, const Eigen::MatrixXd& x) {
+  const bool rows = n.kind == NormKind::kBatchNorm;
+  Eigen::MatrixXd t = rows ? Eigen::MatrixXd(x.transpose()) : x;
+  for (Eigen::Index a = 0; a < t.cols(); ++a) {
+    const double mean = n.kind == NormKind::kRmsNorm ? 0.0 : t.col(a).mean();
+    const double var = (t.col(a).array() - mean).square().mean();
+    t.col(a) = (t.col(a).array() - mean) / std::sqrt(var + n.eps);
+  }
+  return rows ? Eigen::MatrixXd(t.transpose()) : t;
+}
+
+double reference_loss_value(const LossSpec& loss, const Eigen::MatrixXd& y,
+                            const Eigen::MatrixXd& probe, const LossTargets& t) {
+  const double batch = static_cast<double>(y.cols());
+  switch (loss.kind) {
+    case LossKind::kProbe:
+      return (probe.array() * y.array()).sum();
+    case LossKind::kMse:
+      return 0.5 * (y - t.values).squaredNorm() / batch;
+    case LossKind::kSoftmaxCrossEntropy: {
+      double sum = 0.0;
+      for (Eigen::Index a = 0; a < y.cols(); ++a) {
+        sum -= std::log(softmax_columns(y.col(a))(t.labels[static_cast<std::size_t>(a)], 0));
+      }
+      return sum / batch;
+    }
+    case LossKind::kSigmoidBce: {
+      double sum = 0.0;
+      for (Eigen::Index a = 0; a < y.cols(); ++a) {
+        for (Eigen::Index i = 0; i < y.rows(); ++i) {
+          const double s = 1.0 / (1.0 + std::exp(-y(i, a)));
+          const double target = t.values(i, a);
+          sum -= target * std::log(s) + (1 - target) * std::log(1 - s);
+        }
+      }
+      return sum / batch;
     }
   }
-  return (probe.array() * x.array()).sum();
+  return 0.0;
 }
+
+struct Reference {
+  const Network<double>& net;
+  std::uint64_t seed;
+  LossSpec loss;
+  const Eigen::MatrixXd& probe;
+  const LossTargets& targets;
+
+  double operator()(const Eigen::MatrixXd& x0, std::optional<Perturbation> p = {},
+                    const Network<double>* other = nullptr) const {
+    const Network<double>& n = other ? *other : net;
+    Eigen::MatrixXd x = x0;
+    std::vector<Eigen::MatrixXd> skips;
+    for (std::size_t l = 0; l < n.ops.size(); ++l) {
+      const OpSpec& op = n.ops[l];
+      auto perturb = [&](Eigen::MatrixXd& m) {
+        if (p && p->op == l) m(p->row, p->col) += p->eps;
+      };
+      switch (op.kind) {
+        case OpKind::kDense:
+        case OpKind::kActivation: {
+          Eigen::MatrixXd h = x;
+          if (op.kind == OpKind::kDense) {
+            h = n.weight[l] * x;
+            h.colwise() += n.bias[l];
+          }
+          perturb(h);
+          const ActivationSpec& act =
+              op.kind == OpKind::kDense ? op.dense.activation : op.activation;
+          x = act.kind == Activation::kSoftmax ? softmax_columns(h)
+                                               : Eigen::MatrixXd(h.unaryExpr([&](double v) {
+                                                   return activation_value(act, v);
+                                                 }));
+          break;
+        }
+        case OpKind::kNorm:
+          perturb(x);
+          x = reference_norm(op.norm, x);
+          break;
+        case OpKind::kDropout: {
+          perturb(x);
+          const std::uint64_t key = stream_key(seed, l + 1, StreamPurpose::kDropout);
+          for (Eigen::Index a = 0; a < x.cols(); ++a) {
+            for (Eigen::Index i = 0; i < x.rows(); ++i) {
+              const auto k = static_cast<std::uint64_t>(a * x.rows() + i);
+              x(i, a) = uniform01(key, k) >= op.dropout ? x(i, a) / (1.0 - op.dropout) : 0.0;
+            }
+          }
+          break;
+        }
+        case OpKind::kResidualBegin:
+          skips.push_back(x);
+          break;
+        case OpKind::kResidualEnd: {
+          perturb(x);
+          const Eigen::MatrixXd skip =
+              op.residual.projection ? Eigen::MatrixXd(n.weight[l] * skips.back()) : skips.back();
+          skips.pop_back();
+          x = skip + op.residual.scale * x;
+          break;
+        }
+      }
+    }
+    return reference_loss_value(loss, x, probe, targets);
+  }
+};
 
 // Fourth-order central difference with step eps: error O(eps^4 f^(5)) + O(1e-16 |f| / eps).
 template <class F>
@@ -76,85 +169,101 @@ double rel_err(double a, double b, double floor = 1e-9) {
 }
 
 // For entries of one gradient: the central difference's rounding error is absolute (about
-// 1e-16 |L| / eps), so an entry far smaller than the largest one is judged against that scale.
-double entry_err(double a, double b, double largest) { return rel_err(a, b, 1e-3 * largest); }
+// 1e-16 sum|terms of L| / eps ~ 1e-11 here), so an entry far smaller than the largest one, or
+// than 1e-3 (a gradient that is zero in exact arithmetic, like a bias before batch norm), is
+// judged against that scale: 1e-7 of 1e-3 is 1e-10, above the rounding noise.
+constexpr double kAbsFloor = 1e-3;
+double entry_err(double a, double b, double largest) {
+  return rel_err(a, b, std::max(1e-3 * largest, kAbsFloor));
+}
+
+void expect_matrix_near(const Eigen::MatrixXd& got, const Eigen::MatrixXd& fd, double tol) {
+  ASSERT_EQ(got.rows(), fd.rows());
+  ASSERT_EQ(got.cols(), fd.cols());
+  const double largest = fd.cwiseAbs().maxCoeff();
+  for (Eigen::Index i = 0; i < fd.rows(); ++i) {
+    for (Eigen::Index j = 0; j < fd.cols(); ++j) {
+      EXPECT_LT(entry_err(got(i, j), fd(i, j), largest), tol) << "(" << i << ", " << j << ")";
+    }
+  }
+}
 
 void check_gradients(const RunSpec& spec) {
-  SCOPED_TRACE(std::string(activation_info(spec.stack.layer.activation.kind).name));
   ThreadPool pool(1);
   Network<double> net = build_network<double>(spec, pool);
   const Eigen::MatrixXd x = make_input<double>(spec);
-  const Eigen::MatrixXd g = make_probe<double>(spec, net.layers.back().width);
+  const Eigen::MatrixXd g = make_probe<double>(spec, net.widths.back());
+  const LossTargets targets =
+      spec.loss.kind == LossKind::kProbe
+          ? LossTargets{}
+          : make_targets(spec.loss, spec.seed, net.widths.back(), spec.input.batch);
   PassOptions opt;
   opt.keep_gradients = true;
+  opt.seed = spec.seed;
+  opt.loss = spec.loss;
+  opt.targets = &targets;
   const PassResult r = forward_backward(net, x, g, opt, pool);
-  const double eps = 1e-4;
-  // Step 1e-4, fourth order: truncation ~1e-16 |f^(5)|, rounding ~1e-16 |L| / 1e-4 = 1e-12 |L|;
+  const Reference loss{net, spec.seed, spec.loss, g, targets};
+  EXPECT_LT(rel_err(r.loss, loss(x)), 1e-12);  // the same sum, accumulated in another order
+  const double eps = 2e-5;
+  // Step 2e-5, fourth order: truncation ~1e-19 |f^(5)| (batch norm over 4 examples curves
+  // sharply: 1e-4 was not enough there), rounding ~1e-16 |L| / 2e-5 = 5e-12 |L|;
   // the loss sums terms of both signs, which can amplify rounding 100-fold: 1e-7 relative. (A
-  // pre-activation within 2e-4 of a kink would show as
-  // an error of order 1, not a near miss; these seeds have none.)
+  // pre-activation within 4e-5 of a kink would show as an error of order 1, not a near miss;
+  // these seeds have none.)
   const double tol = 1e-7;
 
-  for (std::size_t l = 0; l < net.layers.size(); ++l) {
-    SCOPED_TRACE("layer " + std::to_string(l + 1));
-    // Weights.
-    Eigen::MatrixXd fd_w(net.weight[l].rows(), net.weight[l].cols());
-    for (Eigen::Index i = 0; i < fd_w.rows(); ++i) {
-      for (Eigen::Index j = 0; j < fd_w.cols(); ++j) {
-        fd_w(i, j) = central(
+  for (std::size_t l = 0; l < net.ops.size(); ++l) {
+    const OpSpec& op = net.ops[l];
+    if (op.kind == OpKind::kResidualBegin) continue;
+    SCOPED_TRACE("op " + std::to_string(l + 1) + " (" + std::string(op_kind_name(op.kind)) + ")");
+    const BackwardStats& bs = r.backward[l];
+    if (op.kind == OpKind::kDense) {
+      Eigen::MatrixXd fd_w(net.weight[l].rows(), net.weight[l].cols());
+      for (Eigen::Index i = 0; i < fd_w.rows(); ++i) {
+        for (Eigen::Index j = 0; j < fd_w.cols(); ++j) {
+          fd_w(i, j) = central(
+              [&](double e) {
+                Network<double> n2 = net;
+                n2.weight[l](i, j) += e;
+                return loss(x, {}, &n2);
+              },
+              eps);
+        }
+      }
+      expect_matrix_near(r.gradients.dweight[l], fd_w, tol);
+      Eigen::VectorXd fd_b(net.bias[l].size());
+      for (Eigen::Index i = 0; i < fd_b.size(); ++i) {
+        fd_b[i] = central(
             [&](double e) {
               Network<double> n2 = net;
-              n2.weight[l](i, j) += e;
-              return reference_loss(n2, x, g);
+              n2.bias[l][i] += e;
+              return loss(x, {}, &n2);
             },
             eps);
       }
+      expect_matrix_near(r.gradients.dbias[l], fd_b, tol);
+      // The reported statistics are the norms of these gradients.
+      EXPECT_LT(rel_err(bs.grad_weight_norm.value, fd_w.norm(), kAbsFloor), tol);
+      EXPECT_LT(rel_err(bs.grad_bias_norm.value, fd_b.norm(), kAbsFloor), tol);
+      EXPECT_LT(rel_err(bs.weight_norm, net.weight[l].norm()), 1e-15);
     }
-    for (Eigen::Index i = 0; i < fd_w.rows(); ++i) {
-      for (Eigen::Index j = 0; j < fd_w.cols(); ++j) {
-        EXPECT_LT(entry_err(r.gradients.dweight[l](i, j), fd_w(i, j), fd_w.cwiseAbs().maxCoeff()),
-                  tol);
-      }
-    }
-    // Biases.
-    Eigen::VectorXd fd_b(net.bias[l].size());
-    for (Eigen::Index i = 0; i < fd_b.size(); ++i) {
-      fd_b[i] = central(
-          [&](double e) {
-            Network<double> n2 = net;
-            n2.bias[l][i] += e;
-            return reference_loss(n2, x, g);
-          },
-          eps);
-    }
-    for (Eigen::Index i = 0; i < fd_b.size(); ++i) {
-      EXPECT_LT(entry_err(r.gradients.dbias[l][i], fd_b[i], fd_b.cwiseAbs().maxCoeff()), tol) << i;
-    }
-    // Pre-activations.
-    Eigen::MatrixXd fd_h(net.weight[l].rows(), x.cols());
+    // The gradient at the op's pre-activation (dense: h; others: their input; residual: F).
+    const Eigen::Index rows = op.kind == OpKind::kDense || op.kind == OpKind::kActivation
+                                  ? net.widths[l]
+                                  : (l == 0 ? x.rows() : r.gradients.dpreact[l].rows());
+    Eigen::MatrixXd fd_h(rows, x.cols());
     for (Eigen::Index i = 0; i < fd_h.rows(); ++i) {
       for (Eigen::Index a = 0; a < fd_h.cols(); ++a) {
-        fd_h(i, a) = central(
-            [&](double e) {
-              return reference_loss(net, x, g, Perturbation{l, i, a, e});
-            },
-            eps);
+        fd_h(i, a) = central([&](double e) { return loss(x, Perturbation{l, i, a, e}); }, eps);
       }
     }
-    for (Eigen::Index i = 0; i < fd_h.rows(); ++i) {
-      for (Eigen::Index a = 0; a < fd_h.cols(); ++a) {
-        EXPECT_LT(entry_err(r.gradients.dpreact[l](i, a), fd_h(i, a), fd_h.cwiseAbs().maxCoeff()),
-                  tol);
-      }
-    }
-    // The reported statistics are the norms of these gradients.
-    const BackwardStats& bs = r.backward[l];
-    EXPECT_LT(rel_err(bs.grad_weight_norm.value, fd_w.norm()), tol);
-    EXPECT_LT(rel_err(bs.grad_bias_norm.value, fd_b.norm()), tol);
+    expect_matrix_near(r.gradients.dpreact[l], fd_h, tol);
     const double rms_h = std::sqrt(fd_h.squaredNorm() / static_cast<double>(fd_h.size()));
-    EXPECT_LT(rel_err(bs.grad_preact_rms.value, rms_h), tol);
-    EXPECT_NEAR(bs.grad_preact_rms.log10, std::log10(rms_h), 1e-6);
-    EXPECT_LT(rel_err(bs.weight_norm, net.weight[l].norm()), 1e-15);
+    EXPECT_LT(rel_err(bs.grad_preact_rms.value, rms_h, kAbsFloor), tol);
+    if (rms_h > kAbsFloor) {
+      EXPECT_NEAR(bs.grad_preact_rms.log10, std::log10(rms_h), 1e-6);
+    }
   }
   // The input.
   Eigen::MatrixXd fd_x(x.rows(), x.cols());
@@ -164,16 +273,12 @@ void check_gradients(const RunSpec& spec) {
           [&](double e) {
             Eigen::MatrixXd x2 = x;
             x2(i, a) += e;
-            return reference_loss(net, x2, g);
+            return loss(x2);
           },
           eps);
     }
   }
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    for (Eigen::Index a = 0; a < x.cols(); ++a) {
-      EXPECT_LT(entry_err(r.gradients.dinput(i, a), fd_x(i, a), fd_x.cwiseAbs().maxCoeff()), tol);
-    }
-  }
+  expect_matrix_near(r.gradients.dinput, fd_x, tol);
 }
 
 std::vector<ActivationSpec> hidden_activations() {
@@ -189,12 +294,18 @@ std::vector<ActivationSpec> hidden_activations() {
 
 TEST(NetworkGradients, EveryActivationMatchesCentralDifferencesWithGramNorms) {
   // batch 3 < widths: the weight-gradient norm comes from the Gram matrices.
-  for (const ActivationSpec& act : hidden_activations()) check_gradients(small_spec(act, 3, 4, 3));
+  for (const ActivationSpec& act : hidden_activations()) {
+    SCOPED_TRACE(std::string(activation_info(act.kind).name));
+    check_gradients(small_spec(act, 3, 4, 3));
+  }
 }
 
 TEST(NetworkGradients, EveryActivationMatchesCentralDifferencesWithExplicitWeightGradient) {
   // batch 9 > widths: the weight gradient is formed explicitly.
-  for (const ActivationSpec& act : hidden_activations()) check_gradients(small_spec(act, 2, 4, 9));
+  for (const ActivationSpec& act : hidden_activations()) {
+    SCOPED_TRACE(std::string(activation_info(act.kind).name));
+    check_gradients(small_spec(act, 2, 4, 9));
+  }
 }
 
 TEST(NetworkGradients, SoftmaxOutputLayerMatchesCentralDifferences) {
@@ -214,6 +325,217 @@ TEST(NetworkGradients, UnequalWidthsMatchCentralDifferences) {
   out.activation = {Activation::kSigmoid, 0};
   spec.output = out;
   check_gradients(spec);
+}
+
+// ---- Architectures from "layers": norms, dropout, residual blocks, losses.
+
+LayerItem dense(int width, ActivationSpec act, Init init = Init::kXavierNormal) {
+  LayerItem item;
+  item.op.kind = OpKind::kDense;
+  item.op.dense.width = width;
+  item.op.dense.activation = act;
+  item.op.dense.init.kind = init;
+  item.op.dense.init.gain = 1.2;
+  item.op.dense.bias.kind = BiasInit::kNormal;
+  item.op.dense.bias.std = 0.2;
+  return item;
+}
+
+LayerItem norm(NormKind kind) {
+  LayerItem item;
+  item.op.kind = OpKind::kNorm;
+  item.op.norm.kind = kind;
+  return item;
+}
+
+LayerItem activation(ActivationSpec act) {
+  LayerItem item;
+  item.op.kind = OpKind::kActivation;
+  item.op.activation = act;
+  return item;
+}
+
+LayerItem dropout(double p) {
+  LayerItem item;
+  item.op.kind = OpKind::kDropout;
+  item.op.dropout = p;
+  return item;
+}
+
+LayerItem residual(std::vector<LayerItem> block, int repeat, double scale, bool projection = false,
+                   std::optional<NormSpec> post_norm = {}) {
+  LayerItem item;
+  item.block = std::move(block);
+  item.repeat = repeat;
+  ResidualSpec r;
+  r.scale = scale;
+  r.projection = projection;
+  item.residual = r;
+  item.post_norm = post_norm;
+  return item;
+}
+
+RunSpec layers_spec(std::vector<LayerItem> layers, int input_width = 5, int batch = 4) {
+  RunSpec spec;
+  spec.seed = 13;
+  spec.precision = Precision::kFloat64;
+  spec.input.width = input_width;
+  spec.input.batch = batch;
+  spec.layers = std::move(layers);
+  return spec;
+}
+
+const ActivationSpec kTanh{Activation::kTanh, 0};
+const ActivationSpec kLinear{Activation::kLinear, 0};
+const ActivationSpec kRelu{Activation::kRelu, 0};
+const ActivationSpec kGelu{Activation::kGelu, 0};
+
+TEST(ArchitectureGradients, EachNormBeforeAndAfterTheActivationMatchesCentralDifferences) {
+  for (NormKind k : {NormKind::kBatchNorm, NormKind::kLayerNorm, NormKind::kRmsNorm}) {
+    SCOPED_TRACE(std::string(norm_name(k)));
+    // Before: dense (linear) -> norm -> activation; after: dense (gelu) -> norm.
+    check_gradients(layers_spec({dense(6, kLinear), norm(k), activation(kTanh), dense(6, kGelu),
+                                 norm(k), dense(3, kTanh)}));
+  }
+}
+
+TEST(ArchitectureGradients, DropoutMatchesCentralDifferences) {
+  check_gradients(layers_spec(
+      {dense(8, kRelu), dropout(0.3), dense(4, kTanh), dropout(0.5), dense(3, kLinear)}));
+}
+
+TEST(ArchitectureGradients, PreNormResidualBlockWithEveryActivationMatchesCentralDifferences) {
+  for (const ActivationSpec& act : hidden_activations()) {
+    SCOPED_TRACE(std::string(activation_info(act.kind).name));
+    check_gradients(layers_spec(
+        {dense(6, act),
+         residual({norm(NormKind::kLayerNorm), dense(7, act), dense(6, kLinear)}, 2, 0.7),
+         dense(3, kLinear)}));
+  }
+}
+
+TEST(ArchitectureGradients, ProjectedPostNormAndNestedResidualsMatchCentralDifferences) {
+  // A block that changes the width (6 -> 4) through a fixed projection, followed by a norm of
+  // the sum; and a residual block nested in another, with batch norm inside.
+  check_gradients(layers_spec(
+      {dense(6, kTanh),
+       residual({dense(5, kGelu), dense(4, kLinear)}, 1, 0.5, true,
+                NormSpec{NormKind::kLayerNorm, 1e-5}),
+       residual({dense(4, kRelu), residual({norm(NormKind::kBatchNorm), dense(4, kTanh)}, 2, 1.0)},
+                1, 0.9),
+       dense(2, kLinear)}));
+}
+
+TEST(ArchitectureGradients, EveryLossMatchesCentralDifferences) {
+  for (LossKind kind : {LossKind::kMse, LossKind::kSoftmaxCrossEntropy, LossKind::kSigmoidBce}) {
+    SCOPED_TRACE(std::string(loss_name(kind)));
+    RunSpec spec = layers_spec({dense(6, kTanh), dense(5, kGelu), dense(4, kLinear)});
+    spec.loss.kind = kind;
+    spec.loss.classes = kind == LossKind::kSoftmaxCrossEntropy ? 4 : 0;
+    check_gradients(spec);
+  }
+}
+
+TEST(ArchitectureExact, ResidualWithScaleZeroIsTheIdentityAndPassesGradientsUnchanged) {
+  RunSpec spec = layers_spec({residual({dense(5, kTanh), dense(5, kGelu)}, 3, 0.0)}, 5, 6);
+  ThreadPool pool(1);
+  const Network<double> net = build_network<double>(spec, pool);
+  const Eigen::MatrixXd x = make_input<double>(spec);
+  const Eigen::MatrixXd g = make_probe<double>(spec, 5);
+  PassOptions opt;
+  opt.keep_gradients = true;
+  const PassResult r = forward_backward(net, x, g, opt, pool);
+  EXPECT_EQ(r.gradients.dinput, g);  // exactly: the skip path adds the branch's exact zero
+  EXPECT_DOUBLE_EQ(r.loss, (g.array() * x.array()).sum());
+  for (std::size_t l = 0; l < net.ops.size(); ++l) {
+    if (net.ops[l].kind == OpKind::kDense) {
+      EXPECT_EQ(r.backward[l].grad_weight_norm.value, 0.0);
+    }
+  }
+}
+
+TEST(ArchitectureExact, NormOutputsHaveMeanZeroAndUnitVariance) {
+  // A shifted, scaled input: the norm must still produce mean 0 and variance v / (v + eps) ~ 1.
+  for (NormKind k : {NormKind::kBatchNorm, NormKind::kLayerNorm}) {
+    RunSpec spec = layers_spec({dense(64, kRelu), norm(k)}, 32, 128);
+    spec.input.mean = 3.0;
+    spec.input.std = 5.0;
+    ThreadPool pool(2);
+    const PassResult r = [&] {
+      const Network<double> net = build_network<double>(spec, pool);
+      return forward_backward(net, make_input<double>(spec), make_probe<double>(spec, 64),
+                              PassOptions{}, pool);
+    }();
+    const MomentStats& y = r.forward[1].act;
+    // Over all entries: mean exactly 0 up to rounding; variance 1 - eps / (v + eps) per group.
+    EXPECT_NEAR(y.mean, 0.0, 1e-12);
+    EXPECT_NEAR(y.std, 1.0, 1e-4);
+  }
+}
+
+template <class Scalar>
+PassResult run_pass(const RunSpec& spec, int threads);
+
+TEST(ArchitectureStatistics, BatchNormStopsTheSignalShrinkingInADeepReluXavierStack) {
+  // ReLU with Xavier (sw2 = 1) halves the second moment per layer: after 30 layers the signal is
+  // 2^-15 of its start. Batch norm before each ReLU resets the scale every layer.
+  RunSpec plain;
+  plain.seed = 2;
+  plain.input.width = 256;
+  plain.input.batch = 128;
+  plain.stack.depth = 30;
+  plain.stack.layer.width = 256;
+  plain.stack.layer.activation = kRelu;
+  plain.stack.layer.init.kind = Init::kXavierNormal;
+  const PassResult p = run_pass<float>(plain, 2);
+  const double plain_ratio = p.forward.back().act.rms / p.forward.front().act.rms;
+  EXPECT_LT(plain_ratio, 1e-3);  // 2^-14.5 ~ 4e-5 expected; finite width moves it little
+
+  std::vector<LayerItem> items;
+  LayerItem block;
+  block.block = {dense(256, kLinear, Init::kXavierNormal), norm(NormKind::kBatchNorm),
+                 activation(kRelu)};
+  block.repeat = 30;
+  items.push_back(block);
+  RunSpec bn = layers_spec(items, 256, 128);
+  bn.precision = Precision::kFloat32;
+  const PassResult b = run_pass<float>(bn, 2);
+  const std::vector<OpSpec> ops = expand_ops(bn);
+  std::vector<double> relu_rms;  // the ReLU outputs, one per block
+  for (std::size_t l = 0; l < ops.size(); ++l) {
+    if (ops[l].kind == OpKind::kActivation) relu_rms.push_back(b.forward[l].act.rms);
+  }
+  ASSERT_EQ(relu_rms.size(), 30u);
+  // After batch norm each ReLU output has rms sqrt(1/2) in expectation, at every depth; a 128-
+  // example batch estimates it to a few percent.
+  EXPECT_NEAR(relu_rms.back() / relu_rms.front(), 1.0, 0.05);
+  EXPECT_NEAR(relu_rms.back(), std::sqrt(0.5), 0.05);
+}
+
+TEST(ArchitectureStatistics, ResidualConnectionsKeepTheGradientWherePlainSigmoidStacksLoseIt) {
+  // Plain sigmoid: each layer multiplies the gradient by ~0.24 (slope <= 1/4). With the identity
+  // path y = x + F(x) the Jacobian is I + J_F: the gradient no longer shrinks geometrically.
+  std::vector<LayerItem> plain_items, res_items;
+  for (int i = 0; i < 20; ++i) plain_items.push_back(dense(128, {Activation::kSigmoid, 0}));
+  res_items.push_back(dense(128, {Activation::kSigmoid, 0}));
+  res_items.push_back(residual({dense(128, {Activation::kSigmoid, 0})}, 19, 1.0));
+  RunSpec plain = layers_spec(plain_items, 128, 64);
+  RunSpec res = layers_spec(res_items, 128, 64);
+  plain.precision = res.precision = Precision::kFloat32;
+  // First dense layer against the last one: dL/dh^1 over dL/dh^L.
+  auto ratio = [](const RunSpec& spec) {
+    const PassResult r = run_pass<float>(spec, 2);
+    const std::vector<OpSpec> ops = expand_ops(spec);
+    std::vector<double> logs;
+    for (std::size_t l = 0; l < ops.size(); ++l) {
+      if (ops[l].kind == OpKind::kDense) logs.push_back(r.backward[l].grad_preact_rms.log10);
+    }
+    return logs.front() - logs.back();
+  };
+  const double plain_ratio = ratio(plain);
+  const double res_ratio = ratio(res);
+  EXPECT_LT(plain_ratio, -10.0);  // 19 layers of ~0.24: about -11.8
+  EXPECT_GT(res_ratio, -1.0);     // the identity path carries the gradient through
 }
 
 RunSpec linear_orthogonal(double gain, int depth, Precision p) {
@@ -238,7 +560,7 @@ PassResult run_pass(const RunSpec& spec, int threads) {
   PassOptions opt;
   opt.saturation_threshold = spec.stats.saturation_threshold;
   return forward_backward(net, make_input<Scalar>(spec),
-                          make_probe<Scalar>(spec, net.layers.back().width), opt, pool);
+                          make_probe<Scalar>(spec, net.widths.back()), opt, pool);
 }
 
 TEST(NetworkExact, LinearOrthogonalStackScalesGradientByGainPerLayerFarBelowDoubleRange) {
@@ -384,6 +706,50 @@ TEST(NetworkDeterminism, ResultsAreBitIdenticalForOneAndThreeThreads) {
           same_bits(a.backward[l].grad_weight_norm.log10, b.backward[l].grad_weight_norm.log10));
       EXPECT_TRUE(
           same_bits(a.backward[l].grad_bias_norm.log10, b.backward[l].grad_bias_norm.log10));
+    }
+  }
+}
+
+TEST(NetworkDeterminism, EveryLayerKindIsBitIdenticalForOneAndThreeThreads) {
+  // Widths above kRowsPerTask and a batch above kColumnsPerTask, so every kind is cut in pieces.
+  RunSpec spec = layers_spec(
+      {dense(300, kGelu), norm(NormKind::kBatchNorm),
+       residual({norm(NormKind::kLayerNorm), dense(520, kRelu), dropout(0.2), dense(300, kLinear)},
+                2, 0.5),
+       norm(NormKind::kRmsNorm), dense(10, kLinear)},
+      260, 70);
+  spec.loss.kind = LossKind::kSoftmaxCrossEntropy;
+  spec.loss.classes = 10;
+  spec.optimizer.kind = OptimizerKind::kAdam;
+  for (Precision p : {Precision::kFloat32, Precision::kFloat64}) {
+    spec.precision = p;
+    auto run = [&](int threads) {
+      ThreadPool pool(threads);
+      PassOptions opt;
+      opt.seed = spec.seed;
+      opt.loss = spec.loss;
+      opt.optimizer = spec.optimizer;
+      const LossTargets t = make_targets(spec.loss, spec.seed, 10, spec.input.batch);
+      opt.targets = &t;
+      if (p == Precision::kFloat32) {
+        const Network<float> net = build_network<float>(spec, pool);
+        return forward_backward(net, make_input<float>(spec), Mat<float>(), opt, pool);
+      }
+      const Network<double> net = build_network<double>(spec, pool);
+      return forward_backward(net, make_input<double>(spec), Mat<double>(), opt, pool);
+    };
+    const PassResult a = run(1);
+    const PassResult b = run(3);
+    EXPECT_TRUE(same_bits(a.loss, b.loss));
+    for (std::size_t l = 0; l < a.forward.size(); ++l) {
+      expect_identical(a.forward[l].preact, b.forward[l].preact);
+      expect_identical(a.forward[l].act, b.forward[l].act);
+      EXPECT_TRUE(
+          same_bits(a.backward[l].grad_preact_rms.log10, b.backward[l].grad_preact_rms.log10));
+      EXPECT_TRUE(
+          same_bits(a.backward[l].grad_weight_norm.log10, b.backward[l].grad_weight_norm.log10));
+      EXPECT_TRUE(
+          same_bits(a.backward[l].update_to_weight.log10, b.backward[l].update_to_weight.log10));
     }
   }
 }

@@ -1,5 +1,6 @@
 // Tests of the JSON report writer against schema/report.schema.json, the null-with-status rule,
-// determinism and a golden file; also the Magnitude helpers it reads, and the schema validator.
+// the per-kind keys of mixed architectures, determinism and golden files; also the Magnitude
+// helpers it reads, and the schema validator.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -25,6 +27,7 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 using testing::make_report;
+using testing::mixed_report;
 using testing::validate_schema;
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
@@ -286,7 +289,7 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   const Report r = small_report();
   const Json doc = Json::parse(report_to_json(r));
   EXPECT_EQ(keys_of(doc), (std::vector<std::string>{"schema_version", "tool", "config", "network",
-                                                    "output_grad", "layers", "summary"}));
+                                                    "output_grad", "loss", "layers", "summary"}));
   EXPECT_EQ(doc["schema_version"], kSchemaVersion);
   EXPECT_EQ(doc["tool"]["name"], "gradscope");
   EXPECT_EQ(doc["tool"]["version"], kVersion);
@@ -299,9 +302,10 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   EXPECT_EQ(doc["network"]["memory"]["estimate_bytes"], r.memory.total_bytes());
   ASSERT_EQ(doc["layers"].size(), r.layers.size());
   const Json& layer = doc["layers"][1];
-  EXPECT_EQ(keys_of(layer), (std::vector<std::string>{"index", "width", "fan_in", "activation",
-                                                      "forward", "backward"}));
+  EXPECT_EQ(keys_of(layer), (std::vector<std::string>{"index", "kind", "width", "fan_in",
+                                                      "activation", "forward", "backward"}));
   EXPECT_EQ(layer["index"], 2);
+  EXPECT_EQ(layer["kind"], "dense");
   EXPECT_EQ(layer["activation"], "relu");
   EXPECT_EQ(doc["layers"][2]["activation"], "linear");
   EXPECT_EQ(keys_of(layer["forward"]),
@@ -321,6 +325,8 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
           "log10_grad_ratio_first_to_last", "mean_log10_gain", "geometric_mean_gain", "dead_units",
           "saturated_units", "saturated_fraction", "nonfinite_layers", "first_nonfinite_layer"}));
   EXPECT_TRUE(doc["summary"]["first_nonfinite_layer"].is_null());
+  EXPECT_EQ(keys_of(doc["loss"]), (std::vector<std::string>{"name", "value"}));
+  EXPECT_EQ(doc["loss"]["name"], "probe");
 }
 
 TEST(ReportJson, NumbersRoundTripExactly) {
@@ -434,6 +440,132 @@ TEST(ReportJson, OutputIsByteIdenticalAcrossCallsAndEndsWithNewline) {
 
 TEST(ReportJson, SmallReportMatchesGoldenFile) {
   expect_matches_golden(report_to_json(small_report()), "report_small.json");
+}
+
+// ---------------------------------------------------------------- mixed architectures
+
+const std::vector<std::string> kWeightKeys = {
+    "grad_weight",           "grad_bias",
+    "weight_norm",           "log10_weight_norm",
+    "grad_weight_to_weight", "log10_grad_weight_to_weight"};
+
+TEST(ReportJson, MixedReportValidatesAgainstTheSchemaWithAndWithoutOptimizer) {
+  const Json schema = load_schema();
+  for (const OptimizerKind opt :
+       {OptimizerKind::kNone, OptimizerKind::kSgd, OptimizerKind::kAdam}) {
+    const Json doc = Json::parse(report_to_json(mixed_report(opt)));
+    EXPECT_EQ(join(validate_schema(schema, doc)), "") << optimizer_name(opt);
+    std::vector<std::string> silent;
+    check_no_silent_null(doc, "$", silent);
+    EXPECT_EQ(join(silent), "") << optimizer_name(opt);
+  }
+}
+
+TEST(ReportJson, EachLayerNamesItsKindAfterTheIndexWithItsOwnKeys) {
+  const Report r = mixed_report(OptimizerKind::kAdam);
+  const Json doc = Json::parse(report_to_json(r));
+  ASSERT_EQ(doc["layers"].size(), r.layers.size());
+  // Per kind, the key that describes the op, and those that must not appear.
+  const std::vector<std::string> per_kind = {"activation", "norm", "dropout", "residual"};
+  const std::map<std::string, std::string> own = {{"dense", "activation"},
+                                                  {"activation", "activation"},
+                                                  {"norm", "norm"},
+                                                  {"dropout", "dropout"},
+                                                  {"residual", "residual"}};
+  std::vector<std::string> kinds;
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const Json& j = doc["layers"][i];
+    EXPECT_EQ(j["index"], r.layers[i].index);
+    EXPECT_EQ(key_after(j, "index"), "kind") << i;
+    const std::string kind = j["kind"].get<std::string>();
+    kinds.push_back(kind);
+    ASSERT_TRUE(own.count(kind)) << kind;
+    for (const std::string& key : per_kind) {
+      EXPECT_EQ(j.contains(key), key == own.at(kind))
+          << "layer " << i << " (" << kind << "): " << key;
+    }
+  }
+  EXPECT_EQ(kinds,
+            (std::vector<std::string>{"dense", "norm", "dense", "activation", "dropout", "residual",
+                                      "dense", "dense", "residual", "norm", "dense"}));
+  const Json& layers = doc["layers"];
+  EXPECT_EQ(layers[0]["activation"], "relu");
+  EXPECT_EQ(layers[3]["activation"], "gelu");
+  EXPECT_EQ(layers[1]["norm"], Json::parse(R"({"name": "layer_norm", "eps": 1e-05})"));
+  EXPECT_EQ(layers[9]["norm"]["name"], "rms_norm");
+  EXPECT_EQ(layers[4]["dropout"], 0.1);
+  EXPECT_EQ(layers[5]["residual"], Json::parse(R"({"scale": 0.5, "projection": false})"));
+  EXPECT_EQ(layers[8]["residual"], Json::parse(R"({"scale": 1.0, "projection": true})"));
+  // Indices skip the residual begins, which take a position but are not reported.
+  EXPECT_EQ(layers[2]["index"], 4);
+  EXPECT_EQ(layers[7]["index"], 10);
+}
+
+TEST(ReportJson, WeightKeysAreAbsentExactlyWhereTheOpHasNoWeights) {
+  const Report r = mixed_report(OptimizerKind::kNone);
+  const Json doc = Json::parse(report_to_json(r));
+  int without = 0;
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const Json& b = doc["layers"][i]["backward"];
+    const bool has = r.layers[i].backward.has_weights;
+    without += has ? 0 : 1;
+    for (const std::string& key : kWeightKeys) {
+      EXPECT_EQ(b.contains(key), has) << "layer " << i << ": " << key;
+      EXPECT_FALSE(!has && b.contains(key + "_status")) << "layer " << i << ": " << key;
+    }
+    EXPECT_TRUE(b.contains("grad_preact") && b.contains("gain") && b.contains("nonfinite")) << i;
+  }
+  EXPECT_EQ(without, 4) << "activation, dropout and two residual ends";
+  // A norm's weights are gamma and beta: rms_norm's beta gradient is an exact 0.
+  const Json& rms = doc["layers"][9]["backward"];
+  EXPECT_EQ(rms["weight_norm"].get<double>(), std::sqrt(64.0));
+  EXPECT_EQ(rms["grad_bias"]["norm"], 0.0);
+  expect_null_with_status(rms["grad_bias"], "log10_norm", "-inf");
+}
+
+TEST(ReportJson, UpdateIsPresentExactlyWhereTheOpHasOne) {
+  for (const OptimizerKind opt :
+       {OptimizerKind::kNone, OptimizerKind::kSgd, OptimizerKind::kAdam}) {
+    const Report r = mixed_report(opt);
+    const Json doc = Json::parse(report_to_json(r));
+    int with = 0;
+    for (std::size_t i = 0; i < r.layers.size(); ++i) {
+      const BackwardStats& b = r.layers[i].backward;
+      const Json& j = doc["layers"][i]["backward"];
+      ASSERT_EQ(j.contains("update"), b.has_update) << optimizer_name(opt) << " layer " << i;
+      if (!b.has_update) continue;
+      ++with;
+      EXPECT_EQ(keys_of(j["update"]), (std::vector<std::string>{"ratio", "log10_ratio"}));
+      EXPECT_EQ(j["update"]["ratio"].get<double>(), b.update_to_weight.value);
+      EXPECT_EQ(j["update"]["log10_ratio"].get<double>(), b.update_to_weight.log10);
+      EXPECT_EQ(key_after(j, "update"), "gain");
+    }
+    // The optimizer step is reported for the five dense layers only (not for the norms' gamma).
+    EXPECT_EQ(with, opt == OptimizerKind::kNone ? 0 : 5) << optimizer_name(opt);
+  }
+}
+
+TEST(ReportJson, LossFollowsOutputGradWithNameAndValue) {
+  Report r = mixed_report(OptimizerKind::kAdam);
+  Json doc = Json::parse(report_to_json(r));
+  EXPECT_EQ(key_after(doc, "output_grad"), "loss");
+  EXPECT_EQ(doc["loss"]["name"], "mse");
+  EXPECT_EQ(doc["loss"]["value"].get<double>(), r.loss);
+  r.loss = kNan;
+  doc = Json::parse(report_to_json(r));
+  expect_null_with_status(doc["loss"], "value", "nan");
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+}
+
+TEST(ReportJson, NetworkDepthCountsDenseLayersOnly) {
+  const Report r = mixed_report(OptimizerKind::kNone);
+  const Json doc = Json::parse(report_to_json(r));
+  EXPECT_EQ(doc["network"]["depth"], 5);
+  EXPECT_EQ(doc["layers"].size(), 11u);
+}
+
+TEST(ReportJson, MixedReportMatchesGoldenFile) {
+  expect_matches_golden(report_to_json(mixed_report(OptimizerKind::kAdam)), "report_mixed.json");
 }
 
 }  // namespace

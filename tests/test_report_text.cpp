@@ -1,6 +1,6 @@
 // Tests of the text report writer: 120-column limit, elision of deep stacks that keeps the first,
 // last and sharp-change layers, readable non-finite and out-of-range values, colour only on
-// request, and a golden file.
+// request, mixed op kinds with the optimizer's update column, and golden files.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,6 +24,8 @@ namespace gradscope {
 namespace {
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
+
+using testing::mixed_report;
 
 // The shared fixtures, with one width for the stack and 4 for an output layer.
 Report make_report(const std::string& name, const std::vector<double>& log10_grads, int width,
@@ -115,7 +117,8 @@ void expect_lines_fit(const std::string& text, const std::string& what) {
   }
 }
 
-// Table rows by layer index: a row is "<index> <width> <activation name> ...".
+// Table rows by layer index: a row is "<index> <width> <kind label> ...", the label being an
+// activation name or "act:gelu", "layer_norm", "dropout 0.1", "residual+proj" and the like.
 std::map<int, std::string> rows_of(const std::string& text) {
   std::map<int, std::string> rows;
   for (const std::string& line : lines_of(strip_ansi(text))) {
@@ -124,8 +127,9 @@ std::map<int, std::string> rows_of(const std::string& text) {
     int width = 0;
     std::string activation;
     if (!(in >> index >> width >> activation)) continue;
-    const bool is_name = std::all_of(activation.begin(), activation.end(),
-                                     [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    const bool is_name = std::all_of(activation.begin(), activation.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || c == '_' || c == ':' || c == '+';
+    });
     if (is_name) rows[index] = line;
   }
   return rows;
@@ -197,6 +201,10 @@ TEST(ReportText, NoLineIsLongerThan120Columns) {
     expect_lines_fit(report_to_text(nan_report(), options), "nan");
     expect_lines_fit(report_to_text(extreme_report(), options), "extreme");
     expect_lines_fit(report_to_text(long_name, options), "long name");
+    for (const OptimizerKind opt :
+         {OptimizerKind::kNone, OptimizerKind::kSgd, OptimizerKind::kAdam}) {
+      expect_lines_fit(report_to_text(mixed_report(opt), options), "mixed");
+    }
   }
 }
 
@@ -325,6 +333,173 @@ TEST(ReportText, OutputIsDeterministic) {
 
 TEST(ReportText, SmallReportMatchesGoldenFile) {
   expect_matches_golden(report_to_text(small_report()), "report_small.txt");
+}
+
+// ---------------------------------------------------------------- mixed architectures
+
+// The table's header line (it starts with "layer").
+std::string table_header(const std::string& text) {
+  for (const std::string& line : lines_of(text)) {
+    if (line.rfind("layer ", 0) == 0) return line;
+  }
+  return "";
+}
+
+TEST(ReportText, KindColumnNamesEveryKindOfOp) {
+  const std::string text = report_to_text(mixed_report(OptimizerKind::kNone));
+  const std::map<int, std::string> rows = rows_of(text);
+  ASSERT_EQ(rows.size(), 11u) << text;
+  const std::map<int, std::string> expected = {
+      {1, " relu "},           {2, " layer_norm "},    {4, " linear "}, {5, " act:gelu "},
+      {6, " dropout 0.1 "},    {7, " residual x0.5 "}, {8, " relu "},   {10, " tanh "},
+      {11, " residual+proj "}, {12, " rms_norm "},     {13, " linear "}};
+  for (const auto& [index, label] : expected) {
+    ASSERT_TRUE(rows.count(index)) << index << "\n" << text;
+    EXPECT_NE(rows.at(index).find(label), std::string::npos) << rows.at(index);
+  }
+  EXPECT_FALSE(rows.count(3)) << "a residual begin is not reported";
+}
+
+TEST(ReportText, ResidualWithScaleAndProjectionStaysInItsColumn) {
+  Report r = mixed_report(OptimizerKind::kNone);
+  r.layers[8].residual.scale = 0.25;
+  r.layers[5].residual.scale = 0.125;
+  r.layers[5].residual.projection = true;
+  const std::string text = report_to_text(r);
+  const std::map<int, std::string> rows = rows_of(text);
+  ASSERT_TRUE(rows.count(11) && rows.count(7)) << text;
+  EXPECT_NE(rows.at(11).find(" res x0.25+proj "), std::string::npos) << rows.at(11);
+  // One character too many: cut, and marked as cut, the scale kept.
+  EXPECT_NE(rows.at(7).find(" res x0.125+... "), std::string::npos) << rows.at(7);
+  // The label is cut to its column, so the right-aligned columns after it stay under their
+  // headers: each cell ends exactly where its header ends.
+  const std::string head = table_header(text);
+  for (const std::string label : {"act rms", "log10 grad rms"}) {
+    const std::size_t end = head.find(label) + label.size();
+    for (const int index : {7, 11}) {
+      const std::string& row = rows.at(index);
+      ASSERT_LT(end, row.size()) << row;
+      EXPECT_TRUE(row[end - 1] != ' ' && row[end] == ' ') << label << " misaligned in\n"
+                                                          << head << "\n"
+                                                          << row;
+    }
+  }
+}
+
+TEST(ReportText, HeaderDescribesALayersArchitecture) {
+  const std::string text = report_to_text(mixed_report(OptimizerKind::kAdam));
+  for (const std::string& expected :
+       {std::string("run: mixed"), std::string("depth       11 ops, 5 dense layers"),
+        std::string("widths      16 -> 32 (x7) -> 64 (x3) -> 4"),
+        std::string("ops         dense x5, layer_norm x1, activation x1, dropout x1, residual x2, "
+                    "rms_norm x1"),
+        std::string("activation  relu, linear, gelu, tanh"),
+        std::string("init        he_normal, bias zeros; xavier_normal, bias zeros"),
+        std::string("loss        mse | optimizer adam (lr 0.001)")}) {
+    EXPECT_NE(text.find(expected), std::string::npos) << "missing '" << expected << "' in\n"
+                                                      << text;
+  }
+  const std::string no_optimizer = report_to_text(mixed_report(OptimizerKind::kNone));
+  EXPECT_NE(no_optimizer.find("loss        mse\n"), std::string::npos) << no_optimizer;
+  // A stack with the default probe and no optimizer keeps its header as it was.
+  EXPECT_EQ(report_to_text(small_report()).find("  loss "), std::string::npos);
+}
+
+TEST(ReportText, IrregularWidthsAreSummarisedAsARange) {
+  // 80 dense ops alternating 64 and 256 wide: the runs would take a line of their own.
+  std::vector<double> log10s(80, -1.0);
+  std::vector<int> widths;
+  for (int i = 0; i < 80; ++i) widths.push_back(i % 2 == 0 ? 64 : 256);
+  widths.back() = 4;
+  Report r = testing::make_report("irregular", log10s, widths, -1.0, false);
+  r.spec.layers.push_back(testing::single(testing::dense_spec(64, Activation::kRelu)));
+  const std::string text = report_to_text(r);
+  EXPECT_NE(text.find("widths      16 -> 4..256 -> 4 (input, range over the ops, output)"),
+            std::string::npos)
+      << text;
+  expect_lines_fit(text, "irregular");
+}
+
+TEST(ReportText, UpdateColumnAppearsOnlyWithAnOptimizer) {
+  EXPECT_EQ(table_header(report_to_text(small_report())).find("upd/w"), std::string::npos);
+  EXPECT_EQ(table_header(report_to_text(mixed_report(OptimizerKind::kNone))).find("upd/w"),
+            std::string::npos);
+  EXPECT_EQ(report_to_text(mixed_report(OptimizerKind::kNone)).find("update / weight"),
+            std::string::npos);
+  const Report r = mixed_report(OptimizerKind::kAdam);
+  const std::string text = report_to_text(r);
+  // The column's cells are right-aligned under its header, five characters wide.
+  const std::size_t column = table_header(text).find("upd/w");
+  ASSERT_NE(column, std::string::npos) << text;
+  const std::map<int, std::string> rows = rows_of(text);
+  for (const LayerReport& l : r.layers) {
+    ASSERT_TRUE(rows.count(l.index)) << l.index;
+    char expected[32] = "";
+    if (l.backward.has_update) {
+      std::snprintf(expected, sizeof expected, "%.1f", l.backward.update_to_weight.log10);
+    }
+    std::string cell = rows.at(l.index).substr(column, 5);
+    cell.erase(0, cell.find_first_not_of(' ') == std::string::npos ? cell.size()
+                                                                   : cell.find_first_not_of(' '));
+    EXPECT_EQ(cell, expected) << rows.at(l.index);
+    EXPECT_EQ(rows.at(l.index)[column - 1], ' ') << rows.at(l.index);
+  }
+}
+
+TEST(ReportText, SummaryGivesTheDenseLayersUpdateRatiosAgainstTheRuleOfThumb) {
+  const Report r = mixed_report(OptimizerKind::kAdam);
+  std::vector<double> ratios;
+  for (const LayerReport& l : r.layers) {
+    if (l.kind == OpKind::kDense) ratios.push_back(l.backward.update_to_weight.value);
+  }
+  std::sort(ratios.begin(), ratios.end());
+  ASSERT_EQ(ratios.size() % 2, 1u) << "an odd count, so the median is one of the ratios";
+  char expected[128];
+  std::snprintf(expected, sizeof expected, "min %.2e, median %.2e, max %.2e (rule of thumb ~1e-3)",
+                ratios.front(), ratios[ratios.size() / 2], ratios.back());
+  const std::string text = report_to_text(r);
+  const std::size_t at = text.find("update / weight, dense layers");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_NE(text.find(expected, at), std::string::npos) << expected << "\n" << text;
+}
+
+TEST(ReportText, SummaryShowsTheLossValueUnlessItIsTheProbe) {
+  const Report r = mixed_report(OptimizerKind::kNone);
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "%.6g", r.loss);
+  const std::string text = report_to_text(r);
+  const std::size_t at = text.find("loss (mse)");
+  ASSERT_NE(at, std::string::npos) << text;
+  EXPECT_NE(text.find(expected, at), std::string::npos) << expected << "\n" << text;
+  EXPECT_EQ(report_to_text(small_report()).find("loss ("), std::string::npos);
+}
+
+TEST(ReportText, DeadJumpIgnoresOpsWithoutADerivativeStatistic) {
+  // Half the units of every dense and activation op are dead; the norms, dropout and residual
+  // ends between them report 0 by definition, which is no jump.
+  Report r = mixed_report(OptimizerKind::kNone);
+  for (LayerReport& l : r.layers) {
+    if (l.kind == OpKind::kDense || l.kind == OpKind::kActivation) {
+      l.forward.dead_units = l.width / 2;
+      l.forward.dead_fraction = 0.5;
+    }
+  }
+  const std::string text = report_to_text(r);
+  EXPECT_EQ(text.find("dead jump"), std::string::npos) << text;
+  // A real change between two dense layers is still flagged.
+  r.layers[6].forward.dead_fraction = 1.0;
+  EXPECT_NE(rows_of(report_to_text(r)).at(8).find("dead jump"), std::string::npos);
+}
+
+TEST(ReportText, ColorAddsEscapeCodesAndNothingElseForMixedOps) {
+  TextOptions color;
+  color.color = true;
+  const Report r = mixed_report(OptimizerKind::kAdam);
+  EXPECT_EQ(strip_ansi(report_to_text(r, color)), report_to_text(r));
+}
+
+TEST(ReportText, MixedReportMatchesGoldenFile) {
+  expect_matches_golden(report_to_text(mixed_report(OptimizerKind::kAdam)), "report_mixed.txt");
 }
 
 }  // namespace

@@ -12,7 +12,8 @@
 
 namespace gradscope {
 
-// One override of a config value: `path` is dotted ("stack.depth", "stack.init.gain"); `value` is
+// One override of a config value: `path` is dotted, with [i] for an existing array element
+// ("stack.depth", "stack.init.gain", "layers[1].repeat"); `value` is
 // parsed as JSON when it is valid JSON (50, 0.5, true, {"name": "orthogonal"}) and taken as a
 // string otherwise (sigmoid). `origin` names where it came from ("--depth") for error messages.
 struct ConfigOverride {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gradscope/activation.hpp"
+#include "gradscope/loss.hpp"
 #include "gradscope/parallel.hpp"
 #include "gradscope/report.hpp"
 #include "gradscope/spec.hpp"
@@ -20,18 +21,20 @@ using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 template <class Scalar>
 struct Network {
   int input_width = 0;
-  std::vector<LayerSpec> layers;
-  std::vector<Mat<Scalar>> weight;  // layer l: (n_l, n_{l-1}), out x in
-  std::vector<Vec<Scalar>> bias;    // layer l: (n_l)
-  std::vector<double> weight_norm;  // ||W^l||_F of the weights as stored, in double
+  std::vector<OpSpec> ops;          // the flattened architecture (expand_ops)
+  std::vector<int> widths;          // the width each op outputs
+  std::vector<int> partner;         // residual begin <-> end: the index of the other; else -1
+  std::vector<Mat<Scalar>> weight;  // dense: W (n_out, n_in); residual end: P when projected
+  std::vector<Vec<Scalar>> bias;    // dense: b (n_out)
+  std::vector<double> weight_norm;  // ||W||_F of the weights as stored, in double
 };
 
-// Generates every layer's parameters from the spec's seed (in parallel over layers; the values do
-// not depend on the thread count). Generated in double, rounded once for float networks.
+// Generates every op's parameters from the spec's seed (in parallel over ops; the values do not
+// depend on the thread count). Generated in double, rounded once for float networks.
 template <class Scalar>
 Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool);
 
-// The input batch (input width, batch) and the backward probe dL/dy at the output (n_L, batch):
+// The input batch (input width, batch) and the backward probe dL/dy at the output (n_out, batch):
 // seeded Gaussian (or uniform) noise from their own streams.
 template <class Scalar>
 Mat<Scalar> make_input(const RunSpec& spec);
@@ -39,28 +42,34 @@ template <class Scalar>
 Mat<Scalar> make_probe(const RunSpec& spec, int output_width);
 
 struct PassOptions {
-  double saturation_threshold = 0.05;  // fraction of the activation's largest slope
+  double saturation_threshold = 0.05;    // fraction of the activation's largest slope
+  std::uint64_t seed = 0;                // for dropout masks
+  LossSpec loss{};                       // kProbe: the probe argument is dL/dy
+  const LossTargets* targets = nullptr;  // the other losses' targets
+  OptimizerSpec optimizer{};
   // Tests only: also return every gradient, unscaled, in double (entries below double's range
   // read 0). Costs a full dW product per layer.
   bool keep_gradients = false;
 };
 
 struct Gradients {
-  std::vector<Eigen::MatrixXd> dweight;  // layer l: (n_l, n_{l-1})
-  std::vector<Eigen::VectorXd> dbias;    // layer l: (n_l)
-  std::vector<Eigen::MatrixXd> dpreact;  // layer l: dL/dh^l, (n_l, batch)
+  std::vector<Eigen::MatrixXd> dweight;  // per op: dense dL/dW (n_out, n_in); else empty
+  std::vector<Eigen::VectorXd> dbias;    // per op: dense dL/db; else empty
+  std::vector<Eigen::MatrixXd> dpreact;  // per op: the gradient its grad_preact statistic is of
   Eigen::MatrixXd dinput;                // dL/dx^0, (input width, batch)
 };
 
 struct PassResult {
+  // Per op; entries of residual-begin markers are left empty.
   std::vector<ForwardStats> forward;
   std::vector<BackwardStats> backward;
-  Magnitude output_grad_rms;  // rms of the probe
+  Magnitude output_grad_rms;  // rms of dL/dy at the output (the probe, or the loss gradient)
+  double loss = 0.0;          // the loss; for the probe, sum over the batch of <probe, y>
   Gradients gradients;        // empty unless keep_gradients
 };
 
-// Loss L = sum over the batch of <probe, y^L>, so dL/dy^L = probe (the cotangent mean-field theory
-// assumes). Runs the forward pass, then the backward pass, gathering statistics on the way.
+// Runs the forward pass, then the backward pass from dL/dy (the probe, or the loss's gradient),
+// gathering statistics on the way.
 template <class Scalar>
 PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input,
                             const Mat<Scalar>& probe, const PassOptions& options, ThreadPool& pool);

@@ -46,20 +46,32 @@ struct ForwardStats {
 };
 
 struct BackwardStats {
-  Magnitude grad_preact_rms;        // rms of dL/dh over the (width x batch) entries
-  Magnitude grad_weight_norm;       // ||dL/dW||_F
-  Magnitude grad_bias_norm;         // ||dL/db||_2
-  double weight_norm = 0.0;         // ||W||_F (always representable)
+  // rms over the (width x batch) entries of the gradient at the op's pre-activation: dL/dh for
+  // dense layers, dL/d(input) for norm, activation and dropout ops, dL/dF for a residual's branch.
+  Magnitude grad_preact_rms;
+  Magnitude grad_weight_norm;       // ||dL/dW||_F (norms: ||dL/dgamma||)
+  Magnitude grad_bias_norm;         // ||dL/db||_2 (norms: ||dL/dbeta||)
+  double weight_norm = 0.0;         // ||W||_F (norms: ||gamma|| = sqrt(width)); representable
   Magnitude grad_weight_to_weight;  // ||dL/dW||_F / ||W||_F
-  Magnitude gain;                   // rms(dL/dh^l) / rms(dL/dh^{l+1}); last layer: over rms(dL/dy)
-  std::int64_t nonfinite = 0;       // NaN and +-Inf entries of dL/dh
+  Magnitude gain;              // rms of this op's gradient over the next op's; last: over dL/dy
+  std::int64_t nonfinite = 0;  // NaN and +-Inf entries of the gradient
+  // Whether the op has parameters (dense: W and b; norms: gamma and beta). Otherwise the four
+  // weight fields above are 0 and not reported.
+  bool has_weights = true;
+  // ||one optimizer step on W||_F / ||W||_F, when an optimizer is configured (dense layers only).
+  bool has_update = false;
+  Magnitude update_to_weight;
 };
 
 struct LayerReport {
-  int index = 0;  // 1-based, input side first
+  int index = 0;  // 1-based, input side first, over the reported ops (residual begins are not)
+  OpKind kind = OpKind::kDense;
   int width = 0;
   int fan_in = 0;
-  ActivationSpec activation{};
+  ActivationSpec activation{};  // dense and activation ops
+  NormSpec norm{};              // norm ops
+  double dropout = 0.0;         // dropout ops
+  ResidualSpec residual{};      // residual ends
   InitSpec init{};
   BiasInitSpec bias{};
   ForwardStats forward;
@@ -87,6 +99,7 @@ struct Summary {
 
 struct Report {
   RunSpec spec;
+  double loss = 0.0;  // the loss value; for the probe, sum over the batch of <probe, y>
   std::int64_t parameters = 0;
   MemoryEstimate memory;
   Magnitude output_grad_rms;  // rms of the probe dL/dy at the output

@@ -14,6 +14,7 @@ enum class StreamPurpose : std::uint64_t {
   kProbe = 4,
   kTargets = 5,
   kDropout = 6,
+  kProjection = 7,
 };
 
 // SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijective 64-bit mixer.

@@ -39,6 +39,82 @@ struct StackSpec {
   LayerSpec layer{};
 };
 
+// ---- Architectures beyond a uniform stack (the config's "layers" list).
+
+enum class NormKind : int { kBatchNorm, kLayerNorm, kRmsNorm };
+inline constexpr int kNormKindCount = 3;
+
+// Normalisation in training mode, gamma = 1 and beta = 0 (their gradients are still reported).
+// batch_norm: per unit over the batch; layer_norm and rms_norm: per example over the units.
+struct NormSpec {
+  NormKind kind = NormKind::kLayerNorm;
+  double eps = 1e-5;
+};
+
+// y = P x + scale * F(x) around a block F; P is the identity, or a fixed (never learned) random
+// projection when the block changes the width.
+struct ResidualSpec {
+  double scale = 1.0;
+  bool projection = false;
+  InitSpec projection_init{Init::kOrthogonal, 1.0, 1.0, 1.0, FanMode::kFanIn, 1.0};
+};
+
+// One step of the flattened architecture.
+enum class OpKind : int {
+  kDense,          // h = W x + b, y = phi(h)
+  kNorm,           // y = norm(x)
+  kActivation,     // y = phi(x), no weights
+  kDropout,        // y = mask * x / (1 - p), training mode, seeded
+  kResidualBegin,  // remembers x for the skip path; not reported
+  kResidualEnd,    // y = P skip + scale * x
+};
+
+struct OpSpec {
+  OpKind kind = OpKind::kDense;
+  LayerSpec dense{};            // kDense
+  NormSpec norm{};              // kNorm
+  ActivationSpec activation{};  // kActivation
+  double dropout = 0.0;         // kDropout: the rate p in [0, 1)
+  ResidualSpec residual{};      // kResidualBegin and kResidualEnd
+};
+
+// An item of "layers": one op, or a block of items repeated `repeat` times, each repetition
+// optionally wrapped in a residual connection, optionally followed by a norm (post-norm:
+// norm(x + scale * F(x))).
+struct LayerItem {
+  OpSpec op{};                   // when block is empty
+  std::vector<LayerItem> block;  // non-empty: a block
+  int repeat = 1;
+  std::optional<ResidualSpec> residual;
+  std::optional<NormSpec> post_norm;  // only with a residual
+};
+
+// ---- What drives the backward pass.
+
+enum class LossKind : int {
+  kProbe,                // dL/dy = a seeded standard-Gaussian probe (the mean-field cotangent)
+  kMse,                  // L = (1/B) sum_a ||y_a - t_a||^2 / 2, seeded Gaussian targets
+  kSoftmaxCrossEntropy,  // L = -(1/B) sum_a log softmax(y_a)[c_a], seeded labels
+  kSigmoidBce,           // L = -(1/B) sum_a sum_i t log s + (1 - t) log(1 - s), s = sigmoid(y)
+};
+
+struct LossSpec {
+  LossKind kind = LossKind::kProbe;
+  int classes = 0;  // softmax_cross_entropy: labels in [0, classes); must equal the output width
+};
+
+enum class OptimizerKind : int { kNone, kSgd, kAdam };
+
+// One optimizer step from zero state, for the update-to-weight ratio ||dW_step||_F / ||W||_F.
+struct OptimizerSpec {
+  OptimizerKind kind = OptimizerKind::kNone;
+  double learning_rate = 1e-3;
+  double momentum = 0.9;  // sgd (a first step from zero momentum moves by lr * grad)
+  double beta1 = 0.9;     // adam
+  double beta2 = 0.999;   // adam
+  double eps = 1e-8;      // adam
+};
+
 struct StatsSpec {
   // An entry is saturated when |phi'(h)| < saturation_threshold * max |phi'|.
   double saturation_threshold = 0.05;
@@ -51,13 +127,29 @@ struct RunSpec {
   InputSpec input{};
   StackSpec stack{};
   std::optional<LayerSpec> output;  // an optional final layer (the only place softmax may go)
+  // When non-empty, the architecture is this list and `stack`/`output` are not used.
+  std::vector<LayerItem> layers;
+  LossSpec loss{};
+  OptimizerSpec optimizer{};
   StatsSpec stats{};
 };
+
+// The architecture as a flat list of ops, input side first: from `layers` when given (each
+// residual repetition wrapped in kResidualBegin/kResidualEnd, a post-norm after its end), else the
+// stack's dense layers then the output layer. Op i (0-based) is numbered i + 1 in reports and in
+// the random streams, so a stack config numbers its layers exactly as before.
+std::vector<OpSpec> expand_ops(const RunSpec& spec);
+// The width each op outputs, given the input width.
+std::vector<int> op_widths(const RunSpec& spec, const std::vector<OpSpec>& ops);
 
 // The layers in order, input side first: the stack's `depth` layers, then the output layer.
 std::vector<LayerSpec> expand_layers(const RunSpec& spec);
 
 std::string_view precision_name(Precision p);
+std::string_view norm_name(NormKind k);            // "batch_norm", "layer_norm", "rms_norm"
+std::string_view op_kind_name(OpKind k);           // "dense", "norm", "activation", "dropout", ...
+std::string_view loss_name(LossKind k);            // "probe", "mse", "softmax_cross_entropy", ...
+std::string_view optimizer_name(OptimizerKind k);  // "none", "sgd", "adam"
 std::string_view input_distribution_name(InputDistribution d);
 
 }  // namespace gradscope
