@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,29 @@ double plain_products(int depth, int width, int batch) {
   return s;
 }
 
+struct Timing {
+  double plain = 1e300;  // best time of the plain products
+  double run = 1e300;    // best time of the whole diagnostic
+};
+
+// Best of `repeats` runs of the plain products and of the diagnostic, interleaved so that both
+// see the same machine state. Returns nothing when the report has an unexpected size.
+std::optional<Timing> time_job(const gradscope::RunSpec& spec, int depth, int width, int batch,
+                               int repeats, int cores, std::size_t expected_layers) {
+  Timing t;
+  for (int r = 0; r < repeats; ++r) {
+#ifdef GRADSCOPE_HAVE_OPENBLAS
+    openblas_set_num_threads(cores);
+#endif
+    t.plain = std::min(t.plain, plain_products(depth, width, batch));
+    const auto t0 = Clock::now();
+    const gradscope::Report report = gradscope::run_diagnostic(spec);
+    t.run = std::min(t.run, seconds_since(t0));
+    if (report.layers.size() != expected_layers) return std::nullopt;
+  }
+  return t;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,18 +103,11 @@ int main(int argc, char** argv) {
   }
 
   const double flops = 6.0 * batch * static_cast<double>(width) * width * depth;
-  double best_plain = 1e300;
-  double best_run = 1e300;
-  for (int r = 0; r < repeats; ++r) {
-#ifdef GRADSCOPE_HAVE_OPENBLAS
-    openblas_set_num_threads(cores);
-#endif
-    best_plain = std::min(best_plain, plain_products(depth, width, batch));
-    const auto t0 = Clock::now();
-    const gradscope::Report report = gradscope::run_diagnostic(spec);
-    best_run = std::min(best_run, seconds_since(t0));
-    if (report.layers.size() != static_cast<std::size_t>(depth)) return 1;
-  }
+  const auto stack =
+      time_job(spec, depth, width, batch, repeats, cores, static_cast<std::size_t>(depth));
+  if (!stack) return 1;
+  const double best_plain = stack->plain;
+  const double best_run = stack->run;
   std::printf("reference job: depth %d, width %d, batch %d, relu, he_normal, float32, %d threads\n",
               depth, width, batch, cores);
   std::printf("  nominal work 6*B*W^2*L        %.1f GFLOP\n", flops / 1e9);
@@ -116,18 +133,11 @@ int main(int argc, char** argv) {
   block.repeat = depth;
   block.residual = gradscope::ResidualSpec{};
   res.layers = {block};
-  double best_res = 1e300;
-  double best_plain_res = 1e300;
-  for (int r = 0; r < repeats; ++r) {
-#ifdef GRADSCOPE_HAVE_OPENBLAS
-    openblas_set_num_threads(cores);
-#endif
-    best_plain_res = std::min(best_plain_res, plain_products(depth, width, batch));
-    const auto t0 = Clock::now();
-    const gradscope::Report report = gradscope::run_diagnostic(res);
-    best_res = std::min(best_res, seconds_since(t0));
-    if (report.layers.size() != static_cast<std::size_t>(3 * depth)) return 1;
-  }
+  const auto residual =
+      time_job(res, depth, width, batch, repeats, cores, static_cast<std::size_t>(3 * depth));
+  if (!residual) return 1;
+  const double best_res = residual->run;
+  const double best_plain_res = residual->plain;
   std::printf(
       "\nresidual + layer-norm variant: %d blocks of x + relu(W layer_norm(x)), same sizes\n",
       depth);

@@ -12,6 +12,7 @@
 
 #include "gradscope/loss.hpp"
 #include "gradscope/rng.hpp"
+#include "gradscope/spec.hpp"
 
 namespace gradscope {
 namespace {
@@ -28,19 +29,7 @@ MatrixXd normals(Index rows, Index cols, std::uint64_t seed) {
   return m;
 }
 
-std::string label(LossKind kind) {
-  switch (kind) {
-    case LossKind::kProbe:
-      return "probe";
-    case LossKind::kMse:
-      return "mse";
-    case LossKind::kSoftmaxCrossEntropy:
-      return "softmax_cross_entropy";
-    case LossKind::kSigmoidBce:
-      return "sigmoid_bce";
-  }
-  return "unknown";
-}
+std::string label(LossKind kind) { return std::string(loss_name(kind)); }
 
 // The three real losses for an output of `width` units (cross-entropy needs classes = width).
 std::vector<LossSpec> losses(int width) {

@@ -13,6 +13,7 @@
 
 #include "gradscope/norm.hpp"
 #include "gradscope/rng.hpp"
+#include "gradscope/spec.hpp"
 
 namespace gradscope {
 namespace {
@@ -23,18 +24,7 @@ using Eigen::VectorXd;
 
 constexpr NormKind kKinds[] = {NormKind::kBatchNorm, NormKind::kLayerNorm, NormKind::kRmsNorm};
 
-// Spelled out here rather than taken from spec.cpp, which these tests do not need to link.
-std::string label(NormKind kind) {
-  switch (kind) {
-    case NormKind::kBatchNorm:
-      return "batch_norm";
-    case NormKind::kLayerNorm:
-      return "layer_norm";
-    case NormKind::kRmsNorm:
-      return "rms_norm";
-  }
-  return "unknown";
-}
+std::string label(NormKind kind) { return std::string(norm_name(kind)); }
 
 MatrixXd normals(Index rows, Index cols, std::uint64_t seed) {
   MatrixXd m(rows, cols);
