@@ -16,6 +16,8 @@
 #include "gradscope/output.hpp"
 #include "gradscope/report_json.hpp"
 #include "gradscope/report_text.hpp"
+#include "gradscope/suggest.hpp"
+#include "gradscope/theory_report.hpp"
 #include "gradscope/version.hpp"
 
 namespace gradscope {
@@ -60,6 +62,10 @@ constexpr KeyFlag kKeyFlags[] = {
     {"--bias-init", "stack.bias_init", "bias init: zeros, constant, normal, torch_default", false},
     {"--batch", "input.batch", "examples in the batch", false},
     {"--input-width", "input.width", "width of the input (default: the stack's width)", false},
+    {"--jacobian", "stats.jacobian_examples",
+     "singular values of the input-output Jacobian at N examples (costs 2 n_0 sum n_l n_(l-1) "
+     "flops each; refused above 2e11)",
+     false},
     {"--saturation-threshold", "stats.saturation_threshold",
      "saturated when |phi'| < this fraction of the activation's largest slope", false},
 };
@@ -115,6 +121,36 @@ int do_run(const RunArgs& a, std::ostream& out, const CliEnvironment& env) {
       out << (color ? report_to_text(report, TextOptions{true, a.max_rows}) : text);
     }
   }
+  return 0;
+}
+
+struct TheoryArgs {
+  std::string activation;
+  std::optional<double> param;
+  TheoryQuery query;
+  bool json = false;
+};
+
+int do_theory(const TheoryArgs& a, std::ostream& out) {
+  const std::optional<Activation> kind = activation_from_name(a.activation);
+  if (!kind) {
+    const std::optional<std::string> near =
+        closest_name(a.activation, activation_names_and_aliases());
+    throw Error("--activation: unknown activation \"" + a.activation + "\"",
+                (near ? "did you mean \"" + *near + "\"? " : std::string()) +
+                    "`gradscope list` shows them all");
+  }
+  TheoryQuery q = a.query;
+  q.activation = default_spec(*kind);
+  if (a.param) {
+    if (activation_info(*kind).param_name.empty()) {
+      throw Error("--activation-param: " + a.activation + " takes no parameter",
+                  "only leaky_relu (slope) and elu (alpha) take one");
+    }
+    q.activation.param = *a.param;
+  }
+  const TheoryReport r = compute_theory(q);
+  out << (a.json ? theory_to_json(r) : theory_to_text(r));
   return 0;
 }
 
@@ -186,6 +222,38 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       app.add_subcommand("list", "Name every activation, weight init and bias init, one line each");
   list->footer(kExitCodes);
 
+  TheoryArgs theory_args;
+  CLI::App* theory = app.add_subcommand(
+      "theory",
+      "Mean-field theory of one activation at a weight variance sw2 and bias variance sb2: the "
+      "fixed point q*, chi1, the depth scales xi_q and xi_c, the correlation fixed point, the edge "
+      "of chaos, and the sw2 that preserves the input's second moment; --grid for the phase "
+      "diagram over sb2.");
+  theory->footer(kExitCodes);
+  theory->add_option("--activation", theory_args.activation, "the activation, e.g. tanh, relu")
+      ->required();
+  theory->add_option("--activation-param", theory_args.param,
+                     "leaky_relu's slope or elu's alpha (default: the registry's)");
+  theory
+      ->add_option("--weight-var", theory_args.query.sw2,
+                   "sw2: the weight variance times fan-in (He: 2, LeCun/Xavier: 1)")
+      ->capture_default_str();
+  theory->add_option("--bias-var", theory_args.query.sb2, "sb2: the bias variance")
+      ->capture_default_str();
+  theory
+      ->add_option("--input-second-moment", theory_args.query.q0,
+                   "the input's E[x^2] per unit, for the moment-preserving sw2 and the start of "
+                   "the length map")
+      ->capture_default_str();
+  theory->add_flag("--json", theory_args.json, "print JSON instead of text");
+  theory->add_flag("--grid", theory_args.query.grid, "also the phase diagram over a range of sb2");
+  theory->add_option("--grid-min", theory_args.query.grid_sb2_min, "smallest sb2 of the grid")
+      ->capture_default_str();
+  theory->add_option("--grid-max", theory_args.query.grid_sb2_max, "largest sb2 of the grid")
+      ->capture_default_str();
+  theory->add_option("--grid-points", theory_args.query.grid_points, "rows of the grid")
+      ->capture_default_str();
+
   std::vector<std::string> argv_storage;
   argv_storage.reserve(args.size() + 1);
   argv_storage.emplace_back("gradscope");
@@ -211,6 +279,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       print_list(out);
       return 0;
     }
+    if (theory->parsed()) return do_theory(theory_args, out);
     for (std::size_t i = 0; i < std::size(kKeyFlags); ++i) {
       if (run->count(kKeyFlags[i].flag) > 0) {
         run_args.flag_values.emplace_back(kKeyFlags[i].flag, flag_storage[i]);

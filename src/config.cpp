@@ -51,7 +51,9 @@ const std::vector<std::string_view> kInputKeys{"width", "batch", "distribution",
                                                "std",   "low",   "high"};
 const std::vector<std::string_view> kStackKeys{"depth", "width", "activation", "init", "bias_init"};
 const std::vector<std::string_view> kOutputKeys{"width", "activation", "init", "bias_init"};
-const std::vector<std::string_view> kStatsKeys{"saturation_threshold"};
+// The input-output Jacobian is width^3 per layer and example: a handful of examples says enough.
+constexpr std::uint64_t kMaxJacobianExamples = 64;
+const std::vector<std::string_view> kStatsKeys{"saturation_threshold", "jacobian_examples"};
 // Every key an item of "layers" may have; which of them an item has says what it is.
 const std::vector<std::string_view> kItemKeys{"width",    "activation",    "init",    "bias_init",
                                               "norm",     "norm_position", "dropout", "repeat",
@@ -1012,6 +1014,10 @@ class Reader {
              "is 0.05");
       }
     }
+    if (const Json* j = find(*object, "jacobian_examples")) {
+      stats.jacobian_examples =
+          static_cast<int>(read_integer(*j, "stats.jacobian_examples", 0, kMaxJacobianExamples));
+    }
     return stats;
   }
 
@@ -1865,6 +1871,7 @@ std::string run_spec_to_json(const RunSpec& spec, int indent) {
 
   Json stats = Json::object();
   stats["saturation_threshold"] = spec.stats.saturation_threshold;
+  if (spec.stats.jacobian_examples > 0) stats["jacobian_examples"] = spec.stats.jacobian_examples;
   j["stats"] = std::move(stats);
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }

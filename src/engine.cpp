@@ -7,9 +7,11 @@
 #include <string>
 
 #include "gradscope/error.hpp"
+#include "gradscope/jacobian.hpp"
 #include "gradscope/loss.hpp"
 #include "gradscope/network.hpp"
 #include "gradscope/parallel.hpp"
+#include "gradscope/prediction.hpp"
 
 namespace gradscope {
 
@@ -99,6 +101,10 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
     fan_in = net.widths[l];
   }
   report.summary = summarise(report.layers, spec.input.batch);
+  attach_predictions(spec, report.layers, report.summary);
+  if (spec.stats.jacobian_examples > 0) {
+    report.jacobian = jacobian_spectrum(spec, net, input, spec.stats.jacobian_examples);
+  }
   return report;
 }
 
@@ -107,6 +113,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
 Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
   Report report;
   report.spec = spec;
+  check_jacobian_request(spec);
   report.memory = estimate_memory(spec);
   const std::int64_t limit =
       options.memory_limit_bytes > 0 ? options.memory_limit_bytes : available_memory_bytes();

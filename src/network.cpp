@@ -92,6 +92,26 @@ void accumulate_output_block(const Eigen::Ref<const Mat<Scalar>>& y, ForwardPart
   }
 }
 
+// Mean cosine between the columns of the first kCorrelationExamples columns of y, in double.
+template <class Scalar>
+double mean_pair_cosine(const Mat<Scalar>& y) {
+  const Eigen::Index m = std::min<Eigen::Index>(y.cols(), kCorrelationExamples);
+  if (m < 2) return std::numeric_limits<double>::quiet_NaN();
+  Eigen::MatrixXd u = y.leftCols(m).template cast<double>();
+  for (Eigen::Index a = 0; a < m; ++a) {
+    const double norm = u.col(a).norm();
+    if (!(norm > 0.0) || !std::isfinite(norm)) return std::numeric_limits<double>::quiet_NaN();
+    u.col(a) /= norm;
+  }
+  Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(m, m);
+  gram.selfadjointView<Eigen::Lower>().rankUpdate(u.transpose());
+  double sum = 0.0;
+  for (Eigen::Index b = 0; b < m; ++b) {
+    for (Eigen::Index a = b + 1; a < m; ++a) sum += gram(a, b);
+  }
+  return sum / (0.5 * static_cast<double>(m) * static_cast<double>(m - 1));
+}
+
 // Sum of squares and per-row sums of a gradient block (rows of one task, every column).
 struct GradPartial {
   SquareSum squares;
@@ -413,6 +433,7 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
       }
       fs.dead_fraction = static_cast<double>(fs.dead_units) / static_cast<double>(n);
       fs.nonfinite = fs.preact.nonfinite + fs.act.nonfinite;
+      fs.correlation = mean_pair_cosine(y);
       continue;
     }
 
@@ -480,6 +501,7 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
     fs.zero_fraction =
         static_cast<double>(total.zeros) / (static_cast<double>(n) * static_cast<double>(batch));
     fs.nonfinite = fs.preact.nonfinite + fs.act.nonfinite;
+    fs.correlation = mean_pair_cosine(y);
   }
 
   // ---- The cotangent at the output: the probe, or the loss's gradient.

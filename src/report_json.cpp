@@ -87,6 +87,7 @@ Json forward_json(const ForwardStats& f) {
   put(j, "dead_fraction", number(f.dead_fraction));
   j["saturated_units"] = f.saturated_units;
   j["nonfinite"] = f.nonfinite;
+  put(j, "correlation", number(f.correlation));
   return j;
 }
 
@@ -117,6 +118,31 @@ Json backward_json(const BackwardStats& b) {
   }
   put_magnitude(j, "gain", "log10_gain", b.gain);
   j["nonfinite"] = b.nonfinite;
+  return j;
+}
+
+// A direction without a prediction writes none of its keys: a number there would be made up, and
+// "reason" says what is unknown instead.
+Json theory_json(const LayerTheory& t) {
+  Json j = Json::object();
+  j["forward"] = t.forward;
+  j["backward"] = t.backward;
+  if (!t.reason.empty()) j["reason"] = t.reason;
+  if (t.forward) {
+    put(j, "q", number(t.q));
+    put(j, "act_second_moment", number(t.act_second_moment));
+    put(j, "correlation", number(t.correlation));
+    put(j, "log_q_deviation", number(t.log_q_deviation));
+    put(j, "log_q_spread", number(t.log_q_spread));
+  }
+  if (t.backward) {
+    put(j, "chi", number(t.grad_factor));
+    put(j, "log10_grad_rel_last", number(t.log10_grad_rel_last));
+    put(j, "measured_log10_grad_rel_last", number(t.measured_log10_grad_rel_last));
+    put(j, "log10_grad_deviation", number(t.log10_grad_deviation));
+    put(j, "log10_grad_spread", number(t.log10_grad_spread));
+  }
+  j["flagged"] = t.flagged;
   return j;
 }
 
@@ -159,7 +185,28 @@ Json layer_json(const LayerReport& layer) {
   }
   j["forward"] = forward_json(layer.forward);
   j["backward"] = backward_json(layer.backward);
+  j["theory"] = theory_json(layer.theory);
   return j;
+}
+
+// The input-output Jacobian's singular values, as log10 (exact beyond double's range).
+Json jacobian_json(const JacobianStats& j) {
+  Json out;
+  out["examples"] = j.examples;
+  out["singular_values_per_example"] = j.singular_values_per_example;
+  put(out, "log10_max", number(j.log10_max));
+  put(out, "log10_min", number(j.log10_min));
+  put(out, "log10_mean_square", number(j.log10_mean_square));
+  put(out, "log10_condition", number(j.log10_condition));
+  if (j.has_prediction)
+    put(out, "predicted_log10_mean_square", number(j.predicted_log10_mean_square));
+  Json hist;
+  Json edges = Json::array();
+  for (double e : j.histogram_edges) edges.push_back(e);
+  hist["log10_edges"] = std::move(edges);
+  hist["counts"] = j.histogram_counts;
+  out["histogram"] = std::move(hist);
+  return out;
 }
 
 Json summary_json(const Summary& s) {
@@ -177,6 +224,7 @@ Json summary_json(const Summary& s) {
     j["first_nonfinite_layer"] =
         *std::min_element(s.nonfinite_layers.begin(), s.nonfinite_layers.end());
   }
+  j["theory_flagged_layers"] = s.theory_flagged_layers;
   return j;
 }
 
@@ -215,6 +263,7 @@ std::string report_to_json(const Report& report) {
   for (const LayerReport& layer : report.layers) layers.push_back(layer_json(layer));
   doc["layers"] = std::move(layers);
   doc["summary"] = summary_json(report.summary);
+  if (report.jacobian) doc["jacobian"] = jacobian_json(*report.jacobian);
 
   // Replace rather than throw on invalid UTF-8 in a run name: the report must still be written.
   return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";

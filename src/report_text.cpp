@@ -1,5 +1,6 @@
 // The text report: a header block, a per-layer table within 120 columns with a log-scale bar for
-// the gradient, and the summary. Values beyond double's range are printed from their log10.
+// the gradient and the mean-field prediction beside it, and the summary. Values beyond double's
+// range are printed from their log10.
 #include "gradscope/report_text.hpp"
 
 #include <fmt/format.h>
@@ -22,33 +23,35 @@ namespace {
 
 constexpr std::size_t kLineWidth = 120;
 
-// Table columns: widths in characters, one space between columns, two before the bar.
+// Table columns: widths in characters, one space between columns, two before the bar. Columns are
+// as narrow as their headers allow; the measured and predicted log10 grad rms share a group header
+// on a line of its own, so each needs only the width of its values.
 constexpr int kLayerW = 5;
 constexpr int kWidthW = 6;
 constexpr int kActW = 10;      // the longest registry name, leaky_relu
 constexpr int kActWideW = 14;  // with ops of other kinds: act:leaky_relu, residual x0.5
 constexpr int kActRmsW = 9;
 constexpr int kZeroW = 6;
-constexpr int kDeadW = 6;
-constexpr int kSatW = 6;
-constexpr int kLogW = 14;
+constexpr int kDeadW = 5;
+constexpr int kSatW = 5;
+constexpr int kCorrW = 5;    // "-0.25"
+constexpr int kLogW = 8;     // "measured"; values to "-9999.99" (fewer decimals beyond)
+constexpr int kTheoryW = 7;  // "-999.99" (fewer decimals beyond)
 constexpr int kGainW = 9;
 constexpr int kUpdW = 5;  // log10 update / weight, one decimal: "-12.3"
 constexpr int kBarW = 26;
 constexpr int kNoteW = 10;
-// Everything but the bar, in the widest layout (wide kind column and the upd/w column).
-constexpr int kFixedWidestW = kLayerW + 1 + kWidthW + 1 + kActWideW + 1 + kActRmsW + 1 + kZeroW +
-                              1 + kDeadW + 1 + kSatW + 1 + kLogW + 1 + kGainW + 1 + kUpdW + 2 + 1 +
-                              kNoteW;
+// Every column up to the bar but the kind column and the optional upd/w column.
+constexpr int kFixedCoreW = kLayerW + 1 + kWidthW + 1 + 1 + kActRmsW + 1 + kZeroW + 1 + kDeadW + 1 +
+                            kSatW + 1 + kCorrW + 1 + kLogW + 1 + kTheoryW + 1 + kGainW + 2;
 // The bar gives way to the extra columns; below this it would no longer show a slope (and the
 // widest stand-in, "(zero)", must fit).
-constexpr int kMinBarW = 16;
-static_assert(kFixedWidestW + kMinBarW <= static_cast<int>(kLineWidth),
-              "the widest table must fit 120 columns");
-static_assert(kLayerW + 1 + kWidthW + 1 + kActW + 1 + kActRmsW + 1 + kZeroW + 1 + kDeadW + 1 +
-                      kSatW + 1 + kLogW + 1 + kGainW + 2 + kBarW + 1 + kNoteW <=
+constexpr int kMinBarW = 12;
+static_assert(kFixedCoreW + kActWideW + 1 + kUpdW + kMinBarW + 1 + kNoteW <=
                   static_cast<int>(kLineWidth),
-              "the dense-only table must fit 120 columns with the full bar");
+              "the widest table (wide kind column and upd/w) must fit 120 columns");
+static_assert(kFixedCoreW + kActW + 20 + 1 + kNoteW <= static_cast<int>(kLineWidth),
+              "a dense-only table must keep a bar of 20 characters");
 
 // Practitioners' rule of thumb for one optimizer step: ||dW|| / ||W|| around 1e-3 (much lower
 // learns slowly, much higher is unstable).
@@ -61,6 +64,8 @@ constexpr double kTinyGradLog10 = -7.0;
 // Sharp-change thresholds used to keep layers through elision (see select_rows).
 const double kGainJumpLog10 = std::log10(2.0);
 constexpr double kDeadJump = 0.25;
+// The engine flags a layer whose measurement is beyond this many expected spreads of the theory.
+constexpr double kTheorySpreads = 3.0;
 
 constexpr std::string_view kRed = "\x1b[31m";
 constexpr std::string_view kYellow = "\x1b[33m";
@@ -359,6 +364,18 @@ std::string update_summary(const std::vector<LayerReport>& layers) {
   return fmt::format("{} ({})", out, kUpdateRuleOfThumb);
 }
 
+// How far beyond the flag threshold a flagged layer's measurement lies (see flag_rows).
+double theory_score(const LayerTheory& t) {
+  double score = 0.0;
+  const auto consider = [&](bool predicted, double deviation, double spread) {
+    const double excess = std::abs(deviation) / (kTheorySpreads * spread);
+    if (predicted && !std::isnan(excess)) score = std::max(score, excess);
+  };
+  consider(t.forward, t.log_q_deviation, t.log_q_spread);
+  consider(t.backward, t.log10_grad_deviation, t.log10_grad_spread);
+  return score > 0.0 ? score : 1.0;
+}
+
 // Why a layer is worth keeping through elision.
 struct RowFlag {
   std::string_view note;   // shown at the end of the row; empty when nothing is remarkable
@@ -383,6 +400,11 @@ struct RowFlag {
 //        a derivative statistic (dense and activation ops; a norm, dropout or residual between
 //        two ReLU layers reports 0 dead units and must not read as a jump);
 //        score = the change in units of 0.25;
+//      - theory dev: the engine flagged the layer (theory.flagged: its q or its gradient is beyond
+//        3 expected spreads of the mean-field prediction); score = the larger |deviation| / spread
+//        in units of those 3 spreads, so that it ranks with the two jumps, each in units of its
+//        own threshold (1 if the deviations do not say, e.g. are NaN);
+//      a layer with several sharp changes is noted, and ranked, by its sharpest;
 //      later non-finite layers are marked "non-finite" but not kept for it: the first one is the
 //      news, and a NaN usually fills every layer after it;
 //   3. the rest of the budget goes to the first and last layers, half each, so the table shows
@@ -439,6 +461,13 @@ std::vector<RowFlag> flag_rows(const std::vector<LayerReport>& layers, const Sum
         f.score = jump / kDeadJump;
       }
     }
+    if (l.theory.flagged) {
+      const double score = theory_score(l.theory);
+      if (score > f.score) {
+        f.note = "theory dev";
+        f.score = score;
+      }
+    }
   }
   flags.front().mandatory = true;
   flags.back().mandatory = true;
@@ -491,45 +520,100 @@ Layout layout_for(const std::vector<LayerReport>& layers) {
     if (l.kind != OpKind::kDense) lay.act_w = kActWideW;
     if (l.backward.has_update) lay.update = true;
   }
-  const int fixed = kLayerW + 1 + kWidthW + 1 + lay.act_w + 1 + kActRmsW + 1 + kZeroW + 1 + kDeadW +
-                    1 + kSatW + 1 + kLogW + 1 + kGainW + (lay.update ? 1 + kUpdW : 0) + 2 + 1 +
-                    kNoteW;
+  const int fixed = kFixedCoreW + lay.act_w + (lay.update ? 1 + kUpdW : 0) + 1 + kNoteW;
   lay.bar_w = std::min(kBarW, static_cast<int>(kLineWidth) - fixed);
   return lay;
+}
+
+// The theory column: each layer's predicted log10 grad rms on the measured scale, NaN where there
+// is no gradient prediction. The engine predicts log10 grad rms relative to the last layer with a
+// prediction (the anchor); adding the anchor's measured log10 grad rms puts the prediction on the
+// scale of the measured column, equal to it at the anchor, so the two read side by side.
+struct TheoryColumn {
+  std::vector<double> log10;
+  int anchor = 0;  // layers[].index of the anchor; 0 when no layer has a gradient prediction
+};
+
+TheoryColumn theory_column(const std::vector<LayerReport>& layers) {
+  TheoryColumn c;
+  c.log10.assign(layers.size(), std::nan(""));
+  const auto anchor = std::find_if(layers.rbegin(), layers.rend(),
+                                   [](const LayerReport& l) { return l.theory.backward; });
+  if (anchor == layers.rend()) return c;
+  c.anchor = anchor->index;
+  // The anchor's own prediction is 0 by definition; subtracting it keeps the column exact at the
+  // anchor should it not be.
+  const double offset = anchor->backward.grad_preact_rms.log10 - anchor->theory.log10_grad_rel_last;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (layers[i].theory.backward) c.log10[i] = layers[i].theory.log10_grad_rel_last + offset;
+  }
+  return c;
 }
 
 constexpr double kMinBarDecades = 2.0;
 
 struct BarScale {
-  bool any = false;  // some layer has a finite log10 grad rms
+  bool any = false;     // some layer has a finite log10 grad rms, measured or predicted
+  bool theory = false;  // some predicted value is on the axis ('|' marks)
   double lo = 0.0;
   double hi = 0.0;
 };
 
-BarScale bar_scale(const std::vector<LayerReport>& layers) {
+// One axis for the measured and the predicted values, so a '|' sits where the theory expects the
+// bar to end.
+BarScale bar_scale(const std::vector<LayerReport>& layers, const TheoryColumn& theory) {
   BarScale s;
-  for (const LayerReport& l : layers) {
-    const double v = l.backward.grad_preact_rms.log10;
-    if (!std::isfinite(v)) continue;
+  const auto include = [&](double v) {
+    if (!std::isfinite(v)) return false;
     s.lo = s.any ? std::min(s.lo, v) : v;
     s.hi = s.any ? std::max(s.hi, v) : v;
     s.any = true;
-  }
+    return true;
+  };
+  for (const LayerReport& l : layers) include(l.backward.grad_preact_rms.log10);
+  for (const double v : theory.log10) s.theory = include(v) || s.theory;
   // The axis spans at least two decades, anchored at the largest value, so that a healthy stack
   // whose gradient wobbles by 0.1 in log10 shows nearly full bars instead of an exaggerated slope.
   if (s.any) s.lo = std::min(s.lo, s.hi - kMinBarDecades);
   return s;
 }
 
-// From 1 character at the run's smallest log10 grad rms to `width` at its largest.
-std::string bar(double log10, const BarScale& s, int width) {
-  if (std::isnan(log10)) return "(nan)";
-  if (std::isinf(log10)) return log10 > 0 ? "(inf)" : "(zero)";
+// Where a finite log10 value falls on the axis: from 1 character at its smallest value to `width`
+// at its largest.
+std::size_t bar_cells(double log10, const BarScale& s, int width) {
   const auto w = static_cast<std::size_t>(width);
-  if (s.hi <= s.lo) return std::string(w, '#');
+  if (s.hi <= s.lo) return w;
   const double t = (log10 - s.lo) / (s.hi - s.lo);
   const auto n = static_cast<std::size_t>(1.0 + std::round(t * (width - 1)));
-  return std::string(std::min(n, w), '#');
+  return std::clamp<std::size_t>(n, 1, w);
+}
+
+// The bar of one row: '#' up to the measured log10 grad rms (a stand-in when it is not finite) and
+// '|' at the predicted one, inside the bar or after it. Where the two fall in the same cell the
+// bar is left whole: a '|' on every agreeing row would hide the rows that disagree, and would turn
+// one-cell bars into a lone '|'. Only the '#'s are painted and the text never ends in blanks, so
+// coloured output with its escape codes removed is the plain output.
+struct BarText {
+  std::string text;
+  std::size_t width = 0;  // display columns
+};
+
+BarText bar(double log10, double predicted, const BarScale& s, int width, const Painter& paint,
+            std::string_view code) {
+  if (std::isnan(log10)) return {paint("(nan)", code), 5};
+  if (std::isinf(log10)) {
+    if (log10 > 0) return {paint("(inf)", code), 5};
+    return {paint("(zero)", code), 6};
+  }
+  const std::size_t n = bar_cells(log10, s, width);
+  if (!std::isfinite(predicted)) return {paint(std::string(n, '#'), code), n};
+  const std::size_t mark = bar_cells(predicted, s, width);
+  if (mark == n) return {paint(std::string(n, '#'), code), n};
+  if (mark < n) {
+    return {paint(std::string(mark - 1, '#'), code) + "|" + paint(std::string(n - mark, '#'), code),
+            n};
+  }
+  return {paint(std::string(n, '#'), code) + std::string(mark - n - 1, ' ') + "|", mark};
 }
 
 std::string legend(const BarScale& s, int width) {
@@ -542,8 +626,35 @@ std::string legend(const BarScale& s, int width) {
     out = fmt::format(
         "bar: log10 grad rms on a linear axis from {} (1 #) to {} ({} #), 1 # = {:.3g} in log10",
         format_log10(s.lo), format_log10(s.hi), width, (s.hi - s.lo) / (width - 1));
+    if (s.theory) out += "; | theory where apart";
   }
   return out;
+}
+
+// Why no layer has a gradient prediction: the reason of the layer where the forward prediction
+// stopped, which is the cause of the others' ("the forward prediction stopped here").
+std::string missing_theory_reason(const std::vector<LayerReport>& layers) {
+  const auto stopped = std::find_if(layers.begin(), layers.end(), [](const LayerReport& l) {
+    return !l.theory.forward && !l.theory.reason.empty();
+  });
+  const auto any = std::find_if(layers.begin(), layers.end(),
+                                [](const LayerReport& l) { return !l.theory.reason.empty(); });
+  const auto it = stopped != layers.end() ? stopped : any;
+  if (it == layers.end()) return "";
+  std::string_view reason = it->theory.reason;
+  constexpr std::string_view kPrefix = "no prediction: ";
+  if (reason.substr(0, kPrefix.size()) == kPrefix) reason.remove_prefix(kPrefix.size());
+  return fmt::format(" (layer {}: {})", it->index, sanitize(reason));
+}
+
+std::string theory_legend(const std::vector<LayerReport>& layers, const TheoryColumn& theory) {
+  if (theory.anchor == 0) {
+    return "theory: no mean-field prediction of the gradient" + missing_theory_reason(layers);
+  }
+  return fmt::format(
+      "theory: mean-field prediction of log10 grad rms, equal to the measured one at layer {}; "
+      "blank: not predicted",
+      theory.anchor);
 }
 
 void append_line(std::string& out, std::string_view line) {
@@ -623,30 +734,51 @@ std::string update_cell(const BackwardStats& b) {
   return fmt::format("{:.1f}", v);
 }
 
-std::string table_row(const LayerReport& l, const RowFlag& flag, const BarScale& scale,
-                      const Layout& lay, const Painter& paint) {
+// A log10 value in a column of `width`: two decimals, fewer when that does not fit (a 4000-layer
+// stack reaches -1200), so a cell is never cut.
+std::string log10_cell(double v, int width) {
+  if (!std::isfinite(v)) return nonfinite_name(v);
+  std::string out;
+  for (int decimals = 2; decimals >= 0; --decimals) {
+    out = fmt::format("{:.{}f}", v, decimals);
+    if (out.size() <= static_cast<std::size_t>(width)) break;
+  }
+  return cell(out, width);
+}
+
+std::string corr_cell(double c) {
+  if (!std::isfinite(c)) return nonfinite_name(c);
+  // A sign below the shown resolution says nothing: -0.003 reads as 0.00.
+  const std::string out = fmt::format("{:.2f}", c);
+  return out == "-0.00" ? "0.00" : out;
+}
+
+std::string table_row(const LayerReport& l, double theory, const RowFlag& flag,
+                      const BarScale& scale, const Layout& lay, const Painter& paint) {
   const Magnitude& g = l.backward.grad_preact_rms;
   const bool nonfinite = flag.nonfinite;
   const bool tiny = std::isfinite(g.log10) ? g.log10 < kTinyGradLog10 : g.value == 0.0;
   const std::string_view grad_color = nonfinite || tiny ? kRed : std::string_view{};
 
   const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
-  std::string out =
-      fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} ", l.index, kLayerW, l.width,
-                  kWidthW, cell(op_label(l), lay.act_w), lay.act_w, cell(act_rms, kActRmsW),
-                  kActRmsW, cell(format_percent(l.forward.zero_fraction), kZeroW), kZeroW,
-                  cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
-                  cell(format_percent(l.forward.saturated_fraction), kSatW), kSatW);
-  out += paint(fmt::format("{:>{}}", cell(format_log10(g.log10), kLogW), kLogW), grad_color);
+  std::string out = fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} ", l.index,
+                                kLayerW, l.width, kWidthW, cell(op_label(l), lay.act_w), lay.act_w,
+                                cell(act_rms, kActRmsW), kActRmsW,
+                                cell(format_percent(l.forward.zero_fraction), kZeroW), kZeroW,
+                                cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
+                                cell(format_percent(l.forward.saturated_fraction), kSatW), kSatW,
+                                cell(corr_cell(l.forward.correlation), kCorrW), kCorrW);
+  out += paint(fmt::format("{:>{}}", log10_cell(g.log10, kLogW), kLogW), grad_color);
+  // Blank without a gradient prediction: a number there would be made up.
+  const std::string predicted = l.theory.backward ? log10_cell(theory, kTheoryW) : "";
+  out += fmt::format(" {:>{}}", predicted, kTheoryW);
   out += fmt::format(" {:>{}}", cell(format_magnitude(l.backward.gain), kGainW), kGainW);
   if (lay.update) out += fmt::format(" {:>{}}", cell(update_cell(l.backward), kUpdW), kUpdW);
   out += "  ";
-  // Only the bar's characters are painted and no row ends in blanks, so the coloured output with
-  // its escape codes removed is exactly the plain output.
-  const std::string bar_text = bar(g.log10, scale, lay.bar_w);
-  out += paint(bar_text, grad_color);
+  const BarText bar_text = bar(g.log10, theory, scale, lay.bar_w, paint, grad_color);
+  out += bar_text.text;
   if (!flag.note.empty()) {
-    out += std::string(static_cast<std::size_t>(lay.bar_w + 1) - bar_text.size(), ' ');
+    out += std::string(static_cast<std::size_t>(lay.bar_w + 1) - bar_text.width, ' ');
     out += paint(cell(std::string(flag.note), kNoteW), nonfinite ? kRed : kYellow);
   }
   return out;
@@ -655,13 +787,21 @@ std::string table_row(const LayerReport& l, const RowFlag& flag, const BarScale&
 std::string table_block(const Report& r, const TextOptions& options, const Painter& paint) {
   std::string out;
   const Layout lay = layout_for(r.layers);
-  std::string head =
-      fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}}", "layer",
-                  kLayerW, "width", kWidthW, "activation", lay.act_w, "act rms", kActRmsW, "zero %",
-                  kZeroW, "dead", kDeadW, "sat %", kSatW, "log10 grad rms", kLogW, "gain", kGainW);
+  std::string head = fmt::format(
+      "{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}}", "layer", kLayerW,
+      "width", kWidthW, "activation", lay.act_w, "act rms", kActRmsW, "zero %", kZeroW, "dead",
+      kDeadW, "sat %", kSatW, "corr", kCorrW, "measured", kLogW, "theory", kTheoryW);
+  // The group header sits over the measured and theory columns, centred, on a line of its own.
+  const std::size_t group_w = static_cast<std::size_t>(kLogW + 1 + kTheoryW);
+  const std::string_view group = "log10 grad rms";
+  const std::size_t group_at = head.size() - group_w + (group_w - group.size()) / 2;
+  head += fmt::format(" {:>{}}", "gain", kGainW);
   if (lay.update) head += fmt::format(" {:>{}}", "upd/w", kUpdW);
-  head += fmt::format(
-      "  {}", fit("gradient rms (log scale)", static_cast<std::size_t>(lay.bar_w + 1 + kNoteW)));
+  const auto room = static_cast<std::size_t>(lay.bar_w + 1 + kNoteW);
+  const std::string_view bar_head = "gradient rms (log scale)";
+  head +=
+      fmt::format("  {}", fit(bar_head.size() <= room ? bar_head : "grad rms (log scale)", room));
+  append_line(out, paint(std::string(group_at, ' ') + std::string(group), kBold));
   append_line(out, paint(head, kBold));
   if (r.layers.empty()) {
     append_line(out, "  (no layers)");
@@ -669,7 +809,8 @@ std::string table_block(const Report& r, const TextOptions& options, const Paint
   }
   const std::vector<RowFlag> flags = flag_rows(r.layers, r.summary);
   const std::vector<bool> keep = select_rows(flags, options.max_rows);
-  const BarScale scale = bar_scale(r.layers);
+  const TheoryColumn theory = theory_column(r.layers);
+  const BarScale scale = bar_scale(r.layers, theory);
   std::size_t elided = 0;
   const auto flush_elided = [&] {
     if (elided == 0) return;
@@ -684,13 +825,43 @@ std::string table_block(const Report& r, const TextOptions& options, const Paint
       continue;
     }
     flush_elided();
-    append_line(out, table_row(r.layers[i], flags[i], scale, lay, paint));
+    append_line(out, table_row(r.layers[i], theory.log10[i], flags[i], scale, lay, paint));
   }
   flush_elided();
   append_line(out, fit(legend(scale, lay.bar_w), kLineWidth));
+  append_line(out, fit(theory_legend(r.layers, theory), kLineWidth));
+  append_line(out, fit("corr: mean cosine between two examples' outputs (measured); near 1, the "
+                       "layer no longer tells its inputs apart",
+                       kLineWidth));
+  if (std::any_of(flags.begin(), flags.end(),
+                  [](const RowFlag& f) { return f.note == "theory dev"; })) {
+    append_line(out,
+                fit("theory dev: the measured E[h^2] or gradient rms is beyond 3 expected spreads "
+                    "(from finite width) of the prediction",
+                    kLineWidth));
+  }
   if (lay.update) {
     append_line(out, fit("upd/w: log10 ||one optimizer step on W||_F / ||W||_F, dense layers only",
                          kLineWidth));
+  }
+  return out;
+}
+
+// How the run compares with the mean-field prediction, over the layers that have one.
+std::string theory_summary(const Report& r) {
+  const std::vector<int>& flagged = r.summary.theory_flagged_layers;
+  const auto predicted = std::count_if(r.layers.begin(), r.layers.end(), [](const LayerReport& l) {
+    return l.theory.forward || l.theory.backward;
+  });
+  if (!flagged.empty()) {
+    const bool one = flagged.size() == 1;
+    return fmt::format("{} layer{} beyond 3 spreads of the mean-field prediction (layer{} {})",
+                       flagged.size(), one ? "" : "s", one ? "" : "s", index_ranges(flagged));
+  }
+  if (predicted == 0) return "no layer has a mean-field prediction";
+  std::string out = "every predicted layer within 3 spreads";
+  if (static_cast<std::size_t>(predicted) < r.layers.size()) {
+    out += fmt::format(" ({} of {} layers predicted)", predicted, r.layers.size());
   }
   return out;
 }
@@ -739,6 +910,38 @@ std::string summary_block(const Report& r, const Painter& paint) {
                     index_ranges(s.nonfinite_layers)),
         kRed);
   }
+  row("theory", theory_summary(r), s.theory_flagged_layers.empty() ? std::string_view{} : kYellow);
+  return out;
+}
+
+// The Jacobian's singular values: extremes, mean square beside the theory, and a histogram of
+// log10 s drawn as bars of '#' (scaled to the fullest bin).
+std::string jacobian_block(const JacobianStats& j) {
+  auto log10_text = [](double v) {
+    return std::isfinite(v) ? fmt::format("{:.3f}", v) : std::string(v > 0 ? "inf" : "-inf");
+  };
+  std::string out = fmt::format("\ninput-output Jacobian ({} examples, {} singular values each)\n",
+                                j.examples, j.singular_values_per_example);
+  out += fmt::format("  log10 singular values         max {}, min {}\n", log10_text(j.log10_max),
+                     log10_text(j.log10_min));
+  out += fmt::format("  log10 mean of s^2             {}", log10_text(j.log10_mean_square));
+  if (j.has_prediction) {
+    out += fmt::format("  (theory: {}, the product of chi)",
+                       log10_text(j.predicted_log10_mean_square));
+  }
+  out += "\n";
+  out += fmt::format("  log10 condition number        {}\n", log10_text(j.log10_condition));
+  std::int64_t most = 1;
+  for (std::int64_t c : j.histogram_counts) most = std::max(most, c);
+  for (std::size_t b = 0; b < j.histogram_counts.size(); ++b) {
+    const std::int64_t c = j.histogram_counts[b];
+    const auto bar = static_cast<std::size_t>(
+        std::llround(40.0 * static_cast<double>(c) / static_cast<double>(most)));
+    std::string line = fmt::format("  {:>8.3f} .. {:>8.3f}  {:>6}  {}", j.histogram_edges[b],
+                                   j.histogram_edges[b + 1], c, std::string(bar, '#'));
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
   return out;
 }
 
@@ -751,6 +954,7 @@ std::string report_to_text(const Report& report, const TextOptions& options) {
   out += table_block(report, options, paint);
   out += '\n';
   out += summary_block(report, paint);
+  if (report.jacobian) out += jacobian_block(*report.jacobian);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Hand-built reports shared by the writer tests: every statistic follows consistently from a
 // list of per-layer log10 gradient magnitudes, so expected outputs can be reasoned about. Dense
-// stacks (make_report) and one architecture with an op of every reported kind (mixed_report).
+// stacks (make_report) and one architecture with an op of every reported kind (mixed_report);
+// mean-field predictions are placed beside the measurements by attach_theory.
 #pragma once
 
 #include <cmath>
@@ -39,6 +40,8 @@ inline LayerReport make_layer(int index, int width, int fan_in, Activation kind,
                    entries,
                    0};
   l.forward.zero_fraction = relu ? 0.5 : 0.0;
+  // ReLU layers pull two inputs together, so their cosine rises with depth.
+  l.forward.correlation = relu ? 1.0 - 0.5 / index : 0.1;
   l.forward.dead_units = relu ? index % 3 : 0;
   l.forward.dead_fraction = static_cast<double>(l.forward.dead_units) / width;
   l.backward.has_weights = true;
@@ -98,6 +101,114 @@ inline Report make_report(const std::string& name, const std::vector<double>& lo
     r.summary.dead_units += l.forward.dead_units;
     r.summary.saturated_units += l.forward.saturated_units;
   }
+  return r;
+}
+
+// What attach_theory is told about one layer: which directions are predicted (and why not), and
+// how far the measurement sits from the prediction. Everything else follows from these.
+struct TheoryPlan {
+  bool forward = true;
+  bool backward = true;
+  std::string reason;        // for a direction without prediction: "no prediction: ..."
+  double q_offset = 0.0;     // ln(measured q / predicted q)
+  double grad_offset = 0.0;  // measured - predicted log10 grad rms relative to the last layer
+};
+
+// Fills every layer's theory and summary.theory_flagged_layers the way the engine does
+// (attach_predictions in src/prediction.cpp): predictions off from the measurement by the plan's
+// offsets, the finite-width spreads of THEORY.md (Hanin 2018: 5 sum 1/n over the dense layers
+// passed, plus 2 / (n B) of sampling noise), chi from consecutive predictions, and a flag beyond 3
+// spreads.
+inline void attach_theory(Report& r, const std::vector<TheoryPlan>& plans) {
+  constexpr double kHanin = 5.0;
+  constexpr double kFlagSpreads = 3.0;
+  const std::size_t n = r.layers.size();
+  const double batch = r.spec.input.batch;
+  const auto inverse_width = [&](std::size_t i) {
+    return r.layers[i].kind == OpKind::kDense ? 1.0 / r.layers[i].width : 0.0;
+  };
+  std::vector<double> beta_back(n, 0.0);  // sum of 1/n over the dense layers from i to the output
+  for (std::size_t i = n; i-- > 0;) {
+    beta_back[i] = inverse_width(i) + (i + 1 < n ? beta_back[i + 1] : 0.0);
+  }
+  double last_measured = std::nan("");  // the anchor: the last layer with a gradient prediction
+  for (std::size_t i = n; i-- > 0;) {
+    if (plans[i].backward) {
+      last_measured = r.layers[i].backward.grad_preact_rms.log10;
+      break;
+    }
+  }
+  r.summary.theory_flagged_layers.clear();
+  double beta = 0.0;  // sum of 1/n over the dense layers up to i
+  for (std::size_t i = 0; i < n; ++i) {
+    LayerReport& l = r.layers[i];
+    const TheoryPlan& plan = plans[i];
+    LayerTheory& t = l.theory;
+    t = LayerTheory{};
+    t.forward = plan.forward;
+    t.backward = plan.backward;
+    t.reason = plan.reason;
+    beta += inverse_width(i);
+    const double sampling = 2.0 / (l.width * batch);
+    bool flag = false;
+    if (plan.forward) {
+      const double measured_q = l.forward.preact.rms * l.forward.preact.rms;
+      t.q = measured_q * std::exp(-plan.q_offset);
+      t.act_second_moment = l.forward.act.rms * l.forward.act.rms * std::exp(-plan.q_offset);
+      t.correlation = 0.98 * l.forward.correlation;
+      t.log_q_deviation = std::log(measured_q / t.q);
+      t.log_q_spread = std::sqrt(kHanin * beta + sampling);
+      flag = std::abs(t.log_q_deviation) > kFlagSpreads * t.log_q_spread;
+    }
+    if (plan.backward) {
+      t.measured_log10_grad_rel_last = l.backward.grad_preact_rms.log10 - last_measured;
+      t.log10_grad_rel_last = t.measured_log10_grad_rel_last - plan.grad_offset;
+      t.log10_grad_deviation = t.measured_log10_grad_rel_last - t.log10_grad_rel_last;
+      t.log10_grad_spread = std::sqrt(kHanin * beta_back[i] + sampling) / (2.0 * std::log(10.0));
+      flag = flag || std::abs(t.log10_grad_deviation) > kFlagSpreads * t.log10_grad_spread;
+    }
+    t.flagged = flag;
+    if (flag) r.summary.theory_flagged_layers.push_back(l.index);
+  }
+  // chi: predicted E[g^2] over that of the next layer; the last layer's over E[(dL/dy)^2], and
+  // unknown (NaN) below a layer without a prediction.
+  for (std::size_t i = 0; i < n; ++i) {
+    LayerTheory& t = r.layers[i].theory;
+    if (!t.backward) continue;
+    if (i + 1 == n) {
+      t.grad_factor =
+          std::pow(10.0, 2.0 * (t.log10_grad_rel_last + last_measured - r.output_grad_rms.log10));
+    } else if (r.layers[i + 1].theory.backward) {
+      t.grad_factor = std::pow(
+          10.0, 2.0 * (t.log10_grad_rel_last - r.layers[i + 1].theory.log10_grad_rel_last));
+    } else {
+      t.grad_factor = std::nan("");
+    }
+  }
+}
+
+// The three-layer stack most tests start from: predicted everywhere, close to the measurement.
+inline Report small_report() {
+  Report r = make_report("small", {-1.25, -0.875, -0.5}, {32, 32, 4}, -0.3, true);
+  // The last layer is the anchor of the gradient predictions: its offset is 0 by definition.
+  attach_theory(r, {{true, true, "", 0.12, 0.05}, {true, true, "", -0.08, -0.03}, {}});
+  return r;
+}
+
+// The small stack with a softmax output, as the engine reports it: no forward prediction at the
+// softmax (mean-field theory is for elementwise activations), and so no gradient prediction
+// anywhere, since the backward pass starts from the output.
+inline Report softmax_output_report() {
+  Report r = make_report("softmax", {-1.25, -0.875, -0.5}, {32, 32, 4}, -0.3, true);
+  r.spec.output->activation.kind = Activation::kSoftmax;
+  r.layers.back().activation.kind = Activation::kSoftmax;
+  const std::string stopped = "no prediction: the forward prediction stopped here";
+  attach_theory(r, {{true, false, stopped, 0.12, 0.0},
+                    {true, false, stopped, -0.08, 0.0},
+                    {false, false,
+                     "no prediction: softmax couples the units of a layer; mean-field theory here "
+                     "is for elementwise activations",
+                     0.0, 0.0}});
   return r;
 }
 
@@ -295,6 +406,21 @@ inline Report mixed_report(OptimizerKind optimizer) {
     r.summary.dead_units += l.forward.dead_units;
     r.summary.saturated_units += l.forward.saturated_units;
   }
+  // Theory: the first two ops have no gradient prediction (the predicted E[g^2] is not finite
+  // below layer 4), and layer 8's measured gradient is 1.2 decades off the prediction, beyond
+  // 3 spreads of 0.26 (the other offsets stay well within theirs).
+  const std::string unknown = "no prediction: the predicted gradient is zero or not finite";
+  attach_theory(r, {{true, false, unknown, 0.1, 0.0},
+                    {true, false, unknown, -0.05, 0.0},
+                    {true, true, "", 0.2, 0.1},
+                    {true, true, "", 0.05, 0.08},
+                    {true, true, "", -0.1, 0.05},
+                    {true, true, "", 0.15, 0.04},
+                    {true, true, "", -0.2, 1.2},
+                    {true, true, "", 0.1, -0.05},
+                    {true, true, "", 0.05, -0.02},
+                    {true, true, "", -0.05, 0.01},
+                    {true, true, "", 0.02, 0.0}});
   return r;
 }
 

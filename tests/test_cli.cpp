@@ -306,5 +306,73 @@ TEST(CliErrors, ResidualBlockThatChangesWidthWithoutProjectionNamesBothWidths) {
   EXPECT_TRUE(contains(r.err, "projection")) << r.err;
 }
 
+TEST(Cli, JacobianFlagAddsTheSpectrumToBothReports) {
+  TempDir dir;
+  const Result r = cli(args({"run", "--out", dir.path().string(), "--jacobian", "2"}, kSmall));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "input-output Jacobian (2 examples"));
+  const auto j = nlohmann::json::parse(read(dir.path() / "default.json"));
+  EXPECT_EQ(j["jacobian"]["examples"], 2);
+  EXPECT_EQ(j["config"]["stats"]["jacobian_examples"], 2);
+  const Result big = cli({"run", "--depth", "200", "--width", "4096", "--jacobian", "8", "--out",
+                          dir.path().string()});
+  EXPECT_EQ(big.code, 2);
+  EXPECT_TRUE(contains(big.err, "--jacobian refused")) << big.err;
+}
+
+TEST(CliTheory, TanhWithBiasVarianceReportsFixedPointScalesAndTheEdgeOfChaos) {
+  const Result r = cli({"theory", "--activation", "tanh", "--bias-var", "0.05"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* s :
+       {"fixed point q*", "chi1", "xi_c", "xi_q", "c*", "edge of chaos", "sw2 keeping"}) {
+    EXPECT_TRUE(contains(r.out, s)) << s;
+  }
+}
+
+TEST(CliTheory, JsonForReluAtHeIsCriticalWithSw2Two) {
+  const Result r =
+      cli({"theory", "--activation", "relu", "--weight-var", "2", "--bias-var", "0", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["phase"], "critical");
+  EXPECT_NEAR(j["critical"]["sw2"].get<double>(), 2.0, 1e-9);  // bisected to 1e-13 relative
+  EXPECT_NEAR(j["second_moment_preserving"]["sw2"].get<double>(), 2.0, 1e-12);
+}
+
+TEST(CliTheory, GridGivesAPhaseDiagramRowPerBiasVariance) {
+  const Result r =
+      cli({"theory", "--activation", "tanh", "--grid", "--grid-points", "4", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["grid"].size(), 4u);
+  EXPECT_NEAR(j["grid"][0]["critical"]["sw2"].get<double>(), 1.0, 1e-6);  // tanh at sb2 = 0
+  // The critical line rises with sb2.
+  EXPECT_GT(j["grid"][3]["critical"]["sw2"].get<double>(),
+            j["grid"][0]["critical"]["sw2"].get<double>());
+  const Result text = cli({"theory", "--activation", "tanh", "--grid", "--grid-points", "4"});
+  EXPECT_TRUE(contains(text.out, "phase diagram"));
+}
+
+TEST(CliTheory, SigmoidSaysPlainlyThatThereIsNoEdgeOfChaos) {
+  const Result r = cli({"theory", "--activation", "sigmoid"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "edge of chaos at this sb2  none:")) << r.out;
+}
+
+TEST(CliTheory, BadInputIsAUsageError) {
+  Result r = cli({"theory", "--activation", "tanhh"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "did you mean \"tanh\"")) << r.err;
+  r = cli({"theory", "--activation", "softmax"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "softmax")) << r.err;
+  r = cli({"theory", "--activation", "relu", "--weight-var", "-1"});
+  EXPECT_EQ(r.code, 2);
+  r = cli({"theory"});
+  EXPECT_EQ(r.code, 2);
+  r = cli({"theory", "--activation", "relu", "--activation-param", "0.1"});
+  EXPECT_EQ(r.code, 2);
+}
+
 }  // namespace
 }  // namespace gradscope

@@ -1,6 +1,6 @@
 // Tests of the JSON report writer against schema/report.schema.json, the null-with-status rule,
-// the per-kind keys of mixed architectures, determinism and golden files; also the Magnitude
-// helpers it reads, and the schema validator.
+// the per-kind keys of mixed architectures, the mean-field theory beside each layer, determinism
+// and golden files; also the Magnitude helpers it reads, and the schema validator.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -28,14 +28,12 @@ namespace {
 using Json = nlohmann::ordered_json;
 using testing::make_report;
 using testing::mixed_report;
+using testing::small_report;
+using testing::softmax_output_report;
 using testing::validate_schema;
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-Report small_report() {
-  return make_report("small", {-1.25, -0.875, -0.5}, {32, 32, 4}, -0.3, true);
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -275,7 +273,14 @@ TEST(ReportJson, SchemaRejectsAReportWithAnUnknownOrMissingKey) {
   doc["layers"][0]["backward"]["surprise"] = 1;
   doc["summary"].erase("dead_units");
   doc["layers"][1]["backward"]["gain_status"] = "lost";
+  doc["layers"][2]["theory"].erase("flagged");
+  doc["layers"][2]["theory"]["chi_status"] = "unknown";
   const std::string errors = join(validate_schema(schema, doc));
+  EXPECT_NE(errors.find("$.layers[2].theory: missing required key 'flagged'"), std::string::npos)
+      << errors;
+  EXPECT_NE(errors.find("$.layers[2].theory.chi_status: \"unknown\" is not one of"),
+            std::string::npos)
+      << errors;
   EXPECT_NE(errors.find("$.layers[0].backward.surprise: key not allowed"), std::string::npos)
       << errors;
   EXPECT_NE(errors.find("$.summary: missing required key 'dead_units'"), std::string::npos)
@@ -302,15 +307,16 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   EXPECT_EQ(doc["network"]["memory"]["estimate_bytes"], r.memory.total_bytes());
   ASSERT_EQ(doc["layers"].size(), r.layers.size());
   const Json& layer = doc["layers"][1];
-  EXPECT_EQ(keys_of(layer), (std::vector<std::string>{"index", "kind", "width", "fan_in",
-                                                      "activation", "forward", "backward"}));
+  EXPECT_EQ(keys_of(layer),
+            (std::vector<std::string>{"index", "kind", "width", "fan_in", "activation", "forward",
+                                      "backward", "theory"}));
   EXPECT_EQ(layer["index"], 2);
   EXPECT_EQ(layer["kind"], "dense");
   EXPECT_EQ(layer["activation"], "relu");
   EXPECT_EQ(doc["layers"][2]["activation"], "linear");
   EXPECT_EQ(keys_of(layer["forward"]),
             (std::vector<std::string>{"preact", "act", "dead_units", "dead_fraction",
-                                      "saturated_units", "nonfinite"}));
+                                      "saturated_units", "nonfinite", "correlation"}));
   EXPECT_EQ(keys_of(layer["forward"]["act"]),
             (std::vector<std::string>{"mean", "std", "rms", "min", "max", "zero_fraction",
                                       "saturated_fraction", "nonfinite"}));
@@ -319,11 +325,11 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
       (std::vector<std::string>{"grad_preact", "grad_weight", "grad_bias", "weight_norm",
                                 "log10_weight_norm", "grad_weight_to_weight",
                                 "log10_grad_weight_to_weight", "gain", "log10_gain", "nonfinite"}));
-  EXPECT_EQ(
-      keys_of(doc["summary"]),
-      (std::vector<std::string>{
-          "log10_grad_ratio_first_to_last", "mean_log10_gain", "geometric_mean_gain", "dead_units",
-          "saturated_units", "saturated_fraction", "nonfinite_layers", "first_nonfinite_layer"}));
+  EXPECT_EQ(keys_of(doc["summary"]),
+            (std::vector<std::string>{"log10_grad_ratio_first_to_last", "mean_log10_gain",
+                                      "geometric_mean_gain", "dead_units", "saturated_units",
+                                      "saturated_fraction", "nonfinite_layers",
+                                      "first_nonfinite_layer", "theory_flagged_layers"}));
   EXPECT_TRUE(doc["summary"]["first_nonfinite_layer"].is_null());
   EXPECT_EQ(keys_of(doc["loss"]), (std::vector<std::string>{"name", "value"}));
   EXPECT_EQ(doc["loss"]["name"], "probe");
@@ -562,6 +568,148 @@ TEST(ReportJson, NetworkDepthCountsDenseLayersOnly) {
   const Json doc = Json::parse(report_to_json(r));
   EXPECT_EQ(doc["network"]["depth"], 5);
   EXPECT_EQ(doc["layers"].size(), 11u);
+}
+
+// ---------------------------------------------------------------- mean-field theory
+
+const std::vector<std::string> kForwardTheoryKeys = {"q", "act_second_moment", "correlation",
+                                                     "log_q_deviation", "log_q_spread"};
+const std::vector<std::string> kBackwardTheoryKeys = {"chi", "log10_grad_rel_last",
+                                                      "measured_log10_grad_rel_last",
+                                                      "log10_grad_deviation", "log10_grad_spread"};
+
+// Whether `obj` has `key` or its status.
+bool has_key_or_status(const Json& obj, const std::string& key) {
+  return obj.contains(key) || obj.contains(key + "_status");
+}
+
+TEST(ReportJson, MeasuredCorrelationFollowsTheForwardNonfiniteCount) {
+  Report r = small_report();
+  const Json doc = Json::parse(report_to_json(r));
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const Json& f = doc["layers"][i]["forward"];
+    EXPECT_EQ(key_after(f, "nonfinite"), "correlation") << i;
+    EXPECT_EQ(f["correlation"].get<double>(), r.layers[i].forward.correlation) << i;
+  }
+  r.layers[0].forward.correlation = kNan;  // fewer than 2 examples, or a zero output vector
+  expect_null_with_status(Json::parse(report_to_json(r))["layers"][0]["forward"], "correlation",
+                          "nan");
+}
+
+TEST(ReportJson, TheoryFollowsBackwardWithEveryKeyInOrderWhenBothDirectionsArePredicted) {
+  const Report r = small_report();
+  const Json doc = Json::parse(report_to_json(r));
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const LayerTheory& t = r.layers[i].theory;
+    ASSERT_TRUE(t.forward && t.backward) << i;
+    const Json& layer = doc["layers"][i];
+    EXPECT_EQ(key_after(layer, "backward"), "theory") << i;
+    const Json& j = layer["theory"];
+    std::vector<std::string> expected = {"forward", "backward"};
+    expected.insert(expected.end(), kForwardTheoryKeys.begin(), kForwardTheoryKeys.end());
+    expected.insert(expected.end(), kBackwardTheoryKeys.begin(), kBackwardTheoryKeys.end());
+    expected.push_back("flagged");
+    EXPECT_EQ(keys_of(j), expected) << "no reason when everything is predicted";
+    EXPECT_EQ(j["forward"], true);
+    EXPECT_EQ(j["backward"], true);
+    EXPECT_EQ(j["flagged"], t.flagged);
+    // Each key is the LayerTheory field of its name; chi is grad_factor.
+    const std::map<std::string, double> fields = {
+        {"q", t.q},
+        {"act_second_moment", t.act_second_moment},
+        {"correlation", t.correlation},
+        {"log_q_deviation", t.log_q_deviation},
+        {"log_q_spread", t.log_q_spread},
+        {"chi", t.grad_factor},
+        {"log10_grad_rel_last", t.log10_grad_rel_last},
+        {"measured_log10_grad_rel_last", t.measured_log10_grad_rel_last},
+        {"log10_grad_deviation", t.log10_grad_deviation},
+        {"log10_grad_spread", t.log10_grad_spread}};
+    for (const auto& [key, value] : fields) EXPECT_EQ(j[key].get<double>(), value) << i << key;
+  }
+}
+
+TEST(ReportJson, UnpredictedDirectionsHaveNoKeysAndSayWhy) {
+  // Forward predicted, backward not (mixed layers 1 and 2); neither (the softmax output).
+  for (const Report& r : {mixed_report(OptimizerKind::kNone), softmax_output_report()}) {
+    const Json doc = Json::parse(report_to_json(r));
+    int without = 0;
+    for (std::size_t i = 0; i < r.layers.size(); ++i) {
+      const LayerTheory& t = r.layers[i].theory;
+      const Json& j = doc["layers"][i]["theory"];
+      EXPECT_EQ(j["forward"], t.forward) << r.spec.name << " " << i;
+      EXPECT_EQ(j["backward"], t.backward) << r.spec.name << " " << i;
+      for (const std::string& key : kForwardTheoryKeys) {
+        EXPECT_EQ(has_key_or_status(j, key), t.forward) << r.spec.name << " " << i << " " << key;
+      }
+      for (const std::string& key : kBackwardTheoryKeys) {
+        EXPECT_EQ(has_key_or_status(j, key), t.backward) << r.spec.name << " " << i << " " << key;
+      }
+      if (t.forward && t.backward) {
+        EXPECT_FALSE(j.contains("reason")) << r.spec.name << " " << i;
+        continue;
+      }
+      ++without;
+      ASSERT_TRUE(j.contains("reason")) << r.spec.name << " " << i;
+      EXPECT_EQ(key_after(j, "backward"), "reason");
+      EXPECT_EQ(j["reason"].get<std::string>().rfind("no prediction: ", 0), 0u) << j["reason"];
+      EXPECT_EQ(j["reason"], t.reason);
+    }
+    EXPECT_EQ(without, r.spec.name == "mixed" ? 2 : 3) << r.spec.name;
+    EXPECT_EQ(join(validate_schema(load_schema(), doc)), "") << r.spec.name;
+  }
+}
+
+TEST(ReportJson, FlaggedLayersAreListedInTheSummaryAfterTheNonFiniteKeys) {
+  const Report r = mixed_report(OptimizerKind::kNone);
+  const Json doc = Json::parse(report_to_json(r));
+  EXPECT_EQ(key_after(doc["summary"], "first_nonfinite_layer"), "theory_flagged_layers");
+  EXPECT_EQ(doc["summary"]["theory_flagged_layers"], Json::parse("[8]"));
+  // The list is the layers whose own flag is set.
+  Json flagged = Json::array();
+  for (const Json& layer : doc["layers"]) {
+    if (layer["theory"]["flagged"].get<bool>()) flagged.push_back(layer["index"]);
+  }
+  EXPECT_EQ(flagged, doc["summary"]["theory_flagged_layers"]);
+  // The summary list is written as the engine gives it, not recomputed.
+  Report none = small_report();
+  none.summary.theory_flagged_layers = {};
+  EXPECT_EQ(Json::parse(report_to_json(none))["summary"]["theory_flagged_layers"], Json::array());
+}
+
+TEST(ReportJson, TheoryNumbersThatAreNotRepresentableAreNullWithStatus) {
+  Report r = mixed_report(OptimizerKind::kNone);
+  LayerTheory& t = r.layers[4].theory;
+  t.grad_factor = kNan;       // the layer above has no prediction
+  t.log_q_deviation = -kInf;  // a measured q of exactly 0
+  t.q = kInf;
+  t.log10_grad_deviation = kNan;
+  const Json doc = Json::parse(report_to_json(r));
+  const Json& j = doc["layers"][4]["theory"];
+  expect_null_with_status(j, "chi", "nan");
+  expect_null_with_status(j, "log_q_deviation", "-inf");
+  expect_null_with_status(j, "q", "inf");
+  expect_null_with_status(j, "log10_grad_deviation", "nan");
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+  std::vector<std::string> silent;
+  check_no_silent_null(doc, "$", silent);
+  EXPECT_EQ(join(silent), "");
+}
+
+TEST(ReportJson, SchemaDescribesEveryTheoryKeyAndTheMeasuredCorrelation) {
+  const Json schema = load_schema();
+  const Json& theory = schema["$defs"]["theory"]["properties"];
+  std::vector<std::string> keys = {"forward", "backward", "reason", "flagged"};
+  keys.insert(keys.end(), kForwardTheoryKeys.begin(), kForwardTheoryKeys.end());
+  keys.insert(keys.end(), kBackwardTheoryKeys.begin(), kBackwardTheoryKeys.end());
+  for (const std::string& key : keys) {
+    ASSERT_TRUE(theory.contains(key)) << key;
+    EXPECT_FALSE(theory[key].value("description", std::string()).empty()) << key;
+  }
+  const Json& forward = schema["$defs"]["forward"]["properties"];
+  ASSERT_TRUE(forward.contains("correlation"));
+  EXPECT_FALSE(forward["correlation"].value("description", std::string()).empty());
+  EXPECT_EQ(schema["properties"]["schema_version"]["const"], kSchemaVersion);
 }
 
 TEST(ReportJson, MixedReportMatchesGoldenFile) {

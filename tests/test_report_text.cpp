@@ -1,6 +1,7 @@
 // Tests of the text report writer: 120-column limit, elision of deep stacks that keeps the first,
 // last and sharp-change layers, readable non-finite and out-of-range values, colour only on
-// request, mixed op kinds with the optimizer's update column, and golden files.
+// request, mixed op kinds with the optimizer's update column, the mean-field theory and measured
+// correlation columns, and golden files.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -26,6 +27,8 @@ namespace {
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 
 using testing::mixed_report;
+using testing::small_report;
+using testing::softmax_output_report;
 
 // The shared fixtures, with one width for the stack and 4 for an output layer.
 Report make_report(const std::string& name, const std::vector<double>& log10_grads, int width,
@@ -34,8 +37,6 @@ Report make_report(const std::string& name, const std::vector<double>& log10_gra
                               testing::uniform_widths(log10_grads.size(), width, with_output),
                               log10_output_grad, with_output);
 }
-
-Report small_report() { return make_report("small", {-1.25, -0.875, -0.5}, 32, -0.3, true); }
 
 constexpr int kSharpLayer = 117;
 
@@ -46,6 +47,18 @@ Report deep_report() {
   std::vector<double> log10s;
   for (int l = 1; l <= 200; ++l) log10s.push_back(-0.05 * l - (l > kSharpLayer ? 1.0 : 0.0));
   return make_report("deep", log10s, 64, log10s.back() - 0.05, false);
+}
+
+constexpr int kTheoryLayer = 150;
+
+// deep_report with a prediction for every layer that matches the measurement except at layer
+// 150, `offset` decades below it (its 3 spreads are 1.30 decades: 51 layers of width 64 above).
+Report deep_theory_report(double offset) {
+  Report r = deep_report();
+  std::vector<testing::TheoryPlan> plans(r.layers.size());
+  plans[kTheoryLayer - 1].grad_offset = offset;
+  testing::attach_theory(r, plans);
+  return r;
 }
 
 // 60 layers where the forward pass overflows at layer 30: from there on, everything is NaN.
@@ -201,6 +214,8 @@ TEST(ReportText, NoLineIsLongerThan120Columns) {
     expect_lines_fit(report_to_text(nan_report(), options), "nan");
     expect_lines_fit(report_to_text(extreme_report(), options), "extreme");
     expect_lines_fit(report_to_text(long_name, options), "long name");
+    expect_lines_fit(report_to_text(softmax_output_report(), options), "softmax");
+    expect_lines_fit(report_to_text(deep_theory_report(2.0), options), "deep theory");
     for (const OptimizerKind opt :
          {OptimizerKind::kNone, OptimizerKind::kSgd, OptimizerKind::kAdam}) {
       expect_lines_fit(report_to_text(mixed_report(opt), options), "mixed");
@@ -261,13 +276,17 @@ TEST(ReportText, BarGrowsWithLog10GradientOverTheRunsRange) {
     const std::string& row = rows.at(index);
     return std::count(row.begin(), row.end(), '#');
   };
-  // Layer 1 has the largest gradient, layer 200 the smallest: full bar and one character.
-  EXPECT_EQ(bar_length(1), 26);
+  // Layer 1 has the largest gradient, layer 200 the smallest: full bar and one character. A
+  // dense-only table without upd/w has a bar of 22 characters.
+  EXPECT_EQ(bar_length(1), 22);
   EXPECT_EQ(bar_length(200), 1);
   EXPECT_GT(bar_length(2), bar_length(199));
-  EXPECT_NE(text.find("bar: log10 grad rms on a linear axis from -11.00 (1 #) to -0.05 (26 #)"),
+  EXPECT_NE(text.find("bar: log10 grad rms on a linear axis from -11.00 (1 #) to -0.05 (22 #)"),
             std::string::npos)
       << text;
+  for (const auto& [index, row] : rows) {
+    EXPECT_EQ(row.find('|'), std::string::npos) << "no prediction, no marker\n" << row;
+  }
 }
 
 TEST(ReportText, NonFiniteLayersAreKeptAndShownAsNan) {
@@ -374,7 +393,7 @@ TEST(ReportText, ResidualWithScaleAndProjectionStaysInItsColumn) {
   // The label is cut to its column, so the right-aligned columns after it stay under their
   // headers: each cell ends exactly where its header ends.
   const std::string head = table_header(text);
-  for (const std::string label : {"act rms", "log10 grad rms"}) {
+  for (const std::string label : {"act rms", "measured", "theory"}) {
     const std::size_t end = head.find(label) + label.size();
     for (const int index : {7, 11}) {
       const std::string& row = rows.at(index);
@@ -496,6 +515,195 @@ TEST(ReportText, ColorAddsEscapeCodesAndNothingElseForMixedOps) {
   color.color = true;
   const Report r = mixed_report(OptimizerKind::kAdam);
   EXPECT_EQ(strip_ansi(report_to_text(r, color)), report_to_text(r));
+}
+
+// ---------------------------------------------------------------- mean-field theory
+
+// The cell of a right-aligned column whose header is `label`, blanks trimmed.
+std::string cell_under(const std::string& head, const std::string& row, const std::string& label,
+                       std::size_t width) {
+  const std::size_t end = head.find(label) + label.size();
+  if (end < width || end > row.size()) return "<no cell>";
+  std::string cell = row.substr(end - width, width);
+  const std::size_t first = cell.find_first_not_of(' ');
+  return first == std::string::npos ? "" : cell.substr(first);
+}
+
+// The bar of a row: what follows the two blanks after the last numeric column, up to the note.
+std::string bar_of(const std::string& head, const std::string& row) {
+  const std::size_t start = head.find("  gr") + 2;  // "gradient rms (log scale)" or "grad rms ..."
+  if (start > row.size()) return "";
+  std::string bar = row.substr(start);
+  const std::size_t note = bar.find_first_not_of("#| ");
+  if (note != std::string::npos) bar.erase(note);
+  return bar.erase(bar.find_last_not_of(' ') + 1);
+}
+
+TEST(ReportText, TheoryColumnIsThePredictionOnTheMeasuredScale) {
+  const Report r = mixed_report(OptimizerKind::kNone);
+  const std::string text = report_to_text(r);
+  const std::string head = table_header(text);
+  const std::map<int, std::string> rows = rows_of(text);
+  // The engine predicts relative to the last layer with a prediction; on the measured scale that
+  // layer's prediction is its measurement.
+  const LayerReport& anchor = r.layers.back();
+  ASSERT_TRUE(anchor.theory.backward);
+  const double offset = anchor.backward.grad_preact_rms.log10 - anchor.theory.log10_grad_rel_last;
+  int predicted = 0;
+  for (const LayerReport& l : r.layers) {
+    ASSERT_TRUE(rows.count(l.index)) << l.index;
+    const std::string& row = rows.at(l.index);
+    const std::string theory = cell_under(head, row, "theory", 7);
+    if (!l.theory.backward) {
+      EXPECT_EQ(theory, "") << "blank without a prediction\n" << row;
+      continue;
+    }
+    ++predicted;
+    EXPECT_EQ(theory, two_decimals(l.theory.log10_grad_rel_last + offset)) << row;
+    EXPECT_EQ(cell_under(head, row, "measured", 8), two_decimals(l.backward.grad_preact_rms.log10))
+        << row;
+  }
+  EXPECT_EQ(predicted, 9);
+  EXPECT_EQ(cell_under(head, rows.at(13), "theory", 7),
+            cell_under(head, rows.at(13), "measured", 8))
+      << "equal at the anchor";
+  EXPECT_NE(text.find("theory: mean-field prediction of log10 grad rms, equal to the measured one "
+                      "at layer 13; blank: not predicted"),
+            std::string::npos)
+      << text;
+}
+
+TEST(ReportText, TheoryColumnIsBlankAndTheLegendSaysWhyWithoutAnyPrediction) {
+  const Report r = softmax_output_report();
+  const std::string text = report_to_text(r);
+  const std::string head = table_header(text);
+  for (const auto& [index, row] : rows_of(text)) {
+    EXPECT_EQ(cell_under(head, row, "theory", 7), "") << row;
+    EXPECT_EQ(row.find('|'), std::string::npos) << row;
+  }
+  EXPECT_NE(text.find("theory: no mean-field prediction of the gradient (layer 3: softmax couples "
+                      "the units of a layer"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("every predicted layer within 3 spreads (2 of 3 layers predicted)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(report_to_text(deep_report()).find("no layer has a mean-field prediction"),
+            std::string::npos);
+}
+
+TEST(ReportText, GroupHeaderSpansTheMeasuredAndTheoryColumns) {
+  for (const OptimizerKind opt : {OptimizerKind::kNone, OptimizerKind::kAdam}) {
+    const std::vector<std::string> lines = lines_of(report_to_text(mixed_report(opt)));
+    const auto at = std::find_if(lines.begin(), lines.end(),
+                                 [](const std::string& l) { return l.rfind("layer ", 0) == 0; });
+    ASSERT_TRUE(at != lines.begin() && at != lines.end());
+    const std::string& group = *(at - 1);
+    const std::size_t from = at->find("measured");
+    const std::size_t to = at->find("theory") + std::string("theory").size();
+    const std::size_t label = group.find("log10 grad rms");
+    ASSERT_NE(label, std::string::npos) << group;
+    EXPECT_GE(label, from) << group << "\n" << *at;
+    EXPECT_LE(label + std::string("log10 grad rms").size(), to) << group << "\n" << *at;
+    EXPECT_EQ(group.find_first_not_of(' '), label) << "nothing else on the group line";
+  }
+}
+
+TEST(ReportText, CorrColumnShowsTheMeasuredCorrelationWithTwoDecimals) {
+  Report r = mixed_report(OptimizerKind::kNone);
+  r.layers[3].forward.correlation = kNan;
+  const std::string text = report_to_text(r);
+  const std::string head = table_header(text);
+  const std::map<int, std::string> rows = rows_of(text);
+  for (const LayerReport& l : r.layers) {
+    const std::string expected =
+        std::isnan(l.forward.correlation) ? "nan" : two_decimals(l.forward.correlation);
+    EXPECT_EQ(cell_under(head, rows.at(l.index), "corr", 5), expected) << rows.at(l.index);
+  }
+  EXPECT_NE(text.find("corr: mean cosine between two examples' outputs (measured)"),
+            std::string::npos)
+      << text;
+}
+
+TEST(ReportText, FlaggedLayerIsNotedAsTheoryDevAndNamedInTheSummary) {
+  const Report r = mixed_report(OptimizerKind::kAdam);
+  ASSERT_EQ(r.summary.theory_flagged_layers, std::vector<int>{8});
+  const std::string text = report_to_text(r);
+  for (const auto& [index, row] : rows_of(text)) {
+    EXPECT_EQ(row.find("theory dev") != std::string::npos, index == 8) << row;
+  }
+  EXPECT_NE(text.find("theory                                1 layer beyond 3 spreads of the "
+                      "mean-field prediction (layer 8)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("theory dev: "), std::string::npos) << "the legend explains the note";
+  const std::string fine = report_to_text(small_report());
+  EXPECT_NE(fine.find("every predicted layer within 3 spreads\n"), std::string::npos) << fine;
+  EXPECT_EQ(fine.find("theory dev"), std::string::npos) << fine;
+}
+
+TEST(ReportText, BarMarksThePredictionWhereItIsOffTheBarsEnd) {
+  const Report r = mixed_report(OptimizerKind::kNone);
+  const std::string text = report_to_text(r);
+  const std::string head = table_header(text);
+  const std::map<int, std::string> rows = rows_of(text);
+  int marked = 0;
+  for (const LayerReport& l : r.layers) {
+    const std::string bar = bar_of(head, rows.at(l.index));
+    const auto marks = std::count(bar.begin(), bar.end(), '|');
+    EXPECT_LE(marks, l.theory.backward ? 1 : 0) << bar;
+    marked += static_cast<int>(marks);
+  }
+  EXPECT_GT(marked, 1) << text;
+  // At the anchor the prediction is the measurement: the bar is left whole. Layer 8's prediction
+  // is 1.2 decades below its measurement, well inside its bar.
+  const std::string anchor = bar_of(head, rows.at(13));
+  EXPECT_EQ(anchor, std::string(anchor.size(), '#')) << anchor;
+  const std::string flagged = bar_of(head, rows.at(8));
+  ASSERT_NE(flagged.find('|'), std::string::npos) << flagged;
+  EXPECT_LT(flagged.find('|') + 3, flagged.size()) << flagged;
+  EXPECT_NE(text.find("; | theory where apart"), std::string::npos) << text;
+  // A prediction above the measurement is drawn after the bar.
+  Report above = r;
+  above.layers[0].theory.backward = true;
+  above.layers[0].theory.log10_grad_rel_last = 0.0;  // the anchor's value, a decade above
+  const std::string bar = bar_of(head, rows_of(report_to_text(above)).at(1));
+  EXPECT_EQ(bar.back(), '|') << bar;
+  EXPECT_NE(bar.find("# "), std::string::npos) << bar;
+}
+
+TEST(ReportText, WidestTableKeepsABarOfTwelveCharacters) {
+  const std::string text = report_to_text(mixed_report(OptimizerKind::kAdam));
+  const std::size_t at = text.find(" #), 1 # = ");
+  ASSERT_NE(at, std::string::npos) << text;
+  const std::size_t open = text.rfind('(', at);
+  EXPECT_GE(std::stoi(text.substr(open + 1, at - open - 1)), 12) << text;
+  expect_lines_fit(text, "widest");
+}
+
+TEST(ReportText, ElisionKeepsATheoryDeviationAsASharpChange) {
+  TextOptions options;
+  options.max_rows = 40;
+  const std::string text = report_to_text(deep_theory_report(2.0), options);
+  const std::map<int, std::string> rows = rows_of(text);
+  ASSERT_TRUE(rows.count(kTheoryLayer)) << text;
+  EXPECT_NE(rows.at(kTheoryLayer).find("theory dev"), std::string::npos) << rows.at(kTheoryLayer);
+  ASSERT_TRUE(rows.count(kSharpLayer)) << text;
+  EXPECT_NE(rows.at(kSharpLayer).find("gain jump"), std::string::npos) << rows.at(kSharpLayer);
+  EXPECT_EQ(static_cast<int>(rows.size()) + elided_count(text), 200);
+}
+
+TEST(ReportText, TheoryDeviationRanksByDeviationOverThreeSpreads) {
+  // One row besides the first and the last: the gain jump at 117 scores |1.05 - 0.05| / log10(2)
+  // = 3.3; the theory deviation scores offset / 1.30 (3 spreads), so 2 decades lose and 5 win.
+  TextOptions options;
+  options.max_rows = 3;
+  const std::map<int, std::string> modest =
+      rows_of(report_to_text(deep_theory_report(2.0), options));
+  EXPECT_TRUE(modest.count(kSharpLayer) && !modest.count(kTheoryLayer));
+  const std::map<int, std::string> large =
+      rows_of(report_to_text(deep_theory_report(5.0), options));
+  EXPECT_TRUE(large.count(kTheoryLayer) && !large.count(kSharpLayer));
 }
 
 TEST(ReportText, MixedReportMatchesGoldenFile) {

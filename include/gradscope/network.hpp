@@ -78,4 +78,8 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
 // every product and every partial sum is the same whatever the number of threads.
 inline constexpr int kRowsPerTask = 256;
 
+// Examples whose pairwise cosines give the measured correlation (all pairs of the first 64: the
+// mean of 2016 cosines, enough for two digits, at a cost of 64^2 x width per layer).
+inline constexpr int kCorrelationExamples = 64;
+
 }  // namespace gradscope

@@ -43,6 +43,9 @@ struct ForwardStats {
   double dead_fraction = 0.0;
   std::int64_t saturated_units = 0;  // units saturated for every example
   std::int64_t nonfinite = 0;        // preact.nonfinite + act.nonfinite
+  // Mean cosine between the output vectors of pairs of distinct examples, over the first
+  // kCorrelationExamples examples of the batch (NaN with fewer than 2, or a zero vector).
+  double correlation = 0.0;
 };
 
 struct BackwardStats {
@@ -63,6 +66,25 @@ struct BackwardStats {
   Magnitude update_to_weight;
 };
 
+// Mean-field theory beside the measurement (THEORY.md). Deviations are measured minus predicted;
+// a layer is flagged when one exceeds 3 expected spreads.
+struct LayerTheory {
+  bool forward = false;   // q, act_second_moment and correlation are predicted
+  bool backward = false;  // grad_factor and log10_grad_rel_last are predicted
+  std::string reason;     // why a prediction is missing ("no prediction" and what is unknown)
+  double q = 0.0;
+  double act_second_moment = 0.0;
+  double correlation = 0.0;
+  double grad_factor = 0.0;  // chi: predicted E[g_l^2] / E[g_{l+1}^2]
+  double log10_grad_rel_last = 0.0;
+  double log_q_deviation = 0.0;       // ln(measured q / predicted q)
+  double log_q_spread = 0.0;          // its expected standard deviation
+  double log10_grad_deviation = 0.0;  // measured log10_grad_rel_last - predicted
+  double log10_grad_spread = 0.0;     // its expected standard deviation
+  double measured_log10_grad_rel_last = 0.0;
+  bool flagged = false;
+};
+
 struct LayerReport {
   int index = 0;  // 1-based, input side first, over the reported ops (residual begins are not)
   OpKind kind = OpKind::kDense;
@@ -76,6 +98,7 @@ struct LayerReport {
   BiasInitSpec bias{};
   ForwardStats forward;
   BackwardStats backward;
+  LayerTheory theory;
 };
 
 struct MemoryEstimate {
@@ -93,8 +116,25 @@ struct Summary {
   double mean_log10_gain = 0.0;                 // the above / (L - 1); 0 when L == 1
   std::int64_t dead_units = 0;
   std::int64_t saturated_units = 0;
-  double saturated_fraction = 0.0;    // over every activation entry of the network
-  std::vector<int> nonfinite_layers;  // 1-based indices of layers with any non-finite value
+  double saturated_fraction = 0.0;         // over every activation entry of the network
+  std::vector<int> nonfinite_layers;       // 1-based indices of layers with any non-finite value
+  std::vector<int> theory_flagged_layers;  // measured beyond 3 spreads of the prediction
+};
+
+// Singular values of the input-output Jacobian at a few examples (stats.jacobian_examples).
+struct JacobianStats {
+  int examples = 0;
+  int singular_values_per_example = 0;  // min(n_L, n_0)
+  // Over every singular value of every example, as log10 (exact beyond double's range: the
+  // propagated matrix carries a power-of-two scale like the backward pass).
+  double log10_max = 0.0;
+  double log10_min = 0.0;          // -inf when a Jacobian is singular
+  double log10_mean_square = 0.0;  // log10 of the mean of s^2
+  double log10_condition = 0.0;    // log10 max / min over examples' own condition numbers: max
+  double predicted_log10_mean_square = 0.0;  // mean-field: n_0 E[g_in^2] / min(n_L, n_0)
+  bool has_prediction = false;
+  std::vector<double> histogram_edges;  // log10 s, 20 + 1 edges (kJacobianHistogramBins)
+  std::vector<std::int64_t> histogram_counts;
 };
 
 struct Report {
@@ -105,6 +145,7 @@ struct Report {
   Magnitude output_grad_rms;  // rms of the probe dL/dy at the output
   std::vector<LayerReport> layers;
   Summary summary;
+  std::optional<JacobianStats> jacobian;
 };
 
 }  // namespace gradscope

@@ -118,6 +118,8 @@ struct OptimizerSpec {
 struct StatsSpec {
   // An entry is saturated when |phi'(h)| < saturation_threshold * max |phi'|.
   double saturation_threshold = 0.05;
+  // Examples whose input-output Jacobian spectrum is computed (0: none; see jacobian.hpp).
+  int jacobian_examples = 0;
 };
 
 struct RunSpec {

@@ -1,0 +1,42 @@
+// `gradscope theory`: the mean-field picture of one activation at one (sw2, sb2), with the edge
+// of chaos and, on request, the phase diagram over a range of sb2.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gradscope/activation.hpp"
+#include "gradscope/theory.hpp"
+
+namespace gradscope {
+
+struct TheoryQuery {
+  ActivationSpec activation{};
+  double sw2 = 1.0;  // weight variance times fan-in
+  double sb2 = 0.0;  // bias variance
+  double q0 = 1.0;   // the input's second moment per unit (for the moment-preserving sw2)
+  bool grid = false;
+  double grid_sb2_min = 0.0;
+  double grid_sb2_max = 0.5;
+  int grid_points = 11;
+};
+
+struct TheoryReport {
+  TheoryQuery query;
+  FixedPoint fixed_point;
+  bool has_scales = false;  // depth scales and c* need a fixed point q* > 0
+  DepthScales scales{};
+  double c_star = 0.0;
+  Phase phase = Phase::kOrdered;
+  Critical critical;
+  Sw2Choice preserving;
+  std::vector<PhasePoint> grid;
+};
+
+// Throws gradscope::Error (exit code 2) for softmax or non-finite / negative variances.
+TheoryReport compute_theory(const TheoryQuery& query);
+
+std::string theory_to_json(const TheoryReport& report);  // in the JSON layer
+std::string theory_to_text(const TheoryReport& report);  // in the text layer
+
+}  // namespace gradscope
