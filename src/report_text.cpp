@@ -1,6 +1,7 @@
 // The text report: a header block, a per-layer table within 120 columns with a log-scale bar for
-// the gradient and the mean-field prediction beside it, and the summary. Values beyond double's
-// range are printed from their log10.
+// the gradient and the mean-field prediction beside it, a second table of the mean-field
+// predictions (q, chi, correlation) beside their measurements, and the summary. Values beyond
+// double's range are printed from their log10.
 #include "gradscope/report_text.hpp"
 
 #include <fmt/format.h>
@@ -784,7 +785,36 @@ std::string table_row(const LayerReport& l, double theory, const RowFlag& flag,
   return out;
 }
 
-std::string table_block(const Report& r, const TextOptions& options, const Painter& paint) {
+// The rows both tables show: the same layers, elided the same way.
+struct RowSelection {
+  std::vector<RowFlag> flags;
+  std::vector<bool> keep;
+};
+
+// One line per kept layer (from `row(i)`) and one "... N layers elided ..." line per gap.
+template <typename RowFn>
+void append_rows(std::string& out, const std::vector<bool>& keep, const Painter& paint,
+                 const RowFn& row) {
+  std::size_t elided = 0;
+  const auto flush_elided = [&] {
+    if (elided == 0) return;
+    append_line(
+        out,
+        paint(fmt::format("  ... {} layer{} elided ...", elided, elided == 1 ? "" : "s"), kDim));
+    elided = 0;
+  };
+  for (std::size_t i = 0; i < keep.size(); ++i) {
+    if (!keep[i]) {
+      ++elided;
+      continue;
+    }
+    flush_elided();
+    append_line(out, row(i));
+  }
+  flush_elided();
+}
+
+std::string table_block(const Report& r, const RowSelection& rows, const Painter& paint) {
   std::string out;
   const Layout lay = layout_for(r.layers);
   std::string head = fmt::format(
@@ -807,27 +837,12 @@ std::string table_block(const Report& r, const TextOptions& options, const Paint
     append_line(out, "  (no layers)");
     return out;
   }
-  const std::vector<RowFlag> flags = flag_rows(r.layers, r.summary);
-  const std::vector<bool> keep = select_rows(flags, options.max_rows);
+  const std::vector<RowFlag>& flags = rows.flags;
   const TheoryColumn theory = theory_column(r.layers);
   const BarScale scale = bar_scale(r.layers, theory);
-  std::size_t elided = 0;
-  const auto flush_elided = [&] {
-    if (elided == 0) return;
-    append_line(
-        out,
-        paint(fmt::format("  ... {} layer{} elided ...", elided, elided == 1 ? "" : "s"), kDim));
-    elided = 0;
-  };
-  for (std::size_t i = 0; i < r.layers.size(); ++i) {
-    if (!keep[i]) {
-      ++elided;
-      continue;
-    }
-    flush_elided();
-    append_line(out, table_row(r.layers[i], theory.log10[i], flags[i], scale, lay, paint));
-  }
-  flush_elided();
+  append_rows(out, rows.keep, paint, [&](std::size_t i) {
+    return table_row(r.layers[i], theory.log10[i], flags[i], scale, lay, paint);
+  });
   append_line(out, fit(legend(scale, lay.bar_w), kLineWidth));
   append_line(out, fit(theory_legend(r.layers, theory), kLineWidth));
   append_line(out, fit("corr: mean cosine between two examples' outputs (measured); near 1, the "
@@ -843,6 +858,115 @@ std::string table_block(const Report& r, const TextOptions& options, const Paint
   if (lay.update) {
     append_line(out, fit("upd/w: log10 ||one optimizer step on W||_F / ||W||_F, dense layers only",
                          kLineWidth));
+  }
+  return out;
+}
+
+// The second table: each kept layer's mean-field predictions beside what was measured. Columns
+// are right-aligned under their headers, two blanks apart; the note needs no blank before it.
+constexpr std::string_view kTheoryTitle = "mean-field theory beside measurement";
+constexpr std::string_view kBeyondNote = "beyond 3 spreads";
+struct TheoryTableColumn {
+  std::string_view head;
+  int width;
+};
+// The q columns reach "1.23e+300"; dev reaches "-999.9s" (fewer decimals beyond).
+constexpr TheoryTableColumn kTheoryColumns[] = {
+    {"layer", kLayerW}, {"q measured", 10},      {"q theory", 9},       {"dev", 8},
+    {"chi theory", 10}, {"gain^2 measured", 15}, {"corr measured", 13}, {"corr theory", 11}};
+constexpr int theory_table_width() {
+  int w = 0;
+  for (const TheoryTableColumn& c : kTheoryColumns) w += c.width + 2;
+  return w + static_cast<int>(kBeyondNote.size());
+}
+static_assert(theory_table_width() <= static_cast<int>(kLineWidth),
+              "the theory table with its note must fit 120 columns");
+
+// A magnitude squared, from its log10 where the square leaves double's normal range.
+Magnitude squared(const Magnitude& m) {
+  const double v = m.value * m.value;
+  if (std::isnormal(m.value) && std::isnormal(v)) return {v, 2.0 * m.log10};
+  return magnitude_from_log10(2.0 * m.log10);
+}
+
+// ln(measured / predicted) in units of its expected spread: "+0.4s", one decimal, fewer when the
+// column is too narrow for it.
+std::string spreads_cell(double deviation, double spread, int width) {
+  const double s = deviation / spread;
+  if (!std::isfinite(s)) return nonfinite_name(s);
+  std::string out = fmt::format("{:+.1f}s", s);
+  // A sign below the shown resolution says nothing.
+  if (out == "+0.0s" || out == "-0.0s") return "0.0s";
+  if (out.size() > static_cast<std::size_t>(width)) out = fmt::format("{:+.0f}s", s);
+  return cell(out, width);
+}
+
+std::string theory_table_row(const LayerReport& l, const Painter& paint) {
+  const LayerTheory& t = l.theory;
+  const ForwardStats& f = l.forward;
+  // q measured is the preact's second moment; over no finite entries there is none.
+  const std::string q_measured =
+      f.preact.finite == 0 ? "n/a"
+                           : format_magnitude(squared(magnitude_from_scaled(f.preact.rms, 0)));
+  // Blank where there is no prediction: a number there would be made up.
+  const std::string cells[] = {
+      std::to_string(l.index),
+      q_measured,
+      t.forward ? format_number(t.q) : "",
+      t.forward ? spreads_cell(t.log_q_deviation, t.log_q_spread, kTheoryColumns[3].width) : "",
+      t.backward ? format_number(t.grad_factor) : "",
+      format_magnitude(squared(l.backward.gain)),
+      format_number(f.correlation),
+      t.forward ? format_number(t.correlation) : ""};
+  static_assert(std::size(cells) == std::size(kTheoryColumns));
+  std::string out;
+  for (std::size_t c = 0; c < std::size(cells); ++c) {
+    const int w = kTheoryColumns[c].width;
+    out += fmt::format("{}{:>{}}", c == 0 ? "" : "  ", cell(cells[c], w), w);
+  }
+  if (t.flagged) out += fmt::format("  {}", kBeyondNote);
+  out.erase(out.find_last_not_of(' ') + 1);
+  return paint(out, t.flagged ? kYellow : std::string_view{});
+}
+
+std::string theory_table_block(const Report& r, const RowSelection& rows, const Painter& paint) {
+  std::string out;
+  if (r.layers.empty()) return out;
+  const bool any = std::any_of(r.layers.begin(), r.layers.end(), [](const LayerReport& l) {
+    return l.theory.forward || l.theory.backward;
+  });
+  if (!any) {
+    // The engine's reason at the first layer is where the prediction stopped, and so why no
+    // layer has one.
+    const std::string& reason = r.layers.front().theory.reason;
+    const std::string text = reason.empty() ? "no layer has a prediction" : sanitize(reason);
+    const std::string title = fmt::format("{}:", kTheoryTitle);
+    append_line(out, paint(title, kBold) + fit(" " + text, kLineWidth - display_width(title)));
+    return out;
+  }
+  append_line(out, paint(std::string(kTheoryTitle), kBold));
+  std::string head;
+  for (const TheoryTableColumn& c : kTheoryColumns) {
+    head += fmt::format("{}{:>{}}", head.empty() ? "" : "  ", c.head, c.width);
+  }
+  append_line(out, paint(head, kBold));
+  append_rows(out, rows.keep, paint,
+              [&](std::size_t i) { return theory_table_row(r.layers[i], paint); });
+  append_line(out, fit("q: E[h^2] per pre-activation unit; dev: ln(q measured / q theory) in "
+                       "expected spreads (from finite width)",
+                       kLineWidth));
+  append_line(out, fit("chi: predicted E[g^2] over the next layer's (the output's for the last); "
+                       "gain^2: its measurement; blank: not predicted",
+                       kLineWidth));
+  bool shown_flagged = false;
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    shown_flagged = shown_flagged || (rows.keep[i] && r.layers[i].theory.flagged);
+  }
+  if (shown_flagged) {
+    append_line(out,
+                fit("beyond 3 spreads: the measured q, or the gradient rms of the table above, "
+                    "is beyond 3 expected spreads of the prediction",
+                    kLineWidth));
   }
   return out;
 }
@@ -951,7 +1075,12 @@ std::string report_to_text(const Report& report, const TextOptions& options) {
   const Painter paint{options.color};
   std::string out = header_block(report, paint);
   out += '\n';
-  out += table_block(report, options, paint);
+  RowSelection rows;
+  rows.flags = flag_rows(report.layers, report.summary);
+  rows.keep = select_rows(rows.flags, options.max_rows);
+  out += table_block(report, rows, paint);
+  const std::string theory = theory_table_block(report, rows, paint);
+  if (!theory.empty()) out += '\n' + theory;
   out += '\n';
   out += summary_block(report, paint);
   if (report.jacobian) out += jacobian_block(*report.jacobian);

@@ -1,7 +1,7 @@
 // Tests of the text report writer: 120-column limit, elision of deep stacks that keeps the first,
 // last and sharp-change layers, readable non-finite and out-of-range values, colour only on
 // request, mixed op kinds with the optimizer's update column, the mean-field theory and measured
-// correlation columns, and golden files.
+// correlation columns, the table of mean-field predictions beside measurements, and golden files.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -127,14 +127,33 @@ std::size_t display_width(const std::string& line) {
 void expect_lines_fit(const std::string& text, const std::string& what) {
   for (const std::string& line : lines_of(text)) {
     EXPECT_LE(display_width(line), 120u) << what << ": " << line;
+    const std::string plain = strip_ansi(line);
+    EXPECT_TRUE(plain.empty() || plain.back() != ' ') << what << ", trailing blanks: " << line;
   }
+}
+
+constexpr const char* kTheoryTitle = "mean-field theory beside measurement";
+
+// The report up to the second table (the mean-field theory beside the measurement), which shows
+// the same layers and elision lines as the main table.
+std::string before_theory_table(const std::string& text) {
+  const std::size_t at = text.find(std::string("\n") + kTheoryTitle);
+  return at == std::string::npos ? text : text.substr(0, at + 1);
+}
+
+// The second table: from its title line to the blank line after it; empty when absent.
+std::string theory_table(const std::string& text) {
+  const std::size_t at = text.find(std::string("\n") + kTheoryTitle);
+  if (at == std::string::npos) return "";
+  const std::size_t end = text.find("\n\n", at + 1);
+  return text.substr(at + 1, end == std::string::npos ? std::string::npos : end - at);
 }
 
 // Table rows by layer index: a row is "<index> <width> <kind label> ...", the label being an
 // activation name or "act:gelu", "layer_norm", "dropout 0.1", "residual+proj" and the like.
 std::map<int, std::string> rows_of(const std::string& text) {
   std::map<int, std::string> rows;
-  for (const std::string& line : lines_of(strip_ansi(text))) {
+  for (const std::string& line : lines_of(strip_ansi(before_theory_table(text)))) {
     std::istringstream in(line);
     int index = 0;
     int width = 0;
@@ -148,10 +167,10 @@ std::map<int, std::string> rows_of(const std::string& text) {
   return rows;
 }
 
-// Sum of N over "... N layers elided ..." lines.
+// Sum of N over the main table's "... N layers elided ..." lines.
 int elided_count(const std::string& text) {
   int total = 0;
-  for (const std::string& line : lines_of(strip_ansi(text))) {
+  for (const std::string& line : lines_of(strip_ansi(before_theory_table(text)))) {
     std::istringstream in(line);
     std::string dots;
     int n = 0;
@@ -704,6 +723,196 @@ TEST(ReportText, TheoryDeviationRanksByDeviationOverThreeSpreads) {
   const std::map<int, std::string> large =
       rows_of(report_to_text(deep_theory_report(5.0), options));
   EXPECT_TRUE(large.count(kTheoryLayer) && !large.count(kSharpLayer));
+}
+
+// ---------------------------------------------------------------- theory beside measurement
+
+// The second table's header line and its rows by layer index, escape codes removed.
+struct TheoryTable {
+  std::string head;
+  std::map<int, std::string> rows;
+  std::vector<std::string> elided;  // its "... N layers elided ..." lines, in order
+};
+
+TheoryTable theory_table_of(const std::string& text) {
+  TheoryTable t;
+  for (const std::string& line : lines_of(strip_ansi(theory_table(text)))) {
+    if (line.rfind("layer ", 0) == 0) t.head = line;
+    if (line.find(" elided ...") != std::string::npos) t.elided.push_back(line);
+    std::istringstream in(line);
+    int index = 0;
+    if (in >> index) t.rows[index] = line;
+  }
+  return t;
+}
+
+// The main table's elision lines, to compare with the second table's.
+std::vector<std::string> main_elided_lines(const std::string& text) {
+  std::vector<std::string> out;
+  for (const std::string& line : lines_of(strip_ansi(before_theory_table(text)))) {
+    if (line.find(" elided ...") != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
+std::string three_digits(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+// The deviation in spreads with one decimal; a zero shown without a sign.
+std::string spreads(double deviation, double spread) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%+.1fs", deviation / spread);
+  const std::string out = buf;
+  return out == "+0.0s" || out == "-0.0s" ? "0.0s" : out;
+}
+
+// Each column's cell is right-aligned under its header: the cell is what lies between the end of
+// the previous header and the end of this one, blanks trimmed (a row ends at its last cell).
+std::string theory_cell(const TheoryTable& t, int index, const std::string& label) {
+  const std::size_t at = t.head.find(label);
+  if (at == std::string::npos || at == 0) return "<no column>";
+  const std::size_t end = at + label.size();
+  const std::size_t begin = t.head.find_last_not_of(' ', at - 1) + 1;
+  std::string row = t.rows.at(index);
+  row.resize(std::max(row.size(), end), ' ');
+  if (row[begin] != ' ' || (end < row.size() && row[end] != ' ')) return "<misaligned>";
+  std::string cell = row.substr(begin, end - begin);
+  const std::size_t first = cell.find_first_not_of(' ');
+  return first == std::string::npos ? "" : cell.substr(first);
+}
+
+void expect_theory_cells(const Report& r, const std::string& what) {
+  const TheoryTable t = theory_table_of(report_to_text(r));
+  ASSERT_FALSE(t.head.empty()) << what;
+  EXPECT_EQ(t.head,
+            "layer  q measured   q theory       dev  chi theory  gain^2 measured  corr measured  "
+            "corr theory");
+  ASSERT_EQ(t.rows.size(), r.layers.size()) << what;
+  for (const LayerReport& l : r.layers) {
+    ASSERT_TRUE(t.rows.count(l.index)) << what << " " << l.index;
+    const LayerTheory& th = l.theory;
+    const std::string& row = t.rows.at(l.index);
+    EXPECT_EQ(theory_cell(t, l.index, "q measured"),
+              three_digits(l.forward.preact.rms * l.forward.preact.rms))
+        << row;
+    EXPECT_EQ(theory_cell(t, l.index, "q theory"), th.forward ? three_digits(th.q) : "") << row;
+    EXPECT_EQ(theory_cell(t, l.index, "dev"),
+              th.forward ? spreads(th.log_q_deviation, th.log_q_spread) : "")
+        << row;
+    EXPECT_EQ(theory_cell(t, l.index, "chi theory"),
+              th.backward ? three_digits(th.grad_factor) : "")
+        << row;
+    EXPECT_EQ(theory_cell(t, l.index, "gain^2 measured"),
+              three_digits(l.backward.gain.value * l.backward.gain.value))
+        << row;
+    EXPECT_EQ(theory_cell(t, l.index, "corr measured"), three_digits(l.forward.correlation)) << row;
+    EXPECT_EQ(theory_cell(t, l.index, "corr theory"),
+              th.forward ? three_digits(th.correlation) : "")
+        << row;
+    EXPECT_EQ(row.find("beyond 3 spreads") != std::string::npos, th.flagged) << row;
+  }
+}
+
+TEST(ReportText, TheoryTableShowsEachPredictionBesideItsMeasurement) {
+  const Report mixed = mixed_report(OptimizerKind::kNone);
+  expect_theory_cells(mixed, "mixed");
+  expect_theory_cells(small_report(), "small");
+  // The cases the loop must have met: a flagged layer and layers without a gradient prediction.
+  EXPECT_TRUE(mixed.layers[6].theory.flagged);
+  EXPECT_FALSE(mixed.layers[0].theory.backward);
+  const TheoryTable t = theory_table_of(report_to_text(mixed));
+  EXPECT_NE(t.rows.at(8).find("beyond 3 spreads"), std::string::npos) << t.rows.at(8);
+  EXPECT_NE(theory_table(report_to_text(mixed)).find("beyond 3 spreads: "), std::string::npos)
+      << "the legend explains the note";
+}
+
+TEST(ReportText, TheoryTableLeavesCellsBlankWithoutAPrediction) {
+  // The softmax output has no forward prediction, and no layer a gradient prediction.
+  const Report r = softmax_output_report();
+  expect_theory_cells(r, "softmax");
+  const TheoryTable t = theory_table_of(report_to_text(r));
+  ASSERT_TRUE(t.rows.count(3));
+  for (const std::string label : {"q theory", "dev", "chi theory", "corr theory"}) {
+    EXPECT_EQ(theory_cell(t, 3, label), "") << label << "\n" << t.rows.at(3);
+  }
+  EXPECT_EQ(theory_cell(t, 3, "q measured"),
+            three_digits(r.layers[2].forward.preact.rms * r.layers[2].forward.preact.rms));
+  for (const auto& [index, row] : t.rows) EXPECT_EQ(theory_cell(t, index, "chi theory"), "") << row;
+}
+
+TEST(ReportText, TheoryTableKeepsTheMainTablesRowsAndElisionLines) {
+  TextOptions options;
+  options.max_rows = 40;
+  const std::string text = report_to_text(deep_theory_report(2.0), options);
+  const TheoryTable t = theory_table_of(text);
+  const std::map<int, std::string> rows = rows_of(text);
+  std::vector<int> main_indices;
+  std::vector<int> theory_indices;
+  for (const auto& [index, row] : rows) main_indices.push_back(index);
+  for (const auto& [index, row] : t.rows) theory_indices.push_back(index);
+  EXPECT_EQ(theory_indices, main_indices) << text;
+  EXPECT_TRUE(t.rows.count(kTheoryLayer)) << text;
+  EXPECT_EQ(t.elided, main_elided_lines(text)) << text;
+  EXPECT_FALSE(t.elided.empty());
+}
+
+TEST(ReportText, TheoryTableGivesTheFirstLayersReasonWhenNothingIsPredicted) {
+  Report r = softmax_output_report();
+  const std::string reason = "no prediction: the input's second moment is unknown";
+  testing::attach_theory(
+      r, {{false, false, reason, 0.0, 0.0},
+          {false, false, "no prediction: the forward prediction stopped here", 0.0, 0.0},
+          {false, false, "no prediction: softmax", 0.0, 0.0}});
+  const std::string text = report_to_text(r);
+  EXPECT_NE(text.find(std::string("\n") + kTheoryTitle + ": " + reason + "\n\nsummary\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("q measured"), std::string::npos) << "no table without a prediction";
+  // Without a reason (a report built without theory) the line still says what is missing.
+  EXPECT_NE(report_to_text(deep_report())
+                .find(std::string(kTheoryTitle) + ": no layer has a prediction\n"),
+            std::string::npos);
+}
+
+TEST(ReportText, TheoryTableCellsStayUnderTheirHeadersAtExtremeValues) {
+  Report r = mixed_report(OptimizerKind::kAdam);
+  LayerReport& l = r.layers[3];
+  l.forward.preact.rms = 1e200;  // q = 1e400, beyond double
+  l.theory.q = 1.23e300;
+  l.theory.log_q_deviation = -1e4;  // ten thousand spreads
+  l.theory.grad_factor = 2.7e-6;
+  l.backward.gain = magnitude_from_log10(-200.25);  // gain^2 = 10^-400.5
+  l.forward.correlation = -0.000123;
+  const std::string text = report_to_text(r);
+  expect_lines_fit(text, "extreme theory");
+  const TheoryTable t = theory_table_of(text);
+  ASSERT_TRUE(t.rows.count(5)) << text;
+  EXPECT_EQ(theory_cell(t, 5, "q measured"), "1.00e+400") << t.rows.at(5);
+  EXPECT_EQ(theory_cell(t, 5, "q theory"), "1.23e+300") << t.rows.at(5);
+  // Too many digits for one decimal: none.
+  char dev[64];
+  std::snprintf(dev, sizeof dev, "%+.0fs", l.theory.log_q_deviation / l.theory.log_q_spread);
+  EXPECT_EQ(theory_cell(t, 5, "dev"), dev) << t.rows.at(5);
+  EXPECT_EQ(theory_cell(t, 5, "chi theory"), "2.7e-06") << t.rows.at(5);
+  EXPECT_EQ(theory_cell(t, 5, "gain^2 measured"), "3.16e-401") << t.rows.at(5);
+  EXPECT_EQ(theory_cell(t, 5, "corr measured"), "-0.000123") << t.rows.at(5);
+}
+
+TEST(ReportText, TheoryTablePaintsFlaggedRowsYellowOnlyWithColor) {
+  TextOptions color;
+  color.color = true;
+  const Report r = mixed_report(OptimizerKind::kAdam);
+  const std::string painted = theory_table(report_to_text(r, color));
+  for (const std::string& line : lines_of(painted)) {
+    std::istringstream in(strip_ansi(line));
+    int index = 0;
+    if (!(in >> index)) continue;
+    EXPECT_EQ(line.rfind("\x1b[33m", 0) == 0, index == 8) << line;
+  }
+  EXPECT_EQ(theory_table(report_to_text(r)).find('\x1b'), std::string::npos);
 }
 
 TEST(ReportText, MixedReportMatchesGoldenFile) {
