@@ -112,6 +112,26 @@ double mean_pair_cosine(const Mat<Scalar>& y) {
   return sum / (0.5 * static_cast<double>(m) * static_cast<double>(m - 1));
 }
 
+// The same mean cosine from the lower triangle of the Gram matrix x^T x of a whole batch,
+// restricted to the first kCorrelationExamples examples.
+template <class Scalar>
+double pair_cosine_from_gram(const Mat<Scalar>& gram) {
+  const Eigen::Index m = std::min<Eigen::Index>(gram.cols(), kCorrelationExamples);
+  if (m < 2) return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0.0;
+  for (Eigen::Index b = 0; b < m; ++b) {
+    const double nb = static_cast<double>(gram(b, b));
+    for (Eigen::Index a = b + 1; a < m; ++a) {
+      const double na = static_cast<double>(gram(a, a));
+      if (!(na > 0.0) || !(nb > 0.0) || !std::isfinite(na * nb)) {
+        return std::numeric_limits<double>::quiet_NaN();
+      }
+      sum += static_cast<double>(gram(a, b)) / std::sqrt(na * nb);
+    }
+  }
+  return sum / (0.5 * static_cast<double>(m) * static_cast<double>(m - 1));
+}
+
 // Sum of squares and per-row sums of a gradient block (rows of one task, every column).
 struct GradPartial {
   SquareSum squares;
@@ -359,6 +379,11 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
     while (i > 0 && net.ops[i - 1].kind == OpKind::kResidualBegin) --i;
     return i == 0 ? input : out[i - 1];
   };
+  // The op whose output enters op i (count when it is the network's input).
+  auto producer_of = [&](std::size_t i) -> std::size_t {
+    while (i > 0 && net.ops[i - 1].kind == OpKind::kResidualBegin) --i;
+    return i == 0 ? count : i - 1;
+  };
 
   for (std::size_t l = 0; l < count; ++l) {
     const OpSpec& op = net.ops[l];
@@ -433,7 +458,6 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
       }
       fs.dead_fraction = static_cast<double>(fs.dead_units) / static_cast<double>(n);
       fs.nonfinite = fs.preact.nonfinite + fs.act.nonfinite;
-      fs.correlation = mean_pair_cosine(y);
       continue;
     }
 
@@ -501,8 +525,10 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
     fs.zero_fraction =
         static_cast<double>(total.zeros) / (static_cast<double>(n) * static_cast<double>(batch));
     fs.nonfinite = fs.preact.nonfinite + fs.act.nonfinite;
-    fs.correlation = mean_pair_cosine(y);
   }
+  // Correlations between examples: from the Gram matrix the backward pass forms anyway where it
+  // does (a dense layer's input), else computed at the end.
+  std::vector<bool> correlation_done(count, false);
 
   // ---- The cotangent at the output: the probe, or the loss's gradient.
   const std::size_t last = count - 1;
@@ -639,6 +665,11 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
         double dw_sq = 0.0;
         if (gram) {
           dw_sq = lower_symmetric_dot(gram_x, gram_g);
+          const std::size_t producer = producer_of(l);
+          if (producer < count && !correlation_done[producer]) {
+            result.forward[producer].correlation = pair_cosine_from_gram(gram_x);
+            correlation_done[producer] = true;
+          }
         } else {
           for (double s : dw_squares) dw_sq += s;
         }
@@ -751,6 +782,11 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
     rescale(g, below_stats, exp2, pool);
   }
   if (options.keep_gradients) result.gradients.dinput = unscaled(g, exp2);
+  for (std::size_t l = 0; l < count; ++l) {
+    if (net.ops[l].kind != OpKind::kResidualBegin && !correlation_done[l]) {
+      result.forward[l].correlation = mean_pair_cosine(out[l]);
+    }
+  }
 
   // Gains: each reported op's gradient over the next reported op's (the last: over dL/dy).
   Magnitude above = result.output_grad_rms;
