@@ -13,29 +13,18 @@
 
 #include "gradscope/activation.hpp"
 #include "gradscope/rng.hpp"
+#include "test_support.hpp"
 
 namespace gradscope {
 namespace {
+
+using testing::elementwise_specs;
 
 constexpr double kEps = std::numeric_limits<double>::epsilon();
 constexpr double kPi = 3.14159265358979323846;
 // PyTorch's SELU constants, spelled out independently of the implementation.
 constexpr double kAlpha = 1.6732632423543772848170429916717;
 constexpr double kScale = 1.0507009873554804934193349852946;
-
-// Every elementwise activation at its default parameter, plus non-default parameters for the two
-// that have one (including elu with alpha > 1, where the slope peaks on the negative side).
-std::vector<ActivationSpec> elementwise_specs() {
-  std::vector<ActivationSpec> specs;
-  for (const ActivationInfo& info : activation_table()) {
-    if (!info.output_only) specs.push_back(default_spec(info.kind));
-  }
-  specs.push_back({Activation::kLeakyRelu, 0.2});
-  specs.push_back({Activation::kLeakyRelu, -0.5});
-  specs.push_back({Activation::kElu, 0.5});
-  specs.push_back({Activation::kElu, 2.0});
-  return specs;
-}
 
 std::string label(const ActivationSpec& spec) {
   return std::string(activation_info(spec.kind).name) + "(" + std::to_string(spec.param) + ")";

@@ -5,20 +5,13 @@
 
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
+#include "test_support.hpp"
 
 namespace gradscope {
 namespace {
 
 RunSpec spec_of(int depth, int width, int batch, Activation act, Init init) {
-  RunSpec spec;
-  spec.seed = 21;
-  spec.input.width = width;
-  spec.input.batch = batch;
-  spec.stack.depth = depth;
-  spec.stack.layer.width = width;
-  spec.stack.layer.activation = default_spec(act);
-  spec.stack.layer.init.kind = init;
-  return spec;
+  return testing::uniform_stack(act, init, depth, width, batch, 21);
 }
 
 TEST(Engine, RefusesARunWhoseEstimateExceedsTheLimitWithTheEstimateInTheMessage) {

@@ -8,20 +8,13 @@
 
 #include "gradscope/engine.hpp"
 #include "gradscope/prediction.hpp"
+#include "test_support.hpp"
 
 namespace gradscope {
 namespace {
 
 RunSpec stack(Activation act, Init init, int depth, int width, int batch, std::uint64_t seed = 1) {
-  RunSpec spec;
-  spec.seed = seed;
-  spec.input.width = width;
-  spec.input.batch = batch;
-  spec.stack.depth = depth;
-  spec.stack.layer.width = width;
-  spec.stack.layer.activation = default_spec(act);
-  spec.stack.layer.init.kind = init;
-  return spec;
+  return testing::uniform_stack(act, init, depth, width, batch, seed);
 }
 
 TEST(Prediction, ReluWithHeInitKeepsQAndHasChiOneExactly) {

@@ -11,9 +11,12 @@
 
 #include "gradscope/activation.hpp"
 #include "gradscope/theory.hpp"
+#include "test_support.hpp"
 
 namespace gradscope {
 namespace {
+
+using testing::elementwise_specs;
 
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -25,19 +28,6 @@ ActivationSpec spec(Activation kind) { return default_spec(kind); }
 
 std::string label(const ActivationSpec& a) {
   return std::string(activation_info(a.kind).name) + "(" + std::to_string(a.param) + ")";
-}
-
-// Every elementwise activation at its default, plus non-default parameters.
-std::vector<ActivationSpec> elementwise_specs() {
-  std::vector<ActivationSpec> specs;
-  for (const ActivationInfo& info : activation_table()) {
-    if (!info.output_only) specs.push_back(default_spec(info.kind));
-  }
-  specs.push_back({Activation::kLeakyRelu, 0.2});
-  specs.push_back({Activation::kLeakyRelu, -0.5});
-  specs.push_back({Activation::kElu, 0.5});
-  specs.push_back({Activation::kElu, 2.0});
-  return specs;
 }
 
 double relative(double got, double want) { return std::abs(got - want) / std::abs(want); }

@@ -1,0 +1,42 @@
+// Small builders shared by several test files.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gradscope/activation.hpp"
+#include "gradscope/spec.hpp"
+
+namespace gradscope::testing {
+
+// A uniform stack: `depth` layers of `width` units with this activation and init, input of the
+// same width, zero biases, float32.
+inline RunSpec uniform_stack(Activation act, Init init, int depth, int width, int batch,
+                             std::uint64_t seed) {
+  RunSpec spec;
+  spec.seed = seed;
+  spec.input.width = width;
+  spec.input.batch = batch;
+  spec.stack.depth = depth;
+  spec.stack.layer.width = width;
+  spec.stack.layer.activation = default_spec(act);
+  spec.stack.layer.init.kind = init;
+  return spec;
+}
+
+// Every elementwise activation at its default parameter, plus non-default parameters for the two
+// that have one (including elu with alpha > 1, where the slope peaks on the negative side, and a
+// negative leaky slope).
+inline std::vector<ActivationSpec> elementwise_specs() {
+  std::vector<ActivationSpec> specs;
+  for (const ActivationInfo& info : activation_table()) {
+    if (!info.output_only) specs.push_back(default_spec(info.kind));
+  }
+  specs.push_back({Activation::kLeakyRelu, 0.2});
+  specs.push_back({Activation::kLeakyRelu, -0.5});
+  specs.push_back({Activation::kElu, 0.5});
+  specs.push_back({Activation::kElu, 2.0});
+  return specs;
+}
+
+}  // namespace gradscope::testing
