@@ -21,6 +21,7 @@
 #include "gradscope/version.hpp"
 #include "json_schema.hpp"
 #include "report_fixtures.hpp"
+#include "test_support.hpp"
 
 namespace gradscope {
 namespace {
@@ -111,15 +112,9 @@ void check_no_silent_null(const Json& v, const std::string& path,
 
 // Compares with tests/golden/NAME byte for byte; GRADSCOPE_UPDATE_GOLDEN=1 rewrites the file.
 void expect_matches_golden(const std::string& actual, const std::string& name) {
-  const std::string path = std::string(GRADSCOPE_SOURCE_DIR) + "/tests/golden/" + name;
-  const char* update = std::getenv("GRADSCOPE_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-    std::ofstream(path, std::ios::binary) << actual;
-    std::cout << "rewrote " << path << "\n";
-  }
-  const std::string expected = read_file(path);
-  ASSERT_FALSE(expected.empty()) << path << " is missing; run with GRADSCOPE_UPDATE_GOLDEN=1";
+  const std::string expected = testing::golden(actual, name);
+  ASSERT_FALSE(expected.empty()) << "tests/golden/" << name
+                                 << " is missing; run with GRADSCOPE_UPDATE_GOLDEN=1";
   if (expected == actual) return;
   std::size_t at = 0;
   while (at < expected.size() && at < actual.size() && expected[at] == actual[at]) ++at;

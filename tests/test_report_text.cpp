@@ -20,6 +20,7 @@
 #include "gradscope/report.hpp"
 #include "gradscope/report_text.hpp"
 #include "report_fixtures.hpp"
+#include "test_support.hpp"
 
 namespace gradscope {
 namespace {
@@ -190,24 +191,12 @@ std::string two_decimals(double v) {
   return buf;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Compares with tests/golden/NAME byte for byte; GRADSCOPE_UPDATE_GOLDEN=1 rewrites the file.
 void expect_matches_golden(const std::string& actual, const std::string& name) {
-  const std::string path = std::string(GRADSCOPE_SOURCE_DIR) + "/tests/golden/" + name;
-  const char* update = std::getenv("GRADSCOPE_UPDATE_GOLDEN");
-  if (update != nullptr && std::string(update) == "1") {
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-    std::ofstream(path, std::ios::binary) << actual;
-    std::cout << "rewrote " << path << "\n";
-  }
-  const std::string expected = read_file(path);
-  ASSERT_FALSE(expected.empty()) << path << " is missing; run with GRADSCOPE_UPDATE_GOLDEN=1";
+  const std::string expected = testing::golden(actual, name);
+  ASSERT_FALSE(expected.empty()) << "tests/golden/" << name
+                                 << " is missing; run with GRADSCOPE_UPDATE_GOLDEN=1";
   if (expected == actual) return;
   const std::vector<std::string> want = lines_of(expected);
   const std::vector<std::string> got = lines_of(actual);

@@ -2,6 +2,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "gradscope/activation.hpp"
@@ -37,6 +43,22 @@ inline std::vector<ActivationSpec> elementwise_specs() {
   specs.push_back({Activation::kElu, 0.5});
   specs.push_back({Activation::kElu, 2.0});
   return specs;
+}
+
+// The content of tests/golden/NAME (empty when missing); with GRADSCOPE_UPDATE_GOLDEN=1 it is
+// first rewritten with `actual`, so that a deliberate change of output is one command.
+inline std::string golden(const std::string& actual, const std::string& name) {
+  const std::string path = std::string(GRADSCOPE_SOURCE_DIR) + "/tests/golden/" + name;
+  const char* update = std::getenv("GRADSCOPE_UPDATE_GOLDEN");
+  if (update != nullptr && std::string(update) == "1") {
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path, std::ios::binary) << actual;
+    std::cout << "rewrote " << path << "\n";
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 }  // namespace gradscope::testing
