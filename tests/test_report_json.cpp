@@ -134,8 +134,9 @@ void expect_matches_golden(const std::string& actual, const std::string& name) {
 
 // ---------------------------------------------------------------- the validator itself
 
-TEST(JsonSchemaValidator, AcceptsMatchingInstances) {
-  const Json schema = Json::parse(R"({
+// A small schema using every keyword the validator supports.
+Json sample_schema() {
+  return Json::parse(R"({
     "type": "object", "additionalProperties": false, "required": ["n", "tag"],
     "properties": {
       "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 10},
@@ -145,6 +146,10 @@ TEST(JsonSchemaValidator, AcceptsMatchingInstances) {
     },
     "$defs": {"point": {"type": "object", "required": ["x"], "properties": {"x": {"type": "number"}}}}
   })");
+}
+
+TEST(JsonSchemaValidator, AcceptsMatchingInstances) {
+  const Json schema = sample_schema();
   EXPECT_EQ(join(validate_schema(schema, Json::parse(R"({"n": 5, "tag": "a"})"))), "");
   EXPECT_EQ(join(validate_schema(schema, Json::parse(R"({"n": null, "tag": "b", "fixed": 3})"))),
             "");
@@ -154,16 +159,7 @@ TEST(JsonSchemaValidator, AcceptsMatchingInstances) {
 }
 
 TEST(JsonSchemaValidator, RejectsEachKindOfViolationWithItsPath) {
-  const Json schema = Json::parse(R"({
-    "type": "object", "additionalProperties": false, "required": ["n", "tag"],
-    "properties": {
-      "n": {"type": ["integer", "null"], "minimum": 1, "maximum": 10},
-      "tag": {"enum": ["a", "b"]},
-      "list": {"type": "array", "items": {"$ref": "#/$defs/point"}},
-      "fixed": {"const": 3}
-    },
-    "$defs": {"point": {"type": "object", "required": ["x"], "properties": {"x": {"type": "number"}}}}
-  })");
+  const Json schema = sample_schema();
   const auto errors_for = [&](const char* text) {
     return validate_schema(schema, Json::parse(text));
   };

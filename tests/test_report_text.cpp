@@ -191,7 +191,6 @@ std::string two_decimals(double v) {
   return buf;
 }
 
-
 // Compares with tests/golden/NAME byte for byte; GRADSCOPE_UPDATE_GOLDEN=1 rewrites the file.
 void expect_matches_golden(const std::string& actual, const std::string& name) {
   const std::string expected = testing::golden(actual, name);
