@@ -45,8 +45,9 @@ constexpr std::string_view kJsonHint =
     "fix the JSON there: keys and strings need double quotes, and JSON allows no comments and no "
     "trailing commas";
 
-const std::vector<std::string_view> kTopKeys{"name",   "seed",   "precision", "input",     "stack",
-                                             "output", "layers", "loss",      "optimizer", "stats"};
+const std::vector<std::string_view> kTopKeys{"name",      "seed",   "precision", "input",
+                                             "stack",     "output", "layers",    "loss",
+                                             "optimizer", "stats",  "diagnosis"};
 const std::vector<std::string_view> kInputKeys{"width", "batch", "distribution", "mean",
                                                "std",   "low",   "high"};
 const std::vector<std::string_view> kStackKeys{"depth", "width", "activation", "init", "bias_init"};
@@ -54,6 +55,31 @@ const std::vector<std::string_view> kOutputKeys{"width", "activation", "init", "
 // The input-output Jacobian is width^3 per layer and example: a handful of examples says enough.
 constexpr std::uint64_t kMaxJacobianExamples = 64;
 const std::vector<std::string_view> kStatsKeys{"saturation_threshold", "jacobian_examples"};
+// The diagnosis's thresholds: (key, member, what it must be). Every one is a positive number but
+// deep_layers, a positive integer.
+struct DiagnosisKey {
+  std::string_view key;
+  double DiagnosisSpec::*member;
+  bool fraction;  // must lie in (0, 1)
+};
+constexpr DiagnosisKey kDiagnosisKeys[] = {
+    {"gradient_warning_decades", &DiagnosisSpec::gradient_warning_decades, false},
+    {"gradient_error_decades", &DiagnosisSpec::gradient_error_decades, false},
+    {"activation_warning_decades", &DiagnosisSpec::activation_warning_decades, false},
+    {"activation_error_decades", &DiagnosisSpec::activation_error_decades, false},
+    {"dead_fraction", &DiagnosisSpec::dead_fraction, true},
+    {"saturated_fraction", &DiagnosisSpec::saturated_fraction, true},
+    {"correlation", &DiagnosisSpec::correlation, true},
+    {"update_ratio_min", &DiagnosisSpec::update_ratio_min, false},
+    {"update_ratio_max", &DiagnosisSpec::update_ratio_max, false},
+    {"init_mismatch_factor", &DiagnosisSpec::init_mismatch_factor, false},
+};
+std::vector<std::string_view> diagnosis_keys() {
+  std::vector<std::string_view> keys;
+  for (const DiagnosisKey& k : kDiagnosisKeys) keys.push_back(k.key);
+  keys.push_back("deep_layers");
+  return keys;
+}
 // Every key an item of "layers" may have; which of them an item has says what it is.
 const std::vector<std::string_view> kItemKeys{"width",    "activation",    "init",    "bias_init",
                                               "norm",     "norm_position", "dropout", "repeat",
@@ -593,6 +619,7 @@ class Reader {
     spec.loss = read_loss(find(root, "loss"), output_width, end);
     spec.optimizer = read_optimizer(find(root, "optimizer"));
     spec.stats = read_stats(section(root, "stats"));
+    spec.diagnosis = read_diagnosis(section(root, "diagnosis"));
     return spec;
   }
 
@@ -1021,6 +1048,50 @@ class Reader {
     return stats;
   }
 
+  DiagnosisSpec read_diagnosis(const Json* object) const {
+    DiagnosisSpec d;
+    if (object == nullptr) return d;
+    check_keys(*object, "diagnosis", diagnosis_keys());
+    for (const DiagnosisKey& k : kDiagnosisKeys) {
+      const Json* v = find(*object, k.key);
+      if (v == nullptr) continue;
+      const std::string path = "diagnosis." + std::string(k.key);
+      const double x = read_number(*v, path);
+      if (k.fraction ? !(x > 0 && x < 1) : !(x > 0 && std::isfinite(x))) {
+        fail(path,
+             std::string(k.fraction ? "must be between 0 and 1 (both excluded), "
+                                    : "must be a positive number, ") +
+                 got(*v),
+             "the README's diagnosis section gives each threshold's meaning and default");
+      }
+      d.*k.member = x;
+    }
+    if (const Json* v = find(*object, "deep_layers")) {
+      d.deep_layers = static_cast<int>(read_integer(*v, "diagnosis.deep_layers", 1, 1'000'000));
+    }
+    // A warning threshold raised above the default error threshold raises that with it.
+    if (find(*object, "gradient_error_decades") == nullptr) {
+      d.gradient_error_decades = std::max(d.gradient_error_decades, d.gradient_warning_decades);
+    }
+    if (find(*object, "activation_error_decades") == nullptr) {
+      d.activation_error_decades =
+          std::max(d.activation_error_decades, d.activation_warning_decades);
+    }
+    if (d.gradient_error_decades < d.gradient_warning_decades) {
+      fail("diagnosis.gradient_error_decades", "is below diagnosis.gradient_warning_decades",
+           "an error threshold must be at least the warning threshold");
+    }
+    if (d.activation_error_decades < d.activation_warning_decades) {
+      fail("diagnosis.activation_error_decades", "is below diagnosis.activation_warning_decades",
+           "an error threshold must be at least the warning threshold");
+    }
+    if (d.update_ratio_max <= d.update_ratio_min) {
+      fail("diagnosis.update_ratio_max", "must exceed diagnosis.update_ratio_min",
+           "the update-to-weight ratio is healthy between the two");
+    }
+    return d;
+  }
+
   // ---- "layers"
 
   // The JSON item each LayerItem came from, in a tree parallel to the items: a dense item with a
@@ -1185,11 +1256,13 @@ class Reader {
       case ItemKind::kBlock: {
         Trace trace{path, {}};
         read_block_item(v, path, item, trace);
+        item.path = path;
         items.push_back(std::move(item));
         traces.push_back(std::move(trace));
         return;
       }
     }
+    item.path = path;
     items.push_back(std::move(item));
     traces.push_back(Trace{path, {}});
   }
@@ -1221,6 +1294,7 @@ class Reader {
     const auto push = [&](const OpSpec& op) {
       LayerItem item;
       item.op = op;
+      item.path = path;
       items.push_back(std::move(item));
       traces.push_back(Trace{path, {}});
     };
@@ -1547,8 +1621,13 @@ class Reader {
       loss.classes = output_width;
     }
     const bool takes_logits = softmax_ce || loss.kind == LossKind::kSigmoidBce;
-    if (takes_logits && end.kind == OutputEnd::kActivation &&
-        end.activation.kind != Activation::kLinear) {
+    // A bounded output (sigmoid, tanh) before softmax cross-entropy runs: it is a common mistake
+    // the diagnosis names (sigmoid_output_multiclass) with its cost, the loss floor it imposes.
+    const Activation k = end.activation.kind;
+    const bool diagnosed = softmax_ce && (k == Activation::kSigmoid || k == Activation::kTanh ||
+                                          k == Activation::kHardTanh);
+    if (takes_logits && end.kind == OutputEnd::kActivation && k != Activation::kLinear &&
+        !diagnosed) {
       const std::string_view applies = softmax_ce ? "softmax" : "sigmoid";
       std::string hint = "the loss applies " + std::string(applies) +
                          " itself; use a linear output (\"activation\": \"linear\")";
@@ -1873,6 +1952,12 @@ std::string run_spec_to_json(const RunSpec& spec, int indent) {
   stats["saturation_threshold"] = spec.stats.saturation_threshold;
   if (spec.stats.jacobian_examples > 0) stats["jacobian_examples"] = spec.stats.jacobian_examples;
   j["stats"] = std::move(stats);
+
+  Json diagnosis = Json::object();
+  for (const DiagnosisKey& k : kDiagnosisKeys)
+    diagnosis[std::string(k.key)] = spec.diagnosis.*k.member;
+  diagnosis["deep_layers"] = spec.diagnosis.deep_layers;
+  j["diagnosis"] = std::move(diagnosis);
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 

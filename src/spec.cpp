@@ -46,7 +46,39 @@ void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops) {
   }
 }
 
+// Mirrors append_ops, one path per op.
+void append_paths(const std::vector<LayerItem>& items, const std::string& prefix,
+                  std::vector<std::string>& paths) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    const std::string path = item.path.empty() ? prefix + "[" + std::to_string(i) + "]" : item.path;
+    if (item.block.empty()) {
+      paths.push_back(path);
+      continue;
+    }
+    for (int r = 0; r < item.repeat; ++r) {
+      if (item.residual) paths.push_back(path);
+      append_paths(item.block, path + ".block", paths);
+      if (item.residual) {
+        paths.push_back(path);
+        if (item.post_norm) paths.push_back(path);
+      }
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> op_config_paths(const RunSpec& spec) {
+  std::vector<std::string> paths;
+  if (!spec.layers.empty()) {
+    append_paths(spec.layers, "layers", paths);
+    return paths;
+  }
+  paths.assign(static_cast<std::size_t>(std::max(spec.stack.depth, 0)), "stack");
+  if (spec.output) paths.emplace_back("output");
+  return paths;
+}
 
 std::vector<OpSpec> expand_ops(const RunSpec& spec) {
   std::vector<OpSpec> ops;

@@ -419,7 +419,7 @@ TEST(ConfigKeyErrors, UnknownKeyWithNothingCloseListsTheValidKeys) {
   EXPECT_EQ(what(e), "cfg.json: zzzzzzzz: unknown key");
   EXPECT_EQ(e.hint(),
             "valid keys here: name, seed, precision, input, stack, output, layers, loss, "
-            "optimizer, stats");
+            "optimizer, stats, diagnosis");
   EXPECT_TRUE(Contains(e.hint(), "valid keys here: name, seed"));
 
   const Error in_stats = config_error(R"({"stats": {"saturation": 0.1}})");
@@ -807,6 +807,55 @@ TEST(ConfigOverrides, SettingThroughANonObjectNamesTheOrigin) {
   EXPECT_TRUE(Contains(what(path), "--set: invalid config path \"stack..depth\""));
 }
 
+TEST(ConfigDiagnosis, ThresholdsAreReadCheckedAndWrittenBack) {
+  const RunSpec spec = parse(
+      R"({"diagnosis": {"gradient_warning_decades": 3, "dead_fraction": 0.5, "deep_layers": 20}})");
+  EXPECT_EQ(spec.diagnosis.gradient_warning_decades, 3.0);
+  EXPECT_EQ(spec.diagnosis.gradient_error_decades, 4.0);
+  EXPECT_EQ(spec.diagnosis.dead_fraction, 0.5);
+  EXPECT_EQ(spec.diagnosis.deep_layers, 20);
+  // A warning threshold raised above the default error threshold raises that with it.
+  EXPECT_EQ(
+      parse(R"({"diagnosis": {"gradient_warning_decades": 6}})").diagnosis.gradient_error_decades,
+      6.0);
+  const Json j = Json::parse(gradscope::run_spec_to_json(spec));
+  EXPECT_EQ(j["diagnosis"]["dead_fraction"], 0.5);
+  EXPECT_EQ(j["diagnosis"]["deep_layers"], 20);
+  EXPECT_EQ(parse(gradscope::run_spec_to_json(spec)).diagnosis.deep_layers, 20);
+}
+
+TEST(ConfigDiagnosis, BadThresholdsNameTheKeyAndTheRule) {
+  const auto error_of = [](const std::string& text) {
+    try {
+      parse(text);
+    } catch (const Error& e) {
+      return what(e) + " | " + e.hint();
+    }
+    return std::string("no error");
+  };
+  EXPECT_TRUE(Contains(error_of(R"({"diagnosis": {"correlation": 1}})"),
+                       "diagnosis.correlation: must be between 0 and 1"));
+  EXPECT_TRUE(Contains(error_of(R"({"diagnosis": {"update_ratio_min": -1}})"),
+                       "diagnosis.update_ratio_min: must be a positive number"));
+  EXPECT_TRUE(Contains(error_of(R"({"diagnosis": {"gradient_error_decades": 1}})"),
+                       "diagnosis.gradient_error_decades: is below"));
+  EXPECT_TRUE(Contains(error_of(R"({"diagnosis": {"deep_layers": 0}})"), "diagnosis.deep_layers"));
+  EXPECT_TRUE(Contains(error_of(R"({"diagnosis": {"dead_fractoin": 0.3}})"),
+                       "did you mean \"dead_fraction\"?"));
+}
+
+TEST(ConfigDiagnosis, BoundedOutputUnderSoftmaxCrossEntropyIsLeftToTheDiagnosis) {
+  // A common mistake the diagnosis names (sigmoid_output_multiclass) rather than a refusal.
+  const RunSpec spec = parse(
+      R"({"stack": {"depth": 2, "width": 8}, "output": {"width": 4, "activation": "sigmoid"},
+          "loss": "softmax_cross_entropy"})");
+  EXPECT_EQ(spec.loss.kind, LossKind::kSoftmaxCrossEntropy);
+  EXPECT_THROW(parse(R"({"stack": {"depth": 2, "width": 8},
+                         "output": {"width": 4, "activation": "relu"},
+                         "loss": "softmax_cross_entropy"})"),
+               Error);
+}
+
 TEST(ConfigOverrides, LargeSeedFromTheCommandLine) {
   EXPECT_EQ(parse("{}", {{"seed", "18446744073709551615", "--seed"}}).seed,
             18446744073709551615ULL);
@@ -818,8 +867,9 @@ TEST(ConfigOverrides, LargeSeedFromTheCommandLine) {
 TEST(ConfigResolved, KeysComeInTheDocumentedOrder) {
   const RunSpec spec = parse(R"({"output": {"width": 3}, "stats": {}, "stack": {}, "seed": 2})");
   const Json j = Json::parse(gradscope::run_spec_to_json(spec));
-  EXPECT_EQ(keys_of(j), (std::vector<std::string>{"name", "seed", "precision", "input", "stack",
-                                                  "output", "loss", "optimizer", "stats"}));
+  EXPECT_EQ(keys_of(j),
+            (std::vector<std::string>{"name", "seed", "precision", "input", "stack", "output",
+                                      "loss", "optimizer", "stats", "diagnosis"}));
   EXPECT_EQ(keys_of(j["input"]),
             (std::vector<std::string>{"width", "batch", "distribution", "mean", "std"}));
   EXPECT_EQ(keys_of(j["stack"]),
@@ -1744,8 +1794,8 @@ TEST(ConfigOptimizer, RangesAndParametersEachOptimizerTakes) {
 TEST(ConfigResolved, StackConfigsGainOnlyLossAndOptimizer) {
   using Keys = std::vector<std::string>;
   const Json plain = Json::parse(gradscope::run_spec_to_json(parse("{}")));
-  EXPECT_EQ(keys_of(plain),
-            (Keys{"name", "seed", "precision", "input", "stack", "loss", "optimizer", "stats"}));
+  EXPECT_EQ(keys_of(plain), (Keys{"name", "seed", "precision", "input", "stack", "loss",
+                                  "optimizer", "stats", "diagnosis"}));
   EXPECT_EQ(plain["loss"], "probe");
   EXPECT_EQ(plain["optimizer"], "none");
   EXPECT_FALSE(plain.contains("layers"));
@@ -1770,8 +1820,8 @@ TEST(ConfigResolved, LayersAreWrittenAsATreeWithEveryDefaultFilledIn) {
       {"residual": {"placement": "post_norm", "norm": "rms_norm", "projection": true},
        "block": [{"dropout": 0.5}, {"width": 4, "activation": "linear"}]},
       {"block": [{"width": 4, "activation": "linear"}]}])"))));
-  EXPECT_EQ(keys_of(j),
-            (Keys{"name", "seed", "precision", "input", "layers", "loss", "optimizer", "stats"}));
+  EXPECT_EQ(keys_of(j), (Keys{"name", "seed", "precision", "input", "layers", "loss", "optimizer",
+                              "stats", "diagnosis"}));
   const Json& layers = j["layers"];
   ASSERT_EQ(layers.size(), 6U);  // the dense item with a norm is written as its three ops
   EXPECT_EQ(keys_of(layers[0]), (Keys{"width", "activation", "init", "bias_init"}));

@@ -87,6 +87,10 @@ struct LayerItem {
   int repeat = 1;
   std::optional<ResidualSpec> residual;
   std::optional<NormSpec> post_norm;  // only with a residual
+  // The config path of the item this came from ("layers[1].block[0]"), for advice that names
+  // config keys; empty when the item was built in code. A dense item with a "norm" expands to
+  // several items that share its path.
+  std::string path;
 };
 
 // ---- What drives the backward pass.
@@ -122,6 +126,32 @@ struct StatsSpec {
   int jacobian_examples = 0;
 };
 
+// The diagnosis's thresholds (the config's "diagnosis" section). The README gives the
+// measurements each default was chosen from.
+struct DiagnosisSpec {
+  // |log10 rms(dL/dh) first layer / last layer|: a warning from this many decades, an error from
+  // the second.
+  double gradient_warning_decades = 2.0;
+  double gradient_error_decades = 4.0;
+  // |log10 rms(y_l) / rms(input)| of any layer, likewise.
+  double activation_warning_decades = 2.0;
+  double activation_error_decades = 4.0;
+  // A layer whose share of units dead for the whole batch reaches this is a warning.
+  double dead_fraction = 0.25;
+  // A sigmoid/tanh-like layer whose share of saturated entries reaches this is a warning.
+  double saturated_fraction = 0.2;
+  // Mean cosine between examples' outputs at or above this (and above the input's) is a warning.
+  double correlation = 0.98;
+  // The optimizer's first step: ||update|| / ||W|| outside [min, max] in any dense layer.
+  double update_ratio_min = 1e-6;
+  double update_ratio_max = 0.1;
+  // Dense layers from which a stack counts as deep (the common-mistake rules).
+  int deep_layers = 10;
+  // An init whose sw2 is off from the activation's signal-preserving sw2 by this factor or more
+  // is mismatched.
+  double init_mismatch_factor = 1.5;
+};
+
 struct RunSpec {
   std::string name = "default";
   std::uint64_t seed = 0;
@@ -134,6 +164,7 @@ struct RunSpec {
   LossSpec loss{};
   OptimizerSpec optimizer{};
   StatsSpec stats{};
+  DiagnosisSpec diagnosis{};
 };
 
 // The architecture as a flat list of ops, input side first: from `layers` when given (each
@@ -143,6 +174,11 @@ struct RunSpec {
 std::vector<OpSpec> expand_ops(const RunSpec& spec);
 // The width each op outputs, given the input width.
 std::vector<int> op_widths(const RunSpec& spec, const std::vector<OpSpec>& ops);
+
+// For each op of expand_ops, the config path of the item that describes it: "stack", "output",
+// "layers[0]", "layers[1].block[2]" (LayerItem::path, or its position when that is empty);
+// residual begins, ends and post-norms name their block.
+std::vector<std::string> op_config_paths(const RunSpec& spec);
 
 // The layers in order, input side first: the stack's `depth` layers, then the output layer.
 std::vector<LayerSpec> expand_layers(const RunSpec& spec);
