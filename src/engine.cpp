@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string>
 
+#include "gradscope/diagnosis.hpp"
 #include "gradscope/error.hpp"
 #include "gradscope/jacobian.hpp"
 #include "gradscope/loss.hpp"
@@ -105,6 +106,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   if (spec.stats.jacobian_examples > 0) {
     report.jacobian = jacobian_spectrum(spec, net, input, spec.stats.jacobian_examples);
   }
+  diagnose(report);
   return report;
 }
 

@@ -11,6 +11,7 @@ enum class ExitCode : int {
   kOk = 0,
   kInternal = 1,  // a bug or an environment failure the user cannot fix by editing input
   kUsage = 2,     // bad command line, bad config, refused run, unwritable output
+  kFindings = 3,  // `run --fail-on`: a listed finding is present (the reports are still written)
 };
 
 // `what()` says what was wrong and where; `hint()` says what to do (may be empty).

@@ -137,6 +137,56 @@ struct JacobianStats {
   std::vector<std::int64_t> histogram_counts;
 };
 
+// ---- The diagnosis (diagnosis.hpp): what is wrong, where, and what to change.
+
+enum class Severity : int { kInfo, kWarning, kError };
+// "healthy" when no finding is a warning or an error, else the worst severity.
+enum class Verdict : int { kHealthy, kWarning, kError };
+
+// One measured number behind a finding, and the threshold it crossed (NaN when it is context, not
+// a test). `relation` is how value compares with threshold when the finding fires: ">=", "<=", ">"
+// or "<".
+struct Evidence {
+  std::string quantity;  // e.g. "log10_grad_ratio_first_to_last"
+  double value = 0.0;
+  std::string relation;
+  double threshold = 0.0;
+  int layer = 0;  // the layer the value is from; 0 for a whole-network value
+};
+
+// One config key to set, as `--set PATH=VALUE` would: VALUE is JSON text (null drops a section).
+struct ConfigChange {
+  std::string path;
+  std::string value;
+};
+
+// The effect of an advice, measured by re-running the network with its changes (--check-advice).
+struct AdviceCheck {
+  std::string metric;  // the finding's problem metric, e.g. "log10_grad_ratio_first_to_last"
+  double before = 0.0;
+  double after = 0.0;
+  bool helped = false;
+  Verdict verdict_after = Verdict::kHealthy;
+  std::vector<std::string> findings_after;  // "code (severity)" of every finding of the re-run
+};
+
+struct Advice {
+  std::string text;  // one sentence: what to change and why it helps
+  std::vector<ConfigChange> changes;
+  std::optional<AdviceCheck> check;  // present after --check-advice
+};
+
+struct Finding {
+  std::string code;  // stable: vanishing_gradients, dead_units, ... (diagnosis.hpp lists them)
+  Severity severity = Severity::kWarning;
+  int layer = 0;  // the first layer where it shows (1-based report index); 0: the whole network
+  std::vector<Evidence> evidence;
+  std::string explanation;  // one sentence in plain words
+  std::vector<Advice> advice;
+  // Advice that --check-advice showed not to improve the problem: kept for the record, not given.
+  std::vector<Advice> rejected_advice;
+};
+
 struct Report {
   RunSpec spec;
   double loss = 0.0;  // the loss value; for the probe, sum over the batch of <probe, y>
@@ -146,6 +196,8 @@ struct Report {
   std::vector<LayerReport> layers;
   Summary summary;
   std::optional<JacobianStats> jacobian;
+  Verdict verdict = Verdict::kHealthy;
+  std::vector<Finding> findings;  // most severe first, then by layer
 };
 
 }  // namespace gradscope

@@ -1,0 +1,1458 @@
+// The diagnosis rules. Each rule reads the report's measurements (and, for advice, mean-field
+// theory), compares them with spec.diagnosis's thresholds, and says what it saw in plain words.
+#include "gradscope/diagnosis.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "gradscope/init.hpp"
+#include "gradscope/theory.hpp"
+
+namespace gradscope {
+
+namespace {
+
+constexpr std::array<FindingInfo, kFindingCodeCount> kFindings{{
+    {FindingCode::kVanishingGradients, "vanishing_gradients",
+     "the gradient shrinks from the last layer to the first by more than the threshold",
+     "decades of shrink, -log10 rms(dL/dh first) / rms(dL/dh last)", true},
+    {FindingCode::kExplodingGradients, "exploding_gradients",
+     "the gradient grows from the last layer to the first by more than the threshold",
+     "decades of growth, log10 rms(dL/dh first) / rms(dL/dh last)", true},
+    {FindingCode::kCollapsingActivations, "collapsing_activations",
+     "a layer's output rms falls below the input's by more than the threshold",
+     "decades below the input, -min_l log10 rms(y_l) / rms(x)", true},
+    {FindingCode::kExplodingActivations, "exploding_activations",
+     "a layer's output rms rises above the input's by more than the threshold",
+     "decades above the input, max_l log10 rms(y_l) / rms(x)", true},
+    {FindingCode::kNonFinite, "non_finite", "NaN or infinity in a layer's values or gradients",
+     "layers with a non-finite value", true},
+    {FindingCode::kDeadUnits, "dead_units",
+     "a ReLU layer loses a share of its units to zero output for the whole batch",
+     "largest share of a layer's units dead for the whole batch", true},
+    {FindingCode::kSaturatedUnits, "saturated_units",
+     "a sigmoid/tanh-like layer has a share of its entries on the flat tails",
+     "largest share of a bounded-activation layer's entries saturated", true},
+    {FindingCode::kCorrelationCollapse, "correlation_collapse",
+     "different examples' outputs point in nearly the same direction",
+     "largest mean cosine between examples' outputs", true},
+    {FindingCode::kFp16GradientUnderflow, "fp16_gradient_underflow",
+     "a layer's gradient rms falls below float16's smallest normal (2^-14)",
+     "decades below float16's smallest normal", true},
+    {FindingCode::kFp16ActivationOverflow, "fp16_activation_overflow",
+     "a layer's largest |value| exceeds float16's largest (65504)",
+     "decades above float16's largest value", true},
+    {FindingCode::kBf16GradientUnderflow, "bf16_gradient_underflow",
+     "a layer's gradient rms falls below bfloat16's smallest normal (2^-126)",
+     "decades below bfloat16's smallest normal", true},
+    {FindingCode::kUpdateRatio, "update_ratio",
+     "the optimizer's first step moves a layer's weights too much or too little",
+     "decades outside [update_ratio_min, update_ratio_max]", true},
+    {FindingCode::kSaturatingHiddenActivation, "saturating_hidden_activation",
+     "sigmoid or tanh in many hidden layers of a plain stack",
+     "problem score of the measured findings (warning 1, error 2)", false},
+    {FindingCode::kMismatchedInit, "mismatched_init",
+     "the init's weight variance is far from what the activation needs to keep the signal",
+     "problem score of the measured findings (warning 1, error 2)", false},
+    {FindingCode::kSigmoidOutputMulticlass, "sigmoid_output_multiclass",
+     "a bounded output activation (sigmoid) before a softmax cross-entropy over several classes",
+     "the loss floor the bounded outputs impose, in nats", false},
+    {FindingCode::kPlainDeepStack, "plain_deep_stack",
+     "many dense layers with neither normalization nor residual connections",
+     "problem score of the measured findings (warning 1, error 2)", false},
+}};
+
+static_assert(kFindings.size() == static_cast<std::size_t>(kFindingCodeCount));
+
+constexpr std::array<std::string_view, 3> kSeverityNames{"info", "warning", "error"};
+constexpr std::array<std::string_view, 3> kVerdictNames{"healthy", "warning", "error"};
+
+}  // namespace
+
+constexpr bool findings_in_enum_order() {
+  for (std::size_t i = 0; i < kFindings.size(); ++i) {
+    if (static_cast<std::size_t>(kFindings[i].code) != i) return false;
+  }
+  return true;
+}
+static_assert(findings_in_enum_order(), "kFindings must follow FindingCode's order");
+
+const std::array<FindingInfo, kFindingCodeCount>& finding_table() { return kFindings; }
+
+const FindingInfo& finding_info(FindingCode code) {
+  return kFindings[static_cast<std::size_t>(code)];
+}
+
+std::optional<FindingCode> finding_from_name(std::string_view name) {
+  for (const FindingInfo& f : kFindings) {
+    if (f.name == name) return f.code;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string_view> finding_names() {
+  std::vector<std::string_view> names;
+  for (const FindingInfo& f : kFindings) names.push_back(f.name);
+  return names;
+}
+
+std::string_view severity_name(Severity s) { return kSeverityNames[static_cast<std::size_t>(s)]; }
+
+std::optional<Severity> severity_from_name(std::string_view name) {
+  for (std::size_t i = 0; i < kSeverityNames.size(); ++i) {
+    if (kSeverityNames[i] == name) return static_cast<Severity>(i);
+  }
+  return std::nullopt;
+}
+
+std::string_view verdict_name(Verdict v) { return kVerdictNames[static_cast<std::size_t>(v)]; }
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+const double kLn10 = std::log(10.0);
+
+// The limits of the half-precision formats mixed-precision training stores gradients and
+// activations in: the smallest normal numbers and the largest finite ones.
+const double kFp16MinNormalLog10 = -14.0 * std::log10(2.0);  // 6.10e-5
+const double kFp16MaxLog10 = std::log10(65504.0);
+const double kBf16MinNormalLog10 = -126.0 * std::log10(2.0);  // 1.18e-38
+const double kBf16MaxLog10 = std::log10(3.3895313892515355e38);
+// Entries spread around their rms: keep a decade on each side of it inside the format when
+// proposing a loss scale.
+constexpr double kLossScaleMarginDecades = 1.0;
+
+// ---- Words and numbers
+
+std::string fmt_num(double x, int sig = 3) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*g", sig, x);
+  return buf;
+}
+
+// 10^log10 for any log10, also beyond double's range: "0.25", "3.2e+04", "1.6e-31".
+std::string pow10_text(double log10) {
+  if (std::isnan(log10)) return "nan";
+  if (std::isinf(log10)) return log10 > 0 ? "inf" : "0";
+  if (std::abs(log10) < 3.0) return fmt_num(std::pow(10.0, log10), 2);
+  double e = std::floor(log10);
+  double m = std::pow(10.0, log10 - e);
+  if (m >= 9.95) {
+    m /= 10.0;
+    e += 1.0;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1fe%+d", m, static_cast<int>(e));
+  return buf;
+}
+
+std::string percent(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * fraction);
+  return buf;
+}
+
+std::string layer_word(int index) { return "layer " + std::to_string(index); }
+
+// JSON text of a number that reads back to the same double.
+std::string json_number(double x) {
+  char buf[64];
+  if (x == std::trunc(x) && std::abs(x) < 1e15) {
+    std::snprintf(buf, sizeof buf, "%.0f", x);
+    return buf;
+  }
+  std::snprintf(buf, sizeof buf, "%.17g", x);
+  // Prefer the shortest spelling that round-trips, so advice reads like a person wrote it.
+  for (int digits = 1; digits <= 17; ++digits) {
+    char shorter[64];
+    std::snprintf(shorter, sizeof shorter, "%.*g", digits, x);
+    if (std::strtod(shorter, nullptr) == x) return shorter;
+  }
+  return buf;
+}
+
+std::string json_string(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string activation_json(const ActivationSpec& a) {
+  const ActivationInfo& info = activation_info(a.kind);
+  if (info.param_name.empty()) return json_string(info.name);
+  return "{\"name\": " + json_string(info.name) + ", \"" + std::string(info.param_name) +
+         "\": " + json_number(a.param) + "}";
+}
+
+std::string init_json(const InitSpec& init) {
+  std::string j = "{\"name\": " + json_string(init_info(init.kind).name) +
+                  ", \"gain\": " + json_number(init.gain);
+  switch (init.kind) {
+    case Init::kNormal:
+      j += ", \"std\": " + json_number(init.std);
+      break;
+    case Init::kUniform:
+      j += ", \"limit\": " + json_number(init.limit);
+      break;
+    case Init::kHeNormal:
+    case Init::kHeUniform:
+      j += std::string(", \"mode\": ") +
+           (init.mode == FanMode::kFanIn ? "\"fan_in\"" : "\"fan_out\"");
+      break;
+    case Init::kVariance:
+      j += ", \"weight_var\": " + json_number(init.weight_var);
+      break;
+    default:
+      break;
+  }
+  return j + "}";
+}
+
+std::string bias_json(const BiasInitSpec& b) {
+  switch (b.kind) {
+    case BiasInit::kConstant:
+      return "{\"name\": \"constant\", \"value\": " + json_number(b.value) + "}";
+    case BiasInit::kNormal:
+      return "{\"name\": \"normal\", \"std\": " + json_number(b.std) + "}";
+    case BiasInit::kTorchDefault:
+      return "\"torch_default\"";
+    case BiasInit::kZeros:
+      break;
+  }
+  return "\"zeros\"";
+}
+
+std::string dense_item_json(const LayerSpec& layer) {
+  return "{\"width\": " + std::to_string(layer.width) +
+         ", \"activation\": " + activation_json(layer.activation) +
+         ", \"init\": " + init_json(layer.init) + ", \"bias_init\": " + bias_json(layer.bias) + "}";
+}
+
+// ---- What the network is
+
+bool is_bounded(Activation a) {
+  return a == Activation::kSigmoid || a == Activation::kTanh || a == Activation::kHardTanh;
+}
+
+bool same_activation(const ActivationSpec& a, const ActivationSpec& b) {
+  return a.kind == b.kind && a.param == b.param;
+}
+
+double weight_sw2(const InitSpec& init, int fan_in, int fan_out) {
+  return init_weight_variance(init, fan_in, fan_out) * fan_in;
+}
+
+// Facts about the report's network that several rules need.
+struct Shape {
+  std::vector<std::string> paths;  // config path of each reported layer
+  std::vector<int> dense;          // indices (0-based) into report.layers of the dense layers
+  std::vector<int> hidden;         // the dense layers but the output one
+  bool has_norm = false;
+  bool has_batch_norm = false;
+  bool has_residual = false;
+  bool has_other_ops = false;  // activation or dropout ops
+  bool stack_config = false;
+  // The hidden layers share one activation, init and bias (a uniform stack).
+  bool uniform_hidden = false;
+  ActivationSpec hidden_activation{};
+  double input_second_moment = 1.0;
+  double input_rms = 1.0;
+  double input_correlation = 0.0;  // expected cosine between two input examples
+  double grad_scale_log10 = 0.0;   // to the per-example scale of a mean-over-batch loss
+};
+
+Shape shape_of(const Report& r) {
+  Shape s;
+  const std::vector<OpSpec> ops = expand_ops(r.spec);
+  const std::vector<std::string> op_paths = op_config_paths(r.spec);
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].kind != OpKind::kResidualBegin) s.paths.push_back(op_paths[i]);
+  }
+  s.paths.resize(r.layers.size());
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const LayerReport& l = r.layers[i];
+    switch (l.kind) {
+      case OpKind::kDense:
+        s.dense.push_back(static_cast<int>(i));
+        break;
+      case OpKind::kNorm:
+        s.has_norm = true;
+        if (l.norm.kind == NormKind::kBatchNorm) s.has_batch_norm = true;
+        break;
+      case OpKind::kResidualEnd:
+        s.has_residual = true;
+        break;
+      case OpKind::kActivation:
+      case OpKind::kDropout:
+        s.has_other_ops = true;
+        break;
+      case OpKind::kResidualBegin:
+        break;
+    }
+  }
+  s.hidden = s.dense;
+  if (s.dense.size() >= 2) {
+    // The last dense layer is the output layer when it differs from the one before it; a uniform
+    // stack without an output layer is hidden layers all the way.
+    const LayerReport& last = r.layers[static_cast<std::size_t>(s.dense.back())];
+    const LayerReport& prev = r.layers[static_cast<std::size_t>(s.dense[s.dense.size() - 2])];
+    if (!same_activation(last.activation, prev.activation) || last.width != prev.width ||
+        r.spec.output) {
+      s.hidden.pop_back();
+    }
+  }
+  s.stack_config = r.spec.layers.empty();
+  if (!s.hidden.empty()) {
+    const LayerReport& h0 = r.layers[static_cast<std::size_t>(s.hidden.front())];
+    s.hidden_activation = h0.activation;
+    s.uniform_hidden = true;
+    for (int i : s.hidden) {
+      const LayerReport& h = r.layers[static_cast<std::size_t>(i)];
+      if (!same_activation(h.activation, h0.activation) || h.init.kind != h0.init.kind ||
+          h.init.gain != h0.init.gain || h.bias.kind != h0.bias.kind) {
+        s.uniform_hidden = false;
+      }
+    }
+  }
+  const InputSpec& in = r.spec.input;
+  double mean = in.mean;
+  double second = in.mean * in.mean + in.std * in.std;
+  if (in.distribution == InputDistribution::kUniform) {
+    mean = 0.5 * (in.low + in.high);
+    second = (in.low * in.low + in.low * in.high + in.high * in.high) / 3.0;
+  }
+  s.input_second_moment = second;
+  s.input_rms = std::sqrt(second);
+  s.input_correlation = second > 0 ? mean * mean / second : 0.0;
+  // The probe's dL/dy has rms 1 per entry; a loss averaged over the batch gives each example's
+  // output about 1/batch of that, which is what a half-precision gradient would have to hold.
+  if (r.spec.loss.kind == LossKind::kProbe) {
+    s.grad_scale_log10 = -std::log10(static_cast<double>(std::max(1, r.spec.input.batch)));
+  }
+  return s;
+}
+
+// ---- Mean-field theory of a uniform chain of dense layers
+
+struct ChainPrediction {
+  double grad_decades = 0.0;  // log10 rms(dL/dh first) / rms(dL/dh last)
+  double act_decades = 0.0;   // log10 rms(y last) / rms(x)
+  double worst() const { return std::max(std::abs(grad_decades), std::abs(act_decades)); }
+};
+
+// Iterates the length map through `layers` layers from the input's second moment, multiplying
+// the per-layer gradient factors chi; stops early once q settles (the rest repeat it) and
+// extrapolates beyond a few thousand layers.
+ChainPrediction predict_chain(const ActivationSpec& a, double sw2, double sb2, double q_in,
+                              int layers) {
+  const MeanField mf{a, sw2, sb2};
+  ChainPrediction p;
+  double q = sw2 * q_in + sb2;
+  double log_chi = 0.0;
+  double prev_step = kNaN;
+  double prev_log_c = kNaN;
+  constexpr int kMaxIterated = 4000;
+  const int n = std::max(layers, 1);
+  for (int l = 1; l < n; ++l) {
+    if (!(std::isfinite(q) && q > 0 && q < 1e250)) break;
+    const double log_c = std::log(chi(mf, q));
+    const double next = length_map(mf, q);
+    log_chi += log_c;
+    const double step = next > 0 ? std::log(next / q) : -kInf;
+    // Once the per-layer factors repeat (a fixed point, or the geometric growth or decay of a
+    // positively homogeneous map such as ReLU's), the remaining layers repeat them too.
+    const bool settled =
+        std::abs(step - prev_step) <= 1e-10 && std::abs(log_c - prev_log_c) <= 1e-10;
+    if (settled || l >= kMaxIterated) {
+      const int rest = n - 1 - l;
+      log_chi += rest * log_c;
+      q = std::exp(std::log(next) + rest * step);
+      break;
+    }
+    prev_step = step;
+    prev_log_c = log_c;
+    q = next;
+  }
+  if (!(std::isfinite(q) && q < 1e250) || std::isnan(log_chi)) return {kInf, kInf};
+  const double m2 = q > 0 ? (length_map(mf, q) - sb2) / sw2 : 0.0;
+  p.grad_decades = log_chi / (2.0 * kLn10);
+  p.act_decades = m2 > 0 ? 0.5 * std::log10(m2 / q_in) : -kInf;
+  return p;
+}
+
+struct InitAdvice {
+  bool valid = false;
+  double sw2_now = 0.0;
+  double sw2 = 0.0;   // the advised sw2 (named inits rounded onto theirs)
+  std::string value;  // JSON text for "init"
+  std::string name;   // how to say it
+  ChainPrediction now;
+  ChainPrediction advised;
+};
+
+// The weight variance that keeps both the signal and the gradient closest to constant over the
+// chain, by a log-spaced scan refined by golden-section search; then the named init that gives it
+// when one is within 2%.
+InitAdvice theory_init(const Report& r, const Shape& s) {
+  InitAdvice adv;
+  if (!s.uniform_hidden || s.has_norm || s.has_residual || s.has_other_ops || s.hidden.size() < 2) {
+    return adv;
+  }
+  const LayerReport& h = r.layers[static_cast<std::size_t>(s.hidden[1])];
+  const ActivationSpec& a = s.hidden_activation;
+  if (a.kind == Activation::kSoftmax) return adv;
+  const double sb2 =
+      h.bias.kind == BiasInit::kConstant ? 0.0 : bias_second_moment(h.bias, h.fan_in);
+  const int n = static_cast<int>(s.hidden.size());
+  const double q_in = s.input_second_moment;
+  if (!(q_in > 0)) return adv;
+  const auto cost = [&](double log_sw2) {
+    return predict_chain(a, std::exp(log_sw2), sb2, q_in, n).worst();
+  };
+  const double lo = std::log(0.05);
+  const double hi = std::log(50.0);
+  constexpr int kGrid = 41;
+  int best = 0;
+  std::vector<double> costs(kGrid);
+  for (int i = 0; i < kGrid; ++i) {
+    costs[static_cast<std::size_t>(i)] = cost(lo + (hi - lo) * i / (kGrid - 1));
+    if (costs[static_cast<std::size_t>(i)] < costs[static_cast<std::size_t>(best)]) best = i;
+  }
+  double a_lo = lo + (hi - lo) * std::max(best - 1, 0) / (kGrid - 1);
+  double a_hi = lo + (hi - lo) * std::min(best + 1, kGrid - 1) / (kGrid - 1);
+  const double phi = 0.5 * (std::sqrt(5.0) - 1.0);
+  double x1 = a_hi - phi * (a_hi - a_lo);
+  double x2 = a_lo + phi * (a_hi - a_lo);
+  double f1 = cost(x1);
+  double f2 = cost(x2);
+  for (int it = 0; it < 30; ++it) {
+    if (f1 <= f2) {
+      a_hi = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = a_hi - phi * (a_hi - a_lo);
+      f1 = cost(x1);
+    } else {
+      a_lo = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = a_lo + phi * (a_hi - a_lo);
+      f2 = cost(x2);
+    }
+  }
+  double sw2 = std::exp(0.5 * (a_lo + a_hi));
+  const bool square = h.width == h.fan_in;
+  if (std::abs(sw2 / 2.0 - 1.0) <= 0.02) {
+    sw2 = 2.0;
+    adv.value = "he_normal";
+    adv.name = "he_normal (sw2 = 2)";
+  } else if (std::abs(sw2 - 1.0) <= 0.02) {
+    sw2 = 1.0;
+    adv.value = square ? "xavier_normal" : "lecun_normal";
+    adv.name =
+        square ? "xavier_normal (sw2 = 1 for these square layers)" : "lecun_normal (sw2 = 1)";
+  } else {
+    sw2 = std::stod(fmt_num(sw2, 3));
+    adv.value = "{\"name\": \"variance\", \"weight_var\": " + json_number(sw2) + "}";
+    adv.name = "weight variance sw2 = " + fmt_num(sw2, 3) + " (init \"variance\")";
+  }
+  adv.sw2 = sw2;
+  adv.sw2_now = weight_sw2(h.init, h.fan_in, h.width);
+  adv.now = predict_chain(a, adv.sw2_now, sb2, q_in, n);
+  adv.advised = predict_chain(a, sw2, sb2, q_in, n);
+  adv.valid = std::isfinite(adv.advised.worst());
+  return adv;
+}
+
+// ---- Measured quantities
+
+struct GradientScan {
+  double ratio = 0.0;   // log10 first / last
+  int first_layer = 0;  // where |log10 rel last| first reaches the threshold, output side first
+};
+
+double grad_log10(const LayerReport& l) { return l.backward.grad_preact_rms.log10; }
+
+double act_log10_rel_input(const LayerReport& l, const Shape& s) {
+  const double rms = l.forward.act.rms;
+  return (rms > 0 ? std::log10(rms) : -kInf) - std::log10(s.input_rms);
+}
+
+double max_abs_act(const LayerReport& l) {
+  return std::max({std::abs(l.forward.act.min), std::abs(l.forward.act.max),
+                   std::abs(l.forward.preact.min), std::abs(l.forward.preact.max)});
+}
+
+// Decades outside the healthy update band, the worst layer, and the side.
+struct UpdateScan {
+  double excess = -kInf;
+  int layer = 0;
+  bool too_large = false;
+  double log10_max = -kInf;
+  double log10_min = kInf;
+  int layer_max = 0;
+  int layer_min = 0;
+};
+
+UpdateScan update_scan(const Report& r) {
+  UpdateScan u;
+  const DiagnosisSpec& d = r.spec.diagnosis;
+  for (const LayerReport& l : r.layers) {
+    if (!l.backward.has_update) continue;
+    const double v = l.backward.update_to_weight.log10;
+    if (std::isnan(v)) continue;
+    if (v > u.log10_max) {
+      u.log10_max = v;
+      u.layer_max = l.index;
+    }
+    if (v < u.log10_min) {
+      u.log10_min = v;
+      u.layer_min = l.index;
+    }
+  }
+  if (u.layer_max == 0) return u;
+  const double high = u.log10_max - std::log10(d.update_ratio_max);
+  const double low = std::log10(d.update_ratio_min) - u.log10_min;
+  u.too_large = high >= low;
+  u.excess = std::max(high, low);
+  u.layer = u.too_large ? u.layer_max : u.layer_min;
+  return u;
+}
+
+// The loss floor (nats) of softmax cross-entropy over C bounded outputs: the best it can do is
+// one output at the top of the range and the others at the bottom.
+double bounded_output_loss_floor(const Report& r, const Shape& s) {
+  if (r.spec.loss.kind != LossKind::kSoftmaxCrossEntropy || s.dense.empty()) return 0.0;
+  const LayerReport& out = r.layers[static_cast<std::size_t>(s.dense.back())];
+  if (out.index != r.layers.back().index) return 0.0;
+  double lo = 0.0;
+  double hi = 0.0;
+  switch (out.activation.kind) {
+    case Activation::kSigmoid:
+      lo = 0.0;
+      hi = 1.0;
+      break;
+    case Activation::kTanh:
+    case Activation::kHardTanh:
+      lo = -1.0;
+      hi = 1.0;
+      break;
+    default:
+      return 0.0;
+  }
+  const double c = static_cast<double>(out.width);
+  if (c < 2) return 0.0;
+  // -log softmax at the best: log(1 + (C - 1) e^{lo - hi}).
+  return std::log1p((c - 1.0) * std::exp(lo - hi));
+}
+
+// ---- The rules
+
+struct Draft {
+  FindingCode code;
+  Finding f;
+};
+
+Finding make(FindingCode code, Severity severity, int layer) {
+  Finding f;
+  f.code = std::string(finding_info(code).name);
+  f.severity = severity;
+  f.layer = layer;
+  return f;
+}
+
+Evidence ev(std::string quantity, double value, std::string relation, double threshold, int layer) {
+  return Evidence{std::move(quantity), value, std::move(relation), threshold, layer};
+}
+
+Evidence context(std::string quantity, double value, int layer) {
+  return Evidence{std::move(quantity), value, "", kNaN, layer};
+}
+
+class Rules {
+ public:
+  Rules(const Report& r) : r_(r), d_(r.spec.diagnosis), s_(shape_of(r)) {}
+
+  const Shape& shape() const { return s_; }
+
+  std::vector<Draft> measured() const {
+    std::vector<Draft> out;
+    gradients(out);
+    activations(out);
+    non_finite(out);
+    dead_units(out);
+    saturated_units(out);
+    correlation(out);
+    half_precision(out);
+    update_ratio(out);
+    return out;
+  }
+
+  // Common mistakes; `score` is the problem score of the measured findings.
+  std::vector<Draft> mistakes(int score, const InitAdvice& init) const {
+    std::vector<Draft> out;
+    saturating_hidden(out, score);
+    mismatched_init(out, score, init);
+    sigmoid_output(out);
+    plain_deep(out, score);
+    return out;
+  }
+
+ private:
+  const LayerReport& at(int i) const { return r_.layers[static_cast<std::size_t>(i)]; }
+
+  void gradients(std::vector<Draft>& out) const {
+    const double ratio = r_.summary.log10_grad_ratio_first_to_last;
+    if (!std::isfinite(ratio) || r_.layers.size() < 2) return;
+    const bool vanishing = ratio <= -d_.gradient_warning_decades;
+    const bool exploding = ratio >= d_.gradient_warning_decades;
+    if (!vanishing && !exploding) return;
+    const double last = grad_log10(r_.layers.back());
+    int first = r_.layers.back().index;
+    for (std::size_t i = r_.layers.size(); i-- > 0;) {
+      const double rel = grad_log10(r_.layers[i]) - last;
+      if (vanishing ? rel <= -d_.gradient_warning_decades : rel >= d_.gradient_warning_decades) {
+        first = r_.layers[i].index;
+        break;
+      }
+    }
+    const bool error = std::abs(ratio) >= d_.gradient_error_decades;
+    const FindingCode code =
+        vanishing ? FindingCode::kVanishingGradients : FindingCode::kExplodingGradients;
+    Finding f = make(code, error ? Severity::kError : Severity::kWarning, first);
+    const double threshold = error ? d_.gradient_error_decades : d_.gradient_warning_decades;
+    f.evidence.push_back(ev("log10_grad_ratio_first_to_last", ratio,
+                            vanishing ? "<=" : ">=", vanishing ? -threshold : threshold, 0));
+    const double gain = r_.summary.mean_log10_gain;
+    f.evidence.push_back(context("mean_log10_gain", gain, 0));
+    f.evidence.push_back(context("log10_grad_rel_last", grad_log10(at(first - 1)) - last, first));
+    const int n = static_cast<int>(r_.layers.size());
+    const std::string per_layer = pow10_text(std::abs(2.0 * gain));
+    f.explanation =
+        std::string("The squared gradient ") + (vanishing ? "shrinks" : "grows") + " about " +
+        per_layer + "x per layer on average, so after " + std::to_string(n) +
+        " layers the first layer receives " + pow10_text(ratio) +
+        " of the gradient the last one gets (the rms ratio; " + layer_word(first) +
+        " is the first " + (vanishing ? "below " : "above ") +
+        pow10_text(vanishing ? -d_.gradient_warning_decades : d_.gradient_warning_decades) +
+        "), so " +
+        (vanishing ? "the layers near the input barely learn while the last ones do."
+                   : "one learning rate cannot suit both ends: the first layers take steps far "
+                     "too large.");
+    if (exploding && s_.has_batch_norm) {
+      f.explanation +=
+          " Batch norm in training mode couples the examples of a batch, and in a deep stack "
+          "without skip connections that coupling makes the gradient grow toward the input "
+          "(Yang et al. 2019, A mean field theory of batch normalization).";
+    }
+    out.push_back({code, std::move(f)});
+  }
+
+  void activations(std::vector<Draft>& out) const {
+    int first_low = 0, first_high = 0, worst_low = 0, worst_high = 0;
+    double low = kInf, high = -kInf;
+    for (const LayerReport& l : r_.layers) {
+      const double a = act_log10_rel_input(l, s_);
+      if (std::isnan(a)) continue;
+      if (a < low) {
+        low = a;
+        worst_low = l.index;
+      }
+      if (a > high) {
+        high = a;
+        worst_high = l.index;
+      }
+      if (first_low == 0 && a <= -d_.activation_warning_decades) first_low = l.index;
+      if (first_high == 0 && a >= d_.activation_warning_decades) first_high = l.index;
+    }
+    if (first_low != 0) {
+      const bool error = low <= -d_.activation_error_decades;
+      Finding f = make(FindingCode::kCollapsingActivations,
+                       error ? Severity::kError : Severity::kWarning, first_low);
+      f.evidence.push_back(ev(
+          "log10_act_rms_rel_input", low,
+          "<=", -(error ? d_.activation_error_decades : d_.activation_warning_decades), worst_low));
+      f.evidence.push_back(context("input_rms", s_.input_rms, 0));
+      f.explanation = "The activations' rms falls from " + fmt_num(s_.input_rms) +
+                      " at the input to " + pow10_text(low + std::log10(s_.input_rms)) + " at " +
+                      layer_word(worst_low) + " (first below " +
+                      pow10_text(-d_.activation_warning_decades) + " of the input at " +
+                      layer_word(first_low) +
+                      "): each layer passes on less signal than it receives, so the deep layers "
+                      "see almost nothing of the input.";
+      out.push_back({FindingCode::kCollapsingActivations, std::move(f)});
+    }
+    if (first_high != 0) {
+      const bool error = high >= d_.activation_error_decades;
+      Finding f = make(FindingCode::kExplodingActivations,
+                       error ? Severity::kError : Severity::kWarning, first_high);
+      f.evidence.push_back(ev(
+          "log10_act_rms_rel_input", high,
+          ">=", error ? d_.activation_error_decades : d_.activation_warning_decades, worst_high));
+      f.evidence.push_back(context("input_rms", s_.input_rms, 0));
+      f.explanation = "The activations' rms grows from " + fmt_num(s_.input_rms) +
+                      " at the input to " + pow10_text(high + std::log10(s_.input_rms)) + " at " +
+                      layer_word(worst_high) + " (first above " +
+                      pow10_text(d_.activation_warning_decades) + " of the input at " +
+                      layer_word(first_high) +
+                      "): each layer amplifies the signal, so the outputs and the gradients "
+                      "grow out of proportion and can overflow.";
+      out.push_back({FindingCode::kExplodingActivations, std::move(f)});
+    }
+  }
+
+  void non_finite(std::vector<Draft>& out) const {
+    if (r_.summary.nonfinite_layers.empty()) return;
+    const int first = r_.summary.nonfinite_layers.front();
+    const LayerReport& l = at(first - 1);
+    Finding f = make(FindingCode::kNonFinite, Severity::kError, first);
+    f.evidence.push_back(ev("nonfinite_entries",
+                            static_cast<double>(l.forward.nonfinite + l.backward.nonfinite),
+                            ">=", 1.0, first));
+    f.evidence.push_back(
+        context("nonfinite_layers", static_cast<double>(r_.summary.nonfinite_layers.size()), 0));
+    f.explanation = layer_word(first) + " holds NaN or infinity (" +
+                    std::to_string(l.forward.nonfinite + l.backward.nonfinite) + " entries), and " +
+                    std::to_string(r_.summary.nonfinite_layers.size()) +
+                    " layers in all: the values overflowed " + precision_word() +
+                    ", so the statistics past that point say nothing and training would fail at "
+                    "once.";
+    out.push_back({FindingCode::kNonFinite, std::move(f)});
+  }
+
+  std::string precision_word() const { return std::string(precision_name(r_.spec.precision)); }
+
+  void dead_units(std::vector<Draft>& out) const {
+    int first = 0, worst = 0;
+    double most = -1.0;
+    std::int64_t total = 0;
+    for (const LayerReport& l : r_.layers) {
+      if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
+      if (is_bounded(l.activation.kind)) continue;  // saturation, not death
+      total += l.forward.dead_units;
+      if (l.forward.dead_fraction > most) {
+        most = l.forward.dead_fraction;
+        worst = l.index;
+      }
+      if (first == 0 && l.forward.dead_fraction >= d_.dead_fraction) first = l.index;
+    }
+    if (first == 0) return;
+    const LayerReport& w = at(worst - 1);
+    const bool error = most >= 1.0;
+    Finding f = make(FindingCode::kDeadUnits, error ? Severity::kError : Severity::kWarning, first);
+    f.evidence.push_back(ev("dead_fraction", most, ">=", error ? 1.0 : d_.dead_fraction, worst));
+    f.evidence.push_back(context("dead_units", static_cast<double>(w.forward.dead_units), worst));
+    f.evidence.push_back(context("dead_units_total", static_cast<double>(total), 0));
+    f.evidence.push_back(context("correlation", w.forward.correlation, worst));
+    f.explanation = std::to_string(w.forward.dead_units) + " of the " + std::to_string(w.width) +
+                    " units of " + layer_word(worst) + " (" + percent(most) +
+                    ") output zero for every example of the batch (first " +
+                    percent(d_.dead_fraction) + " or more at " + layer_word(first) +
+                    "), so they pass no gradient and do not learn from it; the share grows with "
+                    "depth as the examples' representations grow alike (mean cosine " +
+                    fmt_num(w.forward.correlation) + " there).";
+    out.push_back({FindingCode::kDeadUnits, std::move(f)});
+  }
+
+  void saturated_units(std::vector<Draft>& out) const {
+    int first = 0, worst = 0;
+    double most = -1.0;
+    for (const LayerReport& l : r_.layers) {
+      if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
+      if (!is_bounded(l.activation.kind)) continue;
+      if (l.forward.saturated_fraction > most) {
+        most = l.forward.saturated_fraction;
+        worst = l.index;
+      }
+      if (first == 0 && l.forward.saturated_fraction >= d_.saturated_fraction) first = l.index;
+    }
+    if (first == 0) return;
+    const LayerReport& w = at(worst - 1);
+    Finding f = make(FindingCode::kSaturatedUnits, Severity::kWarning, first);
+    f.evidence.push_back(ev("saturated_fraction", most, ">=", d_.saturated_fraction, worst));
+    f.evidence.push_back(
+        context("saturated_units", static_cast<double>(w.forward.saturated_units), worst));
+    f.explanation = percent(most) + " of " + layer_word(worst) + "'s " +
+                    std::string(activation_info(w.activation.kind).name) +
+                    " entries sit on its flat tails (slope below " +
+                    percent(r_.spec.stats.saturation_threshold) +
+                    " of its largest), where almost no gradient passes, and " +
+                    std::to_string(w.forward.saturated_units) +
+                    " units are saturated for the whole batch.";
+    out.push_back({FindingCode::kSaturatedUnits, std::move(f)});
+  }
+
+  void correlation(std::vector<Draft>& out) const {
+    if (s_.input_correlation >= d_.correlation) return;  // the input is already one direction
+    int first = 0, worst = 0;
+    double most = -kInf;
+    for (const LayerReport& l : r_.layers) {
+      const double c = l.forward.correlation;
+      if (std::isnan(c)) continue;
+      if (c > most) {
+        most = c;
+        worst = l.index;
+      }
+      if (first == 0 && c >= d_.correlation) first = l.index;
+    }
+    if (first == 0) return;
+    Finding f = make(FindingCode::kCorrelationCollapse, Severity::kWarning, first);
+    f.evidence.push_back(ev("correlation", most, ">=", d_.correlation, worst));
+    f.evidence.push_back(context("input_correlation", s_.input_correlation, 0));
+    f.explanation = "From " + layer_word(first) +
+                    " on, different examples' outputs point in nearly the same direction (mean "
+                    "cosine " +
+                    fmt_num(most, 4) + " at " + layer_word(worst) + ", against " +
+                    fmt_num(s_.input_correlation, 2) +
+                    " for the inputs): the network maps its inputs toward one point, so what "
+                    "tells them apart is a shrinking sliver of each representation.";
+    out.push_back({FindingCode::kCorrelationCollapse, std::move(f)});
+  }
+
+  void half_precision(std::vector<Draft>& out) const {
+    // Gradients: the lowest rms of any layer, at the scale a mean-over-batch loss would give.
+    double lowest = kInf, highest = -kInf;
+    int lowest_layer = 0;
+    for (const LayerReport& l : r_.layers) {
+      const double g = grad_log10(l) + s_.grad_scale_log10;
+      if (std::isnan(g)) continue;
+      if (g < lowest) {
+        lowest = g;
+        lowest_layer = l.index;
+      }
+      highest = std::max(highest, g);
+    }
+    if (lowest_layer != 0) {
+      underflow(out, FindingCode::kFp16GradientUnderflow, "float16", kFp16MinNormalLog10,
+                kFp16MaxLog10, lowest, highest, lowest_layer);
+      underflow(out, FindingCode::kBf16GradientUnderflow, "bfloat16", kBf16MinNormalLog10,
+                kBf16MaxLog10, lowest, highest, lowest_layer);
+    }
+    // Activations: the largest |value| of any layer.
+    int first = 0, worst = 0;
+    double largest = -kInf;
+    for (const LayerReport& l : r_.layers) {
+      const double m = max_abs_act(l);
+      if (!std::isfinite(m) || m <= 0) continue;
+      const double lg = std::log10(m);
+      if (lg > largest) {
+        largest = lg;
+        worst = l.index;
+      }
+      if (first == 0 && lg >= kFp16MaxLog10) first = l.index;
+    }
+    if (first != 0) {
+      Finding f = make(FindingCode::kFp16ActivationOverflow, Severity::kWarning, first);
+      f.evidence.push_back(ev("log10_max_abs_activation", largest, ">=", kFp16MaxLog10, worst));
+      f.explanation = "From " + layer_word(first) +
+                      " on, values exceed 65504, the largest float16 number (up to " +
+                      pow10_text(largest) + " at " + layer_word(worst) +
+                      "): in mixed-precision training they would overflow to infinity, and a "
+                      "loss scale cannot help, since it scales only the gradients.";
+      out.push_back({FindingCode::kFp16ActivationOverflow, std::move(f)});
+    }
+  }
+
+  void underflow(std::vector<Draft>& out, FindingCode code, const char* format, double min_normal,
+                 double max_value, double lowest, double highest, int lowest_layer) const {
+    if (lowest >= min_normal) return;
+    int first = 0;
+    for (std::size_t i = r_.layers.size(); i-- > 0;) {
+      if (grad_log10(r_.layers[i]) + s_.grad_scale_log10 < min_normal) {
+        first = r_.layers[i].index;
+        break;
+      }
+    }
+    const double span = highest - lowest;
+    const double room = max_value - min_normal - 2.0 * kLossScaleMarginDecades;
+    const bool rescuable = span <= room;
+    Finding f = make(code, rescuable ? Severity::kInfo : Severity::kWarning, first);
+    f.evidence.push_back(ev("log10_grad_rms_scaled", lowest, "<", min_normal, lowest_layer));
+    f.evidence.push_back(context("log10_grad_span", span, 0));
+    f.evidence.push_back(context("log10_grad_scale", s_.grad_scale_log10, 0));
+    std::string scale_words;
+    if (rescuable) {
+      // The smallest power of two that lifts the lowest layer a margin above the smallest normal.
+      const double need = (min_normal + kLossScaleMarginDecades - lowest) / std::log10(2.0);
+      const int k = static_cast<int>(std::ceil(need));
+      f.evidence.push_back(context("loss_scale_log2", k, 0));
+      scale_words = "; a loss scale of 2^" + std::to_string(k) +
+                    " (what a dynamic loss scaler would settle near) keeps every layer in range, "
+                    "since the gradients span " +
+                    fmt_num(span, 3) + " decades";
+    } else {
+      scale_words = "; no single loss scale can rescue it: the gradients span " + fmt_num(span, 3) +
+                    " decades, more than the " + fmt_num(max_value - min_normal, 3) + " " + format +
+                    " holds from its smallest normal to its largest value";
+    }
+    f.explanation =
+        "From " + layer_word(first) + " down, the gradient's rms (" + pow10_text(lowest) + " at " +
+        layer_word(lowest_layer) +
+        (r_.spec.loss.kind == LossKind::kProbe ? ", at the scale of a loss averaged over the batch"
+                                               : "") +
+        ") is below " + format + "'s smallest normal number " + pow10_text(min_normal) +
+        ", so mixed-precision training would flush most of it to zero" + scale_words + ".";
+    out.push_back({code, std::move(f)});
+  }
+
+  void update_ratio(std::vector<Draft>& out) const {
+    if (r_.spec.optimizer.kind == OptimizerKind::kNone) return;
+    const UpdateScan u = update_scan(r_);
+    if (u.layer == 0 || u.excess < 0) return;
+    Finding f = make(FindingCode::kUpdateRatio, Severity::kWarning, u.layer);
+    if (u.too_large) {
+      f.evidence.push_back(ev("log10_update_to_weight", u.log10_max,
+                              ">=", std::log10(d_.update_ratio_max), u.layer_max));
+      f.explanation = "The first " + std::string(optimizer_name(r_.spec.optimizer.kind)) +
+                      " step would change " + layer_word(u.layer_max) + "'s weights by " +
+                      percent(std::pow(10.0, u.log10_max)) + " of their size (learning rate " +
+                      fmt_num(r_.spec.optimizer.learning_rate) +
+                      "): steps that large tend to make training diverge.";
+    } else {
+      f.evidence.push_back(ev("log10_update_to_weight", u.log10_min,
+                              "<=", std::log10(d_.update_ratio_min), u.layer_min));
+      f.explanation = "The first " + std::string(optimizer_name(r_.spec.optimizer.kind)) +
+                      " step would change " + layer_word(u.layer_min) + "'s weights by only " +
+                      pow10_text(u.log10_min) + " of their size (learning rate " +
+                      fmt_num(r_.spec.optimizer.learning_rate) +
+                      "): that layer would effectively not train.";
+    }
+    f.evidence.push_back(context("log10_update_to_weight_max", u.log10_max, u.layer_max));
+    f.evidence.push_back(context("log10_update_to_weight_min", u.log10_min, u.layer_min));
+    out.push_back({FindingCode::kUpdateRatio, std::move(f)});
+  }
+
+  Severity cause_severity(int score) const {
+    return score > 0 ? Severity::kWarning : Severity::kInfo;
+  }
+
+  void saturating_hidden(std::vector<Draft>& out, int score) const {
+    int count = 0, first = 0;
+    bool sigmoid = false;
+    for (int i : s_.hidden) {
+      const LayerReport& l = at(i);
+      if (!is_bounded(l.activation.kind)) continue;
+      ++count;
+      if (first == 0) first = l.index;
+      if (l.activation.kind == Activation::kSigmoid) sigmoid = true;
+    }
+    if (count < d_.deep_layers) return;
+    Finding f = make(FindingCode::kSaturatingHiddenActivation,
+                     sigmoid ? Severity::kWarning : cause_severity(score), first);
+    f.evidence.push_back(ev("bounded_hidden_layers", count, ">=", d_.deep_layers, 0));
+    f.evidence.push_back(context("problem_score", score, 0));
+    const std::string name(activation_info(at(s_.hidden.front()).activation.kind).name);
+    f.explanation =
+        std::to_string(count) + " hidden layers use " + (sigmoid ? std::string("sigmoid") : name) +
+        (sigmoid ? ", whose slope is at most 1/4 and whose outputs are all positive: each layer "
+                   "shrinks the gradient at least 4x unless the weights make up for it, and "
+                   "deep sigmoid stacks are the classic case of vanishing gradients; keep "
+                   "sigmoid for a binary output."
+                 : ", which flattens out for large inputs: a deep stack of it trains only near "
+                   "the edge of chaos, where the init is just right.");
+    out.push_back({FindingCode::kSaturatingHiddenActivation, std::move(f)});
+  }
+
+  void mismatched_init(std::vector<Draft>& out, int score, const InitAdvice& init) const {
+    if (!init.valid || s_.hidden.size() < 2) return;
+    const double ratio = std::max(init.sw2_now / init.sw2, init.sw2 / init.sw2_now);
+    if (!(ratio >= d_.init_mismatch_factor)) return;
+    if (!(init.advised.worst() < d_.gradient_warning_decades)) return;
+    if (!(init.now.worst() - init.advised.worst() >= 0.25)) return;
+    const bool predicted_problem =
+        init.now.worst() >= std::min(d_.gradient_warning_decades, d_.activation_warning_decades);
+    const LayerReport& h = at(s_.hidden.front());
+    Finding f = make(FindingCode::kMismatchedInit,
+                     predicted_problem ? Severity::kWarning : cause_severity(score), h.index);
+    f.evidence.push_back(ev("sw2_ratio", ratio, ">=", d_.init_mismatch_factor, 0));
+    f.evidence.push_back(context("sw2", init.sw2_now, 0));
+    f.evidence.push_back(context("sw2_advised", init.sw2, 0));
+    f.evidence.push_back(context("predicted_log10_grad_ratio", init.now.grad_decades, 0));
+    f.evidence.push_back(context("predicted_log10_act_rel_input", init.now.act_decades, 0));
+    f.evidence.push_back(context("problem_score", score, 0));
+    const std::string act(activation_info(s_.hidden_activation.kind).name);
+    f.explanation = "The " + std::string(init_info(h.init.kind).name) +
+                    " init gives weight variance sw2 = " + fmt_num(init.sw2_now) +
+                    " (times 1/fan_in), but over these " + std::to_string(s_.hidden.size()) + " " +
+                    act + " layers mean-field theory finds sw2 = " + fmt_num(init.sw2) +
+                    " keeps the signal and the gradient closest to constant; with " +
+                    fmt_num(init.sw2_now) + " it predicts a first-to-last gradient ratio of " +
+                    pow10_text(init.now.grad_decades) + " and an output rms " +
+                    pow10_text(init.now.act_decades) + " of the input's.";
+    out.push_back({FindingCode::kMismatchedInit, std::move(f)});
+  }
+
+  void sigmoid_output(std::vector<Draft>& out) const {
+    const double floor = bounded_output_loss_floor(r_, s_);
+    if (!(floor > 0)) return;
+    const LayerReport& o = at(s_.dense.back());
+    Finding f = make(FindingCode::kSigmoidOutputMulticlass, Severity::kWarning, o.index);
+    f.evidence.push_back(ev("loss_floor", floor, ">", 0.0, o.index));
+    f.evidence.push_back(context("classes", o.width, o.index));
+    f.evidence.push_back(context("max_probability", std::exp(-floor), o.index));
+    const std::string act(activation_info(o.activation.kind).name);
+    f.explanation =
+        "The output layer squashes its " + std::to_string(o.width) + " logits through " + act +
+        " before softmax_cross_entropy, so the most confident prediction reachable is " +
+        fmt_num(std::exp(-floor), 3) + " and the loss cannot fall below " + fmt_num(floor, 3) +
+        " nats; " + act + "'s slope also shrinks the gradient the network receives.";
+    out.push_back({FindingCode::kSigmoidOutputMulticlass, std::move(f)});
+  }
+
+  void plain_deep(std::vector<Draft>& out, int score) const {
+    const int n = static_cast<int>(s_.dense.size());
+    if (n < d_.deep_layers || s_.has_norm || s_.has_residual) return;
+    Finding f = make(FindingCode::kPlainDeepStack, cause_severity(score), 0);
+    f.evidence.push_back(ev("dense_layers", n, ">=", d_.deep_layers, 0));
+    f.evidence.push_back(context("problem_score", score, 0));
+    f.explanation =
+        std::to_string(n) +
+        " dense layers are stacked with neither normalization nor residual connections, so "
+        "every layer's effect on the signal and the gradient compounds with depth" +
+        (score > 0 ? std::string(": the other findings show the result.")
+                   : std::string("; here the init keeps them in check, but any change to the "
+                                 "activation or the init will compound the same way."));
+    out.push_back({FindingCode::kPlainDeepStack, std::move(f)});
+  }
+
+  const Report& r_;
+  const DiagnosisSpec& d_;
+  Shape s_;
+};
+
+int problem_score(const std::vector<Draft>& measured) {
+  int score = 0;
+  for (const Draft& d : measured) {
+    if (d.f.severity == Severity::kWarning) score += 1;
+    if (d.f.severity == Severity::kError) score += 2;
+  }
+  return score;
+}
+
+// ---- Advice
+
+class Advisor {
+ public:
+  Advisor(const Report& r, const Shape& s, const InitAdvice& init) : r_(r), s_(s), init_(init) {}
+
+  std::vector<Advice> advise(FindingCode code, bool measured_problem) const {
+    std::vector<Advice> out;
+    const auto add = [&](std::optional<Advice> a) {
+      if (a) out.push_back(std::move(*a));
+    };
+    switch (code) {
+      case FindingCode::kVanishingGradients:
+      case FindingCode::kFp16GradientUnderflow:
+      case FindingCode::kBf16GradientUnderflow:
+        add(switch_bounded_activation());
+        add(theory_init_advice());
+        if (out.empty()) add(residual_blocks());
+        break;
+      case FindingCode::kExplodingGradients:
+        add(theory_init_advice());
+        add(layer_norm_for_batch_norm());
+        break;
+      case FindingCode::kCollapsingActivations:
+      case FindingCode::kExplodingActivations:
+      case FindingCode::kNonFinite:
+      case FindingCode::kFp16ActivationOverflow:
+        add(theory_init_advice());
+        break;
+      case FindingCode::kDeadUnits:
+        add(leaky_relu());
+        add(residual_blocks());
+        break;
+      case FindingCode::kSaturatedUnits:
+        add(theory_init_advice());
+        add(switch_bounded_activation());
+        break;
+      case FindingCode::kCorrelationCollapse:
+        add(residual_blocks());
+        break;
+      case FindingCode::kUpdateRatio:
+        add(learning_rate());
+        add(adam());
+        break;
+      case FindingCode::kSaturatingHiddenActivation:
+        if (measured_problem) add(switch_bounded_activation());
+        break;
+      case FindingCode::kMismatchedInit:
+        if (measured_problem) add(theory_init_advice());
+        break;
+      case FindingCode::kSigmoidOutputMulticlass:
+        add(linear_output());
+        break;
+      case FindingCode::kPlainDeepStack:
+        if (measured_problem) add(residual_blocks());
+        break;
+    }
+    return out;
+  }
+
+ private:
+  const LayerReport& at(int i) const { return r_.layers[static_cast<std::size_t>(i)]; }
+
+  // Distinct config paths of the layers `indices` names, in order.
+  std::vector<std::string> paths_of(const std::vector<int>& indices) const {
+    std::vector<std::string> paths;
+    for (int i : indices) {
+      const std::string& p = s_.paths[static_cast<std::size_t>(i)];
+      if (!p.empty() && std::find(paths.begin(), paths.end(), p) == paths.end()) paths.push_back(p);
+    }
+    return paths;
+  }
+
+  std::optional<Advice> switch_bounded_activation() const {
+    // Without a norm, relu's larger outputs pile up in a residual stream and explode it.
+    if (s_.has_residual && !s_.has_norm) return std::nullopt;
+    std::vector<int> bounded;
+    for (int i : s_.hidden) {
+      if (is_bounded(at(i).activation.kind)) bounded.push_back(i);
+    }
+    if (static_cast<int>(bounded.size()) < r_.spec.diagnosis.deep_layers) return std::nullopt;
+    Advice a;
+    for (const std::string& p : paths_of(bounded)) {
+      a.changes.push_back({p + ".activation", "relu"});
+      a.changes.push_back({p + ".init", "he_normal"});
+    }
+    a.text =
+        "Use relu with he_normal init in the hidden layers: relu's slope is 1 wherever a unit "
+        "is active, so the gradient passes through unshrunk (keep sigmoid for a binary "
+        "output, softmax for a multi-class one).";
+    return a;
+  }
+
+  std::optional<Advice> theory_init_advice() const {
+    if (!init_.valid) return std::nullopt;
+    if (std::abs(init_.sw2 / init_.sw2_now - 1.0) <= 0.05) return std::nullopt;
+    if (!(init_.now.worst() - init_.advised.worst() >= 0.5)) return std::nullopt;
+    // Only where theory finds an init that keeps the network healthy.
+    const DiagnosisSpec& d = r_.spec.diagnosis;
+    if (!(init_.advised.worst() <
+          std::min(d.gradient_warning_decades, d.activation_warning_decades))) {
+      return std::nullopt;
+    }
+    Advice a;
+    for (const std::string& p : paths_of(s_.hidden))
+      a.changes.push_back({p + ".init", init_.value});
+    a.text = "Initialise the hidden layers with " + init_.name +
+             ", the weight variance mean-field theory finds best for " +
+             std::string(activation_info(s_.hidden_activation.kind).name) + " over " +
+             std::to_string(s_.hidden.size()) +
+             " layers: it predicts a first-to-last gradient "
+             "ratio of " +
+             pow10_text(init_.advised.grad_decades) + " and an output rms " +
+             pow10_text(init_.advised.act_decades) + " of the input's, against " +
+             pow10_text(init_.now.grad_decades) + " and " + pow10_text(init_.now.act_decades) +
+             " with sw2 = " + fmt_num(init_.sw2_now) + " now.";
+    return a;
+  }
+
+  // Pre-norm residual blocks, for a stack config: the first layer maps the input to the stack's
+  // width, the other depth - 1 become x + F(LayerNorm(x)), and a final layer norm precedes the
+  // output layer.
+  std::optional<Advice> residual_blocks() const {
+    if (!s_.stack_config || s_.has_residual || r_.spec.stack.depth < 3) return std::nullopt;
+    LayerSpec layer = r_.spec.stack.layer;
+    // A residual stream adds each block's output: sigmoid's positive mean would pile up in it.
+    const bool sigmoid = layer.activation.kind == Activation::kSigmoid;
+    if (sigmoid) {
+      layer.activation = default_spec(Activation::kRelu);
+      layer.init = InitSpec{};
+      layer.init.kind = Init::kHeNormal;
+    }
+    std::string layers = "[" + dense_item_json(layer) +
+                         ", {\"repeat\": " + std::to_string(r_.spec.stack.depth - 1) +
+                         ", \"residual\": {}, \"block\": [{\"norm\": \"layer_norm\"}, " +
+                         dense_item_json(layer) + "]}, {\"norm\": \"layer_norm\"}";
+    if (r_.spec.output) layers += ", " + dense_item_json(*r_.spec.output);
+    layers += "]";
+    Advice a;
+    a.changes.push_back({"stack", "null"});
+    if (r_.spec.output) a.changes.push_back({"output", "null"});
+    a.changes.push_back({"layers", layers});
+    a.text = std::string("Wrap the hidden layers in pre-norm residual blocks, x + ") +
+             (sigmoid ? "relu" : std::string(activation_info(layer.activation.kind).name)) +
+             "(W LayerNorm(x)), with a final layer norm: the skip path carries the signal and the "
+             "gradient past every layer, so depth no longer compounds" +
+             (sigmoid ? " (with relu and he_normal: sigmoid's positive outputs would pile up in "
+                        "the residual stream)."
+                      : ".");
+    return a;
+  }
+
+  std::optional<Advice> leaky_relu() const {
+    std::vector<int> relu;
+    for (int i = 0; i < static_cast<int>(r_.layers.size()); ++i) {
+      const LayerReport& l = at(i);
+      if ((l.kind == OpKind::kDense || l.kind == OpKind::kActivation) &&
+          l.activation.kind == Activation::kRelu) {
+        relu.push_back(i);
+      }
+    }
+    if (relu.empty()) return std::nullopt;
+    Advice a;
+    for (const std::string& p : paths_of(relu))
+      a.changes.push_back({p + ".activation", "leaky_relu"});
+    a.text =
+        "Use leaky_relu (slope 0.01) instead of relu: its negative side keeps a small slope, "
+        "so no unit is cut off from the gradient for a whole batch.";
+    return a;
+  }
+
+  std::optional<Advice> layer_norm_for_batch_norm() const {
+    if (!s_.has_batch_norm) return std::nullopt;
+    std::vector<int> bn;
+    for (int i = 0; i < static_cast<int>(r_.layers.size()); ++i) {
+      if (at(i).kind == OpKind::kNorm && at(i).norm.kind == NormKind::kBatchNorm) bn.push_back(i);
+    }
+    Advice a;
+    for (const std::string& p : paths_of(bn)) a.changes.push_back({p + ".norm", "layer_norm"});
+    if (a.changes.empty()) return std::nullopt;
+    a.text =
+        "Use layer_norm instead of batch_norm: it normalises each example on its own, so the "
+        "examples of a batch no longer feed each other's gradients.";
+    return a;
+  }
+
+  std::optional<Advice> learning_rate() const {
+    const UpdateScan u = update_scan(r_);
+    if (u.layer == 0) return std::nullopt;
+    const DiagnosisSpec& d = r_.spec.diagnosis;
+    // Aim the worst layer a decade inside the band; the ratio is proportional to the learning
+    // rate for both optimizers' first step.
+    double target =
+        u.too_large ? std::log10(d.update_ratio_max) - 1.0 : std::log10(d.update_ratio_min) + 1.0;
+    double shift = target - (u.too_large ? u.log10_max : u.log10_min);
+    // Raising the rate must not push the largest ratio out of the band.
+    if (!u.too_large && u.log10_max + shift >= std::log10(d.update_ratio_max)) return std::nullopt;
+    // A hundredfold rise hides a gradient problem rather than fixing it.
+    if (shift > 2.0) return std::nullopt;
+    const double lr =
+        std::stod(fmt_num(r_.spec.optimizer.learning_rate * std::pow(10.0, shift), 2));
+    Advice a;
+    a.changes.push_back({"optimizer.learning_rate", json_number(lr)});
+    a.text = "Set the learning rate to " + fmt_num(lr, 2) +
+             ": the first step's update-to-weight "
+             "ratio scales with it, and this puts " +
+             layer_word(u.layer) + "'s at about " + pow10_text(target) + ".";
+    return a;
+  }
+
+  std::optional<Advice> adam() const {
+    if (r_.spec.optimizer.kind != OptimizerKind::kSgd) return std::nullopt;
+    const UpdateScan u = update_scan(r_);
+    if (u.layer == 0 || u.too_large) return std::nullopt;
+    // Adam's first step is lr g / (|g| + eps) per entry: its update-to-weight ratio is about
+    // lr * r / (r + eps) * sqrt(entries) / ||W|| for a gradient of per-entry rms r. Advise it
+    // only where that puts every layer inside the band (not where gradients sink below eps).
+    const DiagnosisSpec& d = r_.spec.diagnosis;
+    constexpr double kLr = 1e-3;
+    const double eps = OptimizerSpec{}.eps;
+    for (const LayerReport& l : r_.layers) {
+      if (!l.backward.has_update || !(l.backward.weight_norm > 0)) continue;
+      const double entries = static_cast<double>(l.width) * l.fan_in;
+      const double log_r = l.backward.grad_weight_norm.log10 - 0.5 * std::log10(entries);
+      const double shrink =
+          log_r > std::log10(eps) + 8.0 ? 0.0 : log_r - std::log10(std::pow(10.0, log_r) + eps);
+      const double ratio =
+          std::log10(kLr) + shrink + 0.5 * std::log10(entries) - std::log10(l.backward.weight_norm);
+      if (!(ratio > std::log10(d.update_ratio_min) && ratio < std::log10(d.update_ratio_max))) {
+        return std::nullopt;
+      }
+    }
+    Advice a;
+    a.changes.push_back({"optimizer", "{\"name\": \"adam\", \"learning_rate\": 0.001}"});
+    a.text =
+        "Use adam (learning rate 0.001): it scales each weight's step by that weight's own "
+        "gradient size, so layers whose gradient is small still move.";
+    return a;
+  }
+
+  std::optional<Advice> linear_output() const {
+    const LayerReport& o = at(s_.dense.back());
+    const std::string& p = s_.paths[static_cast<std::size_t>(s_.dense.back())];
+    Advice a;
+    a.changes.push_back({p + ".activation", "linear"});
+    a.text =
+        "Let the output layer emit raw logits (activation linear): softmax_cross_entropy "
+        "applies the softmax itself; " +
+        std::string(activation_info(o.activation.kind).name) +
+        " outputs belong with a binary loss (sigmoid_bce).";
+    return a;
+  }
+
+  const Report& r_;
+  const Shape& s_;
+  const InitAdvice& init_;
+};
+
+bool more_severe_first(const Finding& a, const Finding& b, FindingCode ca, FindingCode cb) {
+  if (a.severity != b.severity) return a.severity > b.severity;
+  if (a.layer != b.layer) return a.layer < b.layer;
+  return ca < cb;
+}
+
+Verdict verdict_of(const std::vector<Finding>& findings) {
+  Verdict v = Verdict::kHealthy;
+  for (const Finding& f : findings) {
+    if (f.severity == Severity::kError) v = Verdict::kError;
+    if (f.severity == Severity::kWarning && v == Verdict::kHealthy) v = Verdict::kWarning;
+  }
+  return v;
+}
+
+}  // namespace
+
+void diagnose(Report& report) {
+  const Rules rules(report);
+  std::vector<Draft> drafts = rules.measured();
+  const int score = problem_score(drafts);
+  const InitAdvice init = theory_init(report, rules.shape());
+  for (Draft& d : rules.mistakes(score, init)) drafts.push_back(std::move(d));
+  const Advisor advisor(report, rules.shape(), init);
+  for (Draft& d : drafts) {
+    const ProblemMetric m = problem_metric(d.code, report);
+    d.f.advice = advisor.advise(d.code, m.value >= m.threshold);
+  }
+  std::stable_sort(drafts.begin(), drafts.end(), [](const Draft& a, const Draft& b) {
+    return more_severe_first(a.f, b.f, a.code, b.code);
+  });
+  report.findings.clear();
+  for (Draft& d : drafts) report.findings.push_back(std::move(d.f));
+  report.verdict = verdict_of(report.findings);
+}
+
+ProblemMetric problem_metric(FindingCode code, const Report& r) {
+  const DiagnosisSpec& d = r.spec.diagnosis;
+  const Shape s = shape_of(r);
+  ProblemMetric m;
+  switch (code) {
+    case FindingCode::kVanishingGradients:
+      return {-r.summary.log10_grad_ratio_first_to_last, d.gradient_warning_decades};
+    case FindingCode::kExplodingGradients:
+      return {r.summary.log10_grad_ratio_first_to_last, d.gradient_warning_decades};
+    case FindingCode::kCollapsingActivations:
+    case FindingCode::kExplodingActivations: {
+      const bool low = code == FindingCode::kCollapsingActivations;
+      double worst = -kInf;
+      for (const LayerReport& l : r.layers) {
+        const double a = act_log10_rel_input(l, s);
+        if (!std::isnan(a)) worst = std::max(worst, low ? -a : a);
+      }
+      return {worst, d.activation_warning_decades};
+    }
+    case FindingCode::kNonFinite:
+      return {static_cast<double>(r.summary.nonfinite_layers.size()), 1.0};
+    case FindingCode::kDeadUnits:
+    case FindingCode::kSaturatedUnits: {
+      const bool dead = code == FindingCode::kDeadUnits;
+      double worst = 0.0;
+      for (const LayerReport& l : r.layers) {
+        if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
+        if (is_bounded(l.activation.kind) == dead) continue;
+        worst = std::max(worst, dead ? l.forward.dead_fraction : l.forward.saturated_fraction);
+      }
+      return {worst, dead ? d.dead_fraction : d.saturated_fraction};
+    }
+    case FindingCode::kCorrelationCollapse: {
+      double worst = -1.0;
+      for (const LayerReport& l : r.layers) {
+        if (!std::isnan(l.forward.correlation)) worst = std::max(worst, l.forward.correlation);
+      }
+      return {worst, d.correlation};
+    }
+    case FindingCode::kFp16GradientUnderflow:
+    case FindingCode::kBf16GradientUnderflow: {
+      double lowest = kInf;
+      for (const LayerReport& l : r.layers) {
+        const double g = grad_log10(l) + s.grad_scale_log10;
+        if (!std::isnan(g)) lowest = std::min(lowest, g);
+      }
+      const double min_normal =
+          code == FindingCode::kFp16GradientUnderflow ? kFp16MinNormalLog10 : kBf16MinNormalLog10;
+      return {min_normal - lowest, 0.0};
+    }
+    case FindingCode::kFp16ActivationOverflow: {
+      double largest = -kInf;
+      for (const LayerReport& l : r.layers) {
+        const double v = max_abs_act(l);
+        if (v > 0) largest = std::max(largest, std::log10(v));
+      }
+      return {largest - kFp16MaxLog10, 0.0};
+    }
+    case FindingCode::kUpdateRatio:
+      return {update_scan(r).excess, 0.0};
+    case FindingCode::kSigmoidOutputMulticlass:
+      return {bounded_output_loss_floor(r, s), 1e-9};
+    case FindingCode::kSaturatingHiddenActivation:
+    case FindingCode::kMismatchedInit:
+    case FindingCode::kPlainDeepStack: {
+      const Rules rules(r);
+      return {static_cast<double>(problem_score(rules.measured())), 1.0};
+    }
+  }
+  return m;
+}
+
+bool advice_helped(const ProblemMetric& before, const ProblemMetric& after, Verdict verdict_before,
+                   Verdict verdict_after) {
+  if (verdict_after > verdict_before) return false;
+  if (std::isnan(after.value)) return false;
+  if (after.value < after.threshold) return true;
+  const double excess = before.value - before.threshold;
+  return excess > 0 && before.value - after.value >= 0.5 * excess;
+}
+
+std::string set_argument(const ConfigChange& change) {
+  const std::string arg = change.path + "=" + change.value;
+  const bool plain = std::all_of(arg.begin(), arg.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == '+' || c == '=';
+  });
+  if (plain) return "--set " + arg;
+  std::string quoted = "'";
+  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return "--set " + quoted + "'";
+}
+
+void check_advice(Report& report, const Rerun& rerun) {
+  std::map<std::string, Report> cache;
+  for (Finding& f : report.findings) {
+    const std::optional<FindingCode> code = finding_from_name(f.code);
+    if (!code) continue;
+    const ProblemMetric before = problem_metric(*code, report);
+    std::vector<Advice> kept;
+    for (Advice& a : f.advice) {
+      std::string key;
+      for (const ConfigChange& c : a.changes) key += c.path + "=" + c.value + "\n";
+      auto it = cache.find(key);
+      if (it == cache.end()) it = cache.emplace(key, rerun(a.changes)).first;
+      const Report& after_report = it->second;
+      const ProblemMetric after = problem_metric(*code, after_report);
+      AdviceCheck check;
+      check.metric = std::string(finding_info(*code).metric);
+      check.before = before.value;
+      check.after = after.value;
+      check.verdict_after = after_report.verdict;
+      for (const Finding& g : after_report.findings) {
+        check.findings_after.push_back(g.code + " (" + std::string(severity_name(g.severity)) +
+                                       ")");
+      }
+      check.helped = advice_helped(before, after, report.verdict, after_report.verdict);
+      a.check = std::move(check);
+      if (a.check->helped) {
+        kept.push_back(std::move(a));
+      } else {
+        f.rejected_advice.push_back(std::move(a));
+      }
+    }
+    f.advice = std::move(kept);
+  }
+}
+
+}  // namespace gradscope

@@ -1,0 +1,468 @@
+// The diagnosis: healthy networks raise no warning, each known-bad network raises exactly the
+// findings it should at the layer the mechanism predicts, thresholds come from the config, and
+// every advice rule is shown by a re-run (check_advice) to improve the problem it addresses.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gradscope/config.hpp"
+#include "gradscope/diagnosis.hpp"
+#include "gradscope/engine.hpp"
+#include "gradscope/error.hpp"
+
+namespace gradscope {
+namespace {
+
+std::string config_path(const std::string& name) {
+  return std::string(GRADSCOPE_SOURCE_DIR) + "/configs/" + name + ".json";
+}
+
+// A config from configs/ (or the built-in default when name is empty) with --set style overrides.
+struct Case {
+  std::string config;
+  std::vector<std::pair<std::string, std::string>> sets;
+
+  std::vector<ConfigOverride> overrides(const std::vector<ConfigChange>& extra = {}) const {
+    std::vector<ConfigOverride> out;
+    for (const auto& [path, value] : sets) out.push_back({path, value, "--set " + path});
+    for (const ConfigChange& c : extra) out.push_back({c.path, c.value, "advice"});
+    return out;
+  }
+  RunSpec spec(const std::vector<ConfigChange>& extra = {}) const {
+    const std::optional<std::string> path =
+        config.empty() ? std::nullopt : std::optional<std::string>(config_path(config));
+    return load_run_spec(path, overrides(extra));
+  }
+  Report run() const { return run_diagnostic(spec()); }
+  Rerun rerun() const {
+    return
+        [this](const std::vector<ConfigChange>& changes) { return run_diagnostic(spec(changes)); };
+  }
+};
+
+std::set<std::string> codes(const Report& r) {
+  std::set<std::string> out;
+  for (const Finding& f : r.findings) out.insert(f.code);
+  return out;
+}
+
+std::set<std::string> warning_codes(const Report& r) {
+  std::set<std::string> out;
+  for (const Finding& f : r.findings) {
+    if (f.severity != Severity::kInfo) out.insert(f.code);
+  }
+  return out;
+}
+
+const Finding& finding(const Report& r, const std::string& code) {
+  for (const Finding& f : r.findings) {
+    if (f.code == code) return f;
+  }
+  ADD_FAILURE() << "no finding " << code;
+  static const Finding none;
+  return none;
+}
+
+std::string describe(const Report& r) {
+  std::string s;
+  for (const Finding& f : r.findings) {
+    s += std::string(severity_name(f.severity)) + " " + f.code + " @" + std::to_string(f.layer) +
+         "\n";
+  }
+  return s;
+}
+
+// ---- The registry
+
+TEST(Diagnosis, FindingCodesAreUniqueSnakeCaseAndRoundTrip) {
+  std::set<std::string_view> seen;
+  for (const FindingInfo& f : finding_table()) {
+    EXPECT_TRUE(seen.insert(f.name).second) << f.name;
+    EXPECT_EQ(finding_from_name(f.name), f.code);
+    EXPECT_FALSE(f.description.empty());
+    EXPECT_FALSE(f.metric.empty());
+    for (char c : f.name) EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  EXPECT_EQ(finding_from_name("vanishing"), std::nullopt);
+  EXPECT_EQ(severity_from_name("warning"), Severity::kWarning);
+  EXPECT_EQ(verdict_name(Verdict::kHealthy), "healthy");
+}
+
+TEST(Diagnosis, SetArgumentsAreQuotedOnlyWhenAShellWouldMangleThem) {
+  EXPECT_EQ(set_argument({"stack.init", "he_normal"}), "--set stack.init=he_normal");
+  EXPECT_EQ(set_argument({"optimizer.learning_rate", "2e-05"}),
+            "--set optimizer.learning_rate=2e-05");
+  EXPECT_EQ(set_argument({"stack.init", R"({"name": "variance", "weight_var": 2.15})"}),
+            R"(--set 'stack.init={"name": "variance", "weight_var": 2.15}')");
+  EXPECT_EQ(set_argument({"layers[0].activation", "relu"}), "--set 'layers[0].activation=relu'");
+  EXPECT_EQ(set_argument({"name", "it's"}), R"(--set 'name=it'\''s')");
+}
+
+// ---- No false alarms
+
+struct HealthyCase {
+  const char* label;
+  Case c;
+};
+
+TEST(Diagnosis, HealthyNetworksRaiseNoWarning) {
+  const std::vector<HealthyCase> cases{
+      {"shallow relu he", {"relu-he", {{"stack.depth", "5"}}}},
+      {"selu lecun", {"selu-lecun", {}}},
+      {"linear orthogonal", {"linear-orthogonal", {{"stats.jacobian_examples", "0"}}}},
+      {"gelu pre-norm residual", {"gelu-prenorm-residual", {}}},
+      {"gelu post-norm residual", {"gelu-postnorm-residual", {}}},
+      {"tanh xavier", {"tanh-xavier", {{"stats.jacobian_examples", "0"}}}},
+      {"built-in default at depth 8", {"", {{"stack.depth", "8"}}}},
+  };
+  for (const HealthyCase& h : cases) {
+    const Report r = h.c.run();
+    EXPECT_EQ(r.verdict, Verdict::kHealthy) << h.label << "\n" << describe(r);
+    EXPECT_TRUE(warning_codes(r).empty()) << h.label << "\n" << describe(r);
+  }
+}
+
+TEST(Diagnosis, SameRunGivesTheSameFindingsWhateverTheThreadCount) {
+  const Case c{"relu-xavier", {}};
+  const Report a = run_diagnostic(c.spec(), RunOptions{1, 0});
+  const Report b = run_diagnostic(c.spec(), RunOptions{2, 0});
+  ASSERT_EQ(a.findings.size(), b.findings.size());
+  for (std::size_t i = 0; i < a.findings.size(); ++i) {
+    EXPECT_EQ(a.findings[i].code, b.findings[i].code);
+    EXPECT_EQ(a.findings[i].layer, b.findings[i].layer);
+    EXPECT_EQ(a.findings[i].explanation, b.findings[i].explanation);
+  }
+}
+
+// ---- No misses: the exact findings of known-bad networks, at the layer the mechanism predicts
+
+TEST(Diagnosis, DeepSigmoidVanishesFromTheOutputSide) {
+  const Report r = Case{"sigmoid-deep", {}}.run();
+  EXPECT_EQ(codes(r), (std::set<std::string>{"vanishing_gradients", "saturating_hidden_activation",
+                                             "plain_deep_stack", "correlation_collapse",
+                                             "fp16_gradient_underflow"}))
+      << describe(r);
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  const Finding& v = finding(r, "vanishing_gradients");
+  EXPECT_EQ(v.severity, Severity::kError);
+  // Each sigmoid layer costs about 0.63 decades of rms (slope <= 1/4 times sqrt(sw2 * n)): the
+  // two-decade warning line is crossed 3 to 4 layers below the last of 50.
+  EXPECT_GE(v.layer, 45);
+  EXPECT_LE(v.layer, 48);
+  EXPECT_NE(v.explanation.find("18x per layer"), std::string::npos) << v.explanation;
+  // 30.8 decades exceed float16's 9: no loss scale can rescue it.
+  EXPECT_EQ(finding(r, "fp16_gradient_underflow").severity, Severity::kWarning);
+  // Sigmoid outputs share their positive mean: examples look alike from the second layer.
+  EXPECT_EQ(finding(r, "correlation_collapse").layer, 2);
+}
+
+TEST(Diagnosis, ReluWithXavierCollapsesByHalfAPowerOfTwoPerLayer) {
+  const Report r = Case{"relu-xavier", {}}.run();
+  EXPECT_EQ(codes(r), (std::set<std::string>{"collapsing_activations", "vanishing_gradients",
+                                             "mismatched_init", "plain_deep_stack", "dead_units",
+                                             "correlation_collapse", "fp16_gradient_underflow"}))
+      << describe(r);
+  // sw2 = 1 halves the second moment per layer: rms falls 0.15 decades a layer from 0.71 at
+  // layer 1, so two decades below the input are reached at layer 13 or 14.
+  const Finding& c = finding(r, "collapsing_activations");
+  EXPECT_GE(c.layer, 13);
+  EXPECT_LE(c.layer, 14);
+  const Finding& m = finding(r, "mismatched_init");
+  EXPECT_EQ(m.severity, Severity::kWarning);
+  ASSERT_FALSE(m.advice.empty());
+  EXPECT_EQ(m.advice.front().changes.front().path, "stack.init");
+  EXPECT_EQ(m.advice.front().changes.front().value, "he_normal");
+}
+
+TEST(Diagnosis, DeepReluAtHeKeepsItsGradientButLosesUnitsAndDirections) {
+  const Report r = Case{"relu-he", {}}.run();
+  EXPECT_EQ(codes(r),
+            (std::set<std::string>{"plain_deep_stack", "dead_units", "correlation_collapse"}))
+      << describe(r);
+  EXPECT_EQ(r.verdict, Verdict::kWarning);
+  // Mean-field theory: the correlation between examples reaches 0.98 near layer 30 for ReLU at
+  // the edge of chaos (c_l ~ 1 - O(1/l^2)); finite width adds a few layers either way.
+  const Finding& c = finding(r, "correlation_collapse");
+  EXPECT_GE(c.layer, 25);
+  EXPECT_LE(c.layer, 42);
+}
+
+TEST(Diagnosis, TrainingModeBatchNormExplodesTheGradient) {
+  const Report r = Case{"relu-xavier-batchnorm", {}}.run();
+  EXPECT_TRUE(codes(r).count("exploding_gradients")) << describe(r);
+  EXPECT_FALSE(codes(r).count("vanishing_gradients"));
+  const Finding& e = finding(r, "exploding_gradients");
+  EXPECT_NE(e.explanation.find("Batch norm"), std::string::npos);
+}
+
+TEST(Diagnosis, TooLargeAnInitExplodesActivationsAndOverflowsFloat16) {
+  // sw2 = 2 * 1.5^2 = 4.5: the rms grows 1.5x per layer, 10^5.3 over 30 layers.
+  const Report r = Case{"relu-he", {{"stack.depth", "30"}, {"stack.init.gain", "1.5"}}}.run();
+  const std::set<std::string> c = codes(r);
+  EXPECT_TRUE(c.count("exploding_activations")) << describe(r);
+  EXPECT_TRUE(c.count("exploding_gradients")) << describe(r);
+  EXPECT_TRUE(c.count("fp16_activation_overflow")) << describe(r);
+  EXPECT_TRUE(c.count("mismatched_init")) << describe(r);
+  // 65504 = 10^4.82 is passed once 1.5^l * (max |h| ~ 4) exceeds it: layer 23 or 24.
+  const Finding& o = finding(r, "fp16_activation_overflow");
+  EXPECT_GE(o.layer, 21);
+  EXPECT_LE(o.layer, 25);
+  EXPECT_EQ(finding(r, "exploding_activations").severity, Severity::kError);
+}
+
+TEST(Diagnosis, OverflowToInfinityIsNamedAtTheFirstBadLayer) {
+  // Gain 10: the rms grows 10x per layer and passes float32's 3.4e38 near layer 38.
+  const Report r = Case{"relu-he", {{"stack.init.gain", "10"}}}.run();
+  const Finding& n = finding(r, "non_finite");
+  EXPECT_EQ(n.severity, Severity::kError);
+  ASSERT_FALSE(r.summary.nonfinite_layers.empty());
+  EXPECT_EQ(n.layer, r.summary.nonfinite_layers.front());
+  EXPECT_GE(n.layer, 35);
+  EXPECT_LE(n.layer, 40);
+  EXPECT_EQ(r.verdict, Verdict::kError);
+}
+
+TEST(Diagnosis, TanhFarIntoTheChaoticPhaseSaturates) {
+  const Report r =
+      Case{"tanh-xavier", {{"stack.init.gain", "3"}, {"stats.jacobian_examples", "0"}}}.run();
+  EXPECT_TRUE(codes(r).count("saturated_units")) << describe(r);
+  EXPECT_TRUE(codes(r).count("saturating_hidden_activation")) << describe(r);
+}
+
+TEST(Diagnosis, DeepTanhWithHeInitIsMismatched) {
+  // At 50 layers sw2 = 2 costs tanh under a decade; at 200 the chaotic growth compounds.
+  const Report shallow =
+      Case{"tanh-xavier", {{"stack.init", "he_normal"}, {"stats.jacobian_examples", "0"}}}.run();
+  EXPECT_EQ(codes(shallow).count("mismatched_init"), 0u) << describe(shallow);
+  const Report deep =
+      Case{"tanh-xavier",
+           {{"stack.init", "he_normal"}, {"stack.depth", "200"}, {"stats.jacobian_examples", "0"}}}
+          .run();
+  EXPECT_TRUE(codes(deep).count("mismatched_init")) << describe(deep);
+}
+
+TEST(Diagnosis, HundredSigmoidLayersUnderflowEvenBfloat16) {
+  const Report r = Case{"sigmoid-deep", {{"stack.depth", "100"}}}.run();
+  EXPECT_TRUE(codes(r).count("bf16_gradient_underflow")) << describe(r);
+}
+
+TEST(Diagnosis, AHugeLearningRateIsAnUpdateRatioFinding) {
+  const Report r = Case{
+      "relu-he",
+      {{"stack.depth", "5"},
+       {"optimizer", R"({"name": "sgd", "learning_rate": 10})"},
+       {"loss",
+        "mse"}}}.run();
+  EXPECT_EQ(warning_codes(r), (std::set<std::string>{"update_ratio"})) << describe(r);
+}
+
+TEST(Diagnosis, SigmoidOutputUnderSoftmaxCrossEntropyCapsTheConfidence) {
+  const Report r = Case{"relu-he",
+                        {{"stack.depth", "5"},
+                         {"output", R"({"width": 10, "activation": "sigmoid"})"},
+                         {"loss", "softmax_cross_entropy"}}}
+                       .run();
+  EXPECT_EQ(warning_codes(r), (std::set<std::string>{"sigmoid_output_multiclass"})) << describe(r);
+  const Finding& f = finding(r, "sigmoid_output_multiclass");
+  EXPECT_EQ(f.layer, 6);
+  // Best case: one output at 1, nine at 0: p = e / (e + 9), loss >= log(1 + 9/e).
+  ASSERT_FALSE(f.evidence.empty());
+  EXPECT_NEAR(f.evidence.front().value, std::log1p(9.0 / std::exp(1.0)), 1e-12);
+}
+
+// ---- Thresholds
+
+TEST(Diagnosis, ThresholdsComeFromTheConfig) {
+  const Report strict =
+      Case{"tanh-xavier",
+           {{"diagnosis.gradient_warning_decades", "0.5"}, {"stats.jacobian_examples", "0"}}}
+          .run();
+  EXPECT_TRUE(codes(strict).count("vanishing_gradients")) << describe(strict);
+  const Report lax =
+      Case{"relu-he", {{"diagnosis.dead_fraction", "0.9"}, {"diagnosis.correlation", "0.999"}}}
+          .run();
+  EXPECT_EQ(codes(lax), (std::set<std::string>{"plain_deep_stack"})) << describe(lax);
+  EXPECT_EQ(finding(lax, "plain_deep_stack").severity, Severity::kInfo);
+}
+
+TEST(Diagnosis, BadThresholdsAreConfigErrorsNamingTheKey) {
+  try {
+    Case{"relu-he", {{"diagnosis.dead_fraction", "1.5"}}}.spec();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("diagnosis.dead_fraction"), std::string::npos);
+  }
+  try {
+    Case{"relu-he", {{"diagnosis.gradient_warnign_decades", "3"}}}.spec();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.hint()).find("gradient_warning_decades"), std::string::npos)
+        << e.hint();
+  }
+}
+
+// ---- Advice that is proven: every rule, re-run with its changes applied
+
+// Runs check_advice and returns the (kept) advice of `code` whose first change sets `path`.
+const Advice* checked(Report& r, const Case& c, const std::string& code, const std::string& path) {
+  check_advice(r, c.rerun());
+  const Finding& f = finding(r, code);
+  for (const Advice& a : f.advice) {
+    if (!a.changes.empty() && a.changes.front().path == path) return &a;
+  }
+  std::string seen;
+  for (const Advice& a : f.rejected_advice) seen += " rejected:" + a.changes.front().path;
+  for (const Advice& a : f.advice) seen += " kept:" + a.changes.front().path;
+  ADD_FAILURE() << code << ": no helping advice setting " << path << seen;
+  return nullptr;
+}
+
+void expect_helped(const Advice* a) {
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(a->check.has_value());
+  EXPECT_TRUE(a->check->helped);
+  EXPECT_LT(a->check->after, a->check->before);
+}
+
+TEST(AdviceCheck, ReluInPlaceOfSigmoidRestoresTheGradient) {
+  const Case c{"sigmoid-deep", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "vanishing_gradients", "stack.activation");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_LT(a->check->after, 2.0);  // under the warning line
+  }
+}
+
+TEST(AdviceCheck, TheoryInitFixesReluXavierAndGeluHe) {
+  {
+    const Case c{"relu-xavier", {}};
+    Report r = c.run();
+    expect_helped(checked(r, c, "vanishing_gradients", "stack.init"));
+  }
+  {
+    // GELU at sw2 = 2 decays toward q* = 0; theory finds a variance near 2.15 that holds it.
+    const Case c{"gelu-he", {}};
+    Report r = c.run();
+    const Advice* a = checked(r, c, "collapsing_activations", "stack.init");
+    expect_helped(a);
+    if (a != nullptr) {
+      EXPECT_NE(a->changes.front().value.find("variance"), std::string::npos);
+      EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+    }
+  }
+}
+
+TEST(AdviceCheck, ResidualBlocksUndoTheCorrelationCollapse) {
+  const Case c{"relu-he", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "correlation_collapse", "stack");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  }
+}
+
+TEST(AdviceCheck, LeakyReluRevivesDeadUnits) {
+  const Case c{"relu-he", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "dead_units", "stack.activation");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->check->after, 0.0);
+  }
+}
+
+TEST(AdviceCheck, LayerNormInPlaceOfBatchNormTamesTheGradient) {
+  const Case c{"relu-xavier-batchnorm", {}};
+  Report r = c.run();
+  expect_helped(checked(r, c, "exploding_gradients", "layers[0].block[0].norm"));
+}
+
+TEST(AdviceCheck, ComputedLearningRateBringsTheUpdateRatioInside) {
+  const Case c{"relu-he",
+               {{"stack.depth", "5"},
+                {"optimizer", R"({"name": "sgd", "learning_rate": 10})"},
+                {"loss", "mse"}}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "update_ratio", "optimizer.learning_rate");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_LT(a->check->after, 0.0);
+  }
+}
+
+TEST(AdviceCheck, AdamMovesLayersThatSgdLeavesFrozen) {
+  // ReLU with Xavier init and SGD: the first layers' gradients are 1e-8 of the last ones'.
+  const Case c{"relu-xavier-plain", {}};
+  Report r = c.run();
+  expect_helped(checked(r, c, "update_ratio", "optimizer"));
+  // Deep sigmoid: 1e-31 is far below Adam's eps, so Adam cannot help and is not advised.
+  const Report s =
+      Case{"sigmoid-deep", {{"optimizer", R"({"name": "sgd", "learning_rate": 0.01})"}}}.run();
+  for (const Advice& a : finding(s, "update_ratio").advice) {
+    EXPECT_NE(a.changes.front().path, "optimizer") << a.text;
+  }
+}
+
+TEST(AdviceCheck, LinearOutputLiftsTheLossFloor) {
+  const Case c{"relu-he",
+               {{"stack.depth", "5"},
+                {"output", R"({"width": 10, "activation": "sigmoid"})"},
+                {"loss", "softmax_cross_entropy"}}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "sigmoid_output_multiclass", "output.activation");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  }
+}
+
+TEST(AdviceCheck, AdviceThatDoesNotHelpIsWithdrawn) {
+  // A re-run that changes nothing cannot improve anything: every advice must be rejected.
+  const Case c{"relu-xavier", {}};
+  Report r = c.run();
+  const Report same = c.run();
+  check_advice(r, [&](const std::vector<ConfigChange>&) { return same; });
+  for (const Finding& f : r.findings) {
+    EXPECT_TRUE(f.advice.empty()) << f.code;
+    for (const Advice& a : f.rejected_advice) {
+      ASSERT_TRUE(a.check.has_value());
+      EXPECT_FALSE(a.check->helped);
+      EXPECT_EQ(a.check->before, a.check->after);
+    }
+  }
+}
+
+TEST(AdviceCheck, HelpedNeedsTheMetricToFallAndTheVerdictNotToWorsen) {
+  const ProblemMetric before{6.0, 2.0};
+  EXPECT_TRUE(advice_helped(before, {1.0, 2.0}, Verdict::kError, Verdict::kWarning));
+  EXPECT_TRUE(advice_helped(before, {4.0, 2.0}, Verdict::kError, Verdict::kError));  // half
+  EXPECT_FALSE(advice_helped(before, {4.5, 2.0}, Verdict::kError, Verdict::kError));
+  EXPECT_FALSE(advice_helped(before, {1.0, 2.0}, Verdict::kWarning, Verdict::kError));
+  EXPECT_FALSE(advice_helped(before, {std::nan(""), 2.0}, Verdict::kError, Verdict::kHealthy));
+}
+
+TEST(AdviceCheck, EveryAdviceOfTheShippedConfigsIsValidConfig) {
+  // Each change must be accepted by the config reader exactly as --set would take it.
+  for (const char* name : {"sigmoid-deep", "relu-xavier", "relu-he", "gelu-he",
+                           "relu-xavier-batchnorm", "relu-xavier-plain", "relu-torch-default"}) {
+    const Case c{name, {}};
+    const Report r = c.run();
+    for (const Finding& f : r.findings) {
+      for (const Advice& a : f.advice) {
+        EXPECT_NO_THROW(c.spec(a.changes)) << name << " " << f.code << " " << a.text;
+        EXPECT_FALSE(a.text.empty());
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gradscope
