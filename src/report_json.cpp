@@ -10,6 +10,7 @@
 
 #include "gradscope/activation.hpp"
 #include "gradscope/config.hpp"
+#include "gradscope/diagnosis.hpp"
 #include "gradscope/version.hpp"
 
 namespace gradscope {
@@ -209,8 +210,10 @@ Json jacobian_json(const JacobianStats& j) {
   return out;
 }
 
-Json summary_json(const Summary& s) {
+Json summary_json(const Summary& s, Verdict verdict) {
   Json j = Json::object();
+  // First: the one word a script (or a CI gate) reads before anything else.
+  j["verdict"] = std::string(verdict_name(verdict));
   put(j, "log10_grad_ratio_first_to_last", number(s.log10_grad_ratio_first_to_last));
   put(j, "mean_log10_gain", number(s.mean_log10_gain));
   put(j, "geometric_mean_gain", magnitude_value(magnitude_from_log10(s.mean_log10_gain)));
@@ -225,6 +228,59 @@ Json summary_json(const Summary& s) {
         *std::min_element(s.nonfinite_layers.begin(), s.nonfinite_layers.end());
   }
   j["theory_flagged_layers"] = s.theory_flagged_layers;
+  return j;
+}
+
+// A threshold of NaN marks evidence that is context rather than a test: it is written as null with
+// status "nan" like any other non-finite number, so no reader has to know a second convention.
+Json evidence_json(const Evidence& e) {
+  Json j = Json::object();
+  j["quantity"] = e.quantity;
+  put(j, "value", number(e.value));
+  j["relation"] = e.relation;
+  put(j, "threshold", number(e.threshold));
+  j["layer"] = e.layer;
+  return j;
+}
+
+Json advice_json(const Advice& a) {
+  Json j = Json::object();
+  j["text"] = a.text;
+  Json changes = Json::array();
+  // The value stays the JSON text that `--set PATH=VALUE` takes, not a parsed value: what the
+  // user types is what the report shows, and "null" (drop a section) stays distinguishable.
+  for (const ConfigChange& c : a.changes)
+    changes.push_back(Json{{"path", c.path}, {"value", c.value}});
+  j["changes"] = std::move(changes);
+  if (a.check) {
+    const AdviceCheck& c = *a.check;
+    Json check = Json::object();
+    check["metric"] = c.metric;
+    put(check, "before", number(c.before));
+    put(check, "after", number(c.after));
+    check["helped"] = c.helped;
+    check["verdict_after"] = std::string(verdict_name(c.verdict_after));
+    check["findings_after"] = c.findings_after;
+    j["check"] = std::move(check);
+  }
+  return j;
+}
+
+Json finding_json(const Finding& f) {
+  Json j = Json::object();
+  j["code"] = f.code;
+  j["severity"] = std::string(severity_name(f.severity));
+  j["layer"] = f.layer;
+  Json evidence = Json::array();
+  for (const Evidence& e : f.evidence) evidence.push_back(evidence_json(e));
+  j["evidence"] = std::move(evidence);
+  j["explanation"] = f.explanation;
+  Json advice = Json::array();
+  for (const Advice& a : f.advice) advice.push_back(advice_json(a));
+  j["advice"] = std::move(advice);
+  Json rejected = Json::array();
+  for (const Advice& a : f.rejected_advice) rejected.push_back(advice_json(a));
+  j["rejected_advice"] = std::move(rejected);
   return j;
 }
 
@@ -262,7 +318,10 @@ std::string report_to_json(const Report& report) {
   Json layers = Json::array();
   for (const LayerReport& layer : report.layers) layers.push_back(layer_json(layer));
   doc["layers"] = std::move(layers);
-  doc["summary"] = summary_json(report.summary);
+  doc["summary"] = summary_json(report.summary, report.verdict);
+  Json findings = Json::array();
+  for (const Finding& f : report.findings) findings.push_back(finding_json(f));
+  doc["findings"] = std::move(findings);
   if (report.jacobian) doc["jacobian"] = jacobian_json(*report.jacobian);
 
   // Replace rather than throw on invalid UTF-8 in a run name: the report must still be written.

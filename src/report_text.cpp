@@ -1,7 +1,8 @@
 // The text report: a header block, a per-layer table within 120 columns with a log-scale bar for
 // the gradient and the mean-field prediction beside it, a second table of the mean-field
-// predictions (q, chi, correlation) beside their measurements, and the summary. Values beyond
-// double's range are printed from their log10.
+// predictions (q, chi, correlation) beside their measurements, the summary, and the diagnosis (the
+// verdict and each finding with its evidence and advice). Values beyond double's range are printed
+// from their log10.
 #include "gradscope/report_text.hpp"
 
 #include <fmt/format.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "gradscope/activation.hpp"
+#include "gradscope/diagnosis.hpp"
 #include "gradscope/init.hpp"
 #include "gradscope/version.hpp"
 
@@ -1069,7 +1071,162 @@ std::string jacobian_block(const JacobianStats& j) {
   return out;
 }
 
+// ---- The diagnosis.
+
+// Greedy word wrap into lines of at most `width` display columns. A word longer than a line (a
+// JSON value in a --set) is cut across lines rather than let overflow: the JSON report has it
+// whole.
+std::vector<std::string> wrap(std::string_view text, std::size_t width) {
+  std::vector<std::string> lines;
+  std::string line;
+  std::size_t line_w = 0;
+  const auto flush = [&] {
+    if (!line.empty()) lines.push_back(line);
+    line.clear();
+    line_w = 0;
+  };
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t end = std::min(text.find(' ', at), text.size());
+    std::string_view word = text.substr(at, end - at);
+    at = end + 1;
+    std::size_t w = display_width(word);
+    while (w > width) {
+      // The cut word starts on the current line, so "--set path=" stays with its value.
+      if (line_w > 0 && line_w + 1 < width) {
+        line += ' ';
+        ++line_w;
+      } else {
+        flush();
+      }
+      std::size_t cut = 0;
+      for (std::size_t cols = line_w; cut < word.size(); ++cut) {
+        const bool starts_code_point = (static_cast<unsigned char>(word[cut]) & 0xC0) != 0x80;
+        if (starts_code_point && ++cols > width) break;
+      }
+      line += word.substr(0, cut);
+      flush();
+      word.remove_prefix(cut);
+      w = display_width(word);
+    }
+    if (w == 0) continue;
+    if (line_w > 0 && line_w + 1 + w > width) flush();
+    if (line_w > 0) {
+      line += ' ';
+      ++line_w;
+    }
+    line += word;
+    line_w += w;
+  }
+  flush();
+  return lines;
+}
+
+// `text` wrapped within 120 columns: the first line after `first`, the others after `rest` (plain
+// indents; `first` no wider than `rest`).
+void append_wrapped(std::string& out, std::string_view first, std::string_view rest,
+                    std::string_view text) {
+  const std::vector<std::string> lines = wrap(sanitize(text), kLineWidth - display_width(rest));
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    append_line(out, std::string(i == 0 ? first : rest) + lines[i]);
+  }
+}
+
+std::string_view severity_color(Severity s) {
+  switch (s) {
+    case Severity::kError:
+      return kRed;
+    case Severity::kWarning:
+      return kYellow;
+    case Severity::kInfo:
+      break;
+  }
+  return kDim;
+}
+
+// "2 warnings, 1 info": the findings per severity, worst first; empty without findings.
+std::string severity_counts(const std::vector<Finding>& findings) {
+  std::vector<std::string> parts;
+  for (const Severity s : {Severity::kError, Severity::kWarning, Severity::kInfo}) {
+    const auto n = std::count_if(findings.begin(), findings.end(),
+                                 [&](const Finding& f) { return f.severity == s; });
+    if (n == 0) continue;
+    // "info" is a mass noun: "2 info", not "2 infos".
+    const bool plural = n > 1 && s != Severity::kInfo;
+    parts.push_back(fmt::format("{} {}{}", n, severity_name(s), plural ? "s" : ""));
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+// "log10_grad_ratio_first_to_last = -3 (threshold <= -2)"; context evidence (a NaN threshold)
+// has no threshold to show.
+std::string evidence_text(const Evidence& e, int finding_layer) {
+  std::string out = e.quantity;
+  if (e.layer != 0 && e.layer != finding_layer) out += fmt::format(" at layer {}", e.layer);
+  out += " = " + format_number(e.value);
+  if (!std::isnan(e.threshold)) {
+    out += fmt::format(" (threshold {} {})", e.relation, format_number(e.threshold));
+  }
+  return out;
+}
+
+std::string check_text(const AdviceCheck& c) {
+  const std::string after = c.findings_after.empty()
+                                ? "no findings"
+                                : fmt::format("{}", fmt::join(c.findings_after, ", "));
+  return fmt::format("checked: {} {} -> {}; {}; after: {} ({})", c.metric, format_number(c.before),
+                     format_number(c.after), c.helped ? "helped" : "did not help",
+                     verdict_name(c.verdict_after), after);
+}
+
+// One advice: its sentence after `marker`, then one line per change and the check, under it.
+void append_advice(std::string& out, std::string_view marker, const Advice& a) {
+  constexpr std::string_view kIndent = "    ";
+  const std::string first = std::string(kIndent) + std::string(marker);
+  const std::string under = std::string(kIndent) + std::string(display_width(marker), ' ');
+  append_wrapped(out, first, under, a.text);
+  for (const ConfigChange& c : a.changes) {
+    append_wrapped(out, under, under + "  ", set_argument(c));
+  }
+  if (a.check) append_wrapped(out, under, under + "  ", check_text(*a.check));
+}
+
+std::string diagnosis_block(const Report& r, const Painter& paint) {
+  std::string out;
+  std::string verdict = fmt::format("Verdict: {}", verdict_name(r.verdict));
+  if (!r.findings.empty()) verdict += fmt::format(" ({})", severity_counts(r.findings));
+  append_line(out, paint(verdict, kBold));
+  if (r.findings.empty()) {
+    append_line(out, "Findings: none");
+    return out;
+  }
+  append_line(out, paint("Findings", kBold));
+  for (const Finding& f : r.findings) {
+    const std::string tag = fmt::format("[{}]", severity_name(f.severity));
+    const std::string where =
+        f.layer == 0 ? std::string("(whole network)") : fmt::format("at layer {}", f.layer);
+    const std::string head = fmt::format(" {} {}", sanitize(f.code), where);
+    // The tag is painted after the line is fitted, so colour never counts towards the width.
+    append_line(out, "  " + paint(tag, severity_color(f.severity)) +
+                         fit(head, kLineWidth - 2 - display_width(tag)));
+    append_wrapped(out, "    ", "    ", f.explanation);
+    for (const Evidence& e : f.evidence) {
+      append_wrapped(out, "    ", "      ", evidence_text(e, f.layer));
+    }
+    for (const Advice& a : f.advice) append_advice(out, "-> ", a);
+    if (!f.rejected_advice.empty()) {
+      append_line(out, "    tried and rejected (the check showed no improvement):");
+      for (const Advice& a : f.rejected_advice) append_advice(out, "x  ", a);
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<bool> rows_to_show(const Report& report, int max_rows) {
+  return select_rows(flag_rows(report.layers, report.summary), max_rows);
+}
 
 std::string report_to_text(const Report& report, const TextOptions& options) {
   const Painter paint{options.color};
@@ -1084,6 +1241,9 @@ std::string report_to_text(const Report& report, const TextOptions& options) {
   out += '\n';
   out += summary_block(report, paint);
   if (report.jacobian) out += jacobian_block(*report.jacobian);
+  // Last, where a terminal leaves it in view: what the measurements above add up to.
+  out += '\n';
+  out += diagnosis_block(report, paint);
   return out;
 }
 

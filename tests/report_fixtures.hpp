@@ -1,11 +1,14 @@
 // Hand-built reports shared by the writer tests: every statistic follows consistently from a
 // list of per-layer log10 gradient magnitudes, so expected outputs can be reasoned about. Dense
 // stacks (make_report) and one architecture with an op of every reported kind (mixed_report);
-// mean-field predictions are placed beside the measurements by attach_theory.
+// mean-field predictions are placed beside the measurements by attach_theory, and a diagnosis
+// (findings with checked and rejected advice) by attach_findings.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -429,6 +432,104 @@ inline std::vector<int> uniform_widths(std::size_t depth, int width, bool with_o
   std::vector<int> widths(depth, width);
   if (with_output && depth > 0) widths.back() = 4;
   return widths;
+}
+
+// Three findings the way the diagnosis writes them, their numbers taken from the report: the
+// gradient shrink over the whole network (one advice checked and helping, one checked and
+// rejected, a context evidence with a NaN threshold), the layer with the largest dead fraction
+// (unchecked advice), and an info on the first layer without advice. Sets the verdict to match.
+inline void attach_findings(Report& r) {
+  constexpr double kContext = std::numeric_limits<double>::quiet_NaN();
+  const DiagnosisSpec& d = r.spec.diagnosis;
+  const double shrink = -r.summary.log10_grad_ratio_first_to_last;
+  const auto most_dead = std::max_element(
+      r.layers.begin(), r.layers.end(), [](const LayerReport& a, const LayerReport& b) {
+        return a.forward.dead_fraction < b.forward.dead_fraction;
+      });
+
+  Finding vanishing;
+  vanishing.code = "vanishing_gradients";
+  vanishing.severity = Severity::kWarning;
+  vanishing.layer = 0;
+  vanishing.evidence = {
+      {"log10_grad_ratio_first_to_last", -shrink, "<=", -d.gradient_warning_decades, 0},
+      {"mean_log10_gain", r.summary.mean_log10_gain, "", kContext, 0}};
+  vanishing.explanation =
+      "The gradient shrinks from the last layer to the first by more than the threshold allows, "
+      "so the layers near the input receive almost no signal and barely learn.";
+  Advice he;
+  he.text =
+      "Initialise the ReLU layers with he_normal, whose weight variance of 2 / fan_in keeps the "
+      "gradient's scale from one layer to the next.";
+  he.changes = {{"stack.init", "he_normal"}};
+  he.check = AdviceCheck{"gradient_shrink_decades", shrink, 0.25, true, Verdict::kHealthy,
+                         {"mismatched_init (info)"}};
+  vanishing.advice = {he};
+  Advice tanh;
+  tanh.text = "Switch the hidden activation to tanh, whose derivative is 1 at 0.";
+  tanh.changes = {{"stack.activation", "tanh"}, {"stack.init", "xavier_normal"}};
+  tanh.check = AdviceCheck{"gradient_shrink_decades",
+                           shrink,
+                           shrink + 0.5,
+                           false,
+                           Verdict::kWarning,
+                           {"vanishing_gradients (warning)", "saturated_units (warning)"}};
+  vanishing.rejected_advice = {tanh};
+
+  Finding dead;
+  dead.code = "dead_units";
+  dead.severity = Severity::kWarning;
+  dead.layer = most_dead->index;
+  dead.evidence = {
+      {"dead_fraction", most_dead->forward.dead_fraction, ">=", d.dead_fraction, most_dead->index}};
+  dead.explanation =
+      "Some units of this ReLU layer output zero for every example of the batch, so they pass no "
+      "gradient back and stop learning.";
+  Advice leaky;
+  leaky.text =
+      "Use leaky_relu, whose small negative slope keeps a gradient flowing through units "
+      "that would otherwise be dead.";
+  leaky.changes = {{"stack.activation", "\"leaky_relu\""}};
+  dead.advice = {leaky};
+
+  Finding init;
+  init.code = "mismatched_init";
+  init.severity = Severity::kInfo;
+  init.layer = r.layers.front().index;
+  init.evidence = {{"sw2_over_signal_preserving", 0.5, "<=", 1.0 / d.init_mismatch_factor,
+                    r.layers.front().index}};
+  init.explanation = "The init's weight variance is half of what ReLU needs to keep the signal.";
+
+  r.findings = {vanishing, dead, init};
+  r.verdict = Verdict::kHealthy;
+  for (const Finding& f : r.findings) {
+    if (f.severity == Severity::kError) r.verdict = Verdict::kError;
+    if (f.severity == Severity::kWarning && r.verdict == Verdict::kHealthy) {
+      r.verdict = Verdict::kWarning;
+    }
+  }
+}
+
+// Six dense layers (five ReLU of width 32 with a xavier init, a linear output of 4) whose gradient
+// shrinks by 3 decades towards the input, with a quarter of layer 3's units dead; predicted
+// everywhere, and diagnosed by attach_findings.
+inline Report diagnosed_report() {
+  Report r = make_report("diagnosed", {-3.5, -2.9, -2.3, -1.7, -1.1, -0.5},
+                         uniform_widths(6, 32, true), -0.3, true);
+  r.spec.stack.layer.init.kind = Init::kXavierNormal;
+  for (std::size_t i = 0; i + 1 < r.layers.size(); ++i) r.layers[i].init.kind = Init::kXavierNormal;
+  LayerReport& third = r.layers[2];
+  third.forward.dead_units = 8;
+  third.forward.dead_fraction = 8.0 / third.width;
+  r.summary.dead_units = 0;
+  for (const LayerReport& l : r.layers) r.summary.dead_units += l.forward.dead_units;
+  attach_theory(r, std::vector<TheoryPlan>(r.layers.size()));
+  // The thresholds the findings quote, pinned so that tuning the defaults does not change them.
+  r.spec.diagnosis.gradient_warning_decades = 2.0;
+  r.spec.diagnosis.dead_fraction = 0.1;
+  r.spec.diagnosis.init_mismatch_factor = 1.5;
+  attach_findings(r);
+  return r;
 }
 
 }  // namespace gradscope::testing

@@ -1,6 +1,7 @@
 // Tests of the JSON report writer against schema/report.schema.json, the null-with-status rule,
-// the per-kind keys of mixed architectures, the mean-field theory beside each layer, determinism
-// and golden files; also the Magnitude helpers it reads, and the schema validator.
+// the per-kind keys of mixed architectures, the mean-field theory beside each layer, the verdict
+// and findings of the diagnosis, determinism and golden files; also the Magnitude helpers it
+// reads, and the schema validator.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "gradscope/diagnosis.hpp"
 #include "gradscope/report.hpp"
 #include "gradscope/report_json.hpp"
 #include "gradscope/version.hpp"
@@ -27,6 +29,7 @@ namespace gradscope {
 namespace {
 
 using Json = nlohmann::ordered_json;
+using testing::diagnosed_report;
 using testing::make_report;
 using testing::mixed_report;
 using testing::small_report;
@@ -284,8 +287,9 @@ TEST(ReportJson, SchemaRejectsAReportWithAnUnknownOrMissingKey) {
 TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   const Report r = small_report();
   const Json doc = Json::parse(report_to_json(r));
-  EXPECT_EQ(keys_of(doc), (std::vector<std::string>{"schema_version", "tool", "config", "network",
-                                                    "output_grad", "loss", "layers", "summary"}));
+  EXPECT_EQ(keys_of(doc),
+            (std::vector<std::string>{"schema_version", "tool", "config", "network", "output_grad",
+                                      "loss", "layers", "summary", "findings"}));
   EXPECT_EQ(doc["schema_version"], kSchemaVersion);
   EXPECT_EQ(doc["tool"]["name"], "gradscope");
   EXPECT_EQ(doc["tool"]["version"], kVersion);
@@ -317,9 +321,9 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
                                 "log10_weight_norm", "grad_weight_to_weight",
                                 "log10_grad_weight_to_weight", "gain", "log10_gain", "nonfinite"}));
   EXPECT_EQ(keys_of(doc["summary"]),
-            (std::vector<std::string>{"log10_grad_ratio_first_to_last", "mean_log10_gain",
-                                      "geometric_mean_gain", "dead_units", "saturated_units",
-                                      "saturated_fraction", "nonfinite_layers",
+            (std::vector<std::string>{"verdict", "log10_grad_ratio_first_to_last",
+                                      "mean_log10_gain", "geometric_mean_gain", "dead_units",
+                                      "saturated_units", "saturated_fraction", "nonfinite_layers",
                                       "first_nonfinite_layer", "theory_flagged_layers"}));
   EXPECT_TRUE(doc["summary"]["first_nonfinite_layer"].is_null());
   EXPECT_EQ(keys_of(doc["loss"]), (std::vector<std::string>{"name", "value"}));
@@ -705,6 +709,168 @@ TEST(ReportJson, SchemaDescribesEveryTheoryKeyAndTheMeasuredCorrelation) {
 
 TEST(ReportJson, MixedReportMatchesGoldenFile) {
   expect_matches_golden(report_to_json(mixed_report(OptimizerKind::kAdam)), "report_mixed.json");
+}
+
+// ---------------------------------------------------------------- the diagnosis
+
+std::vector<std::string> strings_of(const Json& array) {
+  std::vector<std::string> out;
+  for (const Json& v : array) out.push_back(v.get<std::string>());
+  return out;
+}
+
+TEST(ReportJson, DiagnosedReportValidatesAgainstTheSchemaWithoutSilentNulls) {
+  const Json doc = Json::parse(report_to_json(diagnosed_report()));
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+  std::vector<std::string> silent;
+  check_no_silent_null(doc, "$", silent);
+  EXPECT_EQ(join(silent), "");
+}
+
+TEST(ReportJson, VerdictIsTheSummarysFirstKeyAndFollowsTheReport) {
+  EXPECT_EQ(Json::parse(report_to_json(small_report()))["summary"]["verdict"], "healthy");
+  Report r = diagnosed_report();
+  Json doc = Json::parse(report_to_json(r));
+  EXPECT_EQ(keys_of(doc["summary"]).front(), "verdict");
+  EXPECT_EQ(doc["summary"]["verdict"], "warning");
+  // Written as the diagnosis decided it, not recomputed from the findings.
+  r.verdict = Verdict::kError;
+  doc = Json::parse(report_to_json(r));
+  EXPECT_EQ(doc["summary"]["verdict"], "error");
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+}
+
+TEST(ReportJson, FindingsFollowTheSummaryWithEveryKeyInOrder) {
+  const Report r = diagnosed_report();
+  const Json doc = Json::parse(report_to_json(r));
+  EXPECT_EQ(key_after(doc, "summary"), "findings");
+  const Json& findings = doc["findings"];
+  ASSERT_EQ(findings.size(), r.findings.size());
+  for (std::size_t i = 0; i < r.findings.size(); ++i) {
+    const Finding& f = r.findings[i];
+    const Json& j = findings[i];
+    EXPECT_EQ(keys_of(j), (std::vector<std::string>{"code", "severity", "layer", "evidence",
+                                                    "explanation", "advice", "rejected_advice"}));
+    EXPECT_EQ(j["code"], f.code);
+    EXPECT_EQ(j["severity"], std::string(severity_name(f.severity)));
+    EXPECT_EQ(j["layer"], f.layer);
+    EXPECT_EQ(j["explanation"], f.explanation);
+    ASSERT_EQ(j["evidence"].size(), f.evidence.size());
+    for (std::size_t e = 0; e < f.evidence.size(); ++e) {
+      const Json& ev = j["evidence"][e];
+      EXPECT_EQ(ev["quantity"], f.evidence[e].quantity);
+      EXPECT_EQ(ev["value"].get<double>(), f.evidence[e].value);
+      EXPECT_EQ(ev["relation"], f.evidence[e].relation);
+      EXPECT_EQ(ev["layer"], f.evidence[e].layer);
+    }
+    ASSERT_EQ(j["advice"].size(), f.advice.size());
+    ASSERT_EQ(j["rejected_advice"].size(), f.rejected_advice.size());
+  }
+  EXPECT_EQ(keys_of(findings[0]["evidence"][0]),
+            (std::vector<std::string>{"quantity", "value", "relation", "threshold", "layer"}));
+  EXPECT_EQ(findings[0]["evidence"][0]["threshold"].get<double>(),
+            r.findings[0].evidence[0].threshold);
+  // A checked advice carries its check; an unchecked one has no "check" key at all.
+  const Json& checked = findings[0]["advice"][0];
+  EXPECT_EQ(keys_of(checked), (std::vector<std::string>{"text", "changes", "check"}));
+  EXPECT_EQ(keys_of(checked["check"]),
+            (std::vector<std::string>{"metric", "before", "after", "helped", "verdict_after",
+                                      "findings_after"}));
+  const AdviceCheck& c = *r.findings[0].advice[0].check;
+  EXPECT_EQ(checked["check"]["metric"], c.metric);
+  EXPECT_EQ(checked["check"]["before"].get<double>(), c.before);
+  EXPECT_EQ(checked["check"]["after"].get<double>(), c.after);
+  EXPECT_EQ(checked["check"]["helped"], true);
+  EXPECT_EQ(checked["check"]["verdict_after"], "healthy");
+  EXPECT_EQ(strings_of(checked["check"]["findings_after"]), c.findings_after);
+  const Json& rejected = findings[0]["rejected_advice"][0];
+  EXPECT_EQ(rejected["check"]["helped"], false);
+  EXPECT_EQ(rejected["check"]["verdict_after"], "warning");
+  EXPECT_EQ(keys_of(findings[1]["advice"][0]), (std::vector<std::string>{"text", "changes"}));
+  EXPECT_EQ(findings[2]["advice"], Json::array());
+}
+
+TEST(ReportJson, ConfigChangeValueIsTheJsonTextAsAString) {
+  Report r = diagnosed_report();
+  r.findings[1].advice[0].changes = {
+      {"stack.activation", "\"leaky_relu\""}, {"stack.init.gain", "0.5"}, {"output", "null"}};
+  const Json changes = Json::parse(report_to_json(r))["findings"][1]["advice"][0]["changes"];
+  EXPECT_EQ(changes, Json::parse(R"([{"path": "stack.activation", "value": "\"leaky_relu\""},
+                                     {"path": "stack.init.gain", "value": "0.5"},
+                                     {"path": "output", "value": "null"}])"));
+}
+
+TEST(ReportJson, ContextEvidenceThresholdIsNullWithStatus) {
+  const Json doc = Json::parse(report_to_json(diagnosed_report()));
+  // The fixture's second evidence of the first finding is context: its threshold is NaN.
+  const Json& context = doc["findings"][0]["evidence"][1];
+  expect_null_with_status(context, "threshold", "nan");
+  EXPECT_EQ(key_after(context, "threshold_status"), "layer");
+  EXPECT_EQ(context["relation"], "");
+}
+
+TEST(ReportJson, FindingNumbersThatAreNotRepresentableAreNullWithStatus) {
+  Report r = diagnosed_report();
+  r.findings[0].evidence[0].value = -kInf;  // a gradient that is exactly 0 at the first layer
+  r.findings[1].evidence[0].value = kNan;
+  r.findings[0].advice[0].check->after = kNan;  // the re-run produced NaN
+  r.findings[0].rejected_advice[0].check->before = kInf;
+  const Json doc = Json::parse(report_to_json(r));
+  const Json& f = doc["findings"];
+  expect_null_with_status(f[0]["evidence"][0], "value", "-inf");
+  expect_null_with_status(f[1]["evidence"][0], "value", "nan");
+  expect_null_with_status(f[0]["advice"][0]["check"], "after", "nan");
+  expect_null_with_status(f[0]["rejected_advice"][0]["check"], "before", "inf");
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+  std::vector<std::string> silent;
+  check_no_silent_null(doc, "$", silent);
+  EXPECT_EQ(join(silent), "");
+}
+
+TEST(ReportJson, SchemaNamesTheRegistrysFindingCodesSeveritiesAndVerdicts) {
+  const Json schema = load_schema();
+  std::vector<std::string> codes;
+  for (const std::string_view name : finding_names()) codes.emplace_back(name);
+  EXPECT_EQ(strings_of(schema["$defs"]["finding"]["properties"]["code"]["enum"]), codes);
+  std::vector<std::string> severities;
+  for (const Severity s : {Severity::kInfo, Severity::kWarning, Severity::kError})
+    severities.emplace_back(severity_name(s));
+  EXPECT_EQ(strings_of(schema["$defs"]["severity"]["enum"]), severities);
+  std::vector<std::string> verdicts;
+  for (const Verdict v : {Verdict::kHealthy, Verdict::kWarning, Verdict::kError})
+    verdicts.emplace_back(verdict_name(v));
+  EXPECT_EQ(strings_of(schema["$defs"]["verdict"]["enum"]), verdicts);
+}
+
+TEST(ReportJson, SchemaRejectsMalformedFindings) {
+  const Json schema = load_schema();
+  Json doc = Json::parse(report_to_json(diagnosed_report()));
+  doc["findings"][0]["code"] = "vanishing_gradient";
+  doc["findings"][1]["severity"] = "fatal";
+  doc["findings"][1]["evidence"][0].erase("threshold");
+  doc["findings"][2]["layer"] = -1;
+  doc["findings"][0]["advice"][0]["changes"][0]["value"] = 1;
+  doc["findings"][0]["advice"][0]["check"]["extra"] = true;
+  doc["summary"]["verdict"] = "ok";
+  const std::string errors = join(validate_schema(schema, doc));
+  for (const std::string& expected :
+       {std::string("$.findings[0].code: \"vanishing_gradient\" is not one of"),
+        std::string("$.findings[1].severity: \"fatal\" is not one of"),
+        std::string("$.findings[1].evidence[0]: missing required key 'threshold'"),
+        std::string("$.findings[2].layer: -1 is below the minimum 0"),
+        std::string("$.findings[0].advice[0].changes[0].value: expected type \"string\""),
+        std::string("$.findings[0].advice[0].check.extra: key not allowed"),
+        std::string("$.summary.verdict: \"ok\" is not one of")}) {
+    EXPECT_NE(errors.find(expected), std::string::npos) << expected << "\n" << errors;
+  }
+  Json missing = Json::parse(report_to_json(small_report()));
+  missing.erase("findings");
+  EXPECT_NE(join(validate_schema(schema, missing)).find("$: missing required key 'findings'"),
+            std::string::npos);
+}
+
+TEST(ReportJson, DiagnosedReportMatchesGoldenFile) {
+  expect_matches_golden(report_to_json(diagnosed_report()), "report_diagnosed.json");
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Tests of the text report writer: 120-column limit, elision of deep stacks that keeps the first,
 // last and sharp-change layers, readable non-finite and out-of-range values, colour only on
 // request, mixed op kinds with the optimizer's update column, the mean-field theory and measured
-// correlation columns, the table of mean-field predictions beside measurements, and golden files.
+// correlation columns, the table of mean-field predictions beside measurements, the verdict and
+// findings of the diagnosis, and golden files.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@ namespace {
 
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 
+using testing::diagnosed_report;
 using testing::mixed_report;
 using testing::small_report;
 using testing::softmax_output_report;
@@ -223,6 +225,7 @@ TEST(ReportText, NoLineIsLongerThan120Columns) {
     expect_lines_fit(report_to_text(long_name, options), "long name");
     expect_lines_fit(report_to_text(softmax_output_report(), options), "softmax");
     expect_lines_fit(report_to_text(deep_theory_report(2.0), options), "deep theory");
+    expect_lines_fit(report_to_text(diagnosed_report(), options), "diagnosed");
     for (const OptimizerKind opt :
          {OptimizerKind::kNone, OptimizerKind::kSgd, OptimizerKind::kAdam}) {
       expect_lines_fit(report_to_text(mixed_report(opt), options), "mixed");
@@ -905,6 +908,137 @@ TEST(ReportText, TheoryTablePaintsFlaggedRowsYellowOnlyWithColor) {
 
 TEST(ReportText, MixedReportMatchesGoldenFile) {
   expect_matches_golden(report_to_text(mixed_report(OptimizerKind::kAdam)), "report_mixed.txt");
+}
+
+// ---------------------------------------------------------------- the diagnosis
+
+// The report from its "Verdict:" line (escape codes and all) to the end: the diagnosis comes last.
+std::string diagnosis_section(const std::string& text) {
+  const std::size_t at = text.rfind("Verdict: ");
+  if (at == std::string::npos) return "";
+  const std::size_t line = text.rfind('\n', at);
+  return text.substr(line == std::string::npos ? 0 : line + 1);
+}
+
+TEST(ReportText, FindingsFollowTheSummaryWithEvidenceAdviceAndChecks) {
+  const std::string text = report_to_text(diagnosed_report());
+  const std::string section = diagnosis_section(text);
+  ASSERT_FALSE(section.empty()) << text;
+  EXPECT_LT(text.find("\nsummary\n"), text.find("\nVerdict: "));
+  for (const std::string& expected :
+       {std::string("Verdict: warning (2 warnings, 1 info)\nFindings\n"),
+        std::string("\n  [warning] vanishing_gradients (whole network)\n    The gradient shrinks"),
+        std::string("\n    log10_grad_ratio_first_to_last = -3 (threshold <= -2)\n"),
+        std::string("\n    mean_log10_gain = -0.6\n"),
+        std::string("\n    -> Initialise the ReLU layers with he_normal,"),
+        std::string("\n       --set stack.init=he_normal\n"),
+        std::string("\n       checked: gradient_shrink_decades 3 -> 0.25; helped; after: healthy "
+                    "(mismatched_init (info))\n"),
+        std::string("\n    tried and rejected (the check showed no improvement):\n"
+                    "    x  Switch the hidden activation to tanh, whose derivative is 1 at 0.\n"
+                    "       --set stack.activation=tanh\n"
+                    "       --set stack.init=xavier_normal\n"
+                    "       checked: gradient_shrink_decades 3 -> 3.5; did not help; after: "
+                    "warning (vanishing_gradients (warning),\n"
+                    "         saturated_units (warning))\n"),
+        std::string("\n  [warning] dead_units at layer 3\n"),
+        std::string("\n    dead_fraction = 0.25 (threshold >= 0.1)\n"),
+        std::string("\n  [info] mismatched_init at layer 1\n")}) {
+    EXPECT_NE(section.find(expected), std::string::npos) << "missing '" << expected << "' in\n"
+                                                         << section;
+  }
+  // The unchecked advice has no check line.
+  const std::size_t leaky = section.find("-> Use leaky_relu");
+  ASSERT_NE(leaky, std::string::npos);
+  EXPECT_EQ(section.find("checked:", leaky), std::string::npos) << section;
+}
+
+TEST(ReportText, WithoutFindingsTheVerdictIsHealthyAndFindingsNone) {
+  const std::string text = report_to_text(small_report());
+  const std::string tail = "\nVerdict: healthy\nFindings: none\n";
+  ASSERT_GE(text.size(), tail.size());
+  EXPECT_EQ(text.substr(text.size() - tail.size()), tail) << text;
+}
+
+TEST(ReportText, EvidenceFromAnotherLayerNamesItsLayer) {
+  Report r = diagnosed_report();
+  r.findings[0].evidence[1].layer = 5;
+  EXPECT_NE(report_to_text(r).find("\n    mean_log10_gain at layer 5 = -0.6\n"), std::string::npos);
+}
+
+TEST(ReportText, LongAdviceIsWrappedWithin120ColumnsAndKeepsEveryCharacter) {
+  Report r = diagnosed_report();
+  std::string sentence;
+  for (int i = 0; i < 40; ++i) sentence += "word" + std::to_string(i) + " ";
+  sentence += "end.";
+  // One JSON value of 300 characters without a blank: no place to break but inside it.
+  std::string value = "\"";
+  for (int i = 0; i < 298; ++i) value += static_cast<char>('a' + i % 26);
+  value += "\"";
+  Finding& f = r.findings[0];
+  f.explanation = sentence;
+  f.advice[0].text = sentence;
+  f.advice[0].changes.push_back({"layers[12].block[3].init", value});
+  f.advice[0].check->findings_after.assign(12, "saturating_hidden_activation (warning)");
+  f.evidence[0].quantity = std::string(150, 'q');
+  for (const bool color : {false, true}) {
+    TextOptions options;
+    options.color = color;
+    expect_lines_fit(report_to_text(r, options), color ? "long advice, colour" : "long advice");
+  }
+  // The pieces of the cut --set line put back together are the change, whole.
+  const std::vector<std::string> lines = lines_of(diagnosis_section(report_to_text(r)));
+  std::string joined;
+  bool in_set = false;
+  for (const std::string& line : lines) {
+    const std::size_t text_at = line.find_first_not_of(' ');
+    if (text_at == std::string::npos) continue;
+    const std::string text = line.substr(text_at);
+    if (text.rfind("--set 'layers[12]", 0) == 0) in_set = true;
+    if (in_set && (text.rfind("--set", 0) == 0 || text.rfind("checked:", 0) == 0) &&
+        !joined.empty()) {
+      break;
+    }
+    if (in_set) joined += text;
+  }
+  EXPECT_EQ(joined, "--set 'layers[12].block[3].init=" + value + "'");
+  // The sentence wraps at blanks: every word is whole on some line.
+  const std::string section = diagnosis_section(report_to_text(r));
+  for (int i = 0; i < 40; ++i) {
+    const std::string word = " word" + std::to_string(i);
+    EXPECT_TRUE(section.find(word + " ") != std::string::npos ||
+                section.find(word + "\n") != std::string::npos)
+        << word;
+  }
+}
+
+TEST(ReportText, ColourInTheFindingsIsOnlyOnTheSeverityTags) {
+  TextOptions color;
+  color.color = true;
+  const Report r = diagnosed_report();
+  const std::string painted = diagnosis_section(report_to_text(r, color));
+  EXPECT_EQ(strip_ansi(painted), diagnosis_section(report_to_text(r)));
+  EXPECT_NE(painted.find("\x1b[33m[warning]\x1b[0m vanishing_gradients"), std::string::npos)
+      << painted;
+  EXPECT_NE(painted.find("\x1b[2m[info]\x1b[0m mismatched_init"), std::string::npos) << painted;
+  // Every coloured span (red, yellow, dim) is a tag; the section's headings are bold, not coloured.
+  int tags = 0;
+  for (std::size_t at = painted.find("\x1b["); at != std::string::npos;
+       at = painted.find("\x1b[", at + 1)) {
+    const std::size_t m = painted.find('m', at);
+    const std::string sgr = painted.substr(at, m - at + 1);
+    if (sgr == "\x1b[0m" || sgr == "\x1b[1m") continue;
+    EXPECT_EQ(painted[m + 1], '[') << painted.substr(at, 40);
+    ++tags;
+  }
+  EXPECT_EQ(tags, 3);
+  Report error = r;
+  error.findings[0].severity = Severity::kError;
+  EXPECT_NE(report_to_text(error, color).find("\x1b[31m[error]\x1b[0m"), std::string::npos);
+}
+
+TEST(ReportText, DiagnosedReportMatchesGoldenFile) {
+  expect_matches_golden(report_to_text(diagnosed_report()), "report_diagnosed.txt");
 }
 
 }  // namespace

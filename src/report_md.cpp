@@ -1,0 +1,385 @@
+// The Markdown report: a title with the verdict, a one-line network summary, the findings as a list
+// (evidence, advice as --set changes, the check), and the per-layer table with a bar of Unicode
+// blocks inside <details>. Text from the user is escaped; numbers go through fmt, never a locale.
+#include "gradscope/report_md.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gradscope/activation.hpp"
+#include "gradscope/diagnosis.hpp"
+#include "gradscope/report_text.hpp"
+
+namespace gradscope {
+
+namespace {
+
+// ---- Text that must not change the document's structure.
+
+// Markdown punctuation that can start emphasis, code, a link or image, a table cell, math, a
+// mention or an issue reference mid-line, backslash-escaped; HTML's three as entities, so no name
+// can open a tag. Line breaks and other control characters become blanks: a newline would end a
+// table row or a heading. Every line the writer emits starts with its own markup, so the
+// characters that matter only at the start of a line (#, -, +, >, digits) need nothing more.
+std::string escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      out += ' ';
+      continue;
+    }
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '\\':
+      case '`':
+      case '*':
+      case '_':
+      case '[':
+      case ']':
+      case '|':
+      case '~':
+      case '$':
+      case '@':
+      case '#':
+      case '!':
+        out += '\\';
+        out += c;
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// An inline code span holding `text` verbatim: the fence is one backtick longer than the longest
+// run inside, and blanks pad a text that starts or ends with a backtick (CommonMark 6.1).
+std::string code(std::string_view text) {
+  std::string body;
+  std::size_t run = 0;
+  std::size_t longest = 0;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    body += (u < 0x20 || u == 0x7F) ? ' ' : c;
+    run = c == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  const std::string fence(longest + 1, '`');
+  const bool pad = !body.empty() && (body.front() == '`' || body.back() == '`');
+  return pad ? fence + " " + body + " " + fence : fence + body + fence;
+}
+
+// ---- Numbers: fixed significant digits through fmt, the same on every platform.
+
+std::string nonfinite_name(double v) {
+  if (std::isnan(v)) return "nan";
+  return v > 0 ? "inf" : "-inf";
+}
+
+std::string number(double v) {
+  if (!std::isfinite(v)) return nonfinite_name(v);
+  return fmt::format("{:.3g}", v);
+}
+
+std::string log10_text(double v) {
+  if (!std::isfinite(v)) return nonfinite_name(v);
+  return fmt::format("{:.2f}", v);
+}
+
+std::string percent(double fraction) {
+  if (!std::isfinite(fraction)) return nonfinite_name(fraction);
+  return fmt::format("{:.1f}", 100.0 * fraction);
+}
+
+// Three significant digits, rebuilt from the log10 beyond double's range: 10^-600.5 -> 3.16e-601.
+std::string magnitude(const Magnitude& m) {
+  if (std::isnan(m.log10) || std::isnan(m.value)) return "nan";
+  if (std::isinf(m.log10)) return m.log10 > 0 ? "inf" : "0";
+  if (std::isnormal(m.value)) return fmt::format("{:.3g}", m.value);
+  double exponent = std::floor(m.log10);
+  double mantissa = std::pow(10.0, m.log10 - exponent);
+  if (mantissa >= 9.995) {  // would print as "10.00"
+    mantissa /= 10.0;
+    exponent += 1.0;
+  }
+  return fmt::format("{:.2f}e{:+.0f}", mantissa, exponent);
+}
+
+std::string group_thousands(std::int64_t n) {
+  const std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+std::string plural(std::int64_t n, std::string_view word) {
+  return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
+}
+
+// ---- The head: the verdict first, then what was run.
+
+// "2 warnings, 1 info", worst first; "no findings" without any.
+std::string severity_counts(const std::vector<Finding>& findings) {
+  std::vector<std::string> parts;
+  for (const Severity s : {Severity::kError, Severity::kWarning, Severity::kInfo}) {
+    const auto n = std::count_if(findings.begin(), findings.end(),
+                                 [&](const Finding& f) { return f.severity == s; });
+    if (n == 0) continue;
+    // "info" is a mass noun: "2 info", not "2 infos".
+    parts.push_back(s == Severity::kInfo ? fmt::format("{} info", n) : plural(n, severity_name(s)));
+  }
+  if (parts.empty()) return "no findings";
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+std::string network_line(const Report& r) {
+  const auto dense = std::count_if(r.layers.begin(), r.layers.end(),
+                                   [](const LayerReport& l) { return l.kind == OpKind::kDense; });
+  std::string depth = plural(dense, "dense layer");
+  if (static_cast<std::size_t>(dense) != r.layers.size()) {
+    depth = fmt::format("{} ops, {}", r.layers.size(), depth);
+  }
+  std::string loss(loss_name(r.spec.loss.kind));
+  // The probe's "loss" is a projection, not a loss anyone minimises: no value to show.
+  if (r.spec.loss.kind != LossKind::kProbe) loss += " = " + number(r.loss);
+  return fmt::format("{} | {} parameters | {} | loss: {}", depth, group_thousands(r.parameters),
+                     precision_name(r.spec.precision), loss);
+}
+
+std::string ratio_line(const Summary& s) {
+  const double v = s.log10_grad_ratio_first_to_last;
+  return fmt::format("Gradient rms, first layer / last layer: {} (log10 {})",
+                     magnitude(magnitude_from_log10(v)), log10_text(v));
+}
+
+// ---- The findings.
+
+std::string where(int layer) {
+  return layer == 0 ? std::string("whole network") : fmt::format("layer {}", layer);
+}
+
+// "`dead_fraction` = 0.25 (threshold >= 0.1)"; context evidence (a NaN threshold) has none.
+std::string evidence_text(const Evidence& e, int finding_layer) {
+  std::string out = code(e.quantity);
+  if (e.layer != 0 && e.layer != finding_layer) out += fmt::format(" at layer {}", e.layer);
+  out += " = " + number(e.value);
+  if (!std::isnan(e.threshold)) {
+    out += fmt::format(" (threshold {} {})", escape(e.relation), number(e.threshold));
+  }
+  return out;
+}
+
+std::string changes_text(const Advice& a) {
+  std::string out;
+  for (const ConfigChange& c : a.changes) {
+    out += fmt::format(" {}", code(set_argument(c)));
+  }
+  return out;
+}
+
+std::string check_text(const AdviceCheck& c) {
+  std::vector<std::string> after;
+  for (const std::string& f : c.findings_after) after.push_back(escape(f));
+  return fmt::format(
+      "{} {} -> {}, {}; after: {} ({})", code(c.metric), number(c.before), number(c.after),
+      c.helped ? "helped" : "did not help", verdict_name(c.verdict_after),
+      after.empty() ? std::string("no findings") : fmt::format("{}", fmt::join(after, ", ")));
+}
+
+void append_finding(std::string& out, const Finding& f) {
+  out += fmt::format("- **{}** {} ({}): {}\n", severity_name(f.severity), code(f.code),
+                     where(f.layer), escape(f.explanation));
+  if (!f.evidence.empty()) {
+    std::vector<std::string> parts;
+    for (const Evidence& e : f.evidence) parts.push_back(evidence_text(e, f.layer));
+    out += fmt::format("  - Evidence: {}\n", fmt::join(parts, "; "));
+  }
+  for (const Advice& a : f.advice) {
+    out += fmt::format("  - Advice: {}{}\n", escape(a.text), changes_text(a));
+    if (a.check) out += fmt::format("    - Checked: {}\n", check_text(*a.check));
+  }
+  for (const Advice& a : f.rejected_advice) {
+    out += fmt::format("  - Tried and rejected: {}{}", escape(a.text), changes_text(a));
+    if (a.check) out += fmt::format(" (checked: {})", check_text(*a.check));
+    out += '\n';
+  }
+}
+
+// ---- The per-layer table.
+
+constexpr int kBarCells = 16;
+constexpr int kEighths = 8 * kBarCells;
+constexpr double kMinBarDecades = 2.0;  // as the text report: a healthy wobble reads as flat
+// U+2588 FULL BLOCK, then U+2589..U+258F: seven eighths down to one eighth, in UTF-8.
+constexpr std::string_view kFullBlock = "\u2588";
+constexpr std::array<std::string_view, 8> kPartialBlock = {"",       "\u258F", "\u258E", "\u258D",
+                                                           "\u258C", "\u258B", "\u258A", "\u2589"};
+
+struct BarScale {
+  bool any = false;
+  double lo = 0.0;
+  double hi = 0.0;
+};
+
+// The run's range of finite log10 grad rms, at least two decades, anchored at the largest value.
+BarScale bar_scale(const std::vector<LayerReport>& layers) {
+  BarScale s;
+  for (const LayerReport& l : layers) {
+    const double v = l.backward.grad_preact_rms.log10;
+    if (!std::isfinite(v)) continue;
+    s.lo = s.any ? std::min(s.lo, v) : v;
+    s.hi = s.any ? std::max(s.hi, v) : v;
+    s.any = true;
+  }
+  if (s.any) s.lo = std::min(s.lo, s.hi - kMinBarDecades);
+  return s;
+}
+
+// From one eighth of a cell at the smallest value to kBarCells full cells at the largest, on a
+// linear axis of log10; a value that is not finite is named instead.
+std::string bar(double log10, const BarScale& s) {
+  if (std::isnan(log10)) return "(nan)";
+  if (std::isinf(log10)) return log10 > 0 ? "(inf)" : "(zero)";
+  const double t = s.hi > s.lo ? (log10 - s.lo) / (s.hi - s.lo) : 1.0;
+  const auto eighths =
+      std::clamp(1 + static_cast<int>(std::lround(t * (kEighths - 1))), 1, kEighths);
+  std::string out;
+  for (int i = 0; i < eighths / 8; ++i) out += kFullBlock;
+  out += kPartialBlock[static_cast<std::size_t>(eighths % 8)];
+  return out;
+}
+
+std::string kind_label(OpKind kind) {
+  if (kind == OpKind::kResidualEnd) return "residual";
+  return std::string(op_kind_name(kind));
+}
+
+// What the op applies: the activation, the norm, the dropout rate, or the residual's scale.
+std::string op_label(const LayerReport& l) {
+  switch (l.kind) {
+    case OpKind::kDense:
+    case OpKind::kActivation: {
+      const ActivationInfo& info = activation_info(l.activation.kind);
+      if (info.param_name.empty()) return std::string(info.name);
+      return fmt::format("{}({}={:g})", info.name, info.param_name, l.activation.param);
+    }
+    case OpKind::kNorm:
+      return std::string(norm_name(l.norm.kind));
+    case OpKind::kDropout:
+      return fmt::format("p={:g}", l.dropout);
+    case OpKind::kResidualBegin:  // not reported: its block is reported at its end
+    case OpKind::kResidualEnd:
+      break;
+  }
+  return fmt::format("x{:g}{}", l.residual.scale, l.residual.projection ? " + projection" : "");
+}
+
+constexpr std::array<std::string_view, 10> kColumns = {
+    "layer",    "kind", "width",  "activation/norm", "act rms",
+    "grad rms", "gain", "dead %", "sat %",           "grad rms (log scale)"};
+constexpr std::array<std::string_view, 10> kAlign = {
+    "---:", ":---", "---:", ":---", "---:", "---:", "---:", "---:", "---:", ":---"};
+
+std::string table_row(const std::array<std::string, kColumns.size()>& cells) {
+  std::string out = "|";
+  for (const std::string& c : cells) out += " " + c + " |";
+  return out + "\n";
+}
+
+std::string layer_row(const LayerReport& l, const BarScale& scale) {
+  const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : number(l.forward.act.rms);
+  return table_row({std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
+                    escape(op_label(l)), act_rms, magnitude(l.backward.grad_preact_rms),
+                    magnitude(l.backward.gain), percent(l.forward.dead_fraction),
+                    percent(l.forward.saturated_fraction),
+                    bar(l.backward.grad_preact_rms.log10, scale)});
+}
+
+std::string elided_row(std::size_t n) {
+  std::array<std::string, kColumns.size()> cells;
+  cells[0] = "...";
+  cells[1] = fmt::format("*{} elided*", plural(static_cast<std::int64_t>(n), "layer"));
+  return table_row(cells);
+}
+
+std::string bar_legend(const BarScale& s) {
+  if (!s.any) return "Bar: no layer has a finite gradient.";
+  return fmt::format(
+      "Bar: log10 grad rms on a linear axis from {} ({} one eighth of a block) to {} ({} full "
+      "blocks).",
+      log10_text(s.lo), kPartialBlock[1], log10_text(s.hi), kBarCells);
+}
+
+std::string layers_block(const Report& r, const MarkdownOptions& options) {
+  std::string out = "## Layers\n\n";
+  // GitHub renders Markdown inside <details> only with blank lines around it.
+  out += fmt::format("<details><summary>Per-layer table ({})</summary>\n\n",
+                     plural(static_cast<std::int64_t>(r.layers.size()), "layer"));
+  if (r.layers.empty()) {
+    out += "No layers.\n\n</details>\n";
+    return out;
+  }
+  std::array<std::string, kColumns.size()> head;
+  std::array<std::string, kColumns.size()> align;
+  for (std::size_t c = 0; c < kColumns.size(); ++c) {
+    head[c] = std::string(kColumns[c]);
+    align[c] = std::string(kAlign[c]);
+  }
+  out += table_row(head);
+  // The delimiter row has no blanks around its cells, by custom; it still has every column.
+  std::string delimiter = "|";
+  for (const std::string& a : align) delimiter += a + "|";
+  out += delimiter + "\n";
+  const BarScale scale = bar_scale(r.layers);
+  const std::vector<bool> keep = rows_to_show(r, options.max_rows);
+  std::size_t elided = 0;
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    if (!keep[i]) {
+      ++elided;
+      continue;
+    }
+    if (elided > 0) out += elided_row(elided);
+    elided = 0;
+    out += layer_row(r.layers[i], scale);
+  }
+  if (elided > 0) out += elided_row(elided);
+  out += fmt::format("\n{}\n\n</details>\n", bar_legend(scale));
+  return out;
+}
+
+}  // namespace
+
+std::string report_to_markdown(const Report& report, const MarkdownOptions& options) {
+  std::string out = fmt::format("# gradscope: {}\n\n", escape(report.spec.name));
+  out += fmt::format("**Verdict: {}** - {}\n\n", verdict_name(report.verdict),
+                     severity_counts(report.findings));
+  out += network_line(report) + "\n\n";
+  out += ratio_line(report.summary) + "\n\n";
+  out += "## Findings\n\n";
+  if (report.findings.empty()) out += "None.\n";
+  for (const Finding& f : report.findings) append_finding(out, f);
+  out += '\n';
+  out += layers_block(report, options);
+  return out;
+}
+
+}  // namespace gradscope
