@@ -48,7 +48,7 @@ case "$cmd" in
     install_missing "${PACKAGES[@]}"
     build
     for config in configs/*.json; do
-      ./build/release/gradscope run "$config" --out reports --quiet
+      ./build/release/gradscope run "$config" --out reports --format md --quiet
     done
     echo "dev.sh: regenerated $(ls configs/*.json | wc -l) reports in reports/"
     ;;

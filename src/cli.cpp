@@ -6,15 +6,18 @@
 #include <fmt/ostream.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <exception>
 #include <filesystem>
 #include <optional>
 
 #include "gradscope/config.hpp"
+#include "gradscope/diagnosis.hpp"
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
 #include "gradscope/output.hpp"
 #include "gradscope/report_json.hpp"
+#include "gradscope/report_md.hpp"
 #include "gradscope/report_text.hpp"
 #include "gradscope/suggest.hpp"
 #include "gradscope/theory_report.hpp"
@@ -26,7 +29,8 @@ namespace {
 
 constexpr const char* kExitCodes =
     "Exit codes: 0 success; 1 internal error (a bug: please report it); 2 usage or config error,\n"
-    "refused run (memory) or unwritable output.";
+    "refused run (memory) or unwritable output; 3 a finding listed in --fail-on is present (the\n"
+    "reports are written all the same).";
 
 struct RunArgs {
   std::optional<std::string> config;
@@ -38,7 +42,47 @@ struct RunArgs {
   // Flags that map onto config keys; empty when not given.
   std::vector<std::pair<std::string, std::string>> flag_values;  // (flag, value)
   std::vector<std::string> sets;
+  std::vector<std::string> thresholds;  // --threshold KEY=VALUE: --set diagnosis.KEY=VALUE
+  std::vector<std::string> fail_on;
+  bool check_advice = false;
 };
+
+// What --fail-on lists: severities (that one or worse) and finding codes.
+struct FailOn {
+  std::optional<Severity> severity;
+  std::vector<std::string> codes;
+  bool matches(const Finding& f) const {
+    if (severity && f.severity >= *severity) return true;
+    return std::find(codes.begin(), codes.end(), f.code) != codes.end();
+  }
+};
+
+FailOn parse_fail_on(const std::vector<std::string>& items) {
+  FailOn out;
+  std::vector<std::string_view> names{"info", "warning", "error"};
+  for (std::string_view code : finding_names()) names.push_back(code);
+  for (const std::string& list : items) {
+    std::size_t start = 0;
+    while (start <= list.size()) {
+      const std::size_t comma = std::min(list.find(',', start), list.size());
+      const std::string item = list.substr(start, comma - start);
+      start = comma + 1;
+      if (item.empty()) continue;
+      if (const std::optional<Severity> s = severity_from_name(item)) {
+        if (!out.severity || *s < *out.severity) out.severity = s;
+      } else if (finding_from_name(item)) {
+        out.codes.push_back(item);
+      } else {
+        const std::optional<std::string> near = closest_name(item, names);
+        throw Error("--fail-on: unknown severity or finding code \"" + item + "\"",
+                    (near ? "did you mean \"" + *near + "\"? " : std::string()) +
+                        "use info, warning or error (that severity or worse), or finding codes "
+                        "such as vanishing_gradients; `gradscope list` shows every code");
+      }
+    }
+  }
+  return out;
+}
 
 // A flag that sets one config key. `quote`: the value is always a string (so --name 123 is the
 // name "123", not a number).
@@ -85,6 +129,14 @@ void print_error(std::ostream& err, const std::string& what, const std::string& 
 }
 
 std::vector<ConfigOverride> overrides_from(const RunArgs& a) {
+  for (const std::string& t : a.thresholds) {
+    const auto eq = t.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw Error("--threshold " + t + ": expected KEY=VALUE",
+                  "for example --threshold gradient_warning_decades=3; the README's diagnosis "
+                  "section lists the keys");
+    }
+  }
   std::vector<ConfigOverride> out;
   for (const auto& [flag, value] : a.flag_values) {
     for (const KeyFlag& k : kKeyFlags) {
@@ -99,27 +151,70 @@ std::vector<ConfigOverride> overrides_from(const RunArgs& a) {
     }
     out.push_back({s.substr(0, eq), s.substr(eq + 1), "--set " + s.substr(0, eq)});
   }
+  for (const std::string& t : a.thresholds) {
+    const auto eq = t.find('=');
+    out.push_back(
+        {"diagnosis." + t.substr(0, eq), t.substr(eq + 1), "--threshold " + t.substr(0, eq)});
+  }
   return out;
 }
 
-int do_run(const RunArgs& a, std::ostream& out, const CliEnvironment& env) {
-  const RunSpec spec = load_run_spec(a.config, overrides_from(a));
+int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvironment& env) {
+  const FailOn fail_on = parse_fail_on(a.fail_on);
+  const std::vector<ConfigOverride> overrides = overrides_from(a);
+  const RunSpec spec = load_run_spec(a.config, overrides);
   RunOptions options;
   options.threads = a.threads;
-  const Report report = run_diagnostic(spec, options);
+  Report report = run_diagnostic(spec, options);
+  if (a.check_advice) {
+    check_advice(report, [&](const std::vector<ConfigChange>& changes) {
+      std::vector<ConfigOverride> with = overrides;
+      for (const ConfigChange& c : changes) with.push_back({c.path, c.value, "advice " + c.path});
+      return run_diagnostic(load_run_spec(a.config, with), options);
+    });
+  }
 
   const std::string json = report_to_json(report);
   const std::string text = report_to_text(report, TextOptions{false, a.max_rows});
   const std::filesystem::path dir(a.out_dir);
-  write_files_atomically({{dir / (spec.name + ".json"), json}, {dir / (spec.name + ".txt"), text}});
+  std::vector<std::pair<std::filesystem::path, std::string>> files{
+      {dir / (spec.name + ".json"), json}, {dir / (spec.name + ".txt"), text}};
+  std::string markdown;
+  if (a.format == "md") {
+    markdown = report_to_markdown(report);
+    files.emplace_back(dir / (spec.name + ".md"), markdown);
+  }
+  write_files_atomically(files);
 
   if (!a.quiet) {
     if (a.format == "json") {
       out << json;
+    } else if (a.format == "md") {
+      out << markdown;
     } else {
       const bool color = env.stdout_is_terminal && !env.no_color;
       out << (color ? report_to_text(report, TextOptions{true, a.max_rows}) : text);
     }
+  }
+
+  int failed = 0;
+  for (const Finding& f : report.findings) {
+    if (!fail_on.matches(f)) continue;
+    ++failed;
+    std::string where = f.layer > 0 ? fmt::format("layer {}", f.layer) : "whole network";
+    std::string evidence;
+    if (!f.evidence.empty()) {
+      const Evidence& e = f.evidence.front();
+      evidence = fmt::format(": {} = {:.4g}", e.quantity, e.value);
+      if (!e.relation.empty()) evidence += fmt::format(" {} {:.4g}", e.relation, e.threshold);
+    }
+    fmt::print(err, "gradscope: {} {} at {}{}\n", severity_name(f.severity), f.code, where,
+               evidence);
+  }
+  if (failed > 0) {
+    fmt::print(err, "gradscope: {} finding{} listed in --fail-on; reports in {}\n", failed,
+               failed == 1 ? "" : "s", a.out_dir);
+    return static_cast<int>(ExitCode::kFindings);
   }
   return 0;
 }
@@ -175,6 +270,10 @@ void print_list(std::ostream& out) {
     if (!b.params.empty()) name += fmt::format(" ({})", b.params);
     fmt::print(out, "  {:<24} {}\n", name, b.description);
   }
+  fmt::print(out, "\nFinding codes (for --fail-on; severities: info, warning, error):\n");
+  for (const FindingInfo& f : finding_table()) {
+    fmt::print(out, "  {:<30} {}\n", f.name, f.description);
+  }
 }
 
 }  // namespace
@@ -192,8 +291,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CLI::App* run = app.add_subcommand(
       "run",
       "Build the network a config describes, pass a batch forward and a probe backward, and report "
-      "per-layer statistics (stdout, and OUT/<name>.json and OUT/<name>.txt). Flags override the "
-      "config file; without a file the built-in default is used.");
+      "per-layer statistics and a diagnosis: findings with evidence and advice, and a verdict "
+      "(stdout, and OUT/<name>.json and OUT/<name>.txt). Flags override the config file; without "
+      "a file the built-in default is used.");
   run->footer(kExitCodes);
   run->add_option("config", run_args.config, "config file (JSON); omit for the built-in default");
   run->add_option("-o,--out", run_args.out_dir, "directory for <name>.json and <name>.txt")
@@ -210,16 +310,31 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                   "worker threads, 0 = one per core (results do not depend on it)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
-  run->add_option("--format", run_args.format, "what to print on stdout: text or json")
-      ->check(CLI::IsMember({"text", "json"}))
+  run->add_option("--format", run_args.format,
+                  "what to print on stdout: text, json, or md (md also writes OUT/<name>.md, a "
+                  "Markdown report for a pull request)")
+      ->check(CLI::IsMember({"text", "json", "md"}))
       ->capture_default_str();
+  run->add_option("--fail-on", run_args.fail_on,
+                  "exit with code 3 when a finding is present whose severity is listed (info, "
+                  "warning, error: that one or worse) or whose code is listed; comma-separated, "
+                  "e.g. --fail-on error,dead_units. One line per finding on stderr")
+      ->delimiter(',');
+  run->add_flag("--check-advice", run_args.check_advice,
+                "re-run the network with each advice applied, report its effect, and drop advice "
+                "that does not help");
+  run->add_option("--threshold", run_args.thresholds,
+                  "set a diagnosis threshold, KEY=VALUE, e.g. --threshold dead_fraction=0.5 (same "
+                  "as --set diagnosis.KEY=VALUE; the README lists the keys and defaults)");
   run->add_option("--max-rows", run_args.max_rows, "text report: elide the middle of deeper stacks")
       ->check(CLI::Range(4, 1000000))
       ->capture_default_str();
   run->add_flag("-q,--quiet", run_args.quiet, "print nothing on stdout (files are still written)");
 
   CLI::App* list =
-      app.add_subcommand("list", "Name every activation, weight init and bias init, one line each");
+      app.add_subcommand("list",
+                         "Name every activation, weight init, bias init and finding code, one line "
+                         "each");
   list->footer(kExitCodes);
 
   TheoryArgs theory_args;
@@ -285,7 +400,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
         run_args.flag_values.emplace_back(kKeyFlags[i].flag, flag_storage[i]);
       }
     }
-    return do_run(run_args, out, env);
+    return do_run(run_args, out, err, env);
   } catch (const Error& e) {
     print_error(err, e.what(), e.hint());
     return static_cast<int>(e.code());

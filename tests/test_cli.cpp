@@ -374,5 +374,132 @@ TEST(CliTheory, BadInputIsAUsageError) {
   EXPECT_EQ(r.code, 2);
 }
 
+// ---- The diagnosis on the command line
+
+// A 12-layer sigmoid stack: vanishing gradients (an error), a plain deep stack and a saturating
+// hidden activation (warnings); small enough to run in a blink.
+const std::vector<std::string> kSigmoid = {"--depth", "12",           "--width",      "32",
+                                           "--batch", "16",           "--activation", "sigmoid",
+                                           "--init",  "xavier_normal"};
+
+TEST(Cli, FailOnASeverityExitsThreeWithOneLinePerFindingAndStillWritesTheReports) {
+  TempDir dir;
+  const Result r =
+      cli(args({"run", "-q", "--out", dir.path().string(), "--fail-on", "error"}, kSigmoid));
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(contains(r.err, "gradscope: error vanishing_gradients at layer ")) << r.err;
+  EXPECT_TRUE(contains(r.err, "1 finding listed in --fail-on")) << r.err;
+  EXPECT_FALSE(contains(r.err, "plain_deep_stack")) << r.err;  // a warning, not listed
+  EXPECT_TRUE(fs::exists(dir.path() / "default.json"));
+  EXPECT_TRUE(fs::exists(dir.path() / "default.txt"));
+}
+
+TEST(Cli, FailOnWarningIncludesErrorsAndCodesMatchExactly) {
+  TempDir dir;
+  const Result w =
+      cli(args({"run", "-q", "--out", dir.path().string(), "--fail-on", "warning"}, kSigmoid));
+  EXPECT_EQ(w.code, 3);
+  EXPECT_TRUE(contains(w.err, "vanishing_gradients"));
+  EXPECT_TRUE(contains(w.err, "plain_deep_stack"));
+  const Result code = cli(args(
+      {"run", "-q", "--out", dir.path().string(), "--fail-on", "dead_units,exploding_gradients"},
+      kSigmoid));
+  EXPECT_EQ(code.code, 0) << code.err;
+  EXPECT_TRUE(code.err.empty()) << code.err;
+  const Result healthy = cli(args({"run", "-q", "--out", dir.path().string(), "--fail-on",
+                                   "warning", "--activation", "relu", "--init", "he_normal"},
+                                  {"--depth", "4", "--width", "32", "--batch", "16"}));
+  EXPECT_EQ(healthy.code, 0) << healthy.err;
+}
+
+TEST(Cli, FailOnRejectsAnUnknownCodeBeforeRunning) {
+  TempDir dir;
+  const Result r =
+      cli(args({"run", "--out", dir.path().string(), "--fail-on", "vanishing_gradient"}, kSigmoid));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--fail-on: unknown severity or finding code \"vanishing_gradient\""))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "did you mean \"vanishing_gradients\"?")) << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "default.json"));
+}
+
+TEST(Cli, FormatMdWritesAndPrintsTheMarkdownReportDeterministically) {
+  TempDir dir;
+  const Result a = cli(args({"run", "--out", dir.path().string(), "--format", "md"}, kSigmoid));
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_TRUE(fs::exists(dir.path() / "default.md"));
+  EXPECT_EQ(read(dir.path() / "default.md"), a.out);
+  EXPECT_TRUE(contains(a.out, "vanishing_gradients"));
+  EXPECT_TRUE(contains(a.out, "<details>"));
+  const Result b = cli(
+      args({"run", "--out", dir.path().string(), "--format", "md", "--threads", "1"}, kSigmoid));
+  EXPECT_EQ(a.out, b.out);
+  // Without --format md no Markdown file appears.
+  TempDir other;
+  ASSERT_EQ(cli(args({"run", "-q", "--out", other.path().string()}, kSigmoid)).code, 0);
+  EXPECT_FALSE(fs::exists(other.path() / "default.md"));
+}
+
+TEST(Cli, JsonCarriesTheFindingsAndTheVerdict) {
+  TempDir dir;
+  const Result r = cli(args({"run", "--out", dir.path().string(), "--format", "json"}, kSigmoid));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["summary"]["verdict"], "error");
+  std::set<std::string> found;
+  for (const auto& f : j["findings"]) found.insert(f["code"].get<std::string>());
+  EXPECT_TRUE(found.count("vanishing_gradients"));
+  EXPECT_TRUE(found.count("saturating_hidden_activation"));
+}
+
+TEST(Cli, CheckAdviceReportsTheEffectOfEachAdvice) {
+  TempDir dir;
+  const Result r = cli(
+      args({"run", "--out", dir.path().string(), "--format", "json", "--check-advice"}, kSigmoid));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  int checked = 0;
+  for (const auto& f : j["findings"]) {
+    for (const auto& a : f["advice"]) {
+      ASSERT_TRUE(a.contains("check")) << a.dump();
+      EXPECT_TRUE(a["check"]["helped"].get<bool>());
+      ++checked;
+    }
+    for (const auto& a : f["rejected_advice"]) EXPECT_FALSE(a["check"]["helped"].get<bool>());
+  }
+  EXPECT_GT(checked, 0);
+}
+
+TEST(Cli, ThresholdFlagSetsTheDiagnosisSection) {
+  TempDir dir;
+  const Result r = cli(args({"run", "-q", "--out", dir.path().string(), "--fail-on",
+                             "plain_deep_stack", "--threshold", "deep_layers=20"},
+                            kSigmoid));
+  EXPECT_EQ(r.code, 0) << r.err;  // 12 layers are no longer deep
+  const Result bad =
+      cli(args({"run", "--out", dir.path().string(), "--threshold", "dead_fraction=2"}, kSigmoid));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--threshold dead_fraction")) << bad.err;
+  EXPECT_TRUE(contains(bad.err, "diagnosis.dead_fraction")) << bad.err;
+  const Result malformed =
+      cli(args({"run", "--out", dir.path().string(), "--threshold", "dead_fraction"}, kSigmoid));
+  EXPECT_EQ(malformed.code, 2);
+  EXPECT_TRUE(contains(malformed.err, "expected KEY=VALUE")) << malformed.err;
+}
+
+TEST(Cli, ListNamesEveryFindingCode) {
+  const Result r = cli({"list"});
+  ASSERT_EQ(r.code, 0);
+  for (const char* code : {"vanishing_gradients", "correlation_collapse", "fp16_gradient_underflow",
+                           "sigmoid_output_multiclass", "plain_deep_stack"}) {
+    EXPECT_TRUE(contains(r.out, code)) << code;
+  }
+}
+
+TEST(Cli, HelpDocumentsExitCodeThree) {
+  const Result r = cli({"run", "--help"});
+  EXPECT_TRUE(contains(r.out, "3 a finding listed in --fail-on")) << r.out;
+}
+
 }  // namespace
 }  // namespace gradscope
