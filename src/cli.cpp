@@ -201,15 +201,14 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   for (const Finding& f : report.findings) {
     if (!fail_on.matches(f)) continue;
     ++failed;
-    std::string where = f.layer > 0 ? fmt::format("layer {}", f.layer) : "whole network";
+    std::string where = f.layer > 0 ? fmt::format("at layer {}", f.layer) : "in the whole network";
     std::string evidence;
     if (!f.evidence.empty()) {
       const Evidence& e = f.evidence.front();
       evidence = fmt::format(": {} = {:.4g}", e.quantity, e.value);
       if (!e.relation.empty()) evidence += fmt::format(" {} {:.4g}", e.relation, e.threshold);
     }
-    fmt::print(err, "gradscope: {} {} at {}{}\n", severity_name(f.severity), f.code, where,
-               evidence);
+    fmt::print(err, "gradscope: {} {} {}{}\n", severity_name(f.severity), f.code, where, evidence);
   }
   if (failed > 0) {
     fmt::print(err, "gradscope: {} finding{} listed in --fail-on; reports in {}\n", failed,
