@@ -16,10 +16,13 @@
 #include "gradscope/activation.hpp"
 #include "gradscope/diagnosis.hpp"
 #include "gradscope/report_text.hpp"
+#include "text_format.hpp"
 
 namespace gradscope {
 
 namespace {
+
+using namespace text_format;
 
 // ---- Text that must not change the document's structure.
 
@@ -87,50 +90,6 @@ std::string code(std::string_view text) {
 
 // ---- Numbers: fixed significant digits through fmt, the same on every platform.
 
-std::string nonfinite_name(double v) {
-  if (std::isnan(v)) return "nan";
-  return v > 0 ? "inf" : "-inf";
-}
-
-std::string number(double v) {
-  if (!std::isfinite(v)) return nonfinite_name(v);
-  return fmt::format("{:.3g}", v);
-}
-
-std::string log10_text(double v) {
-  if (!std::isfinite(v)) return nonfinite_name(v);
-  return fmt::format("{:.2f}", v);
-}
-
-std::string percent(double fraction) {
-  if (!std::isfinite(fraction)) return nonfinite_name(fraction);
-  return fmt::format("{:.1f}", 100.0 * fraction);
-}
-
-// Three significant digits, rebuilt from the log10 beyond double's range: 10^-600.5 -> 3.16e-601.
-std::string magnitude(const Magnitude& m) {
-  if (std::isnan(m.log10) || std::isnan(m.value)) return "nan";
-  if (std::isinf(m.log10)) return m.log10 > 0 ? "inf" : "0";
-  if (std::isnormal(m.value)) return fmt::format("{:.3g}", m.value);
-  double exponent = std::floor(m.log10);
-  double mantissa = std::pow(10.0, m.log10 - exponent);
-  if (mantissa >= 9.995) {  // would print as "10.00"
-    mantissa /= 10.0;
-    exponent += 1.0;
-  }
-  return fmt::format("{:.2f}e{:+.0f}", mantissa, exponent);
-}
-
-std::string group_thousands(std::int64_t n) {
-  const std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
-
 std::string plural(std::int64_t n, std::string_view word) {
   return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
 }
@@ -160,7 +119,7 @@ std::string network_line(const Report& r) {
   }
   std::string loss(loss_name(r.spec.loss.kind));
   // The probe's "loss" is a projection, not a loss anyone minimises: no value to show.
-  if (r.spec.loss.kind != LossKind::kProbe) loss += " = " + number(r.loss);
+  if (r.spec.loss.kind != LossKind::kProbe) loss += " = " + format_number(r.loss);
   return fmt::format("{} | {} parameters | {} | loss: {}", depth, group_thousands(r.parameters),
                      precision_name(r.spec.precision), loss);
 }
@@ -168,7 +127,7 @@ std::string network_line(const Report& r) {
 std::string ratio_line(const Summary& s) {
   const double v = s.log10_grad_ratio_first_to_last;
   return fmt::format("Gradient rms, first layer / last layer: {} (log10 {})",
-                     magnitude(magnitude_from_log10(v)), log10_text(v));
+                     format_magnitude(magnitude_from_log10(v)), format_log10(v));
 }
 
 // ---- The findings.
@@ -181,9 +140,9 @@ std::string where(int layer) {
 std::string evidence_text(const Evidence& e, int finding_layer) {
   std::string out = code(e.quantity);
   if (e.layer != 0 && e.layer != finding_layer) out += fmt::format(" at layer {}", e.layer);
-  out += " = " + number(e.value);
+  out += " = " + format_number(e.value);
   if (!std::isnan(e.threshold)) {
-    out += fmt::format(" (threshold {} {})", escape(e.relation), number(e.threshold));
+    out += fmt::format(" (threshold {} {})", escape(e.relation), format_number(e.threshold));
   }
   return out;
 }
@@ -200,8 +159,8 @@ std::string check_text(const AdviceCheck& c) {
   std::vector<std::string> after;
   for (const std::string& f : c.findings_after) after.push_back(escape(f));
   return fmt::format(
-      "{} {} -> {}, {}; after: {} ({})", code(c.metric), number(c.before), number(c.after),
-      c.helped ? "helped" : "did not help", verdict_name(c.verdict_after),
+      "{} {} -> {}, {}; after: {} ({})", code(c.metric), format_number(c.before),
+      format_number(c.after), c.helped ? "helped" : "did not help", verdict_name(c.verdict_after),
       after.empty() ? std::string("no findings") : fmt::format("{}", fmt::join(after, ", ")));
 }
 
@@ -306,11 +265,11 @@ std::string table_row(const std::array<std::string, kColumns.size()>& cells) {
 }
 
 std::string layer_row(const LayerReport& l, const BarScale& scale) {
-  const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : number(l.forward.act.rms);
+  const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
   return table_row({std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
-                    escape(op_label(l)), act_rms, magnitude(l.backward.grad_preact_rms),
-                    magnitude(l.backward.gain), percent(l.forward.dead_fraction),
-                    percent(l.forward.saturated_fraction),
+                    escape(op_label(l)), act_rms, format_magnitude(l.backward.grad_preact_rms),
+                    format_magnitude(l.backward.gain), format_percent(l.forward.dead_fraction),
+                    format_percent(l.forward.saturated_fraction),
                     bar(l.backward.grad_preact_rms.log10, scale)});
 }
 
@@ -326,7 +285,7 @@ std::string bar_legend(const BarScale& s) {
   return fmt::format(
       "Bar: log10 grad rms on a linear axis from {} ({} one eighth of a block) to {} ({} full "
       "blocks).",
-      log10_text(s.lo), kPartialBlock[1], log10_text(s.hi), kBarCells);
+      format_log10(s.lo), kPartialBlock[1], format_log10(s.hi), kBarCells);
 }
 
 std::string layers_block(const Report& r, const MarkdownOptions& options) {
