@@ -643,6 +643,19 @@ class Rules {
         (vanishing ? "the layers near the input barely learn while the last ones do."
                    : "one learning rate cannot suit both ends: the first layers take steps far "
                      "too large.");
+    // How sure: mean-field theory's prediction for the same architecture, when it has one.
+    const LayerTheory& t = r_.layers.front().theory;
+    if (t.backward && std::isfinite(t.log10_grad_rel_last)) {
+      f.evidence.push_back(context("predicted_log10_grad_ratio", t.log10_grad_rel_last, 0));
+      const double spread = std::max(1.0, 3.0 * t.log10_grad_spread);
+      if (std::abs(ratio - t.log10_grad_rel_last) <= spread) {
+        f.explanation += " Mean-field theory predicts " + pow10_text(t.log10_grad_rel_last) +
+                         " for this architecture, so this is the design, not an unlucky seed.";
+      } else {
+        f.explanation += " Mean-field theory predicts " + pow10_text(t.log10_grad_rel_last) +
+                         ": the gap says finite width or the batch shape this run.";
+      }
+    }
     if (exploding && s_.has_batch_norm) {
       f.explanation +=
           " Batch norm in training mode couples the examples of a batch, and in a deep stack "
@@ -1155,9 +1168,31 @@ class Advisor {
   // Pre-norm residual blocks, for a stack config: the first layer maps the input to the stack's
   // width, the other depth - 1 become x + F(LayerNorm(x)), and a final layer norm precedes the
   // output layer.
+  // The dense layer a report layer describes.
+  static LayerSpec layer_spec(const LayerReport& l) {
+    LayerSpec layer;
+    layer.width = l.width;
+    layer.activation = l.activation;
+    layer.init = l.init;
+    layer.bias = l.bias;
+    return layer;
+  }
+
+  // Pre-norm residual blocks: the first hidden layer maps the input to the hidden width, the
+  // others become x + F(LayerNorm(x)), and a final layer norm precedes the output layer. For a
+  // stack config, or a `layers` config that is a plain chain of equal-width hidden layers.
   std::optional<Advice> residual_blocks() const {
-    if (!s_.stack_config || s_.has_residual || r_.spec.stack.depth < 3) return std::nullopt;
-    LayerSpec layer = r_.spec.stack.layer;
+    if (s_.has_residual || s_.has_norm || s_.has_other_ops || s_.hidden.size() < 3) {
+      return std::nullopt;
+    }
+    if (!s_.uniform_hidden) return std::nullopt;
+    const int depth = static_cast<int>(s_.hidden.size());
+    LayerSpec layer = layer_spec(at(s_.hidden.front()));
+    for (int i : s_.hidden) {
+      if (at(i).width != layer.width) return std::nullopt;
+    }
+    std::optional<LayerSpec> output;
+    if (s_.dense.size() > s_.hidden.size()) output = layer_spec(at(s_.dense.back()));
     // A residual stream adds each block's output: sigmoid's positive mean would pile up in it.
     const bool sigmoid = layer.activation.kind == Activation::kSigmoid;
     if (sigmoid) {
@@ -1166,14 +1201,16 @@ class Advisor {
       layer.init.kind = Init::kHeNormal;
     }
     std::string layers = "[" + dense_item_json(layer) +
-                         ", {\"repeat\": " + std::to_string(r_.spec.stack.depth - 1) +
+                         ", {\"repeat\": " + std::to_string(depth - 1) +
                          ", \"residual\": {}, \"block\": [{\"norm\": \"layer_norm\"}, " +
                          dense_item_json(layer) + "]}, {\"norm\": \"layer_norm\"}";
-    if (r_.spec.output) layers += ", " + dense_item_json(*r_.spec.output);
+    if (output) layers += ", " + dense_item_json(*output);
     layers += "]";
     Advice a;
-    a.changes.push_back({"stack", "null"});
-    if (r_.spec.output) a.changes.push_back({"output", "null"});
+    if (s_.stack_config) {
+      a.changes.push_back({"stack", "null"});
+      if (r_.spec.output) a.changes.push_back({"output", "null"});
+    }
     a.changes.push_back({"layers", layers});
     a.text = std::string("Wrap the hidden layers in pre-norm residual blocks, x + ") +
              (sigmoid ? "relu" : std::string(activation_info(layer.activation.kind).name)) +

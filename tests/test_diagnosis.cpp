@@ -369,6 +369,30 @@ TEST(AdviceCheck, ResidualBlocksUndoTheCorrelationCollapse) {
   }
 }
 
+TEST(AdviceCheck, ResidualBlocksRewriteAPlainLayersListToo) {
+  const Case c{"relu-xavier-plain", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "plain_deep_stack", "layers");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->changes.size(), 1u);  // no stack or output section to drop
+    EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  }
+}
+
+TEST(Diagnosis, GradientFindingsQuoteTheTheorysPrediction) {
+  const Report r = Case{"sigmoid-deep", {}}.run();
+  const Finding& v = finding(r, "vanishing_gradients");
+  const auto it = std::find_if(v.evidence.begin(), v.evidence.end(), [](const Evidence& e) {
+    return e.quantity == "predicted_log10_grad_ratio";
+  });
+  ASSERT_NE(it, v.evidence.end());
+  // The sigmoid stack's chi is known in closed form to a few digits: 50 layers land within a
+  // decade of the measured -30.8.
+  EXPECT_NEAR(it->value, r.summary.log10_grad_ratio_first_to_last, 1.0);
+  EXPECT_NE(v.explanation.find("not an unlucky seed"), std::string::npos);
+}
+
 TEST(AdviceCheck, LeakyReluRevivesDeadUnits) {
   const Case c{"relu-he", {}};
   Report r = c.run();
