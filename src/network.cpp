@@ -185,6 +185,50 @@ bool use_gram_for_weight_norm(Eigen::Index batch, Eigen::Index n_in, Eigen::Inde
   return batch * (n_in + n_out) < 2 * n_in * n_out;
 }
 
+// Entries of an op's output that one histogram task bins: whole columns, about this many.
+constexpr Eigen::Index kHistogramEntriesPerTask = Eigen::Index{1} << 15;
+
+// Every reported op's act_histogram, over act.min .. act.max of its whole output, in one parallel
+// run over every op: tasks of whole columns cut by the shape alone, each counting into its own
+// slot. Integer counts sum exactly in any order, so the result does not depend on the threads.
+template <class Scalar>
+void fill_act_histograms(const std::vector<Mat<Scalar>>& out, std::vector<ForwardStats>& forward,
+                         ThreadPool& pool) {
+  struct Task {
+    std::size_t op;
+    Range columns;
+  };
+  std::vector<Task> tasks;
+  for (std::size_t l = 0; l < out.size(); ++l) {
+    const Mat<Scalar>& y = out[l];
+    // Residual begins have no output; an op without a finite entry keeps an empty histogram.
+    if (y.size() == 0 || forward[l].act.finite == 0) continue;
+    const Eigen::Index per_task = std::max<Eigen::Index>(1, kHistogramEntriesPerTask / y.rows());
+    for (std::int64_t t = 0; t < tasks_for(y.cols(), per_task); ++t) {
+      tasks.push_back({l, task_range(t, y.cols(), per_task)});
+    }
+  }
+  const auto bins = static_cast<std::size_t>(kActHistogramBins);
+  std::vector<std::int64_t> counts(tasks.size() * bins);  // (bins, tasks)
+  pool.run(static_cast<std::int64_t>(tasks.size()), [&](std::int64_t k) {
+    const auto slot = static_cast<std::size_t>(k);
+    const Task& task = tasks[slot];
+    const MomentStats& act = forward[task.op].act;
+    const Mat<Scalar>& y = out[task.op];
+    HistogramAccumulator acc(act.min, act.max, kActHistogramBins);
+    for (Eigen::Index a = task.columns.begin; a < task.columns.begin + task.columns.size; ++a) {
+      acc.add(y.col(a).data(), y.rows());
+    }
+    const std::vector<std::int64_t> c = acc.counts();
+    std::copy(c.begin(), c.end(), counts.begin() + static_cast<std::ptrdiff_t>(slot * bins));
+  });
+  for (std::size_t k = 0; k < tasks.size(); ++k) {
+    std::vector<std::int64_t>& h = forward[tasks[k].op].act_histogram;
+    if (h.empty()) h.assign(bins, 0);
+    for (std::size_t b = 0; b < bins; ++b) h[b] += counts[k * bins + b];
+  }
+}
+
 // Power-of-two rescaling keeps the stored gradient's rms within [2^-kRescaleBits, 2^kRescaleBits]
 // without rounding anything: scaling by 2^e is exact for normal numbers.
 constexpr int kRescaleBits = 16;
@@ -787,6 +831,8 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
       result.forward[l].correlation = mean_pair_cosine(out[l]);
     }
   }
+  // Every op's act.min and act.max are known now, and out[] still holds every op's output.
+  fill_act_histograms(out, result.forward, pool);
 
   // Gains: each reported op's gradient over the next reported op's (the last: over dL/dy).
   Magnitude above = result.output_grad_rms;

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gradscope/activation.hpp"
 #include "gradscope/config.hpp"
@@ -61,16 +63,29 @@ void put_magnitude(Json& obj, const std::string& key, const std::string& log10_k
   put(obj, log10_key, number(m.log10));
 }
 
+// A moment of a set of entries (or a bound of their range): without a finite entry it is
+// undefined, which says more than the NaN it holds.
+Num moment_number(const MomentStats& s, double v) {
+  return s.finite == 0 ? Num{v, "no_finite_values"} : number(v);
+}
+
 Json moment_json(const MomentStats& s) {
   Json j = Json::object();
-  const auto moment = [&](double v) {
-    return s.finite == 0 ? Num{v, "no_finite_values"} : number(v);
-  };
-  put(j, "mean", moment(s.mean));
-  put(j, "std", moment(s.std));
-  put(j, "rms", moment(s.rms));
-  put(j, "min", moment(s.min));
-  put(j, "max", moment(s.max));
+  put(j, "mean", moment_number(s, s.mean));
+  put(j, "std", moment_number(s, s.std));
+  put(j, "rms", moment_number(s, s.rms));
+  put(j, "min", moment_number(s, s.min));
+  put(j, "max", moment_number(s, s.max));
+  return j;
+}
+
+// The output's histogram, its range repeated beside the counts so that a plotting script needs
+// nothing else. Without a finite entry the range is undefined and there are no counts.
+Json histogram_json(const MomentStats& act, const std::vector<std::int64_t>& counts) {
+  Json j = Json::object();
+  put(j, "min", moment_number(act, act.min));
+  put(j, "max", moment_number(act, act.max));
+  j["counts"] = counts;
   return j;
 }
 
@@ -82,6 +97,7 @@ Json forward_json(const ForwardStats& f) {
   put(act, "zero_fraction", number(f.zero_fraction));
   put(act, "saturated_fraction", number(f.saturated_fraction));
   act["nonfinite"] = f.act.nonfinite;
+  act["histogram"] = histogram_json(f.act, f.act_histogram);
   j["preact"] = std::move(preact);
   j["act"] = std::move(act);
   j["dead_units"] = f.dead_units;

@@ -190,11 +190,28 @@ inline void attach_theory(Report& r, const std::vector<TheoryPlan>& plans) {
   }
 }
 
+// Activation histograms summing to each layer's finite entries: the zeros in the first bin when
+// they are the minimum (ReLU), the rest spread evenly, the remainder in the last bin (act.max).
+inline void attach_histograms(Report& r) {
+  for (LayerReport& l : r.layers) {
+    const std::int64_t n = l.forward.act.finite;
+    const auto zeros =
+        l.forward.act.min == 0.0
+            ? static_cast<std::int64_t>(l.forward.zero_fraction * static_cast<double>(n))
+            : 0;
+    std::vector<std::int64_t>& h = l.forward.act_histogram;
+    h.assign(kActHistogramBins, (n - zeros) / kActHistogramBins);
+    h.front() += zeros;
+    h.back() += (n - zeros) % kActHistogramBins;
+  }
+}
+
 // The three-layer stack most tests start from: predicted everywhere, close to the measurement.
 inline Report small_report() {
   Report r = make_report("small", {-1.25, -0.875, -0.5}, {32, 32, 4}, -0.3, true);
   // The last layer is the anchor of the gradient predictions: its offset is 0 by definition.
   attach_theory(r, {{true, true, "", 0.12, 0.05}, {true, true, "", -0.08, -0.03}, {}});
+  attach_histograms(r);
   return r;
 }
 
@@ -409,6 +426,7 @@ inline Report mixed_report(OptimizerKind optimizer) {
     r.summary.dead_units += l.forward.dead_units;
     r.summary.saturated_units += l.forward.saturated_units;
   }
+  attach_histograms(r);
   // Theory: the first two ops have no gradient prediction (the predicted E[g^2] is not finite
   // below layer 4), and layer 8's measured gradient is 1.2 decades off the prediction, beyond
   // 3 spreads of 0.26 (the other offsets stay well within theirs).
@@ -524,6 +542,7 @@ inline Report diagnosed_report() {
   r.summary.dead_units = 0;
   for (const LayerReport& l : r.layers) r.summary.dead_units += l.forward.dead_units;
   attach_theory(r, std::vector<TheoryPlan>(r.layers.size()));
+  attach_histograms(r);
   // The thresholds the findings quote, pinned so that tuning the defaults does not change them.
   r.spec.diagnosis.gradient_warning_decades = 2.0;
   r.spec.diagnosis.dead_fraction = 0.1;

@@ -1,4 +1,5 @@
-// The whole run: memory refusal before allocation, the summary's arithmetic, determinism.
+// The whole run: memory refusal before allocation, the summary's arithmetic, determinism, and the
+// per-layer statistics reaching the report.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -87,6 +88,19 @@ TEST(Engine, NonFiniteLayersAreListed) {
   const Report r = run_diagnostic(spec);
   ASSERT_FALSE(r.summary.nonfinite_layers.empty());
   EXPECT_EQ(r.summary.nonfinite_layers.back(), 40);
+}
+
+TEST(Engine, EveryReportedLayerCarriesItsActivationHistogram) {
+  const RunSpec spec = spec_of(4, 64, 32, Activation::kRelu, Init::kHeNormal);
+  const Report r = run_diagnostic(spec);
+  ASSERT_EQ(r.layers.size(), 4u);
+  for (const LayerReport& l : r.layers) {
+    ASSERT_EQ(l.forward.act_histogram.size(), static_cast<std::size_t>(kActHistogramBins));
+    std::int64_t sum = 0;
+    for (std::int64_t c : l.forward.act_histogram) sum += c;
+    EXPECT_EQ(sum, l.forward.act.finite) << "layer " << l.index;
+    EXPECT_EQ(sum, 64 * 32) << "layer " << l.index;
+  }
 }
 
 }  // namespace

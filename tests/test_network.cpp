@@ -9,6 +9,7 @@
 #include "gradscope/loss.hpp"
 #include "gradscope/network.hpp"
 #include "gradscope/rng.hpp"
+#include "gradscope/stats.hpp"
 
 namespace gradscope {
 namespace {
@@ -698,6 +699,7 @@ TEST(NetworkDeterminism, ResultsAreBitIdenticalForOneAndThreeThreads) {
     for (std::size_t l = 0; l < a.forward.size(); ++l) {
       expect_identical(a.forward[l].preact, b.forward[l].preact);
       expect_identical(a.forward[l].act, b.forward[l].act);
+      EXPECT_EQ(a.forward[l].act_histogram, b.forward[l].act_histogram);
       EXPECT_EQ(a.forward[l].dead_units, b.forward[l].dead_units);
       EXPECT_TRUE(same_bits(a.forward[l].saturated_fraction, b.forward[l].saturated_fraction));
       EXPECT_TRUE(
@@ -744,6 +746,7 @@ TEST(NetworkDeterminism, EveryLayerKindIsBitIdenticalForOneAndThreeThreads) {
     for (std::size_t l = 0; l < a.forward.size(); ++l) {
       expect_identical(a.forward[l].preact, b.forward[l].preact);
       expect_identical(a.forward[l].act, b.forward[l].act);
+      EXPECT_EQ(a.forward[l].act_histogram, b.forward[l].act_histogram);
       EXPECT_TRUE(
           same_bits(a.backward[l].grad_preact_rms.log10, b.backward[l].grad_preact_rms.log10));
       EXPECT_TRUE(
@@ -776,6 +779,130 @@ TEST(NetworkBuild, Float32WeightsAreTheFloat64WeightsRounded) {
   const Network<double> d = build_network<double>(spec, pool);
   const Network<float> f = build_network<float>(spec, pool);
   EXPECT_EQ(f.weight[1], d.weight[1].cast<float>());
+}
+
+// ---- Activation histograms
+
+std::int64_t total(const std::vector<std::int64_t>& counts) {
+  std::int64_t sum = 0;
+  for (std::int64_t c : counts) sum += c;
+  return sum;
+}
+
+// An op of every reported kind, outputs of 76800 entries or more: each cut into several tasks.
+RunSpec every_kind_spec(Precision p) {
+  RunSpec spec =
+      layers_spec({dense(300, kGelu), norm(NormKind::kBatchNorm),
+                   residual({norm(NormKind::kLayerNorm), dense(300, kRelu), dropout(0.2)}, 2, 0.5),
+                   activation(kTanh), dense(300, kLinear)},
+                  260, 256);
+  spec.precision = p;
+  return spec;
+}
+
+TEST(ActHistogram, EveryReportedOpCountsEachFiniteOutputEntryOnceWithMinAndMaxInTheEndBins) {
+  for (Precision p : {Precision::kFloat32, Precision::kFloat64}) {
+    SCOPED_TRACE(std::string(precision_name(p)));
+    const RunSpec spec = every_kind_spec(p);
+    const std::vector<OpSpec> ops = expand_ops(spec);
+    const PassResult r =
+        p == Precision::kFloat32 ? run_pass<float>(spec, 2) : run_pass<double>(spec, 2);
+    for (std::size_t l = 0; l < ops.size(); ++l) {
+      const ForwardStats& f = r.forward[l];
+      if (ops[l].kind == OpKind::kResidualBegin) {
+        EXPECT_TRUE(f.act_histogram.empty());
+        continue;
+      }
+      SCOPED_TRACE("op " + std::to_string(l + 1) + " (" + std::string(op_kind_name(ops[l].kind)) +
+                   ")");
+      ASSERT_EQ(f.act_histogram.size(), static_cast<std::size_t>(kActHistogramBins));
+      EXPECT_EQ(total(f.act_histogram), f.act.finite);
+      EXPECT_EQ(f.act.finite, 300 * 256);
+      EXPECT_LT(f.act.min, f.act.max);
+      EXPECT_GE(f.act_histogram.front(), 1);  // the minimum
+      EXPECT_GE(f.act_histogram.back(), 1);   // the maximum
+      if (ops[l].kind == OpKind::kDense && ops[l].dense.activation.kind == Activation::kRelu) {
+        // ReLU's zeros are its minimum, all in the first bin.
+        EXPECT_EQ(f.act.min, 0.0);
+        const auto zeros = static_cast<std::int64_t>(std::llround(f.zero_fraction * 300 * 256));
+        EXPECT_GE(f.act_histogram.front(), zeros);
+        EXPECT_GT(zeros, 0);
+      }
+    }
+  }
+}
+
+TEST(ActHistogram, BinsEachOpsOutputAsADirectComputationDoes) {
+  // tanh then linear: y1 = tanh(W1 x + b1), y2 = W2 y1 + b2, recomputed here in double.
+  const RunSpec spec = layers_spec({dense(7, kTanh), dense(5, kLinear)}, 6, 9);
+  ThreadPool pool(1);
+  const Network<double> net = build_network<double>(spec, pool);
+  const Eigen::MatrixXd x = make_input<double>(spec);
+  const PassResult r = forward_backward(net, x, make_probe<double>(spec, 5), PassOptions{}, pool);
+  Eigen::MatrixXd h1 = net.weight[0] * x;
+  h1.colwise() += net.bias[0];
+  const Eigen::MatrixXd y1 = h1.array().tanh().matrix();
+  Eigen::MatrixXd y2 = net.weight[1] * y1;
+  y2.colwise() += net.bias[1];
+  const Eigen::MatrixXd* y[] = {&y1, &y2};
+  for (std::size_t l = 0; l < 2; ++l) {
+    const MomentStats& act = r.forward[l].act;
+    // The same products in another order: equal to ~1e-15 relative.
+    EXPECT_NEAR(act.min, y[l]->minCoeff(), 1e-14);
+    EXPECT_NEAR(act.max, y[l]->maxCoeff(), 1e-14);
+    std::vector<std::int64_t> expected(kActHistogramBins, 0);
+    for (const double v : y[l]->reshaped()) {
+      const double u = (v - act.min) / (act.max - act.min) * kActHistogramBins;
+      // Rounding could move a value within ~1e-14 of an interior edge; this seed has none.
+      const double nearest = std::round(u);
+      ASSERT_FALSE(nearest > 0 && nearest < kActHistogramBins && std::abs(u - nearest) < 1e-9);
+      const double bin = std::clamp(std::floor(u), 0.0, kActHistogramBins - 1.0);
+      ++expected[static_cast<std::size_t>(bin)];
+    }
+    EXPECT_EQ(r.forward[l].act_histogram, expected) << "op " << l + 1;
+  }
+}
+
+TEST(ActHistogram, IsIdenticalForOneAndThreeThreadsWhenOpsAreCutIntoSeveralTasks) {
+  for (Precision p : {Precision::kFloat32, Precision::kFloat64}) {
+    const RunSpec spec = every_kind_spec(p);
+    const PassResult a =
+        p == Precision::kFloat32 ? run_pass<float>(spec, 1) : run_pass<double>(spec, 1);
+    const PassResult b =
+        p == Precision::kFloat32 ? run_pass<float>(spec, 3) : run_pass<double>(spec, 3);
+    ASSERT_EQ(a.forward.size(), b.forward.size());
+    for (std::size_t l = 0; l < a.forward.size(); ++l) {
+      EXPECT_EQ(a.forward[l].act_histogram, b.forward[l].act_histogram) << "op " << l + 1;
+    }
+  }
+}
+
+TEST(ActHistogram, CountsOnlyFiniteEntriesAndIsEmptyWhenThereAreNone) {
+  // The overflowing linear stack above: finite layers, then a mix, then only Inf and NaN.
+  RunSpec spec;
+  spec.seed = 1;
+  spec.precision = Precision::kFloat32;
+  spec.input.width = 32;
+  spec.input.batch = 8;
+  spec.stack.depth = 40;
+  spec.stack.layer.width = 32;
+  spec.stack.layer.activation = {Activation::kLinear, 0};
+  spec.stack.layer.init.kind = Init::kNormal;
+  spec.stack.layer.init.std = 10.0;
+  const PassResult r = run_pass<float>(spec, 2);
+  int mixed = 0;
+  for (std::size_t l = 0; l < r.forward.size(); ++l) {
+    const ForwardStats& f = r.forward[l];
+    if (f.act.finite == 0) {
+      EXPECT_TRUE(f.act_histogram.empty()) << "layer " << l + 1;
+      continue;
+    }
+    mixed += f.act.nonfinite > 0;
+    ASSERT_EQ(f.act_histogram.size(), static_cast<std::size_t>(kActHistogramBins));
+    EXPECT_EQ(total(f.act_histogram), f.act.finite) << "layer " << l + 1;
+  }
+  EXPECT_EQ(r.forward.back().act.finite, 0);
+  EXPECT_GT(mixed, 0) << "no layer with both finite and non-finite entries: change the spec";
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Tests of the JSON report writer against schema/report.schema.json, the null-with-status rule,
-// the per-kind keys of mixed architectures, the mean-field theory beside each layer, the verdict
-// and findings of the diagnosis, determinism and golden files; also the Magnitude helpers it
-// reads, and the schema validator.
+// the activation histograms, the per-kind keys of mixed architectures, the mean-field theory beside
+// each layer, the verdict and findings of the diagnosis, determinism and golden files; also the
+// Magnitude helpers it reads, and the schema validator.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -314,7 +314,7 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
                                       "saturated_units", "nonfinite", "correlation"}));
   EXPECT_EQ(keys_of(layer["forward"]["act"]),
             (std::vector<std::string>{"mean", "std", "rms", "min", "max", "zero_fraction",
-                                      "saturated_fraction", "nonfinite"}));
+                                      "saturated_fraction", "nonfinite", "histogram"}));
   EXPECT_EQ(
       keys_of(layer["backward"]),
       (std::vector<std::string>{"grad_preact", "grad_weight", "grad_bias", "weight_norm",
@@ -427,6 +427,67 @@ TEST(ReportJson, MomentsWithoutFiniteEntriesAreNullWithNoFiniteValues) {
     expect_null_with_status(j, key, "no_finite_values");
   EXPECT_EQ(j["nonfinite"], act.nonfinite);
   EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+}
+
+TEST(ReportJson, ActHistogramFollowsTheActKeysWithItsRangeAndCounts) {
+  const Report r = small_report();
+  const Json doc = Json::parse(report_to_json(r));
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    const ForwardStats& f = r.layers[i].forward;
+    const Json& act = doc["layers"][i]["forward"]["act"];
+    EXPECT_EQ(key_after(act, "nonfinite"), "histogram");
+    const Json& h = act["histogram"];
+    EXPECT_EQ(keys_of(h), (std::vector<std::string>{"min", "max", "counts"}));
+    EXPECT_EQ(h["min"].get<double>(), f.act.min);
+    EXPECT_EQ(h["max"].get<double>(), f.act.max);
+    EXPECT_EQ(h["counts"].size(), static_cast<std::size_t>(kActHistogramBins));
+    EXPECT_EQ(h["counts"].get<std::vector<std::int64_t>>(), f.act_histogram);
+  }
+}
+
+TEST(ReportJson, ActHistogramWithoutFiniteEntriesHasANullRangeWithStatusAndNoCounts) {
+  Report r = small_report();
+  ForwardStats& f = r.layers[1].forward;
+  f.act.nonfinite = f.act.finite;
+  f.act.finite = 0;
+  f.act.min = kNan;
+  f.act.max = kNan;
+  f.act_histogram.clear();
+  const Json doc = Json::parse(report_to_json(r));
+  const Json& h = doc["layers"][1]["forward"]["act"]["histogram"];
+  expect_null_with_status(h, "min", "no_finite_values");
+  expect_null_with_status(h, "max", "no_finite_values");
+  EXPECT_EQ(h["counts"], Json::array());
+  EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
+  std::vector<std::string> silent;
+  check_no_silent_null(doc, "$", silent);
+  EXPECT_EQ(join(silent), "");
+}
+
+TEST(ReportJson, SchemaRequiresTheActHistogramAndRejectsMalformedCounts) {
+  const Json schema = load_schema();
+  const Json& described = schema["$defs"]["act_stats"]["properties"]["histogram"];
+  EXPECT_FALSE(described.value("description", std::string()).empty());
+  Json doc = Json::parse(report_to_json(small_report()));
+  Json& first = doc["layers"][0]["forward"]["act"]["histogram"];
+  first["counts"][3] = -1;
+  first["bins"] = kActHistogramBins;
+  doc["layers"][1]["forward"]["act"]["histogram"]["counts"][0] = 1.5;
+  doc["layers"][2]["forward"]["act"]["histogram"].erase("counts");
+  std::string errors = join(validate_schema(schema, doc));
+  for (const std::string& expected :
+       {std::string("$.layers[0].forward.act.histogram.counts[3]: -1 is below the minimum 0"),
+        std::string("$.layers[0].forward.act.histogram.bins: key not allowed"),
+        std::string("$.layers[1].forward.act.histogram.counts[0]: expected type \"integer\""),
+        std::string("$.layers[2].forward.act.histogram: missing required key 'counts'")}) {
+    EXPECT_NE(errors.find(expected), std::string::npos) << expected << "\n" << errors;
+  }
+  Json missing = Json::parse(report_to_json(small_report()));
+  missing["layers"][0]["forward"]["act"].erase("histogram");
+  errors = join(validate_schema(schema, missing));
+  EXPECT_NE(errors.find("$.layers[0].forward.act: missing required key 'histogram'"),
+            std::string::npos)
+      << errors;
 }
 
 TEST(ReportJson, OutputIsByteIdenticalAcrossCallsAndEndsWithNewline) {

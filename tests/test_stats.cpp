@@ -1,9 +1,13 @@
 // The statistics accumulators against two-pass reference computations, including the cases that
-// break naive formulas: a large mean with a tiny spread, non-finite values, merging of blocks.
+// break naive formulas: a large mean with a tiny spread, non-finite values, merging of blocks; and
+// the histogram against hand-placed values and a division-based reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <stdexcept>
 #include <vector>
 
 #include "gradscope/rng.hpp"
@@ -130,6 +134,140 @@ TEST(SquareSum, SumsSquaresAndCountsNonFinite) {
   SquareSum t;
   t.add(w.data(), 1001);
   EXPECT_DOUBLE_EQ(t.sum, 250.25);
+}
+
+// ---- HistogramAccumulator
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+template <class Scalar>
+std::vector<std::int64_t> histogram_of(const std::vector<Scalar>& v, double lo, double hi,
+                                       int bins) {
+  HistogramAccumulator acc(lo, hi, bins);
+  acc.add(v.data(), static_cast<std::int64_t>(v.size()));
+  return acc.counts();
+}
+
+template <class Scalar>
+void expect_hand_placed_bins() {
+  // 40 bins over [0, 10]: w = 0.25, and every edge used below is exact in float and double.
+  const std::vector<Scalar> v = {Scalar(0),     Scalar(0.1),    Scalar(0.25), Scalar(0.2499),
+                                 Scalar(5),     Scalar(9.7499), Scalar(9.75), Scalar(9.9),
+                                 Scalar(10),    Scalar(2.5),    Scalar(kNaN), Scalar(kInf),
+                                 Scalar(-kInf), Scalar(0.5),    Scalar(0.75)};
+  std::vector<std::int64_t> expected(40, 0);
+  expected[0] = 3;   // 0 (the lower edge), 0.1, 0.2499
+  expected[1] = 1;   // 0.25: an edge belongs to the bin above it
+  expected[2] = 1;   // 0.5
+  expected[3] = 1;   // 0.75
+  expected[10] = 1;  // 2.5
+  expected[20] = 1;  // 5
+  expected[38] = 1;  // 9.7499
+  expected[39] = 3;  // 9.75, 9.9, and 10: the upper edge is in the last bin
+  EXPECT_EQ(histogram_of(v, 0.0, 10.0, 40), expected);
+}
+
+TEST(HistogramAccumulator, HandPlacedFloatValuesLandInTheirBinsAndNonFiniteOnesNowhere) {
+  expect_hand_placed_bins<float>();
+}
+
+TEST(HistogramAccumulator, HandPlacedDoubleValuesLandInTheirBinsAndNonFiniteOnesNowhere) {
+  expect_hand_placed_bins<double>();
+}
+
+TEST(HistogramAccumulator, EqualMinAndMaxPutEveryFiniteValueInTheFirstBin) {
+  const std::vector<float> v = {2.5f, 2.5f, static_cast<float>(kNaN), 2.5f};
+  std::vector<std::int64_t> expected(40, 0);
+  expected[0] = 3;
+  EXPECT_EQ(histogram_of(v, 2.5, 2.5, 40), expected);
+}
+
+TEST(HistogramAccumulator, CountsSumToTheFiniteValuesAndMatchADivisionReference) {
+  // 10007 values (not a multiple of the lanes or of the block), every 97th one NaN or Inf.
+  std::vector<double> v = normals(10007, 0.5, 2.0, 5);
+  std::int64_t nonfinite = 0;
+  for (std::size_t i = 0; i < v.size(); i += 97, ++nonfinite) v[i] = i % 2 == 0 ? kNaN : -kInf;
+  double lo = kInf, hi = -kInf;
+  for (double x : v) {
+    if (!std::isfinite(x)) continue;
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  const int bins = 40;
+  std::vector<std::int64_t> expected(bins, 0);
+  int near_edge = 0;
+  for (double x : v) {
+    if (!std::isfinite(x)) continue;
+    const double u = (x - lo) / (hi - lo) * bins;
+    const double nearest = std::round(u);
+    // Within rounding of an interior edge the two computations may disagree; count such values.
+    if (nearest > 0 && nearest < bins && std::abs(u - nearest) < 1e-9) ++near_edge;
+    ++expected[static_cast<std::size_t>(std::min(std::floor(u), bins - 1.0))];
+  }
+  ASSERT_EQ(near_edge, 0) << "choose another seed: a value sits on an edge";
+  const std::vector<std::int64_t> counts = histogram_of(v, lo, hi, bins);
+  EXPECT_EQ(counts, expected);
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), std::int64_t{0}),
+            static_cast<std::int64_t>(v.size()) - nonfinite);
+  EXPECT_GE(counts.front(), 1);  // the minimum
+  EXPECT_GE(counts.back(), 1);   // the maximum
+}
+
+TEST(HistogramAccumulator, MergedBlocksGiveTheCountsOfTheWhole) {
+  const std::vector<double> v = normals(3001, 0.0, 1.0, 9);
+  const double lo = *std::min_element(v.begin(), v.end());
+  const double hi = *std::max_element(v.begin(), v.end());
+  HistogramAccumulator a(lo, hi, 40), b(lo, hi, 40), c(lo, hi, 40);
+  a.add(v.data(), 1000);
+  b.add(v.data() + 1000, 3);
+  c.add(v.data() + 1003, 1998);
+  c.merge(a);
+  c.merge(b);
+  EXPECT_EQ(c.counts(), histogram_of(v, lo, hi, 40));
+}
+
+TEST(HistogramAccumulator, RangesBeyondTheFormatsLimitsStillFindTheBin) {
+  // hi - lo overflows: 40 bins of width hi / 20; 0.33 hi is in bin 20 + 6.6.
+  const double big = 1.5e308;
+  const std::vector<double> d = {-big, 0.33 * big, big, -0.99 * big};
+  std::vector<std::int64_t> expected(40, 0);
+  expected[0] = 2;
+  expected[26] = 1;
+  expected[39] = 1;
+  EXPECT_EQ(histogram_of(d, -big, big, 40), expected);
+  const float bigf = 3e38f;
+  const std::vector<float> f = {-bigf, 0.33f * bigf, bigf, -0.99f * bigf};
+  EXPECT_EQ(histogram_of(f, -static_cast<double>(bigf), static_cast<double>(bigf), 40), expected);
+  // A range of subnormals: bins / (hi - lo) overflows; value k * the smallest subnormal is in bin
+  // k.
+  const float tiny = std::numeric_limits<float>::denorm_min();
+  std::vector<float> s;
+  for (int k = 0; k <= 40; ++k) s.push_back(static_cast<float>(k) * tiny);
+  std::vector<std::int64_t> one_each(40, 1);
+  one_each[39] = 2;  // 39 and 40 (the upper edge) times the smallest subnormal
+  EXPECT_EQ(histogram_of(s, 0.0, 40.0 * static_cast<double>(tiny), 40), one_each);
+}
+
+TEST(HistogramAccumulator, RejectsABadRangeAndTheMatrixHelperReturnsNoCounts) {
+  EXPECT_THROW(HistogramAccumulator(1.0, 0.0, 40), std::invalid_argument);
+  EXPECT_THROW(HistogramAccumulator(kNaN, 1.0, 40), std::invalid_argument);
+  EXPECT_THROW(HistogramAccumulator(0.0, kInf, 40), std::invalid_argument);
+  EXPECT_THROW(HistogramAccumulator(0.0, 1.0, 0), std::invalid_argument);
+  // The range of a matrix without a finite entry is NaN: no histogram.
+  const Eigen::MatrixXf m = Eigen::MatrixXf::Constant(3, 2, static_cast<float>(kNaN));
+  EXPECT_TRUE(histogram<float>(m, kNaN, kNaN, 40).empty());
+}
+
+TEST(HistogramAccumulator, MatrixHelperBinsEveryColumnOfABlock) {
+  Eigen::MatrixXd m(4, 3);
+  m << 0, 1, 2,  //
+      3, 4, 5,   //
+      6, 7, 8,   //
+      9, 10, 11;
+  // Rows 1..2 of columns 1..2: 4, 5, 7, 8 over [4, 8] in 4 bins of width 1 (8 in the last).
+  const std::vector<std::int64_t> counts = histogram<double>(m.block(1, 1, 2, 2), 4.0, 8.0, 4);
+  EXPECT_EQ(counts, (std::vector<std::int64_t>{1, 1, 0, 2}));
 }
 
 }  // namespace

@@ -46,7 +46,12 @@ struct ForwardStats {
   // Mean cosine between the output vectors of pairs of distinct examples, over the first
   // kCorrelationExamples examples of the batch (NaN with fewer than 2, or a zero vector).
   double correlation = 0.0;
+  // The distribution of the op's finite output entries y over the whole batch: kActHistogramBins
+  // equal bins from act.min to act.max (the last bin closed). Empty when the op has no finite
+  // entry; all entries in the first bin when act.min == act.max.
+  std::vector<std::int64_t> act_histogram;
 };
+inline constexpr int kActHistogramBins = 40;
 
 struct BackwardStats {
   // rms over the (width x batch) entries of the gradient at the op's pre-activation: dL/dh for

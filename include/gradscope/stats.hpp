@@ -3,8 +3,10 @@
 // order so that the result never depends on the thread count.
 #pragma once
 
+#include <Eigen/Core>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "gradscope/report.hpp"
 
@@ -46,5 +48,47 @@ struct SquareSum {
     nonfinite += other.nonfinite;
   }
 };
+
+// Counts of the finite values in `bins` equal bins over [lo, hi]: bin i covers
+// [lo + i w, lo + (i + 1) w), w = (hi - lo) / bins, and the last bin also holds hi. With lo == hi
+// every finite value is counted in bin 0. The bin of a value is found by one multiplication, so a
+// value within rounding of an edge may land on either side of it; values outside [lo, hi] are
+// counted in the end bins. Integer counts merge exactly in any order.
+class HistogramAccumulator {
+ public:
+  // lo and hi finite with lo <= hi, bins >= 1.
+  HistogramAccumulator(double lo, double hi, int bins);
+  // Adds n contiguous values.
+  template <class Scalar>
+  void add(const Scalar* x, std::int64_t n);
+  // Adds another accumulator's counts, which must be over the same bins.
+  void merge(const HistogramAccumulator& other);
+  std::vector<std::int64_t> counts() const;
+
+ private:
+  template <class Scalar, bool kShrink>
+  void add_values(const Scalar* x, std::int64_t n);
+
+  // Independent copies of the counts, taken in turn, so that a run of values in one bin (the
+  // zeros of a ReLU layer) does not make each increment wait for the previous one.
+  static constexpr int kLanes = 8;
+  // A range hi - lo between 2^-kMaxShift and 2^kMaxShift is binned as it is: then hi - lo and
+  // bins / (hi - lo) are far inside float's range. Beyond, the values are first scaled by
+  // 2^-ilogb(hi - lo), the shift clamped to kMaxShift.
+  static constexpr int kMaxShift = 100;
+  int bins_;
+  double shrink_;  // 1, or the power of two values are multiplied by before binning
+  double lo_;      // lo * shrink_
+  double scale_;   // bins / ((hi - lo) * shrink_); 0 when lo == hi
+  // kLanes rows of bins_ + 1 counts; the extra one receives NaN and +-Inf, which are not counted.
+  std::vector<std::int64_t> lanes_;
+};
+
+// The histogram of the finite entries of m (as HistogramAccumulator); empty when lo or hi is not
+// finite or lo > hi (no finite entry to bin).
+template <class Scalar>
+std::vector<std::int64_t> histogram(
+    const Eigen::Ref<const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>>& m, double lo,
+    double hi, int bins);
 
 }  // namespace gradscope
