@@ -26,68 +26,6 @@ using namespace text_format;
 
 // ---- Text that must not change the document's structure.
 
-// Markdown punctuation that can start emphasis, code, a link or image, a table cell, math, a
-// mention or an issue reference mid-line, backslash-escaped; HTML's three as entities, so no name
-// can open a tag. Line breaks and other control characters become blanks: a newline would end a
-// table row or a heading. Every line the writer emits starts with its own markup, so the
-// characters that matter only at the start of a line (#, -, +, >, digits) need nothing more.
-std::string escape(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7F) {
-      out += ' ';
-      continue;
-    }
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '\\':
-      case '`':
-      case '*':
-      case '_':
-      case '[':
-      case ']':
-      case '|':
-      case '~':
-      case '$':
-      case '@':
-      case '#':
-      case '!':
-        out += '\\';
-        out += c;
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
-// An inline code span holding `text` verbatim: the fence is one backtick longer than the longest
-// run inside, and blanks pad a text that starts or ends with a backtick (CommonMark 6.1).
-std::string code(std::string_view text) {
-  std::string body;
-  std::size_t run = 0;
-  std::size_t longest = 0;
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    body += (u < 0x20 || u == 0x7F) ? ' ' : c;
-    run = c == '`' ? run + 1 : 0;
-    longest = std::max(longest, run);
-  }
-  const std::string fence(longest + 1, '`');
-  const bool pad = !body.empty() && (body.front() == '`' || body.back() == '`');
-  return pad ? fence + " " + body + " " + fence : fence + body + fence;
-}
-
 // ---- Numbers: fixed significant digits through fmt, the same on every platform.
 
 std::string plural(std::int64_t n, std::string_view word) {
@@ -138,11 +76,12 @@ std::string where(int layer) {
 
 // "`dead_fraction` = 0.25 (threshold >= 0.1)"; context evidence (a NaN threshold) has none.
 std::string evidence_text(const Evidence& e, int finding_layer) {
-  std::string out = code(e.quantity);
+  std::string out = markdown_code(e.quantity);
   if (e.layer != 0 && e.layer != finding_layer) out += fmt::format(" at layer {}", e.layer);
   out += " = " + format_number(e.value);
   if (!std::isnan(e.threshold)) {
-    out += fmt::format(" (threshold {} {})", escape(e.relation), format_number(e.threshold));
+    out +=
+        fmt::format(" (threshold {} {})", markdown_escape(e.relation), format_number(e.threshold));
   }
   return out;
 }
@@ -150,34 +89,34 @@ std::string evidence_text(const Evidence& e, int finding_layer) {
 std::string changes_text(const Advice& a) {
   std::string out;
   for (const ConfigChange& c : a.changes) {
-    out += fmt::format(" {}", code(set_argument(c)));
+    out += fmt::format(" {}", markdown_code(set_argument(c)));
   }
   return out;
 }
 
 std::string check_text(const AdviceCheck& c) {
   std::vector<std::string> after;
-  for (const std::string& f : c.findings_after) after.push_back(escape(f));
+  for (const std::string& f : c.findings_after) after.push_back(markdown_escape(f));
   return fmt::format(
-      "{} {} -> {}, {}; after: {} ({})", code(c.metric), format_number(c.before),
+      "{} {} -> {}, {}; after: {} ({})", markdown_code(c.metric), format_number(c.before),
       format_number(c.after), c.helped ? "helped" : "did not help", verdict_name(c.verdict_after),
       after.empty() ? std::string("no findings") : fmt::format("{}", fmt::join(after, ", ")));
 }
 
 void append_finding(std::string& out, const Finding& f) {
-  out += fmt::format("- **{}** {} ({}): {}\n", severity_name(f.severity), code(f.code),
-                     where(f.layer), escape(f.explanation));
+  out += fmt::format("- **{}** {} ({}): {}\n", severity_name(f.severity), markdown_code(f.code),
+                     where(f.layer), markdown_escape(f.explanation));
   if (!f.evidence.empty()) {
     std::vector<std::string> parts;
     for (const Evidence& e : f.evidence) parts.push_back(evidence_text(e, f.layer));
     out += fmt::format("  - Evidence: {}\n", fmt::join(parts, "; "));
   }
   for (const Advice& a : f.advice) {
-    out += fmt::format("  - Advice: {}{}\n", escape(a.text), changes_text(a));
+    out += fmt::format("  - Advice: {}{}\n", markdown_escape(a.text), changes_text(a));
     if (a.check) out += fmt::format("    - Checked: {}\n", check_text(*a.check));
   }
   for (const Advice& a : f.rejected_advice) {
-    out += fmt::format("  - Tried and rejected: {}{}", escape(a.text), changes_text(a));
+    out += fmt::format("  - Tried and rejected: {}{}", markdown_escape(a.text), changes_text(a));
     if (a.check) out += fmt::format(" (checked: {})", check_text(*a.check));
     out += '\n';
   }
@@ -233,7 +172,7 @@ std::string kind_label(OpKind kind) {
 }
 
 // What the op applies: the activation, the norm, the dropout rate, or the residual's scale.
-std::string op_label(const LayerReport& l) {
+std::string applied_label(const LayerReport& l) {
   switch (l.kind) {
     case OpKind::kDense:
     case OpKind::kActivation: {
@@ -266,11 +205,11 @@ std::string table_row(const std::array<std::string, kColumns.size()>& cells) {
 
 std::string layer_row(const LayerReport& l, const BarScale& scale) {
   const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
-  return table_row({std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
-                    escape(op_label(l)), act_rms, format_magnitude(l.backward.grad_preact_rms),
-                    format_magnitude(l.backward.gain), format_percent(l.forward.dead_fraction),
-                    format_percent(l.forward.saturated_fraction),
-                    bar(l.backward.grad_preact_rms.log10, scale)});
+  return table_row(
+      {std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
+       markdown_escape(applied_label(l)), act_rms, format_magnitude(l.backward.grad_preact_rms),
+       format_magnitude(l.backward.gain), format_percent(l.forward.dead_fraction),
+       format_percent(l.forward.saturated_fraction), bar(l.backward.grad_preact_rms.log10, scale)});
 }
 
 std::string elided_row(std::size_t n) {
@@ -328,7 +267,7 @@ std::string layers_block(const Report& r, const MarkdownOptions& options) {
 }  // namespace
 
 std::string report_to_markdown(const Report& report, const MarkdownOptions& options) {
-  std::string out = fmt::format("# gradscope: {}\n\n", escape(report.spec.name));
+  std::string out = fmt::format("# gradscope: {}\n\n", markdown_escape(report.spec.name));
   out += fmt::format("**Verdict: {}** - {}\n\n", verdict_name(report.verdict),
                      severity_counts(report.findings));
   out += network_line(report) + "\n\n";

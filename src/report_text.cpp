@@ -140,28 +140,6 @@ std::string activation_label(const ActivationSpec& spec) {
   return fmt::format("{}({}={:g})", info.name, info.param_name, spec.param);
 }
 
-// The table's kind column: what the op is, in a few characters.
-std::string op_label(const LayerReport& l) {
-  switch (l.kind) {
-    case OpKind::kDense:
-      return std::string(activation_info(l.activation.kind).name);
-    case OpKind::kActivation:
-      return fmt::format("act:{}", activation_info(l.activation.kind).name);
-    case OpKind::kNorm:
-      return std::string(norm_name(l.norm.kind));
-    case OpKind::kDropout:
-      return fmt::format("dropout {:g}", l.dropout);
-    case OpKind::kResidualBegin:  // not reported: its block is reported at its end
-    case OpKind::kResidualEnd:
-      break;
-  }
-  const ResidualSpec& res = l.residual;
-  if (res.scale == 1.0) return res.projection ? "residual+proj" : "residual";
-  // Both at once do not fit as "residual x0.5+proj": the scale is the number to keep.
-  if (res.projection) return fmt::format("res x{:g}+proj", res.scale);
-  return fmt::format("residual x{:g}", res.scale);
-}
-
 // The header's census of op kinds: norms by their name, since which norm matters.
 std::string kind_census_name(const LayerReport& l) {
   switch (l.kind) {

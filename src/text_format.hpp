@@ -1,15 +1,19 @@
-// Number formatting shared by the text and Markdown writers (private to the gradscope_text
-// target): fixed significant digits through fmt, the same on every platform, and magnitudes
-// rebuilt from their log10 beyond double's range.
+// Formatting shared by the text, Markdown, SVG and HTML writers (private to the gradscope_text
+// target): numbers with fixed significant digits through fmt, the same on every platform,
+// magnitudes rebuilt from their log10 beyond double's range, and escaping for each format.
 #pragma once
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
+#include "gradscope/activation.hpp"
 #include "gradscope/report.hpp"
+#include "gradscope/spec.hpp"
 
 namespace gradscope::text_format {
 
@@ -59,6 +63,126 @@ inline std::string group_thousands(std::int64_t n) {
     out += digits[i];
   }
   return n < 0 ? "-" + out : out;
+}
+
+// ---- Text that must not change a document's structure.
+
+// Markdown punctuation that can start emphasis, code, a link or image, a table cell, math, a
+// mention or an issue reference mid-line, backslash-escaped; HTML's three as entities, so no name
+// can open a tag. Line breaks and other control characters become blanks: a newline would end a
+// table row or a heading. Every line a writer emits starts with its own markup, so the
+// characters that matter only at the start of a line (#, -, +, >, digits) need nothing more.
+inline std::string markdown_escape(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      out += ' ';
+      continue;
+    }
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '\\':
+      case '`':
+      case '*':
+      case '_':
+      case '[':
+      case ']':
+      case '|':
+      case '~':
+      case '$':
+      case '@':
+      case '#':
+      case '!':
+        out += '\\';
+        out += c;
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// An inline Markdown code span holding `text` verbatim: the fence is one backtick longer than the
+// longest run inside, and blanks pad a text that starts or ends with a backtick (CommonMark 6.1).
+inline std::string markdown_code(std::string_view text) {
+  std::string body;
+  std::size_t run = 0;
+  std::size_t longest = 0;
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    body += (u < 0x20 || u == 0x7F) ? ' ' : c;
+    run = c == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+  }
+  const std::string fence(longest + 1, '`');
+  const bool pad = !body.empty() && (body.front() == '`' || body.back() == '`');
+  return pad ? fence + " " + body + " " + fence : fence + body + fence;
+}
+
+// XML's (and HTML's) five special characters as entities; control characters (not allowed in
+// XML 1.0, and a newline would be collapsed anyway) as blanks.
+inline std::string xml_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      out += ' ';
+      continue;
+    }
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// What the op is, in a few characters: the tables' kind column, the plots' row labels.
+inline std::string op_label(const LayerReport& l) {
+  switch (l.kind) {
+    case OpKind::kDense:
+      return std::string(activation_info(l.activation.kind).name);
+    case OpKind::kActivation:
+      return fmt::format("act:{}", activation_info(l.activation.kind).name);
+    case OpKind::kNorm:
+      return std::string(norm_name(l.norm.kind));
+    case OpKind::kDropout:
+      return fmt::format("dropout {:g}", l.dropout);
+    case OpKind::kResidualBegin:  // not reported: its block is reported at its end
+    case OpKind::kResidualEnd:
+      break;
+  }
+  const ResidualSpec& res = l.residual;
+  if (res.scale == 1.0) return res.projection ? "residual+proj" : "residual";
+  // Both at once do not fit as "residual x0.5+proj": the scale is the number to keep.
+  if (res.projection) return fmt::format("res x{:g}+proj", res.scale);
+  return fmt::format("residual x{:g}", res.scale);
 }
 
 }  // namespace gradscope::text_format

@@ -1,0 +1,138 @@
+// Charts of gradscope's reports, built on the plain-data charts of svg.hpp: this file only decides
+// what is plotted (which statistic, which units, which labels).
+#include "gradscope/plots.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gradscope/activation.hpp"
+#include "gradscope/spec.hpp"
+#include "gradscope/svg.hpp"
+#include "text_format.hpp"
+
+namespace gradscope {
+
+namespace {
+
+using text_format::op_label;
+
+using Runs = std::vector<std::pair<std::string, const Report*>>;
+
+// "Gradient magnitude per layer" for several runs; ": name" appended for a single one.
+std::string run_title(std::string_view what, const Runs& runs) {
+  if (runs.size() == 1) return fmt::format("{}: {}", what, runs.front().first);
+  return std::string(what);
+}
+
+}  // namespace
+
+std::string gradient_plot_svg(const Runs& runs, bool with_theory) {
+  LineChart chart;
+  chart.title = run_title("Gradient magnitude per layer", runs);
+  chart.x_label = "layer (input side first)";
+  chart.y_label = "rms of dL/dh (log scale)";
+  chart.log10_y = true;
+  for (std::size_t r = 0; r < runs.size(); ++r) {
+    const auto& [name, report] = runs[r];
+    const int colour = static_cast<int>(r);
+    Series measured;
+    measured.label = name;
+    measured.colour = colour;
+    for (const LayerReport& l : report->layers) {
+      measured.x.push_back(l.index);
+      measured.y.push_back(l.backward.grad_preact_rms.log10);
+    }
+    chart.series.push_back(std::move(measured));
+    if (!with_theory) continue;
+    // The predictions are relative to the last layer that has one (prediction.cpp's reference):
+    // anchoring there puts the dashed line on the measured point it is relative to.
+    double anchor = std::numeric_limits<double>::quiet_NaN();
+    for (auto it = report->layers.rbegin(); it != report->layers.rend(); ++it) {
+      if (it->theory.backward) {
+        anchor = it->backward.grad_preact_rms.log10;
+        break;
+      }
+    }
+    Series theory;
+    theory.label = name + " (theory)";
+    theory.dashed = true;
+    theory.colour = colour;
+    for (const LayerReport& l : report->layers) {
+      if (!l.theory.backward) continue;
+      theory.x.push_back(l.index);
+      theory.y.push_back(anchor + l.theory.log10_grad_rel_last);
+    }
+    chart.series.push_back(std::move(theory));
+  }
+  return line_chart_svg(chart);
+}
+
+std::string activation_histogram_svg(const Report& report) {
+  HistogramStack stack;
+  stack.title = fmt::format("Activation distribution per layer: {}", report.spec.name);
+  stack.x_label = "output value of the layer";
+  stack.y_label = "layer (input side at the top)";
+  for (const LayerReport& l : report.layers) {
+    stack.rows.push_back({static_cast<double>(l.index), fmt::format("{} {}", l.index, op_label(l)),
+                          l.forward.act.min, l.forward.act.max, l.forward.act_histogram});
+  }
+  return histogram_stack_svg(stack);
+}
+
+std::string unit_fraction_plot_svg(const Runs& runs) {
+  LineChart chart;
+  chart.title = run_title("Dead and saturated units per layer", runs);
+  chart.x_label = "layer (input side first)";
+  chart.y_label = "dead: % of units; saturated: % of entries";
+  for (std::size_t r = 0; r < runs.size(); ++r) {
+    const auto& [name, report] = runs[r];
+    // Dead is a share of units, saturated a share of entries (units x examples): the axis says so.
+    Series dead;
+    dead.label = name + ": dead";
+    dead.colour = static_cast<int>(r);
+    Series saturated;
+    saturated.label = name + ": saturated";
+    saturated.colour = static_cast<int>(r);
+    saturated.dashed = true;
+    for (const LayerReport& l : report->layers) {
+      dead.x.push_back(l.index);
+      dead.y.push_back(100.0 * l.forward.dead_fraction);
+      saturated.x.push_back(l.index);
+      saturated.y.push_back(100.0 * l.forward.saturated_fraction);
+    }
+    chart.series.push_back(std::move(dead));
+    chart.series.push_back(std::move(saturated));
+  }
+  return line_chart_svg(chart);
+}
+
+std::string phase_diagram_svg(const TheoryReport& report) {
+  PhaseChart chart;
+  const ActivationInfo& info = activation_info(report.query.activation.kind);
+  std::string act(info.name);
+  if (!info.param_name.empty()) {
+    act += fmt::format(" ({}={:g})", info.param_name, report.query.activation.param);
+  }
+  chart.title = fmt::format("Mean-field phase diagram: {}", act);
+  if (!report.grid.empty()) {
+    for (const PhaseSample& s : report.grid.front().samples) chart.sw2_samples.push_back(s.sw2);
+  }
+  for (const PhasePoint& p : report.grid) {
+    chart.sb2.push_back(p.sb2);
+    std::vector<std::string> row;
+    for (const PhaseSample& s : p.samples) row.emplace_back(phase_name(s.phase));
+    chart.phase.push_back(std::move(row));
+    chart.critical_sw2.push_back(p.critical.exists ? p.critical.sw2
+                                                   : std::numeric_limits<double>::quiet_NaN());
+  }
+  return phase_chart_svg(chart);
+}
+
+}  // namespace gradscope
