@@ -50,7 +50,8 @@ case "$cmd" in
     for config in configs/*.json; do
       ./build/release/gradscope run "$config" --out reports --format md --quiet
     done
-    echo "dev.sh: regenerated $(ls configs/*.json | wc -l) reports in reports/"
+    ./build/release/gradscope lesson why-sigmoid-fails --out reports >/dev/null
+    echo "dev.sh: regenerated $(ls configs/*.json | wc -l) reports and the why-sigmoid-fails lesson in reports/"
     ;;
   bench)
     install_missing "${PACKAGES[@]}" python3-torch python3-numpy

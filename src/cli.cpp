@@ -9,17 +9,24 @@
 #include <algorithm>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <optional>
+#include <sstream>
 
+#include "gradscope/compare.hpp"
 #include "gradscope/config.hpp"
 #include "gradscope/diagnosis.hpp"
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
+#include "gradscope/html.hpp"
+#include "gradscope/lesson.hpp"
 #include "gradscope/output.hpp"
+#include "gradscope/plots.hpp"
 #include "gradscope/report_json.hpp"
 #include "gradscope/report_md.hpp"
 #include "gradscope/report_text.hpp"
 #include "gradscope/suggest.hpp"
+#include "gradscope/sweep.hpp"
 #include "gradscope/theory_report.hpp"
 #include "gradscope/version.hpp"
 
@@ -30,7 +37,7 @@ namespace {
 constexpr const char* kExitCodes =
     "Exit codes: 0 success; 1 internal error (a bug: please report it); 2 usage or config error,\n"
     "refused run (memory) or unwritable output; 3 a finding listed in --fail-on is present (the\n"
-    "reports are written all the same).";
+    "reports are written all the same), or `compare --fail-on-regression` found a regression.";
 
 struct RunArgs {
   std::optional<std::string> config;
@@ -184,6 +191,11 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
     markdown = report_to_markdown(report);
     files.emplace_back(dir / (spec.name + ".md"), markdown);
   }
+  std::string html;
+  if (a.format == "html") {
+    html = report_to_html(report);
+    files.emplace_back(dir / (spec.name + ".html"), html);
+  }
   write_files_atomically(files);
 
   if (!a.quiet) {
@@ -191,6 +203,8 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
       out << json;
     } else if (a.format == "md") {
       out << markdown;
+    } else if (a.format == "html") {
+      out << html;
     } else {
       const bool color = env.stdout_is_terminal && !env.no_color;
       out << (color ? report_to_text(report, TextOptions{true, a.max_rows}) : text);
@@ -218,11 +232,150 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   return 0;
 }
 
+struct SweepArgs {
+  std::optional<std::string> config;
+  std::string out_dir = "reports";
+  std::string name;
+  std::string format = "text";
+  std::vector<std::string> vary;
+  std::vector<std::string> sets;
+  std::vector<std::string> thresholds;
+  int seeds = 1;
+  int jobs = 0;
+  bool resume = false;
+  bool quiet = false;
+};
+
+// "[#########-----------]  12/40  activation=relu depth=50", redrawn in place.
+void draw_progress(std::ostream& err, int done, int total, const std::string& label) {
+  constexpr int kWidth = 24;
+  const int filled = total > 0 ? done * kWidth / total : kWidth;
+  std::string bar(static_cast<std::size_t>(filled), '#');
+  bar.append(static_cast<std::size_t>(kWidth - filled), '-');
+  std::string shown = label.size() > 60 ? label.substr(0, 57) + "..." : label;
+  fmt::print(err, "\r[{}] {:>4}/{:<4} {:<60}", bar, done, total, shown);
+  if (done == total) fmt::print(err, "\n");
+  err.flush();
+}
+
+int do_sweep(const SweepArgs& a, std::ostream& out, std::ostream& err, const CliEnvironment& env) {
+  RunArgs as_run;
+  as_run.sets = a.sets;
+  as_run.thresholds = a.thresholds;
+  SweepRequest request;
+  request.config = a.config;
+  request.overrides = overrides_from(as_run);
+  for (const std::string& v : a.vary) request.axes.push_back(parse_sweep_axis(v));
+  request.seeds = a.seeds;
+  request.name = a.name;
+  request.out_dir = a.out_dir;
+  request.resume = a.resume;
+  request.jobs = a.jobs;
+  SweepProgress progress;
+  if (env.stderr_is_terminal) {
+    progress = [&err](int done, int total, const std::string& label) {
+      draw_progress(err, done, total, label);
+    };
+  }
+  const SweepResult result = run_sweep(request, progress);
+  if (!a.quiet) {
+    if (a.format == "json") {
+      out << sweep_to_json(result);
+    } else if (a.format == "md") {
+      out << sweep_to_markdown(result);
+    } else {
+      out << sweep_to_text(result);
+    }
+  }
+  return 0;
+}
+
+struct CompareArgs {
+  std::string base;
+  std::string proposed;
+  std::string out_dir = "reports";
+  std::string name;
+  std::string format = "text";
+  bool fail_on_regression = false;
+  bool quiet = false;
+};
+
+std::string read_report_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw Error(path + ": no such file", "give the path of a JSON report that gradscope run wrote");
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  if (!in.good() && !in.eof()) throw Error(path + ": cannot be read", "check its permissions");
+  return s.str();
+}
+
+int do_compare(const CompareArgs& a, std::ostream& out, std::ostream& err) {
+  const Comparison c =
+      compare_reports(read_report_file(a.base), read_report_file(a.proposed), a.base, a.proposed);
+  const std::string name =
+      a.name.empty() ? "compare-" + c.base_name + "-vs-" + c.proposed_name : a.name;
+  const std::filesystem::path dir(a.out_dir);
+  const std::string text = comparison_to_text(c);
+  const std::string markdown = comparison_to_markdown(c);
+  const std::string json = comparison_to_json(c);
+  std::vector<std::pair<std::filesystem::path, std::string>> files{{dir / (name + ".txt"), text},
+                                                                   {dir / (name + ".md"), markdown},
+                                                                   {dir / (name + ".json"), json}};
+  std::string html;
+  if (a.format == "html") {
+    html = comparison_to_html(c);
+    files.emplace_back(dir / (name + ".html"), html);
+  }
+  write_files_atomically(files);
+  if (!a.quiet) {
+    if (a.format == "json") {
+      out << json;
+    } else if (a.format == "md") {
+      out << markdown;
+    } else if (a.format == "html") {
+      out << html;
+    } else {
+      out << text;
+    }
+  }
+  if (a.fail_on_regression && c.regression) {
+    for (const std::string& reason : c.regression_reasons) {
+      fmt::print(err, "gradscope: regression: {}\n", reason);
+    }
+    return static_cast<int>(ExitCode::kFindings);
+  }
+  return 0;
+}
+
+struct LessonArgs {
+  std::string name;
+  std::string configs;
+  std::string out_dir = "reports";
+  int threads = 0;
+};
+
+int do_lesson(const LessonArgs& a, std::ostream& out) {
+  const std::string configs = a.configs.empty() ? "configs/lessons/" + a.name : a.configs;
+  const Lesson lesson = run_lesson(a.name, configs, a.threads);
+  const std::filesystem::path dir(a.out_dir);
+  std::vector<std::pair<std::filesystem::path, std::string>> files{
+      {dir / (a.name + ".html"), lesson_to_html(lesson)},
+      {dir / (a.name + ".md"), lesson_to_markdown(lesson)}};
+  for (const auto& [file, svg] : lesson_plots(lesson)) files.emplace_back(dir / file, svg);
+  write_files_atomically(files);
+  for (const auto& [path, content] : files) fmt::print(out, "wrote {}\n", path.string());
+  return 0;
+}
+
 struct TheoryArgs {
   std::string activation;
   std::optional<double> param;
   TheoryQuery query;
   bool json = false;
+  std::string svg;  // write the phase diagram there (with --grid)
 };
 
 int do_theory(const TheoryArgs& a, std::ostream& out) {
@@ -243,7 +396,12 @@ int do_theory(const TheoryArgs& a, std::ostream& out) {
     }
     q.activation.param = *a.param;
   }
+  if (!a.svg.empty() && !q.grid) {
+    throw Error("--svg needs --grid", "the phase diagram is drawn from the grid over sb2");
+  }
   const TheoryReport r = compute_theory(q);
+  if (!a.svg.empty())
+    write_files_atomically({{std::filesystem::path(a.svg), phase_diagram_svg(r)}});
   out << (a.json ? theory_to_json(r) : theory_to_text(r));
   return 0;
 }
@@ -310,9 +468,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   run->add_option("--format", run_args.format,
-                  "what to print on stdout: text, json, or md (md also writes OUT/<name>.md, a "
-                  "Markdown report for a pull request)")
-      ->check(CLI::IsMember({"text", "json", "md"}))
+                  "what to print on stdout: text, json, md or html (md also writes OUT/<name>.md, "
+                  "a Markdown report for a pull request; html writes OUT/<name>.html, one "
+                  "self-contained page with the plots)")
+      ->check(CLI::IsMember({"text", "json", "md", "html"}))
       ->capture_default_str();
   run->add_option("--fail-on", run_args.fail_on,
                   "exit with code 3 when a finding is present whose severity is listed (info, "
@@ -335,6 +494,89 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                          "Name every activation, weight init, bias init and finding code, one line "
                          "each");
   list->footer(kExitCodes);
+
+  SweepArgs sweep_args;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep",
+      "Run a config at every combination of the --vary values (and --seeds seeds per point), in "
+      "parallel; write each run's report under OUT/NAME/runs/ as it finishes, then "
+      "OUT/NAME/sweep.json, sweep.txt, sweep.md and gradients.svg. An interrupted sweep resumes "
+      "with --resume.");
+  sweep->footer(kExitCodes);
+  sweep->add_option("config", sweep_args.config,
+                    "config file (JSON); omit for the built-in default");
+  sweep
+      ->add_option("--vary", sweep_args.vary,
+                   "KEY=V1,V2,...: a config key (any PATH, or activation, depth, width, init, "
+                   "bias_init, gain, batch, seed, precision, loss, optimizer, learning_rate) or "
+                   "residual=off,on or norm=none,batch_norm,layer_norm,rms_norm (stack configs); "
+                   "values as --set takes them; repeat for more axes (the first varies slowest)")
+      ->required();
+  sweep->add_option("--seeds", sweep_args.seeds, "seeds per point (seed, seed + 1, ...)")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sweep->add_option("-o,--out", sweep_args.out_dir, "directory the sweep's directory goes in")
+      ->capture_default_str();
+  sweep->add_option("--name", sweep_args.name, "the sweep's directory name (default: NAME-sweep)");
+  sweep
+      ->add_option("--jobs", sweep_args.jobs,
+                   "runs at once, 0 = one per core (results do not "
+                   "depend on it)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  sweep->add_flag("--resume", sweep_args.resume,
+                  "keep the finished runs of an interrupted sweep (when their config matches) and "
+                  "run the rest");
+  sweep->add_option("--set", sweep_args.sets, "set any config key for every run, PATH=VALUE");
+  sweep->add_option("--threshold", sweep_args.thresholds, "a diagnosis threshold, KEY=VALUE");
+  sweep->add_option("--format", sweep_args.format, "what to print on stdout: text, json or md")
+      ->check(CLI::IsMember({"text", "json", "md"}))
+      ->capture_default_str();
+  sweep->add_flag("-q,--quiet", sweep_args.quiet,
+                  "print nothing on stdout (files are still written)");
+
+  CompareArgs compare_args;
+  CLI::App* compare = app.add_subcommand(
+      "compare",
+      "What changed between two JSON reports (a base and a proposed network): verdicts, the "
+      "gradient ratio, findings that appeared, disappeared or changed, and the layers whose "
+      "statistics moved. Prints it and writes OUT/NAME.txt, .md and .json.");
+  compare->footer(kExitCodes);
+  compare->add_option("base", compare_args.base, "the base report (JSON)")->required();
+  compare->add_option("proposed", compare_args.proposed, "the proposed report (JSON)")->required();
+  compare->add_option("-o,--out", compare_args.out_dir, "directory for the comparison's files")
+      ->capture_default_str();
+  compare->add_option("--name", compare_args.name,
+                      "file name stem (default: compare-BASE-vs-PROPOSED, the runs' names)");
+  compare
+      ->add_option("--format", compare_args.format,
+                   "what to print on stdout: text, json, md or html (html also writes "
+                   "OUT/NAME.html)")
+      ->check(CLI::IsMember({"text", "json", "md", "html"}))
+      ->capture_default_str();
+  compare->add_flag("--fail-on-regression", compare_args.fail_on_regression,
+                    "exit with code 3 when the proposed network is worse: a worse verdict, a new "
+                    "or more severe warning or error, the gradient ratio grown by more than a "
+                    "decade, or new non-finite layers");
+  compare->add_flag("-q,--quiet", compare_args.quiet, "print nothing on stdout");
+
+  LessonArgs lesson_args;
+  CLI::App* lesson = app.add_subcommand(
+      "lesson",
+      "Run a lesson's committed configs side by side and write OUT/NAME.html and OUT/NAME.md: "
+      "pictures and a plain-words explanation for learners, every number from the runs. "
+      "Lessons: why-sigmoid-fails.");
+  lesson->footer(kExitCodes);
+  lesson->add_option("name", lesson_args.name, "the lesson")
+      ->required()
+      ->check(CLI::IsMember({"why-sigmoid-fails"}));
+  lesson->add_option("--configs", lesson_args.configs,
+                     "the lesson's config directory (default: configs/lessons/NAME)");
+  lesson->add_option("-o,--out", lesson_args.out_dir, "directory for the lesson's files")
+      ->capture_default_str();
+  lesson->add_option("--threads", lesson_args.threads, "worker threads, 0 = one per core")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
 
   TheoryArgs theory_args;
   CLI::App* theory = app.add_subcommand(
@@ -361,6 +603,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->capture_default_str();
   theory->add_flag("--json", theory_args.json, "print JSON instead of text");
   theory->add_flag("--grid", theory_args.query.grid, "also the phase diagram over a range of sb2");
+  theory->add_option("--svg", theory_args.svg,
+                     "with --grid: write the order-to-chaos phase diagram to this SVG file");
   theory->add_option("--grid-min", theory_args.query.grid_sb2_min, "smallest sb2 of the grid")
       ->capture_default_str();
   theory->add_option("--grid-max", theory_args.query.grid_sb2_max, "largest sb2 of the grid")
@@ -394,6 +638,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       return 0;
     }
     if (theory->parsed()) return do_theory(theory_args, out);
+    if (sweep->parsed()) return do_sweep(sweep_args, out, err, env);
+    if (compare->parsed()) return do_compare(compare_args, out, err);
+    if (lesson->parsed()) return do_lesson(lesson_args, out);
     for (std::size_t i = 0; i < std::size(kKeyFlags); ++i) {
       if (run->count(kKeyFlags[i].flag) > 0) {
         run_args.flag_values.emplace_back(kKeyFlags[i].flag, flag_storage[i]);

@@ -9,6 +9,7 @@
 int main(int argc, char** argv) {
   gradscope::CliEnvironment env;
   env.stdout_is_terminal = ::isatty(STDOUT_FILENO) != 0;
+  env.stderr_is_terminal = ::isatty(STDERR_FILENO) != 0;
   const char* no_color = std::getenv("NO_COLOR");
   env.no_color = no_color != nullptr && no_color[0] != '\0';
   return gradscope::run_cli({argv + 1, argv + argc}, std::cout, std::cerr, env);

@@ -501,5 +501,107 @@ TEST(Cli, HelpDocumentsExitCodeThree) {
   EXPECT_TRUE(contains(r.out, "3 a finding listed in --fail-on")) << r.out;
 }
 
+// ---- Sweeps, comparisons, HTML, lessons on the command line
+
+TEST(Cli, SweepWritesItsDirectoryAndPrintsTheTable) {
+  TempDir dir;
+  const Result r =
+      cli({"sweep", "--out", dir.path().string(), "--vary", "activation=tanh,relu", "--vary",
+           "depth=2,4", "--set", "stack.width=16", "--set", "input.batch=8", "--name", "s"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;  // no progress bar off a terminal
+  EXPECT_TRUE(contains(r.out, "activation=relu depth=4"));
+  for (const char* f : {"sweep.json", "sweep.txt", "sweep.md", "sweep.html", "gradients.svg",
+                        "runs/p0003-s0.json"}) {
+    EXPECT_TRUE(fs::exists(dir.path() / "s" / f)) << f;
+  }
+  // A second sweep into the same directory must say --resume.
+  const Result again = cli({"sweep", "--out", dir.path().string(), "--vary", "depth=2", "--set",
+                            "stack.width=16", "--name", "s"});
+  EXPECT_EQ(again.code, 2);
+  EXPECT_TRUE(contains(again.err, "--resume")) << again.err;
+}
+
+TEST(Cli, SweepProgressBarOnlyOnATerminal) {
+  TempDir dir;
+  CliEnvironment env;
+  env.stderr_is_terminal = true;
+  const Result r = cli({"sweep", "-q", "--out", dir.path().string(), "--vary", "depth=2,3", "--set",
+                        "stack.width=8", "--set", "input.batch=4"},
+                       env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "[########################]    2/2")) << r.err;
+  EXPECT_TRUE(r.out.empty());
+}
+
+TEST(Cli, SweepRejectsABadAxis) {
+  const Result r = cli({"sweep", "--vary", "residual=maybe"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "--vary residual: unknown value \"maybe\"")) << r.err;
+}
+
+TEST(Cli, CompareOfAReportWithItselfIsNoChangeAndTheReverseOfAFixIsARegression) {
+  TempDir dir;
+  TempDir runs;
+  ASSERT_EQ(cli(args({"run", "-q", "--out", runs.path().string(), "--name", "bad"}, kSigmoid)).code,
+            0);
+  ASSERT_EQ(cli(args({"run", "-q", "--out", runs.path().string(), "--name", "good", "--activation",
+                      "relu", "--init", "he_normal"},
+                     {"--depth", "4", "--width", "32", "--batch", "16"}))
+                .code,
+            0);
+  const std::string bad = (runs.path() / "bad.json").string();
+  const std::string good = (runs.path() / "good.json").string();
+  const Result same = cli({"compare", "--out", dir.path().string(), bad, bad});
+  ASSERT_EQ(same.code, 0) << same.err;
+  EXPECT_TRUE(contains(same.out, "no change")) << same.out;
+  EXPECT_TRUE(fs::exists(dir.path() / "compare-bad-vs-bad.md"));
+  const Result fixed =
+      cli({"compare", "--out", dir.path().string(), "--fail-on-regression", bad, good});
+  EXPECT_EQ(fixed.code, 0) << fixed.err;
+  const Result broke = cli({"compare", "--out", dir.path().string(), "--fail-on-regression",
+                            "--format", "html", good, bad});
+  EXPECT_EQ(broke.code, 3);
+  EXPECT_TRUE(contains(broke.err, "gradscope: regression: ")) << broke.err;
+  EXPECT_TRUE(fs::exists(dir.path() / "compare-good-vs-bad.html"));
+  const Result missing = cli({"compare", bad, (runs.path() / "nope.json").string()});
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_TRUE(contains(missing.err, "nope.json: no such file")) << missing.err;
+}
+
+TEST(Cli, FormatHtmlWritesOneSelfContainedPage) {
+  TempDir dir;
+  const Result r = cli(args({"run", "--out", dir.path().string(), "--format", "html"}, kSigmoid));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_TRUE(fs::exists(dir.path() / "default.html"));
+  EXPECT_EQ(read(dir.path() / "default.html"), r.out);
+  EXPECT_TRUE(contains(r.out, "<svg"));
+  EXPECT_FALSE(contains(r.out, "<script"));
+}
+
+TEST(Cli, TheoryGridWritesThePhaseDiagram) {
+  TempDir dir;
+  const fs::path svg = dir.path() / "phase.svg";
+  const Result r = cli({"theory", "--activation", "tanh", "--grid", "--svg", svg.string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(read(svg), "edge of chaos"));
+  const Result no_grid = cli({"theory", "--activation", "tanh", "--svg", svg.string()});
+  EXPECT_EQ(no_grid.code, 2);
+  EXPECT_TRUE(contains(no_grid.err, "--svg needs --grid"));
+}
+
+TEST(Cli, LessonWritesTheLearnersPage) {
+  TempDir dir;
+  const Result r = cli({"lesson", "why-sigmoid-fails", "--out", dir.path().string(), "--configs",
+                        std::string(GRADSCOPE_SOURCE_DIR) + "/configs/lessons/why-sigmoid-fails"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"why-sigmoid-fails.html", "why-sigmoid-fails.md",
+                        "why-sigmoid-fails-gradients.svg", "why-sigmoid-fails-units.svg"}) {
+    EXPECT_TRUE(fs::exists(dir.path() / f)) << f;
+  }
+  const Result unknown = cli({"lesson", "why-relu-wins"});
+  EXPECT_EQ(unknown.code, 2);
+}
+
 }  // namespace
 }  // namespace gradscope

@@ -93,7 +93,11 @@ TEST(ReportsFresh, EveryConfigHasAReportAndEveryReportAConfig) {
   EXPECT_GE(configs.size(), 9u);
   EXPECT_EQ(configs, stems(kRoot / "reports", ".json"));
   EXPECT_EQ(configs, stems(kRoot / "reports", ".txt"));
-  EXPECT_EQ(configs, stems(kRoot / "reports", ".md"));
+  // Markdown: every config's report, and the lesson (`gradscope lesson why-sigmoid-fails`).
+  std::set<std::string> with_lesson = configs;
+  with_lesson.insert("why-sigmoid-fails");
+  EXPECT_EQ(with_lesson, stems(kRoot / "reports", ".md"));
+  EXPECT_TRUE(fs::exists(kRoot / "reports" / "why-sigmoid-fails.html"));
 }
 
 TEST(ReportsFresh, EveryCommittedReportMatchesAFreshRun) {

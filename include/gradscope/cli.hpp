@@ -11,6 +11,7 @@ namespace gradscope {
 struct CliEnvironment {
   bool stdout_is_terminal = false;  // colour only on a terminal...
   bool no_color = false;            // ...and never when NO_COLOR is set to a non-empty value
+  bool stderr_is_terminal = false;  // progress bars only on a terminal
 };
 
 // args excludes the program name. Returns the process exit code (see error.hpp).
