@@ -213,6 +213,8 @@ std::string comparison_to_html(const Comparison& c) {
   chart.log10_y = true;
   Series base, proposed;
   base.label = c.base_name + " (base)";
+  base.colour = 0;
+  proposed.colour = 1;
   proposed.label = c.proposed_name + " (proposed)";
   for (const LayerDelta& d : c.layers) {
     base.x.push_back(d.index);

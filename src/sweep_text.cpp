@@ -110,6 +110,8 @@ std::string sweep_gradient_svg(const SweepResult& r) {
     if (p.runs.empty()) continue;
     Series measured;
     measured.label = p.point.label;
+    // A point's theory line shares its colour.
+    measured.colour = p.point.index;
     const std::size_t n = p.runs.front().log10_grad.size();
     for (std::size_t i = 0; i < n; ++i) {
       double sum = 0.0, lo = INFINITY, hi = -INFINITY;
@@ -133,6 +135,7 @@ std::string sweep_gradient_svg(const SweepResult& r) {
     Series theory;
     theory.label = p.point.label + " (theory)";
     theory.dashed = true;
+    theory.colour = p.point.index;
     bool any = false;
     for (std::size_t i = 0; i < first.predicted_log10_grad.size(); ++i) {
       theory.x.push_back(static_cast<double>(i + 1));
