@@ -35,6 +35,10 @@ constexpr std::uint64_t kMaxWidth = 16'777'216;
 constexpr std::size_t kMaxNameLength = 128;
 // Configs are a few hundred bytes; the cap stops `--config /dev/zero` from eating the memory.
 constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
+// A config nests a handful of levels (root, "layers", an item, its "block", ...); 100 leaves
+// room for 40-odd nested blocks. The cap keeps the recursive readers and writers of the tree
+// (and nlohmann's dump) from running out of stack on a file of 16 MiB of brackets.
+constexpr std::size_t kMaxNesting = 100;
 
 constexpr std::string_view kDefaultSource = "<default>";
 constexpr std::string_view kListHint = "`gradscope list` shows them all";
@@ -374,26 +378,40 @@ std::string parse_reason(const std::string& what) {
 // would let `"depth": 50, ..., "depth": 5` run a different network than the reader sees.
 Json parse_json_text(std::string_view text, std::string_view source) {
   struct Frame {
-    std::string path;
+    // ".key" or "[i]": where this object or array sits in its parent. Only the segment is kept,
+    // not the whole path, so that memory grows with the text and not with depth times length.
+    std::string segment;
     bool is_object = false;
     std::set<std::string, std::less<>> keys{};
     std::string key{};
     std::size_t count = 0;  // elements seen so far, in an array
   };
   std::vector<Frame> frames;
-  const auto next_path = [&frames]() -> std::string {
+  const auto next_segment = [&frames]() -> std::string {
     if (frames.empty()) return {};
     Frame& top = frames.back();
-    if (top.is_object) return child(top.path, top.key);
-    return top.path + "[" + std::to_string(top.count++) + "]";
+    if (top.is_object) return "." + top.key;
+    return "[" + std::to_string(top.count++) + "]";
+  };
+  // The path of the innermost value, as child() spells paths ("layers[0].block").
+  const auto path_here = [&frames]() {
+    std::string path;
+    for (const Frame& f : frames) path += f.segment;
+    if (!frames.empty() && frames.back().is_object) path += "." + frames.back().key;
+    return path.starts_with('.') ? path.substr(1) : path;
   };
   const Json::parser_callback_t track = [&](int /*depth*/, Json::parse_event_t event,
                                             Json& parsed) {
     switch (event) {
       case Json::parse_event_t::object_start:
       case Json::parse_event_t::array_start: {
-        std::string path = next_path();
-        frames.push_back(Frame{std::move(path), event == Json::parse_event_t::object_start});
+        if (frames.size() >= kMaxNesting) {
+          throw Error(std::string(source) + ": " + path_here() + ": nested deeper than " +
+                          std::to_string(kMaxNesting) + " levels",
+                      "a config nests a few levels deep; check that its brackets are balanced");
+        }
+        std::string segment = next_segment();
+        frames.push_back(Frame{std::move(segment), event == Json::parse_event_t::object_start});
         break;
       }
       case Json::parse_event_t::object_end:
@@ -404,7 +422,7 @@ Json parse_json_text(std::string_view text, std::string_view source) {
         Frame& top = frames.back();
         top.key = parsed.get<std::string>();
         if (!top.keys.insert(top.key).second) {
-          throw Error(std::string(source) + ": " + child(top.path, top.key) + ": duplicate key",
+          throw Error(std::string(source) + ": " + path_here() + ": duplicate key",
                       "a key may appear only once in an object; remove one of the two");
         }
         break;
@@ -493,9 +511,21 @@ std::string step_path(const std::string& path, const PathStep& step) {
   return child(path, step.key);
 }
 
-Json override_value(const std::string& text) {
-  Json value = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return Json(text);
+// The value of an override: JSON when it parses as JSON, else the text as a string. It lands
+// inside the config, so it may nest no deeper than a config.
+Json override_value(const ConfigOverride& o) {
+  const Json::parser_callback_t limit = [&o](int depth, Json::parse_event_t event, Json&) {
+    const bool opens =
+        event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start;
+    if (opens && static_cast<std::size_t>(depth) >= kMaxNesting) {
+      throw Error(o.origin + ": " + o.path + ": the value is nested deeper than " +
+                      std::to_string(kMaxNesting) + " levels",
+                  "a config nests a few levels deep; check that its brackets are balanced");
+    }
+    return true;
+  };
+  Json value = Json::parse(o.value, limit, /*allow_exceptions=*/false);
+  if (value.is_discarded()) return Json(o.value);
   return value;
 }
 
@@ -522,6 +552,13 @@ std::vector<Attribution> apply_overrides(Json& root, const std::vector<ConfigOve
       throw Error(o.origin + ": invalid config path " + quote(o.path),
                   "write keys joined by dots, with array indices in brackets, e.g. stack.depth, "
                   "stack.init.gain or layers[1].repeat");
+    }
+    // Each step may create an object: the cap keeps the tree as shallow as a config must be.
+    if (steps->size() > kMaxNesting) {
+      throw Error(o.origin + ": config path " + quote(o.path.substr(0, 60)) + "... has " +
+                      std::to_string(steps->size()) + " steps, more than the " +
+                      std::to_string(kMaxNesting) + " levels a config may nest",
+                  "set the value at a shorter path, e.g. stack.init.gain");
     }
     Json* node = &root;
     std::string path;
@@ -558,7 +595,7 @@ std::vector<Attribution> apply_overrides(Json& root, const std::vector<ConfigOve
     const PathStep& last = steps->back();
     const std::string last_path = step_path(path, last);
     Json& target = last.is_index() ? index_into(*node, last, last_path, o) : (*node)[last.key];
-    target = override_value(o.value);
+    target = override_value(o);
     attributions.push_back({last_path, o.origin});
   }
   return attributions;

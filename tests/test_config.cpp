@@ -390,6 +390,36 @@ TEST(ConfigJsonErrors, DuplicateKeysAreRejected) {
   EXPECT_NO_THROW(parse(R"({"stack": {"width": 8}, "input": {"width": 8}})"));
 }
 
+TEST(ConfigJsonErrors, DuplicateKeyInsideLayersNamesItsFullPath) {
+  const Error e = config_error(
+      R"({"layers": [{"width": 4}, {"repeat": 2, "block": [{"width": 4, "width": 5}]}]})");
+  EXPECT_EQ(what(e), "cfg.json: layers[1].block[0].width: duplicate key");
+}
+
+// Found while writing fuzz/fuzz_config.cpp: every level kept its whole path, so 250 KB of
+// nested objects took 2.6 GB, and a deep tree could overflow the stack of the recursive readers.
+TEST(ConfigJsonErrors, NestingDeeperThanAConfigCanUseIsRefused) {
+  const std::size_t deep = 10'000;
+  const Error arrays = config_error(std::string(deep, '[') + std::string(deep, ']'));
+  EXPECT_TRUE(Contains(what(arrays), "cfg.json: [0][0][0]"));
+  EXPECT_TRUE(Contains(what(arrays), ": nested deeper than 100 levels"));
+  EXPECT_FALSE(arrays.hint().empty());
+
+  std::string objects;
+  for (std::size_t i = 0; i < deep; ++i) objects += R"({"a": )";
+  objects += "1" + std::string(deep, '}');
+  EXPECT_TRUE(Contains(what(config_error(objects)), "cfg.json: a.a.a."));
+  EXPECT_TRUE(Contains(what(config_error(objects)), ": nested deeper than 100 levels"));
+
+  // The root object and 99 arrays inside it make 100 levels: allowed (and then refused by the
+  // reader for what they are); one more is not.
+  const auto layers_nested = [](std::size_t levels) {
+    return R"({"layers": )" + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  EXPECT_FALSE(Contains(what(config_error(layers_nested(99))), "nested deeper"));
+  EXPECT_TRUE(Contains(what(config_error(layers_nested(100))), "nested deeper"));
+}
+
 TEST(ConfigJsonErrors, TopLevelMustBeAnObject) {
   const Error e = config_error("[1, 2]");
   EXPECT_TRUE(Contains(what(e), "cfg.json: "));
@@ -854,6 +884,21 @@ TEST(ConfigDiagnosis, BoundedOutputUnderSoftmaxCrossEntropyIsLeftToTheDiagnosis)
                          "output": {"width": 4, "activation": "relu"},
                          "loss": "softmax_cross_entropy"})"),
                Error);
+}
+
+TEST(ConfigOverrides, ValuesAndPathsNestNoDeeperThanAConfig) {
+  const std::string deep_value = std::string(200, '[') + std::string(200, ']');
+  const Error value = config_error("{}", {{"stack.init", deep_value, "--set stack.init"}});
+  EXPECT_TRUE(Contains(what(value), "--set stack.init: stack.init: the value is nested deeper"));
+
+  std::string deep_path = "stack";
+  for (int i = 0; i < 150; ++i) deep_path += ".a";
+  const Error path = config_error("{}", {{deep_path, "1", "--set"}});
+  EXPECT_TRUE(Contains(what(path), "has 151 steps, more than the 100 levels"));
+
+  // A value 99 levels deep under a top-level key is still read (and refused for what it is).
+  const std::string ok_value = std::string(99, '[') + std::string(99, ']');
+  EXPECT_FALSE(Contains(what(config_error("{}", {{"stack.init", ok_value, "--init"}})), "nested"));
 }
 
 TEST(ConfigOverrides, LargeSeedFromTheCommandLine) {
