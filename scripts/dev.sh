@@ -3,7 +3,7 @@
 # builds, and then runs the default diagnosis, the test suite, the report regeneration or the
 # benchmark.
 #   bash scripts/dev.sh run      # install, build, run the built-in default diagnosis
-#   bash scripts/dev.sh test     # install, build, run the whole test suite
+#   bash scripts/dev.sh test     # install (with python3-torch), build, run the whole test suite
 #   bash scripts/dev.sh reports  # install, build, regenerate reports/ from configs/
 #   bash scripts/dev.sh bench    # install (with python3-torch), build, run the benchmarks
 set -euo pipefail
@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PACKAGES=(g++ cmake make libeigen3-dev libfmt-dev nlohmann-json3-dev libgtest-dev libcli11-dev
-          libopenblas-dev)
+          libopenblas-dev libonnx-dev libprotobuf-dev protobuf-compiler)
 
 install_missing() {
   local missing=()
@@ -40,7 +40,8 @@ case "$cmd" in
     ./build/release/gradscope run "$@"
     ;;
   test)
-    install_missing "${PACKAGES[@]}"
+    # The PyTorch cross-check test (tests/torch/crosscheck.sh) needs Debian's torch and numpy.
+    install_missing "${PACKAGES[@]}" python3-torch python3-numpy clang libclang-rt-14-dev
     build
     ctest --preset release --timeout 600
     ;;

@@ -20,6 +20,9 @@
 #include "gradscope/error.hpp"
 #include "gradscope/html.hpp"
 #include "gradscope/lesson.hpp"
+#ifdef GRADSCOPE_HAVE_ONNX
+#include "gradscope/onnx_import.hpp"
+#endif
 #include "gradscope/output.hpp"
 #include "gradscope/plots.hpp"
 #include "gradscope/report_json.hpp"
@@ -27,8 +30,10 @@
 #include "gradscope/report_text.hpp"
 #include "gradscope/suggest.hpp"
 #include "gradscope/sweep.hpp"
+#include "gradscope/tensor_io.hpp"
 #include "gradscope/theory_report.hpp"
 #include "gradscope/version.hpp"
+#include "gradscope/weights.hpp"
 
 namespace gradscope {
 
@@ -52,7 +57,30 @@ struct RunArgs {
   std::vector<std::string> thresholds;  // --threshold KEY=VALUE: --set diagnosis.KEY=VALUE
   std::vector<std::string> fail_on;
   bool check_advice = false;
+  std::string weights;       // --weights FILE.safetensors
+  std::string input;         // --input FILE.npy|.csv
+  std::string targets;       // --targets FILE.npy|.csv
+  std::string save_weights;  // --save-weights FILE.safetensors
 };
+
+// A batch or targets file by its extension.
+Tensor read_batch_file(const std::string& path, const char* flag) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".npy") return read_npy(path);
+  if (ext == ".csv") return read_csv(path);
+  if (ext == ".safetensors") {
+    // A file --save-weights wrote: its "input" batch, or its "targets" / "labels".
+    const std::string want = std::string(flag) == "--input" ? "input" : "targets";
+    for (Tensor& t : read_safetensors(path)) {
+      if (t.name == want || (want == "targets" && t.name == "labels")) return std::move(t);
+    }
+    throw Error(std::string(flag) + " " + path + ": no tensor named \"" + want + "\"",
+                "a file --save-weights wrote holds \"input\" and \"targets\" or \"labels\"");
+  }
+  throw Error(std::string(flag) + " " + path + ": unknown file type \"" + ext + "\"",
+              "give a NumPy .npy file (float32 or float64), a .csv file, or a safetensors file "
+              "that --save-weights wrote");
+}
 
 // What --fail-on lists: severities (that one or worse) and finding codes.
 struct FailOn {
@@ -168,11 +196,86 @@ std::vector<ConfigOverride> overrides_from(const RunArgs& a) {
 
 int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvironment& env) {
   const FailOn fail_on = parse_fail_on(a.fail_on);
-  const std::vector<ConfigOverride> overrides = overrides_from(a);
-  const RunSpec spec = load_run_spec(a.config, overrides);
+  std::vector<ConfigOverride> overrides = overrides_from(a);
+  if (a.check_advice && !a.weights.empty()) {
+    throw Error("--check-advice with --weights is not supported yet",
+                "advice may change the architecture the weights were made for; check advice on "
+                "the config alone");
+  }
+  // Real data: the input file sets the batch and the input width.
+  std::optional<Tensor> input_tensor;
+  if (!a.input.empty()) {
+    input_tensor = read_batch_file(a.input, "--input");
+    if (input_tensor->shape.size() == 2) {
+      overrides.push_back({"input.batch", std::to_string(input_tensor->shape[0]), "--input"});
+      overrides.push_back({"input.width", std::to_string(input_tensor->shape[1]), "--input"});
+    }
+  }
+  const bool onnx = a.config && std::filesystem::path(*a.config).extension() == ".onnx";
+  if (onnx && (!a.weights.empty() || a.check_advice)) {
+    throw Error(*a.config + ": an ONNX model brings its own weights and architecture",
+                "drop --weights and --check-advice for ONNX models");
+  }
+  ExternalData external;
+  ExternalSources sources;
+  RunSpec spec = onnx ? RunSpec{} : load_run_spec(a.config, overrides);
+  if (onnx) {
+#ifdef GRADSCOPE_HAVE_ONNX
+    // The batch, seed, loss and precision come from the flags over the built-in defaults. The
+    // loss is checked against the model's own output: read the graph once with the default loss,
+    // then validate the flags against a stand-in of its output width (a linear layer, since
+    // the graph's last op is part of the network the loss sees).
+    std::vector<ConfigOverride> no_loss;
+    for (const ConfigOverride& o : overrides) {
+      if (o.path.rfind("loss", 0) != 0) no_loss.push_back(o);
+    }
+    RunSpec defaults = load_run_spec(std::nullopt, no_loss);
+    const bool named = std::any_of(a.flag_values.begin(), a.flag_values.end(),
+                                   [](const auto& f) { return f.first == "--name"; });
+    if (!named) defaults.name = std::filesystem::path(*a.config).stem().string();
+    OnnxModel model = read_onnx(*a.config, defaults);
+    spec = std::move(model.spec);
+    const int outputs = op_widths(spec, expand_ops(spec)).back();
+    std::vector<ConfigOverride> shaped = overrides;
+    shaped.push_back({"stack.depth", "1", *a.config});
+    shaped.push_back({"stack.width", std::to_string(outputs), *a.config});
+    shaped.push_back({"stack.activation", "linear", *a.config});
+    spec.loss = load_run_spec(std::nullopt, shaped).loss;
+    external.weight = std::move(model.weights.weight);
+    external.bias = std::move(model.weights.bias);
+    sources.weights_file = *a.config;
+    sources.assignments = std::move(model.assignments);
+#else
+    throw Error(*a.config + ": this gradscope was built without ONNX support",
+                "install Debian's libonnx-dev and libprotobuf-dev and rebuild");
+#endif
+  }
+  if (!a.weights.empty()) {
+    WeightMapping mapping = map_weights(spec, read_safetensors(a.weights), a.weights);
+    external.weight = std::move(mapping.data.weight);
+    external.bias = std::move(mapping.data.bias);
+    sources.weights_file = a.weights;
+    sources.assignments = std::move(mapping.assignments);
+    sources.ignored = std::move(mapping.ignored);
+  }
+  if (input_tensor) {
+    external.input = batch_matrix(*input_tensor, spec.input.width, a.input);
+    sources.input_file = a.input;
+  }
+  if (!a.targets.empty()) {
+    const int outputs = op_widths(spec, expand_ops(spec)).back();
+    external.targets =
+        targets_from_tensor(read_batch_file(a.targets, "--targets"), spec, outputs, a.targets);
+    sources.targets_file = a.targets;
+  }
   RunOptions options;
   options.threads = a.threads;
+  const bool has_external = onnx || !a.weights.empty() || input_tensor || !a.targets.empty();
+  if (has_external) options.external = &external;
+  RunData saved;
+  if (!a.save_weights.empty()) options.save = &saved;
   Report report = run_diagnostic(spec, options);
+  if (has_external) report.sources = sources;
   if (a.check_advice) {
     check_advice(report, [&](const std::vector<ConfigChange>& changes) {
       std::vector<ConfigOverride> with = overrides;
@@ -195,6 +298,14 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   if (a.format == "html") {
     html = report_to_html(report);
     files.emplace_back(dir / (spec.name + ".html"), html);
+  }
+  if (!a.save_weights.empty()) {
+    files.emplace_back(
+        a.save_weights,
+        safetensors_bytes(
+            run_data_tensors(spec, saved),
+            spec.precision == Precision::kFloat32 ? DType::kF32 : DType::kF64,
+            {{"gradscope_config", run_spec_to_json(spec)}, {"gradscope_version", kVersion}}));
   }
   write_files_atomically(files);
 
@@ -452,7 +563,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "(stdout, and OUT/<name>.json and OUT/<name>.txt). Flags override the config file; without "
       "a file the built-in default is used.");
   run->footer(kExitCodes);
-  run->add_option("config", run_args.config, "config file (JSON); omit for the built-in default");
+  run->add_option("config", run_args.config,
+                  "config file (JSON), or an ONNX model (.onnx: architecture and weights; the "
+                  "flags set batch, seed, loss, precision); omit for the built-in default");
   run->add_option("-o,--out", run_args.out_dir, "directory for <name>.json and <name>.txt")
       ->capture_default_str();
   for (std::size_t i = 0; i < std::size(kKeyFlags); ++i) {
@@ -478,6 +591,20 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                   "warning, error: that one or worse) or whose code is listed; comma-separated, "
                   "e.g. --fail-on error,dead_units. One line per finding on stderr")
       ->delimiter(',');
+  run->add_option(
+      "--weights", run_args.weights,
+      "take the weights from a safetensors file (as torch's save_file(model.state_dict()) "
+      "writes it), in the state_dict's order, instead of generating them");
+  run->add_option("--input", run_args.input,
+                  "take the input batch from a .npy (float32/float64, shape [batch, width]) or "
+                  ".csv file; it sets input.batch and input.width");
+  run->add_option("--targets", run_args.targets,
+                  "targets for the loss from a .npy or .csv file: (batch, outputs) for mse and "
+                  "sigmoid_bce, (batch) class indices for softmax_cross_entropy");
+  run->add_option("--save-weights", run_args.save_weights,
+                  "write the run's exact weights, input and probe/targets to this safetensors file "
+                  "(names ops.K.weight, ops.K.bias, input, probe/targets/labels; the config in its "
+                  "metadata), to reproduce the report in PyTorch (scripts/torch_crosscheck.py)");
   run->add_flag("--check-advice", run_args.check_advice,
                 "re-run the network with each advice applied, report its effect, and drop advice "
                 "that does not help");

@@ -13,6 +13,7 @@
 #include "gradscope/network.hpp"
 #include "gradscope/parallel.hpp"
 #include "gradscope/prediction.hpp"
+#include "gradscope/stats.hpp"
 
 namespace gradscope {
 
@@ -57,8 +58,24 @@ Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
 template <class Scalar>
 Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   ThreadPool pool(options.threads);
-  const Network<Scalar> net = build_network<Scalar>(spec, pool);
-  const Mat<Scalar> input = make_input<Scalar>(spec);
+  Network<Scalar> net = build_network<Scalar>(spec, pool);
+  const ExternalData* ext = options.external;
+  if (ext != nullptr) {
+    for (std::size_t l = 0; l < net.ops.size(); ++l) {
+      if (l < ext->weight.size() && ext->weight[l].size() > 0) {
+        net.weight[l] = ext->weight[l].cast<Scalar>();
+        // The norm of the weights as stored, summed exactly as the generated path does.
+        SquareSum squares;
+        const Mat<Scalar>& used = net.weight[l];
+        for (Eigen::Index j = 0; j < used.cols(); ++j) squares.add(used.col(j).data(), used.rows());
+        net.weight_norm[l] = std::sqrt(squares.sum);
+      }
+      if (l < ext->bias.size() && ext->bias[l].size() > 0)
+        net.bias[l] = ext->bias[l].cast<Scalar>();
+    }
+  }
+  const Mat<Scalar> input = ext != nullptr && ext->input ? Mat<Scalar>(ext->input->cast<Scalar>())
+                                                         : make_input<Scalar>(spec);
   const int output_width = net.widths.back();
   PassOptions pass;
   pass.saturation_threshold = spec.stats.saturation_threshold;
@@ -70,8 +87,22 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   if (spec.loss.kind == LossKind::kProbe) {
     probe = make_probe<Scalar>(spec, output_width);
   } else {
-    targets = make_targets(spec.loss, spec.seed, output_width, spec.input.batch);
+    targets = ext != nullptr && ext->targets
+                  ? *ext->targets
+                  : make_targets(spec.loss, spec.seed, output_width, spec.input.batch);
     pass.targets = &targets;
+  }
+  if (options.save != nullptr) {
+    RunData& d = *options.save;
+    d.weight.assign(net.ops.size(), {});
+    d.bias.assign(net.ops.size(), {});
+    for (std::size_t l = 0; l < net.ops.size(); ++l) {
+      if (net.weight[l].size() > 0) d.weight[l] = net.weight[l].template cast<double>();
+      if (net.bias[l].size() > 0) d.bias[l] = net.bias[l].template cast<double>();
+    }
+    d.input = input.template cast<double>();
+    if (probe.size() > 0) d.probe = probe.template cast<double>();
+    d.targets = targets;
   }
   PassResult r = forward_backward(net, input, probe, pass, pool);
 

@@ -339,6 +339,21 @@ std::string report_to_json(const Report& report) {
   for (const Finding& f : report.findings) findings.push_back(finding_json(f));
   doc["findings"] = std::move(findings);
   if (report.jacobian) doc["jacobian"] = jacobian_json(*report.jacobian);
+  if (report.sources) {
+    const ExternalSources& src = *report.sources;
+    Json sources = Json::object();
+    sources["weights_file"] = src.weights_file;
+    Json assignments = Json::array();
+    for (const TensorAssignment& a : src.assignments) {
+      assignments.push_back(
+          {{"tensor", a.tensor}, {"layer", a.layer}, {"role", a.role}, {"shape", a.shape}});
+    }
+    sources["assignments"] = std::move(assignments);
+    sources["ignored"] = src.ignored;
+    sources["input_file"] = src.input_file;
+    sources["targets_file"] = src.targets_file;
+    doc["sources"] = std::move(sources);
+  }
 
   // Replace rather than throw on invalid UTF-8 in a run name: the report must still be written.
   return doc.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";

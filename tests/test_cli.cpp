@@ -603,5 +603,72 @@ TEST(Cli, LessonWritesTheLearnersPage) {
   EXPECT_EQ(unknown.code, 2);
 }
 
+// ---- Real models' data
+
+TEST(Cli, SavedWeightsAndInputLoadBackIntoTheSameReport) {
+  TempDir dir;
+  const std::string saved = (dir.path() / "run.safetensors").string();
+  ASSERT_EQ(
+      cli(args({"run", "-q", "--out", dir.path().string(), "--name", "a", "--save-weights", saved},
+               kSigmoid))
+          .code,
+      0);
+  const Result b = cli(args({"run", "-q", "--name", "a", "--weights", saved, "--input", saved,
+                             "--out", (dir.path() / "b").string()},
+                            kSigmoid));
+  ASSERT_EQ(b.code, 0) << b.err;
+  const auto ja = nlohmann::json::parse(read(dir.path() / "a.json"));
+  const auto jb = nlohmann::json::parse(read(dir.path() / "b" / "a.json"));
+  EXPECT_EQ(ja["layers"], jb["layers"]);
+  EXPECT_EQ(ja["summary"], jb["summary"]);
+  EXPECT_FALSE(ja.contains("sources"));
+  ASSERT_TRUE(jb.contains("sources"));
+  EXPECT_EQ(jb["sources"]["assignments"].size(), 24u);  // 12 weights and 12 biases
+  EXPECT_EQ(jb["sources"]["assignments"][0]["tensor"], "ops.0.weight");
+}
+
+TEST(Cli, AHostileWeightsFileIsAnErrorNamingItAndWritesNoReport) {
+  TempDir dir;
+  const fs::path bad = dir.path() / "bad.safetensors";
+  // A header length far beyond the file.
+  std::ofstream(bad, std::ios::binary) << std::string("\xff\xff\xff\xff\xff\xff\xff\x0f{}", 10);
+  const Result r =
+      cli(args({"run", "--out", dir.path().string(), "--weights", bad.string()}, kSigmoid));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, bad.string())) << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "default.json"));
+  const Result wrong_type = cli(args({"run", "--input", "x.parquet"}, kSigmoid));
+  EXPECT_EQ(wrong_type.code, 2);
+  EXPECT_TRUE(contains(wrong_type.err, "unknown file type \".parquet\"")) << wrong_type.err;
+}
+
+TEST(Cli, AnOnnxModelRunsWithItsOwnArchitectureAndWeights) {
+  TempDir dir;
+  const std::string corpus = std::string(GRADSCOPE_SOURCE_DIR) + "/tests/corpus/onnx/";
+  const Result r = cli({"run", "--out", dir.path().string(), "--format", "json", "--batch", "32",
+                        corpus + "residual_mlp.onnx"});
+  if (contains(r.err, "built without ONNX support")) GTEST_SKIP() << r.err;
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["config"]["name"], "residual_mlp");
+  EXPECT_EQ(j["config"]["input"]["batch"], 32);
+  EXPECT_EQ(j["sources"]["weights_file"], corpus + "residual_mlp.onnx");
+  EXPECT_FALSE(j["sources"]["assignments"].empty());
+  const Result bad = cli({"run", "--out", dir.path().string(), corpus + "unsupported_op.onnx"});
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "unsupported_op.onnx")) << bad.err;
+  // The loss is checked against the model's output, not the built-in default network's.
+  const int outputs = j["layers"].back()["width"].get<int>();
+  const Result ce = cli({"run", "-q", corpus + "residual_mlp.onnx", "--out", dir.path().string(),
+                         "--set", "loss=softmax_cross_entropy"});
+  if (outputs >= 2) {
+    EXPECT_EQ(ce.code, 0) << ce.err;
+  } else {
+    EXPECT_EQ(ce.code, 2) << ce.err;
+  }
+  const Result weights = cli({"run", corpus + "residual_mlp.onnx", "--weights", "w.safetensors"});
+  EXPECT_EQ(weights.code, 2);
+}
+
 }  // namespace
 }  // namespace gradscope

@@ -192,6 +192,22 @@ struct Finding {
   std::vector<Advice> rejected_advice;
 };
 
+// Where a run's data came from when not from the seeded generators (--weights, --input,
+// --targets): which tensor went to which layer, and what was left aside.
+struct TensorAssignment {
+  std::string tensor;  // the name in the file
+  int layer = 0;       // 1-based report index of the layer it went to
+  std::string role;    // "weight", "bias", "projection", "norm_weight", "norm_bias"
+  std::vector<std::int64_t> shape;
+};
+struct ExternalSources {
+  std::string weights_file;
+  std::vector<TensorAssignment> assignments;
+  std::vector<std::string> ignored;  // tensors read but not used, with the reason
+  std::string input_file;
+  std::string targets_file;
+};
+
 struct Report {
   RunSpec spec;
   double loss = 0.0;  // the loss value; for the probe, sum over the batch of <probe, y>
@@ -202,7 +218,8 @@ struct Report {
   Summary summary;
   std::optional<JacobianStats> jacobian;
   Verdict verdict = Verdict::kHealthy;
-  std::vector<Finding> findings;  // most severe first, then by layer
+  std::vector<Finding> findings;           // most severe first, then by layer
+  std::optional<ExternalSources> sources;  // none when every number was generated from the seed
 };
 
 }  // namespace gradscope

@@ -1,0 +1,35 @@
+// An MLP-like ONNX graph (as torch.onnx.export writes it) as a run: the architecture in the
+// `layers` form and the exported weights, ready for run_diagnostic's ExternalData.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "gradscope/engine.hpp"
+#include "gradscope/report.hpp"
+#include "gradscope/spec.hpp"
+
+namespace gradscope {
+
+struct OnnxModel {
+  RunSpec spec;          // spec.layers describes the graph; spec.input.width is the graph's
+  ExternalData weights;  // weight and bias per op of expand_ops(spec); input and targets empty
+  std::vector<TensorAssignment> assignments;  // which initializer went to which op
+};
+
+// Reads `path` and walks its graph from the single input to the single output. Supported:
+// Gemm (alpha = beta = 1, transA = 0, transB 0 or 1), MatMul (+ Add of a bias), Relu, LeakyRelu,
+// Elu, Selu (torch's constants), Sigmoid, Tanh, Softplus, Clip(-1, 1) (hard_tanh), GELU in its
+// Erf form (Div, Erf, Add, Mul, Mul), Softmax (last op, last axis), BatchNormalization and
+// LayerNormalization with scale 1 and bias 0 (gradscope normalises in training mode: running
+// statistics are ignored), Add of an earlier tensor of the same width as a residual, Dropout
+// (ratio -> rate) and Identity. An activation that directly follows the only use of a dense
+// layer's output becomes that layer's activation.
+// `defaults` supplies name, seed, precision, loss and the input batch and distribution; the
+// batch is always taken from `defaults` (ONNX's batch dimension is often symbolic).
+// Throws Error (exit code 2) naming the node and listing what is supported for an unsupported
+// op, and for a cycle, a missing initializer, non-finite weights, or more than one graph input or
+// output.
+OnnxModel read_onnx(const std::string& path, const RunSpec& defaults);
+
+}  // namespace gradscope

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+# Writes the ONNX corpus that tests/test_onnx.cpp reads: small MLPs exported with torch.onnx.export
+# (Debian's python3-torch) and hostile graphs edited with Debian's python3-onnx. Run once by hand;
+# the tests never call Python.
+#
+# Every dense layer's parameters follow formulas the C++ test computes again (exact in float32):
+#   layer L (1-based among the model's dense layers), W (n_out, n_in):
+#     W[i, j] = ((i * n_in + j + L) % 11 - 5) / 16,   b[i] = ((i + 2 L) % 5 - 2) / 8
+import os
+
+import onnx
+import torch
+from torch import nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fill(layer_index, weight, bias):
+    n_out, n_in = weight.shape
+    with torch.no_grad():
+        for i in range(n_out):
+            for j in range(n_in):
+                weight[i, j] = ((i * n_in + j + layer_index) % 11 - 5) / 16.0
+        if bias is not None:
+            for i in range(n_out):
+                bias[i] = ((i + 2 * layer_index) % 5 - 2) / 8.0
+
+
+def linear(layer_index, n_in, n_out):
+    m = nn.Linear(n_in, n_out)
+    fill(layer_index, m.weight, m.bias)
+    return m
+
+
+class MatMulLinear(nn.Module):
+    """x @ W^T + b written out, so the export is MatMul + Add with W^T stored (n_in, n_out)."""
+
+    def __init__(self, layer_index, n_in, n_out):
+        super().__init__()
+        w = torch.zeros(n_out, n_in)
+        b = torch.zeros(n_out)
+        fill(layer_index, w, b)
+        self.wt = nn.Parameter(w.t().contiguous())
+        self.b = nn.Parameter(b)
+
+    def forward(self, x):
+        return x @ self.wt + self.b
+
+
+class GemmNoTrans(nn.Module):
+    """torch.addmm(b, x, W^T): a Gemm with transB = 0 and W^T stored (n_in, n_out)."""
+
+    def __init__(self, layer_index, n_in, n_out):
+        super().__init__()
+        w = torch.zeros(n_out, n_in)
+        b = torch.zeros(n_out)
+        fill(layer_index, w, b)
+        self.wt = nn.Parameter(w.t().contiguous())
+        self.b = nn.Parameter(b)
+
+    def forward(self, x):
+        return torch.addmm(self.b, x, self.wt)
+
+
+class Residual(nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def export(name, model, n_in, opset=17):
+    model.eval()
+    path = os.path.join(HERE, name)
+    torch.onnx.export(model, torch.zeros(3, n_in), path, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset)
+    assert os.path.getsize(path) < 64 * 1024, name
+    return path
+
+
+def save(name, model_proto):
+    path = os.path.join(HERE, name)
+    onnx.save(model_proto, path)
+    assert os.path.getsize(path) < 64 * 1024, name
+
+
+# ---- valid models
+
+# Every activation after a Gemm (transB = 1, as nn.Linear exports), softmax last.
+export("activations.onnx", nn.Sequential(
+    linear(1, 6, 8), nn.ReLU(),
+    linear(2, 8, 8), nn.LeakyReLU(0.2),
+    linear(3, 8, 8), nn.ELU(0.5),
+    linear(4, 8, 8), nn.SELU(),
+    linear(5, 8, 8), nn.Sigmoid(),
+    linear(6, 8, 8), nn.Tanh(),
+    linear(7, 8, 8), nn.Softplus(),
+    linear(8, 8, 8), nn.Hardtanh(),
+    linear(9, 8, 8), nn.GELU(),
+    linear(10, 8, 8),
+    linear(11, 8, 4), nn.Softmax(dim=-1)), 6)
+
+# MatMul + Add and Gemm with transB = 0.
+export("matmul_gemm.onnx", nn.Sequential(
+    MatMulLinear(1, 5, 7), nn.Tanh(), GemmNoTrans(2, 7, 3)), 5)
+
+# Norms: batch norm and layer norm (identity affine), then activations as ops of their own.
+export("norms.onnx", nn.Sequential(
+    linear(1, 4, 6), nn.BatchNorm1d(6), nn.ReLU(),
+    linear(2, 6, 6), nn.LayerNorm(6), nn.Tanh(),
+    linear(3, 6, 2)), 4)
+
+# A residual MLP: a stem, two pre-activation residual blocks, a head.
+export("residual_mlp.onnx", nn.Sequential(
+    linear(1, 4, 8), nn.ReLU(),
+    Residual(nn.Sequential(linear(2, 8, 8), nn.ReLU(), linear(3, 8, 8))),
+    Residual(nn.Sequential(nn.LayerNorm(8), linear(4, 8, 8), nn.GELU(), linear(5, 8, 8))),
+    linear(6, 8, 3)), 4)
+
+# Dropout and Identity: torch drops eval-mode dropout, so they are put in by hand.
+m = onnx.load(export("dropout.onnx", nn.Sequential(linear(1, 4, 5), nn.ReLU(), linear(2, 5, 2)), 4))
+g = m.graph
+relu = next(n for n in g.node if n.op_type == "Relu")
+gemm2 = [n for n in g.node if n.op_type == "Gemm"][1]
+g.initializer.append(onnx.helper.make_tensor("drop_ratio", onnx.TensorProto.FLOAT, [], [0.25]))
+drop = onnx.helper.make_node("Dropout", [relu.output[0], "drop_ratio"], ["dropped"], name="Drop_7")
+ident = onnx.helper.make_node("Identity", ["dropped"], ["ident_out"], name="Identity_8")
+gemm2.input[0] = "ident_out"
+index = list(g.node).index(gemm2)
+g.node.insert(index, ident)
+g.node.insert(index, drop)
+onnx.checker.check_model(m)
+save("dropout.onnx", m)
+
+# ---- hostile models
+
+export("unsupported_op.onnx", nn.Sequential(linear(1, 4, 4), nn.Hardswish(), linear(2, 4, 2)), 4)
+
+base = onnx.load(export("cycle.onnx", nn.Sequential(linear(1, 4, 4), nn.ReLU(), nn.Tanh()), 4))
+g = base.graph
+relu = next(n for n in g.node if n.op_type == "Relu")
+tanh = next(n for n in g.node if n.op_type == "Tanh")
+gemm = next(n for n in g.node if n.op_type == "Gemm")
+# Relu reads Tanh's output, Tanh reads Relu's: a loop that no order can evaluate.
+relu.input[0] = tanh.output[0]
+tanh.output[0] = "loop"
+relu.input[0] = "loop"
+tanh.input[0] = relu.output[0]
+g.output[0].name = gemm.output[0]
+save("cycle.onnx", base)
+
+m = onnx.load(export("missing_initializer.onnx", nn.Sequential(linear(1, 4, 4), nn.ReLU()), 4))
+gemm = next(n for n in m.graph.node if n.op_type == "Gemm")
+kept = [t for t in m.graph.initializer if t.name != gemm.input[1]]
+del m.graph.initializer[:]
+m.graph.initializer.extend(kept)
+save("missing_initializer.onnx", m)
+
+nan_model = nn.Sequential(linear(1, 4, 4), nn.ReLU(), linear(2, 4, 2))
+with torch.no_grad():
+    nan_model[2].weight[1, 3] = float("nan")
+export("nan_weight.onnx", nan_model, 4)
+
+
+class TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = linear(1, 4, 3)
+
+    def forward(self, x, z):
+        return self.a(x) + z
+
+
+p = os.path.join(HERE, "two_inputs.onnx")
+torch.onnx.export(TwoInputs().eval(), (torch.zeros(2, 4), torch.zeros(2, 3)), p,
+                  input_names=["x", "z"], output_names=["y"], opset_version=17)
+
+# A norm with a learned affine part gradscope cannot represent.
+ln = nn.LayerNorm(4)
+with torch.no_grad():
+    ln.weight.fill_(2.0)
+export("layernorm_affine.onnx", nn.Sequential(linear(1, 4, 4), ln), 4)
+
+# Softmax before the last op, and a Clip that is not hard_tanh's.
+export("softmax_hidden.onnx", nn.Sequential(linear(1, 4, 4), nn.Softmax(dim=-1), linear(2, 4, 2)), 4)
+export("clip_range.onnx", nn.Sequential(linear(1, 4, 4), nn.Hardtanh(-2.0, 2.0)), 4)
+
+# nn.Linear without a bias exports as a bare MatMul; GELU after a norm is an op of its own;
+# residual blocks nest.
+inner = Residual(nn.Sequential(linear(3, 6, 6), nn.Tanh()))
+no_bias = nn.Linear(4, 6, bias=False)
+fill(1, no_bias.weight, None)
+export("nested_no_bias.onnx", nn.Sequential(
+    no_bias, nn.LayerNorm(6), nn.GELU(),
+    Residual(nn.Sequential(linear(2, 6, 6), nn.ReLU(), inner, linear(4, 6, 6))),
+    linear(5, 6, 2)), 4)

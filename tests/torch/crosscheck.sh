@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Cross-checks gradscope against PyTorch: runs small networks of every kind (each activation, norm,
+# residual form and loss, in float64 and float32) with --save-weights and recomputes every
+# per-layer statistic with autograd (scripts/torch_crosscheck.py); then networks built in PyTorch,
+# read by gradscope from safetensors and ONNX (torch_models.py). Exit 77 (skipped) without torch.
+#   usage: bash tests/torch/crosscheck.sh PATH/TO/gradscope
+set -uo pipefail
+
+GRADSCOPE=${1:?usage: crosscheck.sh PATH/TO/gradscope}
+PYTHON=${GRADSCOPE_TORCH_PYTHON:-/usr/bin/python3}  # Debian's has python3-torch; PATH's may not
+SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/torch_crosscheck.py"
+
+if ! "$PYTHON" -c 'import torch, numpy' 2>/dev/null; then
+  echo "crosscheck: skipped: $PYTHON cannot import torch and numpy (apt install python3-torch)"
+  exit 77
+fi
+
+DIR=$(mktemp -d)
+trap 'rm -rf "$DIR"' EXIT
+mkdir -p "$DIR/cfg" "$DIR/out"
+failures=0
+fail() {
+  echo "crosscheck: FAIL: $*"
+  failures=$((failures + 1))
+}
+
+"$PYTHON" "$SCRIPT" --self-test || fail "the script's self-test"
+
+# config NAME BODY: writes NAME-f64.json and NAME-f32.json, BODY being the keys after name and
+# precision. Sizes stay small (widths <= 16, batch <= 16) so the whole check takes seconds, and
+# depths stay where float32 gradients keep far inside float32's range (PyTorch cannot rescale).
+NAMES=()
+config() {
+  local name=$1 body=$2 p
+  for p in 64 32; do
+    printf '{"name": "%s-f%s", "precision": "float%s", %s}\n' "$name" "$p" "$p" "$body" \
+      >"$DIR/cfg/$name-f$p.json"
+    NAMES+=("$name-f$p")
+  done
+}
+
+# Every activation in a small stack, with an output layer; each init suits its activation.
+for spec in 'linear|"linear"|xavier_normal' 'relu|"relu"|he_normal' \
+  'leaky_relu|{"name": "leaky_relu", "slope": 0.2}|he_normal' \
+  'elu|{"name": "elu", "alpha": 0.5}|he_normal' 'selu|"selu"|lecun_normal' \
+  'gelu|"gelu"|he_normal' 'gelu_tanh|"gelu_tanh"|he_normal' 'silu|"swish"|he_normal' \
+  'mish|"mish"|he_normal' 'softplus|"softplus"|he_normal' 'sigmoid|"sigmoid"|xavier_normal' \
+  'tanh|"tanh"|xavier_normal' 'hard_tanh|"hard_tanh"|xavier_normal'; do
+  IFS='|' read -r name act init <<<"$spec"
+  config "act-$name" "\"seed\": 11, \"input\": {\"width\": 12, \"batch\": 16},
+    \"stack\": {\"depth\": 4, \"width\": 12, \"activation\": $act, \"init\": \"$init\",
+                \"bias_init\": {\"name\": \"normal\", \"std\": 0.1}},
+    \"output\": {\"width\": 6, \"activation\": \"linear\", \"init\": \"xavier_normal\"}"
+done
+
+# A softmax output under the probe; biases and weights from PyTorch's default init.
+config softmax-output '"seed": 5, "input": {"width": 10, "batch": 12, "distribution": "uniform"},
+  "stack": {"depth": 3, "width": 10, "activation": "tanh", "init": "torch_default"},
+  "output": {"width": 5, "activation": "softmax"}'
+
+# Dead and saturated units: ReLU with a negative bias (up to 14 of 16 units dead per layer),
+# hard_tanh with a large gain, so the dead-unit count is compared where it is not zero; and a
+# ReLU stack dead to its last unit, whose gradients are exact zeros and whose gains are 0 / 0.
+config relu-dead '"seed": 2, "input": {"width": 16, "batch": 8},
+  "stack": {"depth": 4, "width": 16, "activation": "relu", "init": "he_normal",
+            "bias_init": {"name": "constant", "value": -0.7}}'
+config relu-all-dead '"seed": 2, "input": {"width": 12, "batch": 8},
+  "stack": {"depth": 4, "width": 12, "activation": "relu", "init": "he_normal",
+            "bias_init": {"name": "constant", "value": -1.0}}'
+config hard-tanh-saturated '"seed": 2, "input": {"width": 12, "batch": 4},
+  "stack": {"depth": 3, "width": 12, "activation": "hard_tanh",
+            "init": {"name": "xavier_normal", "gain": 6}}'
+
+# Norms, before and after the activation, and as items of their own.
+config batch-norm '"seed": 3, "input": {"width": 12, "batch": 16},
+  "layers": [{"width": 12, "activation": "relu", "norm": "batch_norm"},
+             {"width": 12, "activation": "relu", "norm": {"name": "batch_norm", "eps": 1e-3}},
+             {"width": 12, "activation": "tanh", "norm": "batch_norm",
+              "norm_position": "after_activation"},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}]'
+config layer-norm '"seed": 4, "input": {"width": 12, "batch": 16},
+  "layers": [{"width": 12, "activation": "gelu", "norm": "layer_norm"},
+             {"norm": {"name": "layer_norm", "eps": 1e-2}},
+             {"width": 12, "activation": "silu", "norm": "layer_norm",
+              "norm_position": "after_activation"},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}]'
+config rms-norm '"seed": 6, "input": {"width": 12, "batch": 16},
+  "layers": [{"width": 12, "activation": "relu", "norm": "rms_norm"},
+             {"width": 12, "activation": "linear", "norm": {"name": "rms_norm", "eps": 1e-6}},
+             {"activation": "mish"},
+             {"width": 12, "activation": "elu", "norm": "rms_norm",
+              "norm_position": "after_activation"},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}]'
+
+# Residual blocks: pre-norm with a scale, post-norm, projected (a width change, and a projection
+# init of its own), nested, and a dropout of rate 0 (the identity; any other rate is refused).
+config residual-pre-norm '"seed": 7, "input": {"width": 12, "batch": 16},
+  "layers": [{"width": 12, "activation": "gelu"},
+             {"repeat": 3, "residual": {"scale": 0.5},
+              "block": [{"norm": "layer_norm"}, {"width": 16, "activation": "gelu"},
+                        {"width": 12, "activation": "linear", "init": "xavier_normal"}]},
+             {"norm": "layer_norm"},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}]'
+config residual-post-norm '"seed": 8, "input": {"width": 12, "batch": 16},
+  "layers": [{"width": 12, "activation": "relu"},
+             {"repeat": 2,
+              "residual": {"placement": "post_norm", "norm": "layer_norm", "scale": 1.5},
+              "block": [{"width": 12, "activation": "relu"},
+                        {"width": 12, "activation": "linear", "init": "xavier_normal"}]},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}]'
+config residual-projected '"seed": 9, "input": {"width": 12, "batch": 16},
+  "layers": [{"width": 12, "activation": "tanh", "init": "xavier_normal"},
+             {"residual": {"projection": true},
+              "block": [{"width": 8, "activation": "tanh", "init": "xavier_normal"}]},
+             {"residual": {"projection": {"name": "orthogonal", "gain": 0.5},
+                           "placement": "post_norm", "norm": "rms_norm"},
+              "block": [{"norm": "batch_norm"}, {"width": 16, "activation": "sigmoid"}]},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}]'
+config residual-nested '"seed": 10, "input": {"width": 12, "batch": 16},
+  "layers": [{"width": 12, "activation": "selu", "init": "lecun_normal"},
+             {"repeat": 2, "residual": true,
+              "block": [{"width": 12, "activation": "selu", "init": "lecun_normal"},
+                        {"repeat": 2, "residual": {"scale": 0.25},
+                         "block": [{"norm": "rms_norm"}, {"width": 12, "activation": "softplus"}]},
+                        {"dropout": 0}]},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}]'
+
+# Each loss (the probe is the default above), with an output that fits it.
+config loss-mse '"seed": 12, "input": {"width": 12, "batch": 16},
+  "stack": {"depth": 3, "width": 12, "activation": "relu"},
+  "output": {"width": 6, "activation": "linear", "init": "xavier_normal"}, "loss": "mse"'
+config loss-softmax-ce '"seed": 13, "input": {"width": 12, "batch": 16},
+  "stack": {"depth": 3, "width": 12, "activation": "gelu"},
+  "output": {"width": 5, "activation": "linear", "init": "xavier_normal"},
+  "loss": {"name": "softmax_cross_entropy", "classes": 5}'
+config loss-sigmoid-bce '"seed": 14, "input": {"width": 12, "batch": 16},
+  "stack": {"depth": 3, "width": 12, "activation": "tanh", "init": "xavier_normal"},
+  "output": {"width": 4, "activation": "linear", "init": {"name": "xavier_normal", "gain": 3}},
+  "loss": "sigmoid_bce"'
+# A sigmoid output under softmax cross-entropy: refused by no one, diagnosed by gradscope.
+config loss-ce-sigmoid-output '"seed": 15, "input": {"width": 12, "batch": 16},
+  "stack": {"depth": 2, "width": 12, "activation": "relu"},
+  "output": {"width": 3, "activation": "sigmoid", "init": "xavier_normal"},
+  "loss": "softmax_cross_entropy"'
+
+# Each run writes OUT/<name>.json, the report; the script takes every (file, report) pair at once
+# (PyTorch's import is most of a run's cost).
+pairs=()
+for name in "${NAMES[@]}"; do
+  out="$DIR/out/$name"
+  if "$GRADSCOPE" run "$DIR/cfg/$name.json" --out "$DIR/out" --quiet \
+    --save-weights "$out.safetensors" >"$out.log" 2>&1; then
+    pairs+=("$out.safetensors" "$out.json")
+  else
+    fail "gradscope run $name (exit $?): $(head -c 600 "$out.log")"
+  fi
+done
+
+echo "crosscheck: ${#NAMES[@]} runs against PyTorch"
+"$PYTHON" "$SCRIPT" "${pairs[@]}" || fail "a statistic differs from PyTorch's (tables above)"
+
+# The dead-unit comparison sees dead units, and gradients that are not all zero.
+for name in relu-dead-f64 relu-dead-f32 hard-tanh-saturated-f64 hard-tanh-saturated-f32; do
+  "$PYTHON" -c 'import json, sys
+s = json.load(open(sys.argv[1]))["summary"]
+sys.exit(0 if s["dead_units"] > 0 and s["log10_grad_ratio_first_to_last"] is not None else 1)' \
+    "$DIR/out/$name.json" || fail "$name: no dead units, or no gradient: the config needs retuning"
+done
+
+# The check can fail: a report whose first gradient is moved by 1% is caught (exit 1).
+if [ "${#pairs[@]}" -gt 0 ]; then
+  "$PYTHON" - "${pairs[1]}" "$DIR/tampered.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+g = r["layers"][0]["backward"]["grad_preact"]
+g["log10_rms"] += 0.0043  # log10(1.01)
+json.dump(r, open(sys.argv[2], "w"))
+EOF
+  "$PYTHON" "$SCRIPT" "${pairs[0]}" "$DIR/tampered.json" >"$DIR/tampered.log" 2>&1
+  rc=$?
+  [ "$rc" -eq 1 ] || fail "a report with a gradient off by 1% was not caught (exit $rc, not 1)"
+fi
+
+# Dropout above 0 is refused with exit 2: its masks are not in the file.
+printf '{"name": "dropout", "precision": "float64", "input": {"width": 6, "batch": 4},
+  "layers": [{"width": 6}, {"dropout": 0.5}, {"width": 3, "activation": "linear"}]}\n' \
+  >"$DIR/cfg/dropout.json"
+if "$GRADSCOPE" run "$DIR/cfg/dropout.json" --out "$DIR/out" --quiet \
+  --save-weights "$DIR/out/dropout.safetensors" >"$DIR/dropout.log" 2>&1; then
+  "$PYTHON" "$SCRIPT" "$DIR/out/dropout.safetensors" "$DIR/out/dropout.json" \
+    >"$DIR/dropout.out" 2>&1
+  rc=$?
+  if [ "$rc" -ne 2 ] || ! grep -q dropout "$DIR/dropout.out"; then
+    fail "a run with dropout 0.5 was not refused (exit $rc, not 2): $(cat "$DIR/dropout.out")"
+  fi
+else
+  fail "gradscope run dropout: $(head -c 600 "$DIR/dropout.log")"
+fi
+
+# The other direction: networks built in PyTorch, saved as a state_dict safetensors file with a
+# config and as ONNX, run by gradscope with --weights/--input/--targets or on the .onnx file.
+"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/torch_models.py" "$GRADSCOPE" \
+  || fail "a network built in PyTorch differs from gradscope's report (tables above)"
+
+if [ "$failures" -gt 0 ]; then
+  echo "crosscheck: $failures failure(s)"
+  exit 1
+fi
+echo "crosscheck: ok"
