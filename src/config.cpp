@@ -39,6 +39,9 @@ constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
 // room for 40-odd nested blocks. The cap keeps the recursive readers and writers of the tree
 // (and nlohmann's dump) from running out of stack on a file of 16 MiB of brackets.
 constexpr std::size_t kMaxNesting = 100;
+// No config object has more than a dozen keys. nlohmann's ordered_json finds a key by linear
+// search, so the cap also keeps an object of a million keys from costing 10^12 comparisons.
+constexpr std::size_t kMaxKeys = 64;
 
 constexpr std::string_view kDefaultSource = "<default>";
 constexpr std::string_view kListHint = "`gradscope list` shows them all";
@@ -374,9 +377,54 @@ std::string parse_reason(const std::string& what) {
   return colon == std::string::npos ? what : what.substr(colon + 2);
 }
 
-// Parses config text, rejecting duplicate keys: JSON parsers silently keep the last one, which
-// would let `"depth": 50, ..., "depth": 5` run a different network than the reader sees.
-Json parse_json_text(std::string_view text, std::string_view source) {
+// What a first pass over JSON text can find before a tree is built.
+struct JsonProblem {
+  enum Kind : int { kDuplicateKey, kTooDeep, kTooManyKeys } kind;
+  std::string path;  // as child() spells paths: "layers[0].block"
+};
+
+// A pass over JSON text that builds nothing and stops at the first duplicate key (when they are
+// refused), at nesting deeper than kMaxNesting or at an object of more than kMaxKeys keys; a
+// syntax error is left for Json::parse to report. A parser callback could check the same while
+// building the tree, but nlohmann's callback parser rescans an object or array after each child
+// object it ends, which makes a "layers" list of n items cost n^2 (160,000 {} took 8 minutes in
+// an unoptimised build).
+class JsonChecker final : public nlohmann::json_sax<Json> {
+ public:
+  explicit JsonChecker(bool refuse_duplicate_keys) : refuse_duplicates_(refuse_duplicate_keys) {}
+
+  std::optional<JsonProblem> problem() && { return std::move(problem_); }
+
+  bool null() override { return element(); }
+  bool boolean(bool /*value*/) override { return element(); }
+  bool number_integer(number_integer_t /*value*/) override { return element(); }
+  bool number_unsigned(number_unsigned_t /*value*/) override { return element(); }
+  bool number_float(number_float_t /*value*/, const string_t& /*text*/) override {
+    return element();
+  }
+  bool string(string_t& /*value*/) override { return element(); }
+  bool binary(binary_t& /*value*/) override { return element(); }
+  bool start_object(std::size_t /*elements*/) override { return open(true); }
+  bool start_array(std::size_t /*elements*/) override { return open(false); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+
+  bool key(string_t& key) override {
+    Frame& top = frames_.back();
+    if (++top.count > kMaxKeys) return stop(JsonProblem::kTooManyKeys);
+    top.key = key;
+    if (refuse_duplicates_ && !top.keys.insert(key).second) {
+      return stop(JsonProblem::kDuplicateKey);
+    }
+    return true;
+  }
+
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const Json::exception& /*error*/) override {
+    return false;
+  }
+
+ private:
   struct Frame {
     // ".key" or "[i]": where this object or array sits in its parent. Only the segment is kept,
     // not the whole path, so that memory grows with the text and not with depth times length.
@@ -384,58 +432,90 @@ Json parse_json_text(std::string_view text, std::string_view source) {
     bool is_object = false;
     std::set<std::string, std::less<>> keys{};
     std::string key{};
-    std::size_t count = 0;  // elements seen so far, in an array
-  };
-  std::vector<Frame> frames;
-  const auto next_segment = [&frames]() -> std::string {
-    if (frames.empty()) return {};
-    Frame& top = frames.back();
-    if (top.is_object) return "." + top.key;
-    return "[" + std::to_string(top.count++) + "]";
-  };
-  // The path of the innermost value, as child() spells paths ("layers[0].block").
-  const auto path_here = [&frames]() {
-    std::string path;
-    for (const Frame& f : frames) path += f.segment;
-    if (!frames.empty() && frames.back().is_object) path += "." + frames.back().key;
-    return path.starts_with('.') ? path.substr(1) : path;
-  };
-  const Json::parser_callback_t track = [&](int /*depth*/, Json::parse_event_t event,
-                                            Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start: {
-        if (frames.size() >= kMaxNesting) {
-          throw Error(std::string(source) + ": " + path_here() + ": nested deeper than " +
-                          std::to_string(kMaxNesting) + " levels",
-                      "a config nests a few levels deep; check that its brackets are balanced");
-        }
-        std::string segment = next_segment();
-        frames.push_back(Frame{std::move(segment), event == Json::parse_event_t::object_start});
-        break;
-      }
-      case Json::parse_event_t::object_end:
-      case Json::parse_event_t::array_end:
-        frames.pop_back();
-        break;
-      case Json::parse_event_t::key: {
-        Frame& top = frames.back();
-        top.key = parsed.get<std::string>();
-        if (!top.keys.insert(top.key).second) {
-          throw Error(std::string(source) + ": " + path_here() + ": duplicate key",
-                      "a key may appear only once in an object; remove one of the two");
-        }
-        break;
-      }
-      case Json::parse_event_t::value:
-        if (!frames.empty() && !frames.back().is_object) ++frames.back().count;
-        break;
-    }
-    return true;
+    std::size_t count = 0;  // an array's elements or an object's keys, so far
   };
 
+  bool element() {
+    if (!frames_.empty() && !frames_.back().is_object) ++frames_.back().count;
+    return true;
+  }
+
+  bool open(bool is_object) {
+    if (frames_.size() >= kMaxNesting) return stop(JsonProblem::kTooDeep);
+    std::string segment;
+    if (!frames_.empty()) {
+      Frame& top = frames_.back();
+      segment = top.is_object ? "." + top.key : "[" + std::to_string(top.count++) + "]";
+    }
+    frames_.push_back(Frame{std::move(segment), is_object});
+    return true;
+  }
+
+  bool close() {
+    frames_.pop_back();
+    return true;
+  }
+
+  // The path of the innermost object or array, and with `key`, of its member `key`.
+  std::string path_here(bool with_key) const {
+    std::string path;
+    for (const Frame& f : frames_) path += f.segment;
+    if (with_key && !frames_.empty() && frames_.back().is_object) path += "." + frames_.back().key;
+    return path.starts_with('.') ? path.substr(1) : path;
+  }
+
+  bool stop(JsonProblem::Kind kind) {
+    problem_ = JsonProblem{kind, path_here(kind != JsonProblem::kTooManyKeys)};
+    return false;
+  }
+
+  bool refuse_duplicates_;
+  std::vector<Frame> frames_;
+  std::optional<JsonProblem> problem_;
+};
+
+std::optional<JsonProblem> check_json(std::string_view text, bool refuse_duplicate_keys) {
+  JsonChecker checker(refuse_duplicate_keys);
+  Json::sax_parse(text.begin(), text.end(), &checker);
+  return std::move(checker).problem();
+}
+
+// The message for a problem the first pass found, after "where: ".
+std::string json_problem_text(const JsonProblem& problem) {
+  const std::string where = problem.path.empty() ? std::string() : problem.path + ": ";
+  switch (problem.kind) {
+    case JsonProblem::kDuplicateKey:
+      return where + "duplicate key";
+    case JsonProblem::kTooDeep:
+      return where + "nested deeper than " + std::to_string(kMaxNesting) + " levels";
+    case JsonProblem::kTooManyKeys:
+      return where + "an object of more than " + std::to_string(kMaxKeys) + " keys";
+  }
+  return where + "invalid";
+}
+
+std::string json_problem_hint(const JsonProblem& problem) {
+  switch (problem.kind) {
+    case JsonProblem::kDuplicateKey:
+      return "a key may appear only once in an object; remove one of the two";
+    case JsonProblem::kTooDeep:
+      return "a config nests a few levels deep; check that its brackets are balanced";
+    case JsonProblem::kTooManyKeys:
+      return "no config object has more than a dozen keys (the README lists them); check that "
+             "this is a gradscope config";
+  }
+  return {};
+}
+
+// Parses config text, rejecting duplicate keys: JSON parsers silently keep the last one, which
+// would let `"depth": 50, ..., "depth": 5` run a different network than the reader sees.
+Json parse_json_text(std::string_view text, std::string_view source) {
+  if (const std::optional<JsonProblem> problem = check_json(text, true)) {
+    throw Error(std::string(source) + ": " + json_problem_text(*problem),
+                json_problem_hint(*problem));
+  }
   try {
-    return Json::parse(text.begin(), text.end(), track);
+    return Json::parse(text.begin(), text.end());
   } catch (const Json::parse_error& e) {
     // e.byte is the 1-based position of the character that failed (size + 1 at end of input).
     const std::size_t offset = e.byte == 0 ? 0 : e.byte - 1;
@@ -512,19 +592,16 @@ std::string step_path(const std::string& path, const PathStep& step) {
 }
 
 // The value of an override: JSON when it parses as JSON, else the text as a string. It lands
-// inside the config, so it may nest no deeper than a config.
+// inside the config, so it is held to a config's limits on nesting and keys.
 Json override_value(const ConfigOverride& o) {
-  const Json::parser_callback_t limit = [&o](int depth, Json::parse_event_t event, Json&) {
-    const bool opens =
-        event == Json::parse_event_t::object_start || event == Json::parse_event_t::array_start;
-    if (opens && static_cast<std::size_t>(depth) >= kMaxNesting) {
-      throw Error(o.origin + ": " + o.path + ": the value is nested deeper than " +
-                      std::to_string(kMaxNesting) + " levels",
-                  "a config nests a few levels deep; check that its brackets are balanced");
-    }
-    return true;
-  };
-  Json value = Json::parse(o.value, limit, /*allow_exceptions=*/false);
+  std::optional<JsonProblem> problem = check_json(o.value, false);
+  if (problem && Json::accept(o.value)) {
+    problem->path.clear();  // a path inside the value would read as a config path
+    throw Error(o.origin + ": " + o.path + ": " + json_problem_text(*problem),
+                json_problem_hint(*problem));
+  }
+  if (problem) return Json(o.value);
+  Json value = Json::parse(o.value, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) return Json(o.value);
   return value;
 }
