@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <set>
 #include <string>
 #include <string_view>
@@ -19,13 +20,21 @@ using gradscope_fuzz::require;
 
 void check_tensor(const gradscope::Tensor& t) {
   require(!t.name.empty() && t.name != "__metadata__", "a tensor has an empty or reserved name");
-  std::uint64_t count = 1;
+  // The element count, computed apart from the reader: zero if any dimension is, else a product
+  // that must fit in 64 bits (1 for a scalar's empty shape).
+  bool has_zero = false;
   for (const std::int64_t d : t.shape) {
     require(d >= 0, "a negative dimension");
-    count *= static_cast<std::uint64_t>(d);  // cannot wrap: the values are in memory
+    has_zero = has_zero || d == 0;
   }
-  require(t.shape.empty() || t.values.size() == count, "values do not match the shape");
-  require(!t.shape.empty() || t.values.size() == 1, "a scalar without exactly one value");
+  std::uint64_t count = has_zero ? 0 : 1;
+  for (std::size_t k = 0; k < t.shape.size() && !has_zero; ++k) {
+    const auto d = static_cast<std::uint64_t>(t.shape[k]);
+    require(count <= std::numeric_limits<std::uint64_t>::max() / d,
+            "a shape whose element count does not fit in 64 bits");
+    count *= d;
+  }
+  require(t.values.size() == count, "values do not match the shape");
   for (const double v : t.values) require(std::isfinite(v), "a NaN or Inf was returned");
 }
 
