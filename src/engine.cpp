@@ -19,18 +19,8 @@ namespace gradscope {
 
 namespace {
 
-std::string human_bytes(std::int64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024.0 && u < 6) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  return buf;
-}
+// The process besides the plan's data: code, libraries, thread stacks, the report being built.
+constexpr std::int64_t kProcessOverheadBytes = std::int64_t{64} << 20;
 
 Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
   Summary s;
@@ -58,7 +48,7 @@ Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
 template <class Scalar>
 Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   ThreadPool pool(options.threads);
-  Network<Scalar> net = build_network<Scalar>(spec, pool);
+  Network<Scalar> net = build_network<Scalar>(spec, pool, report.memory.plan.weights);
   const ExternalData* ext = options.external;
   if (ext != nullptr) {
     for (std::size_t l = 0; l < net.ops.size(); ++l) {
@@ -82,6 +72,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   pass.seed = spec.seed;
   pass.loss = spec.loss;
   pass.optimizer = spec.optimizer;
+  pass.checkpoint_every = report.memory.plan.checkpoint_every;
   Mat<Scalar> probe;
   LossTargets targets;
   if (spec.loss.kind == LossKind::kProbe) {
@@ -96,8 +87,10 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
     RunData& d = *options.save;
     d.weight.assign(net.ops.size(), {});
     d.bias.assign(net.ops.size(), {});
+    Mat<Scalar> scratch;
     for (std::size_t l = 0; l < net.ops.size(); ++l) {
-      if (net.weight[l].size() > 0) d.weight[l] = net.weight[l].template cast<double>();
+      const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+      if (w.size() > 0) d.weight[l] = w.template cast<double>();
       if (net.bias[l].size() > 0) d.bias[l] = net.bias[l].template cast<double>();
     }
     d.input = input.template cast<double>();
@@ -148,23 +141,24 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
   report.spec = spec;
   check_jacobian_request(spec);
   report.memory = estimate_memory(spec);
-  const std::int64_t limit =
-      options.memory_limit_bytes > 0 ? options.memory_limit_bytes : available_memory_bytes();
-  const int threads = options.threads > 0 ? options.threads : hardware_threads();
-  // In double: each part may be near int64's limit for an absurd config.
-  const double scratch =
-      static_cast<double>(threads) * static_cast<double>(report.memory.per_thread_bytes);
-  const auto needed = static_cast<std::int64_t>(
-      std::min(9.0e18, static_cast<double>(report.memory.total_bytes()) + scratch));
-  if (limit > 0 && needed > limit) {
-    throw Error(
-        "run refused: it needs an estimated " + human_bytes(needed) + " (weights " +
-            human_bytes(report.memory.weights_bytes) + ", cached activations " +
-            human_bytes(report.memory.cache_bytes) + ", buffers " +
-            human_bytes(static_cast<std::int64_t>(
-                std::min(9.0e18, static_cast<double>(report.memory.work_bytes) + scratch))) +
-            ") but only " + human_bytes(limit) + " is available",
-        "reduce stack.depth, stack.width or input.batch, or use \"precision\": \"float32\"");
+  std::vector<bool> loaded;
+  if (options.external != nullptr) {
+    for (const Eigen::MatrixXd& w : options.external->weight) loaded.push_back(w.size() > 0);
+  }
+  if (options.plan) {
+    report.memory.plan = plan_with(spec, report.memory, loaded, options.plan->weights,
+                                   options.plan->checkpoint_every);
+  } else {
+    const std::int64_t limit = options.memory_limit_bytes > 0    ? options.memory_limit_bytes
+                               : options.memory_limit_bytes == 0 ? available_memory_bytes()
+                                                                 : -1;
+    const int threads = options.threads > 0 ? options.threads : hardware_threads();
+    // In double: each part may be near int64's limit for an absurd config.
+    const double scratch =
+        static_cast<double>(threads) * static_cast<double>(report.memory.per_thread_bytes);
+    const auto overhead = static_cast<std::int64_t>(
+        std::min(3.0e18, scratch + static_cast<double>(kProcessOverheadBytes)));
+    report.memory.plan = choose_memory_plan(spec, report.memory, loaded, limit, overhead);
   }
   const std::vector<OpSpec> ops = expand_ops(spec);
   const std::vector<int> widths = op_widths(spec, ops);

@@ -87,6 +87,9 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
   JacobianStats st;
   st.examples = examples;
   st.singular_values_per_example = std::min(n0, nl);
+  // Regenerated weights are drawn again for every example: the Jacobian is opt-in and small.
+  ThreadPool pool(0);
+  Mat<Scalar> scratch;
   std::vector<double> logs;  // log10 of every singular value
   double log10_cond = -std::numeric_limits<double>::infinity();
   for (int a = 0; a < examples; ++a) {
@@ -100,8 +103,9 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
         case OpKind::kActivation: {
           Mat<Scalar> h = x;
           if (op.kind == OpKind::kDense) {
-            h = net.weight[l] * x + net.bias[l];
-            j.m = (net.weight[l] * j.m).eval();
+            const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+            h = w * x + net.bias[l];
+            j.m = (w * j.m).eval();
           }
           const ActivationSpec& act =
               op.kind == OpKind::kDense ? op.dense.activation : op.activation;
@@ -150,8 +154,9 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
           skips.pop_back();
           const Scalar scale = static_cast<Scalar>(op.residual.scale);
           if (op.residual.projection) {
-            sx = (net.weight[l] * sx).eval();
-            sj.m = (net.weight[l] * sj.m).eval();
+            const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+            sx = (w * sx).eval();
+            sj.m = (w * sj.m).eval();
           }
           x = sx + scale * x;
           // Bring both Jacobians to the larger exponent before adding.

@@ -188,44 +188,28 @@ bool use_gram_for_weight_norm(Eigen::Index batch, Eigen::Index n_in, Eigen::Inde
 // Entries of an op's output that one histogram task bins: whole columns, about this many.
 constexpr Eigen::Index kHistogramEntriesPerTask = Eigen::Index{1} << 15;
 
-// Every reported op's act_histogram, over act.min .. act.max of its whole output, in one parallel
-// run over every op: tasks of whole columns cut by the shape alone, each counting into its own
-// slot. Integer counts sum exactly in any order, so the result does not depend on the threads.
+// An op's act_histogram, over act.min .. act.max of its whole output: tasks of whole columns cut by
+// the shape alone, each counting into its own slot. Integer counts sum exactly in any order, so the
+// result does not depend on the threads, nor on when the histogram is taken.
 template <class Scalar>
-void fill_act_histograms(const std::vector<Mat<Scalar>>& out, std::vector<ForwardStats>& forward,
-                         ThreadPool& pool) {
-  struct Task {
-    std::size_t op;
-    Range columns;
-  };
-  std::vector<Task> tasks;
-  for (std::size_t l = 0; l < out.size(); ++l) {
-    const Mat<Scalar>& y = out[l];
-    // Residual begins have no output; an op without a finite entry keeps an empty histogram.
-    if (y.size() == 0 || forward[l].act.finite == 0) continue;
-    const Eigen::Index per_task = std::max<Eigen::Index>(1, kHistogramEntriesPerTask / y.rows());
-    for (std::int64_t t = 0; t < tasks_for(y.cols(), per_task); ++t) {
-      tasks.push_back({l, task_range(t, y.cols(), per_task)});
-    }
-  }
+void fill_act_histogram(const Mat<Scalar>& y, ForwardStats& fs, ThreadPool& pool) {
+  if (y.size() == 0 || fs.act.finite == 0) return;  // no finite entry: an empty histogram
+  const Eigen::Index per_task = std::max<Eigen::Index>(1, kHistogramEntriesPerTask / y.rows());
+  const std::int64_t tasks = tasks_for(y.cols(), per_task);
   const auto bins = static_cast<std::size_t>(kActHistogramBins);
-  std::vector<std::int64_t> counts(tasks.size() * bins);  // (bins, tasks)
-  pool.run(static_cast<std::int64_t>(tasks.size()), [&](std::int64_t k) {
-    const auto slot = static_cast<std::size_t>(k);
-    const Task& task = tasks[slot];
-    const MomentStats& act = forward[task.op].act;
-    const Mat<Scalar>& y = out[task.op];
-    HistogramAccumulator acc(act.min, act.max, kActHistogramBins);
-    for (Eigen::Index a = task.columns.begin; a < task.columns.begin + task.columns.size; ++a) {
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(tasks) * bins);  // (bins, tasks)
+  pool.run(tasks, [&](std::int64_t k) {
+    const Range columns = task_range(k, y.cols(), per_task);
+    HistogramAccumulator acc(fs.act.min, fs.act.max, kActHistogramBins);
+    for (Eigen::Index a = columns.begin; a < columns.begin + columns.size; ++a) {
       acc.add(y.col(a).data(), y.rows());
     }
     const std::vector<std::int64_t> c = acc.counts();
-    std::copy(c.begin(), c.end(), counts.begin() + static_cast<std::ptrdiff_t>(slot * bins));
+    std::copy(c.begin(), c.end(), counts.begin() + static_cast<std::ptrdiff_t>(k) * bins);
   });
-  for (std::size_t k = 0; k < tasks.size(); ++k) {
-    std::vector<std::int64_t>& h = forward[tasks[k].op].act_histogram;
-    if (h.empty()) h.assign(bins, 0);
-    for (std::size_t b = 0; b < bins; ++b) h[b] += counts[k * bins + b];
+  fs.act_histogram.assign(bins, 0);
+  for (std::size_t k = 0; k < static_cast<std::size_t>(tasks); ++k) {
+    for (std::size_t b = 0; b < bins; ++b) fs.act_histogram[b] += counts[k * bins + b];
   }
 }
 
@@ -322,9 +306,72 @@ Eigen::MatrixXd unscaled(const Mat<Scalar>& g, std::int64_t exp2) {
 }  // namespace
 
 template <class Scalar>
-Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool) {
+double weight_frobenius(const Mat<Scalar>& w) {
+  SquareSum squares;
+  for (Eigen::Index j = 0; j < w.cols(); ++j) squares.add(w.col(j).data(), w.rows());
+  return std::sqrt(squares.sum);
+}
+
+template <class Scalar>
+void generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, ThreadPool& pool) {
+  const OpSpec& op = net.ops[l];
+  const auto index = static_cast<std::uint64_t>(l + 1);  // ops are numbered from 1
+  const int fan_in = l == 0 ? net.input_width : net.widths[l - 1];
+  if (op.kind == OpKind::kResidualEnd && op.residual.projection) {
+    const auto begin = static_cast<std::size_t>(net.partner[l]);
+    const int skip_width = begin == 0 ? net.input_width : net.widths[begin - 1];
+    Eigen::MatrixXd p(net.widths[l], skip_width);
+    init_weights(op.residual.projection_init,
+                 stream_key(net.seed, index, StreamPurpose::kProjection), p);
+    w = p.cast<Scalar>();
+    return;
+  }
+  if (op.kind != OpKind::kDense) {
+    w.resize(0, 0);
+    return;
+  }
+  const LayerSpec& layer = op.dense;
+  const std::uint64_t key = stream_key(net.seed, index, StreamPurpose::kWeights);
+  if (!init_is_elementwise(layer.init.kind)) {
+    // Orthogonal: a QR of the whole matrix, in double.
+    Eigen::MatrixXd d(layer.width, fan_in);
+    init_weights(layer.init, key, d);
+    w = d.cast<Scalar>();
+    return;
+  }
+  // Entry (i, j) is number i + j * rows of its stream, so blocks of columns drawn by separate
+  // tasks are the values a single draw makes. Drawn in double and rounded once.
+  constexpr int kColumns = 32;
+  w.resize(layer.width, fan_in);
+  pool.run(tasks_for(fan_in, kColumns), [&](std::int64_t t) {
+    const Range c = task_range(t, fan_in, kColumns);
+    const auto first = static_cast<int>(c.begin);
+    const auto n = static_cast<int>(c.size);
+    if constexpr (std::is_same_v<Scalar, double>) {
+      init_weight_columns(layer.init, key, layer.width, fan_in, first, n,
+                          w.data() + c.begin * w.rows());
+    } else {
+      Eigen::MatrixXd block(layer.width, n);  // (width, columns of this task)
+      init_weight_columns(layer.init, key, layer.width, fan_in, first, n, block.data());
+      w.middleCols(c.begin, c.size) = block.template cast<Scalar>();
+    }
+  });
+}
+
+template <class Scalar>
+const Mat<Scalar>& weight_of(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& scratch,
+                             ThreadPool& pool) {
+  if (!net.regenerate || net.weight[l].size() > 0) return net.weight[l];
+  generate_weight(net, l, scratch, pool);
+  return scratch;
+}
+
+template <class Scalar>
+Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStorage storage) {
   Network<Scalar> net;
   net.input_width = spec.input.width;
+  net.seed = spec.seed;
+  net.regenerate = storage == WeightStorage::kRegenerated;
   net.ops = expand_ops(spec);
   net.widths = op_widths(spec, net.ops);
   const std::size_t count = net.ops.size();
@@ -341,50 +388,24 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool) {
   net.weight.resize(count);
   net.bias.resize(count);
   net.weight_norm.assign(count, 0.0);
+  // Biases are small: always stored.
   pool.run(static_cast<std::int64_t>(count), [&](std::int64_t k) {
     const auto l = static_cast<std::size_t>(k);
-    const OpSpec& op = net.ops[l];
-    const auto index = static_cast<std::uint64_t>(k + 1);  // ops are numbered from 1
+    if (net.ops[l].kind != OpKind::kDense) return;
+    const LayerSpec& layer = net.ops[l].dense;
     const int fan_in = l == 0 ? spec.input.width : net.widths[l - 1];
-    if (op.kind == OpKind::kResidualEnd && op.residual.projection) {
-      const int skip_width = net.partner[l] == 0
-                                 ? spec.input.width
-                                 : net.widths[static_cast<std::size_t>(net.partner[l]) - 1];
-      Eigen::MatrixXd p(net.widths[l], skip_width);
-      init_weights(op.residual.projection_init,
-                   stream_key(spec.seed, index, StreamPurpose::kProjection), p);
-      net.weight[l] = p.cast<Scalar>();
-      return;
-    }
-    if (op.kind != OpKind::kDense) return;
-    const LayerSpec& layer = op.dense;
     Eigen::VectorXd b(layer.width);
-    init_bias(layer.bias, fan_in, stream_key(spec.seed, index, StreamPurpose::kBias), b);
+    init_bias(layer.bias, fan_in,
+              stream_key(spec.seed, static_cast<std::uint64_t>(k + 1), StreamPurpose::kBias), b);
     net.bias[l] = b.cast<Scalar>();
-    const std::uint64_t key = stream_key(spec.seed, index, StreamPurpose::kWeights);
-    if constexpr (std::is_same_v<Scalar, double>) {
-      net.weight[l].resize(layer.width, fan_in);
-      init_weights(layer.init, key, net.weight[l]);
-    } else if (!init_is_elementwise(layer.init.kind)) {
-      Eigen::MatrixXd w(layer.width, fan_in);
-      init_weights(layer.init, key, w);
-      net.weight[l] = w.cast<Scalar>();
-    } else {
-      // Drawn in double a block of columns at a time and rounded once: no double copy of the
-      // whole matrix (and its page faults) for float networks.
-      constexpr int kColumns = 32;
-      net.weight[l].resize(layer.width, fan_in);
-      Eigen::MatrixXd block(layer.width, std::min(kColumns, fan_in));
-      for (int c = 0; c < fan_in; c += kColumns) {
-        const int n = std::min(kColumns, fan_in - c);
-        init_weight_columns(layer.init, key, layer.width, fan_in, c, n, block.data());
-        net.weight[l].middleCols(c, n) = block.leftCols(n).template cast<Scalar>();
-      }
-    }
-    const Mat<Scalar>& used = net.weight[l];
-    SquareSum squares;
-    for (Eigen::Index j = 0; j < used.cols(); ++j) squares.add(used.col(j).data(), used.rows());
-    net.weight_norm[l] = std::sqrt(squares.sum);
+  });
+  if (net.regenerate) return net;
+  // One op a task: a one-thread pool inside keeps each draw sequential.
+  pool.run(static_cast<std::int64_t>(count), [&](std::int64_t k) {
+    const auto l = static_cast<std::size_t>(k);
+    ThreadPool serial(1);
+    generate_weight(net, l, net.weight[l], serial);
+    if (net.ops[l].kind == OpKind::kDense) net.weight_norm[l] = weight_frobenius(net.weight[l]);
   });
   return net;
 }
@@ -403,66 +424,174 @@ Mat<Scalar> make_probe(const RunSpec& spec, int output_width) {
                                InputDistribution::kNormal, 0.0, 1.0, 0.0, 0.0);
 }
 
+namespace {
+
+void release(Eigen::VectorXd& v) { Eigen::VectorXd().swap(v); }
 template <class Scalar>
-PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input,
-                            const Mat<Scalar>& probe, const PassOptions& options,
-                            ThreadPool& pool) {
-  const std::size_t count = net.ops.size();
-  const Eigen::Index batch = input.cols();
-  PassResult result;
-  result.forward.resize(count);
-  result.backward.resize(count);
+void release(Mat<Scalar>& m) {
+  Mat<Scalar>().swap(m);
+}
 
-  // ---- Forward. Kept for the backward pass: each op's output y (a residual begin has none: its
-  // value is its input), phi'(h) where y does not determine it, and the norms' 1/std.
-  std::vector<Mat<Scalar>> out(count);
-  std::vector<Mat<Scalar>> slope(count);
-  std::vector<Eigen::VectorXd> rstd(count);
-  // The value entering op i.
-  auto input_of = [&](std::size_t i) -> const Mat<Scalar>& {
-    while (i > 0 && net.ops[i - 1].kind == OpKind::kResidualBegin) --i;
-    return i == 0 ? input : out[i - 1];
-  };
-  // The op whose output enters op i (count when it is the network's input).
-  auto producer_of = [&](std::size_t i) -> std::size_t {
-    while (i > 0 && net.ops[i - 1].kind == OpKind::kResidualBegin) --i;
-    return i == 0 ? count : i - 1;
-  };
+// One forward and backward pass under a memory plan. The forward pass gathers every forward
+// statistic and keeps what the plan says; the backward pass walks the segments from the last,
+// computing each one again from its checkpoint when the forward pass did not keep it. Every value
+// is computed by the same code on the same inputs either way, so the plan changes no bit.
+template <class Scalar>
+class PassRunner {
+ public:
+  PassRunner(const Network<Scalar>& net, const Mat<Scalar>& input, const Mat<Scalar>& probe,
+             const PassOptions& options, ThreadPool& pool)
+      : net_(net),
+        input_(input),
+        probe_(probe),
+        options_(options),
+        pool_(pool),
+        count_(net.ops.size()),
+        batch_(input.cols()) {}
 
-  for (std::size_t l = 0; l < count; ++l) {
-    const OpSpec& op = net.ops[l];
-    if (op.kind == OpKind::kResidualBegin) continue;
-    const Mat<Scalar>& x = input_of(l);  // (n_in, batch)
-    const Eigen::Index n = net.widths[l];
-    out[l].resize(n, batch);
-    Mat<Scalar>& y = out[l];
-    ForwardStats& fs = result.forward[l];
+  PassResult run() {
+    result_.forward.resize(count_);
+    result_.backward.resize(count_);
+    out_.resize(count_);
+    slope_.resize(count_);
+    rstd_.resize(count_);
+    wcache_.resize(count_);
+    weight_norm_ = net_.weight_norm;
+    plan();
+    forward();
+    backward();
+    return std::move(result_);
+  }
+
+ private:
+  // ---- The plan: who reads what, segment starts, what the forward pass keeps.
+  void plan() {
+    producer_.assign(count_, count_);
+    skip_producer_.assign(count_, count_);
+    for (std::size_t i = 0; i < count_; ++i) {
+      std::size_t j = i;
+      while (j > 0 && net_.ops[j - 1].kind == OpKind::kResidualBegin) --j;
+      producer_[i] = j == 0 ? count_ : j - 1;
+    }
+    last_use_.assign(count_ + 1, 0);
+    for (std::size_t i = 0; i < count_; ++i) {
+      if (net_.ops[i].kind == OpKind::kResidualBegin) continue;
+      last_use_[producer_[i]] = std::max(last_use_[producer_[i]], i);
+      if (net_.ops[i].kind == OpKind::kResidualEnd) {
+        skip_producer_[i] = producer_[static_cast<std::size_t>(net_.partner[i])];
+        last_use_[skip_producer_[i]] = std::max(last_use_[skip_producer_[i]], i);
+      }
+    }
+    // The correlation of an op's output comes from the Gram matrix of the first dense op that
+    // reads it in the backward pass, when that op forms one; else it is computed in the forward.
+    gram_owner_.assign(count_ + 1, count_);
+    const bool adam = options_.optimizer.kind == OptimizerKind::kAdam;
+    for (std::size_t l = count_; l-- > 0;) {
+      if (net_.ops[l].kind != OpKind::kDense) continue;
+      const std::size_t p = producer_[l];
+      const Eigen::Index n_in = p == count_ ? input_.rows() : net_.widths[p];
+      const bool gram = !adam && use_gram_for_weight_norm(batch_, n_in, net_.widths[l]);
+      if (gram && p < count_ && gram_owner_[p] == count_) gram_owner_[p] = l;
+    }
+    const auto every = static_cast<std::size_t>(std::max(0, options_.checkpoint_every));
+    checkpointed_ = every > 0 && every < count_;
+    starts_.clear();
+    for (std::size_t b = 0; b < count_; b += checkpointed_ ? every : count_) starts_.push_back(b);
+    cached_from_ = starts_.back();
+    retained_.assign(count_ + 1, 0);
+    for (std::size_t s = 1; s < starts_.size(); ++s) {
+      const std::size_t b = starts_[s];
+      retained_[producer_[b]] = 1;
+      for (std::size_t e = b; e < count_; ++e) {
+        if (net_.ops[e].kind == OpKind::kResidualEnd &&
+            static_cast<std::size_t>(net_.partner[e]) < b) {
+          retained_[skip_producer_[e]] = 1;
+        }
+      }
+    }
+  }
+
+  const Mat<Scalar>& value(std::size_t p) const { return p == count_ ? input_ : out_[p]; }
+
+  bool has_weights(std::size_t l) const {
+    const OpSpec& op = net_.ops[l];
+    return op.kind == OpKind::kDense || (op.kind == OpKind::kResidualEnd && op.residual.projection);
+  }
+
+  // The weights of op l for a forward computation: stored, or drawn (into the segment's cache
+  // when its backward pass will need them, else into scratch). The first draw gives the norm.
+  const Mat<Scalar>& forward_weight(std::size_t l, bool cache) {
+    if (!has_weights(l) || !net_.regenerate || net_.weight[l].size() > 0) return net_.weight[l];
+    Mat<Scalar>& w = cache ? wcache_[l] : scratch_weight_;
+    generate_weight(net_, l, w, pool_);
+    if (net_.ops[l].kind == OpKind::kDense && weight_norm_[l] == 0.0) {
+      weight_norm_[l] = weight_frobenius(w);
+    }
+    return w;
+  }
+
+  const Mat<Scalar>& backward_weight(std::size_t l) {
+    if (wcache_[l].size() > 0) return wcache_[l];
+    return weight_of(net_, l, scratch_weight_, pool_);
+  }
+
+  // ---- Forward.
+  void forward() {
+    // Weights drawn for the kept segment stay for its backward pass when segments are in use;
+    // without checkpoints the backward pass draws them again one at a time.
+    const bool cache_weights = checkpointed_;
+    for (std::size_t l = 0; l < count_; ++l) {
+      if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
+      const bool keep = l >= cached_from_;
+      const Mat<Scalar>& w = forward_weight(l, keep && cache_weights);
+      ForwardStats& fs = result_.forward[l];
+      compute_op(l, w, keep, &fs);
+      fill_act_histogram(out_[l], fs, pool_);
+      if (gram_owner_[l] == count_) fs.correlation = mean_pair_cosine(out_[l]);
+      // Values no later op reads, and that neither the backward pass nor a checkpoint needs.
+      if (checkpointed_) {
+        for (std::size_t p : {producer_[l], skip_producer_[l]}) {
+          if (p < cached_from_ && last_use_[p] == l && !retained_[p]) release(out_[p]);
+        }
+      }
+    }
+  }
+
+  // Computes op l's output into out_[l] (and, when `keep`, what its backward pass needs: phi'(h)
+  // and the norms' 1/std), gathering its statistics into fs unless fs is null.
+  void compute_op(std::size_t l, const Mat<Scalar>& w, bool keep, ForwardStats* fs) {
+    const OpSpec& op = net_.ops[l];
+    const Mat<Scalar>& x = value(producer_[l]);  // (n_in, batch)
+    const Eigen::Index n = net_.widths[l];
+    const Eigen::Index batch = batch_;
+    out_[l].resize(n, batch);
+    Mat<Scalar>& y = out_[l];
+    const bool stats = fs != nullptr;
 
     if (has_activation(op)) {
       const ActivationSpec& act = activation_of(op);
       const bool dense = op.kind == OpKind::kDense;
-      const bool keep_slope = keeps_slope(act);
-      if (keep_slope) slope[l].resize(n, batch);
-      const double saturated_below = options.saturation_threshold * max_slope(act);
+      const bool keep_slope = keep && keeps_slope(act);
+      if (keep_slope) slope_[l].resize(n, batch);
+      const double saturated_below = options_.saturation_threshold * max_slope(act);
       const bool softmax = act.kind == Activation::kSoftmax;
       const std::int64_t tasks = row_tasks(n);
-      std::vector<ForwardPartial> parts(static_cast<std::size_t>(tasks));
-      std::vector<unsigned char> alive(static_cast<std::size_t>(n), 0);
-      std::vector<unsigned char> unsaturated(static_cast<std::size_t>(n), 0);
+      std::vector<ForwardPartial> parts(static_cast<std::size_t>(stats ? tasks : 0));
+      std::vector<unsigned char> alive(static_cast<std::size_t>(stats ? n : 0), 0);
+      std::vector<unsigned char> unsaturated(alive.size(), 0);
       Mat<Scalar> preact;  // (n, batch), softmax only: it needs whole columns
       if (softmax) preact.resize(n, batch);
 
-      pool.run(tasks, [&](std::int64_t t) {
+      pool_.run(tasks, [&](std::int64_t t) {
         const Range r = task_rows(t, n);
-        ForwardPartial& part = parts[static_cast<std::size_t>(t)];
         Mat<Scalar> h(r.size, batch);  // (rows of this task, batch)
         if (dense) {
-          h.noalias() = net.weight[l].middleRows(r.begin, r.size) * x;
-          h.colwise() += net.bias[l].segment(r.begin, r.size);
+          h.noalias() = w.middleRows(r.begin, r.size) * x;
+          h.colwise() += net_.bias[l].segment(r.begin, r.size);
         } else {
           h = x.middleRows(r.begin, r.size);
         }
-        accumulate_moments<Scalar>(h, part.preact);
+        if (stats) accumulate_moments<Scalar>(h, parts[static_cast<std::size_t>(t)].preact);
         if (softmax) {
           preact.middleRows(r.begin, r.size) = h;
           return;
@@ -471,19 +600,25 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
         if (!keep_slope) scratch.resize(r.size, batch);
         auto y_block = y.middleRows(r.begin, r.size);
         Eigen::Ref<Mat<Scalar>> d_block =
-            keep_slope ? Eigen::Ref<Mat<Scalar>>(slope[l].middleRows(r.begin, r.size))
+            keep_slope ? Eigen::Ref<Mat<Scalar>>(slope_[l].middleRows(r.begin, r.size))
                        : Eigen::Ref<Mat<Scalar>>(scratch);
         activation_forward<Scalar>(act, h, y_block, d_block);
-        accumulate_activation_block<Scalar>(y_block, d_block, saturated_below, part,
-                                            alive.data() + r.begin, unsaturated.data() + r.begin);
+        if (stats) {
+          accumulate_activation_block<Scalar>(y_block, d_block, saturated_below,
+                                              parts[static_cast<std::size_t>(t)],
+                                              alive.data() + r.begin, unsaturated.data() + r.begin);
+        }
       });
       if (softmax) {
         // Softmax couples the units of a column; its statistics are cheap next to the product.
         Mat<Scalar> d(n, batch);  // the Jacobian's diagonal, for the statistics only
         activation_forward<Scalar>(act, preact, y, d);
-        accumulate_activation_block<Scalar>(y, d, saturated_below, parts[0], alive.data(),
-                                            unsaturated.data());
+        if (stats) {
+          accumulate_activation_block<Scalar>(y, d, saturated_below, parts[0], alive.data(),
+                                              unsaturated.data());
+        }
       }
+      if (!stats) return;
       ForwardPartial total;
       for (const ForwardPartial& p : parts) {
         total.preact.merge(p.preact);
@@ -491,62 +626,62 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
         total.zeros += p.zeros;
         total.saturated += p.saturated;
       }
-      fs.preact = total.preact.finish();
-      fs.act = total.act.finish();
+      fs->preact = total.preact.finish();
+      fs->act = total.act.finish();
       const double entries = static_cast<double>(n) * static_cast<double>(batch);
-      fs.zero_fraction = static_cast<double>(total.zeros) / entries;
-      fs.saturated_fraction = static_cast<double>(total.saturated) / entries;
+      fs->zero_fraction = static_cast<double>(total.zeros) / entries;
+      fs->saturated_fraction = static_cast<double>(total.saturated) / entries;
       for (Eigen::Index i = 0; i < n; ++i) {
-        fs.dead_units += alive[static_cast<std::size_t>(i)] == 0;
-        fs.saturated_units += unsaturated[static_cast<std::size_t>(i)] == 0;
+        fs->dead_units += alive[static_cast<std::size_t>(i)] == 0;
+        fs->saturated_units += unsaturated[static_cast<std::size_t>(i)] == 0;
       }
-      fs.dead_fraction = static_cast<double>(fs.dead_units) / static_cast<double>(n);
-      fs.nonfinite = fs.preact.nonfinite + fs.act.nonfinite;
-      continue;
+      fs->dead_fraction = static_cast<double>(fs->dead_units) / static_cast<double>(n);
+      fs->nonfinite = fs->preact.nonfinite + fs->act.nonfinite;
+      return;
     }
 
-    // Ops without a derivative statistic: norm, dropout, residual end.
+    // Ops without a derivative statistic: norm, dropout, residual end. The norms' 1/std is
+    // small, but kept only where the backward pass will read it.
+    Eigen::VectorXd rstd_scratch;
+    Eigen::VectorXd& rstd = keep ? rstd_[l] : rstd_scratch;
     std::vector<ForwardPartial> parts;
     if (op.kind == OpKind::kNorm && op.norm.kind != NormKind::kBatchNorm) {
       // Per-example norms reduce over the units of a column: tasks of whole columns.
-      rstd[l].resize(batch);
+      rstd.resize(batch);
       const std::int64_t tasks = tasks_for(batch, kColumnsPerTask);
       parts.resize(static_cast<std::size_t>(tasks));
-      pool.run(tasks, [&](std::int64_t t) {
+      pool_.run(tasks, [&](std::int64_t t) {
         const Range c = task_range(t, batch, kColumnsPerTask);
         ForwardPartial& part = parts[static_cast<std::size_t>(t)];
-        accumulate_moments<Scalar>(x.middleCols(c.begin, c.size), part.preact);
+        if (stats) accumulate_moments<Scalar>(x.middleCols(c.begin, c.size), part.preact);
         norm_forward<Scalar>(op.norm, x.middleCols(c.begin, c.size), y.middleCols(c.begin, c.size),
-                             rstd[l].segment(c.begin, c.size));
-        accumulate_output_block<Scalar>(y.middleCols(c.begin, c.size), part);
+                             rstd.segment(c.begin, c.size));
+        if (stats) accumulate_output_block<Scalar>(y.middleCols(c.begin, c.size), part);
       });
     } else {
-      if (op.kind == OpKind::kNorm) rstd[l].resize(n);
+      if (op.kind == OpKind::kNorm) rstd.resize(n);
       const std::int64_t tasks = row_tasks(n);
       parts.resize(static_cast<std::size_t>(tasks));
       const Mat<Scalar>* skip = nullptr;
-      if (op.kind == OpKind::kResidualEnd)
-        skip = &input_of(static_cast<std::size_t>(net.partner[l]));
+      if (op.kind == OpKind::kResidualEnd) skip = &value(skip_producer_[l]);
       const Scalar scale = static_cast<Scalar>(op.residual.scale);
-      pool.run(tasks, [&](std::int64_t t) {
+      pool_.run(tasks, [&](std::int64_t t) {
         const Range r = task_rows(t, n);
         ForwardPartial& part = parts[static_cast<std::size_t>(t)];
         auto y_block = y.middleRows(r.begin, r.size);
+        if (stats) accumulate_moments<Scalar>(x.middleRows(r.begin, r.size), part.preact);
         switch (op.kind) {
           case OpKind::kNorm:  // batch norm: per unit over the batch
-            accumulate_moments<Scalar>(x.middleRows(r.begin, r.size), part.preact);
             norm_forward<Scalar>(op.norm, x.middleRows(r.begin, r.size), y_block,
-                                 rstd[l].segment(r.begin, r.size));
+                                 rstd.segment(r.begin, r.size));
             break;
           case OpKind::kDropout:
-            accumulate_moments<Scalar>(x.middleRows(r.begin, r.size), part.preact);
-            apply_dropout(dropout_key(options.seed, l), op.dropout, r, x, y);
+            apply_dropout(dropout_key(options_.seed, l), op.dropout, r, x, y);
             break;
           case OpKind::kResidualEnd:
             // preact: the branch's output F(x); act: P skip + scale F(x).
-            accumulate_moments<Scalar>(x.middleRows(r.begin, r.size), part.preact);
             if (op.residual.projection) {
-              y_block.noalias() = net.weight[l].middleRows(r.begin, r.size) * (*skip);
+              y_block.noalias() = w.middleRows(r.begin, r.size) * (*skip);
             } else {
               y_block = skip->middleRows(r.begin, r.size);
             }
@@ -555,104 +690,135 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
           default:
             break;
         }
-        accumulate_output_block<Scalar>(y_block, part);
+        if (stats) accumulate_output_block<Scalar>(y_block, part);
       });
     }
+    if (!stats) return;
     ForwardPartial total;
     for (const ForwardPartial& p : parts) {
       total.preact.merge(p.preact);
       total.act.merge(p.act);
       total.zeros += p.zeros;
     }
-    fs.preact = total.preact.finish();
-    fs.act = total.act.finish();
-    fs.zero_fraction =
+    fs->preact = total.preact.finish();
+    fs->act = total.act.finish();
+    fs->zero_fraction =
         static_cast<double>(total.zeros) / (static_cast<double>(n) * static_cast<double>(batch));
-    fs.nonfinite = fs.preact.nonfinite + fs.act.nonfinite;
-  }
-  // Correlations between examples: from the Gram matrix the backward pass forms anyway where it
-  // does (a dense layer's input), else computed at the end.
-  std::vector<bool> correlation_done(count, false);
-
-  // ---- The cotangent at the output: the probe, or the loss's gradient.
-  const std::size_t last = count - 1;
-  const Mat<Scalar>& output = out[last];
-  Mat<Scalar> g;  // dL/d(output of the current op) / 2^exp2, (width, batch)
-  if (options.loss.kind == LossKind::kProbe) {
-    g = probe;
-    result.loss =
-        (probe.template cast<double>().array() * output.template cast<double>().array()).sum();
-  } else {
-    g.resize(output.rows(), batch);
-    result.loss = loss_forward_backward<Scalar>(options.loss, output, *options.targets, g);
-  }
-  std::int64_t exp2 = 0;
-  {
-    GradPartial gs;
-    accumulate_gradient_block<Scalar>(g, gs);
-    result.output_grad_rms = magnitude_from_scaled(
-        std::sqrt(gs.squares.sum /
-                  static_cast<double>(std::max<std::int64_t>(1, gs.squares.finite))),
-        0);
-    rescale(g, gs, exp2, pool);
-  }
-  if (options.keep_gradients) {
-    result.gradients.dweight.resize(count);
-    result.gradients.dbias.resize(count);
-    result.gradients.dpreact.resize(count);
+    fs->nonfinite = fs->preact.nonfinite + fs->act.nonfinite;
   }
 
-  // Skip-path gradients waiting for their residual begin: (gradient / 2^exp2, exp2).
-  std::vector<std::pair<Mat<Scalar>, std::int64_t>> skips;
-  const bool adam = options.optimizer.kind == OptimizerKind::kAdam;
+  // Computes ops [begin, end) again from their checkpoint, keeping what their backward needs.
+  void recompute(std::size_t begin, std::size_t end) {
+    for (std::size_t l = begin; l < end; ++l) {
+      if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
+      compute_op(l, forward_weight(l, true), true, nullptr);
+    }
+  }
 
-  // ---- Backward, op by op. Each step turns g = dL/d(output) into dL/d(input).
-  for (std::size_t l = count; l-- > 0;) {
-    const OpSpec& op = net.ops[l];
-    BackwardStats& bs = result.backward[l];
+  // ---- Backward.
+  void backward() {
+    // The cotangent at the output: the probe, or the loss's gradient.
+    const Mat<Scalar>& output = out_[count_ - 1];
+    if (options_.loss.kind == LossKind::kProbe) {
+      g_ = probe_;
+      result_.loss =
+          (probe_.template cast<double>().array() * output.template cast<double>().array()).sum();
+    } else {
+      g_.resize(output.rows(), batch_);
+      result_.loss = loss_forward_backward<Scalar>(options_.loss, output, *options_.targets, g_);
+    }
+    {
+      GradPartial gs;
+      accumulate_gradient_block<Scalar>(g_, gs);
+      result_.output_grad_rms = magnitude_from_scaled(
+          std::sqrt(gs.squares.sum /
+                    static_cast<double>(std::max<std::int64_t>(1, gs.squares.finite))),
+          0);
+      rescale(g_, gs, exp2_, pool_);
+    }
+    if (options_.keep_gradients) {
+      result_.gradients.dweight.resize(count_);
+      result_.gradients.dbias.resize(count_);
+      result_.gradients.dpreact.resize(count_);
+    }
+    for (std::size_t s = starts_.size(); s-- > 0;) {
+      const std::size_t begin = starts_[s];
+      const std::size_t end = s + 1 < starts_.size() ? starts_[s + 1] : count_;
+      if (begin < cached_from_) recompute(begin, end);
+      for (std::size_t l = end; l-- > begin;) {
+        backward_op(l);
+        // Nothing before op l reads its output or its weights in the backward pass.
+        release(out_[l]);
+        release(slope_[l]);
+        release(rstd_[l]);
+        release(wcache_[l]);
+      }
+    }
+    if (options_.keep_gradients) result_.gradients.dinput = unscaled(g_, exp2_);
+
+    // Gains: each reported op's gradient over the next reported op's (the last: over dL/dy).
+    Magnitude above = result_.output_grad_rms;
+    for (std::size_t l = count_; l-- > 0;) {
+      if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
+      BackwardStats& bs = result_.backward[l];
+      bs.gain = magnitude_ratio(bs.grad_preact_rms, above);
+      above = bs.grad_preact_rms;
+    }
+  }
+
+  // Turns g_ = dL/d(output of op l) into dL/d(input of op l), gathering op l's statistics.
+  void backward_op(std::size_t l) {
+    const OpSpec& op = net_.ops[l];
+    const Eigen::Index batch = batch_;
+    BackwardStats& bs = result_.backward[l];
     bs.has_weights = op.kind == OpKind::kDense || op.kind == OpKind::kNorm;
-    const Eigen::Index n_out = g.rows();
+    const Eigen::Index n_out = g_.rows();
+    const bool adam = options_.optimizer.kind == OptimizerKind::kAdam;
 
     if (op.kind == OpKind::kResidualBegin) {
       // The skip path's gradient joins the branch's.
-      add_scaled(g, exp2, skips.back().first, skips.back().second);
-      skips.pop_back();
+      add_scaled(g_, exp2_, skips_.back().first, skips_.back().second);
+      skips_.pop_back();
       GradPartial gs;
-      accumulate_gradient_block<Scalar>(g, gs);
-      rescale(g, gs, exp2, pool);
-      continue;
+      accumulate_gradient_block<Scalar>(g_, gs);
+      rescale(g_, gs, exp2_, pool_);
+      return;
     }
 
-    const Mat<Scalar>& x = input_of(l);  // the op's input, (n_in, batch)
+    const std::size_t producer = producer_[l];
+    const Mat<Scalar>& x = value(producer);  // the op's input, (n_in, batch)
     const Eigen::Index n_in = x.rows();
     Mat<Scalar> below(n_in, batch);  // dL/d(input) / 2^exp2
     GradPartial below_stats;
+    Mat<Scalar>& g = g_;
+    std::int64_t& exp2 = exp2_;
 
     if (has_activation(op)) {
       // delta = dL/dh from g = dL/dy, in place.
       const ActivationSpec& act = activation_of(op);
+      const Mat<Scalar>& y = out_[l];
       std::vector<GradPartial> parts(static_cast<std::size_t>(row_tasks(n_out)));
       if (act.kind == Activation::kSoftmax) {
-        activation_backward<Scalar>(act, out[l], out[l], g, g);  // d unused: y is enough
+        activation_backward<Scalar>(act, y, y, g, g);  // d unused: y is enough
       }
-      pool.run(row_tasks(n_out), [&](std::int64_t t) {
+      pool_.run(row_tasks(n_out), [&](std::int64_t t) {
         const Range r = task_rows(t, n_out);
         auto gr = g.middleRows(r.begin, r.size);
         if (act.kind == Activation::kSoftmax) {
           // done above: softmax couples the units of a column
         } else if (keeps_slope(act)) {
-          activation_backward<Scalar>(act, out[l].middleRows(r.begin, r.size),
-                                      slope[l].middleRows(r.begin, r.size), gr, gr);
+          activation_backward<Scalar>(act, y.middleRows(r.begin, r.size),
+                                      slope_[l].middleRows(r.begin, r.size), gr, gr);
         } else {
           Mat<Scalar> d(r.size, batch);  // phi'(h) recovered from y for this block
-          activation_derivative_from_output<Scalar>(act, out[l].middleRows(r.begin, r.size), d);
-          activation_backward<Scalar>(act, out[l].middleRows(r.begin, r.size), d, gr, gr);
+          activation_derivative_from_output<Scalar>(act, y.middleRows(r.begin, r.size), d);
+          activation_backward<Scalar>(act, y.middleRows(r.begin, r.size), d, gr, gr);
         }
         accumulate_gradient_block<Scalar>(gr, parts[static_cast<std::size_t>(t)]);
       });
       const GradPartial delta = merge_parts(parts);
       fill_grad_stats(delta, exp2, bs);
-      if (options.keep_gradients) result.gradients.dpreact[l] = unscaled(g, exp2);
+      if (options_.keep_gradients) result_.gradients.dpreact[l] = unscaled(g, exp2);
 
       if (op.kind == OpKind::kActivation) {
         below.swap(g);
@@ -660,19 +826,19 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
       } else {
         // Dense: the weight gradient's norm (Grams, or explicit dW when Adam needs its entries),
         // and dL/dx = W^T delta, all as independent tasks.
-        const Mat<Scalar>& w = net.weight[l];
+        const Mat<Scalar>& w = backward_weight(l);
         const bool gram = !adam && use_gram_for_weight_norm(batch, n_in, n_out);
-        const double lr = options.optimizer.learning_rate;
+        const double lr = options_.optimizer.learning_rate;
         const double eps_scaled = std::ldexp(
-            options.optimizer.eps, static_cast<int>(std::clamp<std::int64_t>(-exp2, -4000, 4000)));
+            options_.optimizer.eps, static_cast<int>(std::clamp<std::int64_t>(-exp2, -4000, 4000)));
         Mat<Scalar> gram_x, gram_g;
         const std::int64_t dw_tasks = gram ? 2 : row_tasks(n_out);
         std::vector<double> dw_squares(static_cast<std::size_t>(gram ? 0 : dw_tasks), 0.0);
         std::vector<double> adam_squares(dw_squares.size(), 0.0);
         // dL/dx of the first layer is needed only by the tests.
-        const std::int64_t below_tasks = l > 0 || options.keep_gradients ? row_tasks(n_in) : 0;
+        const std::int64_t below_tasks = l > 0 || options_.keep_gradients ? row_tasks(n_in) : 0;
         std::vector<GradPartial> below_parts(static_cast<std::size_t>(below_tasks));
-        pool.run(dw_tasks + below_tasks, [&](std::int64_t t) {
+        pool_.run(dw_tasks + below_tasks, [&](std::int64_t t) {
           if (t < dw_tasks) {
             if (gram) {
               if (t == 0) gram_lower(x, gram_x);
@@ -682,9 +848,9 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
             const Range r = task_rows(t, n_out);
             Mat<Scalar> dw(r.size, n_in);  // rows of dL/dW / 2^exp2
             dw.noalias() = g.middleRows(r.begin, r.size) * x.transpose();
-            SquareSum s;
-            for (Eigen::Index j = 0; j < n_in; ++j) s.add(dw.col(j).data(), r.size);
-            dw_squares[static_cast<std::size_t>(t)] = s.sum;
+            SquareSum sq;
+            for (Eigen::Index j = 0; j < n_in; ++j) sq.add(dw.col(j).data(), r.size);
+            dw_squares[static_cast<std::size_t>(t)] = sq.sum;
             if (adam) {
               // First Adam step: m-hat = g, v-hat = g^2, so the step is lr * g / (|g| + eps).
               double a = 0.0;
@@ -709,52 +875,51 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
         double dw_sq = 0.0;
         if (gram) {
           dw_sq = lower_symmetric_dot(gram_x, gram_g);
-          const std::size_t producer = producer_of(l);
-          if (producer < count && !correlation_done[producer]) {
-            result.forward[producer].correlation = pair_cosine_from_gram(gram_x);
-            correlation_done[producer] = true;
+          if (producer < count_ && gram_owner_[producer] == l) {
+            result_.forward[producer].correlation = pair_cosine_from_gram(gram_x);
           }
         } else {
-          for (double s : dw_squares) dw_sq += s;
+          for (double sq : dw_squares) dw_sq += sq;
         }
         // Rounding can leave a tiny negative where the true value is ~0.
         bs.grad_weight_norm = magnitude_from_scaled(std::sqrt(std::max(0.0, dw_sq)), exp2);
         bs.grad_bias_norm = magnitude_from_scaled(std::sqrt(delta.bias_squares), exp2);
-        bs.weight_norm = net.weight_norm[l];
+        bs.weight_norm = weight_norm_[l];
         const Magnitude wn = magnitude_from_scaled(bs.weight_norm, 0);
         bs.grad_weight_to_weight = magnitude_ratio(bs.grad_weight_norm, wn);
-        if (options.optimizer.kind == OptimizerKind::kSgd) {
+        if (options_.optimizer.kind == OptimizerKind::kSgd) {
           // First SGD step from zero momentum: the buffer is the gradient, the step lr * grad.
           bs.has_update = true;
           bs.update_to_weight = magnitude_ratio(
               magnitude_from_scaled(lr * std::sqrt(std::max(0.0, dw_sq)), exp2), wn);
         } else if (adam) {
           double a = 0.0;
-          for (double s : adam_squares) a += s;
+          for (double sq : adam_squares) a += sq;
           bs.has_update = true;
           bs.update_to_weight = magnitude_ratio(magnitude_from_scaled(lr * std::sqrt(a), 0), wn);
         }
-        if (options.keep_gradients) {
+        if (options_.keep_gradients) {
           const Eigen::MatrixXd gd = unscaled(g, exp2);
-          result.gradients.dweight[l] = gd * x.template cast<double>().transpose();
-          result.gradients.dbias[l] = gd.rowwise().sum();
+          result_.gradients.dweight[l] = gd * x.template cast<double>().transpose();
+          result_.gradients.dbias[l] = gd.rowwise().sum();
         }
       }
     } else if (op.kind == OpKind::kNorm) {
       // dgamma_i = sum_a g_ia y_ia, dbeta_i = sum_a g_ia; then dL/dx.
-      const Mat<Scalar>& y = out[l];
+      const Mat<Scalar>& y = out_[l];
+      const Eigen::VectorXd& rstd = rstd_[l];
       Eigen::VectorXd dgamma = Eigen::VectorXd::Zero(n_out);
       Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(n_out);
       if (op.norm.kind == NormKind::kBatchNorm) {
         std::vector<GradPartial> parts(static_cast<std::size_t>(row_tasks(n_out)));
-        pool.run(row_tasks(n_out), [&](std::int64_t t) {
+        pool_.run(row_tasks(n_out), [&](std::int64_t t) {
           const Range r = task_rows(t, n_out);
           norm_param_grad_sums<Scalar>(
               op.norm, y.middleRows(r.begin, r.size), g.middleRows(r.begin, r.size),
               dgamma.segment(r.begin, r.size), dbeta.segment(r.begin, r.size));
           auto block = below.middleRows(r.begin, r.size);
           norm_backward<Scalar>(op.norm, y.middleRows(r.begin, r.size),
-                                rstd[l].segment(r.begin, r.size), g.middleRows(r.begin, r.size),
+                                rstd.segment(r.begin, r.size), g.middleRows(r.begin, r.size),
                                 block);
           accumulate_gradient_block<Scalar>(block, parts[static_cast<std::size_t>(t)]);
         });
@@ -765,13 +930,13 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
                                             Eigen::VectorXd::Zero(n_out));
         std::vector<Eigen::VectorXd> betas(static_cast<std::size_t>(tasks),
                                            Eigen::VectorXd::Zero(n_out));
-        pool.run(tasks, [&](std::int64_t t) {
+        pool_.run(tasks, [&](std::int64_t t) {
           const Range c = task_range(t, batch, kColumnsPerTask);
           const auto k = static_cast<std::size_t>(t);
           norm_param_grad_sums<Scalar>(op.norm, y.middleCols(c.begin, c.size),
                                        g.middleCols(c.begin, c.size), gammas[k], betas[k]);
           norm_backward<Scalar>(op.norm, y.middleCols(c.begin, c.size),
-                                rstd[l].segment(c.begin, c.size), g.middleCols(c.begin, c.size),
+                                rstd.segment(c.begin, c.size), g.middleCols(c.begin, c.size),
                                 below.middleCols(c.begin, c.size));
         });
         for (std::size_t k = 0; k < gammas.size(); ++k) {
@@ -779,7 +944,7 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
           dbeta += betas[k];
         }
         std::vector<GradPartial> parts(static_cast<std::size_t>(row_tasks(n_in)));
-        pool.run(row_tasks(n_in), [&](std::int64_t t) {
+        pool_.run(row_tasks(n_in), [&](std::int64_t t) {
           const Range r = task_rows(t, n_in);
           accumulate_gradient_block<Scalar>(below.middleRows(r.begin, r.size),
                                             parts[static_cast<std::size_t>(t)]);
@@ -792,61 +957,93 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
       bs.grad_weight_to_weight =
           magnitude_ratio(bs.grad_weight_norm, magnitude_from_scaled(bs.weight_norm, 0));
       fill_grad_stats(below_stats, exp2, bs);
-      if (options.keep_gradients) result.gradients.dpreact[l] = unscaled(below, exp2);
+      if (options_.keep_gradients) result_.gradients.dpreact[l] = unscaled(below, exp2);
     } else if (op.kind == OpKind::kDropout) {
       std::vector<GradPartial> parts(static_cast<std::size_t>(row_tasks(n_in)));
-      pool.run(row_tasks(n_in), [&](std::int64_t t) {
+      pool_.run(row_tasks(n_in), [&](std::int64_t t) {
         const Range r = task_rows(t, n_in);
-        apply_dropout(dropout_key(options.seed, l), op.dropout, r, g, below);
+        apply_dropout(dropout_key(options_.seed, l), op.dropout, r, g, below);
         accumulate_gradient_block<Scalar>(below.middleRows(r.begin, r.size),
                                           parts[static_cast<std::size_t>(t)]);
       });
       below_stats = merge_parts(parts);
       fill_grad_stats(below_stats, exp2, bs);
-      if (options.keep_gradients) result.gradients.dpreact[l] = unscaled(below, exp2);
+      if (options_.keep_gradients) result_.gradients.dpreact[l] = unscaled(below, exp2);
     } else if (op.kind == OpKind::kResidualEnd) {
       // y = P skip + scale F: the branch gets scale * g, the skip path P^T g (kept for later).
-      const Mat<Scalar>* skip_in = &input_of(static_cast<std::size_t>(net.partner[l]));
-      Mat<Scalar> skip_grad(skip_in->rows(), batch);
+      Mat<Scalar> skip_grad;
       if (op.residual.projection) {
-        skip_grad.noalias() = net.weight[l].transpose() * g;
+        skip_grad.noalias() = backward_weight(l).transpose() * g;
       } else {
         skip_grad = g;
       }
-      skips.emplace_back(std::move(skip_grad), exp2);
+      skips_.emplace_back(std::move(skip_grad), exp2);
       below = static_cast<Scalar>(op.residual.scale) * g;
       std::vector<GradPartial> parts(1);
       accumulate_gradient_block<Scalar>(below, parts[0]);
       below_stats = parts[0];
       fill_grad_stats(below_stats, exp2, bs);
-      if (options.keep_gradients) result.gradients.dpreact[l] = unscaled(below, exp2);
+      if (options_.keep_gradients) result_.gradients.dpreact[l] = unscaled(below, exp2);
     }
 
     g = std::move(below);
-    rescale(g, below_stats, exp2, pool);
+    rescale(g, below_stats, exp2, pool_);
   }
-  if (options.keep_gradients) result.gradients.dinput = unscaled(g, exp2);
-  for (std::size_t l = 0; l < count; ++l) {
-    if (net.ops[l].kind != OpKind::kResidualBegin && !correlation_done[l]) {
-      result.forward[l].correlation = mean_pair_cosine(out[l]);
-    }
-  }
-  // Every op's act.min and act.max are known now, and out[] still holds every op's output.
-  fill_act_histograms(out, result.forward, pool);
 
-  // Gains: each reported op's gradient over the next reported op's (the last: over dL/dy).
-  Magnitude above = result.output_grad_rms;
-  for (std::size_t l = count; l-- > 0;) {
-    if (net.ops[l].kind == OpKind::kResidualBegin) continue;
-    BackwardStats& bs = result.backward[l];
-    bs.gain = magnitude_ratio(bs.grad_preact_rms, above);
-    above = bs.grad_preact_rms;
-  }
-  return result;
+  const Network<Scalar>& net_;
+  const Mat<Scalar>& input_;
+  const Mat<Scalar>& probe_;
+  const PassOptions& options_;
+  ThreadPool& pool_;
+  const std::size_t count_;
+  const Eigen::Index batch_;
+  PassResult result_;
+
+  // The plan. Values are named by the op that produces them; count_ names the input.
+  std::vector<std::size_t> producer_;       // per op: the value entering it
+  std::vector<std::size_t> skip_producer_;  // per residual end: the value its skip carries
+  std::vector<std::size_t> last_use_;       // per value: the last op of the forward reading it
+  std::vector<std::size_t> gram_owner_;     // per value: the dense op whose Gram gives its
+                                            // correlation (count_: none)
+  std::vector<std::size_t> starts_;         // segment starts, ascending
+  std::size_t cached_from_ = 0;             // the forward pass keeps ops from here on
+  bool checkpointed_ = false;
+  std::vector<char> retained_;  // per value: a checkpoint some later segment starts from
+
+  // What the backward pass reads, per op; empty where not (or no longer) needed.
+  std::vector<Mat<Scalar>> out_;       // y, (width, batch)
+  std::vector<Mat<Scalar>> slope_;     // phi'(h) where y does not determine it
+  std::vector<Eigen::VectorXd> rstd_;  // the norms' 1/std
+  std::vector<Mat<Scalar>> wcache_;    // drawn weights kept for a segment's backward pass
+  Mat<Scalar> scratch_weight_;         // drawn weights used once
+  std::vector<double> weight_norm_;    // ||W||_F per dense op
+
+  Mat<Scalar> g_;  // dL/d(output of the current op) / 2^exp2_, (width, batch)
+  std::int64_t exp2_ = 0;
+  // Skip-path gradients waiting for their residual begin: (gradient / 2^exp2, exp2).
+  std::vector<std::pair<Mat<Scalar>, std::int64_t>> skips_;
+};
+
+}  // namespace
+
+template <class Scalar>
+PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input,
+                            const Mat<Scalar>& probe, const PassOptions& options,
+                            ThreadPool& pool) {
+  return PassRunner<Scalar>(net, input, probe, options, pool).run();
 }
 
-template Network<float> build_network<float>(const RunSpec&, ThreadPool&);
-template Network<double> build_network<double>(const RunSpec&, ThreadPool&);
+template Network<float> build_network<float>(const RunSpec&, ThreadPool&, WeightStorage);
+template Network<double> build_network<double>(const RunSpec&, ThreadPool&, WeightStorage);
+template void generate_weight<float>(const Network<float>&, std::size_t, Mat<float>&, ThreadPool&);
+template void generate_weight<double>(const Network<double>&, std::size_t, Mat<double>&,
+                                      ThreadPool&);
+template const Mat<float>& weight_of<float>(const Network<float>&, std::size_t, Mat<float>&,
+                                            ThreadPool&);
+template const Mat<double>& weight_of<double>(const Network<double>&, std::size_t, Mat<double>&,
+                                              ThreadPool&);
+template double weight_frobenius<float>(const Mat<float>&);
+template double weight_frobenius<double>(const Mat<double>&);
 template Mat<float> make_input<float>(const RunSpec&);
 template Mat<double> make_input<double>(const RunSpec&);
 template Mat<float> make_probe<float>(const RunSpec&, int);

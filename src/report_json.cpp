@@ -313,6 +313,14 @@ std::string report_to_json(const Report& report) {
   memory["weights_bytes"] = report.memory.weights_bytes;
   memory["cache_bytes"] = report.memory.cache_bytes;
   memory["work_bytes"] = report.memory.work_bytes;
+  const MemoryPlan& plan = report.memory.plan;
+  memory["plan"] =
+      Json{{"weights", plan.weights == WeightStorage::kRegenerated ? "regenerated" : "kept"},
+           {"activations", plan.checkpointed() ? "checkpointed" : "kept"},
+           {"checkpoint_every", plan.checkpoint_every},
+           {"segments", plan.checkpoints},
+           {"recomputed_ops", plan.recomputed_ops},
+           {"expected_peak_bytes", plan.peak_bytes}};
   Json network = Json::object();
   // depth keeps its meaning, the number of dense layers; layers[] has one entry per reported op.
   network["depth"] = std::count_if(report.layers.begin(), report.layers.end(),

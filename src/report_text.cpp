@@ -660,6 +660,16 @@ std::string header_block(const Report& r, const Painter& paint) {
       fmt::format("{} estimated (weights {}, cache {}, work {})",
                   format_bytes(r.memory.total_bytes()), format_bytes(r.memory.weights_bytes),
                   format_bytes(r.memory.cache_bytes), format_bytes(r.memory.work_bytes)));
+  const MemoryPlan& plan = r.memory.plan;
+  if (plan.weights == WeightStorage::kRegenerated || plan.checkpointed()) {
+    std::string text = plan.weights == WeightStorage::kRegenerated ? "weights drawn again" : "";
+    if (plan.checkpointed()) {
+      text += fmt::format("{}checkpoints every {} ops ({} segments, {} ops computed again)",
+                          text.empty() ? "" : ", ", plan.checkpoint_every, plan.checkpoints,
+                          group_thousands(plan.recomputed_ops));
+    }
+    row("memory plan", fmt::format("{}; {} expected at peak", text, format_bytes(plan.peak_bytes)));
+  }
   return out;
 }
 

@@ -130,8 +130,8 @@ TEST(Diagnosis, HealthyNetworksRaiseNoWarning) {
 
 TEST(Diagnosis, SameRunGivesTheSameFindingsWhateverTheThreadCount) {
   const Case c{"relu-xavier", {}};
-  const Report a = run_diagnostic(c.spec(), RunOptions{1, 0});
-  const Report b = run_diagnostic(c.spec(), RunOptions{2, 0});
+  const Report a = run_diagnostic(c.spec(), RunOptions{.threads = 1});
+  const Report b = run_diagnostic(c.spec(), RunOptions{.threads = 2});
   ASSERT_EQ(a.findings.size(), b.findings.size());
   for (std::size_t i = 0; i < a.findings.size(); ++i) {
     EXPECT_EQ(a.findings[i].code, b.findings[i].code);

@@ -26,7 +26,8 @@ TEST(Engine, RefusesARunWhoseEstimateExceedsTheLimitWithTheEstimateInTheMessage)
     EXPECT_EQ(e.code(), ExitCode::kUsage);
     EXPECT_NE(std::string(e.what()).find("run refused"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("GiB"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("1.0 GiB is available"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("memory budget is 1.0 GiB"), std::string::npos)
+        << e.what();
     EXPECT_FALSE(e.hint().empty());
   }
 }

@@ -5,6 +5,8 @@
 #include <Eigen/Core>
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "gradscope/loss.hpp"
@@ -33,11 +35,42 @@ struct RunData {
 };
 
 struct RunOptions {
-  int threads = 0;                      // 0: one per hardware core; results do not depend on it
-  std::int64_t memory_limit_bytes = 0;  // 0: the machine's available memory
+  int threads = 0;  // 0: one per hardware core; results do not depend on it
+  // The memory the run may use: the cheapest plan whose expected peak fits is chosen. 0: the
+  // machine's available memory; -1: no limit (everything in memory).
+  std::int64_t memory_limit_bytes = 0;
   const ExternalData* external = nullptr;
   RunData* save = nullptr;  // filled with what the run used when set
+  // Tests and benchmarks: this plan instead of the chosen one (its peak is estimated again).
+  std::optional<MemoryPlan> plan = std::nullopt;
 };
+
+// A plan the planner considered: its expected peak and its extra cost, in flop-equivalents
+// beyond the all-in-memory plan (drawing weights again, computing segments again).
+struct MemoryPlanOption {
+  MemoryPlan plan;
+  double extra_flops = 0;
+};
+
+// Every plan considered for a run, cheapest first. `all` is estimate_memory(spec); `loaded`
+// marks the ops whose weights come from a file (they are always kept).
+std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const MemoryEstimate& all,
+                                                  const std::vector<bool>& loaded);
+
+// The plan with these weights and segment length (0: none), with its expected peak.
+MemoryPlan plan_with(const RunSpec& spec, const MemoryEstimate& all,
+                     const std::vector<bool>& loaded, WeightStorage weights, int checkpoint_every);
+
+// The cheapest plan whose expected peak, plus `overhead_bytes` (the workers' scratch and the
+// process itself), fits the budget (<= 0: no limit). Throws gradscope::Error (exit code 2) when
+// even the leanest plan does not fit.
+MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
+                              const std::vector<bool>& loaded, std::int64_t budget_bytes,
+                              std::int64_t overhead_bytes);
+
+// "4GiB", "512M", "1.5G", "2GB", "1000000": bytes (K, M, G, T and KiB.. TiB are powers of 1024;
+// KB, MB, GB, TB powers of 1000; case-insensitive). Nothing when the text is not a size.
+std::optional<std::int64_t> parse_byte_size(std::string_view text);
 
 // What the run will allocate: weights in the network's precision, the activations and
 // derivatives the backward pass keeps, and the pass's own buffers.

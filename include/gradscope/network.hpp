@@ -26,13 +26,33 @@ struct Network {
   std::vector<int> partner;         // residual begin <-> end: the index of the other; else -1
   std::vector<Mat<Scalar>> weight;  // dense: W (n_out, n_in); residual end: P when projected
   std::vector<Vec<Scalar>> bias;    // dense: b (n_out)
-  std::vector<double> weight_norm;  // ||W||_F of the weights as stored, in double
+  std::vector<double> weight_norm;  // ||W||_F of the weights as stored, in double; regenerated: 0
+  std::uint64_t seed = 0;           // the weights' streams, for weights drawn again
+  // Generated weights are not stored: weight[l] stays empty for them, and the passes draw them
+  // again from the seed when they need them (weights put into weight[l] are used as stored).
+  bool regenerate = false;
 };
 
 // Generates every op's parameters from the spec's seed (in parallel over ops; the values do not
-// depend on the thread count). Generated in double, rounded once for float networks.
+// depend on the thread count). Generated in double, rounded once for float networks. With
+// WeightStorage::kRegenerated only the biases are stored; the weights are drawn when needed.
 template <class Scalar>
-Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool);
+Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool,
+                              WeightStorage storage = WeightStorage::kKept);
+
+// Draws the generated weights of op l (a dense W, or a residual projection P) into w: the very
+// values build_network stores for it, whatever the thread count.
+template <class Scalar>
+void generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, ThreadPool& pool);
+
+// The weights of op l: the stored ones, or drawn into `scratch` when the network regenerates them.
+template <class Scalar>
+const Mat<Scalar>& weight_of(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& scratch,
+                             ThreadPool& pool);
+
+// ||W||_F in double, summed column by column in the network's precision.
+template <class Scalar>
+double weight_frobenius(const Mat<Scalar>& w);
 
 // The input batch (input width, batch) and the backward probe dL/dy at the output (n_out, batch):
 // seeded Gaussian (or uniform) noise from their own streams.
@@ -47,6 +67,11 @@ struct PassOptions {
   LossSpec loss{};                       // kProbe: the probe argument is dL/dy
   const LossTargets* targets = nullptr;  // the other losses' targets
   OptimizerSpec optimizer{};
+  // 0: every op's output (and what its backward needs) is kept from the forward pass. k > 0: only
+  // checkpoints are kept, at the start of every segment of k ops and at residual skips open
+  // across it; each segment is computed again from its checkpoint in the backward pass. The
+  // results are bit-identical either way.
+  int checkpoint_every = 0;
   // Tests only: also return every gradient, unscaled, in double (entries below double's range
   // read 0). Costs a full dW product per layer.
   bool keep_gradients = false;

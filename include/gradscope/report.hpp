@@ -106,6 +106,19 @@ struct LayerReport {
   LayerTheory theory;
 };
 
+// Where a run keeps its weights: in memory, or drawn again from the seed when a pass needs them.
+enum class WeightStorage { kKept, kRegenerated };
+
+// How a run trades time for memory, and the peak it expects. Loaded weights are always kept.
+struct MemoryPlan {
+  WeightStorage weights = WeightStorage::kKept;
+  int checkpoint_every = 0;         // 0: every activation kept; else ops per recomputed segment
+  std::int64_t checkpoints = 0;     // segment starts kept (the input's included)
+  std::int64_t recomputed_ops = 0;  // ops the backward pass runs forward again
+  std::int64_t peak_bytes = 0;      // expected peak, without the per-thread scratch
+  bool checkpointed() const { return checkpoint_every > 0; }
+};
+
 struct MemoryEstimate {
   std::int64_t weights_bytes = 0;  // the parameters in the network's precision
   std::int64_t cache_bytes = 0;    // what the backward pass must keep (activations, derivatives)
@@ -114,6 +127,7 @@ struct MemoryEstimate {
   // depend on the thread count, but counted when a run is checked against the memory it has.
   std::int64_t per_thread_bytes = 0;
   std::int64_t total_bytes() const { return weights_bytes + cache_bytes + work_bytes; }
+  MemoryPlan plan;  // the plan the run used; the fields above are the all-in-memory plan's
 };
 
 struct Summary {

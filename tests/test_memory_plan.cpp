@@ -1,0 +1,260 @@
+// Memory plans: every plan (weights kept or drawn again, activations kept or checkpointed at any
+// segment length) gives a report bit-identical to the all-in-memory run, for every kind of op; and
+// the planner picks the cheapest plan that fits a budget.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gradscope/config.hpp"
+#include "gradscope/engine.hpp"
+#include "gradscope/error.hpp"
+#include "gradscope/network.hpp"
+#include "gradscope/report_json.hpp"
+#include "test_support.hpp"
+
+namespace gradscope {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The report as JSON with the plan section set to the reference's: every other byte, and so
+// every statistic (printed to 17 significant digits), must match.
+std::string report_without_plan(Report r) {
+  r.memory.plan = MemoryPlan{};
+  return report_to_json(r);
+}
+
+Report run_with(const RunSpec& spec, WeightStorage weights, int every, int threads = 2) {
+  RunOptions opt;
+  opt.threads = threads;
+  opt.plan = MemoryPlan{};
+  opt.plan->weights = weights;
+  opt.plan->checkpoint_every = every;
+  return run_diagnostic(spec, opt);
+}
+
+RunSpec config(const std::string& text) { return parse_run_spec(text, "<test>", "test"); }
+
+// Architectures that stress what a checkpoint must carry: residual skips open across segment
+// starts (nested, projected), norms' saved 1/std, dropout masks, softmax, explicit dW (Adam).
+std::vector<std::pair<std::string, RunSpec>> architectures() {
+  std::vector<std::pair<std::string, RunSpec>> out;
+  for (const auto& entry : fs::directory_iterator(fs::path(GRADSCOPE_SOURCE_DIR) / "configs")) {
+    if (entry.path().extension() != ".json") continue;
+    RunSpec spec = load_run_spec(entry.path().string());
+    spec.input.batch = std::min(spec.input.batch, 16);  // the plan, not the batch, is under test
+    out.emplace_back(entry.path().stem().string(), spec);
+  }
+  out.emplace_back("nested-projected-dropout-float64", config(R"({
+    "precision": "float64", "seed": 3, "input": {"width": 12, "batch": 10},
+    "layers": [
+      {"width": 16, "activation": "tanh", "init": "xavier_normal"},
+      {"repeat": 3, "residual": {"scale": 0.5, "projection": true}, "block": [
+        {"norm": "batch_norm"},
+        {"repeat": 2, "residual": {}, "block": [
+          {"width": 16, "activation": "gelu", "init": "he_normal"},
+          {"dropout": 0.25},
+          {"width": 16, "activation": "linear", "init": "orthogonal"}]},
+        {"width": 16, "activation": "silu", "init": "he_uniform"}]},
+      {"residual": {"projection": {"name": "orthogonal", "gain": 0.5}}, "block": [
+        {"width": 20, "activation": "elu", "init": "lecun_normal"}]},
+      {"norm": "rms_norm"},
+      {"width": 5, "activation": "softmax", "init": "xavier_normal"}],
+    "optimizer": {"name": "adam", "learning_rate": 0.01}})"));
+  out.emplace_back("wide-batch-explicit-dw", config(R"({
+    "seed": 5, "input": {"width": 6, "batch": 40},
+    "stack": {"depth": 9, "width": 8, "activation": "sigmoid", "init": "xavier_uniform"},
+    "output": {"width": 3, "activation": "linear"}, "loss": "mse",
+    "optimizer": {"name": "sgd", "learning_rate": 0.1}})"));
+  return out;
+}
+
+TEST(MemoryPlan, EveryPlanGivesTheAllInMemoryReportBitForBit) {
+  for (const auto& [name, spec] : architectures()) {
+    const std::string reference = report_without_plan(run_with(spec, WeightStorage::kKept, 0));
+    const auto ops = static_cast<int>(expand_ops(spec).size());
+    // Segment lengths of 1 (every op a checkpoint), small primes that cut blocks anywhere, the
+    // square root, and one op short of the whole network.
+    const int root = static_cast<int>(std::ceil(std::sqrt(ops)));
+    // The shipped configs are wide: one segment length each keeps the suite fast; the small
+    // architectures built here get every length.
+    const bool small = name.find('-') != std::string::npos && expand_ops(spec).size() < 40 &&
+                       spec.input.width <= 16;
+    const std::vector<int> lengths =
+        small ? std::vector<int>{1, 2, 3, 7, root, ops - 1} : std::vector<int>{root};
+    for (int every : lengths) {
+      if (every < 1 || every >= ops) continue;
+      for (WeightStorage w : {WeightStorage::kKept, WeightStorage::kRegenerated}) {
+        const Report r = run_with(spec, w, every);
+        EXPECT_EQ(r.memory.plan.checkpoint_every, every);
+        EXPECT_EQ(report_without_plan(r), reference)
+            << name << ": checkpoint every " << every << ", weights "
+            << (w == WeightStorage::kKept ? "kept" : "regenerated");
+      }
+    }
+    EXPECT_EQ(report_without_plan(run_with(spec, WeightStorage::kRegenerated, 0)), reference)
+        << name << ": weights regenerated, activations kept";
+  }
+}
+
+TEST(MemoryPlan, CheckpointedRunsAreIdenticalForAnyThreadCount) {
+  const RunSpec spec = architectures().back().second;
+  const std::string one = report_to_json(run_with(spec, WeightStorage::kRegenerated, 3, 1));
+  EXPECT_EQ(report_to_json(run_with(spec, WeightStorage::kRegenerated, 3, 3)), one);
+}
+
+TEST(MemoryPlan, RegeneratedWeightsGiveTheSameJacobianAndSavedWeights) {
+  RunSpec spec = testing::uniform_stack(Activation::kTanh, Init::kOrthogonal, 6, 10, 8, 17);
+  spec.stats.jacobian_examples = 3;
+  RunData kept_data, drawn_data;
+  RunOptions kept;
+  kept.plan = MemoryPlan{};
+  kept.save = &kept_data;
+  RunOptions drawn = kept;
+  drawn.plan->weights = WeightStorage::kRegenerated;
+  drawn.plan->checkpoint_every = 2;
+  drawn.save = &drawn_data;
+  const Report a = run_diagnostic(spec, kept);
+  const Report b = run_diagnostic(spec, drawn);
+  ASSERT_TRUE(a.jacobian && b.jacobian);
+  EXPECT_EQ(report_without_plan(a), report_without_plan(b));
+  ASSERT_EQ(kept_data.weight.size(), drawn_data.weight.size());
+  for (std::size_t l = 0; l < kept_data.weight.size(); ++l) {
+    EXPECT_TRUE(kept_data.weight[l] == drawn_data.weight[l]) << "op " << l;
+  }
+}
+
+TEST(MemoryPlan, LoadedWeightsAreKeptUnderARegeneratingPlan) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 5, 8, 6, 2);
+  // Loaded weights for ops 1 and 3 only: the others are still drawn from the seed.
+  ExternalData ext;
+  ext.weight.resize(5);
+  ext.weight[1] = Eigen::MatrixXd::Constant(8, 8, 0.25);
+  ext.weight[3] = Eigen::MatrixXd::Identity(8, 8);
+  RunOptions kept;
+  kept.external = &ext;
+  kept.plan = MemoryPlan{};
+  RunOptions drawn = kept;
+  drawn.plan->weights = WeightStorage::kRegenerated;
+  drawn.plan->checkpoint_every = 2;
+  const Report a = run_diagnostic(spec, kept);
+  const Report b = run_diagnostic(spec, drawn);
+  EXPECT_EQ(report_without_plan(a), report_without_plan(b));
+  // ||0.25 * ones(8, 8)||_F = 0.25 * 8 = 2 exactly: the loaded matrix was used.
+  EXPECT_EQ(b.layers[1].backward.weight_norm, 2.0);
+}
+
+TEST(MemoryPlan, GeneratedWeightsMatchWhateverTheThreadCount) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeUniform, 3, 70, 4, 9);
+  ThreadPool one(1), three(3);
+  const Network<float> stored = build_network<float>(spec, one);
+  const Network<float> drawn = build_network<float>(spec, three, WeightStorage::kRegenerated);
+  for (std::size_t l = 0; l < stored.ops.size(); ++l) {
+    EXPECT_TRUE(drawn.weight[l].size() == 0) << "a regenerating network stores no weights";
+    Mat<float> w;
+    generate_weight(drawn, l, w, three);
+    EXPECT_TRUE(w == stored.weight[l]) << "op " << l;
+    EXPECT_EQ(weight_frobenius(w), stored.weight_norm[l]);
+  }
+}
+
+// ---- The planner.
+
+TEST(MemoryPlanner, LargeBudgetKeepsEverythingAndSmallerOnesTradeTimeForMemory) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 400, 256, 64, 1);
+  const MemoryEstimate all = estimate_memory(spec);
+  const MemoryPlan everything = choose_memory_plan(spec, all, {}, all.total_bytes(), 0);
+  EXPECT_EQ(everything.weights, WeightStorage::kKept);
+  EXPECT_FALSE(everything.checkpointed());
+  EXPECT_EQ(everything.peak_bytes, all.total_bytes());
+
+  // Weights are 4x the activations here: drawing them again is the cheapest saving.
+  const MemoryPlan drawn = choose_memory_plan(spec, all, {}, all.total_bytes() / 2, 0);
+  EXPECT_EQ(drawn.weights, WeightStorage::kRegenerated);
+  EXPECT_FALSE(drawn.checkpointed());
+  EXPECT_LE(drawn.peak_bytes, all.total_bytes() / 2);
+
+  const MemoryPlan lean = choose_memory_plan(spec, all, {}, all.total_bytes() / 15, 0);
+  EXPECT_EQ(lean.weights, WeightStorage::kRegenerated);
+  EXPECT_TRUE(lean.checkpointed());
+  EXPECT_LE(lean.peak_bytes, all.total_bytes() / 15);
+  EXPECT_EQ(lean.recomputed_ops, (400 - 1) / lean.checkpoint_every * lean.checkpoint_every);
+
+  try {
+    choose_memory_plan(spec, all, {}, 1 << 20, 0);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(std::string(e.what()).find("leanest plan"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1.0 MiB"), std::string::npos) << e.what();
+  }
+}
+
+TEST(MemoryPlanner, LoadedWeightsAreNeverPlannedAway) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 40, 256, 64, 1);
+  const MemoryEstimate all = estimate_memory(spec);
+  const std::vector<bool> loaded(40, true);
+  for (const MemoryPlanOption& o : memory_plan_options(spec, all, loaded)) {
+    EXPECT_EQ(o.plan.weights, WeightStorage::kKept) << "every weight is loaded";
+    EXPECT_GE(o.plan.peak_bytes, all.weights_bytes);
+  }
+}
+
+TEST(MemoryPlanner, CheckpointPeakCountsSegmentsAndCheckpointsExactly) {
+  // 100 ReLU layers of width 64, batch 8, float32: y is the whole cache of a layer (2 KiB), the
+  // weights 16 KiB. Segments of 10: 9 checkpoints before the last segment, the largest segment
+  // holds 10 caches and (drawn again) 10 weight matrices, plus one matrix drawn in the forward.
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 100, 64, 8, 1);
+  const MemoryEstimate all = estimate_memory(spec);
+  const double y = 64 * 8 * 4;
+  const double w = 64 * 64 * 4;
+  const double io = static_cast<double>(all.cache_bytes) - 100 * y;  // input and probe
+  const double biases = 100 * 64 * 4;
+  const MemoryPlan p = plan_with(spec, all, {}, WeightStorage::kRegenerated, 10);
+  EXPECT_EQ(p.checkpoints, 10);
+  EXPECT_EQ(p.recomputed_ops, 90);
+  EXPECT_EQ(static_cast<double>(p.peak_bytes),
+            io + static_cast<double>(all.work_bytes) + biases + 9 * y + 10 * (y + w) + w);
+  const MemoryPlan k = plan_with(spec, all, {}, WeightStorage::kKept, 10);
+  EXPECT_EQ(static_cast<double>(k.peak_bytes), io + static_cast<double>(all.work_bytes) +
+                                                   static_cast<double>(all.weights_bytes) + 9 * y +
+                                                   10 * y);
+}
+
+TEST(MemoryPlanner, TenThousandLayersOfWidth1024FitInFourGiB) {
+  // The issue's target job: depth 10,000, width 1024, batch 256, float32.
+  RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 10000, 1024, 256, 1);
+  spec.input.width = 1024;
+  const MemoryEstimate all = estimate_memory(spec);
+  EXPECT_GT(all.total_bytes(), std::int64_t{40} << 30);  // 40 GiB of weights alone
+  const MemoryPlan p = choose_memory_plan(spec, all, {}, std::int64_t{4} << 30, 0);
+  EXPECT_EQ(p.weights, WeightStorage::kRegenerated);
+  EXPECT_TRUE(p.checkpointed());
+  EXPECT_LE(p.peak_bytes, std::int64_t{4} << 30);
+}
+
+TEST(MemoryPlanner, AMillionLayerStackIsPlannedWithoutExpandingIt) {
+  const RunSpec spec =
+      testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 1000000, 4096, 1024, 1);
+  const MemoryEstimate all = estimate_memory(spec);
+  EXPECT_THROW(choose_memory_plan(spec, all, {}, std::int64_t{1} << 30, 0), Error);
+}
+
+TEST(ByteSize, ParsesBinaryAndDecimalUnits) {
+  EXPECT_EQ(parse_byte_size("4GiB"), std::int64_t{4} << 30);
+  EXPECT_EQ(parse_byte_size("4g"), std::int64_t{4} << 30);
+  EXPECT_EQ(parse_byte_size("512M"), std::int64_t{512} << 20);
+  EXPECT_EQ(parse_byte_size("1.5KiB"), 1536);
+  EXPECT_EQ(parse_byte_size("2GB"), 2000000000);
+  EXPECT_EQ(parse_byte_size("1000000"), 1000000);
+  EXPECT_EQ(parse_byte_size("10B"), 10);
+  for (const char* bad : {"", "GiB", "4 GiB", "-1G", "1.2.3G", "4Q", ".5G", "0", "1e3"}) {
+    EXPECT_FALSE(parse_byte_size(bad)) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace gradscope
