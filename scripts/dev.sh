@@ -40,8 +40,8 @@ case "$cmd" in
     ./build/release/gradscope run "$@"
     ;;
   test)
-    # The PyTorch cross-check test (tests/torch/crosscheck.sh) needs Debian's torch and numpy.
-    install_missing "${PACKAGES[@]}" python3-torch python3-numpy clang libclang-rt-14-dev
+    # The PyTorch cross-check needs torch and numpy, the fuzz targets clang, the Slurm proof slurm-wlm.
+    install_missing "${PACKAGES[@]}" python3-torch python3-numpy clang libclang-rt-14-dev slurm-wlm munge
     build
     ctest --preset release --timeout 600
     ;;

@@ -50,6 +50,7 @@ struct RunArgs {
   std::string format = "text";
   bool quiet = false;
   int threads = 0;
+  std::string memory_budget;  // --memory-budget SIZE; empty: the machine's available memory
   int max_rows = 40;
   // Flags that map onto config keys; empty when not given.
   std::vector<std::pair<std::string, std::string>> flag_values;  // (flag, value)
@@ -194,6 +195,18 @@ std::vector<ConfigOverride> overrides_from(const RunArgs& a) {
   return out;
 }
 
+// --memory-budget SIZE in bytes; 0 (the machine's available memory) when not given.
+std::int64_t memory_budget(const std::string& text) {
+  if (text.empty()) return 0;
+  const std::optional<std::int64_t> bytes = parse_byte_size(text);
+  if (!bytes) {
+    throw Error("--memory-budget: \"" + text + "\" is not a size",
+                "write a size such as 4GiB, 512M or 2GB (K, M, G, T and KiB .. TiB are powers of "
+                "1024; KB, MB, GB, TB powers of 1000)");
+  }
+  return *bytes;
+}
+
 int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvironment& env) {
   const FailOn fail_on = parse_fail_on(a.fail_on);
   std::vector<ConfigOverride> overrides = overrides_from(a);
@@ -270,6 +283,7 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   }
   RunOptions options;
   options.threads = a.threads;
+  options.memory_limit_bytes = memory_budget(a.memory_budget);
   const bool has_external = onnx || !a.weights.empty() || input_tensor || !a.targets.empty();
   if (has_external) options.external = &external;
   RunData saved;
@@ -353,8 +367,10 @@ struct SweepArgs {
   std::vector<std::string> thresholds;
   int seeds = 1;
   int jobs = 0;
+  std::string memory_budget;
   bool resume = false;
   bool quiet = false;
+  std::optional<std::string> shard;  // "I/N"
 };
 
 // "[#########-----------]  12/40  activation=relu depth=50", redrawn in place.
@@ -367,6 +383,18 @@ void draw_progress(std::ostream& err, int done, int total, const std::string& la
   fmt::print(err, "\r[{}] {:>4}/{:<4} {:<60}", bar, done, total, shown);
   if (done == total) fmt::print(err, "\n");
   err.flush();
+}
+
+void print_sweep(const SweepResult& result, const std::string& format, bool quiet,
+                 std::ostream& out) {
+  if (quiet) return;
+  if (format == "json") {
+    out << sweep_to_json(result);
+  } else if (format == "md") {
+    out << sweep_to_markdown(result);
+  } else {
+    out << sweep_to_text(result);
+  }
 }
 
 int do_sweep(const SweepArgs& a, std::ostream& out, std::ostream& err, const CliEnvironment& env) {
@@ -382,22 +410,48 @@ int do_sweep(const SweepArgs& a, std::ostream& out, std::ostream& err, const Cli
   request.out_dir = a.out_dir;
   request.resume = a.resume;
   request.jobs = a.jobs;
+  request.memory_budget_bytes = memory_budget(a.memory_budget);
   SweepProgress progress;
   if (env.stderr_is_terminal) {
     progress = [&err](int done, int total, const std::string& label) {
       draw_progress(err, done, total, label);
     };
   }
-  const SweepResult result = run_sweep(request, progress);
-  if (!a.quiet) {
-    if (a.format == "json") {
-      out << sweep_to_json(result);
-    } else if (a.format == "md") {
-      out << sweep_to_markdown(result);
-    } else {
-      out << sweep_to_text(result);
+  if (a.shard) {
+    const SweepShardResult r = run_sweep_shard(request, parse_sweep_shard(*a.shard), progress);
+    if (!a.quiet) {
+      if (a.format == "json") {
+        out << r.manifest_json;
+      } else {
+        const std::filesystem::path sweep_dir = std::filesystem::path(a.out_dir) / r.name;
+        fmt::print(out, "gradscope sweep {}: shard {}/{} done, {} of the sweep's {} runs", r.name,
+                   r.shard.index, r.shard.count, r.runs, r.runs_total);
+        if (r.reused > 0) fmt::print(out, " ({} kept from an earlier try)", r.reused);
+        fmt::print(out, "\n  wrote {}\n  when every shard is done: gradscope merge {}{}\n",
+                   (std::filesystem::path(r.dir) / "manifest.json").string(), sweep_dir.string(),
+                   a.out_dir == "reports" ? "" : " --out " + a.out_dir);
+      }
     }
+    return 0;
   }
+  print_sweep(run_sweep(request, progress), a.format, a.quiet, out);
+  return 0;
+}
+
+struct MergeArgs {
+  std::vector<std::string> dirs;
+  std::string out_dir = "reports";
+  std::string name;
+  std::string format = "text";
+  bool quiet = false;
+};
+
+int do_merge(const MergeArgs& a, std::ostream& out) {
+  SweepMergeRequest request;
+  request.dirs = a.dirs;
+  request.out_dir = a.out_dir;
+  request.name = a.name;
+  print_sweep(merge_sweep_shards(request), a.format, a.quiet, out);
   return 0;
 }
 
@@ -576,6 +630,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                   "set any config key, PATH=VALUE (VALUE is JSON or a bare string), e.g. "
                   "--set stack.init.gain=0.5 or --set layers[1].repeat=48; applied after the named "
                   "flags, in order");
+  run->add_option(
+      "--memory-budget", run_args.memory_budget,
+      "the memory one run may use (4GiB, 512M, 2GB; default: what the machine has available): the "
+      "cheapest plan that fits is chosen, keeping weights and activations or drawing weights "
+      "again and recomputing checkpointed segments; the numbers are the same under every plan");
   run->add_option("--threads", run_args.threads,
                   "worker threads, 0 = one per core (results do not depend on it)")
       ->check(CLI::Range(0, 1024))
@@ -628,7 +687,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "Run a config at every combination of the --vary values (and --seeds seeds per point), in "
       "parallel; write each run's report under OUT/NAME/runs/ as it finishes, then "
       "OUT/NAME/sweep.json, sweep.txt, sweep.md and gradients.svg. An interrupted sweep resumes "
-      "with --resume.");
+      "with --resume. --shard I/N runs one slice of a sweep, for a batch system; `gradscope "
+      "merge` combines the slices.");
   sweep->footer(kExitCodes);
   sweep->add_option("config", sweep_args.config,
                     "config file (JSON); omit for the built-in default");
@@ -645,6 +705,11 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   sweep->add_option("-o,--out", sweep_args.out_dir, "directory the sweep's directory goes in")
       ->capture_default_str();
   sweep->add_option("--name", sweep_args.name, "the sweep's directory name (default: NAME-sweep)");
+  sweep->add_option(
+      "--memory-budget", sweep_args.memory_budget,
+      "the memory one run may use (4GiB, 512M, 2GB; default: what the machine has available): the "
+      "cheapest plan that fits is chosen, keeping weights and activations or drawing weights "
+      "again and recomputing checkpointed segments; the numbers are the same under every plan");
   sweep
       ->add_option("--jobs", sweep_args.jobs,
                    "runs at once, 0 = one per core (results do not "
@@ -659,7 +724,39 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   sweep->add_option("--format", sweep_args.format, "what to print on stdout: text, json or md")
       ->check(CLI::IsMember({"text", "json", "md"}))
       ->capture_default_str();
+  sweep->add_option(
+      "--shard", sweep_args.shard,
+      "I/N: run only the I-th of N slices (0 <= I < N; run k of the sweep, numbered point by "
+      "point then seed, goes to shard k mod N), into OUT/NAME/shards/I-of-N/ with a manifest and "
+      "no summary; every point is still validated first. One shard per batch-system array task "
+      "(Slurm: --array=0-(N-1), --shard $SLURM_ARRAY_TASK_ID/N), then `gradscope merge "
+      "OUT/NAME`. --resume works per shard; --format json prints the manifest");
   sweep->add_flag("-q,--quiet", sweep_args.quiet,
+                  "print nothing on stdout (files are still written)");
+
+  MergeArgs merge_args;
+  CLI::App* merge = app.add_subcommand(
+      "merge",
+      "Combine the shards of a sweep (`gradscope sweep ... --shard I/N`) into the sweep's "
+      "directory: check that the shards describe one sweep (config, --vary, --set, --seeds, N), "
+      "that each shard 0..N-1 is there once and that every run is present, parses and is the run "
+      "of its config; then write OUT/NAME/runs/, sweep.json, sweep.txt, sweep.md, sweep.html and "
+      "gradients.svg byte for byte as the unsharded sweep would, and print the summary. Errors "
+      "name the shard and print the command that repairs it.");
+  merge->footer(kExitCodes);
+  merge
+      ->add_option("dirs", merge_args.dirs,
+                   "shard directories (OUT/NAME/shards/I-of-N, from one machine or copied from "
+                   "many), or the sweep's directory OUT/NAME whose shards/ holds them all")
+      ->required();
+  merge->add_option("-o,--out", merge_args.out_dir, "directory the sweep's directory goes in")
+      ->capture_default_str();
+  merge->add_option("--name", merge_args.name,
+                    "the sweep's directory name (default: the name the shards were run with)");
+  merge->add_option("--format", merge_args.format, "what to print on stdout: text, json or md")
+      ->check(CLI::IsMember({"text", "json", "md"}))
+      ->capture_default_str();
+  merge->add_flag("-q,--quiet", merge_args.quiet,
                   "print nothing on stdout (files are still written)");
 
   CompareArgs compare_args;
@@ -766,6 +863,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (theory->parsed()) return do_theory(theory_args, out);
     if (sweep->parsed()) return do_sweep(sweep_args, out, err, env);
+    if (merge->parsed()) return do_merge(merge_args, out);
     if (compare->parsed()) return do_compare(compare_args, out, err);
     if (lesson->parsed()) return do_lesson(lesson_args, out);
     for (std::size_t i = 0; i < std::size(kKeyFlags); ++i) {

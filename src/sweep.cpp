@@ -1,5 +1,5 @@
-// The sweep's grid: parsing --vary, the combinations, and the structural rewrites (residual
-// blocks, a norm per layer) that turn one stack config into its variants.
+// The sweep's grid: parsing --vary, the combinations, the structural rewrites (residual blocks, a
+// norm per layer) that turn one stack config into its variants, and the slicing into shards.
 #include "gradscope/sweep.hpp"
 
 #include <algorithm>
@@ -141,6 +141,41 @@ std::vector<SweepPoint> sweep_points(const std::vector<SweepAxis>& axes) {
     if (points[i].label.empty()) points[i].label = "base";
   }
   return points;
+}
+
+SweepShard parse_sweep_shard(const std::string& text) {
+  const std::string hint =
+      "write I/N with 0 <= I < N: shards are numbered from 0, e.g. --shard 0/4 to --shard 3/4; in "
+      "a Slurm job array use --array=0-(N-1) and --shard $SLURM_ARRAY_TASK_ID/N";
+  const auto slash = text.find('/');
+  const auto is_number = [](const std::string& s) {
+    return !s.empty() && s.size() <= 9 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (slash == std::string::npos || !is_number(text.substr(0, slash)) ||
+      !is_number(text.substr(slash + 1))) {
+    throw Error("--shard " + text + ": expected I/N, two whole numbers", hint);
+  }
+  SweepShard shard;
+  shard.index = std::stoi(text.substr(0, slash));
+  shard.count = std::stoi(text.substr(slash + 1));
+  if (shard.count < 1) throw Error("--shard " + text + ": N must be at least 1", hint);
+  if (shard.count > kMaxSweepShards) {
+    throw Error("--shard " + text + ": more than " + std::to_string(kMaxSweepShards) + " shards",
+                "use fewer shards; each shard runs every k-th run, so N above the number of runs "
+                "only adds empty shards");
+  }
+  if (shard.index >= shard.count) {
+    throw Error("--shard " + text + ": I must be below N (the shards of " +
+                    std::to_string(shard.count) + " are 0 to " + std::to_string(shard.count - 1) +
+                    ")",
+                hint);
+  }
+  return shard;
+}
+
+std::string sweep_shard_dir(const SweepShard& shard) {
+  return "shards/" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count);
 }
 
 RunSpec with_structure(const RunSpec& spec, const Structure& structure) {

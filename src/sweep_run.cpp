@@ -1,12 +1,13 @@
-// Running a sweep: every point's config is built and validated first, then the runs go out to
-// worker threads one run each (a run's own numbers do not depend on threads), each report is
-// written the moment it is done, and the summary is built from the files on disk, so a resumed
-// sweep and an uninterrupted one summarise the same bytes.
+// Running a sweep, whole or one shard of it: every point's config is built and validated first,
+// then the runs go out to worker threads one run each (a run's own numbers do not depend on
+// threads), each report is written the moment it is done, and the summary is built from the files
+// on disk, so a resumed sweep, an uninterrupted one and a merge of shards summarise the same bytes.
 #include <algorithm>
 #include <atomic>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -17,19 +18,13 @@
 #include "gradscope/output.hpp"
 #include "gradscope/report_json.hpp"
 #include "gradscope/sweep.hpp"
+#include "gradscope/version.hpp"
 
 namespace gradscope {
 
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Job {
-  int point = 0;
-  int seed_index = 0;
-  RunSpec spec;
-  std::string file;  // relative to the sweep directory
-};
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -46,68 +41,53 @@ std::string run_name(int point, int seed_index) {
   return "p" + p + "-s" + std::to_string(seed_index);
 }
 
-}  // namespace
-
-SweepResult run_sweep(const SweepRequest& req, const SweepProgress& progress) {
-  if (req.seeds < 1) throw Error("--seeds must be at least 1", "use --seeds 3 for a spread");
-  const RunSpec base = load_run_spec(req.config, req.overrides);
-  SweepResult result;
-  result.name = req.name.empty() ? base.name + "-sweep" : req.name;
-  result.config = req.config.value_or("<default>");
-  result.axes = req.axes;
-  result.seeds = req.seeds;
-
-  // Every run's spec, validated before anything runs.
-  const std::vector<SweepPoint> points = sweep_points(req.axes);
-  std::vector<Job> jobs;
-  for (const SweepPoint& point : points) {
-    std::vector<ConfigOverride> overrides = req.overrides;
-    Structure structure;
-    for (std::size_t a = 0; a < req.axes.size(); ++a) {
-      const SweepAxis& axis = req.axes[a];
-      const std::string& value = point.settings[a].second;
-      if (axis.key == "residual") {
-        structure.residual = value == "on";
-      } else if (axis.key == "norm") {
-        if (value == "batch_norm") structure.norm = NormKind::kBatchNorm;
-        if (value == "layer_norm") structure.norm = NormKind::kLayerNorm;
-        if (value == "rms_norm") structure.norm = NormKind::kRmsNorm;
-      } else {
-        overrides.push_back({axis.path, value, "--vary " + axis.key + "=" + value});
-      }
-    }
-    RunSpec spec = with_structure(load_run_spec(req.config, overrides), structure);
-    for (int s = 0; s < req.seeds; ++s) {
-      Job job;
-      job.point = point.index;
-      job.seed_index = s;
-      job.spec = spec;
-      job.spec.seed = spec.seed + static_cast<std::uint64_t>(s);
-      job.spec.name = run_name(point.index, s);
-      job.file = "runs/" + job.spec.name + ".json";
-      jobs.push_back(std::move(job));
-    }
+RunSpec load_spec(const SweepRequest& req, const std::vector<ConfigOverride>& overrides) {
+  if (req.config && req.config_text) {
+    // What load_run_spec does with the file's content, without reading the file.
+    return parse_run_spec(*req.config_text, *req.config, fs::path(*req.config).stem().string(),
+                          overrides);
   }
+  return load_run_spec(req.config, overrides);
+}
 
-  const fs::path dir = fs::path(req.out_dir) / result.name;
+// The request with its config file's text, read once: every point is built from the same bytes,
+// and a shard records them for the merge.
+SweepRequest with_config_text(const SweepRequest& request) {
+  SweepRequest req = request;
+  if (req.config && !req.config_text) {
+    load_run_spec(req.config, req.overrides);  // the config reader's own errors, if any
+    req.config_text = read_file(*req.config);
+  }
+  return req;
+}
+
+// Which of `jobs` are already finished in `dir` (resuming), or an error when the directory holds
+// runs and the request does not say --resume.
+std::vector<char> finished_runs(const fs::path& dir, const std::vector<const SweepJob*>& jobs,
+                                bool resume) {
   std::vector<char> done(jobs.size(), 0);
-  if (fs::exists(dir / "runs")) {
-    bool any = false;
-    for (const auto& e : fs::directory_iterator(dir / "runs")) {
-      if (e.path().extension() == ".json") any = true;
-    }
-    if (any && !req.resume) {
-      throw Error("sweep directory " + (dir / "runs").string() + " already holds runs",
-                  "pass --resume to continue that sweep (finished runs are kept when their "
-                  "config matches), or choose another --name or --out");
-    }
-    for (std::size_t i = 0; i < jobs.size(); ++i) {
-      const fs::path p = dir / jobs[i].file;
-      if (req.resume && fs::exists(p) && report_is_run_of(read_file(p), jobs[i].spec)) done[i] = 1;
-    }
+  if (!fs::exists(dir / "runs")) return done;
+  bool any = false;
+  for (const auto& e : fs::directory_iterator(dir / "runs")) {
+    if (e.path().extension() == ".json") any = true;
   }
+  if (any && !resume) {
+    throw Error("sweep directory " + (dir / "runs").string() + " already holds runs",
+                "pass --resume to continue that sweep (finished runs are kept when their "
+                "config matches), or choose another --name or --out");
+  }
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    const fs::path p = dir / jobs[i]->file;
+    if (resume && fs::exists(p) && report_is_run_of(read_file(p), jobs[i]->spec)) done[i] = 1;
+  }
+  return done;
+}
 
-  // The runs: one worker per job slot, each taking the next run not yet done.
+// Runs the jobs not yet done, one worker per job slot each taking the next run, and writes each
+// report under `dir` as it finishes.
+void run_jobs(const SweepPlan& plan, const std::vector<const SweepJob*>& jobs,
+              const std::vector<char>& done, const fs::path& dir, int jobs_wanted,
+              std::int64_t memory_budget, const SweepProgress& progress) {
   const int total = static_cast<int>(jobs.size());
   std::atomic<int> finished{static_cast<int>(std::count(done.begin(), done.end(), 1))};
   std::atomic<std::size_t> next{0};
@@ -124,11 +104,14 @@ SweepResult run_sweep(const SweepRequest& req, const SweepProgress& progress) {
       try {
         RunOptions options;
         options.threads = 1;
-        const Report report = run_diagnostic(jobs[i].spec, options);
-        write_files_atomically({{dir / jobs[i].file, report_to_json(report)}});
+        options.memory_limit_bytes = memory_budget;
+        const Report report = run_diagnostic(jobs[i]->spec, options);
+        write_files_atomically({{dir / jobs[i]->file, report_to_json(report)}});
         const int n = ++finished;
         const std::lock_guard<std::mutex> lock(mutex);
-        if (progress) progress(n, total, points[static_cast<std::size_t>(jobs[i].point)].label);
+        if (progress) {
+          progress(n, total, plan.points[static_cast<std::size_t>(jobs[i]->point)].label);
+        }
       } catch (...) {
         const std::lock_guard<std::mutex> lock(mutex);
         if (!error) error = std::current_exception();
@@ -137,18 +120,66 @@ SweepResult run_sweep(const SweepRequest& req, const SweepProgress& progress) {
       }
     }
   };
-  int workers = req.jobs > 0 ? req.jobs : static_cast<int>(std::thread::hardware_concurrency());
+  int workers =
+      jobs_wanted > 0 ? jobs_wanted : static_cast<int>(std::thread::hardware_concurrency());
   workers = std::clamp(workers, 1, std::max(1, total));
   std::vector<std::thread> threads;
   for (int w = 1; w < workers; ++w) threads.emplace_back(worker);
   worker();
   for (std::thread& t : threads) t.join();
   if (error) std::rethrow_exception(error);
+}
 
-  // The summary, from the files on disk.
-  result.points.resize(points.size());
-  for (std::size_t p = 0; p < points.size(); ++p) result.points[p].point = points[p];
-  for (const Job& job : jobs) {
+}  // namespace
+
+SweepPlan plan_sweep(const SweepRequest& req) {
+  if (req.seeds < 1) throw Error("--seeds must be at least 1", "use --seeds 3 for a spread");
+  const RunSpec base = load_spec(req, req.overrides);
+  SweepPlan plan;
+  plan.name = req.name.empty() ? base.name + "-sweep" : req.name;
+  plan.points = sweep_points(req.axes);
+  for (const SweepPoint& point : plan.points) {
+    std::vector<ConfigOverride> overrides = req.overrides;
+    Structure structure;
+    for (std::size_t a = 0; a < req.axes.size(); ++a) {
+      const SweepAxis& axis = req.axes[a];
+      const std::string& value = point.settings[a].second;
+      if (axis.key == "residual") {
+        structure.residual = value == "on";
+      } else if (axis.key == "norm") {
+        if (value == "batch_norm") structure.norm = NormKind::kBatchNorm;
+        if (value == "layer_norm") structure.norm = NormKind::kLayerNorm;
+        if (value == "rms_norm") structure.norm = NormKind::kRmsNorm;
+      } else {
+        overrides.push_back({axis.path, value, "--vary " + axis.key + "=" + value});
+      }
+    }
+    const RunSpec spec = with_structure(load_spec(req, overrides), structure);
+    for (int s = 0; s < req.seeds; ++s) {
+      SweepJob job;
+      job.run = static_cast<int>(plan.jobs.size());
+      job.point = point.index;
+      job.seed_index = s;
+      job.spec = spec;
+      job.spec.seed = spec.seed + static_cast<std::uint64_t>(s);
+      job.spec.name = run_name(point.index, s);
+      job.file = "runs/" + job.spec.name + ".json";
+      plan.jobs.push_back(std::move(job));
+    }
+  }
+  return plan;
+}
+
+SweepResult write_sweep_summary(const SweepRequest& req, const SweepPlan& plan) {
+  const fs::path dir = fs::path(req.out_dir) / plan.name;
+  SweepResult result;
+  result.name = plan.name;
+  result.config = req.config.value_or("<default>");
+  result.axes = req.axes;
+  result.seeds = req.seeds;
+  result.points.resize(plan.points.size());
+  for (std::size_t p = 0; p < plan.points.size(); ++p) result.points[p].point = plan.points[p];
+  for (const SweepJob& job : plan.jobs) {
     SweepRun run = sweep_run_from_report_json(read_file(dir / job.file), (dir / job.file).string());
     run.point = job.point;
     run.seed_index = job.seed_index;
@@ -173,6 +204,66 @@ SweepResult run_sweep(const SweepRequest& req, const SweepProgress& progress) {
                           {dir / "sweep.md", sweep_to_markdown(result)},
                           {dir / "gradients.svg", sweep_gradient_svg(result)},
                           {dir / "sweep.html", sweep_to_html(result)}});
+  return result;
+}
+
+SweepResult run_sweep(const SweepRequest& request, const SweepProgress& progress) {
+  const SweepRequest req = with_config_text(request);
+  const SweepPlan plan = plan_sweep(req);
+  const fs::path dir = fs::path(req.out_dir) / plan.name;
+  std::vector<const SweepJob*> jobs;
+  for (const SweepJob& job : plan.jobs) jobs.push_back(&job);
+  run_jobs(plan, jobs, finished_runs(dir, jobs, req.resume), dir, req.jobs, req.memory_budget_bytes,
+           progress);
+  return write_sweep_summary(req, plan);
+}
+
+SweepShardResult run_sweep_shard(const SweepRequest& request, const SweepShard& shard,
+                                 const SweepProgress& progress) {
+  if (shard.count < 1 || shard.count > kMaxSweepShards || shard.index < 0 ||
+      shard.index >= shard.count) {
+    throw Error("shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count) +
+                    ": the index must be from 0 to N-1",
+                "shards are numbered from 0: --shard 0/N to --shard N-1/N");
+  }
+  // Every point is validated in every shard, so a bad axis fails each array task at once.
+  const SweepRequest req = with_config_text(request);
+  const SweepPlan plan = plan_sweep(req);
+  const fs::path dir = fs::path(req.out_dir) / plan.name / sweep_shard_dir(shard);
+  std::vector<const SweepJob*> jobs;
+  for (const SweepJob& job : plan.jobs) {
+    if (sweep_run_in_shard(job.run, shard)) jobs.push_back(&job);
+  }
+  const std::vector<char> done = finished_runs(dir, jobs, req.resume);
+  // A manifest means a finished shard: an earlier one goes before anything runs, so that an
+  // interrupted retry is not taken for finished.
+  std::error_code ignored;
+  fs::remove(dir / "manifest.json", ignored);
+  run_jobs(plan, jobs, done, dir, req.jobs, req.memory_budget_bytes, progress);
+
+  SweepManifest manifest;
+  manifest.version = kVersion;
+  manifest.name = plan.name;
+  manifest.config = req.config;
+  manifest.config_text = req.config_text;
+  manifest.overrides = req.overrides;
+  manifest.axes = req.axes;
+  manifest.seeds = req.seeds;
+  manifest.runs_total = static_cast<int>(plan.jobs.size());
+  manifest.shard = shard;
+  manifest.out_dir = req.out_dir;
+  for (const SweepJob* job : jobs) {
+    manifest.runs.push_back({job->run, job->point, job->seed_index, job->file});
+  }
+  SweepShardResult result;
+  result.name = plan.name;
+  result.shard = shard;
+  result.dir = dir.string();
+  result.runs_total = manifest.runs_total;
+  result.runs = static_cast<int>(jobs.size());
+  result.reused = static_cast<int>(std::count(done.begin(), done.end(), 1));
+  result.manifest_json = sweep_manifest_to_json(manifest);
+  write_files_atomically({{dir / "manifest.json", result.manifest_json}});
   return result;
 }
 

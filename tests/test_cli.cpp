@@ -540,6 +540,87 @@ TEST(Cli, SweepRejectsABadAxis) {
   EXPECT_TRUE(contains(r.err, "--vary residual: unknown value \"maybe\"")) << r.err;
 }
 
+TEST(Cli, ShardedSweepMergesIntoTheUnshardedSweepsFiles) {
+  TempDir whole, sharded;
+  const std::vector<std::string> sweep = {
+      "sweep", "--vary", "activation=tanh,relu", "--vary", "depth=2,3",     "--seeds",
+      "2",     "--set",  "stack.width=8",        "--set",  "input.batch=4", "--name",
+      "s"};
+  const Result full = cli(args(sweep, {"--out", whole.path().string()}));
+  ASSERT_EQ(full.code, 0) << full.err;
+  for (int i = 0; i < 3; ++i) {
+    const Result r = cli(args(sweep, {"--out", sharded.path().string(), "--shard",
+                                      std::to_string(i) + "/3", "--jobs", std::to_string(i + 1)}));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_TRUE(contains(r.out, "shard " + std::to_string(i) + "/3 done")) << r.out;
+    EXPECT_TRUE(contains(r.out, "gradscope merge " + (sharded.path() / "s").string())) << r.out;
+  }
+  EXPECT_FALSE(fs::exists(sharded.path() / "s" / "sweep.json"));
+  const Result merged =
+      cli({"merge", (sharded.path() / "s").string(), "--out", sharded.path().string()});
+  ASSERT_EQ(merged.code, 0) << merged.err;
+  EXPECT_EQ(merged.out, full.out);  // the same table
+  for (const char* f : {"sweep.json", "sweep.txt", "sweep.md", "sweep.html", "gradients.svg",
+                        "runs/p0000-s0.json", "runs/p0003-s1.json"}) {
+    EXPECT_EQ(read(sharded.path() / "s" / f), read(whole.path() / "s" / f)) << f;
+  }
+  const Result json =
+      cli({"merge", "-q", (sharded.path() / "s").string(), "--out", sharded.path().string()});
+  EXPECT_EQ(json.code, 0) << json.err;
+  EXPECT_TRUE(json.out.empty());
+}
+
+TEST(Cli, SweepShardFormatJsonPrintsItsManifest) {
+  TempDir dir;
+  const Result r =
+      cli({"sweep", "--out", dir.path().string(), "--vary", "depth=2,3", "--set", "stack.width=8",
+           "--set", "input.batch=4", "--shard", "1/2", "--format", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, read(dir.path() / "default-sweep" / "shards" / "1-of-2" / "manifest.json"));
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["kind"], "gradscope_sweep_shard");
+  ASSERT_EQ(j["runs"].size(), 1u);
+  EXPECT_EQ(j["runs"][0]["file"], "runs/p0001-s0.json");
+}
+
+TEST(Cli, BadShardValuesExitTwoAndSayWhatToWrite) {
+  TempDir dir;
+  for (const char* bad : {"3/3", "x/2", "0/0", "-1/2", "1/", "2"}) {
+    const Result r =
+        cli({"sweep", "--out", dir.path().string(), "--vary", "depth=2,3", "--shard", bad});
+    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_TRUE(contains(r.err, std::string("--shard ") + bad)) << r.err;
+    EXPECT_TRUE(contains(r.err, "hint:")) << r.err;
+  }
+  EXPECT_TRUE(contains(cli({"sweep", "--vary", "depth=2", "--shard", "3/3"}).err,
+                       "I must be below N (the shards of 3 are 0 to 2)"));
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(Cli, MergeErrorsExitTwoWithTheRepairCommand) {
+  TempDir dir;
+  ASSERT_EQ(cli({"sweep", "-q", "--out", dir.path().string(), "--vary", "depth=2,3", "--set",
+                 "stack.width=8", "--set", "input.batch=4", "--shard", "0/2"})
+                .code,
+            0);
+  const Result r = cli({"merge", (dir.path() / "default-sweep").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "shard 1 of 2 missing")) << r.err;
+  EXPECT_TRUE(contains(r.err, "--shard 1/2 --resume")) << r.err;
+  const Result none = cli({"merge"});
+  EXPECT_EQ(none.code, 2);
+}
+
+TEST(Cli, MergeAndShardHaveHelp) {
+  const Result merge = cli({"merge", "--help"});
+  EXPECT_EQ(merge.code, 0);
+  EXPECT_TRUE(contains(merge.out, "Exit codes")) << merge.out;
+  EXPECT_TRUE(contains(merge.out, "OUT/NAME/shards/I-of-N")) << merge.out;
+  const Result sweep = cli({"sweep", "--help"});
+  EXPECT_TRUE(contains(sweep.out, "--shard")) << sweep.out;
+  EXPECT_TRUE(contains(sweep.out, "$SLURM_ARRAY_TASK_ID")) << sweep.out;
+}
+
 TEST(Cli, CompareOfAReportWithItselfIsNoChangeAndTheReverseOfAFixIsARegression) {
   TempDir dir;
   TempDir runs;
@@ -668,6 +749,61 @@ TEST(Cli, AnOnnxModelRunsWithItsOwnArchitectureAndWeights) {
   }
   const Result weights = cli({"run", corpus + "residual_mlp.onnx", "--weights", "w.safetensors"});
   EXPECT_EQ(weights.code, 2);
+}
+
+}  // namespace
+}  // namespace gradscope
+
+namespace gradscope {
+namespace {
+
+// ---- --memory-budget
+
+nlohmann::json without_plan(nlohmann::json j) {
+  j["network"]["memory"].erase("plan");
+  return j;
+}
+
+TEST(CliMemoryBudget, ATightBudgetPicksALeanPlanAndTheSameNumbers) {
+  TempDir roomy, tight;
+  const std::vector<std::string> job = {"run", "--depth",   "60", "--width",
+                                        "256", "--batch",   "32", "--input-width",
+                                        "256", "--threads", "2",  "--quiet"};
+  std::vector<std::string> a = job, b = job;
+  a.insert(a.end(), {"--out", roomy.path().string()});
+  // All in memory needs ~17 MiB of weights; 72 MiB leaves ~7 MiB for data after the 64 MiB of
+  // process overhead the planner reserves.
+  b.insert(b.end(), {"--out", tight.path().string(), "--memory-budget", "72MiB"});
+  ASSERT_EQ(cli(a).code, 0);
+  const Result r = cli(b);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto all = nlohmann::json::parse(read(roomy.path() / "default.json"));
+  const auto lean = nlohmann::json::parse(read(tight.path() / "default.json"));
+  EXPECT_EQ(all["network"]["memory"]["plan"]["weights"], "kept");
+  EXPECT_EQ(lean["network"]["memory"]["plan"]["weights"], "regenerated");
+  EXPECT_LT(lean["network"]["memory"]["plan"]["expected_peak_bytes"].get<double>(),
+            all["network"]["memory"]["plan"]["expected_peak_bytes"].get<double>());
+  EXPECT_EQ(without_plan(lean).dump(), without_plan(all).dump());
+  EXPECT_TRUE(contains(read(tight.path() / "default.txt"), "memory plan"));
+}
+
+TEST(CliMemoryBudget, ABudgetNoPlanFitsIsRefusedBeforeAnyReport) {
+  TempDir dir;
+  const Result r = cli({"run", "--depth", "60", "--width", "256", "--memory-budget", "65M", "--out",
+                        dir.path().string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "leanest plan")) << r.err;
+  EXPECT_TRUE(contains(r.err, "65.0 MiB")) << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "default.json"));
+}
+
+TEST(CliMemoryBudget, NotASizeSaysWhatToWrite) {
+  for (const char* bad : {"lots", "4 GiB", "-1G", "0"}) {
+    const Result r = cli({"run", "--depth", "3", "--memory-budget", bad});
+    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_TRUE(contains(r.err, "--memory-budget")) << r.err;
+    EXPECT_TRUE(contains(r.err, "4GiB")) << r.err;
+  }
 }
 
 }  // namespace

@@ -1,10 +1,13 @@
 // Sweeps: the grid, the structural rewrites, determinism whatever the number of jobs, a resumed
-// sweep equal to an uninterrupted one, and refusing to mix two sweeps' runs.
+// sweep equal to an uninterrupted one, refusing to mix two sweeps' runs, and shards whose merge is
+// the unsharded sweep byte for byte.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "gradscope/engine.hpp"
@@ -207,6 +210,363 @@ TEST(Sweep, AnInvalidPointFailsBeforeAnythingRuns) {
         << e.what();
   }
   EXPECT_FALSE(fs::exists(dir.path() / "grid"));
+}
+
+// ---- Shards and merge
+
+// 2 activations x 2 depths x 2 seeds = 8 runs on a tiny stack: a few milliseconds each.
+SweepRequest tiny_request(const fs::path& out) {
+  SweepRequest r;
+  r.overrides = {{"stack.width", "16", "test"}, {"input.batch", "8", "test"}};
+  r.axes = {parse_sweep_axis("activation=tanh,relu"), parse_sweep_axis("depth=2,5")};
+  r.seeds = 2;
+  r.out_dir = out.string();
+  r.name = "grid";
+  return r;
+}
+
+// Every file under `dir` (relative path -> content), leaving out the shards.
+std::map<std::string, std::string> tree(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string rel = fs::relative(e.path(), dir).generic_string();
+    if (rel.rfind("shards", 0) == 0 || !e.is_regular_file()) continue;
+    files[rel] = read(e.path());
+  }
+  return files;
+}
+
+// Runs shards 0..count-1 of `request`, each with its own number of jobs.
+void run_shards(const SweepRequest& request, int count) {
+  for (int i = 0; i < count; ++i) {
+    SweepRequest r = request;
+    r.jobs = 1 + i % 3;
+    run_sweep_shard(r, SweepShard{i, count}, nullptr);
+  }
+}
+
+std::string merge_error(const SweepMergeRequest& request) {
+  try {
+    merge_sweep_shards(request);
+  } catch (const Error& e) {
+    return std::string(e.what()) + "\nhint: " + e.hint();
+  }
+  return "no error";
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST(SweepShard, ParsesIOverNAndRejectsEverythingElse) {
+  const SweepShard s = parse_sweep_shard("3/8");
+  EXPECT_EQ(s.index, 3);
+  EXPECT_EQ(s.count, 8);
+  EXPECT_EQ(parse_sweep_shard("0/1").count, 1);
+  for (const char* bad : {"3/3", "4/3", "x/2", "0/0", "-1/2", "+1/2", "1/", "/2", "1 /2", " 1/2",
+                          "1/2/3", "1", "", "0x1/2", "0/100001", "99999999999/2"}) {
+    EXPECT_THROW(parse_sweep_shard(bad), Error) << bad;
+  }
+  try {
+    parse_sweep_shard("3/3");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_TRUE(contains(e.what(), "0 to 2")) << e.what();
+    EXPECT_TRUE(contains(e.hint(), "$SLURM_ARRAY_TASK_ID")) << e.hint();
+  }
+}
+
+TEST(SweepShard, RunKGoesToShardKModNAndEveryRunToExactlyOneShard) {
+  TempDir dir;
+  const SweepPlan plan = plan_sweep(tiny_request(dir.path()));
+  ASSERT_EQ(plan.jobs.size(), 8u);
+  for (std::size_t k = 0; k < plan.jobs.size(); ++k) {
+    EXPECT_EQ(plan.jobs[k].run, static_cast<int>(k));
+    // Point-major, then seed: the unsharded sweep's order.
+    EXPECT_EQ(plan.jobs[k].point, static_cast<int>(k / 2));
+    EXPECT_EQ(plan.jobs[k].seed_index, static_cast<int>(k % 2));
+  }
+  for (int count : {1, 3, 8, 11}) {
+    std::vector<int> owners(plan.jobs.size(), 0);
+    for (int i = 0; i < count; ++i) {
+      for (const SweepJob& job : plan.jobs) {
+        if (sweep_run_in_shard(job.run, SweepShard{i, count})) {
+          ++owners[static_cast<std::size_t>(job.run)];
+          EXPECT_EQ(job.run % count, i);
+        }
+      }
+    }
+    EXPECT_EQ(owners, std::vector<int>(plan.jobs.size(), 1)) << count;
+  }
+  EXPECT_EQ(sweep_shard_dir(SweepShard{2, 8}), "shards/2-of-8");
+}
+
+TEST(SweepShard, MergedShardsAreTheUnshardedSweepByteForByte) {
+  TempDir whole;
+  SweepRequest unsharded = tiny_request(whole.path());
+  unsharded.jobs = 2;
+  run_sweep(unsharded, nullptr);
+  const std::map<std::string, std::string> expected = tree(whole.path() / "grid");
+  ASSERT_EQ(expected.size(), 5u + 8u);  // the summary files and every run
+  // N = 1, N below the run count, N dividing it, N above it (shards 8, 9 and 10 run nothing).
+  for (int count : {1, 3, 4, 11}) {
+    TempDir sharded;
+    run_shards(tiny_request(sharded.path()), count);
+    EXPECT_FALSE(fs::exists(sharded.path() / "grid" / "sweep.json")) << "a shard wrote a summary";
+    SweepMergeRequest merge;
+    merge.dirs = {(sharded.path() / "grid").string()};
+    merge.out_dir = sharded.path().string();
+    const SweepResult r = merge_sweep_shards(merge);
+    EXPECT_EQ(r.points.size(), 4u);
+    EXPECT_EQ(tree(sharded.path() / "grid"), expected) << count << " shards";
+  }
+}
+
+TEST(SweepShard, AShardWithNoRunsSucceedsAndListsNone) {
+  TempDir dir;
+  const SweepShardResult r = run_sweep_shard(tiny_request(dir.path()), SweepShard{9, 11}, nullptr);
+  EXPECT_EQ(r.runs, 0);
+  EXPECT_EQ(r.runs_total, 8);
+  const fs::path shard = dir.path() / "grid" / "shards" / "9-of-11";
+  const SweepManifest m = sweep_manifest_from_json(read(shard / "manifest.json"), "manifest");
+  EXPECT_TRUE(m.runs.empty());
+  EXPECT_EQ(m.shard.index, 9);
+  EXPECT_EQ(m.shard.count, 11);
+  EXPECT_EQ(m.runs_total, 8);
+  EXPECT_FALSE(fs::exists(shard / "runs"));
+}
+
+TEST(SweepShard, ManifestRoundTripsAndListsTheShardsRuns) {
+  TempDir dir;
+  const SweepShardResult r = run_sweep_shard(tiny_request(dir.path()), SweepShard{1, 3}, nullptr);
+  EXPECT_EQ(r.runs, 3);  // runs 1, 4 and 7
+  const SweepManifest m = sweep_manifest_from_json(r.manifest_json, "manifest");
+  EXPECT_EQ(sweep_manifest_to_json(m), r.manifest_json);
+  ASSERT_EQ(m.runs.size(), 3u);
+  EXPECT_EQ(m.runs[1].run, 4);
+  EXPECT_EQ(m.runs[1].file, "runs/p0002-s0.json");
+  EXPECT_EQ(m.name, "grid");
+  EXPECT_FALSE(m.config.has_value());
+  EXPECT_EQ(m.axes.size(), 2u);
+  EXPECT_EQ(m.overrides.size(), 2u);
+  EXPECT_EQ(m.seeds, 2);
+  EXPECT_EQ(read(fs::path(r.dir) / "manifest.json"), r.manifest_json);
+  for (const SweepManifestRun& run : m.runs) EXPECT_TRUE(fs::exists(fs::path(r.dir) / run.file));
+  // A damaged manifest is an error naming the file and the JSON path.
+  std::string edited = r.manifest_json;
+  edited.replace(edited.find("\"seeds\""), 7, "\"seedz\"");
+  try {
+    sweep_manifest_from_json(edited, "m.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "m.json: sweep.seeds is missing")) << e.what();
+  }
+  EXPECT_THROW(sweep_manifest_from_json("{\"kind\": ", "m.json"), Error);
+  EXPECT_THROW(sweep_manifest_from_json(R"({"kind": "gradscope_report"})", "m.json"), Error);
+}
+
+TEST(SweepShard, EveryShardValidatesEveryPointBeforeRunning) {
+  TempDir dir;
+  SweepRequest r = tiny_request(dir.path());
+  // The bad value is in the last point: runs 14 and 15, which shard 0 of 2 does not own.
+  r.axes.push_back(parse_sweep_axis("stack.init=he_normal,no_such_init"));
+  for (int i = 0; i < 2; ++i) {
+    try {
+      run_sweep_shard(r, SweepShard{i, 2}, nullptr);
+      FAIL() << "shard " << i << ": no error";
+    } catch (const Error& e) {
+      EXPECT_TRUE(contains(e.what(), "no_such_init")) << e.what();
+    }
+  }
+  EXPECT_FALSE(fs::exists(dir.path() / "grid"));
+}
+
+TEST(SweepShard, OneShardResumesAndTheMergeIsStillTheUnshardedSweep) {
+  TempDir whole, sharded;
+  run_sweep(tiny_request(whole.path()), nullptr);
+  run_shards(tiny_request(sharded.path()), 3);
+  // Interrupt shard 1: lose a run and its manifest, leave another half-written.
+  const fs::path shard = sharded.path() / "grid" / "shards" / "1-of-3";
+  fs::remove(shard / "runs" / "p0002-s0.json");
+  fs::remove(shard / "manifest.json");
+  std::ofstream(shard / "runs" / "p0003-s1.json") << "{\"schema_version\": ";
+  SweepMergeRequest merge;
+  merge.dirs = {(sharded.path() / "grid").string()};
+  merge.out_dir = sharded.path().string();
+  const std::string unfinished = merge_error(merge);
+  EXPECT_TRUE(contains(unfinished, "shard 1 of 3 missing")) << unfinished;
+  EXPECT_TRUE(contains(unfinished, "1-of-3 has no manifest.json")) << unfinished;
+  EXPECT_TRUE(contains(unfinished, "--shard 1/3 --resume")) << unfinished;
+
+  SweepRequest again = tiny_request(sharded.path());
+  EXPECT_THROW(run_sweep_shard(again, SweepShard{1, 3}, nullptr), Error);  // no --resume
+  again.resume = true;
+  int left = -1;
+  const SweepShardResult r =
+      run_sweep_shard(again, SweepShard{1, 3}, [&](int done, int total, const std::string&) {
+        if (left < 0) left = total - done;  // the first call: what is left to run
+      });
+  EXPECT_EQ(left, 2);
+  EXPECT_EQ(r.reused, 1);
+  merge_sweep_shards(merge);
+  EXPECT_EQ(tree(sharded.path() / "grid"), tree(whole.path() / "grid"));
+}
+
+TEST(SweepShard, MergeNeedsNoConfigFileAndRefusesAnEditedOne) {
+  TempDir dir;
+  const fs::path config = dir.path() / "tiny.json";
+  std::ofstream(config)
+      << R"({"seed": 7, "stack": {"depth": 3, "width": 8}, "input": {"batch": 4}})";
+  SweepRequest r = tiny_request(dir.path() / "whole");
+  r.config = config.string();
+  r.overrides.clear();
+  run_sweep(r, nullptr);
+  SweepRequest s = r;
+  s.out_dir = (dir.path() / "sharded").string();
+  run_sweep_shard(s, SweepShard{0, 2}, nullptr);
+  // The config changes between the shards: the merge must notice.
+  std::ofstream(config)
+      << R"({"seed": 8, "stack": {"depth": 3, "width": 8}, "input": {"batch": 4}})";
+  run_sweep_shard(s, SweepShard{1, 2}, nullptr);
+  SweepMergeRequest merge;
+  merge.dirs = {(dir.path() / "sharded" / "grid").string()};
+  merge.out_dir = s.out_dir;
+  const std::string edited = merge_error(merge);
+  EXPECT_TRUE(contains(edited, "different sweeps")) << edited;
+  EXPECT_TRUE(contains(edited, "config files' contents differ")) << edited;
+  // Shard 1 again from the original text, then the config file goes away before the merge.
+  std::ofstream(config)
+      << R"({"seed": 7, "stack": {"depth": 3, "width": 8}, "input": {"batch": 4}})";
+  fs::remove_all(dir.path() / "sharded" / "grid" / "shards" / "1-of-2");
+  run_sweep_shard(s, SweepShard{1, 2}, nullptr);
+  fs::remove(config);
+  merge_sweep_shards(merge);
+  EXPECT_EQ(tree(dir.path() / "sharded" / "grid"), tree(dir.path() / "whole" / "grid"));
+}
+
+class SweepMerge : public ::testing::Test {
+ protected:
+  void SetUp() override { run_shards(tiny_request(dir_.path()), 3); }
+  fs::path shard(int i) const {
+    return dir_.path() / "grid" / "shards" / (std::to_string(i) + "-of-3");
+  }
+  SweepMergeRequest all() const {
+    SweepMergeRequest m;
+    m.dirs = {(dir_.path() / "grid").string()};
+    m.out_dir = (dir_.path() / "merged").string();
+    return m;
+  }
+  TempDir dir_;
+};
+
+TEST_F(SweepMerge, AMissingShardIsNamedWithTheCommandThatRunsIt) {
+  fs::remove_all(shard(2));
+  const std::string e = merge_error(all());
+  EXPECT_TRUE(contains(e, "shard 2 of 3 missing")) << e;
+  EXPECT_TRUE(contains(e,
+                       "gradscope sweep --vary activation=tanh,relu --vary depth=2,5 --set "
+                       "stack.width=16 --set input.batch=8 --seeds 2 --name grid"))
+      << e;
+  EXPECT_TRUE(contains(e, "--shard 2/3 --resume")) << e;
+  EXPECT_FALSE(fs::exists(dir_.path() / "merged"));
+}
+
+TEST_F(SweepMerge, AShardGivenTwiceIsAnError) {
+  fs::copy(shard(1), dir_.path() / "copy", fs::copy_options::recursive);
+  SweepMergeRequest m = all();
+  m.dirs.push_back((dir_.path() / "copy").string());
+  const std::string e = merge_error(m);
+  EXPECT_TRUE(contains(e, "shard 1/3 is given twice")) << e;
+  EXPECT_TRUE(contains(e, "copy")) << e;
+  // The same directory named twice is the same shard, not a duplicate.
+  m = all();
+  m.dirs.push_back(shard(1).string());
+  EXPECT_NO_THROW(merge_sweep_shards(m));
+}
+
+TEST_F(SweepMerge, ShardsOfAnotherSweepOrAnotherSplitAreRefused) {
+  TempDir other;
+  SweepRequest three_seeds = tiny_request(other.path());
+  three_seeds.seeds = 3;
+  run_sweep_shard(three_seeds, SweepShard{1, 3}, nullptr);
+  SweepMergeRequest m;
+  m.dirs = {shard(0).string(), (other.path() / "grid" / "shards" / "1-of-3").string(),
+            shard(2).string()};
+  m.out_dir = (dir_.path() / "merged").string();
+  std::string e = merge_error(m);
+  EXPECT_TRUE(contains(e, "different sweeps: their --seeds differ (2 vs 3)")) << e;
+
+  TempDir axes;
+  SweepRequest other_axis = tiny_request(axes.path());
+  other_axis.axes[1] = parse_sweep_axis("depth=2,6");
+  run_sweep_shard(other_axis, SweepShard{1, 3}, nullptr);
+  m.dirs[1] = (axes.path() / "grid" / "shards" / "1-of-3").string();
+  e = merge_error(m);
+  EXPECT_TRUE(contains(e, "their --vary axes differ")) << e;
+
+  // A second split of the same sweep in the same directory.
+  run_sweep_shard(tiny_request(dir_.path()), SweepShard{0, 2}, nullptr);
+  e = merge_error(all());
+  EXPECT_TRUE(contains(e, "is shard 0 of 2")) << e;
+  EXPECT_TRUE(contains(e, "is shard 0 of 3")) << e;
+  EXPECT_TRUE(contains(e, "*-of-N")) << e;
+  fs::remove_all(dir_.path() / "grid" / "shards" / "0-of-2");
+  EXPECT_NO_THROW(merge_sweep_shards(all()));
+}
+
+TEST_F(SweepMerge, AMissingCorruptOrForeignRunIsNamed) {
+  const fs::path run = shard(1) / "runs" / "p0002-s0.json";
+  const std::string good = read(run);
+  fs::remove(run);
+  std::string e = merge_error(all());
+  EXPECT_TRUE(contains(e, run.string() + ": missing (run 4 of the sweep, in shard 1/3)")) << e;
+  EXPECT_TRUE(contains(e, "--shard 1/3 --resume")) << e;
+
+  std::ofstream(run) << good.substr(0, good.size() / 2);
+  e = merge_error(all());
+  EXPECT_TRUE(contains(e, run.string() + ": not valid JSON")) << e;
+
+  // Another run's report in its place parses but is not this run.
+  fs::copy_file(shard(1) / "runs" / "p0000-s1.json", run, fs::copy_options::overwrite_existing);
+  e = merge_error(all());
+  EXPECT_TRUE(contains(e, "not the run of point 2 seed 0")) << e;
+
+  std::ofstream(run, std::ios::binary) << good;
+  EXPECT_NO_THROW(merge_sweep_shards(all()));
+}
+
+TEST_F(SweepMerge, AnEditedManifestIsRefused) {
+  const fs::path file = shard(0) / "manifest.json";
+  SweepManifest m = sweep_manifest_from_json(read(file), file.string());
+  m.runs.pop_back();
+  std::ofstream(file, std::ios::binary) << sweep_manifest_to_json(m);
+  const std::string e = merge_error(all());
+  EXPECT_TRUE(contains(e, "its runs are not those of shard 0/3")) << e;
+  std::ofstream(file) << "{";
+  EXPECT_TRUE(contains(merge_error(all()), "manifest.json: not valid JSON"));
+}
+
+TEST_F(SweepMerge, MergingTwiceIsFineButNotIntoAnotherSweepsDirectory) {
+  SweepMergeRequest m = all();
+  merge_sweep_shards(m);
+  const std::string json = read(dir_.path() / "merged" / "grid" / "sweep.json");
+  EXPECT_NO_THROW(merge_sweep_shards(m));
+  EXPECT_EQ(read(dir_.path() / "merged" / "grid" / "sweep.json"), json);
+  std::ofstream(dir_.path() / "merged" / "grid" / "runs" / "p0009-s0.json") << "{}";
+  const std::string e = merge_error(m);
+  EXPECT_TRUE(contains(e, "a run that is not this sweep's: p0009-s0.json")) << e;
+}
+
+TEST_F(SweepMerge, UnknownDirectoriesSayWhatToGive) {
+  SweepMergeRequest m = all();
+  m.dirs = {(dir_.path() / "nowhere").string()};
+  EXPECT_TRUE(contains(merge_error(m), "no such directory"));
+  m.dirs = {dir_.path().string()};
+  EXPECT_TRUE(contains(merge_error(m), "neither a shard directory"));
+  fs::remove(shard(0) / "manifest.json");
+  m.dirs = {shard(0).string()};
+  EXPECT_TRUE(contains(merge_error(m), "this shard has not finished"));
 }
 
 }  // namespace

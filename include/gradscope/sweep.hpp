@@ -1,6 +1,7 @@
 // Sweeps: one config run at every combination of a few varied keys (and several seeds per point),
 // in parallel, each run's report kept on disk so that an interrupted sweep resumes where it
-// stopped; then one summary of every point, as JSON, text, Markdown and plots.
+// stopped; then one summary of every point, as JSON, text, Markdown and plots. A sweep also runs
+// as N shards (on a batch system's array tasks) that `merge` combines into the very same summary.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,24 @@ struct SweepPoint {
 
 // Every combination, the first axis varying slowest.
 std::vector<SweepPoint> sweep_points(const std::vector<SweepAxis>& axes);
+
+// One slice of a sweep's runs: the runs are numbered 0, 1, ... point-major then seed, as the
+// unsharded sweep numbers them, and run k belongs to shard k mod count (round robin, so that a
+// slow value of an axis is spread over every shard).
+struct SweepShard {
+  int index = 0;  // 0 <= index < count
+  int count = 1;
+};
+inline constexpr int kMaxSweepShards = 100000;
+// Parses "I/N" (decimal, 0 <= I < N <= kMaxSweepShards). Throws Error (exit code 2) saying what
+// to write instead.
+SweepShard parse_sweep_shard(const std::string& text);
+inline bool sweep_run_in_shard(int run, const SweepShard& shard) {
+  return run % shard.count == shard.index;
+}
+// The shard's directory inside the sweep's directory: "shards/I-of-N", so that every shard of a
+// sweep writes to its own place, on one shared file system or on many machines.
+std::string sweep_shard_dir(const SweepShard& shard);
 
 // What a sweep keeps of one run, read back from its report JSON (so that a resumed sweep and an
 // uninterrupted one summarise the very same bytes).
@@ -96,6 +115,32 @@ SweepRun sweep_run_from_report_json(const std::string& text, const std::string& 
 bool report_is_run_of(const std::string& report_json, const RunSpec& spec);
 std::string sweep_to_json(const SweepResult& result);
 
+// What a shard writes beside its runs (OUT/NAME/shards/I-of-N/manifest.json) once all of them are
+// done: the resolved request, enough to check that shards belong together and to rebuild every
+// run's config without the config file, and the runs it owns.
+struct SweepManifestRun {
+  int run = 0;  // the run's number in the whole sweep
+  int point = 0;
+  int seed_index = 0;
+  std::string file;  // relative to the shard's directory, as in the sweep's: runs/pNNNN-sS.json
+};
+struct SweepManifest {
+  std::string version;                     // the gradscope that wrote it
+  std::string name;                        // the sweep's name
+  std::optional<std::string> config;       // the config file as given; none: the built-in default
+  std::optional<std::string> config_text;  // its content when read from a file
+  std::vector<ConfigOverride> overrides;   // --set and --threshold, in order
+  std::vector<SweepAxis> axes;
+  int seeds = 1;
+  int runs_total = 0;  // runs in the whole sweep
+  SweepShard shard;
+  std::string out_dir;  // where the shard was written (only to print commands in hints)
+  std::vector<SweepManifestRun> runs;
+};
+std::string sweep_manifest_to_json(const SweepManifest& manifest);
+// Throws Error naming `source` and the JSON path of what is missing or malformed.
+SweepManifest sweep_manifest_from_json(const std::string& text, const std::string& source);
+
 // ---- The text layer (sweep_text.cpp)
 
 std::string sweep_to_text(const SweepResult& result);
@@ -108,6 +153,9 @@ std::string sweep_gradient_svg(const SweepResult& result);
 
 struct SweepRequest {
   std::optional<std::string> config;  // none: the built-in default
+  // The config's content; none: read from the file `config` (a merge rebuilds the runs' configs
+  // from the text the shards recorded, so the file need not exist where the merge runs).
+  std::optional<std::string> config_text;
   std::vector<ConfigOverride> overrides;
   std::vector<SweepAxis> axes;
   int seeds = 1;
@@ -115,6 +163,9 @@ struct SweepRequest {
   std::string out_dir = "reports";
   bool resume = false;  // reuse finished runs on disk (their config must match)
   int jobs = 0;         // runs at once; 0: one per core
+  // The memory each run may use (RunOptions::memory_limit_bytes); it picks a run's memory plan,
+  // which changes no statistic.
+  std::int64_t memory_budget_bytes = 0;
 };
 
 // Progress: (runs done, runs in all, label of the run just finished).
@@ -125,5 +176,54 @@ using SweepProgress = std::function<void(int, int, const std::string&)>;
 // summary. Throws Error before running anything when an axis or a point's config is invalid, or
 // when the directory holds another sweep's runs and --resume is not given.
 SweepResult run_sweep(const SweepRequest& request, const SweepProgress& progress);
+
+// One run of a sweep, its config resolved and validated.
+struct SweepJob {
+  int run = 0;  // its number: point-major, then seed
+  int point = 0;
+  int seed_index = 0;
+  RunSpec spec;
+  std::string file;  // "runs/p0003-s1.json", relative to the sweep's (or the shard's) directory
+};
+struct SweepPlan {
+  std::string name;  // the request's name, or the config's name + "-sweep"
+  std::vector<SweepPoint> points;
+  std::vector<SweepJob> jobs;  // every run of the sweep, in run order
+};
+// Builds and validates every point's config. Throws Error before anything runs when the request,
+// an axis or a point's config is invalid.
+SweepPlan plan_sweep(const SweepRequest& request);
+// Reads every run of `plan` back from OUT/NAME/runs/ (OUT: request.out_dir, NAME: plan.name) and
+// writes the summary files beside them: sweep.json, .txt, .md, .html and gradients.svg. Both a
+// sweep and a merge of its shards end here, which is why their summaries are the same bytes.
+SweepResult write_sweep_summary(const SweepRequest& request, const SweepPlan& plan);
+
+// What one shard did.
+struct SweepShardResult {
+  std::string name;  // the sweep's
+  SweepShard shard;
+  std::string dir;  // the shard's directory: OUT/NAME/shards/I-of-N
+  int runs_total = 0;
+  int runs = 0;    // the shard's
+  int reused = 0;  // of those, kept from an earlier try (--resume)
+  std::string manifest_json;
+};
+// Validates every point (like run_sweep), runs the shard's slice of the runs into its directory
+// (resuming like run_sweep), and writes its manifest last, so that a manifest means a finished
+// shard. Writes no summary: `merge` does. A shard with no runs writes a manifest listing none.
+SweepShardResult run_sweep_shard(const SweepRequest& request, const SweepShard& shard,
+                                 const SweepProgress& progress);
+
+struct SweepMergeRequest {
+  // Shard directories (OUT/NAME/shards/I-of-N), or sweep directories whose shards/ holds them.
+  std::vector<std::string> dirs;
+  std::string out_dir = "reports";
+  std::string name;  // default: the shards' sweep name
+};
+// Checks that the shards describe one sweep, that each shard 0..N-1 is there once, and that every
+// run is present, parses and is the run of its config; copies the runs to OUT/NAME/runs/ and
+// writes the summary exactly as the unsharded sweep would. Throws Error naming the directory or
+// file and what is missing or inconsistent, with the command that repairs it.
+SweepResult merge_sweep_shards(const SweepMergeRequest& request);
 
 }  // namespace gradscope
