@@ -52,3 +52,11 @@ print(f"  estimate incl. buffers          {mib(m['estimate_bytes']):.0f} MiB")
 print(f"  measured peak RSS               {mib(peak):.0f} MiB")
 print(f"  peak / (weights + cache)        {peak / need:.2f}  (target <= 1.3)")
 PY
+
+echo
+echo "== the deep job: depth 10,000 under a 4 GiB memory budget (several minutes)"
+if [ "${SKIP_DEEP:-0}" = 1 ]; then
+  echo "  skipped (SKIP_DEEP=1)"
+else
+  "$BIN/bench/gradscope_bench_deep" 10000 1024 256 4GiB
+fi

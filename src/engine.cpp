@@ -21,6 +21,9 @@ namespace {
 
 // The process besides the plan's data: code, libraries, thread stacks, the report being built.
 constexpr std::int64_t kProcessOverheadBytes = std::int64_t{64} << 20;
+// What the allocator holds beyond the live data when buffers come and go by the thousand: peak
+// resident memory measured 5% (depth 10,000) to 9% (depth 2,000) above the plan's data.
+constexpr double kAllocatorSlack = 0.10;
 
 Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
   Summary s;
@@ -55,10 +58,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
       if (l < ext->weight.size() && ext->weight[l].size() > 0) {
         net.weight[l] = ext->weight[l].cast<Scalar>();
         // The norm of the weights as stored, summed exactly as the generated path does.
-        SquareSum squares;
-        const Mat<Scalar>& used = net.weight[l];
-        for (Eigen::Index j = 0; j < used.cols(); ++j) squares.add(used.col(j).data(), used.rows());
-        net.weight_norm[l] = std::sqrt(squares.sum);
+        net.weight_norm[l] = weight_frobenius(net.weight[l]);
       }
       if (l < ext->bias.size() && ext->bias[l].size() > 0)
         net.bias[l] = ext->bias[l].cast<Scalar>();
@@ -73,6 +73,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   pass.loss = spec.loss;
   pass.optimizer = spec.optimizer;
   pass.checkpoint_every = report.memory.plan.checkpoint_every;
+  pass.kept_from = report.memory.plan.recomputed_ops;
   Mat<Scalar> probe;
   LossTargets targets;
   if (spec.loss.kind == LossKind::kProbe) {
@@ -146,8 +147,9 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
     for (const Eigen::MatrixXd& w : options.external->weight) loaded.push_back(w.size() > 0);
   }
   if (options.plan) {
-    report.memory.plan = plan_with(spec, report.memory, loaded, options.plan->weights,
-                                   options.plan->checkpoint_every);
+    report.memory.plan = plan_with(
+        spec, report.memory, loaded, options.plan->weights, options.plan->checkpoint_every,
+        options.plan->recomputed_ops > 0 ? options.plan->recomputed_ops : -1);
   } else {
     const std::int64_t limit = options.memory_limit_bytes > 0    ? options.memory_limit_bytes
                                : options.memory_limit_bytes == 0 ? available_memory_bytes()
@@ -158,7 +160,8 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
         static_cast<double>(threads) * static_cast<double>(report.memory.per_thread_bytes);
     const auto overhead = static_cast<std::int64_t>(
         std::min(3.0e18, scratch + static_cast<double>(kProcessOverheadBytes)));
-    report.memory.plan = choose_memory_plan(spec, report.memory, loaded, limit, overhead);
+    report.memory.plan =
+        choose_memory_plan(spec, report.memory, loaded, limit, overhead, kAllocatorSlack);
   }
   const std::vector<OpSpec> ops = expand_ops(spec);
   const std::vector<int> widths = op_widths(spec, ops);

@@ -165,40 +165,76 @@ struct Candidate {
   double extra = 0;
 };
 
-// The checkpointed plan with segments of k ops: checkpoints, the largest segment, and what
-// is computed again. `base` is what every plan keeps besides.
-Candidate checkpointed(const Footprint& f, std::size_t k, bool regenerate, double base) {
+// The checkpointed plan with segments of k ops, computing ops [0, tail) again and keeping the
+// rest from the forward pass: checkpoints, the larger of the largest segment and the kept tail,
+// and what is computed again. `base` is what every plan keeps besides.
+Candidate checkpointed(const Footprint& f, std::size_t k, std::size_t tail, bool regenerate,
+                       double base) {
   const std::size_t count = f.weight.size();
-  const std::size_t last_start = (count - 1) / k * k;
+  std::vector<std::size_t> starts{0};
+  for (std::size_t b = k; b < tail; b += k) starts.push_back(b);
+  if (tail > 0 && tail < count) starts.push_back(tail);
   std::vector<char> retained(count + 1, 0);
-  for (std::size_t b = k; b < count; b += k) retained[f.producer[b]] = 1;
+  for (std::size_t s = 1; s < starts.size(); ++s) retained[f.producer[starts[s]]] = 1;
   for (const auto& [begin, end] : f.skips) {
-    // A skip open across a segment start is kept from its begin to that start.
-    const std::size_t first_start = (begin / k + 1) * k;
-    if (first_start <= end && first_start < count) retained[f.producer[begin]] = 1;
+    const auto next = std::upper_bound(starts.begin(), starts.end(), begin);
+    if (next != starts.end() && *next <= end) retained[f.producer[begin]] = 1;
   }
   double checkpoints = 0;
-  for (std::size_t p = 0; p < last_start; ++p) checkpoints += retained[p] ? f.value[p] : 0.0;
+  for (std::size_t p = 0; p < tail; ++p) checkpoints += retained[p] ? f.value[p] : 0.0;
   double largest_segment = 0;
   double largest_draw = 0;
+  double kept = 0;
   double extra = 0;
-  for (std::size_t b = 0; b < count; b += k) {
+  for (std::size_t s = 0; s < starts.size(); ++s) {
+    const std::size_t end = s + 1 < starts.size() ? starts[s + 1] : count;
     double bytes = 0;
-    for (std::size_t i = b; i < std::min(count, b + k); ++i) {
-      bytes += f.cache[i] + (regenerate ? f.weight[i] : 0.0);
+    for (std::size_t i = starts[s]; i < end; ++i) {
       largest_draw = std::max(largest_draw, regenerate ? f.weight[i] : 0.0);
-      if (b < last_start) extra += f.redo_cost[i] + (regenerate ? f.draw_cost[i] : 0.0);
+      if (starts[s] >= tail) {
+        kept += f.cache[i];  // kept from the forward pass; weights drawn one at a time
+        extra += regenerate ? f.draw_cost[i] : 0.0;
+      } else {
+        bytes += f.cache[i] + (regenerate ? f.weight[i] : 0.0);
+        extra += f.redo_cost[i] + (regenerate ? f.draw_cost[i] : 0.0);
+      }
     }
     largest_segment = std::max(largest_segment, bytes);
   }
   Candidate c;
   c.plan.weights = regenerate ? WeightStorage::kRegenerated : WeightStorage::kKept;
   c.plan.checkpoint_every = static_cast<int>(k);
-  c.plan.checkpoints = static_cast<std::int64_t>((count + k - 1) / k);
-  c.plan.recomputed_ops = static_cast<std::int64_t>(last_start);
-  c.peak = base + checkpoints + largest_segment + largest_draw;
+  c.plan.segments = static_cast<std::int64_t>(starts.size());
+  c.plan.recomputed_ops = static_cast<std::int64_t>(tail);
+  c.peak = base + checkpoints + std::max(largest_segment, kept) + largest_draw;
   c.extra = extra;
   return c;
+}
+
+// The same segments with the longest kept tail whose peak fits `room`: every op kept from the
+// forward pass is one not computed again. The peak grows as the tail does, so a bisection finds
+// it; the plan with the last segment alone is returned when even that does not fit.
+Candidate with_longest_tail(const Footprint& f, std::size_t k, bool regenerate, double base,
+                            double room) {
+  const std::size_t count = f.weight.size();
+  std::size_t hi = (count - 1) / k * k;  // fits, or nothing shorter will
+  Candidate best = checkpointed(f, k, hi, regenerate, base);
+  if (best.peak > room) return best;
+  std::size_t lo = 0;  // the smallest tail start known not to fit, or 0
+  if (checkpointed(f, k, 0, regenerate, base).peak <= room) {
+    return checkpointed(f, k, 0, regenerate, base);
+  }
+  while (hi - lo > 1) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    const Candidate c = checkpointed(f, k, mid, regenerate, base);
+    if (c.peak <= room) {
+      hi = mid;
+      best = c;
+    } else {
+      lo = mid;
+    }
+  }
+  return best;
 }
 
 std::string plan_name(const MemoryPlan& plan) {
@@ -300,7 +336,7 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
 }
 
 std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const MemoryEstimate& all,
-                                                  const std::vector<bool>& loaded) {
+                                                  const std::vector<bool>& loaded, double room) {
   const Footprint f = footprint(spec, loaded);
   const std::size_t count = f.weight.size();
   double cache_all = 0;
@@ -332,6 +368,7 @@ std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const Mem
   }
   if (count > 1) {
     // Segment lengths on a geometric grid, and the square root of the depth beside it.
+    candidates.reserve(candidates.size() + 200);  // `leanest` points into it
     std::vector<std::size_t> lengths;
     for (double k = 1; k < static_cast<double>(count); k = std::max(k + 1, std::ceil(k * 1.25))) {
       lengths.push_back(static_cast<std::size_t>(k));
@@ -340,9 +377,19 @@ std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const Mem
     lengths.push_back(root);
     for (bool regenerate : {false, true}) {
       if (regenerate && regenerable <= 0) continue;
+      const double base = common + (regenerate ? drawn_weights : kept_weights);
+      const Candidate* leanest = nullptr;
       for (std::size_t k : lengths) {
-        candidates.push_back(
-            checkpointed(f, k, regenerate, common + (regenerate ? drawn_weights : kept_weights)));
+        candidates.push_back(checkpointed(f, k, (count - 1) / k * k, regenerate, base));
+        if (leanest == nullptr || candidates.back().peak < leanest->peak) {
+          leanest = &candidates.back();
+        }
+      }
+      // With room to spare, the leanest segment length keeps a longer tail from the forward
+      // pass and computes that much less again.
+      if (room >= 0 && leanest != nullptr && leanest->peak <= room) {
+        const auto k = static_cast<std::size_t>(leanest->plan.checkpoint_every);
+        candidates.push_back(with_longest_tail(f, k, regenerate, base, room));
       }
     }
   }
@@ -364,25 +411,31 @@ std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const Mem
 }
 
 MemoryPlan plan_with(const RunSpec& spec, const MemoryEstimate& all,
-                     const std::vector<bool>& loaded, WeightStorage weights, int checkpoint_every) {
-  for (const MemoryPlanOption& o : memory_plan_options(spec, all, loaded)) {
-    if (o.plan.weights == weights && o.plan.checkpoint_every == checkpoint_every) return o.plan;
+                     const std::vector<bool>& loaded, WeightStorage weights, int checkpoint_every,
+                     std::int64_t recomputed_ops) {
+  if (checkpoint_every == 0) {
+    for (const MemoryPlanOption& o : memory_plan_options(spec, all, loaded)) {
+      if (o.plan.weights == weights && !o.plan.checkpointed()) return o.plan;
+    }
   }
-  // A segment length the planner does not try: estimate it alone.
   const Footprint f = footprint(spec, loaded);
-  const auto k = static_cast<std::size_t>(checkpoint_every);
-  if (k == 0 || k >= f.weight.size()) {
+  const std::size_t count = f.weight.size();
+  const auto k = static_cast<std::size_t>(std::max(0, checkpoint_every));
+  if (k == 0 || k >= count) {
     throw Error("no such memory plan: checkpoints every " + std::to_string(checkpoint_every) +
-                    " ops in a network of " + std::to_string(f.weight.size()) + " ops",
-                "use 0 (no checkpoints) or a segment length below the number of ops");
+                    " ops in a network of " + std::to_string(count) + " ops",
+                "use a segment length from 1 to the number of ops less one");
   }
+  const std::size_t last = (count - 1) / k * k;
+  const std::size_t tail =
+      recomputed_ops >= 0 ? std::min(last, static_cast<std::size_t>(recomputed_ops)) : last;
   double cache_all = 0;
   for (double c : f.cache) cache_all += c;
   const double common = std::max(0.0, static_cast<double>(all.cache_bytes) - cache_all) +
                         static_cast<double>(all.work_bytes);
   const bool regenerate = weights == WeightStorage::kRegenerated;
   const Candidate c = checkpointed(
-      f, k, regenerate,
+      f, k, tail, regenerate,
       common + (regenerate ? f.loaded_weights + f.biases : static_cast<double>(all.weights_bytes)));
   MemoryPlan plan = c.plan;
   plan.peak_bytes = clamp_bytes(c.peak);
@@ -391,27 +444,25 @@ MemoryPlan plan_with(const RunSpec& spec, const MemoryEstimate& all,
 
 MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
                               const std::vector<bool>& loaded, std::int64_t budget_bytes,
-                              std::int64_t overhead_bytes) {
+                              std::int64_t overhead_bytes, double slack) {
+  // What a plan's data may take: the budget less the overhead, less the allocator's slack.
+  const double room =
+      (static_cast<double>(budget_bytes) - static_cast<double>(overhead_bytes)) / (1.0 + slack);
+  auto needs = [&](double peak) {
+    return peak * (1.0 + slack) + static_cast<double>(overhead_bytes);
+  };
   // The all-in-memory plan needs no footprint: a small run never expands anything twice.
   MemoryPlan everything;
   everything.peak_bytes = all.total_bytes();
-  if (budget_bytes <= 0 ||
-      static_cast<double>(all.total_bytes()) + static_cast<double>(overhead_bytes) <=
-          static_cast<double>(budget_bytes)) {
-    return everything;
-  }
-  const std::vector<MemoryPlanOption> options = memory_plan_options(spec, all, loaded);
+  if (budget_bytes <= 0 || static_cast<double>(all.total_bytes()) <= room) return everything;
+  const std::vector<MemoryPlanOption> options = memory_plan_options(spec, all, loaded, room);
   const MemoryPlanOption* leanest = &options.front();
   for (const MemoryPlanOption& o : options) {
-    if (static_cast<double>(o.plan.peak_bytes) + static_cast<double>(overhead_bytes) <=
-        static_cast<double>(budget_bytes)) {
-      return o.plan;
-    }
+    if (static_cast<double>(o.plan.peak_bytes) <= room) return o.plan;
     if (o.plan.peak_bytes < leanest->plan.peak_bytes) leanest = &o;
   }
-  const std::int64_t needed = clamp_bytes(static_cast<double>(leanest->plan.peak_bytes) +
-                                          static_cast<double>(overhead_bytes));
-  throw Error("run refused: it needs an estimated " + human_bytes(needed) +
+  throw Error("run refused: it needs an estimated " +
+                  human_bytes(clamp_bytes(needs(static_cast<double>(leanest->plan.peak_bytes)))) +
                   " even with its leanest plan (" + plan_name(leanest->plan) +
                   "; all in memory: " + human_bytes(all.total_bytes()) +
                   ") but the memory budget is " + human_bytes(budget_bytes),

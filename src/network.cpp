@@ -305,15 +305,32 @@ Eigen::MatrixXd unscaled(const Mat<Scalar>& g, std::int64_t exp2) {
 
 }  // namespace
 
+// Weights are drawn, and their squares summed, 32 columns a task: the partial sums of the blocks
+// merge in block order, so the norm is the same whoever draws the blocks, and is summed while the
+// block is still in cache.
+constexpr int kDrawColumns = 32;
+
 template <class Scalar>
-double weight_frobenius(const Mat<Scalar>& w) {
+SquareSum column_block_squares(const Mat<Scalar>& w, Range c) {
   SquareSum squares;
-  for (Eigen::Index j = 0; j < w.cols(); ++j) squares.add(w.col(j).data(), w.rows());
-  return std::sqrt(squares.sum);
+  for (Eigen::Index j = c.begin; j < c.begin + c.size; ++j) {
+    squares.add(w.col(j).data(), w.rows());
+  }
+  return squares;
 }
 
 template <class Scalar>
-void generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, ThreadPool& pool) {
+double weight_frobenius(const Mat<Scalar>& w) {
+  SquareSum total;
+  for (std::int64_t t = 0; t < tasks_for(w.cols(), kDrawColumns); ++t) {
+    total.merge(column_block_squares(w, task_range(t, w.cols(), kDrawColumns)));
+  }
+  return std::sqrt(total.sum);
+}
+
+template <class Scalar>
+double generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w,
+                       ThreadPool& pool) {
   const OpSpec& op = net.ops[l];
   const auto index = static_cast<std::uint64_t>(l + 1);  // ops are numbered from 1
   const int fan_in = l == 0 ? net.input_width : net.widths[l - 1];
@@ -324,11 +341,11 @@ void generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, 
     init_weights(op.residual.projection_init,
                  stream_key(net.seed, index, StreamPurpose::kProjection), p);
     w = p.cast<Scalar>();
-    return;
+    return weight_frobenius(w);
   }
   if (op.kind != OpKind::kDense) {
     w.resize(0, 0);
-    return;
+    return 0.0;
   }
   const LayerSpec& layer = op.dense;
   const std::uint64_t key = stream_key(net.seed, index, StreamPurpose::kWeights);
@@ -337,14 +354,15 @@ void generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, 
     Eigen::MatrixXd d(layer.width, fan_in);
     init_weights(layer.init, key, d);
     w = d.cast<Scalar>();
-    return;
+    return weight_frobenius(w);
   }
   // Entry (i, j) is number i + j * rows of its stream, so blocks of columns drawn by separate
   // tasks are the values a single draw makes. Drawn in double and rounded once.
-  constexpr int kColumns = 32;
   w.resize(layer.width, fan_in);
-  pool.run(tasks_for(fan_in, kColumns), [&](std::int64_t t) {
-    const Range c = task_range(t, fan_in, kColumns);
+  const std::int64_t tasks = tasks_for(fan_in, kDrawColumns);
+  std::vector<SquareSum> parts(static_cast<std::size_t>(tasks));
+  pool.run(tasks, [&](std::int64_t t) {
+    const Range c = task_range(t, fan_in, kDrawColumns);
     const auto first = static_cast<int>(c.begin);
     const auto n = static_cast<int>(c.size);
     if constexpr (std::is_same_v<Scalar, double>) {
@@ -355,7 +373,11 @@ void generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, 
       init_weight_columns(layer.init, key, layer.width, fan_in, first, n, block.data());
       w.middleCols(c.begin, c.size) = block.template cast<Scalar>();
     }
+    parts[static_cast<std::size_t>(t)] = column_block_squares(w, c);
   });
+  SquareSum total;
+  for (const SquareSum& p : parts) total.merge(p);
+  return std::sqrt(total.sum);
 }
 
 template <class Scalar>
@@ -404,8 +426,8 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStora
   pool.run(static_cast<std::int64_t>(count), [&](std::int64_t k) {
     const auto l = static_cast<std::size_t>(k);
     ThreadPool serial(1);
-    generate_weight(net, l, net.weight[l], serial);
-    if (net.ops[l].kind == OpKind::kDense) net.weight_norm[l] = weight_frobenius(net.weight[l]);
+    const double norm = generate_weight(net, l, net.weight[l], serial);
+    if (net.ops[l].kind == OpKind::kDense) net.weight_norm[l] = norm;
   });
   return net;
 }
@@ -493,21 +515,29 @@ class PassRunner {
       const bool gram = !adam && use_gram_for_weight_norm(batch_, n_in, net_.widths[l]);
       if (gram && p < count_ && gram_owner_[p] == count_) gram_owner_[p] = l;
     }
+    // Segments of `every` ops from the start; ops from `cached_from_` on are kept from the
+    // forward pass (by default the last segment).
     const auto every = static_cast<std::size_t>(std::max(0, options_.checkpoint_every));
     checkpointed_ = every > 0 && every < count_;
-    starts_.clear();
-    for (std::size_t b = 0; b < count_; b += checkpointed_ ? every : count_) starts_.push_back(b);
-    cached_from_ = starts_.back();
+    starts_.assign(1, 0);
+    cached_from_ = 0;
+    if (checkpointed_) {
+      const std::size_t last = (count_ - 1) / every * every;
+      cached_from_ = options_.kept_from >= 0
+                         ? std::min(last, static_cast<std::size_t>(options_.kept_from))
+                         : last;
+      for (std::size_t b = every; b < cached_from_; b += every) starts_.push_back(b);
+      if (cached_from_ > 0) starts_.push_back(cached_from_);
+      checkpointed_ = cached_from_ > 0;
+    }
     retained_.assign(count_ + 1, 0);
-    for (std::size_t s = 1; s < starts_.size(); ++s) {
-      const std::size_t b = starts_[s];
-      retained_[producer_[b]] = 1;
-      for (std::size_t e = b; e < count_; ++e) {
-        if (net_.ops[e].kind == OpKind::kResidualEnd &&
-            static_cast<std::size_t>(net_.partner[e]) < b) {
-          retained_[skip_producer_[e]] = 1;
-        }
-      }
+    for (std::size_t s = 1; s < starts_.size(); ++s) retained_[producer_[starts_[s]]] = 1;
+    for (std::size_t e = 0; e < count_; ++e) {
+      if (net_.ops[e].kind != OpKind::kResidualEnd) continue;
+      // A skip open across a segment start is carried by that start's checkpoint.
+      const auto begin = static_cast<std::size_t>(net_.partner[e]);
+      const auto next = std::upper_bound(starts_.begin(), starts_.end(), begin);
+      if (next != starts_.end() && *next <= e) retained_[skip_producer_[e]] = 1;
     }
   }
 
@@ -523,10 +553,8 @@ class PassRunner {
   const Mat<Scalar>& forward_weight(std::size_t l, bool cache) {
     if (!has_weights(l) || !net_.regenerate || net_.weight[l].size() > 0) return net_.weight[l];
     Mat<Scalar>& w = cache ? wcache_[l] : scratch_weight_;
-    generate_weight(net_, l, w, pool_);
-    if (net_.ops[l].kind == OpKind::kDense && weight_norm_[l] == 0.0) {
-      weight_norm_[l] = weight_frobenius(w);
-    }
+    const double norm = generate_weight(net_, l, w, pool_);
+    if (net_.ops[l].kind == OpKind::kDense) weight_norm_[l] = norm;
     return w;
   }
 
@@ -537,13 +565,12 @@ class PassRunner {
 
   // ---- Forward.
   void forward() {
-    // Weights drawn for the kept segment stay for its backward pass when segments are in use;
-    // without checkpoints the backward pass draws them again one at a time.
-    const bool cache_weights = checkpointed_;
+    // Drawn weights are used once here; the backward pass draws them again (kept ops: one at a
+    // time; recomputed segments: once for the recomputation and the backward together).
     for (std::size_t l = 0; l < count_; ++l) {
       if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
       const bool keep = l >= cached_from_;
-      const Mat<Scalar>& w = forward_weight(l, keep && cache_weights);
+      const Mat<Scalar>& w = forward_weight(l, false);
       ForwardStats& fs = result_.forward[l];
       compute_op(l, w, keep, &fs);
       fill_act_histogram(out_[l], fs, pool_);
@@ -1035,9 +1062,10 @@ PassResult forward_backward(const Network<Scalar>& net, const Mat<Scalar>& input
 
 template Network<float> build_network<float>(const RunSpec&, ThreadPool&, WeightStorage);
 template Network<double> build_network<double>(const RunSpec&, ThreadPool&, WeightStorage);
-template void generate_weight<float>(const Network<float>&, std::size_t, Mat<float>&, ThreadPool&);
-template void generate_weight<double>(const Network<double>&, std::size_t, Mat<double>&,
-                                      ThreadPool&);
+template double generate_weight<float>(const Network<float>&, std::size_t, Mat<float>&,
+                                       ThreadPool&);
+template double generate_weight<double>(const Network<double>&, std::size_t, Mat<double>&,
+                                        ThreadPool&);
 template const Mat<float>& weight_of<float>(const Network<float>&, std::size_t, Mat<float>&,
                                             ThreadPool&);
 template const Mat<double>& weight_of<double>(const Network<double>&, std::size_t, Mat<double>&,

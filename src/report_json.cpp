@@ -318,7 +318,7 @@ std::string report_to_json(const Report& report) {
       Json{{"weights", plan.weights == WeightStorage::kRegenerated ? "regenerated" : "kept"},
            {"activations", plan.checkpointed() ? "checkpointed" : "kept"},
            {"checkpoint_every", plan.checkpoint_every},
-           {"segments", plan.checkpoints},
+           {"segments", plan.segments},
            {"recomputed_ops", plan.recomputed_ops},
            {"expected_peak_bytes", plan.peak_bytes}};
   Json network = Json::object();

@@ -665,7 +665,7 @@ std::string header_block(const Report& r, const Painter& paint) {
     std::string text = plan.weights == WeightStorage::kRegenerated ? "weights drawn again" : "";
     if (plan.checkpointed()) {
       text += fmt::format("{}checkpoints every {} ops ({} segments, {} ops computed again)",
-                          text.empty() ? "" : ", ", plan.checkpoint_every, plan.checkpoints,
+                          text.empty() ? "" : ", ", plan.checkpoint_every, plan.segments,
                           group_thousands(plan.recomputed_ops));
     }
     row("memory plan", fmt::format("{}; {} expected at peak", text, format_bytes(plan.peak_bytes)));

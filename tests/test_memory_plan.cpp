@@ -27,12 +27,14 @@ std::string report_without_plan(Report r) {
   return report_to_json(r);
 }
 
-Report run_with(const RunSpec& spec, WeightStorage weights, int every, int threads = 2) {
+Report run_with(const RunSpec& spec, WeightStorage weights, int every, int threads = 2,
+                std::int64_t recomputed = 0) {
   RunOptions opt;
   opt.threads = threads;
   opt.plan = MemoryPlan{};
   opt.plan->weights = weights;
   opt.plan->checkpoint_every = every;
+  opt.plan->recomputed_ops = recomputed;  // 0: all but the last segment
   return run_diagnostic(spec, opt);
 }
 
@@ -97,6 +99,13 @@ TEST(MemoryPlan, EveryPlanGivesTheAllInMemoryReportBitForBit) {
     }
     EXPECT_EQ(report_without_plan(run_with(spec, WeightStorage::kRegenerated, 0)), reference)
         << name << ": weights regenerated, activations kept";
+    if (!small) continue;
+    // A kept tail that starts inside a segment (and inside residual blocks).
+    for (int tail : {1, 4, ops / 2}) {
+      const Report r = run_with(spec, WeightStorage::kRegenerated, 3, 2, tail);
+      EXPECT_EQ(r.memory.plan.recomputed_ops, std::min(tail, (ops - 1) / 3 * 3));
+      EXPECT_EQ(report_without_plan(r), reference) << name << ": segments of 3, tail from " << tail;
+    }
   }
 }
 
@@ -181,7 +190,8 @@ TEST(MemoryPlanner, LargeBudgetKeepsEverythingAndSmallerOnesTradeTimeForMemory) 
   EXPECT_EQ(lean.weights, WeightStorage::kRegenerated);
   EXPECT_TRUE(lean.checkpointed());
   EXPECT_LE(lean.peak_bytes, all.total_bytes() / 15);
-  EXPECT_EQ(lean.recomputed_ops, (400 - 1) / lean.checkpoint_every * lean.checkpoint_every);
+  // All but the last segment at most: a longer kept tail when the budget leaves room.
+  EXPECT_LE(lean.recomputed_ops, (400 - 1) / lean.checkpoint_every * lean.checkpoint_every);
 
   try {
     choose_memory_plan(spec, all, {}, 1 << 20, 0);
@@ -191,6 +201,26 @@ TEST(MemoryPlanner, LargeBudgetKeepsEverythingAndSmallerOnesTradeTimeForMemory) 
     EXPECT_NE(std::string(e.what()).find("leanest plan"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("1.0 MiB"), std::string::npos) << e.what();
   }
+}
+
+TEST(MemoryPlanner, SpareRoomKeepsALongerTailAndComputesLessAgain) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 400, 256, 64, 1);
+  const MemoryEstimate all = estimate_memory(spec);
+  const std::int64_t tight =
+      choose_memory_plan(spec, all, {}, all.total_bytes() / 15, 0).peak_bytes;
+  const MemoryPlan lean = choose_memory_plan(spec, all, {}, tight, 0);
+  const MemoryPlan roomy = choose_memory_plan(spec, all, {}, 3 * tight, 0);
+  ASSERT_TRUE(lean.checkpointed() && roomy.checkpointed());
+  EXPECT_LT(roomy.recomputed_ops, lean.recomputed_ops);
+  EXPECT_LE(roomy.peak_bytes, 3 * tight);
+  // The tail is the longest that fits: its plan re-estimated gives the same peak, and keeping
+  // one op more would not fit.
+  const MemoryPlan same =
+      plan_with(spec, all, {}, roomy.weights, roomy.checkpoint_every, roomy.recomputed_ops);
+  EXPECT_EQ(same.peak_bytes, roomy.peak_bytes);
+  const MemoryPlan longer =
+      plan_with(spec, all, {}, roomy.weights, roomy.checkpoint_every, roomy.recomputed_ops - 1);
+  EXPECT_GT(longer.peak_bytes, 3 * tight);
 }
 
 TEST(MemoryPlanner, LoadedWeightsAreNeverPlannedAway) {
@@ -214,7 +244,7 @@ TEST(MemoryPlanner, CheckpointPeakCountsSegmentsAndCheckpointsExactly) {
   const double io = static_cast<double>(all.cache_bytes) - 100 * y;  // input and probe
   const double biases = 100 * 64 * 4;
   const MemoryPlan p = plan_with(spec, all, {}, WeightStorage::kRegenerated, 10);
-  EXPECT_EQ(p.checkpoints, 10);
+  EXPECT_EQ(p.segments, 10);
   EXPECT_EQ(p.recomputed_ops, 90);
   EXPECT_EQ(static_cast<double>(p.peak_bytes),
             io + static_cast<double>(all.work_bytes) + biases + 9 * y + 10 * (y + w) + w);

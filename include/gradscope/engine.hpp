@@ -53,20 +53,25 @@ struct MemoryPlanOption {
 };
 
 // Every plan considered for a run, cheapest first. `all` is estimate_memory(spec); `loaded`
-// marks the ops whose weights come from a file (they are always kept).
+// marks the ops whose weights come from a file (they are always kept). With `room` (bytes for
+// data; negative: unknown), checkpointed plans also try keeping a longer tail of ops from the
+// forward pass, to compute less again.
 std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const MemoryEstimate& all,
-                                                  const std::vector<bool>& loaded);
+                                                  const std::vector<bool>& loaded,
+                                                  double room = -1);
 
-// The plan with these weights and segment length (0: none), with its expected peak.
+// The plan with these weights and segment length (0: none), computing the first
+// `recomputed_ops` ops again (negative: all but the last segment), with its expected peak.
 MemoryPlan plan_with(const RunSpec& spec, const MemoryEstimate& all,
-                     const std::vector<bool>& loaded, WeightStorage weights, int checkpoint_every);
+                     const std::vector<bool>& loaded, WeightStorage weights, int checkpoint_every,
+                     std::int64_t recomputed_ops = -1);
 
-// The cheapest plan whose expected peak, plus `overhead_bytes` (the workers' scratch and the
-// process itself), fits the budget (<= 0: no limit). Throws gradscope::Error (exit code 2) when
-// even the leanest plan does not fit.
+// The cheapest plan whose expected peak, grown by `slack` (the allocator's share beyond the live
+// data) plus `overhead_bytes` (the workers' scratch and the process itself), fits the budget
+// (<= 0: no limit). Throws gradscope::Error (exit code 2) when even the leanest plan does not.
 MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
                               const std::vector<bool>& loaded, std::int64_t budget_bytes,
-                              std::int64_t overhead_bytes);
+                              std::int64_t overhead_bytes, double slack = 0.0);
 
 // "4GiB", "512M", "1.5G", "2GB", "1000000": bytes (K, M, G, T and KiB.. TiB are powers of 1024;
 // KB, MB, GB, TB powers of 1000; case-insensitive). Nothing when the text is not a size.

@@ -41,16 +41,16 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool,
                               WeightStorage storage = WeightStorage::kKept);
 
 // Draws the generated weights of op l (a dense W, or a residual projection P) into w: the very
-// values build_network stores for it, whatever the thread count.
+// values build_network stores for it, whatever the thread count. Returns weight_frobenius(w).
 template <class Scalar>
-void generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, ThreadPool& pool);
+double generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w, ThreadPool& pool);
 
 // The weights of op l: the stored ones, or drawn into `scratch` when the network regenerates them.
 template <class Scalar>
 const Mat<Scalar>& weight_of(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& scratch,
                              ThreadPool& pool);
 
-// ||W||_F in double, summed column by column in the network's precision.
+// ||W||_F in double: squares summed in blocks of 32 columns, the blocks' sums added in order.
 template <class Scalar>
 double weight_frobenius(const Mat<Scalar>& w);
 
@@ -72,6 +72,9 @@ struct PassOptions {
   // across it; each segment is computed again from its checkpoint in the backward pass. The
   // results are bit-identical either way.
   int checkpoint_every = 0;
+  // With checkpoints: the ops from this index on are kept from the forward pass instead of being
+  // computed again (clamped to the last segment's start, its default when negative).
+  std::int64_t kept_from = -1;
   // Tests only: also return every gradient, unscaled, in double (entries below double's range
   // read 0). Costs a full dW product per layer.
   bool keep_gradients = false;

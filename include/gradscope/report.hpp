@@ -113,7 +113,7 @@ enum class WeightStorage { kKept, kRegenerated };
 struct MemoryPlan {
   WeightStorage weights = WeightStorage::kKept;
   int checkpoint_every = 0;         // 0: every activation kept; else ops per recomputed segment
-  std::int64_t checkpoints = 0;     // segment starts kept (the input's included)
+  std::int64_t segments = 0;        // segments the ops are cut into (0: not checkpointed)
   std::int64_t recomputed_ops = 0;  // ops the backward pass runs forward again
   std::int64_t peak_bytes = 0;      // expected peak, without the per-thread scratch
   bool checkpointed() const { return checkpoint_every > 0; }
