@@ -335,6 +335,16 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
   return m;
 }
 
+// What a plan keeps besides its checkpoints and segments: the input, the probe or targets and
+// the pass's buffers (every plan), and the weights it keeps (all, or the biases and loaded ones).
+double plan_base(const Footprint& f, const MemoryEstimate& all, bool regenerate) {
+  double cache_all = 0;
+  for (double c : f.cache) cache_all += c;
+  const double io = std::max(0.0, static_cast<double>(all.cache_bytes) - cache_all);
+  return io + static_cast<double>(all.work_bytes) +
+         (regenerate ? f.loaded_weights + f.biases : static_cast<double>(all.weights_bytes));
+}
+
 std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const MemoryEstimate& all,
                                                   const std::vector<bool>& loaded, double room) {
   const Footprint f = footprint(spec, loaded);
@@ -349,11 +359,6 @@ std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const Mem
     draw_all += f.draw_cost[i];
     largest_draw = std::max(largest_draw, f.weight[i]);
   }
-  // The input, the probe or targets and the pass's buffers: kept by every plan.
-  const double io = static_cast<double>(all.cache_bytes) - cache_all;
-  const double common = std::max(0.0, io) + static_cast<double>(all.work_bytes);
-  const double kept_weights = static_cast<double>(all.weights_bytes);
-  const double drawn_weights = f.loaded_weights + f.biases;
 
   std::vector<Candidate> candidates;
   Candidate everything;
@@ -362,7 +367,7 @@ std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const Mem
   if (regenerable > 0) {
     Candidate drawn;
     drawn.plan.weights = WeightStorage::kRegenerated;
-    drawn.peak = common + drawn_weights + cache_all + largest_draw;
+    drawn.peak = plan_base(f, all, true) + cache_all + largest_draw;
     drawn.extra = draw_all;
     candidates.push_back(drawn);
   }
@@ -377,7 +382,7 @@ std::vector<MemoryPlanOption> memory_plan_options(const RunSpec& spec, const Mem
     lengths.push_back(root);
     for (bool regenerate : {false, true}) {
       if (regenerate && regenerable <= 0) continue;
-      const double base = common + (regenerate ? drawn_weights : kept_weights);
+      const double base = plan_base(f, all, regenerate);
       const Candidate* leanest = nullptr;
       for (std::size_t k : lengths) {
         candidates.push_back(checkpointed(f, k, (count - 1) / k * k, regenerate, base));
@@ -429,14 +434,8 @@ MemoryPlan plan_with(const RunSpec& spec, const MemoryEstimate& all,
   const std::size_t last = (count - 1) / k * k;
   const std::size_t tail =
       recomputed_ops >= 0 ? std::min(last, static_cast<std::size_t>(recomputed_ops)) : last;
-  double cache_all = 0;
-  for (double c : f.cache) cache_all += c;
-  const double common = std::max(0.0, static_cast<double>(all.cache_bytes) - cache_all) +
-                        static_cast<double>(all.work_bytes);
   const bool regenerate = weights == WeightStorage::kRegenerated;
-  const Candidate c = checkpointed(
-      f, k, tail, regenerate,
-      common + (regenerate ? f.loaded_weights + f.biases : static_cast<double>(all.weights_bytes)));
+  const Candidate c = checkpointed(f, k, tail, regenerate, plan_base(f, all, regenerate));
   MemoryPlan plan = c.plan;
   plan.peak_bytes = clamp_bytes(c.peak);
   return plan;
