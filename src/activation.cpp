@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -139,6 +140,16 @@ ValueSlope<T> mish_from_exp(T x, T xc, T w) {
 // result and keeps x^3 from overflowing.
 constexpr double kGeluTanhClamp = 1000.0;
 
+// Clamps x to [-bound, bound], keeping NaN.
+double clamp_nan_safe(double x, double bound) {
+  return x < -bound ? -bound : (x > bound ? bound : x);
+}
+
+// The gelu_tanh kernels keep their fast path for x >= -kGeluTanhFast, where exp(-2u) stays below
+// e^-kExpFloor: 2u(9.5) = 76.3 and 2u(21) = 694.4 (the reference takes over below).
+template <class T>
+constexpr T kGeluTanhFast = std::is_same_v<T, float> ? T(9.5) : T(21);
+
 // u = sqrt(2/pi) (x + 0.044715 x^3) and u'.
 template <class T>
 T gelu_tanh_u(T xc) {
@@ -168,6 +179,100 @@ ValueSlope<T> gelu_from_cdf(T x, T cdf, T pdf) {
 double normal_cdf(double x) { return 0.5 * std::erfc(-x * kInvSqrt2); }
 double normal_pdf(double x) { return kInvSqrt2Pi * std::exp(-0.5 * x * x); }
 
+// ---- Far tails ---------------------------------------------------------------------------------
+// Eigen 3.4's vectorised exp clamps its argument from below: anything under about -88.38 (float)
+// or -709.4 (double) gives e^-88.38 ~ 2.9e-39 or e^-709.4 ~ 5.6e-309, where the true value is a
+// subnormal or 0. Above kExpFloor e^x is a normal number and Eigen's exp is accurate, so each
+// kernel keeps its fast path while its exp arguments stay above kExpFloor, and takes the double
+// reference, rounded once, for the inputs beyond (fix_below, fix_beyond). The reference itself
+// switches to tail forms where e^x stops being a normal double: 1 / e^x overflows there, and
+// c * e^x would scale an already rounded subnormal.
+template <class T>
+constexpr T kExpFloor = std::is_same_v<T, float> ? T(-87) : T(-708);  // e^floor > FLT/DBL_MIN
+constexpr double kFar = 708.0;                                        // -kExpFloor<double>
+
+// c e^x where e^x may be subnormal: (c e^{x/2}) e^{x/2} rounds once into the subnormal range.
+// c must be finite; e^{x/2} = 0 gives 0.
+double times_exp(double c, double x) {
+  const double h = std::exp(0.5 * x);
+  return (c * h) * h;
+}
+
+// x as a factor of times_exp: at x = -inf the exponential is 0 and the product must be 0, not NaN.
+double finite_or_lowest(double x) { return std::max(x, std::numeric_limits<double>::lowest()); }
+
+// Past |x| = 708, E = exp(-x) overflows or 1/E does; there e = exp(-|x|) < 1e-307, e^2 is below
+// rounding, and sigmoid = 1 or e, sigmoid' = e (e = 0 at +-inf gives the limits).
+ValueSlope<double> sigmoid_scalar(double x) {
+  if (!(std::abs(x) > kFar)) return sigmoid_from_exp(std::exp(-x));
+  const double e = std::exp(-std::abs(x));
+  return {x > 0.0 ? 1.0 : e, e};
+}
+
+// Past |x| = 354, tanh' = 4 e^-2|x| / (1 + e^-2|x|)^2 = 4 e^-2|x| to rounding, a subnormal.
+double tanh_slope_scalar(double x) {
+  if (!(std::abs(x) > 0.5 * kFar)) return tanh_slope_from_exp(std::exp(2.0 * x));
+  return times_exp(4.0, -2.0 * std::abs(x));
+}
+
+// silu = x s(x) with s(x) = e^x (1 - e^x + ...), so below -708 silu = x e^x and
+// silu' = s + x s' = (1 + x) e^x to rounding. Above 708, x e^-x is below x's rounding.
+ValueSlope<double> silu_scalar(double x) {
+  if (x < -kFar) {
+    const double xf = finite_or_lowest(x);
+    return {times_exp(xf, x), times_exp(1.0 + xf, x)};
+  }
+  if (x > kFar) return {x, 1.0};
+  return silu_from_exp(x, std::exp(-x));
+}
+
+// Below -708, tanh(softplus x) = e^x to rounding, so mish = x e^x and mish' = (1 + x) e^x as silu.
+ValueSlope<double> mish_scalar(double x) {
+  if (x < -kFar) {
+    const double xf = finite_or_lowest(x);
+    return {times_exp(xf, x), times_exp(1.0 + xf, x)};
+  }
+  const double xc = std::min(x, kMishClamp);
+  return mish_from_exp(x, xc, std::exp(xc));
+}
+
+// Below 2u = -708, sigmoid(2u) = e^{2u} to rounding: gelu_tanh = x e^{2u} and
+// gelu_tanh' = e^{2u} (1 + 2 x u'). (x < -1000 stands as xc: e^{2u} is 0 there.)
+ValueSlope<double> gelu_tanh_scalar(double x) {
+  const double xc = clamp_nan_safe(x, kGeluTanhClamp);
+  const double u = gelu_tanh_u(xc);
+  if (2.0 * u < -kFar) {
+    return {times_exp(xc, 2.0 * u), times_exp(1.0 + 2.0 * xc * gelu_tanh_du(xc), 2.0 * u)};
+  }
+  return gelu_tanh_from_exp(x, xc, std::exp(-2.0 * u));
+}
+
+// Past |x| = 37, Phi(-|x|) and pdf(x) leave the normal doubles (pdf(37.6) ~ DBL_MIN), and erfc's
+// result, already rounded to a subnormal, would then be scaled by x. Above 37, 1 - Phi(x) < 1e-299
+// is below rounding: gelu = x, gelu' = 1.
+constexpr double kGeluFar = 37.0;
+
+// Below -37, with z = -x: Phi(-z) = pdf(z) S / z, S = sum_k (-1)^k (2k-1)!! / z^(2k) (Abramowitz
+// and Stegun 26.2.12; the terms kept leave 2e-21 at z = 37), so gelu = -pdf(z) S and
+// gelu' = Phi(-z) - z pdf(z) = -pdf(z) (z - S / z). z^2 = p + q exactly (fma): pdf(z) =
+// e^{-p/2} (1 - q/2) / sqrt(2 pi), free of the rounding of z^2 (1e-13 relative in e^{-z^2/2}).
+ValueSlope<double> gelu_lower_tail(double x) {
+  const double z = std::min(-x, 64.0);  // both results are 0 past z = 39; 64 keeps z^2 finite
+  const double r = 1.0 / (z * z);
+  double s = 1.0;  // 1 - r (1 - 3 r (1 - 5 r (... (1 - 15 r)))), from the innermost factor out
+  for (int k = 15; k >= 1; k -= 2) s = 1.0 - k * r * s;
+  const double p = z * z;
+  const double q = std::fma(z, z, -p);
+  const double c = kInvSqrt2Pi * (1.0 - 0.5 * q);  // |q| < 1e-12: e^{-q/2} = 1 - q/2 to rounding
+  return {times_exp(-c * s, -0.5 * p), times_exp(-c * (z - s / z), -0.5 * p)};
+}
+
+ValueSlope<double> gelu_scalar(double x) {
+  if (x > kGeluFar) return {x, 1.0};
+  if (x < -kGeluFar) return gelu_lower_tail(x);
+  return gelu_from_cdf(x, normal_cdf(x), normal_pdf(x));
+}
+
 // ---- Scalar reference in double ---------------------------------------------------------------
 
 [[noreturn]] void throw_softmax_not_elementwise(const char* what) {
@@ -175,17 +280,13 @@ double normal_pdf(double x) { return kInvSqrt2Pi * std::exp(-0.5 * x * x); }
                          ": softmax couples a layer's units and has no scalar form");
 }
 
-double clamp_nan_safe(double x, double bound) {
-  return x < -bound ? -bound : (x > bound ? bound : x);
-}
-
 // elu (times scale; selu is scale * elu_alpha) = scale (max(x, 0) + alpha expm1(min(x, 0))), with
 // expm1 accurate near 0 where exp(x) - 1 cancels. PyTorch takes the x <= 0 branch at 0, so
-// elu'(0) = alpha.
+// elu'(0) = alpha. Below -708 the slope goes through times_exp, as e^x is subnormal there.
 ValueSlope<double> elu_scalar(double x, double alpha, double scale) {
   const double xn = std::min(x, 0.0);
-  return {scale * (std::max(x, 0.0) + alpha * std::expm1(xn)),
-          x > 0.0 ? scale : scale * alpha * std::exp(xn)};
+  const double slope_neg = xn < -kFar ? times_exp(scale * alpha, xn) : scale * alpha * std::exp(xn);
+  return {scale * (std::max(x, 0.0) + alpha * std::expm1(xn)), x > 0.0 ? scale : slope_neg};
 }
 
 ValueSlope<double> scalar_value_slope(const ActivationSpec& spec, double x) {
@@ -203,25 +304,20 @@ ValueSlope<double> scalar_value_slope(const ActivationSpec& spec, double x) {
     case Activation::kSelu:
       return elu_scalar(x, kSeluAlpha, kSeluScale);
     case Activation::kGelu:
-      return gelu_from_cdf(x, normal_cdf(x), normal_pdf(x));
-    case Activation::kGeluTanh: {
-      const double xc = clamp_nan_safe(x, kGeluTanhClamp);
-      return gelu_tanh_from_exp(x, xc, std::exp(-2.0 * gelu_tanh_u(xc)));
-    }
+      return gelu_scalar(x);
+    case Activation::kGeluTanh:
+      return gelu_tanh_scalar(x);
     case Activation::kSilu:
-      return silu_from_exp(x, std::exp(-x));
-    case Activation::kMish: {
-      const double xc = std::min(x, kMishClamp);
-      return mish_from_exp(x, xc, std::exp(xc));
-    }
+      return silu_scalar(x);
+    case Activation::kMish:
+      return mish_scalar(x);
     case Activation::kSoftplus:
       // max(x, 0) + log1p(exp(-|x|)): no overflow, and log1p keeps the tail's relative accuracy.
-      return {std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))),
-              sigmoid_from_exp(std::exp(-x)).y};
+      return {std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x))), sigmoid_scalar(x).y};
     case Activation::kSigmoid:
-      return sigmoid_from_exp(std::exp(-x));
+      return sigmoid_scalar(x);
     case Activation::kTanh:
-      return {std::tanh(x), tanh_slope_from_exp(std::exp(2.0 * x))};
+      return {std::tanh(x), tanh_slope_scalar(x)};
     case Activation::kHardTanh:
       // PyTorch's hardtanh_backward passes the gradient only strictly inside (-1, 1).
       return {x < -1.0 ? -1.0 : (x > 1.0 ? 1.0 : x), (x > -1.0 && x < 1.0) ? 1.0 : 0.0};
@@ -255,6 +351,40 @@ void for_each_column(const Eigen::Ref<const Mat<T>>& h, Eigen::Ref<Mat<T>>& y,
   }
 }
 
+// Far-tail fix-ups: fix(i) for every entry with x[i] < lo (fix_below) or |x[i]| > bound
+// (fix_beyond); NaN is neither, so it keeps the fast path's NaN. The test is one vectorised Eigen
+// reduction over the column (PropagateNumbers: a NaN entry can neither hide a far one nor count as
+// one), a few percent of a kernel's cost; only a column that holds a far entry pays for the
+// branching loop, and only those entries for fix.
+template <class T, class Fix>
+void fix_below(const T* x, Index n, T lo, Fix fix) {
+  if (n == 0 || !(ConstColumnMap<T>(x, n).template minCoeff<Eigen::PropagateNumbers>() < lo)) {
+    return;
+  }
+  for (Index i = 0; i < n; ++i) {
+    if (x[i] < lo) fix(i);
+  }
+}
+
+template <class T, class Fix>
+void fix_beyond(const T* x, Index n, T bound, Fix fix) {
+  if (n == 0 ||
+      !(ConstColumnMap<T>(x, n).abs().template maxCoeff<Eigen::PropagateNumbers>() > bound)) {
+    return;
+  }
+  for (Index i = 0; i < n; ++i) {
+    if (std::abs(x[i]) > bound) fix(i);
+  }
+}
+
+// The double reference at x, rounded once to T: correctly rounded but for near-ties in float.
+template <class T>
+void set_from_reference(const ActivationSpec& spec, T x, T& y, T& d) {
+  const ValueSlope<double> r = scalar_value_slope(spec, static_cast<double>(x));
+  y = static_cast<T>(r.y);
+  d = static_cast<T>(r.d);
+}
+
 // erfc(z) for z >= 0 as t exp(-z^2 + erfc_poly(t)), t = 1 / (1 + z/2): Numerical Recipes'
 // Chebyshev fit (Press et al. 1992, section 6.2, erfcc), relative error below 1.2e-7 for every
 // z >= 0, about one float ulp.
@@ -270,9 +400,13 @@ inline float erfc_poly(float t) {
                                             t * (-0.82215223f + t * 0.17087277f))))))));
 }
 
+// Past |x| = 13 the float gelu kernel takes the reference: its exp arguments, -x^2/2 and
+// -x^2/2 + erfc_poly(t) >= -x^2/2 - 1.27, stay above kExpFloor<float> = -87 up to there.
+constexpr float kGeluFastFloat = 13.0f;
+
 // Exact gelu in float. std::erfc is not vectorised and 1 + erf cancels in the lower tail, so this
 // uses the erfc fit above: two vectorised exps per element.
-void gelu_column(const float* x, float* y, float* d, Index n) {
+void gelu_column(const ActivationSpec& spec, const float* x, float* y, float* d, Index n) {
   constexpr float kHalfInvSqrt2 = static_cast<float>(0.5 * kInvSqrt2);
   for (Index i = 0; i < n; ++i) {
     const float t = 1.0f / (1.0f + kHalfInvSqrt2 * std::abs(x[i]));
@@ -293,19 +427,21 @@ void gelu_column(const float* x, float* y, float* d, Index n) {
     y[i] = r.y;
     d[i] = r.d;
   }
+  fix_beyond(x, n, kGeluFastFloat, [&](Index i) { set_from_reference(spec, x[i], y[i], d[i]); });
 }
 
 // In double the reference's std::erfc is accurate and the kernel is the reference itself.
-void gelu_column(const double* x, double* y, double* d, Index n) {
+void gelu_column(const ActivationSpec&, const double* x, double* y, double* d, Index n) {
   for (Index i = 0; i < n; ++i) {
-    const ValueSlope<double> r = gelu_from_cdf(x[i], normal_cdf(x[i]), normal_pdf(x[i]));
+    const ValueSlope<double> r = gelu_scalar(x[i]);
     y[i] = r.y;
     d[i] = r.d;
   }
 }
 
+// The value needs no far-tail care: expm1 and tanh saturate at -1 exactly, as they should.
 template <class T>
-void elu_column(const T* x, T* y, T* d, Index n, T alpha, T scale) {
+void elu_column(const ActivationSpec& spec, const T* x, T* y, T* d, Index n, T alpha, T scale) {
   const ConstColumnMap<T> xs(x, n);
   ColumnMap<T> ys(y, n);
   if constexpr (std::is_same_v<T, float>) {
@@ -319,6 +455,9 @@ void elu_column(const T* x, T* y, T* d, Index n, T alpha, T scale) {
   }
   ColumnMap<T>(d, n) = (scale * alpha) * xs.min(T(0)).exp();
   for (Index i = 0; i < n; ++i) d[i] = x[i] > T(0) ? scale : d[i];
+  fix_below(x, n, kExpFloor<T>, [&](Index i) {
+    d[i] = static_cast<T>(scalar_value_slope(spec, static_cast<double>(x[i])).d);
+  });
 }
 
 template <class T>
@@ -329,6 +468,15 @@ void softmax_column(const T* x, T* y, T* d, Index n) {
   // Subtracting the column max keeps every exponent <= 0: no overflow for inputs of 1e4.
   const T m = xs.maxCoeff();
   ys = (xs - m).exp();
+  // Entries far below the column's max, whose exponent is below kExpFloor, take std::exp instead
+  // of Eigen's clamp: the subnormal or 0 they should be. The test uses min(x - m) = min(x) - m
+  // (rounding is monotonic); PropagateNumbers skips NaN entries.
+  if (xs.template minCoeff<Eigen::PropagateNumbers>() - m < kExpFloor<T>) {
+    for (Index i = 0; i < n; ++i) {
+      const T e = x[i] - m;
+      if (e < kExpFloor<T>) y[i] = std::exp(e);
+    }
+  }
   ys /= ys.sum();
   ColumnMap<T>(d, n) = ys * (T(1) - ys);
 }
@@ -359,17 +507,18 @@ void forward_impl(const ActivationSpec& spec, const Eigen::Ref<const Mat<T>>& h,
         for (Index i = 0; i < n; ++i) dc[i] = x[i] > T(0) ? T(1) : dc[i];
       });
     case Activation::kElu:
-      return for_each_column(
-          h, y, d, [p](const T* x, T* yc, T* dc, Index n) { elu_column(x, yc, dc, n, p, T(1)); });
+      return for_each_column(h, y, d, [&spec, p](const T* x, T* yc, T* dc, Index n) {
+        elu_column(spec, x, yc, dc, n, p, T(1));
+      });
     case Activation::kSelu:
-      return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
-        elu_column(x, yc, dc, n, static_cast<T>(kSeluAlpha), static_cast<T>(kSeluScale));
+      return for_each_column(h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) {
+        elu_column(spec, x, yc, dc, n, static_cast<T>(kSeluAlpha), static_cast<T>(kSeluScale));
       });
     case Activation::kGelu:
-      return for_each_column(h, y, d,
-                             [](const T* x, T* yc, T* dc, Index n) { gelu_column(x, yc, dc, n); });
+      return for_each_column(
+          h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) { gelu_column(spec, x, yc, dc, n); });
     case Activation::kGeluTanh:
-      return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
+      return for_each_column(h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) {
         const T c = static_cast<T>(kGeluTanhClamp);
         // xc in y as scratch, then exp(-2 u(xc)) in d.
         ColumnMap<T>(yc, n) = ConstColumnMap<T>(x, n).max(-c).min(c);
@@ -381,18 +530,23 @@ void forward_impl(const ActivationSpec& spec, const Eigen::Ref<const Mat<T>>& h,
           yc[i] = r.y;
           dc[i] = r.d;
         }
+        // Only the lower side: above, the clamped e is far below rounding next to 1 in y and d.
+        fix_below(x, n, -kGeluTanhFast<T>,
+                  [&](Index i) { set_from_reference(spec, x[i], yc[i], dc[i]); });
       });
     case Activation::kSilu:
-      return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
+      return for_each_column(h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) {
         ColumnMap<T>(dc, n) = (-ConstColumnMap<T>(x, n)).exp();
         for (Index i = 0; i < n; ++i) {
           const ValueSlope<T> r = silu_from_exp(x[i], dc[i]);
           yc[i] = r.y;
           dc[i] = r.d;
         }
+        fix_beyond(x, n, -kExpFloor<T>,
+                   [&](Index i) { set_from_reference(spec, x[i], yc[i], dc[i]); });
       });
     case Activation::kMish:
-      return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
+      return for_each_column(h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) {
         ColumnMap<T>(yc, n) = ConstColumnMap<T>(x, n).min(static_cast<T>(kMishClamp));
         ColumnMap<T>(dc, n) = ColumnMap<T>(yc, n).exp();
         for (Index i = 0; i < n; ++i) {
@@ -400,31 +554,41 @@ void forward_impl(const ActivationSpec& spec, const Eigen::Ref<const Mat<T>>& h,
           yc[i] = r.y;
           dc[i] = r.d;
         }
+        fix_below(x, n, kExpFloor<T>,
+                  [&](Index i) { set_from_reference(spec, x[i], yc[i], dc[i]); });
       });
     case Activation::kSoftplus:
-      return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
+      return for_each_column(h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) {
         // softplus = max(x, 0) + log1p(e) and softplus' = sigmoid(x) from one e = exp(-|x|).
         const ConstColumnMap<T> xs(x, n);
         ColumnMap<T>(dc, n) = (-xs.abs()).exp();
         ColumnMap<T>(yc, n) = xs.max(T(0)) + ColumnMap<T>(dc, n).log1p();
         for (Index i = 0; i < n; ++i) dc[i] = (x[i] >= T(0) ? T(1) : dc[i]) / (T(1) + dc[i]);
+        // Only the lower side: for x > -kExpFloor the clamped e is still below rounding next to
+        // x and 1, as the true one is.
+        fix_below(x, n, kExpFloor<T>,
+                  [&](Index i) { set_from_reference(spec, x[i], yc[i], dc[i]); });
       });
     case Activation::kSigmoid:
-      return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
+      return for_each_column(h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) {
         ColumnMap<T>(dc, n) = (-ConstColumnMap<T>(x, n)).exp();
         for (Index i = 0; i < n; ++i) {
           const ValueSlope<T> r = sigmoid_from_exp(dc[i]);
           yc[i] = r.y;
           dc[i] = r.d;
         }
+        fix_beyond(x, n, -kExpFloor<T>,
+                   [&](Index i) { set_from_reference(spec, x[i], yc[i], dc[i]); });
       });
     case Activation::kTanh:
-      return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
+      return for_each_column(h, y, d, [&spec](const T* x, T* yc, T* dc, Index n) {
         // Eigen's float tanh is a rational fit accurate to a few ulps; the slope comes from
         // exp(2x) rather than 1 - y^2, which cancels to 0 long before tanh' underflows.
         ColumnMap<T>(yc, n) = ConstColumnMap<T>(x, n).tanh();
         ColumnMap<T>(dc, n) = (T(2) * ConstColumnMap<T>(x, n)).exp();
         for (Index i = 0; i < n; ++i) dc[i] = tanh_slope_from_exp(dc[i]);
+        fix_beyond(x, n, -kExpFloor<T> / 2,
+                   [&](Index i) { set_from_reference(spec, x[i], yc[i], dc[i]); });
       });
     case Activation::kHardTanh:
       return for_each_column(h, y, d, [](const T* x, T* yc, T* dc, Index n) {
@@ -556,12 +720,12 @@ double activation_second_derivative(const ActivationSpec& spec, double x) {
       const double u = gelu_tanh_u(xc);
       const double du = gelu_tanh_du(xc);
       const double ddu = kSqrt2OverPi * 6.0 * kGeluTanhCubic * xc;
-      const double q = sigmoid_from_exp(std::exp(-2.0 * u)).d;
+      const double q = sigmoid_scalar(2.0 * u).d;
       return 4.0 * du * q + xc * (2.0 * ddu * q - 4.0 * du * du * q * std::tanh(u));
     }
     case Activation::kSilu:
       // silu'' = sigmoid' (2 - x tanh(x/2)), as sigmoid'' = -sigmoid' tanh(x/2).
-      return sigmoid_from_exp(std::exp(-x)).d * (2.0 - x * std::tanh(0.5 * x));
+      return sigmoid_scalar(x).d * (2.0 - x * std::tanh(0.5 * x));
     case Activation::kMish: {
       // With T = tanh(softplus x), s = sigmoid(x): T' = (1 - T^2) s and
       // mish'' = (1 - T^2) s (2 + x ((1 - s) - 2 T s)).
@@ -574,11 +738,11 @@ double activation_second_derivative(const ActivationSpec& spec, double x) {
       return sech2 * s * (2.0 + xc * (1.0 / (1.0 + w) - 2.0 * t * s));
     }
     case Activation::kSoftplus:
-      return sigmoid_from_exp(std::exp(-x)).d;
+      return sigmoid_scalar(x).d;
     case Activation::kSigmoid:
-      return -sigmoid_from_exp(std::exp(-x)).d * std::tanh(0.5 * x);
+      return -sigmoid_scalar(x).d * std::tanh(0.5 * x);
     case Activation::kTanh:
-      return -2.0 * std::tanh(x) * tanh_slope_from_exp(std::exp(2.0 * x));
+      return -2.0 * std::tanh(x) * tanh_slope_scalar(x);
     case Activation::kSoftmax:
       throw_softmax_not_elementwise("activation_second_derivative");
   }

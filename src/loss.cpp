@@ -32,20 +32,49 @@ void check_classes(const char* what, int classes, Index width) {
   }
 }
 
+// The losses are means of non-negative terms, so an Inf total from finite outputs means that an
+// intermediate overflowed (a square, a difference of logits, or the sum over entries and
+// examples) while L itself may be finite: only double outputs above 1e154 reach that far. The
+// terms are then added scaled by 2^-s, exact for terms that large (the small ones it may flush
+// are far below the total's rounding), and the mean is scaled back by 2^s, which overflows only
+// when L does. 2^s > count keeps a sum of count terms, each below DBL_MAX * 2^-s, finite.
+int sum_scale_exponent(Index count) {
+  int s = 0;
+  std::frexp(static_cast<double>(count), &s);  // count < 2^s
+  return s;
+}
+
 // L = (1/B) sum (y - t)^2 / 2, dy = (y - t) / B.
 template <class Scalar>
 double mse(const Mat<Scalar>& y, const Eigen::MatrixXd& t, Mat<Scalar>& dy) {
   check_targets_shape("mse", t, y.rows(), y.cols());
   const auto b = static_cast<double>(y.cols());
   double total = 0.0;
+  double max_residual = 0.0;
   for (Index a = 0; a < y.cols(); ++a) {
     double column = 0.0;
     for (Index i = 0; i < y.rows(); ++i) {
       const double d = static_cast<double>(y(i, a)) - t(i, a);
       column += d * d;
+      max_residual = std::max(max_residual, std::abs(d));
       dy(i, a) = static_cast<Scalar>(d / b);
     }
     total += column;
+  }
+  if (std::isinf(total) && std::isfinite(max_residual)) {
+    // A square (|d| > 1.3e154) or the sum overflowed: add the squares again with d scaled by 2^-e
+    // below 1, so they sum to at most the entry count, and scale L back by 2^2e.
+    int e = 0;
+    std::frexp(max_residual, &e);
+    const double down = std::ldexp(1.0, -e);
+    double scaled = 0.0;
+    for (Index a = 0; a < y.cols(); ++a) {
+      for (Index i = 0; i < y.rows(); ++i) {
+        const double d = (static_cast<double>(y(i, a)) - t(i, a)) * down;
+        scaled += d * d;
+      }
+    }
+    return std::ldexp(0.5 * scaled / b, 2 * e);
   }
   return 0.5 * total / b;
 }
@@ -67,6 +96,10 @@ double softmax_cross_entropy(const LossSpec& spec, const Mat<Scalar>& y,
   const auto b = static_cast<double>(y.cols());
   Eigen::VectorXd e(y.rows());
   double total = 0.0;
+  double total_half = 0.0;  // the losses halved and scaled by 2^-s, for an overflowed total
+  const int s_exp = sum_scale_exponent(y.cols());
+  const double down = std::ldexp(0.5, -s_exp);
+  bool finite_logits = true;
   for (Index a = 0; a < y.cols(); ++a) {
     const int c = labels[static_cast<std::size_t>(a)];
     if (c < 0 || c >= y.rows()) {
@@ -77,6 +110,8 @@ double softmax_cross_entropy(const LossSpec& spec, const Mat<Scalar>& y,
     // NaN entries never win the comparison; they reach S through exp and make the loss NaN.
     double m = -std::numeric_limits<double>::infinity();
     for (Index i = 0; i < y.rows(); ++i) m = std::max(m, static_cast<double>(y(i, a)));
+    finite_logits =
+        finite_logits && std::isfinite(m) && std::isfinite(static_cast<double>(y(c, a)));
     double rest = 0.0;
     for (Index i = 0; i < y.rows(); ++i) {
       e(i) = std::exp(static_cast<double>(y(i, a)) - m);
@@ -85,11 +120,14 @@ double softmax_cross_entropy(const LossSpec& spec, const Mat<Scalar>& y,
     const double yc = static_cast<double>(y(c, a));
     const double s = e(c) + rest;
     total += (yc == m) ? std::log1p(rest) : (m - yc) + std::log(s);
+    // m - y_c reaches 2 * DBL_MAX for logits of +-DBL_MAX: scaled first, it stays finite.
+    total_half += (yc == m) ? std::log1p(rest) * down : (m * down - yc * down) + std::log(s) * down;
     for (Index i = 0; i < y.rows(); ++i) {
       const double p = (i == c) ? -rest / s : e(i) / s;
       dy(i, a) = static_cast<Scalar>(p / b);
     }
   }
+  if (std::isinf(total) && finite_logits) return std::ldexp(total_half / b, s_exp + 1);
   return total / b;
 }
 
@@ -102,6 +140,9 @@ double sigmoid_bce(const Mat<Scalar>& y, const Eigen::MatrixXd& t, Mat<Scalar>& 
   check_targets_shape("sigmoid_bce", t, y.rows(), y.cols());
   const auto b = static_cast<double>(y.cols());
   double total = 0.0;
+  double total_scaled = 0.0;  // the same terms scaled by 2^-s, for an overflowed total
+  const int s_exp = sum_scale_exponent(y.size());
+  const double down = std::ldexp(1.0, -s_exp);
   for (Index a = 0; a < y.cols(); ++a) {
     double column = 0.0;
     for (Index i = 0; i < y.rows(); ++i) {
@@ -109,11 +150,17 @@ double sigmoid_bce(const Mat<Scalar>& y, const Eigen::MatrixXd& t, Mat<Scalar>& 
       const double ti = t(i, a);
       const double e = std::exp(-std::abs(v));
       const double s_minus = e / (1.0 + e);  // sigmoid(-|v|)
-      column += std::max(v, 0.0) - ti * v + std::log1p(e);
+      // Each term is at most |v| + log 2 for t in {0, 1}: finite for finite v.
+      const double term = std::max(v, 0.0) - ti * v + std::log1p(e);
+      column += term;
+      total_scaled += term * down;
       const double grad = (v >= 0.0) ? (1.0 - ti) - s_minus : s_minus - ti;
       dy(i, a) = static_cast<Scalar>(grad / b);
     }
     total += column;
+  }
+  if (std::isinf(total) && std::isfinite(total_scaled)) {
+    return std::ldexp(total_scaled / b, s_exp);
   }
   return total / b;
 }

@@ -95,7 +95,7 @@ double forward_group(bool centred, double eps, Group<const Scalar> x, Group<Scal
   if (n == 0) return 1.0 / std::sqrt(eps);
   const int e = needs_rescue<Scalar>() ? rescale_exponent(max_abs(x, n)) : 0;
   const double scale = std::ldexp(1.0, -e);
-  const double eps_scaled = std::ldexp(eps, -2 * e);  // may underflow to 0: then it is negligible
+  const double eps_scaled = std::ldexp(eps, -2 * e);  // may underflow: negligible unless var = 0
   const double inv_n = 1.0 / static_cast<double>(n);
   double inv = 0.0;  // 1 / sqrt(var + eps) of the scaled values
   if (centred) {
@@ -112,6 +112,14 @@ double forward_group(bool centred, double eps, Group<const Scalar> x, Group<Scal
                                          return c * c;
                                        }) *
                        inv_n;
+    if (var == 0.0 && e != 0) {
+      // A constant group of huge entries (or a group of one): y = 0 and rstd = 1 / sqrt(eps).
+      // eps_scaled cannot give that rstd, as it underflows to 0 or a subnormal for any usual eps
+      // (inv would be Inf, and y = 0 * Inf NaN). With e != 0 any two different entries give a
+      // variance far from 0, so var == 0 means every entry is the same.
+      for (Index k = 0; k < n; ++k) y[k] = Scalar(0);
+      return 1.0 / std::sqrt(eps);
+    }
     inv = 1.0 / std::sqrt(var + eps_scaled);
     for (Index k = 0; k < n; ++k) {
       y[k] = static_cast<Scalar>((static_cast<double>(x[k]) * scale - shift - dmean) * inv);

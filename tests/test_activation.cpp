@@ -508,17 +508,18 @@ void check_kernels_against_reference(double rtol, double atol) {
 TEST(ActivationKernel, DoubleMatchesScalarReference) {
   // The double kernels use the reference's formulas with Eigen's vectorised exp (within an ulp
   // or two of std::exp) in place of std::exp: the worst seen over 2e5 random inputs is 7e-16, so
-  // 1e-14 leaves room for other Eigen builds. Absolute 1e-300: Eigen's double exp bottoms out at
-  // e^-709.8 ~ 1e-308 instead of 0, times |x| <= 1e4.
-  check_kernels_against_reference<double>(1e-14, 1e-300);
+  // 1e-14 leaves room for other Eigen builds. Past Eigen's exp clamp they take the reference
+  // itself, so results that underflow are subnormals or 0 as they should be: absolute 2 smallest
+  // subnormals (the clamp used to leave 5.6e-309 times |x| there).
+  check_kernels_against_reference<double>(1e-14, 2.0 * std::numeric_limits<double>::denorm_min());
 }
 
 TEST(ActivationKernel, FloatMatchesScalarReference) {
   // float has eps 6e-8; the kernels chain a handful of float operations (gelu's erfc fit adds
   // 1.2e-7): the worst seen over 2e5 random inputs is 4.8e-7 of the allowance's scale, so 2e-6.
-  // Absolute 1e-33: Eigen's float exp bottoms out at e^-88.7 ~ 3e-39 instead of underflowing to 0,
-  // and x * exp(...) terms carry |x| <= 1e4.
-  check_kernels_against_reference<float>(2e-6, 1e-33);
+  // Absolute 2 smallest float subnormals: one rounding of the reference into float's subnormal
+  // range and a little room (the clamp of Eigen's exp used to leave 3e-39 times |x| here).
+  check_kernels_against_reference<float>(2e-6, 2.0 * std::numeric_limits<float>::denorm_min());
 }
 
 template <class T>
@@ -692,6 +693,286 @@ TEST(Softmax, BackwardIsJacobianVectorProduct) {
   activation_backward<float>(spec, yf, df, c.cast<float>(), dhf);
   // The same product in float: a few float roundings on O(1) values.
   EXPECT_LE((dhf.cast<double>() - dh).cwiseAbs().maxCoeff(), 1e-6);
+}
+
+// ---- Far tails -------------------------------------------------------------------------------
+// Eigen's vectorised exp clamps arguments below about -88.4 (float) and -709.4 (double) to a tiny
+// normal number (3e-39, 6e-309) where the truth is a subnormal or 0. These tests hold the
+// reference to high-precision values there, and every kernel to the reference.
+
+// Within `ulps` units in the last place of want; a subnormal's ulp (and 0's) is the smallest
+// subnormal of T.
+template <class T>
+bool within_ulps(double got, double want, double ulps) {
+  const double ulp = std::max(std::numeric_limits<T>::epsilon() * std::abs(want),
+                              static_cast<double>(std::numeric_limits<T>::denorm_min()));
+  return std::abs(got - want) <= ulps * ulp;
+}
+
+// Values computed with mpmath at 80 digits and rounded to the nearest double (subnormals included).
+TEST(ActivationScalar, FarTailsMatchHighPrecisionValues) {
+  const auto spec = [](Activation kind) { return default_spec(kind); };
+  struct Case {
+    ActivationSpec spec;
+    double x;
+    double value;  // NaN: not checked
+    double slope;
+  };
+  const double skip = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<Case> cases = {
+      {spec(Activation::kGelu), -14.0, -1.091095154686992e-43, -1.527455646325367e-42},
+      {spec(Activation::kGelu), -20.0, skip, -1.1014360483133464e-86},
+      {spec(Activation::kGelu), -37.5, -1.7270073785932332e-306, -6.476271143055812e-305},
+      {spec(Activation::kGelu), -38.0, -1.096462777e-314, -4.1665545693e-313},
+      {spec(Activation::kGeluTanh), -21.3, -1.26335442077e-313, -1.2465230094397e-311},
+      {spec(Activation::kGeluTanh), -21.4, -6.26041e-318, -6.2342417e-316},
+      {spec(Activation::kSilu), -712.0, -4.313292185103229e-307, -4.30723419046123e-307},
+      {spec(Activation::kSilu), -720.0, -1.46320617774547e-310, -1.46117394694305e-310},
+      {spec(Activation::kMish), -712.0, -4.313292185103229e-307, -4.30723419046123e-307},
+      {spec(Activation::kMish), -720.0, -1.46320617774547e-310, -1.46117394694305e-310},
+      {spec(Activation::kSigmoid), -100.0, 3.720075976020836e-44, skip},
+      {spec(Activation::kSigmoid), -740.0, 4.2e-322, 4.2e-322},
+      {spec(Activation::kSigmoid), 740.0, 1.0, 4.2e-322},
+      {spec(Activation::kSoftplus), -740.0, 4.2e-322, 4.2e-322},
+      {spec(Activation::kTanh), 354.5, 1.0, 4.867123002493693e-308},
+      {spec(Activation::kTanh), -360.0, -1.0, 8.12892320967e-313},
+      {{Activation::kElu, 2.0}, -720.0, -2.0, 4.06446160484e-313},
+      {spec(Activation::kSelu), -720.0, skip, 3.5728636342e-313},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(label(c.spec) + " at " + std::to_string(c.x));
+    // The tail forms round a handful of times (one exp, a few products); the gelu_tanh argument
+    // 2u ~ -730 carries a few ulps of its own, 1e-13 relative: below a subnormal's ulp here.
+    if (!std::isnan(c.value)) {
+      EXPECT_TRUE(within_ulps<double>(activation_value(c.spec, c.x), c.value, 4.0))
+          << activation_value(c.spec, c.x) << " vs " << c.value;
+    }
+    if (!std::isnan(c.slope)) {
+      EXPECT_TRUE(within_ulps<double>(activation_derivative(c.spec, c.x), c.slope, 4.0))
+          << activation_derivative(c.spec, c.x) << " vs " << c.slope;
+    }
+  }
+  // Closed forms: sigmoid(-100) = e^-100 / (1 + e^-100), and e^x where it is a subnormal.
+  const double e100 = std::exp(-100.0);
+  EXPECT_TRUE(within_ulps<double>(activation_value(spec(Activation::kSigmoid), -100.0),
+                                  e100 / (1.0 + e100), 2.0));
+  EXPECT_TRUE(within_ulps<double>(activation_derivative(spec(Activation::kSigmoid), -720.0),
+                                  std::exp(-720.0), 1.0));
+  EXPECT_TRUE(within_ulps<double>(activation_derivative(spec(Activation::kElu), -730.0),
+                                  std::exp(-730.0), 1.0));
+  // e^-746 is below half the smallest subnormal: these are exactly 0.
+  EXPECT_EQ(activation_value(spec(Activation::kSoftplus), -746.0), 0.0);
+  EXPECT_EQ(activation_derivative(spec(Activation::kSoftplus), -746.0), 0.0);
+  EXPECT_EQ(activation_derivative(spec(Activation::kSigmoid), 746.0), 0.0);
+}
+
+// The limits at +-inf, for the reference and for both kernels.
+TEST(ActivationKernel, InfiniteInputsGiveTheLimits) {
+  const double inf = std::numeric_limits<double>::infinity();
+  struct Case {
+    ActivationSpec spec;
+    double y_pos, d_pos, y_neg, d_neg;
+  };
+  const auto spec = [](Activation kind) { return default_spec(kind); };
+  const std::vector<Case> cases = {
+      {spec(Activation::kLinear), inf, 1.0, -inf, 1.0},
+      {spec(Activation::kRelu), inf, 1.0, 0.0, 0.0},
+      {{Activation::kLeakyRelu, 0.25}, inf, 1.0, -inf, 0.25},
+      {{Activation::kElu, 0.5}, inf, 1.0, -0.5, 0.0},
+      {spec(Activation::kSelu), inf, kScale, -kScale * kAlpha, 0.0},
+      {spec(Activation::kGelu), inf, 1.0, 0.0, 0.0},
+      {spec(Activation::kGeluTanh), inf, 1.0, 0.0, 0.0},
+      {spec(Activation::kSilu), inf, 1.0, 0.0, 0.0},
+      {spec(Activation::kMish), inf, 1.0, 0.0, 0.0},
+      {spec(Activation::kSoftplus), inf, 1.0, 0.0, 0.0},
+      {spec(Activation::kSigmoid), 1.0, 0.0, 0.0, 0.0},
+      {spec(Activation::kTanh), 1.0, 0.0, -1.0, 0.0},
+      {spec(Activation::kHardTanh), 1.0, 0.0, -1.0, 0.0},
+  };
+  Mat<float> hf(2, 1);
+  hf << std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity();
+  const Mat<double> hd = hf.cast<double>();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(label(c.spec));
+    EXPECT_EQ(activation_value(c.spec, inf), c.y_pos);
+    EXPECT_EQ(activation_derivative(c.spec, inf), c.d_pos);
+    EXPECT_EQ(activation_value(c.spec, -inf), c.y_neg);
+    EXPECT_EQ(activation_derivative(c.spec, -inf), c.d_neg);
+    Mat<float> yf(2, 1), df(2, 1);
+    activation_forward<float>(c.spec, hf, yf, df);
+    EXPECT_EQ(yf(0), static_cast<float>(c.y_pos));
+    EXPECT_EQ(df(0), static_cast<float>(c.d_pos));
+    EXPECT_EQ(yf(1), static_cast<float>(c.y_neg));
+    EXPECT_EQ(df(1), static_cast<float>(c.d_neg));
+    Mat<double> yd(2, 1), dd(2, 1);
+    activation_forward<double>(c.spec, hd, yd, dd);
+    EXPECT_EQ(yd(0), c.y_pos);
+    EXPECT_EQ(dd(0), c.d_pos);
+    EXPECT_EQ(yd(1), c.y_neg);
+    EXPECT_EQ(dd(1), c.d_neg);
+  }
+}
+
+// +-x for the points where an exp of some kernel leaves the precision's normal range (about 87 and
+// 708, 43.5 and 354 for tanh's exp(2x), 13 for float gelu's exp(-x^2/2), 9.5 and 21 for
+// gelu_tanh's exp(-2u)), on both sides, then far out to the largest finite value.
+template <class T>
+std::vector<T> far_tail_points() {
+  std::vector<T> xs;
+  for (double x : {9.4,   9.6,   12.9,  13.1,  14.2,  15.0,   20.9,  21.1,  21.4,  30.0,
+                   37.5,  38.0,  43.4,  43.6,  50.0,  52.0,   86.9,  87.1,  88.5,  90.0,
+                   100.0, 104.0, 200.0, 353.9, 354.1, 360.0,  372.0, 700.0, 707.9, 708.1,
+                   709.5, 710.0, 720.0, 745.0, 746.0, 1000.0, 1e4,   1e30,  1e300}) {
+    if (x > static_cast<double>(std::numeric_limits<T>::max())) continue;
+    xs.push_back(static_cast<T>(x));
+    xs.push_back(static_cast<T>(-x));
+  }
+  xs.push_back(std::numeric_limits<T>::max());
+  xs.push_back(std::numeric_limits<T>::lowest());
+  return xs;
+}
+
+// The kernels against the reference at far_tail_points, and at +-inf and NaN. The points sit in
+// one column between ordinary inputs, so a column's fast path and its far-tail entries meet.
+template <class T>
+void expect_far_tails_match_reference() {
+  std::vector<T> xs = far_tail_points<T>();
+  xs.push_back(std::numeric_limits<T>::infinity());
+  xs.push_back(-std::numeric_limits<T>::infinity());
+  xs.push_back(std::numeric_limits<T>::quiet_NaN());
+  const auto count = static_cast<Eigen::Index>(xs.size());
+  Mat<T> h(2 * count + 1, 2);
+  for (Eigen::Index i = 0; i < h.rows(); ++i) {
+    const auto di = static_cast<double>(i);
+    h(i, 0) = (i % 2 == 1) ? xs[static_cast<std::size_t>(i / 2)] : static_cast<T>(0.37 * di - 9.0);
+    h(i, 1) = static_cast<T>(0.11 * di - 4.0);  // an ordinary column next to it
+  }
+  const T eps = std::numeric_limits<T>::epsilon();
+  const auto tiny = static_cast<double>(std::numeric_limits<T>::denorm_min());
+  for (const ActivationSpec& spec : elementwise_specs()) {
+    SCOPED_TRACE(label(spec));
+    Mat<T> y(h.rows(), h.cols());
+    Mat<T> d(h.rows(), h.cols());
+    activation_forward<T>(spec, h, y, d);
+    int failures = 0;
+    for (Eigen::Index k = 0; k < h.size(); ++k) {
+      const double x = static_cast<double>(h(k));
+      const double want[2] = {activation_value(spec, x), activation_derivative(spec, x)};
+      const double got[2] = {static_cast<double>(y(k)), static_cast<double>(d(k))};
+      const double want_slope[2] = {want[1], activation_second_derivative(spec, x)};
+      for (int q = 0; q < 2; ++q) {
+        // The reference rounded to T always passes (that covers results that overflow T).
+        bool ok = got[q] == static_cast<double>(static_cast<T>(want[q]));
+        if (!ok && !std::isfinite(x)) {
+          // +-inf must give the reference's limits in T; NaN must stay NaN where it does there.
+          ok = std::isnan(want[q]) && std::isnan(got[q]);
+        } else if (!ok) {
+          // As expect_close: a few T roundings, scaled by what a relative change of x by one
+          // rounding alone would do (|x phi'|; inf * 0 where phi' underflows counts as 0), and
+          // two smallest subnormals of T for results that underflow (one rounding of the
+          // reference into T's subnormals, one of the kernel).
+          double slope_term = std::abs(x * want_slope[q]);
+          if (!(slope_term < std::numeric_limits<double>::infinity())) slope_term = 0.0;
+          const double tol = 8.0 * eps * (std::abs(want[q]) + slope_term) + 2.0 * tiny;
+          ok = std::abs(got[q] - want[q]) <= tol;
+        }
+        if (!ok && ++failures <= 8) {
+          ADD_FAILURE() << (q == 0 ? "value" : "slope") << " at x = " << x << ": kernel " << got[q]
+                        << ", reference " << want[q];
+        }
+      }
+    }
+  }
+}
+
+TEST(ActivationKernel, FarTailsMatchReferenceInFloat) { expect_far_tails_match_reference<float>(); }
+
+TEST(ActivationKernel, FarTailsMatchReferenceInDouble) {
+  expect_far_tails_match_reference<double>();
+}
+
+// The reported failure: gelu'(h) for h < -13.3 came out near -1e-38 in float (Eigen's clamped
+// exp), and a 1e37 upstream gradient turned it into a spurious gradient of order 0.1.
+TEST(ActivationKernel, GeluFloatSlopeBelowMinus14IsZeroOrACorrectlyRoundedSubnormal) {
+  std::vector<float> hs;
+  for (int k = 0; k <= 500; ++k) hs.push_back(-14.2f - 0.05f * static_cast<float>(k));
+  for (float x : {-50.0f, -100.0f, -1e4f, -1e30f, std::numeric_limits<float>::lowest()}) {
+    hs.push_back(x);
+  }
+  Mat<float> h(static_cast<Eigen::Index>(hs.size()), 1);
+  for (std::size_t i = 0; i < hs.size(); ++i) h(static_cast<Eigen::Index>(i)) = hs[i];
+  Mat<float> y(h.rows(), 1), d(h.rows(), 1), dh(h.rows(), 1);
+  const ActivationSpec gelu = default_spec(Activation::kGelu);
+  activation_forward<float>(gelu, h, y, d);
+  const Mat<float> g = Mat<float>::Constant(h.rows(), 1, 1e37f);
+  activation_backward<float>(gelu, y, d, g, dh);
+  for (Eigen::Index i = 0; i < h.rows(); ++i) {
+    SCOPED_TRACE("h = " + std::to_string(h(i)));
+    // The reference is good to 1e-13 relative here, so rounding it to float is correct unless it
+    // lies within 1e-13 of a tie.
+    const auto want = static_cast<float>(activation_derivative(gelu, static_cast<double>(h(i))));
+    EXPECT_EQ(d(i), want);
+    EXPECT_LT(std::abs(d(i)), std::numeric_limits<float>::min());  // 0 or a subnormal
+    EXPECT_EQ(dh(i), 1e37f * want);
+    // gelu'(h) ~ h pdf(h) is below half float's smallest subnormal from about h = -14.55 on.
+    if (h(i) <= -14.6f) {
+      EXPECT_EQ(dh(i), 0.0f);
+    }
+  }
+}
+
+TEST(ActivationKernel, SoftplusOfMinus746InDoubleIsExactlyZero) {
+  const ActivationSpec softplus = default_spec(Activation::kSoftplus);
+  Mat<double> h(4, 1);
+  h << -746.0, -740.0, -1000.0, -std::numeric_limits<double>::infinity();
+  Mat<double> y(4, 1), d(4, 1);
+  activation_forward<double>(softplus, h, y, d);
+  // e^-746 is below half the smallest subnormal; e^-740 = 85 smallest subnormals (mpmath).
+  EXPECT_EQ(y(0), 0.0);
+  EXPECT_EQ(d(0), 0.0);
+  EXPECT_EQ(y(1), 0x0.0000000000055p-1022);
+  EXPECT_EQ(d(1), 0x0.0000000000055p-1022);
+  EXPECT_EQ(y(2), 0.0);
+  EXPECT_EQ(d(2), 0.0);
+  EXPECT_EQ(y(3), 0.0);
+  EXPECT_EQ(d(3), 0.0);
+}
+
+// Softmax entries far below their column's max: e^(x - max) is a subnormal or 0, not Eigen's
+// clamp (3e-39 in float, 6e-309 in double).
+template <class T>
+void check_softmax_far_below_max() {
+  const double lowest = static_cast<double>(std::numeric_limits<T>::lowest());
+  std::vector<double> col = {0.0,    -1.0,   -50.0,  -88.5,  -90.0,  -100.0,  -104.0, -200.0,
+                             -700.0, -709.5, -710.0, -745.0, -746.0, -1000.0, -1e30,  lowest};
+  col.push_back(-std::numeric_limits<double>::infinity());
+  const auto n = static_cast<Eigen::Index>(col.size());
+  Mat<T> h(n, 2);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    h(i, 0) = static_cast<T>(col[static_cast<std::size_t>(i)]);
+    h(i, 1) = static_cast<T>(col[static_cast<std::size_t>(i)] + 30.0);  // max 30, not 0
+  }
+  Mat<T> y(n, 2), d(n, 2);
+  activation_forward<T>(default_spec(Activation::kSoftmax), h, y, d);
+  for (Eigen::Index j = 0; j < 2; ++j) {
+    const double m = static_cast<double>(h.col(j).maxCoeff());
+    double s = 0.0;
+    for (Eigen::Index i = 0; i < n; ++i) s += std::exp(static_cast<double>(h(i, j)) - m);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const double want = std::exp(static_cast<double>(h(i, j)) - m) / s;
+      SCOPED_TRACE("x = " + std::to_string(static_cast<double>(h(i, j))));
+      // One exp and one division in T; two smallest subnormals where the result underflows.
+      EXPECT_TRUE(within_ulps<T>(static_cast<double>(y(i, j)), want, 4.0))
+          << y(i, j) << " vs " << want;
+      EXPECT_TRUE(within_ulps<T>(static_cast<double>(d(i, j)), want * (1.0 - want), 6.0))
+          << d(i, j) << " vs " << want * (1.0 - want);
+    }
+  }
+}
+
+TEST(Softmax, EntriesFarBelowTheMaxAreSubnormalsOrZero) {
+  check_softmax_far_below_max<float>();
+  check_softmax_far_below_max<double>();
 }
 
 }  // namespace

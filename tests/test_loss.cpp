@@ -202,6 +202,71 @@ TEST(LossStability, MseAtHugeOutputsIsFinite) {
   EXPECT_GT(loss, 1e6);  // entries of order 1e4 squared, over 15 entries and a batch of 5
 }
 
+// Double outputs so large that a square, a logit difference or the sum over the batch overflows
+// although the mean L does not: L must be that finite mean (a few roundings), and Inf only when
+// L itself is beyond double's range.
+TEST(LossStability, HugeDoubleOutputsGiveTheFiniteMeanNotInf) {
+  constexpr double kMax = std::numeric_limits<double>::max();
+  const auto near = [](double got, double want) {
+    return std::abs(got - want) <= 8 * kEps * std::abs(want);  // a few roundings, relative
+  };
+  MatrixXd dy;
+  {
+    // mse, one residual of 2e154 in a batch of 4: its square is 4e308, L = 5e307.
+    LossTargets t;
+    t.values = MatrixXd::Zero(1, 4);
+    MatrixXd y = MatrixXd::Zero(1, 4);
+    y(0, 0) = 2e154;
+    const double loss = run<double>({LossKind::kMse, 0}, y, t, dy);
+    EXPECT_TRUE(near(loss, (2e154 / 4) * (2e154 / 2))) << loss;
+    EXPECT_EQ(dy(0, 0), 2e154 / 4);
+    // 3 x 8 residuals of 1e154: the squares sum to 2.4e309, L = 1.5e308.
+    t.values = MatrixXd::Zero(3, 8);
+    const double many = run<double>({LossKind::kMse, 0}, MatrixXd::Constant(3, 8, 1e154), t, dy);
+    EXPECT_TRUE(near(many, 1.5 * 1e154 * 1e154)) << many;
+    // A single residual of 1e160: L = 5e319 is beyond double's range.
+    t.values = MatrixXd::Zero(1, 1);
+    EXPECT_EQ(run<double>({LossKind::kMse, 0}, MatrixXd::Constant(1, 1, 1e160), t, dy),
+              std::numeric_limits<double>::infinity());
+  }
+  {
+    // sigmoid_bce, wrong and confident everywhere: each entry costs |y|, the sum overflows.
+    LossTargets t;
+    t.values = MatrixXd::Zero(2, 4);
+    const double loss =
+        run<double>({LossKind::kSigmoidBce, 0}, MatrixXd::Constant(2, 4, 8e307), t, dy);
+    EXPECT_TRUE(near(loss, 1.6e308)) << loss;
+    EXPECT_TRUE(dy.allFinite());
+  }
+  {
+    // softmax_cross_entropy: one example with logits (+max, -max) and the label on -max costs
+    // 2 * max, beyond double; the other three cost 0, so L = max / 2.
+    LossTargets t;
+    t.labels = {1, 0, 0, 0};
+    MatrixXd y(2, 4);
+    y << kMax, kMax, kMax, kMax, -kMax, -kMax, -kMax, -kMax;
+    const double loss = run<double>({LossKind::kSoftmaxCrossEntropy, 2}, y, t, dy);
+    EXPECT_TRUE(near(loss, kMax / 2)) << loss;
+    EXPECT_TRUE(dy.allFinite());
+    // Four examples that each cost 1e308: the sum overflows, L = 1e308.
+    t.labels = {1, 1, 1, 1};
+    y.row(0).setConstant(1e308);
+    y.row(1).setZero();
+    const double four = run<double>({LossKind::kSoftmaxCrossEntropy, 2}, y, t, dy);
+    EXPECT_TRUE(near(four, 1e308)) << four;
+  }
+  {
+    // Not a defect: float outputs (at most 3.4e38) are summed in double, far from its range.
+    LossTargets t;
+    t.labels = {1};
+    Mat<float> yf(2, 1);
+    yf << 3e38f, -3e38f;
+    Mat<float> dyf;
+    const double loss = run<float>({LossKind::kSoftmaxCrossEntropy, 2}, yf, t, dyf);
+    EXPECT_TRUE(near(loss, 2.0 * static_cast<double>(3e38f))) << loss;
+  }
+}
+
 TEST(LossStability, SaturatedCorrectPredictionsKeepTheirTinyGradient) {
   // At y = 40, 1 - sigmoid(y) = 4.2e-18 is below double's epsilon: sigmoid(y) - 1 would read 0.
   const double tail = std::exp(-40.0) / (1.0 + std::exp(-40.0));

@@ -193,6 +193,60 @@ TEST(NormForward, ExtremeFiniteInputsNormaliseWithoutNaN) {
   }
 }
 
+// Constant groups beyond the rescaling threshold (2^480 = 3.1e144, double only), including groups
+// of one entry (width 1 for layer_norm, batch 1 for batch_norm): the variance is 0, so y = 0 and
+// rstd = 1 / sqrt(eps), whatever the scaling does to eps.
+TEST(NormForward, ConstantHugeDoubleGroupsGiveZerosNotNaN) {
+  constexpr double kMax = std::numeric_limits<double>::max();
+  for (double c : {4e144, 1e160, 1e300, kMax, -kMax}) {
+    for (NormKind kind : {NormKind::kBatchNorm, NormKind::kLayerNorm}) {
+      for (auto [rows, cols] : {std::pair<Index, Index>{9, 7}, {1, 5}, {5, 1}}) {
+        SCOPED_TRACE(label(kind) + " c = " + std::to_string(c) + " shape " + std::to_string(rows) +
+                     "x" + std::to_string(cols));
+        const NormSpec spec{kind, 1e-5};
+        const Forward<double> f = forward<double>(spec, MatrixXd::Constant(rows, cols, c));
+        EXPECT_TRUE((f.y.array() == 0.0).all()) << f.y;
+        for (Index k = 0; k < f.rstd.size(); ++k) EXPECT_EQ(f.rstd(k), 1.0 / std::sqrt(spec.eps));
+        // With y = 0, dx = rstd (g - mean(g)): finite, and exactly 0 for a group of one.
+        const MatrixXd g = normals(rows, cols, 21);
+        const MatrixXd dx = backward<double>(spec, f, g);
+        EXPECT_TRUE(dx.allFinite());
+        for (Index k = 0; k < group_count(kind, g); ++k) {
+          const VectorXd gk = group(kind, g, k);
+          const VectorXd want = (gk.array() - mean_of(gk)) / std::sqrt(spec.eps);
+          // A few roundings of values of order 1e3.
+          EXPECT_LT((group(kind, dx, k) - want).cwiseAbs().maxCoeff(), 1e-12);
+        }
+      }
+    }
+  }
+}
+
+// Not defects, kept as facts: every reduction runs in double, so float entries up to 3.4e38 and
+// down to 1e-30 square without overflow or underflow; tiny double entries square to 0 only where
+// their variance is far below any normal eps (e.g. 1e-300 with eps 1e-300: y = x / sqrt(eps)).
+TEST(NormForward, TinyAndHugeEntriesKeepTheirVarianceNextToEps) {
+  for (NormKind kind : kKinds) {
+    SCOPED_TRACE(label(kind));
+    // float: variance 1e-60 next to eps = 1e-60, and 1e40 or 1e74 next to eps = 1e-5.
+    expect_forward_facts<float>({kind, 1e-60}, normals(12, 10, 22) * 1e-30, kFactsTolFloat);
+    expect_forward_facts<float>({kind, 1e-5}, normals(12, 10, 23) * 1e20, kFactsTolFloat);
+    expect_forward_facts<float>({kind, 1e-5}, normals(12, 10, 24) * 1e37, kFactsTolFloat);
+    // double: variance 1e-300 next to eps = 1e-300.
+    expect_forward_facts<double>({kind, 1e-300}, normals(12, 10, 25) * 1e-150, kFactsTolDouble);
+    const MatrixXd tiny = normals(12, 10, 26) * 1e-300;
+    const Forward<double> f = forward<double>({kind, 1e-300}, tiny);
+    // var ~ 1e-600 underflows to 0 and is 1e-300 times below eps anyway: y = x / sqrt(eps) and
+    // x - mean(x), up to a few roundings.
+    const MatrixXd centred =
+        kind == NormKind::kRmsNorm
+            ? tiny
+            : (kind == NormKind::kLayerNorm ? (tiny.rowwise() - tiny.colwise().mean()).eval()
+                                            : (tiny.colwise() - tiny.rowwise().mean()).eval());
+    EXPECT_LT((f.y - centred * 1e150).cwiseAbs().maxCoeff(), 1e-14 * f.y.cwiseAbs().maxCoeff());
+  }
+}
+
 TEST(NormForward, NaNInputPropagatesToItsOwnGroupOnly) {
   for (NormKind kind : kKinds) {
     SCOPED_TRACE(label(kind));
