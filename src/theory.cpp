@@ -289,9 +289,6 @@ std::string activation_label(const ActivationSpec& spec) {
   return std::string(activation_info(spec.kind).name);
 }
 
-// 1 / |ln r|: +inf at r = 1, 0 at r = 0.
-double depth_of_rate(double r) { return 1.0 / std::abs(std::log(std::abs(r))); }
-
 // ---- Root finding -----------------------------------------------------------------------------
 
 // Brent's method (Brent 1973, as in Numerical Recipes' zbrent) on a bracket [a, b] with
@@ -456,6 +453,11 @@ FixedPoint fixed_point_q(const MeanField& mf, double q0) {
       if (!(std::abs(L(p) - p) <= 1e-12 * p)) identity = false;
     }
     if (identity) {
+      // Every q is fixed, q0 among them: report it rather than q0 moved by an ulp of rounding.
+      if (std::abs(q_star - q0) <= 1e-12 * q0) {
+        q_star = q0;
+        out.q = q0;
+      }
       out.unique = false;
       out.reason = "q* is not unique: the length map is the identity around q = " + num(ref) +
                    " (every q is a fixed point, as for ReLU with sw2 = 2, sb2 = 0); returned q = " +
@@ -540,9 +542,16 @@ FixedPoint fixed_point_q(const MeanField& mf, double q0) {
       if (std::isnan(ghi)) return diverged("the length map returned NaN at q = " + num(hi));
       if (ghi < 0.0 && !flat(ghi, hi)) break;
       if (hi > kHuge || std::isinf(ghi)) {
+        // A factor of 1 to six digits is growth slower than geometric (ReLU at sw2 = 2 with
+        // sb2 > 0 adds sb2 a layer); what L(q) - q adds there is rounding, not worth printing.
+        const double factor = (ghi + hi) / hi;
+        const std::string far = std::abs(factor - 1.0) < 1e-5
+                                    ? "multiplies q by 1 to six digits: it grows more slowly "
+                                      "than geometrically"
+                                    : "multiplies q by " + num(factor);
         return diverged("q grows without bound: the length map stays above the identity from q = " +
                         num(q) + " (where a layer adds " + num(gq) + " to q) up to q = " + num(hi) +
-                        " (where a layer multiplies q by " + num((ghi + hi) / hi) + ")");
+                        " (where a layer " + far + ")");
       }
     }
   } else {
@@ -616,7 +625,8 @@ double correlation_fixed_point(const MeanField& mf, double q_star) {
                                 " is not a fixed point of the length map (c = 1 maps to " +
                                 num(at_one) + "); pass fixed_point_q(...).q");
   }
-  if (chi(mf, q_star) <= 1.0) return 1.0;
+  const double chi1 = chi(mf, q_star);
+  if (chi1 <= 1.0 || is_unit_rate(chi1)) return 1.0;
   auto g = [&](double c) { return correlation_map_unchecked(mf, q_star, c) - c; };
   // Just below 1, g ~ -(chi1 - 1)(1 - c) + O((1 - c)^2): find a c where it is already negative.
   double hi = 0.5;
@@ -626,11 +636,24 @@ double correlation_fixed_point(const MeanField& mf, double q_star) {
     ghi = g(hi);
   }
   if (!(ghi < 0.0)) return 1.0;  // chi1 is 1 to within what the quadrature resolves
+  // The map is accurate to ~1e-12 (the 2D quadrature's tolerance), so a map(0) within that of 0
+  // is 0: odd phi with sb2 = 0, where rounding leaves ~1e-34 and Brent would return it as c*.
+  constexpr double kMapAccuracy = 1e-12;
   const double g0 = g(0.0);
-  if (g0 <= 0.0) return 0.0;  // odd phi, sb2 = 0: map(0) = 0 up to rounding
+  if (g0 <= kMapAccuracy) return 0.0;
   int evals = 0;
   const double root = brent_root(g, 0.0, hi, g0, ghi, 0.0, evals);
   return root;
+}
+
+// ---- Criticality ------------------------------------------------------------------------------
+
+bool is_unit_rate(double rate) { return std::abs(std::log(std::abs(rate))) <= kUnitRateTolerance; }
+
+double depth_scale(double rate) {
+  if (std::isnan(rate)) return kNaN;
+  if (is_unit_rate(rate)) return kInf;
+  return 1.0 / std::abs(std::log(std::abs(rate)));
 }
 
 // ---- Depth scales -----------------------------------------------------------------------------
@@ -641,8 +664,8 @@ DepthScales depth_scales(const MeanField& mf, double q_star) {
   DepthScales out{};
   out.chi1 = chi(mf, q_star);
   out.chi_q = length_map_slope(mf, q_star);
-  out.xi_c = depth_of_rate(out.chi1);
-  out.xi_q = depth_of_rate(out.chi_q);
+  out.xi_c = depth_scale(out.chi1);
+  out.xi_q = depth_scale(out.chi_q);
   return out;
 }
 
@@ -692,6 +715,12 @@ Critical critical_sw2(const ActivationSpec& activation, double sb2, double sw2_m
   constexpr double kRelWidth = 1e-13;
   const double ratio = std::pow(sw2_max / sw2_min, 1.0 / kGrid);
 
+  // At sb2 = 0 with phi(0) = 0, q = 0 is a fixed point at every sw2, with chi1 = sw2 * chi0
+  // (chi's q -> 0+ limit); that branch turns critical at exactly sw2_zero = 1 / chi0.
+  const bool zero_branch = sb2 == 0.0 && activation_value(activation, 0.0) == 0.0;
+  const double chi0 = zero_branch ? chi({activation, 1.0, 0.0}, 0.0) : kNaN;
+  const double sw2_zero = 1.0 / chi0;
+
   Critical out;
   const std::string name = activation_label(activation);
   double largest_chi1 = -kInf;
@@ -722,7 +751,16 @@ Critical critical_sw2(const ActivationSpec& activation, double sb2, double sw2_m
         o = std::move(m);
       }
     }
-    const double edge = 0.5 * (o.sw2 + b.sw2);
+    double edge = 0.5 * (o.sw2 + b.sw2);
+    // The edge of q = 0: where chi1 - 1 is quadratic in sw2 - sw2_zero (tanh), bisection on
+    // rounding-level chi1 locates it only to ~1e-7, hence 1e-5; q* = 0 just below confirms that
+    // the fixed point reached from q0 = 1 there is q = 0.
+    bool zero_edge = false;
+    if (zero_branch && std::abs(edge - sw2_zero) <= 1e-5 * sw2_zero) {
+      const Probe below = probe(activation, sw2_zero * (1.0 - 1e-3), sb2);
+      zero_edge = below.fp.exists && below.fp.q == 0.0;
+      if (zero_edge) edge = sw2_zero;
+    }
     const std::string side = b.sw2 < o.sw2 ? "below" : "above";
     const std::string other = b.sw2 < o.sw2 ? "above" : "below";
     // What happens on each side is judged 1e-6 and 1e-3 (relative) away from the edge, where
@@ -736,13 +774,28 @@ Critical critical_sw2(const ActivationSpec& activation, double sb2, double sw2_m
       // Homogeneous phi without bias (ReLU at 2, linear at 1): every q is a fixed point here.
       out.exists = true;
       out.sw2 = edge;
-      out.q_star = near.fp.q;
+      out.q_star = fixed_point_q(at_edge, 1.0).q;  // 1: q0 = 1 is as fixed as any other q
       out.chi1 = chi(at_edge, 1.0);
       out.q_star_unique = false;
       out.reason = "at sw2 = " + num(edge) +
                    " the length map is the identity (every q is a fixed point) and chi1 = 1; " +
                    side + " it q* = " + num(near.fp.q) + " with chi1 < 1 (ordered), " + other +
                    (beyond.fp.exists ? " it is chaotic" : " it q grows without bound");
+      return out;
+    }
+    if (zero_edge) {
+      out.exists = true;
+      out.sw2 = edge;
+      out.q_star = 0.0;
+      out.chi1 = chi(at_edge, 0.0);
+      out.reason =
+          "with sb2 = 0 and phi(0) = 0, q = 0 is a fixed point at every sw2, with chi1 = "
+          "sw2 E[phi'^2] (q -> 0+) = sw2 * " +
+          num(chi0) + ", which is 1 at sw2 = " + num(edge) + ": " + side +
+          " it q* = 0 (ordered), " + other + " it " +
+          (!beyond.fp.exists   ? std::string("q grows without bound")
+           : beyond.chi1 > 1.0 ? "q* > 0 with chi1 > 1 (chaotic)"
+                               : "q* = " + num(beyond.fp.q) + " with chi1 = " + num(beyond.chi1));
       return out;
     }
     if (o.fp.exists && std::abs(o.chi1 - b.chi1) <= 1e-6) {
@@ -861,15 +914,18 @@ std::string_view phase_name(Phase phase) {
   return "unknown";
 }
 
-PhaseSample classify_phase(const MeanField& mf) {
+Phase phase_of(const FixedPoint& fp, double chi1) {
+  if (!fp.exists) return Phase::kUnbounded;
+  if (is_unit_rate(chi1)) return Phase::kCritical;
+  return chi1 < 1.0 ? Phase::kOrdered : Phase::kChaotic;
+}
+
+PhaseSample classify_phase(const MeanField& mf, double q0) {
   check_mean_field("classify_phase", mf);
-  const FixedPoint fp = fixed_point_q(mf, 1.0);
+  const FixedPoint fp = fixed_point_q(mf, q0);
   if (!fp.exists) return {mf.sw2, Phase::kUnbounded, kNaN, kNaN};
   const double chi1 = chi(mf, fp.q);
-  Phase phase = Phase::kCritical;
-  if (chi1 < 1.0 - 1e-9) phase = Phase::kOrdered;
-  if (chi1 > 1.0 + 1e-9) phase = Phase::kChaotic;
-  return {mf.sw2, phase, fp.q, chi1};
+  return {mf.sw2, phase_of(fp, chi1), fp.q, chi1};
 }
 
 std::vector<double> default_phase_sw2() { return {0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0}; }

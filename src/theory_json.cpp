@@ -1,6 +1,7 @@
 // The JSON of `gradscope theory --json`: the mean-field numbers of one (activation, sw2, sb2),
-// and the phase diagram the plotting code draws. Infinite depth scales are written as null with
-// a "_status", as in the run reports.
+// and the phase diagram the plotting code draws. Infinite depth scales (on the critical line) are
+// written as null with "_status": "inf", as in the run reports; c* at q* = 0 as null with
+// "undefined".
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -65,7 +66,14 @@ std::string theory_to_json(const TheoryReport& r) {
     put(s, "chi_q", r.scales.chi_q);
     put(s, "xi_c", r.scales.xi_c);
     put(s, "xi_q", r.scales.xi_q);
-    put(s, "c_star", r.c_star);
+    if (r.has_c_star) {
+      put(s, "c_star", r.c_star);
+      s["c_star_unique"] = r.c_star_unique;
+    } else {
+      // q* = 0: two signals shrinking to zero have no correlation.
+      s["c_star"] = nullptr;
+      s["c_star_status"] = "undefined";
+    }
     j["at_fixed_point"] = s;
   }
   j["critical"] = critical_json(r.critical);

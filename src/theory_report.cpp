@@ -2,10 +2,15 @@
 #include "gradscope/theory_report.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "gradscope/error.hpp"
 
 namespace gradscope {
+
+namespace {
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+}  // namespace
 
 TheoryReport compute_theory(const TheoryQuery& query) {
   if (activation_info(query.activation.kind).output_only) {
@@ -31,18 +36,25 @@ TheoryReport compute_theory(const TheoryQuery& query) {
   r.query = query;
   const MeanField mf{query.activation, query.sw2, query.sb2};
   r.fixed_point = fixed_point_q(mf, query.q0);
-  // The phase of the fixed point reached from q0 (bistable activations have more than one).
-  r.phase = Phase::kUnbounded;
-  if (r.fixed_point.exists && r.fixed_point.q > 0.0) {
+  if (r.fixed_point.exists) {
     r.has_scales = true;
     r.scales = depth_scales(mf, r.fixed_point.q);
-    r.c_star = correlation_fixed_point(mf, r.fixed_point.q);
-    const double chi1 = r.scales.chi1;
-    r.phase = std::abs(chi1 - 1.0) <= 1e-9 ? Phase::kCritical
-              : chi1 < 1.0                 ? Phase::kOrdered
-                                           : Phase::kChaotic;
-  } else if (r.fixed_point.exists) {
-    r.phase = Phase::kOrdered;  // q* = 0: the signal collapses
+  }
+  // The phase of the fixed point reached from q0 (bistable activations have more than one), by
+  // the same phase_of as the grid's classify_phase.
+  r.phase = phase_of(r.fixed_point, r.has_scales ? r.scales.chi1 : kNaN);
+  if (r.fixed_point.exists && r.fixed_point.q > 0.0) {
+    const double q_star = r.fixed_point.q;
+    r.has_c_star = true;
+    r.c_star = correlation_fixed_point(mf, q_star);
+    // The correlation map is the identity only for linear phi with sb2 = 0, whose length map is
+    // the identity too at chi1 = 1: every c is kept, not drawn to 1. Checked at c = 0 and 1/2,
+    // well above the map's accuracy of ~1e-12. (Near tanh's (1, 0) the map is within ~q*^2 of
+    // linear, yet not the identity: hence only where the length map is.)
+    if (r.phase == Phase::kCritical && !r.fixed_point.unique) {
+      r.c_star_unique = !(std::abs(correlation_map(mf, q_star, 0.0)) <= 1e-10 &&
+                          std::abs(correlation_map(mf, q_star, 0.5) - 0.5) <= 1e-10);
+    }
   }
   r.critical = critical_sw2(query.activation, query.sb2);
   r.preserving = sw2_preserving_second_moment(query.activation, query.q0, query.sb2);

@@ -16,6 +16,13 @@ std::string num(double v) {
   return fmt::format("{:.6g}", v);
 }
 
+// A depth scale in layers; an infinite one with the reason it is infinite.
+std::string depth(double xi, const char* why_infinite) {
+  if (std::isinf(xi) && xi > 0) return fmt::format("infinite ({})", why_infinite);
+  if (std::isnan(xi)) return num(xi);
+  return num(xi) + " layers";
+}
+
 }  // namespace
 
 std::string theory_to_text(const TheoryReport& r) {
@@ -27,25 +34,53 @@ std::string theory_to_text(const TheoryReport& r) {
   out += fmt::format("mean-field theory: {} with sw2 = {}, sb2 = {}\n", act, num(r.query.sw2),
                      num(r.query.sb2));
   out += fmt::format("  phase                      {}\n", phase_name(r.phase));
-  if (r.fixed_point.exists) {
-    out += fmt::format("  fixed point q*             {}{}\n", num(r.fixed_point.q),
-                       r.fixed_point.unique ? "" : " (not unique: every q is a fixed point)");
-  } else {
+  if (!r.fixed_point.exists) {
     out += fmt::format("  fixed point q*             none: {}\n", r.fixed_point.reason);
+  } else if (!r.fixed_point.unique) {
+    const std::string stays = r.fixed_point.q == r.query.q0
+                                  ? fmt::format(", so q stays at q0 = {}", num(r.query.q0))
+                                  : std::string();
+    out += fmt::format("  fixed point q*             {} (not unique: every q is a fixed point{})\n",
+                       num(r.fixed_point.q), stays);
+  } else if (r.fixed_point.q == 0.0) {
+    out += "  fixed point q*             0 (signals shrink to zero with depth)\n";
+  } else {
+    out += fmt::format("  fixed point q*             {}\n", num(r.fixed_point.q));
   }
   if (r.has_scales) {
+    // Off the critical line but within six digits of 1, show how far: "1" beside "ordered" reads
+    // as a contradiction.
+    std::string chi1 = num(r.scales.chi1);
+    if (chi1 == "1" && r.phase != Phase::kCritical) {
+      chi1 = fmt::format("1 {} {:.3g}", r.scales.chi1 < 1.0 ? "-" : "+",
+                         std::abs(r.scales.chi1 - 1.0));
+    }
+    out += fmt::format(
+        "  chi1 = sw2 E[phi'^2] at q* {}  (< 1: gradients vanish; > 1: they explode)\n", chi1);
+    out += fmt::format("  depth scale xi_c           {}\n",
+                       depth(r.scales.xi_c, "critical: chi1 = 1"));
+    out += fmt::format("  depth scale xi_q           {}\n",
+                       depth(r.scales.xi_q, "the length map's slope at q* is 1"));
+  } else {
+    out += "  chi1, depth scales, c*     not defined: there is no fixed point q*\n";
+  }
+  if (r.has_c_star) {
+    out += fmt::format("  correlation fixed point c* {}{}\n", num(r.c_star),
+                       r.c_star_unique ? ""
+                                       : " (not unique: the correlation map is the identity, so "
+                                         "every c is kept)");
+  } else if (r.has_scales) {
     out +=
-        fmt::format("  chi1 = sw2 E[phi'^2] at q* {}  (< 1: gradients vanish; > 1: they explode)\n",
-                    num(r.scales.chi1));
-    out += fmt::format("  depth scale xi_c           {} layers\n", num(r.scales.xi_c));
-    out += fmt::format("  depth scale xi_q           {} layers\n", num(r.scales.xi_q));
-    out += fmt::format("  correlation fixed point c* {}\n", num(r.c_star));
-  } else if (r.fixed_point.exists) {
-    out += "  chi1, depth scales, c*     not defined: the signal collapses to q* = 0\n";
+        "  correlation fixed point c* not defined: signals shrinking to zero have no correlation\n";
   }
   if (r.critical.exists) {
-    out += fmt::format("  edge of chaos at this sb2  sw2 = {} (q* = {})\n", num(r.critical.sw2),
-                       num(r.critical.q_star));
+    // The critical point's own fixed point, labelled so that it is not read as this run's q*.
+    const bool here = std::abs(r.critical.sw2 - r.query.sw2) <= 1e-9 * r.query.sw2;
+    out += fmt::format("  edge of chaos at this sb2  sw2 = {}{}, {}\n", num(r.critical.sw2),
+                       here ? " (this sw2)" : "",
+                       r.critical.q_star_unique
+                           ? fmt::format("with q* = {} at that sw2", num(r.critical.q_star))
+                           : std::string("where every q is a fixed point"));
   } else {
     out += fmt::format("  edge of chaos at this sb2  none: {}\n", r.critical.reason);
   }

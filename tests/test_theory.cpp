@@ -5,12 +5,16 @@
 #include <Eigen/Eigenvalues>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "gradscope/activation.hpp"
 #include "gradscope/theory.hpp"
+#include "gradscope/theory_report.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {
@@ -438,8 +442,8 @@ TEST(FixedPoint, ReluAtHeWithoutBiasHasEveryQAsAFixedPoint) {
     const FixedPoint fp = fixed_point_q(mf, q0);
     EXPECT_TRUE(fp.exists);
     EXPECT_FALSE(fp.unique) << fp.reason;
-    // The map is the identity to rounding, so the iteration stays where it starts.
-    EXPECT_NEAR(fp.q, q0, 1e-14 * q0);
+    // The map is the identity, so q0 is a fixed point: returned as it is, not moved by an ulp.
+    EXPECT_EQ(fp.q, q0);
     EXPECT_NE(fp.reason.find("not unique"), std::string::npos) << fp.reason;
   }
   for (double q : {0.0, 1e-3, 1.0, 1e3}) {
@@ -447,8 +451,8 @@ TEST(FixedPoint, ReluAtHeWithoutBiasHasEveryQAsAFixedPoint) {
     EXPECT_NEAR(chi(mf, q), 1.0, 1e-15) << q;
   }
   const DepthScales d = depth_scales(mf, 1.0);
-  // chi1 = 1 to within an ulp or two: xi_c is infinite or at least 1e13.
-  EXPECT_GT(d.xi_c, 1e13);
+  // chi1 = 1 to within an ulp or two: on the critical line, so xi_c is infinite (not 4.5e15).
+  EXPECT_EQ(d.xi_c, kInf);
 }
 
 // ---- Depth scales -----------------------------------------------------------------------------
@@ -651,6 +655,324 @@ TEST(PhaseGrid, ReluIsOrderedUnboundedOrCriticalAtHe) {
   EXPECT_EQ(phase_name(Phase::kUnbounded), "unbounded");
   EXPECT_THROW(phase_grid(spec(Activation::kRelu), 0.5, 0.1, 2), std::invalid_argument);
   EXPECT_THROW(phase_grid(spec(Activation::kRelu), 0.0, 0.1, 0), std::invalid_argument);
+}
+
+// ---- One tolerance for the critical line -------------------------------------------------------
+
+TEST(Criticality, OneToleranceDecidesThePhaseAndTheInfiniteDepthScales) {
+  // ReLU at sw2 = 2 computes chi1 = 1 + 2.2e-16; the quadrature is good to ~1e-14.
+  EXPECT_TRUE(is_unit_rate(1.0 + 2.2e-16));
+  EXPECT_TRUE(is_unit_rate(1.0 - 1e-13));
+  EXPECT_TRUE(is_unit_rate(-1.0));  // a slope of -1: |chi_q| = 1, q - q* neither grows nor shrinks
+  EXPECT_FALSE(is_unit_rate(1.0 + 1e-10));
+  EXPECT_FALSE(is_unit_rate(kInf));
+  EXPECT_FALSE(is_unit_rate(std::numeric_limits<double>::quiet_NaN()));
+  EXPECT_EQ(depth_scale(1.0 + 2.2e-16), kInf);
+  EXPECT_EQ(depth_scale(0.0), 0.0);
+  EXPECT_TRUE(std::isnan(depth_scale(std::numeric_limits<double>::quiet_NaN())));
+  // Just outside the tolerance the depth scale is large but finite: 1 / ln(1 + 1e-10) ~ 1e10.
+  EXPECT_NEAR(depth_scale(1.0 + 1e-10), 1e10, 1e4);
+  FixedPoint fp;
+  fp.exists = true;
+  fp.q = 1.0;
+  EXPECT_EQ(phase_of(fp, 1.0 + 2.2e-16), Phase::kCritical);
+  EXPECT_EQ(phase_of(fp, 1.0 - 1e-10), Phase::kOrdered);
+  EXPECT_EQ(phase_of(fp, 1.0 + 1e-10), Phase::kChaotic);
+  fp.exists = false;
+  EXPECT_EQ(phase_of(fp, 1.0), Phase::kUnbounded);
+}
+
+TEST(DepthScales, InfiniteOnTheCriticalLineNotAFloatArtefact) {
+  // ReLU at He init and linear at sw2 = 1: the length map is the identity, chi1 = chi_q = 1.
+  for (const MeanField& mf : {MeanField{spec(Activation::kRelu), 2.0, 0.0},
+                              MeanField{spec(Activation::kLinear), 1.0, 0.0}}) {
+    const DepthScales d = depth_scales(mf, 1.0);
+    EXPECT_EQ(d.xi_c, kInf) << label(mf.activation);
+    EXPECT_EQ(d.xi_q, kInf) << label(mf.activation);
+  }
+  // tanh at (1, 0): q* = 0 with chi1 = tanh'(0)^2 = 1 and slope 1 (q -> 0 as 1/l, not e^-l).
+  const DepthScales t = depth_scales({spec(Activation::kTanh), 1.0, 0.0}, 0.0);
+  EXPECT_EQ(t.chi1, 1.0);
+  EXPECT_EQ(t.xi_c, kInf);
+  EXPECT_EQ(t.xi_q, kInf);
+  // Off the line, finite: ReLU below He has chi1 = chi_q = sw2 / 2 at every q.
+  const DepthScales below = depth_scales({spec(Activation::kRelu), 1.9, 0.0}, 0.0);
+  EXPECT_NEAR(below.xi_c, -1.0 / std::log(0.95), 1e-12);  // one ulp of chi1, amplified 20 times
+}
+
+// The marginal cases, each classified once by compute_theory (the single point, from q0 = 1) and
+// once by classify_phase (the grid), which must agree.
+TEST(Phase, SinglePointAndGridAgreeOnTheMarginalCases) {
+  struct Case {
+    Activation kind;
+    double sw2;
+    double sb2;
+    Phase want;
+  };
+  const std::vector<Case> cases = {
+      {Activation::kTanh, 1.0, 0.0, Phase::kCritical},   // q* = 0, chi1 = tanh'(0)^2 = 1
+      {Activation::kTanh, 0.9, 0.0, Phase::kOrdered},    // q* = 0, chi1 = 0.9
+      {Activation::kTanh, 1.1, 0.0, Phase::kChaotic},    // q* > 0
+      {Activation::kRelu, 2.0, 0.0, Phase::kCritical},   // every q fixed, chi1 = 1
+      {Activation::kRelu, 1.9, 0.0, Phase::kOrdered},    // q* = 0, chi1 = 0.95
+      {Activation::kRelu, 2.1, 0.0, Phase::kUnbounded},  // no fixed point: q grows as 1.05^l
+      {Activation::kLinear, 1.0, 0.0, Phase::kCritical},
+      {Activation::kHardTanh, 1.0, 0.0, Phase::kCritical},
+      {Activation::kElu, 1.0, 0.0, Phase::kCritical},  // q* = 0, elu'(0+-) = 1
+      {Activation::kGelu, 1.0, 0.0, Phase::kOrdered},  // q* = 0, chi1 = gelu'(0)^2 = 1/4
+  };
+  for (const Case& c : cases) {
+    TheoryQuery query;
+    query.activation = spec(c.kind);
+    query.sw2 = c.sw2;
+    query.sb2 = c.sb2;
+    const TheoryReport r = compute_theory(query);
+    const PhaseSample s = classify_phase({query.activation, c.sw2, c.sb2});
+    const std::string where = label(query.activation) + " sw2 = " + std::to_string(c.sw2);
+    EXPECT_EQ(phase_name(r.phase), phase_name(c.want)) << where;
+    EXPECT_EQ(phase_name(s.phase), phase_name(c.want)) << where;
+  }
+  TheoryQuery grid;
+  grid.activation = spec(Activation::kTanh);
+  grid.grid = true;
+  grid.grid_points = 1;
+  const TheoryReport g = compute_theory(grid);  // sw2 = 1, sb2 = 0, and the grid's row at sb2 = 0
+  ASSERT_EQ(g.grid.size(), 1u);
+  ASSERT_EQ(g.grid[0].samples[2].sw2, 1.0);
+  EXPECT_EQ(g.grid[0].samples[2].phase, g.phase);
+}
+
+// ---- The edge of chaos at sb2 = 0 -------------------------------------------------------------
+
+TEST(Critical, AtZeroBiasTheEdgeOfQZeroIsExactWithItsOwnFixedPoint) {
+  const double lambda = 1.0507009873554805;  // SELU's scale and alpha (Klambauer et al. 2017)
+  const double alpha = 1.6732632423543772;
+  struct Case {
+    ActivationSpec a;
+    double sw2;  // 1 / E_{0+}[phi'^2]
+  };
+  const std::vector<Case> cases = {
+      {spec(Activation::kTanh), 1.0},
+      {spec(Activation::kHardTanh), 1.0},
+      {spec(Activation::kElu), 1.0},
+      {spec(Activation::kSelu), 2.0 / (lambda * lambda * (1.0 + alpha * alpha))},
+  };
+  for (const Case& c : cases) {
+    const Critical e = critical_sw2(c.a, 0.0);
+    ASSERT_TRUE(e.exists) << label(c.a) << ": " << e.reason;
+    // sw2 = 1 / chi(0), one division of a one-sided quadrature: rounding-level.
+    EXPECT_NEAR(e.sw2, c.sw2, 1e-14 * c.sw2) << label(c.a);
+    // Exactly 0, not a rounding-level 3e-9 (tanh) or 1e-19 (elu) from a slow iteration.
+    EXPECT_EQ(e.q_star, 0.0) << label(c.a) << ": " << e.reason;
+    EXPECT_TRUE(e.q_star_unique) << label(c.a);
+    EXPECT_NEAR(e.chi1, 1.0, 1e-14) << label(c.a);
+  }
+  // ReLU and leaky ReLU: the map is the identity at the edge, and the edge is exact (1 / chi(0)).
+  for (const ActivationSpec& a :
+       {spec(Activation::kRelu), ActivationSpec{Activation::kLeakyRelu, 0.2}}) {
+    const Critical e = critical_sw2(a, 0.0);
+    ASSERT_TRUE(e.exists) << label(a);
+    EXPECT_NEAR(e.sw2, 2.0 / (1.0 + a.param * a.param), 1e-15 * 2.0) << label(a);
+    EXPECT_FALSE(e.q_star_unique) << label(a);
+    EXPECT_EQ(e.q_star, 1.0) << label(a);  // the q reached from q0 = 1, which stays put
+  }
+  EXPECT_EQ(critical_sw2(spec(Activation::kRelu), 0.0).sw2, 2.0);
+}
+
+TEST(Critical, ActivationsWithoutAnEdgeAtZeroBiasSaySoRatherThanInventOne) {
+  // gelu, silu, mish: from q0 = 1, q* = 0 with chi1 < 1 until q runs off; softplus: q* runs off
+  // as chi1 nears 1; sigmoid: chi1 <= sw2 / 16 and its edge lies beyond sw2 = 100.
+  for (Activation kind : {Activation::kGelu, Activation::kSilu, Activation::kMish,
+                          Activation::kSoftplus, Activation::kSigmoid}) {
+    const Critical c = critical_sw2(spec(kind), 0.0);
+    EXPECT_FALSE(c.exists) << label(spec(kind)) << ": sw2 = " << c.sw2;
+    EXPECT_TRUE(std::isnan(c.sw2)) << label(spec(kind));
+    EXPECT_NE(c.reason.find("no sw2 in (0, 100]"), std::string::npos) << c.reason;
+  }
+}
+
+TEST(CorrelationFixedPoint, ExactlyZeroForOddPhiAndOneOnTheCriticalLine) {
+  // tanh, sb2 = 0, chaotic: map(0) = 0 by symmetry; rounding left 1e-34, which is not c*.
+  const MeanField tanh_chaotic{spec(Activation::kTanh), 1.5, 0.0};
+  EXPECT_EQ(correlation_fixed_point(tanh_chaotic, fixed_point_q(tanh_chaotic).q), 0.0);
+  // Linear at sw2 = 1 (chi1 = 1 + rounding): critical, so c* = 1 (the map is the identity).
+  EXPECT_EQ(correlation_fixed_point({spec(Activation::kLinear), 1.0, 0.0}, 1.0), 1.0);
+  EXPECT_EQ(correlation_fixed_point({spec(Activation::kRelu), 2.0, 0.0}, 1.0), 1.0);
+}
+
+// ---- What `gradscope theory` prints -----------------------------------------------------------
+
+TheoryReport theory(Activation kind, double sw2, double sb2 = 0.0, bool grid = false) {
+  TheoryQuery query;
+  query.activation = spec(kind);
+  query.sw2 = sw2;
+  query.sb2 = sb2;
+  query.grid = grid;
+  query.grid_points = 2;
+  query.grid_sb2_max = 0.1;
+  return compute_theory(query);
+}
+
+bool has(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The line of `text` that starts with `prefix` (after indentation), or "" when none does.
+std::string line_of(const std::string& text, const std::string& prefix) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find_first_not_of(' ') != std::string::npos &&
+        line.substr(line.find_first_not_of(' ')).rfind(prefix, 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+TEST(TheoryText, ReluAtHeSaysTheDepthScalesAreInfiniteAndWhichQStarIsWhose) {
+  const std::string text = theory_to_text(theory(Activation::kRelu, 2.0));
+  EXPECT_EQ(line_of(text, "phase"), "  phase                      critical") << text;
+  EXPECT_EQ(line_of(text, "depth scale xi_c"),
+            "  depth scale xi_c           infinite (critical: chi1 = 1)")
+      << text;
+  EXPECT_EQ(line_of(text, "depth scale xi_q"),
+            "  depth scale xi_q           infinite (the length map's slope at q* is 1)")
+      << text;
+  EXPECT_FALSE(has(text, "e+15")) << text;
+  EXPECT_EQ(line_of(text, "fixed point q*"),
+            "  fixed point q*             1 (not unique: every q is a fixed point, so q stays at "
+            "q0 = 1)")
+      << text;
+  // The edge's own fixed point is labelled, and here it is "every q", not a q* = 0 that reads
+  // as a contradiction of the line above.
+  EXPECT_EQ(line_of(text, "edge of chaos"),
+            "  edge of chaos at this sb2  sw2 = 2 (this sw2), where every q is a fixed point")
+      << text;
+  EXPECT_FALSE(has(text, "q* = 0")) << text;
+}
+
+TEST(TheoryText, TanhAtOneIsCriticalAsInTheGridWithQStarZero) {
+  const std::string text = theory_to_text(theory(Activation::kTanh, 1.0, 0.0, true));
+  EXPECT_EQ(line_of(text, "phase "), "  phase                      critical") << text;
+  EXPECT_EQ(line_of(text, "fixed point q*"),
+            "  fixed point q*             0 (signals shrink to zero with depth)")
+      << text;
+  EXPECT_TRUE(has(line_of(text, "chi1 = sw2 E[phi'^2] at q*"), "at q* 1  (")) << text;
+  EXPECT_EQ(line_of(text, "depth scale xi_c"),
+            "  depth scale xi_c           infinite (critical: chi1 = 1)")
+      << text;
+  EXPECT_TRUE(has(line_of(text, "correlation fixed point c*"), "not defined")) << text;
+  EXPECT_EQ(line_of(text, "edge of chaos"),
+            "  edge of chaos at this sb2  sw2 = 1 (this sw2), with q* = 0 at that sw2")
+      << text;
+  // The grid's sb2 = 0 row marks sw2 = 1 (third column) critical too.
+  const std::string row = line_of(text, "0 ");
+  EXPECT_TRUE(std::regex_search(row, std::regex(R"(^\s+0\s+1\s+o\s+o\s+c\s)"))) << text;
+}
+
+TEST(TheoryText, AnEdgeAwayFromThisSw2IsLabelledAsItsOwnFixedPoint) {
+  const TheoryReport r = theory(Activation::kTanh, 1.0, 0.05);
+  ASSERT_TRUE(r.critical.exists);
+  const std::string edge = line_of(theory_to_text(r), "edge of chaos");
+  EXPECT_TRUE(
+      std::regex_match(edge, std::regex(R"(.*sw2 = 1\.\d+, with q\* = 0\.\d+ at that sw2)")))
+      << edge;
+}
+
+TEST(TheoryText, UnboundedAndLinearSayWhatIsNotDefinedOrNotUnique) {
+  const std::string relu = theory_to_text(theory(Activation::kRelu, 2.1));
+  EXPECT_EQ(line_of(relu, "phase"), "  phase                      unbounded") << relu;
+  EXPECT_TRUE(has(relu, "chi1, depth scales, c*     not defined: there is no fixed point q*"))
+      << relu;
+  // A near-1 chi1 off the critical line is shown as its distance from 1, not as "1".
+  const std::string leaky = theory_to_text(theory(Activation::kLeakyRelu, 1.9998));
+  EXPECT_EQ(line_of(leaky, "phase"), "  phase                      ordered") << leaky;
+  EXPECT_TRUE(has(line_of(leaky, "chi1 = sw2"), "at q* 1 - 1e-08  (")) << leaky;
+  // Just above tanh's edge q* ~ 5e-8 and chi1 is 1 to rounding: critical, c* = 1, and the
+  // correlation map (within ~q*^2 of linear) is not claimed to be the identity.
+  const std::string tanh = theory_to_text(theory(Activation::kTanh, 1.0 + 1e-7));
+  EXPECT_EQ(line_of(tanh, "correlation fixed point c*"), "  correlation fixed point c* 1") << tanh;
+  const std::string linear = theory_to_text(theory(Activation::kLinear, 1.0));
+  // c* was a rounding-level root, 1.5e-33; the correlation map is the identity.
+  EXPECT_EQ(line_of(linear, "correlation fixed point c*"),
+            "  correlation fixed point c* 1 (not unique: the correlation map is the identity, so "
+            "every c is kept)")
+      << linear;
+}
+
+using Json = nlohmann::json;
+
+TEST(TheoryJson, InfiniteDepthScalesAreNullWithStatusInf) {
+  const Json relu = Json::parse(theory_to_json(theory(Activation::kRelu, 2.0)));
+  EXPECT_EQ(relu["phase"], "critical");
+  const Json& s = relu["at_fixed_point"];
+  for (const char* key : {"xi_c", "xi_q"}) {
+    EXPECT_TRUE(s[key].is_null()) << key << ": " << s.dump();
+    EXPECT_EQ(s[std::string(key) + "_status"], "inf") << s.dump();
+  }
+  EXPECT_EQ(relu["fixed_point"]["q_star"].get<double>(), 1.0);  // not 1.0000000000000002
+  EXPECT_EQ(relu["critical"]["sw2"].get<double>(), 2.0);        // not 2.0000000000000724
+  EXPECT_EQ(relu["critical"]["q_star_unique"], false);
+}
+
+TEST(TheoryJson, TanhAtOneIsCriticalWithChi1AtQStarZeroAndNoCStar) {
+  const Json t = Json::parse(theory_to_json(theory(Activation::kTanh, 1.0, 0.0, true)));
+  EXPECT_EQ(t["phase"], "critical");
+  EXPECT_EQ(t["grid"][0]["samples"][2]["sw2"].get<double>(), 1.0);
+  EXPECT_EQ(t["grid"][0]["samples"][2]["phase"], t["phase"]);
+  const Json& s = t["at_fixed_point"];
+  EXPECT_EQ(s["chi1"].get<double>(), 1.0);
+  EXPECT_TRUE(s["xi_c"].is_null());
+  EXPECT_EQ(s["xi_c_status"], "inf");
+  EXPECT_TRUE(s["c_star"].is_null());
+  EXPECT_EQ(s["c_star_status"], "undefined");
+  EXPECT_EQ(t["critical"]["sw2"].get<double>(), 1.0);
+  EXPECT_EQ(t["critical"]["q_star"].get<double>(), 0.0);  // not 3.42e-9
+}
+
+// Every activation at and near its edge (or at sw2 = 1 and 2 without one): the text has no
+// float artefacts where a number is printed, and the JSON no NaN or Inf as a number.
+TEST(TheoryText, EveryActivationNearItsEdgePrintsNoArtefacts) {
+  // A 6-digit number with an exponent beyond +-12: a rounding residue (1e-34 for 0, 4.5e15 for
+  // infinite), never a mean-field quantity at these sw2, sb2.
+  const std::regex artefact(R"(\de[+-](1[2-9]|[2-9]\d|\d{3}))");
+  for (const ActivationSpec& a : testing::elementwise_specs()) {
+    for (double sb2 : {0.0, 0.05}) {
+      const Critical edge = critical_sw2(a, sb2);
+      std::vector<double> sw2s = {1.0, 2.0};
+      if (edge.exists) sw2s = {edge.sw2 * (1.0 - 1e-3), edge.sw2, edge.sw2 * (1.0 + 1e-3)};
+      for (double sw2 : sw2s) {
+        TheoryQuery query;
+        query.activation = a;
+        query.sw2 = sw2;
+        query.sb2 = sb2;
+        const TheoryReport r = compute_theory(query);
+        const std::string where =
+            label(a) + " sw2 = " + std::to_string(sw2) + " sb2 = " + std::to_string(sb2);
+        const std::string text = theory_to_text(r);
+        for (const char* line : {"fixed point q*", "chi1 = sw2", "depth scale xi_c",
+                                 "depth scale xi_q", "correlation fixed point c*", "sw2 keeping"}) {
+          // Without a fixed point the line is the reason, with probes as far out as q = 1e100.
+          if (!r.fixed_point.exists && std::string(line) == "fixed point q*") continue;
+          const std::string l = line_of(text, line);
+          EXPECT_FALSE(std::regex_search(l, artefact)) << where << "\n" << l;
+          EXPECT_FALSE(has(l, "n/a") || has(l, "nan")) << where << "\n" << l;
+        }
+        if (edge.exists) {
+          EXPECT_FALSE(std::regex_search(line_of(text, "edge of chaos"), artefact)) << where << "\n"
+                                                                                    << text;
+        }
+        // On the edge the phase is critical exactly when chi1 is 1 to the tolerance.
+        if (r.has_scales) {
+          EXPECT_EQ(r.phase == Phase::kCritical, is_unit_rate(r.scales.chi1)) << where;
+          EXPECT_EQ(std::isinf(r.scales.xi_c), r.phase == Phase::kCritical) << where;
+        }
+        EXPECT_EQ(phase_name(r.phase), phase_name(classify_phase({a, sw2, sb2}).phase)) << where;
+        const Json j = Json::parse(theory_to_json(r));  // throws on a bare NaN
+        EXPECT_EQ(j["phase"], std::string(phase_name(r.phase))) << where;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -86,8 +86,9 @@ struct FixedPoint {
 // q* > 0; q* = 0 when L stays below the identity down to q = 1e-250 and L(0) = 0 (sb2 = 0,
 // phi(0) = 0: the ordered phase of tanh or ReLU); no fixed point when L stays above the identity up
 // to q = 1e100 (ReLU sw2 > 2, linear sw2 > 1), the reason giving the growth there. When L(q) = q
-// also at q*/2 and 2 q* (to 1e-12), every q is a fixed point: unique = false and q = the iterate
-// reached from q0. A repelling q* (|dL/dq| > 1, e.g. q0 = 0 for ReLU at sw2 = 3) is returned as
+// also at q*/2 and 2 q* (to 1e-12), every q is a fixed point: unique = false and q = q0 itself
+// when the iterate is within 1e-12 of it (rather than q0 moved by the map's rounding), else the
+// iterate. A repelling q* (|dL/dq| > 1, e.g. q0 = 0 for ReLU at sw2 = 3) is returned as
 // found, and the reason says it is unstable.
 FixedPoint fixed_point_q(const MeanField& mf, double q0 = 1.0);
 
@@ -101,33 +102,59 @@ double correlation_map(const MeanField& mf, double q_star, double c);
 // The stable fixed point c* in [0, 1] of the correlation map at q* (q_star must be a fixed point
 // of the length map, > 0; throws otherwise). The map is a power series in c with non-negative
 // coefficients (the squared Hermite coefficients of phi), hence convex on [0, 1], with map(1) = 1
-// and map'(1) = chi1. So if chi1 <= 1 (ordered or critical), c* = 1: every pair of inputs becomes
-// aligned. If chi1 > 1 (chaotic), c = 1 is unstable and map(c) - c, >= 0 at c = 0 and < 0 just
-// below 1, has exactly one root in [0, 1): c*, the limit of iterating the map from any c in
-// [0, 1). It is found by Brent's method to the map's accuracy, ~1e-12 (for odd phi with sb2 = 0
-// it is 0 up to rounding). "A fixed point" is checked as |map(1) - 1| <= 1e-6.
+// and map'(1) = chi1. So if chi1 <= 1 (ordered or critical, is_unit_rate(chi1) included), c* = 1:
+// every pair of inputs becomes aligned (for linear phi at sw2 = 1, sb2 = 0 the map is the
+// identity and 1 is one fixed point of many). If chi1 > 1 (chaotic), c = 1 is unstable and
+// map(c) - c, >= 0 at c = 0 and < 0 just below 1, has exactly one root in [0, 1): c*, the limit
+// of iterating the map from any c in [0, 1). It is found by Brent's method to the map's accuracy,
+// ~1e-12; a map(0) within that accuracy of 0 gives c* = 0 exactly (odd phi with sb2 = 0, SELU at
+// its fixed point), not a rounding-level root such as 1e-34. "A fixed point" is checked as
+// |map(1) - 1| <= 1e-6.
 double correlation_fixed_point(const MeanField& mf, double q_star);
+
+// ---- Criticality ------------------------------------------------------------------------------
+
+// A per-layer rate r (chi1, or the length map's slope chi_q) counts as exactly 1 - the critical
+// line, where the depth scale 1/|ln r| is infinite - when |ln |r|| <= kUnitRateTolerance.
+// Why 1e-12: chi1 is a quadrature accurate to ~1e-14 relative, taken at a q* located to ~1e-14
+// relative (fixed_point_q) on which it depends at O(1), so it is known to a few 1e-14. ReLU at
+// sw2 = 2 computes chi1 = 1 + 2.2e-16, and a test for exactly 1 would call that chaotic and print
+// xi_c = 4.5e15 layers. 1e-12 is ~30 times the error; a rate inside it means a depth scale beyond
+// 1e12 layers, which these numbers cannot tell from infinite. This is the one tolerance behind
+// the phase (phase_of) and the infinite depth scales (depth_scale).
+inline constexpr double kUnitRateTolerance = 1e-12;
+bool is_unit_rate(double rate);
+
+// 1 / |ln |rate||: the depth over which a factor `rate` per layer changes a quantity by e. +inf
+// when is_unit_rate(rate), 0 at rate 0, NaN for NaN.
+double depth_scale(double rate);
 
 // ---- Depth scales -----------------------------------------------------------------------------
 
+// At q* = 0 both rates are their q -> 0+ limits (see chi): chi1 then governs how gradients shrink
+// or grow in deep layers, and chi_q how fast q goes to 0.
 struct DepthScales {
   double chi1;   // chi(q*): per-layer factor of E[delta^2]; < 1 vanishing, > 1 exploding
   double chi_q;  // length_map_slope(q*): per-layer factor by which q - q* shrinks
-  // 1 / |ln chi1|: for chi1 < 1 the depth over which correlations and gradients decay by e, the
-  // -1/ln(chi1) of Schoenholz et al. 2017; for chi1 > 1 the depth over which gradients grow by e.
-  // +inf at chi1 == 1 exactly; within rounding of it (ReLU at sw2 = 2) about 1e13 or more.
+  // depth_scale(chi1): for chi1 < 1 the depth over which correlations and gradients decay by e,
+  // the -1/ln(chi1) of Schoenholz et al. 2017; for chi1 > 1 the depth over which gradients grow
+  // by e; +inf on the critical line (is_unit_rate(chi1): ReLU at sw2 = 2, tanh at (1, 0)).
   double xi_c;
-  double xi_q;  // 1 / |ln |chi_q||: the depth over which q approaches q* (their -1/ln(chi_q))
+  double xi_q;  // depth_scale(chi_q): the depth over which q approaches q*; +inf where chi_q is 1
 };
 DepthScales depth_scales(const MeanField& mf, double q_star);
 
 // ---- Edge of chaos ----------------------------------------------------------------------------
 
+// The critical point (sw2, sb2) has a fixed point q* of its own, not that of the sw2 asked about.
 struct Critical {
   bool exists = false;
-  double sw2 = std::numeric_limits<double>::quiet_NaN();     // where chi1(q*(sw2, sb2)) = 1
-  double q_star = std::numeric_limits<double>::quiet_NaN();  // q* there, on the ordered side
-  double chi1 = std::numeric_limits<double>::quiet_NaN();    // chi1 there (1 to rounding)
+  double sw2 = std::numeric_limits<double>::quiet_NaN();  // where chi1(q*(sw2, sb2)) = 1
+  // q* at the critical point: 0 where the edge is that of q = 0 (below); where the length map is
+  // the identity (q_star_unique false) every q is fixed there and this is the one reached from
+  // q0 = 1, i.e. 1.
+  double q_star = std::numeric_limits<double>::quiet_NaN();
+  double chi1 = std::numeric_limits<double>::quiet_NaN();  // chi1 there (1 to rounding)
   bool q_star_unique = true;  // false: the length map is the identity there (ReLU at (2, 0))
   std::string reason;         // how it was found, or why there is none
 };
@@ -142,6 +169,11 @@ struct Critical {
 // q* = 0 below sw2 = 2, and at 2 the length map is the identity) - not where q* runs off to
 // infinity (ReLU at sb2 > 0). Otherwise exists = false, with a reason drawn from what the scan saw
 // (sigmoid at sb2 = 0: chi1 is still below 1 at sw2 = 100; its edge lies at sw2 ~ 103).
+// At sb2 = 0 with phi(0) = 0, q = 0 is a fixed point at every sw2, with chi1 = sw2 E_{0+}[phi'^2];
+// it turns critical at sw2_0 = 1 / E_{0+}[phi'^2] (tanh, elu, hard_tanh, linear 1; ReLU 2; SELU
+// 0.476771). An edge found within 1e-5 of sw2_0, with q* = 0 just below it, is that one: sw2 is
+// then sw2_0 exactly and q_star 0 (the bisection alone blurs it where chi1 - 1 is quadratic in
+// sw2 - sw2_0, tanh's ~1e-7, and leaves q* at rounding-level values such as 3e-9 or 1e-19).
 Critical critical_sw2(const ActivationSpec& activation, double sb2, double sw2_max = 100.0);
 
 // ---- Choosing sw2 -----------------------------------------------------------------------------
@@ -159,13 +191,19 @@ Sw2Choice sw2_preserving_second_moment(const ActivationSpec& activation, double 
 
 // ---- Phase diagram ----------------------------------------------------------------------------
 
+// chi1 = chi(q*) at the fixed point q* (q* = 0 included, with chi's q -> 0+ limit: tanh at
+// (1, 0) has q* = 0 and chi1 = tanh'(0)^2 = 1, so it is critical).
 enum class Phase : int {
   kOrdered,    // chi1 < 1: gradients vanish, inputs' correlations go to 1
-  kCritical,   // |chi1 - 1| <= 1e-9
+  kCritical,   // is_unit_rate(chi1): |ln chi1| <= kUnitRateTolerance
   kChaotic,    // chi1 > 1: gradients explode, correlations go to c* < 1
-  kUnbounded,  // no fixed point: q grows without bound with depth
+  kUnbounded,  // no fixed point: q grows without bound with depth (ReLU at sw2 > 2, sb2 = 0)
 };
 std::string_view phase_name(Phase phase);  // "ordered", "critical", "chaotic", "unbounded"
+
+// The one classification, used by classify_phase, the phase grid and `gradscope theory`:
+// kUnbounded when fp does not exist, otherwise by chi1 = chi(mf, fp.q) as above.
+Phase phase_of(const FixedPoint& fp, double chi1);
 
 struct PhaseSample {
   double sw2;
@@ -173,8 +211,9 @@ struct PhaseSample {
   double q_star;  // NaN when unbounded
   double chi1;    // NaN when unbounded
 };
-// The phase of one (activation, sw2, sb2), from fixed_point_q(mf, 1.0).
-PhaseSample classify_phase(const MeanField& mf);
+// The phase of one (activation, sw2, sb2): phase_of the fixed point reached from q0 (bistable
+// activations can reach different ones from different q0).
+PhaseSample classify_phase(const MeanField& mf, double q0 = 1.0);
 
 // One row of the phase diagram, at one sb2: the edge of chaos and the phase at fixed sw2 values.
 struct PhasePoint {

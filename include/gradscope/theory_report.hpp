@@ -24,10 +24,15 @@ struct TheoryQuery {
 struct TheoryReport {
   TheoryQuery query;
   FixedPoint fixed_point;
-  bool has_scales = false;  // depth scales and c* need a fixed point q* > 0
+  // chi1 and the depth scales need a fixed point; at q* = 0 they are the q -> 0+ limits (how
+  // gradients and q behave as the signal shrinks), and infinite ones are +inf (is_unit_rate).
+  bool has_scales = false;
   DepthScales scales{};
+  // c* needs q* > 0: two signals shrinking to zero have no correlation.
+  bool has_c_star = false;
   double c_star = 0.0;
-  Phase phase = Phase::kOrdered;
+  bool c_star_unique = true;      // false: the correlation map is the identity (linear, sw2 = 1)
+  Phase phase = Phase::kOrdered;  // phase_of(fixed_point, scales.chi1), as in the grid
   Critical critical;
   Sw2Choice preserving;
   std::vector<PhasePoint> grid;
