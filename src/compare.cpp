@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstddef>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -30,11 +31,16 @@ using OrderedJson = nlohmann::ordered_json;
 constexpr double kNan = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-// Bumped when a key of the comparison document is renamed, removed or changes meaning.
-constexpr int kComparisonVersion = 1;
+// Bumped when a key of the comparison document is added, renamed, removed or changes meaning.
+// 2: findings.persisted; "metric" on each side of a finding; a code a report has twice is matched
+// at the same layer first.
+constexpr int kComparisonVersion = 2;
 
+// `gradscope run` always writes OUT/<name>.json, whatever --format prints; --out names a folder.
 constexpr std::string_view kReportHint =
-    "compare takes two JSON reports written by `gradscope run --format json` (or -o report.json)";
+    "compare takes two JSON reports that gradscope run writes: `gradscope run CONFIG --out DIR` "
+    "writes DIR/<name>.json (<name>: the config's name, or --name); then `gradscope compare "
+    "DIR/BASE.json DIR/PROPOSED.json`";
 
 // ---- Reading a report: every error names the file and the JSON path of the offending value.
 
@@ -102,6 +108,7 @@ struct FindingValues {
   std::string severity;
   int layer = 0;
   std::string explanation;
+  FindingMetric metric;
 };
 
 struct ReportValues {
@@ -122,6 +129,45 @@ int rank_of(std::string_view name, const std::array<std::string_view, 3>& names)
   return it == names.end() ? -1 : static_cast<int>(it - names.begin());
 }
 
+// `text` as one shell word: as it is when it holds nothing a shell interprets, else single-quoted.
+std::string shell_word(const std::string& text) {
+  const bool plain = !text.empty() && std::all_of(text.begin(), text.end(), [](char ch) {
+    // Spelled out rather than std::isalnum, which follows the locale.
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '-' || ch == '.' || ch == '/';
+  });
+  if (plain) return text;
+  std::string out = "'";
+  for (const char ch : text) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+// What to do with a JSON document that is not a report: a config is run first; a comparison
+// names its reports; anything else gets kReportHint.
+std::string not_a_report_hint(const Json& root, const std::string& file) {
+  if (root.contains("comparison_version")) {
+    const auto path = [&](const char* key, const char* otherwise) {
+      const auto side = root.find(key);
+      const bool named = side != root.end() && side->is_object() && side->contains("path") &&
+                         (*side)["path"].is_string();
+      return named ? shell_word((*side)["path"].get<std::string>()) : std::string(otherwise);
+    };
+    return "this is a comparison that gradscope compare wrote, not a report; it compared " +
+           path("base", "BASE.json") + " with " + path("proposed", "PROPOSED.json");
+  }
+  // A run config (what `gradscope run` reads) has a stack or a list of layers. The report is
+  // named after the config's name, else after the file's stem, as `gradscope run` names it.
+  if (root.contains("stack") || root.contains("layers")) {
+    const auto name = root.find("name");
+    const std::string stem = name != root.end() && name->is_string()
+                                 ? name->get<std::string>()
+                                 : std::filesystem::path(file).stem().string();
+    return "this looks like a config, not a report: `gradscope run " + shell_word(file) +
+           " --out reports` writes reports/" + stem + ".json, the report to compare";
+  }
+  return std::string(kReportHint);
+}
+
 class Reader {
  public:
   explicit Reader(std::string file) : file_(std::move(file)) {}
@@ -135,7 +181,10 @@ class Reader {
     // JSON gets this message rather than one about a missing key deep inside.
     const auto version = root.find("schema_version");
     const auto tool = root.find("tool");
-    if (version == root.end()) fail("", "not a gradscope report: it has no schema_version");
+    if (version == root.end()) {
+      throw Error(file_ + ": not a gradscope report: it has no schema_version",
+                  not_a_report_hint(root, file_));
+    }
     if (tool == root.end() || !tool->is_object() || tool->value("name", Json()) != "gradscope") {
       fail("", "not a gradscope report: its tool.name is not \"gradscope\"");
     }
@@ -143,7 +192,7 @@ class Reader {
       throw Error(file_ + ": schema_version: " + version->dump() + ", but this gradscope reads " +
                       std::to_string(kSchemaVersion),
                   "write both reports with the same gradscope: run the configs again with this "
-                  "version (`gradscope run CONFIG -o report.json`)");
+                  "version (`gradscope run CONFIG --out DIR` writes DIR/<name>.json)");
     }
 
     ReportValues r;
@@ -274,7 +323,32 @@ class Reader {
     if (layer_it == j.end()) fail(child(path, "layer"), "missing");
     f.layer = integer(*layer_it, child(path, "layer"));
     f.explanation = member(j, path, "explanation", Json::value_t::string).get<std::string>();
+    f.metric = metric(member(j, path, "evidence", Json::value_t::array), child(path, "evidence"));
     return f;
+  }
+
+  // The first evidence with a relation (the tested value), else the first; empty without any.
+  FindingMetric metric(const Json& evidence, const std::string& path) const {
+    if (evidence.empty()) return {};
+    std::size_t chosen = 0;
+    for (std::size_t i = evidence.size(); i-- > 0;) {
+      const std::string at = path + "[" + std::to_string(i) + "]";
+      expect_object(evidence[i], at);
+      if (!member(evidence[i], at, "relation", Json::value_t::string).get<std::string>().empty()) {
+        chosen = i;
+      }
+    }
+    const Json& e = evidence[chosen];
+    const std::string at = path + "[" + std::to_string(chosen) + "]";
+    FindingMetric m;
+    m.quantity = member(e, at, "quantity", Json::value_t::string).get<std::string>();
+    m.value = number(e, at, "value");
+    m.relation = member(e, at, "relation", Json::value_t::string).get<std::string>();
+    m.threshold = number(e, at, "threshold");
+    const auto layer_it = e.find("layer");
+    if (layer_it == e.end()) fail(child(at, "layer"), "missing");
+    m.layer = integer(*layer_it, child(at, "layer"));
+    return m;
   }
 
   std::string file_;
@@ -335,30 +409,56 @@ std::vector<LayerDelta> match_layers(const ReportValues& base, const ReportValue
   return out;
 }
 
-// Findings matched by code; a code a report has twice pairs its first with the other's first.
+// Findings matched by code. The diagnosis writes one finding per code, at the first layer where
+// the problem shows, so a finding whose layer moved is the same problem starting elsewhere: it is
+// matched, and listed as changed. A report may hold a code twice (compare reads any report): those
+// pair at the same layer first, then the rest in the order of the reports.
 void match_findings(const ReportValues& base, const ReportValues& proposed, Comparison& c) {
-  std::map<std::string, std::vector<const FindingValues*>> unmatched_base;
-  for (const FindingValues& f : base.findings) unmatched_base[f.code].push_back(&f);
-  std::set<const FindingValues*> matched_base;
-  for (const FindingValues& p : proposed.findings) {
-    std::vector<const FindingValues*>& candidates = unmatched_base[p.code];
-    FindingChange change{p.code, "", p.severity, 0, p.layer, p.explanation};
-    if (candidates.empty()) {
+  constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
+  std::vector<std::size_t> partner(proposed.findings.size(), kNone);  // index into base.findings
+  std::vector<bool> taken(base.findings.size(), false);
+  for (const bool same_layer_only : {true, false}) {
+    for (std::size_t p = 0; p < proposed.findings.size(); ++p) {
+      if (partner[p] != kNone) continue;
+      const FindingValues& pf = proposed.findings[p];
+      for (std::size_t b = 0; b < base.findings.size(); ++b) {
+        const FindingValues& bf = base.findings[b];
+        if (taken[b] || bf.code != pf.code || (same_layer_only && bf.layer != pf.layer)) continue;
+        partner[p] = b;
+        taken[b] = true;
+        break;
+      }
+    }
+  }
+  for (std::size_t p = 0; p < proposed.findings.size(); ++p) {
+    const FindingValues& pf = proposed.findings[p];
+    FindingChange change;
+    change.code = pf.code;
+    change.proposed_severity = pf.severity;
+    change.proposed_layer = pf.layer;
+    change.explanation = pf.explanation;
+    change.proposed_metric = pf.metric;
+    if (partner[p] == kNone) {
       c.appeared.push_back(std::move(change));
       continue;
     }
-    const FindingValues* b = candidates.front();
-    candidates.erase(candidates.begin());
-    matched_base.insert(b);
-    if (b->severity == p.severity && b->layer == p.layer) continue;
-    change.base_severity = b->severity;
-    change.base_layer = b->layer;
-    c.changed.push_back(std::move(change));
+    const FindingValues& bf = base.findings[partner[p]];
+    change.base_severity = bf.severity;
+    change.base_layer = bf.layer;
+    change.base_metric = bf.metric;
+    const bool same = bf.severity == pf.severity && bf.layer == pf.layer;
+    (same ? c.persisted : c.changed).push_back(std::move(change));
   }
-  for (const FindingValues& b : base.findings) {
-    if (matched_base.count(&b) == 0) {
-      c.disappeared.push_back({b.code, b.severity, "", b.layer, 0, b.explanation});
-    }
+  for (std::size_t b = 0; b < base.findings.size(); ++b) {
+    if (taken[b]) continue;
+    const FindingValues& bf = base.findings[b];
+    FindingChange change;
+    change.code = bf.code;
+    change.base_severity = bf.severity;
+    change.base_layer = bf.layer;
+    change.explanation = bf.explanation;
+    change.base_metric = bf.metric;
+    c.disappeared.push_back(std::move(change));
   }
 }
 
@@ -484,9 +584,24 @@ OrderedJson layer_side_json(const std::string& kind, double log10_grad, double a
   return j;
 }
 
-OrderedJson finding_side_json(const std::string& severity, int layer) {
+OrderedJson metric_json(const FindingMetric& m) {
+  if (m.quantity.empty()) return nullptr;
+  OrderedJson j = OrderedJson::object();
+  j["quantity"] = m.quantity;
+  put(j, "value", m.value);
+  j["relation"] = m.relation;
+  put(j, "threshold", m.threshold);
+  j["layer"] = m.layer;
+  return j;
+}
+
+OrderedJson finding_side_json(const std::string& severity, int layer, const FindingMetric& m) {
   if (severity.empty()) return nullptr;
-  return OrderedJson{{"severity", severity}, {"layer", layer}};
+  OrderedJson j = OrderedJson::object();
+  j["severity"] = severity;
+  j["layer"] = layer;
+  j["metric"] = metric_json(m);
+  return j;
 }
 
 OrderedJson findings_json(const std::vector<FindingChange>& changes) {
@@ -494,8 +609,8 @@ OrderedJson findings_json(const std::vector<FindingChange>& changes) {
   for (const FindingChange& f : changes) {
     OrderedJson j = OrderedJson::object();
     j["code"] = f.code;
-    j["base"] = finding_side_json(f.base_severity, f.base_layer);
-    j["proposed"] = finding_side_json(f.proposed_severity, f.proposed_layer);
+    j["base"] = finding_side_json(f.base_severity, f.base_layer, f.base_metric);
+    j["proposed"] = finding_side_json(f.proposed_severity, f.proposed_layer, f.proposed_metric);
     j["explanation"] = f.explanation;
     out.push_back(std::move(j));
   }
@@ -555,6 +670,7 @@ std::string comparison_to_json(const Comparison& c) {
   findings["appeared"] = findings_json(c.appeared);
   findings["disappeared"] = findings_json(c.disappeared);
   findings["changed"] = findings_json(c.changed);
+  findings["persisted"] = findings_json(c.persisted);
   doc["findings"] = std::move(findings);
   OrderedJson layers = OrderedJson::array();
   for (const LayerDelta& d : c.layers) {

@@ -1,5 +1,6 @@
 // The comparison of two reports as text (a terminal, within 120 columns) and as Markdown (a pull
-// request): the verdicts first, then the findings that moved, then the layers that changed.
+// request): the verdicts first, then the findings (those that moved, then those in both with
+// their metric before -> after), then the layers that changed.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -78,6 +79,43 @@ std::string where(int layer) {
 // The same in a sentence, as the text report says it: "at layer 3", "in the whole network".
 std::string at_where(int layer) {
   return layer == 0 ? std::string("in the whole network") : fmt::format("at layer {}", layer);
+}
+
+// Where a metric was measured: " at layer 46"; a whole-network value says nothing unless
+// `say_whole` (the other side was measured at a layer).
+std::string measured_at(int layer, bool say_whole) {
+  if (layer != 0) return fmt::format(" at layer {}", layer);
+  return say_whole ? std::string(" in the whole network") : std::string();
+}
+
+// ">= 0.25", what the value was tested against; empty for context evidence.
+std::string threshold_text(const FindingMetric& m) {
+  if (m.relation.empty()) return {};
+  return fmt::format("{} {}", m.relation, format_number(m.threshold));
+}
+
+// One side's metric in full: "dead_fraction 0.441 at layer 46 (>= 0.25)".
+std::string metric_text(const FindingMetric& m) {
+  if (m.quantity.empty()) return "no evidence";
+  std::string out = m.quantity + " " + format_number(m.value) + measured_at(m.layer, false);
+  const std::string threshold = threshold_text(m);
+  return threshold.empty() ? out : out + " (" + threshold + ")";
+}
+
+// A matched finding's metric before -> after, the layer and threshold said once where both sides
+// agree: "dead_fraction 0.441 -> 0.375 at layer 46 (>= 0.25)". Empty where neither side has one.
+std::string metric_change(const FindingMetric& b, const FindingMetric& p) {
+  if (b.quantity.empty() && p.quantity.empty()) return {};
+  if (b.quantity != p.quantity) return metric_text(b) + " -> " + metric_text(p);
+  const bool moved = b.layer != p.layer;
+  std::string out = fmt::format("{} {}{} -> {}{}", b.quantity, format_number(b.value),
+                                moved ? measured_at(b.layer, true) : std::string(),
+                                format_number(p.value), measured_at(p.layer, moved));
+  const std::string before = threshold_text(b);
+  const std::string after = threshold_text(p);
+  if (before == after) return before.empty() ? out : out + " (" + after + ")";
+  const auto shown = [](const std::string& t) { return t.empty() ? std::string("-") : t; };
+  return out + " (" + shown(before) + " -> " + shown(after) + ")";
 }
 
 std::string kind_label(const LayerDelta& d) {
@@ -205,7 +243,7 @@ void append_wrapped(std::string& out, std::string_view first, std::string_view r
 }
 
 void append_text_findings(std::string& out, const Comparison& c) {
-  if (c.appeared.empty() && c.disappeared.empty() && c.changed.empty()) {
+  if (c.appeared.empty() && c.disappeared.empty() && c.changed.empty() && c.persisted.empty()) {
     out += "\nfindings: no change\n";
     return;
   }
@@ -223,8 +261,23 @@ void append_text_findings(std::string& out, const Comparison& c) {
   }
   if (!c.changed.empty()) out += fmt::format("  changed ({})\n", c.changed.size());
   for (const FindingChange& f : c.changed) {
-    out += fmt::format("    {}: {} {} -> {} {}\n", sanitize(f.code), f.base_severity,
-                       at_where(f.base_layer), f.proposed_severity, at_where(f.proposed_layer));
+    std::string line =
+        fmt::format("{}: {} {} -> {} {}", f.code, f.base_severity, at_where(f.base_layer),
+                    f.proposed_severity, at_where(f.proposed_layer));
+    const std::string metric = metric_change(f.base_metric, f.proposed_metric);
+    if (!metric.empty()) line += "; " + metric;
+    append_wrapped(out, "    ", "        ", line);
+    append_wrapped(out, "      ", "      ", f.explanation);
+  }
+  if (!c.persisted.empty()) {
+    out += fmt::format("  persisted ({}), same severity and layer\n", c.persisted.size());
+  }
+  for (const FindingChange& f : c.persisted) {
+    std::string line =
+        fmt::format("[{}] {} {}", f.proposed_severity, f.code, at_where(f.proposed_layer));
+    const std::string metric = metric_change(f.base_metric, f.proposed_metric);
+    if (!metric.empty()) line += ": " + metric;
+    append_wrapped(out, "    ", "        ", line);
     append_wrapped(out, "      ", "      ", f.explanation);
   }
 }
@@ -320,7 +373,7 @@ std::string md_sides_table(const Comparison& c) {
 
 void append_md_findings(std::string& out, const Comparison& c) {
   out += "## Findings\n\n";
-  if (c.appeared.empty() && c.disappeared.empty() && c.changed.empty()) {
+  if (c.appeared.empty() && c.disappeared.empty() && c.changed.empty() && c.persisted.empty()) {
     out += "No change.\n\n";
     return;
   }
@@ -344,9 +397,22 @@ void append_md_findings(std::string& out, const Comparison& c) {
   if (!c.changed.empty()) {
     out += fmt::format("### Changed ({})\n\n", c.changed.size());
     for (const FindingChange& f : c.changed) {
-      out += fmt::format("- {}: {} ({}) -> {} ({}): {}\n", markdown_code(f.code),
+      const std::string metric = metric_change(f.base_metric, f.proposed_metric);
+      out += fmt::format("- {}: {} ({}) -> {} ({}){}: {}\n", markdown_code(f.code),
                          markdown_escape(f.base_severity), where(f.base_layer),
                          markdown_escape(f.proposed_severity), where(f.proposed_layer),
+                         metric.empty() ? std::string() : "; " + markdown_escape(metric),
+                         markdown_escape(f.explanation));
+    }
+    out += "\n";
+  }
+  if (!c.persisted.empty()) {
+    out += fmt::format("### Persisted ({}), same severity and layer\n\n", c.persisted.size());
+    for (const FindingChange& f : c.persisted) {
+      const std::string metric = metric_change(f.base_metric, f.proposed_metric);
+      out += fmt::format("- **{}** {} ({}){}: {}\n", markdown_escape(f.proposed_severity),
+                         markdown_code(f.code), where(f.proposed_layer),
+                         metric.empty() ? std::string() : ", " + markdown_escape(metric),
                          markdown_escape(f.explanation));
     }
     out += "\n";

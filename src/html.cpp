@@ -238,6 +238,7 @@ std::string comparison_to_html(const Comparison& c) {
   changes("Findings that appeared", c.appeared);
   changes("Findings that disappeared", c.disappeared);
   changes("Findings that changed", c.changed);
+  changes("Findings in both, same severity and layer", c.persisted);
   return html_page("gradscope compare: " + c.base_name + " -> " + c.proposed_name, body);
 }
 

@@ -1,7 +1,8 @@
 // Tests of `gradscope compare` (library part): a report against itself is no change, real report
-// pairs (xavier vs he, and back; different architectures), each regression criterion and what
-// does not trigger one, layer tolerances, errors that name the file and the JSON path, 120 columns,
-// Markdown escaping, elision of deep stacks, and golden files of the three writers.
+// pairs (xavier vs he, and back; different architectures), findings in both with their metric,
+// each regression criterion and what does not trigger one, layer tolerances, errors that name the
+// file and the JSON path and hints that give a runnable command, 120 columns, Markdown escaping,
+// elision of deep stacks, and golden files of the three writers.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -118,12 +119,28 @@ Comparison compare_synthetic(const Report& base, const Report& proposed) {
                          "proposed.json");
 }
 
+// A correlation_collapse warning at layer 5 whose tested evidence comes after a context one.
+Finding correlation_collapse(double correlation) {
+  Finding f = finding("correlation_collapse", Severity::kWarning, 5);
+  f.evidence = {{"input_correlation", 0.0, "", kNan, 0},
+                {"correlation", correlation, ">=", 0.85, 5}};
+  return f;
+}
+
 // diagnosed_report (6 layers; vanishing_gradients and dead_units warnings, mismatched_init info)
-// after a change that helps the gradient but breaks the last layer: its gradient is NaN, a
-// non_finite error appears, vanishing_gradients disappears, dead_units moves to layer 4 and
-// mismatched_init becomes a warning. The name and paths hold Markdown punctuation.
-Report golden_proposed() {
+// with a correlation_collapse warning at layer 5.
+Report golden_base() {
   Report r = testing::diagnosed_report();
+  r.findings.insert(r.findings.begin() + 2, correlation_collapse(0.9));
+  return r;
+}
+
+// golden_base after a change that helps the gradient but breaks the last layer: its gradient is
+// NaN, a non_finite error appears, vanishing_gradients disappears, dead_units moves to layer 4
+// (its evidence with it), mismatched_init becomes a warning, and correlation_collapse persists
+// with a higher correlation. The name and paths hold Markdown punctuation.
+Report golden_proposed() {
+  Report r = golden_base();
   r.spec.name = "diagnosed <v2> | *he*";
   const std::vector<double> log10_grads = {-1.0, -0.9, -0.8, -0.7, -0.6, kNan};
   for (std::size_t i = 0; i < r.layers.size(); ++i) {
@@ -141,17 +158,17 @@ Report golden_proposed() {
   Finding non_finite = finding("non_finite", Severity::kError, 6);
   Finding dead = r.findings[1];
   dead.layer = 4;
-  Finding init = r.findings[2];
+  dead.evidence[0].layer = 4;
+  Finding init = r.findings[3];
   init.severity = Severity::kWarning;
-  r.findings = {non_finite, dead, init};
+  r.findings = {non_finite, dead, correlation_collapse(0.95), init};
   r.verdict = Verdict::kError;
   return r;
 }
 
 Comparison golden_comparison() {
-  return compare_reports(report_to_json(testing::diagnosed_report()),
-                         report_to_json(golden_proposed()), "reports/base.json",
-                         "reports/proposed_v2.json");
+  return compare_reports(report_to_json(golden_base()), report_to_json(golden_proposed()),
+                         "reports/base.json", "reports/proposed_v2.json");
 }
 
 // ---------------------------------------------------------------- real reports
@@ -212,6 +229,71 @@ TEST(CompareRealReports, XavierToHeRemovesVanishingGradientsWithoutRegression) {
   EXPECT_TRUE(contains(text, "disappeared")) << text;
   EXPECT_TRUE(contains(text, "vanishing_gradients")) << text;
   expect_within_120_columns(text);
+}
+
+// The issue's case: the verdict goes from error to warning, and the warnings that keep it there
+// are listed, with their tested value before -> after, in every format.
+TEST(CompareRealReports, XavierToHeShowsTheWarningsThatPersistWithTheirMetric) {
+  const Comparison c = compare_real("relu-xavier.json", "relu-he.json");
+  ASSERT_EQ(c.proposed_verdict, "warning");
+  for (const std::string code : {"plain_deep_stack", "dead_units", "correlation_collapse"}) {
+    SCOPED_TRACE(code);
+    const FindingChange* f = find_code(c.persisted, code);
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->base_severity, "warning");
+    EXPECT_EQ(f->proposed_severity, "warning");
+    EXPECT_EQ(f->base_layer, f->proposed_layer);
+    // The first evidence is the tested one: a quantity, a relation and a finite threshold.
+    EXPECT_FALSE(f->proposed_metric.quantity.empty());
+    EXPECT_EQ(f->base_metric.quantity, f->proposed_metric.quantity);
+    EXPECT_FALSE(f->proposed_metric.relation.empty());
+    EXPECT_TRUE(std::isfinite(f->proposed_metric.threshold));
+    EXPECT_TRUE(std::isfinite(f->base_metric.value));
+  }
+  EXPECT_EQ(find_code(c.persisted, "dead_units")->proposed_metric.quantity, "dead_fraction");
+  // Every warning of the proposed report is accounted for, so the verdict can be read off.
+  EXPECT_TRUE(c.appeared.empty());
+  EXPECT_EQ(c.changed.size() + c.persisted.size(), 3u);
+  EXPECT_FALSE(c.regression);
+
+  const std::string text = comparison_to_text(c);
+  EXPECT_TRUE(contains(text, "  persisted (3), same severity and layer\n")) << text;
+  EXPECT_TRUE(contains(text,
+                       "    [warning] plain_deep_stack in the whole network: dense_layers 50 "
+                       "-> 50 (>= 10)\n"))
+      << text;
+  const FindingChange& dead = *find_code(c.persisted, "dead_units");
+  EXPECT_TRUE(contains(text, "    [warning] dead_units at layer " +
+                                 std::to_string(dead.proposed_layer) + ": dead_fraction "))
+      << text;
+  const FindingChange& collapse = *find_code(c.persisted, "correlation_collapse");
+  EXPECT_TRUE(contains(text, "    [warning] correlation_collapse at layer " +
+                                 std::to_string(collapse.proposed_layer) + ": correlation "))
+      << text;
+  expect_within_120_columns(text);
+
+  const std::string md = comparison_to_markdown(c);
+  EXPECT_TRUE(contains(md, "### Persisted (3), same severity and layer\n")) << md;
+  EXPECT_TRUE(contains(md,
+                       "- **warning** `plain_deep_stack` (whole network), dense\\_layers 50 "
+                       "-&gt; 50 (&gt;= 10): "))
+      << md;
+  EXPECT_TRUE(contains(md, "- **warning** `dead_units` (layer " +
+                               std::to_string(dead.proposed_layer) + "), dead\\_fraction "))
+      << md;
+
+  const std::string json = comparison_to_json(c);
+  const std::size_t persisted = json.find("\"persisted\": [");
+  ASSERT_NE(persisted, std::string::npos) << json;
+  EXPECT_LT(persisted, json.find("\"layers\": ["));
+  const std::size_t code = json.find("\"code\": \"plain_deep_stack\"", persisted);
+  ASSERT_NE(code, std::string::npos) << json;
+  EXPECT_NE(json.find("\"metric\": {\n            \"quantity\": \"dense_layers\",\n"
+                      "            \"value\": 50.0,\n            \"relation\": \">=\",\n"
+                      "            \"threshold\": 10.0,\n            \"layer\": 0\n",
+                      code),
+            std::string::npos)
+      << json;
 }
 
 TEST(CompareRealReports, HeToXavierIsARegressionWithReasons) {
@@ -325,6 +407,82 @@ TEST(CompareRegression, OnlyWarningsAndErrorsThatAppearOrGrowCount) {
   const Comparison d = compare_synthetic(base, gone);
   EXPECT_FALSE(d.regression);
   EXPECT_EQ(d.disappeared.size(), 2u);
+}
+
+TEST(CompareRegression, APersistedFindingIsNeverARegressionEvenWhenItsMetricGrows) {
+  Report base = stack_report("base", {-1.0, -0.5, 0.0});
+  base.findings = {finding("dead_units", Severity::kWarning, 2)};
+  base.findings[0].evidence = {{"dead_fraction", 0.3, ">=", 0.25, 2}};
+  base.verdict = Verdict::kWarning;
+  Report proposed = base;
+  proposed.findings[0].evidence = {{"dead_fraction", 0.6, ">=", 0.25, 3}};
+  const Comparison c = compare_synthetic(base, proposed);
+  ASSERT_EQ(c.persisted.size(), 1u);
+  EXPECT_TRUE(c.changed.empty());
+  EXPECT_DOUBLE_EQ(c.persisted[0].base_metric.value, 0.3);
+  EXPECT_DOUBLE_EQ(c.persisted[0].proposed_metric.value, 0.6);
+  EXPECT_EQ(c.persisted[0].proposed_metric.layer, 3);
+  EXPECT_FALSE(c.regression);
+  EXPECT_TRUE(c.regression_reasons.empty());
+  // The layers are the same, so nothing else changed: the metric alone is not a change.
+  EXPECT_TRUE(c.no_change);
+  // Worse severity at the same layer is a change, and a regression.
+  proposed.findings[0].severity = Severity::kError;
+  proposed.verdict = Verdict::kError;
+  const Comparison worse = compare_synthetic(base, proposed);
+  ASSERT_EQ(worse.changed.size(), 1u);
+  EXPECT_TRUE(worse.persisted.empty());
+  EXPECT_TRUE(has_reason(worse, "dead_units got more severe: warning -> error"));
+  EXPECT_TRUE(contains(comparison_to_text(worse),
+                       "    dead_units: warning at layer 2 -> error at layer 2; dead_fraction 0.3 "
+                       "at layer 2 -> 0.6 at layer 3 (>= 0.25)\n"));
+}
+
+TEST(CompareFindings, ACodeTwiceIsMatchedAtTheSameLayerFirstThenInOrder) {
+  Report base = stack_report("base", {-1.0, -0.5, -0.2, 0.0});
+  base.findings = {finding("dead_units", Severity::kWarning, 2),
+                   finding("dead_units", Severity::kWarning, 4)};
+  base.verdict = Verdict::kWarning;
+  Report proposed = base;
+  proposed.findings = {finding("dead_units", Severity::kWarning, 4)};
+  const Comparison c = compare_synthetic(base, proposed);
+  // Pairing the firsts would say layer 2 moved to 4 and layer 4 disappeared.
+  ASSERT_EQ(c.persisted.size(), 1u);
+  EXPECT_EQ(c.persisted[0].proposed_layer, 4);
+  ASSERT_EQ(c.disappeared.size(), 1u);
+  EXPECT_EQ(c.disappeared[0].base_layer, 2);
+  EXPECT_TRUE(c.changed.empty());
+
+  // One finding per code, as the diagnosis writes it: a moved layer is the same finding, changed.
+  proposed.findings = {finding("dead_units", Severity::kWarning, 3)};
+  base.findings.pop_back();
+  const Comparison moved = compare_synthetic(base, proposed);
+  ASSERT_EQ(moved.changed.size(), 1u);
+  EXPECT_TRUE(moved.appeared.empty());
+  EXPECT_TRUE(moved.disappeared.empty());
+}
+
+TEST(CompareFindings, MetricsWithoutEvidenceOrOfAnotherQuantityAreShownSideBySide) {
+  Report base = stack_report("base", {-1.0, -0.5, 0.0});
+  base.findings = {finding("update_ratio", Severity::kWarning, 0),
+                   finding("dead_units", Severity::kWarning, 2)};
+  base.findings[0].evidence = {{"log10_update_to_weight", -1.5, ">=", -2.0, 1}};
+  base.verdict = Verdict::kWarning;
+  Report proposed = base;
+  proposed.findings[0].evidence = {{"log10_update_to_weight_min", -6.5, "<=", -6.0, 3}};
+  proposed.layers[0].forward.act.rms *= 2.0;  // a change, so that the findings are listed
+  const Comparison c = compare_synthetic(base, proposed);
+  ASSERT_EQ(c.persisted.size(), 2u);
+  EXPECT_TRUE(c.persisted[1].base_metric.quantity.empty());  // no evidence
+  const std::string text = comparison_to_text(c);
+  // Too long for one line: wrapped, the rest indented past the explanation's indent.
+  EXPECT_TRUE(contains(text,
+                       "    [warning] update_ratio in the whole network: log10_update_to_weight "
+                       "-1.5 at layer 1 (>= -2) ->\n        log10_update_to_weight_min -6.5 "
+                       "at layer 3 (<= -6)\n      Explanation of update_ratio.\n"))
+      << text;
+  EXPECT_TRUE(contains(text, "    [warning] dead_units at layer 2\n")) << text;
+  EXPECT_TRUE(contains(comparison_to_json(c), "\"metric\": null")) << comparison_to_json(c);
 }
 
 TEST(CompareRegression, NonFiniteLayersThatAppearAreARegressionWithTheirIndices) {
@@ -456,6 +614,53 @@ TEST(CompareErrors, JsonThatIsNotAReportSaysSo) {
   }
 }
 
+// `gradscope run` writes OUT/<name>.json with OUT a folder: the hints say so, and never suggest
+// `-o report.json`, which would make a folder of that name.
+TEST(CompareErrors, TheHintForANonReportGivesACommandThatWritesOne) {
+  const std::string good = real_report("relu-he.json");
+  for (const std::string& not_report :
+       {std::string("[1, 2]"), std::string("{}"), std::string("{")}) {
+    SCOPED_TRACE(not_report);
+    const Error e = compare_error(not_report, good);
+    EXPECT_FALSE(contains(e.hint(), "report.json")) << e.hint();
+    EXPECT_TRUE(contains(e.hint(), "`gradscope run CONFIG --out DIR` writes DIR/<name>.json"))
+        << e.hint();
+    EXPECT_TRUE(contains(e.hint(), "`gradscope compare DIR/BASE.json DIR/PROPOSED.json`"))
+        << e.hint();
+  }
+
+  // A config gets the command for itself, named as `gradscope run` names the report.
+  const std::string config = read_file(std::string(GRADSCOPE_SOURCE_DIR) + "/configs/relu-he.json");
+  ASSERT_FALSE(config.empty());
+  try {
+    compare_reports(config, good, "configs/relu-he.json", "reports/relu-he.json");
+    ADD_FAILURE() << "no Error thrown";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "configs/relu-he.json: not a gradscope report")) << e.what();
+    EXPECT_TRUE(contains(e.hint(),
+                         "`gradscope run configs/relu-he.json --out reports` writes "
+                         "reports/relu-he.json"))
+        << e.hint();
+  }
+  // A comparison names the reports it compared.
+  const Comparison c = golden_comparison();
+  const Error e = compare_error(comparison_to_json(c), good);
+  EXPECT_TRUE(contains(e.hint(),
+                       "a comparison that gradscope compare wrote, not a report; it "
+                       "compared reports/base.json with reports/proposed_v2.json"))
+      << e.hint();
+  // Without a name the report is named after the file; a path a shell would split is quoted.
+  try {
+    compare_reports(R"({"stack": {"depth": 3}})", good, "my configs/it's deep.json", "b.json");
+    ADD_FAILURE() << "no Error thrown";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.hint(),
+                         "`gradscope run 'my configs/it'\\''s deep.json' --out reports` "
+                         "writes reports/it's deep.json"))
+        << e.hint();
+  }
+}
+
 TEST(CompareErrors, AnotherSchemaVersionNamesTheFileAndBothVersions) {
   const std::string good = real_report("relu-he.json");
   std::string old = good;
@@ -469,6 +674,9 @@ TEST(CompareErrors, AnotherSchemaVersionNamesTheFileAndBothVersions) {
                                      std::to_string(kSchemaVersion)))
       << e.what();
   EXPECT_TRUE(contains(e.hint(), "same gradscope")) << e.hint();
+  EXPECT_TRUE(contains(e.hint(), "`gradscope run CONFIG --out DIR` writes DIR/<name>.json"))
+      << e.hint();
+  EXPECT_FALSE(contains(e.hint(), "report.json")) << e.hint();
 }
 
 TEST(CompareErrors, AMissingOrMistypedValueNamesItsJsonPath) {
@@ -563,7 +771,17 @@ TEST(CompareWriters, GoldenPairFindsEveryKindOfChange) {
   EXPECT_EQ(c.disappeared[0].code, "vanishing_gradients");
   ASSERT_EQ(c.changed.size(), 2u);
   EXPECT_EQ(c.changed[0].code, "dead_units");
+  EXPECT_EQ(c.changed[0].base_metric.layer, 3);
+  EXPECT_EQ(c.changed[0].proposed_metric.layer, 4);
   EXPECT_EQ(c.changed[1].code, "mismatched_init");
+  ASSERT_EQ(c.persisted.size(), 1u);
+  EXPECT_EQ(c.persisted[0].code, "correlation_collapse");
+  // The tested evidence, not the context evidence before it.
+  EXPECT_EQ(c.persisted[0].base_metric.quantity, "correlation");
+  EXPECT_DOUBLE_EQ(c.persisted[0].base_metric.value, 0.9);
+  EXPECT_DOUBLE_EQ(c.persisted[0].proposed_metric.value, 0.95);
+  EXPECT_EQ(c.persisted[0].proposed_metric.relation, ">=");
+  EXPECT_DOUBLE_EQ(c.persisted[0].proposed_metric.threshold, 0.85);
   EXPECT_TRUE(std::isnan(c.proposed_log10_ratio));
 }
 

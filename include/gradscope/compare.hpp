@@ -34,15 +34,27 @@ struct LayerDelta {
   bool changed = false;
 };
 
+// What a finding measured: its first evidence with a relation, the value the diagnosis tested
+// against a threshold (the first evidence where none has one). An empty quantity: no evidence.
+struct FindingMetric {
+  std::string quantity;  // e.g. "dead_fraction", as the report's evidence names it
+  double value = 0.0;    // NaN, +-inf where the report wrote null with a status
+  std::string relation;  // ">=", "<=", ">", "<"; empty for context evidence
+  double threshold = 0.0;
+  int layer = 0;  // the layer the value is from (often the worst, not the finding's first); 0: all
+};
+
 // A finding matched by code across the two reports. The side without it has an empty severity
-// (and layer 0); layer 0 is also a whole-network finding, as in the reports.
+// (and layer 0, and an empty metric); layer 0 is also a whole-network finding, as in the reports.
 struct FindingChange {
   std::string code;
   std::string base_severity;  // "info", "warning", "error"; empty: not in the base
   std::string proposed_severity;
-  int base_layer = 0;
+  int base_layer = 0;  // the first layer where it shows
   int proposed_layer = 0;
   std::string explanation;  // the proposed report's; the base's for a finding that disappeared
+  FindingMetric base_metric;
+  FindingMetric proposed_metric;
 };
 
 struct Comparison {
@@ -58,15 +70,21 @@ struct Comparison {
   std::vector<FindingChange> appeared;     // in the proposed report only
   std::vector<FindingChange> disappeared;  // in the base only
   std::vector<FindingChange> changed;      // in both, with another severity or layer
-  bool same_architecture = true;           // the same number of layers, of the same kinds
-  // Nothing to report: same architecture, verdict, findings and non-finite layers, no layer
-  // changed and the ratio within the layers' tolerance.
+  // In both with the same severity and layer: what keeps the proposed verdict where it is. Their
+  // metrics may have moved; each list is in the order of the proposed report (of the base's for
+  // disappeared).
+  std::vector<FindingChange> persisted;
+  bool same_architecture = true;  // the same number of layers, of the same kinds
+  // Nothing to report: same architecture, verdict, findings (by code, severity and layer) and
+  // non-finite layers, no layer changed and the ratio within the layers' tolerance. A persisted
+  // finding's metric is not compared: it is measured on the layers, which are.
   bool no_change = true;
   // The proposed report is worse by one of these criteria, and by nothing else: the verdict got
   // worse (healthy < warning < error); a warning or an error appeared, or a finding got more
   // severe; |log10 first-to-last gradient ratio| grew by more than kRegressionRatioDecades; a
   // layer index not in the base's summary.nonfinite_layers is in the proposed one's. Each one
-  // that fired is in regression_reasons, in plain words.
+  // that fired is in regression_reasons, in plain words. A persisted finding is never one, even
+  // when its metric moved towards or further past its threshold: the severity is the judgement.
   bool regression = false;
   std::vector<std::string> regression_reasons;
 };
@@ -78,11 +96,14 @@ Comparison compare_reports(const std::string& base_json, const std::string& prop
                            const std::string& base_path, const std::string& proposed_path);
 
 // Everything in the Comparison as one ordered JSON document; non-finite numbers as null with a
-// "<key>_status" sibling, as in the run report.
+// "<key>_status" sibling, as in the run report. comparison_version 2 added findings.persisted and,
+// on each side of every finding, "metric": {quantity, value, relation, threshold, layer} (null
+// without evidence).
 std::string comparison_to_json(const Comparison& comparison);
 
 // The comparison for a terminal, within 120 columns: the verdicts, the gradient ratio, the
-// findings that appeared, disappeared or changed, and a table of the layers that changed.
+// findings that appeared, disappeared, changed or persisted (those in both with their metric
+// before -> after), and a table of the layers that changed.
 std::string comparison_to_text(const Comparison& comparison);
 
 // The same for a pull request: the verdict first, the layer table folded in <details>, text from
