@@ -696,8 +696,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->add_option("--vary", sweep_args.vary,
                    "KEY=V1,V2,...: a config key (any PATH, or activation, depth, width, init, "
                    "bias_init, gain, batch, seed, precision, loss, optimizer, learning_rate) or "
-                   "residual=off,on or norm=none,batch_norm,layer_norm,rms_norm (stack configs); "
-                   "values as --set takes them; repeat for more axes (the first varies slowest)")
+                   "residual=off,on or norm=none,batch_norm,layer_norm,rms_norm (each sets only "
+                   "its own part; on a layers config they remove or retype its blocks and norms); "
+                   "values as --set takes them, and each must change the run; repeat for more "
+                   "axes (the first varies slowest)")
       ->required();
   sweep->add_option("--seeds", sweep_args.seeds, "seeds per point (seed, seed + 1, ...)")
       ->check(CLI::Range(1, 1000))

@@ -1,5 +1,5 @@
-// The sweep's grid: parsing --vary, the combinations, the structural rewrites (residual blocks, a
-// norm per layer) that turn one stack config into its variants, and the slicing into shards.
+// The sweep's grid: parsing --vary, the combinations, the structural rewrites (residual blocks and
+// norms built into a stack, or kept, removed or retyped in a "layers" list), and the shards.
 #include "gradscope/sweep.hpp"
 
 #include <algorithm>
@@ -178,43 +178,154 @@ std::string sweep_shard_dir(const SweepShard& shard) {
   return "shards/" + std::to_string(shard.index) + "-of-" + std::to_string(shard.count);
 }
 
-RunSpec with_structure(const RunSpec& spec, const Structure& structure) {
-  if (!structure.residual && !structure.norm) return spec;
-  if (!spec.layers.empty()) {
-    throw Error("--vary residual/norm: the config already has a \"layers\" list",
-                "these keys rewrite a stack config; vary keys inside \"layers\" instead, e.g. "
-                "--vary layers[1].repeat=10,20");
-  }
-  if (spec.stack.depth < 2) {
-    throw Error("--vary residual/norm: the stack needs at least 2 layers", "raise stack.depth");
-  }
+namespace {
+
+// A stack config has no skip connections and no norms: the structure builds them.
+RunSpec stack_with_structure(const RunSpec& spec, const Structure& structure) {
+  const bool residual = structure.residual.value_or(false);
+  const bool norm = structure.norm_given && structure.norm.has_value();
+  // A plain value rather than the optional: GCC cannot see that it is set where it is read.
+  const NormKind kind = norm ? *structure.norm : NormKind::kLayerNorm;
+  if (!residual && !norm) return spec;
   RunSpec out = spec;
   out.layers.clear();
   const LayerSpec& layer = spec.stack.layer;
-  if (structure.residual) {
-    // As the diagnosis advises: the first layer maps the input to the stack's width, the others
-    // are x + F(Norm(x)), and a final norm precedes the output.
-    const NormKind kind = structure.norm.value_or(NormKind::kLayerNorm);
+  if (residual) {
+    if (spec.stack.depth < 2) {
+      throw Error(
+          "--vary residual=on: the stack needs at least 2 layers (the first maps the "
+          "input to the stack's width, the others are residual blocks)",
+          "raise stack.depth");
+    }
+    // The first layer maps the input to the stack's width, the others are x + F(Norm(x)), and a
+    // final norm precedes the output; without a norm, x + F(x).
     out.layers.push_back(dense_item(layer));
     LayerItem block;
     block.repeat = spec.stack.depth - 1;
     block.residual = ResidualSpec{};
-    block.block.push_back(norm_item(kind));
+    if (norm) block.block.push_back(norm_item(kind));
     block.block.push_back(dense_item(layer));
     out.layers.push_back(std::move(block));
-    out.layers.push_back(norm_item(kind));
+    if (norm) out.layers.push_back(norm_item(kind));
   } else {
     // A norm after every hidden layer's activation.
     LayerItem block;
     block.repeat = spec.stack.depth;
     block.block.push_back(dense_item(layer));
-    block.block.push_back(norm_item(*structure.norm));
+    block.block.push_back(norm_item(kind));
     out.layers.push_back(std::move(block));
   }
   if (spec.output) out.layers.push_back(dense_item(*spec.output));
   out.output.reset();
   out.stack = StackSpec{};
   return out;
+}
+
+int count_residual_blocks(const std::vector<LayerItem>& items) {
+  int n = 0;
+  for (const LayerItem& item : items) {
+    n += (item.residual ? 1 : 0) + count_residual_blocks(item.block);
+  }
+  return n;
+}
+
+int count_norms(const std::vector<LayerItem>& items) {
+  int n = 0;
+  for (const LayerItem& item : items) {
+    n += (item.block.empty() && item.op.kind == OpKind::kNorm ? 1 : 0) + (item.post_norm ? 1 : 0) +
+         count_norms(item.block);
+  }
+  return n;
+}
+
+// residual=off: each block loses its skip connection. A post-norm, norm(x + F(x)), stays as a
+// norm after F: whether norms stay is the norm axis's to say.
+void drop_residuals(std::vector<LayerItem>& items) {
+  for (LayerItem& item : items) {
+    if (item.block.empty()) continue;
+    drop_residuals(item.block);
+    if (item.post_norm) {
+      LayerItem norm = norm_item(item.post_norm->kind);
+      norm.op.norm = *item.post_norm;
+      norm.path = item.path;
+      item.block.push_back(std::move(norm));
+    }
+    item.residual.reset();
+    item.post_norm.reset();
+  }
+}
+
+// norm=none: every norm goes. The config reader turns a dense item whose norm comes before its
+// activation into dense (linear), norm, activation under the item's one path; without the norm
+// that is the item's dense layer again, so it becomes one. A block of norms alone goes too.
+void drop_norms(std::vector<LayerItem>& items) {
+  std::vector<LayerItem> kept;
+  for (LayerItem& item : items) {
+    if (!item.block.empty()) {
+      item.post_norm.reset();
+      drop_norms(item.block);
+      if (!item.block.empty()) kept.push_back(std::move(item));
+      continue;
+    }
+    if (item.op.kind == OpKind::kNorm) continue;
+    if (item.op.kind == OpKind::kActivation && !item.path.empty() && !kept.empty()) {
+      LayerItem& dense = kept.back();
+      if (dense.block.empty() && dense.op.kind == OpKind::kDense && dense.path == item.path &&
+          dense.op.dense.activation.kind == Activation::kLinear) {
+        dense.op.dense.activation = item.op.activation;
+        continue;
+      }
+    }
+    kept.push_back(std::move(item));
+  }
+  items = std::move(kept);
+}
+
+// norm=KIND: every norm becomes that kind, its eps kept.
+void set_norm_kind(std::vector<LayerItem>& items, NormKind kind) {
+  for (LayerItem& item : items) {
+    if (item.block.empty() && item.op.kind == OpKind::kNorm) item.op.norm.kind = kind;
+    if (item.post_norm) item.post_norm->kind = kind;
+    set_norm_kind(item.block, kind);
+  }
+}
+
+// A "layers" config has its own blocks and norms: the structure keeps, removes or retypes them,
+// but does not guess where new ones would go.
+RunSpec layers_with_structure(const RunSpec& spec, const Structure& structure) {
+  RunSpec out = spec;
+  if (structure.residual) {
+    if (!*structure.residual) {
+      drop_residuals(out.layers);
+    } else if (count_residual_blocks(out.layers) == 0) {
+      throw Error("--vary residual=on: the config's \"layers\" list has no residual block to keep",
+                  "residual=on builds residual blocks from a stack config only; in a \"layers\" "
+                  "config write them in (\"residual\": {\"scale\": 1} on a block), and "
+                  "residual=off,on then compares them with plain blocks");
+    }
+  }
+  if (structure.norm_given) {
+    if (!structure.norm) {
+      drop_norms(out.layers);
+    } else if (count_norms(out.layers) == 0) {
+      const std::string name(norm_name(*structure.norm));
+      throw Error(
+          "--vary norm=" + name + ": the config's \"layers\" list has no norm to make a " + name,
+          "norm=KIND adds norms to a stack config only; in a \"layers\" config it "
+          "changes the kind of the norms the list has (and none removes them): write the "
+          "norms into \"layers\", e.g. {\"norm\": \"layer_norm\"}");
+    } else {
+      set_norm_kind(out.layers, *structure.norm);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+RunSpec with_structure(const RunSpec& spec, const Structure& structure) {
+  return spec.layers.empty() ? stack_with_structure(spec, structure)
+                             : layers_with_structure(spec, structure);
 }
 
 }  // namespace gradscope

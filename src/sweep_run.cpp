@@ -8,10 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
+#include "gradscope/config.hpp"
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
 #include "gradscope/html.hpp"
@@ -130,6 +133,119 @@ void run_jobs(const SweepPlan& plan, const std::vector<const SweepJob*>& jobs,
   if (error) std::rethrow_exception(error);
 }
 
+// A point's config: the request's with the point's --vary values, all but axis `skip` when given.
+RunSpec point_spec(const SweepRequest& req, const SweepPoint& point,
+                   std::optional<std::size_t> skip = std::nullopt) {
+  std::vector<ConfigOverride> overrides = req.overrides;
+  Structure structure;
+  for (std::size_t a = 0; a < req.axes.size(); ++a) {
+    if (skip == a) continue;
+    const SweepAxis& axis = req.axes[a];
+    const std::string& value = point.settings[a].second;
+    if (axis.key == "residual") {
+      structure.residual = value == "on";
+    } else if (axis.key == "norm") {
+      structure.norm_given = true;
+      structure.norm.reset();
+      for (int k = 0; k < kNormKindCount; ++k) {
+        if (value == norm_name(static_cast<NormKind>(k))) structure.norm = static_cast<NormKind>(k);
+      }
+    } else {
+      overrides.push_back({axis.path, value, "--vary " + axis.key + "=" + value});
+    }
+  }
+  const RunSpec spec = load_spec(req, overrides);
+  if (!structure.residual && !structure.norm_given) return spec;
+  // The rewritten network is checked as a config file would be (limits, widths, softmax last).
+  return parse_run_spec(run_spec_to_json(with_structure(spec, structure)),
+                        "the config of point \"" + point.label + "\"", spec.name);
+}
+
+// What a point runs, apart from its name: the resolved config its report records.
+std::string resolved_config(RunSpec spec) {
+  spec.name.clear();
+  return run_spec_to_json(spec, -1);
+}
+
+std::string axis_list(const SweepAxis& axis) {
+  std::string list;
+  for (const std::string& v : axis.values) list += (list.empty() ? "" : ",") + v;
+  return "--vary " + axis.key + "=" + list;
+}
+
+// The rule plan_sweep's comment states: every --vary value changes the run, so that no point is
+// another under a second name.
+void check_every_value_changes_the_run(const SweepRequest& req,
+                                       const std::vector<SweepPoint>& points,
+                                       const std::vector<RunSpec>& specs) {
+  const auto target = [](const SweepAxis& axis) {
+    return axis.path.empty() ? axis.key : axis.path;
+  };
+  for (std::size_t a = 0; a < req.axes.size(); ++a) {
+    for (std::size_t b = 0; b < a; ++b) {
+      if (target(req.axes[a]) != target(req.axes[b])) continue;
+      SweepAxis both = req.axes[b];
+      for (const std::string& v : req.axes[a].values) {
+        if (std::find(both.values.begin(), both.values.end(), v) == both.values.end()) {
+          both.values.push_back(v);
+        }
+      }
+      throw Error("--vary " + req.axes[b].key + " and --vary " + req.axes[a].key + " both vary " +
+                      target(req.axes[a]) + ": the later would override the earlier at every point",
+                  "give all of its values in one --vary, e.g. " + axis_list(both));
+    }
+  }
+  std::map<std::string, std::size_t> seen;  // resolved config -> the first point with it
+  for (std::size_t q = 0; q < points.size(); ++q) {
+    const auto [it, fresh] = seen.emplace(resolved_config(specs[q]), q);
+    if (fresh) continue;
+    const SweepPoint& p = points[it->second];
+    const SweepPoint& same = points[q];
+    std::vector<std::size_t> differ;
+    for (std::size_t a = 0; a < req.axes.size(); ++a) {
+      if (p.settings[a].second != same.settings[a].second) differ.push_back(a);
+    }
+    const std::string where =
+        "point \"" + same.label + "\" has the same config as point \"" + p.label + "\"";
+    if (differ.size() == 1) {
+      const SweepAxis& axis = req.axes[differ.front()];
+      const std::string& value = same.settings[differ.front()].second;
+      const std::string& other = p.settings[differ.front()].second;
+      const std::string remove = "remove " + value + " from " + axis_list(axis);
+      throw Error("--vary " + axis.key + "=" + value + " changes nothing: " + where +
+                      ", so the sweep would run one network twice under two names",
+                  remove + ": there it gives what " + other +
+                      " gives (the same value spelt another way, like 2 and 2.0, or a key that "
+                      "a later --vary replaces)");
+    }
+    std::string axes;
+    for (std::size_t a : differ) {
+      axes += (axes.empty() ? "" : " and ") +
+              ("--vary " + req.axes[a].key + "=" + same.settings[a].second);
+    }
+    throw Error(axes + " change nothing together: " + where,
+                "these axes undo each other there: drop one of them, or change its values so "
+                "that every point is a different network");
+  }
+  for (std::size_t a = 0; a < req.axes.size(); ++a) {
+    const SweepAxis& axis = req.axes[a];
+    if (axis.values.size() != 1) continue;
+    for (std::size_t q = 0; q < points.size(); ++q) {
+      RunSpec without;
+      try {
+        without = point_spec(req, points[q], a);
+      } catch (const Error&) {
+        continue;  // not a valid config without the value: the value changes it
+      }
+      if (resolved_config(without) != resolved_config(specs[q])) continue;
+      throw Error("--vary " + axis.key + "=" + axis.values.front() + " changes nothing: point \"" +
+                      points[q].label + "\" has the same config without it",
+                  "an axis with one value must change the config: give it a value to compare "
+                  "with (one equal to the config's own is then the baseline), or drop it");
+    }
+  }
+}
+
 }  // namespace
 
 SweepPlan plan_sweep(const SweepRequest& req) {
@@ -138,23 +254,11 @@ SweepPlan plan_sweep(const SweepRequest& req) {
   SweepPlan plan;
   plan.name = req.name.empty() ? base.name + "-sweep" : req.name;
   plan.points = sweep_points(req.axes);
+  std::vector<RunSpec> specs;
+  for (const SweepPoint& point : plan.points) specs.push_back(point_spec(req, point));
+  check_every_value_changes_the_run(req, plan.points, specs);
   for (const SweepPoint& point : plan.points) {
-    std::vector<ConfigOverride> overrides = req.overrides;
-    Structure structure;
-    for (std::size_t a = 0; a < req.axes.size(); ++a) {
-      const SweepAxis& axis = req.axes[a];
-      const std::string& value = point.settings[a].second;
-      if (axis.key == "residual") {
-        structure.residual = value == "on";
-      } else if (axis.key == "norm") {
-        if (value == "batch_norm") structure.norm = NormKind::kBatchNorm;
-        if (value == "layer_norm") structure.norm = NormKind::kLayerNorm;
-        if (value == "rms_norm") structure.norm = NormKind::kRmsNorm;
-      } else {
-        overrides.push_back({axis.path, value, "--vary " + axis.key + "=" + value});
-      }
-    }
-    const RunSpec spec = with_structure(load_spec(req, overrides), structure);
+    const RunSpec& spec = specs[static_cast<std::size_t>(point.index)];
     for (int s = 0; s < req.seeds; ++s) {
       SweepJob job;
       job.run = static_cast<int>(plan.jobs.size());

@@ -1,6 +1,6 @@
-// Sweeps: the grid, the structural rewrites, determinism whatever the number of jobs, a resumed
-// sweep equal to an uninterrupted one, refusing to mix two sweeps' runs, and shards whose merge is
-// the unsharded sweep byte for byte.
+// Sweeps: the grid, the structural rewrites, every --vary value changing the run it labels,
+// determinism whatever the number of jobs, a resumed sweep equal to an uninterrupted one, refusing
+// to mix two sweeps' runs, and shards whose merge is the unsharded sweep byte for byte.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "gradscope/cli.hpp"
+#include "gradscope/config.hpp"
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
 #include "gradscope/sweep.hpp"
@@ -95,7 +97,8 @@ TEST(SweepStructure, ResidualAndNormRewriteAStackIntoLayers) {
   spec.stack.layer.width = 16;
   spec.input.width = 16;
   spec.input.batch = 8;
-  const RunSpec res = with_structure(spec, Structure{true, std::nullopt});
+  // Structure{residual, norm given, norm}.
+  const RunSpec res = with_structure(spec, Structure{true, true, NormKind::kLayerNorm});
   const std::vector<OpSpec> ops = expand_ops(res);
   // dense, 5 x (begin, norm, dense, end), final norm.
   ASSERT_EQ(ops.size(), 1u + 5u * 4u + 1u);
@@ -103,14 +106,19 @@ TEST(SweepStructure, ResidualAndNormRewriteAStackIntoLayers) {
   EXPECT_EQ(ops[2].kind, OpKind::kNorm);
   EXPECT_EQ(ops[2].norm.kind, NormKind::kLayerNorm);
   EXPECT_EQ(ops.back().kind, OpKind::kNorm);
-  const RunSpec bn = with_structure(spec, Structure{false, NormKind::kBatchNorm});
+  // residual=on alone adds no norm: dense, 5 x (begin, dense, end).
+  const std::vector<OpSpec> plain =
+      expand_ops(with_structure(spec, Structure{true, false, std::nullopt}));
+  ASSERT_EQ(plain.size(), 1u + 5u * 3u);
+  for (const OpSpec& op : plain) EXPECT_NE(op.kind, OpKind::kNorm);
+  const RunSpec bn = with_structure(spec, Structure{std::nullopt, true, NormKind::kBatchNorm});
   const std::vector<OpSpec> bn_ops = expand_ops(bn);
   ASSERT_EQ(bn_ops.size(), 12u);
   EXPECT_EQ(bn_ops[1].norm.kind, NormKind::kBatchNorm);
   EXPECT_NO_THROW(run_diagnostic(res));
   EXPECT_NO_THROW(run_diagnostic(bn));
-  // A layers config cannot be rewritten.
-  EXPECT_THROW(with_structure(res, Structure{true, std::nullopt}), Error);
+  // Nothing to change: the stack as it is.
+  EXPECT_TRUE(with_structure(spec, Structure{false, true, std::nullopt}).layers.empty());
 }
 
 TEST(Sweep, RunsEveryPointAndSeedAndWritesTheSummaryFiles) {
@@ -567,6 +575,241 @@ TEST_F(SweepMerge, UnknownDirectoriesSayWhatToGive) {
   fs::remove(shard(0) / "manifest.json");
   m.dirs = {shard(0).string()};
   EXPECT_TRUE(contains(merge_error(m), "this shard has not finished"));
+}
+
+// ---- Every --vary value changes the run, as its label says
+
+struct CliResult {
+  int code = 0;
+  std::string out, err;
+};
+
+// `gradscope sweep ARGS...`, in-process.
+CliResult sweep_cli(std::vector<std::string> args) {
+  args.insert(args.begin(), "sweep");
+  std::ostringstream out, err;
+  const int code = run_cli(args, out, err, CliEnvironment{});
+  return {code, out.str(), err.str()};
+}
+
+std::string config_file(const std::string& name) {
+  return std::string(GRADSCOPE_SOURCE_DIR) + "/configs/" + name;
+}
+
+// Small enough that a grid of eight points runs in a second or so.
+std::vector<std::string> small_sets(const std::string& config) {
+  if (config == "relu-he.json") {
+    return {"--set", "stack.depth=4", "--set", "stack.width=8",
+            "--set", "input.width=8", "--set", "input.batch=4"};
+  }
+  return {"--set", "layers[1].repeat=2", "--set", "input.batch=4"};
+}
+
+// The "config" object of a report: the resolved config its run used.
+std::string config_section(const std::string& report) {
+  const std::string key = "\n  \"config\": ";
+  const std::size_t start = report.find(key);
+  if (start == std::string::npos) return {};
+  int depth = 0;
+  bool quoted = false;
+  for (std::size_t i = start + key.size(); i < report.size(); ++i) {
+    const char c = report[i];
+    if (quoted) {
+      if (c == '\\') ++i;
+      if (c == '"') quoted = false;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      return report.substr(start + key.size(), i + 1 - start - key.size());
+    }
+  }
+  return {};
+}
+
+// What a run's report says it ran, read with the config reader and flattened into ops.
+struct Recorded {
+  bool residual = false;
+  std::set<std::string> norms;
+  int activation_ops = 0;  // activations that are ops of their own, not a dense layer's
+  std::string config;      // the resolved config, its name left out
+};
+Recorded recorded(const fs::path& report) {
+  RunSpec spec = parse_run_spec(config_section(read(report)), report.string(), "run");
+  Recorded r;
+  for (const OpSpec& op : expand_ops(spec)) {
+    if (op.kind == OpKind::kResidualBegin) r.residual = true;
+    if (op.kind == OpKind::kNorm) r.norms.insert(std::string(norm_name(op.norm.kind)));
+    if (op.kind == OpKind::kActivation) ++r.activation_ops;
+  }
+  spec.name.clear();
+  r.config = run_spec_to_json(spec);
+  return r;
+}
+
+std::string run_file(int point) {
+  std::string p = std::to_string(point);
+  return "p" + std::string(4 - p.size(), '0') + p + "-s0.json";
+}
+
+const std::vector<std::string> kStructureAxes = {"residual=off,on",
+                                                 "norm=none,batch_norm,layer_norm,rms_norm"};
+
+TEST(SweepLabels, EveryResidualAndNormPointHasExactlyItsLabelsStructure) {
+  // A stack (no blocks, no norms), a pre-norm and a post-norm residual "layers" config.
+  for (const std::string config :
+       {"relu-he.json", "gelu-prenorm-residual.json", "gelu-postnorm-residual.json"}) {
+    TempDir dir;
+    std::vector<std::string> args = {config_file(config), "-q",     "--jobs", "1", "--out",
+                                     dir.path().string(), "--name", "g"};
+    for (const std::string& axis : kStructureAxes) args.insert(args.end(), {"--vary", axis});
+    for (const std::string& set : small_sets(config)) args.push_back(set);
+    const CliResult r = sweep_cli(args);
+    ASSERT_EQ(r.code, 0) << config << ": " << r.err;
+    const std::vector<SweepPoint> points =
+        sweep_points({parse_sweep_axis(kStructureAxes[0]), parse_sweep_axis(kStructureAxes[1])});
+    ASSERT_EQ(points.size(), 8u);
+    for (const SweepPoint& point : points) {
+      const Recorded run = recorded(dir.path() / "g" / "runs" / run_file(point.index));
+      const std::string& residual = point.settings[0].second;
+      const std::string& norm = point.settings[1].second;
+      EXPECT_EQ(run.residual, residual == "on") << config << ": " << point.label;
+      if (norm == "none") {
+        EXPECT_TRUE(run.norms.empty()) << config << ": " << point.label << " has a norm";
+      } else {
+        EXPECT_EQ(run.norms, std::set<std::string>{norm}) << config << ": " << point.label;
+      }
+    }
+  }
+}
+
+TEST(SweepLabels, NoTwoPointsOfAGridAreTheSameRunApartFromTheName) {
+  // Every pair of axes, two values each, on a stack config and on a "layers" config (which
+  // refuses the stack's short names: an error, never a silent copy).
+  const std::vector<std::string> axes = {"activation=tanh,relu",
+                                         "depth=3,4",
+                                         "width=8,12",
+                                         "init=he_normal,xavier_normal",
+                                         R"(bias_init=zeros,{"name": "constant", "value": 0.1})",
+                                         "gain=1,2",
+                                         "batch=4,6",
+                                         "seed=7,8",
+                                         "precision=float32,float64",
+                                         "loss=probe,mse",
+                                         "optimizer=sgd,adam",
+                                         "learning_rate=0.001,0.01",
+                                         "residual=off,on",
+                                         "norm=none,layer_norm"};
+  const std::set<std::string> stack_only = {"activation", "depth",     "width",
+                                            "init",       "bias_init", "gain"};
+  for (const std::string config : {"relu-he.json", "gelu-prenorm-residual.json"}) {
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+      for (std::size_t j = i + 1; j < axes.size(); ++j) {
+        SweepRequest request;
+        request.config = config_file(config);
+        request.overrides = {{"optimizer", "sgd", "test"}};
+        request.axes = {parse_sweep_axis(axes[i]), parse_sweep_axis(axes[j])};
+        const std::string grid = config + ": --vary " + axes[i] + " --vary " + axes[j];
+        if (config != "relu-he.json" &&
+            (stack_only.count(request.axes[0].key) + stack_only.count(request.axes[1].key)) > 0) {
+          try {
+            plan_sweep(request);
+            ADD_FAILURE() << grid << ": no error";
+          } catch (const Error& e) {
+            EXPECT_EQ(e.code(), ExitCode::kUsage) << grid;
+          }
+          continue;
+        }
+        const SweepPlan plan = plan_sweep(request);
+        std::set<std::string> configs;
+        for (const SweepJob& job : plan.jobs) {
+          RunSpec spec = job.spec;
+          spec.name.clear();
+          configs.insert(run_spec_to_json(spec));
+        }
+        EXPECT_EQ(configs.size(), 4u) << grid;
+      }
+    }
+  }
+}
+
+TEST(SweepLabels, AValueThatChangesNothingIsRefusedNamingTheAxisAndTheValue) {
+  struct Case {
+    std::string config;
+    std::vector<std::string> vary;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      // An axis of one value that is the config's own: the run is the config, relabelled.
+      {"relu-he.json", {"residual=off"}, "--vary residual=off changes nothing"},
+      {"relu-he.json", {"norm=none"}, "--vary norm=none changes nothing"},
+      {"relu-he.json", {"seed=7"}, "--vary seed=7 changes nothing"},
+      {"gelu-prenorm-residual.json", {"norm=layer_norm"}, "--vary norm=layer_norm changes nothing"},
+      {"gelu-prenorm-residual.json", {"residual=on"}, "--vary residual=on changes nothing"},
+      // Two values that the config reads as one.
+      {"relu-he.json", {"depth=3,3.0"}, "--vary depth=3.0 changes nothing"},
+      {"relu-he.json",
+       {R"(init=he_normal,{"name": "he_normal"})"},
+       R"(--vary init={"name": "he_normal"} changes nothing)"},
+      {"relu-he.json", {"depth=4,4"}, "--vary depth=4,4: the value 4 appears twice"},
+      {"relu-he.json",
+       {"norm=layer_norm,layer_norm"},
+       "--vary norm=layer_norm,layer_norm: the value layer_norm appears twice"},
+      // One key varied twice: the later --vary overrides the earlier everywhere.
+      {"relu-he.json",
+       {"depth=3,4", "stack.depth=5"},
+       "--vary depth and --vary stack.depth both vary stack.depth"},
+      // A value the config cannot take says so rather than running something else.
+      {"relu-xavier-batchnorm.json",
+       {"residual=off,on"},
+       "--vary residual=on: the config's \"layers\" list has no residual block"},
+  };
+  for (const Case& c : cases) {
+    TempDir dir;
+    std::vector<std::string> args = {config_file(c.config), "--out", dir.path().string()};
+    for (const std::string& v : c.vary) args.insert(args.end(), {"--vary", v});
+    const CliResult r = sweep_cli(args);
+    EXPECT_EQ(r.code, 2) << c.message;
+    EXPECT_TRUE(contains(r.err, c.message)) << r.err;
+    EXPECT_TRUE(contains(r.err, "hint: ")) << r.err;
+    EXPECT_TRUE(fs::is_empty(dir.path())) << c.message << ": something was written";
+  }
+}
+
+TEST(SweepLabels, AValueEqualToTheConfigsOwnIsTheBaselineOfItsAxis) {
+  for (const auto& [config, vary] : std::vector<std::pair<std::string, std::string>>{
+           {"relu-he.json", "norm=none,layer_norm"},
+           {"relu-he.json", "seed=7,8"},
+           {"gelu-prenorm-residual.json", "norm=layer_norm,none"},
+           {"gelu-prenorm-residual.json", "residual=on,off"}}) {
+    SweepRequest request;
+    request.config = config_file(config);
+    request.axes = {parse_sweep_axis(vary)};
+    EXPECT_EQ(plan_sweep(request).points.size(), 2u) << config << " --vary " << vary;
+  }
+}
+
+TEST(SweepStructure, NormNoneTurnsADenseItemsNormSugarBackIntoOneDenseLayer) {
+  // relu-xavier-batchnorm's items are {"width": 256, "activation": "relu", "norm": "batch_norm"}:
+  // dense (linear), batch norm, relu. Without the norm: one dense relu layer each.
+  SweepRequest request;
+  request.config = config_file("relu-xavier-batchnorm.json");
+  request.overrides = {{"layers[0].repeat", "3", "test"}};
+  request.axes = {parse_sweep_axis("norm=none,rms_norm")};
+  const SweepPlan plan = plan_sweep(request);
+  const std::vector<OpSpec> plain = expand_ops(plan.jobs[0].spec);
+  ASSERT_EQ(plain.size(), 4u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(plain[i].kind, OpKind::kDense);
+    EXPECT_EQ(plain[i].dense.activation.kind, Activation::kRelu);
+  }
+  // rms_norm: the same places as the config's batch norms.
+  const std::vector<OpSpec> rms = expand_ops(plan.jobs[1].spec);
+  ASSERT_EQ(rms.size(), 10u);
+  EXPECT_EQ(rms[1].kind, OpKind::kNorm);
+  EXPECT_EQ(rms[1].norm.kind, NormKind::kRmsNorm);
+  EXPECT_EQ(rms[2].kind, OpKind::kActivation);
 }
 
 }  // namespace

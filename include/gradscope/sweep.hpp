@@ -26,15 +26,26 @@ struct SweepAxis {
 // Parses "KEY=V1,V2,..." (or "KEY=[JSON array]" when values hold commas). Throws Error.
 SweepAxis parse_sweep_axis(const std::string& text);
 
-// The structural keys a stack config can vary: "residual" (off | on: pre-norm residual blocks
-// with layer norm, as the diagnosis's advice builds them) and "norm" (none | batch_norm |
-// layer_norm | rms_norm after every hidden layer's activation, or in the residual blocks).
+// The structural keys: "residual" (off | on) and "norm" (none | batch_norm | layer_norm |
+// rms_norm). Each sets one aspect of the network and leaves the other as the config has it, so
+// that a point is exactly what its label says: "residual=on" alone adds skip connections and no
+// norm; "residual=on norm=none" has no norm anywhere.
+//   A stack config (which has neither): residual=on makes the first layer map the input to the
+//   stack's width and the other depth - 1 layers residual blocks x + F(x); norm=KIND puts a norm
+//   after every hidden layer's activation, or, with residual=on, first in every block and once
+//   before the output (pre-norm, as the diagnosis's advice builds it).
+//   A "layers" config: residual=off takes every block's skip connection away (a post-norm stays,
+//   as a norm at the end of each repetition); residual=on keeps its residual blocks (an error
+//   when it has none); norm=none removes every norm; norm=KIND makes every norm that kind (an
+//   error when it has none).
 struct Structure {
-  bool residual = false;
-  std::optional<NormKind> norm;
+  std::optional<bool> residual;  // on or off; none: as the config has it
+  bool norm_given = false;       // whether a norm value is given...
+  std::optional<NormKind> norm;  // ...and which: none means no norm at all
 };
-// Rewrites a stack spec into the `layers` form with that structure (unchanged when both are off).
-// Throws Error when the spec is not a stack config.
+// The spec with that structure: a stack turned into the `layers` form when anything changes, a
+// "layers" list rewritten in place. Throws Error when the config cannot take a value (see above).
+// The result is not validated: plan_sweep runs it through the config reader.
 RunSpec with_structure(const RunSpec& spec, const Structure& structure);
 
 // One point of the grid: a value per axis.
@@ -191,7 +202,13 @@ struct SweepPlan {
   std::vector<SweepJob> jobs;  // every run of the sweep, in run order
 };
 // Builds and validates every point's config. Throws Error before anything runs when the request,
-// an axis or a point's config is invalid.
+// an axis or a point's config is invalid, or when a --vary value changes nothing. The rule, with
+// a point's config compared as its report records it (the resolved config, name aside):
+//  - no two points of the grid have the same config, so two values of one axis differ at every
+//    point (a value equal to the config's own is fine: it is the baseline the others vary from);
+//  - an axis with one value changes the config at every point (else it only relabels the run);
+//  - a key is varied by one --vary only (a second would override the first at every point).
+// The error names the axis and the value, and says what to remove.
 SweepPlan plan_sweep(const SweepRequest& request);
 // Reads every run of `plan` back from OUT/NAME/runs/ (OUT: request.out_dir, NAME: plan.name) and
 // writes the summary files beside them: sweep.json, .txt, .md, .html and gradients.svg. Both a
