@@ -377,9 +377,20 @@ def run_torch(config, ops, tensors, dtype):
     x = t["input"]
     layers = []  # one entry per reported op (residual begins are not reported)
     skips = []
+    block_input = None  # the copy of a block's input that the op opening its branch reports
     for k, op in enumerate(ops):
         kind = op["kind"]
         if kind == "residual_begin":
+            # A norm, activation or dropout op opening the branch reports dL/d(its input), the
+            # block's input: the total, the skips' shares included. Its copy is made before the
+            # first begin of the run, so that every skip reads it too.
+            if k == 0 or ops[k - 1]["kind"] != "residual_begin":
+                o = k
+                while ops[o]["kind"] == "residual_begin":
+                    o += 1
+                if ops[o]["kind"] in ("norm", "activation", "dropout"):
+                    x = x.clone()
+                    block_input = x
             skips.append(x)
             continue
         layer = {"op": k, "kind": kind}
@@ -389,6 +400,9 @@ def run_torch(config, ops, tensors, dtype):
             pre = F.linear(x, w, b)
             layer["params"] = (w, b)
             layer["input"] = x
+        elif block_input is not None:
+            pre = block_input
+            block_input = None
         else:
             # A copy of the input, so that its gradient is this op's alone (gradscope's
             # grad_preact), not summed with a skip path reading the same value.

@@ -781,6 +781,17 @@ void activation_backward(const ActivationSpec& spec, const Eigen::Ref<const Mat<
   }
 }
 
+bool saturates(const ActivationSpec& spec) {
+  switch (spec.kind) {
+    case Activation::kLinear:
+    case Activation::kRelu:
+    case Activation::kLeakyRelu:
+      return false;
+    default:
+      return true;
+  }
+}
+
 bool derivative_from_output(const ActivationSpec& spec) {
   switch (spec.kind) {
     case Activation::kLinear:

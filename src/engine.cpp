@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 
 #include "gradscope/diagnosis.hpp"
@@ -39,12 +40,34 @@ Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
   for (const LayerReport& l : layers) {
     s.dead_units += l.forward.dead_units;
     s.saturated_units += l.forward.saturated_units;
-    const double n = static_cast<double>(l.width) * static_cast<double>(batch);
-    saturated_entries += l.forward.saturated_fraction * n;
-    entries += n;
+    // Over the layers whose activation saturates (NaN marks the others).
+    if (!std::isnan(l.forward.saturated_fraction)) {
+      const double n = static_cast<double>(l.width) * static_cast<double>(batch);
+      saturated_entries += l.forward.saturated_fraction * n;
+      entries += n;
+    }
     if (l.forward.nonfinite > 0 || l.backward.nonfinite > 0) s.nonfinite_layers.push_back(l.index);
   }
-  s.saturated_fraction = saturated_entries / entries;
+  // Blame the layer where the values first turn non-finite: NaN from a forward overflow flows
+  // down the whole backward pass, so the lowest layer holding one is rarely where it began.
+  for (const LayerReport& l : layers) {
+    if (l.forward.nonfinite > 0) {
+      s.first_nonfinite_layer = l.index;
+      s.nonfinite_in_forward = true;
+      break;
+    }
+  }
+  for (auto it = layers.rbegin(); it != layers.rend(); ++it) {
+    if (it->backward.nonfinite == 0) continue;
+    if (s.nonfinite_in_forward) {
+      s.backward_nonfinite_above = it->index > s.first_nonfinite_layer;
+    } else {
+      s.first_nonfinite_layer = it->index;
+    }
+    break;
+  }
+  s.saturated_fraction = entries > 0 ? saturated_entries / entries
+                                      : std::numeric_limits<double>::quiet_NaN();
   return s;
 }
 

@@ -180,16 +180,34 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
     const Eigen::VectorXd s = svd.singularValues();
     const double shift = static_cast<double>(j.exp2) * kLog10Of2;
     for (Eigen::Index i = 0; i < s.size(); ++i) logs.push_back(std::log10(s[i]) + shift);
-    if (s.size() > 0) log10_cond = std::max(log10_cond, std::log10(s[0] / s[s.size() - 1]));
+    // A Jacobian that is exactly 0 has no condition number; a singular one has an infinite one.
+    if (s.size() > 0 && s[0] > 0.0) {
+      log10_cond = std::max(log10_cond, std::log10(s[0] / s[s.size() - 1]));
+    }
   }
   if (logs.empty()) return st;
   st.log10_max = *std::max_element(logs.begin(), logs.end());
   st.log10_min = *std::min_element(logs.begin(), logs.end());
-  st.log10_condition = log10_cond;
-  // log10 mean of s^2 = log10 sum 10^(2 log s) - log10 count, summed relative to the largest.
-  double sum = 0.0;
-  for (double v : logs) sum += std::pow(10.0, 2.0 * (v - st.log10_max));
-  st.log10_mean_square = 2.0 * st.log10_max + std::log10(sum / static_cast<double>(logs.size()));
+  // Undefined (NaN) when every example's Jacobian is exactly 0.
+  st.log10_condition =
+      std::isinf(log10_cond) && log10_cond < 0 ? std::numeric_limits<double>::quiet_NaN()
+                                               : log10_cond;
+  if (std::isinf(st.log10_max)) {
+    // Every singular value is 0: the mean square is exactly 0 (log10 -inf), with no histogram.
+    st.log10_mean_square = st.log10_max;
+  } else {
+    // log10 mean of s^2 = log10 sum 10^(2 log s) - log10 count, summed relative to the largest.
+    double sum = 0.0;
+    for (double v : logs) sum += std::pow(10.0, 2.0 * (v - st.log10_max));
+    st.log10_mean_square =
+        2.0 * st.log10_max + std::log10(sum / static_cast<double>(logs.size()));
+  }
+  const double e_in = predict_input_gradient_second_moment(spec);
+  if (std::isfinite(e_in) && e_in > 0.0) {
+    st.has_prediction = true;
+    st.predicted_log10_mean_square = std::log10(e_in * n0 / static_cast<double>(std::min(n0, nl)));
+  }
+  if (std::isinf(st.log10_max)) return st;
   // The histogram spans at least a tenth of a decade, centred on a near-degenerate spectrum
   // (an orthogonal stack's are all 1 to rounding), so that rounding noise does not fill its bins.
   double lo = std::isfinite(st.log10_min) ? st.log10_min : st.log10_max - 1.0;
@@ -208,11 +226,6 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
     int b = std::isfinite(v) ? static_cast<int>((v - lo) / (hi - lo) * kJacobianHistogramBins) : 0;
     b = std::clamp(b, 0, kJacobianHistogramBins - 1);
     ++st.histogram_counts[static_cast<std::size_t>(b)];
-  }
-  const double e_in = predict_input_gradient_second_moment(spec);
-  if (std::isfinite(e_in) && e_in > 0.0) {
-    st.has_prediction = true;
-    st.predicted_log10_mean_square = std::log10(e_in * n0 / static_cast<double>(std::min(n0, nl)));
   }
   return st;
 }

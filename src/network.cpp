@@ -16,6 +16,8 @@ namespace gradscope {
 
 namespace {
 
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
 // Examples handled by one task of a per-example (column-wise) computation.
 constexpr Eigen::Index kColumnsPerTask = 32;
 
@@ -92,6 +94,34 @@ void accumulate_output_block(const Eigen::Ref<const Mat<Scalar>>& y, ForwardPart
   }
 }
 
+// sqrt(a_aa b_bb) for two diagonal entries of a Gram matrix (squares summed), without
+// overflowing their product where the entries are near double's limit.
+double diagonal_norm_product(double a, double b) {
+  const double p = a * b;
+  return std::isfinite(p) && p > 0.0 ? std::sqrt(p) : std::sqrt(a) * std::sqrt(b);
+}
+
+// The mean over pairs a < b < m of gram(a, b) / sqrt(gram(a, a) gram(b, b)): the mean cosine from
+// (a function giving) the entries of a Gram matrix; NaN for fewer than two examples, a zero
+// vector or a non-finite entry.
+template <class Entry>
+double mean_cosine_of_gram(Eigen::Index m, const Entry& gram) {
+  if (m < 2) return std::numeric_limits<double>::quiet_NaN();
+  double sum = 0.0;
+  for (Eigen::Index b = 0; b < m; ++b) {
+    const double nb = gram(b, b);
+    for (Eigen::Index a = b + 1; a < m; ++a) {
+      const double na = gram(a, a);
+      const double norms = diagonal_norm_product(na, nb);
+      if (!(na > 0.0) || !(nb > 0.0) || !std::isfinite(norms)) {
+        return std::numeric_limits<double>::quiet_NaN();
+      }
+      sum += gram(a, b) / norms;
+    }
+  }
+  return sum / (0.5 * static_cast<double>(m) * static_cast<double>(m - 1));
+}
+
 // Mean cosine between the columns of the first kCorrelationExamples columns of y, in double.
 template <class Scalar>
 double mean_pair_cosine(const Mat<Scalar>& y) {
@@ -99,7 +129,10 @@ double mean_pair_cosine(const Mat<Scalar>& y) {
   if (m < 2) return std::numeric_limits<double>::quiet_NaN();
   Eigen::MatrixXd u = y.leftCols(m).template cast<double>();
   for (Eigen::Index a = 0; a < m; ++a) {
-    const double norm = u.col(a).norm();
+    double norm = u.col(a).norm();
+    // A float64 column beyond 1e154 (or below 1e-154) over- or underflows the plain norm.
+    if (std::isfinite(norm) && !(norm > 1e-150)) norm = u.col(a).stableNorm();
+    if (!std::isfinite(norm) && u.col(a).allFinite()) norm = u.col(a).stableNorm();
     if (!(norm > 0.0) || !std::isfinite(norm)) return std::numeric_limits<double>::quiet_NaN();
     u.col(a) /= norm;
   }
@@ -117,25 +150,16 @@ double mean_pair_cosine(const Mat<Scalar>& y) {
 template <class Scalar>
 double pair_cosine_from_gram(const Mat<Scalar>& gram) {
   const Eigen::Index m = std::min<Eigen::Index>(gram.cols(), kCorrelationExamples);
-  if (m < 2) return std::numeric_limits<double>::quiet_NaN();
-  double sum = 0.0;
-  for (Eigen::Index b = 0; b < m; ++b) {
-    const double nb = static_cast<double>(gram(b, b));
-    for (Eigen::Index a = b + 1; a < m; ++a) {
-      const double na = static_cast<double>(gram(a, a));
-      if (!(na > 0.0) || !(nb > 0.0) || !std::isfinite(na * nb)) {
-        return std::numeric_limits<double>::quiet_NaN();
-      }
-      sum += static_cast<double>(gram(a, b)) / std::sqrt(na * nb);
-    }
-  }
-  return sum / (0.5 * static_cast<double>(m) * static_cast<double>(m - 1));
+  return mean_cosine_of_gram(m, [&](Eigen::Index a, Eigen::Index b) {
+    return static_cast<double>(gram(a, b));
+  });
 }
 
 // Sum of squares and per-row sums of a gradient block (rows of one task, every column).
 struct GradPartial {
   SquareSum squares;
-  double bias_squares = 0.0;  // sum over the block's rows of (sum over the batch)^2
+  double bias_squares = 0.0;       // sum over the block's rows of (sum over the batch)^2, finite
+  std::int64_t bias_nonfinite = 0;  // rows whose sum over the batch is not finite
 };
 
 template <class Scalar>
@@ -146,7 +170,17 @@ void accumulate_gradient_block(const Eigen::Ref<const Mat<Scalar>>& g, GradParti
     part.squares.add(gc, g.rows());
     for (Eigen::Index i = 0; i < g.rows(); ++i) row_sums[i] += static_cast<double>(gc[i]);
   }
-  part.bias_squares += row_sums.squaredNorm();
+  if (row_sums.allFinite()) {
+    part.bias_squares += row_sums.squaredNorm();
+    return;
+  }
+  for (Eigen::Index i = 0; i < g.rows(); ++i) {
+    if (std::isfinite(row_sums[i])) {
+      part.bias_squares += row_sums[i] * row_sums[i];
+    } else {
+      ++part.bias_nonfinite;
+    }
+  }
 }
 
 GradPartial merge_parts(const std::vector<GradPartial>& parts) {
@@ -154,6 +188,7 @@ GradPartial merge_parts(const std::vector<GradPartial>& parts) {
   for (const GradPartial& p : parts) {
     total.squares.merge(p.squares);
     total.bias_squares += p.bias_squares;
+    total.bias_nonfinite += p.bias_nonfinite;
   }
   return total;
 }
@@ -183,6 +218,125 @@ void gram_lower(const Mat<Scalar>& x, Mat<Scalar>& out) {
 // <x^T x, d^T d>_F costs batch^2 (n_in + n_out) instead of 2 batch n_in n_out.
 bool use_gram_for_weight_norm(Eigen::Index batch, Eigen::Index n_in, Eigen::Index n_out) {
   return batch * (n_in + n_out) < 2 * n_in * n_out;
+}
+
+// ---- The weight gradient's norm in the regime gradscope diagnoses.
+//
+// ||dL/dW||_F = ||g x^T||_F is taken from the two Grams, <x^T x, g^T g>_F, or from dW itself, both
+// products in the network's precision. The gradient g is kept near rms 1 by exact rescaling, but
+// the layer's input x is the forward value as it is, and two things go wrong with it: in float32
+// an x of rms 2e18 overflows x^T x (and a tiny one underflows it) although every value is finite;
+// and an input with a large offset per unit, in front of a gradient that sums to about zero over
+// the batch (a dense layer before batch norm), cancels digits in both forms. Those cases take the
+// exact form below instead: x / 2^shift = xc + m 1^T, with xc centred and |xc| < 1, so that
+// dW / 2^shift = g xc^T + b m^T with b = g 1, the bias gradient.
+
+// The range of a value (an op's output or the input) that the weight gradient of a dense layer
+// reading it needs: its largest |finite entry|, its non-finite entries and its sum of squares.
+struct ValueRange {
+  double largest = 0.0;
+  std::int64_t nonfinite = 0;
+  double squares = 0.0;
+};
+
+ValueRange range_of(const MomentStats& s) {
+  ValueRange r;
+  r.largest = s.finite == 0 ? std::numeric_limits<double>::quiet_NaN()
+                            : std::max(std::abs(s.min), std::abs(s.max));
+  r.nonfinite = s.nonfinite;
+  r.squares = s.rms * s.rms * static_cast<double>(s.finite);
+  return r;
+}
+
+// Inside [2^-k, 2^k] (or all zero) a value's Gram, x^T x over up to 2^24 units, and g x^T stay
+// far inside the format's normal range: k = 30 in float32 (2^84 against 2^128; squares above
+// 2^-60 against the smallest normal 2^-126), 250 in float64.
+template <class Scalar>
+bool plain_weight_grad_range(double largest) {
+  constexpr int k = std::is_same_v<Scalar, float> ? 30 : 250;
+  return largest == 0.0 || (largest >= std::ldexp(1.0, -k) && largest <= std::ldexp(1.0, k));
+}
+
+// ||g||^2 ||x||^2 / ||g x^T||^2 is about the batch size for unrelated g and x and grows with the
+// cancellation above (with an offset m it is about batch ||x||^2 / ||x - m 1^T||^2): beyond this
+// many batches' worth the plain products may have lost digits, and the exact form is taken.
+constexpr double kMaxCancellation = 8.0;
+
+bool well_conditioned(double dw_squares, double x_squares, double g_squares, Eigen::Index batch) {
+  if (!std::isfinite(dw_squares) || !std::isfinite(x_squares) || !std::isfinite(g_squares)) {
+    return false;
+  }
+  if (x_squares == 0.0 || g_squares == 0.0) return dw_squares == 0.0;  // dW = 0 exactly
+  return dw_squares > 0.0 &&
+         (x_squares / dw_squares) * g_squares <= kMaxCancellation * static_cast<double>(batch);
+}
+
+// x / 2^shift = xc + m 1^T: the input with its per-unit offset m (the mean of each row's finite
+// entries) taken out and scaled by a power of two so that |xc| < 1. The scalings are exact, and
+// so is each subtraction where the entries lie within a factor of two of their row's mean
+// (Sterbenz), which is where the cancellation was.
+template <class Scalar>
+struct CentredInput {
+  Mat<Scalar> xc;      // (n_in, batch)
+  Eigen::VectorXd m;   // (n_in), in units of 2^shift
+  std::int64_t shift = 0;
+};
+
+template <class Scalar>
+double largest_finite(const Eigen::Ref<const Mat<Scalar>>& x) {
+  double largest = 0.0;
+  for (Eigen::Index a = 0; a < x.cols(); ++a) {
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      const double v = std::abs(static_cast<double>(x(i, a)));
+      if (std::isfinite(v)) largest = std::max(largest, v);
+    }
+  }
+  return largest;
+}
+
+template <class Scalar>
+CentredInput<Scalar> centre_input(const Mat<Scalar>& x, ThreadPool& pool) {
+  const std::int64_t tasks = row_tasks(x.rows());
+  std::vector<double> task_max(static_cast<std::size_t>(tasks), 0.0);
+  pool.run(tasks, [&](std::int64_t t) {
+    const Range r = task_rows(t, x.rows());
+    task_max[static_cast<std::size_t>(t)] = largest_finite<Scalar>(x.middleRows(r.begin, r.size));
+  });
+  const double largest = *std::max_element(task_max.begin(), task_max.end());
+  const int first = largest > 0.0 ? std::ilogb(largest) + 1 : 0;  // |x| / 2^first < 1
+  CentredInput<Scalar> c;
+  c.xc.resize(x.rows(), x.cols());
+  Eigen::VectorXd mean(x.rows());  // in units of 2^first, rounded to Scalar
+  const Scalar down = std::ldexp(Scalar(1), -first);
+  pool.run(tasks, [&](std::int64_t t) {
+    const Range r = task_rows(t, x.rows());
+    for (Eigen::Index i = r.begin; i < r.begin + r.size; ++i) {
+      double sum = 0.0;
+      std::int64_t n = 0;
+      for (Eigen::Index a = 0; a < x.cols(); ++a) {
+        const double v = static_cast<double>(x(i, a) * down);
+        if (std::isfinite(v)) {
+          sum += v;
+          ++n;
+        }
+      }
+      const auto mu = static_cast<Scalar>(n > 0 ? sum / static_cast<double>(n) : 0.0);
+      mean[i] = static_cast<double>(mu);
+      for (Eigen::Index a = 0; a < x.cols(); ++a) c.xc(i, a) = x(i, a) * down - mu;
+    }
+    task_max[static_cast<std::size_t>(t)] =
+        largest_finite<Scalar>(c.xc.middleRows(r.begin, r.size));
+  });
+  const double spread = *std::max_element(task_max.begin(), task_max.end());
+  const int second = spread > 0.0 ? std::ilogb(spread) + 1 : 0;
+  const Scalar up = std::ldexp(Scalar(1), -second);
+  pool.run(tasks, [&](std::int64_t t) {
+    const Range r = task_rows(t, x.rows());
+    c.xc.middleRows(r.begin, r.size) *= up;
+  });
+  c.m = mean * std::ldexp(1.0, -second);
+  c.shift = static_cast<std::int64_t>(first) + second;
+  return c;
 }
 
 // Entries of an op's output that one histogram task bins: whole columns, about this many.
@@ -264,27 +418,46 @@ void apply_dropout(std::uint64_t key, double p, Range r, const Mat<Scalar>& x, M
   }
 }
 
-// The statistics of a gradient, turned into magnitudes at exponent exp2.
+// The statistics of a gradient, turned into magnitudes at exponent exp2: NaN (no finite value)
+// when every entry is NaN or infinite, never a 0 that reads as a vanished gradient.
 void fill_grad_stats(const GradPartial& g, std::int64_t exp2, BackwardStats& bs) {
-  const double count = static_cast<double>(std::max<std::int64_t>(1, g.squares.finite));
-  bs.grad_preact_rms = magnitude_from_scaled(std::sqrt(g.squares.sum / count), exp2);
+  bs.grad_preact_rms = g.squares.rms(exp2);
   bs.nonfinite = g.squares.nonfinite;
 }
 
-// Scales g (stored / 2^exp2) so that its rms is near 1, when it has drifted far; exact.
+// The norm of a parameter gradient's finite entries at exponent exp2, and the count of the others
+// (NaN when none is finite). Eigen's norm where it is exact; squares summed scaled where they
+// leave double's range or some entry is not finite.
+void fill_param_norm(const Eigen::VectorXd& v, std::int64_t exp2, Magnitude& norm,
+                     std::int64_t& nonfinite) {
+  const double plain = v.norm();
+  if (std::isfinite(plain) && (plain > 1e-150 || (v.array() == 0.0).all())) {
+    nonfinite = 0;
+    norm = magnitude_from_scaled(plain, exp2);
+    return;
+  }
+  SquareSum squares;
+  squares.add(v.data(), v.size());
+  nonfinite = squares.nonfinite;
+  norm = squares.finite == 0 ? Magnitude{kNaN, kNaN} : squares.root(exp2);
+}
+
+// Scales g (stored / 2^exp2) so that its rms is near 1, when it has drifted far; exact. Returns
+// the power of two g was divided by (0 when left alone).
 template <class Scalar>
-void rescale(Mat<Scalar>& g, const GradPartial& stats, std::int64_t& exp2, ThreadPool& pool) {
-  const double ms =
-      stats.squares.sum / static_cast<double>(std::max<std::int64_t>(1, stats.squares.finite));
-  if (!(ms > 0.0) || !std::isfinite(ms)) return;
-  const int e = std::ilogb(ms) / 2;
-  if (e <= kRescaleBits && e >= -kRescaleBits) return;
+int rescale(Mat<Scalar>& g, const GradPartial& stats, std::int64_t& exp2, ThreadPool& pool) {
+  if (stats.squares.finite == 0) return 0;
+  const double ms = stats.squares.sum / static_cast<double>(stats.squares.finite);
+  if (!(ms > 0.0) || !std::isfinite(ms)) return 0;
+  const int e = std::ilogb(ms) / 2 + stats.squares.exp;
+  if (e <= kRescaleBits && e >= -kRescaleBits) return 0;
   const Scalar factor = std::ldexp(Scalar(1), -e);
   pool.run(row_tasks(g.rows()), [&](std::int64_t t) {
     const Range r = task_rows(t, g.rows());
     g.middleRows(r.begin, r.size) *= factor;
   });
   exp2 += e;
+  return e;
 }
 
 // Brings a (stored / 2^ea) and b (stored / 2^eb) to a common exponent and returns a + b in a.
@@ -325,7 +498,7 @@ double weight_frobenius(const Mat<Scalar>& w) {
   for (std::int64_t t = 0; t < tasks_for(w.cols(), kDrawColumns); ++t) {
     total.merge(column_block_squares(w, task_range(t, w.cols(), kDrawColumns)));
   }
-  return std::sqrt(total.sum);
+  return std::sqrt(total.value());
 }
 
 template <class Scalar>
@@ -377,7 +550,7 @@ double generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w
   });
   SquareSum total;
   for (const SquareSum& p : parts) total.merge(p);
-  return std::sqrt(total.sum);
+  return std::sqrt(total.value());
 }
 
 template <class Scalar>
@@ -453,6 +626,17 @@ template <class Scalar>
 void release(Mat<Scalar>& m) {
   Mat<Scalar>().swap(m);
 }
+
+// The norm of a dense layer's weight gradient: the squares of dW's finite entries in units of
+// 2^(2 (exp2 + shift)) (exp2: the gradient's), the count of the others, the first Adam step's
+// squares, and the correlation of the layer's input when it came from its Gram.
+struct WeightGradient {
+  SquareSum squares;
+  std::int64_t shift = 0;
+  double adam = 0.0;
+  double correlation = 0.0;
+  bool has_correlation = false;
+};
 
 // One forward and backward pass under a memory plan. The forward pass gathers every forward
 // statistic and keeps what the plan says; the backward pass walks the segments from the last,
@@ -567,12 +751,19 @@ class PassRunner {
   void forward() {
     // Drawn weights are used once here; the backward pass draws them again (kept ops: one at a
     // time; recomputed segments: once for the recomputation and the backward together).
+    range_.assign(count_ + 1, ValueRange{});
+    {
+      MomentAccumulator in;
+      accumulate_moments<Scalar>(input_, in);
+      range_[count_] = range_of(in.finish());
+    }
     for (std::size_t l = 0; l < count_; ++l) {
       if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
       const bool keep = l >= cached_from_;
       const Mat<Scalar>& w = forward_weight(l, false);
       ForwardStats& fs = result_.forward[l];
       compute_op(l, w, keep, &fs);
+      range_[l] = range_of(fs.act);
       fill_act_histogram(out_[l], fs, pool_);
       if (gram_owner_[l] == count_) fs.correlation = mean_pair_cosine(out_[l]);
       // Values no later op reads, and that neither the backward pass nor a checkpoint needs.
@@ -657,10 +848,11 @@ class PassRunner {
       fs->act = total.act.finish();
       const double entries = static_cast<double>(n) * static_cast<double>(batch);
       fs->zero_fraction = static_cast<double>(total.zeros) / entries;
-      fs->saturated_fraction = static_cast<double>(total.saturated) / entries;
+      const bool saturation = saturates(act);
+      fs->saturated_fraction = saturation ? static_cast<double>(total.saturated) / entries : kNaN;
       for (Eigen::Index i = 0; i < n; ++i) {
         fs->dead_units += alive[static_cast<std::size_t>(i)] == 0;
-        fs->saturated_units += unsaturated[static_cast<std::size_t>(i)] == 0;
+        if (saturation) fs->saturated_units += unsaturated[static_cast<std::size_t>(i)] == 0;
       }
       fs->dead_fraction = static_cast<double>(fs->dead_units) / static_cast<double>(n);
       fs->nonfinite = fs->preact.nonfinite + fs->act.nonfinite;
@@ -731,6 +923,7 @@ class PassRunner {
     fs->act = total.act.finish();
     fs->zero_fraction =
         static_cast<double>(total.zeros) / (static_cast<double>(n) * static_cast<double>(batch));
+    fs->saturated_fraction = kNaN;  // no activation: nothing to saturate
     fs->nonfinite = fs->preact.nonfinite + fs->act.nonfinite;
   }
 
@@ -757,10 +950,7 @@ class PassRunner {
     {
       GradPartial gs;
       accumulate_gradient_block<Scalar>(g_, gs);
-      result_.output_grad_rms = magnitude_from_scaled(
-          std::sqrt(gs.squares.sum /
-                    static_cast<double>(std::max<std::int64_t>(1, gs.squares.finite))),
-          0);
+      result_.output_grad_rms = gs.squares.rms(0);
       rescale(g_, gs, exp2_, pool_);
     }
     if (options_.keep_gradients) {
@@ -800,7 +990,6 @@ class PassRunner {
     BackwardStats& bs = result_.backward[l];
     bs.has_weights = op.kind == OpKind::kDense || op.kind == OpKind::kNorm;
     const Eigen::Index n_out = g_.rows();
-    const bool adam = options_.optimizer.kind == OptimizerKind::kAdam;
 
     if (op.kind == OpKind::kResidualBegin) {
       // The skip path's gradient joins the branch's.
@@ -808,6 +997,18 @@ class PassRunner {
       skips_.pop_back();
       GradPartial gs;
       accumulate_gradient_block<Scalar>(g_, gs);
+      // A norm, activation or dropout op reports dL/d(its input); when it opens the branch, its
+      // input is the block's input x, and dL/dx is the total only once every skip starting at x
+      // (the outermost begin of a run of them is the last) has added its share.
+      if (l == 0 || net_.ops[l - 1].kind != OpKind::kResidualBegin) {
+        std::size_t o = l + 1;
+        while (o < count_ && net_.ops[o].kind == OpKind::kResidualBegin) ++o;
+        const OpKind k = o < count_ ? net_.ops[o].kind : OpKind::kDense;
+        if (k == OpKind::kNorm || k == OpKind::kActivation || k == OpKind::kDropout) {
+          fill_grad_stats(gs, exp2_, result_.backward[o]);
+          if (options_.keep_gradients) result_.gradients.dpreact[o] = unscaled(g_, exp2_);
+        }
+      }
       rescale(g_, gs, exp2_, pool_);
       return;
     }
@@ -828,6 +1029,7 @@ class PassRunner {
       if (act.kind == Activation::kSoftmax) {
         activation_backward<Scalar>(act, y, y, g, g);  // d unused: y is enough
       }
+      const bool nan_output = result_.forward[l].act.nonfinite > 0;
       pool_.run(row_tasks(n_out), [&](std::int64_t t) {
         const Range r = task_rows(t, n_out);
         auto gr = g.middleRows(r.begin, r.size);
@@ -841,6 +1043,11 @@ class PassRunner {
           activation_derivative_from_output<Scalar>(act, y.middleRows(r.begin, r.size), d);
           activation_backward<Scalar>(act, y.middleRows(r.begin, r.size), d, gr, gr);
         }
+        if (nan_output) {
+          // phi' at a NaN is undefined: the gradient there is NaN, not the 0 that relu's
+          // y > 0 test (and PyTorch's) would give, which would read as a vanished gradient.
+          gr = y.middleRows(r.begin, r.size).array().isNaN().select(Scalar(kNaN), gr);
+        }
         accumulate_gradient_block<Scalar>(gr, parts[static_cast<std::size_t>(t)]);
       });
       const GradPartial delta = merge_parts(parts);
@@ -851,85 +1058,7 @@ class PassRunner {
         below.swap(g);
         below_stats = delta;
       } else {
-        // Dense: the weight gradient's norm (Grams, or explicit dW when Adam needs its entries),
-        // and dL/dx = W^T delta, all as independent tasks.
-        const Mat<Scalar>& w = backward_weight(l);
-        const bool gram = !adam && use_gram_for_weight_norm(batch, n_in, n_out);
-        const double lr = options_.optimizer.learning_rate;
-        const double eps_scaled = std::ldexp(
-            options_.optimizer.eps, static_cast<int>(std::clamp<std::int64_t>(-exp2, -4000, 4000)));
-        Mat<Scalar> gram_x, gram_g;
-        const std::int64_t dw_tasks = gram ? 2 : row_tasks(n_out);
-        std::vector<double> dw_squares(static_cast<std::size_t>(gram ? 0 : dw_tasks), 0.0);
-        std::vector<double> adam_squares(dw_squares.size(), 0.0);
-        // dL/dx of the first layer is needed only by the tests.
-        const std::int64_t below_tasks = l > 0 || options_.keep_gradients ? row_tasks(n_in) : 0;
-        std::vector<GradPartial> below_parts(static_cast<std::size_t>(below_tasks));
-        pool_.run(dw_tasks + below_tasks, [&](std::int64_t t) {
-          if (t < dw_tasks) {
-            if (gram) {
-              if (t == 0) gram_lower(x, gram_x);
-              if (t == 1) gram_lower(g, gram_g);
-              return;
-            }
-            const Range r = task_rows(t, n_out);
-            Mat<Scalar> dw(r.size, n_in);  // rows of dL/dW / 2^exp2
-            dw.noalias() = g.middleRows(r.begin, r.size) * x.transpose();
-            SquareSum sq;
-            for (Eigen::Index j = 0; j < n_in; ++j) sq.add(dw.col(j).data(), r.size);
-            dw_squares[static_cast<std::size_t>(t)] = sq.sum;
-            if (adam) {
-              // First Adam step: m-hat = g, v-hat = g^2, so the step is lr * g / (|g| + eps).
-              double a = 0.0;
-              for (Eigen::Index j = 0; j < n_in; ++j) {
-                for (Eigen::Index i = 0; i < r.size; ++i) {
-                  const double v = static_cast<double>(dw(i, j));
-                  const double u = v / (std::abs(v) + eps_scaled);
-                  a += u * u;
-                }
-              }
-              adam_squares[static_cast<std::size_t>(t)] = a;
-            }
-            return;
-          }
-          const std::int64_t bt = t - dw_tasks;
-          const Range r = task_rows(bt, n_in);
-          auto block = below.middleRows(r.begin, r.size);
-          block.noalias() = w.middleCols(r.begin, r.size).transpose() * g;
-          accumulate_gradient_block<Scalar>(block, below_parts[static_cast<std::size_t>(bt)]);
-        });
-        below_stats = merge_parts(below_parts);
-        double dw_sq = 0.0;
-        if (gram) {
-          dw_sq = lower_symmetric_dot(gram_x, gram_g);
-          if (producer < count_ && gram_owner_[producer] == l) {
-            result_.forward[producer].correlation = pair_cosine_from_gram(gram_x);
-          }
-        } else {
-          for (double sq : dw_squares) dw_sq += sq;
-        }
-        // Rounding can leave a tiny negative where the true value is ~0.
-        bs.grad_weight_norm = magnitude_from_scaled(std::sqrt(std::max(0.0, dw_sq)), exp2);
-        bs.grad_bias_norm = magnitude_from_scaled(std::sqrt(delta.bias_squares), exp2);
-        bs.weight_norm = weight_norm_[l];
-        const Magnitude wn = magnitude_from_scaled(bs.weight_norm, 0);
-        bs.grad_weight_to_weight = magnitude_ratio(bs.grad_weight_norm, wn);
-        if (options_.optimizer.kind == OptimizerKind::kSgd) {
-          // First SGD step from zero momentum: the buffer is the gradient, the step lr * grad.
-          bs.has_update = true;
-          bs.update_to_weight = magnitude_ratio(
-              magnitude_from_scaled(lr * std::sqrt(std::max(0.0, dw_sq)), exp2), wn);
-        } else if (adam) {
-          double a = 0.0;
-          for (double sq : adam_squares) a += sq;
-          bs.has_update = true;
-          bs.update_to_weight = magnitude_ratio(magnitude_from_scaled(lr * std::sqrt(a), 0), wn);
-        }
-        if (options_.keep_gradients) {
-          const Eigen::MatrixXd gd = unscaled(g, exp2);
-          result_.gradients.dweight[l] = gd * x.template cast<double>().transpose();
-          result_.gradients.dbias[l] = gd.rowwise().sum();
-        }
+        dense_backward(l, x, delta, bs, below, below_stats);
       }
     } else if (op.kind == OpKind::kNorm) {
       // dgamma_i = sum_a g_ia y_ia, dbeta_i = sum_a g_ia; then dL/dx.
@@ -978,8 +1107,8 @@ class PassRunner {
         });
         below_stats = merge_parts(parts);
       }
-      bs.grad_weight_norm = magnitude_from_scaled(dgamma.norm(), exp2);
-      bs.grad_bias_norm = magnitude_from_scaled(dbeta.norm(), exp2);
+      fill_param_norm(dgamma, exp2, bs.grad_weight_norm, bs.grad_weight_nonfinite);
+      fill_param_norm(dbeta, exp2, bs.grad_bias_norm, bs.grad_bias_nonfinite);
       bs.weight_norm = std::sqrt(static_cast<double>(n_out));  // ||gamma|| with gamma = 1
       bs.grad_weight_to_weight =
           magnitude_ratio(bs.grad_weight_norm, magnitude_from_scaled(bs.weight_norm, 0));
@@ -1017,6 +1146,231 @@ class PassRunner {
     rescale(g, below_stats, exp2, pool_);
   }
 
+  // Dense: from g_ = delta = dL/dh / 2^exp2_, the bias and weight gradients' norms, the first
+  // optimizer step, and dL/dx = W^T delta into `below`.
+  void dense_backward(std::size_t l, const Mat<Scalar>& x, const GradPartial& delta,
+                      BackwardStats& bs, Mat<Scalar>& below, GradPartial& below_stats) {
+    Mat<Scalar>& g = g_;
+    const Eigen::Index batch = batch_;
+    const Eigen::Index n_out = g.rows();
+    const Eigen::Index n_in = x.rows();
+    const bool adam = options_.optimizer.kind == OptimizerKind::kAdam;
+    bs.grad_bias_norm = delta.bias_nonfinite == n_out
+                            ? Magnitude{kNaN, kNaN}
+                            : magnitude_from_scaled(std::sqrt(delta.bias_squares), exp2_);
+    bs.grad_bias_nonfinite = delta.bias_nonfinite;
+    // A delta far from rms 1 (behind a saturated layer, say) is brought back near it first, so
+    // that neither its Gram nor dW underflows; exact, and nothing to do in the ordinary range.
+    const int shifted = rescale(g, delta, exp2_, pool_);
+    const double g_squares = std::ldexp(delta.squares.sum, 2 * (delta.squares.exp - shifted));
+    const std::int64_t exp2 = exp2_;
+    const Mat<Scalar>& w = backward_weight(l);
+    const std::size_t producer = producer_[l];
+    const ValueRange& xr = range_[producer];
+    const bool gram = !adam && use_gram_for_weight_norm(batch, n_in, n_out);
+    bool plain = xr.nonfinite == 0 && delta.squares.nonfinite == 0 &&
+                 plain_weight_grad_range<Scalar>(xr.largest);
+    const double eps = options_.optimizer.eps;
+    const auto eps_at = [&](std::int64_t e) {
+      return std::ldexp(eps, static_cast<int>(std::clamp<std::int64_t>(-e, -4000, 4000)));
+    };
+    Mat<Scalar> gram_x, gram_g;
+    const std::int64_t dw_tasks = !plain ? 0 : (gram ? 2 : row_tasks(n_out));
+    std::vector<SquareSum> dw_parts(static_cast<std::size_t>(gram ? 0 : dw_tasks));
+    std::vector<double> adam_parts(dw_parts.size(), 0.0);
+    // dL/dx of the first layer is needed only by the tests.
+    const std::int64_t below_tasks = l > 0 || options_.keep_gradients ? row_tasks(n_in) : 0;
+    std::vector<GradPartial> below_parts(static_cast<std::size_t>(below_tasks));
+    pool_.run(dw_tasks + below_tasks, [&](std::int64_t t) {
+      if (t < dw_tasks) {
+        if (gram) {
+          if (t == 0) gram_lower(x, gram_x);
+          if (t == 1) gram_lower(g, gram_g);
+          return;
+        }
+        const Range r = task_rows(t, n_out);
+        Mat<Scalar> dw(r.size, n_in);  // rows of dL/dW / 2^exp2
+        dw.noalias() = g.middleRows(r.begin, r.size) * x.transpose();
+        SquareSum& sq = dw_parts[static_cast<std::size_t>(t)];
+        for (Eigen::Index j = 0; j < n_in; ++j) sq.add(dw.col(j).data(), r.size);
+        if (adam) {
+          // First Adam step: m-hat = g, v-hat = g^2, so the step is lr * g / (|g| + eps).
+          const double eps_scaled = eps_at(exp2);
+          double a = 0.0;
+          for (Eigen::Index j = 0; j < n_in; ++j) {
+            for (Eigen::Index i = 0; i < r.size; ++i) {
+              const double v = static_cast<double>(dw(i, j));
+              const double u = v / (std::abs(v) + eps_scaled);
+              a += u * u;
+            }
+          }
+          adam_parts[static_cast<std::size_t>(t)] = a;
+        }
+        return;
+      }
+      const std::int64_t bt = t - dw_tasks;
+      const Range r = task_rows(bt, n_in);
+      auto block = below.middleRows(r.begin, r.size);
+      block.noalias() = w.middleCols(r.begin, r.size).transpose() * g;
+      accumulate_gradient_block<Scalar>(block, below_parts[static_cast<std::size_t>(bt)]);
+    });
+    below_stats = merge_parts(below_parts);
+
+    WeightGradient dw;
+    if (plain) {
+      dw.squares.finite = n_out * n_in;
+      dw.shift = 0;
+      if (gram) {
+        dw.squares.sum = lower_symmetric_dot(gram_x, gram_g);
+        plain = well_conditioned(dw.squares.sum, gram_x.diagonal().template cast<double>().sum(),
+                                 gram_g.diagonal().template cast<double>().sum(), batch);
+        if (plain && has_gram_correlation(l)) {
+          dw.correlation = pair_cosine_from_gram(gram_x);
+          dw.has_correlation = true;
+        }
+      } else {
+        SquareSum total;
+        for (const SquareSum& p : dw_parts) total.merge(p);
+        for (double a : adam_parts) dw.adam += a;
+        dw.squares.sum = total.sum;
+        plain = total.nonfinite == 0 && total.exp == 0 &&
+                well_conditioned(total.sum, xr.squares, g_squares, batch);
+      }
+    }
+    if (!plain) dw = exact_weight_gradient(l, x, gram, adam, eps_at);
+    if (dw.has_correlation) result_.forward[producer].correlation = dw.correlation;
+
+    const std::int64_t at = exp2 + dw.shift;
+    bs.grad_weight_norm = dw.squares.finite == 0 ? Magnitude{kNaN, kNaN} : dw.squares.root(at);
+    bs.grad_weight_nonfinite = dw.squares.nonfinite;
+    bs.weight_norm = weight_norm_[l];
+    const Magnitude wn = magnitude_from_scaled(bs.weight_norm, 0);
+    bs.grad_weight_to_weight = magnitude_ratio(bs.grad_weight_norm, wn);
+    const double lr = options_.optimizer.learning_rate;
+    if (options_.optimizer.kind == OptimizerKind::kSgd) {
+      // First SGD step from zero momentum: the buffer is the gradient, the step lr * grad.
+      bs.has_update = true;
+      bs.update_to_weight = magnitude_ratio(
+          dw.squares.finite == 0 ? Magnitude{kNaN, kNaN}
+                                 : magnitude_from_scaled(lr * std::sqrt(dw.squares.sum),
+                                                         at + dw.squares.exp),
+          wn);
+    } else if (adam) {
+      bs.has_update = true;
+      bs.update_to_weight = magnitude_ratio(magnitude_from_scaled(lr * std::sqrt(dw.adam), 0), wn);
+    }
+    if (options_.keep_gradients) {
+      const Eigen::MatrixXd gd = unscaled(g, exp2);
+      result_.gradients.dweight[l] = gd * x.template cast<double>().transpose();
+      result_.gradients.dbias[l] = gd.rowwise().sum();
+    }
+  }
+
+  bool has_gram_correlation(std::size_t l) const {
+    const std::size_t p = producer_[l];
+    return p < count_ && gram_owner_[p] == l;
+  }
+
+  // The weight gradient of op l in the exact form (see CentredInput): its entries' squares (in
+  // units of 2^(2 (exp2_ + shift))), their count, and the first Adam step's squares.
+  template <class EpsAt>
+  WeightGradient exact_weight_gradient(std::size_t l, const Mat<Scalar>& x, bool gram, bool adam,
+                                       const EpsAt& eps_at) {
+    const Mat<Scalar>& g = g_;
+    const Eigen::Index batch = batch_;
+    const Eigen::Index n_out = g.rows();
+    const Eigen::Index n_in = x.rows();
+    const CentredInput<Scalar> c = centre_input(x, pool_);
+    WeightGradient out;
+    out.shift = c.shift;
+    // b = g 1, the bias gradient / 2^exp2_. It multiplies the offset m, so it is summed with
+    // compensation (Neumaier): in front of a norm it is itself a sum that cancels to about the
+    // rounding of its terms, and a float64 network's plain sum would leave that rounding times m.
+    Eigen::VectorXd b(n_out);
+    pool_.run(row_tasks(n_out), [&](std::int64_t t) {
+      const Range r = task_rows(t, n_out);
+      for (Eigen::Index i = r.begin; i < r.begin + r.size; ++i) {
+        double sum = 0.0;
+        double lost = 0.0;
+        for (Eigen::Index a = 0; a < batch; ++a) {
+          const double v = static_cast<double>(g(i, a));
+          const double next = sum + v;
+          lost += std::abs(sum) >= std::abs(v) ? (sum - next) + v : (v - next) + sum;
+          sum = next;
+        }
+        b[i] = sum + lost;
+      }
+    });
+    const bool finite = b.allFinite() && range_[producer_[l]].nonfinite == 0;
+    if (gram && finite) {
+      Mat<Scalar> gram_x, gram_g;
+      pool_.run(2, [&](std::int64_t t) {
+        if (t == 0) gram_lower(c.xc, gram_x);
+        if (t == 1) gram_lower(g, gram_g);
+      });
+      // ||g xc^T + b m^T||^2 = <xc^T xc, g^T g> + 2 b^T g (xc^T m) + ||b||^2 ||m||^2.
+      Eigen::VectorXd v(batch);  // xc^T m
+      for (Eigen::Index a = 0; a < batch; ++a) {
+        double sum = 0.0;
+        for (Eigen::Index j = 0; j < n_in; ++j) sum += static_cast<double>(c.xc(j, a)) * c.m[j];
+        v[a] = sum;
+      }
+      double cross = 0.0;
+      for (Eigen::Index i = 0; i < n_out; ++i) {
+        double gv = 0.0;
+        for (Eigen::Index a = 0; a < batch; ++a) gv += static_cast<double>(g(i, a)) * v[a];
+        cross += b[i] * gv;
+      }
+      const double m2 = c.m.squaredNorm();
+      out.squares.sum =
+          std::max(0.0, lower_symmetric_dot(gram_x, gram_g) + 2.0 * cross + b.squaredNorm() * m2);
+      out.squares.finite = n_out * n_in;
+      if (has_gram_correlation(l)) {
+        // x^T x / 2^(2 shift) = xc^T xc + v 1^T + 1 v^T + ||m||^2, from the lower triangle.
+        const Eigen::Index m = std::min<Eigen::Index>(batch, kCorrelationExamples);
+        out.correlation = mean_cosine_of_gram(m, [&](Eigen::Index a, Eigen::Index bb) {
+          const double xx = static_cast<double>(a >= bb ? gram_x(a, bb) : gram_x(bb, a));
+          return xx + v[a] + v[bb] + m2;
+        });
+        out.has_correlation = true;
+      }
+      return out;
+    }
+    // Entry by entry, a block of rows a task: counts the non-finite entries of dW (a row of g or
+    // a column of x holding NaN or infinity) and sums the squares of the others.
+    const double eps_scaled = eps_at(exp2_ + c.shift);
+    const std::int64_t tasks = row_tasks(n_out);
+    std::vector<SquareSum> parts(static_cast<std::size_t>(tasks));
+    std::vector<double> adam_parts(parts.size(), 0.0);
+    pool_.run(tasks, [&](std::int64_t t) {
+      const Range r = task_rows(t, n_out);
+      Mat<Scalar> dwc(r.size, n_in);  // rows of g xc^T
+      dwc.noalias() = g.middleRows(r.begin, r.size) * c.xc.transpose();
+      Eigen::VectorXd column(r.size);
+      double a = 0.0;
+      for (Eigen::Index j = 0; j < n_in; ++j) {
+        for (Eigen::Index i = 0; i < r.size; ++i) {
+          const double v = static_cast<double>(dwc(i, j)) + b[r.begin + i] * c.m[j];
+          column[i] = v;
+          if (adam && std::isfinite(v)) {
+            const double u = v / (std::abs(v) + eps_scaled);
+            a += u * u;
+          }
+        }
+        parts[static_cast<std::size_t>(t)].add(column.data(), r.size);
+      }
+      adam_parts[static_cast<std::size_t>(t)] = a;
+    });
+    for (const SquareSum& p : parts) out.squares.merge(p);
+    for (double a : adam_parts) out.adam += a;
+    if (has_gram_correlation(l)) {
+      // No Gram of x was formed: the correlation its first reader owes, taken directly.
+      out.correlation = mean_pair_cosine(x);
+      out.has_correlation = true;
+    }
+    return out;
+  }
+
   const Network<Scalar>& net_;
   const Mat<Scalar>& input_;
   const Mat<Scalar>& probe_;
@@ -1044,6 +1398,7 @@ class PassRunner {
   std::vector<Mat<Scalar>> wcache_;    // drawn weights kept for a segment's backward pass
   Mat<Scalar> scratch_weight_;         // drawn weights used once
   std::vector<double> weight_norm_;    // ||W||_F per dense op
+  std::vector<ValueRange> range_;      // per value (count_: the input), from the forward pass
 
   Mat<Scalar> g_;  // dL/d(output of the current op) / 2^exp2_, (width, batch)
   std::int64_t exp2_ = 0;

@@ -333,6 +333,17 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
     if (op.kind == OpKind::kResidualBegin) {
       if (backward_ok) e += skip_e.back();
       skip_e.pop_back();
+      // A norm, activation or dropout op opening the branch reports the total dL/dx of the
+      // block's input, as the measurement does: known once the run's outermost begin is passed.
+      if (l == 0 || ops[l - 1].kind != OpKind::kResidualBegin) {
+        std::size_t o = l + 1;
+        while (o < count && ops[o].kind == OpKind::kResidualBegin) ++o;
+        const OpKind k = o < count ? ops[o].kind : OpKind::kDense;
+        if (k == OpKind::kNorm || k == OpKind::kActivation || k == OpKind::kDropout) {
+          grad[o] = backward_ok ? e : kNaN;
+          out[o].backward = backward_ok && std::isfinite(grad[o]) && grad[o] > 0.0;
+        }
+      }
       continue;
     }
     if (!out[l].forward && backward_ok) {

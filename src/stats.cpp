@@ -6,8 +6,24 @@
 #include <cmath>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace gradscope {
+
+namespace {
+
+// Blocks whose largest |value| lies outside [2^-kPlainBelow, 2^kPlainAbove] are summed scaled:
+// inside, squares, their sums over up to 2^62 values and the merge's delta^2 n_a n_b / n all stay
+// far inside double's range (2^-1022 .. 2^1024) and away from its subnormals.
+constexpr int kPlainAbove = 400;
+constexpr int kPlainBelow = 400;
+
+bool plain_range(double largest) {
+  return largest == 0.0 ||
+         (largest <= std::ldexp(1.0, kPlainAbove) && largest >= std::ldexp(1.0, -kPlainBelow));
+}
+
+}  // namespace
 
 template <class Scalar>
 void MomentAccumulator::add(const Scalar* x, std::int64_t n) {
@@ -40,9 +56,23 @@ void MomentAccumulator::add(const Scalar* x, std::int64_t n) {
   }
   const double sum = (s[0] + s[1]) + (s[2] + s[3]);
   const double sumsq = (q[0] + q[1]) + (q[2] + q[3]);
-  if (!std::isfinite(sum) || !std::isfinite(sumsq)) {
-    // A NaN or Inf poisons the sums (no branch per value on the fast path); count them one by one.
-    for (std::int64_t j = 0; j < n; ++j) add_slow(static_cast<double>(x[j]));
+  const double block_min = std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3]));
+  const double block_max = std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3]));
+  if (!std::isfinite(sum) || !std::isfinite(sumsq) ||
+      !plain_range(std::max(std::abs(block_min), std::abs(block_max)))) {
+    // A NaN or Inf poisons the sums (no branch per value on the fast path), and squares beyond
+    // double's range lose the variance: count the non-finite values, sum the others scaled.
+    std::vector<double> finite;
+    finite.reserve(static_cast<std::size_t>(n));
+    for (std::int64_t j = 0; j < n; ++j) {
+      const double v = static_cast<double>(x[j]);
+      if (std::isfinite(v)) {
+        finite.push_back(v);
+      } else {
+        ++nonfinite_;
+      }
+    }
+    add_scaled(finite.data(), static_cast<std::int64_t>(finite.size()));
     return;
   }
   MomentAccumulator block;
@@ -50,23 +80,41 @@ void MomentAccumulator::add(const Scalar* x, std::int64_t n) {
   const double dn = static_cast<double>(n);
   block.mean_ = shift + sum / dn;
   block.m2_ = std::max(0.0, sumsq - sum * sum / dn);
-  block.min_ = std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3]));
-  block.max_ = std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3]));
+  block.min_ = block_min;
+  block.max_ = block_max;
   merge(block);
 }
 
-void MomentAccumulator::add_slow(double v) {
-  if (!std::isfinite(v)) {
-    ++nonfinite_;
-    return;
+void MomentAccumulator::add_scaled(const double* v, std::int64_t n) {
+  if (n <= 0) return;
+  double largest = 0.0;
+  double lo = v[0];
+  double hi = v[0];
+  for (std::int64_t j = 0; j < n; ++j) {
+    largest = std::max(largest, std::abs(v[j]));
+    lo = std::min(lo, v[j]);
+    hi = std::max(hi, v[j]);
   }
-  // Welford's update, for the rare blocks that hold non-finite values.
-  ++count_;
-  const double delta = v - mean_;
-  mean_ += delta / static_cast<double>(count_);
-  m2_ += delta * (v - mean_);
-  min_ = std::min(min_, v);
-  max_ = std::max(max_, v);
+  // Scaled by 2^-e the values lie in (-2, 2): squares and sums cannot leave double's range, and
+  // a power of two changes no digit.
+  const int e = largest > 0.0 ? std::ilogb(largest) : 0;
+  const double shift = std::ldexp(v[0], -e);
+  double sum = 0.0;
+  double sumsq = 0.0;
+  for (std::int64_t j = 0; j < n; ++j) {
+    const double d = std::ldexp(v[j], -e) - shift;
+    sum += d;
+    sumsq += d * d;
+  }
+  MomentAccumulator block;
+  block.count_ = n;
+  const double dn = static_cast<double>(n);
+  block.mean_ = std::ldexp(shift + sum / dn, e);
+  block.m2_ = std::max(0.0, sumsq - sum * sum / dn);
+  block.exp_ = e;
+  block.min_ = lo;
+  block.max_ = hi;
+  merge(block);
 }
 
 void MomentAccumulator::merge(const MomentAccumulator& other) {
@@ -81,9 +129,16 @@ void MomentAccumulator::merge(const MomentAccumulator& other) {
   const double na = static_cast<double>(count_);
   const double nb = static_cast<double>(other.count_);
   const double n = na + nb;
-  const double delta = other.mean_ - mean_;
-  mean_ += delta * (nb / n);
-  m2_ += other.m2_ + delta * delta * (na * nb / n);
+  // Chan et al. at the larger exponent of the two (both 0 in the ordinary range, where this is
+  // the textbook formula); the means are differenced in scaled units so that means of opposite
+  // sign near double's limit do not overflow.
+  const int e = std::max(exp_, other.exp_);
+  const double a = std::ldexp(m2_, 2 * (exp_ - e));
+  const double b = std::ldexp(other.m2_, 2 * (other.exp_ - e));
+  const double delta = std::ldexp(other.mean_, -e) - std::ldexp(mean_, -e);
+  mean_ = std::ldexp(std::ldexp(mean_, -e) + delta * (nb / n), e);
+  m2_ = a + (b + delta * delta * (na * nb / n));
+  exp_ = e;
   count_ += other.count_;
   min_ = std::min(min_, other.min_);
   max_ = std::max(max_, other.max_);
@@ -100,7 +155,7 @@ MomentStats MomentAccumulator::finish() const {
   }
   const double var = m2_ / static_cast<double>(count_);
   s.mean = mean_;
-  s.std = std::sqrt(var);
+  s.std = std::ldexp(std::sqrt(var), exp_);
   // hypot avoids overflow of mean^2 + var when the values are near double's limit.
   s.rms = std::hypot(mean_, s.std);
   s.min = min_;
@@ -124,20 +179,69 @@ void SquareSum::add(const Scalar* x, std::int64_t n) {
     q[0] += v * v;
   }
   const double block = (q[0] + q[1]) + (q[2] + q[3]);
-  if (std::isfinite(block)) {
-    sum += block;
-    finite += n;
+  // Below 2^-800 some squares may have fallen into double's subnormals or to 0 (|v| < 2^-511);
+  // an all-zero block takes the careful path too, which finds it exactly 0.
+  if (std::isfinite(block) && block >= std::ldexp(1.0, -800)) {
+    SquareSum plain;
+    plain.sum = block;
+    plain.finite = n;
+    merge(plain);
     return;
   }
+  // Non-finite values are counted; the finite ones summed, scaled by 2^-e (e the exponent of the
+  // largest) where their squares would leave double's range (a float64 value of 1e200).
+  double largest = 0.0;
+  SquareSum scaled;
   for (std::int64_t j = 0; j < n; ++j) {
     const double v = static_cast<double>(x[j]);
     if (std::isfinite(v)) {
-      sum += v * v;
-      ++finite;
+      largest = std::max(largest, std::abs(v));
+      ++scaled.finite;
     } else {
-      ++nonfinite;
+      ++scaled.nonfinite;
     }
   }
+  scaled.exp = plain_range(largest) ? 0 : std::ilogb(largest);
+  for (std::int64_t j = 0; j < n; ++j) {
+    const double v = static_cast<double>(x[j]);
+    if (std::isfinite(v)) {
+      const double u = std::ldexp(v, -scaled.exp);
+      scaled.sum += u * u;
+    }
+  }
+  merge(scaled);
+}
+
+void SquareSum::merge(const SquareSum& other) {
+  finite += other.finite;
+  nonfinite += other.nonfinite;
+  if (other.exp == exp) {
+    sum += other.sum;
+    return;
+  }
+  if (other.sum == 0.0) return;
+  if (sum == 0.0) {
+    sum = other.sum;
+    exp = other.exp;
+    return;
+  }
+  const int e = std::max(exp, other.exp);
+  sum = std::ldexp(sum, 2 * (exp - e)) + std::ldexp(other.sum, 2 * (other.exp - e));
+  exp = e;
+}
+
+double SquareSum::value() const { return std::ldexp(sum, 2 * exp); }
+
+Magnitude SquareSum::rms(std::int64_t exp2) const {
+  if (finite == 0) {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    return {nan, nan};
+  }
+  return magnitude_from_scaled(std::sqrt(sum / static_cast<double>(finite)), exp2 + exp);
+}
+
+Magnitude SquareSum::root(std::int64_t exp2) const {
+  return magnitude_from_scaled(std::sqrt(sum), exp2 + exp);
 }
 
 HistogramAccumulator::HistogramAccumulator(double lo, double hi, int bins)

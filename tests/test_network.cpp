@@ -38,6 +38,19 @@ struct Perturbation {
   double eps;
 };
 
+// A norm, activation or dropout op reports dL/d(its input). When it opens a residual branch its
+// input is the block's input, which the skip reads too: the total is perturbed where the block
+// starts (the first begin of the run of begins before the op). npos for any other op.
+constexpr std::size_t kNoBegin = static_cast<std::size_t>(-1);
+std::size_t branch_input_begin(const std::vector<OpSpec>& ops, std::size_t o) {
+  const OpKind k = ops[o].kind;
+  if (k != OpKind::kNorm && k != OpKind::kActivation && k != OpKind::kDropout) return kNoBegin;
+  if (o == 0 || ops[o - 1].kind != OpKind::kResidualBegin) return kNoBegin;
+  std::size_t b = o - 1;
+  while (b > 0 && ops[b - 1].kind == OpKind::kResidualBegin) --b;
+  return b;
+}
+
 Eigen::MatrixXd softmax_columns(const Eigen::MatrixXd& h) {
   Eigen::MatrixXd y(h.rows(), h.cols());
   for (Eigen::Index a = 0; a < h.cols(); ++a) {
@@ -106,8 +119,9 @@ struct Reference {
     std::vector<Eigen::MatrixXd> skips;
     for (std::size_t l = 0; l < n.ops.size(); ++l) {
       const OpSpec& op = n.ops[l];
+      const bool at_block_input = p && branch_input_begin(n.ops, p->op) != kNoBegin;
       auto perturb = [&](Eigen::MatrixXd& m) {
-        if (p && p->op == l) m(p->row, p->col) += p->eps;
+        if (p && p->op == l && !at_block_input) m(p->row, p->col) += p->eps;
       };
       switch (op.kind) {
         case OpKind::kDense:
@@ -142,6 +156,7 @@ struct Reference {
           break;
         }
         case OpKind::kResidualBegin:
+          if (at_block_input && branch_input_begin(n.ops, p->op) == l) x(p->row, p->col) += p->eps;
           skips.push_back(x);
           break;
         case OpKind::kResidualEnd: {

@@ -87,6 +87,40 @@ TEST(Prediction, NoPredictionPastASoftmaxAndNeverAMadeUpNumber) {
   EXPECT_FALSE(p[0].backward);  // the gradient chain starts at the softmax, which is unknown
 }
 
+TEST(Prediction, ANormOpeningAPreNormBranchPredictsTheTotalGradientOfTheBlockInput) {
+  // x -> [x + dense(LN(x))] x 3: the norm's grad_preact is dL/dx, the skip's share included, so
+  // its prediction is the stream's gradient, the one the previous block's end passes on (scale 1),
+  // and a wide network measures it within the stated spread.
+  RunSpec spec;
+  spec.seed = 3;
+  spec.input.width = 256;
+  spec.input.batch = 64;
+  LayerItem first;
+  first.op.kind = OpKind::kDense;
+  first.op.dense.width = 256;
+  first.op.dense.activation = default_spec(Activation::kGelu);
+  LayerItem block;
+  block.repeat = 3;
+  block.residual = ResidualSpec{};
+  LayerItem ln;
+  ln.op.kind = OpKind::kNorm;
+  block.block = {ln, first};
+  spec.layers = {first, block};
+  const std::vector<OpPrediction> p = predict_ops(spec);
+  const std::vector<OpSpec> ops = expand_ops(spec);
+  int checked = 0;
+  for (std::size_t l = 2; l < ops.size(); ++l) {
+    if (ops[l].kind != OpKind::kNorm || ops[l - 1].kind != OpKind::kResidualBegin) continue;
+    if (ops[l - 2].kind != OpKind::kResidualEnd) continue;
+    ASSERT_TRUE(p[l].backward && p[l - 2].backward);
+    EXPECT_NEAR(p[l].log10_grad_rel_last, p[l - 2].log10_grad_rel_last, 1e-12) << l;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 2);
+  const Report r = run_diagnostic(spec);
+  EXPECT_TRUE(r.summary.theory_flagged_layers.empty());
+}
+
 TEST(Prediction, WideNetworksAreMeasuredWithinTheStatedSpreadForEveryActivation) {
   // Width 1024, a few seeds: mean-field theory is exact as width grows, and the spread allows for
   // the finite-width fluctuations. Each activation gets the init that suits it, at moderate depth.

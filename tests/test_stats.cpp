@@ -12,6 +12,7 @@
 
 #include "gradscope/rng.hpp"
 #include "gradscope/stats.hpp"
+#include <string>
 
 namespace gradscope {
 namespace {
@@ -127,13 +128,75 @@ TEST(SquareSum, SumsSquaresAndCountsNonFinite) {
   std::vector<float> v = {3.0f, 4.0f, std::numeric_limits<float>::quiet_NaN(), 12.0f, 0.0f};
   SquareSum s;
   s.add(v.data(), 5);
-  EXPECT_DOUBLE_EQ(s.sum, 169.0);
+  EXPECT_DOUBLE_EQ(s.value(), 169.0);
   EXPECT_EQ(s.finite, 4);
   EXPECT_EQ(s.nonfinite, 1);
   std::vector<double> w(1001, 0.5);
   SquareSum t;
   t.add(w.data(), 1001);
   EXPECT_DOUBLE_EQ(t.sum, 250.25);
+}
+
+TEST(MomentAccumulator, ValuesWhoseSquaresLeaveDoublesRangeKeepTheirMoments) {
+  // A float64 network's activations of 1e200 (squares 1e400) or 1e-200 (squares underflow):
+  // the moments of x * 2^k are those of x times 2^k, exactly, since powers of two change no
+  // digit. Mixed in with non-finite values and merged across blocks of different scales.
+  const std::vector<double> base = normals(1003, 0.7, 1.3);
+  MomentAccumulator ref;
+  ref.add(base.data(), static_cast<std::int64_t>(base.size()));
+  const MomentStats r = ref.finish();
+  for (int k : {-1000, -700, -520, 520, 700, 1000}) {
+    SCOPED_TRACE("2^" + std::to_string(k));
+    std::vector<double> v = base;
+    for (double& x : v) x = std::ldexp(x, k);
+    v.insert(v.begin() + 100, std::numeric_limits<double>::quiet_NaN());
+    MomentAccumulator acc;
+    acc.add(v.data(), 500);
+    acc.add(v.data() + 500, static_cast<std::int64_t>(v.size()) - 500);
+    const MomentStats m = acc.finish();
+    EXPECT_EQ(m.finite, 1003);
+    EXPECT_EQ(m.nonfinite, 1);
+    // Another association of the same sums: a few ulps.
+    EXPECT_NEAR(std::ldexp(m.mean, -k) / r.mean, 1.0, 1e-13);
+    EXPECT_NEAR(std::ldexp(m.std, -k) / r.std, 1.0, 1e-13);
+    EXPECT_NEAR(std::ldexp(m.rms, -k) / r.rms, 1.0, 1e-13);
+    EXPECT_EQ(m.max, std::ldexp(r.max, k));
+  }
+  // A block of huge values merged with a block of ordinary ones: the spread is the huge one's.
+  const std::vector<double> huge = {1e300, -1e300, 5e299};
+  const std::vector<double> small = {1.0, 2.0};
+  MomentAccumulator acc;
+  acc.add(small.data(), 2);
+  acc.add(huge.data(), 3);
+  const MomentStats m = acc.finish();
+  const double mean = (1e300 - 1e300 + 5e299 + 3.0) / 5.0;
+  EXPECT_NEAR(m.mean / mean, 1.0, 1e-14);
+  // Population variance of {1e300, -1e300, 5e299, ~0, ~0} around 1e299: sum of squares
+  // (81 + 121 + 16 + 1 + 1) e598 / 5 = 44e598, std 6.633e299.
+  EXPECT_NEAR(m.std / (std::sqrt(44.0) * 1e299), 1.0, 1e-14);
+  EXPECT_TRUE(std::isfinite(m.rms));
+}
+
+TEST(SquareSum, SquaresBeyondDoublesRangeAreSummedScaled) {
+  for (int k : {-1000, -600, 600, 1000}) {
+    SCOPED_TRACE("2^" + std::to_string(k));
+    const std::vector<double> v = {std::ldexp(3.0, k), std::ldexp(4.0, k),
+                                   std::numeric_limits<double>::infinity()};
+    SquareSum s;
+    s.add(v.data(), 3);
+    SquareSum t;
+    t.add(v.data(), 1);
+    t.merge(s);
+    EXPECT_EQ(s.finite, 2);
+    EXPECT_EQ(s.nonfinite, 1);
+    // rms of {3, 4} * 2^k = 2^k sqrt(12.5); the norm of {3, 4, 3} * 2^k = 2^k sqrt(34).
+    EXPECT_NEAR(s.rms(0).log10, k * std::log10(2.0) + 0.5 * std::log10(12.5), 1e-14 * std::abs(k));
+    EXPECT_NEAR(t.root(0).log10, k * std::log10(2.0) + 0.5 * std::log10(34.0), 1e-14 * std::abs(k));
+  }
+  SquareSum none;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  none.add(&nan, 1);
+  EXPECT_TRUE(std::isnan(none.rms(0).log10));  // no finite value: NaN, never 0
 }
 
 // ---- HistogramAccumulator

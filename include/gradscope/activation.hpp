@@ -55,6 +55,13 @@ ActivationSpec default_spec(Activation kind);  // param set to the registry defa
 
 // sup over x of |phi'(x)| (for softmax, of the diagonal Jacobian entry y(1-y): 1/4).
 double max_slope(const ActivationSpec& spec);
+
+// Whether phi saturates: has regions where phi' falls towards 0 (sigmoid's and tanh's tails,
+// hard_tanh's clamps, the negative tails of elu, gelu, silu, softplus, ...). The piecewise-linear
+// relu family (linear, relu, leaky_relu) does not: its slope takes two values, and relu's flat
+// side is exactly its zero output, which the dead-unit statistic measures. Saturation is reported
+// only where it means something.
+bool saturates(const ActivationSpec& spec);
 // Points where phi or phi' is not smooth, for splitting numerical integrals (ReLU: {0}).
 std::vector<double> kinks(const ActivationSpec& spec);
 

@@ -38,7 +38,9 @@ struct ForwardStats {
   MomentStats preact;               // h = W x + b
   MomentStats act;                  // y = phi(h)
   double zero_fraction = 0.0;       // entries of y exactly 0
-  double saturated_fraction = 0.0;  // entries with |phi'(h)| < threshold * max |phi'|
+  // Entries with |phi'(h)| < threshold * max |phi'|; NaN (not applicable) where the activation
+  // does not saturate (the relu family, see saturates()), with saturated_units 0.
+  double saturated_fraction = 0.0;
   std::int64_t dead_units = 0;      // units with phi'(h) == 0 for every example
   double dead_fraction = 0.0;
   std::int64_t saturated_units = 0;  // units saturated for every example
@@ -57,8 +59,11 @@ struct BackwardStats {
   // rms over the (width x batch) entries of the gradient at the op's pre-activation: dL/dh for
   // dense layers, dL/d(input) for norm, activation and dropout ops, dL/dF for a residual's branch.
   Magnitude grad_preact_rms;
+  // Norms over the finite entries (NaN when none is); the non-finite entries are counted apart.
   Magnitude grad_weight_norm;       // ||dL/dW||_F (norms: ||dL/dgamma||)
   Magnitude grad_bias_norm;         // ||dL/db||_2 (norms: ||dL/dbeta||)
+  std::int64_t grad_weight_nonfinite = 0;  // NaN and +-Inf entries of dL/dW (dL/dgamma)
+  std::int64_t grad_bias_nonfinite = 0;    // NaN and +-Inf entries of dL/db (dL/dbeta)
   double weight_norm = 0.0;         // ||W||_F (norms: ||gamma|| = sqrt(width)); representable
   Magnitude grad_weight_to_weight;  // ||dL/dW||_F / ||W||_F
   Magnitude gain;              // rms of this op's gradient over the next op's; last: over dL/dy
@@ -135,8 +140,17 @@ struct Summary {
   double mean_log10_gain = 0.0;                 // the above / (L - 1); 0 when L == 1
   std::int64_t dead_units = 0;
   std::int64_t saturated_units = 0;
-  double saturated_fraction = 0.0;         // over every activation entry of the network
+  // Over every entry of the layers whose activation saturates; NaN when none does.
+  double saturated_fraction = 0.0;
   std::vector<int> nonfinite_layers;       // 1-based indices of layers with any non-finite value
+  // Where the non-finite values begin: the first layer whose forward values hold NaN or inf; when
+  // the forward pass is finite, the layer nearest the output whose gradient does (the backward
+  // pass starts at the output). 0 when every value is finite.
+  int first_nonfinite_layer = 0;
+  bool nonfinite_in_forward = false;  // that layer's forward values are non-finite
+  // Forward origin only: the gradient of some layer above it is non-finite too (it always is when
+  // the output is, as the backward pass starts from it).
+  bool backward_nonfinite_above = false;
   std::vector<int> theory_flagged_layers;  // measured beyond 3 spreads of the prediction
 };
 
@@ -193,6 +207,9 @@ struct Advice {
   std::string text;  // one sentence: what to change and why it helps
   std::vector<ConfigChange> changes;
   std::optional<AdviceCheck> check;  // present after --check-advice
+  // The code of the finding it is for (whose metric --check-advice measures): the root it is
+  // listed under, or one of that root's consequences.
+  std::string addresses;
 };
 
 struct Finding {
@@ -204,6 +221,41 @@ struct Finding {
   std::vector<Advice> advice;
   // Advice that --check-advice showed not to improve the problem: kept for the record, not given.
   std::vector<Advice> rejected_advice;
+  // Root causes and their consequences. A root has an empty `cause`; its consequences follow it
+  // in Report::findings, name it in `cause`, carry no advice of their own (the root's fixes them)
+  // and do not count as separate alarms. A root's severity is the worst of its own and theirs.
+  std::string cause;
+  std::vector<std::string> consequences;  // a root's: the codes of the findings it explains
+};
+
+// One piece of the remedy: a change that addresses one or more root causes.
+struct RemedyPiece {
+  std::string text;                    // one sentence: what to change and why it helps
+  std::vector<ConfigChange> changes;   // its own changes, as an advice would give them
+  std::vector<std::string> addresses;  // codes of the root findings it is meant to fix
+};
+
+// The remedy re-run as a whole (--check-advice), after dropping the pieces it did not need.
+struct RemedyCheck {
+  Verdict verdict_before = Verdict::kHealthy;
+  Verdict verdict_after = Verdict::kHealthy;
+  std::vector<std::string> findings_after;  // "code (severity)" of every finding of the re-run
+  std::vector<std::string> dropped;         // text of pieces left out: not needed, or harmful
+  std::vector<std::string> added;  // text of pieces the re-run's own diagnosis added to fix more
+};
+
+// The smallest set of changes the diagnosis finds that together fix every error and as many
+// warnings as it can, each change once, composed so that they apply together (a residual rewrite
+// carries the other pieces' activation and init into its layers).
+struct Remedy {
+  std::vector<RemedyPiece> pieces;
+  std::vector<std::string> addresses;      // codes of the root findings it is meant to fix
+  std::vector<ConfigChange> changes;       // all pieces at once, in the order to apply them
+  std::vector<std::string> not_addressed;  // codes of warnings and errors no piece addresses
+  std::optional<RemedyCheck> check;        // after --check-advice
+  // For --check-advice's search (not reported): the changes of each subset of the pieces composed
+  // together, indexed by the bit mask of the pieces kept (bit k: piece k).
+  std::vector<std::vector<ConfigChange>> compositions;
 };
 
 // Where a run's data came from when not from the seeded generators (--weights, --input,
@@ -232,7 +284,9 @@ struct Report {
   Summary summary;
   std::optional<JacobianStats> jacobian;
   Verdict verdict = Verdict::kHealthy;
-  std::vector<Finding> findings;           // most severe first, then by layer
+  // Roots most severe first, then by layer, each followed by its consequences.
+  std::vector<Finding> findings;
+  std::optional<Remedy> remedy;            // none when no warning or error has a known fix
   std::optional<ExternalSources> sources;  // none when every number was generated from the seed
 };
 

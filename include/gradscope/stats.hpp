@@ -13,6 +13,8 @@
 namespace gradscope {
 
 // Mean, variance, rms, min and max of the finite values seen; non-finite ones are only counted.
+// Exact for any finite values, also where their squares overflow or underflow double (a float64
+// network's activations of 1e200 or 1e-200): such blocks are summed scaled by a power of two.
 class MomentAccumulator {
  public:
   // Adds n contiguous values.
@@ -26,27 +28,33 @@ class MomentAccumulator {
   std::int64_t nonfinite() const { return nonfinite_; }
 
  private:
-  void add_slow(double v);
+  // Adds n finite values, summed scaled by 2^-e with e the exponent of the largest |value|.
+  void add_scaled(const double* v, std::int64_t n);
   std::int64_t count_ = 0;
   double mean_ = 0.0;
-  double m2_ = 0.0;  // sum of squared deviations from the mean
+  double m2_ = 0.0;  // sum of squared deviations from the mean, in units of 2^(2 exp_)
+  int exp_ = 0;
   double min_ = std::numeric_limits<double>::infinity();
   double max_ = -std::numeric_limits<double>::infinity();
   std::int64_t nonfinite_ = 0;
 };
 
-// Sum of squares of the finite values, and a count of the others (for gradient rms).
+// Sum of squares of the finite values, and a count of the others (for gradient rms). The sum is
+// sum * 2^(2 exp): exp stays 0 unless the squares of finite values overflow or underflow double.
 struct SquareSum {
   double sum = 0.0;
+  int exp = 0;
   std::int64_t finite = 0;
   std::int64_t nonfinite = 0;
   template <class Scalar>
   void add(const Scalar* x, std::int64_t n);
-  void merge(const SquareSum& other) {
-    sum += other.sum;
-    finite += other.finite;
-    nonfinite += other.nonfinite;
-  }
+  void merge(const SquareSum& other);
+  // The sum of squares itself (inf or 0 where it leaves double's range).
+  double value() const;
+  // rms of the finite values times 2^exp2, exact beyond double's range; NaN when none is finite.
+  Magnitude rms(std::int64_t exp2) const;
+  // sqrt of the sum times 2^exp2 (a Frobenius norm), exact beyond double's range.
+  Magnitude root(std::int64_t exp2) const;
 };
 
 // Counts of the finite values in `bins` equal bins over [lo, hi]: bin i covers
