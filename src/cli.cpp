@@ -83,12 +83,14 @@ Tensor read_batch_file(const std::string& path, const char* flag) {
               "that --save-weights wrote");
 }
 
-// What --fail-on lists: severities (that one or worse) and finding codes.
+// What --fail-on lists: severities (that one or worse) and finding codes. A severity counts the
+// root causes, as the verdict does (a consequence is not a separate alarm); a code matches a
+// consequence too, since its problem is present all the same.
 struct FailOn {
   std::optional<Severity> severity;
   std::vector<std::string> codes;
   bool matches(const Finding& f) const {
-    if (severity && f.severity >= *severity) return true;
+    if (severity && f.cause.empty() && f.severity >= *severity) return true;
     return std::find(codes.begin(), codes.end(), f.code) != codes.end();
   }
 };
@@ -347,7 +349,9 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
       evidence = fmt::format(": {} = {:.4g}", e.quantity, e.value);
       if (!e.relation.empty()) evidence += fmt::format(" {} {:.4g}", e.relation, e.threshold);
     }
-    fmt::print(err, "gradscope: {} {} {}{}\n", severity_name(f.severity), f.code, where, evidence);
+    const std::string root = f.cause.empty() ? std::string() : " (a consequence of " + f.cause + ")";
+    fmt::print(err, "gradscope: {} {} {}{}{}\n", severity_name(f.severity), f.code, where, evidence,
+               root);
   }
   if (failed > 0) {
     fmt::print(err, "gradscope: {} finding{} listed in --fail-on; reports in {}\n", failed,

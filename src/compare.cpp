@@ -287,7 +287,7 @@ class Reader {
       fail(child(path, key), "null without a " + status_key + " saying why");
     }
     const std::string s = status->get<std::string>();
-    if (s == "nan" || s == "no_finite_values") return kNan;
+    if (s == "nan" || s == "no_finite_values" || s == "not_applicable") return kNan;
     if (s == "inf" || s == "overflow") return kInf;
     if (s == "-inf") return -kInf;
     if (s == "underflow") return 0.0;

@@ -3,6 +3,7 @@
 #include "gradscope/diagnosis.hpp"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -186,6 +187,13 @@ std::string activation_json(const ActivationSpec& a) {
   if (info.param_name.empty()) return json_string(info.name);
   return "{\"name\": " + json_string(info.name) + ", \"" + std::string(info.param_name) +
          "\": " + json_number(a.param) + "}";
+}
+
+// An activation as --set takes it: its bare name at its default parameter, else the JSON object.
+std::string activation_value(const ActivationSpec& a) {
+  const ActivationInfo& info = activation_info(a.kind);
+  if (info.param_name.empty() || a.param == info.param_default) return std::string(info.name);
+  return activation_json(a);
 }
 
 std::string init_json(const InitSpec& init) {
@@ -389,10 +397,42 @@ struct InitAdvice {
   double sw2_now = 0.0;
   double sw2 = 0.0;   // the advised sw2 (named inits rounded onto theirs)
   std::string value;  // JSON text for "init"
+  InitSpec spec;      // the same init
   std::string name;   // how to say it
   ChainPrediction now;
   ChainPrediction advised;
 };
+
+// The init advice is given (and a mismatched init reported) when theory predicts it better than
+// the current one by at least this many decades of drift, even where it is not predicted healthy.
+constexpr double kInitAdviceGainDecades = 0.5;
+
+// Whether theory's best init is worth advising: predicted healthy, or (for an unbounded
+// activation) clearly better than the current one. Past about 60 GELU layers no weight variance
+// keeps the mean-field prediction within 2 decades, yet the best one measures healthy where
+// Xavier's collapses. A bounded activation (sigmoid) that no init makes healthy is the saturating
+// activation's problem, not the init's.
+bool init_advice_stands(const InitAdvice& init, const Shape& s, const DiagnosisSpec& d) {
+  if (!init.valid) return false;
+  const double gain = init.now.worst() - init.advised.worst();
+  if (!(gain >= kInitAdviceGainDecades)) return false;
+  const bool healthy =
+      init.advised.worst() < std::min(d.gradient_warning_decades, d.activation_warning_decades);
+  return healthy || !is_bounded(s.hidden_activation.kind);
+}
+
+// A chain prediction in words: "a first-to-last gradient ratio of 4.2e-8 and an output rms 3.0e-8
+// of the input's"; never a non-finite number.
+std::string chain_words(const ChainPrediction& p) {
+  if (!std::isfinite(p.grad_decades) || std::isnan(p.act_decades) ||
+      (std::isinf(p.act_decades) && p.act_decades > 0)) {
+    return "a signal and a gradient that leave every number format's range";
+  }
+  return "a first-to-last gradient ratio of " + pow10_text(p.grad_decades) +
+         (std::isinf(p.act_decades) ? std::string(" and an output that falls to exactly 0")
+                                    : " and an output rms " + pow10_text(p.act_decades) +
+                                          " of the input's");
+}
 
 // The weight variance that keeps both the signal and the gradient closest to constant over the
 // chain, by a log-spaced scan refined by golden-section search; then the named init that gives it
@@ -449,15 +489,19 @@ InitAdvice theory_init(const Report& r, const Shape& s) {
   if (std::abs(sw2 / 2.0 - 1.0) <= 0.02) {
     sw2 = 2.0;
     adv.value = "he_normal";
+    adv.spec.kind = Init::kHeNormal;
     adv.name = "he_normal (sw2 = 2)";
   } else if (std::abs(sw2 - 1.0) <= 0.02) {
     sw2 = 1.0;
     adv.value = square ? "xavier_normal" : "lecun_normal";
+    adv.spec.kind = square ? Init::kXavierNormal : Init::kLecunNormal;
     adv.name =
         square ? "xavier_normal (sw2 = 1 for these square layers)" : "lecun_normal (sw2 = 1)";
   } else {
     sw2 = std::stod(fmt_num(sw2, 3));
     adv.value = "{\"name\": \"variance\", \"weight_var\": " + json_number(sw2) + "}";
+    adv.spec.kind = Init::kVariance;
+    adv.spec.weight_var = sw2;
     adv.name = "weight variance sw2 = " + fmt_num(sw2, 3) + " (init \"variance\")";
   }
   adv.sw2 = sw2;
@@ -477,9 +521,22 @@ struct GradientScan {
 
 double grad_log10(const LayerReport& l) { return l.backward.grad_preact_rms.log10; }
 
+// NaN when the layer has no finite output (its rms is undefined), -inf when it is exactly 0.
 double act_log10_rel_input(const LayerReport& l, const Shape& s) {
   const double rms = l.forward.act.rms;
+  if (std::isnan(rms)) return kNaN;
   return (rms > 0 ? std::log10(rms) : -kInf) - std::log10(s.input_rms);
+}
+
+// Layers whose forward statistics mean something: those before the first layer whose forward
+// values hold NaN or infinity. Past it every value is computed from non-finite ones.
+bool forward_valid(const Report& r, const LayerReport& l) {
+  return !(r.summary.nonfinite_in_forward && l.index >= r.summary.first_nonfinite_layer);
+}
+
+// A gradient statistic means something where the gradient has no NaN or infinite entry.
+bool gradient_valid(const LayerReport& l) {
+  return l.backward.nonfinite == 0 && !std::isnan(l.backward.grad_preact_rms.log10);
 }
 
 double max_abs_act(const LayerReport& l) {
@@ -502,9 +559,9 @@ UpdateScan update_scan(const Report& r) {
   UpdateScan u;
   const DiagnosisSpec& d = r.spec.diagnosis;
   for (const LayerReport& l : r.layers) {
-    if (!l.backward.has_update) continue;
+    if (!l.backward.has_update || !gradient_valid(l)) continue;
     const double v = l.backward.update_to_weight.log10;
-    if (std::isnan(v)) continue;
+    if (!std::isfinite(v)) continue;
     if (v > u.log10_max) {
       u.log10_max = v;
       u.layer_max = l.index;
@@ -555,6 +612,7 @@ double bounded_output_loss_floor(const Report& r, const Shape& s) {
 struct Draft {
   FindingCode code;
   Finding f;
+  int cause = -1;  // grouping: the index of the root draft this is a consequence of
 };
 
 Finding make(FindingCode code, Severity severity, int layer) {
@@ -571,6 +629,13 @@ Evidence ev(std::string quantity, double value, std::string relation, double thr
 
 Evidence context(std::string quantity, double value, int layer) {
   return Evidence{std::move(quantity), value, "", kNaN, layer};
+}
+
+const char* format_word(Precision p) { return p == Precision::kFloat32 ? "float32" : "float64"; }
+
+// log10 of the format's largest finite value.
+double format_max_log10(Precision p) {
+  return p == Precision::kFloat32 ? std::log10(static_cast<double>(FLT_MAX)) : std::log10(DBL_MAX);
 }
 
 class Rules {
@@ -604,39 +669,72 @@ class Rules {
 
  private:
   const LayerReport& at(int i) const { return r_.layers[static_cast<std::size_t>(i)]; }
+  bool fwd(const LayerReport& l) const { return forward_valid(r_, l); }
 
   void gradients(std::vector<Draft>& out) const {
+    if (r_.layers.size() < 2) return;
+    const LayerReport& last = r_.layers.back();
+    // Where the gradient is exactly zero (a layer whose units are all dead cuts it off), it
+    // vanishes completely: from the highest such layer down.
+    int zero_from = 0;
+    for (std::size_t i = r_.layers.size(); i-- > 0;) {
+      const LayerReport& l = r_.layers[i];
+      if (gradient_valid(l) && l.backward.grad_preact_rms.value == 0.0 &&
+          std::isinf(grad_log10(l))) {
+        zero_from = l.index;
+        break;
+      }
+    }
+    if (zero_from > 0 && r_.output_grad_rms.value > 0.0) {
+      Finding f = make(FindingCode::kVanishingGradients, Severity::kError, zero_from);
+      int zero_layers = 0;
+      for (const LayerReport& l : r_.layers) {
+        zero_layers += gradient_valid(l) && l.backward.grad_preact_rms.value == 0.0 ? 1 : 0;
+      }
+      f.evidence.push_back(ev("zero_gradient_layers", zero_layers, ">=", 1.0, zero_from));
+      f.explanation =
+          "The gradient is exactly zero at " + layer_word(zero_from) +
+          (zero_from > 1 ? std::string(" and every layer below it") : std::string()) +
+          ": no example passes any gradient back through that point, so " +
+          (zero_from > 1 ? std::string("those layers receive") : std::string("it receives")) +
+          " nothing to learn from.";
+      out.push_back({FindingCode::kVanishingGradients, std::move(f)});
+      return;
+    }
+    const LayerReport& first = r_.layers.front();
+    if (!gradient_valid(first) || !gradient_valid(last)) return;
     const double ratio = r_.summary.log10_grad_ratio_first_to_last;
-    if (!std::isfinite(ratio) || r_.layers.size() < 2) return;
+    if (!std::isfinite(ratio)) return;
     const bool vanishing = ratio <= -d_.gradient_warning_decades;
     const bool exploding = ratio >= d_.gradient_warning_decades;
     if (!vanishing && !exploding) return;
-    const double last = grad_log10(r_.layers.back());
-    int first = r_.layers.back().index;
+    const double last_log10 = grad_log10(last);
+    int first_layer = last.index;
     for (std::size_t i = r_.layers.size(); i-- > 0;) {
-      const double rel = grad_log10(r_.layers[i]) - last;
+      const double rel = grad_log10(r_.layers[i]) - last_log10;
       if (vanishing ? rel <= -d_.gradient_warning_decades : rel >= d_.gradient_warning_decades) {
-        first = r_.layers[i].index;
+        first_layer = r_.layers[i].index;
         break;
       }
     }
     const bool error = std::abs(ratio) >= d_.gradient_error_decades;
     const FindingCode code =
         vanishing ? FindingCode::kVanishingGradients : FindingCode::kExplodingGradients;
-    Finding f = make(code, error ? Severity::kError : Severity::kWarning, first);
+    Finding f = make(code, error ? Severity::kError : Severity::kWarning, first_layer);
     const double threshold = error ? d_.gradient_error_decades : d_.gradient_warning_decades;
-    f.evidence.push_back(ev("log10_grad_ratio_first_to_last", ratio,
-                            vanishing ? "<=" : ">=", vanishing ? -threshold : threshold, 0));
+    f.evidence.push_back(ev("log10_grad_ratio_first_to_last", ratio, vanishing ? "<=" : ">=",
+                            vanishing ? -threshold : threshold, 0));
     const double gain = r_.summary.mean_log10_gain;
     f.evidence.push_back(context("mean_log10_gain", gain, 0));
-    f.evidence.push_back(context("log10_grad_rel_last", grad_log10(at(first - 1)) - last, first));
+    f.evidence.push_back(
+        context("log10_grad_rel_last", grad_log10(at(first_layer - 1)) - last_log10, first_layer));
     const int n = static_cast<int>(r_.layers.size());
     const std::string per_layer = pow10_text(std::abs(2.0 * gain));
     f.explanation =
         std::string("The squared gradient ") + (vanishing ? "shrinks" : "grows") + " about " +
         per_layer + "x per layer on average, so after " + std::to_string(n) +
         " layers the first layer receives " + pow10_text(ratio) +
-        " of the gradient the last one gets (the rms ratio; " + layer_word(first) +
+        " of the gradient the last one gets (the rms ratio; " + layer_word(first_layer) +
         " is the first " + (vanishing ? "below " : "above ") +
         pow10_text(vanishing ? -d_.gradient_warning_decades : d_.gradient_warning_decades) +
         "), so " +
@@ -666,9 +764,10 @@ class Rules {
   }
 
   void activations(std::vector<Draft>& out) const {
-    int first_low = 0, first_high = 0, worst_low = 0, worst_high = 0;
+    int first_low = 0, first_high = 0, worst_low = 0, worst_high = 0, first_zero = 0;
     double low = kInf, high = -kInf;
     for (const LayerReport& l : r_.layers) {
+      if (!fwd(l)) break;
       const double a = act_log10_rel_input(l, s_);
       if (std::isnan(a)) continue;
       if (a < low) {
@@ -681,6 +780,7 @@ class Rules {
       }
       if (first_low == 0 && a <= -d_.activation_warning_decades) first_low = l.index;
       if (first_high == 0 && a >= d_.activation_warning_decades) first_high = l.index;
+      if (first_zero == 0 && std::isinf(a) && a < 0) first_zero = l.index;
     }
     if (first_low != 0) {
       const bool error = low <= -d_.activation_error_decades;
@@ -690,13 +790,24 @@ class Rules {
           "log10_act_rms_rel_input", low,
           "<=", -(error ? d_.activation_error_decades : d_.activation_warning_decades), worst_low));
       f.evidence.push_back(context("input_rms", s_.input_rms, 0));
-      f.explanation = "The activations' rms falls from " + fmt_num(s_.input_rms) +
-                      " at the input to " + pow10_text(low + std::log10(s_.input_rms)) + " at " +
-                      layer_word(worst_low) + " (first below " +
-                      pow10_text(-d_.activation_warning_decades) + " of the input at " +
-                      layer_word(first_low) +
-                      "): each layer passes on less signal than it receives, so the deep layers "
-                      "see almost nothing of the input.";
+      if (first_zero != 0) {
+        f.explanation = "The activations are exactly zero from " + layer_word(first_zero) +
+                        " on (every unit outputs 0 for every example" +
+                        (first_low < first_zero ? ", after falling below " +
+                                                      pow10_text(-d_.activation_warning_decades) +
+                                                      " of the input's rms at " +
+                                                      layer_word(first_low)
+                                                : std::string()) +
+                        "): nothing of the input reaches the layers past it.";
+      } else {
+        f.explanation = "The activations' rms falls from " + fmt_num(s_.input_rms) +
+                        " at the input to " + pow10_text(low + std::log10(s_.input_rms)) +
+                        " at " + layer_word(worst_low) + " (first below " +
+                        pow10_text(-d_.activation_warning_decades) + " of the input at " +
+                        layer_word(first_low) +
+                        "): each layer passes on less signal than it receives, so the deep "
+                        "layers see almost nothing of the input.";
+      }
       out.push_back({FindingCode::kCollapsingActivations, std::move(f)});
     }
     if (first_high != 0) {
@@ -707,43 +818,82 @@ class Rules {
           "log10_act_rms_rel_input", high,
           ">=", error ? d_.activation_error_decades : d_.activation_warning_decades, worst_high));
       f.evidence.push_back(context("input_rms", s_.input_rms, 0));
+      // The growth per layer, from the input to the worst layer.
+      const double per_layer = high / static_cast<double>(std::max(1, worst_high));
+      f.evidence.push_back(context("log10_act_growth_per_layer", per_layer, 0));
       f.explanation = "The activations' rms grows from " + fmt_num(s_.input_rms) +
                       " at the input to " + pow10_text(high + std::log10(s_.input_rms)) + " at " +
-                      layer_word(worst_high) + " (first above " +
-                      pow10_text(d_.activation_warning_decades) + " of the input at " +
-                      layer_word(first_high) +
-                      "): each layer amplifies the signal, so the outputs and the gradients "
-                      "grow out of proportion and can overflow.";
+                      layer_word(worst_high) + ", about " + pow10_text(per_layer) +
+                      "x per layer (first above " + pow10_text(d_.activation_warning_decades) +
+                      " of the input at " + layer_word(first_high) + ")";
+      const Summary& sm = r_.summary;
+      if (sm.nonfinite_in_forward && sm.first_nonfinite_layer == worst_high + 1) {
+        f.explanation += ", and overflows " + std::string(format_word(r_.spec.precision)) +
+                         " at " + layer_word(sm.first_nonfinite_layer) +
+                         ": past it every value and every gradient is infinite or NaN.";
+      } else {
+        f.explanation +=
+            ": each layer amplifies the signal, so the outputs and the gradients grow out of "
+            "proportion and can overflow.";
+      }
       out.push_back({FindingCode::kExplodingActivations, std::move(f)});
     }
   }
 
   void non_finite(std::vector<Draft>& out) const {
-    if (r_.summary.nonfinite_layers.empty()) return;
-    const int first = r_.summary.nonfinite_layers.front();
-    const LayerReport& l = at(first - 1);
-    Finding f = make(FindingCode::kNonFinite, Severity::kError, first);
-    f.evidence.push_back(ev("nonfinite_entries",
-                            static_cast<double>(l.forward.nonfinite + l.backward.nonfinite),
-                            ">=", 1.0, first));
-    f.evidence.push_back(
-        context("nonfinite_layers", static_cast<double>(r_.summary.nonfinite_layers.size()), 0));
-    f.explanation = layer_word(first) + " holds NaN or infinity (" +
-                    std::to_string(l.forward.nonfinite + l.backward.nonfinite) + " entries), and " +
-                    std::to_string(r_.summary.nonfinite_layers.size()) +
-                    " layers in all: the values overflowed " + precision_word() +
-                    ", so the statistics past that point say nothing and training would fail at "
-                    "once.";
+    const Summary& sm = r_.summary;
+    if (sm.first_nonfinite_layer == 0) return;
+    const int k = sm.first_nonfinite_layer;
+    const LayerReport& l = at(k - 1);
+    const std::string format = format_word(r_.spec.precision);
+    Finding f = make(FindingCode::kNonFinite, Severity::kError, k);
+    if (sm.nonfinite_in_forward) {
+      const std::int64_t entries = static_cast<std::int64_t>(l.width) * r_.spec.input.batch;
+      f.evidence.push_back(ev("nonfinite_forward_entries", static_cast<double>(l.forward.nonfinite),
+                              ">=", 1.0, k));
+      f.evidence.push_back(context("nonfinite_layers", static_cast<double>(sm.nonfinite_layers.size()), 0));
+      // The largest finite value on the way in: near the format's limit, this is an overflow.
+      double before = kNaN;
+      if (k > 1) {
+        const double m = max_abs_act(at(k - 2));
+        if (std::isfinite(m) && m > 0) before = std::log10(m);
+      }
+      const bool overflow = std::isfinite(before) && before >= format_max_log10(r_.spec.precision) - 4.0;
+      if (std::isfinite(before)) {
+        f.evidence.push_back(context("log10_max_abs_before", before, k - 1));
+      }
+      f.explanation =
+          layer_word(k) + "'s forward values " +
+          (overflow ? "overflow " + format + " (" : "hold NaN or infinity (") +
+          std::to_string(l.forward.nonfinite) + " of its " + std::to_string(entries) +
+          " entries" +
+          (overflow ? ", after values reached " + pow10_text(before) + " at " + layer_word(k - 1) +
+                          ", within " + fmt_num(format_max_log10(r_.spec.precision) - before, 2) +
+                          " decades of " + format + "'s largest number"
+                    : std::string()) +
+          "): every later layer's values and every layer's gradient are computed from them, so " +
+          std::to_string(sm.nonfinite_layers.size()) +
+          " layers hold NaN or infinity, nothing past " + layer_word(k) +
+          " can be measured, and training would fail at the first step.";
+    } else {
+      f.evidence.push_back(ev("nonfinite_gradient_entries", static_cast<double>(l.backward.nonfinite),
+                              ">=", 1.0, k));
+      f.evidence.push_back(context("nonfinite_layers", static_cast<double>(sm.nonfinite_layers.size()), 0));
+      f.explanation = "Every forward value is finite, but the backward pass turns non-finite at " +
+                      layer_word(k) + " (" + std::to_string(l.backward.nonfinite) +
+                      " entries of its gradient are NaN or infinite): the gradients of it and of "
+                      "every layer below are undefined, so training would fail at the first "
+                      "step.";
+    }
     out.push_back({FindingCode::kNonFinite, std::move(f)});
   }
-
-  std::string precision_word() const { return std::string(precision_name(r_.spec.precision)); }
 
   void dead_units(std::vector<Draft>& out) const {
     int first = 0, worst = 0;
     double most = -1.0;
     std::int64_t total = 0;
     for (const LayerReport& l : r_.layers) {
+      if (!fwd(l)) break;
       if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
       if (is_bounded(l.activation.kind)) continue;  // saturation, not death
       total += l.forward.dead_units;
@@ -760,14 +910,21 @@ class Rules {
     f.evidence.push_back(ev("dead_fraction", most, ">=", error ? 1.0 : d_.dead_fraction, worst));
     f.evidence.push_back(context("dead_units", static_cast<double>(w.forward.dead_units), worst));
     f.evidence.push_back(context("dead_units_total", static_cast<double>(total), 0));
-    f.evidence.push_back(context("correlation", w.forward.correlation, worst));
+    const double c = w.forward.correlation;
+    if (std::isfinite(c)) f.evidence.push_back(context("correlation", c, worst));
     f.explanation = std::to_string(w.forward.dead_units) + " of the " + std::to_string(w.width) +
                     " units of " + layer_word(worst) + " (" + percent(most) +
                     ") output zero for every example of the batch (first " +
-                    percent(d_.dead_fraction) + " or more at " + layer_word(first) +
-                    "), so they pass no gradient and do not learn from it; the share grows with "
-                    "depth as the examples' representations grow alike (mean cosine " +
-                    fmt_num(w.forward.correlation) + " there).";
+                    percent(d_.dead_fraction) + " or more at " + layer_word(first) + "), so " +
+                    (error ? "no gradient passes that layer at all"
+                           : "they pass no gradient and do not learn from it");
+    if (!error && std::isfinite(c)) {
+      f.explanation += "; the share grows with depth as the examples' representations grow alike "
+                       "(mean cosine " +
+                       fmt_num(c) + " there).";
+    } else {
+      f.explanation += ".";
+    }
     out.push_back({FindingCode::kDeadUnits, std::move(f)});
   }
 
@@ -775,6 +932,7 @@ class Rules {
     int first = 0, worst = 0;
     double most = -1.0;
     for (const LayerReport& l : r_.layers) {
+      if (!fwd(l)) break;
       if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
       if (!is_bounded(l.activation.kind)) continue;
       if (l.forward.saturated_fraction > most) {
@@ -804,8 +962,9 @@ class Rules {
     int first = 0, worst = 0;
     double most = -kInf;
     for (const LayerReport& l : r_.layers) {
+      if (!fwd(l)) break;
       const double c = l.forward.correlation;
-      if (std::isnan(c)) continue;
+      if (!std::isfinite(c)) continue;
       if (c > most) {
         most = c;
         worst = l.index;
@@ -828,11 +987,13 @@ class Rules {
 
   void half_precision(std::vector<Draft>& out) const {
     // Gradients: the lowest rms of any layer, at the scale a mean-over-batch loss would give.
+    // Exactly-zero gradients are the vanishing rule's; non-finite ones are undefined.
     double lowest = kInf, highest = -kInf;
     int lowest_layer = 0;
     for (const LayerReport& l : r_.layers) {
+      if (!gradient_valid(l)) continue;
       const double g = grad_log10(l) + s_.grad_scale_log10;
-      if (std::isnan(g)) continue;
+      if (!std::isfinite(g)) continue;
       if (g < lowest) {
         lowest = g;
         lowest_layer = l.index;
@@ -849,6 +1010,7 @@ class Rules {
     int first = 0, worst = 0;
     double largest = -kInf;
     for (const LayerReport& l : r_.layers) {
+      if (!fwd(l)) break;
       const double m = max_abs_act(l);
       if (!std::isfinite(m) || m <= 0) continue;
       const double lg = std::log10(m);
@@ -875,12 +1037,15 @@ class Rules {
     if (lowest >= min_normal) return;
     int first = 0;
     for (std::size_t i = r_.layers.size(); i-- > 0;) {
-      if (grad_log10(r_.layers[i]) + s_.grad_scale_log10 < min_normal) {
-        first = r_.layers[i].index;
+      const LayerReport& l = r_.layers[i];
+      if (gradient_valid(l) && grad_log10(l) + s_.grad_scale_log10 < min_normal) {
+        first = l.index;
         break;
       }
     }
     const double span = highest - lowest;
+    // A loss scale moves every layer by the same factor; with a decade of margin on each side
+    // for the entries spread around their rms, this much of the format is left for the span.
     const double room = max_value - min_normal - 2.0 * kLossScaleMarginDecades;
     const bool rescuable = span <= room;
     Finding f = make(code, rescuable ? Severity::kInfo : Severity::kWarning, first);
@@ -899,8 +1064,10 @@ class Rules {
                     fmt_num(span, 3) + " decades";
     } else {
       scale_words = "; no single loss scale can rescue it: the gradients span " + fmt_num(span, 3) +
-                    " decades, more than the " + fmt_num(max_value - min_normal, 3) + " " + format +
-                    " holds from its smallest normal to its largest value";
+                    " decades, more than the " + fmt_num(room, 3) + " a loss scale can fit in " +
+                    format + " (its " + fmt_num(max_value - min_normal, 3) +
+                    " decades from smallest normal to largest value, less a decade of margin at "
+                    "each end)";
     }
     f.explanation =
         "From " + layer_word(first) + " down, the gradient's rms (" + pow10_text(lowest) + " at " +
@@ -974,8 +1141,7 @@ class Rules {
     if (!init.valid || s_.hidden.size() < 2) return;
     const double ratio = std::max(init.sw2_now / init.sw2, init.sw2 / init.sw2_now);
     if (!(ratio >= d_.init_mismatch_factor)) return;
-    if (!(init.advised.worst() < d_.gradient_warning_decades)) return;
-    if (!(init.now.worst() - init.advised.worst() >= 0.25)) return;
+    if (!init_advice_stands(init, s_, d_)) return;
     const bool predicted_problem =
         init.now.worst() >= std::min(d_.gradient_warning_decades, d_.activation_warning_decades);
     const LayerReport& h = at(s_.hidden.front());
@@ -984,18 +1150,21 @@ class Rules {
     f.evidence.push_back(ev("sw2_ratio", ratio, ">=", d_.init_mismatch_factor, 0));
     f.evidence.push_back(context("sw2", init.sw2_now, 0));
     f.evidence.push_back(context("sw2_advised", init.sw2, 0));
-    f.evidence.push_back(context("predicted_log10_grad_ratio", init.now.grad_decades, 0));
-    f.evidence.push_back(context("predicted_log10_act_rel_input", init.now.act_decades, 0));
+    if (std::isfinite(init.now.grad_decades)) {
+      f.evidence.push_back(context("predicted_log10_grad_ratio", init.now.grad_decades, 0));
+    }
+    if (std::isfinite(init.now.act_decades)) {
+      f.evidence.push_back(context("predicted_log10_act_rel_input", init.now.act_decades, 0));
+    }
     f.evidence.push_back(context("problem_score", score, 0));
     const std::string act(activation_info(s_.hidden_activation.kind).name);
     f.explanation = "The " + std::string(init_info(h.init.kind).name) +
+                    (h.init.gain != 1.0 ? " (gain " + fmt_num(h.init.gain) + ")" : std::string()) +
                     " init gives weight variance sw2 = " + fmt_num(init.sw2_now) +
                     " (times 1/fan_in), but over these " + std::to_string(s_.hidden.size()) + " " +
                     act + " layers mean-field theory finds sw2 = " + fmt_num(init.sw2) +
                     " keeps the signal and the gradient closest to constant; with " +
-                    fmt_num(init.sw2_now) + " it predicts a first-to-last gradient ratio of " +
-                    pow10_text(init.now.grad_decades) + " and an output rms " +
-                    pow10_text(init.now.act_decades) + " of the input's.";
+                    fmt_num(init.sw2_now) + " it predicts " + chain_words(init.now) + ".";
     out.push_back({FindingCode::kMismatchedInit, std::move(f)});
   }
 
@@ -1046,15 +1215,174 @@ int problem_score(const std::vector<Draft>& measured) {
   return score;
 }
 
+// ---- Root causes
+//
+// One cause often shows as several findings: an init far too large makes the activations explode,
+// overflow and leave every gradient NaN; sigmoid's slope makes gradients vanish and half-precision
+// underflow. The diagnosis names the cause once and folds the symptoms under it. A finding is a
+// consequence of the first root below that is present and explains it; roots are the common
+// mistakes (the causes gradscope knows), then the measured problems that bring others with them.
+
+bool is_magnitude(FindingCode c) {
+  switch (c) {
+    case FindingCode::kVanishingGradients:
+    case FindingCode::kExplodingGradients:
+    case FindingCode::kCollapsingActivations:
+    case FindingCode::kExplodingActivations:
+    case FindingCode::kNonFinite:
+    case FindingCode::kFp16GradientUnderflow:
+    case FindingCode::kBf16GradientUnderflow:
+    case FindingCode::kFp16ActivationOverflow:
+    case FindingCode::kUpdateRatio:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Whether root `root` (its finding r) explains finding `c` (its finding f).
+bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& f,
+              const Report& report, bool sigmoid_hidden) {
+  if (root == c) return false;
+  const bool forward_overflow = report.summary.nonfinite_in_forward;
+  switch (root) {
+    case FindingCode::kMismatchedInit:
+      // Theory predicted the problem from the init: every magnitude finding it brings.
+      return r.severity != Severity::kInfo && is_magnitude(c);
+    case FindingCode::kSaturatingHiddenActivation:
+      if (r.severity == Severity::kInfo) return false;
+      // For sigmoid hidden layers the activation is the cause, and relu makes their init's
+      // mismatch moot (the init theory finds for sigmoid is one nobody would use).
+      if (c == FindingCode::kMismatchedInit) return sigmoid_hidden;
+      return c == FindingCode::kVanishingGradients || c == FindingCode::kSaturatedUnits ||
+             c == FindingCode::kFp16GradientUnderflow ||
+             c == FindingCode::kBf16GradientUnderflow || c == FindingCode::kCorrelationCollapse ||
+             c == FindingCode::kUpdateRatio;
+    case FindingCode::kPlainDeepStack:
+      // Depth without norms or skips: dead units and examples growing alike compound with it.
+      return r.severity != Severity::kInfo &&
+             (c == FindingCode::kDeadUnits || c == FindingCode::kCorrelationCollapse);
+    case FindingCode::kExplodingActivations:
+      return c == FindingCode::kFp16ActivationOverflow ||
+             (c == FindingCode::kNonFinite && forward_overflow && f.layer > r.layer) ||
+             c == FindingCode::kExplodingGradients;
+    case FindingCode::kNonFinite:
+      return forward_overflow && c == FindingCode::kFp16ActivationOverflow;
+    case FindingCode::kDeadUnits:
+      // A layer dead for every example cuts the gradient off below it.
+      return r.severity == Severity::kError &&
+             (c == FindingCode::kVanishingGradients || c == FindingCode::kCollapsingActivations);
+    case FindingCode::kVanishingGradients:
+      return c == FindingCode::kFp16GradientUnderflow ||
+             c == FindingCode::kBf16GradientUnderflow || c == FindingCode::kUpdateRatio;
+    case FindingCode::kExplodingGradients:
+      return c == FindingCode::kUpdateRatio;
+    default:
+      return false;
+  }
+}
+
+// The order in which roots claim their consequences.
+constexpr std::array<FindingCode, 9> kRootOrder{
+    FindingCode::kMismatchedInit,         FindingCode::kSaturatingHiddenActivation,
+    FindingCode::kExplodingActivations,   FindingCode::kNonFinite,
+    FindingCode::kDeadUnits,              FindingCode::kPlainDeepStack,
+    FindingCode::kVanishingGradients,     FindingCode::kExplodingGradients,
+    FindingCode::kCollapsingActivations};
+
+void assign_causes(std::vector<Draft>& drafts, const Report& report, const Shape& shape) {
+  // Sigmoid hidden layers are the cause before their init is: the saturating activation first.
+  const bool sigmoid_hidden = shape.hidden_activation.kind == Activation::kSigmoid;
+  std::vector<FindingCode> order(kRootOrder.begin(), kRootOrder.end());
+  if (sigmoid_hidden) std::swap(order[0], order[1]);
+  for (FindingCode root : order) {
+    int ri = -1;
+    for (std::size_t i = 0; i < drafts.size(); ++i) {
+      if (drafts[i].code == root && drafts[i].cause < 0) ri = static_cast<int>(i);
+    }
+    if (ri < 0) continue;
+    for (std::size_t i = 0; i < drafts.size(); ++i) {
+      Draft& d = drafts[i];
+      if (static_cast<int>(i) == ri || d.cause >= 0) continue;
+      // A root that has already taken consequences stays a root.
+      bool is_root = false;
+      for (const Draft& e : drafts) is_root |= e.cause == static_cast<int>(i);
+      if (is_root) continue;
+      if (d.f.severity == Severity::kInfo) continue;  // context, not a symptom
+      if (explains(root, drafts[static_cast<std::size_t>(ri)].f, d.code, d.f, report,
+                   sigmoid_hidden)) {
+        d.cause = ri;
+      }
+    }
+  }
+}
+
 // ---- Advice
+//
+// A fix is a change to the architecture, kept apart from the config keys it becomes, so that
+// several compose into one remedy: a residual rewrite carries the other fixes' activation and
+// init into its layers, where separate --set arguments would fight over the same keys.
+
+struct Fix {
+  enum class Kind { kActivation, kInit, kResidual, kNorm, kLearningRate, kAdam, kOutput };
+  Kind kind = Kind::kActivation;
+  std::string text;                // one sentence: what and why
+  std::vector<std::string> paths;  // config paths of the layers it changes
+  ActivationSpec activation{};     // kActivation, kOutput
+  bool with_init = false;          // kActivation: the activation comes with an init
+  InitSpec init{};                 // kActivation (with_init), kInit
+  std::string init_value;          // the same init as config JSON text
+  NormKind norm = NormKind::kLayerNorm;  // kNorm
+  double learning_rate = 0.0;            // kLearningRate
+
+  bool structural() const { return kind != Kind::kLearningRate && kind != Kind::kAdam; }
+};
+
+bool same_fix(const Fix& a, const Fix& b) {
+  return a.kind == b.kind && a.paths == b.paths && a.activation.kind == b.activation.kind &&
+         a.activation.param == b.activation.param && a.init_value == b.init_value &&
+         a.norm == b.norm && a.learning_rate == b.learning_rate && a.with_init == b.with_init;
+}
+
+// Whether two fixes set the same thing differently (two activations for the same layers, two
+// inits, a learning rate and another optimizer).
+bool conflicts(const Fix& a, const Fix& b) {
+  if (same_fix(a, b)) return false;
+  const auto overlap = [&] {
+    for (const std::string& p : a.paths) {
+      if (std::find(b.paths.begin(), b.paths.end(), p) != b.paths.end()) return true;
+    }
+    return false;
+  };
+  const auto sets_init = [](const Fix& f) {
+    return f.kind == Fix::Kind::kInit || (f.kind == Fix::Kind::kActivation && f.with_init);
+  };
+  if (a.kind == b.kind) {
+    switch (a.kind) {
+      case Fix::Kind::kResidual:
+      case Fix::Kind::kAdam:
+        return false;
+      case Fix::Kind::kLearningRate:
+        return true;
+      default:
+        return overlap();
+    }
+  }
+  if (sets_init(a) && sets_init(b)) return overlap();
+  const auto optimizer = [](const Fix& f) {
+    return f.kind == Fix::Kind::kAdam || f.kind == Fix::Kind::kLearningRate;
+  };
+  return optimizer(a) && optimizer(b);
+}
 
 class Advisor {
  public:
   Advisor(const Report& r, const Shape& s, const InitAdvice& init) : r_(r), s_(s), init_(init) {}
 
-  std::vector<Advice> advise(FindingCode code, bool measured_problem) const {
-    std::vector<Advice> out;
-    const auto add = [&](std::optional<Advice> a) {
+  // The fixes for a root finding, the one gradscope would apply first leading.
+  std::vector<Fix> fixes(FindingCode code, bool measured_problem) const {
+    std::vector<Fix> out;
+    const auto add = [&](std::optional<Fix> a) {
       if (a) out.push_back(std::move(*a));
     };
     switch (code) {
@@ -1062,25 +1390,26 @@ class Advisor {
       case FindingCode::kFp16GradientUnderflow:
       case FindingCode::kBf16GradientUnderflow:
         add(switch_bounded_activation());
-        add(theory_init_advice());
+        add(theory_init_fix());
         if (out.empty()) add(residual_blocks());
         break;
       case FindingCode::kExplodingGradients:
-        add(theory_init_advice());
+        add(theory_init_fix());
         add(layer_norm_for_batch_norm());
         break;
       case FindingCode::kCollapsingActivations:
       case FindingCode::kExplodingActivations:
       case FindingCode::kNonFinite:
       case FindingCode::kFp16ActivationOverflow:
-        add(theory_init_advice());
+        add(theory_init_fix());
+        if (out.empty() && !s_.has_norm) add(residual_blocks());
         break;
       case FindingCode::kDeadUnits:
         add(leaky_relu());
         add(residual_blocks());
         break;
       case FindingCode::kSaturatedUnits:
-        add(theory_init_advice());
+        add(theory_init_fix());
         add(switch_bounded_activation());
         break;
       case FindingCode::kCorrelationCollapse:
@@ -1094,7 +1423,7 @@ class Advisor {
         if (measured_problem) add(switch_bounded_activation());
         break;
       case FindingCode::kMismatchedInit:
-        if (measured_problem) add(theory_init_advice());
+        if (measured_problem) add(theory_init_fix());
         break;
       case FindingCode::kSigmoidOutputMulticlass:
         add(linear_output());
@@ -1104,6 +1433,82 @@ class Advisor {
         break;
     }
     return out;
+  }
+
+  // The config changes of a set of fixes applied together, each key once.
+  std::vector<ConfigChange> render(const std::vector<Fix>& fixes) const {
+    std::vector<ConfigChange> out;
+    const auto put = [&](std::string path, std::string value) {
+      for (const ConfigChange& c : out) {
+        if (c.path == path) return;  // the first fix to set a key wins
+      }
+      out.push_back({std::move(path), std::move(value)});
+    };
+    const Fix* residual = nullptr;
+    for (const Fix& f : fixes) {
+      if (f.kind == Fix::Kind::kResidual) residual = &f;
+    }
+    if (residual != nullptr) {
+      // The rewrite replaces the hidden and output layers: the other fixes go into its layers.
+      std::optional<ActivationSpec> activation;
+      std::optional<InitSpec> init;
+      std::optional<ActivationSpec> output;
+      for (const Fix& f : fixes) {
+        if (f.kind == Fix::Kind::kActivation && !activation) {
+          activation = f.activation;
+          if (f.with_init && !init) init = f.init;
+        }
+        if (f.kind == Fix::Kind::kInit && !init) init = f.init;
+        if (f.kind == Fix::Kind::kOutput && !output) output = f.activation;
+      }
+      for (const ConfigChange& c : residual_changes(activation, init, output)) put(c.path, c.value);
+    }
+    for (const Fix& f : fixes) {
+      switch (f.kind) {
+        case Fix::Kind::kActivation:
+          if (residual != nullptr) break;
+          for (const std::string& p : f.paths) {
+            put(p + ".activation", activation_value(f.activation));
+            if (f.with_init) put(p + ".init", f.init_value);
+          }
+          break;
+        case Fix::Kind::kInit:
+          if (residual != nullptr) break;
+          for (const std::string& p : f.paths) put(p + ".init", f.init_value);
+          break;
+        case Fix::Kind::kOutput:
+          if (residual != nullptr) break;
+          for (const std::string& p : f.paths) put(p + ".activation", activation_value(f.activation));
+          break;
+        case Fix::Kind::kNorm:
+          for (const std::string& p : f.paths) {
+            put(p + ".norm", std::string(norm_name(f.norm)));
+          }
+          break;
+        case Fix::Kind::kLearningRate:
+          put("optimizer.learning_rate", json_number(f.learning_rate));
+          break;
+        case Fix::Kind::kAdam:
+          put("optimizer", "{\"name\": \"adam\", \"learning_rate\": 0.001}");
+          break;
+        case Fix::Kind::kResidual:
+          break;
+      }
+    }
+    return out;
+  }
+
+  Advice advice(const Fix& f, const std::string& addresses) const {
+    return Advice{f.text, render({f}), std::nullopt, addresses};
+  }
+
+  // The residual rewrite's sentence for the activation it ends up with.
+  std::string residual_text(const std::vector<Fix>& fixes) const {
+    std::optional<ActivationSpec> activation;
+    for (const Fix& f : fixes) {
+      if (f.kind == Fix::Kind::kActivation && !activation) activation = f.activation;
+    }
+    return residual_sentence(activation);
   }
 
  private:
@@ -1119,7 +1524,7 @@ class Advisor {
     return paths;
   }
 
-  std::optional<Advice> switch_bounded_activation() const {
+  std::optional<Fix> switch_bounded_activation() const {
     // Without a norm, relu's larger outputs pile up in a residual stream and explode it.
     if (s_.has_residual && !s_.has_norm) return std::nullopt;
     std::vector<int> bounded;
@@ -1127,47 +1532,58 @@ class Advisor {
       if (is_bounded(at(i).activation.kind)) bounded.push_back(i);
     }
     if (static_cast<int>(bounded.size()) < r_.spec.diagnosis.deep_layers) return std::nullopt;
-    Advice a;
-    for (const std::string& p : paths_of(bounded)) {
-      a.changes.push_back({p + ".activation", "relu"});
-      a.changes.push_back({p + ".init", "he_normal"});
-    }
-    a.text =
+    Fix f;
+    f.kind = Fix::Kind::kActivation;
+    f.paths = paths_of(bounded);
+    f.activation = default_spec(Activation::kRelu);
+    f.with_init = true;
+    f.init.kind = Init::kHeNormal;
+    f.init_value = "he_normal";
+    f.text =
         "Use relu with he_normal init in the hidden layers: relu's slope is 1 wherever a unit "
         "is active, so the gradient passes through unshrunk (keep sigmoid for a binary "
         "output, softmax for a multi-class one).";
-    return a;
+    return f;
   }
 
-  std::optional<Advice> theory_init_advice() const {
+  std::optional<Fix> theory_init_fix() const {
     if (!init_.valid) return std::nullopt;
     if (std::abs(init_.sw2 / init_.sw2_now - 1.0) <= 0.05) return std::nullopt;
-    if (!(init_.now.worst() - init_.advised.worst() >= 0.5)) return std::nullopt;
-    // Only where theory finds an init that keeps the network healthy.
+    if (!init_advice_stands(init_, s_, r_.spec.diagnosis)) return std::nullopt;
+    Fix f;
+    f.kind = Fix::Kind::kInit;
+    f.paths = paths_of(s_.hidden);
+    f.init = init_.spec;
+    f.init_value = init_.value;
     const DiagnosisSpec& d = r_.spec.diagnosis;
-    if (!(init_.advised.worst() <
-          std::min(d.gradient_warning_decades, d.activation_warning_decades))) {
-      return std::nullopt;
-    }
-    Advice a;
-    for (const std::string& p : paths_of(s_.hidden))
-      a.changes.push_back({p + ".init", init_.value});
-    a.text = "Initialise the hidden layers with " + init_.name +
+    const bool healthy =
+        init_.advised.worst() < std::min(d.gradient_warning_decades, d.activation_warning_decades);
+    f.text = "Initialise the hidden layers with " + init_.name +
              ", the weight variance mean-field theory finds best for " +
              std::string(activation_info(s_.hidden_activation.kind).name) + " over " +
-             std::to_string(s_.hidden.size()) +
-             " layers: it predicts a first-to-last gradient "
-             "ratio of " +
-             pow10_text(init_.advised.grad_decades) + " and an output rms " +
-             pow10_text(init_.advised.act_decades) + " of the input's, against " +
-             pow10_text(init_.now.grad_decades) + " and " + pow10_text(init_.now.act_decades) +
-             " with sw2 = " + fmt_num(init_.sw2_now) + " now.";
-    return a;
+             std::to_string(s_.hidden.size()) + " layers: it predicts " +
+             chain_words(init_.advised) + ", against " + chain_words(init_.now) +
+             " with sw2 = " + fmt_num(init_.sw2_now) + " now" +
+             (healthy ? "."
+                      : "; at this depth no init keeps the prediction healthy, so norms or "
+                        "residual connections are the surer fix.");
+    return f;
   }
 
-  // Pre-norm residual blocks, for a stack config: the first layer maps the input to the stack's
-  // width, the other depth - 1 become x + F(LayerNorm(x)), and a final layer norm precedes the
-  // output layer.
+  std::string residual_sentence(const std::optional<ActivationSpec>& activation) const {
+    const LayerReport& h = at(s_.hidden.front());
+    const bool sigmoid = h.activation.kind == Activation::kSigmoid && !activation;
+    const Activation act = activation ? activation->kind
+                                      : (sigmoid ? Activation::kRelu : h.activation.kind);
+    return std::string("Wrap the hidden layers in pre-norm residual blocks, x + ") +
+           std::string(activation_info(act).name) +
+           "(W LayerNorm(x)), with a final layer norm: the skip path carries the signal and the "
+           "gradient past every layer, so depth no longer compounds" +
+           (sigmoid ? " (with relu and he_normal: sigmoid's positive outputs would pile up in "
+                      "the residual stream)."
+                    : ".");
+  }
+
   // The dense layer a report layer describes.
   static LayerSpec layer_spec(const LayerReport& l) {
     LayerSpec layer;
@@ -1178,51 +1594,59 @@ class Advisor {
     return layer;
   }
 
+  bool residual_applies() const {
+    if (s_.has_residual || s_.has_norm || s_.has_other_ops || s_.hidden.size() < 3) return false;
+    if (!s_.uniform_hidden) return false;
+    const int width = at(s_.hidden.front()).width;
+    for (int i : s_.hidden) {
+      if (at(i).width != width) return false;
+    }
+    return true;
+  }
+
   // Pre-norm residual blocks: the first hidden layer maps the input to the hidden width, the
   // others become x + F(LayerNorm(x)), and a final layer norm precedes the output layer. For a
   // stack config, or a `layers` config that is a plain chain of equal-width hidden layers.
-  std::optional<Advice> residual_blocks() const {
-    if (s_.has_residual || s_.has_norm || s_.has_other_ops || s_.hidden.size() < 3) {
-      return std::nullopt;
-    }
-    if (!s_.uniform_hidden) return std::nullopt;
+  std::optional<Fix> residual_blocks() const {
+    if (!residual_applies()) return std::nullopt;
+    Fix f;
+    f.kind = Fix::Kind::kResidual;
+    f.text = residual_sentence(std::nullopt);
+    return f;
+  }
+
+  std::vector<ConfigChange> residual_changes(const std::optional<ActivationSpec>& activation,
+                                             const std::optional<InitSpec>& init,
+                                             const std::optional<ActivationSpec>& output_act) const {
     const int depth = static_cast<int>(s_.hidden.size());
     LayerSpec layer = layer_spec(at(s_.hidden.front()));
-    for (int i : s_.hidden) {
-      if (at(i).width != layer.width) return std::nullopt;
-    }
     std::optional<LayerSpec> output;
     if (s_.dense.size() > s_.hidden.size()) output = layer_spec(at(s_.dense.back()));
     // A residual stream adds each block's output: sigmoid's positive mean would pile up in it.
-    const bool sigmoid = layer.activation.kind == Activation::kSigmoid;
-    if (sigmoid) {
+    if (layer.activation.kind == Activation::kSigmoid && !activation) {
       layer.activation = default_spec(Activation::kRelu);
       layer.init = InitSpec{};
       layer.init.kind = Init::kHeNormal;
     }
+    if (activation) layer.activation = *activation;
+    if (init) layer.init = *init;
+    if (output && output_act) output->activation = *output_act;
     std::string layers = "[" + dense_item_json(layer) +
                          ", {\"repeat\": " + std::to_string(depth - 1) +
                          ", \"residual\": {}, \"block\": [{\"norm\": \"layer_norm\"}, " +
                          dense_item_json(layer) + "]}, {\"norm\": \"layer_norm\"}";
     if (output) layers += ", " + dense_item_json(*output);
     layers += "]";
-    Advice a;
+    std::vector<ConfigChange> changes;
     if (s_.stack_config) {
-      a.changes.push_back({"stack", "null"});
-      if (r_.spec.output) a.changes.push_back({"output", "null"});
+      changes.push_back({"stack", "null"});
+      if (r_.spec.output) changes.push_back({"output", "null"});
     }
-    a.changes.push_back({"layers", layers});
-    a.text = std::string("Wrap the hidden layers in pre-norm residual blocks, x + ") +
-             (sigmoid ? "relu" : std::string(activation_info(layer.activation.kind).name)) +
-             "(W LayerNorm(x)), with a final layer norm: the skip path carries the signal and the "
-             "gradient past every layer, so depth no longer compounds" +
-             (sigmoid ? " (with relu and he_normal: sigmoid's positive outputs would pile up in "
-                        "the residual stream)."
-                      : ".");
-    return a;
+    changes.push_back({"layers", layers});
+    return changes;
   }
 
-  std::optional<Advice> leaky_relu() const {
+  std::optional<Fix> leaky_relu() const {
     std::vector<int> relu;
     for (int i = 0; i < static_cast<int>(r_.layers.size()); ++i) {
       const LayerReport& l = at(i);
@@ -1232,31 +1656,34 @@ class Advisor {
       }
     }
     if (relu.empty()) return std::nullopt;
-    Advice a;
-    for (const std::string& p : paths_of(relu))
-      a.changes.push_back({p + ".activation", "leaky_relu"});
-    a.text =
+    Fix f;
+    f.kind = Fix::Kind::kActivation;
+    f.paths = paths_of(relu);
+    f.activation = {Activation::kLeakyRelu, 0.01};
+    f.text =
         "Use leaky_relu (slope 0.01) instead of relu: its negative side keeps a small slope, "
         "so no unit is cut off from the gradient for a whole batch.";
-    return a;
+    return f;
   }
 
-  std::optional<Advice> layer_norm_for_batch_norm() const {
+  std::optional<Fix> layer_norm_for_batch_norm() const {
     if (!s_.has_batch_norm) return std::nullopt;
     std::vector<int> bn;
     for (int i = 0; i < static_cast<int>(r_.layers.size()); ++i) {
       if (at(i).kind == OpKind::kNorm && at(i).norm.kind == NormKind::kBatchNorm) bn.push_back(i);
     }
-    Advice a;
-    for (const std::string& p : paths_of(bn)) a.changes.push_back({p + ".norm", "layer_norm"});
-    if (a.changes.empty()) return std::nullopt;
-    a.text =
+    Fix f;
+    f.kind = Fix::Kind::kNorm;
+    f.paths = paths_of(bn);
+    f.norm = NormKind::kLayerNorm;
+    if (f.paths.empty()) return std::nullopt;
+    f.text =
         "Use layer_norm instead of batch_norm: it normalises each example on its own, so the "
         "examples of a batch no longer feed each other's gradients.";
-    return a;
+    return f;
   }
 
-  std::optional<Advice> learning_rate() const {
+  std::optional<Fix> learning_rate() const {
     const UpdateScan u = update_scan(r_);
     if (u.layer == 0) return std::nullopt;
     const DiagnosisSpec& d = r_.spec.diagnosis;
@@ -1271,16 +1698,17 @@ class Advisor {
     if (shift > 2.0) return std::nullopt;
     const double lr =
         std::stod(fmt_num(r_.spec.optimizer.learning_rate * std::pow(10.0, shift), 2));
-    Advice a;
-    a.changes.push_back({"optimizer.learning_rate", json_number(lr)});
-    a.text = "Set the learning rate to " + fmt_num(lr, 2) +
+    Fix f;
+    f.kind = Fix::Kind::kLearningRate;
+    f.learning_rate = lr;
+    f.text = "Set the learning rate to " + fmt_num(lr, 2) +
              ": the first step's update-to-weight "
              "ratio scales with it, and this puts " +
              layer_word(u.layer) + "'s at about " + pow10_text(target) + ".";
-    return a;
+    return f;
   }
 
-  std::optional<Advice> adam() const {
+  std::optional<Fix> adam() const {
     if (r_.spec.optimizer.kind != OptimizerKind::kSgd) return std::nullopt;
     const UpdateScan u = update_scan(r_);
     if (u.layer == 0 || u.too_large) return std::nullopt;
@@ -1302,25 +1730,26 @@ class Advisor {
         return std::nullopt;
       }
     }
-    Advice a;
-    a.changes.push_back({"optimizer", "{\"name\": \"adam\", \"learning_rate\": 0.001}"});
-    a.text =
+    Fix f;
+    f.kind = Fix::Kind::kAdam;
+    f.text =
         "Use adam (learning rate 0.001): it scales each weight's step by that weight's own "
         "gradient size, so layers whose gradient is small still move.";
-    return a;
+    return f;
   }
 
-  std::optional<Advice> linear_output() const {
+  std::optional<Fix> linear_output() const {
     const LayerReport& o = at(s_.dense.back());
-    const std::string& p = s_.paths[static_cast<std::size_t>(s_.dense.back())];
-    Advice a;
-    a.changes.push_back({p + ".activation", "linear"});
-    a.text =
+    Fix f;
+    f.kind = Fix::Kind::kOutput;
+    f.paths = {s_.paths[static_cast<std::size_t>(s_.dense.back())]};
+    f.activation = default_spec(Activation::kLinear);
+    f.text =
         "Let the output layer emit raw logits (activation linear): softmax_cross_entropy "
         "applies the softmax itself; " +
         std::string(activation_info(o.activation.kind).name) +
         " outputs belong with a binary loss (sigmoid_bce).";
-    return a;
+    return f;
   }
 
   const Report& r_;
@@ -1343,6 +1772,55 @@ Verdict verdict_of(const std::vector<Finding>& findings) {
   return v;
 }
 
+// The remedy from the roots' fixes: for each root, most severe first, the first of its fixes that
+// composes with those already chosen. A learning-rate or optimizer fix is measured on today's
+// gradients, which a structural fix changes: it joins only when no structural fix is chosen.
+struct RemedyDraft {
+  std::vector<Fix> fixes;
+  std::vector<std::vector<std::string>> addresses;  // per fix: root codes
+  std::vector<std::string> not_addressed;
+};
+
+// Beyond this many pieces the check keeps them all rather than search 2^n subsets.
+constexpr std::size_t kMaxRemedyPieces = 8;
+// Rounds of fixes the check may add from the re-run's own diagnosis.
+constexpr int kRemedyRounds = 2;
+
+RemedyDraft draft_remedy(const std::vector<Draft>& roots,
+                         const std::vector<std::vector<Fix>>& root_fixes) {
+  RemedyDraft out;
+  bool structural = false;
+  for (std::size_t i = 0; i < roots.size(); ++i) {
+    for (const Fix& f : root_fixes[i]) structural |= f.structural();
+  }
+  for (std::size_t i = 0; i < roots.size(); ++i) {
+    const Draft& root = roots[i];
+    if (root.f.severity == Severity::kInfo) continue;
+    bool placed = false;
+    for (const Fix& f : root_fixes[i]) {
+      if (!f.structural() && structural) continue;
+      bool fits = true;
+      std::size_t same = out.fixes.size();
+      for (std::size_t k = 0; k < out.fixes.size(); ++k) {
+        if (same_fix(out.fixes[k], f)) same = k;
+        if (conflicts(out.fixes[k], f)) fits = false;
+      }
+      if (same < out.fixes.size()) {
+        out.addresses[same].push_back(root.f.code);
+        placed = true;
+        break;
+      }
+      if (!fits) continue;
+      out.fixes.push_back(f);
+      out.addresses.push_back({root.f.code});
+      placed = true;
+      break;
+    }
+    if (!placed) out.not_addressed.push_back(root.f.code);
+  }
+  return out;
+}
+
 }  // namespace
 
 void diagnose(Report& report) {
@@ -1351,17 +1829,97 @@ void diagnose(Report& report) {
   const int score = problem_score(drafts);
   const InitAdvice init = theory_init(report, rules.shape());
   for (Draft& d : rules.mistakes(score, init)) drafts.push_back(std::move(d));
-  const Advisor advisor(report, rules.shape(), init);
-  for (Draft& d : drafts) {
-    const ProblemMetric m = problem_metric(d.code, report);
-    d.f.advice = advisor.advise(d.code, m.value >= m.threshold);
+  assign_causes(drafts, report, rules.shape());
+
+  // Roots, most severe first: a root is as severe as the worst of its consequences.
+  std::vector<std::size_t> roots;
+  for (std::size_t i = 0; i < drafts.size(); ++i) {
+    if (drafts[i].cause >= 0) {
+      Draft& root = drafts[static_cast<std::size_t>(drafts[i].cause)];
+      root.f.severity = std::max(root.f.severity, drafts[i].f.severity);
+    } else {
+      roots.push_back(i);
+    }
   }
-  std::stable_sort(drafts.begin(), drafts.end(), [](const Draft& a, const Draft& b) {
-    return more_severe_first(a.f, b.f, a.code, b.code);
+  std::stable_sort(roots.begin(), roots.end(), [&](std::size_t a, std::size_t b) {
+    return more_severe_first(drafts[a].f, drafts[b].f, drafts[a].code, drafts[b].code);
   });
+  const Advisor advisor(report, rules.shape(), init);
+  std::vector<Draft> root_drafts;
+  std::vector<std::vector<Fix>> root_fixes;
+  std::vector<Fix> given;  // every fix listed so far: each is listed once, under the first root
   report.findings.clear();
-  for (Draft& d : drafts) report.findings.push_back(std::move(d.f));
+  for (std::size_t ri : roots) {
+    Draft& root = drafts[ri];
+    const ProblemMetric m = problem_metric(root.code, report);
+    std::vector<std::size_t> consequences;
+    for (std::size_t i = 0; i < drafts.size(); ++i) {
+      if (drafts[i].cause == static_cast<int>(ri)) consequences.push_back(i);
+    }
+    std::stable_sort(consequences.begin(), consequences.end(), [&](std::size_t a, std::size_t b) {
+      return more_severe_first(drafts[a].f, drafts[b].f, drafts[a].code, drafts[b].code);
+    });
+    // The root's own fixes first, then its consequences' (alternatives, and the only ones when the
+    // root has none: a dead layer's cut-off gradient), each with the finding it is for.
+    std::vector<std::pair<Fix, std::string>> candidates;
+    for (Fix& f : advisor.fixes(root.code, m.value >= m.threshold)) {
+      candidates.emplace_back(std::move(f), root.f.code);
+    }
+    for (std::size_t c : consequences) {
+      for (Fix& f : advisor.fixes(drafts[c].code, true)) {
+        candidates.emplace_back(std::move(f), drafts[c].f.code);
+      }
+    }
+    std::vector<Fix> fixes;
+    for (auto& [f, code] : candidates) {
+      bool seen = false;
+      for (const Fix& g : fixes) seen |= same_fix(f, g);
+      if (seen) continue;
+      fixes.push_back(f);
+      bool listed = false;
+      for (const Fix& g : given) listed |= same_fix(f, g);
+      if (listed) continue;  // already listed under a more severe root
+      given.push_back(f);
+      root.f.advice.push_back(advisor.advice(f, code));
+    }
+    for (std::size_t c : consequences) root.f.consequences.push_back(drafts[c].f.code);
+    root_drafts.push_back(root);
+    root_fixes.push_back(fixes);
+    report.findings.push_back(root.f);
+    for (std::size_t c : consequences) {
+      Finding f = drafts[c].f;
+      f.cause = root.f.code;
+      report.findings.push_back(std::move(f));
+    }
+  }
   report.verdict = verdict_of(report.findings);
+
+  const RemedyDraft rd = draft_remedy(root_drafts, root_fixes);
+  if (!rd.fixes.empty() || !rd.not_addressed.empty()) {
+    Remedy remedy;
+    for (std::size_t k = 0; k < rd.fixes.size(); ++k) {
+      RemedyPiece piece;
+      piece.text = rd.fixes[k].kind == Fix::Kind::kResidual ? advisor.residual_text(rd.fixes)
+                                                            : rd.fixes[k].text;
+      piece.changes = advisor.render({rd.fixes[k]});
+      piece.addresses = rd.addresses[k];
+      for (const std::string& code : piece.addresses) remedy.addresses.push_back(code);
+      remedy.pieces.push_back(std::move(piece));
+    }
+    remedy.changes = advisor.render(rd.fixes);
+    remedy.not_addressed = rd.not_addressed;
+    // Every subset composed, for the check's search: at most 2^kMaxRemedyPieces renderings.
+    const std::size_t n = std::min(rd.fixes.size(), kMaxRemedyPieces);
+    remedy.compositions.resize(std::size_t{1} << n);
+    for (std::size_t mask = 1; mask < remedy.compositions.size(); ++mask) {
+      std::vector<Fix> subset;
+      for (std::size_t k = 0; k < n; ++k) {
+        if (mask & (std::size_t{1} << k)) subset.push_back(rd.fixes[k]);
+      }
+      remedy.compositions[mask] = advisor.render(subset);
+    }
+    report.remedy = std::move(remedy);
+  }
 }
 
 ProblemMetric problem_metric(FindingCode code, const Report& r) {
@@ -1370,14 +1928,25 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
   ProblemMetric m;
   switch (code) {
     case FindingCode::kVanishingGradients:
-      return {-r.summary.log10_grad_ratio_first_to_last, d.gradient_warning_decades};
-    case FindingCode::kExplodingGradients:
-      return {r.summary.log10_grad_ratio_first_to_last, d.gradient_warning_decades};
+    case FindingCode::kExplodingGradients: {
+      const bool vanishing = code == FindingCode::kVanishingGradients;
+      // Undefined gradients (NaN) are as bad as any; an exactly-zero one vanishes completely.
+      const LayerReport& first = r.layers.front();
+      const LayerReport& last = r.layers.back();
+      if (!gradient_valid(first) || !gradient_valid(last)) return {kInf, d.gradient_warning_decades};
+      const double ratio = r.summary.log10_grad_ratio_first_to_last;
+      if (std::isnan(ratio)) return {kInf, d.gradient_warning_decades};
+      return {vanishing ? -ratio : ratio, d.gradient_warning_decades};
+    }
     case FindingCode::kCollapsingActivations:
     case FindingCode::kExplodingActivations: {
       const bool low = code == FindingCode::kCollapsingActivations;
       double worst = -kInf;
       for (const LayerReport& l : r.layers) {
+        if (!forward_valid(r, l)) {
+          if (!low) worst = kInf;  // an overflow is the furthest an explosion goes
+          break;
+        }
         const double a = act_log10_rel_input(l, s);
         if (!std::isnan(a)) worst = std::max(worst, low ? -a : a);
       }
@@ -1390,6 +1959,7 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
       const bool dead = code == FindingCode::kDeadUnits;
       double worst = 0.0;
       for (const LayerReport& l : r.layers) {
+        if (!forward_valid(r, l)) break;
         if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
         if (is_bounded(l.activation.kind) == dead) continue;
         worst = std::max(worst, dead ? l.forward.dead_fraction : l.forward.saturated_fraction);
@@ -1399,7 +1969,8 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
     case FindingCode::kCorrelationCollapse: {
       double worst = -1.0;
       for (const LayerReport& l : r.layers) {
-        if (!std::isnan(l.forward.correlation)) worst = std::max(worst, l.forward.correlation);
+        if (!forward_valid(r, l)) break;
+        if (std::isfinite(l.forward.correlation)) worst = std::max(worst, l.forward.correlation);
       }
       return {worst, d.correlation};
     }
@@ -1407,8 +1978,9 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
     case FindingCode::kBf16GradientUnderflow: {
       double lowest = kInf;
       for (const LayerReport& l : r.layers) {
+        if (!gradient_valid(l)) continue;
         const double g = grad_log10(l) + s.grad_scale_log10;
-        if (!std::isnan(g)) lowest = std::min(lowest, g);
+        if (std::isfinite(g)) lowest = std::min(lowest, g);
       }
       const double min_normal =
           code == FindingCode::kFp16GradientUnderflow ? kFp16MinNormalLog10 : kBf16MinNormalLog10;
@@ -1417,8 +1989,12 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
     case FindingCode::kFp16ActivationOverflow: {
       double largest = -kInf;
       for (const LayerReport& l : r.layers) {
+        if (!forward_valid(r, l)) {
+          largest = kInf;
+          break;
+        }
         const double v = max_abs_act(l);
-        if (v > 0) largest = std::max(largest, std::log10(v));
+        if (v > 0 && std::isfinite(v)) largest = std::max(largest, std::log10(v));
       }
       return {largest - kFp16MaxLog10, 0.0};
     }
@@ -1436,13 +2012,11 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
   return m;
 }
 
-bool advice_helped(const ProblemMetric& before, const ProblemMetric& after, Verdict verdict_before,
+bool advice_helped(const ProblemMetric& after, bool finding_gone, Verdict verdict_before,
                    Verdict verdict_after) {
   if (verdict_after > verdict_before) return false;
-  if (std::isnan(after.value)) return false;
-  if (after.value < after.threshold) return true;
-  const double excess = before.value - before.threshold;
-  return excess > 0 && before.value - after.value >= 0.5 * excess;
+  if (finding_gone) return true;
+  return std::isfinite(after.value) && after.value < after.threshold;
 }
 
 std::string set_argument(const ConfigChange& change) {
@@ -1457,30 +2031,71 @@ std::string set_argument(const ConfigChange& change) {
   return "--set " + quoted + "'";
 }
 
+namespace {
+
+std::string changes_key(const std::vector<ConfigChange>& changes) {
+  std::string key;
+  for (const ConfigChange& c : changes) key += c.path + "=" + c.value + "\n";
+  return key;
+}
+
+std::vector<std::string> finding_lines(const Report& r) {
+  std::vector<std::string> out;
+  for (const Finding& g : r.findings) {
+    out.push_back(g.code + " (" + std::string(severity_name(g.severity)) + ")" +
+                  (g.cause.empty() ? "" : ", from " + g.cause));
+  }
+  return out;
+}
+
+bool has_finding(const Report& r, const std::string& code) {
+  for (const Finding& g : r.findings) {
+    if (g.code == code) return true;
+  }
+  return false;
+}
+
+// How bad a report is, for comparing remedies: errors, then warnings, counted as root causes.
+std::pair<int, int> alarms(const Report& r) {
+  int errors = 0, warnings = 0;
+  for (const Finding& f : r.findings) {
+    if (!f.cause.empty()) continue;
+    errors += f.severity == Severity::kError ? 1 : 0;
+    warnings += f.severity == Severity::kWarning ? 1 : 0;
+  }
+  return {errors, warnings};
+}
+
+}  // namespace
+
 void check_advice(Report& report, const Rerun& rerun) {
   std::map<std::string, Report> cache;
+  const auto run = [&](const std::vector<ConfigChange>& changes) -> const Report& {
+    const std::string key = changes_key(changes);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, rerun(changes)).first;
+    return it->second;
+  };
   for (Finding& f : report.findings) {
-    const std::optional<FindingCode> code = finding_from_name(f.code);
-    if (!code) continue;
-    const ProblemMetric before = problem_metric(*code, report);
     std::vector<Advice> kept;
     for (Advice& a : f.advice) {
-      std::string key;
-      for (const ConfigChange& c : a.changes) key += c.path + "=" + c.value + "\n";
-      auto it = cache.find(key);
-      if (it == cache.end()) it = cache.emplace(key, rerun(a.changes)).first;
-      const Report& after_report = it->second;
+      // The advice's own finding: the root, or the consequence it was given for.
+      const std::string& target = a.addresses.empty() ? f.code : a.addresses;
+      const std::optional<FindingCode> code = finding_from_name(target);
+      if (!code) continue;
+      const ProblemMetric before = problem_metric(*code, report);
+      const Report& after_report = run(a.changes);
       const ProblemMetric after = problem_metric(*code, after_report);
       AdviceCheck check;
       check.metric = std::string(finding_info(*code).metric);
       check.before = before.value;
       check.after = after.value;
       check.verdict_after = after_report.verdict;
-      for (const Finding& g : after_report.findings) {
-        check.findings_after.push_back(g.code + " (" + std::string(severity_name(g.severity)) +
-                                       ")");
-      }
-      check.helped = advice_helped(before, after, report.verdict, after_report.verdict);
+      check.findings_after = finding_lines(after_report);
+      // Helped: the finding is gone, or its metric is now on the healthy side of its threshold,
+      // without the verdict getting worse.
+      check.helped = advice_helped(after, !has_finding(after_report, target), report.verdict,
+                                   after_report.verdict);
       a.check = std::move(check);
       if (a.check->helped) {
         kept.push_back(std::move(a));
@@ -1490,6 +2105,77 @@ void check_advice(Report& report, const Rerun& rerun) {
     }
     f.advice = std::move(kept);
   }
+  if (!report.remedy || report.remedy->pieces.empty()) return;
+  // The remedy as a whole, then without each piece in turn (last first): a piece goes when the
+  // rest do at least as well without it, so what remains is needed, and what harmed is dropped.
+  Remedy& remedy = *report.remedy;
+  std::vector<std::size_t> kept(remedy.pieces.size());
+  for (std::size_t k = 0; k < kept.size(); ++k) kept[k] = k;
+  const auto changes_of = [&](const std::vector<std::size_t>& pieces) {
+    std::size_t mask = 0;
+    for (std::size_t k : pieces) mask |= std::size_t{1} << k;
+    return mask < remedy.compositions.size() ? remedy.compositions[mask] : remedy.changes;
+  };
+  RemedyCheck check;
+  check.verdict_before = report.verdict;
+  const Report* best = &run(changes_of(kept));
+  const std::size_t searched = remedy.pieces.size() <= kMaxRemedyPieces ? remedy.pieces.size() : 0;
+  for (std::size_t k = searched; k-- > 0 && kept.size() > 1;) {
+    std::vector<std::size_t> without;
+    for (std::size_t j : kept) {
+      if (j != k) without.push_back(j);
+    }
+    const Report& trial = run(changes_of(without));
+    if (alarms(trial) <= alarms(*best)) {
+      check.dropped.push_back(remedy.pieces[k].text);
+      kept = without;
+      best = &trial;
+    }
+  }
+  if (kept.size() < remedy.pieces.size()) {
+    const std::vector<ConfigChange> changes = changes_of(kept);
+    std::vector<RemedyPiece> pieces;
+    for (std::size_t k : kept) pieces.push_back(remedy.pieces[k]);
+    remedy.pieces = std::move(pieces);
+    remedy.changes = changes;
+  }
+  // What is left may have a fix of its own once the first fixes are in (a plain deep stack's dead
+  // units show once batch norm is gone): the re-run's own remedy, applied on top, kept when it
+  // leaves fewer alarms. Two rounds at most.
+  for (int round = 0; round < kRemedyRounds; ++round) {
+    if (alarms(*best) == std::pair<int, int>{0, 0}) break;
+    if (!best->remedy || best->remedy->pieces.empty()) break;
+    const Remedy& next = *best->remedy;
+    std::vector<ConfigChange> more = remedy.changes;
+    for (const ConfigChange& c : next.changes) {
+      bool replaced = false;
+      for (ConfigChange& o : more) {
+        if (o.path == c.path) {
+          o.value = c.value;
+          replaced = true;
+        }
+      }
+      if (!replaced) more.push_back(c);
+    }
+    const Report& trial = run(more);
+    if (!(alarms(trial) < alarms(*best))) break;
+    for (const RemedyPiece& p : next.pieces) {
+      remedy.pieces.push_back(p);
+      check.added.push_back(p.text);
+      for (const std::string& code : p.addresses) {
+        // Found on the re-run: what it fixes there, which this run may not have shown.
+        if (std::find(remedy.addresses.begin(), remedy.addresses.end(), code) ==
+            remedy.addresses.end()) {
+          remedy.addresses.push_back(code);
+        }
+      }
+    }
+    remedy.changes = more;
+    best = &trial;
+  }
+  check.verdict_after = best->verdict;
+  check.findings_after = finding_lines(*best);
+  remedy.check = std::move(check);
 }
 
 }  // namespace gradscope

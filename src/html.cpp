@@ -40,13 +40,18 @@ th, td { border: 1px solid #ddd; padding: 0.2em 0.5em; text-align: right; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
 .plot svg { max-width: 100%; height: auto; }
 .muted { color: #666; font-size: 0.9em; }
+.consequences { margin: 0.4em 0 0 1.2em; }
+.consequences .finding { background: #fff; }
+.remedy { padding: 0.6em 0.9em; border: 1px solid #1b7f3b; border-radius: 4px; background: #f3faf5; }
+.remedy pre { background: #f0f0f0; padding: 0.5em; white-space: pre-wrap; word-break: break-all; }
 )";
 
 std::string verdict_badge(std::string_view verdict) {
   return fmt::format("<span class=\"verdict {0}\">{0}</span>", html_escape(verdict));
 }
 
-std::string finding_html(const Finding& f) {
+// A finding; a root's consequences nested inside it, after its advice.
+std::string finding_html(const Finding& f, const std::vector<Finding>& all) {
   std::string out = fmt::format("<div class=\"finding {}\">", severity_name(f.severity));
   out += fmt::format("<span class=\"sev {0}\">{0}</span> <code>{1}</code> {2}<br/>",
                      severity_name(f.severity), html_escape(f.code),
@@ -86,6 +91,45 @@ std::string finding_html(const Finding& f) {
     for (const Advice& a : f.rejected_advice) out += advice(a, true);
     out += "</ul>";
   }
+  if (!f.consequences.empty()) {
+    out += fmt::format("<p class=\"muted\">Consequences of <code>{}</code> (fixed with it):</p>"
+                       "<div class=\"consequences\">",
+                       html_escape(f.code));
+    for (const Finding& c : all) {
+      if (c.cause == f.code) out += finding_html(c, all);
+    }
+    out += "</div>";
+  }
+  return out + "</div>\n";
+}
+
+// The one remedy, near the top: its pieces, the --set arguments that apply them all, the check.
+std::string remedy_html(const Report& r) {
+  const Remedy& remedy = *r.remedy;
+  std::string out = fmt::format("<h2>Remedy</h2>\n<div class=\"remedy\"><p><b>{}</b> ({})</p><ol>",
+                                html_escape(remedy_headline(remedy, r.findings)),
+                                html_escape(remedy_status(remedy)));
+  for (const RemedyPiece& p : remedy.pieces) {
+    std::string codes;
+    for (const std::string& c : p.addresses) {
+      codes += (codes.empty() ? "" : ", ") + fmt::format("<code>{}</code>", html_escape(c));
+    }
+    out += fmt::format("<li>{} (for {})</li>", html_escape(p.text), codes);
+  }
+  out += "</ol>";
+  if (!remedy.changes.empty()) {
+    out += "<p>Apply them together:</p><pre>";
+    for (const ConfigChange& c : remedy.changes) out += html_escape(set_argument(c)) + "\n";
+    out += "</pre>";
+  }
+  if (remedy.check) {
+    std::string after;
+    for (const std::string& f : remedy.check->findings_after) {
+      after += (after.empty() ? "" : ", ") + html_escape(f);
+    }
+    out += fmt::format("<p class=\"muted\">After it: {}.</p>",
+                       after.empty() ? std::string("no findings") : after);
+  }
   return out + "</div>\n";
 }
 
@@ -115,9 +159,10 @@ std::string layer_table(const Report& r) {
         "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td>"
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
         l.index, op_kind_name(l.kind), l.width, html_escape(op_label(l)),
-        format_number(l.forward.act.rms), format_magnitude(l.backward.grad_preact_rms),
-        format_magnitude(l.backward.gain), format_percent(l.forward.dead_fraction),
-        format_percent(l.forward.saturated_fraction), format_number(l.forward.correlation));
+        l.forward.act.finite == 0 ? std::string("n/a") : format_number(l.forward.act.rms),
+        magnitude_cell(l.backward.grad_preact_rms),
+        magnitude_cell(l.backward.gain), format_percent(l.forward.dead_fraction),
+        sat_cell(l.forward.saturated_fraction), undefined_or_nonfinite_number(l.forward.correlation));
   }
   if (hidden > 0) {
     out += fmt::format("<tr><td class=\"l\" colspan=\"10\">&#8230; {} layers &#8230;</td></tr>\n",
@@ -142,21 +187,27 @@ std::string html_page(std::string_view title, std::string_view body) {
 
 std::string report_to_html(const Report& r) {
   std::string body = fmt::format("<h1>gradscope: {}</h1>\n", html_escape(r.spec.name));
-  int counts[3] = {0, 0, 0};
-  for (const Finding& f : r.findings) ++counts[static_cast<int>(f.severity)];
-  body += fmt::format("<p>{} &#160; {} error{}, {} warning{}, {} info</p>\n",
-                      verdict_badge(verdict_name(r.verdict)), counts[2], counts[2] == 1 ? "" : "s",
-                      counts[1], counts[1] == 1 ? "" : "s", counts[0]);
+  body += fmt::format("<p>{} &#160; {}</p>\n", verdict_badge(verdict_name(r.verdict)),
+                      r.findings.empty() ? std::string("no findings")
+                                         : html_escape(finding_counts(r.findings)));
+  const double ratio = r.summary.log10_grad_ratio_first_to_last;
   body += fmt::format(
-      "<p>{} layers, {} parameters, {}, batch {}, seed {}, loss {}. The first layer's gradient "
-      "rms is <b>{}</b> times the last layer's (log10 {}).</p>\n",
-      r.layers.size(), group_thousands(r.parameters), precision_name(r.spec.precision),
-      r.spec.input.batch, r.spec.seed, loss_name(r.spec.loss.kind),
-      html_escape(format_magnitude(magnitude_from_log10(r.summary.log10_grad_ratio_first_to_last))),
-      format_log10(r.summary.log10_grad_ratio_first_to_last));
+      "<p>{} layers, {} parameters, {}, batch {}, seed {}, loss {}. {}</p>\n", r.layers.size(),
+      group_thousands(r.parameters), precision_name(r.spec.precision), r.spec.input.batch,
+      r.spec.seed, loss_name(r.spec.loss.kind),
+      std::isnan(ratio)
+          ? std::string("The first-to-last gradient ratio is undefined: an end has no finite "
+                        "gradient, or both are exactly 0.")
+          : fmt::format("The first layer's gradient rms is <b>{}</b> times the last layer's "
+                        "(log10 {}).",
+                        html_escape(format_magnitude(magnitude_from_log10(ratio))),
+                        format_log10(ratio)));
+  if (r.remedy) body += remedy_html(r);
   body += "<h2>Findings</h2>\n";
   if (r.findings.empty()) body += "<p>None.</p>\n";
-  for (const Finding& f : r.findings) body += finding_html(f);
+  for (const Finding& f : r.findings) {
+    if (f.cause.empty()) body += finding_html(f, r.findings);
+  }
   const std::vector<std::pair<std::string, const Report*>> runs{{r.spec.name, &r}};
   body += "<h2>Gradient magnitude by layer</h2>\n" + plot(gradient_plot_svg(runs, true));
   body += "<h2>Activations by layer</h2>\n" + plot(activation_histogram_svg(r));

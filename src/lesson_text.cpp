@@ -68,9 +68,11 @@ Facts facts_of(const Report& r) {
   f.layers = static_cast<int>(r.layers.size());
   f.batch = r.spec.input.batch;
   f.verdict = std::string(verdict_name(r.verdict));
+  // The root causes, each with the number of symptoms folded under it.
   for (const Finding& x : r.findings) {
-    if (x.severity == Severity::kInfo) continue;
+    if (x.severity == Severity::kInfo || !x.cause.empty()) continue;
     f.findings += (f.findings.empty() ? "" : ", ") + x.code;
+    if (!x.consequences.empty()) f.findings += " (+" + std::to_string(x.consequences.size()) + ")";
   }
   if (f.findings.empty()) f.findings = "none";
   return f;

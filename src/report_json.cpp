@@ -63,6 +63,32 @@ void put_magnitude(Json& obj, const std::string& key, const std::string& log10_k
   put(obj, log10_key, number(m.log10));
 }
 
+// A gradient's norm or rms over its finite entries: when every entry is NaN or infinite it is
+// undefined, which the status says instead of a bare "nan" (and never a 0 that reads as vanished).
+void put_gradient(Json& obj, const std::string& key, const std::string& log10_key,
+                  const Magnitude& m, std::int64_t nonfinite) {
+  if (nonfinite > 0 && std::isnan(m.log10)) {
+    put(obj, key, Num{m.value, "no_finite_values"});
+    put(obj, log10_key, Num{m.log10, "no_finite_values"});
+    return;
+  }
+  put_magnitude(obj, key, log10_key, m);
+}
+
+// Saturation is defined only for activations that saturate (not the relu family, not norms):
+// elsewhere the fraction is NaN and both keys say "not_applicable".
+Num saturation_number(double fraction) {
+  return std::isnan(fraction) ? Num{fraction, "not_applicable"} : number(fraction);
+}
+
+void put_saturated_units(Json& obj, std::int64_t units, double fraction) {
+  if (std::isnan(fraction)) {
+    put(obj, "saturated_units", Num{fraction, "not_applicable"});
+  } else {
+    obj["saturated_units"] = units;
+  }
+}
+
 // A moment of a set of entries (or a bound of their range): without a finite entry it is
 // undefined, which says more than the NaN it holds.
 Num moment_number(const MomentStats& s, double v) {
@@ -95,14 +121,14 @@ Json forward_json(const ForwardStats& f) {
   preact["nonfinite"] = f.preact.nonfinite;
   Json act = moment_json(f.act);
   put(act, "zero_fraction", number(f.zero_fraction));
-  put(act, "saturated_fraction", number(f.saturated_fraction));
+  put(act, "saturated_fraction", saturation_number(f.saturated_fraction));
   act["nonfinite"] = f.act.nonfinite;
   act["histogram"] = histogram_json(f.act, f.act_histogram);
   j["preact"] = std::move(preact);
   j["act"] = std::move(act);
   j["dead_units"] = f.dead_units;
   put(j, "dead_fraction", number(f.dead_fraction));
-  j["saturated_units"] = f.saturated_units;
+  put_saturated_units(j, f.saturated_units, f.saturated_fraction);
   j["nonfinite"] = f.nonfinite;
   put(j, "correlation", number(f.correlation));
   return j;
@@ -111,15 +137,17 @@ Json forward_json(const ForwardStats& f) {
 Json backward_json(const BackwardStats& b) {
   Json j = Json::object();
   Json grad_preact = Json::object();
-  put_magnitude(grad_preact, "rms", "log10_rms", b.grad_preact_rms);
+  put_gradient(grad_preact, "rms", "log10_rms", b.grad_preact_rms, b.nonfinite);
   j["grad_preact"] = std::move(grad_preact);
   // Ops without parameters (activation, dropout, residual end) omit the weight keys rather than
   // write zeros or nulls a script could mistake for a measurement.
   if (b.has_weights) {
     Json grad_weight = Json::object();
-    put_magnitude(grad_weight, "norm", "log10_norm", b.grad_weight_norm);
+    put_gradient(grad_weight, "norm", "log10_norm", b.grad_weight_norm, b.grad_weight_nonfinite);
+    grad_weight["nonfinite"] = b.grad_weight_nonfinite;
     Json grad_bias = Json::object();
-    put_magnitude(grad_bias, "norm", "log10_norm", b.grad_bias_norm);
+    put_gradient(grad_bias, "norm", "log10_norm", b.grad_bias_norm, b.grad_bias_nonfinite);
+    grad_bias["nonfinite"] = b.grad_bias_nonfinite;
     j["grad_weight"] = std::move(grad_weight);
     j["grad_bias"] = std::move(grad_bias);
     put(j, "weight_norm", number(b.weight_norm));
@@ -234,14 +262,22 @@ Json summary_json(const Summary& s, Verdict verdict) {
   put(j, "mean_log10_gain", number(s.mean_log10_gain));
   put(j, "geometric_mean_gain", magnitude_value(magnitude_from_log10(s.mean_log10_gain)));
   j["dead_units"] = s.dead_units;
-  j["saturated_units"] = s.saturated_units;
-  put(j, "saturated_fraction", number(s.saturated_fraction));
+  put_saturated_units(j, s.saturated_units, s.saturated_fraction);
+  put(j, "saturated_fraction", saturation_number(s.saturated_fraction));
   j["nonfinite_layers"] = s.nonfinite_layers;
-  if (s.nonfinite_layers.empty()) {
-    j["first_nonfinite_layer"] = nullptr;  // documented in the schema: no such layer
+  // null when every value is finite (documented in the schema).
+  if (s.first_nonfinite_layer == 0) {
+    j["first_nonfinite_layer"] = nullptr;
+    j["first_nonfinite_pass"] = nullptr;
+    j["backward_nonfinite_above"] = nullptr;
   } else {
-    j["first_nonfinite_layer"] =
-        *std::min_element(s.nonfinite_layers.begin(), s.nonfinite_layers.end());
+    j["first_nonfinite_layer"] = s.first_nonfinite_layer;
+    j["first_nonfinite_pass"] = s.nonfinite_in_forward ? "forward" : "backward";
+    if (s.nonfinite_in_forward) {
+      j["backward_nonfinite_above"] = s.backward_nonfinite_above;
+    } else {
+      j["backward_nonfinite_above"] = nullptr;
+    }
   }
   j["theory_flagged_layers"] = s.theory_flagged_layers;
   return j;
@@ -262,6 +298,7 @@ Json evidence_json(const Evidence& e) {
 Json advice_json(const Advice& a) {
   Json j = Json::object();
   j["text"] = a.text;
+  j["addresses"] = a.addresses;
   Json changes = Json::array();
   // The value stays the JSON text that `--set PATH=VALUE` takes, not a parsed value: what the
   // user types is what the report shows, and "null" (drop a section) stays distinguishable.
@@ -287,6 +324,13 @@ Json finding_json(const Finding& f) {
   j["code"] = f.code;
   j["severity"] = std::string(severity_name(f.severity));
   j["layer"] = f.layer;
+  // Root causes have cause null and list the codes of their consequences, which follow them.
+  if (f.cause.empty()) {
+    j["cause"] = nullptr;
+  } else {
+    j["cause"] = f.cause;
+  }
+  j["consequences"] = f.consequences;
   Json evidence = Json::array();
   for (const Evidence& e : f.evidence) evidence.push_back(evidence_json(e));
   j["evidence"] = std::move(evidence);
@@ -297,6 +341,39 @@ Json finding_json(const Finding& f) {
   Json rejected = Json::array();
   for (const Advice& a : f.rejected_advice) rejected.push_back(advice_json(a));
   j["rejected_advice"] = std::move(rejected);
+  return j;
+}
+
+Json changes_json(const std::vector<ConfigChange>& changes) {
+  Json out = Json::array();
+  for (const ConfigChange& c : changes) out.push_back(Json{{"path", c.path}, {"value", c.value}});
+  return out;
+}
+
+Json remedy_json(const Remedy& r) {
+  Json j = Json::object();
+  Json pieces = Json::array();
+  for (const RemedyPiece& p : r.pieces) {
+    pieces.push_back(
+        Json{{"text", p.text}, {"addresses", p.addresses}, {"changes", changes_json(p.changes)}});
+  }
+  j["pieces"] = std::move(pieces);
+  j["addresses"] = r.addresses;
+  j["changes"] = changes_json(r.changes);
+  Json args = Json::array();
+  for (const ConfigChange& c : r.changes) args.push_back(set_argument(c));
+  j["set_arguments"] = std::move(args);
+  j["not_addressed"] = r.not_addressed;
+  if (r.check) {
+    const RemedyCheck& c = *r.check;
+    j["check"] = Json{{"verdict_before", std::string(verdict_name(c.verdict_before))},
+                      {"verdict_after", std::string(verdict_name(c.verdict_after))},
+                      {"findings_after", c.findings_after},
+                      {"dropped", c.dropped},
+                      {"added", c.added}};
+  } else {
+    j["check"] = nullptr;
+  }
   return j;
 }
 
@@ -346,6 +423,11 @@ std::string report_to_json(const Report& report) {
   Json findings = Json::array();
   for (const Finding& f : report.findings) findings.push_back(finding_json(f));
   doc["findings"] = std::move(findings);
+  if (report.remedy) {
+    doc["remedy"] = remedy_json(*report.remedy);
+  } else {
+    doc["remedy"] = nullptr;
+  }
   if (report.jacobian) doc["jacobian"] = jacobian_json(*report.jacobian);
   if (report.sources) {
     const ExternalSources& src = *report.sources;

@@ -34,20 +34,6 @@ std::string plural(std::int64_t n, std::string_view word) {
 
 // ---- The head: the verdict first, then what was run.
 
-// "2 warnings, 1 info", worst first; "no findings" without any.
-std::string severity_counts(const std::vector<Finding>& findings) {
-  std::vector<std::string> parts;
-  for (const Severity s : {Severity::kError, Severity::kWarning, Severity::kInfo}) {
-    const auto n = std::count_if(findings.begin(), findings.end(),
-                                 [&](const Finding& f) { return f.severity == s; });
-    if (n == 0) continue;
-    // "info" is a mass noun: "2 info", not "2 infos".
-    parts.push_back(s == Severity::kInfo ? fmt::format("{} info", n) : plural(n, severity_name(s)));
-  }
-  if (parts.empty()) return "no findings";
-  return fmt::format("{}", fmt::join(parts, ", "));
-}
-
 std::string network_line(const Report& r) {
   const auto dense = std::count_if(r.layers.begin(), r.layers.end(),
                                    [](const LayerReport& l) { return l.kind == OpKind::kDense; });
@@ -103,17 +89,25 @@ std::string check_text(const AdviceCheck& c) {
       after.empty() ? std::string("no findings") : fmt::format("{}", fmt::join(after, ", ")));
 }
 
-void append_finding(std::string& out, const Finding& f) {
-  out += fmt::format("- **{}** {} ({}): {}\n", severity_name(f.severity), markdown_code(f.code),
-                     where(f.layer), markdown_escape(f.explanation));
+// A finding as a list item at `indent`; a root's consequences follow as nested items.
+void append_finding(std::string& out, const Finding& f, const Report& r,
+                    const std::string& indent = "") {
+  out += fmt::format("{}- **{}** {} ({}): {}\n", indent, severity_name(f.severity),
+                     markdown_code(f.code), where(f.layer), markdown_escape(f.explanation));
   if (!f.evidence.empty()) {
     std::vector<std::string> parts;
     for (const Evidence& e : f.evidence) parts.push_back(evidence_text(e, f.layer));
-    out += fmt::format("  - Evidence: {}\n", fmt::join(parts, "; "));
+    out += fmt::format("{}  - Evidence: {}\n", indent, fmt::join(parts, "; "));
   }
   for (const Advice& a : f.advice) {
     out += fmt::format("  - Advice: {}{}\n", markdown_escape(a.text), changes_text(a));
     if (a.check) out += fmt::format("    - Checked: {}\n", check_text(*a.check));
+  }
+  if (f.cause.empty() && f.advice.empty() && f.severity != Severity::kInfo) {
+    const std::string pieces = remedy_pieces_for(r, f.code);
+    if (!pieces.empty()) {
+      out += fmt::format("  - Advice: the remedy's piece {} (listed once, above)\n", pieces);
+    }
   }
   for (const Advice& a : f.rejected_advice) {
     out += fmt::format("  - Tried and rejected: {}{}", markdown_escape(a.text), changes_text(a));
@@ -155,7 +149,7 @@ BarScale bar_scale(const std::vector<LayerReport>& layers) {
 // From one eighth of a cell at the smallest value to kBarCells full cells at the largest, on a
 // linear axis of log10; a value that is not finite is named instead.
 std::string bar(double log10, const BarScale& s) {
-  if (std::isnan(log10)) return "(nan)";
+  if (std::isnan(log10)) return "(n/a)";
   if (std::isinf(log10)) return log10 > 0 ? "(inf)" : "(zero)";
   const double t = s.hi > s.lo ? (log10 - s.lo) / (s.hi - s.lo) : 1.0;
   const auto eighths =
@@ -207,9 +201,9 @@ std::string layer_row(const LayerReport& l, const BarScale& scale) {
   const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
   return table_row(
       {std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
-       markdown_escape(applied_label(l)), act_rms, format_magnitude(l.backward.grad_preact_rms),
-       format_magnitude(l.backward.gain), format_percent(l.forward.dead_fraction),
-       format_percent(l.forward.saturated_fraction), bar(l.backward.grad_preact_rms.log10, scale)});
+       markdown_escape(applied_label(l)), act_rms, magnitude_cell(l.backward.grad_preact_rms),
+       magnitude_cell(l.backward.gain), format_percent(l.forward.dead_fraction),
+       sat_cell(l.forward.saturated_fraction), bar(l.backward.grad_preact_rms.log10, scale)});
 }
 
 std::string elided_row(std::size_t n) {
@@ -266,15 +260,64 @@ std::string layers_block(const Report& r, const MarkdownOptions& options) {
 
 }  // namespace
 
+// The one remedy: what to change, the --set arguments for all of it, and the check.
+std::string remedy_block(const Report& r) {
+  const Remedy& remedy = *r.remedy;
+  std::string out = fmt::format("## Remedy\n\n{} ({}).\n\n", remedy_headline(remedy, r.findings),
+                                markdown_escape(remedy_status(remedy)));
+  for (std::size_t k = 0; k < remedy.pieces.size(); ++k) {
+    const RemedyPiece& p = remedy.pieces[k];
+    std::vector<std::string> codes;
+    for (const std::string& c : p.addresses) codes.push_back(markdown_code(c));
+    out += fmt::format("{}. {} (for {})\n", k + 1, markdown_escape(p.text),
+                       fmt::join(codes, ", "));
+  }
+  if (!remedy.changes.empty()) {
+    out += "\nApply them together:\n\n```sh\n";
+    for (const ConfigChange& c : remedy.changes) out += set_argument(c) + "\n";
+    out += "```\n";
+  }
+  if (!remedy.not_addressed.empty()) {
+    std::vector<std::string> codes;
+    for (const std::string& c : remedy.not_addressed) codes.push_back(markdown_code(c));
+    out += fmt::format("\nNot addressed: {} (no known fix that composes with the above).\n",
+                       fmt::join(codes, ", "));
+  }
+  if (remedy.check) {
+    std::vector<std::string> after;
+    for (const std::string& f : remedy.check->findings_after) after.push_back(markdown_escape(f));
+    out += fmt::format("\nAfter it: {}.\n",
+                       after.empty() ? std::string("no findings") : fmt::format("{}", fmt::join(after, ", ")));
+    for (const std::string& d : remedy.check->dropped) {
+      out += fmt::format("- Dropped (the rest did as well without it): {}\n", markdown_escape(d));
+    }
+    for (const std::string& a : remedy.check->added) {
+      out += fmt::format("- Added (the re-run's own diagnosis, and it fixed more): {}\n",
+                         markdown_escape(a));
+    }
+  }
+  return out + "\n";
+}
+
 std::string report_to_markdown(const Report& report, const MarkdownOptions& options) {
   std::string out = fmt::format("# gradscope: {}\n\n", markdown_escape(report.spec.name));
   out += fmt::format("**Verdict: {}** - {}\n\n", verdict_name(report.verdict),
-                     severity_counts(report.findings));
+                     report.findings.empty() ? std::string("no findings")
+                                             : finding_counts(report.findings));
   out += network_line(report) + "\n\n";
   out += ratio_line(report.summary) + "\n\n";
+  if (report.remedy) out += remedy_block(report);
   out += "## Findings\n\n";
   if (report.findings.empty()) out += "None.\n";
-  for (const Finding& f : report.findings) append_finding(out, f);
+  for (const Finding& f : report.findings) {
+    if (!f.cause.empty()) continue;
+    append_finding(out, f, report);
+    if (f.consequences.empty()) continue;
+    out += fmt::format("  - Consequences of {} (fixed with it):\n", markdown_code(f.code));
+    for (const Finding& c : report.findings) {
+      if (c.cause == f.code) append_finding(out, c, report, "    ");
+    }
+  }
   out += '\n';
   out += layers_block(report, options);
   return out;

@@ -537,7 +537,7 @@ struct BarText {
 
 BarText bar(double log10, double predicted, const BarScale& s, int width, const Painter& paint,
             std::string_view code) {
-  if (std::isnan(log10)) return {paint("(nan)", code), 5};
+  if (std::isnan(log10)) return {paint("(n/a)", code), 5};
   if (std::isinf(log10)) {
     if (log10 > 0) return {paint("(inf)", code), 5};
     return {paint("(zero)", code), 6};
@@ -677,14 +677,14 @@ std::string header_block(const Report& r, const Painter& paint) {
 std::string update_cell(const BackwardStats& b) {
   if (!b.has_update) return "";
   const double v = b.update_to_weight.log10;
-  if (!std::isfinite(v)) return nonfinite_name(v);
+  if (!std::isfinite(v)) return undefined_or_nonfinite(v);
   return fmt::format("{:.1f}", v);
 }
 
 // A log10 value in a column of `width`: two decimals, fewer when that does not fit (a 4000-layer
 // stack reaches -1200), so a cell is never cut.
 std::string log10_cell(double v, int width) {
-  if (!std::isfinite(v)) return nonfinite_name(v);
+  if (!std::isfinite(v)) return undefined_or_nonfinite(v);
   std::string out;
   for (int decimals = 2; decimals >= 0; --decimals) {
     out = fmt::format("{:.{}f}", v, decimals);
@@ -694,7 +694,7 @@ std::string log10_cell(double v, int width) {
 }
 
 std::string corr_cell(double c) {
-  if (!std::isfinite(c)) return nonfinite_name(c);
+  if (!std::isfinite(c)) return undefined_or_nonfinite(c);
   // A sign below the shown resolution says nothing: -0.003 reads as 0.00.
   const std::string out = fmt::format("{:.2f}", c);
   return out == "-0.00" ? "0.00" : out;
@@ -713,13 +713,13 @@ std::string table_row(const LayerReport& l, double theory, const RowFlag& flag,
                                 cell(act_rms, kActRmsW), kActRmsW,
                                 cell(format_percent(l.forward.zero_fraction), kZeroW), kZeroW,
                                 cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
-                                cell(format_percent(l.forward.saturated_fraction), kSatW), kSatW,
+                                cell(sat_cell(l.forward.saturated_fraction), kSatW), kSatW,
                                 cell(corr_cell(l.forward.correlation), kCorrW), kCorrW);
   out += paint(fmt::format("{:>{}}", log10_cell(g.log10, kLogW), kLogW), grad_color);
   // Blank without a gradient prediction: a number there would be made up.
   const std::string predicted = l.theory.backward ? log10_cell(theory, kTheoryW) : "";
   out += fmt::format(" {:>{}}", predicted, kTheoryW);
-  out += fmt::format(" {:>{}}", cell(format_magnitude(l.backward.gain), kGainW), kGainW);
+  out += fmt::format(" {:>{}}", cell(magnitude_cell(l.backward.gain), kGainW), kGainW);
   if (lay.update) out += fmt::format(" {:>{}}", cell(update_cell(l.backward), kUpdW), kUpdW);
   out += "  ";
   const BarText bar_text = bar(g.log10, theory, scale, lay.bar_w, paint, grad_color);
@@ -794,6 +794,19 @@ std::string table_block(const Report& r, const RowSelection& rows, const Painter
   append_line(out, fit("corr: mean cosine between two examples' outputs (measured); near 1, the "
                        "layer no longer tells its inputs apart",
                        kLineWidth));
+  if (std::any_of(r.layers.begin(), r.layers.end(), [](const LayerReport& l) {
+        return std::isnan(l.backward.grad_preact_rms.log10) || l.forward.act.finite == 0;
+      })) {
+    append_line(out, fit("n/a: undefined, no finite value to measure (the values or the gradient "
+                         "are NaN or infinite there)",
+                         kLineWidth));
+  }
+  if (std::any_of(r.layers.begin(), r.layers.end(),
+                  [](const LayerReport& l) { return std::isnan(l.forward.saturated_fraction); })) {
+    append_line(out, fit("sat % -: the op has no saturating activation (relu's flat side is its "
+                         "dead units)",
+                         kLineWidth));
+  }
   if (std::any_of(flags.begin(), flags.end(),
                   [](const RowFlag& f) { return f.note == "theory dev"; })) {
     append_line(out,
@@ -936,6 +949,16 @@ std::string theory_summary(const Report& r) {
   return out;
 }
 
+// Why the first-to-last gradient ratio is undefined: no finite gradient at an end, or 0 / 0.
+std::string undefined_ratio_words(const Report& r) {
+  const Magnitude& first = r.layers.front().backward.grad_preact_rms;
+  const Magnitude& last = r.layers.back().backward.grad_preact_rms;
+  if (first.value == 0.0 && last.value == 0.0) {
+    return "n/a (0 / 0: the gradient is exactly zero at the first and the last layer)";
+  }
+  return "n/a (the first or the last layer has no finite gradient)";
+}
+
 std::string summary_block(const Report& r, const Painter& paint) {
   const Summary& s = r.summary;
   std::string out;
@@ -947,16 +970,20 @@ std::string summary_block(const Report& r, const Painter& paint) {
                                  paint(fit(value, kLineWidth - kKeyW), code)));
   };
   const Magnitude ratio = magnitude_from_log10(s.log10_grad_ratio_first_to_last);
+  const bool undefined = std::isnan(s.log10_grad_ratio_first_to_last);
   row("log10 grad rms, first / last layer",
       std::isfinite(s.log10_grad_ratio_first_to_last)
           ? fmt::format("{:.2f}  (the first layer's gradient is {} x the last's)",
                         s.log10_grad_ratio_first_to_last, format_magnitude(ratio))
-          : format_log10(s.log10_grad_ratio_first_to_last));
+      : undefined ? undefined_ratio_words(r)
+                  : format_log10(s.log10_grad_ratio_first_to_last));
   row("mean per-layer gain",
-      fmt::format("log10 {}, factor {}",
-                  std::isfinite(s.mean_log10_gain) ? fmt::format("{:.4f}", s.mean_log10_gain)
-                                                   : nonfinite_name(s.mean_log10_gain),
-                  format_magnitude(magnitude_from_log10(s.mean_log10_gain))));
+      undefined ? std::string("n/a")
+                : fmt::format("log10 {}, factor {}",
+                              std::isfinite(s.mean_log10_gain)
+                                  ? fmt::format("{:.4f}", s.mean_log10_gain)
+                                  : nonfinite_name(s.mean_log10_gain),
+                              format_magnitude(magnitude_from_log10(s.mean_log10_gain))));
   row("output gradient rms (dL/dy)", format_magnitude(r.output_grad_rms));
   if (r.spec.loss.kind != LossKind::kProbe) {
     row(fmt::format("loss ({})", loss_name(r.spec.loss.kind)),
@@ -968,15 +995,20 @@ std::string summary_block(const Report& r, const Painter& paint) {
     row("update / weight, dense layers", update_summary(r.layers));
   }
   row("dead units", group_thousands(s.dead_units));
-  row("saturated units", group_thousands(s.saturated_units));
-  row("saturated fraction", format_percent(s.saturated_fraction) + " % of activation entries");
+  if (std::isnan(s.saturated_fraction)) {
+    row("saturated units", "n/a (no activation here saturates; relu's flat side is its dead units)");
+  } else {
+    row("saturated units", group_thousands(s.saturated_units));
+    row("saturated fraction",
+        format_percent(s.saturated_fraction) + " % of the entries of saturating activations");
+  }
   if (s.nonfinite_layers.empty()) {
     row("non-finite layers", "none");
   } else {
-    const int first = *std::min_element(s.nonfinite_layers.begin(), s.nonfinite_layers.end());
     row("non-finite layers",
-        fmt::format("{} layer{} (first: {}): {}", s.nonfinite_layers.size(),
-                    s.nonfinite_layers.size() == 1 ? "" : "s", first,
+        fmt::format("{} layer{} (they begin at layer {}, in the {} pass): {}",
+                    s.nonfinite_layers.size(), s.nonfinite_layers.size() == 1 ? "" : "s",
+                    s.first_nonfinite_layer, s.nonfinite_in_forward ? "forward" : "backward",
                     index_ranges(s.nonfinite_layers)),
         kRed);
   }
@@ -988,7 +1020,7 @@ std::string summary_block(const Report& r, const Painter& paint) {
 // log10 s drawn as bars of '#' (scaled to the fullest bin).
 std::string jacobian_block(const JacobianStats& j) {
   auto log10_text = [](double v) {
-    return std::isfinite(v) ? fmt::format("{:.3f}", v) : std::string(v > 0 ? "inf" : "-inf");
+    return std::isfinite(v) ? fmt::format("{:.3f}", v) : undefined_or_nonfinite(v);
   };
   std::string out = fmt::format("\ninput-output Jacobian ({} examples, {} singular values each)\n",
                                 j.examples, j.singular_values_per_example);
@@ -1088,20 +1120,6 @@ std::string_view severity_color(Severity s) {
   return kDim;
 }
 
-// "2 warnings, 1 info": the findings per severity, worst first; empty without findings.
-std::string severity_counts(const std::vector<Finding>& findings) {
-  std::vector<std::string> parts;
-  for (const Severity s : {Severity::kError, Severity::kWarning, Severity::kInfo}) {
-    const auto n = std::count_if(findings.begin(), findings.end(),
-                                 [&](const Finding& f) { return f.severity == s; });
-    if (n == 0) continue;
-    // "info" is a mass noun: "2 info", not "2 infos".
-    const bool plural = n > 1 && s != Severity::kInfo;
-    parts.push_back(fmt::format("{} {}{}", n, severity_name(s), plural ? "s" : ""));
-  }
-  return fmt::format("{}", fmt::join(parts, ", "));
-}
-
 // "log10_grad_ratio_first_to_last = -3 (threshold <= -2)"; context evidence (a NaN threshold)
 // has no threshold to show.
 std::string evidence_text(const Evidence& e, int finding_layer) {
@@ -1135,10 +1153,38 @@ void append_advice(std::string& out, std::string_view marker, const Advice& a) {
   if (a.check) append_wrapped(out, under, under + "  ", check_text(*a.check));
 }
 
+// One finding at `indent`: its head, explanation, evidence and advice.
+void append_finding(std::string& out, const Finding& f, const Painter& paint,
+                    const std::string& indent, const Report& r) {
+  const std::string tag = fmt::format("[{}]", severity_name(f.severity));
+  const std::string where =
+      f.layer == 0 ? std::string("(whole network)") : fmt::format("at layer {}", f.layer);
+  const std::string head = fmt::format(" {} {}", sanitize(f.code), where);
+  // The tag is painted after the line is fitted, so colour never counts towards the width.
+  append_line(out, indent + paint(tag, severity_color(f.severity)) +
+                       fit(head, kLineWidth - indent.size() - display_width(tag)));
+  const std::string body = indent + "  ";
+  append_wrapped(out, body, body, f.explanation);
+  for (const Evidence& e : f.evidence) {
+    append_wrapped(out, body, body + "  ", evidence_text(e, f.layer));
+  }
+  for (const Advice& a : f.advice) append_advice(out, "-> ", a);
+  if (f.cause.empty() && f.advice.empty() && f.severity != Severity::kInfo) {
+    const std::string pieces = remedy_pieces_for(r, f.code);
+    if (!pieces.empty()) {
+      append_line(out, body + "-> fixed by the remedy's piece " + pieces + " (advice listed once, above)");
+    }
+  }
+  if (!f.rejected_advice.empty()) {
+    append_line(out, body + "tried and rejected (the check showed no improvement):");
+    for (const Advice& a : f.rejected_advice) append_advice(out, "x  ", a);
+  }
+}
+
 std::string diagnosis_block(const Report& r, const Painter& paint) {
   std::string out;
   std::string verdict = fmt::format("Verdict: {}", verdict_name(r.verdict));
-  if (!r.findings.empty()) verdict += fmt::format(" ({})", severity_counts(r.findings));
+  if (!r.findings.empty()) verdict += fmt::format(" ({})", finding_counts(r.findings));
   append_line(out, paint(verdict, kBold));
   if (r.findings.empty()) {
     append_line(out, "Findings: none");
@@ -1146,21 +1192,55 @@ std::string diagnosis_block(const Report& r, const Painter& paint) {
   }
   append_line(out, paint("Findings", kBold));
   for (const Finding& f : r.findings) {
-    const std::string tag = fmt::format("[{}]", severity_name(f.severity));
-    const std::string where =
-        f.layer == 0 ? std::string("(whole network)") : fmt::format("at layer {}", f.layer);
-    const std::string head = fmt::format(" {} {}", sanitize(f.code), where);
-    // The tag is painted after the line is fitted, so colour never counts towards the width.
-    append_line(out, "  " + paint(tag, severity_color(f.severity)) +
-                         fit(head, kLineWidth - 2 - display_width(tag)));
-    append_wrapped(out, "    ", "    ", f.explanation);
-    for (const Evidence& e : f.evidence) {
-      append_wrapped(out, "    ", "      ", evidence_text(e, f.layer));
+    if (!f.cause.empty()) continue;
+    append_finding(out, f, paint, "  ", r);
+    if (f.consequences.empty()) continue;
+    append_line(out, fmt::format("    consequences of {} (fixed with it):", sanitize(f.code)));
+    for (const Finding& c : r.findings) {
+      if (c.cause == f.code) append_finding(out, c, paint, "      ", r);
     }
-    for (const Advice& a : f.advice) append_advice(out, "-> ", a);
-    if (!f.rejected_advice.empty()) {
-      append_line(out, "    tried and rejected (the check showed no improvement):");
-      for (const Advice& a : f.rejected_advice) append_advice(out, "x  ", a);
+  }
+  return out;
+}
+
+// The one remedy, at the top: its pieces, the --set arguments that apply them all, and the check.
+std::string remedy_block(const Report& r, const Painter& paint) {
+  std::string out;
+  if (!r.remedy) return out;
+  const Remedy& remedy = *r.remedy;
+  append_line(out, paint(fit(fmt::format("Remedy: {} ({})", remedy_headline(remedy, r.findings),
+                                         remedy_status(remedy)),
+                             kLineWidth),
+                         kBold));
+  for (std::size_t k = 0; k < remedy.pieces.size(); ++k) {
+    const RemedyPiece& p = remedy.pieces[k];
+    const std::string first = fmt::format("  {}. ", k + 1);
+    append_wrapped(out, first, std::string(first.size(), ' '),
+                   fmt::format("{} (for {})", p.text, fmt::join(p.addresses, ", ")));
+  }
+  if (!remedy.changes.empty()) {
+    append_line(out, "  apply them together with:");
+    for (const ConfigChange& c : remedy.changes) {
+      append_wrapped(out, "    ", "      ", set_argument(c));
+    }
+  }
+  if (!remedy.not_addressed.empty()) {
+    append_wrapped(out, "  ", "    ",
+                   fmt::format("not addressed: {} (no known fix that composes with the above)",
+                               fmt::join(remedy.not_addressed, ", ")));
+  }
+  if (remedy.check) {
+    const RemedyCheck& c = *remedy.check;
+    append_wrapped(out, "  ", "    ",
+                   fmt::format("after it: {}", c.findings_after.empty()
+                                                   ? std::string("no findings")
+                                                   : fmt::format("{}", fmt::join(c.findings_after,
+                                                                                 ", "))));
+    for (const std::string& d : c.dropped) {
+      append_wrapped(out, "  ", "    ", "dropped (the rest did as well without it): " + d);
+    }
+    for (const std::string& a : c.added) {
+      append_wrapped(out, "  ", "    ", "added (the re-run's own diagnosis, and it fixed more): " + a);
     }
   }
   return out;
@@ -1176,6 +1256,8 @@ std::string report_to_text(const Report& report, const TextOptions& options) {
   const Painter paint{options.color};
   std::string out = header_block(report, paint);
   out += '\n';
+  // First, what to do; the evidence follows.
+  if (report.remedy) out += remedy_block(report, paint) + '\n';
   RowSelection rows;
   rows.flags = flag_rows(report.layers, report.summary);
   rows.keep = select_rows(rows.flags, options.max_rows);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gradscope/activation.hpp"
 #include "gradscope/report.hpp"
@@ -49,10 +50,29 @@ inline std::string format_log10(double v) {
   return fmt::format("{:.2f}", v);
 }
 
+// A table cell without a value: "n/a" where it is undefined (no finite value: a layer past a
+// forward overflow), "inf" or "-inf" where it is.
+inline std::string undefined_or_nonfinite(double v) {
+  return std::isnan(v) ? "n/a" : nonfinite_name(v);
+}
+
+inline std::string undefined_or_nonfinite_number(double v) {
+  return std::isnan(v) ? "n/a" : format_number(v);
+}
+
+inline std::string magnitude_cell(const Magnitude& m) {
+  return std::isnan(m.log10) ? "n/a" : format_magnitude(m);
+}
+
 // A fraction as a percentage with one decimal (no % sign).
 inline std::string format_percent(double fraction) {
   if (!std::isfinite(fraction)) return nonfinite_name(fraction);
   return fmt::format("{:.1f}", 100.0 * fraction);
+}
+
+// Saturation is not defined for the relu family, norms and the other ops without a flat tail.
+inline std::string sat_cell(double fraction) {
+  return std::isnan(fraction) ? "-" : format_percent(fraction);
 }
 
 inline std::string group_thousands(std::int64_t n) {
@@ -183,6 +203,72 @@ inline std::string op_label(const LayerReport& l) {
   // Both at once do not fit as "residual x0.5+proj": the scale is the number to keep.
   if (res.projection) return fmt::format("res x{:g}+proj", res.scale);
   return fmt::format("residual x{:g}", res.scale);
+}
+
+// ---- The diagnosis's counts, the same words in every writer.
+
+// "info" is a mass noun: "2 info", not "2 infos".
+inline std::string severity_count(std::int64_t n, Severity s) {
+  static constexpr std::string_view kNames[] = {"info", "warning", "error"};
+  const std::string_view name = kNames[static_cast<int>(s)];
+  return fmt::format("{} {}{}", n, name, n != 1 && s != Severity::kInfo ? "s" : "");
+}
+
+// The root findings per severity, worst first, then the consequences folded under them: "1 error,
+// 2 warnings; 4 consequences". Empty without findings.
+inline std::string finding_counts(const std::vector<Finding>& findings) {
+  std::vector<std::string> parts;
+  for (const Severity s : {Severity::kError, Severity::kWarning, Severity::kInfo}) {
+    const auto n = std::count_if(findings.begin(), findings.end(), [&](const Finding& f) {
+      return f.cause.empty() && f.severity == s;
+    });
+    if (n > 0) parts.push_back(severity_count(n, s));
+  }
+  std::string out = fmt::format("{}", fmt::join(parts, ", "));
+  const auto folded = std::count_if(findings.begin(), findings.end(),
+                                    [](const Finding& f) { return !f.cause.empty(); });
+  if (folded > 0) out += fmt::format("; {} consequence{}", folded, folded == 1 ? "" : "s");
+  return out;
+}
+
+// The 1-based numbers of the remedy's pieces that address a root finding ("2" or "1 and 2");
+// empty when none does. A root whose fix is listed under an earlier root points there.
+inline std::string remedy_pieces_for(const Report& r, const std::string& code) {
+  std::vector<std::string> numbers;
+  if (!r.remedy) return "";
+  for (std::size_t k = 0; k < r.remedy->pieces.size(); ++k) {
+    const std::vector<std::string>& a = r.remedy->pieces[k].addresses;
+    if (std::find(a.begin(), a.end(), code) != a.end()) numbers.push_back(std::to_string(k + 1));
+  }
+  return fmt::format("{}", fmt::join(numbers, " and "));
+}
+
+// What the remedy is for: "2 changes for 1 error and 1 warning".
+inline std::string remedy_headline(const Remedy& remedy, const std::vector<Finding>& findings) {
+  int errors = 0, warnings = 0;
+  for (const std::string& code : remedy.addresses) {
+    for (const Finding& f : findings) {
+      if (f.code != code || !f.cause.empty()) continue;
+      errors += f.severity == Severity::kError ? 1 : 0;
+      warnings += f.severity == Severity::kWarning ? 1 : 0;
+    }
+  }
+  std::vector<std::string> aims;
+  if (errors > 0) aims.push_back(severity_count(errors, Severity::kError));
+  if (warnings > 0) aims.push_back(severity_count(warnings, Severity::kWarning));
+  const std::size_t n = remedy.pieces.size();
+  std::string out = fmt::format("{} change{}", n, n == 1 ? "" : "s");
+  if (!aims.empty()) out += fmt::format(" for {}", fmt::join(aims, " and "));
+  return out;
+}
+
+// The check's outcome in a few words: "checked: error -> healthy" or "proposed, not re-run".
+inline std::string remedy_status(const Remedy& remedy) {
+  if (!remedy.check) return "proposed; --check-advice re-runs it to prove it";
+  static constexpr std::string_view kVerdicts[] = {"healthy", "warning", "error"};
+  return fmt::format("checked by re-running: {} -> {}",
+                     kVerdicts[static_cast<int>(remedy.check->verdict_before)],
+                     kVerdicts[static_cast<int>(remedy.check->verdict_after)]);
 }
 
 }  // namespace gradscope::text_format

@@ -480,12 +480,14 @@ inline void attach_findings(Report& r) {
       "Initialise the ReLU layers with he_normal, whose weight variance of 2 / fan_in keeps the "
       "gradient's scale from one layer to the next.";
   he.changes = {{"stack.init", "he_normal"}};
+  he.addresses = "vanishing_gradients";
   he.check = AdviceCheck{"gradient_shrink_decades", shrink, 0.25, true, Verdict::kHealthy,
                          {"mismatched_init (info)"}};
   vanishing.advice = {he};
   Advice tanh;
   tanh.text = "Switch the hidden activation to tanh, whose derivative is 1 at 0.";
   tanh.changes = {{"stack.activation", "tanh"}, {"stack.init", "xavier_normal"}};
+  tanh.addresses = "vanishing_gradients";
   tanh.check = AdviceCheck{"gradient_shrink_decades",
                            shrink,
                            shrink + 0.5,
@@ -508,7 +510,18 @@ inline void attach_findings(Report& r) {
       "Use leaky_relu, whose small negative slope keeps a gradient flowing through units "
       "that would otherwise be dead.";
   leaky.changes = {{"stack.activation", "\"leaky_relu\""}};
+  leaky.addresses = "dead_units";
   dead.advice = {leaky};
+
+  // A consequence of the vanishing gradient: folded under it, with no advice of its own.
+  Finding fp16;
+  fp16.code = "fp16_gradient_underflow";
+  fp16.severity = Severity::kWarning;
+  fp16.layer = 1;
+  fp16.cause = "vanishing_gradients";
+  fp16.evidence = {{"log10_grad_rms_scaled", -5.5, "<", -4.21, 1}};
+  fp16.explanation = "The first layer's gradient is below float16's smallest normal number.";
+  vanishing.consequences = {"fp16_gradient_underflow"};
 
   Finding init;
   init.code = "mismatched_init";
@@ -518,7 +531,16 @@ inline void attach_findings(Report& r) {
                     r.layers.front().index}};
   init.explanation = "The init's weight variance is half of what ReLU needs to keep the signal.";
 
-  r.findings = {vanishing, dead, init};
+  r.findings = {vanishing, fp16, dead, init};
+  // The remedy: the two fixes together, each change once, checked as a whole.
+  Remedy remedy;
+  remedy.pieces = {{he.text, he.changes, {"vanishing_gradients"}},
+                   {leaky.text, leaky.changes, {"dead_units"}}};
+  remedy.addresses = {"vanishing_gradients", "dead_units"};
+  remedy.changes = {he.changes.front(), leaky.changes.front()};
+  remedy.check = RemedyCheck{Verdict::kWarning, Verdict::kHealthy, {"mismatched_init (info)"}, {},
+                             {}};
+  r.remedy = remedy;
   r.verdict = Verdict::kHealthy;
   for (const Finding& f : r.findings) {
     if (f.severity == Severity::kError) r.verdict = Verdict::kError;

@@ -376,8 +376,9 @@ TEST(CliTheory, BadInputIsAUsageError) {
 
 // ---- The diagnosis on the command line
 
-// A 12-layer sigmoid stack: vanishing gradients (an error), a plain deep stack and a saturating
-// hidden activation (warnings); small enough to run in a blink.
+// A 12-layer sigmoid stack: the saturating hidden activation is the root cause (an error, with
+// the vanishing gradient folded under it) and a plain deep stack a warning; small enough to run
+// in a blink.
 const std::vector<std::string> kSigmoid = {"--depth", "12",           "--width",      "32",
                                            "--batch", "16",           "--activation", "sigmoid",
                                            "--init",  "xavier_normal"};
@@ -387,9 +388,17 @@ TEST(Cli, FailOnASeverityExitsThreeWithOneLinePerFindingAndStillWritesTheReports
   const Result r =
       cli(args({"run", "-q", "--out", dir.path().string(), "--fail-on", "error"}, kSigmoid));
   EXPECT_EQ(r.code, 3) << r.err;
-  EXPECT_TRUE(contains(r.err, "gradscope: error vanishing_gradients at layer ")) << r.err;
+  // A severity counts root causes, as the verdict does: the consequences are not separate alarms.
+  EXPECT_TRUE(contains(r.err, "gradscope: error saturating_hidden_activation at layer ")) << r.err;
   EXPECT_TRUE(contains(r.err, "1 finding listed in --fail-on")) << r.err;
   EXPECT_FALSE(contains(r.err, "plain_deep_stack")) << r.err;  // a warning, not listed
+  EXPECT_FALSE(contains(r.err, "vanishing_gradients")) << r.err;  // a consequence
+  // A code matches a consequence all the same, and says whose it is.
+  const Result by_code = cli(args(
+      {"run", "-q", "--out", dir.path().string(), "--fail-on", "vanishing_gradients"}, kSigmoid));
+  EXPECT_EQ(by_code.code, 3) << by_code.err;
+  EXPECT_TRUE(contains(by_code.err, "(a consequence of saturating_hidden_activation)"))
+      << by_code.err;
   EXPECT_TRUE(fs::exists(dir.path() / "default.json"));
   EXPECT_TRUE(fs::exists(dir.path() / "default.txt"));
 }
@@ -399,7 +408,7 @@ TEST(Cli, FailOnWarningIncludesErrorsAndCodesMatchExactly) {
   const Result w =
       cli(args({"run", "-q", "--out", dir.path().string(), "--fail-on", "warning"}, kSigmoid));
   EXPECT_EQ(w.code, 3);
-  EXPECT_TRUE(contains(w.err, "vanishing_gradients"));
+  EXPECT_TRUE(contains(w.err, "saturating_hidden_activation"));  // the error's root
   EXPECT_TRUE(contains(w.err, "plain_deep_stack"));
   const Result code = cli(args(
       {"run", "-q", "--out", dir.path().string(), "--fail-on", "dead_units,exploding_gradients"},

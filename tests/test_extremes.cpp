@@ -8,6 +8,8 @@
 #include <string>
 
 #include "gradscope/engine.hpp"
+#include "gradscope/jacobian.hpp"
+#include "gradscope/stats.hpp"
 #include "gradscope/network.hpp"
 #include "test_support.hpp"
 
@@ -297,6 +299,23 @@ TEST(ResidualGradient, NormOpeningABranchReportsTheTotalGradientOfTheBlockInput)
   EXPECT_LT((r.gradients.dpreact[2] - r.gradients.dpreact[0]).norm(),
             1e-12 * r.gradients.dpreact[0].norm());
   EXPECT_NEAR(r.backward[2].grad_preact_rms.log10, r.backward[0].grad_preact_rms.log10, 1e-12);
+}
+
+// ---- A Jacobian that is exactly 0, and a constant layer's histogram.
+
+TEST(ZeroNetwork, AZeroJacobianHasMeanSquareMinusInfAndNoConditionNumber) {
+  // Zero weights: every layer outputs its bias (0), the Jacobian is exactly 0.
+  RunSpec spec = testing::uniform_stack(Activation::kTanh, Init::kZeros, 4, 8, 4, 1);
+  spec.stats.jacobian_examples = 2;
+  const Report r = run_diagnostic(spec);
+  ASSERT_TRUE(r.jacobian.has_value());
+  EXPECT_TRUE(std::isinf(r.jacobian->log10_mean_square) && r.jacobian->log10_mean_square < 0);
+  EXPECT_TRUE(std::isnan(r.jacobian->log10_condition));
+  EXPECT_TRUE(r.jacobian->histogram_counts.empty());
+  // A constant layer (every output 0): all its entries in the first bin, as documented.
+  const std::vector<std::int64_t>& h = r.layers[1].forward.act_histogram;
+  ASSERT_EQ(h.size(), static_cast<std::size_t>(kActHistogramBins));
+  EXPECT_EQ(h.front(), 8 * 4);
 }
 
 }  // namespace

@@ -84,8 +84,20 @@ void expect_null_with_status(const Json& obj, const std::string& key, const std:
   EXPECT_EQ(obj[key + "_status"], status) << key;
 }
 
-// Walks the document: every null (bar the documented first_nonfinite_layer) is followed by its
-// status, and every status key sits right after a null.
+// The nulls the schema documents as "there is none": no non-finite layer (and so no pass), a
+// forward pass's flag when the origin is the backward pass, no remedy, a root's cause, no check.
+bool documented_null(const std::string& path) {
+  static const std::vector<std::string> kNulls = {
+      "$.summary.first_nonfinite_layer", "$.summary.first_nonfinite_pass",
+      "$.summary.backward_nonfinite_above", "$.remedy", "$.remedy.check"};
+  if (std::find(kNulls.begin(), kNulls.end(), path) != kNulls.end()) return true;
+  const std::string cause = ".cause";
+  return path.rfind("$.findings[", 0) == 0 && path.size() > cause.size() &&
+         path.compare(path.size() - cause.size(), cause.size(), cause) == 0;
+}
+
+// Walks the document: every null (bar the documented ones above) is followed by its status, and
+// every status key sits right after a null.
 void check_no_silent_null(const Json& v, const std::string& path,
                           std::vector<std::string>& errors) {
   if (v.is_array()) {
@@ -98,7 +110,7 @@ void check_no_silent_null(const Json& v, const std::string& path,
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const std::string& k = keys[i];
     const std::string child = path + "." + k;
-    if (v[k].is_null() && child != "$.summary.first_nonfinite_layer") {
+    if (v[k].is_null() && !documented_null(child)) {
       if (i + 1 >= keys.size() || keys[i + 1] != k + "_status")
         errors.push_back(child + ": null without status");
     }
@@ -289,7 +301,7 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   const Json doc = Json::parse(report_to_json(r));
   EXPECT_EQ(keys_of(doc),
             (std::vector<std::string>{"schema_version", "tool", "config", "network", "output_grad",
-                                      "loss", "layers", "summary", "findings"}));
+                                      "loss", "layers", "summary", "findings", "remedy"}));
   EXPECT_EQ(doc["schema_version"], kSchemaVersion);
   EXPECT_EQ(doc["tool"]["name"], "gradscope");
   EXPECT_EQ(doc["tool"]["version"], kVersion);
@@ -324,8 +336,13 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
             (std::vector<std::string>{"verdict", "log10_grad_ratio_first_to_last",
                                       "mean_log10_gain", "geometric_mean_gain", "dead_units",
                                       "saturated_units", "saturated_fraction", "nonfinite_layers",
-                                      "first_nonfinite_layer", "theory_flagged_layers"}));
+                                      "first_nonfinite_layer", "first_nonfinite_pass",
+                                      "backward_nonfinite_above", "theory_flagged_layers"}));
   EXPECT_TRUE(doc["summary"]["first_nonfinite_layer"].is_null());
+  EXPECT_TRUE(doc["summary"]["first_nonfinite_pass"].is_null());
+  // A parameter gradient's norm comes with the count of its non-finite entries.
+  EXPECT_EQ(keys_of(layer["backward"]["grad_weight"]),
+            (std::vector<std::string>{"norm", "log10_norm", "nonfinite"}));
   EXPECT_EQ(keys_of(doc["loss"]), (std::vector<std::string>{"name", "value"}));
   EXPECT_EQ(doc["loss"]["name"], "probe");
 }
@@ -357,12 +374,15 @@ TEST(ReportJson, NanAndInfBecomeNullWithStatus) {
   l.forward.preact.min = -kInf;
   l.forward.dead_fraction = kNan;
   r.summary.nonfinite_layers = {2, 3};
+  r.summary.first_nonfinite_layer = 2;
+  r.summary.nonfinite_in_forward = false;
   r.summary.log10_grad_ratio_first_to_last = kNan;
   r.summary.mean_log10_gain = kNan;
   const Json doc = Json::parse(report_to_json(r));
   const Json& j = doc["layers"][1];
-  expect_null_with_status(j["backward"]["grad_preact"], "rms", "nan");
-  expect_null_with_status(j["backward"]["grad_preact"], "log10_rms", "nan");
+  // A gradient whose entries are all NaN or infinite: no finite value, never a bare "nan".
+  expect_null_with_status(j["backward"]["grad_preact"], "rms", "no_finite_values");
+  expect_null_with_status(j["backward"]["grad_preact"], "log10_rms", "no_finite_values");
   expect_null_with_status(j["backward"], "gain", "inf");
   expect_null_with_status(j["backward"], "log10_gain", "inf");
   expect_null_with_status(j["forward"]["preact"], "mean", "inf");
@@ -371,6 +391,8 @@ TEST(ReportJson, NanAndInfBecomeNullWithStatus) {
   expect_null_with_status(doc["summary"], "log10_grad_ratio_first_to_last", "nan");
   expect_null_with_status(doc["summary"], "geometric_mean_gain", "nan");
   EXPECT_EQ(doc["summary"]["first_nonfinite_layer"], 2);
+  EXPECT_EQ(doc["summary"]["first_nonfinite_pass"], "backward");
+  EXPECT_TRUE(doc["summary"]["backward_nonfinite_above"].is_null());
   EXPECT_EQ(doc["summary"]["nonfinite_layers"], Json::parse("[2, 3]"));
   EXPECT_EQ(join(validate_schema(load_schema(), doc)), "");
   std::vector<std::string> silent;
@@ -719,7 +741,7 @@ TEST(ReportJson, UnpredictedDirectionsHaveNoKeysAndSayWhy) {
 TEST(ReportJson, FlaggedLayersAreListedInTheSummaryAfterTheNonFiniteKeys) {
   const Report r = mixed_report(OptimizerKind::kNone);
   const Json doc = Json::parse(report_to_json(r));
-  EXPECT_EQ(key_after(doc["summary"], "first_nonfinite_layer"), "theory_flagged_layers");
+  EXPECT_EQ(key_after(doc["summary"], "backward_nonfinite_above"), "theory_flagged_layers");
   EXPECT_EQ(doc["summary"]["theory_flagged_layers"], Json::parse("[8]"));
   // The list is the layers whose own flag is set.
   Json flagged = Json::array();
@@ -810,8 +832,9 @@ TEST(ReportJson, FindingsFollowTheSummaryWithEveryKeyInOrder) {
   for (std::size_t i = 0; i < r.findings.size(); ++i) {
     const Finding& f = r.findings[i];
     const Json& j = findings[i];
-    EXPECT_EQ(keys_of(j), (std::vector<std::string>{"code", "severity", "layer", "evidence",
-                                                    "explanation", "advice", "rejected_advice"}));
+    EXPECT_EQ(keys_of(j), (std::vector<std::string>{"code", "severity", "layer", "cause",
+                                                    "consequences", "evidence", "explanation",
+                                                    "advice", "rejected_advice"}));
     EXPECT_EQ(j["code"], f.code);
     EXPECT_EQ(j["severity"], std::string(severity_name(f.severity)));
     EXPECT_EQ(j["layer"], f.layer);
@@ -833,7 +856,7 @@ TEST(ReportJson, FindingsFollowTheSummaryWithEveryKeyInOrder) {
             r.findings[0].evidence[0].threshold);
   // A checked advice carries its check; an unchecked one has no "check" key at all.
   const Json& checked = findings[0]["advice"][0];
-  EXPECT_EQ(keys_of(checked), (std::vector<std::string>{"text", "changes", "check"}));
+  EXPECT_EQ(keys_of(checked), (std::vector<std::string>{"text", "addresses", "changes", "check"}));
   EXPECT_EQ(keys_of(checked["check"]),
             (std::vector<std::string>{"metric", "before", "after", "helped", "verdict_after",
                                       "findings_after"}));
@@ -847,15 +870,20 @@ TEST(ReportJson, FindingsFollowTheSummaryWithEveryKeyInOrder) {
   const Json& rejected = findings[0]["rejected_advice"][0];
   EXPECT_EQ(rejected["check"]["helped"], false);
   EXPECT_EQ(rejected["check"]["verdict_after"], "warning");
-  EXPECT_EQ(keys_of(findings[1]["advice"][0]), (std::vector<std::string>{"text", "changes"}));
-  EXPECT_EQ(findings[2]["advice"], Json::array());
+  // findings[1] is the root's consequence: no advice of its own.
+  EXPECT_EQ(findings[1]["cause"], "vanishing_gradients");
+  EXPECT_EQ(findings[1]["advice"], Json::array());
+  EXPECT_EQ(findings[0]["consequences"], Json::parse(R"(["fp16_gradient_underflow"])"));
+  EXPECT_EQ(keys_of(findings[2]["advice"][0]),
+            (std::vector<std::string>{"text", "addresses", "changes"}));
+  EXPECT_EQ(findings[3]["advice"], Json::array());
 }
 
 TEST(ReportJson, ConfigChangeValueIsTheJsonTextAsAString) {
   Report r = diagnosed_report();
-  r.findings[1].advice[0].changes = {
+  r.findings[2].advice[0].changes = {
       {"stack.activation", "\"leaky_relu\""}, {"stack.init.gain", "0.5"}, {"output", "null"}};
-  const Json changes = Json::parse(report_to_json(r))["findings"][1]["advice"][0]["changes"];
+  const Json changes = Json::parse(report_to_json(r))["findings"][2]["advice"][0]["changes"];
   EXPECT_EQ(changes, Json::parse(R"([{"path": "stack.activation", "value": "\"leaky_relu\""},
                                      {"path": "stack.init.gain", "value": "0.5"},
                                      {"path": "output", "value": "null"}])"));

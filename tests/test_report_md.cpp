@@ -149,7 +149,7 @@ TEST(ReportMarkdown, TitleThenVerdictThenNetworkAndGradientRatio) {
   const std::vector<std::string> lines = lines_of(report_to_markdown(diagnosed_report()));
   ASSERT_GE(lines.size(), 7u);
   EXPECT_EQ(lines[0], "# gradscope: diagnosed");
-  EXPECT_EQ(lines[2], "**Verdict: warning** - 2 warnings, 1 info");
+  EXPECT_EQ(lines[2], "**Verdict: warning** - 2 warnings, 1 info; 1 consequence");
   EXPECT_EQ(lines[4], "6 dense layers | 4,900 parameters | float32 | loss: probe");
   EXPECT_EQ(lines[6], "Gradient rms, first layer / last layer: 0.001 (log10 -3.00)");
 }
@@ -196,10 +196,33 @@ TEST(ReportMarkdown, FindingsGiveEvidenceAdviceAsSetChangesAndTheCheck) {
   // Findings keep the report's order: most severe first, then by layer.
   EXPECT_LT(md.find("`vanishing_gradients`"), md.find("`dead_units`"));
   EXPECT_LT(md.find("`dead_units`"), md.find("`mismatched_init`"));
+  // A consequence is a nested item under its root, with no advice of its own.
+  EXPECT_NE(md.find("  - Consequences of `vanishing_gradients` (fixed with it):\n"
+                    "    - **warning** `fp16_gradient_underflow` (layer 1): "),
+            std::string::npos)
+      << md;
   // An advice without a check has no check line.
-  const std::size_t leaky = md.find("leaky\\_relu");
+  const std::size_t findings = md.find("## Findings");
+  const std::size_t leaky = md.find("leaky\\_relu", findings);
   ASSERT_NE(leaky, std::string::npos);
   EXPECT_EQ(md.find("Checked", leaky), std::string::npos);
+}
+
+TEST(ReportMarkdown, TheRemedyComesBeforeTheFindingsWithOneShellBlock) {
+  const std::string md = report_to_markdown(diagnosed_report());
+  const std::size_t remedy = md.find("## Remedy\n\n2 changes for 2 warnings (checked by "
+                                     "re-running: warning -&gt; healthy).\n");
+  ASSERT_NE(remedy, std::string::npos) << md;
+  EXPECT_LT(remedy, md.find("## Findings"));
+  for (const std::string& expected :
+       {std::string("1. Initialise the ReLU layers with he\\_normal"),
+        std::string("(for `vanishing_gradients`)\n2. Use leaky\\_relu"),
+        std::string("```sh\n--set stack.init=he_normal\n--set 'stack.activation=\"leaky_relu\"'\n"
+                    "```\n"),
+        std::string("\nAfter it: mismatched\\_init (info).\n")}) {
+    EXPECT_NE(md.find(expected, remedy), std::string::npos) << "missing '" << expected << "'\n"
+                                                            << md;
+  }
 }
 
 TEST(ReportMarkdown, EveryTableRowHasTheSameNumberOfColumns) {
@@ -273,8 +296,9 @@ TEST(ReportMarkdown, NonFiniteGradientsAreNamedInsteadOfABar) {
   r.layers[1].backward.grad_preact_rms = magnitude_from_scaled(kNan, 0);
   r.layers[2].backward.grad_preact_rms = magnitude_from_scaled(0.0, 0);
   const auto rows = layer_rows(report_to_markdown(r));
-  EXPECT_EQ(rows.at(2).back(), "(nan)");
-  EXPECT_EQ(rows.at(2)[5], "nan");
+  // No finite value: undefined, never a bare "nan".
+  EXPECT_EQ(rows.at(2).back(), "(n/a)");
+  EXPECT_EQ(rows.at(2)[5], "n/a");
   EXPECT_EQ(rows.at(3).back(), "(zero)");
   EXPECT_EQ(rows.at(3)[5], "0");
 }
@@ -292,7 +316,7 @@ TEST(ReportMarkdown, RunNameCannotBreakTheDocumentOrInjectHtml) {
 
 TEST(ReportMarkdown, SetChangesAreCodeSpansEvenWithBackticksInside) {
   Report r = diagnosed_report();
-  r.findings[1].advice[0].changes = {{"layers[0].name", "\"a`b\""}, {"x", "`"}};
+  r.findings[2].advice[0].changes = {{"layers[0].name", "\"a`b\""}, {"x", "`"}};
   const std::string md = report_to_markdown(r);
   EXPECT_NE(md.find("``--set 'layers[0].name=\"a`b\"'``"), std::string::npos) << md;
   EXPECT_NE(md.find("``--set 'x=`'``"), std::string::npos) << md;

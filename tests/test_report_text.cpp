@@ -81,6 +81,8 @@ Report nan_report() {
     r.summary.nonfinite_layers.push_back(i + 1);
   }
   r.layers[28].backward.gain = magnitude_from_scaled(kNan, 0);  // over a NaN gradient
+  r.summary.first_nonfinite_layer = 30;
+  r.summary.nonfinite_in_forward = true;
   r.summary.log10_grad_ratio_first_to_last = kNan;
   r.summary.mean_log10_gain = kNan;
   return r;
@@ -299,7 +301,7 @@ TEST(ReportText, BarGrowsWithLog10GradientOverTheRunsRange) {
   }
 }
 
-TEST(ReportText, NonFiniteLayersAreKeptAndShownAsNan) {
+TEST(ReportText, NonFiniteLayersAreKeptAndShownAsUndefined) {
   TextOptions options;
   options.max_rows = 12;
   const std::string text = report_to_text(nan_report(), options);
@@ -307,11 +309,16 @@ TEST(ReportText, NonFiniteLayersAreKeptAndShownAsNan) {
   EXPECT_LE(rows.size(), 12u);
   ASSERT_TRUE(rows.count(30)) << "the first non-finite layer must survive elision\n" << text;
   EXPECT_NE(rows.at(30).find("non-finite"), std::string::npos) << rows.at(30);
-  EXPECT_NE(rows.at(30).find(" nan "), std::string::npos) << rows.at(30);
-  EXPECT_NE(rows.at(30).find("(nan)"), std::string::npos) << rows.at(30);
+  // No finite value: "n/a" for the gradient, its gain and the bar, never "nan" or "(zero)".
+  EXPECT_EQ(rows.at(30).find("nan"), std::string::npos) << rows.at(30);
+  EXPECT_EQ(rows.at(30).find("(zero)"), std::string::npos) << rows.at(30);
+  EXPECT_NE(rows.at(30).find("(n/a)"), std::string::npos) << rows.at(30);
   EXPECT_NE(rows.at(30).find("n/a"), std::string::npos) << "act rms over no finite entries\n"
                                                         << rows.at(30);
-  EXPECT_NE(text.find("31 layers (first: 30): 30-60"), std::string::npos) << text;
+  EXPECT_NE(text.find("n/a: undefined, no finite value"), std::string::npos) << text;
+  EXPECT_NE(text.find("31 layers (they begin at layer 30, in the forward pass): 30-60"),
+            std::string::npos)
+      << text;
   EXPECT_EQ(static_cast<int>(rows.size()) + elided_count(text), 60);
 }
 
@@ -627,7 +634,7 @@ TEST(ReportText, CorrColumnShowsTheMeasuredCorrelationWithTwoDecimals) {
   const std::map<int, std::string> rows = rows_of(text);
   for (const LayerReport& l : r.layers) {
     const std::string expected =
-        std::isnan(l.forward.correlation) ? "nan" : two_decimals(l.forward.correlation);
+        std::isnan(l.forward.correlation) ? "n/a" : two_decimals(l.forward.correlation);
     EXPECT_EQ(cell_under(head, rows.at(l.index), "corr", 5), expected) << rows.at(l.index);
   }
   EXPECT_NE(text.find("corr: mean cosine between two examples' outputs (measured)"),
@@ -926,7 +933,7 @@ TEST(ReportText, FindingsFollowTheSummaryWithEvidenceAdviceAndChecks) {
   ASSERT_FALSE(section.empty()) << text;
   EXPECT_LT(text.find("\nsummary\n"), text.find("\nVerdict: "));
   for (const std::string& expected :
-       {std::string("Verdict: warning (2 warnings, 1 info)\nFindings\n"),
+       {std::string("Verdict: warning (2 warnings, 1 info; 1 consequence)\nFindings\n"),
         std::string("\n  [warning] vanishing_gradients (whole network)\n    The gradient shrinks"),
         std::string("\n    log10_grad_ratio_first_to_last = -3 (threshold <= -2)\n"),
         std::string("\n    mean_log10_gain = -0.6\n"),
@@ -941,6 +948,9 @@ TEST(ReportText, FindingsFollowTheSummaryWithEvidenceAdviceAndChecks) {
                     "       checked: gradient_shrink_decades 3 -> 3.5; did not help; after: "
                     "warning (vanishing_gradients (warning),\n"
                     "         saturated_units (warning))\n"),
+        // The consequence, folded under its root without advice of its own.
+        std::string("\n    consequences of vanishing_gradients (fixed with it):\n"
+                    "      [warning] fp16_gradient_underflow at layer 1\n"),
         std::string("\n  [warning] dead_units at layer 3\n"),
         std::string("\n    dead_fraction = 0.25 (threshold >= 0.1)\n"),
         std::string("\n  [info] mismatched_init at layer 1\n")}) {
@@ -1031,10 +1041,33 @@ TEST(ReportText, ColourInTheFindingsIsOnlyOnTheSeverityTags) {
     EXPECT_EQ(painted[m + 1], '[') << painted.substr(at, 40);
     ++tags;
   }
-  EXPECT_EQ(tags, 3);
+  EXPECT_EQ(tags, 4);  // three roots and one consequence
   Report error = r;
   error.findings[0].severity = Severity::kError;
   EXPECT_NE(report_to_text(error, color).find("\x1b[31m[error]\x1b[0m"), std::string::npos);
+}
+
+TEST(ReportText, TheRemedyComesFirstWithItsPiecesItsArgumentsAndItsCheck) {
+  const std::string text = report_to_text(diagnosed_report());
+  const std::size_t remedy = text.find("Remedy: 2 changes for 2 warnings (checked by re-running: "
+                                       "warning -> healthy)\n");
+  ASSERT_NE(remedy, std::string::npos) << text;
+  // Before the evidence: the table, the summary and the findings follow it.
+  EXPECT_LT(remedy, text.find("layer  width"));
+  EXPECT_LT(remedy, text.find("Verdict: "));
+  for (const std::string& expected :
+       {std::string("\n  1. Initialise the ReLU layers with he_normal"),
+        std::string("(for vanishing_gradients)\n"), std::string("\n  2. Use leaky_relu"),
+        std::string("(for dead_units)\n"),
+        std::string("\n  apply them together with:\n    --set stack.init=he_normal\n"
+                    "    --set 'stack.activation=\"leaky_relu\"'\n"),
+        std::string("\n  after it: mismatched_init (info)\n")}) {
+    EXPECT_NE(text.find(expected, remedy), std::string::npos) << "missing '" << expected << "'\n"
+                                                              << text;
+  }
+  Report none = diagnosed_report();
+  none.remedy.reset();
+  EXPECT_EQ(report_to_text(none).find("Remedy"), std::string::npos);
 }
 
 TEST(ReportText, DiagnosedReportMatchesGoldenFile) {

@@ -66,9 +66,9 @@ struct ProblemMetric {
 };
 ProblemMetric problem_metric(FindingCode code, const Report& report);
 
-// Whether an advice helped: the metric fell below its threshold, or by at least half of its
-// excess over it, and the verdict did not get worse.
-bool advice_helped(const ProblemMetric& before, const ProblemMetric& after, Verdict verdict_before,
+// Whether an advice helped: the finding it addresses is gone from the re-run, or its metric is
+// now on the healthy side of its threshold; and the verdict did not get worse.
+bool advice_helped(const ProblemMetric& after, bool finding_gone, Verdict verdict_before,
                    Verdict verdict_after);
 
 // The change as a shell argument: "--set PATH=VALUE", with PATH=VALUE in single quotes when VALUE
@@ -80,7 +80,9 @@ std::string set_argument(const ConfigChange& change);
 using Rerun = std::function<Report(const std::vector<ConfigChange>& changes)>;
 
 // --check-advice: re-runs every distinct advice once, records its effect on the finding's problem
-// metric, and moves advice that did not help to rejected_advice.
+// metric, and moves advice that did not help to rejected_advice. Then re-runs the remedy as a
+// whole and without each of its pieces in turn (the last first), drops the pieces the rest do as
+// well without, and records the verdict and findings after it in remedy.check.
 void check_advice(Report& report, const Rerun& rerun);
 
 }  // namespace gradscope

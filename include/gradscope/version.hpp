@@ -4,5 +4,5 @@
 namespace gradscope {
 inline constexpr const char* kVersion = "0.1.0";
 // Bumped whenever a report key is renamed, removed or changes meaning.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 }  // namespace gradscope
