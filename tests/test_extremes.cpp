@@ -103,20 +103,10 @@ TEST(Float32Overflow, OffsetInputBeforeBatchNormAgreesWithItsFloat64Twin) {
   spec.input.width = 96;
   spec.input.batch = 16;
   spec.input.mean = 1000.0;
-  LayerItem dense;
-  dense.op.kind = OpKind::kDense;
-  dense.op.dense.width = 96;
-  dense.op.dense.activation = default_spec(Activation::kLinear);
-  LayerItem norm;
-  norm.op.kind = OpKind::kNorm;
-  norm.op.norm.kind = NormKind::kBatchNorm;
-  LayerItem relu;
-  relu.op.kind = OpKind::kActivation;
-  relu.op.activation = default_spec(Activation::kRelu);
   for (int i = 0; i < 3; ++i) {
-    spec.layers.push_back(dense);
-    spec.layers.push_back(norm);
-    spec.layers.push_back(relu);
+    spec.layers.push_back(testing::dense_item(96, Activation::kLinear));
+    spec.layers.push_back(testing::norm_item(NormKind::kBatchNorm));
+    spec.layers.push_back(testing::activation_item(Activation::kRelu));
   }
   expect_twins_agree(spec, 1e-5, 1e-5);
 }
@@ -155,14 +145,8 @@ void check_weight_gradient_exact(const OffsetCase& c) {
   spec.input.width = 64;
   spec.input.batch = c.batch;
   spec.input.mean = c.mean;
-  LayerItem dense;
-  dense.op.kind = OpKind::kDense;
-  dense.op.dense.width = 48;
-  dense.op.dense.activation = default_spec(Activation::kLinear);
-  LayerItem norm;
-  norm.op.kind = OpKind::kNorm;
-  norm.op.norm.kind = NormKind::kBatchNorm;
-  spec.layers = {dense, norm};
+  spec.layers = {testing::dense_item(48, Activation::kLinear),
+                 testing::norm_item(NormKind::kBatchNorm)};
   ThreadPool pool(2);
   const Network<Scalar> net = build_network<Scalar>(spec, pool);
   const Mat<Scalar> x = make_input<Scalar>(spec);
@@ -273,19 +257,9 @@ TEST(ResidualGradient, NormOpeningABranchReportsTheTotalGradientOfTheBlockInput)
   spec.precision = Precision::kFloat64;
   spec.input.width = 8;
   spec.input.batch = 5;
-  LayerItem first;
-  first.op.kind = OpKind::kDense;
-  first.op.dense.width = 8;
-  first.op.dense.activation = default_spec(Activation::kLinear);
-  LayerItem block;
-  block.repeat = 2;
-  block.residual = ResidualSpec{};
-  LayerItem ln;
-  ln.op.kind = OpKind::kNorm;
-  LayerItem dense = first;
-  dense.op.dense.activation = default_spec(Activation::kTanh);
-  block.block = {ln, dense};
-  spec.layers = {first, block};
+  spec.layers = {testing::dense_item(8, Activation::kLinear),
+                 testing::residual_block(2, {testing::norm_item(NormKind::kLayerNorm),
+                                             testing::dense_item(8, Activation::kTanh)})};
   ThreadPool pool(1);
   const Network<double> net = build_network<double>(spec, pool);
   const Eigen::MatrixXd x = make_input<double>(spec);

@@ -95,17 +95,9 @@ TEST(Prediction, ANormOpeningAPreNormBranchPredictsTheTotalGradientOfTheBlockInp
   spec.seed = 3;
   spec.input.width = 256;
   spec.input.batch = 64;
-  LayerItem first;
-  first.op.kind = OpKind::kDense;
-  first.op.dense.width = 256;
-  first.op.dense.activation = default_spec(Activation::kGelu);
-  LayerItem block;
-  block.repeat = 3;
-  block.residual = ResidualSpec{};
-  LayerItem ln;
-  ln.op.kind = OpKind::kNorm;
-  block.block = {ln, first};
-  spec.layers = {first, block};
+  const LayerItem first = testing::dense_item(256, Activation::kGelu);
+  spec.layers = {first,
+                 testing::residual_block(3, {testing::norm_item(NormKind::kLayerNorm), first})};
   const std::vector<OpPrediction> p = predict_ops(spec);
   const std::vector<OpSpec> ops = expand_ops(spec);
   int checked = 0;

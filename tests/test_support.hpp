@@ -30,6 +30,35 @@ inline RunSpec uniform_stack(Activation act, Init init, int depth, int width, in
   return spec;
 }
 
+// Items of a `layers` list, as a config's {"width": ..., "activation": ...}, {"norm": ...},
+// {"activation": ...} and a residual block of `repeat` repetitions would give.
+inline LayerItem dense_item(int width, Activation act) {
+  LayerItem item;
+  item.op.kind = OpKind::kDense;
+  item.op.dense.width = width;
+  item.op.dense.activation = default_spec(act);
+  return item;
+}
+inline LayerItem norm_item(NormKind kind) {
+  LayerItem item;
+  item.op.kind = OpKind::kNorm;
+  item.op.norm.kind = kind;
+  return item;
+}
+inline LayerItem activation_item(Activation act) {
+  LayerItem item;
+  item.op.kind = OpKind::kActivation;
+  item.op.activation = default_spec(act);
+  return item;
+}
+inline LayerItem residual_block(int repeat, std::vector<LayerItem> block) {
+  LayerItem item;
+  item.repeat = repeat;
+  item.residual = ResidualSpec{};
+  item.block = std::move(block);
+  return item;
+}
+
 // Every elementwise activation at its default parameter, plus non-default parameters for the two
 // that have one (including elu with alpha > 1, where the slope peaks on the negative side, and a
 // negative leaky slope).
