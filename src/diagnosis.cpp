@@ -66,6 +66,9 @@ constexpr std::array<FindingInfo, kFindingCodeCount> kFindings{{
     {FindingCode::kPlainDeepStack, "plain_deep_stack",
      "many dense layers with neither normalization nor residual connections",
      "problem score of the measured findings (warning 1, error 2)", false},
+    {FindingCode::kUnnormalizedInput, "unnormalized_input",
+     "the input is not standardised: its rms is 100x off 1, or its mean 10x its spread",
+     "decades beyond a standardised input, max(|log10 rms| - 2, log10 |mean| / std - 1)", false},
 }};
 
 static_assert(kFindings.size() == static_cast<std::size_t>(kFindingCodeCount));
@@ -132,7 +135,7 @@ constexpr double kLossScaleMarginDecades = 1.0;
 // ---- Words and numbers
 
 std::string fmt_num(double x, int sig = 3) {
-  if (std::isnan(x)) return "nan";
+  if (std::isnan(x)) return "n/a";
   if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*g", sig, x);
@@ -141,7 +144,7 @@ std::string fmt_num(double x, int sig = 3) {
 
 // 10^log10 for any log10, also beyond double's range: "0.25", "3.2e+04", "1.6e-31".
 std::string pow10_text(double log10) {
-  if (std::isnan(log10)) return "nan";
+  if (std::isnan(log10)) return "n/a";
   if (std::isinf(log10)) return log10 > 0 ? "inf" : "0";
   if (std::abs(log10) < 3.0) return fmt_num(std::pow(10.0, log10), 2);
   double e = std::floor(log10);
@@ -269,6 +272,8 @@ struct Shape {
   ActivationSpec hidden_activation{};
   double input_second_moment = 1.0;
   double input_rms = 1.0;
+  double input_mean = 0.0;
+  double input_std = 1.0;
   double input_correlation = 0.0;  // expected cosine between two input examples
   double grad_scale_log10 = 0.0;   // to the per-example scale of a mean-over-batch loss
 };
@@ -326,16 +331,27 @@ Shape shape_of(const Report& r) {
       }
     }
   }
+  // The input as measured (a loaded file's, or the generated sample's); reports built without a
+  // measurement fall back on the spec. hypot and ratios keep 1e200 or 1e-200 inputs finite.
   const InputSpec& in = r.spec.input;
   double mean = in.mean;
-  double second = in.mean * in.mean + in.std * in.std;
+  double rms = std::hypot(in.mean, in.std);
+  double std_dev = in.std;
   if (in.distribution == InputDistribution::kUniform) {
     mean = 0.5 * (in.low + in.high);
-    second = (in.low * in.low + in.low * in.high + in.high * in.high) / 3.0;
+    std_dev = (in.high - in.low) / std::sqrt(12.0);
+    rms = std::hypot(mean, std_dev);
   }
-  s.input_second_moment = second;
-  s.input_rms = std::sqrt(second);
-  s.input_correlation = second > 0 ? mean * mean / second : 0.0;
+  if (r.input.finite > 0 && std::isfinite(r.input.rms)) {
+    mean = r.input.mean;
+    rms = r.input.rms;
+    std_dev = r.input.std;
+  }
+  s.input_rms = rms;
+  s.input_mean = mean;
+  s.input_std = std_dev;
+  s.input_second_moment = rms * rms;
+  s.input_correlation = rms > 0 ? (mean / rms) * (mean / rms) : 0.0;
   // The probe's dL/dy has rms 1 per entry; a loss averaged over the batch gives each example's
   // output about 1/batch of that, which is what a half-precision gradient would have to hold.
   if (r.spec.loss.kind == LossKind::kProbe) {
@@ -359,6 +375,12 @@ ChainPrediction predict_chain(const ActivationSpec& a, double sw2, double sb2, d
                               int layers) {
   const MeanField mf{a, sw2, sb2};
   ChainPrediction p;
+  if (!(sw2 > 0.0)) {
+    // Zero weights: every layer outputs phi(its bias); nothing reaches the layers below the last.
+    p.grad_decades = layers > 1 ? -kInf : 0.0;
+    p.act_decades = -kInf;
+    return p;
+  }
   double q = sw2 * q_in + sb2;
   double log_chi = 0.0;
   double prev_step = kNaN;
@@ -424,14 +446,23 @@ bool init_advice_stands(const InitAdvice& init, const Shape& s, const DiagnosisS
 // A chain prediction in words: "a first-to-last gradient ratio of 4.2e-8 and an output rms 3.0e-8
 // of the input's"; never a non-finite number.
 std::string chain_words(const ChainPrediction& p) {
-  if (!std::isfinite(p.grad_decades) || std::isnan(p.act_decades) ||
-      (std::isinf(p.act_decades) && p.act_decades > 0)) {
-    return "a signal and a gradient that leave every number format's range";
+  std::string grad;
+  if (std::isfinite(p.grad_decades)) {
+    grad = "a first-to-last gradient ratio of " + pow10_text(p.grad_decades);
+  } else if (p.grad_decades < 0) {
+    grad = "a gradient of exactly 0 below the last layer";
+  } else {
+    grad = "a gradient that grows without bound (past 1e125, where the prediction stops)";
   }
-  return "a first-to-last gradient ratio of " + pow10_text(p.grad_decades) +
-         (std::isinf(p.act_decades) ? std::string(" and an output that falls to exactly 0")
-                                    : " and an output rms " + pow10_text(p.act_decades) +
-                                          " of the input's");
+  std::string act;
+  if (std::isfinite(p.act_decades)) {
+    act = "an output rms " + pow10_text(p.act_decades) + " of the input's";
+  } else if (p.act_decades < 0) {
+    act = "an output that falls to exactly 0";
+  } else {
+    act = "an output that grows without bound";
+  }
+  return grad + " and " + act;
 }
 
 // The weight variance that keeps both the signal and the gradient closest to constant over the
@@ -524,8 +555,18 @@ double grad_log10(const LayerReport& l) { return l.backward.grad_preact_rms.log1
 // NaN when the layer has no finite output (its rms is undefined), -inf when it is exactly 0.
 double act_log10_rel_input(const LayerReport& l, const Shape& s) {
   const double rms = l.forward.act.rms;
-  if (std::isnan(rms)) return kNaN;
+  if (std::isnan(rms) || !(s.input_rms > 0) || !std::isfinite(s.input_rms)) return kNaN;
   return (rms > 0 ? std::log10(rms) : -kInf) - std::log10(s.input_rms);
+}
+
+// How far the input is from standardised, in decades: its rms beyond 2 decades of 1, or its mean
+// beyond 10 times its standard deviation. At or above 0 the input is a finding.
+double input_scale_excess(const Shape& s) {
+  if (!(s.input_rms > 0) || !std::isfinite(s.input_rms)) return kInf;
+  const double scale = std::abs(std::log10(s.input_rms)) - 2.0;
+  const double offset = s.input_std > 0 ? std::log10(std::abs(s.input_mean) / s.input_std) - 1.0
+                                        : (s.input_mean != 0.0 ? kInf : -kInf);
+  return std::max(scale, offset);
 }
 
 // Layers whose forward statistics mean something: those before the first layer whose forward
@@ -609,6 +650,8 @@ double bounded_output_loss_floor(const Report& r, const Shape& s) {
 
 // ---- The rules
 
+constexpr int kMinDeadBatch = 8;
+
 struct Draft {
   FindingCode code;
   Finding f;
@@ -660,6 +703,7 @@ class Rules {
   // Common mistakes; `score` is the problem score of the measured findings.
   std::vector<Draft> mistakes(int score, const InitAdvice& init) const {
     std::vector<Draft> out;
+    unnormalized_input(out);
     saturating_hidden(out, score);
     mismatched_init(out, score, init);
     sigmoid_output(out);
@@ -849,8 +893,8 @@ class Rules {
     Finding f = make(FindingCode::kNonFinite, Severity::kError, k);
     if (sm.nonfinite_in_forward) {
       const std::int64_t entries = static_cast<std::int64_t>(l.width) * r_.spec.input.batch;
-      f.evidence.push_back(ev("nonfinite_forward_entries", static_cast<double>(l.forward.nonfinite),
-                              ">=", 1.0, k));
+      f.evidence.push_back(ev("nonfinite_output_entries",
+                              static_cast<double>(l.forward.act.nonfinite), ">=", 1.0, k));
       f.evidence.push_back(context("nonfinite_layers", static_cast<double>(sm.nonfinite_layers.size()), 0));
       // The largest finite value on the way in: near the format's limit, this is an overflow.
       double before = kNaN;
@@ -863,9 +907,9 @@ class Rules {
         f.evidence.push_back(context("log10_max_abs_before", before, k - 1));
       }
       f.explanation =
-          layer_word(k) + "'s forward values " +
+          "Layer " + std::to_string(k) + "'s forward values " +
           (overflow ? "overflow " + format + " (" : "hold NaN or infinity (") +
-          std::to_string(l.forward.nonfinite) + " of its " + std::to_string(entries) +
+          std::to_string(l.forward.act.nonfinite) + " of its " + std::to_string(entries) +
           " entries" +
           (overflow ? ", after values reached " + pow10_text(before) + " at " + layer_word(k - 1) +
                           ", within " + fmt_num(format_max_log10(r_.spec.precision) - before, 2) +
@@ -889,6 +933,9 @@ class Rules {
   }
 
   void dead_units(std::vector<Draft>& out) const {
+    // A healthy unit is inactive for every example of a batch of B with probability about 2^-B:
+    // below 8 examples "dead for the whole batch" is chance, not a finding.
+    if (r_.spec.input.batch < kMinDeadBatch) return;
     int first = 0, worst = 0;
     double most = -1.0;
     std::int64_t total = 0;
@@ -1110,6 +1157,31 @@ class Rules {
     return score > 0 ? Severity::kWarning : Severity::kInfo;
   }
 
+  void unnormalized_input(std::vector<Draft>& out) const {
+    const double excess = input_scale_excess(s_);
+    if (!(excess >= 0.0)) return;
+    Finding f = make(FindingCode::kUnnormalizedInput, Severity::kWarning, 0);
+    f.evidence.push_back(ev("input_scale_excess_decades", std::isfinite(excess) ? excess : kNaN,
+                            ">=", 0.0, 0));
+    f.evidence.push_back(context("input_mean", s_.input_mean, 0));
+    f.evidence.push_back(context("input_std", s_.input_std, 0));
+    f.evidence.push_back(context("input_rms", s_.input_rms, 0));
+    const bool loaded = r_.sources && !r_.sources->input_file.empty();
+    f.explanation =
+        std::string("The input is not standardised: its entries have mean ") +
+        fmt_num(s_.input_mean) + " and standard deviation " + fmt_num(s_.input_std) + " (rms " +
+        fmt_num(s_.input_rms) +
+        "), where inits are derived for inputs of mean 0 and variance 1: the first layer's "
+        "pre-activations inherit that scale (a norm later removes it), so the activations, "
+        "measured against the input, look " +
+        (std::log10(s_.input_rms) > 0 ? "collapsed" : "exploded") +
+        " wherever the network restores its own scale" +
+        (loaded ? "; standardise the data (subtract each feature's mean, divide by its standard "
+                  "deviation) before it enters the network."
+                : ".");
+    out.push_back({FindingCode::kUnnormalizedInput, std::move(f)});
+  }
+
   void saturating_hidden(std::vector<Draft>& out, int score) const {
     int count = 0, first = 0;
     bool sigmoid = false;
@@ -1147,8 +1219,12 @@ class Rules {
     const LayerReport& h = at(s_.hidden.front());
     Finding f = make(FindingCode::kMismatchedInit,
                      predicted_problem ? Severity::kWarning : cause_severity(score), h.index);
-    f.evidence.push_back(ev("sw2_ratio", ratio, ">=", d_.init_mismatch_factor, 0));
-    f.evidence.push_back(context("sw2", init.sw2_now, 0));
+    if (init.sw2_now > 0.0) {
+      f.evidence.push_back(ev("sw2_ratio", ratio, ">=", d_.init_mismatch_factor, 0));
+    } else {
+      f.evidence.push_back(ev("sw2", 0.0, "<=", 0.0, 0));  // zero weights: no ratio to give
+    }
+    if (init.sw2_now > 0.0) f.evidence.push_back(context("sw2", init.sw2_now, 0));
     f.evidence.push_back(context("sw2_advised", init.sw2, 0));
     if (std::isfinite(init.now.grad_decades)) {
       f.evidence.push_back(context("predicted_log10_grad_ratio", init.now.grad_decades, 0));
@@ -1246,9 +1322,19 @@ bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& 
   if (root == c) return false;
   const bool forward_overflow = report.summary.nonfinite_in_forward;
   switch (root) {
-    case FindingCode::kMismatchedInit:
-      // Theory predicted the problem from the init: every magnitude finding it brings.
-      return r.severity != Severity::kInfo && is_magnitude(c);
+    case FindingCode::kUnnormalizedInput:
+      // The activation findings measure against the input's rms, which is what is off; a large
+      // input is large in float16 too.
+      return c == FindingCode::kCollapsingActivations || c == FindingCode::kExplodingActivations ||
+             c == FindingCode::kFp16ActivationOverflow;
+    case FindingCode::kMismatchedInit: {
+      // Theory predicted the problem from the init: every magnitude finding it brings, and with
+      // zero weights (every unit outputs its bias) the dead units too.
+      if (r.severity == Severity::kInfo) return false;
+      const bool zero = !r.evidence.empty() && r.evidence.front().quantity == "sw2" &&
+                        r.evidence.front().value == 0.0;
+      return is_magnitude(c) || (zero && c == FindingCode::kDeadUnits);
+    }
     case FindingCode::kSaturatingHiddenActivation:
       if (r.severity == Severity::kInfo) return false;
       // For sigmoid hidden layers the activation is the cause, and relu makes their init's
@@ -1283,7 +1369,8 @@ bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& 
 }
 
 // The order in which roots claim their consequences.
-constexpr std::array<FindingCode, 9> kRootOrder{
+constexpr std::array<FindingCode, 10> kRootOrder{
+    FindingCode::kUnnormalizedInput,
     FindingCode::kMismatchedInit,         FindingCode::kSaturatingHiddenActivation,
     FindingCode::kExplodingActivations,   FindingCode::kNonFinite,
     FindingCode::kDeadUnits,              FindingCode::kPlainDeepStack,
@@ -1294,7 +1381,7 @@ void assign_causes(std::vector<Draft>& drafts, const Report& report, const Shape
   // Sigmoid hidden layers are the cause before their init is: the saturating activation first.
   const bool sigmoid_hidden = shape.hidden_activation.kind == Activation::kSigmoid;
   std::vector<FindingCode> order(kRootOrder.begin(), kRootOrder.end());
-  if (sigmoid_hidden) std::swap(order[0], order[1]);
+  if (sigmoid_hidden) std::swap(order[1], order[2]);
   for (FindingCode root : order) {
     int ri = -1;
     for (std::size_t i = 0; i < drafts.size(); ++i) {
@@ -1308,7 +1395,6 @@ void assign_causes(std::vector<Draft>& drafts, const Report& report, const Shape
       bool is_root = false;
       for (const Draft& e : drafts) is_root |= e.cause == static_cast<int>(i);
       if (is_root) continue;
-      if (d.f.severity == Severity::kInfo) continue;  // context, not a symptom
       if (explains(root, drafts[static_cast<std::size_t>(ri)].f, d.code, d.f, report,
                    sigmoid_hidden)) {
         d.cause = ri;
@@ -1324,7 +1410,9 @@ void assign_causes(std::vector<Draft>& drafts, const Report& report, const Shape
 // init into its layers, where separate --set arguments would fight over the same keys.
 
 struct Fix {
-  enum class Kind { kActivation, kInit, kResidual, kNorm, kLearningRate, kAdam, kOutput };
+  enum class Kind {
+    kActivation, kInit, kResidual, kNorm, kLearningRate, kAdam, kOutput, kInput, kBias
+  };
   Kind kind = Kind::kActivation;
   std::string text;                // one sentence: what and why
   std::vector<std::string> paths;  // config paths of the layers it changes
@@ -1335,7 +1423,9 @@ struct Fix {
   NormKind norm = NormKind::kLayerNorm;  // kNorm
   double learning_rate = 0.0;            // kLearningRate
 
+  // Changes the network (and so its gradients), as opposed to the optimizer.
   bool structural() const { return kind != Kind::kLearningRate && kind != Kind::kAdam; }
+  std::vector<ConfigChange> input_changes;  // kInput: the input spec's keys to set
 };
 
 bool same_fix(const Fix& a, const Fix& b) {
@@ -1391,10 +1481,12 @@ class Advisor {
       case FindingCode::kBf16GradientUnderflow:
         add(switch_bounded_activation());
         add(theory_init_fix());
+        if (out.empty()) add(init_gain_fix());
         if (out.empty()) add(residual_blocks());
         break;
       case FindingCode::kExplodingGradients:
         add(theory_init_fix());
+        if (out.empty()) add(init_gain_fix());
         add(layer_norm_for_batch_norm());
         break;
       case FindingCode::kCollapsingActivations:
@@ -1402,9 +1494,14 @@ class Advisor {
       case FindingCode::kNonFinite:
       case FindingCode::kFp16ActivationOverflow:
         add(theory_init_fix());
+        if (out.empty()) add(init_gain_fix());
         if (out.empty() && !s_.has_norm) add(residual_blocks());
         break;
+      case FindingCode::kUnnormalizedInput:
+        add(standard_input());
+        break;
       case FindingCode::kDeadUnits:
+        add(negative_bias());
         add(leaky_relu());
         add(residual_blocks());
         break;
@@ -1453,7 +1550,9 @@ class Advisor {
       std::optional<ActivationSpec> activation;
       std::optional<InitSpec> init;
       std::optional<ActivationSpec> output;
+      bool zero_bias = false;
       for (const Fix& f : fixes) {
+        if (f.kind == Fix::Kind::kBias) zero_bias = true;
         if (f.kind == Fix::Kind::kActivation && !activation) {
           activation = f.activation;
           if (f.with_init && !init) init = f.init;
@@ -1461,7 +1560,9 @@ class Advisor {
         if (f.kind == Fix::Kind::kInit && !init) init = f.init;
         if (f.kind == Fix::Kind::kOutput && !output) output = f.activation;
       }
-      for (const ConfigChange& c : residual_changes(activation, init, output)) put(c.path, c.value);
+      for (const ConfigChange& c : residual_changes(activation, init, output, zero_bias)) {
+        put(c.path, c.value);
+      }
     }
     for (const Fix& f : fixes) {
       switch (f.kind) {
@@ -1490,6 +1591,13 @@ class Advisor {
           break;
         case Fix::Kind::kAdam:
           put("optimizer", "{\"name\": \"adam\", \"learning_rate\": 0.001}");
+          break;
+        case Fix::Kind::kInput:
+          for (const ConfigChange& c : f.input_changes) put(c.path, c.value);
+          break;
+        case Fix::Kind::kBias:
+          if (residual != nullptr) break;
+          for (const std::string& p : f.paths) put(p + ".bias_init", "zeros");
           break;
         case Fix::Kind::kResidual:
           break;
@@ -1598,6 +1706,8 @@ class Advisor {
     if (s_.has_residual || s_.has_norm || s_.has_other_ops || s_.hidden.size() < 3) return false;
     if (!s_.uniform_hidden) return false;
     const int width = at(s_.hidden.front()).width;
+    // Layer norm over a single unit outputs 0 whatever its input.
+    if (width < 2) return false;
     for (int i : s_.hidden) {
       if (at(i).width != width) return false;
     }
@@ -1617,7 +1727,8 @@ class Advisor {
 
   std::vector<ConfigChange> residual_changes(const std::optional<ActivationSpec>& activation,
                                              const std::optional<InitSpec>& init,
-                                             const std::optional<ActivationSpec>& output_act) const {
+                                             const std::optional<ActivationSpec>& output_act,
+                                             bool zero_bias) const {
     const int depth = static_cast<int>(s_.hidden.size());
     LayerSpec layer = layer_spec(at(s_.hidden.front()));
     std::optional<LayerSpec> output;
@@ -1630,6 +1741,7 @@ class Advisor {
     }
     if (activation) layer.activation = *activation;
     if (init) layer.init = *init;
+    if (zero_bias) layer.bias = BiasInitSpec{};
     if (output && output_act) output->activation = *output_act;
     std::string layers = "[" + dense_item_json(layer) +
                          ", {\"repeat\": " + std::to_string(depth - 1) +
@@ -1644,6 +1756,82 @@ class Advisor {
     }
     changes.push_back({"layers", layers});
     return changes;
+  }
+
+  // The input drawn standardised (mean 0, variance 1), for a generated input; a loaded one is the
+  // data's to fix, which no config key does.
+  std::optional<Fix> standard_input() const {
+    if (r_.sources && !r_.sources->input_file.empty()) return std::nullopt;
+    const InputSpec& in = r_.spec.input;
+    Fix f;
+    f.kind = Fix::Kind::kInput;
+    if (in.distribution != InputDistribution::kNormal) {
+      f.input_changes.push_back({"input.distribution", "normal"});
+    }
+    if (in.mean != 0.0 || in.distribution != InputDistribution::kNormal) {
+      f.input_changes.push_back({"input.mean", "0"});
+    }
+    if (in.std != 1.0 || in.distribution != InputDistribution::kNormal) {
+      f.input_changes.push_back({"input.std", "1"});
+    }
+    if (f.input_changes.empty()) return std::nullopt;
+    f.text =
+        "Standardise the input (mean 0, standard deviation 1), as a real pipeline's "
+        "normalisation would: the inits and the theory assume it.";
+    return f;
+  }
+
+  // Dense layers whose init gain is 4x or more off 1 (a gain of 100 in a residual branch), when
+  // they share one init: that init with gain 1.
+  std::optional<Fix> init_gain_fix() const {
+    std::vector<int> off;
+    for (int i : s_.dense) {
+      const double g = at(i).init.gain;
+      if (g > 0.0 && std::abs(std::log2(g)) >= 2.0) off.push_back(i);
+    }
+    if (off.empty()) return std::nullopt;
+    const InitSpec& first = at(off.front()).init;
+    for (int i : off) {
+      const InitSpec& other = at(i).init;
+      if (other.kind != first.kind || other.gain != first.gain || other.mode != first.mode ||
+          other.std != first.std || other.limit != first.limit ||
+          other.weight_var != first.weight_var) {
+        return std::nullopt;
+      }
+    }
+    Fix f;
+    f.kind = Fix::Kind::kInit;
+    f.paths = paths_of(off);
+    if (f.paths.empty()) return std::nullopt;
+    f.init = first;
+    f.init.gain = 1.0;
+    f.init_value = init_json(f.init);
+    f.text = "Set the init gain of " + std::to_string(off.size()) + " dense layer" +
+             (off.size() == 1 ? "" : "s") + " from " + fmt_num(first.gain) +
+             " to 1: a gain g scales the weights by g, so every layer multiplies the signal and "
+             "the gradient by about g more than its init intends.";
+    return f;
+  }
+
+  // relu-like layers whose bias is a negative constant: every unit starts on its dead side.
+  std::optional<Fix> negative_bias() const {
+    std::vector<int> biased;
+    for (int i : s_.dense) {
+      const LayerReport& l = at(i);
+      if (l.bias.kind == BiasInit::kConstant && l.bias.value < 0.0 &&
+          (l.activation.kind == Activation::kRelu || l.activation.kind == Activation::kLeakyRelu)) {
+        biased.push_back(i);
+      }
+    }
+    if (biased.empty()) return std::nullopt;
+    Fix f;
+    f.kind = Fix::Kind::kBias;
+    f.paths = paths_of(biased);
+    if (f.paths.empty()) return std::nullopt;
+    f.text = "Initialise the biases at zero: a negative constant bias of " +
+             fmt_num(at(biased.front()).bias.value) +
+             " puts every unit on relu's dead side before any weight has had a say.";
+    return f;
   }
 
   std::optional<Fix> leaky_relu() const {
@@ -1911,12 +2099,21 @@ void diagnose(Report& report) {
     // Every subset composed, for the check's search: at most 2^kMaxRemedyPieces renderings.
     const std::size_t n = std::min(rd.fixes.size(), kMaxRemedyPieces);
     remedy.compositions.resize(std::size_t{1} << n);
+    remedy.composition_texts.resize(remedy.compositions.size());
     for (std::size_t mask = 1; mask < remedy.compositions.size(); ++mask) {
       std::vector<Fix> subset;
       for (std::size_t k = 0; k < n; ++k) {
         if (mask & (std::size_t{1} << k)) subset.push_back(rd.fixes[k]);
       }
       remedy.compositions[mask] = advisor.render(subset);
+      // The residual rewrite's sentence names the activation its blocks get from the others.
+      remedy.composition_texts[mask].resize(n);
+      for (std::size_t k = 0; k < n; ++k) {
+        if (!(mask & (std::size_t{1} << k))) continue;
+        remedy.composition_texts[mask][k] = rd.fixes[k].kind == Fix::Kind::kResidual
+                                                ? advisor.residual_text(subset)
+                                                : rd.fixes[k].text;
+      }
     }
     report.remedy = std::move(remedy);
   }
@@ -2008,6 +2205,8 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
       const Rules rules(r);
       return {static_cast<double>(problem_score(rules.measured())), 1.0};
     }
+    case FindingCode::kUnnormalizedInput:
+      return {input_scale_excess(s), 0.0};
   }
   return m;
 }
@@ -2076,6 +2275,7 @@ void check_advice(Report& report, const Rerun& rerun) {
     if (it == cache.end()) it = cache.emplace(key, rerun(changes)).first;
     return it->second;
   };
+  const auto present = [](const Report& r, const std::string& code) { return has_finding(r, code); };
   for (Finding& f : report.findings) {
     std::vector<Advice> kept;
     for (Advice& a : f.advice) {
@@ -2092,10 +2292,27 @@ void check_advice(Report& report, const Rerun& rerun) {
       check.after = after.value;
       check.verdict_after = after_report.verdict;
       check.findings_after = finding_lines(after_report);
-      // Helped: the finding is gone, or its metric is now on the healthy side of its threshold,
-      // without the verdict getting worse.
-      check.helped = advice_helped(after, !has_finding(after_report, target), report.verdict,
-                                   after_report.verdict);
+      // Gone: a common mistake's finding disappears with the architecture it names (a residual
+      // rewrite is no plain deep stack), so for a root with consequences what counts is that
+      // they are all gone.
+      bool gone = !present(after_report, target);
+      if (!finding_info(*code).measured && target == f.code && !f.consequences.empty()) {
+        // ... and none of its consequences that were errors remains an error.
+        for (const Finding& c : report.findings) {
+          if (c.cause != f.code || c.severity != Severity::kError) continue;
+          for (const Finding& g : after_report.findings) {
+            if (g.code == c.code && g.severity == Severity::kError) gone = false;
+          }
+        }
+      }
+      // Helped: the finding is gone, or its metric is on the healthy side of its threshold; and
+      // the verdict is no worse and no new error appeared.
+      bool new_error = false;
+      for (const Finding& g : after_report.findings) {
+        new_error |= g.severity == Severity::kError && !present(report, g.code);
+      }
+      check.helped = !new_error &&
+                     advice_helped(after, gone, report.verdict, after_report.verdict);
       a.check = std::move(check);
       if (a.check->helped) {
         kept.push_back(std::move(a));
@@ -2106,46 +2323,88 @@ void check_advice(Report& report, const Rerun& rerun) {
     f.advice = std::move(kept);
   }
   if (!report.remedy || report.remedy->pieces.empty()) return;
-  // The remedy as a whole, then without each piece in turn (last first): a piece goes when the
-  // rest do at least as well without it, so what remains is needed, and what harmed is dropped.
+
+  // The remedy: the whole, each piece alone, and the whole without each piece in turn (the last
+  // first, a piece going when the rest do at least as well without it). The subset that leaves
+  // the fewest alarms (errors first), with the fewest pieces, is kept; if none leaves fewer than
+  // the network has now, no piece is kept.
   Remedy& remedy = *report.remedy;
-  std::vector<std::size_t> kept(remedy.pieces.size());
-  for (std::size_t k = 0; k < kept.size(); ++k) kept[k] = k;
-  const auto changes_of = [&](const std::vector<std::size_t>& pieces) {
-    std::size_t mask = 0;
-    for (std::size_t k : pieces) mask |= std::size_t{1} << k;
-    return mask < remedy.compositions.size() ? remedy.compositions[mask] : remedy.changes;
+  const std::size_t n = remedy.pieces.size();
+  const std::size_t full = (std::size_t{1} << std::min(n, kMaxRemedyPieces)) - 1;
+  const auto popcount = [](std::size_t m) {
+    int c = 0;
+    for (; m != 0; m &= m - 1) ++c;
+    return c;
   };
+  std::map<std::size_t, const Report*> tried;
+  const auto trial = [&](std::size_t mask) -> const Report* {
+    if (mask == 0) return &report;
+    auto it = tried.find(mask);
+    if (it != tried.end()) return it->second;
+    const Report* r = &run(n <= kMaxRemedyPieces ? remedy.compositions[mask] : remedy.changes);
+    tried.emplace(mask, r);
+    return r;
+  };
+  const auto better = [&](std::size_t a, std::size_t b) {
+    const auto aa = alarms(*trial(a));
+    const auto bb = alarms(*trial(b));
+    return aa < bb || (aa == bb && popcount(a) < popcount(b));
+  };
+  std::size_t best = full;
+  if (n <= kMaxRemedyPieces) {
+    for (std::size_t k = 0; k < n; ++k) {
+      if (better(std::size_t{1} << k, best)) best = std::size_t{1} << k;
+    }
+    std::size_t current = full;
+    for (std::size_t k = n; k-- > 0;) {
+      const std::size_t without = current & ~(std::size_t{1} << k);
+      if (without == current) continue;
+      if (!(alarms(*trial(current)) < alarms(*trial(without)))) current = without;
+    }
+    if (better(current, best)) best = current;
+    // Nothing at all, if no subset leaves fewer alarms than the network has now.
+    if (!(alarms(*trial(best)) < alarms(report))) best = 0;
+  }
   RemedyCheck check;
   check.verdict_before = report.verdict;
-  const Report* best = &run(changes_of(kept));
-  const std::size_t searched = remedy.pieces.size() <= kMaxRemedyPieces ? remedy.pieces.size() : 0;
-  for (std::size_t k = searched; k-- > 0 && kept.size() > 1;) {
-    std::vector<std::size_t> without;
-    for (std::size_t j : kept) {
-      if (j != k) without.push_back(j);
-    }
-    const Report& trial = run(changes_of(without));
-    if (alarms(trial) <= alarms(*best)) {
+  std::vector<RemedyPiece> pieces;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (best & (std::size_t{1} << k)) {
+      RemedyPiece p = remedy.pieces[k];
+      if (best < remedy.composition_texts.size() && !remedy.composition_texts[best][k].empty()) {
+        p.text = remedy.composition_texts[best][k];  // as composed with the pieces kept
+      }
+      pieces.push_back(std::move(p));
+    } else {
       check.dropped.push_back(remedy.pieces[k].text);
-      kept = without;
-      best = &trial;
     }
   }
-  if (kept.size() < remedy.pieces.size()) {
-    const std::vector<ConfigChange> changes = changes_of(kept);
-    std::vector<RemedyPiece> pieces;
-    for (std::size_t k : kept) pieces.push_back(remedy.pieces[k]);
-    remedy.pieces = std::move(pieces);
-    remedy.changes = changes;
+  // What a dropped piece was for, the rest fixes (when the rest made it no worse): they are for
+  // it too.
+  if (best != 0) {
+    for (std::size_t k = 0; k < n; ++k) {
+      if (best & (std::size_t{1} << k)) continue;
+      for (RemedyPiece& p : pieces) {
+        for (const std::string& code : remedy.pieces[k].addresses) {
+          if (std::find(p.addresses.begin(), p.addresses.end(), code) == p.addresses.end()) {
+            p.addresses.push_back(code);
+          }
+        }
+      }
+    }
   }
+  remedy.pieces = std::move(pieces);
+  remedy.changes = best == 0 ? std::vector<ConfigChange>{}
+                             : (n <= kMaxRemedyPieces ? remedy.compositions[best] : remedy.changes);
+  if (best == 0) remedy.addresses.clear();
+  const Report* after = trial(best);
   // What is left may have a fix of its own once the first fixes are in (a plain deep stack's dead
   // units show once batch norm is gone): the re-run's own remedy, applied on top, kept when it
   // leaves fewer alarms. Two rounds at most.
-  for (int round = 0; round < kRemedyRounds; ++round) {
-    if (alarms(*best) == std::pair<int, int>{0, 0}) break;
-    if (!best->remedy || best->remedy->pieces.empty()) break;
-    const Remedy& next = *best->remedy;
+  for (int round = 0; best != 0 && round < kRemedyRounds; ++round) {
+    if (alarms(*after) == std::pair<int, int>{0, 0}) break;
+    if (!after->remedy || after->remedy->pieces.empty()) break;
+    const Remedy& next = *after->remedy;
     std::vector<ConfigChange> more = remedy.changes;
     for (const ConfigChange& c : next.changes) {
       bool replaced = false;
@@ -2157,8 +2416,8 @@ void check_advice(Report& report, const Rerun& rerun) {
       }
       if (!replaced) more.push_back(c);
     }
-    const Report& trial = run(more);
-    if (!(alarms(trial) < alarms(*best))) break;
+    const Report& next_trial = run(more);
+    if (!(alarms(next_trial) < alarms(*after))) break;
     for (const RemedyPiece& p : next.pieces) {
       remedy.pieces.push_back(p);
       check.added.push_back(p.text);
@@ -2171,10 +2430,10 @@ void check_advice(Report& report, const Rerun& rerun) {
       }
     }
     remedy.changes = more;
-    best = &trial;
+    after = &next_trial;
   }
-  check.verdict_after = best->verdict;
-  check.findings_after = finding_lines(*best);
+  check.verdict_after = after->verdict;
+  check.findings_after = finding_lines(*after);
   remedy.check = std::move(check);
 }
 

@@ -125,6 +125,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
 
   report.output_grad_rms = r.output_grad_rms;
   report.loss = r.loss;
+  report.input = r.input;
   int fan_in = spec.input.width;
   for (std::size_t l = 0; l < net.ops.size(); ++l) {
     const OpSpec& op = net.ops[l];

@@ -51,7 +51,8 @@ std::string verdict_badge(std::string_view verdict) {
 }
 
 // A finding; a root's consequences nested inside it, after its advice.
-std::string finding_html(const Finding& f, const std::vector<Finding>& all) {
+std::string finding_html(const Finding& f, const Report& r) {
+  const std::vector<Finding>& all = r.findings;
   std::string out = fmt::format("<div class=\"finding {}\">", severity_name(f.severity));
   out += fmt::format("<span class=\"sev {0}\">{0}</span> <code>{1}</code> {2}<br/>",
                      severity_name(f.severity), html_escape(f.code),
@@ -91,12 +92,20 @@ std::string finding_html(const Finding& f, const std::vector<Finding>& all) {
     for (const Advice& a : f.rejected_advice) out += advice(a, true);
     out += "</ul>";
   }
+  if (f.cause.empty() && f.advice.empty() && f.severity != Severity::kInfo) {
+    const std::string pieces = remedy_pieces_for(r, f.code);
+    if (!pieces.empty()) {
+      out += fmt::format("<p class=\"muted\">Fixed by the remedy's piece {} (advice listed once, "
+                         "above).</p>",
+                         pieces);
+    }
+  }
   if (!f.consequences.empty()) {
     out += fmt::format("<p class=\"muted\">Consequences of <code>{}</code> (fixed with it):</p>"
                        "<div class=\"consequences\">",
                        html_escape(f.code));
     for (const Finding& c : all) {
-      if (c.cause == f.code) out += finding_html(c, all);
+      if (c.cause == f.code) out += finding_html(c, r);
     }
     out += "</div>";
   }
@@ -206,7 +215,7 @@ std::string report_to_html(const Report& r) {
   body += "<h2>Findings</h2>\n";
   if (r.findings.empty()) body += "<p>None.</p>\n";
   for (const Finding& f : r.findings) {
-    if (f.cause.empty()) body += finding_html(f, r.findings);
+    if (f.cause.empty()) body += finding_html(f, r);
   }
   const std::vector<std::pair<std::string, const Report*>> runs{{r.spec.name, &r}};
   body += "<h2>Gradient magnitude by layer</h2>\n" + plot(gradient_plot_svg(runs, true));

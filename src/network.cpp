@@ -74,7 +74,10 @@ void accumulate_activation_block(const Eigen::Ref<const Mat<Scalar>>& y,
       const bool sat = slope < limit;
       zeros += yc[i] == Scalar(0);
       saturated += sat;
-      alive[i] |= static_cast<unsigned char>(dc[i] != Scalar(0));
+      // A NaN or infinite output says nothing of the unit's slope (relu's y > 0 test would call
+      // it 0): such an entry never counts as evidence that the unit is dead.
+      const bool undefined = !(std::abs(yc[i]) <= std::numeric_limits<Scalar>::max());
+      alive[i] |= static_cast<unsigned char>(dc[i] != Scalar(0) || undefined);
       unsaturated[i] |= static_cast<unsigned char>(!sat);
     }
     part.zeros += zeros;
@@ -307,14 +310,18 @@ CentredInput<Scalar> centre_input(const Mat<Scalar>& x, ThreadPool& pool) {
   CentredInput<Scalar> c;
   c.xc.resize(x.rows(), x.cols());
   Eigen::VectorXd mean(x.rows());  // in units of 2^first, rounded to Scalar
-  const Scalar down = std::ldexp(Scalar(1), -first);
+  // 2^-first in two factors: for subnormal inputs (float32 1e-42 has first = -139) one factor
+  // would be 2^139, beyond float's range; each half stays inside it, and each product is exact.
+  const Scalar down_a = std::ldexp(Scalar(1), -first / 2);
+  const Scalar down_b = std::ldexp(Scalar(1), -first - (-first / 2));
+  const auto down = [&](Scalar v) { return (v * down_a) * down_b; };
   pool.run(tasks, [&](std::int64_t t) {
     const Range r = task_rows(t, x.rows());
     for (Eigen::Index i = r.begin; i < r.begin + r.size; ++i) {
       double sum = 0.0;
       std::int64_t n = 0;
       for (Eigen::Index a = 0; a < x.cols(); ++a) {
-        const double v = static_cast<double>(x(i, a) * down);
+        const double v = static_cast<double>(down(x(i, a)));
         if (std::isfinite(v)) {
           sum += v;
           ++n;
@@ -322,13 +329,16 @@ CentredInput<Scalar> centre_input(const Mat<Scalar>& x, ThreadPool& pool) {
       }
       const auto mu = static_cast<Scalar>(n > 0 ? sum / static_cast<double>(n) : 0.0);
       mean[i] = static_cast<double>(mu);
-      for (Eigen::Index a = 0; a < x.cols(); ++a) c.xc(i, a) = x(i, a) * down - mu;
+      for (Eigen::Index a = 0; a < x.cols(); ++a) c.xc(i, a) = down(x(i, a)) - mu;
     }
     task_max[static_cast<std::size_t>(t)] =
         largest_finite<Scalar>(c.xc.middleRows(r.begin, r.size));
   });
   const double spread = *std::max_element(task_max.begin(), task_max.end());
-  const int second = spread > 0.0 ? std::ilogb(spread) + 1 : 0;
+  // |xc| < 2 here; 2^-second brings the largest near 1, capped inside the format's range (a
+  // spread that small next to |x| is rounding, and costs nothing to leave smaller).
+  constexpr int kMaxUp = std::numeric_limits<Scalar>::max_exponent - 8;
+  const int second = spread > 0.0 ? std::max(std::ilogb(spread) + 1, -kMaxUp) : 0;
   const Scalar up = std::ldexp(Scalar(1), -second);
   pool.run(tasks, [&](std::int64_t t) {
     const Range r = task_rows(t, x.rows());
@@ -755,7 +765,8 @@ class PassRunner {
     {
       MomentAccumulator in;
       accumulate_moments<Scalar>(input_, in);
-      range_[count_] = range_of(in.finish());
+      result_.input = in.finish();
+      range_[count_] = range_of(result_.input);
     }
     for (std::size_t l = 0; l < count_; ++l) {
       if (net_.ops[l].kind == OpKind::kResidualBegin) continue;

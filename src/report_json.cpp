@@ -407,6 +407,11 @@ std::string report_to_json(const Report& report) {
   network["memory"] = std::move(memory);
   doc["network"] = std::move(network);
 
+  // The input batch as measured: a generated one's sample moments, or a loaded file's.
+  Json input = moment_json(report.input);
+  input["nonfinite"] = report.input.nonfinite;
+  doc["input"] = std::move(input);
+
   Json output_grad = Json::object();
   put_magnitude(output_grad, "rms", "log10_rms", report.output_grad_rms);
   doc["output_grad"] = std::move(output_grad);

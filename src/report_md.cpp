@@ -50,6 +50,10 @@ std::string network_line(const Report& r) {
 
 std::string ratio_line(const Summary& s) {
   const double v = s.log10_grad_ratio_first_to_last;
+  if (std::isnan(v)) {
+    return "Gradient rms, first layer / last layer: n/a (an end has no finite gradient, or both "
+           "are exactly 0)";
+  }
   return fmt::format("Gradient rms, first layer / last layer: {} (log10 {})",
                      format_magnitude(magnitude_from_log10(v)), format_log10(v));
 }
@@ -280,7 +284,7 @@ std::string remedy_block(const Report& r) {
   if (!remedy.not_addressed.empty()) {
     std::vector<std::string> codes;
     for (const std::string& c : remedy.not_addressed) codes.push_back(markdown_code(c));
-    out += fmt::format("\nNot addressed: {} (no known fix that composes with the above).\n",
+    out += fmt::format("\nNot addressed: {} (gradscope knows no fix for it, or none that composes with the pieces chosen).\n",
                        fmt::join(codes, ", "));
   }
   if (remedy.check) {

@@ -852,7 +852,7 @@ Magnitude squared(const Magnitude& m) {
 // column is too narrow for it.
 std::string spreads_cell(double deviation, double spread, int width) {
   const double s = deviation / spread;
-  if (!std::isfinite(s)) return nonfinite_name(s);
+  if (!std::isfinite(s)) return undefined_or_nonfinite(s);
   std::string out = fmt::format("{:+.1f}s", s);
   // A sign below the shown resolution says nothing.
   if (out == "+0.0s" || out == "-0.0s") return "0.0s";
@@ -874,8 +874,8 @@ std::string theory_table_row(const LayerReport& l, const Painter& paint) {
       t.forward ? format_number(t.q) : "",
       t.forward ? spreads_cell(t.log_q_deviation, t.log_q_spread, kTheoryColumns[3].width) : "",
       t.backward ? format_number(t.grad_factor) : "",
-      format_magnitude(squared(l.backward.gain)),
-      format_number(f.correlation),
+      magnitude_cell(squared(l.backward.gain)),
+      undefined_or_nonfinite_number(f.correlation),
       t.forward ? format_number(t.correlation) : ""};
   static_assert(std::size(cells) == std::size(kTheoryColumns));
   std::string out;
@@ -1226,7 +1226,7 @@ std::string remedy_block(const Report& r, const Painter& paint) {
   }
   if (!remedy.not_addressed.empty()) {
     append_wrapped(out, "  ", "    ",
-                   fmt::format("not addressed: {} (no known fix that composes with the above)",
+                   fmt::format("not addressed: {} (gradscope knows no fix for it, or none that composes with the pieces chosen)",
                                fmt::join(remedy.not_addressed, ", ")));
   }
   if (remedy.check) {

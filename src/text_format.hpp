@@ -18,12 +18,14 @@
 
 namespace gradscope::text_format {
 
+// A value without a number: "n/a" where it is undefined (NaN: no finite value to take it from),
+// "inf" or "-inf" where it is infinite. Readers never meet a bare "nan".
 inline std::string nonfinite_name(double v) {
-  if (std::isnan(v)) return "nan";
+  if (std::isnan(v)) return "n/a";
   return v > 0 ? "inf" : "-inf";
 }
 
-// Three significant digits; "nan", "inf", "-inf" otherwise.
+// Three significant digits; "n/a", "inf", "-inf" otherwise.
 inline std::string format_number(double v) {
   if (!std::isfinite(v)) return nonfinite_name(v);
   return fmt::format("{:.3g}", v);
@@ -32,7 +34,7 @@ inline std::string format_number(double v) {
 // A Magnitude with three significant digits. Beyond double's range (and in the subnormal range,
 // where the value has lost digits) it is rebuilt from its log10: 10^-600.5 -> "3.16e-601".
 inline std::string format_magnitude(const Magnitude& m) {
-  if (std::isnan(m.log10) || std::isnan(m.value)) return "nan";
+  if (std::isnan(m.log10) || std::isnan(m.value)) return "n/a";
   if (std::isinf(m.log10)) return m.log10 > 0 ? "inf" : "0";
   if (std::isnormal(m.value)) return fmt::format("{:.3g}", m.value);
   double exponent = std::floor(m.log10);
@@ -257,6 +259,10 @@ inline std::string remedy_headline(const Remedy& remedy, const std::vector<Findi
   if (errors > 0) aims.push_back(severity_count(errors, Severity::kError));
   if (warnings > 0) aims.push_back(severity_count(warnings, Severity::kWarning));
   const std::size_t n = remedy.pieces.size();
+  if (n == 0) {
+    return remedy.check ? "no change proven to help: no combination of the fixes left fewer alarms"
+                        : "no known fix";
+  }
   std::string out = fmt::format("{} change{}", n, n == 1 ? "" : "s");
   if (!aims.empty()) out += fmt::format(" for {}", fmt::join(aims, " and "));
   return out;

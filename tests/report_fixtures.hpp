@@ -70,6 +70,13 @@ inline Report make_report(const std::string& name, const std::vector<double>& lo
   r.spec.seed = 7;
   r.spec.input.width = 16;
   r.spec.input.batch = 64;
+  // The input as a standard-normal sample of 16 x 64 entries would measure.
+  r.input.mean = 0.0125;
+  r.input.std = 0.998;
+  r.input.rms = std::hypot(r.input.mean, r.input.std);
+  r.input.min = -3.1;
+  r.input.max = 3.4;
+  r.input.finite = 16 * 64;
   const int depth = static_cast<int>(log10_grads.size());
   r.spec.stack.depth = with_output ? depth - 1 : depth;
   r.spec.stack.layer.width = widths.front();
@@ -343,6 +350,12 @@ inline Report mixed_report(OptimizerKind optimizer) {
   r.spec.seed = 11;
   r.spec.input.width = 16;
   r.spec.input.batch = 64;
+  r.input.mean = 0.0125;
+  r.input.std = 0.998;
+  r.input.rms = std::hypot(r.input.mean, r.input.std);
+  r.input.min = -3.1;
+  r.input.max = 3.4;
+  r.input.finite = 16 * 64;
   r.spec.loss.kind = LossKind::kMse;
   r.spec.optimizer.kind = optimizer;
   r.spec.optimizer.learning_rate = optimizer == OptimizerKind::kSgd ? 0.01 : 1e-3;

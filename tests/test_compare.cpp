@@ -660,11 +660,11 @@ TEST(CompareErrors, TheHintForANonReportGivesACommandThatWritesOne) {
   try {
     compare_reports(R"({"stack": {"depth": 3}})", good, "my configs/it's deep.json", "b.json");
     ADD_FAILURE() << "no Error thrown";
-  } catch (const Error& e) {
-    EXPECT_TRUE(contains(e.hint(),
+  } catch (const Error& quoted) {
+    EXPECT_TRUE(contains(quoted.hint(),
                          "`gradscope run 'my configs/it'\\''s deep.json' --out reports` "
                          "writes reports/it's deep.json"))
-        << e.hint();
+        << quoted.hint();
   }
 }
 

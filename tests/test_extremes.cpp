@@ -275,6 +275,30 @@ TEST(ResidualGradient, NormOpeningABranchReportsTheTotalGradientOfTheBlockInput)
   EXPECT_NEAR(r.backward[2].grad_preact_rms.log10, r.backward[0].grad_preact_rms.log10, 1e-12);
 }
 
+TEST(NonFinite, ALayerWithNoFiniteOutputHasNoDeadUnits) {
+  // relu's y > 0 test is false at NaN: a layer of NaN is undefined, not 64 dead units.
+  RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 100, 64, 32, 21);
+  spec.stack.layer.init.gain = 3.0;
+  const Report r = run_diagnostic(spec);
+  int undefined = 0;
+  for (const LayerReport& l : r.layers) {
+    if (l.forward.act.finite > 0) continue;
+    ++undefined;
+    EXPECT_EQ(l.forward.dead_units, 0) << "layer " << l.index;
+  }
+  EXPECT_GT(undefined, 5);
+}
+
+TEST(Float32Overflow, SubnormalInputsStillGiveTheWeightGradient) {
+  // Input std 1e-42: float32 subnormals. Scaling them up by one power of two, 2^139, would
+  // overflow float; the weight gradient is 5e-41 in float64, not 0.
+  RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 10, 16, 8, 0);
+  spec.input.std = 1e-42;
+  const Report r = run_diagnostic(spec);
+  EXPECT_GT(r.layers.front().backward.grad_weight_norm.value, 0.0);
+  EXPECT_TRUE(std::isfinite(r.layers.front().backward.grad_weight_norm.log10));
+}
+
 // ---- A Jacobian that is exactly 0, and a constant layer's histogram.
 
 TEST(ZeroNetwork, AZeroJacobianHasMeanSquareMinusInfAndNoConditionNumber) {

@@ -300,8 +300,9 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   const Report r = small_report();
   const Json doc = Json::parse(report_to_json(r));
   EXPECT_EQ(keys_of(doc),
-            (std::vector<std::string>{"schema_version", "tool", "config", "network", "output_grad",
-                                      "loss", "layers", "summary", "findings", "remedy"}));
+            (std::vector<std::string>{"schema_version", "tool", "config", "network", "input",
+                                      "output_grad", "loss", "layers", "summary", "findings",
+                                      "remedy"}));
   EXPECT_EQ(doc["schema_version"], kSchemaVersion);
   EXPECT_EQ(doc["tool"]["name"], "gradscope");
   EXPECT_EQ(doc["tool"]["version"], kVersion);

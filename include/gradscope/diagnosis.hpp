@@ -32,8 +32,9 @@ enum class FindingCode : int {
   kMismatchedInit,
   kSigmoidOutputMulticlass,
   kPlainDeepStack,
+  kUnnormalizedInput,
 };
-inline constexpr int kFindingCodeCount = 16;
+inline constexpr int kFindingCodeCount = 17;
 
 struct FindingInfo {
   FindingCode code;

@@ -93,6 +93,7 @@ struct PassResult {
   std::vector<BackwardStats> backward;
   Magnitude output_grad_rms;  // rms of dL/dy at the output (the probe, or the loss gradient)
   double loss = 0.0;          // the loss; for the probe, sum over the batch of <probe, y>
+  MomentStats input;          // the input batch's moments, as measured
   Gradients gradients;        // empty unless keep_gradients
 };
 

@@ -256,6 +256,7 @@ struct Remedy {
   // For --check-advice's search (not reported): the changes of each subset of the pieces composed
   // together, indexed by the bit mask of the pieces kept (bit k: piece k).
   std::vector<std::vector<ConfigChange>> compositions;
+  std::vector<std::vector<std::string>> composition_texts;  // [mask][k]: piece k's sentence there
 };
 
 // Where a run's data came from when not from the seeded generators (--weights, --input,
@@ -279,6 +280,7 @@ struct Report {
   double loss = 0.0;  // the loss value; for the probe, sum over the batch of <probe, y>
   std::int64_t parameters = 0;
   MemoryEstimate memory;
+  MomentStats input;          // the input batch's moments, as measured (generated or loaded)
   Magnitude output_grad_rms;  // rms of the probe dL/dy at the output
   std::vector<LayerReport> layers;
   Summary summary;
