@@ -127,7 +127,7 @@ std::string remedy_html(const Report& r) {
   }
   out += "</ol>";
   if (!remedy.changes.empty()) {
-    out += "<p>Apply them together:</p><pre>";
+    out += remedy.pieces.size() == 1 ? "<p>Apply it with:</p><pre>" : "<p>Apply them together:</p><pre>";
     for (const ConfigChange& c : remedy.changes) out += html_escape(set_argument(c)) + "\n";
     out += "</pre>";
   }

@@ -277,7 +277,7 @@ std::string remedy_block(const Report& r) {
                        fmt::join(codes, ", "));
   }
   if (!remedy.changes.empty()) {
-    out += "\nApply them together:\n\n```sh\n";
+    out += remedy.pieces.size() == 1 ? "\nApply it with:\n\n```sh\n" : "\nApply them together:\n\n```sh\n";
     for (const ConfigChange& c : remedy.changes) out += set_argument(c) + "\n";
     out += "```\n";
   }

@@ -1219,7 +1219,7 @@ std::string remedy_block(const Report& r, const Painter& paint) {
                    fmt::format("{} (for {})", p.text, fmt::join(p.addresses, ", ")));
   }
   if (!remedy.changes.empty()) {
-    append_line(out, "  apply them together with:");
+    append_line(out, remedy.pieces.size() == 1 ? "  apply it with:" : "  apply them together with:");
     for (const ConfigChange& c : remedy.changes) {
       append_wrapped(out, "    ", "      ", set_argument(c));
     }
