@@ -34,7 +34,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // Bumped when a key of the comparison document is added, renamed, removed or changes meaning.
 // 2: findings.persisted; "metric" on each side of a finding; a code a report has twice is matched
 // at the same layer first.
-constexpr int kComparisonVersion = 2;
+constexpr int kComparisonVersion = 3;
 
 // `gradscope run` always writes OUT/<name>.json, whatever --format prints; --out names a folder.
 constexpr std::string_view kReportHint =
@@ -108,6 +108,7 @@ struct FindingValues {
   std::string severity;
   int layer = 0;
   std::string explanation;
+  std::string cause;  // "" for a root
   FindingMetric metric;
 };
 
@@ -323,6 +324,11 @@ class Reader {
     if (layer_it == j.end()) fail(child(path, "layer"), "missing");
     f.layer = integer(*layer_it, child(path, "layer"));
     f.explanation = member(j, path, "explanation", Json::value_t::string).get<std::string>();
+    // "cause" came with schema 6; older reports, and roots, have none.
+    if (const auto cause = j.find("cause"); cause != j.end() && !cause->is_null()) {
+      if (!cause->is_string()) fail(child(path, "cause"), "a string or null");
+      f.cause = cause->get<std::string>();
+    }
     f.metric = metric(member(j, path, "evidence", Json::value_t::array), child(path, "evidence"));
     return f;
   }
@@ -437,6 +443,7 @@ void match_findings(const ReportValues& base, const ReportValues& proposed, Comp
     change.proposed_severity = pf.severity;
     change.proposed_layer = pf.layer;
     change.explanation = pf.explanation;
+    change.cause = pf.cause;
     change.proposed_metric = pf.metric;
     if (partner[p] == kNone) {
       c.appeared.push_back(std::move(change));
@@ -457,6 +464,7 @@ void match_findings(const ReportValues& base, const ReportValues& proposed, Comp
     change.base_severity = bf.severity;
     change.base_layer = bf.layer;
     change.explanation = bf.explanation;
+    change.cause = bf.cause;
     change.base_metric = bf.metric;
     c.disappeared.push_back(std::move(change));
   }
@@ -517,7 +525,8 @@ void judge(Comparison& c) {
     if (rank_of(f.proposed_severity, kSeverities) < rank_of("warning", kSeverities)) continue;
     c.regression_reasons.push_back(
         std::string(f.proposed_severity == "error" ? "an error" : "a warning") +
-        " appeared: " + f.code + " " + where(f.proposed_layer));
+        " appeared: " + f.code + " " + where(f.proposed_layer) +
+        (f.cause.empty() ? "" : " (a consequence of " + f.cause + ")"));
   }
   for (const FindingChange& f : c.changed) {
     if (rank_of(f.proposed_severity, kSeverities) <= rank_of(f.base_severity, kSeverities)) {
@@ -612,6 +621,11 @@ OrderedJson findings_json(const std::vector<FindingChange>& changes) {
     j["base"] = finding_side_json(f.base_severity, f.base_layer, f.base_metric);
     j["proposed"] = finding_side_json(f.proposed_severity, f.proposed_layer, f.proposed_metric);
     j["explanation"] = f.explanation;
+    if (f.cause.empty()) {
+      j["cause"] = nullptr;
+    } else {
+      j["cause"] = f.cause;
+    }
     out.push_back(std::move(j));
   }
   return out;

@@ -250,8 +250,9 @@ void append_text_findings(std::string& out, const Comparison& c) {
   out += "\nfindings\n";
   if (!c.appeared.empty()) out += fmt::format("  appeared ({})\n", c.appeared.size());
   for (const FindingChange& f : c.appeared) {
-    out += fmt::format("    [{}] {} {}\n", f.proposed_severity, sanitize(f.code),
-                       at_where(f.proposed_layer));
+    out += fmt::format("    [{}] {} {}{}\n", f.proposed_severity, sanitize(f.code),
+                       at_where(f.proposed_layer),
+                       f.cause.empty() ? "" : " (a consequence of " + sanitize(f.cause) + ")");
     append_wrapped(out, "      ", "      ", f.explanation);
   }
   if (!c.disappeared.empty()) out += fmt::format("  disappeared ({})\n", c.disappeared.size());
@@ -380,8 +381,9 @@ void append_md_findings(std::string& out, const Comparison& c) {
   if (!c.appeared.empty()) {
     out += fmt::format("### Appeared ({})\n\n", c.appeared.size());
     for (const FindingChange& f : c.appeared) {
-      out += fmt::format("- **{}** {} ({}): {}\n", markdown_escape(f.proposed_severity),
+      out += fmt::format("- **{}** {} ({}{}): {}\n", markdown_escape(f.proposed_severity),
                          markdown_code(f.code), where(f.proposed_layer),
+                         f.cause.empty() ? "" : ", a consequence of " + markdown_code(f.cause),
                          markdown_escape(f.explanation));
     }
     out += "\n";

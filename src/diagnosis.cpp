@@ -772,12 +772,20 @@ class Rules {
     f.evidence.push_back(context("mean_log10_gain", gain, 0));
     f.evidence.push_back(
         context("log10_grad_rel_last", grad_log10(at(first_layer - 1)) - last_log10, first_layer));
+    // In the gain column's unit (the rms of one op's gradient over the next one's), counting ops
+    // as the table does, and the dense layers as the config wrote them.
     const int n = static_cast<int>(r_.layers.size());
-    const std::string per_layer = pow10_text(std::abs(2.0 * gain));
+    const int dense = static_cast<int>(s_.dense.size());
+    const bool only_dense = dense == n;
+    const std::string unit = only_dense ? "layer" : "op";
+    const std::string per_step = pow10_text(std::abs(gain));
+    const std::string mean_gain = pow10_text(gain);
     f.explanation =
-        std::string("The squared gradient ") + (vanishing ? "shrinks" : "grows") + " about " +
-        per_layer + "x per layer on average, so after " + std::to_string(n) +
-        " layers the first layer receives " + pow10_text(ratio) +
+        std::string("The gradient's rms ") + (vanishing ? "shrinks" : "grows") + " about " +
+        per_step + "x per " + unit + " on average (a mean gain of " + mean_gain +
+        "): after " + std::to_string(n) + " " + unit + "s" +
+        (only_dense ? std::string() : " (" + std::to_string(dense) + " dense layers)") +
+        " the first layer receives " + pow10_text(ratio) +
         " of the gradient the last one gets (the rms ratio; " + layer_word(first_layer) +
         " is the first " + (vanishing ? "below " : "above ") +
         pow10_text(vanishing ? -d_.gradient_warning_decades : d_.gradient_warning_decades) +
@@ -2241,8 +2249,8 @@ std::string changes_key(const std::vector<ConfigChange>& changes) {
 std::vector<std::string> finding_lines(const Report& r) {
   std::vector<std::string> out;
   for (const Finding& g : r.findings) {
-    out.push_back(g.code + " (" + std::string(severity_name(g.severity)) + ")" +
-                  (g.cause.empty() ? "" : ", from " + g.cause));
+    out.push_back(g.code + " (" + std::string(severity_name(g.severity)) +
+                  (g.cause.empty() ? "" : ", from " + g.cause) + ")");
   }
   return out;
 }

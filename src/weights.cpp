@@ -271,7 +271,9 @@ Eigen::MatrixXd batch_matrix(const Tensor& t, int width, const std::string& sour
                     " values per example, but the network's "
                     "input width is " +
                     std::to_string(width),
-                "set input.width to match, or save a batch of the right width");
+                "save a batch with " + std::to_string(width) +
+                    " values per example (a config's input.width follows the batch; a model "
+                    "file's does not)");
   }
   return matrix_of(t).transpose();
 }

@@ -311,6 +311,16 @@ TEST(CompareRealReports, HeToXavierIsARegressionWithReasons) {
   EXPECT_TRUE(has_reason(c, "the verdict got worse"));
   EXPECT_TRUE(has_reason(c, "appeared: vanishing_gradients"));
   EXPECT_TRUE(has_reason(c, "gradient ratio moved"));
+  // Xavier's vanishing gradient is a consequence of its mismatched init, and the reviewer is told
+  // so: the root is what to fix.
+  EXPECT_EQ(vanishing->cause, "mismatched_init");
+  EXPECT_TRUE(has_reason(
+      c, "appeared: vanishing_gradients at layer 36 (a consequence of mismatched_init)"));
+  const FindingChange* root = find_code(c.appeared, "mismatched_init");
+  ASSERT_NE(root, nullptr);
+  EXPECT_EQ(root->cause, "");
+  EXPECT_TRUE(contains(comparison_to_markdown(c), ", a consequence of `mismatched_init`"));
+  EXPECT_TRUE(contains(comparison_to_json(c), "\"cause\": \"mismatched_init\""));
 
   const std::string text = comparison_to_text(c);
   EXPECT_TRUE(contains(text, "regression: yes")) << text;

@@ -53,6 +53,7 @@ struct FindingChange {
   int base_layer = 0;  // the first layer where it shows
   int proposed_layer = 0;
   std::string explanation;  // the proposed report's; the base's for a finding that disappeared
+  std::string cause;        // the root finding's code when this one is its consequence; else ""
   FindingMetric base_metric;
   FindingMetric proposed_metric;
 };
@@ -98,7 +99,8 @@ Comparison compare_reports(const std::string& base_json, const std::string& prop
 // Everything in the Comparison as one ordered JSON document; non-finite numbers as null with a
 // "<key>_status" sibling, as in the run report. comparison_version 2 added findings.persisted and,
 // on each side of every finding, "metric": {quantity, value, relation, threshold, layer} (null
-// without evidence).
+// without evidence). comparison_version 3 added each finding's "cause": the code of the root it
+// is a consequence of, or null for a root.
 std::string comparison_to_json(const Comparison& comparison);
 
 // The comparison for a terminal, within 120 columns: the verdicts, the gradient ratio, the
