@@ -24,7 +24,9 @@
 #include "gradscope/onnx_import.hpp"
 #endif
 #include "gradscope/output.hpp"
+#include "gradscope/parallel.hpp"
 #include "gradscope/plots.hpp"
+#include "gradscope/progress.hpp"
 #include "gradscope/report_json.hpp"
 #include "gradscope/report_md.hpp"
 #include "gradscope/report_text.hpp"
@@ -32,6 +34,7 @@
 #include "gradscope/sweep.hpp"
 #include "gradscope/tensor_io.hpp"
 #include "gradscope/theory_report.hpp"
+#include "gradscope/time_estimate.hpp"
 #include "gradscope/version.hpp"
 #include "gradscope/weights.hpp"
 
@@ -41,8 +44,9 @@ namespace {
 
 constexpr const char* kExitCodes =
     "Exit codes: 0 success; 1 internal error (a bug: please report it); 2 usage or config error,\n"
-    "refused run (memory) or unwritable output; 3 a finding listed in --fail-on is present (the\n"
-    "reports are written all the same), or `compare --fail-on-regression` found a regression.";
+    "refused run (memory, --max-time) or unwritable output (a finished run's report is then\n"
+    "printed on stdout); 3 a finding listed in --fail-on is present (the reports are written all\n"
+    "the same), or `compare --fail-on-regression` found a regression.";
 
 struct RunArgs {
   std::optional<std::string> config;
@@ -62,6 +66,8 @@ struct RunArgs {
   std::string input;         // --input FILE.npy|.csv
   std::string targets;       // --targets FILE.npy|.csv
   std::string save_weights;  // --save-weights FILE.safetensors
+  bool svg = false;          // --svg: the HTML page's charts as OUT/<name>-*.svg
+  std::string max_time;      // --max-time DURATION; empty: no limit
 };
 
 // A batch or targets file by its extension.
@@ -136,6 +142,10 @@ constexpr KeyFlag kKeyFlags[] = {
      true},
     {"--seed", "seed", "random seed (non-negative integer)", false},
     {"--precision", "precision", "float32 or float64", true},
+    {"--loss", "loss",
+     "what the backward pass starts from: probe (a random direction, the default), mse, "
+     "sigmoid_bce or softmax_cross_entropy",
+     false},
     {"--depth", "stack.depth", "number of hidden layers", false},
     {"--width", "stack.width", "units per hidden layer", false},
     {"--activation", "stack.activation",
@@ -209,8 +219,66 @@ std::int64_t memory_budget(const std::string& text) {
   return *bytes;
 }
 
+// --max-time DURATION in seconds; nothing when not given.
+std::optional<double> max_time(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  const std::optional<double> seconds = parse_duration(text);
+  if (!seconds) {
+    throw Error("--max-time: \"" + text + "\" is not a duration",
+                "write a duration such as 90s, 10m, 1h30m or 2d (a bare number is seconds)");
+  }
+  return seconds;
+}
+
+// The charts `run --svg` writes, OUT/<name>-<chart>.svg: the HTML page's, in its order.
+constexpr const char* kRunCharts[] = {"gradients", "activations", "units"};
+
+std::string human_flops(double flops) {
+  if (flops >= 1e15) return fmt::format("{:.3g} PFLOP", flops / 1e15);
+  if (flops >= 1e12) return fmt::format("{:.3g} TFLOP", flops / 1e12);
+  return fmt::format("{:.3g} GFLOP", flops / 1e9);
+}
+
+// The time the planned run will take: refused when over --max-time, announced on stderr when
+// long, and shown as a bar on a terminal. Only the machine's speed is measured, and only for a run
+// that might be long; none of it reaches the report, which is the same bytes on every machine.
+void check_run_time(const Report& planned, const RunArgs& a, std::optional<double> max_seconds,
+                    const CliEnvironment& env, std::ostream& err,
+                    std::optional<RunProgress>& progress) {
+  const int cores = hardware_threads();
+  const int threads = a.threads > 0 ? std::min(a.threads, cores) : cores;
+  const RunWork work = estimate_run_work(planned.spec, planned.memory.plan, threads);
+  const bool bar = env.stderr_is_terminal && !a.quiet;
+  double due = kAnnounceSeconds;
+  if (max_seconds) due = std::min(due, *max_seconds);
+  if (bar) due = std::min(due, kProgressSeconds);
+  const bool measured = !(env.product_flops_per_second > 0);
+  if (measured && estimate_seconds(work, kSlowProductFlops) < due) return;
+  const double speed =
+      measured ? measure_product_speed(planned.spec.precision) : env.product_flops_per_second;
+  const double seconds = estimate_seconds(work, speed);
+  const std::string basis =
+      fmt::format("{} at {}{:.3g} GFLOP/s a thread, {} thread{}", human_flops(work.total()),
+                  measured ? "a measured " : "", speed / 1e9, threads, threads == 1 ? "" : "s");
+  if (max_seconds && seconds > *max_seconds) {
+    throw Error(fmt::format("run refused: estimated to take about {} ({}), more than --max-time {}",
+                            format_duration(seconds), basis, a.max_time),
+                std::string("reduce stack.depth, stack.width or input.batch, ") +
+                    (threads < cores ? "use more --threads, " : "") +
+                    "or raise --max-time; the estimate may be off by a factor of two either way");
+  }
+  if (seconds >= kAnnounceSeconds) {
+    fmt::print(err, "gradscope: estimated time: about {} ({})\n", format_duration(seconds), basis);
+  }
+  if (bar && seconds >= kProgressSeconds) {
+    progress.emplace(err, seconds,
+                     work.critical_path > 0 ? work.before_pass / work.critical_path : 0.0);
+  }
+}
+
 int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvironment& env) {
   const FailOn fail_on = parse_fail_on(a.fail_on);
+  const std::optional<double> max_seconds = max_time(a.max_time);
   std::vector<ConfigOverride> overrides = overrides_from(a);
   if (a.check_advice && !a.weights.empty()) {
     throw Error("--check-advice with --weights is not supported yet",
@@ -283,6 +351,23 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
         targets_from_tensor(read_batch_file(a.targets, "--targets"), spec, outputs, a.targets);
     sources.targets_file = a.targets;
   }
+  // Every file the run will write, checked before anything is computed: an unwritable --out
+  // then costs nothing, however long the run would have been.
+  const std::filesystem::path dir(a.out_dir);
+  const std::filesystem::path json_path = dir / (spec.name + ".json");
+  const std::filesystem::path text_path = dir / (spec.name + ".txt");
+  // Files beside the JSON and text reports, named on a terminal after the report.
+  std::vector<std::filesystem::path> extra;
+  if (a.format == "md") extra.push_back(dir / (spec.name + ".md"));
+  if (a.format == "html") extra.push_back(dir / (spec.name + ".html"));
+  if (a.svg) {
+    for (const char* chart : kRunCharts) extra.push_back(dir / (spec.name + "-" + chart + ".svg"));
+  }
+  std::vector<std::filesystem::path> paths{json_path, text_path};
+  paths.insert(paths.end(), extra.begin(), extra.end());
+  if (!a.save_weights.empty()) paths.emplace_back(a.save_weights);
+  check_writable(paths);
+
   RunOptions options;
   options.threads = a.threads;
   options.memory_limit_bytes = memory_budget(a.memory_budget);
@@ -290,21 +375,32 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   if (has_external) options.external = &external;
   RunData saved;
   if (!a.save_weights.empty()) options.save = &saved;
+  std::optional<RunProgress> progress;
+  options.on_planned = [&](const Report& planned) {
+    check_run_time(planned, a, max_seconds, env, err, progress);
+  };
+  options.on_progress = [&](double done) {
+    if (progress) progress->update(done);
+  };
   Report report = run_diagnostic(spec, options);
+  progress.reset();
   if (has_external) report.sources = sources;
   if (a.check_advice) {
+    // The advice's runs are each about as long as the first: announced and limited with it.
+    RunOptions again = options;
+    again.on_planned = nullptr;
+    again.on_progress = nullptr;
     check_advice(report, [&](const std::vector<ConfigChange>& changes) {
       std::vector<ConfigOverride> with = overrides;
       for (const ConfigChange& c : changes) with.push_back({c.path, c.value, "advice " + c.path});
-      return run_diagnostic(load_run_spec(a.config, with), options);
+      return run_diagnostic(load_run_spec(a.config, with), again);
     });
   }
 
   const std::string json = report_to_json(report);
   const std::string text = report_to_text(report, TextOptions{false, a.max_rows});
-  const std::filesystem::path dir(a.out_dir);
-  std::vector<std::pair<std::filesystem::path, std::string>> files{
-      {dir / (spec.name + ".json"), json}, {dir / (spec.name + ".txt"), text}};
+  std::vector<std::pair<std::filesystem::path, std::string>> files{{json_path, json},
+                                                                   {text_path, text}};
   std::string markdown;
   if (a.format == "md") {
     markdown = report_to_markdown(report);
@@ -315,6 +411,16 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
     html = report_to_html(report);
     files.emplace_back(dir / (spec.name + ".html"), html);
   }
+  if (a.svg) {
+    // The charts of the HTML page, each on its own.
+    const std::vector<std::pair<std::string, const Report*>> runs{{spec.name, &report}};
+    const std::string charts[] = {gradient_plot_svg(runs, true), activation_histogram_svg(report),
+                                  unit_fraction_plot_svg(runs)};
+    static_assert(std::size(charts) == std::size(kRunCharts));
+    for (std::size_t i = 0; i < std::size(kRunCharts); ++i) {
+      files.emplace_back(dir / (spec.name + "-" + kRunCharts[i] + ".svg"), charts[i]);
+    }
+  }
   if (!a.save_weights.empty()) {
     files.emplace_back(
         a.save_weights,
@@ -323,18 +429,32 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
             spec.precision == Precision::kFloat32 ? DType::kF32 : DType::kF64,
             {{"gradscope_config", run_spec_to_json(spec)}, {"gradscope_version", kVersion}}));
   }
-  write_files_atomically(files);
-
-  if (!a.quiet) {
+  // stdout: the JSON when asked for; Markdown or the HTML page when piped (into a file, a pull
+  // request's comment); on a terminal, the text report and the files' names, not a page of markup.
+  const bool terminal = env.stdout_is_terminal;
+  const auto print_report = [&] {
     if (a.format == "json") {
       out << json;
-    } else if (a.format == "md") {
+    } else if (a.format == "md" && !terminal) {
       out << markdown;
-    } else if (a.format == "html") {
+    } else if (a.format == "html" && !terminal) {
       out << html;
     } else {
-      const bool color = env.stdout_is_terminal && !env.no_color;
-      out << (color ? report_to_text(report, TextOptions{true, a.max_rows}) : text);
+      out << (terminal && !env.no_color ? report_to_text(report, TextOptions{true, a.max_rows})
+                                        : text);
+    }
+  };
+  try {
+    write_files_atomically(files);
+  } catch (const Error& e) {
+    // The run is done: its report goes to stdout rather than nowhere, -q or not.
+    print_report();
+    throw Error(std::string(e.what()) + "; the report is printed on stdout instead", e.hint());
+  }
+  if (!a.quiet) {
+    print_report();
+    if (terminal && a.format != "json") {
+      for (const std::filesystem::path& p : extra) fmt::print(out, "wrote {}\n", p.string());
     }
   }
 
@@ -377,27 +497,20 @@ struct SweepArgs {
   std::optional<std::string> shard;  // "I/N"
 };
 
-// "[#########-----------]  12/40  activation=relu depth=50", redrawn in place.
-void draw_progress(std::ostream& err, int done, int total, const std::string& label) {
-  constexpr int kWidth = 24;
-  const int filled = total > 0 ? done * kWidth / total : kWidth;
-  std::string bar(static_cast<std::size_t>(filled), '#');
-  bar.append(static_cast<std::size_t>(kWidth - filled), '-');
-  std::string shown = label.size() > 60 ? label.substr(0, 57) + "..." : label;
-  fmt::print(err, "\r[{}] {:>4}/{:<4} {:<60}", bar, done, total, shown);
-  if (done == total) fmt::print(err, "\n");
-  err.flush();
-}
-
+// As `run` prints: Markdown when piped, the text summary and the file's name on a terminal.
 void print_sweep(const SweepResult& result, const std::string& format, bool quiet,
-                 std::ostream& out) {
+                 const std::string& out_dir, std::ostream& out, const CliEnvironment& env) {
   if (quiet) return;
   if (format == "json") {
     out << sweep_to_json(result);
-  } else if (format == "md") {
+  } else if (format == "md" && !env.stdout_is_terminal) {
     out << sweep_to_markdown(result);
   } else {
     out << sweep_to_text(result);
+    if (format == "md") {
+      fmt::print(out, "wrote {}\n",
+                 (std::filesystem::path(out_dir) / result.name / "sweep.md").string());
+    }
   }
 }
 
@@ -418,7 +531,7 @@ int do_sweep(const SweepArgs& a, std::ostream& out, std::ostream& err, const Cli
   SweepProgress progress;
   if (env.stderr_is_terminal) {
     progress = [&err](int done, int total, const std::string& label) {
-      draw_progress(err, done, total, label);
+      draw_sweep_progress(err, done, total, label);
     };
   }
   if (a.shard) {
@@ -438,7 +551,7 @@ int do_sweep(const SweepArgs& a, std::ostream& out, std::ostream& err, const Cli
     }
     return 0;
   }
-  print_sweep(run_sweep(request, progress), a.format, a.quiet, out);
+  print_sweep(run_sweep(request, progress), a.format, a.quiet, a.out_dir, out, env);
   return 0;
 }
 
@@ -450,12 +563,14 @@ struct MergeArgs {
   bool quiet = false;
 };
 
-int do_merge(const MergeArgs& a, std::ostream& out) {
+int do_merge(const MergeArgs& a, std::ostream& out, const CliEnvironment& env) {
   SweepMergeRequest request;
-  request.dirs = a.dirs;
+  // Without a directory, the shards are looked for where the merge writes: the --out the shards
+  // were run with.
+  request.dirs = a.dirs.empty() ? std::vector<std::string>{a.out_dir} : a.dirs;
   request.out_dir = a.out_dir;
   request.name = a.name;
-  print_sweep(merge_sweep_shards(request), a.format, a.quiet, out);
+  print_sweep(merge_sweep_shards(request), a.format, a.quiet, a.out_dir, out, env);
   return 0;
 }
 
@@ -481,7 +596,8 @@ std::string read_report_file(const std::string& path) {
   return s.str();
 }
 
-int do_compare(const CompareArgs& a, std::ostream& out, std::ostream& err) {
+int do_compare(const CompareArgs& a, std::ostream& out, std::ostream& err,
+               const CliEnvironment& env) {
   const Comparison c =
       compare_reports(read_report_file(a.base), read_report_file(a.proposed), a.base, a.proposed);
   const std::string name =
@@ -498,16 +614,29 @@ int do_compare(const CompareArgs& a, std::ostream& out, std::ostream& err) {
     html = comparison_to_html(c);
     files.emplace_back(dir / (name + ".html"), html);
   }
-  write_files_atomically(files);
-  if (!a.quiet) {
+  // As `run` prints: the asked-for format when piped, the text and the page's name on a terminal.
+  const bool terminal = env.stdout_is_terminal;
+  const auto print_comparison = [&] {
     if (a.format == "json") {
       out << json;
-    } else if (a.format == "md") {
+    } else if (a.format == "md" && !terminal) {
       out << markdown;
-    } else if (a.format == "html") {
+    } else if (a.format == "html" && !terminal) {
       out << html;
     } else {
       out << text;
+    }
+  };
+  try {
+    write_files_atomically(files);
+  } catch (const Error& e) {
+    print_comparison();
+    throw Error(std::string(e.what()) + "; the comparison is printed on stdout instead", e.hint());
+  }
+  if (!a.quiet) {
+    print_comparison();
+    if (terminal && (a.format == "md" || a.format == "html")) {
+      fmt::print(out, "wrote {}\n", (dir / (name + "." + a.format)).string());
     }
   }
   if (a.fail_on_regression && c.regression) {
@@ -527,9 +656,12 @@ struct LessonArgs {
 };
 
 int do_lesson(const LessonArgs& a, std::ostream& out) {
-  const std::string configs = a.configs.empty() ? "configs/lessons/" + a.name : a.configs;
-  const Lesson lesson = run_lesson(a.name, configs, a.threads);
+  // Without --configs, the ones built into the binary: the lesson runs from any directory. An
+  // unknown lesson is refused here, naming the ones built in.
+  const std::vector<LessonConfig> configs = lesson_configs(a.name, a.configs);
   const std::filesystem::path dir(a.out_dir);
+  check_writable({dir / (a.name + ".html"), dir / (a.name + ".md")});
+  const Lesson lesson = run_lesson(a.name, configs, a.threads);
   std::vector<std::pair<std::filesystem::path, std::string>> files{
       {dir / (a.name + ".html"), lesson_to_html(lesson)},
       {dir / (a.name + ".md"), lesson_to_markdown(lesson)}};
@@ -644,11 +776,19 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   run->add_option("--format", run_args.format,
-                  "what to print on stdout: text, json, md or html (md also writes OUT/<name>.md, "
-                  "a Markdown report for a pull request; html writes OUT/<name>.html, one "
-                  "self-contained page with the plots)")
+                  "text, json, md or html: md also writes OUT/<name>.md, a Markdown report for a "
+                  "pull request, and html OUT/<name>.html, one self-contained page with the plots. "
+                  "stdout gets that format when piped; on a terminal, md and html print the text "
+                  "report and the file's name")
       ->check(CLI::IsMember({"text", "json", "md", "html"}))
       ->capture_default_str();
+  run->add_flag("--svg", run_args.svg,
+                "also write the HTML page's charts, OUT/<name>-gradients.svg, -activations.svg "
+                "and -units.svg");
+  run->add_option("--max-time", run_args.max_time,
+                  "refuse (exit 2) before running when the run is estimated to take longer, e.g. "
+                  "90s, 10m, 1h30m. The estimate, from the run's flops and this machine's measured "
+                  "speed, is printed on stderr before any run longer than 5 s");
   run->add_option("--fail-on", run_args.fail_on,
                   "exit with code 3 when a finding is present whose severity is listed (info, "
                   "warning, error: that one or worse) or whose code is listed; comma-separated, "
@@ -727,7 +867,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                   "run the rest");
   sweep->add_option("--set", sweep_args.sets, "set any config key for every run, PATH=VALUE");
   sweep->add_option("--threshold", sweep_args.thresholds, "a diagnosis threshold, KEY=VALUE");
-  sweep->add_option("--format", sweep_args.format, "what to print on stdout: text, json or md")
+  sweep
+      ->add_option("--format", sweep_args.format,
+                   "text, json or md on stdout (every one is written to the sweep's directory); "
+                   "md prints the text summary on a terminal")
       ->check(CLI::IsMember({"text", "json", "md"}))
       ->capture_default_str();
   sweep->add_option(
@@ -750,16 +893,18 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "gradients.svg byte for byte as the unsharded sweep would, and print the summary. Errors "
       "name the shard and print the command that repairs it.");
   merge->footer(kExitCodes);
-  merge
-      ->add_option("dirs", merge_args.dirs,
-                   "shard directories (OUT/NAME/shards/I-of-N, from one machine or copied from "
-                   "many), or the sweep's directory OUT/NAME whose shards/ holds them all")
-      ->required();
+  merge->add_option("dirs", merge_args.dirs,
+                    "shard directories (OUT/NAME/shards/I-of-N, from one machine or copied from "
+                    "many), the sweep's directory OUT/NAME whose shards/ holds them all, or OUT "
+                    "itself when it holds one sweep's; default: the --out directory");
   merge->add_option("-o,--out", merge_args.out_dir, "directory the sweep's directory goes in")
       ->capture_default_str();
   merge->add_option("--name", merge_args.name,
                     "the sweep's directory name (default: the name the shards were run with)");
-  merge->add_option("--format", merge_args.format, "what to print on stdout: text, json or md")
+  merge
+      ->add_option("--format", merge_args.format,
+                   "text, json or md on stdout (every one is written to the sweep's directory); "
+                   "md prints the text summary on a terminal")
       ->check(CLI::IsMember({"text", "json", "md"}))
       ->capture_default_str();
   merge->add_flag("-q,--quiet", merge_args.quiet,
@@ -780,8 +925,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                       "file name stem (default: compare-BASE-vs-PROPOSED, the runs' names)");
   compare
       ->add_option("--format", compare_args.format,
-                   "what to print on stdout: text, json, md or html (html also writes "
-                   "OUT/NAME.html)")
+                   "text, json, md or html (html also writes OUT/NAME.html); stdout gets that "
+                   "format when piped; on a terminal, md and html print the text and the file's "
+                   "name")
       ->check(CLI::IsMember({"text", "json", "md", "html"}))
       ->capture_default_str();
   compare->add_flag("--fail-on-regression", compare_args.fail_on_regression,
@@ -797,11 +943,10 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "pictures and a plain-words explanation for learners, every number from the runs. "
       "Lessons: why-sigmoid-fails.");
   lesson->footer(kExitCodes);
-  lesson->add_option("name", lesson_args.name, "the lesson")
-      ->required()
-      ->check(CLI::IsMember({"why-sigmoid-fails"}));
+  lesson->add_option("name", lesson_args.name, "the lesson")->required();
   lesson->add_option("--configs", lesson_args.configs,
-                     "the lesson's config directory (default: configs/lessons/NAME)");
+                     "run the *.json configs of this directory instead of the ones built into "
+                     "gradscope (from configs/lessons/NAME)");
   lesson->add_option("-o,--out", lesson_args.out_dir, "directory for the lesson's files")
       ->capture_default_str();
   lesson->add_option("--threads", lesson_args.threads, "worker threads, 0 = one per core")
@@ -858,7 +1003,16 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e, out, err);
   } catch (const CLI::ParseError& e) {
-    print_error(err, e.what(), "run `gradscope --help` or `gradscope run --help`");
+    // The help of the subcommand the arguments were for: the first word that is not an option.
+    std::string help = "`gradscope --help`";
+    for (const std::string& word : args) {
+      if (word.empty() || word.front() == '-') continue;
+      for (const CLI::App* sub : app.get_subcommands({})) {
+        if (sub->get_name() == word) help = "`gradscope " + word + " --help`";
+      }
+      break;
+    }
+    print_error(err, e.what(), "run " + help);
     return static_cast<int>(ExitCode::kUsage);
   }
 
@@ -869,8 +1023,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     }
     if (theory->parsed()) return do_theory(theory_args, out);
     if (sweep->parsed()) return do_sweep(sweep_args, out, err, env);
-    if (merge->parsed()) return do_merge(merge_args, out);
-    if (compare->parsed()) return do_compare(compare_args, out, err);
+    if (merge->parsed()) return do_merge(merge_args, out, env);
+    if (compare->parsed()) return do_compare(compare_args, out, err, env);
     if (lesson->parsed()) return do_lesson(lesson_args, out);
     for (std::size_t i = 0; i < std::size(kKeyFlags); ++i) {
       if (run->count(kKeyFlags[i].flag) > 0) {

@@ -97,6 +97,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   pass.optimizer = spec.optimizer;
   pass.checkpoint_every = report.memory.plan.checkpoint_every;
   pass.kept_from = report.memory.plan.recomputed_ops;
+  pass.on_progress = options.on_progress;
   Mat<Scalar> probe;
   LossTargets targets;
   if (spec.loss.kind == LossKind::kProbe) {
@@ -199,6 +200,7 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
     }
     if (ops[i].kind != OpKind::kResidualBegin) fan_in = width;
   }
+  if (options.on_planned) options.on_planned(report);
   if (spec.precision == Precision::kFloat32) return run_in<float>(spec, options, std::move(report));
   return run_in<double>(spec, options, std::move(report));
 }

@@ -20,7 +20,7 @@ namespace {
 using namespace text_format;
 
 constexpr std::string_view kStyle = R"(
-body { font-family: sans-serif; max-width: 980px; margin: 2em auto; padding: 0 1em; color: #222;
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222;
        line-height: 1.45; }
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
@@ -38,12 +38,21 @@ code { background: #f0f0f0; padding: 0.05em 0.3em; border-radius: 3px; font-size
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 0.2em 0.5em; text-align: right; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
-.plot svg { max-width: 100%; height: auto; }
+.plot { margin: 0.8em 0; overflow-x: auto; }
+.plot svg { display: block; width: 100%; min-width: 540px; height: auto; }
 .muted { color: #666; font-size: 0.9em; }
 .consequences { margin: 0.4em 0 0 1.2em; }
 .consequences .finding { background: #fff; }
 .remedy { padding: 0.6em 0.9em; border: 1px solid #1b7f3b; border-radius: 4px; background: #f3faf5; }
 .remedy pre { background: #f0f0f0; padding: 0.5em; white-space: pre-wrap; word-break: break-all; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  .plot { overflow: visible; }
+  .plot svg { min-width: 0; }
+  .plot, tr { break-inside: avoid; }
+  h1, h2 { break-after: avoid; }
+  .verdict { color: #000; border: 1px solid #000; }
+}
 )";
 
 std::string verdict_badge(std::string_view verdict) {

@@ -1,5 +1,5 @@
 // What a run will allocate, and what the machine has: a run is refused before it allocates
-// anything when the first exceeds the second.
+// anything when the first exceeds the second. Also what it will compute, for the time estimate.
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +11,9 @@
 
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
+#include "gradscope/jacobian.hpp"
 #include "gradscope/network.hpp"
+#include "gradscope/parallel.hpp"
 
 namespace gradscope {
 
@@ -33,6 +35,9 @@ struct Footprint {
   std::vector<double> draw_cost;  // flop-equivalents to draw its weights again
   std::vector<double> redo_cost;  // flop-equivalents to compute it again
   std::vector<std::size_t> producer;                       // the value entering each op
+  std::vector<double> width;                               // units of its output
+  std::vector<double> product_in;  // the input width of its matrix product (dense, projection)
+  std::vector<char> reported;      // 0 for a residual block's opening marker
   std::vector<std::pair<std::size_t, std::size_t>> skips;  // residual blocks: (begin, end)
   double loaded_weights = 0;  // bytes of weights from files: always kept
   double biases = 0;          // bytes of biases: always kept
@@ -75,6 +80,9 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
   f.draw_cost.assign(count, 0.0);
   f.redo_cost.assign(count, 0.0);
   f.producer.assign(count, count);
+  f.width.assign(count, 0.0);
+  f.product_in.assign(count, 0.0);
+  f.reported.assign(count, 1);
   std::vector<std::size_t> open;
   double fan_in = spec.input.width;
   for (std::size_t i = 0; i < count; ++i) {
@@ -84,6 +92,7 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
     f.producer[i] = j == 0 ? count : j - 1;
     const double width = width_at(i);
     const double entries = width * batch;
+    f.width[i] = width;
     auto add_weight = [&](double rows, double cols, bool elementwise, bool from_file) {
       const double bytes = rows * cols * scalar;
       if (from_file) {
@@ -99,11 +108,13 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
     switch (op.kind) {
       case OpKind::kResidualBegin:
         open.push_back(i);
+        f.reported[i] = 0;
         continue;
       case OpKind::kDense:
         add_weight(width, fan_in, init_is_elementwise(op.dense.init.kind), from_file);
         f.biases += width * scalar;
         f.redo_cost[i] = 2.0 * width * fan_in * batch;
+        f.product_in[i] = fan_in;
         if (op.dense.activation.kind != Activation::kSoftmax &&
             !derivative_from_output(op.dense.activation)) {
           f.cache[i] += entries * scalar;
@@ -128,6 +139,7 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
           add_weight(width, skip_width, init_is_elementwise(op.residual.projection_init.kind),
                      from_file);
           f.redo_cost[i] = 2.0 * width * skip_width * batch;
+          f.product_in[i] = skip_width;
         } else {
           f.redo_cost[i] = 2.0 * entries;
         }
@@ -460,13 +472,33 @@ MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
     if (static_cast<double>(o.plan.peak_bytes) <= room) return o.plan;
     if (o.plan.peak_bytes < leanest->plan.peak_bytes) leanest = &o;
   }
-  throw Error("run refused: it needs an estimated " +
-                  human_bytes(clamp_bytes(needs(static_cast<double>(leanest->plan.peak_bytes)))) +
-                  " even with its leanest plan (" + plan_name(leanest->plan) +
-                  "; all in memory: " + human_bytes(all.total_bytes()) +
-                  ") but the memory budget is " + human_bytes(budget_bytes),
-              "reduce stack.depth, stack.width or input.batch, use \"precision\": \"float32\", or "
-              "raise --memory-budget if the machine has more memory");
+  // Both plans' data in the same terms (with the allocator's slack), the process beside them:
+  // the leanest plan is the smallest of the plans considered, everything in memory among them.
+  const double lean_data = static_cast<double>(leanest->plan.peak_bytes) * (1.0 + slack);
+  const double all_data = static_cast<double>(all.total_bytes()) * (1.0 + slack);
+  std::string what =
+      "run refused: it needs an estimated " +
+      human_bytes(clamp_bytes(needs(static_cast<double>(leanest->plan.peak_bytes)))) +
+      " but the memory budget is " + human_bytes(budget_bytes) + ": " +
+      human_bytes(clamp_bytes(lean_data)) + " of data with its leanest plan (" +
+      plan_name(leanest->plan);
+  if (leanest->plan.weights != WeightStorage::kKept || leanest->plan.checkpointed()) {
+    what += "; everything in memory: " + human_bytes(clamp_bytes(all_data));
+  }
+  what += ")";
+  if (overhead_bytes > 0) {
+    what += " plus " + human_bytes(overhead_bytes) + " for the process and its threads' scratch";
+  }
+  std::string hint;
+  if (static_cast<double>(overhead_bytes) >= static_cast<double>(budget_bytes)) {
+    hint = "the process and its threads alone need " + human_bytes(overhead_bytes) +
+           ": raise --memory-budget above that (fewer --threads need less scratch)";
+  } else {
+    hint = "reduce stack.depth, stack.width or input.batch, ";
+    if (spec.precision == Precision::kFloat64) hint += "use \"precision\": \"float32\", ";
+    hint += "or raise --memory-budget if the machine has more memory";
+  }
+  throw Error(what, hint);
 }
 
 std::optional<std::int64_t> parse_byte_size(std::string_view text) {
@@ -495,6 +527,65 @@ std::optional<std::int64_t> parse_byte_size(std::string_view text) {
     return static_cast<std::int64_t>(bytes);
   }
   return std::nullopt;
+}
+
+RunWork estimate_run_work(const RunSpec& spec, const MemoryPlan& plan, int threads) {
+  const Footprint f = footprint(spec, {});
+  const std::size_t count = f.weight.size();
+  const double batch = spec.input.batch;
+  const double workers = threads > 0 ? threads : hardware_threads();
+  // What `tasks` tasks gain on the workers: each thread beyond the first is worth 0.8 of one,
+  // for the memory bandwidth they share and the waits at the end of each op.
+  const auto speedup = [&](double tasks) {
+    const double busy = std::clamp(std::ceil(tasks), 1.0, workers);
+    return 1.0 + 0.8 * (busy - 1.0);
+  };
+  const bool adam = spec.optimizer.kind == OptimizerKind::kAdam;
+  const bool regenerate = plan.weights == WeightStorage::kRegenerated;
+  const std::size_t recomputed =
+      plan.checkpointed() ? static_cast<std::size_t>(std::clamp<std::int64_t>(
+                                plan.recomputed_ops, 0, static_cast<std::int64_t>(count)))
+                          : 0;
+  const double rows_per_task = kRowsPerTask;
+  RunWork w;
+  for (std::size_t i = 0; i < count; ++i) {
+    const double width = f.width[i];
+    const double n_in = f.product_in[i];
+    // Forward passes over op i: one, and one more where its segment is computed again.
+    const double passes = i < recomputed ? 2.0 : 1.0;
+    if (n_in > 0) {
+      const double forward = 2.0 * width * n_in * batch;
+      // dL/dx below the first op is not needed.
+      const double below = i > 0 ? forward : 0.0;
+      // ||dL/dW|| from the two Grams when the batch is small beside the widths, else from dW
+      // (and always from dW for Adam, which needs its entries).
+      const bool grams = !adam && batch * (n_in + width) < 2.0 * n_in * width;
+      const double weight_grad = grams ? batch * batch * (n_in + width) : forward;
+      w.products += passes * forward + below + weight_grad;
+      w.critical_path += passes * forward / speedup(width / rows_per_task) +
+                         below / speedup(n_in / rows_per_task) +
+                         weight_grad / speedup(grams ? 2.0 : width / rows_per_task);
+    }
+    // Histograms and statistics go in tasks of about 2^15 entries.
+    const double elementwise = kElementwiseFlopsPerEntry * width * batch * passes;
+    w.elementwise += elementwise;
+    w.critical_path += elementwise / speedup(width * batch / 32768.0);
+    // Kept weights are drawn once, one op a task; drawn again, in the forward pass, the backward
+    // pass and each recomputation, 32 columns a task.
+    const double draws = f.draw_cost[i] * (regenerate ? passes + 1.0 : 1.0);
+    w.draws += draws;
+    w.critical_path += draws / (regenerate ? speedup(n_in / 32.0) : speedup(workers));
+    if (!regenerate) w.before_pass += draws / speedup(workers);
+    if (f.reported[i]) {
+      w.per_layer += kFlopsPerReportedLayer;
+      w.critical_path += kFlopsPerReportedLayer;
+    }
+  }
+  if (spec.stats.jacobian_examples > 0) {
+    w.jacobian = jacobian_flops(spec, std::min(spec.stats.jacobian_examples, spec.input.batch));
+    w.critical_path += w.jacobian;
+  }
+  return w;
 }
 
 std::int64_t available_memory_bytes() {

@@ -674,12 +674,40 @@ class PassRunner {
     wcache_.resize(count_);
     weight_norm_ = net_.weight_norm;
     plan();
+    plan_progress();
     forward();
     backward();
     return std::move(result_);
   }
 
  private:
+  // ---- Progress: each step's weight, in multiply-adds (a dense op's product, n_in x n_out per
+  // example, once forward, once more when recomputed, twice backward; any other op its entries).
+  void plan_progress() {
+    if (!options_.on_progress) return;
+    step_work_.assign(count_, 0.0);
+    double total = 0.0;
+    for (std::size_t l = 0; l < count_; ++l) {
+      if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
+      const std::size_t p = producer_[l];
+      const double n_in = p == count_ ? static_cast<double>(input_.rows())
+                                      : static_cast<double>(net_.widths[p]);
+      const double n_out = static_cast<double>(net_.widths[l]);
+      const double per_example = net_.ops[l].kind == OpKind::kDense ? n_in * n_out : n_out;
+      step_work_[l] = per_example * static_cast<double>(batch_);
+      const double recomputed = checkpointed_ && l < cached_from_ ? 1.0 : 0.0;
+      total += step_work_[l] * (3.0 + recomputed);
+    }
+    progress_scale_ = total > 0 ? 1.0 / total : 0.0;
+  }
+
+  // Op l's step of weight `times` x its work is done.
+  void progressed(std::size_t l, double times) {
+    if (!options_.on_progress) return;
+    work_done_ += times * step_work_[l];
+    options_.on_progress(std::min(1.0, work_done_ * progress_scale_));
+  }
+
   // ---- The plan: who reads what, segment starts, what the forward pass keeps.
   void plan() {
     producer_.assign(count_, count_);
@@ -777,6 +805,7 @@ class PassRunner {
       range_[l] = range_of(fs.act);
       fill_act_histogram(out_[l], fs, pool_);
       if (gram_owner_[l] == count_) fs.correlation = mean_pair_cosine(out_[l]);
+      progressed(l, 1.0);
       // Values no later op reads, and that neither the backward pass nor a checkpoint needs.
       if (checkpointed_) {
         for (std::size_t p : {producer_[l], skip_producer_[l]}) {
@@ -943,6 +972,7 @@ class PassRunner {
     for (std::size_t l = begin; l < end; ++l) {
       if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
       compute_op(l, forward_weight(l, true), true, nullptr);
+      progressed(l, 1.0);
     }
   }
 
@@ -975,6 +1005,7 @@ class PassRunner {
       if (begin < cached_from_) recompute(begin, end);
       for (std::size_t l = end; l-- > begin;) {
         backward_op(l);
+        if (net_.ops[l].kind != OpKind::kResidualBegin) progressed(l, 2.0);
         // Nothing before op l reads its output or its weights in the backward pass.
         release(out_[l]);
         release(slope_[l]);
@@ -1410,6 +1441,10 @@ class PassRunner {
   Mat<Scalar> scratch_weight_;         // drawn weights used once
   std::vector<double> weight_norm_;    // ||W||_F per dense op
   std::vector<ValueRange> range_;      // per value (count_: the input), from the forward pass
+
+  std::vector<double> step_work_;  // per op, for on_progress
+  double progress_scale_ = 0.0;     // 1 / the pass's work
+  double work_done_ = 0.0;
 
   Mat<Scalar> g_;  // dL/d(output of the current op) / 2^exp2_, (width, batch)
   std::int64_t exp2_ = 0;

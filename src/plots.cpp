@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <limits>
@@ -31,25 +33,75 @@ std::string run_title(std::string_view what, const Runs& runs) {
   return std::string(what);
 }
 
+// The marker of each kind of op, where a chart mixes kinds, and what the legend calls it.
+struct OpMark {
+  OpKind kind;
+  Marker marker;
+  std::string_view name;
+};
+constexpr std::array<OpMark, 5> kOpMarks = {{
+    {OpKind::kDense, Marker::kCircle, "dense layer"},
+    {OpKind::kNorm, Marker::kSquare, "norm"},
+    {OpKind::kActivation, Marker::kTriangle, "activation (no weights)"},
+    {OpKind::kDropout, Marker::kTriangleDown, "dropout"},
+    {OpKind::kResidualEnd, Marker::kDiamond, "residual add"},
+}};
+
+Marker op_marker(OpKind kind) {
+  for (const OpMark& m : kOpMarks) {
+    if (m.kind == kind) return m.marker;
+  }
+  return Marker::kCircle;
+}
+
 }  // namespace
 
+// A residual network's per-op gradient is a saw-tooth: the ops inside a block see a smaller
+// gradient than the stream around it. So where the ops are of several kinds, each point's marker
+// says its kind (a tooltip names the op), the per-op line is thin, and a bold line joins the
+// residual adds: one point per block.
 std::string gradient_plot_svg(const Runs& runs, bool with_theory) {
   LineChart chart;
   chart.title = run_title("Gradient magnitude per layer", runs);
   chart.x_label = "layer (input side first)";
   chart.y_label = "rms of dL/dh (log scale)";
   chart.log10_y = true;
+  std::vector<bool> kinds_seen(kOpMarks.size(), false);
+  for (const auto& [name, report] : runs) {
+    for (const LayerReport& l : report->layers) {
+      for (std::size_t k = 0; k < kOpMarks.size(); ++k) {
+        kinds_seen[k] = kinds_seen[k] || kOpMarks[k].kind == l.kind;
+      }
+    }
+  }
+  const bool mixed = std::count(kinds_seen.begin(), kinds_seen.end(), true) > 1;
+  bool any_theory = false;
   for (std::size_t r = 0; r < runs.size(); ++r) {
     const auto& [name, report] = runs[r];
     const int colour = static_cast<int>(r);
     Series measured;
     measured.label = name;
     measured.colour = colour;
+    Series stream;
+    stream.label = name + ": residual stream, one point per block";
+    stream.colour = colour;
+    stream.marker = Marker::kDiamond;
+    stream.line_width = 2.5;
     for (const LayerReport& l : report->layers) {
       measured.x.push_back(l.index);
       measured.y.push_back(l.backward.grad_preact_rms.log10);
+      if (!mixed) continue;
+      measured.point_markers.push_back(op_marker(l.kind));
+      measured.point_notes.push_back(fmt::format("layer {}: {}, rms of dL/dh 10^{:.2f}", l.index,
+                                                 op_label(l), l.backward.grad_preact_rms.log10));
+      if (l.kind == OpKind::kResidualEnd) {
+        stream.x.push_back(l.index);
+        stream.y.push_back(l.backward.grad_preact_rms.log10);
+      }
     }
+    if (mixed) measured.line_width = 1.0;
     chart.series.push_back(std::move(measured));
+    if (stream.x.size() >= 2) chart.series.push_back(std::move(stream));
     if (!with_theory) continue;
     // The predictions are relative to the last layer that has one (prediction.cpp's reference):
     // anchoring there puts the dashed line on the measured point it is relative to.
@@ -64,12 +116,25 @@ std::string gradient_plot_svg(const Runs& runs, bool with_theory) {
     theory.label = name + " (theory)";
     theory.dashed = true;
     theory.colour = colour;
+    theory.in_legend = false;  // one key for every run's dashed line
     for (const LayerReport& l : report->layers) {
       if (!l.theory.backward) continue;
       theory.x.push_back(l.index);
       theory.y.push_back(anchor + l.theory.log10_grad_rel_last);
     }
+    any_theory = any_theory || !theory.x.empty();
     chart.series.push_back(std::move(theory));
+  }
+  if (mixed) {
+    for (std::size_t k = 0; k < kOpMarks.size(); ++k) {
+      if (kinds_seen[k])
+        chart.keys.push_back(
+            {std::string(kOpMarks[k].name), kOpMarks[k].marker, false, false, false});
+    }
+  }
+  if (any_theory) {
+    chart.keys.push_back({"dashed, hollow markers: the mean-field prediction (theory)",
+                          Marker::kCircle, true, true, true});
   }
   return line_chart_svg(chart);
 }

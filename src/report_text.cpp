@@ -69,6 +69,7 @@ constexpr double kTinyGradLog10 = -7.0;
 
 // Sharp-change thresholds used to keep layers through elision (see select_rows).
 const double kGainJumpLog10 = std::log10(2.0);
+constexpr std::ptrdiff_t kGainNeighbours = 2;  // like ops on each side a gain is compared with
 constexpr double kDeadJump = 0.25;
 // The engine flags a layer whose measurement is beyond this many expected spreads of the theory.
 constexpr double kTheorySpreads = 3.0;
@@ -327,12 +328,17 @@ struct RowFlag {
 //      summary.nonfinite_layers, or with NaN/Inf entries counted in its forward or backward
 //      statistics, or a NaN/+inf gradient rms);
 //   2. sharp changes, ranked by score when there are more than the budget left:
-//      - gain jump: |log10 gain - median of log10 gain over the layers of its group| > log10(2),
-//        i.e. the layer scales the gradient by more than twice or less than half the typical
-//        layer like it (an exact zero gain counts, with an infinite score); a group is the ops of
-//        one kind, activation (or norm) and width, since a norm, a residual end and a dense layer
-//        have different typical gains by construction; groups of one are never flagged;
-//        score = the excess in units of log10(2);
+//      - gain jump: |log10 gain - the median log10 gain of its neighbours like it| > log10(2),
+//        i.e. the layer scales the gradient by more than twice or less than half what the ops
+//        like it nearby do (an exact zero gain counts, with an infinite score). Like it: the same
+//        kind, activation (or norm) and width, followed by an op of the same kind, activation and
+//        width (or, for the last op, by the output), since a gain is the ratio of an op's gradient
+//        to the next op's: a residual add followed by its block's norm and the final residual add
+//        followed by the output head have different gains by construction, and so do a dense
+//        layer and the norm after it. Its neighbours: the two ops like it before it and the two
+//        after, so a gain that drifts with depth is compared with its surroundings rather than
+//        with the whole stack, and one sharp op does not make its successor look sharp too. An op
+//        with no op like it is never flagged; score = the excess in units of log10(2);
 //      - dead jump: the dead fraction changes by more than 0.25 from the previous layer that has
 //        a derivative statistic (dense and activation ops; a norm, dropout or residual between
 //        two ReLU layers reports 0 dead units and must not read as a jump);
@@ -355,15 +361,30 @@ std::vector<RowFlag> flag_rows(const std::vector<LayerReport>& layers, const Sum
            std::to_string(static_cast<int>(l.activation.kind)) + "/" +
            std::to_string(static_cast<int>(l.norm.kind)) + "/" + std::to_string(l.width);
   };
-  std::map<std::string, std::vector<double>> group_gains;
-  for (const LayerReport& l : layers) {
-    if (std::isfinite(l.backward.gain.log10))
-      group_gains[group_of(l)].push_back(l.backward.gain.log10);
+  // The ops like each (same group, followed by the same group), in order, with a finite gain.
+  std::map<std::string, std::vector<std::size_t>> like;
+  std::vector<std::string> like_key(layers.size());
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    like_key[i] = group_of(layers[i]) + " -> " +
+                  (i + 1 < layers.size() ? group_of(layers[i + 1]) : std::string("output"));
+    if (std::isfinite(layers[i].backward.gain.log10)) like[like_key[i]].push_back(i);
   }
-  std::map<std::string, double> typical_of;
-  for (const auto& [group, gains] : group_gains) {
-    if (gains.size() > 1) typical_of[group] = median(gains);
-  }
+  // The median log10 gain of the (up to) two like ops before layer i and two after; NaN if none.
+  const auto typical_gain = [&](std::size_t i) {
+    const std::vector<std::size_t>& ops = like[like_key[i]];
+    const auto at = std::lower_bound(ops.begin(), ops.end(), i);
+    std::vector<double> near;
+    for (auto it = at; it != ops.begin() && at - it < kGainNeighbours;) {
+      --it;
+      near.push_back(layers[*it].backward.gain.log10);
+    }
+    auto after = at;
+    if (after != ops.end() && *after == i) ++after;
+    for (int k = 0; k < kGainNeighbours && after != ops.end(); ++k, ++after) {
+      near.push_back(layers[*after].backward.gain.log10);
+    }
+    return near.empty() ? std::nan("") : median(near);
+  };
   bool seen_nonfinite = false;
   const LayerReport* previous_phi = nullptr;  // the last dense or activation op before this one
   for (std::size_t i = 0; i < layers.size(); ++i) {
@@ -382,8 +403,7 @@ std::vector<RowFlag> flag_rows(const std::vector<LayerReport>& layers, const Sum
       continue;
     }
     const double g = l.backward.gain.log10;
-    const auto typical_it = typical_of.find(group_of(l));
-    const double typical = typical_it == typical_of.end() ? std::nan("") : typical_it->second;
+    const double typical = typical_gain(i);
     if (!std::isnan(typical) && !std::isnan(g)) {
       const double excess = std::abs(g - typical) / kGainJumpLog10;
       if (excess > 1.0) {

@@ -57,17 +57,154 @@ std::string px(double v) {
 // A datum as given: 17 significant digits read back to the same double.
 std::string datum(double v) { return fmt::format("{:.17g}", v); }
 
-// Okabe & Ito (2008), colour-blind safe; yellow left out of the line colours (too faint on white).
-constexpr std::array<std::string_view, 7> kLineColours = {
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"};
-
-std::string_view line_colour(int index) {
-  const auto n = static_cast<int>(kLineColours.size());
-  return kLineColours[static_cast<std::size_t>(((index % n) + n) % n)];
+// A value in at most three significant digits and few characters: 1.23e19, -0.5, 1e-07 -> 1e-7.
+std::string compact_number(double v) {
+  std::string s = fmt::format("{:.3g}", v);
+  const std::size_t e = s.find('e');
+  if (e == std::string::npos) return s;
+  std::string exponent = s.substr(e + 1);
+  const bool negative = exponent.front() == '-';
+  exponent.erase(0, 1);
+  while (exponent.size() > 1 && exponent.front() == '0') exponent.erase(0, 1);
+  return s.substr(0, e + 1) + (negative ? "-" : "") + exponent;
 }
 
-constexpr double kWidth = 720.0;
+// Okabe & Ito (2008), colour-blind safe; yellow left out of the line colours (too faint on white).
+constexpr std::array<std::string_view, kLineColours> kLineColourValues = {
+    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"};
+constexpr std::string_view kKeyColour = "#555555";  // legend keys: a meaning, not a series
+
+// A series' style: the colours first, then each colour again with the next marker shape, so the
+// first kSeriesStyles series differ in colour or shape (and in colour alone up to seven).
+struct Style {
+  std::string_view colour;
+  Marker marker;
+};
+
+Style series_style(int index) {
+  const int i = ((index % kSeriesStyles) + kSeriesStyles) % kSeriesStyles;
+  return {kLineColourValues[static_cast<std::size_t>(i % kLineColours)],
+          static_cast<Marker>(i / kLineColours)};
+}
+
+// The shapes' names, as the markers' second class.
+constexpr std::array<std::string_view, kMarkerShapes> kMarkerNames = {
+    "circle", "square", "triangle", "diamond", "triangle-down", "plus"};
+static_assert(static_cast<int>(Marker::kPlus) + 1 == kMarkerShapes);
+
+std::string_view marker_name(Marker shape) { return kMarkerNames[static_cast<std::size_t>(shape)]; }
+
+// A marker of `shape` centred at (x, y), about 2r across, with the given attributes and content
+// (a tooltip <title>, or nothing). Circles stay <circle>; the other shapes are closed paths.
+std::string marker_svg(Marker shape, double x, double y, double r, std::string_view attributes,
+                       std::string_view content) {
+  const auto pt = [&](double dx, double dy) {
+    return fmt::format("{},{}", px(x + dx * r), px(y + dy * r));
+  };
+  std::string d;
+  switch (shape) {
+    case Marker::kCircle:
+      break;
+    case Marker::kSquare:
+      d = fmt::format("M{} L{} L{} L{} Z", pt(-0.9, -0.9), pt(0.9, -0.9), pt(0.9, 0.9),
+                      pt(-0.9, 0.9));
+      break;
+    case Marker::kTriangle:
+      d = fmt::format("M{} L{} L{} Z", pt(0.0, -1.2), pt(1.1, 0.75), pt(-1.1, 0.75));
+      break;
+    case Marker::kDiamond:
+      d = fmt::format("M{} L{} L{} L{} Z", pt(0.0, -1.3), pt(1.1, 0.0), pt(0.0, 1.3),
+                      pt(-1.1, 0.0));
+      break;
+    case Marker::kTriangleDown:
+      d = fmt::format("M{} L{} L{} Z", pt(0.0, 1.2), pt(1.1, -0.75), pt(-1.1, -0.75));
+      break;
+    case Marker::kPlus:
+      d = fmt::format("M{} L{} L{} L{} L{} L{} L{} L{} L{} L{} L{} L{} Z", pt(-0.4, -1.2),
+                      pt(0.4, -1.2), pt(0.4, -0.4), pt(1.2, -0.4), pt(1.2, 0.4), pt(0.4, 0.4),
+                      pt(0.4, 1.2), pt(-0.4, 1.2), pt(-0.4, 0.4), pt(-1.2, 0.4), pt(-1.2, -0.4),
+                      pt(-0.4, -0.4));
+      break;
+  }
+  const std::string open =
+      shape == Marker::kCircle
+          ? fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"{}\" {}", px(x), px(y), px(r), attributes)
+          : fmt::format("<path d=\"{}\" {}", d, attributes);
+  if (content.empty()) return open + "/>";
+  return fmt::format("{}>{}</{}>", open, content, shape == Marker::kCircle ? "circle" : "path");
+}
+
+constexpr double kWidth = 840.0;
 constexpr double kHeight = 420.0;
+
+// ---- Text width
+
+// About how wide `text` is set in a sans-serif font at `size` pixels, erring wide: the advances are
+// DejaVu Sans's (the widest common sans, and Debian's default), and any other code point counts as
+// a full em. Legends are laid out from it, so a label is wrapped before it would leave its column.
+double text_width(std::string_view text, double size) {
+  double em = 0.0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if ((u & 0xC0) == 0x80) continue;  // a continuation byte
+    if (u >= 0x80) {
+      em += 1.0;
+      continue;
+    }
+    const char c = text[i];
+    if (std::string_view("il.,:;|!'` ").find(c) != std::string_view::npos) {
+      em += 0.34;
+    } else if (std::string_view("fjtr()[]{}-/\\").find(c) != std::string_view::npos) {
+      em += 0.43;
+    } else if (c == 'm' || c == 'w' || c == 'W' || c == '%' || c == '@') {
+      em += 1.0;
+    } else if (std::string_view("=+<>~^#&").find(c) != std::string_view::npos ||
+               (c >= 'A' && c <= 'Z')) {
+      em += 0.86;
+    } else {
+      em += 0.65;  // the other lower-case letters, digits, _ * and the rest
+    }
+  }
+  return em * size;
+}
+
+// `text` cut into lines no wider than `room` at `size`, at blanks where it can (a blank stays at
+// the end of its line, so the lines put together are the text again), inside a word that is wider
+// than a line on its own. Never shortened: every character is on some line.
+std::vector<std::string> wrap_text(std::string_view text, double room, double size) {
+  std::vector<std::string> lines(1);
+  std::size_t i = 0;
+  while (i < text.size()) {
+    // The next word with the blanks after it; trailing blanks do not count against the room.
+    std::size_t end = i;
+    while (end < text.size() && text[end] != ' ') ++end;
+    const std::string trimmed(text.substr(i, end - i));
+    while (end < text.size() && text[end] == ' ') ++end;
+    const std::string_view word = text.substr(i, end - i);
+    i = end;
+    if (!lines.back().empty() && text_width(lines.back() + trimmed, size) > room) {
+      lines.emplace_back();
+    }
+    if (!lines.back().empty() || text_width(trimmed, size) <= room) {
+      lines.back() += word;
+      continue;
+    }
+    // A word wider than a line on its own: as many code points as fit on each line.
+    std::size_t c = 0;
+    while (c < word.size()) {
+      std::size_t e = c + 1;
+      while (e < word.size() && (static_cast<unsigned char>(word[e]) & 0xC0) == 0x80) ++e;
+      const std::string_view point = word.substr(c, e - c);
+      if (point != " " && !lines.back().empty() &&
+          text_width(lines.back() + std::string(point), size) > room) {
+        lines.emplace_back();
+      }
+      lines.back() += point;
+      c = e;
+    }
+  }
+  return lines;
+}
 
 // ---- Axes
 
@@ -133,7 +270,11 @@ Axis linear_axis(double lo, double hi, double target, bool integers, bool round_
     lo = 0.0;
     hi = 1.0;
   }
-  if (lo == hi) {
+  if (lo == 0.0 && hi == 0.0) {
+    // All zero (no dead unit anywhere, say): 0 sits at the bottom, not in the middle of -1..1,
+    // which would suggest negative values.
+    hi = 1.0;
+  } else if (lo == hi) {
     double pad = std::abs(lo) * 0.1;
     if (!(pad > 0.0) || lo - pad == lo) pad = 1.0;  // 0, or a subnormal that pads by nothing
     lo -= pad;
@@ -233,7 +374,7 @@ std::string text(double x, double y, std::string_view content, std::string_view 
 // Gridlines, tick marks and labels of both axes, the frame, and the axis titles.
 void draw_axes(Svg& svg, const Frame& f, std::string_view x_label, std::string_view y_label,
                bool log_y) {
-  svg.raw("<g class=\"axes\" font-size=\"11\" fill=\"#333333\">\n");
+  svg.raw("<g class=\"axes\" font-size=\"12\" fill=\"#333333\">\n");
   for (const Tick& t : f.x.ticks) {
     const double x = f.to_x(t.value);
     svg.raw(fmt::format("<g class=\"tick x\" data-value=\"{}\">", datum(t.value)));
@@ -276,58 +417,134 @@ void draw_axes(Svg& svg, const Frame& f, std::string_view x_label, std::string_v
       "stroke=\"#999999\"/>\n",
       px(f.left), px(f.top), px(f.right - f.left), px(f.bottom - f.top)));
   svg.raw(text((f.left + f.right) / 2.0, f.bottom + 38.0, x_label,
-               "class=\"axis-label x\" text-anchor=\"middle\" font-size=\"12\""));
+               "class=\"axis-label x\" text-anchor=\"middle\" font-size=\"13\""));
   const double cy = (f.top + f.bottom) / 2.0;
   svg.raw(fmt::format(
       "<text class=\"axis-label y\" x=\"0\" y=\"0\" transform=\"translate({},{}) rotate(-90)\" "
-      "text-anchor=\"middle\" font-size=\"12\">{}</text>\n",
+      "text-anchor=\"middle\" font-size=\"13\">{}</text>\n",
       px(16.0), px(cy), xml_escape(y_label)));
   svg.raw("</g>\n");
 }
 
-// A legend entry: a swatch (a line, dashed or not, with a marker; or a filled square) and a label.
+// A legend entry: a swatch (a line, dashed or not, with a marker; a marker alone; or a filled
+// square) and a label.
 struct LegendEntry {
   std::string label;
   std::string_view colour;
   bool dashed = false;
-  bool square = false;
+  bool square = false;  // a filled square: the phase chart's cells
+  Marker marker = Marker::kCircle;
+  bool hollow = false;
+  bool line = true;
+  bool key = false;  // a key (a meaning, not a series): after the series, in columns of its own
+  bool mark = true;  // false: the line alone
+  double line_width = 2.0;
+  std::string name{};  // data-label: the series' label, when the text says more; else the text
 };
 
-constexpr double kLegendWidth = 196.0;
-constexpr std::size_t kLegendChars = 27;
+// The legend under the plot. The series' entries, then the keys (marker shapes apart from lines),
+// each in as many columns (four at most) as their widest label allows, left to right then down; a
+// label is wrapped onto more lines where one column is too narrow.
+struct LegendLayout {
+  std::vector<double> x, y;                     // per entry: the swatch's left, the entry's top
+  std::vector<std::vector<std::string>> lines;  // per entry
+  double height = 0.0;
+};
 
-void draw_legend(Svg& svg, const std::vector<LegendEntry>& entries, double x, double top,
-                 double bottom) {
+constexpr double kLegendMargin = 16.0;  // left and right of the legend
+constexpr double kLegendFont = 12.0;
+constexpr double kLegendLine = 15.0;  // baseline to baseline within a label
+constexpr double kLegendGap = 6.0;    // between rows of entries
+constexpr double kSwatch = 32.0;      // the swatch and the gap after it
+constexpr double kColumnGap = 14.0;   // after a label, before the next column
+
+LegendLayout legend_layout(const std::vector<LegendEntry>& entries, double width) {
+  LegendLayout lay;
+  lay.x.resize(entries.size());
+  lay.y.resize(entries.size());
+  lay.lines.resize(entries.size());
+  const double across = width - 2.0 * kLegendMargin;
+  std::size_t begin = 0;
+  while (begin < entries.size()) {
+    std::size_t end = begin;
+    while (end < entries.size() && entries[end].key == entries[begin].key &&
+           entries[end].line == entries[begin].line) {
+      ++end;
+    }
+    double widest = 0.0;
+    for (std::size_t i = begin; i < end; ++i) {
+      widest = std::max(widest, text_width(entries[i].label, kLegendFont));
+    }
+    std::size_t columns = 4;
+    while (columns > 1 && widest > across / static_cast<double>(columns) - kSwatch - kColumnGap) {
+      --columns;
+    }
+    columns = std::min(columns, end - begin);
+    // A few short entries keep to the left rather than spread over the whole width.
+    const double column_width = std::min(across / static_cast<double>(columns),
+                                         std::max(across / 4.0, widest + kSwatch + kColumnGap));
+    for (std::size_t i = begin; i < end; ++i) {
+      lay.lines[i] = wrap_text(entries[i].label, column_width - kSwatch - kColumnGap, kLegendFont);
+    }
+    for (std::size_t first = begin; first < end; first += columns) {
+      std::size_t tallest = 1;
+      for (std::size_t i = first; i < std::min(first + columns, end); ++i) {
+        lay.x[i] = kLegendMargin + column_width * static_cast<double>(i - first);
+        lay.y[i] = lay.height;
+        tallest = std::max(tallest, lay.lines[i].size());
+      }
+      lay.height += static_cast<double>(tallest) * kLegendLine + kLegendGap;
+    }
+    begin = end;
+  }
+  return lay;
+}
+
+void draw_legend(Svg& svg, const std::vector<LegendEntry>& entries, const LegendLayout& lay,
+                 double top) {
   if (entries.empty()) return;
-  constexpr double kPitch = 18.0;
-  const auto room = static_cast<std::size_t>(std::max(1.0, std::floor((bottom - top) / kPitch)));
-  // Entries beyond the room are counted in one last line rather than drawn off the chart.
-  const std::size_t shown = entries.size() <= room ? entries.size() : room - 1;
-  svg.raw("<g class=\"legend\" font-size=\"11\">\n");
-  for (std::size_t i = 0; i < shown; ++i) {
+  svg.raw(fmt::format("<g class=\"legend\" font-size=\"{}\">\n", kLegendFont));
+  for (std::size_t i = 0; i < entries.size(); ++i) {
     const LegendEntry& e = entries[i];
-    const double y = top + kPitch * static_cast<double>(i) + 9.0;
-    svg.raw(fmt::format("<g class=\"legend-entry\" data-label=\"{}\">", xml_escape(e.label)));
+    const double x = lay.x[i];
+    const double y = top + lay.y[i] + 8.0;  // the first line's middle
+    svg.raw(fmt::format("<g class=\"legend-entry{}\" data-label=\"{}\">", e.key ? " key" : "",
+                        xml_escape(e.name.empty() ? e.label : e.name)));
     if (e.square) {
       svg.raw(fmt::format(
           "<rect x=\"{}\" y=\"{}\" width=\"14\" height=\"12\" fill=\"{}\" stroke=\"#666666\" "
           "stroke-width=\"0.5\"/>",
           px(x + 5.0), px(y - 6.0), e.colour));
     } else {
-      svg.raw(fmt::format(
-          "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2\"{}/>",
-          px(x), px(y), px(x + 24.0), px(y), e.colour,
-          e.dashed ? " stroke-dasharray=\"6 4\"" : ""));
-      svg.raw(fmt::format("<circle cx=\"{}\" cy=\"{}\" r=\"2.5\" fill=\"{}\" stroke=\"{}\"/>",
-                          px(x + 12.0), px(y), e.dashed ? "#ffffff" : e.colour, e.colour));
+      if (e.line) {
+        svg.raw(fmt::format(
+            "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"{}\"{}/>",
+            px(x), px(y), px(x + 24.0), px(y), e.colour, px(e.line_width),
+            e.dashed ? " stroke-dasharray=\"6 4\"" : ""));
+        if (e.line_width > 2.0) {
+          // Nested bands: a narrower white line and a line over it, as the chart draws them.
+          svg.raw(
+              fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"#ffffff\" "
+                          "stroke-width=\"{3}\"/><line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" "
+                          "stroke=\"{4}\" stroke-width=\"1.5\"/>",
+                          px(x), px(y), px(x + 24.0), px(e.line_width - 3.0), e.colour));
+        }
+      }
+      if (e.mark)
+        svg.raw(marker_svg(e.marker, x + 12.0, y, e.hollow ? 4.5 : 3.5,
+                           fmt::format("fill=\"{}\" stroke=\"{}\" stroke-width=\"1.2\"",
+                                       e.hollow ? "none" : e.colour, e.colour),
+                           ""));
     }
-    svg.raw(text(x + 30.0, y + 4.0, shorten(e.label, kLegendChars), ""));
-    svg.raw("</g>\n");
-  }
-  if (shown < entries.size()) {
-    const double y = top + kPitch * static_cast<double>(shown) + 13.0;
-    svg.raw(text(x, y, fmt::format("and {} more", entries.size() - shown),
-                 "class=\"legend-more\" fill=\"#666666\""));
+    // Every line of the label, so the text put together is the label itself, never cut.
+    const std::vector<std::string>& lines = lay.lines[i];
+    svg.raw(fmt::format("<text x=\"{}\" y=\"{}\">", px(x + kSwatch), px(y + 4.0)));
+    for (std::size_t k = 0; k < lines.size(); ++k) {
+      svg.raw(k == 0 ? fmt::format("<tspan>{}</tspan>", xml_escape(lines[k]))
+                     : fmt::format("<tspan x=\"{}\" dy=\"{}\">{}</tspan>", px(x + kSwatch),
+                                   kLegendLine, xml_escape(lines[k])));
+    }
+    svg.raw("</text></g>\n");
   }
   svg.raw("</g>\n");
 }
@@ -337,6 +554,36 @@ bool finite_point(double x, double y) { return std::isfinite(x) && std::isfinite
 }  // namespace
 
 // ---- Line chart
+
+namespace {
+
+// A series' finite points in pixels, in the order given.
+struct Placed {
+  std::vector<std::size_t> at;  // index into the series
+  std::vector<double> x, y;
+};
+
+// How many of a's points lie on b: a point of b at the same pixel column and within 2 pixels.
+std::size_t points_on(const Placed& a, const Placed& b) {
+  std::vector<std::pair<double, double>> sorted;
+  for (std::size_t i = 0; i < b.x.size(); ++i) sorted.emplace_back(b.x[i], b.y[i]);
+  std::sort(sorted.begin(), sorted.end());
+  std::size_t on = 0;
+  for (std::size_t i = 0; i < a.x.size(); ++i) {
+    auto it =
+        std::lower_bound(sorted.begin(), sorted.end(),
+                         std::make_pair(a.x[i] - 0.5, -std::numeric_limits<double>::infinity()));
+    for (; it != sorted.end() && it->first <= a.x[i] + 0.5; ++it) {
+      if (std::abs(it->second - a.y[i]) <= 2.0) {
+        ++on;
+        break;
+      }
+    }
+  }
+  return on;
+}
+
+}  // namespace
 
 std::string line_chart_svg(const LineChart& chart) {
   for (const Series& s : chart.series) {
@@ -349,6 +596,12 @@ std::string line_chart_svg(const LineChart& chart) {
       throw std::invalid_argument(
           fmt::format("line_chart_svg: series '{}' has {} x but a band of {} low and {} high",
                       s.label, s.x.size(), s.y_low.size(), s.y_high.size()));
+    }
+    if ((!s.point_markers.empty() && s.point_markers.size() != s.x.size()) ||
+        (!s.point_notes.empty() && s.point_notes.size() != s.x.size())) {
+      throw std::invalid_argument(fmt::format(
+          "line_chart_svg: series '{}' has {} x but {} point markers and {} point notes", s.label,
+          s.x.size(), s.point_markers.size(), s.point_notes.size()));
     }
   }
 
@@ -372,33 +625,137 @@ std::string line_chart_svg(const LineChart& chart) {
   }
   const bool empty = x_lo > x_hi;
 
-  Frame f{72.0, 44.0, kWidth - kLegendWidth - 16.0, kHeight - 56.0};
+  Frame f{72.0, 44.0, kWidth - 24.0, kHeight - 56.0};
   f.inset_x = 10.0;
   f.inset_y = 6.0;
-  f.x = linear_axis(x_lo, x_hi, 6.0, integer_x, false);
+  f.x = linear_axis(x_lo, x_hi, 8.0, integer_x, false);
   f.y = chart.log10_y ? decade_axis(y_lo, y_hi) : linear_axis(y_lo, y_hi, 6.0, false, true);
 
-  Svg svg(kWidth, kHeight, chart.title);
+  const std::size_t n = chart.series.size();
+  std::vector<int> style_of(n);
+  std::vector<Placed> placed(n);
+  for (std::size_t si = 0; si < n; ++si) {
+    const Series& s = chart.series[si];
+    style_of[si] = s.colour >= 0 ? s.colour : static_cast<int>(si);
+    for (std::size_t i = 0; i < s.x.size(); ++i) {
+      if (!finite_point(s.x[i], s.y[i])) continue;
+      placed[si].at.push_back(i);
+      placed[si].x.push_back(f.to_x(s.x[i]));
+      placed[si].y.push_back(f.to_y(s.y[i]));
+    }
+  }
+
+  // Series of other styles that lie on top of each other (the lesson's ReLU under leaky ReLU):
+  // a pair coincides when most points of the shorter one lie on the other; groups are closed
+  // under it. Within a group the first drawn is widest, and the markers are set apart.
+  std::vector<std::size_t> group(n);
+  std::iota(group.begin(), group.end(), std::size_t{0});
+  const auto find = [&](std::size_t i) {
+    while (group[i] != i) i = group[i];
+    return i;
+  };
+  std::vector<std::vector<int>> relation(n, std::vector<int>(n, 0));  // 1 overlaps, 2 the same
+  for (std::size_t a = 0; a < n; ++a) {
+    for (std::size_t b = a + 1; b < n; ++b) {
+      if (style_of[a] == style_of[b] || chart.series[a].dashed != chart.series[b].dashed) continue;
+      const std::size_t na = placed[a].x.size();
+      const std::size_t nb = placed[b].x.size();
+      const std::size_t on =
+          points_on(na <= nb ? placed[a] : placed[b], na <= nb ? placed[b] : placed[a]);
+      if (on < 2 || static_cast<double>(on) < 0.8 * static_cast<double>(std::min(na, nb))) continue;
+      relation[a][b] = relation[b][a] = on == na && on == nb ? 2 : 1;
+      group[find(b)] = find(a);
+    }
+  }
+  std::vector<std::vector<std::size_t>> members(n);
+  for (std::size_t i = 0; i < n; ++i) members[find(i)].push_back(i);
+
+  // A pair that coincides is named in each other's entries; a larger group in one line of its
+  // own, after the series, rather than in every member's entry.
+  std::vector<LegendEntry> legend;
+  std::vector<LegendEntry> groups;
+  for (std::size_t si = 0; si < n; ++si) {
+    const Series& s = chart.series[si];
+    if (!s.in_legend) continue;
+    const Style style = series_style(style_of[si]);
+    std::vector<std::size_t> mates;
+    for (const std::size_t m : members[find(si)]) {
+      if (chart.series[m].in_legend) mates.push_back(m);
+    }
+    std::string label = s.label;
+    if (mates.size() == 2) {
+      const std::size_t other = mates[0] == si ? mates[1] : mates[0];
+      label += fmt::format(" ({} {})", relation[si][other] == 2 ? "same line as" : "overlaps",
+                           chart.series[other].label);
+    } else if (mates.size() > 2 && mates.front() == si) {
+      bool all_same = true;
+      std::string names;
+      for (std::size_t k = 0; k < mates.size(); ++k) {
+        for (std::size_t q = k + 1; q < mates.size(); ++q) {
+          all_same = all_same && relation[mates[k]][mates[q]] == 2;
+        }
+        names += (k == 0                  ? ""
+                  : k + 1 == mates.size() ? " and "
+                                          : ", ") +
+                 chart.series[mates[k]].label;
+      }
+      LegendEntry e{fmt::format("{}: {}, drawn as nested bands", names,
+                                all_same ? "one and the same line" : "lines on top of each other"),
+                    kKeyColour, s.dashed, false};
+      e.mark = false;
+      e.key = true;
+      e.line_width = 6.0;
+      groups.push_back(e);
+    }
+    LegendEntry e{label, style.colour, s.dashed, false, s.marker.value_or(style.marker), s.dashed};
+    e.name = s.label;
+    legend.push_back(e);
+  }
+  legend.insert(legend.end(), groups.begin(), groups.end());
+  for (const LegendKey& k : chart.keys) {
+    LegendEntry e{k.label, kKeyColour, k.dashed, false, k.marker, k.hollow, k.line};
+    e.key = true;
+    legend.push_back(e);
+  }
+  const LegendLayout layout = legend_layout(legend, kWidth);
+  const double legend_top = f.bottom + 52.0;
+  const double height = legend.empty() ? kHeight : legend_top + layout.height + 6.0;
+
+  Svg svg(kWidth, height, chart.title);
   draw_axes(svg, f, chart.x_label, chart.y_label, chart.log10_y);
   if (empty) {
     svg.raw(text((f.left + f.right) / 2.0, (f.top + f.bottom) / 2.0, "no finite data",
                  "class=\"note\" text-anchor=\"middle\" fill=\"#666666\""));
   }
 
-  std::vector<LegendEntry> legend;
-  for (std::size_t si = 0; si < chart.series.size(); ++si) {
+  for (std::size_t si = 0; si < n; ++si) {
     const Series& s = chart.series[si];
-    const std::string_view colour = line_colour(s.colour >= 0 ? s.colour : static_cast<int>(si));
-    legend.push_back({s.label, colour, s.dashed, false});
-    svg.raw(fmt::format("<g class=\"series\" data-label=\"{}\">\n", xml_escape(s.label)));
+    const Style style = series_style(style_of[si]);
+    const std::string_view colour = style.colour;
+    // Its place in a group of coinciding series: wider than those drawn over it, markers apart.
+    const std::vector<std::size_t>& mates = members[find(si)];
+    const auto k = static_cast<double>(mates.size());
+    const auto rank =
+        static_cast<double>(std::find(mates.begin(), mates.end(), si) - mates.begin());
+    double gap = 9.0;  // the narrowest step between the group's points, in pixels
+    for (const std::size_t m : mates) {
+      std::vector<double> xs = placed[m].x;
+      std::sort(xs.begin(), xs.end());
+      for (std::size_t i = 1; i < xs.size(); ++i) {
+        if (xs[i] - xs[i - 1] > 0.5) gap = std::min(gap, xs[i] - xs[i - 1]);
+      }
+    }
+    const double shift = (rank - (k - 1.0) / 2.0) * std::min(4.0, 0.8 * gap / k);
+    const double width = s.line_width + 3.0 * (k - 1.0 - rank);
 
+    svg.raw(fmt::format("<g class=\"series\" data-label=\"{}\">\n", xml_escape(s.label)));
     if (!s.y_low.empty()) {
       // One closed polygon per run of points where the band is finite: low edge out, high back.
       std::string d;
       std::size_t i = 0;
       while (i < s.x.size()) {
-        const auto ok = [&](std::size_t k) {
-          return std::isfinite(s.x[k]) && std::isfinite(s.y_low[k]) && std::isfinite(s.y_high[k]);
+        const auto ok = [&](std::size_t j) {
+          return std::isfinite(s.x[j]) && std::isfinite(s.y_low[j]) && std::isfinite(s.y_high[j]);
         };
         if (!ok(i)) {
           ++i;
@@ -406,12 +763,12 @@ std::string line_chart_svg(const LineChart& chart) {
         }
         std::size_t j = i;
         while (j < s.x.size() && ok(j)) ++j;
-        for (std::size_t k = i; k < j; ++k) {
-          d += fmt::format("{}{},{} ", k == i ? "M" : "L", px(f.to_x(s.x[k])),
-                           px(f.to_y(s.y_low[k])));
+        for (std::size_t q = i; q < j; ++q) {
+          d += fmt::format("{}{},{} ", q == i ? "M" : "L", px(f.to_x(s.x[q])),
+                           px(f.to_y(s.y_low[q])));
         }
-        for (std::size_t k = j; k-- > i;) {
-          d += fmt::format("L{},{} ", px(f.to_x(s.x[k])), px(f.to_y(s.y_high[k])));
+        for (std::size_t q = j; q-- > i;) {
+          d += fmt::format("L{},{} ", px(f.to_x(s.x[q])), px(f.to_y(s.y_high[q])));
         }
         d += "Z ";
         i = j;
@@ -438,27 +795,60 @@ std::string line_chart_svg(const LineChart& chart) {
     if (!d.empty()) {
       d.pop_back();
       svg.raw(fmt::format(
-          "<path class=\"line\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\" "
+          "<path class=\"line\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" "
           "stroke-linejoin=\"round\"{}/>\n",
-          d, colour, s.dashed ? " stroke-dasharray=\"6 4\"" : ""));
+          d, colour, px(width), s.dashed ? " stroke-dasharray=\"6 4\"" : ""));
     }
-    // Markers: filled for measurements, hollow for dashed lines (predictions); smaller when dense.
-    const double r = s.x.size() > 80 ? 1.2 : 2.5;
-    for (std::size_t i = 0; i < s.x.size(); ++i) {
-      if (!finite_point(s.x[i], s.y[i])) continue;
-      svg.raw(fmt::format(
-          "<circle cx=\"{}\" cy=\"{}\" r=\"{}\" fill=\"{}\" stroke=\"{}\" data-x=\"{}\" "
-          "data-y=\"{}\"/>\n",
-          px(f.to_x(s.x[i])), px(f.to_y(s.y[i])), px(r), s.dashed ? "#ffffff" : colour, colour,
-          datum(s.x[i]), datum(s.y[i])));
+    // Markers: filled for measurements; for dashed lines (predictions) a larger empty ring, which
+    // leaves a measured point under it in sight: a ring around a dot is a prediction that holds.
+    // Smaller when dense.
+    const double r = (placed[si].x.size() > 80 ? 2.0 : 3.0) + (s.dashed ? 1.5 : 0.0);
+    const std::string paint = fmt::format("fill=\"{}\" stroke=\"{}\" stroke-width=\"1.2\"",
+                                          s.dashed ? "none" : colour, colour);
+    for (std::size_t p = 0; p < placed[si].at.size(); ++p) {
+      const std::size_t i = placed[si].at[p];
+      const Marker shape =
+          !s.point_markers.empty() ? s.point_markers[i] : s.marker.value_or(style.marker);
+      const std::string note = s.point_notes.empty() || s.point_notes[i].empty()
+                                   ? std::string()
+                                   : "<title>" + xml_escape(s.point_notes[i]) + "</title>";
+      svg.raw(marker_svg(shape, placed[si].x[p] + shift, placed[si].y[p], r,
+                         fmt::format("class=\"point {}\" {} data-x=\"{}\" data-y=\"{}\"",
+                                     marker_name(shape), paint, datum(s.x[i]), datum(s.y[i])),
+                         note));
+      svg.raw("\n");
     }
     svg.raw("</g>\n");
   }
-  draw_legend(svg, legend, f.right + 16.0, f.top, f.bottom);
+  draw_legend(svg, legend, layout, legend_top);
   return svg.finish();
 }
 
 // ---- Stacked histograms
+
+namespace {
+
+// A bin that towers over the rest of its row.
+constexpr std::int64_t kSpikeRatio = 4;
+
+struct Spike {
+  std::size_t at = 0;     // the tallest bin (the first of equals)
+  std::int64_t next = 0;  // the tallest of the others
+  bool cut = false;       // more than kSpikeRatio times next, which is positive
+};
+
+Spike spike_of(const std::vector<std::int64_t>& counts) {
+  Spike s;
+  s.at = static_cast<std::size_t>(std::max_element(counts.begin(), counts.end()) - counts.begin());
+  for (std::size_t b = 0; b < counts.size(); ++b) {
+    if (b != s.at) s.next = std::max(s.next, counts[b]);
+  }
+  // Divided first, so no product overflows.
+  s.cut = s.next > 0 && counts[s.at] / kSpikeRatio >= s.next && counts[s.at] > kSpikeRatio * s.next;
+  return s;
+}
+
+}  // namespace
 
 std::string histogram_stack_svg(const HistogramStack& stack) {
   // Rows by position; equal positions keep their order.
@@ -487,27 +877,73 @@ std::string histogram_stack_svg(const HistogramStack& stack) {
   };
   constexpr double kInf = std::numeric_limits<double>::infinity();
   double lo = kInf, hi = -kInf;
+  // The narrowest and widest ranges of one row (half spans: no overflow), zero-width rows aside.
+  double narrowest = kInf, widest = 0.0;
   for (const std::size_t i : order) {
-    if (!drawable(stack.rows[i])) continue;
-    lo = std::min(lo, stack.rows[i].lo);
-    hi = std::max(hi, stack.rows[i].hi);
+    const HistogramRow& row = stack.rows[i];
+    if (!drawable(row)) continue;
+    lo = std::min(lo, row.lo);
+    hi = std::max(hi, row.hi);
+    const double span = half_span(row.lo, row.hi);
+    if (span > 0.0) {
+      narrowest = std::min(narrowest, span);
+      widest = std::max(widest, span);
+    }
+  }
+  const bool own_range = widest > 0.0 && widest / narrowest > kHistogramOwnRangeRatio;
+  bool straddles_zero = false;  // some row has values on both sides of 0
+  for (const std::size_t i : order) {
+    const HistogramRow& row = stack.rows[i];
+    straddles_zero = straddles_zero || (drawable(row) && row.lo < 0.0 && row.hi > 0.0);
   }
 
-  // Rows get a pitch between 10 and 36 pixels; the chart grows with their number.
+  // Rows get a pitch between 10 and 36 pixels; the chart grows with their number. Rows over their
+  // own ranges print them in a column at the right.
   const double pitch = n == 0 ? 36.0 : std::clamp(320.0 / static_cast<double>(n), 10.0, 36.0);
-  Frame f{170.0, 48.0, kWidth - 24.0,
+  Frame f{170.0, 48.0, kWidth - (own_range ? 150.0 : 24.0),
           48.0 + pitch * static_cast<double>(std::max<std::size_t>(n, 1))};
-  f.x = linear_axis(lo, hi, 7.0, false, true);
+  if (!own_range) f.x = linear_axis(lo, hi, 7.0, false, true);
   f.y.lo = 0.0;
   f.y.hi = 1.0;
-  const double height = f.bottom + 76.0;
+
+  bool any_cut = false;
+  for (const std::size_t i : order) {
+    any_cut = any_cut || (drawable(stack.rows[i]) && spike_of(stack.rows[i].counts).cut);
+  }
+  std::string caption = "Each row is scaled to its own peak.";
+  if (any_cut) {
+    caption = fmt::format(
+        "Each row is scaled to its own peak; a bar more than {} times the row's next tallest "
+        "(ReLU's "
+        "exact zeros, say) is cut at the top, where a white notch marks it, and the row is scaled "
+        "to the next tallest.",
+        kSpikeRatio);
+  }
+  if (own_range) {
+    caption += fmt::format(
+        " Each row spans its own range, from its smallest value (left) to its largest (right), "
+        "given beside it{}. The rows' ranges differ {}-fold, too much for one shared axis.",
+        straddles_zero ? "; a dotted line marks 0" : "", compact_number(widest / narrowest));
+  }
+  if (total > n) {
+    caption =
+        fmt::format("Showing {} of {} rows, evenly spaced (first and last kept). ", n, total) +
+        caption;
+  }
+  if (n == 0) caption = "No rows.";
+  const std::vector<std::string> caption_lines = wrap_text(caption, kWidth - 32.0, 11.0);
+  const double caption_top = f.bottom + 62.0;
+  const double height = caption_top + 14.0 * static_cast<double>(caption_lines.size()) + 2.0;
 
   Svg svg(kWidth, height, stack.title);
-  draw_axes(svg, f, stack.x_label, stack.y_label, false);
+  draw_axes(
+      svg, f,
+      own_range ? std::string(stack.x_label) + " (each row over its own range)" : stack.x_label,
+      stack.y_label, false);
 
   // Labels of every row when they fit, else of every k-th (the first and the last always).
   const auto label_every = static_cast<std::size_t>(std::ceil(12.0 / pitch));
-  svg.raw("<g class=\"rows\">\n");
+  svg.raw("<g class=\"rows\" shape-rendering=\"crispEdges\">\n");
   for (std::size_t r = 0; r < n; ++r) {
     const HistogramRow& row = stack.rows[order[r]];
     const double top = f.top + pitch * static_cast<double>(r);
@@ -523,10 +959,11 @@ std::string histogram_stack_svg(const HistogramStack& stack) {
                       px(f.left), px(top), px(f.right - f.left), px(pitch)));
     }
     // The last row is always labelled, so a regular label too close above it is left out.
-    if ((r % label_every == 0 && r + label_every < n) || r + 1 == n) {
+    const bool labelled = (r % label_every == 0 && r + label_every < n) || r + 1 == n;
+    const std::string_view small = pitch < 14.0 ? "font-size=\"9\"" : "font-size=\"11\"";
+    if (labelled) {
       svg.raw(text(f.left - 8.0, top + pitch / 2.0 + 4.0, shorten(row.label, 22),
-                   pitch < 14.0 ? "class=\"row-label\" text-anchor=\"end\" font-size=\"9\""
-                                : "class=\"row-label\" text-anchor=\"end\" font-size=\"11\""));
+                   fmt::format("class=\"row-label\" text-anchor=\"end\" {}", small)));
     }
     svg.raw(
         fmt::format("<line x1=\"{0}\" y1=\"{2}\" x2=\"{1}\" y2=\"{2}\" stroke=\"#999999\" "
@@ -538,7 +975,27 @@ std::string histogram_stack_svg(const HistogramStack& stack) {
       svg.raw("</g>\n");
       continue;
     }
-    const std::int64_t peak = *std::max_element(row.counts.begin(), row.counts.end());
+    // Where a value of this row lands: on the shared axis, or across the frame from lo to hi.
+    const auto to_x = [&](double v) {
+      if (!own_range) return f.to_x(v);
+      if (!(row.hi > row.lo)) return (f.left + f.right) / 2.0;
+      return f.left + half_span(row.lo, v) / half_span(row.lo, row.hi) * (f.right - f.left);
+    };
+    if (own_range) {
+      if (labelled) {
+        svg.raw(text(f.right + 6.0, top + pitch / 2.0 + 4.0,
+                     fmt::format("{} \u2026 {}", compact_number(row.lo), compact_number(row.hi)),
+                     fmt::format("class=\"row-range\" {} fill=\"#333333\"", small)));
+      }
+      if (row.lo < 0.0 && row.hi > 0.0) {
+        svg.raw(fmt::format(
+            "<line class=\"zero\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\" stroke=\"#555555\" "
+            "stroke-width=\"0.75\" stroke-dasharray=\"1 2\"/>\n",
+            px(to_x(0.0)), px(top), px(base)));
+      }
+    }
+    const Spike spike = spike_of(row.counts);
+    const std::int64_t peak = spike.cut ? spike.next : row.counts[spike.at];
     const double bins = static_cast<double>(row.counts.size());
     const double bar_room = pitch * 0.9;
     for (std::size_t b = 0; b < row.counts.size(); ++b) {
@@ -547,32 +1004,41 @@ std::string histogram_stack_svg(const HistogramStack& stack) {
       const double t1 = static_cast<double>(b + 1) / bins;
       const double b0 = row.lo * (1.0 - t0) + row.hi * t0;
       const double b1 = row.lo * (1.0 - t1) + row.hi * t1;
-      const double x0 = f.to_x(b0);
       // A row whose range is one value has bins of no width: keep them visible as a spike.
-      const double w = std::max(f.to_x(b1) - x0, 1.5);
+      const double w = std::max(to_x(b1) - to_x(b0), 1.5);
+      const double x0 = std::min(to_x(b0), f.right - w);
       // A negative count is none a histogram can hold: drawn as empty, reported as given.
+      const bool cut_here = spike.cut && b == spike.at;
       const double h =
-          peak > 0 && row.counts[b] > 0
+          cut_here ? bar_room
+          : peak > 0 && row.counts[b] > 0
               ? bar_room * static_cast<double>(row.counts[b]) / static_cast<double>(peak)
               : 0.0;
       svg.raw(fmt::format(
-          "<rect class=\"bar\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#0072B2\" "
+          "<rect class=\"bar{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"#0072B2\" "
           "data-count=\"{}\"/>\n",
-          px(x0), px(base - h), px(w), px(h), row.counts[b]));
+          cut_here ? " cut" : "", px(x0), px(base - h), px(w), px(h), row.counts[b]));
+      if (cut_here) {
+        const double notch = base - h + std::min(3.0, h / 3.0);
+        svg.raw(fmt::format(
+            "<line class=\"notch\" x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#ffffff\" "
+            "stroke-width=\"1.2\"/>\n",
+            px(x0 - 1.0), px(notch + 1.0), px(x0 + w + 1.0), px(notch - 1.0)));
+      }
     }
     svg.raw("</g>\n");
   }
   svg.raw("</g>\n");
 
-  std::string caption = "Each row is scaled to its own peak.";
-  if (total > n) {
-    caption =
-        fmt::format("Showing {} of {} rows, evenly spaced (first and last kept). ", n, total) +
-        caption;
-  }
-  if (n == 0) caption = "No rows.";
   svg.raw(
-      text(f.left, height - 12.0, caption, "class=\"caption\" font-size=\"11\" fill=\"#555555\""));
+      fmt::format("<text class=\"caption\" x=\"16\" y=\"{}\" font-size=\"11\" fill=\"#555555\">",
+                  px(caption_top)));
+  for (std::size_t k = 0; k < caption_lines.size(); ++k) {
+    svg.raw(
+        k == 0 ? fmt::format("<tspan>{}</tspan>", xml_escape(caption_lines[k]))
+               : fmt::format("<tspan x=\"16\" dy=\"14\">{}</tspan>", xml_escape(caption_lines[k])));
+  }
+  svg.raw("</text>\n");
   return svg.finish();
 }
 
@@ -684,7 +1150,14 @@ std::string phase_chart_svg(const PhaseChart& chart) {
     x_hi = std::max(x_hi, ax(c));
   }
 
-  Frame f{72.0, 44.0, kWidth - kLegendWidth - 16.0, kHeight - 56.0};
+  std::vector<LegendEntry> legend;
+  for (const PhaseStyle& p : kPhases) {
+    legend.push_back({std::string(p.legend), p.colour, false, true});
+  }
+  legend.push_back({"edge of chaos: chi1 = 1", "#000000", false, false});
+  const LegendLayout layout = legend_layout(legend, kWidth);
+
+  Frame f{72.0, 44.0, kWidth - 24.0, kHeight - 56.0};
   if (log_x && x_lo <= x_hi) {
     // Ticks at the sampled sw2 values themselves: they are the columns.
     f.x.lo = x_lo;
@@ -696,7 +1169,8 @@ std::string phase_chart_svg(const PhaseChart& chart) {
   }
   f.y = linear_axis(y_lo, y_hi, 6.0, false, false);
 
-  Svg svg(kWidth, kHeight, chart.title);
+  const double legend_top = f.bottom + 52.0;
+  Svg svg(kWidth, legend_top + layout.height + 6.0, chart.title);
   draw_axes(svg, f,
             log_x ? "sw2 = weight variance \u00d7 fan-in (log scale)"
                   : "sw2 = weight variance \u00d7 fan-in",
@@ -757,11 +1231,7 @@ std::string phase_chart_svg(const PhaseChart& chart) {
   svg.raw(markers);
   svg.raw("</g>\n");
 
-  std::vector<LegendEntry> legend;
-  for (const PhaseStyle& p : kPhases)
-    legend.push_back({std::string(p.legend), p.colour, false, true});
-  legend.push_back({"edge of chaos: chi1 = 1", "#000000", false, false});
-  draw_legend(svg, legend, f.right + 16.0, f.top, f.bottom);
+  draw_legend(svg, legend, layout, legend_top);
   return svg.finish();
 }
 

@@ -79,6 +79,23 @@ bool looks_like_shard_dir(const fs::path& p) {
   return of != std::string::npos && digits(n.substr(0, of)) && digits(n.substr(of + 4));
 }
 
+// The sweep directories in `dir`: those whose shards/ holds a shard directory, in name order.
+std::vector<fs::path> sweeps_in(const fs::path& dir) {
+  std::vector<fs::path> sweeps;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (!e.is_directory(ec) || !fs::is_directory(e.path() / "shards", ec)) continue;
+    for (const auto& sub : fs::directory_iterator(e.path() / "shards", ec)) {
+      if (sub.is_directory(ec) && looks_like_shard_dir(sub.path())) {
+        sweeps.push_back(e.path());
+        break;
+      }
+    }
+  }
+  std::sort(sweeps.begin(), sweeps.end());
+  return sweeps;
+}
+
 Shard read_shard(const fs::path& dir) {
   const fs::path file = dir / "manifest.json";
   return Shard{dir, sweep_manifest_from_json(read_file(file), file.string())};
@@ -88,8 +105,8 @@ Shard read_shard(const fs::path& dir) {
 void find_shards(const std::vector<std::string>& dirs, std::vector<Shard>& shards,
                  std::vector<fs::path>& unfinished) {
   const std::string what =
-      "give the directories `gradscope sweep ... --shard I/N` wrote (OUT/NAME/shards/I-of-N), or "
-      "their sweep directory OUT/NAME";
+      "give the directories `gradscope sweep ... --shard I/N` wrote (OUT/NAME/shards/I-of-N), "
+      "their sweep directory OUT/NAME, or OUT when it holds one sweep's";
   std::set<fs::path> seen;
   const auto add = [&](const fs::path& dir) {
     std::error_code ec;
@@ -98,9 +115,22 @@ void find_shards(const std::vector<std::string>& dirs, std::vector<Shard>& shard
     shards.push_back(read_shard(dir));
   };
   for (const std::string& d : dirs) {
-    const fs::path dir(d);
+    fs::path dir(d);
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) throw Error(d + ": no such directory", what);
+    if (!fs::exists(dir / "manifest.json") && !fs::is_directory(dir / "shards", ec)) {
+      // The directory the shards were run with as --out: fine when it holds one sweep's.
+      const std::vector<fs::path> sweeps = sweeps_in(dir);
+      if (sweeps.size() > 1) {
+        std::string names;
+        for (const fs::path& s : sweeps) names += (names.empty() ? "" : ", ") + s.string();
+        throw Error(
+            d + " holds the shards of " + std::to_string(sweeps.size()) + " sweeps: " + names,
+            "give the directory of the one to merge, e.g. gradscope merge " +
+                sweeps.front().string());
+      }
+      if (sweeps.size() == 1) dir = sweeps.front();
+    }
     if (fs::exists(dir / "manifest.json")) {
       add(dir);
     } else if (fs::is_directory(dir / "shards", ec)) {
@@ -302,6 +332,7 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
 
   // Every run present, parsing, and the run of its config.
   const fs::path out = fs::path(req.out_dir) / plan.name;
+  check_writable({out / plan.jobs.front().file, out / "sweep.json"});
   std::vector<std::pair<fs::path, std::string>> files;
   for (const SweepJob& job : plan.jobs) {
     const SweepShard shard{job.run % count, count};

@@ -317,6 +317,8 @@ SweepResult run_sweep(const SweepRequest& request, const SweepProgress& progress
   const fs::path dir = fs::path(req.out_dir) / plan.name;
   std::vector<const SweepJob*> jobs;
   for (const SweepJob& job : plan.jobs) jobs.push_back(&job);
+  // The runs' reports and the summary go there: checked before the first run.
+  check_writable({dir / plan.jobs.front().file, dir / "sweep.json"});
   run_jobs(plan, jobs, finished_runs(dir, jobs, req.resume), dir, req.jobs, req.memory_budget_bytes,
            progress);
   return write_sweep_summary(req, plan);
@@ -338,6 +340,9 @@ SweepShardResult run_sweep_shard(const SweepRequest& request, const SweepShard& 
   for (const SweepJob& job : plan.jobs) {
     if (sweep_run_in_shard(job.run, shard)) jobs.push_back(&job);
   }
+  std::vector<fs::path> targets{dir / "manifest.json"};
+  if (!jobs.empty()) targets.push_back(dir / jobs.front()->file);
+  check_writable(targets);
   const std::vector<char> done = finished_runs(dir, jobs, req.resume);
   // A manifest means a finished shard: an earlier one goes before anything runs, so that an
   // interrupted retry is not taken for finished.

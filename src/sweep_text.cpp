@@ -87,7 +87,8 @@ std::string sweep_to_markdown(const SweepResult& r) {
   out += fmt::format("**{} healthy, {} warning, {} error** of {} points ({} seed{} each)\n\n",
                      counts[0], counts[1], counts[2], r.points.size(), r.seeds,
                      r.seeds == 1 ? "" : "s");
-  out += fmt::format("Config `{}`, varying {}.\n\n", markdown_escape(r.config),
+  // A code span shows its text as it is: escaping inside it would show the escapes.
+  out += fmt::format("Config {}, varying {}.\n\n", markdown_code(r.config),
                      markdown_escape(axes_line(r)));
   out += "| point | settings | verdict | log10 grad first/last | warnings and errors |\n";
   out += "|---:|:---|:---|---:|:---|\n";
@@ -106,11 +107,12 @@ std::string sweep_gradient_svg(const SweepResult& r) {
   chart.x_label = "layer (input side first)";
   chart.y_label = "rms of dL/dh";
   chart.log10_y = true;
+  bool any_theory = false;
   for (const SweepPointSummary& p : r.points) {
     if (p.runs.empty()) continue;
     Series measured;
     measured.label = p.point.label;
-    // A point's theory line shares its colour.
+    // A point's theory line shares its style (colour and marker shape).
     measured.colour = p.point.index;
     const std::size_t n = p.runs.front().log10_grad.size();
     for (std::size_t i = 0; i < n; ++i) {
@@ -136,6 +138,7 @@ std::string sweep_gradient_svg(const SweepResult& r) {
     theory.label = p.point.label + " (theory)";
     theory.dashed = true;
     theory.colour = p.point.index;
+    theory.in_legend = false;  // the key below explains every dashed line at once
     bool any = false;
     for (std::size_t i = 0; i < first.predicted_log10_grad.size(); ++i) {
       theory.x.push_back(static_cast<double>(i + 1));
@@ -143,6 +146,11 @@ std::string sweep_gradient_svg(const SweepResult& r) {
       any = any || std::isfinite(first.predicted_log10_grad[i]);
     }
     if (any) chart.series.push_back(std::move(theory));
+    any_theory = any_theory || any;
+  }
+  if (any_theory) {
+    chart.keys.push_back({"dashed, hollow markers: the mean-field prediction (theory)",
+                          Marker::kCircle, true, true, true});
   }
   return line_chart_svg(chart);
 }

@@ -1,6 +1,10 @@
 // The command line, in-process: every subcommand, every error path with its message and exit
 // code, colour rules, file output and byte-identical reports across thread counts.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,7 +15,11 @@
 
 #include "gradscope/activation.hpp"
 #include "gradscope/cli.hpp"
+#include "gradscope/error.hpp"
 #include "gradscope/init.hpp"
+#include "gradscope/output.hpp"
+#include "gradscope/progress.hpp"
+#include "gradscope/time_estimate.hpp"
 
 namespace gradscope {
 namespace {
@@ -813,6 +821,319 @@ TEST(CliMemoryBudget, NotASizeSaysWhatToWrite) {
     EXPECT_TRUE(contains(r.err, "--memory-budget")) << r.err;
     EXPECT_TRUE(contains(r.err, "4GiB")) << r.err;
   }
+}
+
+// ---- Output checked before the run, and written all or nothing
+
+// Every entry of `dir`, names only: no temporary or backup file may be left among them.
+std::set<std::string> entries(const fs::path& dir) {
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.insert(e.path().filename().string());
+  return names;
+}
+
+TEST(CliOutput, AFileWhereTheOutDirectoryMustBeIsRefusedBeforeTheRun) {
+  TempDir dir;
+  const fs::path file = dir.write("plain-file", "x");
+  // The run itself would be refused for memory: the output is checked first, before any work.
+  const Result r =
+      cli(args({"run", "--out", (file / "reports").string(), "--memory-budget", "1M"}, kSmall));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "cannot write " + (file / "reports" / "default.json").string()))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, "is not a directory")) << r.err;
+  EXPECT_FALSE(contains(r.err, "memory")) << r.err;
+  EXPECT_EQ(entries(dir.path()), std::set<std::string>{"plain-file"});
+}
+
+TEST(CliOutput, AnUnwritableOutIsRefusedBeforeTheRunAndLeavesNothing) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root writes anywhere; run the tests as a user for this";
+  TempDir dir;
+  const fs::path locked = dir.path() / "locked";
+  fs::create_directories(locked);
+  fs::permissions(locked, fs::perms::owner_read | fs::perms::owner_exec);
+  const Result r =
+      cli(args({"run", "--out", (locked / "sub").string(), "--memory-budget", "1M"}, kSmall));
+  fs::permissions(locked, fs::perms::owner_all);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "Permission denied")) << r.err;
+  EXPECT_FALSE(contains(r.err, "memory")) << r.err;
+  EXPECT_TRUE(entries(locked).empty());
+}
+
+TEST(CliOutput, ADirectoryInPlaceOfOneReportWritesNoneOfThem) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "default.txt");
+  const Result r = cli(args({"run", "-q", "--out", dir.path().string()}, kSmall));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "default.txt: a directory of that name is in the way")) << r.err;
+  EXPECT_EQ(entries(dir.path()), std::set<std::string>{"default.txt"});
+}
+
+TEST(CliOutput, WritingASetIsAllOrNothingAndKeepsThePreviousFiles) {
+  TempDir dir;
+  const fs::path old_file = dir.write("a.json", "previous");
+  fs::create_directories(dir.path() / "b.txt");
+  try {
+    write_files_atomically({{old_file, "new"},
+                            {dir.path() / "new-dir" / "c.md", "new"},
+                            {dir.path() / "b.txt", "new"}});
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_TRUE(contains(e.what(), "b.txt: a directory of that name is in the way")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "none of the 3 files was written")) << e.what();
+  }
+  EXPECT_EQ(read(old_file), "previous");
+  // The directory made for c.md goes again with it.
+  EXPECT_EQ(entries(dir.path()), (std::set<std::string>{"a.json", "b.txt"}));
+  // A successful set replaces the previous file and leaves no temporary or backup file.
+  write_files_atomically({{old_file, "new"}, {dir.path() / "d.md", "new"}});
+  EXPECT_EQ(read(old_file), "new");
+  EXPECT_EQ(entries(dir.path()), (std::set<std::string>{"a.json", "b.txt", "d.md"}));
+}
+
+TEST(CliOutput, CheckingWritabilityLeavesNothingBehind) {
+  TempDir dir;
+  EXPECT_NO_THROW(check_writable({dir.path() / "x" / "y" / "r.json", dir.path() / "r.txt"}));
+  EXPECT_TRUE(entries(dir.path()).empty());
+  fs::create_directories(dir.path() / "r.txt");
+  EXPECT_THROW(check_writable({dir.path() / "r.txt"}), Error);
+}
+
+// Sets or clears the immutable attribute (which even root cannot replace a file through); false
+// where the file system or the user's privileges do not allow it.
+bool set_immutable(const fs::path& p, bool on) {
+  const int fd = ::open(p.c_str(), O_RDONLY);
+  if (fd < 0) return false;
+  int flags = 0;
+  bool ok = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  if (ok) {
+    flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    ok = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  ::close(fd);
+  return ok;
+}
+
+TEST(CliOutput, AWriteThatFailsAtTheEndPrintsTheReportAndKeepsThePreviousFiles) {
+  TempDir dir;
+  const fs::path json = dir.write("default.json", "previous json");
+  const fs::path text = dir.write("default.txt", "previous text");
+  // The directory is writable, so the check before the run passes; replacing default.txt then
+  // fails, after default.json was already replaced.
+  if (!set_immutable(text, true)) GTEST_SKIP() << "no immutable files here (needs root on ext4)";
+  const Result r = cli(args({"run", "-q", "--out", dir.path().string()}, kSmall));
+  set_immutable(text, false);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "cannot write " + text.string())) << r.err;
+  EXPECT_TRUE(contains(r.err, "none of the 2 files was written")) << r.err;
+  EXPECT_TRUE(contains(r.err, "printed on stdout")) << r.err;
+  // The report is on stdout, -q or not, and both previous files are as they were.
+  EXPECT_TRUE(contains(r.out, "Verdict")) << r.out;
+  EXPECT_EQ(read(json), "previous json");
+  EXPECT_EQ(read(text), "previous text");
+  EXPECT_EQ(entries(dir.path()), (std::set<std::string>{"default.json", "default.txt"}));
+}
+
+TEST(CliOutput, ASweepIntoAnUnwritableDirectoryRunsNothing) {
+  TempDir dir;
+  const fs::path file = dir.write("plain-file", "x");
+  const Result r = cli({"sweep", "--vary", "depth=2,3", "--set", "stack.width=8", "--set",
+                        "input.batch=4", "-q", "--out", (file / "out").string()});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "is not a directory")) << r.err;
+  EXPECT_EQ(entries(dir.path()), std::set<std::string>{"plain-file"});
+}
+
+// ---- What stdout carries for md and html, and the charts alone
+
+TEST(CliFormat, HtmlOnATerminalPrintsTheTextReportAndThePagesName) {
+  TempDir dir;
+  CliEnvironment terminal;
+  terminal.stdout_is_terminal = true;
+  terminal.no_color = true;
+  const Result r =
+      cli(args({"run", "--out", dir.path().string(), "--format", "html"}, kSigmoid), terminal);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(contains(r.out, "<html")) << r.out.substr(0, 200);
+  EXPECT_TRUE(contains(r.out, read(dir.path() / "default.txt")));
+  EXPECT_TRUE(contains(r.out, "wrote " + (dir.path() / "default.html").string() + "\n"));
+  EXPECT_TRUE(contains(read(dir.path() / "default.html"), "<svg"));
+  // Markdown likewise; piped, stdout carries the Markdown itself (FormatMdWrites... above).
+  const Result md =
+      cli(args({"run", "--out", dir.path().string(), "--format", "md"}, kSigmoid), terminal);
+  ASSERT_EQ(md.code, 0) << md.err;
+  EXPECT_FALSE(contains(md.out, "<details>"));
+  EXPECT_TRUE(contains(md.out, "wrote " + (dir.path() / "default.md").string() + "\n"));
+}
+
+TEST(CliFormat, CompareHtmlOnATerminalPrintsTheTextAndThePagesName) {
+  TempDir runs, dir;
+  ASSERT_EQ(cli(args({"run", "-q", "--name", "a", "--out", runs.path().string()}, kSmall)).code, 0);
+  CliEnvironment terminal;
+  terminal.stdout_is_terminal = true;
+  const std::string a = (runs.path() / "a.json").string();
+  const Result r =
+      cli({"compare", "--out", dir.path().string(), "--format", "html", a, a}, terminal);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(contains(r.out, "<html"));
+  EXPECT_TRUE(contains(r.out, "wrote " + (dir.path() / "compare-a-vs-a.html").string()));
+}
+
+TEST(CliSvg, RunSvgWritesThePagesChartsEachOnItsOwn) {
+  TempDir dir;
+  const Result r =
+      cli(args({"run", "-q", "--svg", "--format", "html", "--out", dir.path().string()}, kSigmoid));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string page = read(dir.path() / "default.html");
+  for (const char* chart : {"gradients", "activations", "units"}) {
+    const fs::path svg = dir.path() / ("default-" + std::string(chart) + ".svg");
+    ASSERT_TRUE(fs::exists(svg)) << svg;
+    const std::string content = read(svg);
+    EXPECT_EQ(content.rfind("<svg", 0), 0u) << chart;
+    // The very chart the page embeds.
+    EXPECT_TRUE(contains(page, content)) << chart;
+  }
+  // Without --svg, no chart file.
+  TempDir other;
+  ASSERT_EQ(cli(args({"run", "-q", "--out", other.path().string()}, kSmall)).code, 0);
+  EXPECT_EQ(entries(other.path()), (std::set<std::string>{"default.json", "default.txt"}));
+}
+
+// ---- The time estimate, --max-time and the progress bar
+
+// A fixed speed for the estimate: 1 GFLOP/s a thread (no test depends on the machine's speed).
+CliEnvironment slow_machine() {
+  CliEnvironment env;
+  env.product_flops_per_second = 1e9;
+  return env;
+}
+
+// 50 layers of width 256, batch 256, one thread: about 7 GFLOP, so 12 s at 0.6 GFLOP/s.
+const std::vector<std::string> kFiftyLayers = {"--depth", "50",  "--width",   "256",
+                                               "--batch", "256", "--threads", "1"};
+
+TEST(CliTime, MaxTimeRefusesBeforeRunningWithTheEstimateInTheMessage) {
+  TempDir dir;
+  const Result r =
+      cli(args({"run", "--out", dir.path().string(), "--max-time", "5s"}, kFiftyLayers),
+          slow_machine());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "run refused: estimated to take about 1")) << r.err;
+  EXPECT_TRUE(contains(r.err, "more than --max-time 5s")) << r.err;
+  EXPECT_TRUE(contains(r.err, "GFLOP at 1 GFLOP/s a thread, 1 thread")) << r.err;
+  EXPECT_TRUE(contains(r.err, "raise --max-time")) << r.err;
+  EXPECT_TRUE(r.out.empty());
+  EXPECT_TRUE(entries(dir.path()).empty());
+}
+
+TEST(CliTime, ALongRunIsAnnouncedAndItsReportIsTheSameBytes) {
+  TempDir plain, timed;
+  ASSERT_EQ(cli(args({"run", "-q", "--out", plain.path().string()}, kFiftyLayers)).code, 0);
+  CliEnvironment env = slow_machine();
+  env.stderr_is_terminal = true;  // a progress bar too, which must not reach the report
+  const Result r =
+      cli(args({"run", "--out", timed.path().string(), "--max-time", "1h"}, kFiftyLayers), env);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "gradscope: estimated time: about 1")) << r.err;
+  EXPECT_EQ(read(timed.path() / "default.json"), read(plain.path() / "default.json"));
+  EXPECT_EQ(read(timed.path() / "default.txt"), read(plain.path() / "default.txt"));
+  EXPECT_EQ(r.out, read(plain.path() / "default.txt"));
+  // A short run says nothing of time.
+  const Result small = cli(args({"run", "-q", "--out", timed.path().string()}, kSmall), env);
+  EXPECT_TRUE(small.err.empty()) << small.err;
+}
+
+TEST(CliTime, MaxTimeThatIsNotADurationSaysWhatToWrite) {
+  for (const char* bad : {"soon", "10 m", "-5s", "0", "5x", "1h30"}) {
+    const Result r = cli(args({"run", "--max-time", bad}, kSmall));
+    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_TRUE(contains(r.err, "--max-time")) << r.err;
+    EXPECT_TRUE(contains(r.err, "90s, 10m")) << r.err;
+  }
+}
+
+TEST(TimeEstimate, DurationsAreReadAndWrittenAsPeopleWriteThem) {
+  EXPECT_EQ(parse_duration("90s"), 90.0);
+  EXPECT_EQ(parse_duration("10m"), 600.0);
+  EXPECT_EQ(parse_duration("10min"), 600.0);
+  EXPECT_EQ(parse_duration("1h30m"), 5400.0);
+  EXPECT_EQ(parse_duration("1.5h"), 5400.0);
+  EXPECT_EQ(parse_duration("2d"), 172800.0);
+  EXPECT_EQ(parse_duration("45"), 45.0);
+  EXPECT_FALSE(parse_duration(""));
+  EXPECT_FALSE(parse_duration("h"));
+  EXPECT_FALSE(parse_duration("1.2.3s"));
+  EXPECT_EQ(format_duration(4.24), "4.2 s");
+  EXPECT_EQ(format_duration(38.2), "38 s");
+  EXPECT_EQ(format_duration(200), "3 min 20 s");
+  EXPECT_EQ(format_duration(600), "10 min");
+  EXPECT_EQ(format_duration(5580), "1 h 33 min");
+  EXPECT_EQ(format_duration(3 * 86400.0 + 43200), "3.5 days");
+}
+
+TEST(TimeEstimate, SecondsAreTheCriticalPathOverTheSustainedSpeed) {
+  RunWork work;
+  work.products = 5e9;
+  work.critical_path = 3e9;
+  // 3e9 flop-equivalents at 60% of 1 GFLOP/s.
+  EXPECT_DOUBLE_EQ(estimate_seconds(work, 1e9), 3e9 / (kSustainedFraction * 1e9));
+}
+
+TEST(Progress, TheRunsBarFollowsTheEstimateAndStopsShortOfTheEnd) {
+  EXPECT_EQ(run_progress_line(45, 180), "[######------------------] ~25%  0:45 of about 3:00");
+  // Past its estimate the run is not done yet: 99% until it is.
+  EXPECT_EQ(run_progress_line(4000, 3600),
+            "[#######################-] ~99%  1:06:40 of about 1:00:00");
+  EXPECT_EQ(progress_bar(0.5, 4), "##--");
+}
+
+TEST(Progress, OnceThePassReportsItsWorkTheBarShowsItAndTheTimeLeftAtItsPace) {
+  // A quarter done in 45 s: 2:15 left at that pace, whatever the estimate said.
+  EXPECT_EQ(run_progress_line(45, 600, 0.25),
+            "[######------------------]  25%  0:45, about 2:15 left");
+  // Below 5% the pace says little yet: the estimate gives the time left.
+  EXPECT_EQ(run_progress_line(10, 180, 0.01),
+            "[------------------------]   1%  0:10, about 2:50 left");
+  EXPECT_EQ(run_progress_line(90, 60, 1.0),
+            "[########################] 100%  1:30, about 0:00 left");
+}
+
+// ---- Usage errors, --loss
+
+TEST(CliUsage, EachSubcommandsUsageErrorPointsToItsOwnHelp) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"sweep"}, "`gradscope sweep --help`"},
+      {{"merge", "--bogus"}, "`gradscope merge --help`"},
+      {{"lesson"}, "`gradscope lesson --help`"},
+      {{"compare", "a.json"}, "`gradscope compare --help`"},
+      {{"run", "--bogus"}, "`gradscope run --help`"},
+      {{"--bogus"}, "`gradscope --help`"},
+  };
+  for (const auto& [argv, help] : cases) {
+    const Result r = cli(argv);
+    EXPECT_EQ(r.code, 2) << argv.front();
+    EXPECT_TRUE(contains(r.err, "hint: run " + help + "\n")) << r.err;
+  }
+}
+
+TEST(CliLoss, LossIsANamedFlagLikePrecisionAndSeed) {
+  const Result help = cli({"run", "--help"});
+  ASSERT_EQ(help.code, 0);
+  EXPECT_TRUE(contains(help.out, "--loss")) << help.out;
+  EXPECT_TRUE(contains(help.out, "[config: loss]")) << help.out;
+  TempDir flag, set;
+  ASSERT_EQ(cli(args({"run", "-q", "--loss", "mse", "--out", flag.path().string()}, kSmall)).code,
+            0);
+  ASSERT_EQ(
+      cli(args({"run", "-q", "--set", "loss=mse", "--out", set.path().string()}, kSmall)).code, 0);
+  const std::string report = read(flag.path() / "default.json");
+  EXPECT_EQ(nlohmann::json::parse(report)["config"]["loss"], "mse");
+  EXPECT_EQ(report, read(set.path() / "default.json"));
+  const Result bad = cli(args({"run", "--loss", "msee"}, kSmall));
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_TRUE(contains(bad.err, "--loss")) << bad.err;
 }
 
 }  // namespace

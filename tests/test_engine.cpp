@@ -104,5 +104,26 @@ TEST(Engine, EveryReportedLayerCarriesItsActivationHistogram) {
   }
 }
 
+TEST(Engine, ThePlannedHookSeesThePlanBeforeTheRunAndMayRefuseIt) {
+  const RunSpec spec = spec_of(6, 32, 16, Activation::kTanh, Init::kXavierNormal);
+  RunOptions opt;
+  opt.threads = 1;
+  const Report plain = run_diagnostic(spec, opt);
+  int calls = 0;
+  opt.on_planned = [&](const Report& planned) {
+    ++calls;
+    EXPECT_TRUE(planned.layers.empty());  // nothing has run yet
+    EXPECT_EQ(planned.memory.plan.peak_bytes, plain.memory.plan.peak_bytes);
+    EXPECT_EQ(planned.parameters, plain.parameters);
+  };
+  const Report hooked = run_diagnostic(spec, opt);
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(hooked.layers.size(), plain.layers.size());
+  EXPECT_EQ(hooked.summary.log10_grad_ratio_first_to_last,
+            plain.summary.log10_grad_ratio_first_to_last);
+  opt.on_planned = [](const Report&) { throw Error("refused by the hook"); };
+  EXPECT_THROW(run_diagnostic(spec, opt), Error);
+}
+
 }  // namespace
 }  // namespace gradscope

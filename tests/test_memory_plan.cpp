@@ -3,6 +3,7 @@
 // the planner picks the cheapest plan that fits a budget.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -105,6 +106,36 @@ TEST(MemoryPlan, EveryPlanGivesTheAllInMemoryReportBitForBit) {
       const Report r = run_with(spec, WeightStorage::kRegenerated, 3, 2, tail);
       EXPECT_EQ(r.memory.plan.recomputed_ops, std::min(tail, (ops - 1) / 3 * 3));
       EXPECT_EQ(report_without_plan(r), reference) << name << ": segments of 3, tail from " << tail;
+    }
+  }
+}
+
+// The progress a run's bar shows: reported after every step, never going back, ending at 1 once
+// every forward, recomputed and backward step is done, under every plan; and the numbers are the
+// same with the hook as without.
+TEST(MemoryPlan, ProgressRisesToOneUnderEveryPlanAndChangesNothing) {
+  // The two architectures written for this file (nested and projected skips, norms, dropout,
+  // softmax, Adam): the shipped configs add size, not cases.
+  const auto all = architectures();
+  for (const auto& [name, spec] : std::vector(all.end() - 2, all.end())) {
+    SCOPED_TRACE(name);
+    for (const int every : {0, 1, 3}) {
+      SCOPED_TRACE(every);
+      RunOptions opt;
+      opt.threads = 2;
+      opt.plan = MemoryPlan{};
+      opt.plan->weights = every == 0 ? WeightStorage::kKept : WeightStorage::kRegenerated;
+      opt.plan->checkpoint_every = every;
+      const Report plain = run_diagnostic(spec, opt);
+      std::vector<double> seen;
+      opt.on_progress = [&](double done) { seen.push_back(done); };
+      const Report hooked = run_diagnostic(spec, opt);
+      EXPECT_EQ(report_to_json(hooked), report_to_json(plain));
+      ASSERT_GE(seen.size(), 2 * hooked.layers.size());
+      EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+      EXPECT_GT(seen.front(), 0.0);
+      // The steps' weights are summed in another order than their total: within rounding of 1.
+      EXPECT_NEAR(seen.back(), 1.0, 1e-12);
     }
   }
 }
@@ -284,6 +315,100 @@ TEST(ByteSize, ParsesBinaryAndDecimalUnits) {
   for (const char* bad : {"", "GiB", "4 GiB", "-1G", "1.2.3G", "4Q", ".5G", "0", "1e3"}) {
     EXPECT_FALSE(parse_byte_size(bad)) << bad;
   }
+}
+
+// The figures of a refusal: "X of data with its leanest plan (...; everything in memory: Y)".
+double mib_before(const std::string& text, const std::string& marker) {
+  const std::size_t at = text.find(marker);
+  if (at == std::string::npos) return -1;
+  const std::size_t unit = text.rfind(" MiB", at);
+  const std::size_t start = text.rfind(' ', unit - 1);
+  return std::stod(text.substr(start + 1, unit - start - 1));
+}
+
+TEST(MemoryRefusal, TheLeanestPlanIsNeverLargerThanEverythingInMemory) {
+  // A small network whose data fits easily, refused for the process's own overhead: before, the
+  // message set the leanest plan with the overhead (73 MiB) beside everything without (27 MiB).
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 400, 256, 64, 1);
+  const MemoryEstimate all = estimate_memory(spec);
+  const std::int64_t overhead = std::int64_t{64} << 20;
+  for (const std::int64_t budget : {overhead / 2, overhead + all.total_bytes() / 20}) {
+    try {
+      choose_memory_plan(spec, all, {}, budget, overhead, 0.1);
+      FAIL() << "expected a refusal at " << budget;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      const double lean = mib_before(what, " of data with its leanest plan");
+      const double everything = mib_before(what + " ", ")");
+      ASSERT_GT(lean, 0) << what;
+      EXPECT_TRUE(what.find("everything in memory: ") != std::string::npos) << what;
+      EXPECT_LE(lean, everything) << what;
+      EXPECT_TRUE(what.find("64.0 MiB for the process") != std::string::npos) << what;
+    }
+  }
+}
+
+TEST(MemoryRefusal, Float32IsSuggestedToAFloat64RunOnly) {
+  RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 400, 256, 64, 1);
+  for (const Precision p : {Precision::kFloat32, Precision::kFloat64}) {
+    spec.precision = p;
+    const MemoryEstimate all = estimate_memory(spec);
+    try {
+      choose_memory_plan(spec, all, {}, 1 << 20, 0);
+      FAIL() << "expected a refusal";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.hint().find("float32") != std::string::npos, p == Precision::kFloat64)
+          << e.hint();
+      EXPECT_NE(e.hint().find("--memory-budget"), std::string::npos) << e.hint();
+    }
+  }
+}
+
+// ---- The work a run does, for the time estimate
+
+TEST(RunWork, CountsAStacksProductsExactly) {
+  // 3 layers of width 512, batch 8: the weight gradients' norms come from the Grams, since
+  // 8 (512 + 512) < 2 512 512.
+  const RunSpec spec = testing::uniform_stack(Activation::kTanh, Init::kXavierNormal, 3, 512, 8, 1);
+  const RunWork w = estimate_run_work(spec, MemoryPlan{}, 1);
+  const double forward = 2.0 * 512 * 512 * 8;
+  const double grams = 8.0 * 8 * (512 + 512);
+  // Forward for every layer, dL/dx below all but the first, and the Grams.
+  EXPECT_DOUBLE_EQ(w.products, 3 * forward + 2 * forward + 3 * grams);
+  EXPECT_DOUBLE_EQ(w.elementwise, 3 * kElementwiseFlopsPerEntry * 512 * 8);
+  EXPECT_DOUBLE_EQ(w.per_layer, 3 * kFlopsPerReportedLayer);
+  EXPECT_GT(w.draws, 0);
+  EXPECT_EQ(w.jacobian, 0);
+  // On one thread the critical path is all of it.
+  EXPECT_DOUBLE_EQ(w.critical_path, w.total());
+}
+
+TEST(RunWork, ALeanerPlanComputesMoreAndThreadsShortenTheCriticalPath) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 400, 1024, 64, 1);
+  const MemoryEstimate all = estimate_memory(spec);
+  const RunWork kept = estimate_run_work(spec, MemoryPlan{}, 1);
+  const MemoryPlan lean = plan_with(spec, all, {}, WeightStorage::kRegenerated, 20);
+  const RunWork leaner = estimate_run_work(spec, lean, 1);
+  // Drawn in the forward pass, the backward pass and the recomputation instead of once; the
+  // recomputed ops' products twice.
+  EXPECT_GT(leaner.draws, 2.5 * kept.draws);
+  EXPECT_GT(leaner.products, kept.products);
+  EXPECT_EQ(leaner.per_layer, kept.per_layer);
+  const RunWork four = estimate_run_work(spec, MemoryPlan{}, 4);
+  EXPECT_DOUBLE_EQ(four.total(), kept.total());
+  EXPECT_LT(four.critical_path, 0.5 * kept.critical_path);
+  EXPECT_GT(four.critical_path, 0.25 * kept.critical_path);
+}
+
+TEST(RunWork, AMillionLayerStackIsCountedWithoutExpandingIt) {
+  // The job: --depth 1000000 --width 512, batch 256. About 335 MFLOP of products a layer.
+  const RunSpec spec =
+      testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 1000000, 512, 256, 1);
+  const RunWork w = estimate_run_work(spec, MemoryPlan{}, 1);
+  const double forward = 2.0 * 512 * 512 * 256;
+  const double grams = 256.0 * 256 * (512 + 512);
+  // Integers below 2^53 all the way: the sum is exact.
+  EXPECT_DOUBLE_EQ(w.products, 1e6 * (2 * forward + grams) - forward);
 }
 
 }  // namespace

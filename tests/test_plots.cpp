@@ -4,12 +4,14 @@
 // GRADSCOPE_PLOT_DIR set, the charts are also written there to be looked at.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -113,7 +115,8 @@ Points series_points(const XmlElement& root, const std::string& label) {
   Points p;
   const XmlElement* g = series_group(root, label);
   if (g == nullptr) return p;
-  for (const XmlElement* c : g->find_all("circle")) {
+  for (const XmlElement* c :
+       g->find_all([](const XmlElement& e) { return e.has_class("point"); })) {
     p.x.push_back(number(c->get("data-x")));
     p.y.push_back(number(c->get("data-y")));
   }
@@ -300,7 +303,9 @@ TEST(LineChartSvg, LogAxisIsLabelledInDecades) {
     EXPECT_EQ(ticks[i].first, k);
     EXPECT_EQ(ticks[i].second, "10" + std::to_string(k));
   }
-  for (const XmlElement* t : root.find_all("tspan")) EXPECT_EQ(t->get("dy"), "-6");
+  for (const XmlElement* g : root.find_all("g", "tick")) {
+    for (const XmlElement* t : g->find_all("tspan")) EXPECT_EQ(t->get("dy"), "-6");
+  }
 
   // 600 decades (a 2000-layer linear stack): a round number of decades per tick, still labelled
   // 10^k with k a multiple of it, the whole range covered.
@@ -419,7 +424,10 @@ TEST(LineChartSvg, TextIsEscapedAndReadsBackUnchanged) {
   EXPECT_EQ(controlled.name, "svg");
 }
 
-TEST(LineChartSvg, LongLegendsAreShortenedAndCountedNotDrawnOffTheChart) {
+// The legend's text of an entry: its lines put together.
+std::string legend_text(const XmlElement& entry) { return entry.find_all("text").at(0)->text; }
+
+TEST(LineChartSvg, LongLegendsWrapAndAreNeverCut) {
   LineChart chart;
   chart.title = "Many";
   for (int i = 0; i < 40; ++i) {
@@ -429,16 +437,197 @@ TEST(LineChartSvg, LongLegendsAreShortenedAndCountedNotDrawnOffTheChart) {
     s.y = {static_cast<double>(i), static_cast<double>(i + 1)};
     chart.series.push_back(s);
   }
-  const XmlElement root = chart_root(line_chart_svg(chart), chart.title);
-  EXPECT_EQ(root.find_all("g", "series").size(), 40u);  // every series is plotted
+  // One label longer than the whole chart is wide, one with a word that is.
+  chart.series[3].label = "activation=sigmoid depth=1 init=xavier_normal width=256 batch=512 " +
+                          std::string("seed=7 norm=layer_norm residual=on loss=mse optimizer=adam");
+  chart.series[5].label = std::string(150, 'w');
+  const std::string svg = line_chart_svg(chart);
+  save(svg, "line_chart_long_legend");
+  const XmlElement root = chart_root(svg, chart.title);  // every coordinate inside the box
+  EXPECT_EQ(root.find_all("g", "series").size(), 40u);
   const auto entries = root.find_all("g", "legend-entry");
-  EXPECT_LT(entries.size(), 40u);
-  EXPECT_EQ(root.find_all("text", "legend-more").size(), 1u);
+  ASSERT_EQ(entries.size(), 40u);  // every series has its entry: none counted away
+  EXPECT_TRUE(root.find_all("text", "legend-more").empty());
   for (const XmlElement* e : entries) {
-    const std::string shown = e->find_all("text").at(0)->text;
-    EXPECT_LT(shown.size(), e->get("data-label").size());
-    EXPECT_EQ(shown.substr(shown.size() - 3), "\xe2\x80\xa6");  // an ellipsis
+    EXPECT_EQ(legend_text(*e), e->get("data-label"));  // the whole label, no ellipsis
   }
+  // The long ones take several lines, each starting at the entry's text column.
+  EXPECT_GE(entries[3]->find_all("tspan").size(), 2u);
+  EXPECT_GE(entries[5]->find_all("tspan").size(), 3u);
+  // The chart grows to hold them: the last entry's lines lie above its bottom.
+  const std::string box = root.get("viewBox");
+  const double height = number(box.substr(box.rfind(' ') + 1));
+  double lowest = 0.0;
+  for (const XmlElement* t : entries.back()->find_all("text")) lowest = number(t->get("y"));
+  EXPECT_LT(lowest, height);
+}
+
+TEST(LineChartSvg, LegendLinesFitTheirColumnAtDejaVuSansWidths) {
+  // The widest advances of DejaVu Sans at the legend's 12 px: a line of 'W' or 'm' must not be
+  // longer than the room in its column (the chart's width over the columns, less the swatch).
+  LineChart chart;
+  chart.title = "Wide letters";
+  for (const std::string& label : {std::string(60, 'W'), std::string(80, 'm'), std::string("x")}) {
+    Series s;
+    s.label = label;
+    s.x = {1};
+    s.y = {1};
+    chart.series.push_back(s);
+  }
+  const XmlElement root = chart_root(line_chart_svg(chart), chart.title);
+  for (const XmlElement* e : root.find_all("g", "legend-entry")) {
+    for (const XmlElement* t : e->find_all("tspan")) {
+      const double advance = t->text[0] == 'W' ? 0.989 : t->text[0] == 'm' ? 0.974 : 0.6;
+      EXPECT_LE(static_cast<double>(t->text.size()) * advance * 12.0, 840.0 - 32.0 - 32.0)
+          << t->text;
+    }
+  }
+}
+
+// A series' look: its line's colour and its markers' shape (their second class).
+std::string look_of(const XmlElement& series) {
+  const std::string colour = series.find_all("path", "line").at(0)->get("stroke");
+  const auto points = series.find_all([](const XmlElement& e) { return e.has_class("point"); });
+  std::string shape = points.empty() ? "" : points.front()->get("class");
+  return colour + " " + shape;
+}
+
+TEST(LineChartSvg, UpToFortyTwoSeriesEachLookDifferent) {
+  // The sweep's eighth point used to share the first one's colour and circle.
+  LineChart chart;
+  chart.title = "Styles";
+  for (int i = 0; i < kSeriesStyles + 1; ++i) {
+    Series s;
+    s.label = "series " + std::to_string(i);
+    s.x = {1, 2, 3};
+    s.y = {static_cast<double>(i), static_cast<double>(i) + 0.5, static_cast<double>(i)};
+    chart.series.push_back(s);
+  }
+  const XmlElement root = chart_root(line_chart_svg(chart), chart.title);
+  const auto groups = root.find_all("g", "series");
+  ASSERT_EQ(groups.size(), static_cast<std::size_t>(kSeriesStyles + 1));
+  std::vector<std::string> looks;
+  for (const XmlElement* g : groups) looks.push_back(look_of(*g));
+  for (int a = 0; a < kSeriesStyles; ++a) {
+    for (int b = a + 1; b < kSeriesStyles; ++b) {
+      EXPECT_NE(looks[static_cast<std::size_t>(a)], looks[static_cast<std::size_t>(b)])
+          << "series " << a << " and " << b;
+    }
+  }
+  // Only past the last style does one repeat; the first seven are told apart by colour alone.
+  EXPECT_EQ(looks.back(), looks.front());
+  for (int a = 0; a < kLineColours; ++a) {
+    for (int b = a + 1; b < kLineColours; ++b) {
+      EXPECT_NE(groups[static_cast<std::size_t>(a)]->find_all("path", "line").at(0)->get("stroke"),
+                groups[static_cast<std::size_t>(b)]->find_all("path", "line").at(0)->get("stroke"));
+    }
+  }
+  // The legend's swatch has the series' shape too.
+  const auto entries = root.find_all("g", "legend-entry");
+  ASSERT_EQ(entries.size(), groups.size());
+  EXPECT_TRUE(entries[7]->find_all("circle").empty());  // the eighth: a square, not a circle
+  EXPECT_EQ(entries[7]->find_all("path").size(), 1u);
+}
+
+TEST(LineChartSvg, IdenticalSeriesAreAllVisibleAndTheLegendSaysSo) {
+  // The lesson's ReLU under leaky ReLU: the same numbers, drawn one over the other.
+  LineChart chart;
+  chart.title = "Same";
+  Series relu;
+  relu.label = "relu";
+  relu.x = {1, 2, 3, 4, 5};
+  relu.y = {0.01, 0.02, 0.0, -0.01, 0.0};
+  Series leaky = relu;
+  leaky.label = "leaky_relu";
+  Series other;
+  other.label = "sigmoid";
+  other.x = relu.x;
+  other.y = {-5, -4, -3, -2, -1};
+  Series relu_theory = relu;  // a dashed line over a solid one is a comparison, not a clash
+  relu_theory.label = "relu (theory)";
+  relu_theory.dashed = true;
+  relu_theory.colour = 0;
+  chart.series = {relu, leaky, other, relu_theory};
+  const std::string svg = line_chart_svg(chart);
+  save(svg, "line_chart_identical");
+  const XmlElement root = chart_root(svg, chart.title);
+  const XmlElement* under = series_group(root, "relu");
+  const XmlElement* over = series_group(root, "leaky_relu");
+  ASSERT_TRUE(under != nullptr && over != nullptr);
+  // The line drawn first is wider, so its colour shows on both sides of the one over it.
+  const double under_width = number(under->find_all("path", "line").at(0)->get("stroke-width"));
+  const double over_width = number(over->find_all("path", "line").at(0)->get("stroke-width"));
+  EXPECT_GE(under_width, over_width + 2.0);
+  // Their markers sit apart (the data they carry do not move).
+  const auto under_points = under->find_all("circle");
+  const auto over_points = over->find_all("circle");
+  ASSERT_EQ(under_points.size(), 5u);
+  ASSERT_EQ(over_points.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(under_points[i]->get("data-x"), over_points[i]->get("data-x"));
+    EXPECT_EQ(under_points[i]->get("data-y"), over_points[i]->get("data-y"));
+    // Farther apart than a marker's radius, so neither hides the other.
+    EXPECT_GE(std::abs(number(under_points[i]->get("cx")) - number(over_points[i]->get("cx"))),
+              number(over_points[i]->get("r")))
+        << i;
+  }
+  // The legend names the twin of each.
+  const auto entries = root.find_all("g", "legend-entry");
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(legend_text(*entries[0]), "relu (same line as leaky_relu)");
+  EXPECT_EQ(legend_text(*entries[1]), "leaky_relu (same line as relu)");
+  EXPECT_EQ(legend_text(*entries[2]), "sigmoid");
+  EXPECT_EQ(legend_text(*entries[3]), "relu (theory)");
+  // A series apart from the others, and the dashed one, keep the plain width and place.
+  EXPECT_EQ(
+      number(series_group(root, "sigmoid")->find_all("path", "line").at(0)->get("stroke-width")),
+      2.0);
+  EXPECT_EQ(
+      number(
+          series_group(root, "relu (theory)")->find_all("path", "line").at(0)->get("stroke-width")),
+      2.0);
+}
+
+TEST(LineChartSvg, ThreeOrMoreIdenticalSeriesAreNestedBandsWithOneKey) {
+  // Five runs without a dead unit: five lines at 0.
+  LineChart chart;
+  chart.title = "No dead units";
+  for (const char* name : {"a", "b", "c"}) {
+    Series s;
+    s.label = name;
+    s.x = {1, 2, 3, 4};
+    s.y = {0, 0, 0, 0};
+    chart.series.push_back(s);
+  }
+  const XmlElement root = chart_root(line_chart_svg(chart), chart.title);
+  std::vector<double> widths;
+  for (const XmlElement* g : root.find_all("g", "series")) {
+    widths.push_back(number(g->find_all("path", "line").at(0)->get("stroke-width")));
+  }
+  EXPECT_EQ(widths, (std::vector<double>{8, 5, 2}));  // each colour shows 1.5 px on each side
+  const auto entries = root.find_all("g", "legend-entry");
+  ASSERT_EQ(entries.size(), 4u);
+  EXPECT_EQ(legend_text(*entries[0]), "a");  // the members' own entries stay short
+  EXPECT_TRUE(entries[3]->has_class("key"));
+  EXPECT_EQ(legend_text(*entries[3]), "a, b and c: one and the same line, drawn as nested bands");
+}
+
+TEST(LineChartSvg, AnAllZeroSeriesHasAnAxisFromZeroUp) {
+  LineChart chart;
+  chart.title = "No dead units";
+  Series s;
+  s.label = "dead %";
+  s.x = {1, 2, 3};
+  s.y = {0.0, 0.0, 0.0};
+  chart.series = {s};
+  const XmlElement root = chart_root(line_chart_svg(chart), chart.title);
+  std::vector<double> ticks;
+  for (const XmlElement* g : root.find_all("g", "tick")) {
+    if (g->has_class("y")) ticks.push_back(number(g->get("data-value")));
+  }
+  ASSERT_GE(ticks.size(), 2u);
+  EXPECT_EQ(ticks.front(), 0.0);  // not -1: there is nothing below 0
+  EXPECT_GT(ticks.back(), 0.0);
 }
 
 TEST(LineChartSvg, ValuesAcrossTheWholeDoubleRangeStayOnTheChart) {
@@ -616,6 +805,69 @@ TEST(HistogramStackSvg, DegenerateRowsAreDrawnOrMarkedNeverBroken) {
   EXPECT_TRUE(none.find_all("g", "row").empty());
 }
 
+TEST(HistogramStackSvg, RangesTooFarApartGiveEachRowItsOwn) {
+  // An exploding stack: the input side spans about 1, the deep layers up to 1e19. On one shared
+  // axis every row but the last few would be a line at 0.
+  HistogramStack stack;
+  stack.title = "Exploding";
+  stack.x_label = "value";
+  for (int i = 1; i <= 20; ++i) {
+    const double reach = std::pow(10.0, i - 1);
+    stack.rows.push_back(
+        {static_cast<double>(i), "layer " + std::to_string(i), -reach, reach, {1, 3, 9, 3, 1}});
+  }
+  const std::string svg = histogram_stack_svg(stack);
+  save(svg, "histogram_stack_own_ranges");
+  const XmlElement root = chart_root(svg, stack.title);
+  const auto rows = root.find_all("g", "row");
+  ASSERT_EQ(rows.size(), 20u);
+  // Every row's bars span the same width: its own range across the plot.
+  const auto span = [](const XmlElement& row) {
+    const auto bars = row.find_all("rect", "bar");
+    return number(bars.back()->get("x")) + number(bars.back()->get("width")) -
+           number(bars.front()->get("x"));
+  };
+  for (const XmlElement* row : rows) EXPECT_NEAR(span(*row), span(*rows.front()), 0.02);
+  EXPECT_GE(span(*rows.front()), 390.0);  // the plot is 400 wide
+  // No shared ticks; each row says its range, the axis title and the caption say why.
+  for (const XmlElement* g : root.find_all("g", "tick")) EXPECT_FALSE(g->has_class("x"));
+  const auto ranges = root.find_all("text", "row-range");
+  ASSERT_FALSE(ranges.empty());
+  EXPECT_EQ(ranges.front()->text, "-1 \xe2\x80\xa6 1");
+  EXPECT_EQ(ranges.back()->text, "-1e19 \xe2\x80\xa6 1e19");
+  EXPECT_NE(root.find_all("text", "axis-label").at(0)->text.find("own range"), std::string::npos);
+  EXPECT_NE(root.find_all("text", "caption").at(0)->text.find("own range"), std::string::npos);
+  // A dotted line marks 0 in the middle of each symmetric row.
+  EXPECT_EQ(root.find_all("line", "zero").size(), 20u);
+
+  // Ranges within kHistogramOwnRangeRatio of each other share the axis, as before.
+  const XmlElement shared = chart_root(histogram_stack_svg(three_rows()), "Rows");
+  EXPECT_TRUE(shared.find_all("text", "row-range").empty());
+  EXPECT_FALSE(shared.find_all("g", "x").empty());
+}
+
+TEST(HistogramStackSvg, AToweringBinIsCutSoTheRestOfTheRowShows) {
+  // ReLU: half the entries are exact zeros, in the first bin; the other half spread out.
+  HistogramStack stack;
+  stack.title = "ReLU";
+  stack.rows = {{1.0, "relu", 0.0, 4.0, {500, 40, 30, 20, 10}},
+                {2.0, "even", 0.0, 4.0, {40, 40, 30, 20, 10}}};
+  const XmlElement root = chart_root(histogram_stack_svg(stack), stack.title);
+  const auto rows = root.find_all("g", "row");
+  ASSERT_EQ(rows.size(), 2u);
+  const auto relu = rows[0]->find_all("rect", "bar");
+  const auto even = rows[1]->find_all("rect", "bar");
+  // The zeros' bar is cut (full height, notched) and the tail scaled to its own peak, as tall as
+  // in a row without the spike; the data still say 500.
+  EXPECT_TRUE(relu[0]->has_class("cut"));
+  EXPECT_EQ(relu[0]->get("data-count"), "500");
+  EXPECT_EQ(rows[0]->find_all("line", "notch").size(), 1u);
+  EXPECT_EQ(relu[1]->get("height"), even[0]->get("height"));
+  EXPECT_EQ(relu[0]->get("height"), even[0]->get("height"));
+  EXPECT_TRUE(rows[1]->find_all("line", "notch").empty());
+  EXPECT_NE(root.find_all("text", "caption").at(0)->text.find("cut"), std::string::npos);
+}
+
 // ---- Phase chart
 
 PhaseChart small_phase_chart() {
@@ -773,6 +1025,51 @@ TEST(GradientPlotSvg, TheoryLineIsTheLastMeasurementPlusThePredictedRelativeLog1
   // Measured and predicted lines of one run share a colour.
   EXPECT_EQ(series_group(root, "mixed")->find_all("path", "line").at(0)->get("stroke"),
             group->find_all("path", "line").at(0)->get("stroke"));
+}
+
+TEST(GradientPlotSvg, OpsOfSeveralKindsAreMarkedByKindWithALinePerBlock) {
+  // A residual network's per-op gradient is a saw-tooth: what is each point?
+  const Report mixed = testing::mixed_report(OptimizerKind::kNone);
+  const std::string svg = gradient_plot_svg({{"mixed", &mixed}}, true);
+  save(svg, "gradient_plot_residual");
+  const XmlElement root = chart_root(svg, "Gradient magnitude per layer: mixed");
+  const XmlElement* ops = series_group(root, "mixed");
+  ASSERT_NE(ops, nullptr);
+  const auto points = ops->find_all([](const XmlElement& e) { return e.has_class("point"); });
+  ASSERT_EQ(points.size(), mixed.layers.size());
+  const std::map<OpKind, std::string> shape = {{OpKind::kDense, "circle"},
+                                               {OpKind::kNorm, "square"},
+                                               {OpKind::kActivation, "triangle"},
+                                               {OpKind::kDropout, "triangle-down"},
+                                               {OpKind::kResidualEnd, "diamond"}};
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const LayerReport& l = mixed.layers[i];
+    EXPECT_TRUE(points[i]->has_class(shape.at(l.kind))) << l.index;
+    // Hovering names the op.
+    const auto title = points[i]->find_all("title");
+    ASSERT_EQ(title.size(), 1u);
+    EXPECT_EQ(title[0]->text.rfind("layer " + std::to_string(l.index) + ": ", 0), 0u)
+        << title[0]->text;
+  }
+  // The per-op line is thin; a bold line joins the residual adds, one point per block.
+  EXPECT_EQ(number(ops->find_all("path", "line").at(0)->get("stroke-width")), 1.0);
+  const Points blocks = series_points(root, "mixed: residual stream, one point per block");
+  EXPECT_EQ(blocks.x, (std::vector<double>{7, 11}));
+  // The legend says what each shape is, and what the dashed line is.
+  std::vector<std::string> legend;
+  for (const XmlElement* e : root.find_all("g", "legend-entry")) legend.push_back(legend_text(*e));
+  for (const std::string key :
+       {"dense layer", "norm", "activation (no weights)", "dropout", "residual add"}) {
+    EXPECT_NE(std::find(legend.begin(), legend.end(), key), legend.end()) << key;
+  }
+  EXPECT_EQ(legend.back(), "dashed, hollow markers: the mean-field prediction (theory)");
+  // A dense-only stack keeps one plain line of circles, with no per-kind keys.
+  const Report small = testing::small_report();
+  const XmlElement plain = chart_root(gradient_plot_svg({{"small", &small}}, false),
+                                      "Gradient magnitude per layer: small");
+  EXPECT_EQ(plain.find_all("g", "series").size(), 1u);
+  EXPECT_EQ(plain.find_all("g", "legend-entry").size(), 1u);
+  EXPECT_EQ(plain.find_all("circle", "point").size(), small.layers.size());
 }
 
 TEST(GradientPlotSvg, RunsWithoutPredictionsGetNoTheoryPoints) {

@@ -281,6 +281,63 @@ TEST(ReportText, DeepStackElisionKeepsFirstLastAndSharpChange) {
       << "every layer shown or counted";
 }
 
+// A residual stack as the engine reports sigmoid-residual.json: in each of 30 blocks a sigmoid
+// layer, then the residual add. Inside a block the gradient is smaller than on the stream around
+// it by a factor that grows with depth (10^0.6 at the input side, 10^1.4 at the output side), so
+// the gains alternate, about 0.25 and 4 at one end and 0.04 and 25 at the other: a saw-tooth whose
+// teeth grow smoothly, with no sharp change. With jump_at > 0 the gradient also drops by a decade
+// below op jump_at, so op jump_at - 1 has a sharp change.
+Report residual_report(int jump_at) {
+  constexpr int kBlocks = 30;
+  std::vector<double> log10s;
+  for (int k = 0; k < kBlocks; ++k) {
+    const double stream = -0.01 * (kBlocks - k);
+    const double offset = 0.6 + 0.8 * k / (kBlocks - 1);
+    log10s.push_back(stream - offset);  // the sigmoid layer in the block
+    log10s.push_back(stream);           // the residual add
+  }
+  for (int i = 0; jump_at > 0 && i < jump_at - 1; ++i) log10s[static_cast<std::size_t>(i)] -= 1.0;
+  Report r = make_report("residual", log10s, 64, -0.01, false);
+  for (LayerReport& l : r.layers) {
+    l.activation.kind = Activation::kSigmoid;
+    if (l.index % 2 == 1) continue;
+    l.kind = OpKind::kResidualEnd;
+    l.activation.kind = Activation::kLinear;
+    l.backward.has_weights = false;
+  }
+  return r;
+}
+
+TEST(ReportText, AResidualSawToothIsNoGainJump) {
+  // Compared with the median over all ops of its kind, the ends of a drifting saw-tooth were
+  // "gain jumps", and every residual add beside its block's layer looked like one.
+  TextOptions options;
+  options.max_rows = 100;
+  const std::string text = report_to_text(residual_report(0), options);
+  const std::map<int, std::string> rows = rows_of(text);
+  ASSERT_EQ(rows.size(), 60u) << text;
+  for (const auto& [index, row] : rows) EXPECT_EQ(row.find("jump"), std::string::npos) << row;
+}
+
+TEST(ReportText, AGainJumpIsFoundAmongOpsLikeIt) {
+  // A decade's drop below op 31: op 30 (a residual add) passes 10x less gradient than the adds
+  // beside it; the sigmoid layer after it is like its neighbours, and so is every other op.
+  TextOptions options;
+  options.max_rows = 100;
+  const std::map<int, std::string> rows = rows_of(report_to_text(residual_report(31), options));
+  ASSERT_EQ(rows.size(), 60u);
+  for (const auto& [index, row] : rows) {
+    if (index == 30) {
+      EXPECT_NE(row.find("gain jump"), std::string::npos) << row;
+    } else {
+      EXPECT_EQ(row.find("jump"), std::string::npos) << row;
+    }
+  }
+  // Elision keeps it.
+  options.max_rows = 10;
+  EXPECT_TRUE(rows_of(report_to_text(residual_report(31), options)).count(30));
+}
+
 TEST(ReportText, BarGrowsWithLog10GradientOverTheRunsRange) {
   const std::string text = report_to_text(deep_report());
   const std::map<int, std::string> rows = rows_of(text);

@@ -570,11 +570,54 @@ TEST_F(SweepMerge, UnknownDirectoriesSayWhatToGive) {
   SweepMergeRequest m = all();
   m.dirs = {(dir_.path() / "nowhere").string()};
   EXPECT_TRUE(contains(merge_error(m), "no such directory"));
-  m.dirs = {dir_.path().string()};
+  fs::create_directories(dir_.path() / "empty");
+  m.dirs = {(dir_.path() / "empty").string()};
   EXPECT_TRUE(contains(merge_error(m), "neither a shard directory"));
   fs::remove(shard(0) / "manifest.json");
   m.dirs = {shard(0).string()};
   EXPECT_TRUE(contains(merge_error(m), "this shard has not finished"));
+}
+
+TEST_F(SweepMerge, TheOutDirectoryTheShardsRanWithIsAcceptedWhenItHoldsOneSweep) {
+  SweepMergeRequest by_sweep = all();
+  const SweepResult expected = merge_sweep_shards(by_sweep);
+  const std::map<std::string, std::string> files = tree(dir_.path() / "merged" / "grid");
+  fs::remove_all(dir_.path() / "merged");
+  // OUT itself, as given to `sweep --out` (OUT/grid/shards/ holds the shards).
+  SweepMergeRequest by_out = all();
+  by_out.dirs = {dir_.path().string()};
+  EXPECT_EQ(sweep_to_json(merge_sweep_shards(by_out)), sweep_to_json(expected));
+  EXPECT_EQ(tree(dir_.path() / "merged" / "grid"), files);
+  // With a second sweep's shards beside it, OUT is ambiguous: both are named.
+  SweepRequest other = tiny_request(dir_.path());
+  other.name = "other";
+  run_sweep_shard(other, SweepShard{0, 1}, nullptr);
+  const std::string e = merge_error(by_out);
+  EXPECT_TRUE(contains(e, "holds the shards of 2 sweeps")) << e;
+  EXPECT_TRUE(contains(e, (dir_.path() / "grid").string())) << e;
+  EXPECT_TRUE(contains(e, (dir_.path() / "other").string())) << e;
+}
+
+TEST(SweepMergeCli, MergeWithOnlyOutLooksForTheShardsThere) {
+  TempDir dir;
+  run_shards(tiny_request(dir.path()), 2);
+  std::ostringstream out, err;
+  const int code =
+      run_cli({"merge", "--out", dir.path().string(), "-q"}, out, err, CliEnvironment{});
+  ASSERT_EQ(code, 0) << err.str();
+  EXPECT_TRUE(fs::exists(dir.path() / "grid" / "sweep.json"));
+}
+
+TEST(SweepRun, AnUnwritableOutIsFoundBeforeTheFirstRun) {
+  TempDir dir;
+  std::ofstream(dir.path() / "plain-file") << "x";
+  SweepRequest r = tiny_request(dir.path() / "plain-file" / "out");
+  int calls = 0;
+  EXPECT_THROW(run_sweep(r, [&](int, int, const std::string&) { ++calls; }), Error);
+  EXPECT_EQ(calls, 0);
+  EXPECT_THROW(run_sweep_shard(r, SweepShard{0, 2}, [&](int, int, const std::string&) { ++calls; }),
+               Error);
+  EXPECT_EQ(calls, 0);
 }
 
 // ---- Every --vary value changes the run, as its label says

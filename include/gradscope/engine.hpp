@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,12 @@ struct RunOptions {
   RunData* save = nullptr;  // filled with what the run used when set
   // Tests and benchmarks: this plan instead of the chosen one (its peak is estimated again).
   std::optional<MemoryPlan> plan = std::nullopt;
+  // Called once the memory plan is chosen, before anything is allocated, with the report so far
+  // (the spec, the memory estimate and plan, the parameter count): the command line estimates the
+  // time there, and may throw gradscope::Error to refuse the run. Changes nothing in the report.
+  std::function<void(const Report&)> on_planned;
+  // Called during the pass with the share of its work done (PassOptions::on_progress).
+  std::function<void(double)> on_progress;
 };
 
 // A plan the planner considered: its expected peak and its extra cost, in flop-equivalents
@@ -80,6 +87,37 @@ std::optional<std::int64_t> parse_byte_size(std::string_view text);
 // What the run will allocate: weights in the network's precision, the activations and
 // derivatives the backward pass keeps, and the pass's own buffers.
 MemoryEstimate estimate_memory(const RunSpec& spec);
+
+// What a run computes under a memory plan, in flop-equivalents: a multiply-add is 2 flops, and
+// the rest (drawing weights, element-wise work and statistics, each reported layer's share of the
+// report) is priced as the matrix products it takes as long as on one core. The command line turns
+// it into seconds with the machine's measured speed; it never enters a report.
+struct RunWork {
+  double products = 0;     // forward, backward and weight-gradient products, computed again too
+  double draws = 0;        // drawing the weights (again, for a plan that does not keep them)
+  double elementwise = 0;  // activations, norms, statistics and histograms: per entry of each op
+  double jacobian = 0;     // --jacobian's products
+  double per_layer = 0;    // each reported layer's analysis and report
+  // All of it on `threads` workers: each op's share over the threads its tasks can keep busy
+  // (its rows in blocks of kRowsPerTask, its weights drawn 32 columns a task). Equals total()
+  // on one thread.
+  double critical_path = 0;
+  // The part of critical_path before the pass starts: kept weights, drawn when the network is
+  // built. A progress bar gives it its share before the pass reports its own progress.
+  double before_pass = 0;
+  double total() const { return products + draws + elementwise + jacobian + per_layer; }
+};
+
+// Flop-equivalents of the work beside the products, measured with the release build against
+// 60 GFLOP/s of products on one core: 9 ns per entry of an op's output (activation, statistics,
+// histogram, backward), 0.13 ms per reported layer (its predictions and its share of the report).
+// A draw is priced as the memory planner prices it.
+inline constexpr double kElementwiseFlopsPerEntry = 540.0;
+inline constexpr double kFlopsPerReportedLayer = 7.8e6;
+
+// The work of `spec` under `plan` on `threads` worker threads (<= 0: one per core). Counted
+// without expanding a stack, like the memory estimate.
+RunWork estimate_run_work(const RunSpec& spec, const MemoryPlan& plan, int threads);
 
 // MemAvailable from the kernel (or physical memory when that is unknown); -1 if unknown.
 std::int64_t available_memory_bytes();

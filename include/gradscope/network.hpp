@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "gradscope/activation.hpp"
@@ -78,6 +79,10 @@ struct PassOptions {
   // Tests only: also return every gradient, unscaled, in double (entries below double's range
   // read 0). Costs a full dW product per layer.
   bool keep_gradients = false;
+  // Called after each op's forward, recomputation and backward step with the share of the pass's
+  // work done so far (0 to 1; a dense op weighs its products, any other op its entries), from the
+  // calling thread. For a progress bar: it changes nothing in the results.
+  std::function<void(double)> on_progress;
 };
 
 struct Gradients {

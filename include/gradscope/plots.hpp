@@ -13,7 +13,11 @@ namespace gradscope {
 
 // log10 rms(dL/dh) against the layer index, one line per (name, report). With theory, a dashed
 // line per run at the layers with a gradient prediction: the measured log10 at the last layer
-// with a prediction (the reference the theory is relative to) plus theory.log10_grad_rel_last.
+// with a prediction (the reference the theory is relative to) plus theory.log10_grad_rel_last;
+// one legend key explains every dashed line. Where the ops are of several kinds (norms, residual
+// ends, ...), each point's marker shows its op's kind, with a tooltip naming the op, the per-op
+// line is thin, and a bold line "NAME: residual stream, one point per block" joins the residual
+// ends of each run that has two or more.
 std::string gradient_plot_svg(const std::vector<std::pair<std::string, const Report*>>& runs,
                               bool with_theory);
 
