@@ -46,9 +46,10 @@ case "$cmd" in
     ;;
   test)
     # The PyTorch cross-check needs torch and numpy, the fuzz targets clang, the Slurm proof
-    # slurm-wlm, and the docs test runs the GNU parallel example of docs/scaling-out.md.
+    # slurm-wlm, the docs test runs the GNU parallel example of docs/scaling-out.md, and the
+    # screenshot test renders the pages in headless chromium.
     install_missing "${PACKAGES[@]}" python3-torch python3-numpy clang libclang-rt-14-dev slurm-wlm munge \
-      parallel
+      parallel chromium
     build
     ctest --preset release --timeout 600
     ;;

@@ -813,7 +813,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                 "that does not help");
   run->add_option("--threshold", run_args.thresholds,
                   "set a diagnosis threshold, KEY=VALUE, e.g. --threshold dead_fraction=0.5 (same "
-                  "as --set diagnosis.KEY=VALUE; the README lists the keys and defaults)");
+                  "as --set diagnosis.KEY=VALUE; docs/diagnosis.md lists the keys and defaults)");
   run->add_option("--max-rows", run_args.max_rows, "text report: elide the middle of deeper stacks")
       ->check(CLI::Range(4, 1000000))
       ->capture_default_str();
