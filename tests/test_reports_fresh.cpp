@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -31,6 +32,12 @@ std::string read(const fs::path& p) {
 // Differences are collected with their JSON path. Numbers: relative 1e-3 plus absolute 1e-9, and
 // 1e-3 absolute on log10 values; counts at a threshold (dead or saturated units) may move by a
 // few units when a value sits at the threshold, so they get 2% of the layer's width.
+// A sentence with every number replaced by "#": what stays when the last digits move.
+std::string words_of(const std::string& sentence) {
+  static const std::regex number(R"([-+]?[0-9][0-9.,]*(e[-+]?[0-9]+)?)");
+  return std::regex_replace(sentence, number, "#");
+}
+
 void compare(const nlohmann::json& want, const nlohmann::json& got, const std::string& path,
              std::vector<std::string>& diffs) {
   if (want.type() != got.type() && !(want.is_number() && got.is_number())) {
@@ -73,8 +80,11 @@ void compare(const nlohmann::json& want, const nlohmann::json& got, const std::s
     }
   } else if (want.is_string() && (path.ends_with("explanation") || path.ends_with("text"))) {
     // Sentences quote the numbers of the evidence to 3 digits, which a last-bit difference can
-    // flip; the evidence itself is compared numerically.
-    return;
+    // flip; the evidence itself is compared numerically. The words must match: a sentence
+    // reworded in the code and not in reports/ is stale.
+    if (words_of(want.get<std::string>()) != words_of(got.get<std::string>())) {
+      diffs.push_back(path + ": " + want.dump() + " in reports/, " + got.dump() + " now");
+    }
   } else if (want != got) {
     diffs.push_back(path + ": " + want.dump() + " in reports/, " + got.dump() + " now");
   }
