@@ -20,9 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-[[noreturn]] void fail(const fs::path& path, const std::string& reason) {
-  throw Error("cannot write " + path.string() + ": " + reason,
-              "choose a writable directory with --out, or fix its permissions");
+[[noreturn]] void fail(const fs::path& path, const std::string& reason,
+                       const std::string& hint =
+                           "choose a writable directory with --out, or fix its permissions") {
+  throw Error("cannot write " + path.string() + ": " + reason, hint);
 }
 
 fs::path directory_of(const fs::path& path) {
@@ -86,10 +87,16 @@ void check_writable(const std::vector<fs::path>& files) {
   std::set<fs::path> tried;
   for (const fs::path& path : files) {
     std::error_code ec;
-    if (fs::is_directory(path, ec)) fail(path, "a directory of that name is in the way");
+    if (fs::is_directory(path, ec)) {
+      fail(path, "a directory of that name is in the way",
+           "move or remove " + path.string() + ", or choose another directory with --out");
+    }
     const fs::path dir = directory_of(path);
     const fs::path existing = nearest_existing(dir);
-    if (!fs::is_directory(existing, ec)) fail(path, existing.string() + " is not a directory");
+    if (!fs::is_directory(existing, ec)) {
+      fail(path, existing.string() + " is not a directory",
+           "--out names a directory (created if missing): choose one that is not a file");
+    }
     if (!tried.insert(existing).second) continue;
     // Trying is the only answer that holds for root, ACLs and read-only mounts alike.
     std::string probe = (existing / ".gradscope-check-XXXXXX").string();
@@ -135,7 +142,10 @@ void write_files_atomically(const std::vector<std::pair<fs::path, std::string>>&
     for (const auto& [path, content] : files) {
       make_directories(directory_of(path), made);
       std::error_code ec;
-      if (fs::is_directory(path, ec)) fail(path, "a directory of that name is in the way");
+      if (fs::is_directory(path, ec)) {
+      fail(path, "a directory of that name is in the way",
+           "move or remove " + path.string() + ", or choose another directory with --out");
+    }
     }
     for (const auto& [path, content] : files) {
       const fs::path temp = beside(path, "tmp");

@@ -861,13 +861,36 @@ TEST(CliOutput, AnUnwritableOutIsRefusedBeforeTheRunAndLeavesNothing) {
   EXPECT_TRUE(entries(locked).empty());
 }
 
+// The same check where even root cannot create a file: /proc (so it runs in CI, which is root).
+// The 1M budget would refuse the run itself: the output must be refused first.
+TEST(CliOutput, AnOutNoOneCanCreateIsRefusedBeforeTheRunEvenForRoot) {
+  if (!fs::is_directory("/proc/self")) GTEST_SKIP() << "no /proc on this machine";
+  const Result r = cli(args({"run", "--out", "/proc/gradscope-test/out", "--memory-budget", "1M"},
+                            kSmall));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "cannot write /proc/gradscope-test/out/")) << r.err;
+  EXPECT_FALSE(contains(r.err, "memory")) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
 TEST(CliOutput, ADirectoryInPlaceOfOneReportWritesNoneOfThem) {
   TempDir dir;
   fs::create_directories(dir.path() / "default.txt");
   const Result r = cli(args({"run", "-q", "--out", dir.path().string()}, kSmall));
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "default.txt: a directory of that name is in the way")) << r.err;
+  // The hint says what to do about that directory, not about permissions.
+  EXPECT_TRUE(contains(r.err, "hint: move or remove")) << r.err;
   EXPECT_EQ(entries(dir.path()), std::set<std::string>{"default.txt"});
+}
+
+TEST(CliOutput, AnOutThatIsAFileIsRefusedWithAHintAboutOut) {
+  TempDir dir;
+  const fs::path file = dir.write("not-a-folder", "x");
+  const Result r = cli(args({"run", "-q", "--out", file.string()}, kSmall));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "not-a-folder is not a directory")) << r.err;
+  EXPECT_TRUE(contains(r.err, "hint: --out names a directory")) << r.err;
 }
 
 TEST(CliOutput, WritingASetIsAllOrNothingAndKeepsThePreviousFiles) {
