@@ -54,6 +54,32 @@ Marker op_marker(OpKind kind) {
   return Marker::kCircle;
 }
 
+// What the gradient chart says when it has no point to draw: why, in the reader's words. Zero
+// cannot sit on a log scale, and NaN or infinity nowhere; where the values turn non-finite is
+// the table's first question, so the note names it.
+std::string undrawn_gradient_note(const Runs& runs) {
+  std::size_t zero = 0, nonfinite = 0;
+  for (const auto& [name, report] : runs) {
+    for (const LayerReport& l : report->layers) {
+      const double g = l.backward.grad_preact_rms.log10;
+      if (g == -std::numeric_limits<double>::infinity()) ++zero;
+      else if (!std::isfinite(g)) ++nonfinite;
+    }
+  }
+  if (nonfinite == 0 && zero > 0)
+    return "every gradient is exactly 0, which a log scale cannot show (see the table)";
+  if (zero == 0 && nonfinite > 0) {
+    if (runs.size() == 1 && runs.front().second->summary.first_nonfinite_layer > 0) {
+      const Summary& s = runs.front().second->summary;
+      return fmt::format("no finite gradient: NaN or infinite from the {} pass at layer {} on",
+                         s.nonfinite_in_forward ? "forward" : "backward",
+                         s.first_nonfinite_layer);
+    }
+    return "no finite gradient: every one is NaN or infinite (see the table)";
+  }
+  return "no gradient to draw: each is exactly 0 or non-finite (see the table)";
+}
+
 }  // namespace
 
 // A residual network's per-op gradient is a saw-tooth: the ops inside a block see a smaller
@@ -122,7 +148,8 @@ std::string gradient_plot_svg(const Runs& runs, bool with_theory) {
       theory.x.push_back(l.index);
       theory.y.push_back(anchor + l.theory.log10_grad_rel_last);
     }
-    any_theory = any_theory || !theory.x.empty();
+    any_theory = any_theory || std::any_of(theory.y.begin(), theory.y.end(),
+                                           [](double y) { return std::isfinite(y); });
     chart.series.push_back(std::move(theory));
   }
   if (mixed) {
@@ -136,6 +163,7 @@ std::string gradient_plot_svg(const Runs& runs, bool with_theory) {
     chart.keys.push_back({"dashed, hollow markers: the mean-field prediction (theory)",
                           Marker::kCircle, true, true, true});
   }
+  chart.empty_note = undrawn_gradient_note(runs);
   return line_chart_svg(chart);
 }
 

@@ -724,7 +724,7 @@ std::string line_chart_svg(const LineChart& chart) {
   Svg svg(kWidth, height, chart.title);
   draw_axes(svg, f, chart.x_label, chart.y_label, chart.log10_y);
   if (empty) {
-    svg.raw(text((f.left + f.right) / 2.0, (f.top + f.bottom) / 2.0, "no finite data",
+    svg.raw(text((f.left + f.right) / 2.0, (f.top + f.bottom) / 2.0, chart.empty_note,
                  "class=\"note\" text-anchor=\"middle\" fill=\"#666666\""));
   }
 

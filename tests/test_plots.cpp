@@ -1089,6 +1089,30 @@ TEST(GradientPlotSvg, AZeroGradientIsSkippedNotPlottedAtMinusInfinity) {
   EXPECT_EQ(series_points(root, "zero").x, (std::vector<double>{2, 3}));
 }
 
+// With no point to draw, the chart says why instead of "no finite data": zero has no place on a
+// log scale, and a non-finite run names where the NaN or infinity begins.
+TEST(GradientPlotSvg, AChartWithNothingToDrawSaysWhy) {
+  Report zero = testing::small_report();
+  for (LayerReport& l : zero.layers) l.backward.grad_preact_rms = magnitude_from_scaled(0.0, 0);
+  const std::string zero_svg = gradient_plot_svg({{"zero", &zero}}, true);
+  EXPECT_NE(zero_svg.find("every gradient is exactly 0, which a log scale cannot show"),
+            std::string::npos);
+  EXPECT_EQ(zero_svg.find("no finite data"), std::string::npos);
+
+  Report nan = testing::small_report();
+  for (LayerReport& l : nan.layers) {
+    l.backward.grad_preact_rms = magnitude_from_scaled(std::nan(""), 0);
+  }
+  nan.summary.first_nonfinite_layer = 2;
+  nan.summary.nonfinite_in_forward = true;
+  const std::string nan_svg = gradient_plot_svg({{"nan", &nan}}, true);
+  EXPECT_NE(nan_svg.find("no finite gradient: NaN or infinite from the forward pass at layer 2"),
+            std::string::npos)
+      << nan_svg;
+  // No line can be drawn, so there is no theory line to explain either.
+  EXPECT_EQ(nan_svg.find("the mean-field prediction"), std::string::npos);
+}
+
 // A report whose layers carry activation histograms, the counts following a formula per layer
 // and adding up to the layer's finite entries (the bump holds 165, the narrowest layer 256);
 // layer 2's histogram is left empty (an op with no finite entry).

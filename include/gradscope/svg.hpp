@@ -69,6 +69,9 @@ struct LineChart {
   bool log10_y = false;  // y given as log10 values; ticks labelled 10^k
   std::vector<Series> series;
   std::vector<LegendKey> keys;  // after the series' entries
+  // Shown in the plot area when no point can be drawn: the caller knows why (every value zero on
+  // a log scale, or non-finite) and says it here.
+  std::string empty_note = "no finite data";
 };
 std::string line_chart_svg(const LineChart& chart);
 
