@@ -20,6 +20,11 @@ using detail::in_quotes;
 
 constexpr std::string_view kMagic = "\x93NUMPY";
 constexpr std::size_t kMaxDims = 64;
+// numpy writes headers of a few hundred bytes and by default refuses to read one over 10,000
+// (numpy.load's max_header_size); 1 MiB keeps a lying length from being read as a header.
+constexpr std::uint64_t kMaxHeaderBytes = std::uint64_t{1} << 20;
+// The magic string, the version and a u32 header length: enough to find where the header ends.
+constexpr std::size_t kPreambleBytes = 12;
 constexpr std::string_view kHeaderExample =
     "numpy.save writes a header like {'descr': '<f4', 'fortran_order': False, "
     "'shape': (256, 64), }; save the array again with numpy.save(path, x)";
@@ -268,22 +273,44 @@ DType dtype_of(std::string_view descr, const std::string& source) {
 // Here rather than in safetensors.cpp so that it is part of gradscope_core, like the DType table.
 std::string_view dtype_name(DType dtype) { return tensor_io_detail::dtype_info(dtype).name; }
 
-Tensor parse_npy(std::string_view bytes, const std::string& source) {
-  if (bytes.size() < kMagic.size() && kMagic.starts_with(bytes)) {
-    fail(source, bytes.empty() ? "empty file" : "truncated in the .npy magic string",
+namespace {
+
+// What a .npy file's preamble and header say, checked against the whole file's size.
+struct NpyLayout {
+  Tensor tensor;  // name, dtype and shape; no values yet
+  bool fortran_order = false;
+  std::vector<std::uint64_t> shape;
+  std::size_t data_begin = 0;  // bytes before the data
+  std::size_t count = 0;       // elements; the data is exactly count * itemsize bytes
+};
+
+// Where the header ends, when the preamble at the start of `head` is complete and known.
+std::optional<std::uint64_t> header_end(std::string_view head) {
+  if (head.size() < kMagic.size() + 4 || head.substr(0, kMagic.size()) != kMagic) return {};
+  const auto major = static_cast<unsigned char>(head[6]);
+  const std::size_t length_bytes = major == 1 ? 2 : (major == 2 || major == 3 ? 4 : 0);
+  if (length_bytes == 0 || head.size() < kMagic.size() + 2 + length_bytes) return {};
+  return kMagic.size() + 2 + length_bytes + detail::load_le(head.data() + 8, length_bytes);
+}
+
+// Checks everything but the values. `head` is the file's first bytes: all of them, or at least
+// min(file_size, kPreambleBytes) and, when the header fits in the file, through its end.
+NpyLayout read_layout(std::string_view head, std::uint64_t file_size, const std::string& source) {
+  if (file_size < kMagic.size() && kMagic.starts_with(head)) {
+    fail(source, head.empty() ? "empty file" : "truncated in the .npy magic string",
          "save the array with numpy.save(path, x)");
   }
-  if (bytes.substr(0, kMagic.size()) != kMagic) {
-    if (bytes.substr(0, 2) == "PK") {
+  if (head.substr(0, kMagic.size()) != kMagic) {
+    if (head.substr(0, 2) == "PK") {
       fail(source, "a .npz archive (a zip of .npy files), not a .npy file",
            "take one array out of it: numpy.save('x.npy', numpy.load(path)['name'])");
     }
     fail(source, "not a .npy file (it does not start with \"\\x93NUMPY\")",
          "save the array with numpy.save(path, x)");
   }
-  if (bytes.size() < kMagic.size() + 2) fail(source, "truncated in the .npy preamble");
-  const auto major = static_cast<unsigned char>(bytes[6]);
-  const auto minor = static_cast<unsigned char>(bytes[7]);
+  if (file_size < kMagic.size() + 2) fail(source, "truncated in the .npy preamble");
+  const auto major = static_cast<unsigned char>(head[6]);
+  const auto minor = static_cast<unsigned char>(head[7]);
   // Version 1 counts the header's bytes in a u16, versions 2 and 3 in a u32 (3: UTF-8 header).
   std::size_t length_bytes = 0;
   if (major == 1) {
@@ -297,18 +324,26 @@ Tensor parse_npy(std::string_view bytes, const std::string& source) {
          "save the array with numpy.save(path, x)");
   }
   const std::size_t header_begin = kMagic.size() + 2 + length_bytes;
-  if (bytes.size() < header_begin) fail(source, "truncated in the .npy preamble");
-  const std::uint64_t header_size = detail::load_le(bytes.data() + 8, length_bytes);
-  if (header_size > bytes.size() - header_begin) {
+  if (file_size < header_begin) fail(source, "truncated in the .npy preamble");
+  const std::uint64_t header_size = detail::load_le(head.data() + 8, length_bytes);
+  if (header_size > file_size - header_begin) {
     fail(source, "the .npy header length says " + std::to_string(header_size) +
-                     " bytes, but only " + std::to_string(bytes.size() - header_begin) +
+                     " bytes, but only " + std::to_string(file_size - header_begin) +
                      " follow (truncated)");
   }
-  const std::string_view header_text = bytes.substr(header_begin, header_size);
-  const std::string_view data = bytes.substr(header_begin + header_size);
+  if (header_size > kMaxHeaderBytes) {
+    fail(source, "the .npy header length says " + std::to_string(header_size) +
+                     " bytes; numpy writes a few hundred and reads at most 10,000");
+  }
+  if (head.size() < header_begin + header_size) {
+    throw Error(source + ": read_layout was given too little of the file", {}, ExitCode::kInternal);
+  }
+  const std::string_view header_text = head.substr(header_begin, header_size);
+  const std::uint64_t data_size = file_size - header_begin - header_size;
 
   const NpyHeader header = HeaderParser(header_text, source).parse();
-  Tensor t;
+  NpyLayout layout;
+  Tensor& t = layout.tensor;
   t.name = detail::name_from_source(source);
   t.dtype = dtype_of(header.descr, source);
   const std::string shape = detail::shape_text<std::uint64_t>(header.shape);
@@ -335,31 +370,44 @@ Tensor parse_npy(std::string_view bytes, const std::string& source) {
   const std::string type = t.dtype == DType::kF32 ? "float32" : "float64";
   if (!nbytes)
     fail(source, "shape " + shape + " of " + type + " holds more bytes than 64 bits count");
-  if (data.size() < *nbytes) {
+  if (data_size < *nbytes) {
     fail(source,
-         "the data holds " + std::to_string(data.size()) + " bytes, but shape " + shape + " of " +
+         "the data holds " + std::to_string(data_size) + " bytes, but shape " + shape + " of " +
              type + " needs " + std::to_string(*nbytes) + " (the file is truncated)",
          "save the array again with numpy.save(path, x)");
   }
-  if (data.size() > *nbytes) {
+  if (data_size > *nbytes) {
     fail(source,
-         std::to_string(data.size() - *nbytes) + " bytes follow the " + std::to_string(*nbytes) +
+         std::to_string(data_size - *nbytes) + " bytes follow the " + std::to_string(*nbytes) +
              " that shape " + shape + " of " + type + " needs",
          "the file is damaged or not a single array; save it again with numpy.save(path, x)");
   }
+  layout.fortran_order = header.fortran_order;
+  layout.shape = header.shape;
+  layout.data_begin = static_cast<std::size_t>(header_begin + header_size);
+  layout.count = static_cast<std::size_t>(*count);
+  return layout;
+}
 
+}  // namespace
+
+Tensor parse_npy(std::string_view bytes, const std::string& source) {
+  NpyLayout layout = read_layout(bytes, bytes.size(), source);
+  Tensor t = std::move(layout.tensor);
+  const std::string_view data = bytes.substr(layout.data_begin);
+  const std::size_t itemsize = detail::dtype_info(t.dtype).itemsize;
   // The data is now known to be exactly count * itemsize bytes of the file.
-  const auto n = static_cast<std::size_t>(*count);
+  const std::size_t n = layout.count;
   t.values.resize(n);
-  const std::size_t rows = static_cast<std::size_t>(header.shape[0]);
-  const std::size_t cols = header.shape.size() == 2 ? static_cast<std::size_t>(header.shape[1]) : 1;
+  const auto rows = static_cast<std::size_t>(layout.shape[0]);
+  const std::size_t cols = layout.shape.size() == 2 ? static_cast<std::size_t>(layout.shape[1]) : 1;
   for (std::size_t k = 0; k < n; ++k) {
     const char* p = data.data() + k * itemsize;
     const double v = t.dtype == DType::kF32
                          ? detail::f32_to_double(static_cast<std::uint32_t>(detail::load_le(p, 4)))
                          : detail::f64_to_double(detail::load_le(p, 8));
     // Fortran order stores column after column: stored element k is (k % rows, k / rows).
-    const std::size_t at = header.fortran_order ? (k % rows) * cols + k / rows : k;
+    const std::size_t at = layout.fortran_order ? (k % rows) * cols + k / rows : k;
     t.values[at] = v;
   }
   if (const std::optional<std::size_t> bad = detail::first_non_finite(t.values)) {
@@ -373,6 +421,15 @@ Tensor parse_npy(std::string_view bytes, const std::string& source) {
 }
 
 Tensor read_npy(const std::string& path) {
+  // The header first, checked against the file's size: a file that is not what it claims is
+  // refused before its data is read or anything is allocated for it.
+  const std::uintmax_t file_size = detail::regular_file_size(path, ".npy file");
+  std::string head = detail::read_file_prefix(path, kPreambleBytes, ".npy file");
+  if (const std::optional<std::uint64_t> end = header_end(head);
+      end && *end <= file_size && *end <= kPreambleBytes + kMaxHeaderBytes) {
+    head = detail::read_file_prefix(path, *end, ".npy file");
+  }
+  (void)read_layout(head, file_size, path);
   return parse_npy(detail::read_file_bytes(path, ".npy file"), path);
 }
 

@@ -14,8 +14,10 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <unordered_map>
 
 #include "gradscope/error.hpp"
+#include "tensor_io_detail.hpp"
 
 namespace gradscope {
 namespace {
@@ -31,10 +33,53 @@ constexpr double kSeluAlpha = 1.6732632423543772;
 constexpr double kSeluGamma = 1.0507009873554805;
 // Attributes are float: a constant matches when it agrees to float precision.
 constexpr double kFloatMatch = 1e-6;
+// torch writes one Identity over a shared initializer; a longer chain is not followed, so that a
+// hostile chain of a million Identity nodes costs no more than its length.
+constexpr int kMaxIdentityHops = 16;
+// Residual blocks nest a few levels in real models; the cap keeps the recursive walks over the
+// items (expand_ops, the destructors) far from the end of the stack.
+constexpr int kMaxNesting = 64;
+constexpr std::string_view kReexportHint =
+    "the file is damaged or was not written by an ONNX exporter; export the model again with "
+    "torch.onnx.export(model, example, \"model.onnx\")";
 
-std::string node_label(const onnx::NodeProto& node) {
-  const std::string name = node.name().empty() ? "(unnamed)" : node.name();
-  return "node '" + name + "' (" + node.op_type() + ")";
+// How many inputs each op gradscope reads takes, as the ONNX operator specification says; the
+// walk indexes a node's inputs only within these bounds. Every node needs its first output.
+struct Arity {
+  std::string_view op;
+  int min_inputs;
+  int max_inputs;
+};
+constexpr Arity kArities[] = {
+    {"Gemm", 2, 3},
+    {"MatMul", 2, 2},
+    {"Add", 2, 2},
+    {"Mul", 2, 2},
+    {"Div", 2, 2},
+    {"Erf", 1, 1},
+    {"Relu", 1, 1},
+    {"LeakyRelu", 1, 1},
+    {"Elu", 1, 1},
+    {"Selu", 1, 1},
+    {"Sigmoid", 1, 1},
+    {"Tanh", 1, 1},
+    {"Softplus", 1, 1},
+    {"Softmax", 1, 1},
+    {"Clip", 1, 3},
+    {"Identity", 1, 1},
+    {"Dropout", 1, 3},
+    {"Constant", 0, 0},
+    {"BatchNormalization", 5, 5},
+    {"LayerNormalization", 2, 3},
+};
+
+// A name from the file, single-quoted for a message: control characters escaped and the length
+// capped (tensor_io_detail::in_quotes), so that a hostile name cannot garble the terminal.
+std::string shown_name(std::string_view name) {
+  std::string q = tensor_io_detail::in_quotes(name);
+  q.front() = '\'';
+  q.back() = '\'';
+  return q;
 }
 
 const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name) {
@@ -42,17 +87,6 @@ const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::str
     if (a.name() == name) return &a;
   }
   return nullptr;
-}
-
-double float_attribute(const onnx::NodeProto& node, std::string_view name, double fallback) {
-  const onnx::AttributeProto* a = find_attribute(node, name);
-  return a ? static_cast<double>(a->f()) : fallback;
-}
-
-std::int64_t int_attribute(const onnx::NodeProto& node, std::string_view name,
-                           std::int64_t fallback) {
-  const onnx::AttributeProto* a = find_attribute(node, name);
-  return a ? a->i() : fallback;
 }
 
 // A constant tensor's values in double, row-major, with its shape.
@@ -68,7 +102,9 @@ bool near(double a, double b) {
 
 class Importer {
  public:
-  Importer(std::string path, const RunSpec& defaults) : path_(std::move(path)), spec_(defaults) {}
+  Importer(std::string path, const RunSpec& defaults,
+           std::optional<std::string_view> bytes = std::nullopt)
+      : path_(std::move(path)), spec_(defaults), bytes_(bytes) {}
 
   OnnxModel run() {
     load();
@@ -85,10 +121,12 @@ class Importer {
     std::optional<Eigen::MatrixXd> weight;  // dense: (n_out, n_in)
     std::optional<Eigen::VectorXd> bias;    // dense: (n_out)
     std::vector<TensorAssignment> assignments;
+    std::string node;  // the label of the node it came from, for messages
   };
   struct Mark {
     std::size_t position;  // items_.size() when this tensor was the chain's current one
     int width;
+    std::size_t leaves;  // leaves_.size() then
   };
 
   [[noreturn]] void fail(const std::string& message, const std::string& hint = {}) const {
@@ -96,6 +134,14 @@ class Importer {
   }
 
   void load() {
+    if (bytes_) {
+      if (bytes_->size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
+          !model_.ParseFromArray(bytes_->data(), static_cast<int>(bytes_->size()))) {
+        fail("not an ONNX model (the protobuf does not parse)",
+             "export it with torch.onnx.export(model, example, \"model.onnx\")");
+      }
+      return;
+    }
     std::ifstream in(path_, std::ios::binary);
     if (!in) fail("cannot open the ONNX file", "check the path and its permissions");
     if (!model_.ParseFromIstream(&in)) {
@@ -106,8 +152,68 @@ class Importer {
 
   const onnx::GraphProto& graph() const { return model_.graph(); }
 
+  // "node 'fc1' (Gemm)", or "node #3 (Gemm, unnamed)" for a node without a name.
+  std::string node_label(const onnx::NodeProto& node) const {
+    const std::string op = shown_name(node.op_type());
+    const std::string bare_op = op.substr(1, op.size() - 2);
+    if (!node.name().empty()) return "node " + shown_name(node.name()) + " (" + bare_op + ")";
+    const auto i = index_.find(&node);
+    return "node #" + (i == index_.end() ? std::string("?") : std::to_string(i->second)) + " (" +
+           bare_op + ", unnamed)";
+  }
+
+  // An attribute of the expected type, or `fallback` when the node does not have it.
+  double float_attribute(const onnx::NodeProto& node, std::string_view name,
+                         double fallback) const {
+    const onnx::AttributeProto* a = find_attribute(node, name);
+    if (!a) return fallback;
+    if (!a->has_f() || (a->has_type() && a->type() != onnx::AttributeProto::FLOAT)) {
+      fail(node_label(node) + ": attribute '" + std::string(name) + "' is not a float",
+           std::string(kReexportHint));
+    }
+    return static_cast<double>(a->f());
+  }
+
+  std::int64_t int_attribute(const onnx::NodeProto& node, std::string_view name,
+                             std::int64_t fallback) const {
+    const onnx::AttributeProto* a = find_attribute(node, name);
+    if (!a) return fallback;
+    if (!a->has_i() || (a->has_type() && a->type() != onnx::AttributeProto::INT)) {
+      fail(node_label(node) + ": attribute '" + std::string(name) + "' is not an integer",
+           std::string(kReexportHint));
+    }
+    return a->i();
+  }
+
+  // What the walk relies on before it indexes a node's inputs and outputs: a first output, and
+  // as many inputs as the operator takes.
+  void check_node_shape(const onnx::NodeProto& node) const {
+    if (node.output_size() == 0 || node.output(0).empty()) {
+      fail(node_label(node) + " has no output",
+           "every ONNX node writes at least one tensor; " + std::string(kReexportHint));
+    }
+    for (const Arity& a : kArities) {
+      if (a.op != node.op_type()) continue;
+      const int n = node.input_size();
+      const bool missing_first = n > 0 && node.input(0).empty();
+      if (n < a.min_inputs || n > a.max_inputs || missing_first) {
+        const std::string expected =
+            a.min_inputs == a.max_inputs
+                ? std::to_string(a.min_inputs)
+                : std::to_string(a.min_inputs) + " to " + std::to_string(a.max_inputs);
+        fail(node_label(node) + " has " + std::to_string(n) + " input" + (n == 1 ? "" : "s") +
+                 (missing_first ? ", the first of them empty" : "") + "; " + std::string(a.op) +
+                 " takes " + expected,
+             std::string(kReexportHint));
+      }
+      return;
+    }
+  }
+
   void index_graph() {
+    for (int i = 0; i < graph().node_size(); ++i) index_[&graph().node(i)] = i;
     for (const onnx::TensorProto& t : graph().initializer()) constants_[t.name()] = &t;
+    for (int i = 0; i < graph().node_size(); ++i) check_node_shape(graph().node(i));
     for (int i = 0; i < graph().node_size(); ++i) {
       const onnx::NodeProto& node = graph().node(i);
       for (const std::string& out : node.output()) {
@@ -208,7 +314,7 @@ class Importer {
   // Resolves Identity chains over constants (torch writes them for shared initializers).
   const onnx::TensorProto* constant(const std::string& name) const {
     std::string at = name;
-    for (int hops = 0; hops < graph().node_size() + 1; ++hops) {
+    for (int hops = 0; hops <= kMaxIdentityHops; ++hops) {
       if (const auto c = constants_.find(at); c != constants_.end()) return c->second;
       const auto p = producer_.find(at);
       if (p == producer_.end()) return nullptr;
@@ -228,23 +334,41 @@ class Importer {
            "gradscope reads weights stored in the file; export without dynamic weights");
     }
     if (t->data_location() == onnx::TensorProto::EXTERNAL) {
-      fail("tensor '" + name + "' is stored outside the file (external data)",
+      fail("tensor " + shown_name(name) + " read by " + node_label(node) +
+               " is stored outside the file (external data)",
            "save the model with all tensors inside it (onnx.save(..., "
            "save_as_external_data=False))");
     }
     Values v;
     v.name = name;
-    std::size_t count = 1;
+    const std::string what = "tensor " + shown_name(name) + " read by " + node_label(node);
+    std::vector<std::uint64_t> dims;
     for (std::int64_t d : t->dims()) {
-      if (d < 0) fail("tensor '" + name + "' has a negative dimension");
+      if (d < 0) {
+        fail(what + " has a negative dimension (" + std::to_string(d) + ")",
+             std::string(kReexportHint));
+      }
       v.dims.push_back(d);
-      count *= static_cast<std::size_t>(d);
+      dims.push_back(static_cast<std::uint64_t>(d));
     }
+    const std::string shape = tensor_io_detail::shape_text<std::int64_t>(v.dims);
+    const std::optional<std::uint64_t> elements = tensor_io_detail::element_count(dims);
+    const std::size_t itemsize = t->data_type() == onnx::TensorProto::DOUBLE ? 8 : 4;
+    // Bounded by the file's size once checked against the data below, so the casts are exact.
+    if (!elements || !tensor_io_detail::checked_mul(*elements, itemsize)) {
+      fail(what + " has shape " + shape + ", more elements than 64 bits can count",
+           std::string(kReexportHint));
+    }
+    const auto count = static_cast<std::size_t>(*elements);
+    const auto wrong_size = [&](std::size_t held) {
+      fail(what + " has shape " + shape + " (" + std::to_string(count) + " values) but holds " +
+               std::to_string(held) + (raw_bytes(t) ? " bytes" : " values"),
+           std::string(kReexportHint));
+    };
     const std::string& raw = t->raw_data();
     if (t->data_type() == onnx::TensorProto::FLOAT) {
       if (!raw.empty()) {
-        if (raw.size() != count * sizeof(float))
-          fail("tensor '" + name + "' has the wrong byte size");
+        if (raw.size() != count * sizeof(float)) wrong_size(raw.size());
         // ONNX raw data is little-endian, as is every machine gradscope builds on.
         std::vector<float> f(count);
         std::memcpy(f.data(), raw.data(), raw.size());
@@ -254,8 +378,7 @@ class Importer {
       }
     } else if (t->data_type() == onnx::TensorProto::DOUBLE) {
       if (!raw.empty()) {
-        if (raw.size() != count * sizeof(double))
-          fail("tensor '" + name + "' has the wrong byte size");
+        if (raw.size() != count * sizeof(double)) wrong_size(raw.size());
         v.data.resize(count);
         std::memcpy(v.data.data(), raw.data(), raw.size());
       } else {
@@ -266,21 +389,26 @@ class Importer {
                std::to_string(t->data_type()) + "; gradscope reads float and double",
            "export the model in float32");
     }
-    if (v.data.size() != count) fail("tensor '" + name + "' holds the wrong number of values");
+    if (v.data.size() != count) wrong_size(v.data.size());
     for (std::size_t k = 0; k < v.data.size(); ++k) {
       if (!std::isfinite(v.data[k])) {
-        fail("tensor '" + name + "' read by " + node_label(node) + " holds " +
-                 (std::isnan(v.data[k]) ? "NaN" : "an infinity") + " at flat index " +
-                 std::to_string(k),
+        fail(what + " holds " + (std::isnan(v.data[k]) ? "NaN" : "an infinity") +
+                 " at flat index " + std::to_string(k),
              "the exported weights are broken; check the model before exporting it");
       }
     }
     return v;
   }
 
+  static bool raw_bytes(const onnx::TensorProto* t) { return !t->raw_data().empty(); }
+
   double scalar(const std::string& name, const onnx::NodeProto& node) const {
     const Values v = values(name, node);
-    if (v.data.size() != 1) fail(node_label(node) + ": '" + name + "' must be a scalar");
+    if (v.data.size() != 1) {
+      fail(node_label(node) + ": " + shown_name(name) + " must be a scalar, it holds " +
+               std::to_string(v.data.size()) + " values",
+           std::string(kReexportHint));
+    }
     return v.data.front();
   }
 
@@ -293,7 +421,7 @@ class Importer {
   }
 
   [[noreturn]] void unsupported(const onnx::NodeProto& node, const std::string& why = {}) const {
-    fail("unsupported ONNX op '" + node.op_type() + "' (node '" + node.name() + "')" +
+    fail("unsupported ONNX op " + shown_name(node.op_type()) + " at " + node_label(node) +
              (why.empty() ? std::string() : ": " + why) + "; supported: " + std::string(kSupported),
          "replace the op in the model, or describe the network in a config file instead");
   }
@@ -312,19 +440,21 @@ class Importer {
 
   void advance(const std::string& tensor) {
     current_ = tensor;
-    marks_[tensor] = Mark{items_.size(), width_};
+    marks_[tensor] = Mark{items_.size(), width_, leaves_.size()};
   }
 
-  void push_leaf(const OpSpec& op, Leaf leaf) {
+  void push_leaf(const OpSpec& op, Leaf leaf, const onnx::NodeProto& node) {
     LayerItem item;
     item.op = op;
     items_.push_back(std::move(item));
+    nesting_.push_back(0);
+    leaf.node = node_label(node);
     leaves_.push_back(std::move(leaf));
   }
 
   void consume(int node_index) { done_[static_cast<std::size_t>(node_index)] = true; }
-  // Protobuf keeps each node in its own allocation, so a node's index is found by its output.
-  int index_of(const onnx::NodeProto* node) const { return producer_.at(node->output(0)); }
+  // Protobuf keeps each node in its own allocation, so a node's address finds its index.
+  int index_of(const onnx::NodeProto* node) const { return index_.at(node); }
 
   // An activation pattern starting at `node`: its spec, the nodes it spans and its output.
   struct ActivationMatch {
@@ -427,6 +557,8 @@ class Importer {
     const std::size_t readers = consumers(dense_output).size();
     if (readers != (m->spec.kind == Activation::kGelu ? 2u : 1u)) return;
     items_.back().op.dense.activation = m->spec;
+    // A problem with the activation found later names both nodes of the fused layer.
+    leaves_.back().node += " with " + node_label(graph().node(next));
     for (int i : m->nodes) consume(i);
     marks_.erase(dense_output);
     advance(m->output);
@@ -457,8 +589,18 @@ class Importer {
   void add_dense(const onnx::NodeProto& node, Eigen::MatrixXd W, const Values& weight,
                  const std::optional<Values>& bias, const std::string& output) {
     if (W.cols() != width_) {
-      fail(node_label(node) + ": weight '" + weight.name + "' takes " + std::to_string(W.cols()) +
-           " inputs, but the tensor before it has " + std::to_string(width_) + " features");
+      fail(node_label(node) + ": weight " + shown_name(weight.name) + " takes " +
+               std::to_string(W.cols()) + " inputs, but the tensor before it has " +
+               std::to_string(width_) + " features",
+           "the weight's shape must match the layer before it; re-export the model");
+    }
+    // The config reader's bounds on a width (find_spec_problem checks them too); here first,
+    // because the width is an int and the next layer's check reads it.
+    if (W.rows() < 1 || W.rows() > spec_limits::kMaxWidth) {
+      fail(node_label(node) + ": weight " + shown_name(weight.name) + " gives the layer " +
+               std::to_string(W.rows()) + " units; a dense layer has 1 to " +
+               std::to_string(spec_limits::kMaxWidth),
+           "a layer without units passes nothing on; check the model's layer sizes");
     }
     Eigen::VectorXd b = Eigen::VectorXd::Zero(W.rows());
     Leaf leaf;
@@ -477,7 +619,7 @@ class Importer {
     op.dense = dense_layer(W, b);
     leaf.weight = std::move(W);
     leaf.bias = std::move(b);
-    push_leaf(op, std::move(leaf));
+    push_leaf(op, std::move(leaf), node);
     width_ = op.dense.width;
     advance(output);
     fuse_activation(output);
@@ -575,7 +717,7 @@ class Importer {
     op.kind = OpKind::kNorm;
     op.norm.kind = kind;
     op.norm.eps = float_attribute(node, "epsilon", 1e-5);
-    push_leaf(op, std::move(leaf));
+    push_leaf(op, std::move(leaf), node);
     advance(node.output(0));
   }
 
@@ -589,7 +731,7 @@ class Importer {
     OpSpec op;
     op.kind = OpKind::kDropout;
     op.dropout = ratio;
-    push_leaf(op, {});
+    push_leaf(op, {}, node);
     advance(node.output(0));
   }
 
@@ -613,12 +755,22 @@ class Importer {
            "a residual connection needs the same width on both paths");
     }
     const std::size_t p = mark->second.position;
+    const int nesting =
+        1 + *std::max_element(nesting_.begin() + static_cast<std::ptrdiff_t>(p), nesting_.end());
+    if (nesting > kMaxNesting) {
+      fail(node_label(node) + " closes a residual block nested " + std::to_string(nesting) +
+               " deep; gradscope reads at most " + std::to_string(kMaxNesting),
+           "no feed-forward network nests its skip connections that deep; check the export");
+    }
     LayerItem block;
     block.block.assign(std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(p)),
                        std::make_move_iterator(items_.end()));
     block.residual = ResidualSpec{};
     items_.resize(p);
     items_.push_back(std::move(block));
+    nesting_.resize(p);
+    nesting_.push_back(nesting);
+    residual_nodes_.push_back({mark->second.leaves, leaves_.size(), node_label(node)});
     // Tensors inside the block are no longer on the chain a later skip may start from.
     std::erase_if(marks_, [p](const auto& entry) { return entry.second.position > p; });
     advance(node.output(0));
@@ -667,7 +819,7 @@ class Importer {
         OpSpec a;
         a.kind = OpKind::kActivation;
         a.activation = m->spec;
-        push_leaf(a, {});
+        push_leaf(a, {}, node);
         for (int k : m->nodes) consume(k);
         advance(m->output);
       } else {
@@ -681,6 +833,48 @@ class Importer {
     if (items_.empty()) fail("the graph has no ops between its input and its output");
   }
 
+  // The label of the node each op of `ops` came from: leaves in order, and a residual begin or
+  // end the Add that closes its block.
+  std::vector<std::string> op_nodes(const std::vector<OpSpec>& ops) const {
+    std::vector<std::string> labels;
+    std::vector<bool> used(residual_nodes_.size(), false);
+    std::vector<std::size_t> open;  // residual_nodes_ indices, innermost last
+    std::size_t leaf = 0;
+    for (const OpSpec& op : ops) {
+      if (op.kind == OpKind::kResidualBegin) {
+        // Blocks that begin at the same leaf open outermost (the longest) first.
+        std::optional<std::size_t> pick;
+        for (std::size_t r = 0; r < residual_nodes_.size(); ++r) {
+          if (used[r] || residual_nodes_[r].first != leaf) continue;
+          if (!pick || residual_nodes_[r].end > residual_nodes_[*pick].end) pick = r;
+        }
+        if (pick) {
+          used[*pick] = true;
+          open.push_back(*pick);
+        }
+        labels.push_back(pick ? residual_nodes_[*pick].node : std::string("a residual Add"));
+      } else if (op.kind == OpKind::kResidualEnd) {
+        labels.push_back(open.empty() ? std::string("a residual Add")
+                                      : residual_nodes_[open.back()].node);
+        if (!open.empty()) open.pop_back();
+      } else {
+        labels.push_back(leaf < leaves_.size() ? leaves_[leaf].node : std::string("an op"));
+        ++leaf;
+      }
+    }
+    return labels;
+  }
+
+  // The config reader's rules, on the model: a broken one names the node it came from.
+  void validate(const RunSpec& spec, const std::vector<OpSpec>& ops) const {
+    const std::optional<SpecProblem> p = find_spec_problem(spec);
+    if (!p) return;
+    if (!p->op) fail("the model: " + p->what, p->hint);
+    const std::vector<std::string> labels = op_nodes(ops);
+    const std::string node = *p->op < labels.size() ? labels[*p->op] : std::string("an op");
+    fail(node + ": " + p->what, p->hint);
+  }
+
   OnnxModel finish() {
     OnnxModel model;
     model.spec = spec_;
@@ -688,6 +882,7 @@ class Importer {
     model.spec.layers = std::move(items_);
     model.spec.output.reset();
     const std::vector<OpSpec> ops = expand_ops(model.spec);
+    validate(model.spec, ops);
     model.weights.weight.resize(ops.size());
     model.weights.bias.resize(ops.size());
     std::size_t leaf = 0;
@@ -706,6 +901,8 @@ class Importer {
 
   std::string path_;
   RunSpec spec_;
+  std::optional<std::string_view> bytes_;
+  std::unordered_map<const onnx::NodeProto*, int> index_;
   onnx::ModelProto model_;
   std::map<std::string, const onnx::TensorProto*> constants_;
   std::map<std::string, int> producer_;
@@ -721,7 +918,15 @@ class Importer {
   std::string current_;
   int width_ = 0;
   std::vector<LayerItem> items_;
+  std::vector<int> nesting_;  // per item: how deep residual blocks nest inside it
   std::vector<Leaf> leaves_;
+  // Per residual block: its leaves [first, end) and the Add node that closes it.
+  struct ResidualNode {
+    std::size_t first;
+    std::size_t end;
+    std::string node;
+  };
+  std::vector<ResidualNode> residual_nodes_;
   std::map<std::string, Mark> marks_;
 };
 
@@ -729,6 +934,10 @@ class Importer {
 
 OnnxModel read_onnx(const std::string& path, const RunSpec& defaults) {
   return Importer(path, defaults).run();
+}
+
+OnnxModel parse_onnx(std::string_view bytes, const std::string& source, const RunSpec& defaults) {
+  return Importer(source, defaults, bytes).run();
 }
 
 }  // namespace gradscope

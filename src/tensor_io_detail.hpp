@@ -2,6 +2,7 @@
 // whole file, overflow-checked sizes, little-endian decoding and the wording of their messages.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <charconv>
@@ -183,9 +184,9 @@ inline std::string name_from_source(const std::string& source) {
   return std::filesystem::path(source).stem().string();
 }
 
-// The whole of a regular file. Its size comes from the file system, so the one allocation is
-// exactly as large as the file; /dev/zero, pipes and directories are refused up front.
-inline std::string read_file_bytes(const std::string& path, std::string_view kind) {
+// The size of the regular file at `path`; /dev/zero, pipes and directories are refused, since
+// their size says nothing about what reading them gives.
+inline std::uintmax_t regular_file_size(const std::string& path, std::string_view kind) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status status = fs::status(path, ec);
@@ -202,6 +203,30 @@ inline std::string read_file_bytes(const std::string& path, std::string_view kin
   }
   const std::uintmax_t size = fs::file_size(path, ec);
   if (ec) throw Error(path + ": cannot be read: " + ec.message(), "check its permissions");
+  return size;
+}
+
+// The first min(n, file size) bytes of a regular file: what a reader checks a header with before
+// it reads, and allocates for, the rest.
+inline std::string read_file_prefix(const std::string& path, std::uintmax_t n,
+                                    std::string_view kind) {
+  const std::uintmax_t size = regular_file_size(path, kind);
+  const auto count = static_cast<std::size_t>(std::min(n, size));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot be opened", "check its permissions");
+  std::string bytes(count, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(count));
+  if (static_cast<std::size_t>(in.gcount()) != count) {
+    throw Error(path + ": changed size while being read",
+                "read it again once whatever writes it has finished");
+  }
+  return bytes;
+}
+
+// The whole of a regular file. Its size comes from the file system, so the one allocation is
+// exactly as large as the file.
+inline std::string read_file_bytes(const std::string& path, std::string_view kind) {
+  const std::uintmax_t size = regular_file_size(path, kind);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot be opened", "check its permissions");
   std::string bytes;

@@ -436,6 +436,21 @@ TEST(SafetensorsRead, ClaimsOfTerabytesAllocateNothingLikeThem) {
   EXPECT_LT(largest.bytes(), kSmallAllocation);
 }
 
+TEST(SafetensorsRead, ShapesWhoseByteCountWrapsPast2To64AreRefused) {
+  LargestAllocation largest;
+  // (2^62 + 1) * 4 elements wraps to 4; and 2^62 F32 elements are 2^64 bytes, which wraps to 0.
+  for (const std::string& shape :
+       {std::string("[4611686018427387905,4]"), std::string("[4611686018427387904]")}) {
+    SCOPED_TRACE(shape);
+    const std::string header =
+        R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,16]}})";
+    const Error e = error_of(
+        [&] { (void)gradscope::parse_safetensors(st(header, std::string(16, '\0')), "w.st"); });
+    EXPECT_TRUE(Contains(e.what(), "holds more bytes than 64 bits can count"));
+  }
+  EXPECT_LT(largest.bytes(), kSmallAllocation);
+}
+
 TEST(SafetensorsRead, EveryTruncationOfAValidFileIsAnError) {
   const std::string bytes = file_bytes(corpus("safetensors/valid_mixed.safetensors"));
   ASSERT_NO_THROW((void)gradscope::parse_safetensors(bytes, "whole"));
@@ -613,6 +628,62 @@ TEST(Npy, AShapeClaimingTerabytesAllocatesNothingLikeIt) {
   });
   EXPECT_TRUE(Contains(e.what(), "the data holds 64 bytes, but shape (1099511627776, 8)"));
   EXPECT_LT(largest.bytes(), kSmallAllocation);
+}
+
+TEST(Npy, AShapeWhoseByteCountWrapsPast2To64IsRefused) {
+  // (2^62 + 1) * 4 elements * 4 bytes wraps to 64; 64 bytes of data are there.
+  LargestAllocation largest;
+  const Error e = error_of([] {
+    (void)gradscope::parse_npy(
+        npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387905, 4), }",
+            std::string(64, '\0')),
+        "wrap.npy");
+  });
+  EXPECT_TRUE(Contains(e.what(), "shape (4611686018427387905, 4) of float32 holds more bytes"));
+  EXPECT_LT(largest.bytes(), kSmallAllocation);
+}
+
+TEST(Npy, AFileOfAFewBytesClaimingTerabytesIsRefusedWithoutAllocating) {
+  const TempDir dir;
+  const std::string path =
+      dir.write("claims.npy", npy("{'descr': '<f4', 'fortran_order': False, 'shape': "
+                                  "(1099511627776,), }",
+                                  std::string(4, '\0')));
+  LargestAllocation largest;
+  const Error e = error_of([&] { (void)gradscope::read_npy(path); });
+  EXPECT_TRUE(Contains(e.what(), "the data holds 4 bytes, but shape (1099511627776,) of float32"));
+  EXPECT_EQ(e.code(), ExitCode::kUsage);
+  EXPECT_LT(largest.bytes(), kSmallAllocation);
+}
+
+TEST(Npy, ABigFileIsRefusedFromItsHeaderBeforeItsDataIsRead) {
+  // 64 MiB (sparse on disk) behind a header that says (3,) float32, or int64: the header alone
+  // refuses them, so nothing near the file's size is allocated.
+  const TempDir dir;
+  constexpr std::uintmax_t kBig = std::uintmax_t{64} << 20;
+  for (const auto& [descr, part] :
+       {std::pair{std::string("<f4"), std::string("bytes follow the 12 that shape (3,)")},
+        std::pair{std::string("<i8"), std::string("(int64) is not supported")}}) {
+    SCOPED_TRACE(descr);
+    const std::string path =
+        dir.write("big" + descr.substr(1) + ".npy",
+                  npy("{'descr': '" + descr + "', 'fortran_order': False, 'shape': (3,), }", ""));
+    fs::resize_file(path, kBig);
+    LargestAllocation largest;
+    const Error e = error_of([&] { (void)gradscope::read_npy(path); });
+    EXPECT_TRUE(Contains(e.what(), part));
+    EXPECT_LT(largest.bytes(), kSmallAllocation);
+  }
+}
+
+TEST(Npy, AHeaderLengthOfMoreThanAMegabyteIsRefused) {
+  // Version 2 counts the header in a u32: 2 MiB of spaces is a header numpy would never write.
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }";
+  header.resize(std::size_t{2} << 20, ' ');
+  const std::string bytes = std::string("\x93NUMPY\x02", 7) + '\0' +
+                            u64_le(header.size()).substr(0, 4) + header + std::string(4, '\0');
+  EXPECT_TRUE(Contains(error_of([&] { (void)gradscope::parse_npy(bytes, "h.npy"); }).what(),
+                       "the .npy header length says 2097152 bytes"));
 }
 
 TEST(Npy, EveryTruncationOfAValidFileIsAnError) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gradscope/engine.hpp"
@@ -30,6 +31,13 @@ struct OnnxModel {
 // Throws Error (exit code 2) naming the node and listing what is supported for an unsupported
 // op, and for a cycle, a missing initializer, non-finite weights, or more than one graph input or
 // output.
+// Every malformed graph (a node without its inputs or outputs, a tensor whose dimensions are
+// negative or overflow, an attribute of the wrong type) and every model that breaks a rule a
+// config must keep (find_spec_problem: widths >= 1, finite activation parameters, norm eps > 0,
+// ...) is an Error naming the node, never a crash.
 OnnxModel read_onnx(const std::string& path, const RunSpec& defaults);
+
+// The same from the bytes of an ONNX file; `source` names it in messages (for tests and fuzzing).
+OnnxModel parse_onnx(std::string_view bytes, const std::string& source, const RunSpec& defaults);
 
 }  // namespace gradscope

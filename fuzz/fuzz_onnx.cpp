@@ -1,0 +1,63 @@
+// libFuzzer target for parse_onnx: any bytes either give a model that keeps the importer's
+// promises (a spec the config reader's rules accept, one weight matrix per dense op of the right
+// shape, finite values) or a gradscope::Error. A crash, a sanitizer report, an abort (protobuf's
+// own bounds checks included) or any other exception is a finding.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "fuzz_support.hpp"
+#include "gradscope/error.hpp"
+#include "gradscope/onnx_import.hpp"
+#include "gradscope/spec.hpp"
+
+namespace {
+
+using gradscope_fuzz::require;
+
+gradscope::RunSpec defaults() {
+  gradscope::RunSpec spec;
+  spec.name = "fuzz";
+  spec.input.batch = 8;
+  return spec;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view bytes(reinterpret_cast<const char*>(data), size);
+  const gradscope_fuzz::AllocationLimit limit(size);
+  gradscope::OnnxModel m;
+  try {
+    m = gradscope::parse_onnx(bytes, "dir/fuzz.onnx", defaults());
+  } catch (const gradscope::Error& e) {
+    require(e.code() == gradscope::ExitCode::kUsage, "an Error other than exit code 2");
+    return 0;  // the expected answer to bad bytes
+  }
+
+  require(!gradscope::find_spec_problem(m.spec), "the spec breaks a rule of the config reader");
+  const std::vector<gradscope::OpSpec> ops = gradscope::expand_ops(m.spec);
+  require(!ops.empty(), "a model without ops");
+  require(m.weights.weight.size() == ops.size() && m.weights.bias.size() == ops.size(),
+          "not one weight and one bias slot per op");
+  const std::vector<int> widths = gradscope::op_widths(m.spec, ops);
+  int n_in = m.spec.input.width;
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    if (ops[k].kind != gradscope::OpKind::kDense) {
+      require(m.weights.weight[k].size() == 0, "weights for an op that is not dense");
+      continue;
+    }
+    const Eigen::MatrixXd& W = m.weights.weight[k];
+    require(W.rows() == widths[k] && W.cols() == n_in, "a weight of the wrong shape");
+    require(m.weights.bias[k].size() == W.rows(), "a bias of the wrong size");
+    require(W.allFinite() && m.weights.bias[k].allFinite(), "a NaN or Inf weight was returned");
+    n_in = widths[k];
+  }
+  for (const gradscope::TensorAssignment& a : m.assignments) {
+    require(a.layer >= 1 && static_cast<std::size_t>(a.layer) <= ops.size(),
+            "an assignment to an op that does not exist");
+  }
+  return 0;
+}
