@@ -367,6 +367,11 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   paths.insert(paths.end(), extra.begin(), extra.end());
   if (!a.save_weights.empty()) paths.emplace_back(a.save_weights);
   check_writable(paths);
+  // ...and they must fit on its disk: a full disk is refused now, not after the run.
+  check_disk_space(dir, estimate_report_file_bytes(
+                            spec, {.markdown = a.format == "md", .html = a.format == "html",
+                                   .svg = a.svg, .max_rows = a.max_rows,
+                                   .save_weights = !a.save_weights.empty()}));
 
   RunOptions options;
   options.threads = a.threads;

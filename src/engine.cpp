@@ -167,6 +167,8 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
   report.spec = spec;
   check_jacobian_request(spec);
   report.memory = estimate_memory(spec);
+  // What the report states it keeps: from the spec alone (see MemoryEstimate::report_bytes).
+  report.memory.report_bytes = estimate_kept_memory(spec).report_bytes;
   std::vector<bool> loaded;
   if (options.external != nullptr) {
     for (const Eigen::MatrixXd& w : options.external->weight) loaded.push_back(w.size() > 0);
@@ -185,8 +187,20 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
         static_cast<double>(threads) * static_cast<double>(report.memory.per_thread_bytes);
     const auto overhead = static_cast<std::int64_t>(
         std::min(3.0e18, scratch + static_cast<double>(kProcessOverheadBytes)));
+    // What every plan keeps besides: each op's statistics and share of the reports, an input
+    // file's copies, and what --save-weights copies in double (the weights and the input).
+    const ExternalData* ext = options.external;
+    const auto file_input = ext != nullptr && ext->input ? ext->input->size() : Eigen::Index{0};
+    const double saved =
+        options.save == nullptr
+            ? 0.0
+            : static_cast<double>(report.memory.weights_bytes) *
+                      (spec.precision == Precision::kFloat32 ? 2.0 : 1.0) +
+                  8.0 * spec.input.width * static_cast<double>(spec.input.batch);
+    const KeptEstimate kept = estimate_kept_memory(
+        spec, file_input, static_cast<std::int64_t>(std::min(3.0e18, saved)));
     report.memory.plan =
-        choose_memory_plan(spec, report.memory, loaded, limit, overhead, kAllocatorSlack);
+        choose_memory_plan(spec, report.memory, loaded, limit, overhead, kAllocatorSlack, kept);
   }
   const std::vector<OpSpec> ops = expand_ops(spec);
   const std::vector<int> widths = op_widths(spec, ops);

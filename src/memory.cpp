@@ -1,5 +1,8 @@
 // What a run will allocate, and what the machine has: a run is refused before it allocates
 // anything when the first exceeds the second. Also what it will compute, for the time estimate.
+#include "gradscope/memory.hpp"
+
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <system_error>
 
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
@@ -455,12 +459,15 @@ MemoryPlan plan_with(const RunSpec& spec, const MemoryEstimate& all,
 
 MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
                               const std::vector<bool>& loaded, std::int64_t budget_bytes,
-                              std::int64_t overhead_bytes, double slack) {
+                              std::int64_t overhead_bytes, double slack, const KeptEstimate& kept) {
+  // What every plan keeps besides its own data: its share of the room is taken first.
+  const double kept_data = static_cast<double>(kept.total_bytes());
   // What a plan's data may take: the budget less the overhead, less the allocator's slack.
   const double room =
-      (static_cast<double>(budget_bytes) - static_cast<double>(overhead_bytes)) / (1.0 + slack);
+      (static_cast<double>(budget_bytes) - static_cast<double>(overhead_bytes)) / (1.0 + slack) -
+      kept_data;
   auto needs = [&](double peak) {
-    return peak * (1.0 + slack) + static_cast<double>(overhead_bytes);
+    return (peak + kept_data) * (1.0 + slack) + static_cast<double>(overhead_bytes);
   };
   // The all-in-memory plan needs no footprint: a small run never expands anything twice.
   MemoryPlan everything;
@@ -476,6 +483,8 @@ MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
   // the leanest plan is the smallest of the plans considered, everything in memory among them.
   const double lean_data = static_cast<double>(leanest->plan.peak_bytes) * (1.0 + slack);
   const double all_data = static_cast<double>(all.total_bytes()) * (1.0 + slack);
+  const double report_data = static_cast<double>(kept.report_bytes) * (1.0 + slack);
+  const double input_data = static_cast<double>(kept.input_copies_bytes) * (1.0 + slack);
   std::string what =
       "run refused: it needs an estimated " +
       human_bytes(clamp_bytes(needs(static_cast<double>(leanest->plan.peak_bytes)))) +
@@ -486,13 +495,37 @@ MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
     what += "; everything in memory: " + human_bytes(clamp_bytes(all_data));
   }
   what += ")";
+  if (kept.report_bytes > 0) {
+    char each[32];
+    std::snprintf(each, sizeof each, "%.1f KB", kReportMemoryBytesPerOp * (1.0 + slack) / 1e3);
+    what += ", " + human_bytes(clamp_bytes(report_data)) + " for the statistics and report of its " +
+            std::to_string(kept.reported_ops) + " ops (" + each + " each, under every plan)";
+  }
+  if (kept.input_copies_bytes > 0) {
+    what += ", " + human_bytes(clamp_bytes(input_data)) + " for the copies of the input file";
+  }
   if (overhead_bytes > 0) {
     what += " plus " + human_bytes(overhead_bytes) + " for the process and its threads' scratch";
   }
+  // The hint speaks to the largest part.
+  const double largest = std::max({lean_data, report_data, input_data,
+                                   static_cast<double>(overhead_bytes)});
   std::string hint;
   if (static_cast<double>(overhead_bytes) >= static_cast<double>(budget_bytes)) {
     hint = "the process and its threads alone need " + human_bytes(overhead_bytes) +
            ": raise --memory-budget above that (fewer --threads need less scratch)";
+  } else if (report_data > 0 && report_data == largest) {
+    // The ops whose statistics and report would fit beside the leanest plan's data.
+    const double spare = static_cast<double>(budget_bytes) - static_cast<double>(overhead_bytes) -
+                         lean_data - input_data;
+    const double fit = std::max(0.0, std::floor(spare / (kReportMemoryBytesPerOp * (1.0 + slack))));
+    hint = "the statistics and report of every op dominate: reduce the number of layers "
+           "(stack.depth; about " +
+           std::to_string(static_cast<long long>(std::min(fit, 1e15))) +
+           " ops fit this budget), or raise --memory-budget if the machine has more memory";
+  } else if (input_data > 0 && input_data == largest) {
+    hint = "the input file is held twice in double beside the network's copy: give fewer "
+           "examples (rows), or raise --memory-budget if the machine has more memory";
   } else {
     hint = "reduce stack.depth, stack.width or input.batch, ";
     if (spec.precision == Precision::kFloat64) hint += "use \"precision\": \"float32\", ";
@@ -586,6 +619,82 @@ RunWork estimate_run_work(const RunSpec& spec, const MemoryPlan& plan, int threa
     w.critical_path += w.jacobian;
   }
   return w;
+}
+
+std::int64_t reported_op_count(const RunSpec& spec) {
+  if (spec.layers.empty()) return static_cast<std::int64_t>(spec.stack.depth) + (spec.output ? 1 : 0);
+  std::int64_t count = 0;
+  for (const OpSpec& op : expand_ops(spec)) count += op.kind == OpKind::kResidualBegin ? 0 : 1;
+  return count;
+}
+
+KeptEstimate estimate_kept_memory(const RunSpec& spec, std::int64_t file_input_entries,
+                                  std::int64_t extra_held_bytes) {
+  KeptEstimate k;
+  k.reported_ops = reported_op_count(spec);
+  k.report_bytes = clamp_bytes(static_cast<double>(k.reported_ops) * kReportMemoryBytesPerOp);
+  // The values as read (Tensor::values) and the (width, batch) matrix the engine is given, both in
+  // double; the network's own copy in its precision is the cache's input.
+  k.input_copies_bytes = clamp_bytes(2.0 * 8.0 * static_cast<double>(file_input_entries) +
+                                     static_cast<double>(extra_held_bytes));
+  return k;
+}
+
+std::int64_t estimate_report_file_bytes(const RunSpec& spec, const ReportFiles& files) {
+  // Each file's fixed part and bytes per op, measured with the release build on width-1 and
+  // width-8 stacks of 1,000 to 10,000 layers, rounded up.
+  const double ops = static_cast<double>(reported_op_count(spec));
+  double bytes = 8e3 + kJsonReportBytesPerOp * ops;  // JSON: every op
+  // Text: its header and findings, and a row for each shown op (190 bytes measured).
+  bytes += 16e3 + 200.0 * std::min(ops, static_cast<double>(std::max(files.max_rows, 2)));
+  if (files.markdown) bytes += 24e3;  // elided to 40 rows whatever the depth
+  // HTML: the table (at most 200 rows), the histograms, and a point of its gradient and unit
+  // charts per op (155 bytes per op measured at width 1, 645 at width 8).
+  if (files.html) bytes += 350e3 + 700.0 * ops;
+  // SVG: the histograms (270 KB), and the gradient and unit charts (650 bytes per op at width 8).
+  if (files.svg) bytes += 300e3 + 700.0 * ops;
+  if (files.save_weights) {
+    const double scalar = spec.precision == Precision::kFloat32 ? 4.0 : 8.0;
+    const double outputs =
+        spec.layers.empty() ? (spec.output ? spec.output->width : spec.stack.layer.width)
+                            : op_widths(spec, expand_ops(spec)).back();
+    // The parameters, the input and the targets, and a header entry per tensor.
+    bytes += static_cast<double>(estimate_memory(spec).weights_bytes) +
+             (spec.input.width + outputs) * spec.input.batch * scalar + 4e3 + 200.0 * ops;
+  }
+  return clamp_bytes(bytes);
+}
+
+namespace {
+
+// `dir`, or its nearest existing parent (the directory --out would be created in).
+std::filesystem::path nearest_existing(const std::filesystem::path& dir) {
+  std::filesystem::path p = dir.empty() ? std::filesystem::path(".") : dir;
+  std::error_code ec;
+  while (!std::filesystem::exists(p, ec)) {
+    if (!p.has_relative_path() || p.parent_path() == p) return p;
+    p = p.parent_path();
+    if (p.empty()) return ".";
+  }
+  return p;
+}
+
+}  // namespace
+
+std::int64_t available_disk_bytes(const std::filesystem::path& dir) {
+  struct statvfs s {};
+  if (::statvfs(nearest_existing(dir).c_str(), &s) != 0) return -1;
+  return clamp_bytes(static_cast<double>(s.f_bavail) * static_cast<double>(s.f_frsize));
+}
+
+void check_disk_space(const std::filesystem::path& dir, std::int64_t bytes) {
+  const std::int64_t free = available_disk_bytes(dir);
+  if (free < 0 || bytes <= free) return;
+  throw Error("not enough disk space for the report: its files need an estimated " +
+                  human_bytes(bytes) + " but " + nearest_existing(dir).string() + " has " +
+                  human_bytes(free) + " free",
+              "free some space or write elsewhere with --out; the JSON report takes about 3.3 KB "
+              "per layer, so fewer layers (stack.depth) need less");
 }
 
 std::int64_t available_memory_bytes() {

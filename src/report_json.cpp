@@ -386,10 +386,11 @@ std::string report_to_json(const Report& report) {
   doc["config"] = Json::parse(run_spec_to_json(report.spec));
 
   Json memory = Json::object();
-  memory["estimate_bytes"] = report.memory.total_bytes();
+  memory["estimate_bytes"] = report.memory.estimate_bytes();
   memory["weights_bytes"] = report.memory.weights_bytes;
   memory["cache_bytes"] = report.memory.cache_bytes;
   memory["work_bytes"] = report.memory.work_bytes;
+  memory["report_bytes"] = report.memory.report_bytes;
   const MemoryPlan& plan = report.memory.plan;
   memory["plan"] =
       Json{{"weights", plan.weights == WeightStorage::kRegenerated ? "regenerated" : "kept"},

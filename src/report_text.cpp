@@ -677,9 +677,10 @@ std::string header_block(const Report& r, const Painter& paint) {
                                spec.input.batch));
   row("parameters", group_thousands(r.parameters));
   row("memory",
-      fmt::format("{} estimated (weights {}, cache {}, work {})",
-                  format_bytes(r.memory.total_bytes()), format_bytes(r.memory.weights_bytes),
-                  format_bytes(r.memory.cache_bytes), format_bytes(r.memory.work_bytes)));
+      fmt::format("{} estimated (weights {}, cache {}, work {}, statistics and report {})",
+                  format_bytes(r.memory.estimate_bytes()), format_bytes(r.memory.weights_bytes),
+                  format_bytes(r.memory.cache_bytes), format_bytes(r.memory.work_bytes),
+                  format_bytes(r.memory.report_bytes)));
   const MemoryPlan& plan = r.memory.plan;
   if (plan.weights == WeightStorage::kRegenerated || plan.checkpointed()) {
     std::string text = plan.weights == WeightStorage::kRegenerated ? "weights drawn again" : "";

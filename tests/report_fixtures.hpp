@@ -104,6 +104,7 @@ inline Report make_report(const std::string& name, const std::vector<double>& lo
   // Activations and derivatives of every layer in float32.
   for (const int w : widths) r.memory.cache_bytes += 2 * 4 * std::int64_t{w} * r.spec.input.batch;
   r.memory.work_bytes = 4096;
+  r.memory.report_bytes = 16000 * static_cast<std::int64_t>(r.layers.size());  // about a run's
   r.summary.log10_grad_ratio_first_to_last = log10_grads.front() - log10_grads.back();
   r.summary.mean_log10_gain =
       depth > 1 ? r.summary.log10_grad_ratio_first_to_last / (depth - 1) : 0.0;
@@ -428,6 +429,7 @@ inline Report mixed_report(OptimizerKind optimizer) {
   }
   r.memory.weights_bytes = 4 * r.parameters;
   r.memory.work_bytes = 4096;
+  r.memory.report_bytes = 16000 * static_cast<std::int64_t>(r.layers.size());  // about a run's
   r.output_grad_rms = magnitude_from_log10(log10_output_grad);
   // mse against standard-normal targets: L = (1/B) sum ||y - t||^2 / 2 ~ width (rms(y)^2 + 1) / 2.
   const LayerReport& last = r.layers.back();

@@ -125,5 +125,60 @@ TEST(Engine, ThePlannedHookSeesThePlanBeforeTheRunAndMayRefuseIt) {
   EXPECT_THROW(run_diagnostic(spec, opt), Error);
 }
 
+TEST(Engine, ADeepWidth1RunIsRefusedForItsStatisticsAndReportBeforeAllocation) {
+  // The job: --depth 100000 --width 1 --input-width 1 --batch 1 --memory-budget 512MiB
+  // was accepted at "1.1 MiB estimated", then peaked at 1.5 GiB.
+  const RunSpec spec = spec_of(100000, 1, 1, Activation::kRelu, Init::kHeNormal);
+  RunOptions opt;
+  opt.memory_limit_bytes = std::int64_t{512} << 20;
+  bool planned = false;
+  opt.on_planned = [&](const Report&) { planned = true; };
+  try {
+    run_diagnostic(spec, opt);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    EXPECT_NE(std::string(e.what()).find("statistics and report"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("reduce the number of layers"), std::string::npos) << e.hint();
+  }
+  EXPECT_FALSE(planned);  // refused before the plan was handed on, let alone allocated
+}
+
+TEST(Engine, AnInputFromAFileCountsItsCopiesAgainstTheLimit) {
+  // 64 examples of width 65536: 4 Mi entries, 64 MiB of copies in double (the values as read and
+  // the engine's matrix). Its data has nothing a plan can save: input, work buffers, tiny weights.
+  RunSpec spec = spec_of(2, 1, 64, Activation::kRelu, Init::kHeNormal);
+  spec.input.width = 65536;
+  const MemoryEstimate m = estimate_memory(spec);
+  const KeptEstimate generated = estimate_kept_memory(spec);
+  const KeptEstimate from_file = estimate_kept_memory(spec, std::int64_t{65536} * 64);
+  EXPECT_EQ(from_file.input_copies_bytes, std::int64_t{64} << 20);
+  // The budget the generated run needs (slack 1.1, 64 MiB of process, one thread's scratch),
+  // and half the copies' room more: enough without them, not with them.
+  const double needs = static_cast<double>(m.total_bytes() + generated.total_bytes()) * 1.1 +
+                       static_cast<double>((std::int64_t{64} << 20) + m.per_thread_bytes);
+  RunOptions opt;
+  opt.threads = 1;
+  opt.memory_limit_bytes = static_cast<std::int64_t>(needs) + (std::int64_t{32} << 20);
+  opt.on_planned = [](const Report&) { throw Error("planned"); };  // stop before allocating
+  try {
+    run_diagnostic(spec, opt);
+    FAIL() << "expected the hook";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "planned");
+  }
+  ExternalData ext;
+  ext.input = Eigen::MatrixXd(65536, 64);  // never read: the run is refused first
+  opt.external = &ext;
+  try {
+    run_diagnostic(spec, opt);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("70.4 MiB for the copies of the input file"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace gradscope

@@ -12,6 +12,7 @@
 #include "gradscope/config.hpp"
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
+#include "gradscope/memory.hpp"
 #include "gradscope/network.hpp"
 #include "gradscope/report_json.hpp"
 #include "test_support.hpp"
@@ -409,6 +410,89 @@ TEST(RunWork, AMillionLayerStackIsCountedWithoutExpandingIt) {
   const double grams = 256.0 * 256 * (512 + 512);
   // Integers below 2^53 all the way: the sum is exact.
   EXPECT_DOUBLE_EQ(w.products, 1e6 * (2 * forward + grams) - forward);
+}
+
+// ---- What every plan keeps besides: statistics and reports, input copies; the report on disk
+
+TEST(KeptMemory, ADeepWidth1StackCountsItsStatisticsAndReportPerOp) {
+  // The job: accepted at "1.1 MiB estimated", it peaked at 1.5 GiB writing 297 MB of JSON.
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 100000, 1, 1, 1);
+  const KeptEstimate kept = estimate_kept_memory(spec);
+  EXPECT_EQ(kept.reported_ops, 100000);
+  EXPECT_EQ(kept.input_copies_bytes, 0);
+  // At least each op's report structure and its JSON text, the document's nodes beside it.
+  EXPECT_GE(static_cast<double>(kept.report_bytes),
+            100000.0 * (sizeof(LayerReport) + 3000.0 * kJsonBuildFactor));
+  const MemoryEstimate all = estimate_memory(spec);
+  EXPECT_LT(all.total_bytes(), std::int64_t{2} << 20);  // the pass's own data is tiny
+  try {
+    choose_memory_plan(spec, all, {}, std::int64_t{512} << 20, std::int64_t{64} << 20, 0.1, kept);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("for the statistics and report of its 100000 ops"), std::string::npos)
+        << what;
+    EXPECT_NE(what.find("memory budget is 512.0 MiB"), std::string::npos) << what;
+    EXPECT_NE(e.hint().find("reduce the number of layers"), std::string::npos) << e.hint();
+    EXPECT_NE(e.hint().find("--memory-budget"), std::string::npos) << e.hint();
+  }
+  // Without the per-op part, the same budget would have been accepted.
+  EXPECT_NO_THROW(
+      choose_memory_plan(spec, all, {}, std::int64_t{512} << 20, std::int64_t{64} << 20, 0.1));
+}
+
+TEST(KeptMemory, AnInputFileCountsTwiceInDoublePerEntry) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 3, 16, 8, 1);
+  const KeptEstimate none = estimate_kept_memory(spec);
+  const KeptEstimate small = estimate_kept_memory(spec, 1000);
+  const KeptEstimate large = estimate_kept_memory(spec, 1000000);
+  // The values as read and the engine's matrix, both double: 16 bytes an entry.
+  EXPECT_EQ(small.input_copies_bytes, 16 * 1000);
+  EXPECT_EQ(large.input_copies_bytes - small.input_copies_bytes, 16 * (1000000 - 1000));
+  EXPECT_EQ(large.report_bytes, none.report_bytes);
+  EXPECT_EQ(estimate_kept_memory(spec, 1000, 500).input_copies_bytes, 16 * 1000 + 500);
+}
+
+TEST(ReportSize, TheEstimateOfADeepWidth1ReportIsWithinAFactor1Point5OfItsJson) {
+  const RunSpec spec = testing::uniform_stack(Activation::kRelu, Init::kHeNormal, 2000, 1, 1, 1);
+  RunOptions opt;
+  opt.threads = 2;
+  const std::string json = report_to_json(run_diagnostic(spec, opt));
+  // The JSON and the text report (about 11 KB at the default 40 rows, so the JSON's 6 MB is
+  // nearly all of it): over what is written, and not by more than half.
+  const auto estimate = static_cast<double>(estimate_report_file_bytes(spec, ReportFiles{}));
+  const auto actual = static_cast<double>(json.size()) + 11e3;
+  EXPECT_GE(estimate, actual);
+  EXPECT_LE(estimate, 1.5 * actual);
+  // Every file asked for adds to it; more text rows too.
+  ReportFiles all_files;
+  all_files.html = all_files.svg = all_files.markdown = all_files.save_weights = true;
+  EXPECT_GT(estimate_report_file_bytes(spec, all_files), estimate_report_file_bytes(spec, {}));
+  ReportFiles all_rows;
+  all_rows.max_rows = 1000000;
+  EXPECT_GE(estimate_report_file_bytes(spec, all_rows) - estimate_report_file_bytes(spec, {}),
+            150 * (2000 - 40));
+}
+
+TEST(ReportSize, ReportsThatWillNotFitOnTheDiskAreRefusedNamingBothSizes) {
+  const fs::path tmp = fs::temp_directory_path();
+  const std::int64_t free = available_disk_bytes(tmp);
+  ASSERT_GT(free, 0);
+  // --out may not exist yet: the free space is that of its nearest existing parent.
+  EXPECT_GT(available_disk_bytes(tmp / "gradscope-no-such-dir" / "reports"), 0);
+  EXPECT_NO_THROW(check_disk_space(tmp / "gradscope-no-such-dir" / "reports", 1000));
+  try {
+    check_disk_space(tmp / "gradscope-no-such-dir", std::int64_t{1} << 62);
+    FAIL() << "expected a refusal";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("not enough disk space"), std::string::npos) << what;
+    EXPECT_NE(what.find("4.0 EiB"), std::string::npos) << what;
+    EXPECT_NE(what.find(" free"), std::string::npos) << what;
+    EXPECT_NE(e.hint().find("--out"), std::string::npos) << e.hint();
+  }
 }
 
 }  // namespace

@@ -312,7 +312,8 @@ TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   EXPECT_EQ(doc["network"]["depth"], r.layers.size());
   EXPECT_EQ(doc["network"]["parameters"], r.parameters);
   EXPECT_EQ(doc["network"]["precision"], "float32");
-  EXPECT_EQ(doc["network"]["memory"]["estimate_bytes"], r.memory.total_bytes());
+  EXPECT_EQ(doc["network"]["memory"]["estimate_bytes"], r.memory.estimate_bytes());
+  EXPECT_EQ(doc["network"]["memory"]["report_bytes"], r.memory.report_bytes);
   ASSERT_EQ(doc["layers"].size(), r.layers.size());
   const Json& layer = doc["layers"][1];
   EXPECT_EQ(keys_of(layer),

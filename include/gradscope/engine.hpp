@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gradscope/loss.hpp"
+#include "gradscope/memory.hpp"
 #include "gradscope/report.hpp"
 #include "gradscope/spec.hpp"
 
@@ -18,6 +19,8 @@ namespace gradscope {
 
 // Data from files instead of the seeded generators (--weights, --input, --targets), in double;
 // each entry empty or absent means "generate as usual". Indexed by op of expand_ops(spec).
+// An input is counted twice in double against the memory limit: this matrix, and the values as
+// read from the file, which the command line keeps beside it (estimate_kept_memory).
 struct ExternalData {
   std::vector<Eigen::MatrixXd> weight;   // dense: W (n_out, n_in); projected residual end: P
   std::vector<Eigen::VectorXd> bias;     // dense: b (n_out)
@@ -73,12 +76,15 @@ MemoryPlan plan_with(const RunSpec& spec, const MemoryEstimate& all,
                      const std::vector<bool>& loaded, WeightStorage weights, int checkpoint_every,
                      std::int64_t recomputed_ops = -1);
 
-// The cheapest plan whose expected peak, grown by `slack` (the allocator's share beyond the live
-// data) plus `overhead_bytes` (the workers' scratch and the process itself), fits the budget
-// (<= 0: no limit). Throws gradscope::Error (exit code 2) when even the leanest plan does not.
+// The cheapest plan whose expected peak plus `kept` (what every plan keeps besides: statistics
+// and reports, input copies), grown by `slack` (the allocator's share beyond the live data), plus
+// `overhead_bytes` (the workers' scratch and the process itself), fits the budget (<= 0: no
+// limit). Throws gradscope::Error (exit code 2) when even the leanest plan does not, naming the
+// part that dominates.
 MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
                               const std::vector<bool>& loaded, std::int64_t budget_bytes,
-                              std::int64_t overhead_bytes, double slack = 0.0);
+                              std::int64_t overhead_bytes, double slack = 0.0,
+                              const KeptEstimate& kept = {});
 
 // "4GiB", "512M", "1.5G", "2GB", "1000000": bytes (K, M, G, T and KiB.. TiB are powers of 1024;
 // KB, MB, GB, TB powers of 1000; case-insensitive). Nothing when the text is not a size.

@@ -132,6 +132,13 @@ struct MemoryEstimate {
   // depend on the thread count, but counted when a run is checked against the memory it has.
   std::int64_t per_thread_bytes = 0;
   std::int64_t total_bytes() const { return weights_bytes + cache_bytes + work_bytes; }
+  // What every plan keeps besides: each op's statistics and its share of the reports built from
+  // them (memory.hpp's estimate_kept_memory). An input file's copies are counted when the plan is
+  // chosen but not stated here, so that a run loaded back from its saved weights and input
+  // reports the same bytes.
+  std::int64_t report_bytes = 0;
+  // The whole estimate a report states: the all-in-memory plan and the statistics and report.
+  std::int64_t estimate_bytes() const { return total_bytes() + report_bytes; }
   MemoryPlan plan;  // the plan the run used; the fields above are the all-in-memory plan's
 };
 
