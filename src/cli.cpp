@@ -7,9 +7,11 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -46,7 +48,8 @@ constexpr const char* kExitCodes =
     "Exit codes: 0 success; 1 internal error (a bug: please report it); 2 usage or config error,\n"
     "refused run (memory, --max-time) or unwritable output (a finished run's report is then\n"
     "printed on stdout); 3 a finding listed in --fail-on is present (the reports are written all\n"
-    "the same), or `compare --fail-on-regression` found a regression.";
+    "the same), or `compare --fail-on-regression` found a regression. Interrupted (Ctrl-C,\n"
+    "SIGTERM), gradscope ends with the signal's status (130, 143) and leaves no temporary file.";
 
 struct RunArgs {
   std::optional<std::string> config;
@@ -500,6 +503,7 @@ struct SweepArgs {
   bool resume = false;
   bool quiet = false;
   std::optional<std::string> shard;  // "I/N"
+  std::uint64_t max_points = kMaxSweepPoints;
 };
 
 // As `run` prints: Markdown when piped, the text summary and the file's name on a terminal.
@@ -533,6 +537,7 @@ int do_sweep(const SweepArgs& a, std::ostream& out, std::ostream& err, const Cli
   request.resume = a.resume;
   request.jobs = a.jobs;
   request.memory_budget_bytes = memory_budget(a.memory_budget);
+  request.max_points = a.max_points;
   SweepProgress progress;
   if (env.stderr_is_terminal) {
     progress = [&err](int done, int total, const std::string& label) {
@@ -836,8 +841,9 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       "Run a config at every combination of the --vary values (and --seeds seeds per point), in "
       "parallel; write each run's report under OUT/NAME/runs/ as it finishes, then "
       "OUT/NAME/sweep.json, sweep.txt, sweep.md and gradients.svg. An interrupted sweep resumes "
-      "with --resume. --shard I/N runs one slice of a sweep, for a batch system; `gradscope "
-      "merge` combines the slices.");
+      "with --resume; a second sweep into OUT/NAME while one runs is refused. A grid of more "
+      "than 10,000 points needs --max-points. --shard I/N runs one slice of a sweep, for a batch "
+      "system; `gradscope merge` combines the slices.");
   sweep->footer(kExitCodes);
   sweep->add_option("config", sweep_args.config,
                     "config file (JSON); omit for the built-in default");
@@ -866,6 +872,12 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
                    "runs at once, 0 = one per core (results do not "
                    "depend on it)")
       ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  sweep
+      ->add_option("--max-points", sweep_args.max_points,
+                   "the most points the grid may have (the product of the --vary counts); a "
+                   "larger grid is refused before anything is planned")
+      ->check(CLI::Range(std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max()))
       ->capture_default_str();
   sweep->add_flag("--resume", sweep_args.resume,
                   "keep the finished runs of an interrupted sweep (when their config matches) and "

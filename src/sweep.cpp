@@ -3,6 +3,7 @@
 #include "gradscope/sweep.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 #include "gradscope/error.hpp"
@@ -141,6 +142,32 @@ std::vector<SweepPoint> sweep_points(const std::vector<SweepAxis>& axes) {
     if (points[i].label.empty()) points[i].label = "base";
   }
   return points;
+}
+
+SweepGridSize sweep_grid_size(const std::vector<SweepAxis>& axes) {
+  SweepGridSize size;
+  // The exact count in decimal digits, least significant first: no product can overflow it.
+  std::vector<int> digits{1};
+  for (const SweepAxis& axis : axes) {
+    const std::uint64_t n = axis.values.size();
+    if (!size.product.empty()) size.product += " x ";
+    size.product += std::to_string(n);
+    size.count = n != 0 && size.count > UINT64_MAX / n ? UINT64_MAX : size.count * n;
+    // Each step keeps carry < n, so 9n + carry stays below 10n, far from overflowing.
+    std::uint64_t carry = 0;
+    for (int& d : digits) {
+      const std::uint64_t v = static_cast<std::uint64_t>(d) * n + carry;
+      d = static_cast<int>(v % 10);
+      carry = v / 10;
+    }
+    for (; carry > 0; carry /= 10) digits.push_back(static_cast<int>(carry % 10));
+    while (digits.size() > 1 && digits.back() == 0) digits.pop_back();
+  }
+  for (std::size_t i = digits.size(); i-- > 0;) {
+    size.text += static_cast<char>('0' + digits[i]);
+    if (i > 0 && i % 3 == 0) size.text += ',';
+  }
+  return size;
 }
 
 SweepShard parse_sweep_shard(const std::string& text) {

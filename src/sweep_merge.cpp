@@ -3,6 +3,7 @@
 // summary writer as the unsharded sweep, so both are the same bytes.
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -234,6 +235,12 @@ SweepRequest request_of(const SweepManifest& m) {
   req.seeds = m.seeds;
   req.name = m.name;
   req.out_dir = m.out_dir;
+  // The shards ran the grid, with --max-points when it is above the cap: as many points as the
+  // manifests say they ran (each manifest's runs are checked against the grid below).
+  if (m.seeds > 0 && m.runs_total > 0) {
+    req.max_points = std::max<std::uint64_t>(kMaxSweepPoints,
+                                             static_cast<std::uint64_t>(m.runs_total / m.seeds));
+  }
   return req;
 }
 
@@ -350,13 +357,23 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
       throw Error(e.what() + where, rerun_hint(s.manifest, shard.index));
     }
     if (!report_is_run_of(text, job.spec)) {
-      throw Error(
-          source.string() + ": not the run of point " + std::to_string(job.point) + " seed " +
-              std::to_string(job.seed_index) + where + ": its config differs",
-          "the file was replaced by another sweep's run; " + rerun_hint(s.manifest, shard.index));
+      throw Error(source.string() + ": not the run of point " + std::to_string(job.point) +
+                      " seed " + std::to_string(job.seed_index) + " (" +
+                      plan.points[static_cast<std::size_t>(job.point)].label + ", run " +
+                      std::to_string(job.run) + " of the sweep, in shard " +
+                      std::to_string(shard.index) + "/" + std::to_string(count) +
+                      "): its config differs",
+                  "the file was replaced by another sweep's run; " +
+                      rerun_hint(s.manifest, shard.index) + " (--resume runs this one again)");
     }
     files.emplace_back(out / job.file, std::move(text));
   }
+
+  // One writer in OUT/NAME at a time (a sweep of the same name, another merge), and nothing left
+  // there by a killed one.
+  const OutputLock lock(out, "merge", "wait for it, or merge into another --out or --name");
+  remove_stale_temps(out);
+  remove_stale_temps(out / "runs");
 
   // The sweep's directory may hold these very runs (a merge done before), nothing else.
   std::error_code ec;

@@ -130,7 +130,19 @@ void run_jobs(const SweepPlan& plan, const std::vector<const SweepJob*>& jobs,
   for (int w = 1; w < workers; ++w) threads.emplace_back(worker);
   worker();
   for (std::thread& t : threads) t.join();
-  if (error) std::rethrow_exception(error);
+  if (!error) return;
+  try {
+    std::rethrow_exception(error);
+  } catch (const Error& e) {
+    // A run that fails (a full disk, say) stops the sweep; what finished stays for --resume.
+    const int kept = finished.load();
+    if (kept == 0) throw;
+    throw Error(e.what(),
+                e.hint() + (e.hint().empty() ? "" : "; ") +
+                    "then run the same command with --resume: the " + std::to_string(kept) +
+                    " finished run" + (kept == 1 ? " is" : "s are") + " kept",
+                e.code());
+  }
 }
 
 // A point's config: the request's with the point's --vary values, all but axis `skip` when given.
@@ -246,10 +258,45 @@ void check_every_value_changes_the_run(const SweepRequest& req,
   }
 }
 
+// "FILE: not the run of point 2 seed 0 (activation=relu depth=2): its config differs".
+std::string not_the_run_of(const fs::path& file, const SweepPlan& plan, const SweepJob& job) {
+  return file.string() + ": not the run of point " + std::to_string(job.point) + " seed " +
+         std::to_string(job.seed_index) + " (" +
+         plan.points[static_cast<std::size_t>(job.point)].label + "): its config differs";
+}
+
+std::string with_thousands(std::uint64_t n) {
+  std::string digits = std::to_string(n);
+  for (std::size_t i = digits.size(); i > 3; i -= 3) digits.insert(i - 3, ",");
+  return digits;
+}
+
+// A grid beyond the cap is refused from the axes' sizes alone, before any point is built.
+void check_grid_size(const SweepRequest& req) {
+  const SweepGridSize size = sweep_grid_size(req.axes);
+  if (size.count > req.max_points) {
+    const bool default_cap = req.max_points == kMaxSweepPoints;
+    throw Error("the grid has " + size.text + " points (" + size.product + "), more than the " +
+                    with_thousands(req.max_points) +
+                    (default_cap ? " a sweep runs" : " --max-points allows"),
+                "narrow an axis, or pass --max-points N to confirm (each point runs --seeds "
+                "times)");
+  }
+  // Runs are numbered with an int, point-major then seed.
+  const std::uint64_t runs_max = static_cast<std::uint64_t>(std::numeric_limits<int>::max());
+  if (size.count > runs_max / static_cast<std::uint64_t>(req.seeds)) {
+    throw Error("the grid has " + size.text + " points (" + size.product + "), which at --seeds " +
+                    std::to_string(req.seeds) + " is more runs than one sweep can number (" +
+                    with_thousands(runs_max) + ")",
+                "narrow an axis or use fewer seeds");
+  }
+}
+
 }  // namespace
 
 SweepPlan plan_sweep(const SweepRequest& req) {
   if (req.seeds < 1) throw Error("--seeds must be at least 1", "use --seeds 3 for a spread");
+  check_grid_size(req);
   const RunSpec base = load_spec(req, req.overrides);
   SweepPlan plan;
   plan.name = req.name.empty() ? base.name + "-sweep" : req.name;
@@ -284,7 +331,17 @@ SweepResult write_sweep_summary(const SweepRequest& req, const SweepPlan& plan) 
   result.points.resize(plan.points.size());
   for (std::size_t p = 0; p < plan.points.size(); ++p) result.points[p].point = plan.points[p];
   for (const SweepJob& job : plan.jobs) {
-    SweepRun run = sweep_run_from_report_json(read_file(dir / job.file), (dir / job.file).string());
+    const fs::path file = dir / job.file;
+    const std::string text = read_file(file);
+    SweepRun run = sweep_run_from_report_json(text, file.string());
+    // Another process writing into the same directory (a sweep of the same name before locks, a
+    // copy by hand) may have put another point's run under this name.
+    if (!report_is_run_of(text, job.spec)) {
+      throw Error(not_the_run_of(file, plan, job),
+                  "another sweep's run, or another point's, was written under its name: run the "
+                  "sweep again with --resume (it runs that point again), or remove " +
+                      file.string());
+    }
     run.point = job.point;
     run.seed_index = job.seed_index;
     run.file = job.file;
@@ -319,6 +376,10 @@ SweepResult run_sweep(const SweepRequest& request, const SweepProgress& progress
   for (const SweepJob& job : plan.jobs) jobs.push_back(&job);
   // The runs' reports and the summary go there: checked before the first run.
   check_writable({dir / plan.jobs.front().file, dir / "sweep.json"});
+  // One writer in OUT/NAME at a time, and nothing left there by a killed one.
+  const OutputLock lock(dir, "sweep", "wait for it, or choose another --out or --name");
+  remove_stale_temps(dir);
+  remove_stale_temps(dir / "runs");
   run_jobs(plan, jobs, finished_runs(dir, jobs, req.resume), dir, req.jobs, req.memory_budget_bytes,
            progress);
   return write_sweep_summary(req, plan);
@@ -343,6 +404,13 @@ SweepShardResult run_sweep_shard(const SweepRequest& request, const SweepShard& 
   std::vector<fs::path> targets{dir / "manifest.json"};
   if (!jobs.empty()) targets.push_back(dir / jobs.front()->file);
   check_writable(targets);
+  // The shard's own directory only: the other shards write beside it at the same time.
+  const OutputLock lock(
+      dir, "sweep shard " + std::to_string(shard.index) + "/" + std::to_string(shard.count),
+      "wait for it: each shard runs once at a time (the other shards of the "
+      "sweep may run meanwhile)");
+  remove_stale_temps(dir);
+  remove_stale_temps(dir / "runs");
   const std::vector<char> done = finished_runs(dir, jobs, req.resume);
   // A manifest means a finished shard: an earlier one goes before anything runs, so that an
   // interrupted retry is not taken for finished.

@@ -1,17 +1,28 @@
 // The command line, in-process: every subcommand, every error path with its message and exit
-// code, colour rules, file output and byte-identical reports across thread counts.
+// code, colour rules, file output and byte-identical reports across thread counts. And the
+// executable itself under faults: interrupted while it writes, killed mid-sweep, two sweeps at
+// once.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/fs.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "gradscope/activation.hpp"
 #include "gradscope/cli.hpp"
@@ -1157,6 +1168,305 @@ TEST(CliLoss, LossIsANamedFlagLikePrecisionAndSeed) {
   const Result bad = cli(args({"run", "--loss", "msee"}, kSmall));
   EXPECT_EQ(bad.code, 2);
   EXPECT_TRUE(contains(bad.err, "--loss")) << bad.err;
+}
+
+// ---- Faults: the executable itself, interrupted while it writes, killed, or run twice at once
+
+extern "C" char** environ;
+
+// Every file under `dir` (relative path -> content), hidden ones included.
+std::map<std::string, std::string> all_files(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) files[fs::relative(e.path(), dir).generic_string()] = read(e.path());
+  }
+  return files;
+}
+
+// The names whose content differs between two trees, or that only one has (the contents are
+// megabytes: a failure names the files rather than printing them).
+std::vector<std::string> differences(const std::map<std::string, std::string>& a,
+                                     const std::map<std::string, std::string>& b) {
+  std::vector<std::string> names;
+  for (const auto& [name, content] : a) {
+    const auto it = b.find(name);
+    if (it == b.end() || it->second != content) names.push_back(name);
+  }
+  for (const auto& [name, content] : b) {
+    if (a.count(name) == 0) names.push_back(name);
+  }
+  return names;
+}
+
+// The names under `dir` that are temporary files or a lock.
+std::vector<std::string> leftovers(const fs::path& dir) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (contains(name, ".tmp.") || contains(name, ".old.") || name == kOutputLockFile) {
+      found.push_back(fs::relative(e.path(), dir).string());
+    }
+  }
+  return found;
+}
+
+// Starts the gradscope executable with `arguments`, stdout and stderr to files in `logs`, and
+// the signals at their default action whatever this test's were (a shell's background job ignores
+// SIGINT).
+pid_t spawn_gradscope(const std::vector<std::string>& arguments, const fs::path& logs) {
+  std::vector<std::string> words{GRADSCOPE_EXE};
+  words.insert(words.end(), arguments.begin(), arguments.end());
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t files;
+  posix_spawn_file_actions_init(&files);
+  const std::string out = (logs / "stdout").string(), err = (logs / "stderr").string();
+  posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&files, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t defaults, none;
+  sigemptyset(&defaults);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&defaults, sig);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, argv[0], &files, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&files);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("cannot start " + words[0]);
+  return pid;
+}
+
+int wait_for(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+// Watches a directory for new files, to stop a writer at the moment it creates one: no sleep and
+// no guessed delay, so the state a test then checks is the state the writer was stopped in.
+class CreationWatch {
+ public:
+  explicit CreationWatch(const fs::path& dir) : dir_(dir) {
+    fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (fd_ < 0 || ::inotify_add_watch(fd_, dir.c_str(), IN_CREATE) < 0) {
+      throw std::runtime_error("inotify on " + dir.string());
+    }
+  }
+  ~CreationWatch() { ::close(fd_); }
+  CreationWatch(const CreationWatch&) = delete;
+  CreationWatch& operator=(const CreationWatch&) = delete;
+
+  // Stops `pid` (SIGSTOP) when a file whose name contains `part` appears, and returns its path
+  // if the stopped process has it still (created, not yet renamed or removed); otherwise lets the
+  // process go on (SIGCONT) and waits for the next one. Nothing once the process has ended (its
+  // wait status in `ended`).
+  std::optional<fs::path> stop_while_present(pid_t pid, const std::string& part, int& ended) {
+    alignas(inotify_event) char buf[64 * 1024];
+    for (;;) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) {
+        if (::waitpid(pid, &ended, WNOHANG) == pid) return std::nullopt;
+        continue;
+      }
+      const ssize_t n = ::read(fd_, buf, sizeof buf);
+      for (ssize_t at = 0; at < n;) {
+        const auto* event = reinterpret_cast<const inotify_event*>(buf + at);
+        at += static_cast<ssize_t>(sizeof(inotify_event) + event->len);
+        if (event->len == 0 || !contains(event->name, part)) continue;
+        ::kill(pid, SIGSTOP);
+        int status = 0;
+        if (::waitpid(pid, &status, WUNTRACED) != pid || !WIFSTOPPED(status)) {
+          ended = status;
+          return std::nullopt;
+        }
+        const fs::path file = dir_ / event->name;
+        if (fs::exists(file)) return file;
+        ::kill(pid, SIGCONT);
+      }
+    }
+  }
+
+ private:
+  fs::path dir_;
+  int fd_ = -1;
+};
+
+// A run whose JSON report is large (about 9 MB: a deep network one unit wide), so that writing it
+// takes a while.
+std::vector<std::string> deep_run(const fs::path& out, const std::string& seed) {
+  return {"run",     "--depth", "3000",   "--width", "1",     "--input-width", "1",
+          "--batch", "1",       "--seed", seed,      "--out", out.string(),    "-q"};
+}
+
+TEST(CliFaults, AnInterruptWhileReportsAreWrittenLeavesThePreviousOnesAndNoTemporaryFile) {
+  for (const int sig : {SIGINT, SIGTERM}) {
+    TempDir dir, logs;
+    const fs::path out = dir.path() / "out";
+    ASSERT_EQ(cli(deep_run(out, "1")).code, 0);
+    const std::map<std::string, std::string> previous = all_files(out);
+    ASSERT_EQ(previous.size(), 2u);
+    bool caught = false;
+    // The writer is stopped as it creates the JSON's temporary file; if it renamed the file
+    // before it stopped (a fast disk), the try is repeated.
+    for (int attempt = 0; attempt < 20 && !caught; ++attempt) {
+      CreationWatch watch(out);
+      const pid_t pid = spawn_gradscope(deep_run(out, "2"), logs.path());
+      int status = 0;
+      const std::optional<fs::path> temp =
+          watch.stop_while_present(pid, ".default.json.tmp.", status);
+      if (!temp) {
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read(logs.path() / "stderr");
+        for (const auto& [name, content] : previous) {
+          std::ofstream(out / name, std::ios::binary) << content;
+        }
+        continue;
+      }
+      caught = true;
+      EXPECT_TRUE(contains(temp->filename().string(),
+                           ".default.json.tmp." + temp_host_name() + "." + std::to_string(pid)))
+          << *temp;
+      ::kill(pid, sig);
+      ::kill(pid, SIGCONT);
+      status = wait_for(pid);
+      // Ended by the signal itself: a shell reports 128 + N (130 for SIGINT).
+      EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig) << status;
+      // The previous reports, and nothing else.
+      EXPECT_EQ(differences(all_files(out), previous), std::vector<std::string>{});
+      EXPECT_EQ(entries(out), (std::set<std::string>{"default.json", "default.txt"}));
+    }
+    EXPECT_TRUE(caught) << "never stopped the writer while it wrote";
+  }
+}
+
+// 3 runs of a deep network one unit wide: each report a few MB.
+std::vector<std::string> deep_sweep(const fs::path& out) {
+  return {"sweep",
+          "--vary",
+          "stack.depth=1500,1600,1700",
+          "--set",
+          "stack.width=1",
+          "--set",
+          "input.width=1",
+          "--set",
+          "input.batch=1",
+          "--jobs",
+          "2",
+          "--name",
+          "deep",
+          "--out",
+          out.string(),
+          "-q"};
+}
+
+TEST(CliFaults, ASweepKilledWhileItWritesResumesIntoTheUninterruptedSweepsFolder) {
+  TempDir whole, logs;
+  ASSERT_EQ(cli(deep_sweep(whole.path())).code, 0);
+  bool caught = false;
+  for (int attempt = 0; attempt < 20 && !caught; ++attempt) {
+    TempDir broken;
+    const fs::path runs = broken.path() / "deep" / "runs";
+    fs::create_directories(runs);
+    CreationWatch watch(runs);
+    const pid_t pid = spawn_gradscope(deep_sweep(broken.path()), logs.path());
+    int status = 0;
+    const std::optional<fs::path> temp = watch.stop_while_present(pid, ".json.tmp.", status);
+    if (!temp) continue;
+    caught = true;
+    ::kill(pid, SIGKILL);
+    status = wait_for(pid);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+    // What kill -9 leaves: a half-written run and the lock of a process that is gone.
+    ASSERT_TRUE(fs::exists(*temp));
+    ASSERT_TRUE(fs::exists(broken.path() / "deep" / kOutputLockFile));
+    // Without --resume the runs on disk are refused; with it, the sweep takes over the lock,
+    // removes the dead writer's temporary file and runs what is missing.
+    std::vector<std::string> again = deep_sweep(broken.path());
+    const bool some_run_finished =
+        std::any_of(fs::directory_iterator(runs), fs::directory_iterator(),
+                    [](const auto& e) { return e.path().extension() == ".json"; });
+    if (some_run_finished) {
+      status = wait_for(spawn_gradscope(again, logs.path()));
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 2) << status;
+    }
+    again.push_back("--resume");
+    status = wait_for(spawn_gradscope(again, logs.path()));
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read(logs.path() / "stderr");
+    EXPECT_EQ(differences(all_files(broken.path()), all_files(whole.path())),
+              std::vector<std::string>{});  // the same names, the same bytes
+    EXPECT_TRUE(leftovers(broken.path()).empty());
+  }
+  EXPECT_TRUE(caught) << "never stopped the sweep while it wrote a run";
+}
+
+TEST(CliFaults, ASecondSweepOfTheSameNameIsRefusedWhileTheFirstRunsAndATerminatedOneLeavesNothing) {
+  TempDir dir, logs;
+  const fs::path lock = dir.path() / "deep" / kOutputLockFile;
+  const pid_t first = spawn_gradscope(deep_sweep(dir.path()), logs.path());
+  // The lock's record is written once the lock is held; then the first sweep is held still.
+  int status = 0;
+  bool holding = false;
+  while (!holding && ::waitpid(first, &status, WNOHANG) == 0) {
+    holding = contains(read(lock), "\ncommand ");
+    if (!holding) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(holding) << "the first sweep ended before it was seen holding its folder";
+  ::kill(first, SIGSTOP);
+  ASSERT_EQ(::waitpid(first, &status, WUNTRACED), first);
+  // The second, as a user would start it: a depth sweep of the same name.
+  std::vector<std::string> second = deep_sweep(dir.path());
+  second[2] = "stack.depth=1400,1450";
+  const Result r = cli(second);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(
+      contains(r.err, "another gradscope sweep (pid " + std::to_string(first) + ", started "))
+      << r.err;
+  EXPECT_TRUE(contains(r.err, ") is writing " + (dir.path() / "deep").string())) << r.err;
+  EXPECT_TRUE(contains(r.err, "wait for it, or choose another --out or --name")) << r.err;
+  EXPECT_TRUE(contains(r.err, "(it runs: gradscope sweep --vary stack.depth=1500,1600,1700"))
+      << r.err;
+  // SIGTERM: the first sweep goes, taking its lock and any temporary file with it.
+  ::kill(first, SIGTERM);
+  ::kill(first, SIGCONT);
+  status = wait_for(first);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;
+  EXPECT_TRUE(leftovers(dir.path()).empty()) << leftovers(dir.path()).front();
+}
+
+TEST(CliFaults, TheNextWriteRemovesTemporaryFilesOfDeadProcessesOfThisHostOnly) {
+  TempDir dir;
+  const pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  wait_for(dead);
+  const std::string host = temp_host_name();
+  const std::string gone = std::to_string(dead);
+  const std::string alive = std::to_string(::getpid());
+  const auto make = [&](const std::string& name) { dir.write(name, "partial"); };
+  make(".default.json.tmp." + host + "." + gone);  // removed: this host's, its writer gone
+  make(".default.txt.old." + host + "." + gone);   // removed: likewise
+  make(".other.json.tmp." + host + "." + alive);   // kept: its writer runs
+  make(".default.json.tmp.elsewhere." + gone);     // kept: another host's writer may run
+  make(".default.json.tmp." + gone);               // kept: without a host, and recent
+  make(".default.txt.tmp." + gone);                // removed: without a host, but hours old
+  make(".gradscope-check-a1B2c3");                 // removed: an earlier probe, hours old
+  for (const char* old : {".default.txt.tmp.", ".gradscope-check-a1B2c3"}) {
+    const fs::path p = dir.path() / (std::string(old) + (old[1] == 'd' ? gone : ""));
+    fs::last_write_time(p, fs::file_time_type::clock::now() - std::chrono::hours(2));
+  }
+  ASSERT_EQ(cli(args({"run", "-q", "--out", dir.path().string()}, kSmall)).code, 0);
+  EXPECT_EQ(
+      entries(dir.path()),
+      (std::set<std::string>{"default.json", "default.txt", ".other.json.tmp." + host + "." + alive,
+                             ".default.json.tmp.elsewhere." + gone, ".default.json.tmp." + gone}));
+  // The host in a name is one plain word, so that the name parses back.
+  EXPECT_EQ(
+      host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"),
+      std::string::npos)
+      << host;
 }
 
 }  // namespace

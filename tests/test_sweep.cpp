@@ -1,19 +1,26 @@
 // Sweeps: the grid, the structural rewrites, every --vary value changing the run it labels,
 // determinism whatever the number of jobs, a resumed sweep equal to an uninterrupted one, refusing
-// to mix two sweeps' runs, and shards whose merge is the unsharded sweep byte for byte.
+// to mix two sweeps' runs, shards whose merge is the unsharded sweep byte for byte, one writer per
+// sweep directory (shards each their own), and the grid's cap.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "gradscope/cli.hpp"
 #include "gradscope/config.hpp"
 #include "gradscope/engine.hpp"
 #include "gradscope/error.hpp"
+#include "gradscope/output.hpp"
 #include "gradscope/sweep.hpp"
 #include "xml_check.hpp"
 
@@ -692,8 +699,12 @@ Recorded recorded(const fs::path& report) {
 }
 
 std::string run_file(int point) {
-  std::string p = std::to_string(point);
-  return "p" + std::string(4 - p.size(), '0') + p + "-s0.json";
+  const std::string p = std::to_string(point);
+  std::string name = "p";  // appended: GCC 12 warns falsely (-Wrestrict) on a chain of additions
+  name.append(4 - p.size(), '0');
+  name += p;
+  name += "-s0.json";
+  return name;
 }
 
 const std::vector<std::string> kStructureAxes = {"residual=off,on",
@@ -853,6 +864,333 @@ TEST(SweepStructure, NormNoneTurnsADenseItemsNormSugarBackIntoOneDenseLayer) {
   EXPECT_EQ(rms[1].kind, OpKind::kNorm);
   EXPECT_EQ(rms[1].norm.kind, NormKind::kRmsNorm);
   EXPECT_EQ(rms[2].kind, OpKind::kActivation);
+}
+
+// ---- One writer per sweep directory
+
+// Another process holding `dir`'s lock as a gradscope writer does (the lock file and its record),
+// until release(): then it ends, leaving the lock file behind as a killed writer would.
+class LockHolder {
+ public:
+  explicit LockHolder(const fs::path& dir, const std::string& what = "sweep") {
+    fs::create_directories(dir);
+    const std::string file = (dir / kOutputLockFile).string();
+    const std::string head = "what " + what + "\npid ";
+    const std::string rest = "\nhost " + temp_host_name() +
+                             "\nstarted 2025-01-02 03:04:05\ncommand gradscope sweep (test)\n";
+    int ready[2], go[2];
+    if (::pipe(ready) != 0 || ::pipe(go) != 0) throw std::runtime_error("pipe");
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Only async-signal-safe calls: the test process may have threads.
+      ::close(ready[0]);
+      ::close(go[1]);
+      const int fd = ::open(file.c_str(), O_RDWR | O_CREAT, 0644);
+      if (fd < 0 || ::flock(fd, LOCK_EX) != 0) ::_exit(1);
+      char digits[16];
+      int n = 0;
+      for (int pid = ::getpid(); pid > 0; pid /= 10)
+        digits[n++] = static_cast<char>('0' + pid % 10);
+      char pid_text[16];
+      for (int i = 0; i < n; ++i) pid_text[i] = digits[n - 1 - i];
+      if (::write(fd, head.data(), head.size()) < 0 || ::write(fd, pid_text, n) < 0 ||
+          ::write(fd, rest.data(), rest.size()) < 0 || ::write(ready[1], "x", 1) != 1) {
+        ::_exit(1);
+      }
+      char c;
+      while (::read(go[0], &c, 1) > 0) {
+      }
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(go[0]);
+    go_ = go[1];
+    char c;
+    const bool locked = ::read(ready[0], &c, 1) == 1;
+    ::close(ready[0]);
+    if (!locked) throw std::runtime_error("the lock holder did not start");
+  }
+  ~LockHolder() { release(); }
+  int pid() const { return pid_; }
+  // Ends the holder; the kernel releases its lock, its lock file stays.
+  void release() {
+    if (go_ < 0) return;
+    ::close(go_);
+    go_ = -1;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+
+ private:
+  int pid_ = -1;
+  int go_ = -1;
+};
+
+std::vector<std::string> tiny_cli_args(const fs::path& out) {
+  return {"sweep",          "--vary", "activation=tanh,relu", "--vary",  "depth=2,5", "--set",
+          "stack.width=16", "--set",  "input.batch=8",        "--seeds", "2",         "--name",
+          "grid",           "--out",  out.string(),           "-q"};
+}
+
+TEST(SweepLock, ASecondSweepIntoAFolderALiveSweepWritesIsRefusedNamingItsPid) {
+  TempDir dir;
+  const fs::path grid = dir.path() / "grid";
+  LockHolder holder(grid);
+  const std::string who = "another gradscope sweep (pid " + std::to_string(holder.pid()) +
+                          ", started 2025-01-02 03:04:05) is writing " + grid.string();
+  try {
+    run_sweep(tiny_request(dir.path()), nullptr);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), who);
+    EXPECT_TRUE(contains(e.hint(), "wait for it, or choose another --out or --name")) << e.hint();
+    EXPECT_TRUE(contains(e.hint(), "gradscope sweep (test)")) << e.hint();
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+  }
+  EXPECT_FALSE(fs::exists(grid / "runs"));  // nothing ran
+  // From the command line: exit code 2, and --resume is refused alike.
+  std::ostringstream out, err;
+  EXPECT_EQ(run_cli(tiny_cli_args(dir.path()), out, err, CliEnvironment{}), 2);
+  EXPECT_TRUE(contains(err.str(), who)) << err.str();
+  std::vector<std::string> resume = tiny_cli_args(dir.path());
+  resume.push_back("--resume");
+  EXPECT_EQ(run_cli(resume, out, err, CliEnvironment{}), 2);
+  // A merge writes the same folder: refused too, while the shards' own folders are not locked.
+  run_shards(tiny_request(dir.path()), 2);
+  SweepMergeRequest merge;
+  merge.dirs = {grid.string()};
+  merge.out_dir = dir.path().string();
+  const std::string e = merge_error(merge);
+  EXPECT_TRUE(contains(e, "(pid " + std::to_string(holder.pid()))) << e;
+  EXPECT_FALSE(fs::exists(grid / "sweep.json"));
+  // Once it has gone, the folder is free.
+  holder.release();
+  EXPECT_NO_THROW(merge_sweep_shards(merge));
+}
+
+TEST(SweepLock, AKilledSweepsLockIsTakenOverByResumeAndTheFolderIsTheUninterruptedOnes) {
+  TempDir whole, broken;
+  run_sweep(tiny_request(whole.path()), nullptr);
+  run_sweep(tiny_request(broken.path()), nullptr);
+  const fs::path grid = broken.path() / "grid";
+  fs::remove(grid / "runs" / "p0001-s1.json");
+  fs::remove(grid / "sweep.json");
+  LockHolder(grid).release();  // a sweep that died holding the lock
+  ASSERT_TRUE(fs::exists(grid / kOutputLockFile));
+  SweepRequest again = tiny_request(broken.path());
+  again.resume = true;
+  EXPECT_NO_THROW(run_sweep(again, nullptr));
+  EXPECT_FALSE(fs::exists(grid / kOutputLockFile));
+  std::set<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(grid)) {
+    names.insert(fs::relative(e.path(), grid).generic_string());
+  }
+  std::set<std::string> expected;
+  for (const auto& e : fs::recursive_directory_iterator(whole.path() / "grid")) {
+    expected.insert(fs::relative(e.path(), whole.path() / "grid").generic_string());
+  }
+  EXPECT_EQ(names, expected);
+  EXPECT_EQ(tree(grid), tree(whole.path() / "grid"));
+}
+
+TEST(SweepLock, ShardsOfOneSweepRunAtOnceButOneShardNotTwice) {
+  TempDir whole, dir;
+  run_sweep(tiny_request(whole.path()), nullptr);
+  const SweepRequest request = tiny_request(dir.path());
+  {
+    // Shard 0/2 is running: shard 1/2 runs beside it, a second shard 0/2 is refused.
+    LockHolder shard0(dir.path() / "grid" / "shards" / "0-of-2", "sweep shard 0/2");
+    EXPECT_NO_THROW(run_sweep_shard(request, SweepShard{1, 2}, nullptr));
+    try {
+      run_sweep_shard(request, SweepShard{0, 2}, nullptr);
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_TRUE(contains(
+          e.what(), "another gradscope sweep shard 0/2 (pid " + std::to_string(shard0.pid())))
+          << e.what();
+      EXPECT_TRUE(
+          contains(e.what(), "is writing " + (dir.path() / "grid" / "shards" / "0-of-2").string()))
+          << e.what();
+    }
+  }
+  // Both shards of a 3-way split at the same time, from two threads, and the third after.
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(2);
+  for (int i = 0; i < 2; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        run_sweep_shard(request, SweepShard{i, 3}, nullptr);
+      } catch (const std::exception& e) {
+        errors[static_cast<std::size_t>(i)] = e.what();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(errors, (std::vector<std::string>{"", ""}));
+  run_sweep_shard(request, SweepShard{2, 3}, nullptr);
+  // The 2-way split's folders (one holding the dead holder's lock file) are not this merge's.
+  fs::remove_all(dir.path() / "grid" / "shards" / "0-of-2");
+  fs::remove_all(dir.path() / "grid" / "shards" / "1-of-2");
+  SweepMergeRequest merge;
+  merge.dirs = {(dir.path() / "grid").string()};
+  merge.out_dir = dir.path().string();
+  merge_sweep_shards(merge);
+  EXPECT_EQ(tree(dir.path() / "grid"), tree(whole.path() / "grid"));
+  for (const auto& e : fs::recursive_directory_iterator(dir.path() / "grid")) {
+    EXPECT_NE(e.path().filename(), kOutputLockFile) << e.path();
+  }
+}
+
+TEST(SweepLock, ARunFileThatIsAnotherPointsRunIsAnErrorInTheSummary) {
+  TempDir dir;
+  const SweepRequest request = tiny_request(dir.path());
+  run_sweep(request, nullptr);
+  const fs::path runs = dir.path() / "grid" / "runs";
+  const std::string json = read(dir.path() / "grid" / "sweep.json");
+  // What a second sweep of the same name could leave: point 0's run under point 2's name.
+  fs::copy_file(runs / "p0000-s1.json", runs / "p0002-s0.json",
+                fs::copy_options::overwrite_existing);
+  fs::remove(dir.path() / "grid" / "sweep.json");
+  try {
+    write_sweep_summary(request, plan_sweep(request));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              (runs / "p0002-s0.json").string() +
+                  ": not the run of point 2 seed 0 (activation=relu depth=2): its config "
+                  "differs");
+    EXPECT_TRUE(contains(e.hint(), "--resume")) << e.hint();
+    EXPECT_TRUE(contains(e.hint(), "remove " + (runs / "p0002-s0.json").string())) << e.hint();
+  }
+  EXPECT_FALSE(fs::exists(dir.path() / "grid" / "sweep.json"));
+  // --resume runs that point again, and the summary is the first one.
+  std::vector<std::string> resume = tiny_cli_args(dir.path());
+  resume.push_back("--resume");
+  std::ostringstream out, err;
+  ASSERT_EQ(run_cli(resume, out, err, CliEnvironment{}), 0) << err.str();
+  EXPECT_EQ(read(dir.path() / "grid" / "sweep.json"), json);
+}
+
+TEST_F(SweepMerge, ARunThatIsAnotherPointsIsNamedWithItsPointAndExitsTwo) {
+  const fs::path run = shard(1) / "runs" / "p0002-s0.json";
+  fs::copy_file(shard(1) / "runs" / "p0000-s1.json", run, fs::copy_options::overwrite_existing);
+  const std::string e = merge_error(all());
+  EXPECT_TRUE(contains(e, run.string() +
+                              ": not the run of point 2 seed 0 (activation=relu depth=2, run 4 "
+                              "of the sweep, in shard 1/3): its config differs"))
+      << e;
+  EXPECT_TRUE(contains(e, "--shard 1/3 --resume")) << e;
+  std::ostringstream out, err;
+  EXPECT_EQ(run_cli({"merge", (dir_.path() / "grid").string(), "--out",
+                     (dir_.path() / "merged").string(), "-q"},
+                    out, err, CliEnvironment{}),
+            2);
+  EXPECT_TRUE(contains(err.str(), "not the run of point 2 seed 0")) << err.str();
+  EXPECT_FALSE(fs::exists(dir_.path() / "merged" / "grid" / "sweep.json"));
+}
+
+// ---- The grid's cap
+
+// An axis KEY=1,2,...,n (the cap is checked before any key is looked up).
+SweepAxis numbered_axis(const std::string& key, int n) {
+  std::string text = key + "=";
+  for (int v = 1; v <= n; ++v) {
+    if (v > 1) text += ',';
+    text += std::to_string(v);
+  }
+  return parse_sweep_axis(text);
+}
+
+std::string plan_error(const SweepRequest& request) {
+  try {
+    plan_sweep(request);
+  } catch (const Error& e) {
+    return std::string(e.what()) + "\nhint: " + e.hint();
+  }
+  return "no error";
+}
+
+TEST(SweepGrid, AGridBeyondTheCapIsRefusedWithItsSizeBeforeAnyPointIsPlanned) {
+  SweepRequest r;
+  for (const char* key : {"depth", "width", "gain", "batch", "seed", "learning_rate"}) {
+    r.axes.push_back(numbered_axis(key, 10));
+  }
+  // Planning a million points would take minutes: the refusal comes from the axes' sizes.
+  const std::string e = plan_error(r);
+  EXPECT_TRUE(contains(e,
+                       "the grid has 1,000,000 points (10 x 10 x 10 x 10 x 10 x 10), more than "
+                       "the 10,000 a sweep runs"))
+      << e;
+  EXPECT_TRUE(contains(e, "narrow an axis, or pass --max-points N to confirm")) << e;
+  // From the command line: exit code 2, nothing written.
+  TempDir dir;
+  std::vector<std::string> args = {"sweep", "--out", dir.path().string(), "-q"};
+  for (const SweepAxis& a : r.axes) {
+    std::string values;
+    for (const std::string& v : a.values) values += (values.empty() ? "" : ",") + v;
+    args.insert(args.end(), {"--vary", a.key + "=" + values});
+  }
+  std::ostringstream out, err;
+  EXPECT_EQ(run_cli(args, out, err, CliEnvironment{}), 2);
+  EXPECT_TRUE(contains(err.str(), "the grid has 1,000,000 points")) << err.str();
+  EXPECT_TRUE(fs::is_empty(dir.path()));
+}
+
+TEST(SweepGrid, MaxPointsRaisesOrLowersTheCap) {
+  SweepRequest r;
+  r.overrides = {{"stack.width", "8", "test"}, {"input.batch", "4", "test"}};
+  r.axes = {parse_sweep_axis("depth=2,3,4"), parse_sweep_axis("activation=tanh,relu,gelu,elu")};
+  r.max_points = 11;
+  const std::string e = plan_error(r);
+  EXPECT_TRUE(contains(e, "the grid has 12 points (3 x 4), more than the 11 --max-points allows"))
+      << e;
+  r.max_points = 12;
+  EXPECT_EQ(plan_sweep(r).points.size(), 12u);
+  // --max-points on the command line.
+  TempDir dir;
+  const std::vector<std::string> base = {"sweep",
+                                         "--vary",
+                                         "depth=2,3,4",
+                                         "--vary",
+                                         "activation=tanh,relu,gelu,elu",
+                                         "--set",
+                                         "stack.width=8",
+                                         "--set",
+                                         "input.batch=4",
+                                         "--out",
+                                         dir.path().string(),
+                                         "-q"};
+  std::ostringstream out, err;
+  std::vector<std::string> low = base;
+  low.insert(low.end(), {"--max-points", "5"});
+  EXPECT_EQ(run_cli(low, out, err, CliEnvironment{}), 2);
+  EXPECT_TRUE(contains(err.str(), "more than the 5 --max-points allows")) << err.str();
+  std::vector<std::string> enough = base;
+  enough.insert(enough.end(), {"--max-points", "12"});
+  EXPECT_EQ(run_cli(enough, out, err, CliEnvironment{}), 0) << err.str();
+}
+
+TEST(SweepGrid, AGridBeyondTwoToThe64IsCountedExactlyAndRefused) {
+  // 16 axes of 16 values: 2^64 points, which a 64-bit product would wrap to 0.
+  std::vector<SweepAxis> axes;
+  for (int a = 0; a < 16; ++a) axes.push_back(numbered_axis(std::string(1, char('a' + a)), 16));
+  const SweepGridSize size = sweep_grid_size(axes);
+  EXPECT_EQ(size.text, "18,446,744,073,709,551,616");
+  EXPECT_EQ(size.count, UINT64_MAX);  // saturated
+  SweepRequest r;
+  r.axes = axes;
+  EXPECT_TRUE(contains(plan_error(r), "the grid has 18,446,744,073,709,551,616 points (16 x 16"));
+  // Even with the largest cap, so many runs cannot be numbered.
+  r.max_points = UINT64_MAX;
+  EXPECT_TRUE(contains(plan_error(r), "more runs than one sweep can number (2,147,483,647)"))
+      << plan_error(r);
+  // 10^20 points, and sizes that stay exact.
+  axes.clear();
+  for (int a = 0; a < 20; ++a) axes.push_back(numbered_axis(std::string(1, char('a' + a)), 10));
+  EXPECT_EQ(sweep_grid_size(axes).text, "100,000,000,000,000,000,000");
+  EXPECT_EQ(sweep_grid_size({}).text, "1");
+  EXPECT_EQ(sweep_grid_size({numbered_axis("a", 7), numbered_axis("b", 143)}).count, 1001u);
+  EXPECT_EQ(sweep_grid_size({numbered_axis("a", 7), numbered_axis("b", 143)}).text, "1,001");
 }
 
 }  // namespace

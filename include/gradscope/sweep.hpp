@@ -58,6 +58,20 @@ struct SweepPoint {
 // Every combination, the first axis varying slowest.
 std::vector<SweepPoint> sweep_points(const std::vector<SweepAxis>& axes);
 
+// The most points a sweep runs unless told otherwise (--max-points): a grid is planned, every
+// point's config built and validated, before anything runs, so an axis too many would otherwise
+// spend minutes planning what would run for years.
+inline constexpr std::uint64_t kMaxSweepPoints = 10000;
+// How many points `axes` span, counted without overflow: `count` saturates at UINT64_MAX, `text`
+// is the exact number with thousands separators ("1,000,000"), `product` its factors
+// ("10 x 10 x 10"; empty without axes).
+struct SweepGridSize {
+  std::uint64_t count = 1;
+  std::string text;
+  std::string product;
+};
+SweepGridSize sweep_grid_size(const std::vector<SweepAxis>& axes);
+
 // One slice of a sweep's runs: the runs are numbered 0, 1, ... point-major then seed, as the
 // unsharded sweep numbers them, and run k belongs to shard k mod count (round robin, so that a
 // slow value of an axis is spread over every shard).
@@ -177,6 +191,8 @@ struct SweepRequest {
   // The memory each run may use (RunOptions::memory_limit_bytes); it picks a run's memory plan,
   // which changes no statistic.
   std::int64_t memory_budget_bytes = 0;
+  // The most points the grid may have (--max-points); plan_sweep refuses a larger one first.
+  std::uint64_t max_points = kMaxSweepPoints;
 };
 
 // Progress: (runs done, runs in all, label of the run just finished).
@@ -184,8 +200,10 @@ using SweepProgress = std::function<void(int, int, const std::string&)>;
 
 // Runs every point and seed (skipping finished ones when resuming), writes each run's report as
 // it finishes, then the summary files (sweep.json, .txt, .md, .html, gradients.svg); returns the
-// summary. Throws Error before running anything when an axis or a point's config is invalid, or
-// when the directory holds another sweep's runs and --resume is not given.
+// summary. Throws Error before running anything when an axis or a point's config is invalid, when
+// the directory holds another sweep's runs and --resume is not given, or when another live
+// process writes OUT/NAME (the sweep holds an OutputLock on it while it runs: a second sweep of
+// the same name is refused, naming the first one's pid; a killed sweep's lock is taken over).
 SweepResult run_sweep(const SweepRequest& request, const SweepProgress& progress);
 
 // One run of a sweep, its config resolved and validated.
@@ -202,8 +220,9 @@ struct SweepPlan {
   std::vector<SweepJob> jobs;  // every run of the sweep, in run order
 };
 // Builds and validates every point's config. Throws Error before anything runs when the request,
-// an axis or a point's config is invalid, or when a --vary value changes nothing. The rule, with
-// a point's config compared as its report records it (the resolved config, name aside):
+// an axis or a point's config is invalid, when the grid has more than request.max_points points
+// (checked first, from the axes' sizes alone), or when a --vary value changes nothing. The rule,
+// with a point's config compared as its report records it (the resolved config, name aside):
 //  - no two points of the grid have the same config, so two values of one axis differ at every
 //    point (a value equal to the config's own is fine: it is the baseline the others vary from);
 //  - an axis with one value changes the config at every point (else it only relabels the run);
@@ -213,6 +232,8 @@ SweepPlan plan_sweep(const SweepRequest& request);
 // Reads every run of `plan` back from OUT/NAME/runs/ (OUT: request.out_dir, NAME: plan.name) and
 // writes the summary files beside them: sweep.json, .txt, .md, .html and gradients.svg. Both a
 // sweep and a merge of its shards end here, which is why their summaries are the same bytes.
+// Throws Error naming the file and the point when a run file is not the run of its point (another
+// sweep's, written into the same directory), and writes no summary then.
 SweepResult write_sweep_summary(const SweepRequest& request, const SweepPlan& plan);
 
 // What one shard did.
@@ -228,6 +249,8 @@ struct SweepShardResult {
 // Validates every point (like run_sweep), runs the shard's slice of the runs into its directory
 // (resuming like run_sweep), and writes its manifest last, so that a manifest means a finished
 // shard. Writes no summary: `merge` does. A shard with no runs writes a manifest listing none.
+// The shard holds an OutputLock on its own directory only, so the shards of a sweep run at once
+// (on one machine or many sharing a file system), and one shard run twice at once is refused.
 SweepShardResult run_sweep_shard(const SweepRequest& request, const SweepShard& shard,
                                  const SweepProgress& progress);
 
@@ -239,8 +262,9 @@ struct SweepMergeRequest {
 };
 // Checks that the shards describe one sweep, that each shard 0..N-1 is there once, and that every
 // run is present, parses and is the run of its config; copies the runs to OUT/NAME/runs/ and
-// writes the summary exactly as the unsharded sweep would. Throws Error naming the directory or
-// file and what is missing or inconsistent, with the command that repairs it.
+// writes the summary exactly as the unsharded sweep would, holding OUT/NAME's OutputLock as a
+// sweep does. Throws Error naming the directory or file and what is missing or inconsistent, with
+// the command that repairs it.
 SweepResult merge_sweep_shards(const SweepMergeRequest& request);
 
 }  // namespace gradscope
