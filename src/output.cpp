@@ -410,9 +410,6 @@ void write_files_atomically(const std::vector<std::pair<fs::path, std::string>>&
 
 // ---- The lock
 
-namespace {
-
-// A word a POSIX shell reads back unchanged.
 std::string shell_word(const std::string& s) {
   const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
@@ -423,6 +420,8 @@ std::string shell_word(const std::string& s) {
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
 }
+
+namespace {
 
 // This process's command line, as a shell would read it back.
 std::string own_command_line() {

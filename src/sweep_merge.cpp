@@ -33,33 +33,21 @@ std::string read_file(const fs::path& p) {
   return s.str();
 }
 
-// A word a POSIX shell reads back unchanged.
-std::string shell_quote(const std::string& s) {
-  const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
-           std::string_view("_-./=,:+@%").find(c) != std::string_view::npos;
-  });
-  if (plain) return s;
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
 // The command that runs shard `index` of the sweep `m` describes (again, keeping finished runs).
 std::string shard_command(const SweepManifest& m, int index) {
   std::string cmd = "gradscope sweep";
-  if (m.config) cmd += " " + shell_quote(*m.config);
+  if (m.config) cmd += " " + shell_word(*m.config);
   for (const SweepAxis& a : m.axes) {
     std::string values;
     for (const std::string& v : a.values) values += (values.empty() ? "" : ",") + v;
-    cmd += " --vary " + shell_quote(a.key + "=" + values);
+    cmd += " --vary " + shell_word(a.key + "=" + values);
   }
   // A --threshold is a --set of diagnosis.KEY: one form for both.
   for (const ConfigOverride& o : m.overrides)
-    cmd += " --set " + shell_quote(o.path + "=" + o.value);
+    cmd += " --set " + shell_word(o.path + "=" + o.value);
   if (m.seeds != 1) cmd += " --seeds " + std::to_string(m.seeds);
-  cmd += " --name " + shell_quote(m.name);
-  if (m.out_dir != "reports") cmd += " --out " + shell_quote(m.out_dir);
+  cmd += " --name " + shell_word(m.name);
+  if (m.out_dir != "reports") cmd += " --out " + shell_word(m.out_dir);
   return cmd + " --shard " + std::to_string(index) + "/" + std::to_string(m.shard.count) +
          " --resume";
 }

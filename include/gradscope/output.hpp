@@ -79,4 +79,7 @@ class OutputLock {
   int slot_ = -1;  // its place among the files an interrupt removes
 };
 
+// A word a POSIX shell reads back unchanged: as it is when plain, else single-quoted.
+std::string shell_word(const std::string& s);
+
 }  // namespace gradscope
