@@ -50,9 +50,9 @@ struct RunOptions {
   // Called once the memory plan is chosen, before anything is allocated, with the report so far
   // (the spec, the memory estimate and plan, the parameter count): the command line estimates the
   // time there, and may throw gradscope::Error to refuse the run. Changes nothing in the report.
-  std::function<void(const Report&)> on_planned;
+  std::function<void(const Report&)> on_planned = nullptr;
   // Called during the pass with the share of its work done (PassOptions::on_progress).
-  std::function<void(double)> on_progress;
+  std::function<void(double)> on_progress = nullptr;
 };
 
 // A plan the planner considered: its expected peak and its extra cost, in flop-equivalents

@@ -1,4 +1,4 @@
-// Mean-field theory of deep dense stacks (THEORY.md): Gaussian expectations, the length and
+// Mean-field theory of deep dense stacks (docs/theory.md): Gaussian expectations, the length and
 // correlation maps, their fixed points, depth scales, and the order-to-chaos phase diagram.
 #pragma once
 
