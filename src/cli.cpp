@@ -371,10 +371,12 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   if (!a.save_weights.empty()) paths.emplace_back(a.save_weights);
   check_writable(paths);
   // ...and they must fit on its disk: a full disk is refused now, not after the run.
-  check_disk_space(dir, estimate_report_file_bytes(
-                            spec, {.markdown = a.format == "md", .html = a.format == "html",
-                                   .svg = a.svg, .max_rows = a.max_rows,
-                                   .save_weights = !a.save_weights.empty()}));
+  check_disk_space(dir,
+                   estimate_report_file_bytes(spec, {.markdown = a.format == "md",
+                                                     .html = a.format == "html",
+                                                     .svg = a.svg,
+                                                     .max_rows = a.max_rows,
+                                                     .save_weights = !a.save_weights.empty()}));
 
   RunOptions options;
   options.threads = a.threads;
@@ -477,7 +479,8 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
       evidence = fmt::format(": {} = {:.4g}", e.quantity, e.value);
       if (!e.relation.empty()) evidence += fmt::format(" {} {:.4g}", e.relation, e.threshold);
     }
-    const std::string root = f.cause.empty() ? std::string() : " (a consequence of " + f.cause + ")";
+    const std::string root =
+        f.cause.empty() ? std::string() : " (a consequence of " + f.cause + ")";
     fmt::print(err, "gradscope: {} {} {}{}{}\n", severity_name(f.severity), f.code, where, evidence,
                root);
   }

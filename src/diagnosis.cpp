@@ -766,8 +766,8 @@ class Rules {
         vanishing ? FindingCode::kVanishingGradients : FindingCode::kExplodingGradients;
     Finding f = make(code, error ? Severity::kError : Severity::kWarning, first_layer);
     const double threshold = error ? d_.gradient_error_decades : d_.gradient_warning_decades;
-    f.evidence.push_back(ev("log10_grad_ratio_first_to_last", ratio, vanishing ? "<=" : ">=",
-                            vanishing ? -threshold : threshold, 0));
+    f.evidence.push_back(ev("log10_grad_ratio_first_to_last", ratio,
+                            vanishing ? "<=" : ">=", vanishing ? -threshold : threshold, 0));
     const double gain = r_.summary.mean_log10_gain;
     f.evidence.push_back(context("mean_log10_gain", gain, 0));
     f.evidence.push_back(
@@ -782,8 +782,8 @@ class Rules {
     const std::string mean_gain = pow10_text(gain);
     f.explanation =
         std::string("The gradient's rms ") + (vanishing ? "shrinks" : "grows") + " about " +
-        per_step + "x per " + unit + " on average (a mean gain of " + mean_gain +
-        "): after " + std::to_string(n) + " " + unit + "s" +
+        per_step + "x per " + unit + " on average (a mean gain of " + mean_gain + "): after " +
+        std::to_string(n) + " " + unit + "s" +
         (only_dense ? std::string() : " (" + std::to_string(dense) + " dense layers)") +
         " the first layer receives " + pow10_text(ratio) +
         " of the gradient the last one gets (the rms ratio; " + layer_word(first_layer) +
@@ -843,18 +843,18 @@ class Rules {
           "<=", -(error ? d_.activation_error_decades : d_.activation_warning_decades), worst_low));
       f.evidence.push_back(context("input_rms", s_.input_rms, 0));
       if (first_zero != 0) {
-        f.explanation = "The activations are exactly zero from " + layer_word(first_zero) +
-                        " on (every unit outputs 0 for every example" +
-                        (first_low < first_zero ? ", after falling below " +
-                                                      pow10_text(-d_.activation_warning_decades) +
-                                                      " of the input's rms at " +
-                                                      layer_word(first_low)
-                                                : std::string()) +
-                        "): nothing of the input reaches the layers past it.";
+        f.explanation =
+            "The activations are exactly zero from " + layer_word(first_zero) +
+            " on (every unit outputs 0 for every example" +
+            (first_low < first_zero
+                 ? ", after falling below " + pow10_text(-d_.activation_warning_decades) +
+                       " of the input's rms at " + layer_word(first_low)
+                 : std::string()) +
+            "): nothing of the input reaches the layers past it.";
       } else {
         f.explanation = "The activations' rms falls from " + fmt_num(s_.input_rms) +
-                        " at the input to " + pow10_text(low + std::log10(s_.input_rms)) +
-                        " at " + layer_word(worst_low) + " (first below " +
+                        " at the input to " + pow10_text(low + std::log10(s_.input_rms)) + " at " +
+                        layer_word(worst_low) + " (first below " +
                         pow10_text(-d_.activation_warning_decades) + " of the input at " +
                         layer_word(first_low) +
                         "): each layer passes on less signal than it receives, so the deep "
@@ -880,8 +880,8 @@ class Rules {
                       " of the input at " + layer_word(first_high) + ")";
       const Summary& sm = r_.summary;
       if (sm.nonfinite_in_forward && sm.first_nonfinite_layer == worst_high + 1) {
-        f.explanation += ", and overflows " + std::string(format_word(r_.spec.precision)) +
-                         " at " + layer_word(sm.first_nonfinite_layer) +
+        f.explanation += ", and overflows " + std::string(format_word(r_.spec.precision)) + " at " +
+                         layer_word(sm.first_nonfinite_layer) +
                          ": past it every value and every gradient is infinite or NaN.";
       } else {
         f.explanation +=
@@ -903,14 +903,16 @@ class Rules {
       const std::int64_t entries = static_cast<std::int64_t>(l.width) * r_.spec.input.batch;
       f.evidence.push_back(ev("nonfinite_output_entries",
                               static_cast<double>(l.forward.act.nonfinite), ">=", 1.0, k));
-      f.evidence.push_back(context("nonfinite_layers", static_cast<double>(sm.nonfinite_layers.size()), 0));
+      f.evidence.push_back(
+          context("nonfinite_layers", static_cast<double>(sm.nonfinite_layers.size()), 0));
       // The largest finite value on the way in: near the format's limit, this is an overflow.
       double before = kNaN;
       if (k > 1) {
         const double m = max_abs_act(at(k - 2));
         if (std::isfinite(m) && m > 0) before = std::log10(m);
       }
-      const bool overflow = std::isfinite(before) && before >= format_max_log10(r_.spec.precision) - 4.0;
+      const bool overflow =
+          std::isfinite(before) && before >= format_max_log10(r_.spec.precision) - 4.0;
       if (std::isfinite(before)) {
         f.evidence.push_back(context("log10_max_abs_before", before, k - 1));
       }
@@ -928,9 +930,10 @@ class Rules {
           " layers hold NaN or infinity, nothing past " + layer_word(k) +
           " can be measured, and training would fail at the first step.";
     } else {
-      f.evidence.push_back(ev("nonfinite_gradient_entries", static_cast<double>(l.backward.nonfinite),
-                              ">=", 1.0, k));
-      f.evidence.push_back(context("nonfinite_layers", static_cast<double>(sm.nonfinite_layers.size()), 0));
+      f.evidence.push_back(ev("nonfinite_gradient_entries",
+                              static_cast<double>(l.backward.nonfinite), ">=", 1.0, k));
+      f.evidence.push_back(
+          context("nonfinite_layers", static_cast<double>(sm.nonfinite_layers.size()), 0));
       f.explanation = "Every forward value is finite, but the backward pass turns non-finite at " +
                       layer_word(k) + " (" + std::to_string(l.backward.nonfinite) +
                       " entries of its gradient are NaN or infinite): the gradients of it and of "
@@ -974,9 +977,10 @@ class Rules {
                     (error ? "no gradient passes that layer at all"
                            : "they pass no gradient and do not learn from it");
     if (!error && std::isfinite(c)) {
-      f.explanation += "; the share grows with depth as the examples' representations grow alike "
-                       "(mean cosine " +
-                       fmt_num(c) + " there).";
+      f.explanation +=
+          "; the share grows with depth as the examples' representations grow alike "
+          "(mean cosine " +
+          fmt_num(c) + " there).";
     } else {
       f.explanation += ".";
     }
@@ -1169,8 +1173,8 @@ class Rules {
     const double excess = input_scale_excess(s_);
     if (!(excess >= 0.0)) return;
     Finding f = make(FindingCode::kUnnormalizedInput, Severity::kWarning, 0);
-    f.evidence.push_back(ev("input_scale_excess_decades", std::isfinite(excess) ? excess : kNaN,
-                            ">=", 0.0, 0));
+    f.evidence.push_back(
+        ev("input_scale_excess_decades", std::isfinite(excess) ? excess : kNaN, ">=", 0.0, 0));
     f.evidence.push_back(context("input_mean", s_.input_mean, 0));
     f.evidence.push_back(context("input_std", s_.input_std, 0));
     f.evidence.push_back(context("input_rms", s_.input_rms, 0));
@@ -1349,9 +1353,8 @@ bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& 
       // mismatch moot (the init theory finds for sigmoid is one nobody would use).
       if (c == FindingCode::kMismatchedInit) return sigmoid_hidden;
       return c == FindingCode::kVanishingGradients || c == FindingCode::kSaturatedUnits ||
-             c == FindingCode::kFp16GradientUnderflow ||
-             c == FindingCode::kBf16GradientUnderflow || c == FindingCode::kCorrelationCollapse ||
-             c == FindingCode::kUpdateRatio;
+             c == FindingCode::kFp16GradientUnderflow || c == FindingCode::kBf16GradientUnderflow ||
+             c == FindingCode::kCorrelationCollapse || c == FindingCode::kUpdateRatio;
     case FindingCode::kPlainDeepStack:
       // Depth without norms or skips: dead units and examples growing alike compound with it.
       return r.severity != Severity::kInfo &&
@@ -1367,8 +1370,8 @@ bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& 
       return r.severity == Severity::kError &&
              (c == FindingCode::kVanishingGradients || c == FindingCode::kCollapsingActivations);
     case FindingCode::kVanishingGradients:
-      return c == FindingCode::kFp16GradientUnderflow ||
-             c == FindingCode::kBf16GradientUnderflow || c == FindingCode::kUpdateRatio;
+      return c == FindingCode::kFp16GradientUnderflow || c == FindingCode::kBf16GradientUnderflow ||
+             c == FindingCode::kUpdateRatio;
     case FindingCode::kExplodingGradients:
       return c == FindingCode::kUpdateRatio;
     default:
@@ -1377,13 +1380,16 @@ bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& 
 }
 
 // The order in which roots claim their consequences.
-constexpr std::array<FindingCode, 10> kRootOrder{
-    FindingCode::kUnnormalizedInput,
-    FindingCode::kMismatchedInit,         FindingCode::kSaturatingHiddenActivation,
-    FindingCode::kExplodingActivations,   FindingCode::kNonFinite,
-    FindingCode::kDeadUnits,              FindingCode::kPlainDeepStack,
-    FindingCode::kVanishingGradients,     FindingCode::kExplodingGradients,
-    FindingCode::kCollapsingActivations};
+constexpr std::array<FindingCode, 10> kRootOrder{FindingCode::kUnnormalizedInput,
+                                                 FindingCode::kMismatchedInit,
+                                                 FindingCode::kSaturatingHiddenActivation,
+                                                 FindingCode::kExplodingActivations,
+                                                 FindingCode::kNonFinite,
+                                                 FindingCode::kDeadUnits,
+                                                 FindingCode::kPlainDeepStack,
+                                                 FindingCode::kVanishingGradients,
+                                                 FindingCode::kExplodingGradients,
+                                                 FindingCode::kCollapsingActivations};
 
 void assign_causes(std::vector<Draft>& drafts, const Report& report, const Shape& shape) {
   // Sigmoid hidden layers are the cause before their init is: the saturating activation first.
@@ -1419,15 +1425,23 @@ void assign_causes(std::vector<Draft>& drafts, const Report& report, const Shape
 
 struct Fix {
   enum class Kind {
-    kActivation, kInit, kResidual, kNorm, kLearningRate, kAdam, kOutput, kInput, kBias
+    kActivation,
+    kInit,
+    kResidual,
+    kNorm,
+    kLearningRate,
+    kAdam,
+    kOutput,
+    kInput,
+    kBias
   };
   Kind kind = Kind::kActivation;
-  std::string text;                // one sentence: what and why
-  std::vector<std::string> paths;  // config paths of the layers it changes
-  ActivationSpec activation{};     // kActivation, kOutput
-  bool with_init = false;          // kActivation: the activation comes with an init
-  InitSpec init{};                 // kActivation (with_init), kInit
-  std::string init_value;          // the same init as config JSON text
+  std::string text;                      // one sentence: what and why
+  std::vector<std::string> paths;        // config paths of the layers it changes
+  ActivationSpec activation{};           // kActivation, kOutput
+  bool with_init = false;                // kActivation: the activation comes with an init
+  InitSpec init{};                       // kActivation (with_init), kInit
+  std::string init_value;                // the same init as config JSON text
   NormKind norm = NormKind::kLayerNorm;  // kNorm
   double learning_rate = 0.0;            // kLearningRate
 
@@ -1587,7 +1601,8 @@ class Advisor {
           break;
         case Fix::Kind::kOutput:
           if (residual != nullptr) break;
-          for (const std::string& p : f.paths) put(p + ".activation", activation_value(f.activation));
+          for (const std::string& p : f.paths)
+            put(p + ".activation", activation_value(f.activation));
           break;
         case Fix::Kind::kNorm:
           for (const std::string& p : f.paths) {
@@ -1689,8 +1704,8 @@ class Advisor {
   std::string residual_sentence(const std::optional<ActivationSpec>& activation) const {
     const LayerReport& h = at(s_.hidden.front());
     const bool sigmoid = h.activation.kind == Activation::kSigmoid && !activation;
-    const Activation act = activation ? activation->kind
-                                      : (sigmoid ? Activation::kRelu : h.activation.kind);
+    const Activation act =
+        activation ? activation->kind : (sigmoid ? Activation::kRelu : h.activation.kind);
     return std::string("Wrap the hidden layers in pre-norm residual blocks, x + ") +
            std::string(activation_info(act).name) +
            "(W LayerNorm(x)), with a final layer norm: the skip path carries the signal and the "
@@ -2138,7 +2153,8 @@ ProblemMetric problem_metric(FindingCode code, const Report& r) {
       // Undefined gradients (NaN) are as bad as any; an exactly-zero one vanishes completely.
       const LayerReport& first = r.layers.front();
       const LayerReport& last = r.layers.back();
-      if (!gradient_valid(first) || !gradient_valid(last)) return {kInf, d.gradient_warning_decades};
+      if (!gradient_valid(first) || !gradient_valid(last))
+        return {kInf, d.gradient_warning_decades};
       const double ratio = r.summary.log10_grad_ratio_first_to_last;
       if (std::isnan(ratio)) return {kInf, d.gradient_warning_decades};
       return {vanishing ? -ratio : ratio, d.gradient_warning_decades};
@@ -2283,7 +2299,9 @@ void check_advice(Report& report, const Rerun& rerun) {
     if (it == cache.end()) it = cache.emplace(key, rerun(changes)).first;
     return it->second;
   };
-  const auto present = [](const Report& r, const std::string& code) { return has_finding(r, code); };
+  const auto present = [](const Report& r, const std::string& code) {
+    return has_finding(r, code);
+  };
   for (Finding& f : report.findings) {
     std::vector<Advice> kept;
     for (Advice& a : f.advice) {
@@ -2319,8 +2337,7 @@ void check_advice(Report& report, const Rerun& rerun) {
       for (const Finding& g : after_report.findings) {
         new_error |= g.severity == Severity::kError && !present(report, g.code);
       }
-      check.helped = !new_error &&
-                     advice_helped(after, gone, report.verdict, after_report.verdict);
+      check.helped = !new_error && advice_helped(after, gone, report.verdict, after_report.verdict);
       a.check = std::move(check);
       if (a.check->helped) {
         kept.push_back(std::move(a));

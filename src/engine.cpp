@@ -66,8 +66,8 @@ Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
     }
     break;
   }
-  s.saturated_fraction = entries > 0 ? saturated_entries / entries
-                                      : std::numeric_limits<double>::quiet_NaN();
+  s.saturated_fraction =
+      entries > 0 ? saturated_entries / entries : std::numeric_limits<double>::quiet_NaN();
   return s;
 }
 
@@ -191,14 +191,13 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
     // file's copies, and what --save-weights copies in double (the weights and the input).
     const ExternalData* ext = options.external;
     const auto file_input = ext != nullptr && ext->input ? ext->input->size() : Eigen::Index{0};
-    const double saved =
-        options.save == nullptr
-            ? 0.0
-            : static_cast<double>(report.memory.weights_bytes) *
-                      (spec.precision == Precision::kFloat32 ? 2.0 : 1.0) +
-                  8.0 * spec.input.width * static_cast<double>(spec.input.batch);
-    const KeptEstimate kept = estimate_kept_memory(
-        spec, file_input, static_cast<std::int64_t>(std::min(3.0e18, saved)));
+    const double saved = options.save == nullptr
+                             ? 0.0
+                             : static_cast<double>(report.memory.weights_bytes) *
+                                       (spec.precision == Precision::kFloat32 ? 2.0 : 1.0) +
+                                   8.0 * spec.input.width * static_cast<double>(spec.input.batch);
+    const KeptEstimate kept =
+        estimate_kept_memory(spec, file_input, static_cast<std::int64_t>(std::min(3.0e18, saved)));
     report.memory.plan =
         choose_memory_plan(spec, report.memory, loaded, limit, overhead, kAllocatorSlack, kept);
   }

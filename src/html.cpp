@@ -104,15 +104,17 @@ std::string finding_html(const Finding& f, const Report& r) {
   if (f.cause.empty() && f.advice.empty() && f.severity != Severity::kInfo) {
     const std::string pieces = remedy_pieces_for(r, f.code);
     if (!pieces.empty()) {
-      out += fmt::format("<p class=\"muted\">Fixed by the remedy's piece {} (advice listed once, "
-                         "above).</p>",
-                         pieces);
+      out += fmt::format(
+          "<p class=\"muted\">Fixed by the remedy's piece {} (advice listed once, "
+          "above).</p>",
+          pieces);
     }
   }
   if (!f.consequences.empty()) {
-    out += fmt::format("<p class=\"muted\">Consequences of <code>{}</code> (fixed with it):</p>"
-                       "<div class=\"consequences\">",
-                       html_escape(f.code));
+    out += fmt::format(
+        "<p class=\"muted\">Consequences of <code>{}</code> (fixed with it):</p>"
+        "<div class=\"consequences\">",
+        html_escape(f.code));
     for (const Finding& c : all) {
       if (c.cause == f.code) out += finding_html(c, r);
     }
@@ -136,7 +138,8 @@ std::string remedy_html(const Report& r) {
   }
   out += "</ol>";
   if (!remedy.changes.empty()) {
-    out += remedy.pieces.size() == 1 ? "<p>Apply it with:</p><pre>" : "<p>Apply them together:</p><pre>";
+    out += remedy.pieces.size() == 1 ? "<p>Apply it with:</p><pre>"
+                                     : "<p>Apply them together:</p><pre>";
     for (const ConfigChange& c : remedy.changes) out += html_escape(set_argument(c)) + "\n";
     out += "</pre>";
   }
@@ -178,9 +181,9 @@ std::string layer_table(const Report& r) {
         "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
         l.index, op_kind_name(l.kind), l.width, html_escape(op_label(l)),
         l.forward.act.finite == 0 ? std::string("n/a") : format_number(l.forward.act.rms),
-        magnitude_cell(l.backward.grad_preact_rms),
-        magnitude_cell(l.backward.gain), format_percent(l.forward.dead_fraction),
-        sat_cell(l.forward.saturated_fraction), undefined_or_nonfinite_number(l.forward.correlation));
+        magnitude_cell(l.backward.grad_preact_rms), magnitude_cell(l.backward.gain),
+        format_percent(l.forward.dead_fraction), sat_cell(l.forward.saturated_fraction),
+        undefined_or_nonfinite_number(l.forward.correlation));
   }
   if (hidden > 0) {
     out += fmt::format("<tr><td class=\"l\" colspan=\"10\">&#8230; {} layers &#8230;</td></tr>\n",
@@ -205,9 +208,9 @@ std::string html_page(std::string_view title, std::string_view body) {
 
 std::string report_to_html(const Report& r) {
   std::string body = fmt::format("<h1>gradscope: {}</h1>\n", html_escape(r.spec.name));
-  body += fmt::format("<p>{} &#160; {}</p>\n", verdict_badge(verdict_name(r.verdict)),
-                      r.findings.empty() ? std::string("no findings")
-                                         : html_escape(finding_counts(r.findings)));
+  body += fmt::format(
+      "<p>{} &#160; {}</p>\n", verdict_badge(verdict_name(r.verdict)),
+      r.findings.empty() ? std::string("no findings") : html_escape(finding_counts(r.findings)));
   const double ratio = r.summary.log10_grad_ratio_first_to_last;
   body += fmt::format(
       "<p>{} layers, {} parameters, {}, batch {}, seed {}, loss {}. {}</p>\n", r.layers.size(),

@@ -189,9 +189,9 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
   st.log10_max = *std::max_element(logs.begin(), logs.end());
   st.log10_min = *std::min_element(logs.begin(), logs.end());
   // Undefined (NaN) when every example's Jacobian is exactly 0.
-  st.log10_condition =
-      std::isinf(log10_cond) && log10_cond < 0 ? std::numeric_limits<double>::quiet_NaN()
-                                               : log10_cond;
+  st.log10_condition = std::isinf(log10_cond) && log10_cond < 0
+                           ? std::numeric_limits<double>::quiet_NaN()
+                           : log10_cond;
   if (std::isinf(st.log10_max)) {
     // Every singular value is 0: the mean square is exactly 0 (log10 -inf), with no histogram.
     st.log10_mean_square = st.log10_max;
@@ -199,8 +199,7 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
     // log10 mean of s^2 = log10 sum 10^(2 log s) - log10 count, summed relative to the largest.
     double sum = 0.0;
     for (double v : logs) sum += std::pow(10.0, 2.0 * (v - st.log10_max));
-    st.log10_mean_square =
-        2.0 * st.log10_max + std::log10(sum / static_cast<double>(logs.size()));
+    st.log10_mean_square = 2.0 * st.log10_max + std::log10(sum / static_cast<double>(logs.size()));
   }
   const double e_in = predict_input_gradient_second_moment(spec);
   if (std::isfinite(e_in) && e_in > 0.0) {

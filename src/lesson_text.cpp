@@ -37,7 +37,7 @@ struct Facts {
   double ratio = 0.0;  // log10 first / last
   double predicted = std::nan("");
   std::size_t theory_flagged = 0;  // layers measured beyond 3 spreads of the prediction
-  double dead = 0.0;  // the largest share of a layer's units dead for the whole batch
+  double dead = 0.0;               // the largest share of a layer's units dead for the whole batch
   int dead_layer = 0;
   std::int64_t dead_total = 0;
   double last_correlation = 0.0;

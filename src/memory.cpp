@@ -38,10 +38,10 @@ struct Footprint {
   std::vector<double> value;      // bytes of y: what a checkpoint keeps
   std::vector<double> draw_cost;  // flop-equivalents to draw its weights again
   std::vector<double> redo_cost;  // flop-equivalents to compute it again
-  std::vector<std::size_t> producer;                       // the value entering each op
-  std::vector<double> width;                               // units of its output
-  std::vector<double> product_in;  // the input width of its matrix product (dense, projection)
-  std::vector<char> reported;      // 0 for a residual block's opening marker
+  std::vector<std::size_t> producer;  // the value entering each op
+  std::vector<double> width;          // units of its output
+  std::vector<double> product_in;     // the input width of its matrix product (dense, projection)
+  std::vector<char> reported;         // 0 for a residual block's opening marker
   std::vector<std::pair<std::size_t, std::size_t>> skips;  // residual blocks: (begin, end)
   double loaded_weights = 0;  // bytes of weights from files: always kept
   double biases = 0;          // bytes of biases: always kept
@@ -498,8 +498,9 @@ MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
   if (kept.report_bytes > 0) {
     char each[32];
     std::snprintf(each, sizeof each, "%.1f KB", kReportMemoryBytesPerOp * (1.0 + slack) / 1e3);
-    what += ", " + human_bytes(clamp_bytes(report_data)) + " for the statistics and report of its " +
-            std::to_string(kept.reported_ops) + " ops (" + each + " each, under every plan)";
+    what += ", " + human_bytes(clamp_bytes(report_data)) +
+            " for the statistics and report of its " + std::to_string(kept.reported_ops) +
+            " ops (" + each + " each, under every plan)";
   }
   if (kept.input_copies_bytes > 0) {
     what += ", " + human_bytes(clamp_bytes(input_data)) + " for the copies of the input file";
@@ -508,8 +509,8 @@ MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
     what += " plus " + human_bytes(overhead_bytes) + " for the process and its threads' scratch";
   }
   // The hint speaks to the largest part.
-  const double largest = std::max({lean_data, report_data, input_data,
-                                   static_cast<double>(overhead_bytes)});
+  const double largest =
+      std::max({lean_data, report_data, input_data, static_cast<double>(overhead_bytes)});
   std::string hint;
   if (static_cast<double>(overhead_bytes) >= static_cast<double>(budget_bytes)) {
     hint = "the process and its threads alone need " + human_bytes(overhead_bytes) +
@@ -519,13 +520,15 @@ MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
     const double spare = static_cast<double>(budget_bytes) - static_cast<double>(overhead_bytes) -
                          lean_data - input_data;
     const double fit = std::max(0.0, std::floor(spare / (kReportMemoryBytesPerOp * (1.0 + slack))));
-    hint = "the statistics and report of every op dominate: reduce the number of layers "
-           "(stack.depth; about " +
-           std::to_string(static_cast<long long>(std::min(fit, 1e15))) +
-           " ops fit this budget), or raise --memory-budget if the machine has more memory";
+    hint =
+        "the statistics and report of every op dominate: reduce the number of layers "
+        "(stack.depth; about " +
+        std::to_string(static_cast<long long>(std::min(fit, 1e15))) +
+        " ops fit this budget), or raise --memory-budget if the machine has more memory";
   } else if (input_data > 0 && input_data == largest) {
-    hint = "the input file is held twice in double beside the network's copy: give fewer "
-           "examples (rows), or raise --memory-budget if the machine has more memory";
+    hint =
+        "the input file is held twice in double beside the network's copy: give fewer "
+        "examples (rows), or raise --memory-budget if the machine has more memory";
   } else {
     hint = "reduce stack.depth, stack.width or input.batch, ";
     if (spec.precision == Precision::kFloat64) hint += "use \"precision\": \"float32\", ";
@@ -622,7 +625,8 @@ RunWork estimate_run_work(const RunSpec& spec, const MemoryPlan& plan, int threa
 }
 
 std::int64_t reported_op_count(const RunSpec& spec) {
-  if (spec.layers.empty()) return static_cast<std::int64_t>(spec.stack.depth) + (spec.output ? 1 : 0);
+  if (spec.layers.empty())
+    return static_cast<std::int64_t>(spec.stack.depth) + (spec.output ? 1 : 0);
   std::int64_t count = 0;
   for (const OpSpec& op : expand_ops(spec)) count += op.kind == OpKind::kResidualBegin ? 0 : 1;
   return count;
@@ -655,9 +659,9 @@ std::int64_t estimate_report_file_bytes(const RunSpec& spec, const ReportFiles& 
   if (files.svg) bytes += 300e3 + 700.0 * ops;
   if (files.save_weights) {
     const double scalar = spec.precision == Precision::kFloat32 ? 4.0 : 8.0;
-    const double outputs =
-        spec.layers.empty() ? (spec.output ? spec.output->width : spec.stack.layer.width)
-                            : op_widths(spec, expand_ops(spec)).back();
+    const double outputs = spec.layers.empty()
+                               ? (spec.output ? spec.output->width : spec.stack.layer.width)
+                               : op_widths(spec, expand_ops(spec)).back();
     // The parameters, the input and the targets, and a header entry per tensor.
     bytes += static_cast<double>(estimate_memory(spec).weights_bytes) +
              (spec.input.width + outputs) * spec.input.batch * scalar + 4e3 + 200.0 * ops;

@@ -153,15 +153,14 @@ double mean_pair_cosine(const Mat<Scalar>& y) {
 template <class Scalar>
 double pair_cosine_from_gram(const Mat<Scalar>& gram) {
   const Eigen::Index m = std::min<Eigen::Index>(gram.cols(), kCorrelationExamples);
-  return mean_cosine_of_gram(m, [&](Eigen::Index a, Eigen::Index b) {
-    return static_cast<double>(gram(a, b));
-  });
+  return mean_cosine_of_gram(
+      m, [&](Eigen::Index a, Eigen::Index b) { return static_cast<double>(gram(a, b)); });
 }
 
 // Sum of squares and per-row sums of a gradient block (rows of one task, every column).
 struct GradPartial {
   SquareSum squares;
-  double bias_squares = 0.0;       // sum over the block's rows of (sum over the batch)^2, finite
+  double bias_squares = 0.0;        // sum over the block's rows of (sum over the batch)^2, finite
   std::int64_t bias_nonfinite = 0;  // rows whose sum over the batch is not finite
 };
 
@@ -280,8 +279,8 @@ bool well_conditioned(double dw_squares, double x_squares, double g_squares, Eig
 // (Sterbenz), which is where the cancellation was.
 template <class Scalar>
 struct CentredInput {
-  Mat<Scalar> xc;      // (n_in, batch)
-  Eigen::VectorXd m;   // (n_in), in units of 2^shift
+  Mat<Scalar> xc;     // (n_in, batch)
+  Eigen::VectorXd m;  // (n_in), in units of 2^shift
   std::int64_t shift = 0;
 };
 
@@ -690,8 +689,8 @@ class PassRunner {
     for (std::size_t l = 0; l < count_; ++l) {
       if (net_.ops[l].kind == OpKind::kResidualBegin) continue;
       const std::size_t p = producer_[l];
-      const double n_in = p == count_ ? static_cast<double>(input_.rows())
-                                      : static_cast<double>(net_.widths[p]);
+      const double n_in =
+          p == count_ ? static_cast<double>(input_.rows()) : static_cast<double>(net_.widths[p]);
       const double n_out = static_cast<double>(net_.widths[l]);
       const double per_example = net_.ops[l].kind == OpKind::kDense ? n_in * n_out : n_out;
       step_work_[l] = per_example * static_cast<double>(batch_);
@@ -1293,9 +1292,9 @@ class PassRunner {
       // First SGD step from zero momentum: the buffer is the gradient, the step lr * grad.
       bs.has_update = true;
       bs.update_to_weight = magnitude_ratio(
-          dw.squares.finite == 0 ? Magnitude{kNaN, kNaN}
-                                 : magnitude_from_scaled(lr * std::sqrt(dw.squares.sum),
-                                                         at + dw.squares.exp),
+          dw.squares.finite == 0
+              ? Magnitude{kNaN, kNaN}
+              : magnitude_from_scaled(lr * std::sqrt(dw.squares.sum), at + dw.squares.exp),
           wn);
     } else if (adam) {
       bs.has_update = true;
@@ -1443,7 +1442,7 @@ class PassRunner {
   std::vector<ValueRange> range_;      // per value (count_: the input), from the forward pass
 
   std::vector<double> step_work_;  // per op, for on_progress
-  double progress_scale_ = 0.0;     // 1 / the pass's work
+  double progress_scale_ = 0.0;    // 1 / the pass's work
   double work_done_ = 0.0;
 
   Mat<Scalar> g_;  // dL/d(output of the current op) / 2^exp2_, (width, batch)

@@ -153,9 +153,9 @@ std::string host_name_for_files() {
   return name.empty() ? "localhost" : name;
 }
 
-[[noreturn]] void fail(const fs::path& path, const std::string& reason,
-                       const std::string& hint =
-                           "choose a writable directory with --out, or fix its permissions") {
+[[noreturn]] void fail(
+    const fs::path& path, const std::string& reason,
+    const std::string& hint = "choose a writable directory with --out, or fix its permissions") {
   throw Error("cannot write " + path.string() + ": " + reason, hint);
 }
 

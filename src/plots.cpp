@@ -62,8 +62,10 @@ std::string undrawn_gradient_note(const Runs& runs) {
   for (const auto& [name, report] : runs) {
     for (const LayerReport& l : report->layers) {
       const double g = l.backward.grad_preact_rms.log10;
-      if (g == -std::numeric_limits<double>::infinity()) ++zero;
-      else if (!std::isfinite(g)) ++nonfinite;
+      if (g == -std::numeric_limits<double>::infinity())
+        ++zero;
+      else if (!std::isfinite(g))
+        ++nonfinite;
     }
   }
   if (nonfinite == 0 && zero > 0)
@@ -72,8 +74,7 @@ std::string undrawn_gradient_note(const Runs& runs) {
     if (runs.size() == 1 && runs.front().second->summary.first_nonfinite_layer > 0) {
       const Summary& s = runs.front().second->summary;
       return fmt::format("no finite gradient: NaN or infinite from the {} pass at layer {} on",
-                         s.nonfinite_in_forward ? "forward" : "backward",
-                         s.first_nonfinite_layer);
+                         s.nonfinite_in_forward ? "forward" : "backward", s.first_nonfinite_layer);
     }
     return "no finite gradient: every one is NaN or infinite (see the table)";
   }

@@ -86,8 +86,9 @@ void RunProgress::loop() {
     const double pass = done_.load(std::memory_order_relaxed);
     // Before the pass: time against the estimate, up to the share the building takes.
     const double done =
-        pass < 0 ? std::min(before_pass_, estimated_seconds_ > 0 ? elapsed / estimated_seconds_ : 0.0)
-                 : before_pass_ + (1.0 - before_pass_) * pass;
+        pass < 0
+            ? std::min(before_pass_, estimated_seconds_ > 0 ? elapsed / estimated_seconds_ : 0.0)
+            : before_pass_ + (1.0 - before_pass_) * pass;
     fmt::print(err_, "\r{}", run_progress_line(elapsed, estimated_seconds_, done));
     err_.flush();
     drawn_ = true;

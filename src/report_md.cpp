@@ -203,11 +203,11 @@ std::string table_row(const std::array<std::string, kColumns.size()>& cells) {
 
 std::string layer_row(const LayerReport& l, const BarScale& scale) {
   const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
-  return table_row(
-      {std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
-       markdown_escape(applied_label(l)), act_rms, magnitude_cell(l.backward.grad_preact_rms),
-       magnitude_cell(l.backward.gain), format_percent(l.forward.dead_fraction),
-       sat_cell(l.forward.saturated_fraction), bar(l.backward.grad_preact_rms.log10, scale)});
+  return table_row({std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
+                    markdown_escape(applied_label(l)), act_rms,
+                    magnitude_cell(l.backward.grad_preact_rms), magnitude_cell(l.backward.gain),
+                    format_percent(l.forward.dead_fraction), sat_cell(l.forward.saturated_fraction),
+                    bar(l.backward.grad_preact_rms.log10, scale)});
 }
 
 std::string elided_row(std::size_t n) {
@@ -273,25 +273,28 @@ std::string remedy_block(const Report& r) {
     const RemedyPiece& p = remedy.pieces[k];
     std::vector<std::string> codes;
     for (const std::string& c : p.addresses) codes.push_back(markdown_code(c));
-    out += fmt::format("{}. {} (for {})\n", k + 1, markdown_escape(p.text),
-                       fmt::join(codes, ", "));
+    out += fmt::format("{}. {} (for {})\n", k + 1, markdown_escape(p.text), fmt::join(codes, ", "));
   }
   if (!remedy.changes.empty()) {
-    out += remedy.pieces.size() == 1 ? "\nApply it with:\n\n```sh\n" : "\nApply them together:\n\n```sh\n";
+    out += remedy.pieces.size() == 1 ? "\nApply it with:\n\n```sh\n"
+                                     : "\nApply them together:\n\n```sh\n";
     for (const ConfigChange& c : remedy.changes) out += set_argument(c) + "\n";
     out += "```\n";
   }
   if (!remedy.not_addressed.empty()) {
     std::vector<std::string> codes;
     for (const std::string& c : remedy.not_addressed) codes.push_back(markdown_code(c));
-    out += fmt::format("\nNot addressed: {} (gradscope knows no fix for it, or none that composes with the pieces chosen).\n",
-                       fmt::join(codes, ", "));
+    out += fmt::format(
+        "\nNot addressed: {} (gradscope knows no fix for it, or none that composes with the pieces "
+        "chosen).\n",
+        fmt::join(codes, ", "));
   }
   if (remedy.check) {
     std::vector<std::string> after;
     for (const std::string& f : remedy.check->findings_after) after.push_back(markdown_escape(f));
-    out += fmt::format("\nAfter it: {}.\n",
-                       after.empty() ? std::string("no findings") : fmt::format("{}", fmt::join(after, ", ")));
+    out +=
+        fmt::format("\nAfter it: {}.\n", after.empty() ? std::string("no findings")
+                                                       : fmt::format("{}", fmt::join(after, ", ")));
     for (const std::string& d : remedy.check->dropped) {
       out += fmt::format("- Dropped (the rest did as well without it): {}\n", markdown_escape(d));
     }
@@ -305,9 +308,9 @@ std::string remedy_block(const Report& r) {
 
 std::string report_to_markdown(const Report& report, const MarkdownOptions& options) {
   std::string out = fmt::format("# gradscope: {}\n\n", markdown_escape(report.spec.name));
-  out += fmt::format("**Verdict: {}** - {}\n\n", verdict_name(report.verdict),
-                     report.findings.empty() ? std::string("no findings")
-                                             : finding_counts(report.findings));
+  out += fmt::format(
+      "**Verdict: {}** - {}\n\n", verdict_name(report.verdict),
+      report.findings.empty() ? std::string("no findings") : finding_counts(report.findings));
   out += network_line(report) + "\n\n";
   out += ratio_line(report.summary) + "\n\n";
   if (report.remedy) out += remedy_block(report);

@@ -999,12 +999,12 @@ std::string summary_block(const Report& r, const Painter& paint) {
       : undefined ? undefined_ratio_words(r)
                   : format_log10(s.log10_grad_ratio_first_to_last));
   row("mean per-layer gain",
-      undefined ? std::string("n/a")
-                : fmt::format("log10 {}, factor {}",
-                              std::isfinite(s.mean_log10_gain)
-                                  ? fmt::format("{:.4f}", s.mean_log10_gain)
-                                  : nonfinite_name(s.mean_log10_gain),
-                              format_magnitude(magnitude_from_log10(s.mean_log10_gain))));
+      undefined
+          ? std::string("n/a")
+          : fmt::format("log10 {}, factor {}",
+                        std::isfinite(s.mean_log10_gain) ? fmt::format("{:.4f}", s.mean_log10_gain)
+                                                         : nonfinite_name(s.mean_log10_gain),
+                        format_magnitude(magnitude_from_log10(s.mean_log10_gain))));
   row("output gradient rms (dL/dy)", format_magnitude(r.output_grad_rms));
   if (r.spec.loss.kind != LossKind::kProbe) {
     row(fmt::format("loss ({})", loss_name(r.spec.loss.kind)),
@@ -1017,7 +1017,8 @@ std::string summary_block(const Report& r, const Painter& paint) {
   }
   row("dead units", group_thousands(s.dead_units));
   if (std::isnan(s.saturated_fraction)) {
-    row("saturated units", "n/a (no activation here saturates; relu's flat side is its dead units)");
+    row("saturated units",
+        "n/a (no activation here saturates; relu's flat side is its dead units)");
   } else {
     row("saturated units", group_thousands(s.saturated_units));
     row("saturated fraction",
@@ -1193,7 +1194,8 @@ void append_finding(std::string& out, const Finding& f, const Painter& paint,
   if (f.cause.empty() && f.advice.empty() && f.severity != Severity::kInfo) {
     const std::string pieces = remedy_pieces_for(r, f.code);
     if (!pieces.empty()) {
-      append_line(out, body + "-> fixed by the remedy's piece " + pieces + " (advice listed once, above)");
+      append_line(
+          out, body + "-> fixed by the remedy's piece " + pieces + " (advice listed once, above)");
     }
   }
   if (!f.rejected_advice.empty()) {
@@ -1240,28 +1242,31 @@ std::string remedy_block(const Report& r, const Painter& paint) {
                    fmt::format("{} (for {})", p.text, fmt::join(p.addresses, ", ")));
   }
   if (!remedy.changes.empty()) {
-    append_line(out, remedy.pieces.size() == 1 ? "  apply it with:" : "  apply them together with:");
+    append_line(out,
+                remedy.pieces.size() == 1 ? "  apply it with:" : "  apply them together with:");
     for (const ConfigChange& c : remedy.changes) {
       append_wrapped(out, "    ", "      ", set_argument(c));
     }
   }
   if (!remedy.not_addressed.empty()) {
     append_wrapped(out, "  ", "    ",
-                   fmt::format("not addressed: {} (gradscope knows no fix for it, or none that composes with the pieces chosen)",
+                   fmt::format("not addressed: {} (gradscope knows no fix for it, or none that "
+                               "composes with the pieces chosen)",
                                fmt::join(remedy.not_addressed, ", ")));
   }
   if (remedy.check) {
     const RemedyCheck& c = *remedy.check;
-    append_wrapped(out, "  ", "    ",
-                   fmt::format("after it: {}", c.findings_after.empty()
-                                                   ? std::string("no findings")
-                                                   : fmt::format("{}", fmt::join(c.findings_after,
-                                                                                 ", "))));
+    append_wrapped(
+        out, "  ", "    ",
+        fmt::format("after it: {}", c.findings_after.empty()
+                                        ? std::string("no findings")
+                                        : fmt::format("{}", fmt::join(c.findings_after, ", "))));
     for (const std::string& d : c.dropped) {
       append_wrapped(out, "  ", "    ", "dropped (the rest did as well without it): " + d);
     }
     for (const std::string& a : c.added) {
-      append_wrapped(out, "  ", "    ", "added (the re-run's own diagnosis, and it fixed more): " + a);
+      append_wrapped(out, "  ", "    ",
+                     "added (the re-run's own diagnosis, and it fixed more): " + a);
     }
   }
   return out;

@@ -43,8 +43,7 @@ std::string shard_command(const SweepManifest& m, int index) {
     cmd += " --vary " + shell_word(a.key + "=" + values);
   }
   // A --threshold is a --set of diagnosis.KEY: one form for both.
-  for (const ConfigOverride& o : m.overrides)
-    cmd += " --set " + shell_word(o.path + "=" + o.value);
+  for (const ConfigOverride& o : m.overrides) cmd += " --set " + shell_word(o.path + "=" + o.value);
   if (m.seeds != 1) cmd += " --seeds " + std::to_string(m.seeds);
   cmd += " --name " + shell_word(m.name);
   if (m.out_dir != "reports") cmd += " --out " + shell_word(m.out_dir);

@@ -553,8 +553,8 @@ inline void attach_findings(Report& r) {
                    {leaky.text, leaky.changes, {"dead_units"}}};
   remedy.addresses = {"vanishing_gradients", "dead_units"};
   remedy.changes = {he.changes.front(), leaky.changes.front()};
-  remedy.check = RemedyCheck{Verdict::kWarning, Verdict::kHealthy, {"mismatched_init (info)"}, {},
-                             {}};
+  remedy.check =
+      RemedyCheck{Verdict::kWarning, Verdict::kHealthy, {"mismatched_init (info)"}, {}, {}};
   r.remedy = remedy;
   r.verdict = Verdict::kHealthy;
   for (const Finding& f : r.findings) {

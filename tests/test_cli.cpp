@@ -410,7 +410,7 @@ TEST(Cli, FailOnASeverityExitsThreeWithOneLinePerFindingAndStillWritesTheReports
   // A severity counts root causes, as the verdict does: the consequences are not separate alarms.
   EXPECT_TRUE(contains(r.err, "gradscope: error saturating_hidden_activation at layer ")) << r.err;
   EXPECT_TRUE(contains(r.err, "1 finding listed in --fail-on")) << r.err;
-  EXPECT_FALSE(contains(r.err, "plain_deep_stack")) << r.err;  // a warning, not listed
+  EXPECT_FALSE(contains(r.err, "plain_deep_stack")) << r.err;     // a warning, not listed
   EXPECT_FALSE(contains(r.err, "vanishing_gradients")) << r.err;  // a consequence
   // A code matches a consequence all the same, and says whose it is.
   const Result by_code = cli(args(
@@ -876,8 +876,8 @@ TEST(CliOutput, AnUnwritableOutIsRefusedBeforeTheRunAndLeavesNothing) {
 // The 1M budget would refuse the run itself: the output must be refused first.
 TEST(CliOutput, AnOutNoOneCanCreateIsRefusedBeforeTheRunEvenForRoot) {
   if (!fs::is_directory("/proc/self")) GTEST_SKIP() << "no /proc on this machine";
-  const Result r = cli(args({"run", "--out", "/proc/gradscope-test/out", "--memory-budget", "1M"},
-                            kSmall));
+  const Result r =
+      cli(args({"run", "--out", "/proc/gradscope-test/out", "--memory-budget", "1M"}, kSmall));
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(contains(r.err, "cannot write /proc/gradscope-test/out/")) << r.err;
   EXPECT_FALSE(contains(r.err, "memory")) << r.err;

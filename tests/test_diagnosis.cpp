@@ -313,13 +313,15 @@ TEST(RootCause, AnOverflowingNetworkIsOneCauseWithItsSymptomsFolded) {
   // He with gain 100: values grow about 100x a layer and overflow float32 at layer 19. Past it
   // every value and gradient is NaN: no false collapse ("falls to 0 at layer 20"), no dead units
   // or correlations measured on NaN, no half-precision findings about undefined gradients.
-  const Report r = Case{"", {{"stack.depth", "200"},
-                             {"stack.width", "128"},
-                             {"input.width", "128"},
-                             {"stack.activation", "relu"},
-                             {"stack.init", "he_normal"},
-                             {"stack.init.gain", "100"}}}
-                       .run();
+  const Report r = Case{
+      "",
+      {{"stack.depth", "200"},
+       {"stack.width", "128"},
+       {"input.width", "128"},
+       {"stack.activation", "relu"},
+       {"stack.init", "he_normal"},
+       {"stack.init.gain",
+        "100"}}}.run();
   EXPECT_EQ(r.verdict, Verdict::kError);
   EXPECT_TRUE(r.summary.nonfinite_in_forward);
   const int k = r.summary.first_nonfinite_layer;
@@ -382,19 +384,19 @@ bool prints_nonfinite_number(const std::string& s) {
 
 TEST(RootCause, NoExplanationEverPrintsNanOrInfAsANumber) {
   const std::vector<Case> bad_days{
-      {"relu-he", {{"stack.init.gain", "100"}}},                         // overflows at 19
-      {"relu-he", {{"stack.init.gain", "10"}}},                          // overflows near 38
+      {"relu-he", {{"stack.init.gain", "100"}}},                            // overflows at 19
+      {"relu-he", {{"stack.init.gain", "10"}}},                             // overflows near 38
       {"relu-he", {{"stack.init.gain", "100"}, {"precision", "float64"}}},  // overflows double
       {"relu-he", {{"stack.width", "1"}, {"input.width", "1"}, {"stack.depth", "20"}}},
-      {"relu-he", {{"stack.init", "zeros"}}},                            // every layer is 0
-      {"sigmoid-deep", {{"stack.depth", "120"}}},                        // below double's range
+      {"relu-he", {{"stack.init", "zeros"}}},      // every layer is 0
+      {"sigmoid-deep", {{"stack.depth", "120"}}},  // below double's range
       {"tanh-xavier", {{"stack.init.gain", "3"}, {"stats.jacobian_examples", "0"}}},
-      {"relu-xavier-batchnorm", {{"input.mean", "10000"}}},              // huge input offset
+      {"relu-xavier-batchnorm", {{"input.mean", "10000"}}},  // huge input offset
       {"gelu-he", {{"stack.init.gain", "30"}, {"precision", "float32"}}},
-      {"relu-he", {{"stack.init.gain", "1e-30"}}},                       // collapses to subnormals
+      {"relu-he", {{"stack.init.gain", "1e-30"}}},  // collapses to subnormals
       {"relu-he", {{"input.std", "1e-200"}, {"precision", "float64"}, {"stack.depth", "10"}}},
       {"relu-he", {{"input.mean", "1e200"}, {"precision", "float64"}, {"stack.depth", "10"}}},
-      {"relu-he", {{"stack.init.gain", "3"}, {"stack.depth", "100"}}},   // NaN from layer ~84
+      {"relu-he", {{"stack.init.gain", "3"}, {"stack.depth", "100"}}},  // NaN from layer ~84
   };
   for (const Case& c : bad_days) {
     const Report r = c.run();
@@ -424,11 +426,12 @@ TEST(RootCause, GeluWithXavierKeepsItsInitAdviceAtEveryDepth) {
   // Past about 60 GELU layers no weight variance keeps the mean-field prediction within two
   // decades, yet the advised one measures healthy: the init finding and its advice stay.
   for (const char* depth : {"50", "60", "80"}) {
-    const Case c{"", {{"stack.depth", depth},
-                      {"stack.width", "256"},
-                      {"input.width", "256"},
-                      {"stack.activation", "gelu"},
-                      {"stack.init", "xavier_normal"}}};
+    const Case c{"",
+                 {{"stack.depth", depth},
+                  {"stack.width", "256"},
+                  {"input.width", "256"},
+                  {"stack.activation", "gelu"},
+                  {"stack.init", "xavier_normal"}}};
     Report r = c.run();
     SCOPED_TRACE(std::string("depth ") + depth);
     ASSERT_EQ(codes(r).count("mismatched_init"), 1u) << describe(r);
@@ -487,11 +490,12 @@ TEST(RootCause, AHugeInitGainInAResidualBranchGetsTheGainBackToOne) {
 }
 
 TEST(RootCause, ANegativeBiasThatKillsEveryUnitIsAdvisedBackToZero) {
-  const Case c{"relu-he", {{"stack.depth", "20"},
-                           {"stack.width", "32"},
-                           {"input.width", "32"},
-                           {"input.batch", "16"},
-                           {"stack.bias_init", R"({"name": "constant", "value": -10})"}}};
+  const Case c{"relu-he",
+               {{"stack.depth", "20"},
+                {"stack.width", "32"},
+                {"input.width", "32"},
+                {"input.batch", "16"},
+                {"stack.bias_init", R"({"name": "constant", "value": -10})"}}};
   const Report r = c.run();
   const Finding& dead = finding(r, "dead_units");
   ASSERT_FALSE(dead.advice.empty());
@@ -509,12 +513,20 @@ TEST(Remedy, TheCheckedRemedyIsNeverWorseAndItsTextMatchesItsChanges) {
   // The cases where a remedy used to make things worse, keep a rejected rewrite whose sentence
   // named an activation its layers did not have, or propose layer norm over one unit.
   const std::vector<Case> cases{
-      {"relu-he", {{"stack.depth", "20"}, {"stack.width", "64"}, {"input.width", "64"},
-                   {"input.batch", "32"}, {"input.mean", "1e6"}}},
-      {"relu-he", {{"stack.depth", "20"}, {"stack.width", "1"}, {"input.width", "1"},
-                   {"input.batch", "16"}}},
-      {"relu-he", {{"stack.depth", "20"}, {"stack.width", "32"}, {"input.width", "32"},
-                   {"input.batch", "16"}, {"stack.init", "zeros"}}},
+      {"relu-he",
+       {{"stack.depth", "20"},
+        {"stack.width", "64"},
+        {"input.width", "64"},
+        {"input.batch", "32"},
+        {"input.mean", "1e6"}}},
+      {"relu-he",
+       {{"stack.depth", "20"}, {"stack.width", "1"}, {"input.width", "1"}, {"input.batch", "16"}}},
+      {"relu-he",
+       {{"stack.depth", "20"},
+        {"stack.width", "32"},
+        {"input.width", "32"},
+        {"input.batch", "16"},
+        {"stack.init", "zeros"}}},
   };
   for (const Case& c : cases) {
     Report r = c.run();
@@ -548,9 +560,14 @@ TEST(Remedy, TheCheckedRemedyIsNeverWorseAndItsTextMatchesItsChanges) {
 TEST(AdviceCheck, AdviceThatBringsANewErrorHasNotHelped) {
   // tanh with gain 100: pre-norm residual blocks remove the plain deep stack but bring an
   // exploding gradient: that is not help.
-  const Case c{"", {{"stack.depth", "100"}, {"stack.width", "64"}, {"input.width", "64"},
-                    {"input.batch", "32"}, {"stack.activation", "tanh"},
-                    {"stack.init.gain", "100"}, {"seed", "21"}}};
+  const Case c{"",
+               {{"stack.depth", "100"},
+                {"stack.width", "64"},
+                {"input.width", "64"},
+                {"input.batch", "32"},
+                {"stack.activation", "tanh"},
+                {"stack.init.gain", "100"},
+                {"seed", "21"}}};
   Report r = c.run();
   check_advice(r, c.rerun());
   for (const Finding& f : r.findings) {

@@ -9,8 +9,8 @@
 
 #include "gradscope/engine.hpp"
 #include "gradscope/jacobian.hpp"
-#include "gradscope/stats.hpp"
 #include "gradscope/network.hpp"
+#include "gradscope/stats.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {
@@ -78,9 +78,9 @@ void expect_twins_agree(const RunSpec& spec32, double log10_tol, double corr_tol
     // A bias gradient in front of batch norm is 0 in exact arithmetic: both twins hold their
     // precision's rounding noise there (1e-6 and 1e-14 of sqrt(batch) ||delta||), nothing to
     // compare. Elsewhere it is a sum of terms of both signs that float32 rounds to 1e-6 of it.
-    const double bias_bound = b.backward.grad_preact_rms.log10 +
-                              0.5 * std::log10(static_cast<double>(b.width) * spec32.input.batch *
-                                               spec32.input.batch);
+    const double bias_bound =
+        b.backward.grad_preact_rms.log10 +
+        0.5 * std::log10(static_cast<double>(b.width) * spec32.input.batch * spec32.input.batch);
     if (b.backward.grad_bias_norm.log10 > bias_bound - 3.0) {
       close("grad bias", a.backward.grad_bias_norm.log10, b.backward.grad_bias_norm.log10,
             log10_tol);
@@ -115,10 +115,10 @@ TEST(Float32Overflow, OffsetInputBeforeBatchNormAgreesWithItsFloat64Twin) {
 
 struct OffsetCase {
   Precision precision;
-  double mean;    // of the input
-  int batch;      // 16: the Grams; 512: dW itself
-  bool adam;      // Adam needs dW's entries whatever the batch
-  double rel;     // tolerance
+  double mean;  // of the input
+  int batch;    // 16: the Grams; 512: dW itself
+  bool adam;    // Adam needs dW's entries whatever the batch
+  double rel;   // tolerance
 };
 
 __extension__ typedef __float128 Quad;

@@ -299,10 +299,9 @@ TEST(ReportJson, SchemaRejectsAReportWithAnUnknownOrMissingKey) {
 TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   const Report r = small_report();
   const Json doc = Json::parse(report_to_json(r));
-  EXPECT_EQ(keys_of(doc),
-            (std::vector<std::string>{"schema_version", "tool", "config", "network", "input",
-                                      "output_grad", "loss", "layers", "summary", "findings",
-                                      "remedy"}));
+  EXPECT_EQ(keys_of(doc), (std::vector<std::string>{"schema_version", "tool", "config", "network",
+                                                    "input", "output_grad", "loss", "layers",
+                                                    "summary", "findings", "remedy"}));
   EXPECT_EQ(doc["schema_version"], kSchemaVersion);
   EXPECT_EQ(doc["tool"]["name"], "gradscope");
   EXPECT_EQ(doc["tool"]["version"], kVersion);
@@ -834,9 +833,9 @@ TEST(ReportJson, FindingsFollowTheSummaryWithEveryKeyInOrder) {
   for (std::size_t i = 0; i < r.findings.size(); ++i) {
     const Finding& f = r.findings[i];
     const Json& j = findings[i];
-    EXPECT_EQ(keys_of(j), (std::vector<std::string>{"code", "severity", "layer", "cause",
-                                                    "consequences", "evidence", "explanation",
-                                                    "advice", "rejected_advice"}));
+    EXPECT_EQ(keys_of(j),
+              (std::vector<std::string>{"code", "severity", "layer", "cause", "consequences",
+                                        "evidence", "explanation", "advice", "rejected_advice"}));
     EXPECT_EQ(j["code"], f.code);
     EXPECT_EQ(j["severity"], std::string(severity_name(f.severity)));
     EXPECT_EQ(j["layer"], f.layer);

@@ -210,8 +210,9 @@ TEST(ReportMarkdown, FindingsGiveEvidenceAdviceAsSetChangesAndTheCheck) {
 
 TEST(ReportMarkdown, TheRemedyComesBeforeTheFindingsWithOneShellBlock) {
   const std::string md = report_to_markdown(diagnosed_report());
-  const std::size_t remedy = md.find("## Remedy\n\n2 changes for 2 warnings (checked by "
-                                     "re-running: warning -&gt; healthy).\n");
+  const std::size_t remedy = md.find(
+      "## Remedy\n\n2 changes for 2 warnings (checked by "
+      "re-running: warning -&gt; healthy).\n");
   ASSERT_NE(remedy, std::string::npos) << md;
   EXPECT_LT(remedy, md.find("## Findings"));
   for (const std::string& expected :

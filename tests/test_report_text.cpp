@@ -1106,8 +1106,9 @@ TEST(ReportText, ColourInTheFindingsIsOnlyOnTheSeverityTags) {
 
 TEST(ReportText, TheRemedyComesFirstWithItsPiecesItsArgumentsAndItsCheck) {
   const std::string text = report_to_text(diagnosed_report());
-  const std::size_t remedy = text.find("Remedy: 2 changes for 2 warnings (checked by re-running: "
-                                       "warning -> healthy)\n");
+  const std::size_t remedy = text.find(
+      "Remedy: 2 changes for 2 warnings (checked by re-running: "
+      "warning -> healthy)\n");
   ASSERT_NE(remedy, std::string::npos) << text;
   // Before the evidence: the table, the summary and the findings follow it.
   EXPECT_LT(remedy, text.find("layer  width"));

@@ -8,11 +8,11 @@
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "gradscope/rng.hpp"
 #include "gradscope/stats.hpp"
-#include <string>
 
 namespace gradscope {
 namespace {

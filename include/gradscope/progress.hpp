@@ -1,5 +1,6 @@
 // Progress on a terminal's stderr, drawn in place with a carriage return: a sweep's bar over its
-// finished runs, and a run's bar over the work its pass has done (its estimated time until then). Never in a report, never when piped.
+// finished runs, and a run's bar over the work its pass has done (its estimated time until then).
+// Never in a report, never when piped.
 #pragma once
 
 #include <atomic>

@@ -35,13 +35,13 @@ struct MomentStats {
 };
 
 struct ForwardStats {
-  MomentStats preact;               // h = W x + b
-  MomentStats act;                  // y = phi(h)
-  double zero_fraction = 0.0;       // entries of y exactly 0
+  MomentStats preact;          // h = W x + b
+  MomentStats act;             // y = phi(h)
+  double zero_fraction = 0.0;  // entries of y exactly 0
   // Entries with |phi'(h)| < threshold * max |phi'|; NaN (not applicable) where the activation
   // does not saturate (the relu family, see saturates()), with saturated_units 0.
   double saturated_fraction = 0.0;
-  std::int64_t dead_units = 0;      // units with phi'(h) == 0 for every example
+  std::int64_t dead_units = 0;  // units with phi'(h) == 0 for every example
   double dead_fraction = 0.0;
   std::int64_t saturated_units = 0;  // units saturated for every example
   std::int64_t nonfinite = 0;        // preact.nonfinite + act.nonfinite
@@ -60,8 +60,8 @@ struct BackwardStats {
   // dense layers, dL/d(input) for norm, activation and dropout ops, dL/dF for a residual's branch.
   Magnitude grad_preact_rms;
   // Norms over the finite entries (NaN when none is); the non-finite entries are counted apart.
-  Magnitude grad_weight_norm;       // ||dL/dW||_F (norms: ||dL/dgamma||)
-  Magnitude grad_bias_norm;         // ||dL/db||_2 (norms: ||dL/dbeta||)
+  Magnitude grad_weight_norm;              // ||dL/dW||_F (norms: ||dL/dgamma||)
+  Magnitude grad_bias_norm;                // ||dL/db||_2 (norms: ||dL/dbeta||)
   std::int64_t grad_weight_nonfinite = 0;  // NaN and +-Inf entries of dL/dW (dL/dgamma)
   std::int64_t grad_bias_nonfinite = 0;    // NaN and +-Inf entries of dL/db (dL/dbeta)
   double weight_norm = 0.0;         // ||W||_F (norms: ||gamma|| = sqrt(width)); representable
@@ -149,7 +149,7 @@ struct Summary {
   std::int64_t saturated_units = 0;
   // Over every entry of the layers whose activation saturates; NaN when none does.
   double saturated_fraction = 0.0;
-  std::vector<int> nonfinite_layers;       // 1-based indices of layers with any non-finite value
+  std::vector<int> nonfinite_layers;  // 1-based indices of layers with any non-finite value
   // Where the non-finite values begin: the first layer whose forward values hold NaN or inf; when
   // the forward pass is finite, the layer nearest the output whose gradient does (the backward
   // pass starts at the output). 0 when every value is finite.

@@ -3,10 +3,9 @@
 // 30-layer sigmoid stack in code, checks it as a config would be checked, runs it, and then
 // checks what any user of the library would rely on: the report says the gradient vanishes, and
 // the JSON and text writers agree with the struct. Exit 0 when all holds.
-#include <gradscope/gradscope.hpp>
-
 #include <cmath>
 #include <cstdio>
+#include <gradscope/gradscope.hpp>
 #include <string>
 
 int main() {
@@ -27,10 +26,10 @@ int main() {
   const bool error = report.verdict == Verdict::kError;
   const std::string json = report_to_json(report);
   const std::string text = report_to_text(report);
-  const bool written = json.find("\"vanishing_gradients\"") != std::string::npos &&
-                       text.find("vanishing_gradients") != std::string::npos &&
-                       json.find(std::string("\"version\": \"") + kVersion + "\"") !=
-                           std::string::npos;
+  const bool written =
+      json.find("\"vanishing_gradients\"") != std::string::npos &&
+      text.find("vanishing_gradients") != std::string::npos &&
+      json.find(std::string("\"version\": \"") + kVersion + "\"") != std::string::npos;
   // A spec the rules refuse is a gradscope::Error, as from a config file.
   bool refused = false;
   try {
