@@ -11,6 +11,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -43,6 +44,18 @@
 namespace gradscope {
 
 namespace {
+
+// Writes a finished result's files all or nothing. If that fails, the work is done: the result
+// goes to stdout rather than nowhere (-q or not), and the error says so.
+void write_or_print(const std::vector<std::pair<std::filesystem::path, std::string>>& files,
+                    const std::function<void()>& print, std::string_view what) {
+  try {
+    write_files_atomically(files);
+  } catch (const Error& e) {
+    print();
+    throw Error(fmt::format("{}; the {} is printed on stdout instead", e.what(), what), e.hint());
+  }
+}
 
 constexpr const char* kExitCodes =
     "Exit codes: 0 success; 1 internal error (a bug: please report it); 2 usage or config error,\n"
@@ -454,13 +467,7 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
                                         : text);
     }
   };
-  try {
-    write_files_atomically(files);
-  } catch (const Error& e) {
-    // The run is done: its report goes to stdout rather than nowhere, -q or not.
-    print_report();
-    throw Error(std::string(e.what()) + "; the report is printed on stdout instead", e.hint());
-  }
+  write_or_print(files, print_report, "report");
   if (!a.quiet) {
     print_report();
     if (terminal && a.format != "json") {
@@ -640,12 +647,7 @@ int do_compare(const CompareArgs& a, std::ostream& out, std::ostream& err,
       out << text;
     }
   };
-  try {
-    write_files_atomically(files);
-  } catch (const Error& e) {
-    print_comparison();
-    throw Error(std::string(e.what()) + "; the comparison is printed on stdout instead", e.hint());
-  }
+  write_or_print(files, print_comparison, "comparison");
   if (!a.quiet) {
     print_comparison();
     if (terminal && (a.format == "md" || a.format == "html")) {

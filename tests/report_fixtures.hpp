@@ -60,6 +60,16 @@ inline LayerReport make_layer(int index, int width, int fan_in, Activation kind,
   return l;
 }
 
+// The input as a standard-normal sample of 16 x 64 entries would measure.
+inline void set_sample_input(Report& r) {
+  r.input.mean = 0.0125;
+  r.input.std = 0.998;
+  r.input.rms = std::hypot(r.input.mean, r.input.std);
+  r.input.min = -3.1;
+  r.input.max = 3.4;
+  r.input.finite = 16 * 64;
+}
+
 // A report over layers with the given log10 gradient rms (input side first) and widths; the
 // summary is computed from the layers as the engine would.
 inline Report make_report(const std::string& name, const std::vector<double>& log10_grads,
@@ -70,13 +80,7 @@ inline Report make_report(const std::string& name, const std::vector<double>& lo
   r.spec.seed = 7;
   r.spec.input.width = 16;
   r.spec.input.batch = 64;
-  // The input as a standard-normal sample of 16 x 64 entries would measure.
-  r.input.mean = 0.0125;
-  r.input.std = 0.998;
-  r.input.rms = std::hypot(r.input.mean, r.input.std);
-  r.input.min = -3.1;
-  r.input.max = 3.4;
-  r.input.finite = 16 * 64;
+  set_sample_input(r);
   const int depth = static_cast<int>(log10_grads.size());
   r.spec.stack.depth = with_output ? depth - 1 : depth;
   r.spec.stack.layer.width = widths.front();
@@ -351,12 +355,7 @@ inline Report mixed_report(OptimizerKind optimizer) {
   r.spec.seed = 11;
   r.spec.input.width = 16;
   r.spec.input.batch = 64;
-  r.input.mean = 0.0125;
-  r.input.std = 0.998;
-  r.input.rms = std::hypot(r.input.mean, r.input.std);
-  r.input.min = -3.1;
-  r.input.max = 3.4;
-  r.input.finite = 16 * 64;
+  set_sample_input(r);
   r.spec.loss.kind = LossKind::kMse;
   r.spec.optimizer.kind = optimizer;
   r.spec.optimizer.learning_rate = optimizer == OptimizerKind::kSgd ? 0.01 : 1e-3;
