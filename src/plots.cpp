@@ -73,8 +73,10 @@ std::string undrawn_gradient_note(const Runs& runs) {
   if (zero == 0 && nonfinite > 0) {
     if (runs.size() == 1 && runs.front().second->summary.first_nonfinite_layer > 0) {
       const Summary& s = runs.front().second->summary;
-      return fmt::format("no finite gradient: NaN or infinite from the {} pass at layer {} on",
-                         s.nonfinite_in_forward ? "forward" : "backward", s.first_nonfinite_layer);
+      // Short enough to fit the plot area: the forward origin explains every layer's NaN.
+      return fmt::format(
+          "no finite gradient at any layer (the {} pass is non-finite from layer {})",
+          s.nonfinite_in_forward ? "forward" : "backward", s.first_nonfinite_layer);
     }
     return "no finite gradient: every one is NaN or infinite (see the table)";
   }

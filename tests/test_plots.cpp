@@ -1106,7 +1106,8 @@ TEST(GradientPlotSvg, AChartWithNothingToDrawSaysWhy) {
   nan.summary.first_nonfinite_layer = 2;
   nan.summary.nonfinite_in_forward = true;
   const std::string nan_svg = gradient_plot_svg({{"nan", &nan}}, true);
-  EXPECT_NE(nan_svg.find("no finite gradient: NaN or infinite from the forward pass at layer 2"),
+  EXPECT_NE(nan_svg.find("no finite gradient at any layer (the forward pass is non-finite from "
+                         "layer 2)"),
             std::string::npos)
       << nan_svg;
   // No line can be drawn, so there is no theory line to explain either.
