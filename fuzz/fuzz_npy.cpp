@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "fuzz_support.hpp"
-#include "gradscope/error.hpp"
-#include "gradscope/tensor_io.hpp"
+#include "gradscope/core/error.hpp"
+#include "gradscope/io/tensor_io.hpp"
 
 namespace {
 

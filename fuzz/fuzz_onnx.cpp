@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "gradscope/error.hpp"
-#include "gradscope/onnx_import.hpp"
-#include "gradscope/spec.hpp"
+#include "gradscope/core/error.hpp"
+#include "gradscope/io/onnx_import.hpp"
+#include "gradscope/core/spec.hpp"
 
 namespace {
 

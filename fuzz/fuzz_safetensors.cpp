@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "gradscope/error.hpp"
-#include "gradscope/tensor_io.hpp"
+#include "gradscope/core/error.hpp"
+#include "gradscope/io/tensor_io.hpp"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "gradscope/report.hpp"
+#include "gradscope/core/report.hpp"
 
 namespace gradscope::testing {
 

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/activation.hpp"
-#include "gradscope/spec.hpp"
+#include "gradscope/core/activation.hpp"
+#include "gradscope/core/spec.hpp"
 
 namespace gradscope::testing {
 

@@ -1,0 +1,225 @@
+// The validated description of a run: what the config file and flags resolve to. Plain data; the
+// config reader (config.hpp) builds it and checks every field, the engine trusts it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gradscope/core/activation.hpp"
+#include "gradscope/core/init.hpp"
+
+namespace gradscope {
+
+enum class Precision : int { kFloat32, kFloat64 };
+enum class InputDistribution : int { kNormal, kUniform };
+
+struct InputSpec {
+  int width = 256;
+  int batch = 256;
+  InputDistribution distribution = InputDistribution::kNormal;
+  double mean = 0.0;  // normal
+  double std = 1.0;   // normal
+  double low = -1.0;  // uniform
+  double high = 1.0;  // uniform
+};
+
+// One dense layer: h = W x + b, y = phi(h).
+struct LayerSpec {
+  int width = 256;
+  ActivationSpec activation{};
+  InitSpec init{};
+  BiasInitSpec bias{};
+};
+
+// `depth` identical hidden layers.
+struct StackSpec {
+  int depth = 50;
+  LayerSpec layer{};
+};
+
+// ---- Architectures beyond a uniform stack (the config's "layers" list).
+
+enum class NormKind : int { kBatchNorm, kLayerNorm, kRmsNorm };
+inline constexpr int kNormKindCount = 3;
+
+// Normalisation in training mode, gamma = 1 and beta = 0 (their gradients are still reported).
+// batch_norm: per unit over the batch; layer_norm and rms_norm: per example over the units.
+struct NormSpec {
+  NormKind kind = NormKind::kLayerNorm;
+  double eps = 1e-5;
+};
+
+// y = P x + scale * F(x) around a block F; P is the identity, or a fixed (never learned) random
+// projection when the block changes the width.
+struct ResidualSpec {
+  double scale = 1.0;
+  bool projection = false;
+  InitSpec projection_init{Init::kOrthogonal, 1.0, 1.0, 1.0, FanMode::kFanIn, 1.0};
+};
+
+// One step of the flattened architecture.
+enum class OpKind : int {
+  kDense,          // h = W x + b, y = phi(h)
+  kNorm,           // y = norm(x)
+  kActivation,     // y = phi(x), no weights
+  kDropout,        // y = mask * x / (1 - p), training mode, seeded
+  kResidualBegin,  // remembers x for the skip path; not reported
+  kResidualEnd,    // y = P skip + scale * x
+};
+
+struct OpSpec {
+  OpKind kind = OpKind::kDense;
+  LayerSpec dense{};            // kDense
+  NormSpec norm{};              // kNorm
+  ActivationSpec activation{};  // kActivation
+  double dropout = 0.0;         // kDropout: the rate p in [0, 1)
+  ResidualSpec residual{};      // kResidualBegin and kResidualEnd
+};
+
+// An item of "layers": one op, or a block of items repeated `repeat` times, each repetition
+// optionally wrapped in a residual connection, optionally followed by a norm (post-norm:
+// norm(x + scale * F(x))).
+struct LayerItem {
+  OpSpec op{};                   // when block is empty
+  std::vector<LayerItem> block;  // non-empty: a block
+  int repeat = 1;
+  std::optional<ResidualSpec> residual;
+  std::optional<NormSpec> post_norm;  // only with a residual
+  // The config path of the item this came from ("layers[1].block[0]"), for advice that names
+  // config keys; empty when the item was built in code. A dense item with a "norm" expands to
+  // several items that share its path.
+  std::string path;
+};
+
+// ---- What drives the backward pass.
+
+enum class LossKind : int {
+  kProbe,                // dL/dy = a seeded standard-Gaussian probe (the mean-field cotangent)
+  kMse,                  // L = (1/B) sum_a ||y_a - t_a||^2 / 2, seeded Gaussian targets
+  kSoftmaxCrossEntropy,  // L = -(1/B) sum_a log softmax(y_a)[c_a], seeded labels
+  kSigmoidBce,           // L = -(1/B) sum_a sum_i t log s + (1 - t) log(1 - s), s = sigmoid(y)
+};
+
+struct LossSpec {
+  LossKind kind = LossKind::kProbe;
+  int classes = 0;  // softmax_cross_entropy: labels in [0, classes); must equal the output width
+};
+
+enum class OptimizerKind : int { kNone, kSgd, kAdam };
+
+// One optimizer step from zero state, for the update-to-weight ratio ||dW_step||_F / ||W||_F.
+struct OptimizerSpec {
+  OptimizerKind kind = OptimizerKind::kNone;
+  double learning_rate = 1e-3;
+  double momentum = 0.9;  // sgd (a first step from zero momentum moves by lr * grad)
+  double beta1 = 0.9;     // adam
+  double beta2 = 0.999;   // adam
+  double eps = 1e-8;      // adam
+};
+
+struct StatsSpec {
+  // An entry is saturated when |phi'(h)| < saturation_threshold * max |phi'|.
+  double saturation_threshold = 0.05;
+  // Examples whose input-output Jacobian spectrum is computed (0: none; see jacobian.hpp).
+  int jacobian_examples = 0;
+};
+
+// The diagnosis's thresholds (the config's "diagnosis" section). The README gives the
+// measurements each default was chosen from.
+struct DiagnosisSpec {
+  // |log10 rms(dL/dh) first layer / last layer|: a warning from this many decades, an error from
+  // the second.
+  double gradient_warning_decades = 2.0;
+  double gradient_error_decades = 4.0;
+  // |log10 rms(y_l) / rms(input)| of any layer, likewise.
+  double activation_warning_decades = 2.0;
+  double activation_error_decades = 4.0;
+  // A layer whose share of units dead for the whole batch reaches this is a warning.
+  double dead_fraction = 0.25;
+  // A sigmoid/tanh-like layer whose share of saturated entries reaches this is a warning.
+  double saturated_fraction = 0.2;
+  // Mean cosine between examples' outputs at or above this (and above the input's) is a warning.
+  double correlation = 0.98;
+  // The optimizer's first step: ||update|| / ||W|| outside [min, max] in any dense layer.
+  double update_ratio_min = 1e-6;
+  double update_ratio_max = 0.1;
+  // Dense layers from which a stack counts as deep (the common-mistake rules).
+  int deep_layers = 10;
+  // An init whose sw2 is off from the activation's signal-preserving sw2 by this factor or more
+  // is mismatched.
+  double init_mismatch_factor = 1.5;
+};
+
+struct RunSpec {
+  std::string name = "default";
+  std::uint64_t seed = 0;
+  Precision precision = Precision::kFloat32;
+  InputSpec input{};
+  StackSpec stack{};
+  std::optional<LayerSpec> output;  // an optional final layer (the only place softmax may go)
+  // When non-empty, the architecture is this list and `stack`/`output` are not used.
+  std::vector<LayerItem> layers;
+  LossSpec loss{};
+  OptimizerSpec optimizer{};
+  StatsSpec stats{};
+  DiagnosisSpec diagnosis{};
+};
+
+// The architecture as a flat list of ops, input side first: from `layers` when given (each
+// residual repetition wrapped in kResidualBegin/kResidualEnd, a post-norm after its end), else the
+// stack's dense layers then the output layer. Op i (0-based) is numbered i + 1 in reports and in
+// the random streams, so a stack config numbers its layers exactly as before.
+std::vector<OpSpec> expand_ops(const RunSpec& spec);
+// The width each op outputs, given the input width.
+std::vector<int> op_widths(const RunSpec& spec, const std::vector<OpSpec>& ops);
+
+// For each op of expand_ops, the config path of the item that describes it: "stack", "output",
+// "layers[0]", "layers[1].block[2]" (LayerItem::path, or its position when that is empty);
+// residual begins, ends and post-norms name their block.
+std::vector<std::string> op_config_paths(const RunSpec& spec);
+
+// The layers in order, input side first: the stack's `depth` layers, then the output layer.
+std::vector<LayerSpec> expand_layers(const RunSpec& spec);
+
+// ---- The config reader's rules, for a RunSpec built in code (an imported ONNX model).
+
+// The limits config.cpp enforces while it reads JSON (its own constants hold the same values).
+namespace spec_limits {
+// 2^24 keeps every index and element count far inside 64 bits.
+inline constexpr int kMaxWidth = 16'777'216;  // widths, the batch, loss classes
+inline constexpr int kMaxDepth = 1'000'000;   // stack depth, a block's repeat
+inline constexpr std::uint64_t kMaxOps = 2'000'000;
+}  // namespace spec_limits
+
+// A rule of the config reader that a spec breaks.
+struct SpecProblem {
+  // The op of expand_ops(spec) it concerns; none for the run's own fields (input, loss).
+  std::optional<std::size_t> op;
+  std::string what;  // "layer_norm eps is 0; it must be a finite number > 0"
+  std::string hint;  // what to do
+};
+
+// The first rule `spec` breaks, or none. Checks what a model can describe, with the config
+// reader's limits: input width and batch in [1, 2^24] and a finite distribution; every width in
+// [1, 2^24]; stack depth and repeats in [1, 10^6] and at most 2,000,000 ops; activation and init
+// parameters finite (init and bias spreads >= 0); softmax only as the last op; norm eps finite and
+// > 0; dropout in [0, 1); residual scales finite and, without a projection, equal widths on both
+// paths; blocks not empty and a post-norm only with a residual; softmax cross-entropy over >= 2
+// outputs and as many classes. The run's other sections (name, optimizer, stats, diagnosis) come
+// from a config only and are left to its reader.
+std::optional<SpecProblem> find_spec_problem(const RunSpec& spec);
+// Throws Error (exit code 2) for find_spec_problem's answer, naming the op by its config path.
+void validate_run_spec(const RunSpec& spec);
+
+std::string_view precision_name(Precision p);
+std::string_view norm_name(NormKind k);            // "batch_norm", "layer_norm", "rms_norm"
+std::string_view op_kind_name(OpKind k);           // "dense", "norm", "activation", "dropout", ...
+std::string_view loss_name(LossKind k);            // "probe", "mse", "softmax_cross_entropy", ...
+std::string_view optimizer_name(OptimizerKind k);  // "none", "sgd", "adam"
+std::string_view input_distribution_name(InputDistribution d);
+
+}  // namespace gradscope

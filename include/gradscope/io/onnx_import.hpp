@@ -1,0 +1,43 @@
+// An MLP-like ONNX graph (as torch.onnx.export writes it) as a run: the architecture in the
+// `layers` form and the exported weights, ready for run_diagnostic's ExternalData.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/core/report.hpp"
+#include "gradscope/core/spec.hpp"
+
+namespace gradscope {
+
+struct OnnxModel {
+  RunSpec spec;          // spec.layers describes the graph; spec.input.width is the graph's
+  ExternalData weights;  // weight and bias per op of expand_ops(spec); input and targets empty
+  std::vector<TensorAssignment> assignments;  // which initializer went to which op
+};
+
+// Reads `path` and walks its graph from the single input to the single output. Supported:
+// Gemm (alpha = beta = 1, transA = 0, transB 0 or 1), MatMul (+ Add of a bias), Relu, LeakyRelu,
+// Elu, Selu (torch's constants), Sigmoid, Tanh, Softplus, Clip(-1, 1) (hard_tanh), GELU in its
+// Erf form (Div, Erf, Add, Mul, Mul), Softmax (last op, last axis), BatchNormalization and
+// LayerNormalization with scale 1 and bias 0 (gradscope normalises in training mode: running
+// statistics are ignored), Add of an earlier tensor of the same width as a residual, Dropout
+// (ratio -> rate) and Identity. An activation that directly follows the only use of a dense
+// layer's output becomes that layer's activation.
+// `defaults` supplies name, seed, precision, loss and the input batch and distribution; the
+// batch is always taken from `defaults` (ONNX's batch dimension is often symbolic).
+// Throws Error (exit code 2) naming the node and listing what is supported for an unsupported
+// op, and for a cycle, a missing initializer, non-finite weights, or more than one graph input or
+// output.
+// Every malformed graph (a node without its inputs or outputs, a tensor whose dimensions are
+// negative or overflow, an attribute of the wrong type) and every model that breaks a rule a
+// config must keep (find_spec_problem: widths >= 1, finite activation parameters, norm eps > 0,
+// ...) is an Error naming the node, never a crash.
+OnnxModel read_onnx(const std::string& path, const RunSpec& defaults);
+
+// The same from the bytes of an ONNX file; `source` names it in messages (for tests and fuzzing).
+OnnxModel parse_onnx(std::string_view bytes, const std::string& source, const RunSpec& defaults);
+
+}  // namespace gradscope

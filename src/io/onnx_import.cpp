@@ -1,0 +1,943 @@
+// Reads an ONNX file with Debian's libonnx protobuf classes and walks its MLP-like graph, from the
+// one input to the one output, into a RunSpec's `layers` and the exported weights.
+#include "gradscope/io/onnx_import.hpp"
+
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <unordered_map>
+
+#include "gradscope/core/error.hpp"
+#include "tensor_io_detail.hpp"
+
+namespace gradscope {
+namespace {
+
+constexpr std::string_view kSupported =
+    "Gemm (transB 0 or 1), MatMul + Add (bias), Relu, LeakyRelu, Elu, Selu (torch's constants), "
+    "Sigmoid, Tanh, Softplus, Clip(-1, 1) as hard_tanh, GELU as Div/Erf/Add/Mul/Mul, Softmax "
+    "(last op), BatchNormalization and LayerNormalization (scale 1, bias 0), Add of an earlier "
+    "tensor as a residual, Dropout, Identity";
+
+// torch.nn.SELU's constants (Klambauer et al. 2017); ONNX stores them as float.
+constexpr double kSeluAlpha = 1.6732632423543772;
+constexpr double kSeluGamma = 1.0507009873554805;
+// Attributes are float: a constant matches when it agrees to float precision.
+constexpr double kFloatMatch = 1e-6;
+// torch writes one Identity over a shared initializer; a longer chain is not followed, so that a
+// hostile chain of a million Identity nodes costs no more than its length.
+constexpr int kMaxIdentityHops = 16;
+// Residual blocks nest a few levels in real models; the cap keeps the recursive walks over the
+// items (expand_ops, the destructors) far from the end of the stack.
+constexpr int kMaxNesting = 64;
+constexpr std::string_view kReexportHint =
+    "the file is damaged or was not written by an ONNX exporter; export the model again with "
+    "torch.onnx.export(model, example, \"model.onnx\")";
+
+// How many inputs each op gradscope reads takes, as the ONNX operator specification says; the
+// walk indexes a node's inputs only within these bounds. Every node needs its first output.
+struct Arity {
+  std::string_view op;
+  int min_inputs;
+  int max_inputs;
+};
+constexpr Arity kArities[] = {
+    {"Gemm", 2, 3},
+    {"MatMul", 2, 2},
+    {"Add", 2, 2},
+    {"Mul", 2, 2},
+    {"Div", 2, 2},
+    {"Erf", 1, 1},
+    {"Relu", 1, 1},
+    {"LeakyRelu", 1, 1},
+    {"Elu", 1, 1},
+    {"Selu", 1, 1},
+    {"Sigmoid", 1, 1},
+    {"Tanh", 1, 1},
+    {"Softplus", 1, 1},
+    {"Softmax", 1, 1},
+    {"Clip", 1, 3},
+    {"Identity", 1, 1},
+    {"Dropout", 1, 3},
+    {"Constant", 0, 0},
+    {"BatchNormalization", 5, 5},
+    {"LayerNormalization", 2, 3},
+};
+
+// A name from the file, single-quoted for a message: control characters escaped and the length
+// capped (tensor_io_detail::in_quotes), so that a hostile name cannot garble the terminal.
+std::string shown_name(std::string_view name) {
+  std::string q = tensor_io_detail::in_quotes(name);
+  q.front() = '\'';
+  q.back() = '\'';
+  return q;
+}
+
+const onnx::AttributeProto* find_attribute(const onnx::NodeProto& node, std::string_view name) {
+  for (const onnx::AttributeProto& a : node.attribute()) {
+    if (a.name() == name) return &a;
+  }
+  return nullptr;
+}
+
+// A constant tensor's values in double, row-major, with its shape.
+struct Values {
+  std::string name;  // the name the node reads it by
+  std::vector<std::int64_t> dims;
+  std::vector<double> data;
+};
+
+bool near(double a, double b) {
+  return std::abs(a - b) <= kFloatMatch * std::max(1.0, std::abs(b));
+}
+
+class Importer {
+ public:
+  Importer(std::string path, const RunSpec& defaults,
+           std::optional<std::string_view> bytes = std::nullopt)
+      : path_(std::move(path)), spec_(defaults), bytes_(bytes) {}
+
+  OnnxModel run() {
+    load();
+    index_graph();
+    topological_order();
+    walk();
+    return finish();
+  }
+
+ private:
+  // One op of the flat list in the order the walk creates it (residual begins and ends aside):
+  // expand_ops lists these ops in the same order, which is how the weights find their op.
+  struct Leaf {
+    std::optional<Eigen::MatrixXd> weight;  // dense: (n_out, n_in)
+    std::optional<Eigen::VectorXd> bias;    // dense: (n_out)
+    std::vector<TensorAssignment> assignments;
+    std::string node;  // the label of the node it came from, for messages
+  };
+  struct Mark {
+    std::size_t position;  // items_.size() when this tensor was the chain's current one
+    int width;
+    std::size_t leaves;  // leaves_.size() then
+  };
+
+  [[noreturn]] void fail(const std::string& message, const std::string& hint = {}) const {
+    throw Error(path_ + ": " + message, hint);
+  }
+
+  void load() {
+    if (bytes_) {
+      if (bytes_->size() > static_cast<std::size_t>(std::numeric_limits<int>::max()) ||
+          !model_.ParseFromArray(bytes_->data(), static_cast<int>(bytes_->size()))) {
+        fail("not an ONNX model (the protobuf does not parse)",
+             "export it with torch.onnx.export(model, example, \"model.onnx\")");
+      }
+      return;
+    }
+    std::ifstream in(path_, std::ios::binary);
+    if (!in) fail("cannot open the ONNX file", "check the path and its permissions");
+    if (!model_.ParseFromIstream(&in)) {
+      fail("not an ONNX model (the protobuf does not parse)",
+           "export it with torch.onnx.export(model, example, \"model.onnx\")");
+    }
+  }
+
+  const onnx::GraphProto& graph() const { return model_.graph(); }
+
+  // "node 'fc1' (Gemm)", or "node #3 (Gemm, unnamed)" for a node without a name.
+  std::string node_label(const onnx::NodeProto& node) const {
+    const std::string op = shown_name(node.op_type());
+    const std::string bare_op = op.substr(1, op.size() - 2);
+    if (!node.name().empty()) return "node " + shown_name(node.name()) + " (" + bare_op + ")";
+    const auto i = index_.find(&node);
+    return "node #" + (i == index_.end() ? std::string("?") : std::to_string(i->second)) + " (" +
+           bare_op + ", unnamed)";
+  }
+
+  // An attribute of the expected type, or `fallback` when the node does not have it.
+  double float_attribute(const onnx::NodeProto& node, std::string_view name,
+                         double fallback) const {
+    const onnx::AttributeProto* a = find_attribute(node, name);
+    if (!a) return fallback;
+    if (!a->has_f() || (a->has_type() && a->type() != onnx::AttributeProto::FLOAT)) {
+      fail(node_label(node) + ": attribute '" + std::string(name) + "' is not a float",
+           std::string(kReexportHint));
+    }
+    return static_cast<double>(a->f());
+  }
+
+  std::int64_t int_attribute(const onnx::NodeProto& node, std::string_view name,
+                             std::int64_t fallback) const {
+    const onnx::AttributeProto* a = find_attribute(node, name);
+    if (!a) return fallback;
+    if (!a->has_i() || (a->has_type() && a->type() != onnx::AttributeProto::INT)) {
+      fail(node_label(node) + ": attribute '" + std::string(name) + "' is not an integer",
+           std::string(kReexportHint));
+    }
+    return a->i();
+  }
+
+  // What the walk relies on before it indexes a node's inputs and outputs: a first output, and
+  // as many inputs as the operator takes.
+  void check_node_shape(const onnx::NodeProto& node) const {
+    if (node.output_size() == 0 || node.output(0).empty()) {
+      fail(node_label(node) + " has no output",
+           "every ONNX node writes at least one tensor; " + std::string(kReexportHint));
+    }
+    for (const Arity& a : kArities) {
+      if (a.op != node.op_type()) continue;
+      const int n = node.input_size();
+      const bool missing_first = n > 0 && node.input(0).empty();
+      if (n < a.min_inputs || n > a.max_inputs || missing_first) {
+        const std::string expected =
+            a.min_inputs == a.max_inputs
+                ? std::to_string(a.min_inputs)
+                : std::to_string(a.min_inputs) + " to " + std::to_string(a.max_inputs);
+        fail(node_label(node) + " has " + std::to_string(n) + " input" + (n == 1 ? "" : "s") +
+                 (missing_first ? ", the first of them empty" : "") + "; " + std::string(a.op) +
+                 " takes " + expected,
+             std::string(kReexportHint));
+      }
+      return;
+    }
+  }
+
+  void index_graph() {
+    for (int i = 0; i < graph().node_size(); ++i) index_[&graph().node(i)] = i;
+    for (const onnx::TensorProto& t : graph().initializer()) constants_[t.name()] = &t;
+    for (int i = 0; i < graph().node_size(); ++i) check_node_shape(graph().node(i));
+    for (int i = 0; i < graph().node_size(); ++i) {
+      const onnx::NodeProto& node = graph().node(i);
+      for (const std::string& out : node.output()) {
+        if (out.empty()) continue;
+        if (producer_.count(out) || constants_.count(out)) {
+          fail("tensor '" + out + "' is written twice (" + node_label(node) + ")",
+               "an ONNX graph is in static single assignment form; re-export the model");
+        }
+        producer_[out] = i;
+      }
+      if (node.op_type() == "Constant") {
+        if (const onnx::AttributeProto* a = find_attribute(node, "value"); a && a->has_t()) {
+          constants_[node.output(0)] = &a->t();
+        }
+      }
+    }
+
+    std::vector<std::string> inputs;
+    for (const onnx::ValueInfoProto& v : graph().input()) {
+      // Older exporters list the initializers among the inputs too.
+      if (!constants_.count(v.name())) inputs.push_back(v.name());
+    }
+    if (inputs.size() != 1 || graph().output_size() != 1) {
+      fail("the graph has " + std::to_string(inputs.size()) + " inputs and " +
+               std::to_string(graph().output_size()) +
+               " outputs; gradscope reads exactly one of each",
+           "export a model whose forward takes one tensor and returns one tensor");
+    }
+    input_ = inputs.front();
+    output_ = graph().output(0).name();
+    for (const onnx::ValueInfoProto& v : graph().input()) {
+      if (v.name() != input_) continue;
+      const onnx::TensorShapeProto& shape = v.type().tensor_type().shape();
+      if (shape.dim_size() != 2 || !shape.dim(1).has_dim_value() || shape.dim(1).dim_value() < 1 ||
+          shape.dim(1).dim_value() > std::numeric_limits<int>::max()) {
+        fail("the input '" + input_ +
+                 "' must have shape (batch, features) with a fixed feature count",
+             "export with an example input of shape (batch, features); the batch may be dynamic");
+      }
+      input_width_ = static_cast<int>(shape.dim(1).dim_value());
+    }
+
+    for (int i = 0; i < graph().node_size(); ++i) {
+      const onnx::NodeProto& node = graph().node(i);
+      for (const std::string& in : node.input()) {
+        if (in.empty() || in == input_ || constants_.count(in) || producer_.count(in)) continue;
+        fail("missing initializer: " + node_label(node) + " reads '" + in +
+                 "', which is neither the graph input, an initializer nor a node's output",
+             "the file is incomplete; re-export it (weights stored as external data are not read)");
+      }
+      for (const std::string& out : node.output()) {
+        if (!out.empty()) consumers_[out];
+      }
+      for (const std::string& in : node.input()) {
+        if (!in.empty()) consumers_[in].push_back(i);
+      }
+    }
+  }
+
+  // Kahn's algorithm, taking the earliest ready node in file order so a sorted file keeps its
+  // order.
+  void topological_order() {
+    const int n = graph().node_size();
+    std::vector<int> pending(static_cast<std::size_t>(n), 0);
+    std::vector<std::vector<int>> dependents(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      for (const std::string& in : graph().node(i).input()) {
+        const auto p = producer_.find(in);
+        if (p == producer_.end()) continue;
+        ++pending[static_cast<std::size_t>(i)];
+        dependents[static_cast<std::size_t>(p->second)].push_back(i);
+      }
+    }
+    std::set<int> ready;
+    for (int i = 0; i < n; ++i) {
+      if (pending[static_cast<std::size_t>(i)] == 0) ready.insert(i);
+    }
+    while (!ready.empty()) {
+      const int i = *ready.begin();
+      ready.erase(ready.begin());
+      order_.push_back(i);
+      for (int d : dependents[static_cast<std::size_t>(i)]) {
+        if (--pending[static_cast<std::size_t>(d)] == 0) ready.insert(d);
+      }
+    }
+    if (static_cast<int>(order_.size()) != n) {
+      std::string stuck;
+      for (int i = 0; i < n; ++i) {
+        if (pending[static_cast<std::size_t>(i)] == 0) continue;
+        if (!stuck.empty()) stuck += ", ";
+        stuck += node_label(graph().node(i));
+      }
+      fail("the graph has a cycle through " + stuck,
+           "a feed-forward network's graph is acyclic; re-export the model");
+    }
+  }
+
+  // Resolves Identity chains over constants (torch writes them for shared initializers).
+  const onnx::TensorProto* constant(const std::string& name) const {
+    std::string at = name;
+    for (int hops = 0; hops <= kMaxIdentityHops; ++hops) {
+      if (const auto c = constants_.find(at); c != constants_.end()) return c->second;
+      const auto p = producer_.find(at);
+      if (p == producer_.end()) return nullptr;
+      const onnx::NodeProto& node = graph().node(p->second);
+      if (node.op_type() != "Identity" || node.input_size() != 1) return nullptr;
+      at = node.input(0);
+    }
+    return nullptr;
+  }
+
+  bool is_constant(const std::string& name) const { return constant(name) != nullptr; }
+
+  Values values(const std::string& name, const onnx::NodeProto& node) const {
+    const onnx::TensorProto* t = constant(name);
+    if (!t) {
+      fail(node_label(node) + " needs '" + name + "' to be a constant (an initializer)",
+           "gradscope reads weights stored in the file; export without dynamic weights");
+    }
+    if (t->data_location() == onnx::TensorProto::EXTERNAL) {
+      fail("tensor " + shown_name(name) + " read by " + node_label(node) +
+               " is stored outside the file (external data)",
+           "save the model with all tensors inside it (onnx.save(..., "
+           "save_as_external_data=False))");
+    }
+    Values v;
+    v.name = name;
+    const std::string what = "tensor " + shown_name(name) + " read by " + node_label(node);
+    std::vector<std::uint64_t> dims;
+    for (std::int64_t d : t->dims()) {
+      if (d < 0) {
+        fail(what + " has a negative dimension (" + std::to_string(d) + ")",
+             std::string(kReexportHint));
+      }
+      v.dims.push_back(d);
+      dims.push_back(static_cast<std::uint64_t>(d));
+    }
+    const std::string shape = tensor_io_detail::shape_text<std::int64_t>(v.dims);
+    const std::optional<std::uint64_t> elements = tensor_io_detail::element_count(dims);
+    const std::size_t itemsize = t->data_type() == onnx::TensorProto::DOUBLE ? 8 : 4;
+    // Bounded by the file's size once checked against the data below, so the casts are exact.
+    if (!elements || !tensor_io_detail::checked_mul(*elements, itemsize)) {
+      fail(what + " has shape " + shape + ", more elements than 64 bits can count",
+           std::string(kReexportHint));
+    }
+    const auto count = static_cast<std::size_t>(*elements);
+    const auto wrong_size = [&](std::size_t held) {
+      fail(what + " has shape " + shape + " (" + std::to_string(count) + " values) but holds " +
+               std::to_string(held) + (raw_bytes(t) ? " bytes" : " values"),
+           std::string(kReexportHint));
+    };
+    const std::string& raw = t->raw_data();
+    if (t->data_type() == onnx::TensorProto::FLOAT) {
+      if (!raw.empty()) {
+        if (raw.size() != count * sizeof(float)) wrong_size(raw.size());
+        // ONNX raw data is little-endian, as is every machine gradscope builds on.
+        std::vector<float> f(count);
+        std::memcpy(f.data(), raw.data(), raw.size());
+        v.data.assign(f.begin(), f.end());
+      } else {
+        v.data.assign(t->float_data().begin(), t->float_data().end());
+      }
+    } else if (t->data_type() == onnx::TensorProto::DOUBLE) {
+      if (!raw.empty()) {
+        if (raw.size() != count * sizeof(double)) wrong_size(raw.size());
+        v.data.resize(count);
+        std::memcpy(v.data.data(), raw.data(), raw.size());
+      } else {
+        v.data.assign(t->double_data().begin(), t->double_data().end());
+      }
+    } else {
+      fail("tensor '" + name + "' read by " + node_label(node) + " has ONNX data type " +
+               std::to_string(t->data_type()) + "; gradscope reads float and double",
+           "export the model in float32");
+    }
+    if (v.data.size() != count) wrong_size(v.data.size());
+    for (std::size_t k = 0; k < v.data.size(); ++k) {
+      if (!std::isfinite(v.data[k])) {
+        fail(what + " holds " + (std::isnan(v.data[k]) ? "NaN" : "an infinity") +
+                 " at flat index " + std::to_string(k),
+             "the exported weights are broken; check the model before exporting it");
+      }
+    }
+    return v;
+  }
+
+  static bool raw_bytes(const onnx::TensorProto* t) { return !t->raw_data().empty(); }
+
+  double scalar(const std::string& name, const onnx::NodeProto& node) const {
+    const Values v = values(name, node);
+    if (v.data.size() != 1) {
+      fail(node_label(node) + ": " + shown_name(name) + " must be a scalar, it holds " +
+               std::to_string(v.data.size()) + " values",
+           std::string(kReexportHint));
+    }
+    return v.data.front();
+  }
+
+  static TensorAssignment assignment(const Values& v, std::string role) {
+    TensorAssignment a;
+    a.tensor = v.name;
+    a.role = std::move(role);
+    a.shape = v.dims;
+    return a;
+  }
+
+  [[noreturn]] void unsupported(const onnx::NodeProto& node, const std::string& why = {}) const {
+    fail("unsupported ONNX op " + shown_name(node.op_type()) + " at " + node_label(node) +
+             (why.empty() ? std::string() : ": " + why) + "; supported: " + std::string(kSupported),
+         "replace the op in the model, or describe the network in a config file instead");
+  }
+
+  const std::vector<int>& consumers(const std::string& tensor) const {
+    static const std::vector<int> kNone;
+    const auto c = consumers_.find(tensor);
+    return c == consumers_.end() ? kNone : c->second;
+  }
+
+  // The only node reading `tensor`, when there is exactly one.
+  const onnx::NodeProto* sole_consumer(const std::string& tensor) const {
+    const std::vector<int>& c = consumers(tensor);
+    return c.size() == 1 ? &graph().node(c.front()) : nullptr;
+  }
+
+  void advance(const std::string& tensor) {
+    current_ = tensor;
+    marks_[tensor] = Mark{items_.size(), width_, leaves_.size()};
+  }
+
+  void push_leaf(const OpSpec& op, Leaf leaf, const onnx::NodeProto& node) {
+    LayerItem item;
+    item.op = op;
+    items_.push_back(std::move(item));
+    nesting_.push_back(0);
+    leaf.node = node_label(node);
+    leaves_.push_back(std::move(leaf));
+  }
+
+  void consume(int node_index) { done_[static_cast<std::size_t>(node_index)] = true; }
+  // Protobuf keeps each node in its own allocation, so a node's address finds its index.
+  int index_of(const onnx::NodeProto* node) const { return index_.at(node); }
+
+  // An activation pattern starting at `node`: its spec, the nodes it spans and its output.
+  struct ActivationMatch {
+    ActivationSpec spec;
+    std::vector<int> nodes;
+    std::string output;
+  };
+
+  std::optional<ActivationMatch> match_activation(int index) const {
+    const onnx::NodeProto& node = graph().node(index);
+    const std::string& op = node.op_type();
+    ActivationMatch m;
+    m.nodes = {index};
+    m.output = node.output(0);
+    if (op == "Relu") {
+      m.spec = default_spec(Activation::kRelu);
+    } else if (op == "LeakyRelu") {
+      m.spec = {Activation::kLeakyRelu, float_attribute(node, "alpha", 0.01)};
+    } else if (op == "Elu") {
+      m.spec = {Activation::kElu, float_attribute(node, "alpha", 1.0)};
+    } else if (op == "Selu") {
+      if (!near(float_attribute(node, "alpha", kSeluAlpha), kSeluAlpha) ||
+          !near(float_attribute(node, "gamma", kSeluGamma), kSeluGamma)) {
+        unsupported(node, "only torch's SELU constants (alpha 1.6733, gamma 1.0507) are supported");
+      }
+      m.spec = default_spec(Activation::kSelu);
+    } else if (op == "Sigmoid") {
+      m.spec = default_spec(Activation::kSigmoid);
+    } else if (op == "Tanh") {
+      m.spec = default_spec(Activation::kTanh);
+    } else if (op == "Softplus") {
+      m.spec = default_spec(Activation::kSoftplus);
+    } else if (op == "Clip") {
+      const double lo =
+          node.input_size() > 1 && !node.input(1).empty()
+              ? scalar(node.input(1), node)
+              : float_attribute(node, "min", -std::numeric_limits<double>::infinity());
+      const double hi = node.input_size() > 2 && !node.input(2).empty()
+                            ? scalar(node.input(2), node)
+                            : float_attribute(node, "max", std::numeric_limits<double>::infinity());
+      if (lo != -1.0 || hi != 1.0) {
+        unsupported(node, "Clip is read only as hard_tanh, Clip(-1, 1); this one clips to [" +
+                              std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      }
+      m.spec = default_spec(Activation::kHardTanh);
+    } else if (op == "Softmax") {
+      const std::int64_t axis = int_attribute(node, "axis", -1);
+      if (axis != -1 && axis != 1)
+        unsupported(node, "only a softmax over the features (last axis)");
+      if (node.output(0) != output_) {
+        unsupported(node, "softmax may only be the network's last op");
+      }
+      m.spec = default_spec(Activation::kSoftmax);
+    } else if (op == "Div") {
+      return match_gelu(index);
+    } else {
+      return std::nullopt;
+    }
+    return m;
+  }
+
+  // torch's exported GELU: y = (x * (1 + erf(x / sqrt 2))) * 0.5, as Div, Erf, Add, Mul, Mul.
+  std::optional<ActivationMatch> match_gelu(int index) const {
+    const onnx::NodeProto& div = graph().node(index);
+    const std::string& x = div.input(0);
+    const auto constant_is = [&](const std::string& name, const onnx::NodeProto& node, double c) {
+      return is_constant(name) && near(scalar(name, node), c);
+    };
+    if (div.input_size() != 2 || !constant_is(div.input(1), div, std::sqrt(2.0)))
+      return std::nullopt;
+    const onnx::NodeProto* erf = sole_consumer(div.output(0));
+    if (!erf || erf->op_type() != "Erf") return std::nullopt;
+    const onnx::NodeProto* add = sole_consumer(erf->output(0));
+    if (!add || add->op_type() != "Add" || add->input_size() != 2) return std::nullopt;
+    const std::string& one = add->input(0) == erf->output(0) ? add->input(1) : add->input(0);
+    if (!constant_is(one, *add, 1.0)) return std::nullopt;
+    const onnx::NodeProto* mul = sole_consumer(add->output(0));
+    if (!mul || mul->op_type() != "Mul" || mul->input_size() != 2) return std::nullopt;
+    const std::string& other = mul->input(0) == add->output(0) ? mul->input(1) : mul->input(0);
+    if (other != x) return std::nullopt;
+    const onnx::NodeProto* half = sole_consumer(mul->output(0));
+    if (!half || half->op_type() != "Mul" || half->input_size() != 2) return std::nullopt;
+    const std::string& c = half->input(0) == mul->output(0) ? half->input(1) : half->input(0);
+    if (!constant_is(c, *half, 0.5)) return std::nullopt;
+    // x feeds the Div and the first Mul only: anything else reading it would be a second branch.
+    if (consumers(x).size() != 2) return std::nullopt;
+    ActivationMatch m;
+    m.spec = default_spec(Activation::kGelu);
+    m.nodes = {index, index_of(erf), index_of(add), index_of(mul), index_of(half)};
+    m.output = half->output(0);
+    return m;
+  }
+
+  // The activation right after a dense layer whose output nothing else reads joins that layer.
+  void fuse_activation(const std::string& dense_output) {
+    if (consumers(dense_output).empty()) return;
+    const int next = consumers(dense_output).front();
+    const std::optional<ActivationMatch> m = match_activation(next);
+    if (!m) return;
+    const std::size_t readers = consumers(dense_output).size();
+    if (readers != (m->spec.kind == Activation::kGelu ? 2u : 1u)) return;
+    items_.back().op.dense.activation = m->spec;
+    // A problem with the activation found later names both nodes of the fused layer.
+    leaves_.back().node += " with " + node_label(graph().node(next));
+    for (int i : m->nodes) consume(i);
+    marks_.erase(dense_output);
+    advance(m->output);
+  }
+
+  // Describes the exported weights to the theory: the variance they were drawn with, measured.
+  static LayerSpec dense_layer(const Eigen::MatrixXd& W, const Eigen::VectorXd& b) {
+    LayerSpec layer;
+    layer.width = static_cast<int>(W.rows());
+    layer.activation = default_spec(Activation::kLinear);
+    const double w2 = W.squaredNorm() / static_cast<double>(W.size());
+    if (w2 == 0.0) {
+      layer.init.kind = Init::kZeros;
+    } else {
+      layer.init.kind = Init::kVariance;
+      layer.init.weight_var = w2 * static_cast<double>(W.cols());
+    }
+    const double b2 = b.size() > 0 ? b.squaredNorm() / static_cast<double>(b.size()) : 0.0;
+    if (b2 == 0.0) {
+      layer.bias.kind = BiasInit::kZeros;
+    } else {
+      layer.bias.kind = BiasInit::kNormal;
+      layer.bias.std = std::sqrt(b2);
+    }
+    return layer;
+  }
+
+  void add_dense(const onnx::NodeProto& node, Eigen::MatrixXd W, const Values& weight,
+                 const std::optional<Values>& bias, const std::string& output) {
+    if (W.cols() != width_) {
+      fail(node_label(node) + ": weight " + shown_name(weight.name) + " takes " +
+               std::to_string(W.cols()) + " inputs, but the tensor before it has " +
+               std::to_string(width_) + " features",
+           "the weight's shape must match the layer before it; re-export the model");
+    }
+    // The config reader's bounds on a width (find_spec_problem checks them too); here first,
+    // because the width is an int and the next layer's check reads it.
+    if (W.rows() < 1 || W.rows() > spec_limits::kMaxWidth) {
+      fail(node_label(node) + ": weight " + shown_name(weight.name) + " gives the layer " +
+               std::to_string(W.rows()) + " units; a dense layer has 1 to " +
+               std::to_string(spec_limits::kMaxWidth),
+           "a layer without units passes nothing on; check the model's layer sizes");
+    }
+    Eigen::VectorXd b = Eigen::VectorXd::Zero(W.rows());
+    Leaf leaf;
+    leaf.assignments.push_back(assignment(weight, "weight"));
+    if (bias) {
+      if (static_cast<Eigen::Index>(bias->data.size()) != W.rows()) {
+        fail(node_label(node) + ": bias '" + bias->name + "' has " +
+             std::to_string(bias->data.size()) + " values for " + std::to_string(W.rows()) +
+             " outputs");
+      }
+      b = Eigen::Map<const Eigen::VectorXd>(bias->data.data(), W.rows());
+      leaf.assignments.push_back(assignment(*bias, "bias"));
+    }
+    OpSpec op;
+    op.kind = OpKind::kDense;
+    op.dense = dense_layer(W, b);
+    leaf.weight = std::move(W);
+    leaf.bias = std::move(b);
+    push_leaf(op, std::move(leaf), node);
+    width_ = op.dense.width;
+    advance(output);
+    fuse_activation(output);
+  }
+
+  Eigen::MatrixXd matrix(const Values& v, const onnx::NodeProto& node,
+                         const std::string& what) const {
+    if (v.dims.size() != 2) {
+      fail(node_label(node) + ": " + what + " '" + v.name + "' must be 2-D, it has " +
+           std::to_string(v.dims.size()) + " dimensions");
+    }
+    using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    return Eigen::Map<const RowMajor>(v.data.data(), static_cast<Eigen::Index>(v.dims[0]),
+                                      static_cast<Eigen::Index>(v.dims[1]));
+  }
+
+  void gemm(const onnx::NodeProto& node) {
+    if (float_attribute(node, "alpha", 1.0) != 1.0 || float_attribute(node, "beta", 1.0) != 1.0 ||
+        int_attribute(node, "transA", 0) != 0) {
+      unsupported(node, "only alpha = 1, beta = 1, transA = 0 (as nn.Linear exports)");
+    }
+    const Values B = values(node.input(1), node);
+    Eigen::MatrixXd W = matrix(B, node, "weight");
+    // (n_out, n_in) as stored with transB = 1; transB = 0 stores its transpose.
+    if (int_attribute(node, "transB", 0) == 0) W.transposeInPlace();
+    std::optional<Values> C;
+    if (node.input_size() > 2 && !node.input(2).empty()) C = values(node.input(2), node);
+    add_dense(node, std::move(W), B, C, node.output(0));
+  }
+
+  void matmul(int index) {
+    const onnx::NodeProto& node = graph().node(index);
+    if (node.input(0) != current_) unsupported(node, "the weight must be MatMul's second input");
+    const Values B = values(node.input(1), node);
+    // MatMul computes x B with B (n_in, n_out).
+    Eigen::MatrixXd W = matrix(B, node, "weight").transpose();
+    std::optional<Values> bias;
+    std::string output = node.output(0);
+    if (const onnx::NodeProto* add = sole_consumer(output);
+        add && add->op_type() == "Add" && add->input_size() == 2) {
+      const std::string& other = add->input(0) == output ? add->input(1) : add->input(0);
+      if (is_constant(other)) {
+        bias = values(other, *add);
+        consume(index_of(add));
+        output = add->output(0);
+      }
+    }
+    add_dense(node, std::move(W), B, bias, output);
+  }
+
+  // Scale 1 and bias 0: gradscope's norms have no affine part of their own.
+  void require_identity_affine(const onnx::NodeProto& node, int scale_input, int bias_input,
+                               Leaf& leaf) const {
+    const auto check = [&](int input, double expected, const char* role) {
+      if (node.input_size() <= input || node.input(input).empty()) return;
+      const Values v = values(node.input(input), node);
+      if (static_cast<int>(v.data.size()) != width_) {
+        fail(node_label(node) + ": '" + v.name + "' has " + std::to_string(v.data.size()) +
+             " values for " + std::to_string(width_) + " features");
+      }
+      for (double x : v.data) {
+        if (x != expected) {
+          fail(node_label(node) + ": '" + v.name + "' must be all " +
+                   (expected == 1.0 ? "ones" : "zeros") + " (found " + std::to_string(x) + ")",
+               "gradscope's batch_norm and layer_norm have scale 1 and bias 0; a trained "
+               "affine part cannot be represented, so export the model before training or "
+               "with elementwise_affine=False");
+        }
+      }
+      leaf.assignments.push_back(assignment(v, role));
+    };
+    check(scale_input, 1.0, "norm_weight");
+    check(bias_input, 0.0, "norm_bias");
+  }
+
+  void require_unused_extra_outputs(const onnx::NodeProto& node) const {
+    for (int k = 1; k < node.output_size(); ++k) {
+      if (!node.output(k).empty() && !consumers(node.output(k)).empty()) {
+        unsupported(node, "only its first output may be used");
+      }
+    }
+  }
+
+  void norm(const onnx::NodeProto& node, NormKind kind) {
+    if (kind == NormKind::kLayerNorm) {
+      const std::int64_t axis = int_attribute(node, "axis", -1);
+      if (axis != -1 && axis != 1) unsupported(node, "only a layer norm over the features");
+    }
+    require_unused_extra_outputs(node);
+    Leaf leaf;
+    // BatchNormalization: X, scale, B, mean, var. The running statistics are ignored: gradscope
+    // normalises with the batch's own statistics (training mode).
+    require_identity_affine(node, 1, 2, leaf);
+    OpSpec op;
+    op.kind = OpKind::kNorm;
+    op.norm.kind = kind;
+    op.norm.eps = float_attribute(node, "epsilon", 1e-5);
+    push_leaf(op, std::move(leaf), node);
+    advance(node.output(0));
+  }
+
+  void dropout(const onnx::NodeProto& node) {
+    require_unused_extra_outputs(node);
+    double ratio = float_attribute(node, "ratio", 0.5);  // opset < 12 keeps it as an attribute
+    if (node.input_size() > 1 && !node.input(1).empty()) ratio = scalar(node.input(1), node);
+    if (!(ratio >= 0.0 && ratio < 1.0)) {
+      fail(node_label(node) + ": dropout ratio " + std::to_string(ratio) + " is outside [0, 1)");
+    }
+    OpSpec op;
+    op.kind = OpKind::kDropout;
+    op.dropout = ratio;
+    push_leaf(op, {}, node);
+    advance(node.output(0));
+  }
+
+  void residual(const onnx::NodeProto& node) {
+    if (node.input_size() != 2) unsupported(node);
+    const std::string& skip = node.input(0) == current_ ? node.input(1) : node.input(0);
+    if (is_constant(skip)) {
+      unsupported(node, "an Add of a constant is read only as the bias right after a MatMul");
+    }
+    const auto mark = marks_.find(skip);
+    if (skip == current_ || mark == marks_.end() || mark->second.position >= items_.size()) {
+      unsupported(node,
+                  "an Add is read as a residual y = x + F(x), where x is an earlier tensor "
+                  "of the chain; '" +
+                      skip + "' is not one");
+    }
+    if (mark->second.width != width_) {
+      fail(node_label(node) + ": the residual adds '" + skip + "' (" +
+               std::to_string(mark->second.width) + " features) to " + std::to_string(width_) +
+               " features",
+           "a residual connection needs the same width on both paths");
+    }
+    const std::size_t p = mark->second.position;
+    const int nesting =
+        1 + *std::max_element(nesting_.begin() + static_cast<std::ptrdiff_t>(p), nesting_.end());
+    if (nesting > kMaxNesting) {
+      fail(node_label(node) + " closes a residual block nested " + std::to_string(nesting) +
+               " deep; gradscope reads at most " + std::to_string(kMaxNesting),
+           "no feed-forward network nests its skip connections that deep; check the export");
+    }
+    LayerItem block;
+    block.block.assign(std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(p)),
+                       std::make_move_iterator(items_.end()));
+    block.residual = ResidualSpec{};
+    items_.resize(p);
+    items_.push_back(std::move(block));
+    nesting_.resize(p);
+    nesting_.push_back(nesting);
+    residual_nodes_.push_back({mark->second.leaves, leaves_.size(), node_label(node)});
+    // Tensors inside the block are no longer on the chain a later skip may start from.
+    std::erase_if(marks_, [p](const auto& entry) { return entry.second.position > p; });
+    advance(node.output(0));
+  }
+
+  void walk() {
+    done_.assign(static_cast<std::size_t>(graph().node_size()), false);
+    for (int i = 0; i < graph().node_size(); ++i) {
+      const onnx::NodeProto& node = graph().node(i);
+      // Constants, and Identity copies of them, feed the ops; they are not ops themselves.
+      if (node.op_type() == "Constant" ||
+          (node.output_size() == 1 && is_constant(node.output(0)))) {
+        consume(i);
+      }
+    }
+    width_ = input_width_;
+    advance(input_);
+    for (int i : order_) {
+      if (done_[static_cast<std::size_t>(i)]) continue;
+      const onnx::NodeProto& node = graph().node(i);
+      const std::string& op = node.op_type();
+      const bool reads_current =
+          std::find(node.input().begin(), node.input().end(), current_) != node.input().end();
+      if (!reads_current) {
+        fail(node_label(node) + " does not read '" + current_ +
+                 "', the output of the op before it; gradscope reads a chain of ops, with Add "
+                 "only for residual connections",
+             "supported: " + std::string(kSupported));
+      }
+      consume(i);
+      if (op == "Gemm") {
+        gemm(node);
+      } else if (op == "MatMul") {
+        matmul(i);
+      } else if (op == "BatchNormalization") {
+        norm(node, NormKind::kBatchNorm);
+      } else if (op == "LayerNormalization") {
+        norm(node, NormKind::kLayerNorm);
+      } else if (op == "Dropout") {
+        dropout(node);
+      } else if (op == "Identity") {
+        advance(node.output(0));
+      } else if (op == "Add") {
+        residual(node);
+      } else if (std::optional<ActivationMatch> m = match_activation(i)) {
+        OpSpec a;
+        a.kind = OpKind::kActivation;
+        a.activation = m->spec;
+        push_leaf(a, {}, node);
+        for (int k : m->nodes) consume(k);
+        advance(m->output);
+      } else {
+        unsupported(node);
+      }
+    }
+    if (current_ != output_) {
+      fail("the chain of ops ends at '" + current_ + "', not at the graph output '" + output_ + "'",
+           "gradscope reads a chain from the one input to the one output");
+    }
+    if (items_.empty()) fail("the graph has no ops between its input and its output");
+  }
+
+  // The label of the node each op of `ops` came from: leaves in order, and a residual begin or
+  // end the Add that closes its block.
+  std::vector<std::string> op_nodes(const std::vector<OpSpec>& ops) const {
+    std::vector<std::string> labels;
+    std::vector<bool> used(residual_nodes_.size(), false);
+    std::vector<std::size_t> open;  // residual_nodes_ indices, innermost last
+    std::size_t leaf = 0;
+    for (const OpSpec& op : ops) {
+      if (op.kind == OpKind::kResidualBegin) {
+        // Blocks that begin at the same leaf open outermost (the longest) first.
+        std::optional<std::size_t> pick;
+        for (std::size_t r = 0; r < residual_nodes_.size(); ++r) {
+          if (used[r] || residual_nodes_[r].first != leaf) continue;
+          if (!pick || residual_nodes_[r].end > residual_nodes_[*pick].end) pick = r;
+        }
+        if (pick) {
+          used[*pick] = true;
+          open.push_back(*pick);
+        }
+        labels.push_back(pick ? residual_nodes_[*pick].node : std::string("a residual Add"));
+      } else if (op.kind == OpKind::kResidualEnd) {
+        labels.push_back(open.empty() ? std::string("a residual Add")
+                                      : residual_nodes_[open.back()].node);
+        if (!open.empty()) open.pop_back();
+      } else {
+        labels.push_back(leaf < leaves_.size() ? leaves_[leaf].node : std::string("an op"));
+        ++leaf;
+      }
+    }
+    return labels;
+  }
+
+  // The config reader's rules, on the model: a broken one names the node it came from.
+  void validate(const RunSpec& spec, const std::vector<OpSpec>& ops) const {
+    const std::optional<SpecProblem> p = find_spec_problem(spec);
+    if (!p) return;
+    if (!p->op) fail("the model: " + p->what, p->hint);
+    const std::vector<std::string> labels = op_nodes(ops);
+    const std::string node = *p->op < labels.size() ? labels[*p->op] : std::string("an op");
+    fail(node + ": " + p->what, p->hint);
+  }
+
+  OnnxModel finish() {
+    OnnxModel model;
+    model.spec = spec_;
+    model.spec.input.width = input_width_;
+    model.spec.layers = std::move(items_);
+    model.spec.output.reset();
+    const std::vector<OpSpec> ops = expand_ops(model.spec);
+    validate(model.spec, ops);
+    model.weights.weight.resize(ops.size());
+    model.weights.bias.resize(ops.size());
+    std::size_t leaf = 0;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i].kind == OpKind::kResidualBegin || ops[i].kind == OpKind::kResidualEnd) continue;
+      Leaf& l = leaves_.at(leaf++);
+      if (l.weight) model.weights.weight[i] = std::move(*l.weight);
+      if (l.bias) model.weights.bias[i] = std::move(*l.bias);
+      for (TensorAssignment& a : l.assignments) {
+        a.layer = static_cast<int>(i) + 1;
+        model.assignments.push_back(std::move(a));
+      }
+    }
+    return model;
+  }
+
+  std::string path_;
+  RunSpec spec_;
+  std::optional<std::string_view> bytes_;
+  std::unordered_map<const onnx::NodeProto*, int> index_;
+  onnx::ModelProto model_;
+  std::map<std::string, const onnx::TensorProto*> constants_;
+  std::map<std::string, int> producer_;
+  std::map<std::string, std::vector<int>> consumers_;
+  std::vector<int> order_;
+  std::vector<bool> done_;
+  std::string input_;
+  std::string output_;
+  int input_width_ = 0;
+
+  // The walk's state: the chain's current tensor and width, the items so far, and where each
+  // earlier tensor of the chain stood (for residual skips).
+  std::string current_;
+  int width_ = 0;
+  std::vector<LayerItem> items_;
+  std::vector<int> nesting_;  // per item: how deep residual blocks nest inside it
+  std::vector<Leaf> leaves_;
+  // Per residual block: its leaves [first, end) and the Add node that closes it.
+  struct ResidualNode {
+    std::size_t first;
+    std::size_t end;
+    std::string node;
+  };
+  std::vector<ResidualNode> residual_nodes_;
+  std::map<std::string, Mark> marks_;
+};
+
+}  // namespace
+
+OnnxModel read_onnx(const std::string& path, const RunSpec& defaults) {
+  return Importer(path, defaults).run();
+}
+
+OnnxModel parse_onnx(std::string_view bytes, const std::string& source, const RunSpec& defaults) {
+  return Importer(source, defaults, bytes).run();
+}
+
+}  // namespace gradscope

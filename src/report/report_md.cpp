@@ -1,0 +1,333 @@
+// The Markdown report: a title with the verdict, a one-line network summary, the findings as a list
+// (evidence, advice as --set changes, the check), and the per-layer table with a bar of Unicode
+// blocks inside <details>. Text from the user is escaped; numbers go through fmt, never a locale.
+#include "gradscope/report/report_md.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gradscope/core/activation.hpp"
+#include "gradscope/diagnosis/diagnosis.hpp"
+#include "gradscope/report/report_text.hpp"
+#include "text_format.hpp"
+
+namespace gradscope {
+
+namespace {
+
+using namespace text_format;
+
+// ---- Text that must not change the document's structure.
+
+// ---- Numbers: fixed significant digits through fmt, the same on every platform.
+
+std::string plural(std::int64_t n, std::string_view word) {
+  return fmt::format("{} {}{}", n, word, n == 1 ? "" : "s");
+}
+
+// ---- The head: the verdict first, then what was run.
+
+std::string network_line(const Report& r) {
+  const auto dense = std::count_if(r.layers.begin(), r.layers.end(),
+                                   [](const LayerReport& l) { return l.kind == OpKind::kDense; });
+  std::string depth = plural(dense, "dense layer");
+  if (static_cast<std::size_t>(dense) != r.layers.size()) {
+    depth = fmt::format("{} ops, {}", r.layers.size(), depth);
+  }
+  std::string loss(loss_name(r.spec.loss.kind));
+  // The probe's "loss" is a projection, not a loss anyone minimises: no value to show.
+  if (r.spec.loss.kind != LossKind::kProbe) loss += " = " + format_number(r.loss);
+  return fmt::format("{} | {} parameters | {} | loss: {}", depth, group_thousands(r.parameters),
+                     precision_name(r.spec.precision), loss);
+}
+
+std::string ratio_line(const Summary& s) {
+  const double v = s.log10_grad_ratio_first_to_last;
+  if (std::isnan(v)) {
+    return "Gradient rms, first layer / last layer: n/a (an end has no finite gradient, or both "
+           "are exactly 0)";
+  }
+  return fmt::format("Gradient rms, first layer / last layer: {} (log10 {})",
+                     format_magnitude(magnitude_from_log10(v)), format_log10(v));
+}
+
+// ---- The findings.
+
+std::string where(int layer) {
+  return layer == 0 ? std::string("whole network") : fmt::format("layer {}", layer);
+}
+
+// "`dead_fraction` = 0.25 (threshold >= 0.1)"; context evidence (a NaN threshold) has none.
+std::string evidence_text(const Evidence& e, int finding_layer) {
+  std::string out = markdown_code(e.quantity);
+  if (e.layer != 0 && e.layer != finding_layer) out += fmt::format(" at layer {}", e.layer);
+  out += " = " + format_number(e.value);
+  if (!std::isnan(e.threshold)) {
+    out +=
+        fmt::format(" (threshold {} {})", markdown_escape(e.relation), format_number(e.threshold));
+  }
+  return out;
+}
+
+std::string changes_text(const Advice& a) {
+  std::string out;
+  for (const ConfigChange& c : a.changes) {
+    out += fmt::format(" {}", markdown_code(set_argument(c)));
+  }
+  return out;
+}
+
+std::string check_text(const AdviceCheck& c) {
+  std::vector<std::string> after;
+  for (const std::string& f : c.findings_after) after.push_back(markdown_escape(f));
+  return fmt::format(
+      "{} {} -> {}, {}; after: {} ({})", markdown_code(c.metric), format_number(c.before),
+      format_number(c.after), c.helped ? "helped" : "did not help", verdict_name(c.verdict_after),
+      after.empty() ? std::string("no findings") : fmt::format("{}", fmt::join(after, ", ")));
+}
+
+// A finding as a list item at `indent`; a root's consequences follow as nested items.
+void append_finding(std::string& out, const Finding& f, const Report& r,
+                    const std::string& indent = "") {
+  out += fmt::format("{}- **{}** {} ({}): {}\n", indent, severity_name(f.severity),
+                     markdown_code(f.code), where(f.layer), markdown_escape(f.explanation));
+  if (!f.evidence.empty()) {
+    std::vector<std::string> parts;
+    for (const Evidence& e : f.evidence) parts.push_back(evidence_text(e, f.layer));
+    out += fmt::format("{}  - Evidence: {}\n", indent, fmt::join(parts, "; "));
+  }
+  for (const Advice& a : f.advice) {
+    out += fmt::format("  - Advice: {}{}\n", markdown_escape(a.text), changes_text(a));
+    if (a.check) out += fmt::format("    - Checked: {}\n", check_text(*a.check));
+  }
+  if (f.cause.empty() && f.advice.empty() && f.severity != Severity::kInfo) {
+    const std::string pieces = remedy_pieces_for(r, f.code);
+    if (!pieces.empty()) {
+      out += fmt::format("  - Advice: the remedy's piece {} (listed once, above)\n", pieces);
+    }
+  }
+  for (const Advice& a : f.rejected_advice) {
+    out += fmt::format("  - Tried and rejected: {}{}", markdown_escape(a.text), changes_text(a));
+    if (a.check) out += fmt::format(" (checked: {})", check_text(*a.check));
+    out += '\n';
+  }
+}
+
+// ---- The per-layer table.
+
+constexpr int kBarCells = 16;
+constexpr int kEighths = 8 * kBarCells;
+constexpr double kMinBarDecades = 2.0;  // as the text report: a healthy wobble reads as flat
+// U+2588 FULL BLOCK, then U+2589..U+258F: seven eighths down to one eighth, in UTF-8.
+constexpr std::string_view kFullBlock = "\u2588";
+constexpr std::array<std::string_view, 8> kPartialBlock = {"",       "\u258F", "\u258E", "\u258D",
+                                                           "\u258C", "\u258B", "\u258A", "\u2589"};
+
+struct BarScale {
+  bool any = false;
+  double lo = 0.0;
+  double hi = 0.0;
+};
+
+// The run's range of finite log10 grad rms, at least two decades, anchored at the largest value.
+BarScale bar_scale(const std::vector<LayerReport>& layers) {
+  BarScale s;
+  for (const LayerReport& l : layers) {
+    const double v = l.backward.grad_preact_rms.log10;
+    if (!std::isfinite(v)) continue;
+    s.lo = s.any ? std::min(s.lo, v) : v;
+    s.hi = s.any ? std::max(s.hi, v) : v;
+    s.any = true;
+  }
+  if (s.any) s.lo = std::min(s.lo, s.hi - kMinBarDecades);
+  return s;
+}
+
+// From one eighth of a cell at the smallest value to kBarCells full cells at the largest, on a
+// linear axis of log10; a value that is not finite is named instead.
+std::string bar(double log10, const BarScale& s) {
+  if (std::isnan(log10)) return "(n/a)";
+  if (std::isinf(log10)) return log10 > 0 ? "(inf)" : "(zero)";
+  const double t = s.hi > s.lo ? (log10 - s.lo) / (s.hi - s.lo) : 1.0;
+  const auto eighths =
+      std::clamp(1 + static_cast<int>(std::lround(t * (kEighths - 1))), 1, kEighths);
+  std::string out;
+  for (int i = 0; i < eighths / 8; ++i) out += kFullBlock;
+  out += kPartialBlock[static_cast<std::size_t>(eighths % 8)];
+  return out;
+}
+
+std::string kind_label(OpKind kind) {
+  if (kind == OpKind::kResidualEnd) return "residual";
+  return std::string(op_kind_name(kind));
+}
+
+// What the op applies: the activation, the norm, the dropout rate, or the residual's scale.
+std::string applied_label(const LayerReport& l) {
+  switch (l.kind) {
+    case OpKind::kDense:
+    case OpKind::kActivation: {
+      const ActivationInfo& info = activation_info(l.activation.kind);
+      if (info.param_name.empty()) return std::string(info.name);
+      return fmt::format("{}({}={:g})", info.name, info.param_name, l.activation.param);
+    }
+    case OpKind::kNorm:
+      return std::string(norm_name(l.norm.kind));
+    case OpKind::kDropout:
+      return fmt::format("p={:g}", l.dropout);
+    case OpKind::kResidualBegin:  // not reported: its block is reported at its end
+    case OpKind::kResidualEnd:
+      break;
+  }
+  return fmt::format("x{:g}{}", l.residual.scale, l.residual.projection ? " + projection" : "");
+}
+
+constexpr std::array<std::string_view, 10> kColumns = {
+    "layer",    "kind", "width",  "activation/norm", "act rms",
+    "grad rms", "gain", "dead %", "sat %",           "grad rms (log scale)"};
+constexpr std::array<std::string_view, 10> kAlign = {
+    "---:", ":---", "---:", ":---", "---:", "---:", "---:", "---:", "---:", ":---"};
+
+std::string table_row(const std::array<std::string, kColumns.size()>& cells) {
+  std::string out = "|";
+  for (const std::string& c : cells) out += " " + c + " |";
+  return out + "\n";
+}
+
+std::string layer_row(const LayerReport& l, const BarScale& scale) {
+  const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
+  return table_row({std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
+                    markdown_escape(applied_label(l)), act_rms,
+                    magnitude_cell(l.backward.grad_preact_rms), magnitude_cell(l.backward.gain),
+                    format_percent(l.forward.dead_fraction), sat_cell(l.forward.saturated_fraction),
+                    bar(l.backward.grad_preact_rms.log10, scale)});
+}
+
+std::string elided_row(std::size_t n) {
+  std::array<std::string, kColumns.size()> cells;
+  cells[0] = "...";
+  cells[1] = fmt::format("*{} elided*", plural(static_cast<std::int64_t>(n), "layer"));
+  return table_row(cells);
+}
+
+std::string bar_legend(const BarScale& s) {
+  if (!s.any) return "Bar: no layer has a finite gradient.";
+  return fmt::format(
+      "Bar: log10 grad rms on a linear axis from {} ({} one eighth of a block) to {} ({} full "
+      "blocks).",
+      format_log10(s.lo), kPartialBlock[1], format_log10(s.hi), kBarCells);
+}
+
+std::string layers_block(const Report& r, const MarkdownOptions& options) {
+  std::string out = "## Layers\n\n";
+  // GitHub renders Markdown inside <details> only with blank lines around it.
+  out += fmt::format("<details><summary>Per-layer table ({})</summary>\n\n",
+                     plural(static_cast<std::int64_t>(r.layers.size()), "layer"));
+  if (r.layers.empty()) {
+    out += "No layers.\n\n</details>\n";
+    return out;
+  }
+  std::array<std::string, kColumns.size()> head;
+  std::array<std::string, kColumns.size()> align;
+  for (std::size_t c = 0; c < kColumns.size(); ++c) {
+    head[c] = std::string(kColumns[c]);
+    align[c] = std::string(kAlign[c]);
+  }
+  out += table_row(head);
+  // The delimiter row has no blanks around its cells, by custom; it still has every column.
+  std::string delimiter = "|";
+  for (const std::string& a : align) delimiter += a + "|";
+  out += delimiter + "\n";
+  const BarScale scale = bar_scale(r.layers);
+  const std::vector<bool> keep = rows_to_show(r, options.max_rows);
+  std::size_t elided = 0;
+  for (std::size_t i = 0; i < r.layers.size(); ++i) {
+    if (!keep[i]) {
+      ++elided;
+      continue;
+    }
+    if (elided > 0) out += elided_row(elided);
+    elided = 0;
+    out += layer_row(r.layers[i], scale);
+  }
+  if (elided > 0) out += elided_row(elided);
+  out += fmt::format("\n{}\n\n</details>\n", bar_legend(scale));
+  return out;
+}
+
+}  // namespace
+
+// The one remedy: what to change, the --set arguments for all of it, and the check.
+std::string remedy_block(const Report& r) {
+  const Remedy& remedy = *r.remedy;
+  std::string out = fmt::format("## Remedy\n\n{} ({}).\n\n", remedy_headline(remedy, r.findings),
+                                markdown_escape(remedy_status(remedy)));
+  for (std::size_t k = 0; k < remedy.pieces.size(); ++k) {
+    const RemedyPiece& p = remedy.pieces[k];
+    std::vector<std::string> codes;
+    for (const std::string& c : p.addresses) codes.push_back(markdown_code(c));
+    out += fmt::format("{}. {} (for {})\n", k + 1, markdown_escape(p.text), fmt::join(codes, ", "));
+  }
+  if (!remedy.changes.empty()) {
+    out += remedy.pieces.size() == 1 ? "\nApply it with:\n\n```sh\n"
+                                     : "\nApply them together:\n\n```sh\n";
+    for (const ConfigChange& c : remedy.changes) out += set_argument(c) + "\n";
+    out += "```\n";
+  }
+  if (!remedy.not_addressed.empty()) {
+    std::vector<std::string> codes;
+    for (const std::string& c : remedy.not_addressed) codes.push_back(markdown_code(c));
+    out += fmt::format(
+        "\nNot addressed: {} (gradscope knows no fix for it, or none that composes with the pieces "
+        "chosen).\n",
+        fmt::join(codes, ", "));
+  }
+  if (remedy.check) {
+    std::vector<std::string> after;
+    for (const std::string& f : remedy.check->findings_after) after.push_back(markdown_escape(f));
+    out +=
+        fmt::format("\nAfter it: {}.\n", after.empty() ? std::string("no findings")
+                                                       : fmt::format("{}", fmt::join(after, ", ")));
+    for (const std::string& d : remedy.check->dropped) {
+      out += fmt::format("- Dropped (the rest did as well without it): {}\n", markdown_escape(d));
+    }
+    for (const std::string& a : remedy.check->added) {
+      out += fmt::format("- Added (the re-run's own diagnosis, and it fixed more): {}\n",
+                         markdown_escape(a));
+    }
+  }
+  return out + "\n";
+}
+
+std::string report_to_markdown(const Report& report, const MarkdownOptions& options) {
+  std::string out = fmt::format("# gradscope: {}\n\n", markdown_escape(report.spec.name));
+  out += fmt::format(
+      "**Verdict: {}** - {}\n\n", verdict_name(report.verdict),
+      report.findings.empty() ? std::string("no findings") : finding_counts(report.findings));
+  out += network_line(report) + "\n\n";
+  out += ratio_line(report.summary) + "\n\n";
+  if (report.remedy) out += remedy_block(report);
+  out += "## Findings\n\n";
+  if (report.findings.empty()) out += "None.\n";
+  for (const Finding& f : report.findings) {
+    if (!f.cause.empty()) continue;
+    append_finding(out, f, report);
+    if (f.consequences.empty()) continue;
+    out += fmt::format("  - Consequences of {} (fixed with it):\n", markdown_code(f.code));
+    for (const Finding& c : report.findings) {
+      if (c.cause == f.code) append_finding(out, c, report, "    ");
+    }
+  }
+  out += '\n';
+  out += layers_block(report, options);
+  return out;
+}
+
+}  // namespace gradscope

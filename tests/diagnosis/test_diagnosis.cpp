@@ -1,0 +1,882 @@
+// The diagnosis: healthy networks raise no warning, each known-bad network raises exactly the
+// findings it should at the layer the mechanism predicts, thresholds come from the config, and
+// every advice rule is shown by a re-run (check_advice) to improve the problem it addresses.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gradscope/io/config.hpp"
+#include "gradscope/diagnosis/diagnosis.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/core/error.hpp"
+
+namespace gradscope {
+namespace {
+
+std::string config_path(const std::string& name) {
+  return std::string(GRADSCOPE_SOURCE_DIR) + "/configs/" + name + ".json";
+}
+
+// A config from configs/ (or the built-in default when name is empty) with --set style overrides.
+struct Case {
+  std::string config;
+  std::vector<std::pair<std::string, std::string>> sets;
+
+  std::vector<ConfigOverride> overrides(const std::vector<ConfigChange>& extra = {}) const {
+    std::vector<ConfigOverride> out;
+    for (const auto& [path, value] : sets) out.push_back({path, value, "--set " + path});
+    for (const ConfigChange& c : extra) out.push_back({c.path, c.value, "advice"});
+    return out;
+  }
+  RunSpec spec(const std::vector<ConfigChange>& extra = {}) const {
+    const std::optional<std::string> path =
+        config.empty() ? std::nullopt : std::optional<std::string>(config_path(config));
+    return load_run_spec(path, overrides(extra));
+  }
+  Report run() const { return run_diagnostic(spec()); }
+  Rerun rerun() const {
+    return
+        [this](const std::vector<ConfigChange>& changes) { return run_diagnostic(spec(changes)); };
+  }
+};
+
+std::set<std::string> codes(const Report& r) {
+  std::set<std::string> out;
+  for (const Finding& f : r.findings) out.insert(f.code);
+  return out;
+}
+
+std::set<std::string> warning_codes(const Report& r) {
+  std::set<std::string> out;
+  for (const Finding& f : r.findings) {
+    if (f.severity != Severity::kInfo) out.insert(f.code);
+  }
+  return out;
+}
+
+bool has_code(const Report& r, const std::string& code) {
+  for (const Finding& f : r.findings) {
+    if (f.code == code) return true;
+  }
+  return false;
+}
+
+const Finding& finding(const Report& r, const std::string& code) {
+  for (const Finding& f : r.findings) {
+    if (f.code == code) return f;
+  }
+  ADD_FAILURE() << "no finding " << code;
+  static const Finding none;
+  return none;
+}
+
+std::string describe(const Report& r) {
+  std::string s;
+  for (const Finding& f : r.findings) {
+    s += std::string(severity_name(f.severity)) + " " + f.code + " @" + std::to_string(f.layer) +
+         "\n";
+  }
+  return s;
+}
+
+// ---- The registry
+
+TEST(Diagnosis, FindingCodesAreUniqueSnakeCaseAndRoundTrip) {
+  std::set<std::string_view> seen;
+  for (const FindingInfo& f : finding_table()) {
+    EXPECT_TRUE(seen.insert(f.name).second) << f.name;
+    EXPECT_EQ(finding_from_name(f.name), f.code);
+    EXPECT_FALSE(f.description.empty());
+    EXPECT_FALSE(f.metric.empty());
+    for (char c : f.name) EXPECT_TRUE((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_');
+  }
+  EXPECT_EQ(finding_from_name("vanishing"), std::nullopt);
+  EXPECT_EQ(severity_from_name("warning"), Severity::kWarning);
+  EXPECT_EQ(verdict_name(Verdict::kHealthy), "healthy");
+}
+
+TEST(Diagnosis, SetArgumentsAreQuotedOnlyWhenAShellWouldMangleThem) {
+  EXPECT_EQ(set_argument({"stack.init", "he_normal"}), "--set stack.init=he_normal");
+  EXPECT_EQ(set_argument({"optimizer.learning_rate", "2e-05"}),
+            "--set optimizer.learning_rate=2e-05");
+  EXPECT_EQ(set_argument({"stack.init", R"({"name": "variance", "weight_var": 2.15})"}),
+            R"(--set 'stack.init={"name": "variance", "weight_var": 2.15}')");
+  EXPECT_EQ(set_argument({"layers[0].activation", "relu"}), "--set 'layers[0].activation=relu'");
+  EXPECT_EQ(set_argument({"name", "it's"}), R"(--set 'name=it'\''s')");
+}
+
+// ---- No false alarms
+
+struct HealthyCase {
+  const char* label;
+  Case c;
+};
+
+TEST(Diagnosis, HealthyNetworksRaiseNoWarning) {
+  const std::vector<HealthyCase> cases{
+      {"shallow relu he", {"relu-he", {{"stack.depth", "5"}}}},
+      {"selu lecun", {"selu-lecun", {}}},
+      {"linear orthogonal", {"linear-orthogonal", {{"stats.jacobian_examples", "0"}}}},
+      {"gelu pre-norm residual", {"gelu-prenorm-residual", {}}},
+      {"gelu post-norm residual", {"gelu-postnorm-residual", {}}},
+      {"tanh xavier", {"tanh-xavier", {{"stats.jacobian_examples", "0"}}}},
+      {"built-in default at depth 8", {"", {{"stack.depth", "8"}}}},
+  };
+  for (const HealthyCase& h : cases) {
+    const Report r = h.c.run();
+    EXPECT_EQ(r.verdict, Verdict::kHealthy) << h.label << "\n" << describe(r);
+    EXPECT_TRUE(warning_codes(r).empty()) << h.label << "\n" << describe(r);
+  }
+}
+
+TEST(Diagnosis, SameRunGivesTheSameFindingsWhateverTheThreadCount) {
+  const Case c{"relu-xavier", {}};
+  const Report a = run_diagnostic(c.spec(), RunOptions{.threads = 1});
+  const Report b = run_diagnostic(c.spec(), RunOptions{.threads = 2});
+  ASSERT_EQ(a.findings.size(), b.findings.size());
+  for (std::size_t i = 0; i < a.findings.size(); ++i) {
+    EXPECT_EQ(a.findings[i].code, b.findings[i].code);
+    EXPECT_EQ(a.findings[i].layer, b.findings[i].layer);
+    EXPECT_EQ(a.findings[i].explanation, b.findings[i].explanation);
+  }
+}
+
+// ---- No misses: the exact findings of known-bad networks, at the layer the mechanism predicts
+
+TEST(Diagnosis, DeepSigmoidVanishesFromTheOutputSide) {
+  const Report r = Case{"sigmoid-deep", {}}.run();
+  EXPECT_EQ(codes(r), (std::set<std::string>{"vanishing_gradients", "saturating_hidden_activation",
+                                             "plain_deep_stack", "correlation_collapse",
+                                             "fp16_gradient_underflow"}))
+      << describe(r);
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  const Finding& v = finding(r, "vanishing_gradients");
+  EXPECT_EQ(v.severity, Severity::kError);
+  // Each sigmoid layer costs about 0.63 decades of rms (slope <= 1/4 times sqrt(sw2 * n)): the
+  // two-decade warning line is crossed 3 to 4 layers below the last of 50.
+  EXPECT_GE(v.layer, 45);
+  EXPECT_LE(v.layer, 48);
+  // In the gain column's unit: the rms shrinks 4.3x per layer (a mean gain of 0.24).
+  EXPECT_NE(v.explanation.find("rms shrinks about 4.3x per layer on average (a mean gain of 0.24)"),
+            std::string::npos)
+      << v.explanation;
+  // 30.8 decades exceed float16's 9: no loss scale can rescue it.
+  EXPECT_EQ(finding(r, "fp16_gradient_underflow").severity, Severity::kWarning);
+  // Sigmoid outputs share their positive mean: examples look alike from the second layer.
+  EXPECT_EQ(finding(r, "correlation_collapse").layer, 2);
+}
+
+TEST(Diagnosis, ReluWithXavierCollapsesByHalfAPowerOfTwoPerLayer) {
+  const Report r = Case{"relu-xavier", {}}.run();
+  EXPECT_EQ(codes(r), (std::set<std::string>{"collapsing_activations", "vanishing_gradients",
+                                             "mismatched_init", "plain_deep_stack", "dead_units",
+                                             "correlation_collapse", "fp16_gradient_underflow"}))
+      << describe(r);
+  // sw2 = 1 halves the second moment per layer: rms falls 0.15 decades a layer from 0.71 at
+  // layer 1, so two decades below the input are reached at layer 13 or 14.
+  const Finding& c = finding(r, "collapsing_activations");
+  EXPECT_GE(c.layer, 13);
+  EXPECT_LE(c.layer, 14);
+  // The init is the root cause: the collapse, the vanishing gradient and float16's underflow are
+  // its consequences, so it carries their severity; the deep plain stack keeps the rest.
+  const Finding& m = finding(r, "mismatched_init");
+  EXPECT_EQ(m.severity, Severity::kError);
+  EXPECT_TRUE(m.cause.empty());
+  EXPECT_EQ(std::set<std::string>(m.consequences.begin(), m.consequences.end()),
+            (std::set<std::string>{"collapsing_activations", "vanishing_gradients",
+                                   "fp16_gradient_underflow"}));
+  EXPECT_EQ(finding(r, "dead_units").cause, "plain_deep_stack");
+  EXPECT_EQ(finding(r, "correlation_collapse").cause, "plain_deep_stack");
+  ASSERT_FALSE(m.advice.empty());
+  EXPECT_EQ(m.advice.front().changes.front().path, "stack.init");
+  EXPECT_EQ(m.advice.front().changes.front().value, "he_normal");
+}
+
+TEST(Diagnosis, DeepReluAtHeKeepsItsGradientButLosesUnitsAndDirections) {
+  const Report r = Case{"relu-he", {}}.run();
+  EXPECT_EQ(codes(r),
+            (std::set<std::string>{"plain_deep_stack", "dead_units", "correlation_collapse"}))
+      << describe(r);
+  EXPECT_EQ(r.verdict, Verdict::kWarning);
+  // Mean-field theory: the correlation between examples reaches 0.98 near layer 30 for ReLU at
+  // the edge of chaos (c_l ~ 1 - O(1/l^2)); finite width adds a few layers either way.
+  const Finding& c = finding(r, "correlation_collapse");
+  EXPECT_GE(c.layer, 25);
+  EXPECT_LE(c.layer, 42);
+}
+
+TEST(Diagnosis, TrainingModeBatchNormExplodesTheGradient) {
+  const Report r = Case{"relu-xavier-batchnorm", {}}.run();
+  EXPECT_TRUE(codes(r).count("exploding_gradients")) << describe(r);
+  EXPECT_FALSE(codes(r).count("vanishing_gradients"));
+  const Finding& e = finding(r, "exploding_gradients");
+  EXPECT_NE(e.explanation.find("Batch norm"), std::string::npos);
+  // Ops counted as the table counts them, and the dense layers as the config wrote them.
+  EXPECT_NE(e.explanation.find("after 151 ops (51 dense layers)"), std::string::npos)
+      << e.explanation;
+}
+
+TEST(Diagnosis, TooLargeAnInitExplodesActivationsAndOverflowsFloat16) {
+  // sw2 = 2 * 1.5^2 = 4.5: the rms grows 1.5x per layer, 10^5.3 over 30 layers.
+  const Report r = Case{"relu-he", {{"stack.depth", "30"}, {"stack.init.gain", "1.5"}}}.run();
+  const std::set<std::string> c = codes(r);
+  EXPECT_TRUE(c.count("exploding_activations")) << describe(r);
+  EXPECT_TRUE(c.count("exploding_gradients")) << describe(r);
+  EXPECT_TRUE(c.count("fp16_activation_overflow")) << describe(r);
+  EXPECT_TRUE(c.count("mismatched_init")) << describe(r);
+  // 65504 = 10^4.82 is passed once 1.5^l * (max |h| ~ 4) exceeds it: layer 23 or 24.
+  const Finding& o = finding(r, "fp16_activation_overflow");
+  EXPECT_GE(o.layer, 21);
+  EXPECT_LE(o.layer, 25);
+  EXPECT_EQ(finding(r, "exploding_activations").severity, Severity::kError);
+}
+
+TEST(Diagnosis, OverflowToInfinityIsNamedAtTheFirstBadLayer) {
+  // Gain 10: the rms grows 10x per layer and passes float32's 3.4e38 near layer 38.
+  const Report r = Case{"relu-he", {{"stack.init.gain", "10"}}}.run();
+  const Finding& n = finding(r, "non_finite");
+  EXPECT_EQ(n.severity, Severity::kError);
+  ASSERT_FALSE(r.summary.nonfinite_layers.empty());
+  // The NaN that flows down the backward pass reaches layer 1, but the overflow is in the forward
+  // pass near layer 38, and that is the layer to blame.
+  EXPECT_EQ(r.summary.nonfinite_layers.front(), 1);
+  EXPECT_TRUE(r.summary.nonfinite_in_forward);
+  EXPECT_TRUE(r.summary.backward_nonfinite_above);
+  EXPECT_EQ(n.layer, r.summary.first_nonfinite_layer);
+  EXPECT_GE(n.layer, 35);
+  EXPECT_LE(n.layer, 40);
+  EXPECT_NE(n.explanation.find("Layer " + std::to_string(n.layer) + "'s forward values overflow"),
+            std::string::npos)
+      << n.explanation;
+  EXPECT_EQ(n.explanation.find("layer 1 "), std::string::npos) << n.explanation;
+  EXPECT_EQ(r.verdict, Verdict::kError);
+}
+
+TEST(Diagnosis, TanhFarIntoTheChaoticPhaseSaturates) {
+  const Report r =
+      Case{"tanh-xavier", {{"stack.init.gain", "3"}, {"stats.jacobian_examples", "0"}}}.run();
+  EXPECT_TRUE(codes(r).count("saturated_units")) << describe(r);
+  EXPECT_TRUE(codes(r).count("saturating_hidden_activation")) << describe(r);
+}
+
+TEST(Diagnosis, DeepTanhWithHeInitIsMismatched) {
+  // At 50 layers sw2 = 2 costs tanh under a decade; at 200 the chaotic growth compounds.
+  const Report shallow =
+      Case{"tanh-xavier", {{"stack.init", "he_normal"}, {"stats.jacobian_examples", "0"}}}.run();
+  EXPECT_EQ(codes(shallow).count("mismatched_init"), 0u) << describe(shallow);
+  const Report deep =
+      Case{"tanh-xavier",
+           {{"stack.init", "he_normal"}, {"stack.depth", "200"}, {"stats.jacobian_examples", "0"}}}
+          .run();
+  EXPECT_TRUE(codes(deep).count("mismatched_init")) << describe(deep);
+}
+
+TEST(Diagnosis, HundredSigmoidLayersUnderflowEvenBfloat16) {
+  const Report r = Case{"sigmoid-deep", {{"stack.depth", "100"}}}.run();
+  EXPECT_TRUE(codes(r).count("bf16_gradient_underflow")) << describe(r);
+}
+
+TEST(Diagnosis, AHugeLearningRateIsAnUpdateRatioFinding) {
+  const Report r = Case{
+      "relu-he",
+      {{"stack.depth", "5"},
+       {"optimizer", R"({"name": "sgd", "learning_rate": 10})"},
+       {"loss",
+        "mse"}}}.run();
+  EXPECT_EQ(warning_codes(r), (std::set<std::string>{"update_ratio"})) << describe(r);
+}
+
+TEST(Diagnosis, SigmoidOutputUnderSoftmaxCrossEntropyCapsTheConfidence) {
+  const Report r = Case{"relu-he",
+                        {{"stack.depth", "5"},
+                         {"output", R"({"width": 10, "activation": "sigmoid"})"},
+                         {"loss", "softmax_cross_entropy"}}}
+                       .run();
+  EXPECT_EQ(warning_codes(r), (std::set<std::string>{"sigmoid_output_multiclass"})) << describe(r);
+  const Finding& f = finding(r, "sigmoid_output_multiclass");
+  EXPECT_EQ(f.layer, 6);
+  // Best case: one output at 1, nine at 0: p = e / (e + 9), loss >= log(1 + 9/e).
+  ASSERT_FALSE(f.evidence.empty());
+  EXPECT_NEAR(f.evidence.front().value, std::log1p(9.0 / std::exp(1.0)), 1e-12);
+}
+
+// ---- Root causes: one cause reported once, its symptoms folded under it
+
+TEST(RootCause, AnOverflowingNetworkIsOneCauseWithItsSymptomsFolded) {
+  // He with gain 100: values grow about 100x a layer and overflow float32 at layer 19. Past it
+  // every value and gradient is NaN: no false collapse ("falls to 0 at layer 20"), no dead units
+  // or correlations measured on NaN, no half-precision findings about undefined gradients.
+  const Report r = Case{
+      "",
+      {{"stack.depth", "200"},
+       {"stack.width", "128"},
+       {"input.width", "128"},
+       {"stack.activation", "relu"},
+       {"stack.init", "he_normal"},
+       {"stack.init.gain",
+        "100"}}}.run();
+  EXPECT_EQ(r.verdict, Verdict::kError);
+  EXPECT_TRUE(r.summary.nonfinite_in_forward);
+  const int k = r.summary.first_nonfinite_layer;
+  EXPECT_GE(k, 17);
+  EXPECT_LE(k, 21);
+  const std::set<std::string> c = codes(r);
+  for (const char* absent : {"collapsing_activations", "correlation_collapse",
+                             "fp16_gradient_underflow", "bf16_gradient_underflow",
+                             "vanishing_gradients", "exploding_gradients", "saturated_units"}) {
+    EXPECT_EQ(c.count(absent), 0u) << absent << "\n" << describe(r);
+  }
+  // The cause: the init's variance, 1e4 times what relu needs. The explosion and the overflow are
+  // its consequences, so there is one error, not nine alarms for one cause.
+  const Finding& root = finding(r, "mismatched_init");
+  EXPECT_EQ(root.severity, Severity::kError);
+  EXPECT_TRUE(root.cause.empty());
+  EXPECT_EQ(finding(r, "non_finite").cause, "mismatched_init");
+  EXPECT_EQ(finding(r, "exploding_activations").cause, "mismatched_init");
+  EXPECT_EQ(finding(r, "non_finite").layer, k);
+  int errors = 0;
+  for (const Finding& f : r.findings) errors += f.cause.empty() && f.severity == Severity::kError;
+  EXPECT_EQ(errors, 1) << describe(r);
+  // Dead units before the overflow, if any, belong to the depth, not to an undefined layer.
+  for (const Finding& f : r.findings) {
+    if (f.code == "dead_units") {
+      EXPECT_LT(f.layer, k);
+    }
+  }
+  const Finding& e = finding(r, "exploding_activations");
+  EXPECT_NE(e.explanation.find("overflows float32 at layer " + std::to_string(k)),
+            std::string::npos)
+      << e.explanation;
+}
+
+// Every sentence a report holds: explanations, advice, the remedy.
+std::vector<std::string> sentences(const Report& r) {
+  std::vector<std::string> out;
+  for (const Finding& f : r.findings) {
+    out.push_back(f.explanation);
+    for (const Advice& a : f.advice) out.push_back(a.text);
+  }
+  if (r.remedy) {
+    for (const RemedyPiece& p : r.remedy->pieces) out.push_back(p.text);
+  }
+  return out;
+}
+
+// "nan", "inf" or "-inf" as a word (not inside "infinity" or "information").
+bool prints_nonfinite_number(const std::string& s) {
+  for (const std::string word : {"nan", "inf"}) {
+    for (std::size_t at = s.find(word); at != std::string::npos; at = s.find(word, at + 1)) {
+      const bool start = at == 0 || !std::isalnum(static_cast<unsigned char>(s[at - 1]));
+      const std::size_t end = at + word.size();
+      const bool stop = end == s.size() || !std::isalnum(static_cast<unsigned char>(s[end]));
+      if (start && stop) return true;
+    }
+  }
+  return false;
+}
+
+TEST(RootCause, NoExplanationEverPrintsNanOrInfAsANumber) {
+  const std::vector<Case> bad_days{
+      {"relu-he", {{"stack.init.gain", "100"}}},                            // overflows at 19
+      {"relu-he", {{"stack.init.gain", "10"}}},                             // overflows near 38
+      {"relu-he", {{"stack.init.gain", "100"}, {"precision", "float64"}}},  // overflows double
+      {"relu-he", {{"stack.width", "1"}, {"input.width", "1"}, {"stack.depth", "20"}}},
+      {"relu-he", {{"stack.init", "zeros"}}},      // every layer is 0
+      {"sigmoid-deep", {{"stack.depth", "120"}}},  // below double's range
+      {"tanh-xavier", {{"stack.init.gain", "3"}, {"stats.jacobian_examples", "0"}}},
+      {"relu-xavier-batchnorm", {{"input.mean", "10000"}}},  // huge input offset
+      {"gelu-he", {{"stack.init.gain", "30"}, {"precision", "float32"}}},
+      {"relu-he", {{"stack.init.gain", "1e-30"}}},  // collapses to subnormals
+      {"relu-he", {{"input.std", "1e-200"}, {"precision", "float64"}, {"stack.depth", "10"}}},
+      {"relu-he", {{"input.mean", "1e200"}, {"precision", "float64"}, {"stack.depth", "10"}}},
+      {"relu-he", {{"stack.init.gain", "3"}, {"stack.depth", "100"}}},  // NaN from layer ~84
+  };
+  for (const Case& c : bad_days) {
+    const Report r = c.run();
+    std::string label = c.config;
+    for (const auto& [k, v] : c.sets) label += " " + k + "=" + v;
+    for (const std::string& s : sentences(r)) {
+      EXPECT_FALSE(prints_nonfinite_number(s)) << label << ": " << s;
+    }
+  }
+}
+
+TEST(RootCause, ADeadWidthOneNetworkIsOneCauseAndItsZeroGradientIsNamed) {
+  // One unit per layer: it dies within a few layers, and every gradient is exactly 0 (the ratio
+  // first / last is 0 / 0). The dead layer is the cause, the zero gradient its consequence.
+  const Report r =
+      Case{"relu-he", {{"stack.width", "1"}, {"input.width", "1"}, {"stack.depth", "20"}}}.run();
+  const Finding& dead = finding(r, "dead_units");
+  EXPECT_EQ(dead.severity, Severity::kError);
+  EXPECT_TRUE(dead.cause.empty());
+  const Finding& v = finding(r, "vanishing_gradients");
+  EXPECT_EQ(v.cause, "dead_units");
+  EXPECT_NE(v.explanation.find("exactly zero"), std::string::npos) << v.explanation;
+  EXPECT_FALSE(dead.advice.empty());
+}
+
+TEST(RootCause, GeluWithXavierKeepsItsInitAdviceAtEveryDepth) {
+  // Past about 60 GELU layers no weight variance keeps the mean-field prediction within two
+  // decades, yet the advised one measures healthy: the init finding and its advice stay.
+  for (const char* depth : {"50", "60", "80"}) {
+    const Case c{"",
+                 {{"stack.depth", depth},
+                  {"stack.width", "256"},
+                  {"input.width", "256"},
+                  {"stack.activation", "gelu"},
+                  {"stack.init", "xavier_normal"}}};
+    Report r = c.run();
+    SCOPED_TRACE(std::string("depth ") + depth);
+    ASSERT_EQ(codes(r).count("mismatched_init"), 1u) << describe(r);
+    const Finding& m = finding(r, "mismatched_init");
+    ASSERT_FALSE(m.advice.empty());
+    EXPECT_EQ(m.advice.front().changes.front().path, "stack.init");
+    // Every warning and error is a root with advice, or the consequence of one.
+    for (const Finding& f : r.findings) {
+      if (f.severity == Severity::kInfo) continue;
+      const Finding& holder = f.cause.empty() ? f : finding(r, f.cause);
+      EXPECT_FALSE(holder.advice.empty()) << f.code;
+    }
+    check_advice(r, c.rerun());
+    ASSERT_TRUE(r.remedy && r.remedy->check);
+    EXPECT_EQ(r.remedy->check->verdict_after, Verdict::kHealthy);
+  }
+}
+
+TEST(RootCause, AnInputThatIsNotStandardisedIsTheCauseOfTheActivationsItSkews) {
+  // Mean 1e4 before batch norm: the norm restores the network's own scale, which measured
+  // against the input's rms of 1e4 looked like a 4-decade collapse at the norm.
+  const Case c{"relu-xavier-batchnorm", {{"input.mean", "1e4"}}};
+  Report r = c.run();
+  const Finding& root = finding(r, "unnormalized_input");
+  EXPECT_TRUE(root.cause.empty());
+  EXPECT_EQ(finding(r, "collapsing_activations").cause, "unnormalized_input");
+  ASSERT_FALSE(root.advice.empty());
+  EXPECT_EQ(root.advice.front().changes.front().path, "input.mean");
+  // The input is measured, not taken from the spec: mean 1e4 within its sampling noise.
+  EXPECT_NEAR(r.input.mean, 1e4, 0.01);
+  check_advice(r, c.rerun());
+  ASSERT_TRUE(r.remedy && r.remedy->check);
+  EXPECT_LT(r.remedy->check->verdict_after, r.remedy->check->verdict_before);
+}
+
+TEST(RootCause, AHugeInitGainInAResidualBranchGetsTheGainBackToOne) {
+  const Case c{"sigmoid-residual",
+               {{"layers[1].block[0].init", R"({"name": "xavier_normal", "gain": 100})"}}};
+  Report r = c.run();
+  bool gain_advice = false;
+  for (const Finding& f : r.findings) {
+    for (const Advice& a : f.advice) {
+      for (const ConfigChange& ch : a.changes) {
+        gain_advice |= ch.path == "layers[1].block[0].init" &&
+                       ch.value.find("\"gain\": 1}") != std::string::npos;
+      }
+    }
+  }
+  EXPECT_TRUE(gain_advice) << describe(r);
+  // Every warning and error has advice, under it or under its root.
+  for (const Finding& f : r.findings) {
+    if (f.severity == Severity::kInfo) continue;
+    const Finding& holder = f.cause.empty() ? f : finding(r, f.cause);
+    EXPECT_TRUE(!holder.advice.empty() || (r.remedy && !r.remedy->pieces.empty())) << f.code;
+  }
+}
+
+TEST(RootCause, ANegativeBiasThatKillsEveryUnitIsAdvisedBackToZero) {
+  const Case c{"relu-he",
+               {{"stack.depth", "20"},
+                {"stack.width", "32"},
+                {"input.width", "32"},
+                {"input.batch", "16"},
+                {"stack.bias_init", R"({"name": "constant", "value": -10})"}}};
+  const Report r = c.run();
+  const Finding& dead = finding(r, "dead_units");
+  ASSERT_FALSE(dead.advice.empty());
+  EXPECT_EQ(dead.advice.front().changes.front().path, "stack.bias_init");
+  EXPECT_EQ(dead.advice.front().changes.front().value, "zeros");
+}
+
+TEST(RootCause, ABatchOfOneHasNoDeadUnitsFinding) {
+  // A healthy unit is inactive for every example of a batch of B with probability about 2^-B.
+  const Report r = Case{"relu-he", {{"input.batch", "1"}}}.run();
+  EXPECT_EQ(codes(r).count("dead_units"), 0u) << describe(r);
+}
+
+TEST(Remedy, TheCheckedRemedyIsNeverWorseAndItsTextMatchesItsChanges) {
+  // The cases where a remedy used to make things worse, keep a rejected rewrite whose sentence
+  // named an activation its layers did not have, or propose layer norm over one unit.
+  const std::vector<Case> cases{
+      {"relu-he",
+       {{"stack.depth", "20"},
+        {"stack.width", "64"},
+        {"input.width", "64"},
+        {"input.batch", "32"},
+        {"input.mean", "1e6"}}},
+      {"relu-he",
+       {{"stack.depth", "20"}, {"stack.width", "1"}, {"input.width", "1"}, {"input.batch", "16"}}},
+      {"relu-he",
+       {{"stack.depth", "20"},
+        {"stack.width", "32"},
+        {"input.width", "32"},
+        {"input.batch", "16"},
+        {"stack.init", "zeros"}}},
+  };
+  for (const Case& c : cases) {
+    Report r = c.run();
+    if (!r.remedy) continue;
+    check_advice(r, c.rerun());
+    std::string label;
+    for (const auto& [k, v] : c.sets) label += " " + k + "=" + v;
+    ASSERT_TRUE(r.remedy->check.has_value()) << label;
+    EXPECT_LE(r.remedy->check->verdict_after, r.remedy->check->verdict_before) << label;
+    for (const RemedyPiece& p : r.remedy->pieces) {
+      // A rewrite's sentence names the activation its blocks really get.
+      const std::size_t plus = p.text.find("x + ");
+      if (plus == std::string::npos) continue;
+      const std::string act = p.text.substr(plus + 4, p.text.find('(', plus) - plus - 4);
+      for (const ConfigChange& ch : r.remedy->changes) {
+        if (ch.path == "layers") {
+          EXPECT_NE(ch.value.find("\"activation\": \"" + act + "\""), std::string::npos)
+              << label << ": " << p.text;
+        }
+      }
+    }
+    // Never a layer norm over one unit.
+    for (const ConfigChange& ch : r.remedy->changes) {
+      if (ch.path == "layers") {
+        EXPECT_EQ(ch.value.find("\"width\": 1,"), std::string::npos) << label;
+      }
+    }
+  }
+}
+
+TEST(AdviceCheck, AdviceThatBringsANewErrorHasNotHelped) {
+  // tanh with gain 100: pre-norm residual blocks remove the plain deep stack but bring an
+  // exploding gradient: that is not help.
+  const Case c{"",
+               {{"stack.depth", "100"},
+                {"stack.width", "64"},
+                {"input.width", "64"},
+                {"input.batch", "32"},
+                {"stack.activation", "tanh"},
+                {"stack.init.gain", "100"},
+                {"seed", "21"}}};
+  Report r = c.run();
+  check_advice(r, c.rerun());
+  for (const Finding& f : r.findings) {
+    for (const Advice& a : f.advice) {
+      ASSERT_TRUE(a.check.has_value());
+      for (const std::string& after : a.check->findings_after) {
+        const std::string code = after.substr(0, after.find(' '));
+        if (after.find("(error)") == std::string::npos) continue;
+        EXPECT_TRUE(has_code(r, code)) << a.text << " brought " << after;
+      }
+    }
+  }
+}
+
+// ---- The remedy: each change once, composed, and proven as a whole
+
+TEST(Remedy, DeepSigmoidGetsOneRemedyWithEachChangeOnce) {
+  const Case c{"sigmoid-deep", {}};
+  Report r = c.run();
+  ASSERT_TRUE(r.remedy.has_value());
+  const Remedy& remedy = *r.remedy;
+  std::set<std::string> paths;
+  for (const ConfigChange& ch : remedy.changes) {
+    EXPECT_TRUE(paths.insert(ch.path).second) << "twice: " << ch.path;
+  }
+  // The relu + He advice is printed once in the whole report, not under three findings.
+  int relu_advice = 0;
+  for (const Finding& f : r.findings) {
+    for (const Advice& a : f.advice) relu_advice += a.text.rfind("Use relu with he_normal", 0) == 0;
+  }
+  EXPECT_EQ(relu_advice, 1);
+  EXPECT_NO_THROW(c.spec(remedy.changes));
+  // Re-run as a whole: healthy, and the activation switch is dropped since the residual rewrite
+  // (with relu and He in its blocks) does as well without it.
+  check_advice(r, c.rerun());
+  ASSERT_TRUE(r.remedy->check.has_value());
+  EXPECT_EQ(r.remedy->check->verdict_before, Verdict::kError);
+  EXPECT_EQ(r.remedy->check->verdict_after, Verdict::kHealthy);
+}
+
+TEST(Remedy, TheCheckedRemedyNeverLeavesAWorseVerdictOnTheShippedConfigs) {
+  // Two pieces of advice applied together could raise a new warning (a learning rate measured
+  // under batch norm, with layer norm in its place): the remedy is checked as a whole.
+  for (const char* name : {"relu-xavier", "relu-xavier-batchnorm", "relu-xavier-plain", "gelu-he",
+                           "relu-torch-default", "relu-he"}) {
+    const Case c{name, {}};
+    Report r = c.run();
+    if (!r.remedy) continue;
+    check_advice(r, c.rerun());
+    ASSERT_TRUE(r.remedy->check.has_value()) << name;
+    EXPECT_LE(r.remedy->check->verdict_after, r.remedy->check->verdict_before) << name;
+    EXPECT_NO_THROW(c.spec(r.remedy->changes)) << name;
+  }
+}
+
+TEST(AdviceCheck, HelpedIsClaimedOnlyWhenTheFindingIsGoneOrAcrossItsThreshold) {
+  for (const Case& c : {Case{"relu-xavier", {}}, Case{"relu-he", {{"stack.init.gain", "100"}}},
+                        Case{"relu-xavier-batchnorm", {}}}) {
+    Report r = c.run();
+    check_advice(r, c.rerun());
+    for (const Finding& f : r.findings) {
+      for (const Advice& a : f.advice) {
+        ASSERT_TRUE(a.check.has_value());
+        const std::optional<FindingCode> code = finding_from_name(a.addresses);
+        ASSERT_TRUE(code.has_value()) << a.addresses;
+        bool gone = true;
+        for (const std::string& after : a.check->findings_after) {
+          gone &= after.rfind(a.addresses + " ", 0) != 0;
+        }
+        const ProblemMetric before = problem_metric(*code, r);
+        EXPECT_TRUE(gone || a.check->after < before.threshold)
+            << c.config << " " << a.addresses << ": " << a.text;
+      }
+    }
+  }
+}
+
+// ---- Thresholds
+
+TEST(Diagnosis, ThresholdsComeFromTheConfig) {
+  const Report strict =
+      Case{"tanh-xavier",
+           {{"diagnosis.gradient_warning_decades", "0.5"}, {"stats.jacobian_examples", "0"}}}
+          .run();
+  EXPECT_TRUE(codes(strict).count("vanishing_gradients")) << describe(strict);
+  const Report lax =
+      Case{"relu-he", {{"diagnosis.dead_fraction", "0.9"}, {"diagnosis.correlation", "0.999"}}}
+          .run();
+  EXPECT_EQ(codes(lax), (std::set<std::string>{"plain_deep_stack"})) << describe(lax);
+  EXPECT_EQ(finding(lax, "plain_deep_stack").severity, Severity::kInfo);
+}
+
+TEST(Diagnosis, BadThresholdsAreConfigErrorsNamingTheKey) {
+  try {
+    Case{"relu-he", {{"diagnosis.dead_fraction", "1.5"}}}.spec();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("diagnosis.dead_fraction"), std::string::npos);
+  }
+  try {
+    Case{"relu-he", {{"diagnosis.gradient_warnign_decades", "3"}}}.spec();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.hint()).find("gradient_warning_decades"), std::string::npos)
+        << e.hint();
+  }
+}
+
+// ---- Advice that is proven: every rule, re-run with its changes applied
+
+// The finding whose advice serves `code`: itself when it is a root, else its root.
+const Finding& advice_holder(const Report& r, const std::string& code) {
+  const Finding& f = finding(r, code);
+  return f.cause.empty() ? f : finding(r, f.cause);
+}
+
+// Runs check_advice and returns the (kept) advice for `code` (under it, or under its root when it
+// is a consequence) whose first change sets `path`.
+const Advice* checked(Report& r, const Case& c, const std::string& code, const std::string& path) {
+  check_advice(r, c.rerun());
+  const Finding& f = advice_holder(r, code);
+  for (const Advice& a : f.advice) {
+    if (!a.changes.empty() && a.changes.front().path == path) return &a;
+  }
+  std::string seen;
+  for (const Advice& a : f.rejected_advice) seen += " rejected:" + a.changes.front().path;
+  for (const Advice& a : f.advice) seen += " kept:" + a.changes.front().path;
+  ADD_FAILURE() << code << ": no helping advice setting " << path << seen;
+  return nullptr;
+}
+
+void expect_helped(const Advice* a) {
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(a->check.has_value());
+  EXPECT_TRUE(a->check->helped);
+  EXPECT_LT(a->check->after, a->check->before);
+}
+
+TEST(AdviceCheck, ReluInPlaceOfSigmoidRestoresTheGradient) {
+  const Case c{"sigmoid-deep", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "vanishing_gradients", "stack.activation");
+  expect_helped(a);
+  if (a != nullptr) {
+    // The advice is the root's (the saturating activation): its metric is the problem score,
+    // and the vanishing gradient it caused is gone from the re-run.
+    EXPECT_EQ(a->addresses, "saturating_hidden_activation");
+    for (const std::string& f : a->check->findings_after) {
+      EXPECT_EQ(f.find("vanishing_gradients"), std::string::npos) << f;
+    }
+  }
+}
+
+TEST(AdviceCheck, TheoryInitFixesReluXavierAndGeluHe) {
+  {
+    const Case c{"relu-xavier", {}};
+    Report r = c.run();
+    expect_helped(checked(r, c, "vanishing_gradients", "stack.init"));
+  }
+  {
+    // GELU at sw2 = 2 decays toward q* = 0; theory finds a variance near 2.15 that holds it.
+    const Case c{"gelu-he", {}};
+    Report r = c.run();
+    const Advice* a = checked(r, c, "collapsing_activations", "stack.init");
+    expect_helped(a);
+    if (a != nullptr) {
+      EXPECT_NE(a->changes.front().value.find("variance"), std::string::npos);
+      EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+    }
+  }
+}
+
+TEST(AdviceCheck, ResidualBlocksUndoTheCorrelationCollapse) {
+  const Case c{"relu-he", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "correlation_collapse", "stack");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  }
+}
+
+TEST(AdviceCheck, ResidualBlocksRewriteAPlainLayersListToo) {
+  const Case c{"relu-xavier-plain", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "plain_deep_stack", "layers");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->changes.size(), 1u);  // no stack or output section to drop
+    EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  }
+}
+
+TEST(Diagnosis, GradientFindingsQuoteTheTheorysPrediction) {
+  const Report r = Case{"sigmoid-deep", {}}.run();
+  const Finding& v = finding(r, "vanishing_gradients");
+  const auto it = std::find_if(v.evidence.begin(), v.evidence.end(), [](const Evidence& e) {
+    return e.quantity == "predicted_log10_grad_ratio";
+  });
+  ASSERT_NE(it, v.evidence.end());
+  // The sigmoid stack's chi is known in closed form to a few digits: 50 layers land within a
+  // decade of the measured -30.8.
+  EXPECT_NEAR(it->value, r.summary.log10_grad_ratio_first_to_last, 1.0);
+  EXPECT_NE(v.explanation.find("not an unlucky seed"), std::string::npos);
+}
+
+TEST(AdviceCheck, LeakyReluRevivesDeadUnits) {
+  const Case c{"relu-he", {}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "dead_units", "stack.activation");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->check->after, 0.0);
+  }
+}
+
+TEST(AdviceCheck, LayerNormInPlaceOfBatchNormTamesTheGradient) {
+  const Case c{"relu-xavier-batchnorm", {}};
+  Report r = c.run();
+  expect_helped(checked(r, c, "exploding_gradients", "layers[0].block[0].norm"));
+}
+
+TEST(AdviceCheck, ComputedLearningRateBringsTheUpdateRatioInside) {
+  const Case c{"relu-he",
+               {{"stack.depth", "5"},
+                {"optimizer", R"({"name": "sgd", "learning_rate": 10})"},
+                {"loss", "mse"}}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "update_ratio", "optimizer.learning_rate");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_LT(a->check->after, 0.0);
+  }
+}
+
+TEST(AdviceCheck, AdamMovesLayersThatSgdLeavesFrozen) {
+  // ReLU with Xavier init and SGD: the first layers' gradients are 1e-8 of the last ones'.
+  const Case c{"relu-xavier-plain", {}};
+  Report r = c.run();
+  expect_helped(checked(r, c, "update_ratio", "optimizer"));
+  // Deep sigmoid: 1e-31 is far below Adam's eps, so Adam cannot help and is not advised.
+  const Report s =
+      Case{"sigmoid-deep", {{"optimizer", R"({"name": "sgd", "learning_rate": 0.01})"}}}.run();
+  for (const Advice& a : finding(s, "update_ratio").advice) {
+    EXPECT_NE(a.changes.front().path, "optimizer") << a.text;
+  }
+}
+
+TEST(AdviceCheck, LinearOutputLiftsTheLossFloor) {
+  const Case c{"relu-he",
+               {{"stack.depth", "5"},
+                {"output", R"({"width": 10, "activation": "sigmoid"})"},
+                {"loss", "softmax_cross_entropy"}}};
+  Report r = c.run();
+  const Advice* a = checked(r, c, "sigmoid_output_multiclass", "output.activation");
+  expect_helped(a);
+  if (a != nullptr) {
+    EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  }
+}
+
+TEST(AdviceCheck, AdviceThatDoesNotHelpIsWithdrawn) {
+  // A re-run that changes nothing cannot improve anything: every advice must be rejected.
+  const Case c{"relu-xavier", {}};
+  Report r = c.run();
+  const Report same = c.run();
+  check_advice(r, [&](const std::vector<ConfigChange>&) { return same; });
+  for (const Finding& f : r.findings) {
+    EXPECT_TRUE(f.advice.empty()) << f.code;
+    for (const Advice& a : f.rejected_advice) {
+      ASSERT_TRUE(a.check.has_value());
+      EXPECT_FALSE(a.check->helped);
+      EXPECT_EQ(a.check->before, a.check->after);
+    }
+  }
+}
+
+TEST(AdviceCheck, HelpedNeedsTheFindingGoneOrItsMetricAcrossTheThreshold) {
+  // Across the threshold, or the finding gone; a metric that merely fell (even by half) is not
+  // enough, and a worse verdict never counts.
+  EXPECT_TRUE(advice_helped({1.0, 2.0}, false, Verdict::kError, Verdict::kWarning));
+  EXPECT_FALSE(advice_helped({4.0, 2.0}, false, Verdict::kError, Verdict::kError));
+  EXPECT_TRUE(advice_helped({4.0, 2.0}, true, Verdict::kError, Verdict::kError));
+  EXPECT_FALSE(advice_helped({1.0, 2.0}, true, Verdict::kWarning, Verdict::kError));
+  EXPECT_FALSE(advice_helped({std::nan(""), 2.0}, false, Verdict::kError, Verdict::kHealthy));
+}
+
+TEST(AdviceCheck, EveryAdviceOfTheShippedConfigsIsValidConfig) {
+  // Each change must be accepted by the config reader exactly as --set would take it.
+  for (const char* name : {"sigmoid-deep", "relu-xavier", "relu-he", "gelu-he",
+                           "relu-xavier-batchnorm", "relu-xavier-plain", "relu-torch-default"}) {
+    const Case c{name, {}};
+    const Report r = c.run();
+    for (const Finding& f : r.findings) {
+      for (const Advice& a : f.advice) {
+        EXPECT_NO_THROW(c.spec(a.changes)) << name << " " << f.code << " " << a.text;
+        EXPECT_FALSE(a.text.empty());
+      }
+    }
+    if (r.remedy) {
+      EXPECT_NO_THROW(c.spec(r.remedy->changes)) << name << " remedy";
+      for (const auto& changes : r.remedy->compositions) {
+        if (!changes.empty()) {
+          EXPECT_NO_THROW(c.spec(changes)) << name << " remedy subset";
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gradscope

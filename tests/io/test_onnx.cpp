@@ -1,0 +1,610 @@
+// ONNX import: the models in tests/corpus/onnx (written by make_onnx.py with torch.onnx.export)
+// become the right ops, widths and weights, and hostile graphs give an Error that says why.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gradscope/cli/cli.hpp"
+#include "gradscope/io/config.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/core/error.hpp"
+#include "gradscope/io/onnx_import.hpp"
+
+namespace gradscope {
+namespace {
+
+std::string corpus(const std::string& name) {
+  return std::string(GRADSCOPE_SOURCE_DIR) + "/tests/corpus/onnx/" + name;
+}
+
+RunSpec defaults() {
+  RunSpec spec;
+  spec.name = "onnx";
+  spec.seed = 7;
+  spec.input.batch = 16;
+  return spec;
+}
+
+// make_onnx.py's formulas for dense layer L (1-based among the model's dense layers).
+double expected_weight(int layer, int i, int j, int n_in) {
+  return static_cast<double>((i * n_in + j + layer) % 11 - 5) / 16.0;
+}
+double expected_bias(int layer, int i) {
+  return static_cast<double>((i + 2 * layer) % 5 - 2) / 8.0;
+}
+
+// Every dense op's W and b equal make_onnx.py's values, exactly: k/16 and k/8 are exact in float.
+// Dense layers listed in `no_bias` were exported without a bias: theirs must be zeros.
+void expect_formula_weights(const OnnxModel& m, const std::vector<int>& no_bias = {}) {
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  const std::vector<int> widths = op_widths(m.spec, ops);
+  ASSERT_EQ(m.weights.weight.size(), ops.size());
+  ASSERT_EQ(m.weights.bias.size(), ops.size());
+  int layer = 0;
+  int n_in = m.spec.input.width;
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    if (ops[k].kind != OpKind::kDense) {
+      EXPECT_EQ(m.weights.weight[k].size(), 0) << "op " << k;
+      continue;
+    }
+    ++layer;
+    const Eigen::MatrixXd& W = m.weights.weight[k];
+    const Eigen::VectorXd& b = m.weights.bias[k];
+    ASSERT_EQ(W.rows(), widths[k]) << "op " << k;
+    ASSERT_EQ(W.cols(), n_in) << "op " << k;
+    ASSERT_EQ(b.size(), widths[k]) << "op " << k;
+    for (int i = 0; i < W.rows(); ++i) {
+      for (int j = 0; j < W.cols(); ++j) {
+        ASSERT_EQ(W(i, j), expected_weight(layer, i, j, n_in))
+            << "op " << k << " W(" << i << ", " << j << ")";
+      }
+      const bool zero = std::find(no_bias.begin(), no_bias.end(), layer) != no_bias.end();
+      ASSERT_EQ(b(i), zero ? 0.0 : expected_bias(layer, i)) << "op " << k << " b(" << i << ")";
+    }
+    n_in = widths[k];
+  }
+}
+
+void expect_dense(const OpSpec& op, int width, Activation act) {
+  ASSERT_EQ(op.kind, OpKind::kDense);
+  EXPECT_EQ(op.dense.width, width);
+  EXPECT_EQ(op.dense.activation.kind, act);
+}
+
+std::string error_of(const std::string& file) {
+  try {
+    read_onnx(corpus(file), defaults());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage) << file;
+    return e.what();
+  }
+  ADD_FAILURE() << file << " was accepted";
+  return {};
+}
+
+TEST(OnnxImport, EveryActivationFollowsItsGemmAndSoftmaxEndsTheNetwork) {
+  const OnnxModel m = read_onnx(corpus("activations.onnx"), defaults());
+  EXPECT_EQ(m.spec.input.width, 6);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 11u);
+  const Activation expected[] = {Activation::kRelu,     Activation::kLeakyRelu, Activation::kElu,
+                                 Activation::kSelu,     Activation::kSigmoid,   Activation::kTanh,
+                                 Activation::kSoftplus, Activation::kHardTanh,  Activation::kGelu,
+                                 Activation::kLinear,   Activation::kSoftmax};
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    expect_dense(ops[k], k + 1 == ops.size() ? 4 : 8, expected[k]);
+  }
+  // The attributes are stored as float: equal to the torch value to float precision.
+  EXPECT_FLOAT_EQ(static_cast<float>(ops[1].dense.activation.param), 0.2f);
+  EXPECT_FLOAT_EQ(static_cast<float>(ops[2].dense.activation.param), 0.5f);
+  expect_formula_weights(m);
+}
+
+TEST(OnnxImport, MatMulPlusAddAndGemmWithoutTransposeGiveOutByInWeights) {
+  const OnnxModel m = read_onnx(corpus("matmul_gemm.onnx"), defaults());
+  EXPECT_EQ(m.spec.input.width, 5);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 2u);
+  expect_dense(ops[0], 7, Activation::kTanh);
+  expect_dense(ops[1], 3, Activation::kLinear);
+  expect_formula_weights(m);
+  ASSERT_EQ(m.assignments.size(), 4u);
+  EXPECT_EQ(m.assignments[0].tensor, "0.wt");
+  EXPECT_EQ(m.assignments[0].role, "weight");
+  EXPECT_EQ(m.assignments[0].layer, 1);
+  EXPECT_EQ(m.assignments[0].shape, (std::vector<std::int64_t>{5, 7}));
+  EXPECT_EQ(m.assignments[1].role, "bias");
+  EXPECT_EQ(m.assignments[3].layer, 2);
+}
+
+TEST(OnnxImport, NormsWithIdentityAffineBecomeNormOpsAndLaterActivationsTheirOwnOps) {
+  const OnnxModel m = read_onnx(corpus("norms.onnx"), defaults());
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 7u);
+  expect_dense(ops[0], 6, Activation::kLinear);
+  ASSERT_EQ(ops[1].kind, OpKind::kNorm);
+  EXPECT_EQ(ops[1].norm.kind, NormKind::kBatchNorm);
+  // epsilon is a float attribute: 1e-5 to float precision.
+  EXPECT_FLOAT_EQ(static_cast<float>(ops[1].norm.eps), 1e-5f);
+  ASSERT_EQ(ops[2].kind, OpKind::kActivation);
+  EXPECT_EQ(ops[2].activation.kind, Activation::kRelu);
+  expect_dense(ops[3], 6, Activation::kLinear);
+  ASSERT_EQ(ops[4].kind, OpKind::kNorm);
+  EXPECT_EQ(ops[4].norm.kind, NormKind::kLayerNorm);
+  ASSERT_EQ(ops[5].kind, OpKind::kActivation);
+  EXPECT_EQ(ops[5].activation.kind, Activation::kTanh);
+  expect_dense(ops[6], 2, Activation::kLinear);
+  expect_formula_weights(m);
+  int norm_params = 0;
+  for (const TensorAssignment& a : m.assignments) {
+    if (a.role == "norm_weight" || a.role == "norm_bias") {
+      ++norm_params;
+      EXPECT_TRUE(a.layer == 2 || a.layer == 5) << a.tensor;
+    }
+  }
+  EXPECT_EQ(norm_params, 4);
+}
+
+TEST(OnnxImport, ResidualAddsBecomeResidualBlocksAroundTheirBranch) {
+  const OnnxModel m = read_onnx(corpus("residual_mlp.onnx"), defaults());
+  ASSERT_EQ(m.spec.layers.size(), 4u);
+  EXPECT_TRUE(m.spec.layers[1].residual.has_value());
+  EXPECT_EQ(m.spec.layers[1].block.size(), 2u);
+  EXPECT_TRUE(m.spec.layers[2].residual.has_value());
+  EXPECT_EQ(m.spec.layers[2].block.size(), 3u);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  const std::vector<OpKind> kinds = {
+      OpKind::kDense,       OpKind::kResidualBegin, OpKind::kDense, OpKind::kDense,
+      OpKind::kResidualEnd, OpKind::kResidualBegin, OpKind::kNorm,  OpKind::kDense,
+      OpKind::kDense,       OpKind::kResidualEnd,   OpKind::kDense};
+  ASSERT_EQ(ops.size(), kinds.size());
+  for (std::size_t k = 0; k < ops.size(); ++k) EXPECT_EQ(ops[k].kind, kinds[k]) << "op " << k;
+  expect_dense(ops[0], 8, Activation::kRelu);
+  expect_dense(ops[2], 8, Activation::kRelu);
+  expect_dense(ops[3], 8, Activation::kLinear);
+  expect_dense(ops[7], 8, Activation::kGelu);
+  expect_dense(ops[10], 3, Activation::kLinear);
+  EXPECT_DOUBLE_EQ(ops[4].residual.scale, 1.0);
+  EXPECT_FALSE(ops[4].residual.projection);
+  expect_formula_weights(m);
+}
+
+TEST(OnnxImport, DropoutTakesItsRatioAndIdentityIsSkipped) {
+  const OnnxModel m = read_onnx(corpus("dropout.onnx"), defaults());
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 3u);
+  expect_dense(ops[0], 5, Activation::kRelu);
+  ASSERT_EQ(ops[1].kind, OpKind::kDropout);
+  EXPECT_DOUBLE_EQ(ops[1].dropout, 0.25);
+  expect_dense(ops[2], 2, Activation::kLinear);
+  expect_formula_weights(m);
+}
+
+TEST(OnnxImport, BareMatMulHasZeroBiasGeluAfterANormIsAnOpAndResidualsNest) {
+  const OnnxModel m = read_onnx(corpus("nested_no_bias.onnx"), defaults());
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  const std::vector<OpKind> kinds = {
+      OpKind::kDense, OpKind::kNorm,          OpKind::kActivation, OpKind::kResidualBegin,
+      OpKind::kDense, OpKind::kResidualBegin, OpKind::kDense,      OpKind::kResidualEnd,
+      OpKind::kDense, OpKind::kResidualEnd,   OpKind::kDense};
+  ASSERT_EQ(ops.size(), kinds.size());
+  for (std::size_t k = 0; k < ops.size(); ++k) EXPECT_EQ(ops[k].kind, kinds[k]) << "op " << k;
+  expect_dense(ops[0], 6, Activation::kLinear);
+  EXPECT_EQ(ops[2].activation.kind, Activation::kGelu);
+  expect_dense(ops[4], 6, Activation::kRelu);
+  expect_dense(ops[6], 6, Activation::kTanh);
+  expect_dense(ops[8], 6, Activation::kLinear);
+  expect_dense(ops[10], 2, Activation::kLinear);
+  ASSERT_EQ(m.spec.layers.size(), 5u);
+  ASSERT_EQ(m.spec.layers[3].block.size(), 3u);
+  EXPECT_TRUE(m.spec.layers[3].block[1].residual.has_value());
+  EXPECT_EQ(ops[0].dense.bias.kind, BiasInit::kZeros);
+  expect_formula_weights(m, {1});
+}
+
+TEST(OnnxImport, DefaultsSupplyNameSeedBatchAndLoss) {
+  RunSpec d = defaults();
+  d.loss.kind = LossKind::kMse;
+  const OnnxModel m = read_onnx(corpus("matmul_gemm.onnx"), d);
+  EXPECT_EQ(m.spec.name, "onnx");
+  EXPECT_EQ(m.spec.seed, 7u);
+  EXPECT_EQ(m.spec.input.batch, 16);
+  EXPECT_EQ(m.spec.loss.kind, LossKind::kMse);
+}
+
+TEST(OnnxImport, DenseInitDescribesTheMeasuredWeightVariance) {
+  const OnnxModel m = read_onnx(corpus("matmul_gemm.onnx"), defaults());
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  const Eigen::MatrixXd& W = m.weights.weight[0];
+  ASSERT_EQ(ops[0].dense.init.kind, Init::kVariance);
+  // The same sum in the same order as the importer: equal up to rounding.
+  EXPECT_NEAR(ops[0].dense.init.weight_var,
+              W.squaredNorm() / static_cast<double>(W.size()) * static_cast<double>(W.cols()),
+              1e-12);
+}
+
+TEST(OnnxImport, ImportedResidualMlpRunsThroughTheEngine) {
+  const OnnxModel m = read_onnx(corpus("residual_mlp.onnx"), defaults());
+  RunOptions options;
+  options.threads = 1;
+  options.external = &m.weights;
+  RunData used;
+  options.save = &used;
+  run_diagnostic(m.spec, options);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    if (ops[k].kind != OpKind::kDense) continue;
+    // float32 network: the exported values are exact in float, so they come back unchanged.
+    EXPECT_EQ(used.weight[k], m.weights.weight[k]) << "op " << k;
+    EXPECT_EQ(used.bias[k], m.weights.bias[k]) << "op " << k;
+  }
+}
+
+TEST(OnnxImport, UnsupportedOpIsNamedWithItsNodeAndTheSupportedList) {
+  const std::string e = error_of("unsupported_op.onnx");
+  EXPECT_NE(e.find("unsupported ONNX op 'HardSwish'"), std::string::npos) << e;
+  EXPECT_NE(e.find("/1/HardSwish"), std::string::npos) << e;
+  EXPECT_NE(e.find("supported: Gemm"), std::string::npos) << e;
+  EXPECT_NE(e.find("LayerNormalization"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, CycleIsRefusedNamingItsNodes) {
+  const std::string e = error_of("cycle.onnx");
+  EXPECT_NE(e.find("cycle"), std::string::npos) << e;
+  EXPECT_NE(e.find("/1/Relu"), std::string::npos) << e;
+  EXPECT_NE(e.find("/2/Tanh"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, MissingInitializerIsRefusedNamingTheTensor) {
+  const std::string e = error_of("missing_initializer.onnx");
+  EXPECT_NE(e.find("missing initializer"), std::string::npos) << e;
+  EXPECT_NE(e.find("'0.weight'"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, NanWeightIsRefusedNamingTheTensor) {
+  const std::string e = error_of("nan_weight.onnx");
+  EXPECT_NE(e.find("'2.weight'"), std::string::npos) << e;
+  EXPECT_NE(e.find("NaN"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, MoreThanOneGraphInputIsRefused) {
+  const std::string e = error_of("two_inputs.onnx");
+  EXPECT_NE(e.find("2 inputs"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, NormWithTrainedScaleIsRefused) {
+  const std::string e = error_of("layernorm_affine.onnx");
+  EXPECT_NE(e.find("must be all ones"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, SoftmaxBeforeTheLastOpIsRefused) {
+  const std::string e = error_of("softmax_hidden.onnx");
+  EXPECT_NE(e.find("'Softmax'"), std::string::npos) << e;
+  EXPECT_NE(e.find("last op"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, ClipOtherThanMinusOneToOneIsRefused) {
+  const std::string e = error_of("clip_range.onnx");
+  EXPECT_NE(e.find("'Clip'"), std::string::npos) << e;
+  EXPECT_NE(e.find("hard_tanh"), std::string::npos) << e;
+}
+
+TEST(OnnxImport, MissingOrGarbageFileIsAnError) {
+  EXPECT_NE(error_of("no_such_file.onnx").find("cannot open"), std::string::npos);
+  EXPECT_NE(error_of("make_onnx.py").find("not an ONNX model"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile graphs that torch cannot export, built here with the protobuf classes.
+
+// A graph from input "x" (batch, width) to output "y"; nodes and initializers are added by hand.
+class Graph {
+ public:
+  explicit Graph(int width = 4) {
+    model_.set_ir_version(8);
+    model_.add_opset_import()->set_version(17);
+    graph_ = model_.mutable_graph();
+    graph_->set_name("hostile");
+    onnx::ValueInfoProto* x = graph_->add_input();
+    x->set_name("x");
+    onnx::TypeProto_Tensor* type = x->mutable_type()->mutable_tensor_type();
+    type->set_elem_type(onnx::TensorProto::FLOAT);
+    type->mutable_shape()->add_dim()->set_dim_param("batch");
+    type->mutable_shape()->add_dim()->set_dim_value(width);
+    graph_->add_output()->set_name("y");
+  }
+
+  onnx::NodeProto* node(const std::string& op, std::initializer_list<std::string> inputs,
+                        std::initializer_list<std::string> outputs, const std::string& name) {
+    onnx::NodeProto* n = graph_->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (const std::string& in : inputs) n->add_input(in);
+    for (const std::string& out : outputs) n->add_output(out);
+    return n;
+  }
+
+  static void float_attribute(onnx::NodeProto* n, const std::string& name, float value) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(value);
+  }
+
+  // A float initializer whose raw data holds `values`, whatever `dims` claims.
+  onnx::TensorProto* initializer(const std::string& name, std::initializer_list<std::int64_t> dims,
+                                 const std::vector<float>& values) {
+    onnx::TensorProto* t = graph_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (std::int64_t d : dims) t->add_dims(d);
+    std::string raw(values.size() * sizeof(float), '\0');
+    if (!values.empty()) std::memcpy(raw.data(), values.data(), raw.size());
+    t->set_raw_data(raw);
+    return t;
+  }
+
+  // A dense layer y = x W^T + b as nn.Linear exports it (transB = 1), W (n_out, n_in).
+  onnx::NodeProto* linear(const std::string& name, const std::string& in, const std::string& out,
+                          int n_in, int n_out) {
+    initializer(name + ".weight", {n_out, n_in},
+                std::vector<float>(static_cast<std::size_t>(n_in * n_out), 0.25f));
+    initializer(name + ".bias", {n_out}, std::vector<float>(static_cast<std::size_t>(n_out), 0.f));
+    onnx::NodeProto* n = node("Gemm", {in, name + ".weight", name + ".bias"}, {out}, name);
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name("transB");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(1);
+    return n;
+  }
+
+  std::string bytes() const { return model_.SerializeAsString(); }
+
+ private:
+  onnx::ModelProto model_;
+  onnx::GraphProto* graph_ = nullptr;
+};
+
+// The message of the Error that reading `g` throws (exit code 2); the test fails without one.
+std::string error_of(const Graph& g) {
+  try {
+    (void)parse_onnx(g.bytes(), "hostile.onnx", defaults());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage) << e.what();
+    EXPECT_FALSE(e.hint().empty()) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("hostile.onnx: ", 0), 0u) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "the graph was accepted";
+  return {};
+}
+
+::testing::AssertionResult Says(const std::string& message,
+                                std::initializer_list<const char*> parts) {
+  for (const char* part : parts) {
+    if (message.find(part) == std::string::npos) {
+      return ::testing::AssertionFailure()
+             << "\"" << message << "\" does not say \"" << part << "\"";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(OnnxHostile, TheBuilderMakesAGraphTheImporterReads) {
+  Graph g;
+  g.linear("fc", "x", "y", 4, 3);
+  const OnnxModel m = parse_onnx(g.bytes(), "ok.onnx", defaults());
+  ASSERT_EQ(expand_ops(m.spec).size(), 1u);
+  EXPECT_EQ(expand_ops(m.spec)[0].dense.width, 3);
+}
+
+TEST(OnnxHostile, NodeWithoutAnOutputIsNamed) {
+  Graph g;
+  g.linear("fc", "x", "y", 4, 3)->clear_output();
+  EXPECT_TRUE(Says(error_of(g), {"node 'fc' (Gemm) has no output"}));
+}
+
+TEST(OnnxHostile, UnnamedNodeIsNamedByItsOpAndIndex) {
+  Graph g;
+  g.linear("fc", "x", "h", 4, 3);
+  g.node("Relu", {"h"}, {}, "");
+  EXPECT_TRUE(Says(error_of(g), {"node #1 (Relu, unnamed) has no output"}));
+}
+
+TEST(OnnxHostile, GemmAndMatMulWithOneInputAreNamed) {
+  Graph gemm;
+  gemm.node("Gemm", {"x"}, {"y"}, "fc");
+  EXPECT_TRUE(Says(error_of(gemm), {"node 'fc' (Gemm) has 1 input;", "Gemm takes 2 to 3"}));
+  Graph matmul;
+  matmul.node("MatMul", {"x"}, {"y"}, "mm");
+  EXPECT_TRUE(Says(error_of(matmul), {"node 'mm' (MatMul) has 1 input;", "MatMul takes 2"}));
+}
+
+TEST(OnnxHostile, ConstantWithoutAnOutputIsNamed) {
+  Graph g;
+  onnx::NodeProto* c = g.node("Constant", {}, {}, "const0");
+  onnx::AttributeProto* value = c->add_attribute();
+  value->set_name("value");
+  value->set_type(onnx::AttributeProto::TENSOR);
+  value->mutable_t()->set_data_type(onnx::TensorProto::FLOAT);
+  value->mutable_t()->add_float_data(1.0f);
+  g.linear("fc", "x", "y", 4, 3);
+  EXPECT_TRUE(Says(error_of(g), {"node 'const0' (Constant) has no output"}));
+}
+
+TEST(OnnxHostile, ActivationWithoutAnInputIsNamed) {
+  Graph g;
+  g.linear("fc", "x", "h", 4, 3);
+  g.node("Tanh", {}, {"y"}, "act");
+  EXPECT_TRUE(Says(error_of(g), {"node 'act' (Tanh) has 0 inputs; Tanh takes 1"}));
+}
+
+TEST(OnnxHostile, AttributeOfTheWrongTypeIsNamed) {
+  Graph g;
+  g.linear("fc", "x", "h", 4, 3);
+  onnx::AttributeProto* alpha = g.node("LeakyRelu", {"h"}, {"y"}, "act")->add_attribute();
+  alpha->set_name("alpha");
+  alpha->set_type(onnx::AttributeProto::INT);
+  alpha->set_i(1);
+  EXPECT_TRUE(Says(error_of(g), {"node 'act' (LeakyRelu): attribute 'alpha' is not a float"}));
+}
+
+TEST(OnnxHostile, DimensionsWhoseProductWrapsPast2To64AreRefused) {
+  // (2^62 + 1) * 4 wraps to 4, which the 4 floats stored would have matched.
+  Graph g;
+  g.initializer("w", {(std::int64_t{1} << 62) + 1, 4}, {1.f, 2.f, 3.f, 4.f});
+  g.node("Gemm", {"x", "w"}, {"y"}, "fc");
+  EXPECT_TRUE(Says(error_of(g), {"tensor 'w' read by node 'fc' (Gemm)",
+                                 "more elements than 64 bits can count"}));
+}
+
+TEST(OnnxHostile, NegativeDimensionsAreRefused) {
+  Graph g;
+  g.initializer("w", {-1, 4}, {1.f, 2.f, 3.f, 4.f});
+  g.node("Gemm", {"x", "w"}, {"y"}, "fc");
+  EXPECT_TRUE(
+      Says(error_of(g), {"tensor 'w' read by node 'fc' (Gemm)", "negative dimension (-1)"}));
+}
+
+TEST(OnnxHostile, DataOfTheWrongSizeIsRefused) {
+  Graph g;
+  g.initializer("w", {3, 4}, {1.f, 2.f});
+  g.node("Gemm", {"x", "w"}, {"y"}, "fc");
+  EXPECT_TRUE(
+      Says(error_of(g), {"tensor 'w' read by node 'fc' (Gemm) has shape (3, 4)", "holds 8 bytes"}));
+}
+
+// out = norm(fc(x)) with scale 1 and bias 0, the norm's epsilon given.
+Graph norm_graph(const std::string& op, float eps, const std::string& out = "y") {
+  Graph g;
+  g.linear("fc", "x", "h", 4, 3);
+  g.initializer("scale", {3}, {1.f, 1.f, 1.f});
+  g.initializer("shift", {3}, {0.f, 0.f, 0.f});
+  onnx::NodeProto* n = op == "BatchNormalization"
+                           ? g.node(op, {"h", "scale", "shift", "shift", "scale"}, {out}, "norm")
+                           : g.node(op, {"h", "scale", "shift"}, {out}, "norm");
+  Graph::float_attribute(n, "epsilon", eps);
+  return g;
+}
+
+TEST(OnnxHostile, NormEpsilonThatIsNotFiniteAndPositiveIsNamed) {
+  for (const char* op : {"LayerNormalization", "BatchNormalization"}) {
+    for (const float eps : {-1.0f, 0.0f, std::numeric_limits<float>::quiet_NaN()}) {
+      SCOPED_TRACE(std::string(op) + " eps " + std::to_string(eps));
+      const std::string e = error_of(norm_graph(op, eps));
+      EXPECT_TRUE(Says(e, {"node 'norm' (", op, "): ", "eps is ", "must be a finite number > 0"}));
+    }
+  }
+  // The check is the config reader's rule, not a refusal of every epsilon.
+  EXPECT_NO_THROW(
+      (void)parse_onnx(norm_graph("LayerNormalization", 1e-5f).bytes(), "ok.onnx", defaults()));
+}
+
+TEST(OnnxHostile, ALayerWithoutUnitsIsRefused) {
+  // Weights (0, 4) then (3, 0): the first layer has no units and the second takes none.
+  Graph g;
+  g.initializer("w1", {0, 4}, {});
+  g.initializer("w2", {3, 0}, {});
+  onnx::NodeProto* fc1 = g.node("Gemm", {"x", "w1"}, {"h"}, "fc1");
+  onnx::NodeProto* fc2 = g.node("Gemm", {"h", "w2"}, {"y"}, "fc2");
+  for (onnx::NodeProto* n : {fc1, fc2}) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name("transB");
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(1);
+  }
+  EXPECT_TRUE(Says(error_of(g), {"node 'fc1' (Gemm)", "0 units"}));
+}
+
+TEST(OnnxHostile, ActivationParametersThatAreNotFiniteAreNamed) {
+  // Fused into the dense layer before it: the message names both nodes.
+  Graph leaky;
+  leaky.linear("fc", "x", "h", 4, 3);
+  Graph::float_attribute(leaky.node("LeakyRelu", {"h"}, {"y"}, "act"), "alpha",
+                         std::numeric_limits<float>::quiet_NaN());
+  EXPECT_TRUE(Says(error_of(leaky), {"node 'fc' (Gemm) with node 'act' (LeakyRelu)",
+                                     "leaky_relu slope is NaN", "must be a finite number"}));
+  // After a norm: an op of its own, named alone.
+  Graph elu = norm_graph("LayerNormalization", 1e-5f, "n");
+  Graph::float_attribute(elu.node("Elu", {"n"}, {"y"}, "act"), "alpha",
+                         std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(
+      Says(error_of(elu), {"node 'act' (Elu): elu alpha is inf", "must be a finite number"}));
+}
+
+// validate_run_spec holds a RunSpec to the config reader's rules: everything the config reader
+// accepts passes it, and a spec built in code that a config could not describe does not.
+TEST(SpecValidation, EveryShippedConfigAndTheDefaultPass) {
+  EXPECT_FALSE(find_spec_problem(load_run_spec(std::nullopt)));
+  int configs = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(
+           std::string(GRADSCOPE_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".json") continue;
+    SCOPED_TRACE(entry.path().string());
+    const RunSpec spec = load_run_spec(entry.path().string());
+    EXPECT_NO_THROW(validate_run_spec(spec));
+    ++configs;
+  }
+  EXPECT_GT(configs, 10);
+}
+
+TEST(SpecValidation, ProblemsNameTheOpByItsConfigPath) {
+  RunSpec spec = load_run_spec(std::nullopt);
+  spec.layers.resize(3);
+  spec.layers[0].op.kind = OpKind::kDense;
+  spec.layers[0].op.dense.width = 8;
+  spec.layers[1].op.kind = OpKind::kNorm;
+  spec.layers[1].op.norm.eps = -1;
+  spec.layers[2].op.kind = OpKind::kDense;
+  spec.layers[2].op.dense.width = 2;
+  try {
+    validate_run_spec(spec);
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "layers[1]: layer_norm eps is -1; it must be a finite number > 0");
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+  }
+  spec.layers[1].op.norm.eps = 1e-5;
+  EXPECT_NO_THROW(validate_run_spec(spec));
+  spec.layers[0].op.dense.activation = {Activation::kSoftmax, 0.0};
+  EXPECT_EQ(find_spec_problem(spec)->op, std::optional<std::size_t>(0));
+  spec.layers[0].op.dense.activation = {Activation::kElu, std::nan("")};
+  EXPECT_NE(find_spec_problem(spec)->what.find("elu alpha is NaN"), std::string::npos);
+  spec.layers[0].op.dense.activation = default_spec(Activation::kRelu);
+  spec.layers[2].op.dense.width = 0;
+  EXPECT_NE(find_spec_problem(spec)->what.find("width 0 is outside [1, 16777216]"),
+            std::string::npos);
+  spec.layers[2].op.dense.width = 2;
+  spec.input.width = 0;
+  EXPECT_FALSE(find_spec_problem(spec)->op.has_value());
+}
+
+TEST(OnnxHostile, MalformedModelExitsTwoOnTheCommandLine) {
+  Graph g;
+  g.node("MatMul", {"x"}, {"y"}, "mm");
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("gradscope-onnx-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "broken.onnx").string();
+  std::ofstream(path, std::ios::binary) << g.bytes();
+  std::ostringstream out, err;
+  const int code = run_cli({"run", "--out", (dir / "out").string(), path}, out, err, {});
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(code, 2) << err.str();
+  EXPECT_NE(err.str().find("node 'mm' (MatMul) has 1 input"), std::string::npos) << err.str();
+}
+
+}  // namespace
+}  // namespace gradscope

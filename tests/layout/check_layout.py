@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""The house's layout, checked: each folder of src/ is a layer that includes only its own and
+lower layers' headers (core <- theory <- diagnosis <- engine <- io <- report <- app <- cli), public
+headers mirror src/ under include/gradscope/, and tests mirror src/ under tests/.
+
+Usage: check_layout.py SOURCE_DIR. Exits 1 naming every offending line."""
+import pathlib
+import re
+import sys
+
+LAYERS = ["core", "theory", "diagnosis", "engine", "io", "report", "app", "cli"]
+RANK = {name: i for i, name in enumerate(LAYERS)}
+# "gradscope/<layer>/x.hpp" (public) or "<layer>/x.hpp" (a private header of src/<layer>).
+INCLUDE = re.compile(r'^\s*#\s*include\s+"(?:gradscope/)?([a-z_]+)/[^"]+"')
+
+
+def main() -> int:
+    root = pathlib.Path(sys.argv[1])
+    problems = []
+    for top in (root / "src", root / "include" / "gradscope"):
+        for path in sorted(top.rglob("*")):
+            if path.suffix not in (".cpp", ".hpp") or path.is_dir():
+                continue
+            rel = path.relative_to(top)
+            if len(rel.parts) == 1:
+                if path.name != "gradscope.hpp" and path.name != "version.hpp":
+                    problems.append(f"{path.relative_to(root)}: not in a layer's folder "
+                                    f"({', '.join(LAYERS)})")
+                continue
+            layer = rel.parts[0]
+            if layer not in RANK:
+                problems.append(f"{path.relative_to(root)}: {layer}/ is not a layer "
+                                f"({', '.join(LAYERS)}); add it to LAYERS and CMakeLists.txt")
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                match = INCLUDE.match(line)
+                if match and match.group(1) in RANK and RANK[match.group(1)] > RANK[layer]:
+                    problems.append(
+                        f"{path.relative_to(root)}:{number}: {layer}/ includes a higher layer's "
+                        f"header ({line.strip()}); move the code it needs down, or this file up")
+    for folder in sorted((root / "tests").glob("test_*.cpp")):
+        problems.append(f"{folder.relative_to(root)}: tests mirror src/; move it to "
+                        f"tests/<layer>/ beside the code it checks")
+    for message in problems:
+        print(message)
+    if problems:
+        print(f"{len(problems)} layout problem(s)")
+        return 1
+    print(f"layout: {len(LAYERS)} layers, includes point down only")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
