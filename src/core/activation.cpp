@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
 #include <string>
 #include <type_traits>
+
+#include "gradscope/core/error.hpp"
 
 namespace gradscope {
 namespace {
@@ -276,8 +277,8 @@ ValueSlope<double> gelu_scalar(double x) {
 // ---- Scalar reference in double ---------------------------------------------------------------
 
 [[noreturn]] void throw_softmax_not_elementwise(const char* what) {
-  throw std::logic_error(std::string(what) +
-                         ": softmax couples a layer's units and has no scalar form");
+  throw contract_error(std::string(what) +
+                       ": softmax couples a layer's units and has no scalar form");
 }
 
 // elu (times scale; selu is scale * elu_alpha) = scale (max(x, 0) + alpha expm1(min(x, 0))), with
@@ -324,7 +325,7 @@ ValueSlope<double> scalar_value_slope(const ActivationSpec& spec, double x) {
     case Activation::kSoftmax:
       throw_softmax_not_elementwise("activation_value/derivative");
   }
-  throw std::logic_error("unknown activation kind");
+  throw contract_error("unknown activation kind");
 }
 
 // ---- Kernels ----------------------------------------------------------------------------------
@@ -600,15 +601,15 @@ void forward_impl(const ActivationSpec& spec, const Eigen::Ref<const Mat<T>>& h,
     case Activation::kSoftmax:
       return for_each_column(h, y, d, softmax_column<T>);
   }
-  throw std::logic_error("activation_forward: unknown activation kind");
+  throw contract_error("activation_forward: unknown activation kind");
 }
 
 void check_same_shape(const char* what, Index rows, Index cols, Index other_rows,
                       Index other_cols) {
   if (rows != other_rows || cols != other_cols) {
-    throw std::invalid_argument(std::string(what) + ": shape " + std::to_string(other_rows) + "x" +
-                                std::to_string(other_cols) + " does not match " +
-                                std::to_string(rows) + "x" + std::to_string(cols));
+    throw contract_error(std::string(what) + ": shape " + std::to_string(other_rows) + "x" +
+                         std::to_string(other_cols) + " does not match " + std::to_string(rows) +
+                         "x" + std::to_string(cols));
   }
 }
 
@@ -618,7 +619,7 @@ const std::array<ActivationInfo, kActivationCount>& activation_table() { return 
 
 const ActivationInfo& activation_info(Activation kind) {
   const int i = static_cast<int>(kind);
-  if (i < 0 || i >= kActivationCount) throw std::out_of_range("activation_info: bad kind");
+  if (i < 0 || i >= kActivationCount) throw contract_error("activation_info: bad kind");
   return kTable[static_cast<std::size_t>(i)];
 }
 
@@ -666,7 +667,7 @@ double max_slope(const ActivationSpec& spec) {
     case Activation::kSoftmax:  // y (1 - y) <= 1/4
       return 0.25;
   }
-  throw std::logic_error("max_slope: unknown activation kind");
+  throw contract_error("max_slope: unknown activation kind");
 }
 
 std::vector<double> kinks(const ActivationSpec& spec) {
@@ -689,7 +690,7 @@ std::vector<double> kinks(const ActivationSpec& spec) {
     case Activation::kSoftmax:
       return {};
   }
-  throw std::logic_error("kinks: unknown activation kind");
+  throw contract_error("kinks: unknown activation kind");
 }
 
 double activation_value(const ActivationSpec& spec, double x) {
@@ -746,7 +747,7 @@ double activation_second_derivative(const ActivationSpec& spec, double x) {
     case Activation::kSoftmax:
       throw_softmax_not_elementwise("activation_second_derivative");
   }
-  throw std::logic_error("activation_second_derivative: unknown activation kind");
+  throw contract_error("activation_second_derivative: unknown activation kind");
 }
 
 template <class Scalar>
@@ -756,7 +757,7 @@ void activation_forward(const ActivationSpec& spec, const Eigen::Ref<const Mat<S
   check_same_shape("activation_forward: d", h.rows(), h.cols(), d.rows(), d.cols());
   // The column kernels use y and d as scratch before their last read of h.
   if (h.size() > 0 && (y.data() == h.data() || d.data() == h.data() || y.data() == d.data())) {
-    throw std::invalid_argument("activation_forward: h, y and d must be distinct buffers");
+    throw contract_error("activation_forward: h, y and d must be distinct buffers");
   }
   forward_impl<Scalar>(spec, h, y, d);
 }
@@ -812,7 +813,7 @@ void activation_derivative_from_output(const ActivationSpec& spec,
                                        Eigen::Ref<Mat<Scalar>> d) {
   check_same_shape("activation_derivative_from_output: d", y.rows(), y.cols(), d.rows(), d.cols());
   if (!derivative_from_output(spec)) {
-    throw std::logic_error("activation_derivative_from_output: phi' is not a function of y here");
+    throw contract_error("activation_derivative_from_output: phi' is not a function of y here");
   }
   const Scalar one(1);
   const Scalar zero(0);

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
 #include <string>
 
+#include "gradscope/core/error.hpp"
 #include "gradscope/core/rng.hpp"
 
 namespace gradscope {
@@ -17,18 +17,18 @@ using Eigen::Index;
 
 void check_targets_shape(const char* loss, const Eigen::MatrixXd& values, Index rows, Index cols) {
   if (values.rows() != rows || values.cols() != cols) {
-    throw std::invalid_argument(std::string("loss_forward_backward: ") + loss + " targets are (" +
-                                std::to_string(values.rows()) + ", " +
-                                std::to_string(values.cols()) + "), the output is (" +
-                                std::to_string(rows) + ", " + std::to_string(cols) + ")");
+    throw contract_error(std::string("loss_forward_backward: ") + loss + " targets are (" +
+                         std::to_string(values.rows()) + ", " + std::to_string(values.cols()) +
+                         "), the output is (" + std::to_string(rows) + ", " + std::to_string(cols) +
+                         ")");
   }
 }
 
 void check_classes(const char* what, int classes, Index width) {
   if (classes <= 0 || classes != width) {
-    throw std::invalid_argument(std::string(what) + ": softmax_cross_entropy has " +
-                                std::to_string(classes) + " classes, the output width is " +
-                                std::to_string(width) + "; they must be equal and positive");
+    throw contract_error(std::string(what) + ": softmax_cross_entropy has " +
+                         std::to_string(classes) + " classes, the output width is " +
+                         std::to_string(width) + "; they must be equal and positive");
   }
 }
 
@@ -89,9 +89,9 @@ double softmax_cross_entropy(const LossSpec& spec, const Mat<Scalar>& y,
                              const std::vector<int>& labels, Mat<Scalar>& dy) {
   check_classes("loss_forward_backward", spec.classes, y.rows());
   if (static_cast<Index>(labels.size()) != y.cols()) {
-    throw std::invalid_argument("loss_forward_backward: softmax_cross_entropy has " +
-                                std::to_string(labels.size()) + " labels for a batch of " +
-                                std::to_string(y.cols()));
+    throw contract_error("loss_forward_backward: softmax_cross_entropy has " +
+                         std::to_string(labels.size()) + " labels for a batch of " +
+                         std::to_string(y.cols()));
   }
   const auto b = static_cast<double>(y.cols());
   Eigen::VectorXd e(y.rows());
@@ -103,9 +103,8 @@ double softmax_cross_entropy(const LossSpec& spec, const Mat<Scalar>& y,
   for (Index a = 0; a < y.cols(); ++a) {
     const int c = labels[static_cast<std::size_t>(a)];
     if (c < 0 || c >= y.rows()) {
-      throw std::invalid_argument("loss_forward_backward: label " + std::to_string(c) +
-                                  " of example " + std::to_string(a) + " is outside [0, " +
-                                  std::to_string(y.rows()) + ")");
+      throw contract_error("loss_forward_backward: label " + std::to_string(c) + " of example " +
+                           std::to_string(a) + " is outside [0, " + std::to_string(y.rows()) + ")");
     }
     // NaN entries never win the comparison; they reach S through exp and make the loss NaN.
     double m = -std::numeric_limits<double>::infinity();
@@ -169,8 +168,8 @@ double sigmoid_bce(const Mat<Scalar>& y, const Eigen::MatrixXd& t, Mat<Scalar>& 
 
 LossTargets make_targets(const LossSpec& spec, std::uint64_t seed, int width, int batch) {
   if (width < 0 || batch < 0) {
-    throw std::invalid_argument("make_targets: negative shape (" + std::to_string(width) + ", " +
-                                std::to_string(batch) + ")");
+    throw contract_error("make_targets: negative shape (" + std::to_string(width) + ", " +
+                         std::to_string(batch) + ")");
   }
   LossTargets targets;
   const std::uint64_t key = stream_key(seed, 0, StreamPurpose::kTargets);
@@ -201,14 +200,14 @@ LossTargets make_targets(const LossSpec& spec, std::uint64_t seed, int width, in
       }
       return targets;
   }
-  throw std::logic_error("make_targets: unknown loss kind");
+  throw contract_error("make_targets: unknown loss kind");
 }
 
 template <class Scalar>
 double loss_forward_backward(const LossSpec& spec, const Mat<Scalar>& y, const LossTargets& targets,
                              Mat<Scalar>& dy) {
   if (spec.kind == LossKind::kProbe) {
-    throw std::logic_error("loss_forward_backward: the probe has no loss; the network applies it");
+    throw contract_error("loss_forward_backward: the probe has no loss; the network applies it");
   }
   dy.resize(y.rows(), y.cols());
   if (y.cols() == 0) return 0.0;
@@ -222,7 +221,7 @@ double loss_forward_backward(const LossSpec& spec, const Mat<Scalar>& y, const L
     case LossKind::kProbe:
       break;
   }
-  throw std::logic_error("loss_forward_backward: unknown loss kind");
+  throw contract_error("loss_forward_backward: unknown loss kind");
 }
 
 template double loss_forward_backward<float>(const LossSpec&, const Mat<float>&, const LossTargets&,

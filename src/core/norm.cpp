@@ -5,8 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
 #include <string>
+
+#include "gradscope/core/error.hpp"
 
 namespace gradscope {
 namespace {
@@ -19,23 +20,23 @@ constexpr double kRescaleAbove = 0x1p480;
 
 void check_eps(const NormSpec& spec, const char* what) {
   if (!(spec.eps > 0.0) || !std::isfinite(spec.eps)) {
-    throw std::invalid_argument(std::string(what) + ": eps must be finite and > 0, got " +
-                                std::to_string(spec.eps));
+    throw contract_error(std::string(what) + ": eps must be finite and > 0, got " +
+                         std::to_string(spec.eps));
   }
 }
 
 void check_shape(const char* what, Index rows, Index cols, Index other_rows, Index other_cols) {
   if (rows != other_rows || cols != other_cols) {
-    throw std::invalid_argument(std::string(what) + ": shape (" + std::to_string(other_rows) +
-                                ", " + std::to_string(other_cols) + "), expected (" +
-                                std::to_string(rows) + ", " + std::to_string(cols) + ")");
+    throw contract_error(std::string(what) + ": shape (" + std::to_string(other_rows) + ", " +
+                         std::to_string(other_cols) + "), expected (" + std::to_string(rows) +
+                         ", " + std::to_string(cols) + ")");
   }
 }
 
 void check_stat_count(const char* what, Index expected, Index got) {
   if (expected != got) {
-    throw std::invalid_argument(std::string(what) + ": rstd has " + std::to_string(got) +
-                                " entries, expected " + std::to_string(expected));
+    throw contract_error(std::string(what) + ": rstd has " + std::to_string(got) +
+                         " entries, expected " + std::to_string(expected));
   }
 }
 

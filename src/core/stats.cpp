@@ -4,9 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "gradscope/core/error.hpp"
 
 namespace gradscope {
 
@@ -247,8 +248,8 @@ Magnitude SquareSum::root(std::int64_t exp2) const {
 HistogramAccumulator::HistogramAccumulator(double lo, double hi, int bins)
     : bins_(bins), shrink_(1.0), lo_(lo), scale_(0.0) {
   if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi || bins < 1) {
-    throw std::invalid_argument("HistogramAccumulator: bad range [" + std::to_string(lo) + ", " +
-                                std::to_string(hi) + "] or bin count " + std::to_string(bins));
+    throw contract_error("HistogramAccumulator: bad range [" + std::to_string(lo) + ", " +
+                         std::to_string(hi) + "] or bin count " + std::to_string(bins));
   }
   lanes_.assign(static_cast<std::size_t>(kLanes) * static_cast<std::size_t>(bins_ + 1), 0);
   if (hi == lo) return;  // scale 0: every finite value in bin 0
@@ -312,7 +313,7 @@ void HistogramAccumulator::add(const Scalar* x, std::int64_t n) {
 
 void HistogramAccumulator::merge(const HistogramAccumulator& other) {
   if (other.bins_ != bins_) {
-    throw std::invalid_argument("HistogramAccumulator::merge: different bin counts");
+    throw contract_error("HistogramAccumulator::merge: different bin counts");
   }
   for (std::size_t i = 0; i < lanes_.size(); ++i) lanes_[i] += other.lanes_[i];
 }

@@ -13,11 +13,12 @@
 #include <string>
 #include <system_error>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/theory/jacobian.hpp"
 #include "gradscope/core/network.hpp"
+#include "gradscope/core/number_format.hpp"
 #include "gradscope/core/parallel.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/theory/jacobian.hpp"
 
 namespace gradscope {
 
@@ -158,19 +159,6 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
     fan_in = width;
   }
   return f;
-}
-
-std::string human_bytes(std::int64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024.0 && u < 6) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  return buf;
 }
 
 // A candidate plan and its expected peak and extra cost (flop-equivalents beyond the
@@ -487,33 +475,32 @@ MemoryPlan choose_memory_plan(const RunSpec& spec, const MemoryEstimate& all,
   const double input_data = static_cast<double>(kept.input_copies_bytes) * (1.0 + slack);
   std::string what =
       "run refused: it needs an estimated " +
-      human_bytes(clamp_bytes(needs(static_cast<double>(leanest->plan.peak_bytes)))) +
-      " but the memory budget is " + human_bytes(budget_bytes) + ": " +
-      human_bytes(clamp_bytes(lean_data)) + " of data with its leanest plan (" +
+      format_bytes(clamp_bytes(needs(static_cast<double>(leanest->plan.peak_bytes)))) +
+      " but the memory budget is " + format_bytes(budget_bytes) + ": " +
+      format_bytes(clamp_bytes(lean_data)) + " of data with its leanest plan (" +
       plan_name(leanest->plan);
   if (leanest->plan.weights != WeightStorage::kKept || leanest->plan.checkpointed()) {
-    what += "; everything in memory: " + human_bytes(clamp_bytes(all_data));
+    what += "; everything in memory: " + format_bytes(clamp_bytes(all_data));
   }
   what += ")";
   if (kept.report_bytes > 0) {
-    char each[32];
-    std::snprintf(each, sizeof each, "%.1f KB", kReportMemoryBytesPerOp * (1.0 + slack) / 1e3);
-    what += ", " + human_bytes(clamp_bytes(report_data)) +
+    const std::string each = format_fixed(kReportMemoryBytesPerOp * (1.0 + slack) / 1e3, 1) + " KB";
+    what += ", " + format_bytes(clamp_bytes(report_data)) +
             " for the statistics and report of its " + std::to_string(kept.reported_ops) +
             " ops (" + each + " each, under every plan)";
   }
   if (kept.input_copies_bytes > 0) {
-    what += ", " + human_bytes(clamp_bytes(input_data)) + " for the copies of the input file";
+    what += ", " + format_bytes(clamp_bytes(input_data)) + " for the copies of the input file";
   }
   if (overhead_bytes > 0) {
-    what += " plus " + human_bytes(overhead_bytes) + " for the process and its threads' scratch";
+    what += " plus " + format_bytes(overhead_bytes) + " for the process and its threads' scratch";
   }
   // The hint speaks to the largest part.
   const double largest =
       std::max({lean_data, report_data, input_data, static_cast<double>(overhead_bytes)});
   std::string hint;
   if (static_cast<double>(overhead_bytes) >= static_cast<double>(budget_bytes)) {
-    hint = "the process and its threads alone need " + human_bytes(overhead_bytes) +
+    hint = "the process and its threads alone need " + format_bytes(overhead_bytes) +
            ": raise --memory-budget above that (fewer --threads need less scratch)";
   } else if (report_data > 0 && report_data == largest) {
     // The ops whose statistics and report would fit beside the leanest plan's data.
@@ -695,8 +682,8 @@ void check_disk_space(const std::filesystem::path& dir, std::int64_t bytes) {
   const std::int64_t free = available_disk_bytes(dir);
   if (free < 0 || bytes <= free) return;
   throw Error("not enough disk space for the report: its files need an estimated " +
-                  human_bytes(bytes) + " but " + nearest_existing(dir).string() + " has " +
-                  human_bytes(free) + " free",
+                  format_bytes(bytes) + " but " + nearest_existing(dir).string() + " has " +
+                  format_bytes(free) + " free",
               "free some space or write elsewhere with --out; the JSON report takes about 3.3 KB "
               "per layer, so fewer layers (stack.depth) need less");
 }

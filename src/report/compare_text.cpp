@@ -1,6 +1,8 @@
 // The comparison of two reports as text (a terminal, within 120 columns) and as Markdown (a pull
 // request): the verdicts first, then the findings (those that moved, then those in both with
 // their metric before -> after), then the layers that changed.
+#include "gradscope/report/compare_text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include <string_view>
 #include <vector>
 
-#include "gradscope/report/compare_text.hpp"
 #include "gradscope/core/report.hpp"
 #include "text_format.hpp"
 

@@ -1,7 +1,6 @@
 // The HTML pages: one style sheet, the plots inline, every piece of user text escaped. The
 // markup is also well-formed XML (void tags closed, numeric entities), so tests can parse it.
 #include "gradscope/report/html.hpp"
-#include "gradscope/report/sweep_text.hpp"
 
 #include <fmt/format.h>
 
@@ -11,6 +10,7 @@
 #include "gradscope/report/plots.hpp"
 #include "gradscope/report/report_text.hpp"
 #include "gradscope/report/svg.hpp"
+#include "gradscope/report/sweep_text.hpp"
 #include "gradscope/version.hpp"
 #include "text_format.hpp"
 

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "gradscope/core/activation.hpp"
-#include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/core/init.hpp"
+#include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/version.hpp"
 #include "text_format.hpp"
 
@@ -122,18 +122,6 @@ std::string sanitize(std::string_view s) {
 
 // Keeps a table cell within its column whatever the value.
 std::string cell(std::string s, int width) { return fit(s, static_cast<std::size_t>(width)); }
-
-std::string format_bytes(std::int64_t bytes) {
-  constexpr std::string_view kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double v = static_cast<double>(bytes);
-  std::size_t unit = 0;
-  while (v >= 1024.0 && unit + 1 < std::size(kUnits)) {
-    v /= 1024.0;
-    ++unit;
-  }
-  if (unit == 0) return fmt::format("{} B", bytes);
-  return fmt::format("{:.1f} {}", v, kUnits[unit]);
-}
 
 std::string activation_label(const ActivationSpec& spec) {
   const ActivationInfo& info = activation_info(spec.kind);

@@ -11,11 +11,11 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "gradscope/core/error.hpp"
 #include "text_format.hpp"
 
 namespace gradscope {
@@ -588,18 +588,18 @@ std::size_t points_on(const Placed& a, const Placed& b) {
 std::string line_chart_svg(const LineChart& chart) {
   for (const Series& s : chart.series) {
     if (s.x.size() != s.y.size()) {
-      throw std::invalid_argument(fmt::format("line_chart_svg: series '{}' has {} x and {} y",
-                                              s.label, s.x.size(), s.y.size()));
+      throw contract_error(fmt::format("line_chart_svg: series '{}' has {} x and {} y", s.label,
+                                       s.x.size(), s.y.size()));
     }
     const bool band = !s.y_low.empty() || !s.y_high.empty();
     if (band && (s.y_low.size() != s.x.size() || s.y_high.size() != s.x.size())) {
-      throw std::invalid_argument(
+      throw contract_error(
           fmt::format("line_chart_svg: series '{}' has {} x but a band of {} low and {} high",
                       s.label, s.x.size(), s.y_low.size(), s.y_high.size()));
     }
     if ((!s.point_markers.empty() && s.point_markers.size() != s.x.size()) ||
         (!s.point_notes.empty() && s.point_notes.size() != s.x.size())) {
-      throw std::invalid_argument(fmt::format(
+      throw contract_error(fmt::format(
           "line_chart_svg: series '{}' has {} x but {} point markers and {} point notes", s.label,
           s.x.size(), s.point_markers.size(), s.point_notes.size()));
     }
@@ -1095,18 +1095,18 @@ std::string phase_chart_svg(const PhaseChart& chart) {
   const std::size_t rows = chart.sb2.size();
   const std::size_t cols = chart.sw2_samples.size();
   if (chart.phase.size() != rows) {
-    throw std::invalid_argument(
+    throw contract_error(
         fmt::format("phase_chart_svg: {} phase rows for {} sb2 values", chart.phase.size(), rows));
   }
   for (const std::vector<std::string>& row : chart.phase) {
     if (row.size() != cols) {
-      throw std::invalid_argument(fmt::format(
+      throw contract_error(fmt::format(
           "phase_chart_svg: a phase row has {} entries for {} sw2 samples", row.size(), cols));
     }
   }
   if (!chart.critical_sw2.empty() && chart.critical_sw2.size() != rows) {
-    throw std::invalid_argument(fmt::format("phase_chart_svg: {} critical sw2 values for {} rows",
-                                            chart.critical_sw2.size(), rows));
+    throw contract_error(fmt::format("phase_chart_svg: {} critical sw2 values for {} rows",
+                                     chart.critical_sw2.size(), rows));
   }
 
   // sw2 samples are usually geometric (0.25 ... 8): a log axis gives them equal room.

@@ -1,4 +1,6 @@
 // The sweep's tables (text and Markdown) and its gradient plot.
+#include "gradscope/report/sweep_text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <string>
 
 #include "gradscope/report/svg.hpp"
-#include "gradscope/report/sweep_text.hpp"
 #include "text_format.hpp"
 
 namespace gradscope {

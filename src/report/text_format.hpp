@@ -1,5 +1,5 @@
-// Formatting shared by the text, Markdown, SVG and HTML writers (private to the gradscope_text
-// target): numbers with fixed significant digits through fmt, the same on every platform,
+// Formatting shared by the text, Markdown, SVG and HTML writers (private to src/report/): the
+// report's spelling of numbers (through core/number_format.hpp, as every layer spells them),
 // magnitudes rebuilt from their log10 beyond double's range, and escaping for each format.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gradscope/core/activation.hpp"
+#include "gradscope/core/number_format.hpp"
 #include "gradscope/core/report.hpp"
 #include "gradscope/core/spec.hpp"
 
@@ -20,15 +21,12 @@ namespace gradscope::text_format {
 
 // A value without a number: "n/a" where it is undefined (NaN: no finite value to take it from),
 // "inf" or "-inf" where it is infinite. Readers never meet a bare "nan".
-inline std::string nonfinite_name(double v) {
-  if (std::isnan(v)) return "n/a";
-  return v > 0 ? "inf" : "-inf";
-}
+inline std::string nonfinite_name(double v) { return nonfinite_word(v); }
 
 // Three significant digits; "n/a", "inf", "-inf" otherwise.
 inline std::string format_number(double v) {
   if (!std::isfinite(v)) return nonfinite_name(v);
-  return fmt::format("{:.3g}", v);
+  return format_significant(v, 3);
 }
 
 // A Magnitude with three significant digits. Beyond double's range (and in the subnormal range,
@@ -36,20 +34,14 @@ inline std::string format_number(double v) {
 inline std::string format_magnitude(const Magnitude& m) {
   if (std::isnan(m.log10) || std::isnan(m.value)) return "n/a";
   if (std::isinf(m.log10)) return m.log10 > 0 ? "inf" : "0";
-  if (std::isnormal(m.value)) return fmt::format("{:.3g}", m.value);
-  double exponent = std::floor(m.log10);
-  double mantissa = std::pow(10.0, m.log10 - exponent);
-  if (mantissa >= 9.995) {  // would print as "10.00"
-    mantissa /= 10.0;
-    exponent += 1.0;
-  }
-  return fmt::format("{:.2f}e{:+.0f}", mantissa, exponent);
+  if (std::isnormal(m.value)) return format_significant(m.value, 3);
+  return format_pow10(m.log10, 2);
 }
 
 // log10 values with two decimals, "-inf" for an exact zero.
 inline std::string format_log10(double v) {
   if (!std::isfinite(v)) return nonfinite_name(v);
-  return fmt::format("{:.2f}", v);
+  return format_fixed(v, 2);
 }
 
 // A table cell without a value: "n/a" where it is undefined (no finite value: a layer past a
@@ -69,7 +61,7 @@ inline std::string magnitude_cell(const Magnitude& m) {
 // A fraction as a percentage with one decimal (no % sign).
 inline std::string format_percent(double fraction) {
   if (!std::isfinite(fraction)) return nonfinite_name(fraction);
-  return fmt::format("{:.1f}", 100.0 * fraction);
+  return format_fixed(100.0 * fraction, 1);
 }
 
 // Saturation is not defined for the relu family, norms and the other ops without a flat tail.

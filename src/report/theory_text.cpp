@@ -1,10 +1,12 @@
 // The text of `gradscope theory`: what the numbers say, in a few labelled lines, and the phase
 // diagram as a table.
+#include "gradscope/report/theory_text.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
 
-#include "gradscope/report/theory_text.hpp"
+#include "gradscope/core/number_format.hpp"
 
 namespace gradscope {
 
@@ -13,7 +15,7 @@ namespace {
 std::string num(double v) {
   if (std::isnan(v)) return "n/a";
   if (std::isinf(v)) return v > 0 ? "infinite" : "-infinite";
-  return fmt::format("{:.6g}", v);
+  return format_significant(v, 6);
 }
 
 // A depth scale in layers; an infinite one with the reason it is infinite.

@@ -7,10 +7,12 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
-#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "gradscope/core/error.hpp"
+#include "gradscope/core/number_format.hpp"
 
 namespace gradscope {
 namespace {
@@ -160,24 +162,18 @@ double gaussian_density(double z) { return kInvSqrt2Pi * std::exp(-0.5 * z * z);
 double weighted(double density, double value) { return density == 0.0 ? 0.0 : density * value; }
 
 // Numbers in messages and reasons: six significant digits, as a reader wants them.
-std::string num(double x) {
-  if (std::isnan(x)) return "NaN";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  std::array<char, 32> buf{};
-  std::snprintf(buf.data(), buf.size(), "%.6g", x);
-  return buf.data();
-}
+std::string num(double x) { return std::isnan(x) ? "NaN" : format_significant(x, 6); }
 
 void check_q(const char* what, double q) {
   if (!(q >= 0.0) || !std::isfinite(q)) {
-    throw std::invalid_argument(std::string(what) + ": q = " + num(q) +
-                                " must be finite and >= 0 (q is a second moment)");
+    throw contract_error(std::string(what) + ": q = " + num(q) +
+                         " must be finite and >= 0 (q is a second moment)");
   }
 }
 
 void check_kinks(const char* what, const std::vector<double>& kinks) {
   for (double k : kinks) {
-    if (std::isnan(k)) throw std::invalid_argument(std::string(what) + ": a kink is NaN");
+    if (std::isnan(k)) throw contract_error(std::string(what) + ": a kink is NaN");
   }
 }
 
@@ -248,24 +244,24 @@ double expect_2d(const F1& f1, const F2& f2, double q, double c, const std::vect
 
 void check_elementwise(const char* what, const ActivationSpec& spec) {
   if (spec.kind == Activation::kSoftmax) {
-    throw std::invalid_argument(std::string(what) +
-                                ": softmax couples a layer's units, so the mean-field maps (which "
-                                "need an elementwise phi) do not apply; use it only as the output");
+    throw contract_error(std::string(what) +
+                         ": softmax couples a layer's units, so the mean-field maps (which "
+                         "need an elementwise phi) do not apply; use it only as the output");
   }
   if (static_cast<int>(spec.kind) < 0 || static_cast<int>(spec.kind) >= kActivationCount) {
-    throw std::invalid_argument(std::string(what) + ": unknown activation kind");
+    throw contract_error(std::string(what) + ": unknown activation kind");
   }
 }
 
 void check_mean_field(const char* what, const MeanField& mf) {
   check_elementwise(what, mf.activation);
   if (!(mf.sw2 >= 0.0) || !std::isfinite(mf.sw2)) {
-    throw std::invalid_argument(std::string(what) + ": sw2 = " + num(mf.sw2) +
-                                " must be finite and >= 0 (it is a variance)");
+    throw contract_error(std::string(what) + ": sw2 = " + num(mf.sw2) +
+                         " must be finite and >= 0 (it is a variance)");
   }
   if (!(mf.sb2 >= 0.0) || !std::isfinite(mf.sb2)) {
-    throw std::invalid_argument(std::string(what) + ": sb2 = " + num(mf.sb2) +
-                                " must be finite and >= 0 (it is a variance)");
+    throw contract_error(std::string(what) + ": sb2 = " + num(mf.sb2) +
+                         " must be finite and >= 0 (it is a variance)");
   }
 }
 
@@ -373,8 +369,8 @@ double gaussian_expectation_2d(const std::function<double(double, double)>& f, d
   check_q("gaussian_expectation_2d", q);
   check_kinks("gaussian_expectation_2d", kinks);
   if (!(c >= -1.0 && c <= 1.0)) {
-    throw std::invalid_argument("gaussian_expectation_2d: correlation c = " + num(c) +
-                                " must lie in [-1, 1]");
+    throw contract_error("gaussian_expectation_2d: correlation c = " + num(c) +
+                         " must lie in [-1, 1]");
   }
   return expect_2d([](double) { return 1.0; }, f, q, c, kinks);
 }
@@ -591,9 +587,9 @@ namespace {
 
 void check_q_star(const char* what, double q_star) {
   if (!(q_star > 0.0) || !std::isfinite(q_star)) {
-    throw std::invalid_argument(std::string(what) + ": q* = " + num(q_star) +
-                                " must be finite and > 0 (q* = 0: two vanishing signals have "
-                                "no correlation; q* = inf: there is no fixed point)");
+    throw contract_error(std::string(what) + ": q* = " + num(q_star) +
+                         " must be finite and > 0 (q* = 0: two vanishing signals have "
+                         "no correlation; q* = inf: there is no fixed point)");
   }
 }
 
@@ -611,7 +607,7 @@ double correlation_map(const MeanField& mf, double q_star, double c) {
   check_mean_field("correlation_map", mf);
   check_q_star("correlation_map", q_star);
   if (!(c >= -1.0 && c <= 1.0)) {
-    throw std::invalid_argument("correlation_map: c = " + num(c) + " must lie in [-1, 1]");
+    throw contract_error("correlation_map: c = " + num(c) + " must lie in [-1, 1]");
   }
   return correlation_map_unchecked(mf, q_star, c);
 }
@@ -621,9 +617,9 @@ double correlation_fixed_point(const MeanField& mf, double q_star) {
   check_q_star("correlation_fixed_point", q_star);
   const double at_one = correlation_map_unchecked(mf, q_star, 1.0);
   if (!(std::abs(at_one - 1.0) <= 1e-6)) {
-    throw std::invalid_argument("correlation_fixed_point: q* = " + num(q_star) +
-                                " is not a fixed point of the length map (c = 1 maps to " +
-                                num(at_one) + "); pass fixed_point_q(...).q");
+    throw contract_error("correlation_fixed_point: q* = " + num(q_star) +
+                         " is not a fixed point of the length map (c = 1 maps to " + num(at_one) +
+                         "); pass fixed_point_q(...).q");
   }
   const double chi1 = chi(mf, q_star);
   if (chi1 <= 1.0 || is_unit_rate(chi1)) return 1.0;
@@ -701,15 +697,14 @@ bool length_map_is_identity(const MeanField& mf) {
 Critical critical_sw2(const ActivationSpec& activation, double sb2, double sw2_max) {
   check_elementwise("critical_sw2", activation);
   if (!(sb2 >= 0.0) || !std::isfinite(sb2)) {
-    throw std::invalid_argument("critical_sw2: sb2 = " + num(sb2) + " must be finite and >= 0");
+    throw contract_error("critical_sw2: sb2 = " + num(sb2) + " must be finite and >= 0");
   }
   const double slope = max_slope(activation);
   // chi1 <= sw2 * max|phi'|^2, so below 1 / max_slope^2 there is nothing to find.
   const double sw2_min = 0.5 / (slope * slope);
   if (!(sw2_max > sw2_min) || !std::isfinite(sw2_max)) {
-    throw std::invalid_argument("critical_sw2: sw2_max = " + num(sw2_max) +
-                                " must be finite and above " + num(sw2_min) +
-                                ", where chi1 <= 0.5 already");
+    throw contract_error("critical_sw2: sw2_max = " + num(sw2_max) + " must be finite and above " +
+                         num(sw2_min) + ", where chi1 <= 0.5 already");
   }
   constexpr int kGrid = 32;
   constexpr double kRelWidth = 1e-13;
@@ -875,12 +870,12 @@ Critical critical_sw2(const ActivationSpec& activation, double sb2, double sw2_m
 Sw2Choice sw2_preserving_second_moment(const ActivationSpec& activation, double q0, double sb2) {
   check_elementwise("sw2_preserving_second_moment", activation);
   if (!(q0 > 0.0) || !std::isfinite(q0)) {
-    throw std::invalid_argument("sw2_preserving_second_moment: q0 = " + num(q0) +
-                                " must be finite and > 0");
+    throw contract_error("sw2_preserving_second_moment: q0 = " + num(q0) +
+                         " must be finite and > 0");
   }
   if (!(sb2 >= 0.0) || !std::isfinite(sb2)) {
-    throw std::invalid_argument("sw2_preserving_second_moment: sb2 = " + num(sb2) +
-                                " must be finite and >= 0");
+    throw contract_error("sw2_preserving_second_moment: sb2 = " + num(sb2) +
+                         " must be finite and >= 0");
   }
   Sw2Choice out;
   if (sb2 > q0) {
@@ -934,10 +929,10 @@ std::vector<PhasePoint> phase_grid(const ActivationSpec& activation, double sb2_
                                    int n, const std::vector<double>& sw2_samples) {
   check_elementwise("phase_grid", activation);
   if (!(sb2_min >= 0.0) || !(sb2_max >= sb2_min) || !std::isfinite(sb2_max)) {
-    throw std::invalid_argument("phase_grid: need 0 <= sb2_min <= sb2_max, finite; got " +
-                                num(sb2_min) + " and " + num(sb2_max));
+    throw contract_error("phase_grid: need 0 <= sb2_min <= sb2_max, finite; got " + num(sb2_min) +
+                         " and " + num(sb2_max));
   }
-  if (n < 1) throw std::invalid_argument("phase_grid: n = " + std::to_string(n) + " must be >= 1");
+  if (n < 1) throw contract_error("phase_grid: n = " + std::to_string(n) + " must be >= 1");
   std::vector<PhasePoint> rows;
   rows.reserve(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {

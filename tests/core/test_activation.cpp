@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gradscope/core/activation.hpp"
+#include "gradscope/core/error.hpp"
 #include "gradscope/core/rng.hpp"
 #include "test_support.hpp"
 
@@ -289,9 +290,9 @@ TEST(ActivationScalar, NanInputGivesNanValue) {
 
 TEST(ActivationScalar, SoftmaxHasNoScalarForm) {
   const ActivationSpec spec = default_spec(Activation::kSoftmax);
-  EXPECT_THROW(activation_value(spec, 0.0), std::logic_error);
-  EXPECT_THROW(activation_derivative(spec, 0.0), std::logic_error);
-  EXPECT_THROW(activation_second_derivative(spec, 0.0), std::logic_error);
+  EXPECT_THROW(activation_value(spec, 0.0), gradscope::Error);
+  EXPECT_THROW(activation_derivative(spec, 0.0), gradscope::Error);
+  EXPECT_THROW(activation_second_derivative(spec, 0.0), gradscope::Error);
 }
 
 // ---- max_slope, recomputed ----------------------------------------------------------------------
@@ -593,10 +594,10 @@ TEST(ActivationKernel, RejectsMismatchedShapesAndInPlaceForward) {
   Mat<double> y(4, 3);
   Mat<double> d(4, 2);
   const ActivationSpec spec = default_spec(Activation::kRelu);
-  EXPECT_THROW(activation_forward<double>(spec, h, y, d), std::invalid_argument);
+  EXPECT_THROW(activation_forward<double>(spec, h, y, d), gradscope::Error);
   Mat<double> d_ok(4, 3);
-  EXPECT_THROW(activation_forward<double>(spec, h, h, d_ok), std::invalid_argument);
-  EXPECT_THROW(activation_backward<double>(spec, y, d_ok, y, d), std::invalid_argument);
+  EXPECT_THROW(activation_forward<double>(spec, h, h, d_ok), gradscope::Error);
+  EXPECT_THROW(activation_backward<double>(spec, y, d_ok, y, d), gradscope::Error);
 }
 
 // ---- Softmax ---------------------------------------------------------------------------------
@@ -1019,7 +1020,7 @@ TEST(ActivationDerivativeFromOutput, OnlyWhereYDeterminesTheDerivativeExactly) {
   Mat<float> y(2, 2), d(2, 2);
   y.setZero();
   EXPECT_THROW(activation_derivative_from_output<float>(default_spec(Activation::kTanh), y, d),
-               std::logic_error);
+               gradscope::Error);
 }
 
 }  // namespace

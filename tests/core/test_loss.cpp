@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gradscope/core/error.hpp"
 #include "gradscope/core/loss.hpp"
 #include "gradscope/core/rng.hpp"
 #include "gradscope/core/spec.hpp"
@@ -362,14 +363,14 @@ TEST(LossPrecision, FloatMatchesDoubleWithinFloatRounding) {
 TEST(LossChecks, ProbeThrowsAndBadShapesAreRejected) {
   const MatrixXd y = normals(3, 4, 7);
   MatrixXd dy;
-  EXPECT_THROW(run<double>({LossKind::kProbe, 0}, y, LossTargets{}, dy), std::logic_error);
+  EXPECT_THROW(run<double>({LossKind::kProbe, 0}, y, LossTargets{}, dy), gradscope::Error);
   EXPECT_THROW(run<double>({LossKind::kMse, 0}, y, make_targets({LossKind::kMse, 0}, 1, 4, 3), dy),
-               std::invalid_argument);
+               gradscope::Error);
   LossTargets bad_label;
   bad_label.labels = {0, 1, 3, 2};
   EXPECT_THROW(run<double>({LossKind::kSoftmaxCrossEntropy, 3}, y, bad_label, dy),
-               std::invalid_argument);
-  EXPECT_THROW(make_targets({LossKind::kSoftmaxCrossEntropy, 5}, 1, 3, 4), std::invalid_argument);
+               gradscope::Error);
+  EXPECT_THROW(make_targets({LossKind::kSoftmaxCrossEntropy, 5}, 1, 3, 4), gradscope::Error);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "gradscope/core/error.hpp"
 #include "gradscope/core/norm.hpp"
 #include "gradscope/core/rng.hpp"
 #include "gradscope/core/spec.hpp"
@@ -473,16 +474,16 @@ TEST(NormChecks, RejectsBadShapesAndNonPositiveEps) {
   VectorXd rstd_rows(4);
   VectorXd rstd_cols(3);
   EXPECT_THROW(norm_forward<double>({NormKind::kLayerNorm, 1e-5}, x, y, rstd_rows),
-               std::invalid_argument);
+               gradscope::Error);
   EXPECT_THROW(norm_forward<double>({NormKind::kBatchNorm, 1e-5}, x, y, rstd_cols),
-               std::invalid_argument);
+               gradscope::Error);
   EXPECT_THROW(norm_forward<double>({NormKind::kLayerNorm, 0.0}, x, y, rstd_cols),
-               std::invalid_argument);
+               gradscope::Error);
   MatrixXd wrong(3, 4);
   EXPECT_THROW(norm_forward<double>({NormKind::kLayerNorm, 1e-5}, x, wrong, rstd_cols),
-               std::invalid_argument);
+               gradscope::Error);
   EXPECT_THROW(norm_backward<double>({NormKind::kLayerNorm, 1e-5}, x, rstd_cols, wrong, y),
-               std::invalid_argument);
+               gradscope::Error);
   EXPECT_EQ(norm_stat_count(NormKind::kBatchNorm, 4, 3), 4);
   EXPECT_EQ(norm_stat_count(NormKind::kRmsNorm, 4, 3), 3);
 }

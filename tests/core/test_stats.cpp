@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "gradscope/core/error.hpp"
 #include "gradscope/core/rng.hpp"
 #include "gradscope/core/stats.hpp"
 
@@ -313,10 +314,10 @@ TEST(HistogramAccumulator, RangesBeyondTheFormatsLimitsStillFindTheBin) {
 }
 
 TEST(HistogramAccumulator, RejectsABadRangeAndTheMatrixHelperReturnsNoCounts) {
-  EXPECT_THROW(HistogramAccumulator(1.0, 0.0, 40), std::invalid_argument);
-  EXPECT_THROW(HistogramAccumulator(kNaN, 1.0, 40), std::invalid_argument);
-  EXPECT_THROW(HistogramAccumulator(0.0, kInf, 40), std::invalid_argument);
-  EXPECT_THROW(HistogramAccumulator(0.0, 1.0, 0), std::invalid_argument);
+  EXPECT_THROW(HistogramAccumulator(1.0, 0.0, 40), gradscope::Error);
+  EXPECT_THROW(HistogramAccumulator(kNaN, 1.0, 40), gradscope::Error);
+  EXPECT_THROW(HistogramAccumulator(0.0, kInf, 40), gradscope::Error);
+  EXPECT_THROW(HistogramAccumulator(0.0, 1.0, 0), gradscope::Error);
   // The range of a matrix without a finite entry is NaN: no histogram.
   const Eigen::MatrixXf m = Eigen::MatrixXf::Constant(3, 2, static_cast<float>(kNaN));
   EXPECT_TRUE(histogram<float>(m, kNaN, kNaN, 40).empty());

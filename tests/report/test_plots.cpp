@@ -17,8 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include "gradscope/report/plots.hpp"
+#include "gradscope/core/error.hpp"
 #include "gradscope/core/report.hpp"
+#include "gradscope/report/plots.hpp"
 #include "gradscope/report/svg.hpp"
 #include "gradscope/theory/theory_report.hpp"
 #include "report_fixtures.hpp"
@@ -387,11 +388,11 @@ TEST(LineChartSvg, SpreadBandIsDrawnAndMismatchedSizesAreRejected) {
   EXPECT_GE(top, 9.0);
 
   chart.series[0].y_low.pop_back();
-  EXPECT_THROW(line_chart_svg(chart), std::invalid_argument);
+  EXPECT_THROW(line_chart_svg(chart), gradscope::Error);
   chart.series[0].y_low.clear();
   chart.series[0].y_high.clear();
   chart.series[0].y.pop_back();
-  EXPECT_THROW(line_chart_svg(chart), std::invalid_argument);
+  EXPECT_THROW(line_chart_svg(chart), gradscope::Error);
 }
 
 TEST(LineChartSvg, TextIsEscapedAndReadsBackUnchanged) {
@@ -956,13 +957,13 @@ TEST(PhaseChartSvg, CellsTileThePlaneWithoutGapsOrOverlaps) {
 TEST(PhaseChartSvg, MismatchedShapesAreRejected) {
   PhaseChart chart = small_phase_chart();
   chart.phase[1].pop_back();
-  EXPECT_THROW(phase_chart_svg(chart), std::invalid_argument);
+  EXPECT_THROW(phase_chart_svg(chart), gradscope::Error);
   chart = small_phase_chart();
   chart.critical_sw2.pop_back();
-  EXPECT_THROW(phase_chart_svg(chart), std::invalid_argument);
+  EXPECT_THROW(phase_chart_svg(chart), gradscope::Error);
   chart = small_phase_chart();
   chart.phase.pop_back();
-  EXPECT_THROW(phase_chart_svg(chart), std::invalid_argument);
+  EXPECT_THROW(phase_chart_svg(chart), gradscope::Error);
 }
 
 TEST(PhaseChartSvg, NonPositiveSw2FallsBackToALinearAxis) {

@@ -13,10 +13,11 @@
 #include <vector>
 
 #include "gradscope/core/activation.hpp"
-#include "gradscope/theory/theory.hpp"
-#include "gradscope/theory/theory_report.hpp"
+#include "gradscope/core/error.hpp"
 #include "gradscope/io/theory_json.hpp"
 #include "gradscope/report/theory_text.hpp"
+#include "gradscope/theory/theory.hpp"
+#include "gradscope/theory/theory_report.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {
@@ -64,12 +65,12 @@ TEST(GaussianExpectation, PointMassAtQZero) {
 
 TEST(GaussianExpectation, RejectsInvalidArguments) {
   auto one = [](double) { return 1.0; };
-  EXPECT_THROW(gaussian_expectation(one, -1.0), std::invalid_argument);
-  EXPECT_THROW(gaussian_expectation(one, std::nan("")), std::invalid_argument);
-  EXPECT_THROW(gaussian_expectation(one, kInf), std::invalid_argument);
+  EXPECT_THROW(gaussian_expectation(one, -1.0), gradscope::Error);
+  EXPECT_THROW(gaussian_expectation(one, std::nan("")), gradscope::Error);
+  EXPECT_THROW(gaussian_expectation(one, kInf), gradscope::Error);
   auto two = [](double, double) { return 1.0; };
-  EXPECT_THROW(gaussian_expectation_2d(two, 1.0, 1.5), std::invalid_argument);
-  EXPECT_THROW(gaussian_expectation_2d(two, 1.0, std::nan("")), std::invalid_argument);
+  EXPECT_THROW(gaussian_expectation_2d(two, 1.0, 1.5), gradscope::Error);
+  EXPECT_THROW(gaussian_expectation_2d(two, 1.0, std::nan("")), gradscope::Error);
 }
 
 // Probabilists' Gauss-Hermite rule by Golub-Welsch: the standard a smooth-only quadrature uses.
@@ -222,9 +223,9 @@ TEST(CorrelationMap, AtOneItIsTheLengthMapOverQ) {
 
 TEST(CorrelationMap, RefusesVanishingSignals) {
   const MeanField mf{spec(Activation::kTanh), 0.5, 0.0};
-  EXPECT_THROW(correlation_map(mf, 0.0, 0.5), std::invalid_argument);
-  EXPECT_THROW(correlation_fixed_point(mf, 0.0), std::invalid_argument);
-  EXPECT_THROW(correlation_map(mf, 1.0, 1.01), std::invalid_argument);
+  EXPECT_THROW(correlation_map(mf, 0.0, 0.5), gradscope::Error);
+  EXPECT_THROW(correlation_fixed_point(mf, 0.0), gradscope::Error);
+  EXPECT_THROW(correlation_map(mf, 1.0, 1.01), gradscope::Error);
 }
 
 TEST(CorrelationFixedPoint, OrderedPhaseAlignsEveryPair) {
@@ -260,7 +261,7 @@ TEST(CorrelationFixedPoint, ChaoticPhaseHasAStableCStarBelowOne) {
 
 TEST(CorrelationFixedPoint, RefusesAQThatIsNotAFixedPoint) {
   const MeanField mf{spec(Activation::kTanh), 1.5, 0.05};
-  EXPECT_THROW(correlation_fixed_point(mf, 3.0), std::invalid_argument);
+  EXPECT_THROW(correlation_fixed_point(mf, 3.0), gradscope::Error);
 }
 
 // ---- Length and gradient maps -----------------------------------------------------------------
@@ -361,19 +362,19 @@ TEST(LengthMap, RefusesSoftmaxWithAClearMessage) {
   try {
     length_map(mf, 1.0);
     FAIL() << "softmax accepted";
-  } catch (const std::invalid_argument& e) {
+  } catch (const gradscope::Error& e) {
     EXPECT_NE(std::string(e.what()).find("softmax"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("elementwise"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(chi(mf, 1.0), std::invalid_argument);
-  EXPECT_THROW(length_map_slope(mf, 1.0), std::invalid_argument);
-  EXPECT_THROW(fixed_point_q(mf), std::invalid_argument);
-  EXPECT_THROW(correlation_map(mf, 1.0, 0.5), std::invalid_argument);
-  EXPECT_THROW(depth_scales(mf, 1.0), std::invalid_argument);
-  EXPECT_THROW(critical_sw2(mf.activation, 0.0), std::invalid_argument);
-  EXPECT_THROW(sw2_preserving_second_moment(mf.activation, 1.0, 0.0), std::invalid_argument);
-  EXPECT_THROW(phase_grid(mf.activation, 0.0, 1.0, 2), std::invalid_argument);
-  EXPECT_THROW(length_map({spec(Activation::kTanh), -1.0, 0.0}, 1.0), std::invalid_argument);
+  EXPECT_THROW(chi(mf, 1.0), gradscope::Error);
+  EXPECT_THROW(length_map_slope(mf, 1.0), gradscope::Error);
+  EXPECT_THROW(fixed_point_q(mf), gradscope::Error);
+  EXPECT_THROW(correlation_map(mf, 1.0, 0.5), gradscope::Error);
+  EXPECT_THROW(depth_scales(mf, 1.0), gradscope::Error);
+  EXPECT_THROW(critical_sw2(mf.activation, 0.0), gradscope::Error);
+  EXPECT_THROW(sw2_preserving_second_moment(mf.activation, 1.0, 0.0), gradscope::Error);
+  EXPECT_THROW(phase_grid(mf.activation, 0.0, 1.0, 2), gradscope::Error);
+  EXPECT_THROW(length_map({spec(Activation::kTanh), -1.0, 0.0}, 1.0), gradscope::Error);
 }
 
 // ---- Fixed points -----------------------------------------------------------------------------
@@ -655,8 +656,8 @@ TEST(PhaseGrid, ReluIsOrderedUnboundedOrCriticalAtHe) {
   EXPECT_EQ(phase_name(Phase::kCritical), "critical");
   EXPECT_EQ(phase_name(Phase::kChaotic), "chaotic");
   EXPECT_EQ(phase_name(Phase::kUnbounded), "unbounded");
-  EXPECT_THROW(phase_grid(spec(Activation::kRelu), 0.5, 0.1, 2), std::invalid_argument);
-  EXPECT_THROW(phase_grid(spec(Activation::kRelu), 0.0, 0.1, 0), std::invalid_argument);
+  EXPECT_THROW(phase_grid(spec(Activation::kRelu), 0.5, 0.1, 2), gradscope::Error);
+  EXPECT_THROW(phase_grid(spec(Activation::kRelu), 0.0, 0.1, 0), gradscope::Error);
 }
 
 // ---- One tolerance for the critical line -------------------------------------------------------

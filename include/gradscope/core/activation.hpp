@@ -87,7 +87,7 @@ void activation_forward(const ActivationSpec& spec, const Eigen::Ref<const Mat<S
 bool derivative_from_output(const ActivationSpec& spec);
 
 // d = phi'(h) recovered from y = phi(h), bit-identical to activation_forward's d; only for the
-// kinds above (throws std::logic_error otherwise).
+// kinds above (throws gradscope::Error, exit code 1, otherwise).
 template <class Scalar>
 void activation_derivative_from_output(const ActivationSpec& spec,
                                        const Eigen::Ref<const Mat<Scalar>>& y,

@@ -27,4 +27,13 @@ class Error : public std::runtime_error {
   ExitCode code_;
 };
 
+// A library function called outside its contract (buffers of the wrong shape, a negative variance
+// handed to a mean-field map): a bug in the caller, not a fault in the user's input, so it carries
+// exit code 1 and says so. The message names the function and the values.
+inline Error contract_error(std::string message) {
+  return Error("internal error: " + std::move(message),
+               "this is a bug in gradscope; please report it with the config that caused it",
+               ExitCode::kInternal);
+}
+
 }  // namespace gradscope

@@ -22,7 +22,7 @@ struct LossTargets {
 // Targets from their own random stream, stream_key(seed, 0, StreamPurpose::kTargets), entry k of
 // the column-major (width, batch) layout (or label k) from draw k: mse uses fill_normal; labels are
 // floor(uniform01 * classes), clamped below classes; bce targets are (uniform01 < 0.5).
-// softmax_cross_entropy requires spec.classes == width (std::invalid_argument otherwise).
+// softmax_cross_entropy requires spec.classes == width (gradscope::Error, exit code 1 otherwise).
 LossTargets make_targets(const LossSpec& spec, std::uint64_t seed, int width, int batch);
 
 // Returns L (accumulated in double) and writes dy = dL/dy, resized to y's shape. y: (width,
@@ -40,8 +40,8 @@ LossTargets make_targets(const LossSpec& spec, std::uint64_t seed, int width, in
 //                          taken as sigmoid(-y).
 // Every per-entry formula is evaluated in double and dy rounded once to Scalar, so finite logits
 // of any size give a finite gradient (L itself is Inf only beyond double's range).
-// probe: std::logic_error (the network drives the probe itself). Targets of the wrong shape, or a
-// label outside [0, width): std::invalid_argument.
+// probe: gradscope::Error, exit code 1 (the network drives the probe itself). Targets of the wrong
+// shape, or a label outside [0, width): gradscope::Error, exit code 1.
 template <class Scalar>
 double loss_forward_backward(const LossSpec& spec, const Mat<Scalar>& y, const LossTargets& targets,
                              Mat<Scalar>& dy);

@@ -21,8 +21,8 @@ namespace gradscope {
 //  - Overflow-safe: a group whose largest |entry| exceeds 2^480 (reachable in double only) is
 //    scaled by a power of two first, so finite inputs never give NaN. NaN and Inf inputs
 //    propagate, to their own group only.
-//  - spec.eps must be finite and > 0 (std::invalid_argument otherwise); shapes must agree
-//    (std::invalid_argument otherwise).
+//  - spec.eps must be finite and > 0 (gradscope::Error, exit code 1 otherwise); shapes must agree
+//    (gradscope::Error, exit code 1 otherwise).
 
 // True for layer_norm and rms_norm (blocks are column ranges), false for batch_norm (row ranges).
 bool norm_blocks_are_columns(NormKind kind);

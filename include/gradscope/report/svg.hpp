@@ -61,9 +61,9 @@ struct LegendKey {
 
 // A point whose x or y is NaN or infinite is not drawn and breaks the line there.
 // x and y (and a band, point_markers, point_notes when given) must have the same size
-// (std::invalid_argument otherwise). Series of different styles and equal dashing that lie on top
-// of each other (most points within 2 pixels) are all kept visible: the lower ones drawn wider,
-// the markers of each set a little apart, and the legend says which coincide.
+// (gradscope::Error, exit code 1 otherwise). Series of different styles and equal dashing that lie
+// on top of each other (most points within 2 pixels) are all kept visible: the lower ones drawn
+// wider, the markers of each set a little apart, and the legend says which coincide.
 struct LineChart {
   std::string title, x_label, y_label;
   bool log10_y = false;  // y given as log10 values; ticks labelled 10^k
@@ -101,8 +101,8 @@ std::string histogram_stack_svg(const HistogramStack& stack);
 
 // The mean-field phase diagram: x is sw2, y is sb2; a coloured cell per sample and the edge of
 // chaos (critical_sw2 against sb2) as a line. phase must have sb2.size() rows of
-// sw2_samples.size() entries, and critical_sw2 sb2.size() entries or none (std::invalid_argument
-// otherwise). The x axis is logarithmic when every sw2 (samples and critical) is positive.
+// sw2_samples.size() entries, and critical_sw2 sb2.size() entries or none (gradscope::Error, exit
+// code 1 otherwise). The x axis is logarithmic when every sw2 (samples and critical) is positive.
 struct PhaseChart {
   std::string title;
   std::vector<double> sb2;

@@ -14,7 +14,7 @@ namespace gradscope {
 
 // Notation: Dz is the standard Gaussian measure, E_q[f] = integral Dz f(sqrt(q) z), i.e. the mean
 // of f(x) for x ~ N(0, q). Every function here takes an elementwise activation; softmax couples a
-// layer's units, so they throw std::invalid_argument for it.
+// layer's units, so they throw gradscope::Error, exit code 1 for it.
 
 // ---- Gaussian expectations --------------------------------------------------------------------
 
