@@ -1,5 +1,6 @@
 // Activation functions: the registry, scalar references in double (value, phi', phi''), and the
-// network's float/double kernels, with derivatives following PyTorch's backward conventions.
+// network's float/double kernels, with derivatives following PyTorch's backward conventions. Why
+// this file is long: every activation's value and derivatives sit side by side, one table each.
 #include "gradscope/core/activation.hpp"
 
 #include <algorithm>

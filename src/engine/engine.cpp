@@ -7,14 +7,14 @@
 #include <limits>
 #include <string>
 
-#include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/theory/jacobian.hpp"
 #include "gradscope/core/loss.hpp"
 #include "gradscope/core/network.hpp"
 #include "gradscope/core/parallel.hpp"
-#include "gradscope/theory/prediction.hpp"
 #include "gradscope/core/stats.hpp"
+#include "gradscope/diagnosis/diagnosis.hpp"
+#include "gradscope/theory/jacobian.hpp"
+#include "gradscope/theory/prediction.hpp"
 
 namespace gradscope {
 

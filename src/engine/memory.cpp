@@ -1,8 +1,9 @@
-// What a run will allocate, and what the machine has: a run is refused before it allocates
-// anything when the first exceeds the second. Also what it will compute, for the time estimate.
+// What a run will allocate, and the plan that fits it into the memory it may use: a run is refused
+// before it allocates anything when even the leanest plan does not fit. Also what it will
+// compute, for the time estimate. (What the machine has: system.cpp.) Why this file is long: the
+// footprint model and the planner that searches it share the per-op Footprint and Candidate.
 #include "gradscope/engine/memory.hpp"
 
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,8 @@ struct Footprint {
 // A normal costs about 1.3 ns to draw; a float multiply-add pair about 0.03 ns on one core.
 constexpr double kDrawFlopsPerEntry = 40.0;
 
+// Why this is long: one case per op kind of what it keeps, recomputes and costs, in one switch so
+// that an op's whole footprint reads in one place.
 Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
   const double scalar = spec.precision == Precision::kFloat32 ? 4.0 : 8.0;
   const double batch = spec.input.batch;
@@ -252,6 +255,8 @@ std::string plan_name(const MemoryPlan& plan) {
 
 }  // namespace
 
+// Why this is long: every line item of the estimate (weights, activations, caches, statistics,
+// scratch) with its own comment on why it is counted, summed in the order the report lists them.
 MemoryEstimate estimate_memory(const RunSpec& spec) {
   const double scalar = spec.precision == Precision::kFloat32 ? 4.0 : 8.0;
   const double batch = spec.input.batch;
@@ -654,54 +659,6 @@ std::int64_t estimate_report_file_bytes(const RunSpec& spec, const ReportFiles& 
              (spec.input.width + outputs) * spec.input.batch * scalar + 4e3 + 200.0 * ops;
   }
   return clamp_bytes(bytes);
-}
-
-namespace {
-
-// `dir`, or its nearest existing parent (the directory --out would be created in).
-std::filesystem::path nearest_existing(const std::filesystem::path& dir) {
-  std::filesystem::path p = dir.empty() ? std::filesystem::path(".") : dir;
-  std::error_code ec;
-  while (!std::filesystem::exists(p, ec)) {
-    if (!p.has_relative_path() || p.parent_path() == p) return p;
-    p = p.parent_path();
-    if (p.empty()) return ".";
-  }
-  return p;
-}
-
-}  // namespace
-
-std::int64_t available_disk_bytes(const std::filesystem::path& dir) {
-  struct statvfs s {};
-  if (::statvfs(nearest_existing(dir).c_str(), &s) != 0) return -1;
-  return clamp_bytes(static_cast<double>(s.f_bavail) * static_cast<double>(s.f_frsize));
-}
-
-void check_disk_space(const std::filesystem::path& dir, std::int64_t bytes) {
-  const std::int64_t free = available_disk_bytes(dir);
-  if (free < 0 || bytes <= free) return;
-  throw Error("not enough disk space for the report: its files need an estimated " +
-                  format_bytes(bytes) + " but " + nearest_existing(dir).string() + " has " +
-                  format_bytes(free) + " free",
-              "free some space or write elsewhere with --out; the JSON report takes about 3.3 KB "
-              "per layer, so fewer layers (stack.depth) need less");
-}
-
-std::int64_t available_memory_bytes() {
-  if (std::FILE* f = std::fopen("/proc/meminfo", "r")) {
-    char line[256];
-    long long kib = -1;
-    while (std::fgets(line, sizeof line, f)) {
-      if (std::sscanf(line, "MemAvailable: %lld kB", &kib) == 1) break;
-    }
-    std::fclose(f);
-    if (kib >= 0) return static_cast<std::int64_t>(kib) * 1024;
-  }
-  const long pages = sysconf(_SC_PHYS_PAGES);
-  const long page = sysconf(_SC_PAGE_SIZE);
-  if (pages > 0 && page > 0) return static_cast<std::int64_t>(pages) * page;
-  return -1;
 }
 
 }  // namespace gradscope

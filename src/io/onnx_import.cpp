@@ -1,5 +1,7 @@
 // Reads an ONNX file with Debian's libonnx protobuf classes and walks its MLP-like graph, from the
-// one input to the one output, into a RunSpec's `layers` and the exported weights.
+// one input to the one output, into a RunSpec's `layers` and the exported weights. Why this file
+// is long: one reader, whose checks of a stranger's file (each with its own message) share the
+// graph's indexes; each function is short.
 #include "gradscope/io/onnx_import.hpp"
 
 #include <onnx/onnx_pb.h>

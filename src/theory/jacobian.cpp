@@ -11,8 +11,8 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/norm.hpp"
-#include "gradscope/theory/prediction.hpp"
 #include "gradscope/core/rng.hpp"
+#include "gradscope/theory/prediction.hpp"
 
 namespace gradscope {
 

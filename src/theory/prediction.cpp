@@ -198,6 +198,9 @@ double predict_input_gradient_second_moment(const RunSpec& spec) {
 
 namespace {
 
+// Why this is long: one walk over the ops, forward (second moments) then backward (gradient
+// moments), as the pass runner walks them; each op's case is a few lines, and they share the
+// walk's running moments, widths and residual stack.
 std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
   const std::vector<OpSpec> ops = expand_ops(spec);
   const std::vector<int> widths = op_widths(spec, ops);
