@@ -154,16 +154,16 @@ class PassRunner {
     cache.out.resize(net_.widths[l], batch_);
     const Mat<Scalar>* skip =
         op.kind == OpKind::kResidualEnd ? &value(plan_.skip_producer[l]) : nullptr;
-    const ops::ForwardArgs<Scalar> args{op,
-                                        l,
-                                        options_.seed,
-                                        value(plan_.producer[l]),
-                                        skip,
-                                        w,
-                                        net_.bias[l],
-                                        keep,
-                                        options_.saturation_threshold,
-                                        pool_};
+    const ops::ForwardArgs<Scalar> args{.op = op,
+                                        .index = l,
+                                        .seed = options_.seed,
+                                        .inp = value(plan_.producer[l]),
+                                        .skip = skip,
+                                        .weight = w,
+                                        .bias = net_.bias[l],
+                                        .keep = keep,
+                                        .saturation_threshold = options_.saturation_threshold,
+                                        .pool = pool_};
     ops::op_kernels<Scalar>(op.kind).forward(args, cache, fs);
   }
 
@@ -252,18 +252,18 @@ class PassRunner {
     const std::size_t producer = plan_.producer[l];
     // dL/dx of the first op is needed only by the tests.
     const bool need_dinp = l > 0 || options_.keep_gradients;
-    const ops::BackwardArgs<Scalar> args{op,
-                                         l,
-                                         options_.seed,
-                                         value(producer),
-                                         range_[producer],
-                                         cache_[l],
-                                         result_.forward[l],
-                                         backward_weight(l),
-                                         weight_norm_[l],
-                                         need_dinp,
-                                         options_.optimizer,
-                                         pool_};
+    const ops::BackwardArgs<Scalar> args{.op = op,
+                                         .index = l,
+                                         .seed = options_.seed,
+                                         .inp = value(producer),
+                                         .inp_range = range_[producer],
+                                         .cache = cache_[l],
+                                         .forward = result_.forward[l],
+                                         .weight = backward_weight(l),
+                                         .weight_norm = weight_norm_[l],
+                                         .need_dinp = need_dinp,
+                                         .optimizer = options_.optimizer,
+                                         .pool = pool_};
     const GradPartial dinp = ops::op_kernels<Scalar>(op.kind).backward(args, grad_, report_for(l));
     ops::rescale(grad_.g, dinp, grad_.exp2, pool_);
   }

@@ -43,8 +43,16 @@ struct OpUnderTest {
 // y = op(inp) through the table, as a recomputation does it (no statistics).
 Matrix forward(const OpUnderTest& t, ThreadPool& pool, ops::OpCache<double>& cache) {
   cache.out.resize(t.width, t.inp.cols());
-  const ops::ForwardArgs<double> args{t.op,     3,      11,   t.inp, &t.skip,
-                                      t.weight, t.bias, true, 0.05,  pool};
+  const ops::ForwardArgs<double> args{.op = t.op,
+                                      .index = 3,
+                                      .seed = 11,
+                                      .inp = t.inp,
+                                      .skip = &t.skip,
+                                      .weight = t.weight,
+                                      .bias = t.bias,
+                                      .keep = true,
+                                      .saturation_threshold = 0.05,
+                                      .pool = pool};
   ops::op_kernels<double>(t.op.kind).forward(args, cache, nullptr);
   return cache.out;
 }
@@ -89,11 +97,21 @@ OpGradients backward(const OpUnderTest& t, const Matrix& c, ThreadPool& pool) {
   const ops::ValueRange range = ops::range_of(acc.finish());
   const ForwardStats fs;
   const OptimizerSpec optimizer;
-  const ops::BackwardArgs<double> args{t.op, 3,        11,  t.inp, range,     cache,
-                                       fs,   t.weight, 1.0, true,  optimizer, pool};
+  const ops::BackwardArgs<double> args{.op = t.op,
+                                       .index = 3,
+                                       .seed = 11,
+                                       .inp = t.inp,
+                                       .inp_range = range,
+                                       .cache = cache,
+                                       .forward = fs,
+                                       .weight = t.weight,
+                                       .weight_norm = 1.0,
+                                       .need_dinp = true,
+                                       .optimizer = optimizer,
+                                       .pool = pool};
   BackwardStats bs;
   OpGradients out;
-  const ops::BackwardReport report{&bs, nullptr, &out.dweight, &out.dbias, nullptr};
+  const ops::BackwardReport report{.stats = &bs, .dweight = &out.dweight, .dbias = &out.dbias};
   ops::ScaledGrad<double> grad;
   grad.g = c;
   ops::op_kernels<double>(t.op.kind).backward(args, grad, report);

@@ -59,11 +59,11 @@ struct BackwardArgs {
 
 // Where an op's backward statistics go; null pointers are not written.
 struct BackwardReport {
-  BackwardStats* stats;      // the op's own (a residual begin: the op it completes, or null)
-  Eigen::MatrixXd* dpreact;  // kept gradients: the gradient `stats` describe, unscaled
-  Eigen::MatrixXd* dweight;  // kept gradients, dense: dL/dW, (width, n_in)
-  Eigen::VectorXd* dbias;    // kept gradients, dense: dL/db, (width)
-  double* inp_correlation;   // dense owning its input's correlation (CheckpointPlan::gram_owner)
+  BackwardStats* stats = nullptr;      // the op's own (a residual begin: the op it completes)
+  Eigen::MatrixXd* dpreact = nullptr;  // kept gradients: the gradient `stats` describe, unscaled
+  Eigen::MatrixXd* dweight = nullptr;  // kept gradients, dense: dL/dW, (width, n_in)
+  Eigen::VectorXd* dbias = nullptr;    // kept gradients, dense: dL/db, (width)
+  double* inp_correlation = nullptr;   // dense owning its input's correlation (gram_owner)
 };
 
 // Computes cache.out, which arrives sized (width, batch), and when a.keep what the backward pass

@@ -15,8 +15,9 @@ namespace gradscope::ops {
 namespace {
 
 // ||g||^2 ||x||^2 / ||g x^T||^2 is about the batch size for unrelated g and x and grows with the
-// cancellation above (with an offset m it is about batch ||x||^2 / ||x - m 1^T||^2): beyond this
-// many batches' worth the plain products may have lost digits, and the exact form is taken.
+// cancellation (weight_grad.hpp) (with an offset m it is about batch ||x||^2 / ||x - m 1^T||^2):
+// beyond this many batches' worth the plain products may have lost digits, and the exact form is
+// taken.
 constexpr double kMaxCancellation = 8.0;
 
 // x / 2^shift = xc + m 1^T: the input with its per-unit offset m (the mean of each row's finite
