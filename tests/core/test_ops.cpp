@@ -1,0 +1,260 @@
+// Each op of the op table (src/core/ops/op.hpp) on its own: its backward against central
+// differences of its own forward in double, and a table that covers every OpKind.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/ops/op.hpp"
+#include "gradscope/core/rng.hpp"
+
+namespace gradscope {
+namespace {
+
+using Matrix = Eigen::MatrixXd;
+
+// Central differences with h = 1e-5 in double: truncation ~h^2 and rounding ~1e-16 / h, relative
+// to the loss, stay near 1e-10; the worst seen is 5e-8 (small entries of a softmax layer's dW), so
+// 1e-6 over |a| + |b| leaves 20x room and still catches any wrong term.
+constexpr double kStep = 1e-5;
+constexpr double kTolerance = 1e-6;
+// Entries far below the tensor's largest (a dead ReLU unit, a norm's null direction) are rounding
+// around 0 on both sides: |a| + |b| is floored at this fraction of the largest |analytic| entry.
+constexpr double kRelativeFloor = 1e-6;
+
+Matrix gaussian(Eigen::Index rows, Eigen::Index cols, std::uint64_t stream) {
+  Matrix m(rows, cols);
+  fill_normal(stream_key(7, stream, StreamPurpose::kInput), 0, static_cast<std::uint64_t>(m.size()),
+              m.data());
+  return m;
+}
+
+// One op between fixed matrices: the input, the skip path's value and the weights.
+struct OpUnderTest {
+  OpSpec op;
+  Matrix inp;
+  Matrix skip;    // residual end only
+  Matrix weight;  // dense W, projected residual P
+  Eigen::VectorXd bias;
+  Eigen::Index width = 0;
+};
+
+// y = op(inp) through the table, as a recomputation does it (no statistics).
+Matrix forward(const OpUnderTest& t, ThreadPool& pool, ops::OpCache<double>& cache) {
+  cache.out.resize(t.width, t.inp.cols());
+  const ops::ForwardArgs<double> args{.op = t.op,
+                                      .index = 3,
+                                      .seed = 11,
+                                      .inp = t.inp,
+                                      .skip = &t.skip,
+                                      .weight = t.weight,
+                                      .bias = t.bias,
+                                      .keep = true,
+                                      .saturation_threshold = 0.05,
+                                      .pool = pool};
+  ops::op_kernels<double>(t.op.kind).forward(args, cache, nullptr);
+  return cache.out;
+}
+
+// The pre-activation whose kinks a step must not cross; empty for ops without an activation.
+Matrix preact(const OpUnderTest& t) {
+  if (t.op.kind == OpKind::kDense) return (t.weight * t.inp).colwise() + t.bias;
+  return t.op.kind == OpKind::kActivation ? t.inp : Matrix();
+}
+
+const ActivationSpec* activation_of(const OpSpec& op) {
+  if (op.kind == OpKind::kDense) return &op.dense.activation;
+  return op.kind == OpKind::kActivation ? &op.activation : nullptr;
+}
+
+// Whether h and h2 lie on different sides of one of the activation's kinks somewhere: a central
+// difference across a kink measures neither one-sided slope (ReLU's may be 0 or 1 at 0).
+bool crosses_kink(const OpUnderTest& t, const Matrix& h, const Matrix& h2) {
+  const ActivationSpec* act = activation_of(t.op);
+  if (act == nullptr || act->kind == Activation::kSoftmax) return false;
+  for (double k : kinks(*act)) {
+    if (((h.array() > k) != (h2.array() > k)).any()) return true;
+  }
+  return false;
+}
+
+struct OpGradients {
+  Matrix dinp;
+  Matrix dskip;   // residual end: the skip path's share
+  Matrix djoint;  // residual end: dinp + dskip as its begin adds them, for one value on both paths
+  Matrix dweight;
+  Eigen::VectorXd dbias;
+};
+
+// Backward from the cotangent c through the table, unscaled; a residual end is followed by its
+// begin.
+OpGradients backward(const OpUnderTest& t, const Matrix& c, ThreadPool& pool) {
+  ops::OpCache<double> cache;
+  forward(t, pool, cache);
+  MomentAccumulator acc;
+  ops::accumulate_moments<double>(t.inp, acc);
+  const ops::ValueRange range = ops::range_of(acc.finish());
+  const ForwardStats fs;
+  const OptimizerSpec optimizer;
+  const ops::BackwardArgs<double> args{.op = t.op,
+                                       .index = 3,
+                                       .seed = 11,
+                                       .inp = t.inp,
+                                       .inp_range = range,
+                                       .cache = cache,
+                                       .forward = fs,
+                                       .weight = t.weight,
+                                       .weight_norm = 1.0,
+                                       .need_dinp = true,
+                                       .optimizer = optimizer,
+                                       .pool = pool};
+  BackwardStats bs;
+  OpGradients out;
+  const ops::BackwardReport report{.stats = &bs, .dweight = &out.dweight, .dbias = &out.dbias};
+  ops::ScaledGrad<double> grad;
+  grad.g = c;
+  ops::op_kernels<double>(t.op.kind).backward(args, grad, report);
+  out.dinp = ops::unscaled(grad.g, grad.exp2);
+  if (t.op.kind == OpKind::kResidualEnd) {
+    out.dskip = ops::unscaled(grad.skips.back().first, grad.skips.back().second);
+    ops::op_kernels<double>(OpKind::kResidualBegin).backward(args, grad, report);
+    out.djoint = ops::unscaled(grad.g, grad.exp2);
+  }
+  return out;
+}
+
+// Largest error of `analytic` against central differences of L = <c, op(...)> over the entries
+// of `param` (a member of t, perturbed in place); entries whose step crosses a kink are skipped.
+template <class Param>
+double worst_error(OpUnderTest& t, Param& param, const Param& analytic, const Matrix& c,
+                   ThreadPool& pool, int& skipped) {
+  EXPECT_EQ(analytic.rows(), param.rows());
+  EXPECT_EQ(analytic.cols(), param.cols());
+  double worst = 0.0;
+  const double floor = kRelativeFloor * analytic.cwiseAbs().maxCoeff();
+  ops::OpCache<double> cache;
+  for (Eigen::Index j = 0; j < param.cols(); ++j) {
+    for (Eigen::Index i = 0; i < param.rows(); ++i) {
+      const double keep = param(i, j);
+      param(i, j) = keep + kStep;
+      const double up = (c.array() * forward(t, pool, cache).array()).sum();
+      const Matrix h_up = preact(t);
+      param(i, j) = keep - kStep;
+      const double down = (c.array() * forward(t, pool, cache).array()).sum();
+      const Matrix h_down = preact(t);
+      param(i, j) = keep;
+      if (crosses_kink(t, h_up, h_down)) {
+        ++skipped;
+        continue;
+      }
+      const double fd = (up - down) / (2.0 * kStep);
+      const double a = analytic(i, j);
+      worst = std::max(worst, std::abs(a - fd) / (std::abs(a) + std::abs(fd) + floor));
+    }
+  }
+  return worst;
+}
+
+// Checks every gradient the op gives against central differences.
+void expect_matches_central_differences(OpUnderTest t, const std::string& what) {
+  SCOPED_TRACE(what);
+  ThreadPool pool(2);
+  const Matrix c = gaussian(t.width, t.inp.cols(), 99);  // dL/dy, (width, batch)
+  const OpGradients g = backward(t, c, pool);
+  int skipped = 0;
+  EXPECT_LE(worst_error(t, t.inp, g.dinp, c, pool, skipped), kTolerance) << "dinp";
+  if (t.op.kind == OpKind::kDense) {
+    EXPECT_LE(worst_error(t, t.weight, g.dweight, c, pool, skipped), kTolerance) << "dweight";
+    EXPECT_LE(worst_error(t, t.bias, g.dbias, c, pool, skipped), kTolerance) << "dbias";
+  }
+  if (t.op.kind == OpKind::kResidualEnd) {
+    // dskip alone: the branch's input held apart from the skip's.
+    EXPECT_LE(worst_error(t, t.skip, g.dskip, c, pool, skipped), kTolerance) << "dskip";
+    if (t.skip.rows() == t.inp.rows()) {
+      // The begin joins the two paths where they leave one value: exactly the sum at one scale.
+      EXPECT_EQ(g.djoint, g.dinp + g.dskip);
+    }
+  }
+  // The inputs are Gaussian: a step across a kink is rare, never a quarter of the entries.
+  EXPECT_LE(skipped, static_cast<int>(t.inp.size() / 4));
+}
+
+OpUnderTest with_input(OpSpec op, Eigen::Index n_in, Eigen::Index width) {
+  OpUnderTest t;
+  t.op = op;
+  t.inp = gaussian(n_in, 6, 1);
+  t.width = width;
+  return t;
+}
+
+TEST(OpTable, HasOneRowPerOpKindInTheEnumsOrder) {
+  for (int k = 0; k < ops::kOpKindCount; ++k) {
+    const auto kind = static_cast<OpKind>(k);
+    EXPECT_EQ(ops::op_info(kind).kind, kind);
+    EXPECT_EQ(ops::op_kernels<float>(kind).kind, kind);
+    EXPECT_EQ(ops::op_kernels<double>(kind).kind, kind);
+    EXPECT_NE(ops::op_kernels<float>(kind).forward, nullptr);
+    EXPECT_NE(ops::op_kernels<double>(kind).backward, nullptr);
+  }
+  EXPECT_TRUE(ops::op_info(OpKind::kResidualBegin).marker);
+  EXPECT_TRUE(ops::op_info(OpKind::kDense).has_params);
+  EXPECT_TRUE(ops::op_info(OpKind::kNorm).has_params);
+  EXPECT_FALSE(ops::op_info(OpKind::kDropout).has_params);
+}
+
+TEST(OpGradients, EveryActivationOpMatchesCentralDifferences) {
+  for (int k = 0; k < kActivationCount; ++k) {
+    OpSpec op;
+    op.kind = OpKind::kActivation;
+    op.activation = default_spec(static_cast<Activation>(k));
+    expect_matches_central_differences(with_input(op, 5, 5),
+                                       std::string(activation_info(op.activation.kind).name));
+  }
+}
+
+TEST(OpGradients, DenseWithEveryActivationMatchesCentralDifferencesInInputWeightAndBias) {
+  for (int k = 0; k < kActivationCount; ++k) {
+    OpSpec op;
+    op.kind = OpKind::kDense;
+    op.dense.activation = default_spec(static_cast<Activation>(k));
+    OpUnderTest t = with_input(op, 5, 4);
+    t.weight = gaussian(4, 5, 2) * 0.5;
+    t.bias = gaussian(4, 1, 3).col(0) * 0.3;
+    expect_matches_central_differences(t,
+                                       std::string(activation_info(op.dense.activation.kind).name));
+  }
+}
+
+TEST(OpGradients, EveryNormMatchesCentralDifferences) {
+  for (NormKind kind : {NormKind::kBatchNorm, NormKind::kLayerNorm, NormKind::kRmsNorm}) {
+    OpSpec op;
+    op.kind = OpKind::kNorm;
+    op.norm.kind = kind;
+    expect_matches_central_differences(with_input(op, 5, 5), std::string(norm_name(kind)));
+  }
+}
+
+TEST(OpGradients, DropoutMatchesCentralDifferencesWithItsMaskDrawnAgain) {
+  OpSpec op;
+  op.kind = OpKind::kDropout;
+  op.dropout = 0.4;
+  expect_matches_central_differences(with_input(op, 5, 5), "dropout");
+}
+
+TEST(OpGradients, ResidualEndAndBeginMatchCentralDifferencesOnBothPaths) {
+  OpSpec op;
+  op.kind = OpKind::kResidualEnd;
+  op.residual.scale = 0.7;
+  OpUnderTest plain = with_input(op, 5, 5);
+  plain.skip = gaussian(5, 6, 4);
+  expect_matches_central_differences(plain, "identity skip");
+  op.residual.projection = true;
+  OpUnderTest projected = with_input(op, 5, 5);
+  projected.skip = gaussian(3, 6, 4);
+  projected.weight = gaussian(5, 3, 5);
+  expect_matches_central_differences(projected, "projected skip");
+}
+
+}  // namespace
+}  // namespace gradscope
