@@ -32,3 +32,4 @@
 #include "gradscope/theory/theory_report.hpp"
 #include "gradscope/version.hpp"
 #include "gradscope/io/weights.hpp"
+#include "gradscope/report/writer.hpp"
