@@ -32,4 +32,3 @@
 #include "gradscope/theory/theory_report.hpp"
 #include "gradscope/version.hpp"
 #include "gradscope/io/weights.hpp"
-#include "gradscope/report/writer.hpp"
