@@ -129,7 +129,7 @@ def save_file_layout(path, tensors, metadata=None):
             f.write(a.tobytes())
 
 
-# ---- The architecture: a mirror of src/spec.cpp expand_ops over the resolved config -------------
+# ---- The architecture: a mirror of src/core/spec.cpp expand_ops over the resolved config --------
 
 ACTIVATION_PARAMS = {"leaky_relu": ("slope", 0.01), "elu": ("alpha", 1.0)}
 ACTIVATION_ALIASES = {"swish": "silu"}
@@ -217,7 +217,7 @@ def expand_ops(config):
         ops = [dense_op(stack) for _ in range(int(stack["depth"]))]
         if config.get("output"):
             ops.append(dense_op({"activation": "linear", **config["output"]}))
-    # Residual begin <-> end partners, as src/network.cpp pairs them.
+    # Residual begin <-> end partners, as src/core/checkpoint.cpp pairs them.
     open_begins = []
     for k, op in enumerate(ops):
         if op["kind"] == "residual_begin":
@@ -811,7 +811,7 @@ def summary_loss_name(config):
 # ---- Self-test: the loader, the op expansion and the activation definitions --------------------
 
 def _numpy_activation(name, p, x):
-    """gradscope's formulas (src/activation.cpp's table) written independently in numpy."""
+    """gradscope's formulas (src/core/activation.cpp's table) written independently in numpy."""
     erf = np.vectorize(math.erf)
     sig = lambda v: 1.0 / (1.0 + np.exp(-v))
     alpha, scale = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
@@ -854,7 +854,7 @@ def _self_test_activations(failures):
         err = np.max(np.abs(mine - ref) / np.maximum(1.0, np.abs(ref)))
         _check(err < 1e-12, f"activation {name}: PyTorch and the formula differ by {err:.2g}",
                failures)
-    # Derivatives at the kinks follow PyTorch's backward, as gradscope's do (src/activation.cpp).
+    # Derivatives at the kinks follow PyTorch's backward, as gradscope's do (src/core/activation.cpp).
     kinks = {("relu", 0.0): 0.0, ("leaky_relu", 0.0): 0.1, ("elu", 0.0): 1.0,
              ("hard_tanh", 1.0): 0.0, ("hard_tanh", -1.0): 0.0}
     for (name, at), want in kinks.items():

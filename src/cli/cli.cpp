@@ -105,7 +105,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
     for (const auto& [command, run] : commands) {
       if (command->parsed()) return run();
     }
-    throw std::logic_error("no subcommand was parsed");
+    throw contract_error("no subcommand was parsed");
   } catch (const Error& e) {
     print_error(err, e.what(), e.hint());
     return static_cast<int>(e.code());

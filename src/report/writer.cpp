@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -91,8 +90,8 @@ const Writers& row(Format format) { return kWriters[static_cast<std::size_t>(for
 template <class Writer>
 Writer checked(Writer writer, Format format, const char* kind) {
   if (writer == nullptr) {
-    throw std::invalid_argument(std::string(kind) + " has no " +
-                                std::string(format_info(format).name) + " writer");
+    throw contract_error(std::string(kind) + " has no " + std::string(format_info(format).name) +
+                         " writer");
   }
   return writer;
 }

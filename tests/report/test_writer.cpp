@@ -147,10 +147,10 @@ TEST(Writer, AFormatADocumentDoesNotComeInIsABugNotAnEmptyFile) {
   EXPECT_FALSE(writes_theory(Format::kMarkdown));
   EXPECT_FALSE(writes_theory(Format::kHtml));
   const Report r = testing::small_report();
-  EXPECT_THROW(write_document(Format::kSvg, r), std::invalid_argument);
+  EXPECT_THROW(write_document(Format::kSvg, r), gradscope::Error);
   TheoryQuery q;
   q.activation = default_spec(Activation::kRelu);
-  EXPECT_THROW(write_document(Format::kHtml, compute_theory(q)), std::invalid_argument);
+  EXPECT_THROW(write_document(Format::kHtml, compute_theory(q)), gradscope::Error);
   int written = 0;
   for (const FormatInfo& info : format_table()) {
     written += writes_report(info.format) + writes_sweep(info.format) +

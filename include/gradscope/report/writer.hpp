@@ -48,8 +48,8 @@ bool writes_theory(Format format);
 
 // The document in a format, exactly the bytes its writer gives (report_to_json, sweep_to_text,
 // ...). `text` is the text report's options; Markdown elides at its own MarkdownOptions default,
-// the JSON and HTML never. Throws std::invalid_argument for a format the kind has no writer for
-// (see writes_*): a bug in the caller, not a user's mistake.
+// the JSON and HTML never. Throws gradscope::Error (exit code 1) for a format the kind has no
+// writer for (see writes_*): a bug in the caller, not a user's mistake.
 std::string write_document(Format format, const Report& report, const TextOptions& text = {});
 std::string write_document(Format format, const SweepResult& sweep);
 std::string write_document(Format format, const Comparison& comparison);
