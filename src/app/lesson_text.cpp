@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "gradscope/app/lesson.hpp"
+#include "gradscope/core/init.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/report/html.hpp"
-#include "gradscope/core/init.hpp"
-#include "gradscope/app/lesson.hpp"
 #include "gradscope/report/plots.hpp"
 #include "report/text_format.hpp"
 
@@ -123,31 +126,48 @@ std::string changes_text(const std::vector<ConfigChange>& changes) {
   return out;
 }
 
-std::vector<Block> blocks_of(const Lesson& lesson) {
-  std::vector<Facts> all;
-  for (const Report& r : lesson.runs) all.push_back(facts_of(r));
-  // The fixes' facts, beside the runs they fix.
-  std::vector<Facts> fixed;
-  for (const LessonFix& x : lesson.fixes) {
-    fixed.push_back(facts_of(x.report));
-    fixed.back().label += " (fixed)";
+// The page as it is written: its blocks, one step a section, and the runs (and fixes) they are
+// written from.
+class Page {
+ public:
+  explicit Page(const Lesson& l) : lesson(l) {
+    for (const Report& r : lesson.runs) all.push_back(facts_of(r));
+    // The fixes' facts, beside the runs they fix.
+    for (const LessonFix& x : lesson.fixes) {
+      fixed.push_back(facts_of(x.report));
+      fixed.back().label += " (fixed)";
+    }
   }
-  const auto fix_of = [&](const Facts* run) -> std::pair<const LessonFix*, const Facts*> {
+  Page(const Page&) = delete;  // fix_of compares addresses in `all`
+  Page& operator=(const Page&) = delete;
+
+  void intro_section();        // what the runs are, what a vanishing gradient is
+  void table_section();        // one row per run, its fix beside it
+  void activation_sections();  // sigmoid, tanh, ReLU, leaky ReLU
+  void gelu_section();         // GELU and its init
+  void closing_section();      // what to use where, how to reproduce
+  std::vector<Block> take() { return std::move(b); }
+
+ private:
+  std::pair<const LessonFix*, const Facts*> fix_of(const Facts* run) const {
     for (std::size_t i = 0; i < lesson.fixes.size(); ++i) {
       if (run == &all[lesson.fixes[i].run]) return {&lesson.fixes[i], &fixed[i]};
     }
     return {nullptr, nullptr};
-  };
-  std::vector<Block> b;
-  const auto heading = [&](std::string t) { b.push_back({Block::kHeading, std::move(t), {}, {}}); };
-  const auto para = [&](std::string t) { b.push_back({Block::kParagraph, std::move(t), {}, {}}); };
-  const auto quote = [&](std::string t) { b.push_back({Block::kQuote, std::move(t), {}, {}}); };
+  }
+  void heading(std::string t) { b.push_back({Block::kHeading, std::move(t), {}, {}}); }
+  void para(std::string t) { b.push_back({Block::kParagraph, std::move(t), {}, {}}); }
+  void quote(std::string t) { b.push_back({Block::kQuote, std::move(t), {}, {}}); }
+  void gelu_fix(const Facts* gelu, bool he);  // the diagnosis's fix, applied and run again
 
+  const Lesson& lesson;
+  std::vector<Facts> all;
+  std::vector<Facts> fixed;
+  std::vector<Block> b;
+};
+
+void Page::intro_section() {
   const Facts* sig = find(all, "sigmoid");
-  const Facts* tanh = find(all, "tanh");
-  const Facts* relu = find(all, "relu");
-  const Facts* leaky = find(all, "leaky_relu");
-  const Facts* gelu = find(all, "gelu");
   const int depth = all.empty() ? 0 : all.front().layers;
 
   std::string intro = fmt::format(
@@ -183,7 +203,9 @@ std::vector<Block> blocks_of(const Lesson& lesson) {
                "theory's prediction.",
                {},
                "why-sigmoid-fails-gradients.svg"});
+}
 
+void Page::table_section() {
   std::vector<std::vector<std::string>> rows{{"activation", "init (sw2)", "gain per layer",
                                               "first / last layer", "dead units (worst layer)",
                                               "verdict", "warnings and errors"}};
@@ -204,7 +226,13 @@ std::vector<Block> blocks_of(const Lesson& lesson) {
       "`gradscope run`, averaged over the layers (geometric mean). Below 1 the gradient shrinks "
       "on its way back to the input: with a gain of 0.5 its rms halves at every layer. first / "
       "last layer: the rms of the first layer's gradient over the last one's.");
+}
 
+void Page::activation_sections() {
+  const Facts* sig = find(all, "sigmoid");
+  const Facts* tanh = find(all, "tanh");
+  const Facts* relu = find(all, "relu");
+  const Facts* leaky = find(all, "leaky_relu");
   if (sig != nullptr) {
     const double slope = max_slope(default_spec(Activation::kSigmoid));
     heading("Why sigmoid shrinks it");
@@ -251,59 +279,69 @@ std::vector<Block> blocks_of(const Lesson& lesson) {
         "from the gradient: {} dead units here, with the same gain as ReLU ({} per layer).",
         format_number(leaky->param), leaky->dead_total, format_number(leaky->gain)));
   }
-  if (gelu != nullptr) {
-    heading("GELU: the transformers' choice, and its init");
+}
+
+void Page::gelu_section() {
+  const Facts* gelu = find(all, "gelu");
+  if (gelu == nullptr) return;
+  heading("GELU: the transformers' choice, and its init");
+  para(fmt::format(
+      "GELU weighs its input by the chance that a standard Gaussian falls below it: x Phi(x). "
+      "It is smooth, lets slightly negative inputs through with a small gradient (no dead "
+      "units: {} here), and is the activation of the feed-forward layers of BERT and GPT, "
+      "where it sits in residual blocks with layer norm.",
+      gelu->dead_total));
+  const bool he = gelu->init.rfind("he_", 0) == 0;
+  para(fmt::format(
+      "{} {} (sw2 = {}). Measured over {} layers: the activations' rms goes from {} at the "
+      "input to {} at layer {}, {}, and the first layer receives {} of the last one's "
+      "gradient. Verdict: {} ({}).",
+      he ? "It looks like a smooth ReLU, so the init a student picks for it is ReLU's:"
+         : "Its init here:",
+      gelu->init, format_number(gelu->sw2), gelu->layers, format_number(gelu->input_rms),
+      format_number(gelu->act_rms_last), gelu->layers, gain_words(gelu->gain), pow10(gelu->ratio),
+      gelu->verdict, gelu->findings));
+  gelu_fix(gelu, he);
+}
+
+void Page::gelu_fix(const Facts* gelu, bool he) {
+  if (const auto [fix, after] = fix_of(gelu); fix != nullptr) {
+    const ActivationSpec spec = lesson.runs[fix->run].layers.front().activation;
+    const std::string why =
+        he ? fmt::format(
+                 "GELU is not ReLU. Near 0 it is close to a straight line of slope {}, so "
+                 "He's sw2 = {}, which makes up for ReLU cutting off half of its inputs, does "
+                 "not quite make up for GELU: each layer passes on a little less signal than "
+                 "it receives, and {} layers compound it. ",
+                 format_number(activation_derivative(spec, 0.0)), format_number(gelu->sw2),
+                 gelu->layers)
+           : std::string();
+    para(why + "gradscope's diagnosis of that run says what to do instead:");
+    for (const std::string& advice : fix->advice) quote(advice);
     para(fmt::format(
-        "GELU weighs its input by the chance that a standard Gaussian falls below it: x Phi(x). "
-        "It is smooth, lets slightly negative inputs through with a small gradient (no dead "
-        "units: {} here), and is the activation of the feed-forward layers of BERT and GPT, "
-        "where it sits in residual blocks with layer norm.",
-        gelu->dead_total));
-    const bool he = gelu->init.rfind("he_", 0) == 0;
-    para(fmt::format(
-        "{} {} (sw2 = {}). Measured over {} layers: the activations' rms goes from {} at the "
-        "input to {} at layer {}, {}, and the first layer receives {} of the last one's "
-        "gradient. Verdict: {} ({}).",
-        he ? "It looks like a smooth ReLU, so the init a student picks for it is ReLU's:"
-           : "Its init here:",
-        gelu->init, format_number(gelu->sw2), gelu->layers, format_number(gelu->input_rms),
-        format_number(gelu->act_rms_last), gelu->layers, gain_words(gelu->gain), pow10(gelu->ratio),
-        gelu->verdict, gelu->findings));
-    if (const auto [fix, after] = fix_of(gelu); fix != nullptr) {
-      const ActivationSpec spec = lesson.runs[fix->run].layers.front().activation;
-      const std::string why =
-          he ? fmt::format(
-                   "GELU is not ReLU. Near 0 it is close to a straight line of slope {}, so "
-                   "He's sw2 = {}, which makes up for ReLU cutting off half of its inputs, does "
-                   "not quite make up for GELU: each layer passes on a little less signal than "
-                   "it receives, and {} layers compound it. ",
-                   format_number(activation_derivative(spec, 0.0)), format_number(gelu->sw2),
-                   gelu->layers)
-             : std::string();
-      para(why + "gradscope's diagnosis of that run says what to do instead:");
-      for (const std::string& advice : fix->advice) quote(advice);
+        "Applied ({}) and run again: sw2 = {}, the activations' rms at layer {} is {}, {}, and "
+        "the first layer receives {} of the last one's gradient. Verdict: {} ({}).",
+        changes_text(fix->changes), format_number(after->sw2), after->layers,
+        format_number(after->act_rms_last), gain_words(after->gain), pow10(after->ratio),
+        after->verdict, after->findings));
+    // Where theory and measurement part (the run report's "theory dev" flag), the page says
+    // so rather than leave a learner to find the mismatch: the re-run is the proof.
+    if (std::isfinite(after->predicted) && after->theory_flagged > 0) {
       para(fmt::format(
-          "Applied ({}) and run again: sw2 = {}, the activations' rms at layer {} is {}, {}, and "
-          "the first layer receives {} of the last one's gradient. Verdict: {} ({}).",
-          changes_text(fix->changes), format_number(after->sw2), after->layers,
-          format_number(after->act_rms_last), gain_words(after->gain), pow10(after->ratio),
-          after->verdict, after->findings));
-      // Where theory and measurement part (the run report's "theory dev" flag), the page says
-      // so rather than leave a learner to find the mismatch: the re-run is the proof.
-      if (std::isfinite(after->predicted) && after->theory_flagged > 0) {
-        para(fmt::format(
-            "Mean-field theory predicted {} for that ratio; the network measures {}, and the "
-            "run report flags {} of its {} layers as measured beyond the theory's expected "
-            "spread. The theory describes infinitely wide layers; near the weight variance where "
-            "the signal neither shrinks nor grows, which is where the fix moves to, a real layer "
-            "of {} units can drift from it, and the drift compounds over the layers. The theory "
-            "finds the neighbourhood of a good init; the re-run's measurement is what shows "
-            "the fix works.",
-            pow10(after->predicted), pow10(after->ratio), after->theory_flagged, after->layers,
-            after->width));
-      }
+          "Mean-field theory predicted {} for that ratio; the network measures {}, and the "
+          "run report flags {} of its {} layers as measured beyond the theory's expected "
+          "spread. The theory describes infinitely wide layers; near the weight variance where "
+          "the signal neither shrinks nor grows, which is where the fix moves to, a real layer "
+          "of {} units can drift from it, and the drift compounds over the layers. The theory "
+          "finds the neighbourhood of a good init; the re-run's measurement is what shows "
+          "the fix works.",
+          pow10(after->predicted), pow10(after->ratio), after->theory_flagged, after->layers,
+          after->width));
     }
   }
+}
+
+void Page::closing_section() {
   b.push_back({Block::kPicture,
                "Dead units (solid) and saturated entries (dashed) per layer, in percent. An entry "
                "is saturated where the slope is under 5% of its largest: for the ReLU family "
@@ -325,7 +363,16 @@ std::vector<Block> blocks_of(const Lesson& lesson) {
       "gradscope from configs/lessons/why-sigmoid-fails/, and the fixes its diagnosis finds, and "
       "writes this page; `gradscope run` on any of those files gives the full per-layer report, "
       "and `--check-advice` re-runs its advice to prove it.");
-  return b;
+}
+
+std::vector<Block> blocks_of(const Lesson& lesson) {
+  Page page(lesson);
+  page.intro_section();
+  page.table_section();
+  page.activation_sections();
+  page.gelu_section();
+  page.closing_section();
+  return page.take();
 }
 
 std::string md_cell(const std::string& s) {

@@ -25,9 +25,8 @@ std::string depth(double xi, const char* why_infinite) {
   return num(xi) + " layers";
 }
 
-}  // namespace
-
-std::string theory_to_text(const TheoryReport& r) {
+// The query, its phase and its fixed point q*.
+std::string fixed_point_lines(const TheoryReport& r) {
   std::string out;
   const ActivationInfo& info = activation_info(r.query.activation.kind);
   std::string act(info.name);
@@ -49,6 +48,12 @@ std::string theory_to_text(const TheoryReport& r) {
   } else {
     out += fmt::format("  fixed point q*             {}\n", num(r.fixed_point.q));
   }
+  return out;
+}
+
+// chi1, the depth scales and the correlation fixed point c*, where q* defines them.
+std::string scale_lines(const TheoryReport& r) {
+  std::string out;
   if (r.has_scales) {
     // Off the critical line but within six digits of 1, show how far: "1" beside "ordered" reads
     // as a contradiction.
@@ -75,6 +80,12 @@ std::string theory_to_text(const TheoryReport& r) {
     out +=
         "  correlation fixed point c* not defined: signals shrinking to zero have no correlation\n";
   }
+  return out;
+}
+
+// Where the edge of chaos and the variance-keeping sw2 lie at this sb2.
+std::string critical_lines(const TheoryReport& r) {
+  std::string out;
   if (r.critical.exists) {
     // The critical point's own fixed point, labelled so that it is not read as this run's q*.
     const bool here = std::abs(r.critical.sw2 - r.query.sw2) <= 1e-9 * r.query.sw2;
@@ -93,6 +104,12 @@ std::string theory_to_text(const TheoryReport& r) {
     out += fmt::format("  sw2 keeping E[x^2] = {}     none: {}\n", num(r.query.q0),
                        r.preserving.reason);
   }
+  return out;
+}
+
+// The phase diagram as a table: a row per sb2, a column per sampled sw2.
+std::string phase_table(const TheoryReport& r) {
+  std::string out;
   if (!r.grid.empty()) {
     out += "\nphase diagram (o ordered, c critical, x chaotic, ^ unbounded)\n";
     out += fmt::format("  {:>8}  {:>12}", "sb2", "critical sw2");
@@ -112,6 +129,12 @@ std::string theory_to_text(const TheoryReport& r) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::string theory_to_text(const TheoryReport& r) {
+  return fixed_point_lines(r) + scale_lines(r) + critical_lines(r) + phase_table(r);
 }
 
 }  // namespace gradscope
