@@ -16,7 +16,8 @@
 #include <optional>
 #include <sstream>
 
-#include "gradscope/io/compare.hpp"
+#include "gradscope/app/compare.hpp"
+#include "gradscope/io/comparison_json.hpp"
 #include "gradscope/report/compare_text.hpp"
 #include "gradscope/io/config.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
@@ -623,8 +624,8 @@ std::string read_report_file(const std::string& path) {
 
 int do_compare(const CompareArgs& a, std::ostream& out, std::ostream& err,
                const CliEnvironment& env) {
-  const Comparison c =
-      compare_reports(read_report_file(a.base), read_report_file(a.proposed), a.base, a.proposed);
+  const Comparison c = compare_report_json(read_report_file(a.base), read_report_file(a.proposed),
+                                           a.base, a.proposed);
   const std::string name =
       a.name.empty() ? "compare-" + c.base_name + "-vs-" + c.proposed_name : a.name;
   const std::filesystem::path dir(a.out_dir);
