@@ -96,6 +96,7 @@ class ReportReader {
     r.output_grad_rms = magnitude(output_grad, "output_grad", "rms", "log10_rms");
     r.loss = in_.number(in_.object(root, "", "loss"), "loss", "value");
     read_layers(in_.array(root, "", "layers"), r);
+    settings_from_config(r);
     const JsonValue& summary = in_.object(root, "", "summary");
     r.verdict = static_cast<Verdict>(in_.choice(summary, "summary", "verdict", verdict_names()));
     r.summary = read_summary(summary);
@@ -336,6 +337,52 @@ class ReportReader {
         in_.fail(json_child(path, "index"), std::to_string(l.index) + " appears twice");
       }
       r.layers.push_back(std::move(l));
+    }
+  }
+
+  // Whether `op` is the op that `l` reports: its kind, and the settings the layer states.
+  static bool states(const OpSpec& op, const LayerReport& l) {
+    if (op.kind != l.kind) return false;
+    switch (l.kind) {
+      case OpKind::kDense:
+        return op.dense.activation.kind == l.activation.kind;
+      case OpKind::kActivation:
+        return op.activation.kind == l.activation.kind;
+      case OpKind::kNorm:
+        return op.norm.kind == l.norm.kind && op.norm.eps == l.norm.eps;
+      case OpKind::kDropout:
+        return op.dropout == l.dropout;
+      case OpKind::kResidualBegin:
+        return false;
+      case OpKind::kResidualEnd:
+        return op.residual.scale == l.residual.scale &&
+               op.residual.projection == l.residual.projection;
+    }
+    return false;
+  }
+
+  // The settings a layer's JSON leaves to the config section (init, bias init, the activation's
+  // parameter, a projection's init), from the config's ops as the engine copied them into the
+  // report; only where those ops are the reported layers, else they stay default.
+  static void settings_from_config(Report& r) {
+    std::vector<OpSpec> ops = expand_ops(r.spec);
+    std::erase_if(ops, [](const OpSpec& op) { return op.kind == OpKind::kResidualBegin; });
+    if (ops.size() != r.layers.size()) return;
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      if (!states(ops[i], r.layers[i])) return;
+    }
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const OpSpec& op = ops[i];
+      LayerReport& l = r.layers[i];
+      if (op.kind == OpKind::kDense) {
+        l.activation = op.dense.activation;
+        l.init = op.dense.init;
+        l.bias = op.dense.bias;
+      }
+      if (op.kind == OpKind::kActivation) l.activation = op.activation;
+      l.norm = op.norm;
+      l.dropout = op.dropout;
+      l.residual = op.residual;
     }
   }
 

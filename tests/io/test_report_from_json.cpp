@@ -124,6 +124,45 @@ TEST(ReportFromJson, AnExplodingRunWithNanAndInfWritesBackByteForByte) {
   EXPECT_EQ(back.summary.nonfinite_in_forward, run.summary.nonfinite_in_forward);
 }
 
+// A run whose layers' settings live in the config section only: an activation's parameter, inits
+// with parameters, a bias init, residual blocks with a projection, norms and dropout.
+TEST(ReportFromJson, LayerSettingsComeBackFromTheConfigAsTheRunTookThem) {
+  const RunSpec spec = parse_run_spec(R"({
+    "name": "settings", "seed": 5, "input": {"width": 12, "batch": 16},
+    "layers": [
+      {"width": 16, "activation": {"name": "leaky_relu", "slope": 0.2},
+       "init": {"name": "he_normal", "gain": 1.3}, "bias_init": {"name": "constant", "value": 0.1}},
+      {"repeat": 2, "residual": {"scale": 0.5, "projection": true},
+       "block": [{"norm": "rms_norm"}, {"width": 24, "activation": "tanh"}, {"dropout": 0.25}]},
+      {"width": 8, "activation": "linear", "init": "xavier_normal"}
+    ]
+  })",
+                                      "settings.json", "settings");
+  const Report run = run_diagnostic(spec);
+  const Report back = report_from_json(report_to_json(run), "settings.json");
+  ASSERT_EQ(back.layers.size(), run.layers.size());
+  bool projected = false;
+  for (std::size_t i = 0; i < run.layers.size(); ++i) {
+    const LayerReport& a = run.layers[i];
+    const LayerReport& b = back.layers[i];
+    EXPECT_EQ(b.activation.kind, a.activation.kind) << i;
+    EXPECT_EQ(b.activation.param, a.activation.param) << i;
+    EXPECT_EQ(b.init.kind, a.init.kind) << i;
+    EXPECT_EQ(b.init.gain, a.init.gain) << i;
+    EXPECT_EQ(b.bias.kind, a.bias.kind) << i;
+    EXPECT_EQ(b.bias.value, a.bias.value) << i;
+    EXPECT_EQ(b.norm.kind, a.norm.kind) << i;
+    EXPECT_EQ(b.dropout, a.dropout) << i;
+    EXPECT_EQ(b.residual.scale, a.residual.scale) << i;
+    EXPECT_EQ(b.residual.projection, a.residual.projection) << i;
+    EXPECT_EQ(b.residual.projection_init.kind, a.residual.projection_init.kind) << i;
+    projected = projected || a.residual.projection;
+  }
+  EXPECT_TRUE(projected) << "the block changes the width: its residual needs a projection";
+  EXPECT_EQ(back.layers.front().activation.param, 0.2);
+  EXPECT_EQ(back.layers.front().init.gain, 1.3);
+}
+
 // What the JSON does not carry is derived as report_json.hpp says: for a real run, the finite
 // counts come back as measured, and the config as resolved.
 TEST(ReportFromJson, ARealRunComesBackWithItsMeasuredCountsAndConfig) {

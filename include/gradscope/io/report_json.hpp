@@ -26,8 +26,9 @@ inline constexpr std::string_view kReportFileHint =
 // What the JSON does not carry stays default, or is derived as stated:
 //   - MomentStats::finite: width x batch minus the non-finite count (the input's: input.width x
 //     input.batch), at least 1, and 0 where the moments say "no_finite_values";
-//   - LayerReport::init and ::bias, the parameters of ::activation (only its name is written) and
-//     ResidualSpec::projection_init: default (the config section has them per config item);
+//   - LayerReport::init and ::bias, the parameter of ::activation (only its name is written) and
+//     ResidualSpec::projection_init: from the config section's ops, as the run took them, where
+//     those ops are the reported layers (the same kinds and stated settings); else default;
 //   - MemoryEstimate::per_thread_bytes; Remedy::compositions and ::composition_texts: empty/0;
 //   - ForwardStats::saturated_units where saturation does not apply: 0;
 //   - BackwardStats's weight fields of an op without weights: 0.
