@@ -2,11 +2,14 @@
 // whether a run's report is the run of its config.
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
 
 #include "gradscope/io/config.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/version.hpp"
+#include "io/json_read.hpp"
 
 namespace gradscope {
 
@@ -32,56 +35,28 @@ Json number_array(const std::vector<double>& v) {
 
 constexpr const char* kManifestKind = "gradscope_sweep_shard";
 
-// Reads manifests strictly: every error names the file and the JSON path.
-class ManifestReader {
- public:
-  explicit ManifestReader(std::string source) : source_(std::move(source)) {}
+// What to do about a manifest that does not read.
+constexpr const char* kManifestHint =
+    "the manifest was edited, truncated or written by another tool; run that shard again with "
+    "--resume (its finished runs are kept) to rewrite it";
 
-  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-    throw Error(source_ + ": " + path + " " + what,
-                "the manifest was edited, truncated or written by another tool; run that shard "
-                "again with --resume (its finished runs are kept) to rewrite it");
+// A whole number in [low, high] at object[key].
+int bounded(const JsonReader& in, const JsonValue& object, std::string_view path,
+            std::string_view key, int low, int high) {
+  const int v = in.integer(object, path, key);
+  if (v < low || v > high) {
+    in.fail(json_child(path, key),
+            "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
   }
-  const Json& at(const Json& obj, const std::string& key, const std::string& path) const {
-    const auto it = obj.find(key);
-    if (it == obj.end()) fail(path + key, "is missing");
-    return *it;
-  }
-  std::string string(const Json& obj, const std::string& key, const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_string()) fail(path + key, "must be a string");
-    return v.get<std::string>();
-  }
-  std::optional<std::string> optional_string(const Json& obj, const std::string& key,
-                                             const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (v.is_null()) return std::nullopt;
-    if (!v.is_string()) fail(path + key, "must be a string or null");
-    return v.get<std::string>();
-  }
-  int integer(const Json& obj, const std::string& key, const std::string& path, int low,
-              int high) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_number_integer() || v.get<std::int64_t>() < low || v.get<std::int64_t>() > high) {
-      fail(path + key,
-           "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
-    }
-    return v.get<int>();
-  }
-  const Json& array(const Json& obj, const std::string& key, const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_array()) fail(path + key, "must be an array");
-    return v;
-  }
-  const Json& object(const Json& obj, const std::string& key, const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_object()) fail(path + key, "must be an object");
-    return v;
-  }
+  return v;
+}
 
- private:
-  std::string source_;
-};
+// A string, or null for none.
+std::optional<std::string> optional_string(const JsonReader& in, const JsonValue& object,
+                                           std::string_view path, std::string_view key) {
+  if (in.member(object, path, key).is_null()) return std::nullopt;
+  return in.string(object, path, key);
+}
 
 }  // namespace
 
@@ -178,68 +153,59 @@ std::string sweep_manifest_to_json(const SweepManifest& m) {
 }
 
 SweepManifest sweep_manifest_from_json(const std::string& text, const std::string& source) {
-  const ManifestReader in(source);
-  const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw Error(source + ": not valid JSON",
-                "the manifest was truncated or edited; run that shard again with --resume (its "
-                "finished runs are kept) to rewrite it");
-  }
-  const auto kind = j.find("kind");
-  if (kind == j.end() || *kind != kManifestKind) {
+  const JsonReader in(source, kManifestHint);
+  const JsonValue j = in.parse(text);
+  const auto kind = j.is_object() ? j.find("kind") : j.end();
+  if (!j.is_object() || kind == j.end() || *kind != kManifestKind) {
     throw Error(source + ": not a gradscope sweep shard manifest",
                 "give the directories that `gradscope sweep ... --shard I/N` wrote "
                 "(OUT/NAME/shards/I-of-N), or their sweep directory OUT/NAME");
   }
-  if (in.integer(j, "schema_version", "", 0, 1 << 30) != kSchemaVersion) {
-    throw Error(source + ": a shard manifest of schema version " +
-                    std::to_string(j.at("schema_version").get<int>()) + ", this gradscope reads " +
-                    std::to_string(kSchemaVersion),
+  const int version = bounded(in, j, "", "schema_version", 0, 1 << 30);
+  if (version != kSchemaVersion) {
+    throw Error(source + ": a shard manifest of schema version " + std::to_string(version) +
+                    ", this gradscope reads " + std::to_string(kSchemaVersion),
                 "run the shards and the merge with the same gradscope");
   }
   SweepManifest m;
-  m.version = in.string(in.object(j, "tool", ""), "version", "tool.");
-  const Json& sweep = in.object(j, "sweep", "");
-  m.name = in.string(sweep, "name", "sweep.");
-  m.config = in.optional_string(sweep, "config", "sweep.");
-  m.config_text = in.optional_string(sweep, "config_text", "sweep.");
-  const Json& overrides = in.array(sweep, "overrides", "sweep.");
+  m.version = in.string(in.object(j, "", "tool"), "tool", "version");
+  const JsonValue& sweep = in.object(j, "", "sweep");
+  m.name = in.string(sweep, "sweep", "name");
+  m.config = optional_string(in, sweep, "sweep", "config");
+  m.config_text = optional_string(in, sweep, "sweep", "config_text");
+  const JsonValue& overrides = in.array(sweep, "sweep", "overrides");
   for (std::size_t i = 0; i < overrides.size(); ++i) {
-    const std::string path = "sweep.overrides[" + std::to_string(i) + "].";
-    if (!overrides[i].is_object()) in.fail(path, "must be an object");
-    m.overrides.push_back({in.string(overrides[i], "path", path),
-                           in.string(overrides[i], "value", path),
-                           in.string(overrides[i], "origin", path)});
+    const std::string path = json_element("sweep.overrides", i);
+    in.expect_object(overrides[i], path);
+    m.overrides.push_back({in.string(overrides[i], path, "path"),
+                           in.string(overrides[i], path, "value"),
+                           in.string(overrides[i], path, "origin")});
   }
-  const Json& axes = in.array(sweep, "vary", "sweep.");
+  const JsonValue& axes = in.array(sweep, "sweep", "vary");
   for (std::size_t i = 0; i < axes.size(); ++i) {
-    const std::string path = "sweep.vary[" + std::to_string(i) + "].";
-    if (!axes[i].is_object()) in.fail(path, "must be an object");
+    const std::string path = json_element("sweep.vary", i);
+    in.expect_object(axes[i], path);
     SweepAxis axis;
-    axis.key = in.string(axes[i], "key", path);
-    axis.path = in.string(axes[i], "path", path);
-    const Json& values = in.array(axes[i], "values", path);
-    for (const Json& v : values) {
-      if (!v.is_string()) in.fail(path + "values", "must hold strings");
-      axis.values.push_back(v.get<std::string>());
-    }
+    axis.key = in.string(axes[i], path, "key");
+    axis.path = in.string(axes[i], path, "path");
+    axis.values = in.strings(axes[i], path, "values");
     m.axes.push_back(std::move(axis));
   }
-  m.seeds = in.integer(sweep, "seeds", "sweep.", 1, 1 << 30);
-  m.runs_total = in.integer(sweep, "runs", "sweep.", 0, 1 << 30);
-  const Json& shard = in.object(j, "shard", "");
-  m.shard.count = in.integer(shard, "count", "shard.", 1, kMaxSweepShards);
-  m.shard.index = in.integer(shard, "index", "shard.", 0, m.shard.count - 1);
-  m.out_dir = in.string(j, "out", "");
-  const Json& runs = in.array(j, "runs", "");
+  m.seeds = bounded(in, sweep, "sweep", "seeds", 1, 1 << 30);
+  m.runs_total = bounded(in, sweep, "sweep", "runs", 0, 1 << 30);
+  const JsonValue& shard = in.object(j, "", "shard");
+  m.shard.count = bounded(in, shard, "shard", "count", 1, kMaxSweepShards);
+  m.shard.index = bounded(in, shard, "shard", "index", 0, m.shard.count - 1);
+  m.out_dir = in.string(j, "", "out");
+  const JsonValue& runs = in.array(j, "", "runs");
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    const std::string path = "runs[" + std::to_string(i) + "].";
-    if (!runs[i].is_object()) in.fail(path, "must be an object");
+    const std::string path = json_element("runs", i);
+    in.expect_object(runs[i], path);
     SweepManifestRun r;
-    r.run = in.integer(runs[i], "run", path, 0, 1 << 30);
-    r.point = in.integer(runs[i], "point", path, 0, 1 << 30);
-    r.seed_index = in.integer(runs[i], "seed_index", path, 0, 1 << 30);
-    r.file = in.string(runs[i], "file", path);
+    r.run = bounded(in, runs[i], path, "run", 0, 1 << 30);
+    r.point = bounded(in, runs[i], path, "point", 0, 1 << 30);
+    r.seed_index = bounded(in, runs[i], path, "seed_index", 0, 1 << 30);
+    r.file = in.string(runs[i], path, "file");
     m.runs.push_back(std::move(r));
   }
   return m;
