@@ -5,7 +5,8 @@
 #pragma once
 
 #include "gradscope/core/activation.hpp"
-#include "gradscope/io/compare.hpp"
+#include "gradscope/app/compare.hpp"
+#include "gradscope/io/comparison_json.hpp"
 #include "gradscope/io/config.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/engine/engine.hpp"

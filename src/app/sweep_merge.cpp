@@ -13,6 +13,7 @@
 #include "gradscope/core/error.hpp"
 #include "gradscope/app/output.hpp"
 #include "gradscope/app/sweep.hpp"
+#include "gradscope/io/report_json.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/report/sweep_text.hpp"
 #include "gradscope/version.hpp"
@@ -340,12 +341,13 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
       throw Error(source.string() + ": missing" + where, rerun_hint(s.manifest, shard.index));
     }
     std::string text = read_file(source);
+    Report report;
     try {
-      sweep_run_from_report_json(text, source.string());
+      report = report_from_json(text, source.string());
     } catch (const Error& e) {
       throw Error(e.what() + where, rerun_hint(s.manifest, shard.index));
     }
-    if (!report_is_run_of(text, job.spec)) {
+    if (!report_is_run_of(report, job.spec)) {
       throw Error(source.string() + ": not the run of point " + std::to_string(job.point) +
                       " seed " + std::to_string(job.seed_index) + " (" +
                       plan.points[static_cast<std::size_t>(job.point)].label + ", run " +

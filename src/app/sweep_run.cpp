@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "gradscope/io/config.hpp"
+#include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/report/html.hpp"
@@ -66,6 +67,16 @@ SweepRequest with_config_text(const SweepRequest& request) {
   return req;
 }
 
+// Whether a report file is the run of `spec`; one that does not read as a report is not (resuming
+// runs it again).
+bool is_run_of(const std::string& text, const fs::path& file, const RunSpec& spec) {
+  try {
+    return report_is_run_of(report_from_json(text, file.string()), spec);
+  } catch (const Error&) {
+    return false;
+  }
+}
+
 // Which of `jobs` are already finished in `dir` (resuming), or an error when the directory holds
 // runs and the request does not say --resume.
 std::vector<char> finished_runs(const fs::path& dir, const std::vector<const SweepJob*>& jobs,
@@ -83,7 +94,7 @@ std::vector<char> finished_runs(const fs::path& dir, const std::vector<const Swe
   }
   for (std::size_t i = 0; i < jobs.size(); ++i) {
     const fs::path p = dir / jobs[i]->file;
-    if (resume && fs::exists(p) && report_is_run_of(read_file(p), jobs[i]->spec)) done[i] = 1;
+    if (resume && fs::exists(p) && is_run_of(read_file(p), p, jobs[i]->spec)) done[i] = 1;
   }
   return done;
 }
@@ -261,6 +272,18 @@ void check_every_value_changes_the_run(const SweepRequest& req,
 }
 
 // "FILE: not the run of point 2 seed 0 (activation=relu depth=2): its config differs".
+// A run's report as the summary reads it, with what to do when it does not read.
+Report read_run(const std::string& text, const fs::path& file) {
+  try {
+    return report_from_json(text, file.string());
+  } catch (const Error& e) {
+    throw Error(e.what(),
+                "the run was interrupted while being written elsewhere, or the file was edited; "
+                "delete it and run the sweep again",
+                e.code());
+  }
+}
+
 std::string not_the_run_of(const fs::path& file, const SweepPlan& plan, const SweepJob& job) {
   return file.string() + ": not the run of point " + std::to_string(job.point) + " seed " +
          std::to_string(job.seed_index) + " (" +
@@ -323,6 +346,35 @@ SweepPlan plan_sweep(const SweepRequest& req) {
   return plan;
 }
 
+SweepRun sweep_run_from_report(const Report& report) {
+  SweepRun run;
+  const Summary& summary = report.summary;
+  run.verdict = std::string(verdict_name(report.verdict));
+  run.log10_grad_ratio = summary.log10_grad_ratio_first_to_last;
+  run.mean_log10_gain = summary.mean_log10_gain;
+  run.dead_units = summary.dead_units;
+  run.saturated_fraction = summary.saturated_fraction;
+  run.nonfinite_layers = static_cast<int>(summary.nonfinite_layers.size());
+  run.seed = report.spec.seed;
+  for (const Finding& f : report.findings) {
+    run.findings.push_back(SweepFinding{f.code, std::string(severity_name(f.severity)), f.layer});
+  }
+  for (const LayerReport& l : report.layers) {
+    run.log10_grad.push_back(l.backward.grad_preact_rms.log10);
+    run.predicted_log10_grad.push_back(l.theory.backward
+                                           ? l.theory.log10_grad_rel_last
+                                           : std::numeric_limits<double>::quiet_NaN());
+    run.dead_fraction.push_back(l.forward.dead_fraction);
+    run.saturated_fraction_per_layer.push_back(l.forward.saturated_fraction);
+  }
+  // The prediction is relative to the last layer: anchor it on the measured last layer.
+  if (!run.log10_grad.empty()) {
+    const double last = run.log10_grad.back();
+    for (double& p : run.predicted_log10_grad) p += last;
+  }
+  return run;
+}
+
 SweepResult write_sweep_summary(const SweepRequest& req, const SweepPlan& plan) {
   const fs::path dir = fs::path(req.out_dir) / plan.name;
   SweepResult result;
@@ -334,11 +386,11 @@ SweepResult write_sweep_summary(const SweepRequest& req, const SweepPlan& plan) 
   for (std::size_t p = 0; p < plan.points.size(); ++p) result.points[p].point = plan.points[p];
   for (const SweepJob& job : plan.jobs) {
     const fs::path file = dir / job.file;
-    const std::string text = read_file(file);
-    SweepRun run = sweep_run_from_report_json(text, file.string());
+    const Report report = read_run(read_file(file), file);
+    SweepRun run = sweep_run_from_report(report);
     // Another process writing into the same directory (a sweep of the same name before locks, a
     // copy by hand) may have put another point's run under this name.
-    if (!report_is_run_of(text, job.spec)) {
+    if (!report_is_run_of(report, job.spec)) {
       throw Error(not_the_run_of(file, plan, job),
                   "another sweep's run, or another point's, was written under its name: run the "
                   "sweep again with --resume (it runs that point again), or remove " +

@@ -1,6 +1,6 @@
 // `gradscope compare`: what changed between two JSON reports, written as text, Markdown and JSON
 // (and an HTML page on request), printed, and --fail-on-regression.
-#include "gradscope/io/compare.hpp"
+#include "gradscope/app/compare.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -12,6 +12,7 @@
 
 #include "cli/commands.hpp"
 #include "gradscope/core/error.hpp"
+#include "gradscope/io/comparison_json.hpp"
 
 namespace gradscope {
 
@@ -60,8 +61,8 @@ CLI::App* add_compare(CLI::App& app, CompareArgs& args) {
 
 int do_compare(const CompareArgs& a, std::ostream& out, std::ostream& err,
                const CliEnvironment& env) {
-  const Comparison c =
-      compare_reports(read_report_file(a.base), read_report_file(a.proposed), a.base, a.proposed);
+  const Comparison c = compare_report_json(read_report_file(a.base), read_report_file(a.proposed),
+                                           a.base, a.proposed);
   const std::string name =
       a.name.empty() ? "compare-" + c.base_name + "-vs-" + c.proposed_name : a.name;
   const std::filesystem::path dir(a.out_dir);

@@ -56,4 +56,9 @@ Magnitude magnitude_ratio(const Magnitude& a, const Magnitude& b) {
   return magnitude_from_log10(a.log10 - b.log10);
 }
 
+std::string_view layer_kind_name(OpKind kind) {
+  if (kind == OpKind::kResidualEnd) return "residual";
+  return op_kind_name(kind);
+}
+
 }  // namespace gradscope

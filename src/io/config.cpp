@@ -20,6 +20,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/suggest.hpp"
+#include "io/json_read.hpp"
 
 namespace gradscope {
 namespace {
@@ -343,40 +344,6 @@ std::string takes(std::string_view name, const std::vector<std::string_view>& pa
 // ---------------------------------------------------------------------------------------------
 // JSON text -> tree
 
-struct TextPosition {
-  std::size_t line;
-  std::size_t column;
-};
-
-// 1-based line and column of byte `offset`; columns count UTF-8 characters, as editors do.
-TextPosition position_of(std::string_view text, std::size_t offset) {
-  offset = std::min(offset, text.size());
-  TextPosition pos{1, 1};
-  for (std::size_t i = 0; i < offset; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '\n') {
-      ++pos.line;
-      pos.column = 1;
-    } else if ((c & 0xC0U) != 0x80U) {
-      ++pos.column;
-    }
-  }
-  return pos;
-}
-
-std::string at_position(std::string_view source, std::string_view text, std::size_t offset) {
-  const TextPosition pos = position_of(text, offset);
-  return std::string(source) + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column);
-}
-
-// nlohmann's message is "[json.exception.parse_error.101] parse error at line 3, column 7:
-// <reason>"; the position is recomputed by us, so keep only the reason.
-std::string parse_reason(const std::string& what) {
-  const std::size_t start = what.find("parse error");
-  const std::size_t colon = what.find(": ", start == std::string::npos ? 0 : start);
-  return colon == std::string::npos ? what : what.substr(colon + 2);
-}
-
 // What a first pass over JSON text can find before a tree is built.
 struct JsonProblem {
   enum Kind : int { kDuplicateKey, kTooDeep, kTooManyKeys } kind;
@@ -519,8 +486,9 @@ Json parse_json_text(std::string_view text, std::string_view source) {
   } catch (const Json::parse_error& e) {
     // e.byte is the 1-based position of the character that failed (size + 1 at end of input).
     const std::size_t offset = e.byte == 0 ? 0 : e.byte - 1;
-    throw Error(at_position(source, text, offset) + ": invalid JSON: " + parse_reason(e.what()),
-                std::string(kJsonHint));
+    throw Error(
+        json_text_position(source, text, offset) + ": invalid JSON: " + json_parse_reason(e.what()),
+        std::string(kJsonHint));
   } catch (const Json::out_of_range& e) {
     // A number too large for a double ("1e999"). nlohmann gives no position: find the literal,
     // which its message quotes.
@@ -532,7 +500,7 @@ Json parse_json_text(std::string_view text, std::string_view source) {
     if (open != std::string::npos && close > open) {
       literal = what.substr(open + 1, close - open - 1);
       const std::size_t found = text.find(literal);
-      if (found != std::string_view::npos) where = at_position(source, text, found);
+      if (found != std::string_view::npos) where = json_text_position(source, text, found);
       literal = " (" + literal + ")";
     }
     throw Error(where + ": invalid JSON: number too large" + literal,

@@ -191,16 +191,10 @@ Json theory_json(const LayerTheory& t) {
   return j;
 }
 
-// The report's name for an op kind: a residual block is reported once, at its end, as "residual".
-std::string kind_name(OpKind kind) {
-  if (kind == OpKind::kResidualEnd) return "residual";
-  return std::string(op_kind_name(kind));
-}
-
 Json layer_json(const LayerReport& layer) {
   Json j = Json::object();
   j["index"] = layer.index;
-  j["kind"] = kind_name(layer.kind);
+  j["kind"] = std::string(layer_kind_name(layer.kind));
   j["width"] = layer.width;
   j["fan_in"] = layer.fan_in;
   switch (layer.kind) {

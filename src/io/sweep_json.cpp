@@ -1,45 +1,21 @@
-// The sweep's JSON: what it reads back from each run's report, the summary it writes, and the
-// manifest each shard leaves beside its runs.
+// The sweep's JSON: the summary it writes, the manifest each shard leaves beside its runs, and
+// whether a run's report is the run of its config.
 #include <cmath>
-#include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string_view>
 
 #include "gradscope/io/config.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/version.hpp"
+#include "io/json_read.hpp"
 
 namespace gradscope {
 
 namespace {
 
 using Json = nlohmann::ordered_json;
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-// A number as report_json.cpp writes it: a value, or null with "<key>_status" saying why.
-double read_number(const Json& obj, const std::string& key) {
-  const auto it = obj.find(key);
-  if (it == obj.end()) return kNaN;
-  if (it->is_number()) return it->get<double>();
-  const auto status = obj.find(key + "_status");
-  if (status != obj.end() && status->is_string()) {
-    const std::string s = status->get<std::string>();
-    if (s == "inf" || s == "overflow") return std::numeric_limits<double>::infinity();
-    if (s == "-inf") return -std::numeric_limits<double>::infinity();
-  }
-  return kNaN;
-}
-
-const Json& member(const Json& obj, const std::string& key, const std::string& source,
-                   const std::string& path) {
-  const auto it = obj.find(key);
-  if (it == obj.end()) {
-    throw Error(source + ": " + path + key + " is missing",
-                "the file is not a complete gradscope report; delete it and run the sweep again");
-  }
-  return *it;
-}
 
 // Writes a double, or null with "<key>_status" when it is not finite, as the reports do.
 void put(Json& obj, const std::string& key, double v) {
@@ -59,117 +35,33 @@ Json number_array(const std::vector<double>& v) {
 
 constexpr const char* kManifestKind = "gradscope_sweep_shard";
 
-// Reads manifests strictly: every error names the file and the JSON path.
-class ManifestReader {
- public:
-  explicit ManifestReader(std::string source) : source_(std::move(source)) {}
+// What to do about a manifest that does not read.
+constexpr const char* kManifestHint =
+    "the manifest was edited, truncated or written by another tool; run that shard again with "
+    "--resume (its finished runs are kept) to rewrite it";
 
-  [[noreturn]] void fail(const std::string& path, const std::string& what) const {
-    throw Error(source_ + ": " + path + " " + what,
-                "the manifest was edited, truncated or written by another tool; run that shard "
-                "again with --resume (its finished runs are kept) to rewrite it");
+// A whole number in [low, high] at object[key].
+int bounded(const JsonReader& in, const JsonValue& object, std::string_view path,
+            std::string_view key, int low, int high) {
+  const int v = in.integer(object, path, key);
+  if (v < low || v > high) {
+    in.fail(json_child(path, key),
+            "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
   }
-  const Json& at(const Json& obj, const std::string& key, const std::string& path) const {
-    const auto it = obj.find(key);
-    if (it == obj.end()) fail(path + key, "is missing");
-    return *it;
-  }
-  std::string string(const Json& obj, const std::string& key, const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_string()) fail(path + key, "must be a string");
-    return v.get<std::string>();
-  }
-  std::optional<std::string> optional_string(const Json& obj, const std::string& key,
-                                             const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (v.is_null()) return std::nullopt;
-    if (!v.is_string()) fail(path + key, "must be a string or null");
-    return v.get<std::string>();
-  }
-  int integer(const Json& obj, const std::string& key, const std::string& path, int low,
-              int high) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_number_integer() || v.get<std::int64_t>() < low || v.get<std::int64_t>() > high) {
-      fail(path + key,
-           "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
-    }
-    return v.get<int>();
-  }
-  const Json& array(const Json& obj, const std::string& key, const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_array()) fail(path + key, "must be an array");
-    return v;
-  }
-  const Json& object(const Json& obj, const std::string& key, const std::string& path) const {
-    const Json& v = at(obj, key, path);
-    if (!v.is_object()) fail(path + key, "must be an object");
-    return v;
-  }
+  return v;
+}
 
- private:
-  std::string source_;
-};
+// A string, or null for none.
+std::optional<std::string> optional_string(const JsonReader& in, const JsonValue& object,
+                                           std::string_view path, std::string_view key) {
+  if (in.member(object, path, key).is_null()) return std::nullopt;
+  return in.string(object, path, key);
+}
 
 }  // namespace
 
-SweepRun sweep_run_from_report_json(const std::string& text, const std::string& source) {
-  const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw Error(source + ": not valid JSON",
-                "the run was interrupted while being written elsewhere, or the file was edited; "
-                "delete it and run the sweep again");
-  }
-  const auto version = j.find("schema_version");
-  if (version == j.end() || !version->is_number_integer() ||
-      version->get<int>() != kSchemaVersion) {
-    throw Error(
-        source + ": not a gradscope report of schema version " + std::to_string(kSchemaVersion),
-        "delete it and run the sweep again");
-  }
-  SweepRun run;
-  const Json& summary = member(j, "summary", source, "");
-  run.verdict = member(summary, "verdict", source, "summary.").get<std::string>();
-  run.log10_grad_ratio = read_number(summary, "log10_grad_ratio_first_to_last");
-  run.mean_log10_gain = read_number(summary, "mean_log10_gain");
-  run.dead_units = member(summary, "dead_units", source, "summary.").get<std::int64_t>();
-  run.saturated_fraction = read_number(summary, "saturated_fraction");
-  run.nonfinite_layers =
-      static_cast<int>(member(summary, "nonfinite_layers", source, "summary.").size());
-  run.seed =
-      member(member(j, "config", source, ""), "seed", source, "config.").get<std::uint64_t>();
-  for (const Json& f : member(j, "findings", source, "")) {
-    run.findings.push_back(SweepFinding{f.at("code").get<std::string>(),
-                                        f.at("severity").get<std::string>(),
-                                        f.at("layer").get<int>()});
-  }
-  for (const Json& l : member(j, "layers", source, "")) {
-    const Json& backward = l.at("backward");
-    run.log10_grad.push_back(read_number(backward.at("grad_preact"), "log10_rms"));
-    const Json& theory = l.at("theory");
-    run.predicted_log10_grad.push_back(
-        theory.value("backward", false) ? read_number(theory, "log10_grad_rel_last") : kNaN);
-    const Json& forward = l.at("forward");
-    run.dead_fraction.push_back(read_number(forward, "dead_fraction"));
-    run.saturated_fraction_per_layer.push_back(
-        read_number(forward.at("act"), "saturated_fraction"));
-  }
-  // The prediction is relative to the last layer: anchor it on the measured last layer.
-  if (!run.log10_grad.empty()) {
-    const double last = run.log10_grad.back();
-    for (double& p : run.predicted_log10_grad) p += last;
-  }
-  return run;
-}
-
-bool report_is_run_of(const std::string& report_json, const RunSpec& spec) {
-  const Json j = Json::parse(report_json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("config")) return false;
-  const auto version = j.find("schema_version");
-  if (version == j.end() || !version->is_number_integer() ||
-      version->get<int>() != kSchemaVersion) {
-    return false;
-  }
-  return j.at("config") == Json::parse(run_spec_to_json(spec));
+bool report_is_run_of(const Report& report, const RunSpec& spec) {
+  return run_spec_to_json(report.spec) == run_spec_to_json(spec);
 }
 
 std::string sweep_to_json(const SweepResult& r) {
@@ -261,68 +153,59 @@ std::string sweep_manifest_to_json(const SweepManifest& m) {
 }
 
 SweepManifest sweep_manifest_from_json(const std::string& text, const std::string& source) {
-  const ManifestReader in(source);
-  const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    throw Error(source + ": not valid JSON",
-                "the manifest was truncated or edited; run that shard again with --resume (its "
-                "finished runs are kept) to rewrite it");
-  }
-  const auto kind = j.find("kind");
-  if (kind == j.end() || *kind != kManifestKind) {
+  const JsonReader in(source, kManifestHint);
+  const JsonValue j = in.parse(text);
+  const auto kind = j.is_object() ? j.find("kind") : j.end();
+  if (!j.is_object() || kind == j.end() || *kind != kManifestKind) {
     throw Error(source + ": not a gradscope sweep shard manifest",
                 "give the directories that `gradscope sweep ... --shard I/N` wrote "
                 "(OUT/NAME/shards/I-of-N), or their sweep directory OUT/NAME");
   }
-  if (in.integer(j, "schema_version", "", 0, 1 << 30) != kSchemaVersion) {
-    throw Error(source + ": a shard manifest of schema version " +
-                    std::to_string(j.at("schema_version").get<int>()) + ", this gradscope reads " +
-                    std::to_string(kSchemaVersion),
+  const int version = bounded(in, j, "", "schema_version", 0, 1 << 30);
+  if (version != kSchemaVersion) {
+    throw Error(source + ": a shard manifest of schema version " + std::to_string(version) +
+                    ", this gradscope reads " + std::to_string(kSchemaVersion),
                 "run the shards and the merge with the same gradscope");
   }
   SweepManifest m;
-  m.version = in.string(in.object(j, "tool", ""), "version", "tool.");
-  const Json& sweep = in.object(j, "sweep", "");
-  m.name = in.string(sweep, "name", "sweep.");
-  m.config = in.optional_string(sweep, "config", "sweep.");
-  m.config_text = in.optional_string(sweep, "config_text", "sweep.");
-  const Json& overrides = in.array(sweep, "overrides", "sweep.");
+  m.version = in.string(in.object(j, "", "tool"), "tool", "version");
+  const JsonValue& sweep = in.object(j, "", "sweep");
+  m.name = in.string(sweep, "sweep", "name");
+  m.config = optional_string(in, sweep, "sweep", "config");
+  m.config_text = optional_string(in, sweep, "sweep", "config_text");
+  const JsonValue& overrides = in.array(sweep, "sweep", "overrides");
   for (std::size_t i = 0; i < overrides.size(); ++i) {
-    const std::string path = "sweep.overrides[" + std::to_string(i) + "].";
-    if (!overrides[i].is_object()) in.fail(path, "must be an object");
-    m.overrides.push_back({in.string(overrides[i], "path", path),
-                           in.string(overrides[i], "value", path),
-                           in.string(overrides[i], "origin", path)});
+    const std::string path = json_element("sweep.overrides", i);
+    in.expect_object(overrides[i], path);
+    m.overrides.push_back({in.string(overrides[i], path, "path"),
+                           in.string(overrides[i], path, "value"),
+                           in.string(overrides[i], path, "origin")});
   }
-  const Json& axes = in.array(sweep, "vary", "sweep.");
+  const JsonValue& axes = in.array(sweep, "sweep", "vary");
   for (std::size_t i = 0; i < axes.size(); ++i) {
-    const std::string path = "sweep.vary[" + std::to_string(i) + "].";
-    if (!axes[i].is_object()) in.fail(path, "must be an object");
+    const std::string path = json_element("sweep.vary", i);
+    in.expect_object(axes[i], path);
     SweepAxis axis;
-    axis.key = in.string(axes[i], "key", path);
-    axis.path = in.string(axes[i], "path", path);
-    const Json& values = in.array(axes[i], "values", path);
-    for (const Json& v : values) {
-      if (!v.is_string()) in.fail(path + "values", "must hold strings");
-      axis.values.push_back(v.get<std::string>());
-    }
+    axis.key = in.string(axes[i], path, "key");
+    axis.path = in.string(axes[i], path, "path");
+    axis.values = in.strings(axes[i], path, "values");
     m.axes.push_back(std::move(axis));
   }
-  m.seeds = in.integer(sweep, "seeds", "sweep.", 1, 1 << 30);
-  m.runs_total = in.integer(sweep, "runs", "sweep.", 0, 1 << 30);
-  const Json& shard = in.object(j, "shard", "");
-  m.shard.count = in.integer(shard, "count", "shard.", 1, kMaxSweepShards);
-  m.shard.index = in.integer(shard, "index", "shard.", 0, m.shard.count - 1);
-  m.out_dir = in.string(j, "out", "");
-  const Json& runs = in.array(j, "runs", "");
+  m.seeds = bounded(in, sweep, "sweep", "seeds", 1, 1 << 30);
+  m.runs_total = bounded(in, sweep, "sweep", "runs", 0, 1 << 30);
+  const JsonValue& shard = in.object(j, "", "shard");
+  m.shard.count = bounded(in, shard, "shard", "count", 1, kMaxSweepShards);
+  m.shard.index = bounded(in, shard, "shard", "index", 0, m.shard.count - 1);
+  m.out_dir = in.string(j, "", "out");
+  const JsonValue& runs = in.array(j, "", "runs");
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    const std::string path = "runs[" + std::to_string(i) + "].";
-    if (!runs[i].is_object()) in.fail(path, "must be an object");
+    const std::string path = json_element("runs", i);
+    in.expect_object(runs[i], path);
     SweepManifestRun r;
-    r.run = in.integer(runs[i], "run", path, 0, 1 << 30);
-    r.point = in.integer(runs[i], "point", path, 0, 1 << 30);
-    r.seed_index = in.integer(runs[i], "seed_index", path, 0, 1 << 30);
-    r.file = in.string(runs[i], "file", path);
+    r.run = bounded(in, runs[i], path, "run", 0, 1 << 30);
+    r.point = bounded(in, runs[i], path, "point", 0, 1 << 30);
+    r.seed_index = bounded(in, runs[i], path, "seed_index", 0, 1 << 30);
+    r.file = in.string(runs[i], path, "file");
     m.runs.push_back(std::move(r));
   }
   return m;

@@ -10,7 +10,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/suggest.hpp"
-#include "gradscope/io/compare.hpp"
+#include "gradscope/io/comparison_json.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/io/theory_json.hpp"

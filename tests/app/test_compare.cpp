@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/io/compare.hpp"
+#include "gradscope/app/compare.hpp"
+#include "gradscope/io/comparison_json.hpp"
 #include "gradscope/report/compare_text.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/report.hpp"
@@ -45,8 +46,8 @@ std::string real_report(const std::string& file) {
 }
 
 Comparison compare_real(const std::string& base, const std::string& proposed) {
-  return compare_reports(real_report(base), real_report(proposed), "reports/" + base,
-                         "reports/" + proposed);
+  return compare_report_json(real_report(base), real_report(proposed), "reports/" + base,
+                             "reports/" + proposed);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -116,8 +117,8 @@ Finding finding(const std::string& code, Severity severity, int layer) {
 }
 
 Comparison compare_synthetic(const Report& base, const Report& proposed) {
-  return compare_reports(report_to_json(base), report_to_json(proposed), "base.json",
-                         "proposed.json");
+  return compare_report_json(report_to_json(base), report_to_json(proposed), "base.json",
+                             "proposed.json");
 }
 
 // A correlation_collapse warning at layer 5 whose tested evidence comes after a context one.
@@ -175,8 +176,8 @@ Report golden_proposed() {
 }
 
 Comparison golden_comparison() {
-  return compare_reports(report_to_json(golden_base()), report_to_json(golden_proposed()),
-                         "reports/base.json", "reports/proposed_v2.json");
+  return compare_report_json(report_to_json(golden_base()), report_to_json(golden_proposed()),
+                             "reports/base.json", "reports/proposed_v2.json");
 }
 
 // ---------------------------------------------------------------- real reports
@@ -602,7 +603,7 @@ TEST(CompareLayers, DeepStacksShowTheFirstAndLastFiftyChangedLayers) {
 // The Error a comparison throws, with its message; fails the test when none is thrown.
 Error compare_error(const std::string& base, const std::string& proposed) {
   try {
-    compare_reports(base, proposed, "base.json", "dir/proposed.json");
+    compare_report_json(base, proposed, "base.json", "dir/proposed.json");
   } catch (const Error& e) {
     return e;
   }
@@ -651,7 +652,7 @@ TEST(CompareErrors, TheHintForANonReportGivesACommandThatWritesOne) {
   const std::string config = read_file(std::string(GRADSCOPE_SOURCE_DIR) + "/configs/relu-he.json");
   ASSERT_FALSE(config.empty());
   try {
-    compare_reports(config, good, "configs/relu-he.json", "reports/relu-he.json");
+    compare_report_json(config, good, "configs/relu-he.json", "reports/relu-he.json");
     ADD_FAILURE() << "no Error thrown";
   } catch (const Error& e) {
     EXPECT_TRUE(contains(e.what(), "configs/relu-he.json: not a gradscope report")) << e.what();
@@ -669,7 +670,7 @@ TEST(CompareErrors, TheHintForANonReportGivesACommandThatWritesOne) {
       << e.hint();
   // Without a name the report is named after the file; a path a shell would split is quoted.
   try {
-    compare_reports(R"({"stack": {"depth": 3}})", good, "my configs/it's deep.json", "b.json");
+    compare_report_json(R"({"stack": {"depth": 3}})", good, "my configs/it's deep.json", "b.json");
     ADD_FAILURE() << "no Error thrown";
   } catch (const Error& quoted) {
     EXPECT_TRUE(contains(quoted.hint(),
@@ -735,8 +736,8 @@ TEST(CompareWriters, TextStaysWithin120ColumnsWithLongNamesAndPaths) {
   proposed.findings = {finding("dead_units", Severity::kWarning, 2)};
   proposed.findings[0].explanation = std::string(30, 'w') + " " + std::string(200, 'x');
   proposed.verdict = Verdict::kWarning;
-  const Comparison c = compare_reports(report_to_json(base), report_to_json(proposed),
-                                       "/" + std::string(200, 'p') + ".json", "proposed.json");
+  const Comparison c = compare_report_json(report_to_json(base), report_to_json(proposed),
+                                           "/" + std::string(200, 'p') + ".json", "proposed.json");
   const std::string text = comparison_to_text(c);
   expect_within_120_columns(text);
   EXPECT_TRUE(contains(text, std::string(100, 'x'))) << text;  // cut, not dropped

@@ -7,8 +7,9 @@
 #include <stdexcept>
 #include <string>
 
+#include "gradscope/app/compare.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/io/compare.hpp"
+#include "gradscope/io/comparison_json.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/io/theory_json.hpp"
@@ -120,9 +121,8 @@ TEST(Writer, ASweepThroughTheRegistryIsTheDirectWritersBytes) {
 }
 
 TEST(Writer, AComparisonThroughTheRegistryIsTheDirectWritersBytes) {
-  const Comparison c =
-      compare_reports(report_to_json(testing::small_report()),
-                      report_to_json(testing::diagnosed_report()), "base.json", "proposed.json");
+  const Comparison c = compare_reports(testing::small_report(), testing::diagnosed_report(),
+                                       "base.json", "proposed.json");
   EXPECT_EQ(write_document(Format::kText, c), comparison_to_text(c));
   EXPECT_EQ(write_document(Format::kJson, c), comparison_to_json(c));
   EXPECT_EQ(write_document(Format::kMarkdown, c), comparison_to_markdown(c));

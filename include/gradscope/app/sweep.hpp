@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gradscope/core/report.hpp"
 #include "gradscope/core/spec.hpp"
 #include "gradscope/core/sweep.hpp"
 #include "gradscope/io/config.hpp"
@@ -75,6 +76,10 @@ SweepPlan plan_sweep(const SweepRequest& request);
 // Throws Error naming the file and the point when a run file is not the run of its point (another
 // sweep's, written into the same directory), and writes no summary then.
 SweepResult write_sweep_summary(const SweepRequest& request, const SweepPlan& plan);
+// What a sweep keeps of a run (read back with report_from_json): its summary, findings and
+// per-layer values as the JSON report states them, the predicted gradients anchored on the
+// measured last layer. point, seed_index and file are the caller's to set.
+SweepRun sweep_run_from_report(const Report& report);
 
 // What one shard did.
 struct SweepShardResult {

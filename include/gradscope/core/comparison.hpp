@@ -1,5 +1,5 @@
 // What changed between two reports (a base and a proposed change), and whether the change is a
-// regression, as plain data. Comparing is io/compare.hpp; the writers io/ (JSON) and report/.
+// regression, as plain data. Comparing is app/compare.hpp; the writers io/ (JSON) and report/.
 #pragma once
 
 #include <string>

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gradscope/core/spec.hpp"
@@ -94,6 +95,10 @@ struct LayerTheory {
   double measured_log10_grad_rel_last = 0.0;
   bool flagged = false;
 };
+
+// The report's name for a layer's kind: op_kind_name's, but a residual block is reported once, at
+// its end, as "residual" (residual begins are not reported).
+std::string_view layer_kind_name(OpKind kind);
 
 struct LayerReport {
   int index = 0;  // 1-based, input side first, over the reported ops (residual begins are not)

@@ -1,22 +1,21 @@
-// A sweep's JSON both ways: its summary, a shard's manifest, and what a sweep keeps of a run's
-// report.
+// A sweep's JSON both ways: its summary, a shard's manifest, and whether a run's report is the
+// run of its config.
 #pragma once
 
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "gradscope/core/report.hpp"
 #include "gradscope/core/spec.hpp"
 #include "gradscope/core/sweep.hpp"
 #include "gradscope/io/config.hpp"
 
 namespace gradscope {
 
-// Reads back what a sweep keeps of a run from its report JSON. Throws Error naming `source`.
-SweepRun sweep_run_from_report_json(const std::string& text, const std::string& source);
-// Whether a report on disk is the run of `spec` (its "config" section equals the spec's resolved
-// config): --resume reuses it then, and runs it again otherwise.
-bool report_is_run_of(const std::string& report_json, const RunSpec& spec);
+// Whether a report (read back with report_from_json) is the run of `spec`: its resolved config is
+// the spec's. --resume reuses a report on disk then, and runs it again otherwise.
+bool report_is_run_of(const Report& report, const RunSpec& spec);
 std::string sweep_to_json(const SweepResult& result);
 
 // What a shard writes beside its runs (OUT/NAME/shards/I-of-N/manifest.json) once all of them are

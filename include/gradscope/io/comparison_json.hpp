@@ -1,4 +1,4 @@
-// `gradscope compare`: two JSON reports read and compared, and the comparison as JSON.
+// `gradscope compare`'s comparison as JSON; the comparing itself is app/compare.hpp.
 #pragma once
 
 #include <string>
@@ -6,12 +6,6 @@
 #include "gradscope/core/comparison.hpp"
 
 namespace gradscope {
-
-// Reads two JSON reports (their text and the paths to name in errors and output) and compares
-// them. Throws gradscope::Error naming the file (and the JSON path) when a text is not JSON, not a
-// gradscope report, or of another schema_version.
-Comparison compare_reports(const std::string& base_json, const std::string& proposed_json,
-                           const std::string& base_path, const std::string& proposed_path);
 
 // Everything in the Comparison as one ordered JSON document; non-finite numbers as null with a
 // "<key>_status" sibling, as in the run report. comparison_version 2 added findings.persisted and,
