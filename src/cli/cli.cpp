@@ -16,35 +16,35 @@
 #include <optional>
 #include <sstream>
 
-#include "gradscope/io/compare.hpp"
-#include "gradscope/report/compare_text.hpp"
-#include "gradscope/io/config.hpp"
+#include "gradscope/app/lesson.hpp"
+#include "gradscope/core/error.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/engine/engine.hpp"
-#include "gradscope/core/error.hpp"
+#include "gradscope/io/compare.hpp"
+#include "gradscope/io/config.hpp"
+#include "gradscope/report/compare_text.hpp"
 #include "gradscope/report/html.hpp"
-#include "gradscope/app/lesson.hpp"
 #ifdef GRADSCOPE_HAVE_ONNX
 #include "gradscope/io/onnx_import.hpp"
 #endif
 #include "gradscope/app/output.hpp"
-#include "gradscope/core/parallel.hpp"
-#include "gradscope/report/plots.hpp"
 #include "gradscope/app/progress.hpp"
+#include "gradscope/app/sweep.hpp"
+#include "gradscope/app/time_estimate.hpp"
+#include "gradscope/core/parallel.hpp"
+#include "gradscope/core/suggest.hpp"
 #include "gradscope/io/report_json.hpp"
+#include "gradscope/io/sweep_json.hpp"
+#include "gradscope/io/tensor_io.hpp"
+#include "gradscope/io/theory_json.hpp"
+#include "gradscope/io/weights.hpp"
+#include "gradscope/report/plots.hpp"
 #include "gradscope/report/report_md.hpp"
 #include "gradscope/report/report_text.hpp"
-#include "gradscope/core/suggest.hpp"
-#include "gradscope/app/sweep.hpp"
-#include "gradscope/io/sweep_json.hpp"
 #include "gradscope/report/sweep_text.hpp"
-#include "gradscope/io/tensor_io.hpp"
-#include "gradscope/theory/theory_report.hpp"
-#include "gradscope/io/theory_json.hpp"
 #include "gradscope/report/theory_text.hpp"
-#include "gradscope/app/time_estimate.hpp"
+#include "gradscope/theory/theory_report.hpp"
 #include "gradscope/version.hpp"
-#include "gradscope/io/weights.hpp"
 
 namespace gradscope {
 
@@ -418,11 +418,8 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
     RunOptions again = options;
     again.on_planned = nullptr;
     again.on_progress = nullptr;
-    check_advice(report, [&](const std::vector<ConfigChange>& changes) {
-      std::vector<ConfigOverride> with = overrides;
-      for (const ConfigChange& c : changes) with.push_back({c.path, c.value, "advice " + c.path});
-      return run_diagnostic(load_run_spec(a.config, with), again);
-    });
+    // Each advice's edits are applied to the run's own spec (its config and flags, read once).
+    check_advice(report, [&](const RunSpec& advised) { return run_diagnostic(advised, again); });
   }
 
   const std::string json = report_to_json(report);
