@@ -187,7 +187,7 @@ RunSpec onnx_spec(const RunArgs& a, const std::vector<ConfigOverride>& overrides
 
 // The spec from the config (or ONNX model) and the flags, and the weights, batch and targets
 // files read and checked against it. A batch file sets input.batch and input.width, which are
-// added to `overrides` (the advice's runs start from them too).
+// added to `overrides`.
 RunInputs resolve_inputs(const RunArgs& a, std::vector<ConfigOverride>& overrides) {
   if (a.check_advice && !a.weights.empty()) {
     throw Error("--check-advice with --weights is not supported yet",
@@ -251,9 +251,8 @@ std::vector<Format> report_formats(Format asked) {
 
 // The run itself, with its time estimate and progress bar, and with --check-advice the advice's
 // runs, each about as long as the first: announced and limited with it.
-Report run_report(const RunArgs& a, RunInputs& in, const std::vector<ConfigOverride>& overrides,
-                  std::optional<double> max_seconds, const CliEnvironment& env, std::ostream& err,
-                  RunData& saved) {
+Report run_report(const RunArgs& a, RunInputs& in, std::optional<double> max_seconds,
+                  const CliEnvironment& env, std::ostream& err, RunData& saved) {
   RunOptions options;
   options.threads = a.threads;
   options.memory_limit_bytes = memory_budget(a.memory_budget);
@@ -273,11 +272,8 @@ Report run_report(const RunArgs& a, RunInputs& in, const std::vector<ConfigOverr
     RunOptions again = options;
     again.on_planned = nullptr;
     again.on_progress = nullptr;
-    check_advice(report, [&](const std::vector<ConfigChange>& changes) {
-      std::vector<ConfigOverride> with = overrides;
-      for (const ConfigChange& c : changes) with.push_back({c.path, c.value, "advice " + c.path});
-      return run_diagnostic(load_run_spec(a.config, with), again);
-    });
+    // Each advice's edits are applied to the run's own spec (its config and flags, read once).
+    check_advice(report, [&](const RunSpec& advised) { return run_diagnostic(advised, again); });
   }
   return report;
 }
@@ -462,7 +458,7 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
                                                      .save_weights = !a.save_weights.empty()}));
 
   RunData saved;
-  const Report report = run_report(a, in, overrides, max_seconds, env, err, saved);
+  const Report report = run_report(a, in, max_seconds, env, err, saved);
 
   const std::vector<std::pair<std::filesystem::path, std::string>> files =
       run_files(a, spec, formats, report, saved);

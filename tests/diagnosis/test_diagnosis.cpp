@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/io/config.hpp"
+#include "gradscope/core/error.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/engine/engine.hpp"
-#include "gradscope/core/error.hpp"
+#include "gradscope/io/config.hpp"
 
 namespace gradscope {
 namespace {
@@ -42,8 +42,7 @@ struct Case {
   }
   Report run() const { return run_diagnostic(spec()); }
   Rerun rerun() const {
-    return
-        [this](const std::vector<ConfigChange>& changes) { return run_diagnostic(spec(changes)); };
+    return [](const RunSpec& advised) { return run_diagnostic(advised); };
   }
 };
 
@@ -834,7 +833,7 @@ TEST(AdviceCheck, AdviceThatDoesNotHelpIsWithdrawn) {
   const Case c{"relu-xavier", {}};
   Report r = c.run();
   const Report same = c.run();
-  check_advice(r, [&](const std::vector<ConfigChange>&) { return same; });
+  check_advice(r, [&](const RunSpec&) { return same; });
   for (const Finding& f : r.findings) {
     EXPECT_TRUE(f.advice.empty()) << f.code;
     for (const Advice& a : f.rejected_advice) {
@@ -871,7 +870,7 @@ TEST(AdviceCheck, EveryAdviceOfTheShippedConfigsIsValidConfig) {
       EXPECT_NO_THROW(c.spec(r.remedy->changes)) << name << " remedy";
       for (const auto& changes : r.remedy->compositions) {
         if (!changes.empty()) {
-          EXPECT_NO_THROW(c.spec(changes)) << name << " remedy subset";
+          EXPECT_NO_THROW(c.spec(spell_edits(changes))) << name << " remedy subset";
         }
       }
     }

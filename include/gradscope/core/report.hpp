@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gradscope/core/config_edit.hpp"
 #include "gradscope/core/spec.hpp"
 
 namespace gradscope {
@@ -200,6 +201,7 @@ struct Evidence {
 };
 
 // One config key to set, as `--set PATH=VALUE` would: VALUE is JSON text (null drops a section).
+// The diagnosis spells its typed edits (config_edit.hpp) this way for the writers to print.
 struct ConfigChange {
   std::string path;
   std::string value;
@@ -222,6 +224,9 @@ struct Advice {
   // The code of the finding it is for (whose metric --check-advice measures): the root it is
   // listed under, or one of that root's consequences.
   std::string addresses;
+  // The same changes typed, as --check-advice applies them to the run's spec; `changes` is their
+  // spelling. Empty in an advice built by hand (a test's fixture).
+  std::vector<ConfigEdit> edits{};
 };
 
 struct Finding {
@@ -245,6 +250,7 @@ struct RemedyPiece {
   std::string text;                    // one sentence: what to change and why it helps
   std::vector<ConfigChange> changes;   // its own changes, as an advice would give them
   std::vector<std::string> addresses;  // codes of the root findings it is meant to fix
+  std::vector<ConfigEdit> edits{};     // `changes` typed, as for Advice
 };
 
 // The remedy re-run as a whole (--check-advice), after dropping the pieces it did not need.
@@ -265,9 +271,10 @@ struct Remedy {
   std::vector<ConfigChange> changes;       // all pieces at once, in the order to apply them
   std::vector<std::string> not_addressed;  // codes of warnings and errors no piece addresses
   std::optional<RemedyCheck> check;        // after --check-advice
-  // For --check-advice's search (not reported): the changes of each subset of the pieces composed
+  std::vector<ConfigEdit> edits{};         // `changes` typed, as for Advice
+  // For --check-advice's search (not reported): the edits of each subset of the pieces composed
   // together, indexed by the bit mask of the pieces kept (bit k: piece k).
-  std::vector<std::vector<ConfigChange>> compositions;
+  std::vector<std::vector<ConfigEdit>> compositions;
   std::vector<std::vector<std::string>> composition_texts;  // [mask][k]: piece k's sentence there
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "gradscope/core/report.hpp"
+#include "gradscope/diagnosis/config_edit.hpp"
 
 namespace gradscope {
 
@@ -67,23 +68,26 @@ struct ProblemMetric {
 };
 ProblemMetric problem_metric(FindingCode code, const Report& report);
 
+// The finding code of each row of the rules table, in order: one row per code, each a metric
+// and the rule that reads it (compile-time checked; exposed for the tests).
+std::vector<FindingCode> rule_codes();
+
 // Whether an advice helped: the finding it addresses is gone from the re-run, or its metric is
 // now on the healthy side of its threshold; and the verdict did not get worse.
 bool advice_helped(const ProblemMetric& after, bool finding_gone, Verdict verdict_before,
                    Verdict verdict_after);
 
-// The change as a shell argument: "--set PATH=VALUE", with PATH=VALUE in single quotes when VALUE
-// holds characters a shell would interpret (JSON objects, spaces, quotes).
-std::string set_argument(const ConfigChange& change);
+// set_argument (the `--set` argument of a ConfigChange) is declared in config_edit.hpp.
 
-// Runs the network again with a set of config changes applied on top of the run's own config
-// and flags; returns the diagnosed report.
-using Rerun = std::function<Report(const std::vector<ConfigChange>& changes)>;
+// Runs the network `spec` describes (the run's own spec with an advice's edits applied, see
+// apply_edits) and returns the diagnosed report.
+using Rerun = std::function<Report(const RunSpec& spec)>;
 
-// --check-advice: re-runs every distinct advice once, records its effect on the finding's problem
-// metric, and moves advice that did not help to rejected_advice. Then re-runs the remedy as a
-// whole and without each of its pieces in turn (the last first), drops the pieces the rest do as
-// well without, and records the verdict and findings after it in remedy.check.
+// --check-advice: re-runs every distinct advice once (its edits applied to report.spec), records
+// its effect on the finding's problem metric, and moves advice that did not help to
+// rejected_advice. Then re-runs the remedy as a whole and without each of its pieces in turn (the
+// last first), drops the pieces the rest do as well without, and records the verdict and findings
+// after it in remedy.check.
 void check_advice(Report& report, const Rerun& rerun);
 
 }  // namespace gradscope
