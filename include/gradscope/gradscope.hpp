@@ -27,6 +27,7 @@
 #include "gradscope/core/spec.hpp"
 #include "gradscope/core/stats.hpp"
 #include "gradscope/core/sweep.hpp"
+#include "gradscope/core/validate.hpp"
 #include "gradscope/io/tensor_io.hpp"
 #include "gradscope/theory/theory.hpp"
 #include "gradscope/theory/theory_report.hpp"

@@ -1,7 +1,6 @@
-// Reads run configs (JSON text, the built-in default, command-line overrides) into a validated
-// RunSpec and writes a RunSpec back as resolved JSON. With report_json.cpp, the only nlohmann user.
-#include "gradscope/io/config.hpp"
-
+// Reads run configs (JSON text, the built-in default, command-line overrides) into a RunSpec that
+// validate.hpp's rules then check, and writes a RunSpec back as resolved JSON. With
+// report_json.cpp, the only nlohmann user. Over 600 lines until the next commit splits it.
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -9,9 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <initializer_list>
 #include <limits>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -20,6 +17,8 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/suggest.hpp"
+#include "gradscope/core/validate.hpp"
+#include "gradscope/io/config.hpp"
 
 namespace gradscope {
 namespace {
@@ -28,10 +27,10 @@ namespace {
 // file) and keeps the order we write keys in (the resolved config reads top to bottom).
 using Json = nlohmann::ordered_json;
 
-constexpr std::uint64_t kMaxDepth = 1'000'000;
-// Widths and batch: 2^24 keeps every index and element count far inside 64 bits; whether a run
-// actually fits in memory is the engine's check.
-constexpr std::uint64_t kMaxWidth = 16'777'216;
+// The spec's limits (validate.hpp), checked as each value is read so that a message quotes it as
+// written; whether a run actually fits in memory is the engine's check.
+constexpr std::uint64_t kMaxDepth = spec_limits::kMaxDepth;
+constexpr std::uint64_t kMaxWidth = spec_limits::kMaxWidth;
 constexpr std::size_t kMaxNameLength = 128;
 // Configs are a few hundred bytes; the cap stops `--config /dev/zero` from eating the memory.
 constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
@@ -59,31 +58,11 @@ const std::vector<std::string_view> kInputKeys{"width", "batch", "distribution",
                                                "std",   "low",   "high"};
 const std::vector<std::string_view> kStackKeys{"depth", "width", "activation", "init", "bias_init"};
 const std::vector<std::string_view> kOutputKeys{"width", "activation", "init", "bias_init"};
-// The input-output Jacobian is width^3 per layer and example: a handful of examples says enough.
-constexpr std::uint64_t kMaxJacobianExamples = 64;
+constexpr std::uint64_t kMaxJacobianExamples = spec_limits::kMaxJacobianExamples;
 const std::vector<std::string_view> kStatsKeys{"saturation_threshold", "jacobian_examples"};
-// The diagnosis's thresholds: (key, member, what it must be). Every one is a positive number but
-// deep_layers, a positive integer.
-struct DiagnosisKey {
-  std::string_view key;
-  double DiagnosisSpec::*member;
-  bool fraction;  // must lie in (0, 1)
-};
-constexpr DiagnosisKey kDiagnosisKeys[] = {
-    {"gradient_warning_decades", &DiagnosisSpec::gradient_warning_decades, false},
-    {"gradient_error_decades", &DiagnosisSpec::gradient_error_decades, false},
-    {"activation_warning_decades", &DiagnosisSpec::activation_warning_decades, false},
-    {"activation_error_decades", &DiagnosisSpec::activation_error_decades, false},
-    {"dead_fraction", &DiagnosisSpec::dead_fraction, true},
-    {"saturated_fraction", &DiagnosisSpec::saturated_fraction, true},
-    {"correlation", &DiagnosisSpec::correlation, true},
-    {"update_ratio_min", &DiagnosisSpec::update_ratio_min, false},
-    {"update_ratio_max", &DiagnosisSpec::update_ratio_max, false},
-    {"init_mismatch_factor", &DiagnosisSpec::init_mismatch_factor, false},
-};
 std::vector<std::string_view> diagnosis_keys() {
   std::vector<std::string_view> keys;
-  for (const DiagnosisKey& k : kDiagnosisKeys) keys.push_back(k.key);
+  for (const DiagnosisThreshold& t : diagnosis_thresholds()) keys.push_back(t.key);
   keys.push_back("deep_layers");
   return keys;
 }
@@ -106,14 +85,17 @@ const std::vector<std::string_view> kNamedKeys{"activation", "init",      "bias_
 // parameters turns `true` into that object.
 const std::vector<std::pair<std::string_view, std::string_view>> kTrueObjectKeys{
     {"residual", "{}"}, {"projection", R"({"name": "orthogonal"})"}};
-// Nested repeats multiply: the cap keeps a typo such as "repeat": 1e6 inside "repeat": 1e6 from
-// expanding to 10^12 ops. A stack may have 1,000,000 layers; twice that leaves room for norms.
-constexpr std::uint64_t kMaxOps = 2'000'000;
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quote(std::string_view s) {
+  // Appended piece by piece: g++ 12 warns falsely (-Wrestrict, its bug 105651) on "\"" + string.
+  std::string out(1, '"');
+  out += s;
+  out += '"';
+  return out;
+}
 
 std::string join(const std::vector<std::string_view>& items, std::string_view separator = ", ") {
   std::string out;
@@ -266,14 +248,6 @@ std::vector<std::string_view> optimizer_params(OptimizerKind kind) {
       return {"learning_rate", "beta1", "beta2", "eps"};
   }
   return {};
-}
-
-std::vector<std::string_view> hidden_activation_names() {
-  std::vector<std::string_view> names;
-  for (const ActivationInfo& info : activation_table()) {
-    if (!info.output_only) names.push_back(info.name);
-  }
-  return names;
 }
 
 // "leaky_relu (slope) and elu (alpha)": the activations that take a parameter.
@@ -445,7 +419,9 @@ class JsonChecker final : public nlohmann::json_sax<Json> {
     std::string segment;
     if (!frames_.empty()) {
       Frame& top = frames_.back();
-      segment = top.is_object ? "." + top.key : "[" + std::to_string(top.count++) + "]";
+      // Appended piece by piece: g++ 12 warns falsely (-Wrestrict, its bug 105651) on "[" + string.
+      segment = top.is_object ? "." : "[";
+      segment += top.is_object ? top.key : std::to_string(top.count++) + "]";
     }
     frames_.push_back(Frame{std::move(segment), is_object});
     return true;
@@ -591,6 +567,25 @@ std::string step_path(const std::string& path, const PathStep& step) {
   return child(path, step.key);
 }
 
+// The value at a config path ("layers[1].activation") in `root`, or null when it has none.
+const Json* at_path(const Json& root, const std::string& path) {
+  const std::optional<std::vector<PathStep>> steps = parse_override_path(path);
+  if (!steps) return nullptr;
+  const Json* node = &root;
+  for (const PathStep& step : *steps) {
+    if (step.is_index()) {
+      if (!node->is_array() || step.index >= node->size()) return nullptr;
+      node = &(*node)[step.index];
+    } else {
+      if (!node->is_object()) return nullptr;
+      const auto it = node->find(step.key);
+      if (it == node->end()) return nullptr;
+      node = &*it;
+    }
+  }
+  return node;
+}
+
 // The value of an override: JSON when it parses as JSON, else the text as a string. It lands
 // inside the config, so it is held to a config's limits on nesting and keys.
 Json override_value(const ConfigOverride& o) {
@@ -705,41 +700,35 @@ class Reader {
           read_choice(*precision, "precision", "precision", precision_names()));
     }
     // null removes a section, so that an override can drop one a file defines.
-    const Json* layers = given(root, "layers");
-    OutputEnd end;
-    int output_width = 0;
-    if (layers != nullptr) {
+    if (const Json* layers = given(root, "layers")) {
       check_layers_alone(root);
       spec.stack = read_stack(nullptr);  // unused, but equal to what a round trip reads
-      std::vector<Trace> traces;
-      read_item_list(*layers, "layers", spec.layers, traces);
-      check_softmax(spec.layers, traces, {});
-      check_op_count(spec.layers, traces);
+      read_item_list(*layers, "layers", spec.layers);
       spec.input = read_input(section(root, "input"), first_dense_width(spec.layers));
-      WidthCache cache;
-      output_width = check_widths(spec.layers, traces, spec.input.width, cache, {});
-      end = output_end(spec.layers, traces);
     } else {
       spec.stack = read_stack(given(root, "stack") == nullptr ? nullptr : section(root, "stack"));
       spec.input = read_input(section(root, "input"), spec.stack.layer.width);
       if (given(root, "output") != nullptr) {
         spec.output = read_output(*section(root, "output"), spec.stack.layer);
       }
-      const LayerSpec& last = spec.output ? *spec.output : spec.stack.layer;
-      output_width = last.width;
-      end = {OutputEnd::kActivation, last.activation,
-             spec.output ? "output.activation" : "stack.activation"};
     }
-    spec.loss = read_loss(find(root, "loss"), output_width, end);
+    spec.loss = read_loss(find(root, "loss"));
+    // Softmax cross-entropy's classes default to the output width, which the rules then check.
+    if (spec.loss.kind == LossKind::kSoftmaxCrossEntropy && spec.loss.classes == 0) {
+      spec.loss.classes = output_width(spec);
+    }
     spec.optimizer = read_optimizer(find(root, "optimizer"));
     spec.stats = read_stats(section(root, "stats"));
     spec.diagnosis = read_diagnosis(section(root, "diagnosis"));
+    if (const std::optional<SpecProblem> problem = find_spec_problem(spec)) {
+      fail_rule(root, *problem);
+    }
     return spec;
   }
 
  private:
   // The origin of the latest override that set one of `paths` (or an object holding it).
-  std::string where(std::initializer_list<std::string_view> paths) const {
+  std::string where(const std::vector<std::string_view>& paths) const {
     for (auto it = attributions_.rbegin(); it != attributions_.rend(); ++it) {
       for (std::string_view path : paths) {
         if (within(path, it->path)) return it->origin;
@@ -748,7 +737,7 @@ class Reader {
     return source_;
   }
 
-  [[noreturn]] void fail_across(std::initializer_list<std::string_view> involved,
+  [[noreturn]] void fail_across(const std::vector<std::string_view>& involved,
                                 const std::string& path, const std::string& what,
                                 std::string hint) const {
     std::string message = where(involved) + ": ";
@@ -758,6 +747,18 @@ class Reader {
 
   [[noreturn]] void fail(const std::string& path, const std::string& what, std::string hint) const {
     fail_across({path}, path, what, std::move(hint));
+  }
+
+  // A rule of validate.hpp that the spec read from `root` breaks, located by its config path.
+  [[noreturn]] void fail_rule(const Json& root, const SpecProblem& problem) const {
+    std::string path = problem.path;
+    // The object form {"name": "softmax"} puts the name one level down.
+    if (const Json* node = at_path(root, path); problem.at_name && node && node->is_object()) {
+      path = child(path, "name");
+    }
+    std::vector<std::string_view> involved{path};
+    involved.insert(involved.end(), problem.also.begin(), problem.also.end());
+    fail_across(involved, path, problem.what, problem.hint);
   }
 
   static const Json* find(const Json& object, std::string_view key) {
@@ -923,7 +924,7 @@ class Reader {
          did_you_mean(key, valid) + "valid keys here: " + join(valid) + extra_hint);
   }
 
-  ActivationSpec read_activation(const Json& v, const std::string& path, bool hidden) const {
+  ActivationSpec read_activation(const Json& v, const std::string& path) const {
     const Named named =
         read_named(v, path, "an activation", R"("tanh" or {"name": "leaky_relu", "slope": 0.2})");
     const std::optional<Activation> kind = activation_from_name(named.name);
@@ -932,14 +933,6 @@ class Reader {
            did_you_mean(named.name, activation_names_and_aliases()) + std::string(kListHint));
     }
     const ActivationInfo& info = activation_info(*kind);
-    if (hidden && info.output_only) {
-      fail(named.name_path,
-           std::string(info.name) +
-               " normalises across the units of a layer, so it belongs only in \"output\"",
-           "put it in output.activation, e.g. \"output\": {\"width\": 10, \"activation\": \"" +
-               std::string(info.name) + "\"}; hidden layers take an elementwise activation: " +
-               join(hidden_activation_names()));
-    }
     ActivationSpec spec = default_spec(*kind);
     if (named.object == nullptr) return spec;
     std::vector<std::string_view> params;
@@ -1034,13 +1027,12 @@ class Reader {
   }
 
   // Reads the keys a layer may have into `layer`, which holds the defaults.
-  void read_layer_keys(const Json& object, const std::string& path, bool hidden,
-                       LayerSpec& layer) const {
+  void read_layer_keys(const Json& object, const std::string& path, LayerSpec& layer) const {
     if (const Json* width = find(object, "width")) {
       layer.width = read_count(*width, child(path, "width"), kMaxWidth);
     }
     if (const Json* activation = find(object, "activation")) {
-      layer.activation = read_activation(*activation, child(path, "activation"), hidden);
+      layer.activation = read_activation(*activation, child(path, "activation"));
     }
     if (const Json* init = find(object, "init")) layer.init = read_init(*init, child(path, "init"));
     if (const Json* bias = find(object, "bias_init")) {
@@ -1056,7 +1048,7 @@ class Reader {
     if (const Json* depth = find(*object, "depth")) {
       stack.depth = read_count(*depth, "stack.depth", kMaxDepth);
     }
-    read_layer_keys(*object, "stack", /*hidden=*/true, stack.layer);
+    read_layer_keys(*object, "stack", stack.layer);
     // As PyTorch's nn.Linear: its weight scheme comes with its own bias scheme.
     if (find(*object, "bias_init") == nullptr) {
       stack.layer.bias = BiasInitSpec{};
@@ -1075,7 +1067,7 @@ class Reader {
     }
     LayerSpec layer = stack_layer;  // init and bias_init default to the stack's
     layer.activation = default_spec(Activation::kLinear);
-    read_layer_keys(object, "output", /*hidden=*/false, layer);
+    read_layer_keys(object, "output", layer);
     // An output layer that names torch_default gets its bias too, as the stack does.
     if (find(object, "bias_init") == nullptr && find(object, "init") != nullptr) {
       layer.bias = BiasInitSpec{};
@@ -1132,12 +1124,6 @@ class Reader {
     } else {
       if (const Json* low = find(*object, "low")) input.low = read_number(*low, "input.low");
       if (const Json* high = find(*object, "high")) input.high = read_number(*high, "input.high");
-      if (!(input.low < input.high)) {
-        fail_across({"input.low", "input.high"}, "input",
-                    "low (" + Json(input.low).dump() + ") must be less than high (" +
-                        Json(input.high).dump() + ")",
-                    "the uniform distribution draws from [low, high); the default is -1 to 1");
-      }
     }
     return input;
   }
@@ -1166,7 +1152,7 @@ class Reader {
     DiagnosisSpec d;
     if (object == nullptr) return d;
     check_keys(*object, "diagnosis", diagnosis_keys());
-    for (const DiagnosisKey& k : kDiagnosisKeys) {
+    for (const DiagnosisThreshold& k : diagnosis_thresholds()) {
       const Json* v = find(*object, k.key);
       if (v == nullptr) continue;
       const std::string path = "diagnosis." + std::string(k.key);
@@ -1181,7 +1167,7 @@ class Reader {
       d.*k.member = x;
     }
     if (const Json* v = find(*object, "deep_layers")) {
-      d.deep_layers = static_cast<int>(read_integer(*v, "diagnosis.deep_layers", 1, 1'000'000));
+      d.deep_layers = static_cast<int>(read_integer(*v, "diagnosis.deep_layers", 1, kMaxDepth));
     }
     // A warning threshold raised above the default error threshold raises that with it.
     if (find(*object, "gradient_error_decades") == nullptr) {
@@ -1191,41 +1177,12 @@ class Reader {
       d.activation_error_decades =
           std::max(d.activation_error_decades, d.activation_warning_decades);
     }
-    if (d.gradient_error_decades < d.gradient_warning_decades) {
-      fail("diagnosis.gradient_error_decades", "is below diagnosis.gradient_warning_decades",
-           "an error threshold must be at least the warning threshold");
-    }
-    if (d.activation_error_decades < d.activation_warning_decades) {
-      fail("diagnosis.activation_error_decades", "is below diagnosis.activation_warning_decades",
-           "an error threshold must be at least the warning threshold");
-    }
-    if (d.update_ratio_max <= d.update_ratio_min) {
-      fail("diagnosis.update_ratio_max", "must exceed diagnosis.update_ratio_min",
-           "the update-to-weight ratio is healthy between the two");
-    }
     return d;
   }
 
   // ---- "layers"
 
-  // The JSON item each LayerItem came from, in a tree parallel to the items: a dense item with a
-  // norm becomes two or three LayerItems that share their item's path.
-  struct Trace {
-    std::string path;
-    std::vector<Trace> block;
-  };
-
   enum class ItemKind : int { kDense, kNorm, kActivation, kDropout, kBlock };
-
-  // The op the loss sees at the network's end, looking through dropout.
-  struct OutputEnd {
-    // kOther: a norm or a residual addition; kNothing: no op but dropout (inside a block).
-    enum Kind : int { kNothing, kOther, kActivation } kind = kNothing;
-    ActivationSpec activation{};
-    std::string path;  // of the activation in the config
-  };
-
-  using WidthCache = std::map<std::pair<const LayerItem*, int>, int>;
 
   // The value of an optional key, with null counting as absent.
   static const Json* given(const Json& object, std::string_view key) {
@@ -1262,8 +1219,7 @@ class Reader {
            R"("block": [items...]})";
   }
 
-  void read_item_list(const Json& v, const std::string& path, std::vector<LayerItem>& items,
-                      std::vector<Trace>& traces) const {
+  void read_item_list(const Json& v, const std::string& path, std::vector<LayerItem>& items) const {
     const bool top = path == "layers";
     if (!v.is_array()) {
       fail(path, "expected an array [...] of items, " + got(v),
@@ -1280,7 +1236,7 @@ class Reader {
            "give the block its items, e.g. \"block\": [{\"width\": 256}], or remove the block");
     }
     for (std::size_t i = 0; i < v.size(); ++i) {
-      read_item(v[i], path + "[" + std::to_string(i) + "]", items, traces);
+      read_item(v[i], path + "[" + std::to_string(i) + "]", items);
     }
   }
 
@@ -1337,15 +1293,14 @@ class Reader {
     fail(path, quote(first_key) + " and " + quote(second_key) + " cannot be in one item", hint);
   }
 
-  void read_item(const Json& v, const std::string& path, std::vector<LayerItem>& items,
-                 std::vector<Trace>& traces) const {
+  void read_item(const Json& v, const std::string& path, std::vector<LayerItem>& items) const {
     if (!v.is_object()) fail(path, "expected an item {...}, " + got(v), item_forms());
     if (v.empty()) fail(path, "an empty item", item_forms());
     check_keys(v, path, kItemKeys);
     LayerItem item;
     switch (item_kind(v, path)) {
       case ItemKind::kDense:
-        read_dense_item(v, path, items, traces);
+        read_dense_item(v, path, items);
         return;
       case ItemKind::kNorm:
         item.op.kind = OpKind::kNorm;
@@ -1353,8 +1308,7 @@ class Reader {
         break;
       case ItemKind::kActivation:
         item.op.kind = OpKind::kActivation;
-        // Softmax is checked once the whole network is known: only its last op may be one.
-        item.op.activation = read_activation(v.at("activation"), child(path, "activation"), false);
+        item.op.activation = read_activation(v.at("activation"), child(path, "activation"));
         break;
       case ItemKind::kDropout: {
         item.op.kind = OpKind::kDropout;
@@ -1368,32 +1322,26 @@ class Reader {
         break;
       }
       case ItemKind::kBlock: {
-        Trace trace{path, {}};
-        read_block_item(v, path, item, trace);
-        item.path = path;
-        items.push_back(std::move(item));
-        traces.push_back(std::move(trace));
-        return;
+        read_block_item(v, path, item);
+        break;
       }
     }
     item.path = path;
     items.push_back(std::move(item));
-    traces.push_back(Trace{path, {}});
   }
 
   // A dense item; with a "norm" it is sugar for two or three ops (see the README):
   // before_activation: dense (linear), norm, activation (left out when linear);
   // after_activation: dense (with its activation), norm.
-  void read_dense_item(const Json& v, const std::string& path, std::vector<LayerItem>& items,
-                       std::vector<Trace>& traces) const {
+  void read_dense_item(const Json& v, const std::string& path,
+                       std::vector<LayerItem>& items) const {
     if (find(v, "width") == nullptr) {
       fail(path, "missing \"width\"",
            R"(a dense item needs a width, e.g. {"width": 512, "activation": "gelu"})");
     }
     LayerSpec layer;
     layer.activation = default_spec(Activation::kRelu);
-    // Softmax is checked once the whole network is known: only its last op may be one.
-    read_layer_keys(v, path, /*hidden=*/false, layer);
+    read_layer_keys(v, path, layer);
     // As in the stack: torch_default weights bring torch_default biases.
     if (find(v, "bias_init") == nullptr) {
       layer.bias = BiasInitSpec{};
@@ -1410,7 +1358,6 @@ class Reader {
       item.op = op;
       item.path = path;
       items.push_back(std::move(item));
-      traces.push_back(Trace{path, {}});
     };
     OpSpec dense;
     dense.kind = OpKind::kDense;
@@ -1440,8 +1387,7 @@ class Reader {
     }
   }
 
-  void read_block_item(const Json& v, const std::string& path, LayerItem& item,
-                       Trace& trace) const {
+  void read_block_item(const Json& v, const std::string& path, LayerItem& item) const {
     const Json* block = find(v, "block");
     if (block == nullptr) {
       fail(path, "missing \"block\"",
@@ -1454,7 +1400,7 @@ class Reader {
     if (const Json* residual = find(v, "residual")) {
       read_residual(*residual, child(path, "residual"), item);
     }
-    read_item_list(*block, child(path, "block"), item.block, trace.block);
+    read_item_list(*block, child(path, "block"), item.block);
   }
 
   void read_residual(const Json& v, const std::string& path, LayerItem& item) const {
@@ -1539,154 +1485,10 @@ class Reader {
     return std::nullopt;
   }
 
-  static bool is_softmax(const OpSpec& op) {
-    return (op.kind == OpKind::kDense && op.dense.activation.kind == Activation::kSoftmax) ||
-           (op.kind == OpKind::kActivation && op.activation.kind == Activation::kSoftmax);
-  }
-
-  // Softmax couples the units it normalises, so only the network's last op may apply it.
-  // `after` says what follows the last op of `items` in the network; empty when nothing does.
-  void check_softmax(const std::vector<LayerItem>& items, const std::vector<Trace>& traces,
-                     const std::string& after) const {
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const LayerItem& item = items[i];
-      std::string next = after;
-      if (i + 1 < items.size()) {
-        // A dense op followed by an op of its own item: the norm of "after_activation".
-        next = traces[i + 1].path == traces[i].path
-                   ? "its norm follows it (\"norm_position\": \"after_activation\")"
-                   : traces[i + 1].path + " follows it";
-      }
-      if (!item.block.empty()) {
-        std::string inner = next;
-        if (item.residual) {
-          inner = "the residual addition of " + traces[i].path + " follows it";
-        } else if (item.repeat > 1) {
-          inner = traces[i].path + " repeats it " + std::to_string(item.repeat) + " times";
-        }
-        check_softmax(item.block, traces[i].block, inner);
-        continue;
-      }
-      if (!is_softmax(item.op) || next.empty()) continue;
-      fail(child(traces[i].path, "activation"),
-           "softmax may only be the network's very last op, but " + next,
-           "softmax normalises across the units of a layer, which turns the final outputs into "
-           "probabilities but inside the network couples every unit to every other; use an "
-           "elementwise activation here (" +
-               join(hidden_activation_names()) +
-               ") and softmax only on the last item, e.g. {\"width\": 10, \"activation\": "
-               "\"softmax\"}");
-    }
-  }
-
-  // The number of ops `items` expand to; each block is checked against kMaxOps on the way, so
-  // the sum stays far from overflowing.
-  std::uint64_t count_ops(const std::vector<LayerItem>& items,
-                          const std::vector<Trace>& traces) const {
-    std::uint64_t count = 0;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const LayerItem& item = items[i];
-      if (item.block.empty()) {
-        ++count;
-        continue;
-      }
-      const std::uint64_t per_repeat = count_ops(item.block, traces[i].block) +
-                                       (item.residual ? 2U : 0U) + (item.post_norm ? 1U : 0U);
-      const std::uint64_t total = per_repeat * static_cast<std::uint64_t>(item.repeat);
-      if (total > kMaxOps) {
-        fail(item.repeat > 1 ? child(traces[i].path, "repeat") : traces[i].path,
-             "this block expands to " + std::to_string(total) + " ops (" +
-                 std::to_string(item.repeat) + " x " + std::to_string(per_repeat) +
-                 "), more than the " + std::to_string(kMaxOps) + " a network may have",
-             "lower \"repeat\" here or in the blocks inside it");
-      }
-      count += total;
-    }
-    return count;
-  }
-
-  void check_op_count(const std::vector<LayerItem>& items, const std::vector<Trace>& traces) const {
-    const std::uint64_t count = count_ops(items, traces);
-    if (count > kMaxOps) {
-      fail("layers",
-           "the network expands to " + std::to_string(count) + " ops, more than the " +
-               std::to_string(kMaxOps) + " it may have",
-           "lower the blocks' \"repeat\"");
-    }
-  }
-
-  // Walks the network from `width` units, checks that every residual block without a projection
-  // keeps its width, and returns the output width. A block runs twice at most: from its second
-  // repetition on, its input is its own output, the same each time. The cache keeps nested
-  // repeated blocks from being walked 2^depth times. `context` says which repetition of the
-  // enclosing blocks is being walked, for messages.
-  int check_widths(const std::vector<LayerItem>& items, const std::vector<Trace>& traces, int width,
-                   WidthCache& cache, const std::string& context) const {
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const LayerItem& item = items[i];
-      if (item.block.empty()) {
-        if (item.op.kind == OpKind::kDense) width = item.op.dense.width;
-        continue;
-      }
-      const auto key = std::make_pair(&item, width);
-      if (const auto it = cache.find(key); it != cache.end()) {
-        width = it->second;
-        continue;
-      }
-      for (int r = 0; r < std::min(item.repeat, 2); ++r) {
-        const std::string inner_context = r == 0
-                                              ? context
-                                              : " (in the second repetition of " + traces[i].path +
-                                                    ", whose input is the first's output)";
-        const int out = check_widths(item.block, traces[i].block, width, cache, inner_context);
-        if (item.residual && !item.residual->projection && out != width) {
-          const std::string path = child(traces[i].path, "residual");
-          fail_across({path, traces[i].path}, path,
-                      "the block's input is " + std::to_string(width) + " wide but its output is " +
-                          std::to_string(out) + " wide, so the skip path cannot be added to it" +
-                          context,
-                      "add \"projection\": true to the residual (a fixed orthogonal map P in y = "
-                      "P x + scale * F(x)), or make the block end " +
-                          std::to_string(width) + " wide");
-        }
-        width = out;
-      }
-      cache.emplace(key, width);
-    }
-    return width;
-  }
-
-  // The op the loss sees: the network's last op, looking through dropout.
-  static OutputEnd output_end(const std::vector<LayerItem>& items,
-                              const std::vector<Trace>& traces) {
-    for (std::size_t i = items.size(); i-- > 0;) {
-      const LayerItem& item = items[i];
-      if (!item.block.empty()) {
-        if (item.residual) return {OutputEnd::kOther, {}, traces[i].path};
-        const OutputEnd inner = output_end(item.block, traces[i].block);
-        if (inner.kind != OutputEnd::kNothing) return inner;
-        continue;  // a block of dropouts only
-      }
-      switch (item.op.kind) {
-        case OpKind::kDropout:
-          continue;
-        case OpKind::kDense:
-          return {OutputEnd::kActivation, item.op.dense.activation,
-                  child(traces[i].path, "activation")};
-        case OpKind::kActivation:
-          return {OutputEnd::kActivation, item.op.activation, child(traces[i].path, "activation")};
-        case OpKind::kNorm:
-        case OpKind::kResidualBegin:
-        case OpKind::kResidualEnd:
-          return {OutputEnd::kOther, {}, traces[i].path};
-      }
-    }
-    return {};
-  }
-
   // ---- "loss" and "optimizer"
 
-  LossSpec read_loss(const Json* v, int output_width, const OutputEnd& end) const {
+  // The loss as written: classes are 0 unless given (run() defaults them to the output width).
+  LossSpec read_loss(const Json* v) const {
     LossSpec loss;
     if (v == nullptr) return loss;
     const Named named = read_named(*v, "loss", "a loss",
@@ -1701,57 +1503,17 @@ class Reader {
     const bool softmax_ce = loss.kind == LossKind::kSoftmaxCrossEntropy;
     const std::vector<std::string_view> params =
         softmax_ce ? std::vector<std::string_view>{"classes"} : std::vector<std::string_view>{};
-    std::optional<int> classes;
-    if (named.object != nullptr) {
-      for (const auto& item : named.object->items()) {
-        const std::string& key = item.key();
-        if (key == "name") continue;
-        const std::string key_path = child("loss", key);
-        if (!contains(params, key)) {
-          reject_param(
-              key_path, key, named.name, key == "classes", params,
-              key == "classes" ? "; only softmax_cross_entropy takes \"classes\"" : std::string());
-        }
-        classes = read_count(item.value(), key_path, kMaxWidth);
+    if (named.object == nullptr) return loss;
+    for (const auto& item : named.object->items()) {
+      const std::string& key = item.key();
+      if (key == "name") continue;
+      const std::string key_path = child("loss", key);
+      if (!contains(params, key)) {
+        reject_param(
+            key_path, key, named.name, key == "classes", params,
+            key == "classes" ? "; only softmax_cross_entropy takes \"classes\"" : std::string());
       }
-    }
-    if (softmax_ce) {
-      if (output_width < 2) {
-        fail("loss",
-             "softmax_cross_entropy needs at least 2 output units, the network has " +
-                 std::to_string(output_width),
-             "a softmax over one unit is always 1, so the loss and every gradient would be 0; "
-             "with one output use \"sigmoid_bce\" or \"mse\"");
-      }
-      if (classes && *classes != output_width) {
-        fail("loss.classes",
-             "classes is " + std::to_string(*classes) + " but the network has " +
-                 std::to_string(output_width) + " output units",
-             "the labels pick one output unit each: set \"classes\": " +
-                 std::to_string(output_width) +
-                 " or leave it out (it defaults to the output "
-                 "width)");
-      }
-      loss.classes = output_width;
-    }
-    const bool takes_logits = softmax_ce || loss.kind == LossKind::kSigmoidBce;
-    // A bounded output (sigmoid, tanh) before softmax cross-entropy runs: it is a common mistake
-    // the diagnosis names (sigmoid_output_multiclass) with its cost, the loss floor it imposes.
-    const Activation k = end.activation.kind;
-    const bool diagnosed = softmax_ce && (k == Activation::kSigmoid || k == Activation::kTanh ||
-                                          k == Activation::kHardTanh);
-    if (takes_logits && end.kind == OutputEnd::kActivation && k != Activation::kLinear &&
-        !diagnosed) {
-      const std::string_view applies = softmax_ce ? "softmax" : "sigmoid";
-      std::string hint = "the loss applies " + std::string(applies) +
-                         " itself; use a linear output (\"activation\": \"linear\")";
-      if (end.path == "stack.activation") {
-        hint += R"(, e.g. add "output": {"width": 10}, which is linear by default)";
-      }
-      fail_across({end.path, "loss"}, end.path,
-                  "the network ends in " + std::string(activation_info(end.activation.kind).name) +
-                      ", but loss " + quote(named.name) + " takes logits",
-                  hint);
+      loss.classes = read_count(item.value(), key_path, kMaxWidth);
     }
     return loss;
   }
@@ -2068,8 +1830,9 @@ std::string run_spec_to_json(const RunSpec& spec, int indent) {
   j["stats"] = std::move(stats);
 
   Json diagnosis = Json::object();
-  for (const DiagnosisKey& k : kDiagnosisKeys)
+  for (const DiagnosisThreshold& k : diagnosis_thresholds()) {
     diagnosis[std::string(k.key)] = spec.diagnosis.*k.member;
+  }
   diagnosis["deep_layers"] = spec.diagnosis.deep_layers;
   j["diagnosis"] = std::move(diagnosis);
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
