@@ -10,8 +10,9 @@
 
 #include "fuzz_support.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/io/onnx_import.hpp"
 #include "gradscope/core/spec.hpp"
+#include "gradscope/core/validate.hpp"
+#include "gradscope/io/onnx_import.hpp"
 
 namespace {
 

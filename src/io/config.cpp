@@ -1,5 +1,8 @@
-// Reads run configs (JSON text, the built-in default, command-line overrides) into a validated
-// RunSpec and writes a RunSpec back as resolved JSON. With report_json.cpp, the only nlohmann user.
+// Reads run configs (JSON text, the built-in default, command-line overrides) into a RunSpec:
+// the Reader turns the tree into a spec and checks each value's type and range as it reads it,
+// then validate.hpp's rules run on the whole spec and their problems are located in the config.
+// Over 600 lines: the Reader is one class whose readers share its error attribution; each
+// section (names, stack, input, layers, loss, optimizer, stats, diagnosis) is its own member.
 #include "gradscope/io/config.hpp"
 
 #include <algorithm>
@@ -9,642 +12,19 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <initializer_list>
 #include <limits>
-#include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <utility>
 
+#include "config_detail.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/core/suggest.hpp"
-#include "io/json_read.hpp"
+#include "gradscope/core/validate.hpp"
 
 namespace gradscope {
 namespace {
 
-// ordered_json keeps a file's key order (the first unknown key reported is the first one in the
-// file) and keeps the order we write keys in (the resolved config reads top to bottom).
-using Json = nlohmann::ordered_json;
-
-constexpr std::uint64_t kMaxDepth = 1'000'000;
-// Widths and batch: 2^24 keeps every index and element count far inside 64 bits; whether a run
-// actually fits in memory is the engine's check.
-constexpr std::uint64_t kMaxWidth = 16'777'216;
-constexpr std::size_t kMaxNameLength = 128;
-// Configs are a few hundred bytes; the cap stops `--config /dev/zero` from eating the memory.
-constexpr std::size_t kMaxConfigBytes = std::size_t{16} << 20;
-// A config nests a handful of levels (root, "layers", an item, its "block", ...); 100 leaves
-// room for 40-odd nested blocks. The cap keeps the recursive readers and writers of the tree
-// (and nlohmann's dump) from running out of stack on a file of 16 MiB of brackets.
-constexpr std::size_t kMaxNesting = 100;
-// No config object has more than a dozen keys. nlohmann's ordered_json finds a key by linear
-// search, so the cap also keeps an object of a million keys from costing 10^12 comparisons.
-constexpr std::size_t kMaxKeys = 64;
-
-constexpr std::string_view kDefaultSource = "<default>";
-constexpr std::string_view kListHint = "`gradscope list` shows them all";
-constexpr std::string_view kNameRule =
-    "a run name becomes a file name: a letter or digit, then letters, digits, '.', '_' or '-' "
-    "(at most 128 characters)";
-constexpr std::string_view kJsonHint =
-    "fix the JSON there: keys and strings need double quotes, and JSON allows no comments and no "
-    "trailing commas";
-
-const std::vector<std::string_view> kTopKeys{"name",      "seed",   "precision", "input",
-                                             "stack",     "output", "layers",    "loss",
-                                             "optimizer", "stats",  "diagnosis"};
-const std::vector<std::string_view> kInputKeys{"width", "batch", "distribution", "mean",
-                                               "std",   "low",   "high"};
-const std::vector<std::string_view> kStackKeys{"depth", "width", "activation", "init", "bias_init"};
-const std::vector<std::string_view> kOutputKeys{"width", "activation", "init", "bias_init"};
-// The input-output Jacobian is width^3 per layer and example: a handful of examples says enough.
-constexpr std::uint64_t kMaxJacobianExamples = 64;
-const std::vector<std::string_view> kStatsKeys{"saturation_threshold", "jacobian_examples"};
-// The diagnosis's thresholds: (key, member, what it must be). Every one is a positive number but
-// deep_layers, a positive integer.
-struct DiagnosisKey {
-  std::string_view key;
-  double DiagnosisSpec::*member;
-  bool fraction;  // must lie in (0, 1)
-};
-constexpr DiagnosisKey kDiagnosisKeys[] = {
-    {"gradient_warning_decades", &DiagnosisSpec::gradient_warning_decades, false},
-    {"gradient_error_decades", &DiagnosisSpec::gradient_error_decades, false},
-    {"activation_warning_decades", &DiagnosisSpec::activation_warning_decades, false},
-    {"activation_error_decades", &DiagnosisSpec::activation_error_decades, false},
-    {"dead_fraction", &DiagnosisSpec::dead_fraction, true},
-    {"saturated_fraction", &DiagnosisSpec::saturated_fraction, true},
-    {"correlation", &DiagnosisSpec::correlation, true},
-    {"update_ratio_min", &DiagnosisSpec::update_ratio_min, false},
-    {"update_ratio_max", &DiagnosisSpec::update_ratio_max, false},
-    {"init_mismatch_factor", &DiagnosisSpec::init_mismatch_factor, false},
-};
-std::vector<std::string_view> diagnosis_keys() {
-  std::vector<std::string_view> keys;
-  for (const DiagnosisKey& k : kDiagnosisKeys) keys.push_back(k.key);
-  keys.push_back("deep_layers");
-  return keys;
-}
-// Every key an item of "layers" may have; which of them an item has says what it is.
-const std::vector<std::string_view> kItemKeys{"width",    "activation",    "init",    "bias_init",
-                                              "norm",     "norm_position", "dropout", "repeat",
-                                              "residual", "block"};
-const std::vector<std::string_view> kResidualKeys{"scale", "projection", "placement", "norm"};
-// Indexed by FanMode.
-const std::vector<std::string_view> kFanModeNames{"fan_in", "fan_out"};
-// Where a dense item's norm goes: index 0 is the default.
-const std::vector<std::string_view> kNormPositionNames{"before_activation", "after_activation"};
-// Where a residual block's norm goes: index 0 is the default.
-const std::vector<std::string_view> kPlacementNames{"pre_norm", "post_norm"};
-// Config keys whose value is a name or an object {"name": ..., params}: an override of one of
-// their parameters turns the string form into the object form.
-const std::vector<std::string_view> kNamedKeys{"activation", "init",      "bias_init", "norm",
-                                               "loss",       "optimizer", "projection"};
-// Keys whose value `true` stands for an object of defaults: an override of one of their
-// parameters turns `true` into that object.
-const std::vector<std::pair<std::string_view, std::string_view>> kTrueObjectKeys{
-    {"residual", "{}"}, {"projection", R"({"name": "orthogonal"})"}};
-// Nested repeats multiply: the cap keeps a typo such as "repeat": 1e6 inside "repeat": 1e6 from
-// expanding to 10^12 ops. A stack may have 1,000,000 layers; twice that leaves room for norms.
-constexpr std::uint64_t kMaxOps = 2'000'000;
-
-// ---------------------------------------------------------------------------------------------
-// Text helpers
-
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-std::string join(const std::vector<std::string_view>& items, std::string_view separator = ", ") {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += separator;
-    out += items[i];
-  }
-  return out;
-}
-
-std::string join_quoted(const std::vector<std::string_view>& items) {
-  std::string out;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += i + 1 == items.size() ? " or " : ", ";
-    out += quote(items[i]);
-  }
-  return out;
-}
-
-bool contains(const std::vector<std::string_view>& items, std::string_view item) {
-  return std::find(items.begin(), items.end(), item) != items.end();
-}
-
-// A value as it appears in JSON, cut short so that a pasted blob does not flood the message.
-// Invalid UTF-8 (possible in override strings) is replaced rather than thrown on.
-std::string compact(const Json& v) {
-  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
-  constexpr std::size_t kMaxShown = 60;
-  if (s.size() > kMaxShown) {
-    std::size_t cut = kMaxShown - 3;
-    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0U) == 0x80U) --cut;
-    s = s.substr(0, cut) + "...";
-  }
-  return s;
-}
-
-std::string type_phrase(const Json& v) {
-  switch (v.type()) {
-    case Json::value_t::null:
-      return "null";
-    case Json::value_t::object:
-      return "an object";
-    case Json::value_t::array:
-      return "an array";
-    case Json::value_t::string:
-      return "a string";
-    case Json::value_t::boolean:
-      return "a boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-    case Json::value_t::number_float:
-      return "a number";
-    default:
-      return "nothing";
-  }
-}
-
-// "got -3" for numbers (the value says what it is), "got \"fifty\" (a string)" otherwise.
-std::string got(const Json& v) {
-  if (v.is_number() || v.is_null()) return "got " + compact(v);
-  return "got " + compact(v) + " (" + type_phrase(v) + ")";
-}
-
-std::string child(std::string_view path, std::string_view key) {
-  return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
-}
-
-std::string last_segment(std::string_view path) {
-  const std::size_t dot = path.rfind('.');
-  return std::string(dot == std::string_view::npos ? path : path.substr(dot + 1));
-}
-
-// True when `path` is `prefix` or lies inside it.
-bool within(std::string_view path, std::string_view prefix) {
-  if (prefix.empty() || !path.starts_with(prefix)) return false;
-  return path.size() == prefix.size() || path[prefix.size()] == '.' || path[prefix.size()] == '[';
-}
-
-std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& candidates) {
-  if (const std::optional<std::string> best = closest_name(word, candidates)) {
-    return "did you mean " + quote(*best) + "? ";
-  }
-  return {};
-}
-
-// The registries describe parameters as free text ("std", "mode"); the identifiers in it are the
-// parameter names.
-std::vector<std::string_view> param_names(std::string_view params) {
-  std::vector<std::string_view> names;
-  std::size_t i = 0;
-  const auto is_word = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-  };
-  while (i < params.size()) {
-    while (i < params.size() && !is_word(params[i])) ++i;
-    const std::size_t start = i;
-    while (i < params.size() && is_word(params[i])) ++i;
-    if (i > start) names.push_back(params.substr(start, i - start));
-  }
-  return names;
-}
-
-bool valid_name(std::string_view name) {
-  const auto alnum = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  };
-  if (name.empty() || name.size() > kMaxNameLength || !alnum(name.front())) return false;
-  return std::all_of(name.begin(), name.end(),
-                     [&](char c) { return alnum(c) || c == '.' || c == '_' || c == '-'; });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Registry views
-
-std::vector<std::string_view> precision_names() {
-  return {precision_name(Precision::kFloat32), precision_name(Precision::kFloat64)};
-}
-
-std::vector<std::string_view> distribution_names() {
-  return {input_distribution_name(InputDistribution::kNormal),
-          input_distribution_name(InputDistribution::kUniform)};
-}
-
-std::vector<std::string_view> norm_names() {
-  std::vector<std::string_view> names;
-  for (int k = 0; k < kNormKindCount; ++k) names.push_back(norm_name(static_cast<NormKind>(k)));
-  return names;
-}
-
-// Indexed by LossKind.
-std::vector<std::string_view> loss_names() {
-  return {loss_name(LossKind::kProbe), loss_name(LossKind::kMse),
-          loss_name(LossKind::kSoftmaxCrossEntropy), loss_name(LossKind::kSigmoidBce)};
-}
-
-// Indexed by OptimizerKind.
-std::vector<std::string_view> optimizer_names() {
-  return {optimizer_name(OptimizerKind::kNone), optimizer_name(OptimizerKind::kSgd),
-          optimizer_name(OptimizerKind::kAdam)};
-}
-
-// The parameters each optimizer takes, in the order the resolved config writes them.
-std::vector<std::string_view> optimizer_params(OptimizerKind kind) {
-  switch (kind) {
-    case OptimizerKind::kNone:
-      return {};
-    case OptimizerKind::kSgd:
-      return {"learning_rate", "momentum"};
-    case OptimizerKind::kAdam:
-      return {"learning_rate", "beta1", "beta2", "eps"};
-  }
-  return {};
-}
-
-std::vector<std::string_view> hidden_activation_names() {
-  std::vector<std::string_view> names;
-  for (const ActivationInfo& info : activation_table()) {
-    if (!info.output_only) names.push_back(info.name);
-  }
-  return names;
-}
-
-// "leaky_relu (slope) and elu (alpha)": the activations that take a parameter.
-std::string activations_with_params() {
-  std::vector<std::string> parts;
-  for (const ActivationInfo& info : activation_table()) {
-    if (!info.param_name.empty()) {
-      parts.push_back(std::string(info.name) + " (" + std::string(info.param_name) + ")");
-    }
-  }
-  std::string out;
-  for (std::size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += i + 1 == parts.size() ? " and " : ", ";
-    out += parts[i];
-  }
-  return out;
-}
-
-bool is_any_activation_param(std::string_view key) {
-  const auto& table = activation_table();
-  return std::any_of(table.begin(), table.end(), [&](const ActivationInfo& info) {
-    return !info.param_name.empty() && info.param_name == key;
-  });
-}
-
-std::vector<std::string_view> init_params(const InitInfo& info) {
-  std::vector<std::string_view> names{"gain"};
-  for (std::string_view p : param_names(info.params)) names.push_back(p);
-  return names;
-}
-
-bool is_any_init_param(std::string_view key) {
-  const auto& table = init_table();
-  return std::any_of(table.begin(), table.end(),
-                     [&](const InitInfo& info) { return contains(init_params(info), key); });
-}
-
-const BiasInitInfo& bias_info(BiasInit kind) {
-  return bias_init_table()[static_cast<std::size_t>(kind)];
-}
-
-bool is_any_bias_param(std::string_view key) {
-  const auto& table = bias_init_table();
-  return std::any_of(table.begin(), table.end(), [&](const BiasInitInfo& info) {
-    return contains(param_names(info.params), key);
-  });
-}
-
-std::vector<std::string_view> init_names() {
-  std::vector<std::string_view> names;
-  for (const InitInfo& info : init_table()) names.push_back(info.name);
-  return names;
-}
-
-std::vector<std::string_view> bias_init_names() {
-  std::vector<std::string_view> names;
-  for (const BiasInitInfo& info : bias_init_table()) names.push_back(info.name);
-  return names;
-}
-
-// "orthogonal takes: gain" / "relu takes no parameters".
-std::string takes(std::string_view name, const std::vector<std::string_view>& params) {
-  if (params.empty()) return std::string(name) + " takes no parameters";
-  return std::string(name) + " takes: " + join(params);
-}
-
-// ---------------------------------------------------------------------------------------------
-// JSON text -> tree
-
-// What a first pass over JSON text can find before a tree is built.
-struct JsonProblem {
-  enum Kind : int { kDuplicateKey, kTooDeep, kTooManyKeys } kind;
-  std::string path;  // as child() spells paths: "layers[0].block"
-};
-
-// A pass over JSON text that builds nothing and stops at the first duplicate key (when they are
-// refused), at nesting deeper than kMaxNesting or at an object of more than kMaxKeys keys; a
-// syntax error is left for Json::parse to report. A parser callback could check the same while
-// building the tree, but nlohmann's callback parser rescans an object or array after each child
-// object it ends, which makes a "layers" list of n items cost n^2 (160,000 {} took 8 minutes in
-// an unoptimised build).
-class JsonChecker final : public nlohmann::json_sax<Json> {
- public:
-  explicit JsonChecker(bool refuse_duplicate_keys) : refuse_duplicates_(refuse_duplicate_keys) {}
-
-  std::optional<JsonProblem> problem() && { return std::move(problem_); }
-
-  bool null() override { return element(); }
-  bool boolean(bool /*value*/) override { return element(); }
-  bool number_integer(number_integer_t /*value*/) override { return element(); }
-  bool number_unsigned(number_unsigned_t /*value*/) override { return element(); }
-  bool number_float(number_float_t /*value*/, const string_t& /*text*/) override {
-    return element();
-  }
-  bool string(string_t& /*value*/) override { return element(); }
-  bool binary(binary_t& /*value*/) override { return element(); }
-  bool start_object(std::size_t /*elements*/) override { return open(true); }
-  bool start_array(std::size_t /*elements*/) override { return open(false); }
-  bool end_object() override { return close(); }
-  bool end_array() override { return close(); }
-
-  bool key(string_t& key) override {
-    Frame& top = frames_.back();
-    if (++top.count > kMaxKeys) return stop(JsonProblem::kTooManyKeys);
-    top.key = key;
-    if (refuse_duplicates_ && !top.keys.insert(key).second) {
-      return stop(JsonProblem::kDuplicateKey);
-    }
-    return true;
-  }
-
-  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
-                   const Json::exception& /*error*/) override {
-    return false;
-  }
-
- private:
-  struct Frame {
-    // ".key" or "[i]": where this object or array sits in its parent. Only the segment is kept,
-    // not the whole path, so that memory grows with the text and not with depth times length.
-    std::string segment;
-    bool is_object = false;
-    std::set<std::string, std::less<>> keys{};
-    std::string key{};
-    std::size_t count = 0;  // an array's elements or an object's keys, so far
-  };
-
-  bool element() {
-    if (!frames_.empty() && !frames_.back().is_object) ++frames_.back().count;
-    return true;
-  }
-
-  bool open(bool is_object) {
-    if (frames_.size() >= kMaxNesting) return stop(JsonProblem::kTooDeep);
-    std::string segment;
-    if (!frames_.empty()) {
-      Frame& top = frames_.back();
-      segment = top.is_object ? "." + top.key : "[" + std::to_string(top.count++) + "]";
-    }
-    frames_.push_back(Frame{std::move(segment), is_object});
-    return true;
-  }
-
-  bool close() {
-    frames_.pop_back();
-    return true;
-  }
-
-  // The path of the innermost object or array, and with `key`, of its member `key`.
-  std::string path_here(bool with_key) const {
-    std::string path;
-    for (const Frame& f : frames_) path += f.segment;
-    if (with_key && !frames_.empty() && frames_.back().is_object) path += "." + frames_.back().key;
-    return path.starts_with('.') ? path.substr(1) : path;
-  }
-
-  bool stop(JsonProblem::Kind kind) {
-    problem_ = JsonProblem{kind, path_here(kind != JsonProblem::kTooManyKeys)};
-    return false;
-  }
-
-  bool refuse_duplicates_;
-  std::vector<Frame> frames_;
-  std::optional<JsonProblem> problem_;
-};
-
-std::optional<JsonProblem> check_json(std::string_view text, bool refuse_duplicate_keys) {
-  JsonChecker checker(refuse_duplicate_keys);
-  Json::sax_parse(text.begin(), text.end(), &checker);
-  return std::move(checker).problem();
-}
-
-// The message for a problem the first pass found, after "where: ".
-std::string json_problem_text(const JsonProblem& problem) {
-  const std::string where = problem.path.empty() ? std::string() : problem.path + ": ";
-  switch (problem.kind) {
-    case JsonProblem::kDuplicateKey:
-      return where + "duplicate key";
-    case JsonProblem::kTooDeep:
-      return where + "nested deeper than " + std::to_string(kMaxNesting) + " levels";
-    case JsonProblem::kTooManyKeys:
-      return where + "an object of more than " + std::to_string(kMaxKeys) + " keys";
-  }
-  return where + "invalid";
-}
-
-std::string json_problem_hint(const JsonProblem& problem) {
-  switch (problem.kind) {
-    case JsonProblem::kDuplicateKey:
-      return "a key may appear only once in an object; remove one of the two";
-    case JsonProblem::kTooDeep:
-      return "a config nests a few levels deep; check that its brackets are balanced";
-    case JsonProblem::kTooManyKeys:
-      return "no config object has more than a dozen keys (the README lists them); check that "
-             "this is a gradscope config";
-  }
-  return {};
-}
-
-// Parses config text, rejecting duplicate keys: JSON parsers silently keep the last one, which
-// would let `"depth": 50, ..., "depth": 5` run a different network than the reader sees.
-Json parse_json_text(std::string_view text, std::string_view source) {
-  if (const std::optional<JsonProblem> problem = check_json(text, true)) {
-    throw Error(std::string(source) + ": " + json_problem_text(*problem),
-                json_problem_hint(*problem));
-  }
-  try {
-    return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
-    // e.byte is the 1-based position of the character that failed (size + 1 at end of input).
-    const std::size_t offset = e.byte == 0 ? 0 : e.byte - 1;
-    throw Error(
-        json_text_position(source, text, offset) + ": invalid JSON: " + json_parse_reason(e.what()),
-        std::string(kJsonHint));
-  } catch (const Json::out_of_range& e) {
-    // A number too large for a double ("1e999"). nlohmann gives no position: find the literal,
-    // which its message quotes.
-    const std::string what = e.what();
-    const std::size_t open = what.find('\'');
-    const std::size_t close = what.rfind('\'');
-    std::string where(source);
-    std::string literal;
-    if (open != std::string::npos && close > open) {
-      literal = what.substr(open + 1, close - open - 1);
-      const std::size_t found = text.find(literal);
-      if (found != std::string_view::npos) where = json_text_position(source, text, found);
-      literal = " (" + literal + ")";
-    }
-    throw Error(where + ": invalid JSON: number too large" + literal,
-                "numbers must fit in a double (below about 1.8e308)");
-  } catch (const Json::exception& e) {
-    throw Error(std::string(source) + ": invalid JSON: " + e.what(), std::string(kJsonHint));
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Overrides
-
-// A config path that an override set or an object it created: errors about values at or under
-// it name the override's origin ("--depth") instead of the file, since that is where to fix them.
-struct Attribution {
-  std::string path;
-  std::string origin;
-};
-
-// One step of an override path: a key of an object, or an index into an array the config has.
-struct PathStep {
-  std::string key;  // empty for an index
-  std::size_t index = 0;
-  bool is_index() const { return key.empty(); }
-};
-
-// "layers[1].block[0].width" -> layers, [1], block, [0], width; nullopt when malformed.
-std::optional<std::vector<PathStep>> parse_override_path(std::string_view path) {
-  std::vector<PathStep> steps;
-  std::size_t i = 0;
-  while (true) {
-    const std::size_t start = i;
-    while (i < path.size() && path[i] != '.' && path[i] != '[' && path[i] != ']') ++i;
-    if (i == start) return std::nullopt;
-    steps.push_back(PathStep{std::string(path.substr(start, i - start))});
-    while (i < path.size() && path[i] == '[') {
-      const std::size_t digits = ++i;
-      std::size_t index = 0;
-      // Nine digits keep the index far inside std::size_t; no config has a billion items.
-      while (i < path.size() && path[i] >= '0' && path[i] <= '9' && i - digits < 9) {
-        index = index * 10 + static_cast<std::size_t>(path[i] - '0');
-        ++i;
-      }
-      if (i == digits || i >= path.size() || path[i] != ']') return std::nullopt;
-      ++i;
-      steps.push_back(PathStep{{}, index});
-    }
-    if (i == path.size()) return steps;
-    if (path[i] != '.') return std::nullopt;
-    ++i;
-  }
-}
-
-std::string step_path(const std::string& path, const PathStep& step) {
-  if (step.is_index()) return path + "[" + std::to_string(step.index) + "]";
-  return child(path, step.key);
-}
-
-// The value of an override: JSON when it parses as JSON, else the text as a string. It lands
-// inside the config, so it is held to a config's limits on nesting and keys.
-Json override_value(const ConfigOverride& o) {
-  std::optional<JsonProblem> problem = check_json(o.value, false);
-  if (problem && Json::accept(o.value)) {
-    problem->path.clear();  // a path inside the value would read as a config path
-    throw Error(o.origin + ": " + o.path + ": " + json_problem_text(*problem),
-                json_problem_hint(*problem));
-  }
-  if (problem) return Json(o.value);
-  Json value = Json::parse(o.value, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return Json(o.value);
-  return value;
-}
-
-// The element `step` names inside `node`, which must be an array when the step is an index.
-Json& index_into(Json& node, const PathStep& step, const std::string& path,
-                 const ConfigOverride& o) {
-  if (step.index >= node.size()) {
-    const std::string parent = path.substr(0, path.rfind('['));
-    throw Error(o.origin + ": " + o.path + ": index " + std::to_string(step.index) +
-                    " is out of range: " + parent + " has " + std::to_string(node.size()) +
-                    (node.size() == 1 ? " item" : " items"),
-                node.empty() ? "set " + parent + " to a whole array instead"
-                             : "indices start at 0: use 0 to " + std::to_string(node.size() - 1) +
-                                   ", or set " + parent + " to a whole array");
-  }
-  return node[step.index];
-}
-
-std::vector<Attribution> apply_overrides(Json& root, const std::vector<ConfigOverride>& overrides) {
-  std::vector<Attribution> attributions;
-  for (const ConfigOverride& o : overrides) {
-    const std::optional<std::vector<PathStep>> steps = parse_override_path(o.path);
-    if (!steps) {
-      throw Error(o.origin + ": invalid config path " + quote(o.path),
-                  "write keys joined by dots, with array indices in brackets, e.g. stack.depth, "
-                  "stack.init.gain or layers[1].repeat");
-    }
-    // Each step may create an object: the cap keeps the tree as shallow as a config must be.
-    if (steps->size() > kMaxNesting) {
-      throw Error(o.origin + ": config path " + quote(o.path.substr(0, 60)) + "... has " +
-                      std::to_string(steps->size()) + " steps, more than the " +
-                      std::to_string(kMaxNesting) + " levels a config may nest",
-                  "set the value at a shorter path, e.g. stack.init.gain");
-    }
-    Json* node = &root;
-    std::string path;
-    for (std::size_t i = 0; i + 1 < steps->size(); ++i) {
-      const PathStep& step = (*steps)[i];
-      const PathStep& next_step = (*steps)[i + 1];
-      path = step_path(path, step);
-      Json& next = step.is_index() ? index_into(*node, step, path, o) : (*node)[step.key];
-      const auto true_object =
-          std::find_if(kTrueObjectKeys.begin(), kTrueObjectKeys.end(),
-                       [&](const auto& entry) { return entry.first == step.key; });
-      if (next_step.is_index()) {
-        if (!next.is_array()) {
-          throw Error(o.origin + ": " + o.path + ": cannot set it: " + path + " is " +
-                          (next.is_null() ? std::string("not in the config") : type_phrase(next)) +
-                          ", not an array",
-                      "an index reaches into an array the config has; set " + path +
-                          " to a whole array instead");
-        }
-      } else if (next.is_null()) {
-        next = Json::object();
-        attributions.push_back({path, o.origin});
-      } else if (next.is_string() && i + 2 == steps->size() && contains(kNamedKeys, step.key)) {
-        next = Json::object({{"name", next.get<std::string>()}});
-      } else if (next.is_boolean() && next.get<bool>() && true_object != kTrueObjectKeys.end()) {
-        next = Json::parse(true_object->second);
-      } else if (!next.is_object()) {
-        throw Error(o.origin + ": " + o.path + ": cannot set it: " + path + " is " +
-                        type_phrase(next) + " (" + compact(next) + "), not an object",
-                    "set " + path + " itself instead");
-      }
-      node = &next;
-    }
-    const PathStep& last = steps->back();
-    const std::string last_path = step_path(path, last);
-    Json& target = last.is_index() ? index_into(*node, last, last_path, o) : (*node)[last.key];
-    target = override_value(o);
-    attributions.push_back({last_path, o.origin});
-  }
-  return attributions;
-}
+using namespace config_detail;
 
 // ---------------------------------------------------------------------------------------------
 // Tree -> RunSpec
@@ -673,41 +53,35 @@ class Reader {
           read_choice(*precision, "precision", "precision", precision_names()));
     }
     // null removes a section, so that an override can drop one a file defines.
-    const Json* layers = given(root, "layers");
-    OutputEnd end;
-    int output_width = 0;
-    if (layers != nullptr) {
+    if (const Json* layers = given(root, "layers")) {
       check_layers_alone(root);
       spec.stack = read_stack(nullptr);  // unused, but equal to what a round trip reads
-      std::vector<Trace> traces;
-      read_item_list(*layers, "layers", spec.layers, traces);
-      check_softmax(spec.layers, traces, {});
-      check_op_count(spec.layers, traces);
+      read_item_list(*layers, "layers", spec.layers);
       spec.input = read_input(section(root, "input"), first_dense_width(spec.layers));
-      WidthCache cache;
-      output_width = check_widths(spec.layers, traces, spec.input.width, cache, {});
-      end = output_end(spec.layers, traces);
     } else {
       spec.stack = read_stack(given(root, "stack") == nullptr ? nullptr : section(root, "stack"));
       spec.input = read_input(section(root, "input"), spec.stack.layer.width);
       if (given(root, "output") != nullptr) {
         spec.output = read_output(*section(root, "output"), spec.stack.layer);
       }
-      const LayerSpec& last = spec.output ? *spec.output : spec.stack.layer;
-      output_width = last.width;
-      end = {OutputEnd::kActivation, last.activation,
-             spec.output ? "output.activation" : "stack.activation"};
     }
-    spec.loss = read_loss(find(root, "loss"), output_width, end);
+    spec.loss = read_loss(find(root, "loss"));
+    // Softmax cross-entropy's classes default to the output width, which the rules then check.
+    if (spec.loss.kind == LossKind::kSoftmaxCrossEntropy && spec.loss.classes == 0) {
+      spec.loss.classes = output_width(spec);
+    }
     spec.optimizer = read_optimizer(find(root, "optimizer"));
     spec.stats = read_stats(section(root, "stats"));
     spec.diagnosis = read_diagnosis(section(root, "diagnosis"));
+    if (const std::optional<SpecProblem> problem = find_spec_problem(spec)) {
+      fail_rule(root, *problem);
+    }
     return spec;
   }
 
  private:
   // The origin of the latest override that set one of `paths` (or an object holding it).
-  std::string where(std::initializer_list<std::string_view> paths) const {
+  std::string where(const std::vector<std::string_view>& paths) const {
     for (auto it = attributions_.rbegin(); it != attributions_.rend(); ++it) {
       for (std::string_view path : paths) {
         if (within(path, it->path)) return it->origin;
@@ -716,7 +90,7 @@ class Reader {
     return source_;
   }
 
-  [[noreturn]] void fail_across(std::initializer_list<std::string_view> involved,
+  [[noreturn]] void fail_across(const std::vector<std::string_view>& involved,
                                 const std::string& path, const std::string& what,
                                 std::string hint) const {
     std::string message = where(involved) + ": ";
@@ -726,6 +100,18 @@ class Reader {
 
   [[noreturn]] void fail(const std::string& path, const std::string& what, std::string hint) const {
     fail_across({path}, path, what, std::move(hint));
+  }
+
+  // A rule of validate.hpp that the spec read from `root` breaks, located by its config path.
+  [[noreturn]] void fail_rule(const Json& root, const SpecProblem& problem) const {
+    std::string path = problem.path;
+    // The object form {"name": "softmax"} puts the name one level down.
+    if (const Json* node = at_path(root, path); problem.at_name && node && node->is_object()) {
+      path = child(path, "name");
+    }
+    std::vector<std::string_view> involved{path};
+    involved.insert(involved.end(), problem.also.begin(), problem.also.end());
+    fail_across(involved, path, problem.what, problem.hint);
   }
 
   static const Json* find(const Json& object, std::string_view key) {
@@ -891,7 +277,7 @@ class Reader {
          did_you_mean(key, valid) + "valid keys here: " + join(valid) + extra_hint);
   }
 
-  ActivationSpec read_activation(const Json& v, const std::string& path, bool hidden) const {
+  ActivationSpec read_activation(const Json& v, const std::string& path) const {
     const Named named =
         read_named(v, path, "an activation", R"("tanh" or {"name": "leaky_relu", "slope": 0.2})");
     const std::optional<Activation> kind = activation_from_name(named.name);
@@ -900,14 +286,6 @@ class Reader {
            did_you_mean(named.name, activation_names_and_aliases()) + std::string(kListHint));
     }
     const ActivationInfo& info = activation_info(*kind);
-    if (hidden && info.output_only) {
-      fail(named.name_path,
-           std::string(info.name) +
-               " normalises across the units of a layer, so it belongs only in \"output\"",
-           "put it in output.activation, e.g. \"output\": {\"width\": 10, \"activation\": \"" +
-               std::string(info.name) + "\"}; hidden layers take an elementwise activation: " +
-               join(hidden_activation_names()));
-    }
     ActivationSpec spec = default_spec(*kind);
     if (named.object == nullptr) return spec;
     std::vector<std::string_view> params;
@@ -1002,13 +380,12 @@ class Reader {
   }
 
   // Reads the keys a layer may have into `layer`, which holds the defaults.
-  void read_layer_keys(const Json& object, const std::string& path, bool hidden,
-                       LayerSpec& layer) const {
+  void read_layer_keys(const Json& object, const std::string& path, LayerSpec& layer) const {
     if (const Json* width = find(object, "width")) {
       layer.width = read_count(*width, child(path, "width"), kMaxWidth);
     }
     if (const Json* activation = find(object, "activation")) {
-      layer.activation = read_activation(*activation, child(path, "activation"), hidden);
+      layer.activation = read_activation(*activation, child(path, "activation"));
     }
     if (const Json* init = find(object, "init")) layer.init = read_init(*init, child(path, "init"));
     if (const Json* bias = find(object, "bias_init")) {
@@ -1024,7 +401,7 @@ class Reader {
     if (const Json* depth = find(*object, "depth")) {
       stack.depth = read_count(*depth, "stack.depth", kMaxDepth);
     }
-    read_layer_keys(*object, "stack", /*hidden=*/true, stack.layer);
+    read_layer_keys(*object, "stack", stack.layer);
     // As PyTorch's nn.Linear: its weight scheme comes with its own bias scheme.
     if (find(*object, "bias_init") == nullptr) {
       stack.layer.bias = BiasInitSpec{};
@@ -1043,7 +420,7 @@ class Reader {
     }
     LayerSpec layer = stack_layer;  // init and bias_init default to the stack's
     layer.activation = default_spec(Activation::kLinear);
-    read_layer_keys(object, "output", /*hidden=*/false, layer);
+    read_layer_keys(object, "output", layer);
     // An output layer that names torch_default gets its bias too, as the stack does.
     if (find(object, "bias_init") == nullptr && find(object, "init") != nullptr) {
       layer.bias = BiasInitSpec{};
@@ -1100,12 +477,6 @@ class Reader {
     } else {
       if (const Json* low = find(*object, "low")) input.low = read_number(*low, "input.low");
       if (const Json* high = find(*object, "high")) input.high = read_number(*high, "input.high");
-      if (!(input.low < input.high)) {
-        fail_across({"input.low", "input.high"}, "input",
-                    "low (" + Json(input.low).dump() + ") must be less than high (" +
-                        Json(input.high).dump() + ")",
-                    "the uniform distribution draws from [low, high); the default is -1 to 1");
-      }
     }
     return input;
   }
@@ -1134,7 +505,7 @@ class Reader {
     DiagnosisSpec d;
     if (object == nullptr) return d;
     check_keys(*object, "diagnosis", diagnosis_keys());
-    for (const DiagnosisKey& k : kDiagnosisKeys) {
+    for (const DiagnosisThreshold& k : diagnosis_thresholds()) {
       const Json* v = find(*object, k.key);
       if (v == nullptr) continue;
       const std::string path = "diagnosis." + std::string(k.key);
@@ -1149,7 +520,7 @@ class Reader {
       d.*k.member = x;
     }
     if (const Json* v = find(*object, "deep_layers")) {
-      d.deep_layers = static_cast<int>(read_integer(*v, "diagnosis.deep_layers", 1, 1'000'000));
+      d.deep_layers = static_cast<int>(read_integer(*v, "diagnosis.deep_layers", 1, kMaxDepth));
     }
     // A warning threshold raised above the default error threshold raises that with it.
     if (find(*object, "gradient_error_decades") == nullptr) {
@@ -1159,41 +530,12 @@ class Reader {
       d.activation_error_decades =
           std::max(d.activation_error_decades, d.activation_warning_decades);
     }
-    if (d.gradient_error_decades < d.gradient_warning_decades) {
-      fail("diagnosis.gradient_error_decades", "is below diagnosis.gradient_warning_decades",
-           "an error threshold must be at least the warning threshold");
-    }
-    if (d.activation_error_decades < d.activation_warning_decades) {
-      fail("diagnosis.activation_error_decades", "is below diagnosis.activation_warning_decades",
-           "an error threshold must be at least the warning threshold");
-    }
-    if (d.update_ratio_max <= d.update_ratio_min) {
-      fail("diagnosis.update_ratio_max", "must exceed diagnosis.update_ratio_min",
-           "the update-to-weight ratio is healthy between the two");
-    }
     return d;
   }
 
   // ---- "layers"
 
-  // The JSON item each LayerItem came from, in a tree parallel to the items: a dense item with a
-  // norm becomes two or three LayerItems that share their item's path.
-  struct Trace {
-    std::string path;
-    std::vector<Trace> block;
-  };
-
   enum class ItemKind : int { kDense, kNorm, kActivation, kDropout, kBlock };
-
-  // The op the loss sees at the network's end, looking through dropout.
-  struct OutputEnd {
-    // kOther: a norm or a residual addition; kNothing: no op but dropout (inside a block).
-    enum Kind : int { kNothing, kOther, kActivation } kind = kNothing;
-    ActivationSpec activation{};
-    std::string path;  // of the activation in the config
-  };
-
-  using WidthCache = std::map<std::pair<const LayerItem*, int>, int>;
 
   // The value of an optional key, with null counting as absent.
   static const Json* given(const Json& object, std::string_view key) {
@@ -1230,8 +572,7 @@ class Reader {
            R"("block": [items...]})";
   }
 
-  void read_item_list(const Json& v, const std::string& path, std::vector<LayerItem>& items,
-                      std::vector<Trace>& traces) const {
+  void read_item_list(const Json& v, const std::string& path, std::vector<LayerItem>& items) const {
     const bool top = path == "layers";
     if (!v.is_array()) {
       fail(path, "expected an array [...] of items, " + got(v),
@@ -1248,7 +589,7 @@ class Reader {
            "give the block its items, e.g. \"block\": [{\"width\": 256}], or remove the block");
     }
     for (std::size_t i = 0; i < v.size(); ++i) {
-      read_item(v[i], path + "[" + std::to_string(i) + "]", items, traces);
+      read_item(v[i], path + "[" + std::to_string(i) + "]", items);
     }
   }
 
@@ -1305,15 +646,14 @@ class Reader {
     fail(path, quote(first_key) + " and " + quote(second_key) + " cannot be in one item", hint);
   }
 
-  void read_item(const Json& v, const std::string& path, std::vector<LayerItem>& items,
-                 std::vector<Trace>& traces) const {
+  void read_item(const Json& v, const std::string& path, std::vector<LayerItem>& items) const {
     if (!v.is_object()) fail(path, "expected an item {...}, " + got(v), item_forms());
     if (v.empty()) fail(path, "an empty item", item_forms());
     check_keys(v, path, kItemKeys);
     LayerItem item;
     switch (item_kind(v, path)) {
       case ItemKind::kDense:
-        read_dense_item(v, path, items, traces);
+        read_dense_item(v, path, items);
         return;
       case ItemKind::kNorm:
         item.op.kind = OpKind::kNorm;
@@ -1321,8 +661,7 @@ class Reader {
         break;
       case ItemKind::kActivation:
         item.op.kind = OpKind::kActivation;
-        // Softmax is checked once the whole network is known: only its last op may be one.
-        item.op.activation = read_activation(v.at("activation"), child(path, "activation"), false);
+        item.op.activation = read_activation(v.at("activation"), child(path, "activation"));
         break;
       case ItemKind::kDropout: {
         item.op.kind = OpKind::kDropout;
@@ -1336,32 +675,26 @@ class Reader {
         break;
       }
       case ItemKind::kBlock: {
-        Trace trace{path, {}};
-        read_block_item(v, path, item, trace);
-        item.path = path;
-        items.push_back(std::move(item));
-        traces.push_back(std::move(trace));
-        return;
+        read_block_item(v, path, item);
+        break;
       }
     }
     item.path = path;
     items.push_back(std::move(item));
-    traces.push_back(Trace{path, {}});
   }
 
   // A dense item; with a "norm" it is sugar for two or three ops (see the README):
   // before_activation: dense (linear), norm, activation (left out when linear);
   // after_activation: dense (with its activation), norm.
-  void read_dense_item(const Json& v, const std::string& path, std::vector<LayerItem>& items,
-                       std::vector<Trace>& traces) const {
+  void read_dense_item(const Json& v, const std::string& path,
+                       std::vector<LayerItem>& items) const {
     if (find(v, "width") == nullptr) {
       fail(path, "missing \"width\"",
            R"(a dense item needs a width, e.g. {"width": 512, "activation": "gelu"})");
     }
     LayerSpec layer;
     layer.activation = default_spec(Activation::kRelu);
-    // Softmax is checked once the whole network is known: only its last op may be one.
-    read_layer_keys(v, path, /*hidden=*/false, layer);
+    read_layer_keys(v, path, layer);
     // As in the stack: torch_default weights bring torch_default biases.
     if (find(v, "bias_init") == nullptr) {
       layer.bias = BiasInitSpec{};
@@ -1378,7 +711,6 @@ class Reader {
       item.op = op;
       item.path = path;
       items.push_back(std::move(item));
-      traces.push_back(Trace{path, {}});
     };
     OpSpec dense;
     dense.kind = OpKind::kDense;
@@ -1408,8 +740,7 @@ class Reader {
     }
   }
 
-  void read_block_item(const Json& v, const std::string& path, LayerItem& item,
-                       Trace& trace) const {
+  void read_block_item(const Json& v, const std::string& path, LayerItem& item) const {
     const Json* block = find(v, "block");
     if (block == nullptr) {
       fail(path, "missing \"block\"",
@@ -1422,7 +753,7 @@ class Reader {
     if (const Json* residual = find(v, "residual")) {
       read_residual(*residual, child(path, "residual"), item);
     }
-    read_item_list(*block, child(path, "block"), item.block, trace.block);
+    read_item_list(*block, child(path, "block"), item.block);
   }
 
   void read_residual(const Json& v, const std::string& path, LayerItem& item) const {
@@ -1507,154 +838,10 @@ class Reader {
     return std::nullopt;
   }
 
-  static bool is_softmax(const OpSpec& op) {
-    return (op.kind == OpKind::kDense && op.dense.activation.kind == Activation::kSoftmax) ||
-           (op.kind == OpKind::kActivation && op.activation.kind == Activation::kSoftmax);
-  }
-
-  // Softmax couples the units it normalises, so only the network's last op may apply it.
-  // `after` says what follows the last op of `items` in the network; empty when nothing does.
-  void check_softmax(const std::vector<LayerItem>& items, const std::vector<Trace>& traces,
-                     const std::string& after) const {
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const LayerItem& item = items[i];
-      std::string next = after;
-      if (i + 1 < items.size()) {
-        // A dense op followed by an op of its own item: the norm of "after_activation".
-        next = traces[i + 1].path == traces[i].path
-                   ? "its norm follows it (\"norm_position\": \"after_activation\")"
-                   : traces[i + 1].path + " follows it";
-      }
-      if (!item.block.empty()) {
-        std::string inner = next;
-        if (item.residual) {
-          inner = "the residual addition of " + traces[i].path + " follows it";
-        } else if (item.repeat > 1) {
-          inner = traces[i].path + " repeats it " + std::to_string(item.repeat) + " times";
-        }
-        check_softmax(item.block, traces[i].block, inner);
-        continue;
-      }
-      if (!is_softmax(item.op) || next.empty()) continue;
-      fail(child(traces[i].path, "activation"),
-           "softmax may only be the network's very last op, but " + next,
-           "softmax normalises across the units of a layer, which turns the final outputs into "
-           "probabilities but inside the network couples every unit to every other; use an "
-           "elementwise activation here (" +
-               join(hidden_activation_names()) +
-               ") and softmax only on the last item, e.g. {\"width\": 10, \"activation\": "
-               "\"softmax\"}");
-    }
-  }
-
-  // The number of ops `items` expand to; each block is checked against kMaxOps on the way, so
-  // the sum stays far from overflowing.
-  std::uint64_t count_ops(const std::vector<LayerItem>& items,
-                          const std::vector<Trace>& traces) const {
-    std::uint64_t count = 0;
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const LayerItem& item = items[i];
-      if (item.block.empty()) {
-        ++count;
-        continue;
-      }
-      const std::uint64_t per_repeat = count_ops(item.block, traces[i].block) +
-                                       (item.residual ? 2U : 0U) + (item.post_norm ? 1U : 0U);
-      const std::uint64_t total = per_repeat * static_cast<std::uint64_t>(item.repeat);
-      if (total > kMaxOps) {
-        fail(item.repeat > 1 ? child(traces[i].path, "repeat") : traces[i].path,
-             "this block expands to " + std::to_string(total) + " ops (" +
-                 std::to_string(item.repeat) + " x " + std::to_string(per_repeat) +
-                 "), more than the " + std::to_string(kMaxOps) + " a network may have",
-             "lower \"repeat\" here or in the blocks inside it");
-      }
-      count += total;
-    }
-    return count;
-  }
-
-  void check_op_count(const std::vector<LayerItem>& items, const std::vector<Trace>& traces) const {
-    const std::uint64_t count = count_ops(items, traces);
-    if (count > kMaxOps) {
-      fail("layers",
-           "the network expands to " + std::to_string(count) + " ops, more than the " +
-               std::to_string(kMaxOps) + " it may have",
-           "lower the blocks' \"repeat\"");
-    }
-  }
-
-  // Walks the network from `width` units, checks that every residual block without a projection
-  // keeps its width, and returns the output width. A block runs twice at most: from its second
-  // repetition on, its input is its own output, the same each time. The cache keeps nested
-  // repeated blocks from being walked 2^depth times. `context` says which repetition of the
-  // enclosing blocks is being walked, for messages.
-  int check_widths(const std::vector<LayerItem>& items, const std::vector<Trace>& traces, int width,
-                   WidthCache& cache, const std::string& context) const {
-    for (std::size_t i = 0; i < items.size(); ++i) {
-      const LayerItem& item = items[i];
-      if (item.block.empty()) {
-        if (item.op.kind == OpKind::kDense) width = item.op.dense.width;
-        continue;
-      }
-      const auto key = std::make_pair(&item, width);
-      if (const auto it = cache.find(key); it != cache.end()) {
-        width = it->second;
-        continue;
-      }
-      for (int r = 0; r < std::min(item.repeat, 2); ++r) {
-        const std::string inner_context = r == 0
-                                              ? context
-                                              : " (in the second repetition of " + traces[i].path +
-                                                    ", whose input is the first's output)";
-        const int out = check_widths(item.block, traces[i].block, width, cache, inner_context);
-        if (item.residual && !item.residual->projection && out != width) {
-          const std::string path = child(traces[i].path, "residual");
-          fail_across({path, traces[i].path}, path,
-                      "the block's input is " + std::to_string(width) + " wide but its output is " +
-                          std::to_string(out) + " wide, so the skip path cannot be added to it" +
-                          context,
-                      "add \"projection\": true to the residual (a fixed orthogonal map P in y = "
-                      "P x + scale * F(x)), or make the block end " +
-                          std::to_string(width) + " wide");
-        }
-        width = out;
-      }
-      cache.emplace(key, width);
-    }
-    return width;
-  }
-
-  // The op the loss sees: the network's last op, looking through dropout.
-  static OutputEnd output_end(const std::vector<LayerItem>& items,
-                              const std::vector<Trace>& traces) {
-    for (std::size_t i = items.size(); i-- > 0;) {
-      const LayerItem& item = items[i];
-      if (!item.block.empty()) {
-        if (item.residual) return {OutputEnd::kOther, {}, traces[i].path};
-        const OutputEnd inner = output_end(item.block, traces[i].block);
-        if (inner.kind != OutputEnd::kNothing) return inner;
-        continue;  // a block of dropouts only
-      }
-      switch (item.op.kind) {
-        case OpKind::kDropout:
-          continue;
-        case OpKind::kDense:
-          return {OutputEnd::kActivation, item.op.dense.activation,
-                  child(traces[i].path, "activation")};
-        case OpKind::kActivation:
-          return {OutputEnd::kActivation, item.op.activation, child(traces[i].path, "activation")};
-        case OpKind::kNorm:
-        case OpKind::kResidualBegin:
-        case OpKind::kResidualEnd:
-          return {OutputEnd::kOther, {}, traces[i].path};
-      }
-    }
-    return {};
-  }
-
   // ---- "loss" and "optimizer"
 
-  LossSpec read_loss(const Json* v, int output_width, const OutputEnd& end) const {
+  // The loss as written: classes are 0 unless given (run() defaults them to the output width).
+  LossSpec read_loss(const Json* v) const {
     LossSpec loss;
     if (v == nullptr) return loss;
     const Named named = read_named(*v, "loss", "a loss",
@@ -1669,57 +856,17 @@ class Reader {
     const bool softmax_ce = loss.kind == LossKind::kSoftmaxCrossEntropy;
     const std::vector<std::string_view> params =
         softmax_ce ? std::vector<std::string_view>{"classes"} : std::vector<std::string_view>{};
-    std::optional<int> classes;
-    if (named.object != nullptr) {
-      for (const auto& item : named.object->items()) {
-        const std::string& key = item.key();
-        if (key == "name") continue;
-        const std::string key_path = child("loss", key);
-        if (!contains(params, key)) {
-          reject_param(
-              key_path, key, named.name, key == "classes", params,
-              key == "classes" ? "; only softmax_cross_entropy takes \"classes\"" : std::string());
-        }
-        classes = read_count(item.value(), key_path, kMaxWidth);
+    if (named.object == nullptr) return loss;
+    for (const auto& item : named.object->items()) {
+      const std::string& key = item.key();
+      if (key == "name") continue;
+      const std::string key_path = child("loss", key);
+      if (!contains(params, key)) {
+        reject_param(
+            key_path, key, named.name, key == "classes", params,
+            key == "classes" ? "; only softmax_cross_entropy takes \"classes\"" : std::string());
       }
-    }
-    if (softmax_ce) {
-      if (output_width < 2) {
-        fail("loss",
-             "softmax_cross_entropy needs at least 2 output units, the network has " +
-                 std::to_string(output_width),
-             "a softmax over one unit is always 1, so the loss and every gradient would be 0; "
-             "with one output use \"sigmoid_bce\" or \"mse\"");
-      }
-      if (classes && *classes != output_width) {
-        fail("loss.classes",
-             "classes is " + std::to_string(*classes) + " but the network has " +
-                 std::to_string(output_width) + " output units",
-             "the labels pick one output unit each: set \"classes\": " +
-                 std::to_string(output_width) +
-                 " or leave it out (it defaults to the output "
-                 "width)");
-      }
-      loss.classes = output_width;
-    }
-    const bool takes_logits = softmax_ce || loss.kind == LossKind::kSigmoidBce;
-    // A bounded output (sigmoid, tanh) before softmax cross-entropy runs: it is a common mistake
-    // the diagnosis names (sigmoid_output_multiclass) with its cost, the loss floor it imposes.
-    const Activation k = end.activation.kind;
-    const bool diagnosed = softmax_ce && (k == Activation::kSigmoid || k == Activation::kTanh ||
-                                          k == Activation::kHardTanh);
-    if (takes_logits && end.kind == OutputEnd::kActivation && k != Activation::kLinear &&
-        !diagnosed) {
-      const std::string_view applies = softmax_ce ? "softmax" : "sigmoid";
-      std::string hint = "the loss applies " + std::string(applies) +
-                         " itself; use a linear output (\"activation\": \"linear\")";
-      if (end.path == "stack.activation") {
-        hint += R"(, e.g. add "output": {"width": 10}, which is linear by default)";
-      }
-      fail_across({end.path, "loss"}, end.path,
-                  "the network ends in " + std::string(activation_info(end.activation.kind).name) +
-                      ", but loss " + quote(named.name) + " takes logits",
-                  hint);
+      loss.classes = read_count(item.value(), key_path, kMaxWidth);
     }
     return loss;
   }
@@ -1788,148 +935,6 @@ class Reader {
   std::vector<Attribution> attributions_;
 };
 
-// ---------------------------------------------------------------------------------------------
-// RunSpec -> tree
-
-Json activation_json(const ActivationSpec& spec) {
-  const ActivationInfo& info = activation_info(spec.kind);
-  if (info.param_name.empty()) return Json(std::string(info.name));
-  Json j = Json::object();
-  j["name"] = std::string(info.name);
-  j[std::string(info.param_name)] = spec.param;
-  return j;
-}
-
-Json init_json(const InitSpec& spec) {
-  const InitInfo& info = init_info(spec.kind);
-  Json j = Json::object();
-  j["name"] = std::string(info.name);
-  for (std::string_view param : init_params(info)) {
-    const std::string key(param);
-    if (key == "gain") {
-      j[key] = spec.gain;
-    } else if (key == "std") {
-      j[key] = spec.std;
-    } else if (key == "limit") {
-      j[key] = spec.limit;
-    } else if (key == "weight_var") {
-      j[key] = spec.weight_var;
-    } else if (key == "mode") {
-      j[key] = std::string(kFanModeNames[static_cast<std::size_t>(spec.mode)]);
-    } else {
-      throw Error("init parameter " + quote(key) + " has no writer in config.cpp", {},
-                  ExitCode::kInternal);
-    }
-  }
-  return j;
-}
-
-Json bias_json(const BiasInitSpec& spec) {
-  const BiasInitInfo& info = bias_info(spec.kind);
-  Json j = Json::object();
-  j["name"] = std::string(info.name);
-  for (std::string_view param : param_names(info.params)) {
-    const std::string key(param);
-    if (key == "value") {
-      j[key] = spec.value;
-    } else if (key == "std") {
-      j[key] = spec.std;
-    } else {
-      throw Error("bias_init parameter " + quote(key) + " has no writer in config.cpp", {},
-                  ExitCode::kInternal);
-    }
-  }
-  return j;
-}
-
-void put_layer(Json& j, const LayerSpec& layer) {
-  j["width"] = layer.width;
-  j["activation"] = activation_json(layer.activation);
-  j["init"] = init_json(layer.init);
-  j["bias_init"] = bias_json(layer.bias);
-}
-
-Json norm_json(const NormSpec& spec) {
-  Json j = Json::object();
-  j["name"] = std::string(norm_name(spec.kind));
-  j["eps"] = spec.eps;
-  return j;
-}
-
-Json item_json(const LayerItem& item) {
-  Json j = Json::object();
-  if (!item.block.empty()) {
-    j["repeat"] = item.repeat;
-    if (item.residual) {
-      Json residual = Json::object();
-      residual["scale"] = item.residual->scale;
-      residual["projection"] =
-          item.residual->projection ? init_json(item.residual->projection_init) : Json(false);
-      residual["placement"] = std::string(kPlacementNames[item.post_norm ? 1 : 0]);
-      if (item.post_norm) residual["norm"] = norm_json(*item.post_norm);
-      j["residual"] = std::move(residual);
-    } else {
-      j["residual"] = false;
-    }
-    Json block = Json::array();
-    for (const LayerItem& inner : item.block) block.push_back(item_json(inner));
-    j["block"] = std::move(block);
-    return j;
-  }
-  switch (item.op.kind) {
-    case OpKind::kDense:
-      put_layer(j, item.op.dense);
-      return j;
-    case OpKind::kNorm:
-      j["norm"] = norm_json(item.op.norm);
-      return j;
-    case OpKind::kActivation:
-      j["activation"] = activation_json(item.op.activation);
-      return j;
-    case OpKind::kDropout:
-      j["dropout"] = item.op.dropout;
-      return j;
-    case OpKind::kResidualBegin:
-    case OpKind::kResidualEnd:
-      break;
-  }
-  throw Error("a layers item holds a " + std::string(op_kind_name(item.op.kind)) +
-                  " op, which only expand_ops makes",
-              {}, ExitCode::kInternal);
-}
-
-Json loss_json(const LossSpec& spec) {
-  if (spec.kind != LossKind::kSoftmaxCrossEntropy) return Json(std::string(loss_name(spec.kind)));
-  Json j = Json::object();
-  j["name"] = std::string(loss_name(spec.kind));
-  j["classes"] = spec.classes;
-  return j;
-}
-
-Json optimizer_json(const OptimizerSpec& spec) {
-  if (spec.kind == OptimizerKind::kNone) return Json(std::string(optimizer_name(spec.kind)));
-  Json j = Json::object();
-  j["name"] = std::string(optimizer_name(spec.kind));
-  for (std::string_view param : optimizer_params(spec.kind)) {
-    const std::string key(param);
-    if (key == "learning_rate") {
-      j[key] = spec.learning_rate;
-    } else if (key == "momentum") {
-      j[key] = spec.momentum;
-    } else if (key == "beta1") {
-      j[key] = spec.beta1;
-    } else if (key == "beta2") {
-      j[key] = spec.beta2;
-    } else if (key == "eps") {
-      j[key] = spec.eps;
-    } else {
-      throw Error("optimizer parameter " + quote(key) + " has no writer in config.cpp", {},
-                  ExitCode::kInternal);
-    }
-  }
-  return j;
-}
-
 std::string read_file(const std::string& path) {
   errno = 0;
   const std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
@@ -1990,57 +995,6 @@ RunSpec load_run_spec(const std::optional<std::string>& path,
   }
   const std::string text = read_file(*path);
   return parse_run_spec(text, *path, std::filesystem::path(*path).stem().string(), overrides);
-}
-
-std::string run_spec_to_json(const RunSpec& spec, int indent) {
-  Json j = Json::object();
-  j["name"] = spec.name;
-  j["seed"] = spec.seed;
-  j["precision"] = std::string(precision_name(spec.precision));
-
-  Json input = Json::object();
-  input["width"] = spec.input.width;
-  input["batch"] = spec.input.batch;
-  input["distribution"] = std::string(input_distribution_name(spec.input.distribution));
-  if (spec.input.distribution == InputDistribution::kNormal) {
-    input["mean"] = spec.input.mean;
-    input["std"] = spec.input.std;
-  } else {
-    input["low"] = spec.input.low;
-    input["high"] = spec.input.high;
-  }
-  j["input"] = std::move(input);
-
-  if (!spec.layers.empty()) {
-    Json layers = Json::array();
-    for (const LayerItem& item : spec.layers) layers.push_back(item_json(item));
-    j["layers"] = std::move(layers);
-  } else {
-    Json stack = Json::object();
-    stack["depth"] = spec.stack.depth;
-    put_layer(stack, spec.stack.layer);
-    j["stack"] = std::move(stack);
-
-    if (spec.output) {
-      Json output = Json::object();
-      put_layer(output, *spec.output);
-      j["output"] = std::move(output);
-    }
-  }
-  j["loss"] = loss_json(spec.loss);
-  j["optimizer"] = optimizer_json(spec.optimizer);
-
-  Json stats = Json::object();
-  stats["saturation_threshold"] = spec.stats.saturation_threshold;
-  if (spec.stats.jacobian_examples > 0) stats["jacobian_examples"] = spec.stats.jacobian_examples;
-  j["stats"] = std::move(stats);
-
-  Json diagnosis = Json::object();
-  for (const DiagnosisKey& k : kDiagnosisKeys)
-    diagnosis[std::string(k.key)] = spec.diagnosis.*k.member;
-  diagnosis["deep_layers"] = spec.diagnosis.deep_layers;
-  j["diagnosis"] = std::move(diagnosis);
-  return j.dump(indent, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace gradscope

@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "gradscope/core/error.hpp"
+#include "gradscope/core/validate.hpp"
 #include "tensor_io_detail.hpp"
 
 namespace gradscope {
@@ -871,7 +872,9 @@ class Importer {
   void validate(const RunSpec& spec, const std::vector<OpSpec>& ops) const {
     const std::optional<SpecProblem> p = find_spec_problem(spec);
     if (!p) return;
-    if (!p->op) fail("the model: " + p->what, p->hint);
+    if (!p->op) {
+      fail("the model: " + (p->path.empty() ? p->what : p->path + ": " + p->what), p->hint);
+    }
     const std::vector<std::string> labels = op_nodes(ops);
     const std::string node = *p->op < labels.size() ? labels[*p->op] : std::string("an op");
     fail(node + ": " + p->what, p->hint);

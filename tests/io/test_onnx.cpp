@@ -16,9 +16,10 @@
 #include <vector>
 
 #include "gradscope/cli/cli.hpp"
-#include "gradscope/io/config.hpp"
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
+#include "gradscope/core/validate.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/io/onnx_import.hpp"
 
 namespace gradscope {

@@ -1,5 +1,5 @@
 // The validated description of a run: what the config file and flags resolve to. Plain data; the
-// config reader (config.hpp) builds it and checks every field, the engine trusts it.
+// config reader (config.hpp) builds it, validate.hpp holds its rules, the engine trusts it.
 #pragma once
 
 #include <cstddef>
@@ -185,35 +185,7 @@ std::vector<std::string> op_config_paths(const RunSpec& spec);
 // The layers in order, input side first: the stack's `depth` layers, then the output layer.
 std::vector<LayerSpec> expand_layers(const RunSpec& spec);
 
-// ---- The config reader's rules, for a RunSpec built in code (an imported ONNX model).
-
-// The limits config.cpp enforces while it reads JSON (its own constants hold the same values).
-namespace spec_limits {
-// 2^24 keeps every index and element count far inside 64 bits.
-inline constexpr int kMaxWidth = 16'777'216;  // widths, the batch, loss classes
-inline constexpr int kMaxDepth = 1'000'000;   // stack depth, a block's repeat
-inline constexpr std::uint64_t kMaxOps = 2'000'000;
-}  // namespace spec_limits
-
-// A rule of the config reader that a spec breaks.
-struct SpecProblem {
-  // The op of expand_ops(spec) it concerns; none for the run's own fields (input, loss).
-  std::optional<std::size_t> op;
-  std::string what;  // "layer_norm eps is 0; it must be a finite number > 0"
-  std::string hint;  // what to do
-};
-
-// The first rule `spec` breaks, or none. Checks what a model can describe, with the config
-// reader's limits: input width and batch in [1, 2^24] and a finite distribution; every width in
-// [1, 2^24]; stack depth and repeats in [1, 10^6] and at most 2,000,000 ops; activation and init
-// parameters finite (init and bias spreads >= 0); softmax only as the last op; norm eps finite and
-// > 0; dropout in [0, 1); residual scales finite and, without a projection, equal widths on both
-// paths; blocks not empty and a post-norm only with a residual; softmax cross-entropy over >= 2
-// outputs and as many classes. The run's other sections (name, optimizer, stats, diagnosis) come
-// from a config only and are left to its reader.
-std::optional<SpecProblem> find_spec_problem(const RunSpec& spec);
-// Throws Error (exit code 2) for find_spec_problem's answer, naming the op by its config path.
-void validate_run_spec(const RunSpec& spec);
+// The rules a spec keeps (find_spec_problem, validate_run_spec) are in validate.hpp.
 
 std::string_view precision_name(Precision p);
 std::string_view norm_name(NormKind k);            // "batch_norm", "layer_norm", "rms_norm"

@@ -6,9 +6,9 @@
 #include <string_view>
 #include <vector>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/report.hpp"
 #include "gradscope/core/spec.hpp"
+#include "gradscope/engine/engine.hpp"
 
 namespace gradscope {
 
@@ -33,8 +33,8 @@ struct OnnxModel {
 // output.
 // Every malformed graph (a node without its inputs or outputs, a tensor whose dimensions are
 // negative or overflow, an attribute of the wrong type) and every model that breaks a rule a
-// config must keep (find_spec_problem: widths >= 1, finite activation parameters, norm eps > 0,
-// ...) is an Error naming the node, never a crash.
+// config must keep (find_spec_problem in validate.hpp: widths >= 1, finite activation
+// parameters, norm eps > 0, ...) is an Error naming the node, never a crash.
 OnnxModel read_onnx(const std::string& path, const RunSpec& defaults);
 
 // The same from the bytes of an ONNX file; `source` names it in messages (for tests and fuzzing).

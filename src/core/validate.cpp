@@ -1,0 +1,719 @@
+// The rules of a RunSpec, in one place: the config reader and code that builds a spec (an imported
+// ONNX model, a library user) are held to the same rules and get the same messages. Over 600
+// lines because every rule in one file is the point: a reader sees them all, in the order met.
+#include "gradscope/core/validate.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <tuple>
+#include <utility>
+
+#include "gradscope/core/error.hpp"
+
+namespace gradscope {
+namespace {
+
+// A problem, with the config path of the item whose ops it concerns (to find its op index).
+struct Finding {
+  SpecProblem problem;
+  std::string item;
+};
+using Found = std::optional<Finding>;
+using Problem = std::optional<std::pair<std::string, std::string>>;  // what, hint
+
+Finding finding(std::string path, std::string what, std::string hint, std::string item = {},
+                std::vector<std::string> also = {}) {
+  return Finding{SpecProblem{std::move(path), std::move(also), std::move(what), std::move(hint),
+                             std::nullopt, false},
+                 std::move(item)};
+}
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string child(const std::string& path, std::string_view key) {
+  return path.empty() ? std::string(key) : path + "." + std::string(key);
+}
+
+// The item's config path: the one it came from, or its place in the list.
+std::string item_path(const LayerItem& item, const std::string& prefix, std::size_t i) {
+  return item.path.empty() ? prefix + "[" + std::to_string(i) + "]" : item.path;
+}
+
+// "1e-05", "-1", "NaN", "inf": a value as a message shows it.
+std::string number_text(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::array<char, 32> buffer{};
+  const std::to_chars_result r = std::to_chars(buffer.data(), buffer.data() + buffer.size(), v);
+  return std::string(buffer.data(), r.ptr);
+}
+
+// A number as a JSON file shows it, the way nlohmann/json writes a double ("1.0", "0.001",
+// "1e+20"): the shortest digits that round-trip, placed by its rule (plain notation for decimal
+// exponents in (-4, 15], ".0" after a whole number).
+std::string json_number_text(double v) {
+  if (!std::isfinite(v)) return number_text(v);
+  if (v == 0) return std::signbit(v) ? "-0.0" : "0.0";
+  std::array<char, 40> buffer{};
+  const std::to_chars_result r = std::to_chars(buffer.data(), buffer.data() + buffer.size(),
+                                               std::abs(v), std::chars_format::scientific);
+  const std::string sci(buffer.data(), r.ptr);  // "d.ddde+XX"
+  const std::size_t e = sci.find('e');
+  std::string digits = sci.substr(0, e);
+  digits.erase(std::remove(digits.begin(), digits.end(), '.'), digits.end());
+  const int n = std::stoi(sci.substr(e + 1)) + 1;  // where the decimal point goes
+  const int k = static_cast<int>(digits.size());
+  std::string out = v < 0 ? "-" : "";
+  if (k <= n && n <= 15)
+    return out + digits + std::string(static_cast<std::size_t>(n - k), '0') + ".0";
+  if (0 < n && n <= 15) {
+    return out + digits.substr(0, static_cast<std::size_t>(n)) + "." +
+           digits.substr(static_cast<std::size_t>(n));
+  }
+  if (-4 < n && n <= 0) return out + "0." + std::string(static_cast<std::size_t>(-n), '0') + digits;
+  out += digits.substr(0, 1);
+  if (k > 1) out += "." + digits.substr(1);
+  const int exponent = n - 1;
+  const std::string magnitude = std::to_string(std::abs(exponent));
+  return out + "e" + (exponent < 0 ? "-" : "+") + (magnitude.size() < 2 ? "0" : "") + magnitude;
+}
+
+const std::string& width_range() {
+  static const std::string range = "[1, " + std::to_string(spec_limits::kMaxWidth) + "]";
+  return range;
+}
+
+bool in_width_range(int w) { return w >= 1 && w <= spec_limits::kMaxWidth; }
+
+std::string hidden_activation_list() {
+  std::string out;
+  for (const ActivationInfo& info : activation_table()) {
+    if (info.output_only) continue;
+    if (!out.empty()) out += ", ";
+    out += info.name;
+  }
+  return out;
+}
+
+// ---- The values of one op (the config reader refuses these as it reads them)
+
+Problem check_activation(const ActivationSpec& a) {
+  const int kind = static_cast<int>(a.kind);
+  if (kind < 0 || kind >= kActivationCount) {
+    return std::pair{"an unknown activation (" + std::to_string(kind) + ")",
+                     std::string("`gradscope list` shows the activations")};
+  }
+  const ActivationInfo& info = activation_info(a.kind);
+  if (!info.param_name.empty() && !std::isfinite(a.param)) {
+    return std::pair{std::string(info.name) + " " + std::string(info.param_name) + " is " +
+                         number_text(a.param) + "; it must be a finite number",
+                     "the default is " + number_text(info.param_default)};
+  }
+  return std::nullopt;
+}
+
+// Every spread and scale of an init is a finite number >= 0.
+Problem check_init(const InitSpec& init, std::string_view what) {
+  for (const auto& [name, value] :
+       {std::pair{"gain", init.gain}, std::pair{"std", init.std}, std::pair{"limit", init.limit},
+        std::pair{"weight_var", init.weight_var}}) {
+    if (!(std::isfinite(value) && value >= 0)) {
+      return std::pair{std::string(what) + " " + name + " is " + number_text(value) +
+                           "; it must be a finite number >= 0",
+                       std::string("the weights it describes are broken or overflow a double")};
+    }
+  }
+  return std::nullopt;
+}
+
+Problem check_layer(const LayerSpec& layer) {
+  if (!in_width_range(layer.width)) {
+    return std::pair{"width " + std::to_string(layer.width) + " is outside " + width_range(),
+                     std::string("a dense layer needs at least one unit")};
+  }
+  if (Problem p = check_activation(layer.activation)) return p;
+  if (Problem p = check_init(layer.init, "init")) return p;
+  if (!std::isfinite(layer.bias.value) || !(std::isfinite(layer.bias.std) && layer.bias.std >= 0)) {
+    return std::pair{"bias value " + number_text(layer.bias.value) + ", std " +
+                         number_text(layer.bias.std) +
+                         ": the value must be finite and the std a finite number >= 0",
+                     std::string("the biases it describes are broken or overflow a double")};
+  }
+  return std::nullopt;
+}
+
+Problem check_norm(const NormSpec& norm) {
+  const int kind = static_cast<int>(norm.kind);
+  if (kind < 0 || kind >= kNormKindCount) {
+    return std::pair{"an unknown norm (" + std::to_string(kind) + ")",
+                     std::string("choose batch_norm, layer_norm or rms_norm")};
+  }
+  if (!(std::isfinite(norm.eps) && norm.eps > 0)) {
+    return std::pair{std::string(norm_name(norm.kind)) + " eps is " + number_text(norm.eps) +
+                         "; it must be a finite number > 0",
+                     std::string("it keeps the division by the standard deviation finite; "
+                                 "the default is 1e-5")};
+  }
+  return std::nullopt;
+}
+
+Problem check_op(const OpSpec& op) {
+  switch (op.kind) {
+    case OpKind::kDense:
+      return check_layer(op.dense);
+    case OpKind::kNorm:
+      return check_norm(op.norm);
+    case OpKind::kActivation:
+      return check_activation(op.activation);
+    case OpKind::kDropout:
+      if (!(op.dropout >= 0 && op.dropout < 1)) {
+        return std::pair{"dropout rate " + number_text(op.dropout) + " is outside [0, 1)",
+                         std::string("the dropout rate is the probability of zeroing a unit; 0 "
+                                     "keeps them all, 1 would zero them all")};
+      }
+      return std::nullopt;
+    case OpKind::kResidualBegin:
+    case OpKind::kResidualEnd:
+      if (!std::isfinite(op.residual.scale)) {
+        return std::pair{
+            "residual scale is " + number_text(op.residual.scale) + "; it must be a finite number",
+            std::string("y = P x + scale * F(x); the default scale is 1")};
+      }
+      if (op.residual.projection) return check_init(op.residual.projection_init, "projection");
+      return std::nullopt;
+  }
+  return std::pair{"an unknown op kind (" + std::to_string(static_cast<int>(op.kind)) + ")",
+                   std::string()};
+}
+
+bool is_softmax(const OpSpec& op) {
+  return (op.kind == OpKind::kDense && op.dense.activation.kind == Activation::kSoftmax) ||
+         (op.kind == OpKind::kActivation && op.activation.kind == Activation::kSoftmax);
+}
+
+// ---- The shape of "layers"
+
+// Blocks as a config writes them: a repeat, residual or post-norm belongs to a block, a post-norm
+// to a residual block, and a block runs 1 to 10^6 times.
+Found check_shape(const std::vector<LayerItem>& items, const std::string& prefix) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    const std::string path = item_path(item, prefix, i);
+    if (item.block.empty()) {
+      if (item.residual || item.post_norm || item.repeat != 1) {
+        return finding(path, "a repeat, residual or post-norm on a single op, not a block",
+                       "put the op in a block to repeat it or wrap it in a residual");
+      }
+      continue;
+    }
+    if (item.repeat < 1 || item.repeat > spec_limits::kMaxDepth) {
+      return finding(child(path, "repeat"),
+                     "repeat " + std::to_string(item.repeat) + " is outside [1, " +
+                         std::to_string(spec_limits::kMaxDepth) + "]",
+                     "a block runs at least once");
+    }
+    if (item.post_norm && !item.residual) {
+      return finding(path, "a post-norm without a residual",
+                     "a post-norm computes norm(x + scale * F(x)): give the block a residual");
+    }
+    if (Found f = check_shape(item.block, path + ".block")) return f;
+  }
+  return std::nullopt;
+}
+
+// Softmax couples the units it normalises, so only the network's last op may apply it. `after`
+// says what follows the last op of `items` in the network; empty when nothing does.
+Found check_softmax(const std::vector<LayerItem>& items, const std::string& prefix,
+                    const std::string& after) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    const std::string path = item_path(item, prefix, i);
+    std::string next = after;
+    if (i + 1 < items.size()) {
+      // A dense op followed by an op of its own item: the norm of "after_activation".
+      const std::string next_path = item_path(items[i + 1], prefix, i + 1);
+      next = next_path == path ? "its norm follows it (\"norm_position\": \"after_activation\")"
+                               : next_path + " follows it";
+    }
+    if (!item.block.empty()) {
+      std::string inner = next;
+      if (item.residual) {
+        inner = "the residual addition of " + path + " follows it";
+      } else if (item.repeat > 1) {
+        inner = path + " repeats it " + std::to_string(item.repeat) + " times";
+      }
+      if (Found f = check_softmax(item.block, path + ".block", inner)) return f;
+      continue;
+    }
+    if (!is_softmax(item.op) || next.empty()) continue;
+    return finding(child(path, "activation"),
+                   "softmax may only be the network's very last op, but " + next,
+                   "softmax normalises across the units of a layer, which turns the final "
+                   "outputs into probabilities but inside the network couples every unit to "
+                   "every other; use an elementwise activation here (" +
+                       hidden_activation_list() +
+                       ") and softmax only on the last item, e.g. {\"width\": 10, "
+                       "\"activation\": \"softmax\"}",
+                   path);
+  }
+  return std::nullopt;
+}
+
+// The number of ops `items` expand to into `count`; each block is checked against kMaxOps on the
+// way, so the sum stays far from overflowing.
+Found count_ops(const std::vector<LayerItem>& items, const std::string& prefix,
+                std::uint64_t& count) {
+  count = 0;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    if (item.block.empty()) {
+      ++count;
+      continue;
+    }
+    const std::string path = item_path(item, prefix, i);
+    std::uint64_t inner = 0;
+    if (Found f = count_ops(item.block, path + ".block", inner)) return f;
+    const std::uint64_t per_repeat = inner + (item.residual ? 2U : 0U) + (item.post_norm ? 1U : 0U);
+    const std::uint64_t total = per_repeat * static_cast<std::uint64_t>(item.repeat);
+    if (total > spec_limits::kMaxOps) {
+      return finding(item.repeat > 1 ? child(path, "repeat") : path,
+                     "this block expands to " + std::to_string(total) + " ops (" +
+                         std::to_string(item.repeat) + " x " + std::to_string(per_repeat) +
+                         "), more than the " + std::to_string(spec_limits::kMaxOps) +
+                         " a network may have",
+                     "lower \"repeat\" here or in the blocks inside it");
+    }
+    count += total;
+  }
+  return std::nullopt;
+}
+
+Found check_op_count(const std::vector<LayerItem>& layers) {
+  std::uint64_t count = 0;
+  if (Found f = count_ops(layers, "layers", count)) return f;
+  if (count > spec_limits::kMaxOps) {
+    return finding("layers",
+                   "the network expands to " + std::to_string(count) + " ops, more than the " +
+                       std::to_string(spec_limits::kMaxOps) + " it may have",
+                   "lower the blocks' \"repeat\"");
+  }
+  return std::nullopt;
+}
+
+using WidthCache = std::map<std::pair<const LayerItem*, int>, int>;
+
+// Walks the network from `width` units, checks that every residual block without a projection
+// keeps its width, and gives the output width in `width`. A block runs twice at most: from its
+// second repetition on, its input is its own output, the same each time. The cache keeps nested
+// repeated blocks from being walked 2^depth times. `context` says which repetition of the
+// enclosing blocks is being walked, for messages.
+Found check_widths(const std::vector<LayerItem>& items, const std::string& prefix, int& width,
+                   WidthCache& cache, const std::string& context) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    if (item.block.empty()) {
+      if (item.op.kind == OpKind::kDense) width = item.op.dense.width;
+      continue;
+    }
+    const auto key = std::make_pair(&item, width);
+    if (const auto it = cache.find(key); it != cache.end()) {
+      width = it->second;
+      continue;
+    }
+    const std::string path = item_path(item, prefix, i);
+    for (int r = 0; r < std::min(item.repeat, 2); ++r) {
+      const std::string inner_context =
+          r == 0 ? context
+                 : " (in the second repetition of " + path + ", whose input is the first's output)";
+      int out = width;
+      if (Found f = check_widths(item.block, path + ".block", out, cache, inner_context)) return f;
+      if (item.residual && !item.residual->projection && out != width) {
+        return finding(child(path, "residual"),
+                       "the block's input is " + std::to_string(width) +
+                           " wide but its output is " + std::to_string(out) +
+                           " wide, so the skip path cannot be added to it" + context,
+                       "add \"projection\": true to the residual (a fixed orthogonal map P in y = "
+                       "P x + scale * F(x)), or make the block end " +
+                           std::to_string(width) + " wide",
+                       path, {path});
+      }
+      width = out;
+    }
+    cache.emplace(key, width);
+  }
+  return std::nullopt;
+}
+
+Found check_layers(const RunSpec& spec) {
+  if (Found f = check_shape(spec.layers, "layers")) return f;
+  if (Found f = check_softmax(spec.layers, "layers", {})) return f;
+  return check_op_count(spec.layers);
+}
+
+// ---- The stack, the input and the values of every op
+
+Found check_stack(const RunSpec& spec) {
+  if (spec.stack.depth < 1 || spec.stack.depth > spec_limits::kMaxDepth) {
+    return finding("stack.depth",
+                   "stack depth " + std::to_string(spec.stack.depth) + " is outside [1, " +
+                       std::to_string(spec_limits::kMaxDepth) + "]",
+                   "a stack has at least one layer");
+  }
+  if (Problem p = check_layer(spec.stack.layer)) {
+    return finding("stack", std::move(p->first), std::move(p->second), "stack");
+  }
+  const ActivationInfo& info = activation_info(spec.stack.layer.activation.kind);
+  if (info.output_only) {
+    Finding f = finding(
+        "stack.activation",
+        std::string(info.name) +
+            " normalises across the units of a layer, so it belongs only in "
+            "\"output\"",
+        "put it in output.activation, e.g. \"output\": {\"width\": 10, "
+        "\"activation\": \"" +
+            std::string(info.name) +
+            "\"}; hidden layers take an elementwise activation: " + hidden_activation_list(),
+        "stack");
+    f.problem.at_name = true;
+    return f;
+  }
+  if (spec.output) {
+    if (Problem p = check_layer(*spec.output)) {
+      return finding("output", std::move(p->first), std::move(p->second), "output");
+    }
+  }
+  return std::nullopt;
+}
+
+Found check_input(const InputSpec& input) {
+  const auto problem = [](std::string what, std::string hint) {
+    return finding("input", std::move(what), std::move(hint));
+  };
+  if (!in_width_range(input.width)) {
+    return problem("width " + std::to_string(input.width) + " is outside " + width_range(),
+                   "the input needs at least one feature");
+  }
+  if (!in_width_range(input.batch)) {
+    return problem("batch " + std::to_string(input.batch) + " is outside " + width_range(),
+                   "use a batch of at least one example");
+  }
+  if (!std::isfinite(input.mean) || !(std::isfinite(input.std) && input.std >= 0)) {
+    return problem("the normal distribution needs a finite mean and a finite std >= 0",
+                   "the defaults are mean 0, std 1");
+  }
+  if (!std::isfinite(input.low) || !std::isfinite(input.high)) {
+    return problem("the uniform distribution needs finite low < high", "the default is -1 to 1");
+  }
+  if (input.distribution == InputDistribution::kUniform && !(input.low < input.high)) {
+    return finding("input",
+                   "low (" + json_number_text(input.low) + ") must be less than high (" +
+                       json_number_text(input.high) + ")",
+                   "the uniform distribution draws from [low, high); the default is -1 to 1", {},
+                   {"input.low", "input.high"});
+  }
+  return std::nullopt;
+}
+
+// The ops `item` expands to; the op count is known to be within the limit.
+std::uint64_t ops_of(const LayerItem& item) {
+  if (item.block.empty()) return 1;
+  std::uint64_t per_repeat = (item.residual ? 2U : 0U) + (item.post_norm ? 1U : 0U);
+  for (const LayerItem& inner : item.block) per_repeat += ops_of(inner);
+  return per_repeat * static_cast<std::uint64_t>(item.repeat);
+}
+
+// Every op's own values, with `first` the index of the first op `items` expand to. A block's
+// repetitions repeat its values, so each item is checked once, in the order its first
+// repetition's ops run; the network is not expanded. The op count is known to be in the limit.
+Found check_values(const std::vector<LayerItem>& items, const std::string& prefix,
+                   std::uint64_t first) {
+  const auto at = [](const std::string& path, std::uint64_t op, Problem p) {
+    Finding f = finding(path, std::move(p->first), std::move(p->second));
+    f.problem.op = static_cast<std::size_t>(op);
+    return f;
+  };
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    const std::string path = item_path(item, prefix, i);
+    if (item.block.empty()) {
+      if (Problem p = check_op(item.op)) return at(path, first, std::move(p));
+      ++first;
+      continue;
+    }
+    std::uint64_t op = first;
+    if (item.residual) {
+      OpSpec begin;
+      begin.kind = OpKind::kResidualBegin;
+      begin.residual = *item.residual;
+      if (Problem p = check_op(begin)) return at(path, op, std::move(p));
+      ++op;
+    }
+    if (Found f = check_values(item.block, path + ".block", op)) return f;
+    if (item.residual && item.post_norm) {
+      const std::uint64_t norm = first + ops_of(item) / static_cast<std::uint64_t>(item.repeat) - 1;
+      if (Problem p = check_norm(*item.post_norm)) return at(path, norm, std::move(p));
+    }
+    first += ops_of(item);
+  }
+  return std::nullopt;
+}
+
+// ---- The loss against the network's output
+
+// The op the loss sees at the network's end, looking through dropout.
+struct OutputEnd {
+  // kOther: a norm or a residual addition; kNothing: no op but dropout (inside a block).
+  enum Kind : int { kNothing, kOther, kActivation } kind = kNothing;
+  ActivationSpec activation{};
+  std::string path;  // of the activation in the config
+  std::string item;
+};
+
+OutputEnd output_end(const std::vector<LayerItem>& items, const std::string& prefix) {
+  for (std::size_t i = items.size(); i-- > 0;) {
+    const LayerItem& item = items[i];
+    const std::string path = item_path(item, prefix, i);
+    if (!item.block.empty()) {
+      if (item.residual) return {OutputEnd::kOther, {}, path, path};
+      const OutputEnd inner = output_end(item.block, path + ".block");
+      if (inner.kind != OutputEnd::kNothing) return inner;
+      continue;  // a block of dropouts only
+    }
+    switch (item.op.kind) {
+      case OpKind::kDropout:
+        continue;
+      case OpKind::kDense:
+        return {OutputEnd::kActivation, item.op.dense.activation, child(path, "activation"), path};
+      case OpKind::kActivation:
+        return {OutputEnd::kActivation, item.op.activation, child(path, "activation"), path};
+      case OpKind::kNorm:
+      case OpKind::kResidualBegin:
+      case OpKind::kResidualEnd:
+        return {OutputEnd::kOther, {}, path, path};
+    }
+  }
+  return {};
+}
+
+Found check_loss(const RunSpec& spec) {
+  const LossSpec& loss = spec.loss;
+  const int outputs = output_width(spec);
+  const bool softmax_ce = loss.kind == LossKind::kSoftmaxCrossEntropy;
+  if (softmax_ce && outputs < 2) {
+    return finding("loss",
+                   "softmax_cross_entropy needs at least 2 output units, the network has " +
+                       std::to_string(outputs),
+                   "a softmax over one unit is always 1, so the loss and every gradient would be "
+                   "0; with one output use \"sigmoid_bce\" or \"mse\"");
+  }
+  if (softmax_ce && loss.classes != outputs) {
+    return finding(
+        "loss.classes",
+        "classes is " + std::to_string(loss.classes) + " but the network has " +
+            std::to_string(outputs) + " output units",
+        "the labels pick one output unit each: set \"classes\": " + std::to_string(outputs) +
+            " or leave it out (it defaults to the output width)");
+  }
+  const bool takes_logits = softmax_ce || loss.kind == LossKind::kSigmoidBce;
+  OutputEnd end;
+  if (!spec.layers.empty()) {
+    end = output_end(spec.layers, "layers");
+  } else {
+    const char* item = spec.output ? "output" : "stack";
+    end = {OutputEnd::kActivation,
+           spec.output ? spec.output->activation : spec.stack.layer.activation,
+           child(item, "activation"), item};
+  }
+  // A bounded output (sigmoid, tanh) before softmax cross-entropy runs: it is a common mistake
+  // the diagnosis names (sigmoid_output_multiclass) with its cost, the loss floor it imposes.
+  const Activation k = end.activation.kind;
+  const bool diagnosed = softmax_ce && (k == Activation::kSigmoid || k == Activation::kTanh ||
+                                        k == Activation::kHardTanh);
+  if (!takes_logits || end.kind != OutputEnd::kActivation || k == Activation::kLinear ||
+      diagnosed) {
+    return std::nullopt;
+  }
+  const std::string_view applies = softmax_ce ? "softmax" : "sigmoid";
+  std::string hint = "the loss applies " + std::string(applies) +
+                     " itself; use a linear output (\"activation\": \"linear\")";
+  if (end.path == "stack.activation") {
+    hint += R"(, e.g. add "output": {"width": 10}, which is linear by default)";
+  }
+  return finding(end.path,
+                 "the network ends in " + std::string(activation_info(k).name) + ", but loss " +
+                     quote(loss_name(loss.kind)) + " takes logits",
+                 std::move(hint), end.item, {"loss"});
+}
+
+// ---- The run's other sections (the config reader refuses a value out of range as it reads it)
+
+Found check_optimizer(const OptimizerSpec& o) {
+  for (const auto& [key, value, fraction] :
+       {std::tuple{"learning_rate", o.learning_rate, false},
+        std::tuple{"momentum", o.momentum, true}, std::tuple{"beta1", o.beta1, true},
+        std::tuple{"beta2", o.beta2, true}, std::tuple{"eps", o.eps, false}}) {
+    const bool ok = fraction ? value >= 0 && value < 1 : std::isfinite(value) && value > 0;
+    if (ok) continue;
+    return finding(child("optimizer", key),
+                   std::string(key) + " is " + number_text(value) +
+                       (fraction ? "; it must be in [0, 1)" : "; it must be a finite number > 0"),
+                   "the defaults: learning_rate 0.001, momentum 0.9, beta1 0.9, beta2 0.999, "
+                   "eps 1e-8");
+  }
+  return std::nullopt;
+}
+
+Found check_stats(const StatsSpec& s) {
+  if (!(s.saturation_threshold > 0 && s.saturation_threshold < 1)) {
+    return finding("stats.saturation_threshold",
+                   "saturation_threshold is " + number_text(s.saturation_threshold) +
+                       "; it must be between 0 and 1 (both excluded)",
+                   "an entry counts as saturated when |phi'(h)| < threshold * max |phi'|; the "
+                   "default is 0.05");
+  }
+  if (s.jacobian_examples < 0 || s.jacobian_examples > spec_limits::kMaxJacobianExamples) {
+    return finding("stats.jacobian_examples",
+                   "jacobian_examples is " + std::to_string(s.jacobian_examples) +
+                       "; it must be in [0, " + std::to_string(spec_limits::kMaxJacobianExamples) +
+                       "]",
+                   "0 computes no Jacobian spectrum");
+  }
+  return std::nullopt;
+}
+
+Found check_diagnosis(const DiagnosisSpec& d) {
+  for (const DiagnosisThreshold& t : diagnosis_thresholds()) {
+    const double x = d.*t.member;
+    if (t.fraction ? x > 0 && x < 1 : x > 0 && std::isfinite(x)) continue;
+    return finding(child("diagnosis", t.key),
+                   std::string(t.key) + " is " + number_text(x) +
+                       (t.fraction ? "; it must be between 0 and 1 (both excluded)"
+                                   : "; it must be a positive number"),
+                   "the README's diagnosis section gives each threshold's meaning and default");
+  }
+  if (d.deep_layers < 1 || d.deep_layers > spec_limits::kMaxDepth) {
+    return finding("diagnosis.deep_layers",
+                   "deep_layers is " + std::to_string(d.deep_layers) + "; it must be in [1, " +
+                       std::to_string(spec_limits::kMaxDepth) + "]",
+                   "the number of dense layers from which a stack counts as deep; the default is "
+                   "10");
+  }
+  if (d.gradient_error_decades < d.gradient_warning_decades) {
+    return finding("diagnosis.gradient_error_decades",
+                   "is below diagnosis.gradient_warning_decades",
+                   "an error threshold must be at least the warning threshold");
+  }
+  if (d.activation_error_decades < d.activation_warning_decades) {
+    return finding("diagnosis.activation_error_decades",
+                   "is below diagnosis.activation_warning_decades",
+                   "an error threshold must be at least the warning threshold");
+  }
+  if (d.update_ratio_max <= d.update_ratio_min) {
+    return finding("diagnosis.update_ratio_max", "must exceed diagnosis.update_ratio_min",
+                   "the update-to-weight ratio is healthy between the two");
+  }
+  return std::nullopt;
+}
+
+// The rules in the order the config reader used to meet them, so that a config breaking two
+// names the same one as before: the architecture's shape, the input, every op's values, the
+// residual widths, the loss, the other sections.
+Found find(const RunSpec& spec) {
+  if (Found f = spec.layers.empty() ? check_stack(spec) : check_layers(spec)) return f;
+  if (Found f = check_input(spec.input)) return f;
+  if (!spec.layers.empty()) {
+    if (Found f = check_values(spec.layers, "layers", 0)) return f;
+    WidthCache cache;
+    int width = spec.input.width;
+    if (Found f = check_widths(spec.layers, "layers", width, cache, {})) return f;
+  }
+  if (Found f = check_loss(spec)) return f;
+  if (Found f = check_optimizer(spec.optimizer)) return f;
+  if (Found f = check_stats(spec.stats)) return f;
+  return check_diagnosis(spec.diagnosis);
+}
+
+// The index of the first op of the item at config path `target`, counting from `first`.
+std::optional<std::uint64_t> first_op_in(const std::vector<LayerItem>& items,
+                                         const std::string& prefix, const std::string& target,
+                                         std::uint64_t first) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    const std::string path = item_path(item, prefix, i);
+    if (path == target) return first;
+    if (!item.block.empty()) {
+      const std::uint64_t inner = first + (item.residual ? 1U : 0U);
+      if (const auto op = first_op_in(item.block, path + ".block", target, inner)) return op;
+    }
+    first += ops_of(item);
+  }
+  return std::nullopt;
+}
+
+// The first op whose config path is `item`, counted without expanding the network; none when
+// the network breaks the limits that make counting safe.
+std::optional<std::size_t> first_op_of(const RunSpec& spec, const std::string& item) {
+  if (spec.layers.empty()) {
+    if (spec.stack.depth < 1 || spec.stack.depth > spec_limits::kMaxDepth) return std::nullopt;
+    if (item == "stack") return 0;
+    if (item == "output" && spec.output) return static_cast<std::size_t>(spec.stack.depth);
+    return std::nullopt;
+  }
+  if (check_shape(spec.layers, "layers") || check_op_count(spec.layers)) return std::nullopt;
+  const std::optional<std::uint64_t> op = first_op_in(spec.layers, "layers", item, 0);
+  if (!op) return std::nullopt;
+  return static_cast<std::size_t>(*op);
+}
+
+std::optional<int> last_dense_width(const std::vector<LayerItem>& items) {
+  for (auto it = items.rbegin(); it != items.rend(); ++it) {
+    if (!it->block.empty()) {
+      if (const std::optional<int> width = last_dense_width(it->block)) return width;
+    } else if (it->op.kind == OpKind::kDense) {
+      return it->op.dense.width;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::span<const DiagnosisThreshold> diagnosis_thresholds() {
+  static constexpr DiagnosisThreshold kThresholds[] = {
+      {"gradient_warning_decades", &DiagnosisSpec::gradient_warning_decades, false},
+      {"gradient_error_decades", &DiagnosisSpec::gradient_error_decades, false},
+      {"activation_warning_decades", &DiagnosisSpec::activation_warning_decades, false},
+      {"activation_error_decades", &DiagnosisSpec::activation_error_decades, false},
+      {"dead_fraction", &DiagnosisSpec::dead_fraction, true},
+      {"saturated_fraction", &DiagnosisSpec::saturated_fraction, true},
+      {"correlation", &DiagnosisSpec::correlation, true},
+      {"update_ratio_min", &DiagnosisSpec::update_ratio_min, false},
+      {"update_ratio_max", &DiagnosisSpec::update_ratio_max, false},
+      {"init_mismatch_factor", &DiagnosisSpec::init_mismatch_factor, false},
+  };
+  return kThresholds;
+}
+
+int output_width(const RunSpec& spec) {
+  if (!spec.layers.empty()) return last_dense_width(spec.layers).value_or(spec.input.width);
+  if (spec.output) return spec.output->width;
+  return spec.stack.depth > 0 ? spec.stack.layer.width : spec.input.width;
+}
+
+std::optional<SpecProblem> find_spec_problem(const RunSpec& spec) {
+  Found f = find(spec);
+  if (!f) return std::nullopt;
+  if (!f->problem.op && !f->item.empty()) f->problem.op = first_op_of(spec, f->item);
+  return std::move(f->problem);
+}
+
+void validate_run_spec(const RunSpec& spec) {
+  const std::optional<SpecProblem> p = find_spec_problem(spec);
+  if (!p) return;
+  throw Error(p->path.empty() ? p->what : p->path + ": " + p->what, p->hint);
+}
+
+}  // namespace gradscope
