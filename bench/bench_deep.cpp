@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/network.hpp"
 #include "gradscope/core/parallel.hpp"
+#include "gradscope/engine/engine.hpp"
 
 #ifdef GRADSCOPE_HAVE_OPENBLAS
 extern "C" void openblas_set_num_threads(int num_threads);

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/network.hpp"
+#include "gradscope/engine/engine.hpp"
 
 #ifdef GRADSCOPE_HAVE_OPENBLAS
 extern "C" void openblas_set_num_threads(int num_threads);

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "fuzz_support.hpp"
-#include "gradscope/io/config.hpp"
 #include "gradscope/core/error.hpp"
+#include "gradscope/io/config.hpp"
 
 namespace {
 

@@ -130,10 +130,10 @@ struct TheoryPlan {
 };
 
 // Fills every layer's theory and summary.theory_flagged_layers the way the engine does
-// (attach_predictions in src/theory/prediction.cpp): predictions off from the measurement by the plan's
-// offsets, the finite-width spreads of THEORY.md (Hanin 2018: 5 sum 1/n over the dense layers
-// passed, plus 2 / (n B) of sampling noise), chi from consecutive predictions, and a flag beyond 3
-// spreads.
+// (attach_predictions in src/theory/prediction.cpp): predictions off from the measurement by the
+// plan's offsets, the finite-width spreads of THEORY.md (Hanin 2018: 5 sum 1/n over the dense
+// layers passed, plus 2 / (n B) of sampling noise), chi from consecutive predictions, and a flag
+// beyond 3 spreads.
 inline void attach_theory(Report& r, const std::vector<TheoryPlan>& plans) {
   constexpr double kHanin = 5.0;
   constexpr double kFlagSpreads = 3.0;

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "gradscope/io/config.hpp"
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/io/config.hpp"
 
 namespace gradscope {
 

@@ -324,6 +324,9 @@ void check_writable(const std::vector<fs::path>& files) {
   }
 }
 
+// Why this is long: the all-or-nothing protocol reads as one sequence (check every path, write
+// every temporary, set the old files aside, rename the new ones in, undo everything on the first
+// failure); each step's failure path needs what the steps before it put in place.
 void write_files_atomically(const std::vector<std::pair<fs::path, std::string>>& files) {
   std::vector<fs::path> made;   // directories created, outermost first
   std::vector<LivePath> temps;  // the new contents, written so far

@@ -10,9 +10,9 @@
 #include <set>
 #include <sstream>
 
-#include "gradscope/core/error.hpp"
 #include "gradscope/app/output.hpp"
 #include "gradscope/app/sweep.hpp"
+#include "gradscope/core/error.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/report/sweep_text.hpp"
@@ -236,16 +236,10 @@ SweepRequest request_of(const SweepManifest& m) {
 
 }  // namespace
 
-SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
-  if (request.dirs.empty()) {
-    throw Error("merge: no directory given",
-                "give the sweep's directory (OUT/NAME) or its shard directories");
-  }
-  std::vector<Shard> shards;
-  std::vector<fs::path> unfinished;
-  find_shards(request.dirs, shards, unfinished);
+namespace {
 
-  // One sweep, one version, one N.
+// One sweep, one version, one N: every manifest against the first.
+void check_one_sweep(const std::vector<Shard>& shards) {
   const Shard& first = shards.front();
   const std::string first_file = (first.dir / "manifest.json").string();
   for (const Shard& s : shards) {
@@ -273,6 +267,12 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
                   "--vary, --set, --threshold, --seeds and --name");
     }
   }
+}
+
+// The shards by index, each once and none missing (an unfinished one named in the hint).
+std::map<int, const Shard*> shards_by_index(const std::vector<Shard>& shards,
+                                            const std::vector<fs::path>& unfinished) {
+  const Shard& first = shards.front();
   const int count = first.manifest.shard.count;
   std::map<int, const Shard*> by_index;
   for (const Shard& s : shards) {
@@ -300,12 +300,12 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
                     (missing.size() > 1 ? "; likewise for the other missing shards" : ""));
   }
 
-  // Every run's config, rebuilt from the recorded request; each shard must own its slice.
-  SweepRequest req = request_of(first.manifest);
-  if (!request.name.empty()) req.name = request.name;
-  const SweepPlan plan = plan_sweep(req);
-  req.name = plan.name;
-  req.out_dir = request.out_dir;
+  return by_index;
+}
+
+// Each shard lists exactly its slice of the plan's runs (run k belongs to shard k mod N).
+void check_shard_slices(const SweepPlan& plan, const std::map<int, const Shard*>& by_index,
+                        int count) {
   for (const auto& [index, shard] : by_index) {
     std::vector<SweepManifestRun> expected;
     for (const SweepJob& job : plan.jobs) {
@@ -326,10 +326,12 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
                   "the manifest was edited; delete it and " + rerun_hint(shard->manifest, index));
     }
   }
+}
 
-  // Every run present, parsing, and the run of its config.
-  const fs::path out = fs::path(req.out_dir) / plan.name;
-  check_writable({out / plan.jobs.front().file, out / "sweep.json"});
+// Every run present, parsing, and the run of its config: the files to write into OUT/NAME.
+std::vector<std::pair<fs::path, std::string>> read_runs(const SweepPlan& plan,
+                                                        const std::map<int, const Shard*>& by_index,
+                                                        int count, const fs::path& out) {
   std::vector<std::pair<fs::path, std::string>> files;
   for (const SweepJob& job : plan.jobs) {
     const SweepShard shard{job.run % count, count};
@@ -360,13 +362,12 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
     files.emplace_back(out / job.file, std::move(text));
   }
 
-  // One writer in OUT/NAME at a time (a sweep of the same name, another merge), and nothing left
-  // there by a killed one.
-  const OutputLock lock(out, "merge", "wait for it, or merge into another --out or --name");
-  remove_stale_temps(out);
-  remove_stale_temps(out / "runs");
+  return files;
+}
 
-  // The sweep's directory may hold these very runs (a merge done before), nothing else.
+// The sweep's directory may hold these very runs (a merge done before), nothing else.
+void check_existing_runs(const fs::path& out,
+                         const std::vector<std::pair<fs::path, std::string>>& files) {
   std::error_code ec;
   if (fs::is_directory(out / "runs", ec)) {
     std::map<fs::path, const std::string*> content;
@@ -383,6 +384,42 @@ SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
       }
     }
   }
+}
+
+}  // namespace
+
+SweepResult merge_sweep_shards(const SweepMergeRequest& request) {
+  if (request.dirs.empty()) {
+    throw Error("merge: no directory given",
+                "give the sweep's directory (OUT/NAME) or its shard directories");
+  }
+  std::vector<Shard> shards;
+  std::vector<fs::path> unfinished;
+  find_shards(request.dirs, shards, unfinished);
+
+  check_one_sweep(shards);
+  const std::map<int, const Shard*> by_index = shards_by_index(shards, unfinished);
+  const int count = shards.front().manifest.shard.count;
+  // Every run's config, rebuilt from the recorded request; each shard must own its slice.
+  SweepRequest req = request_of(shards.front().manifest);
+  if (!request.name.empty()) req.name = request.name;
+  const SweepPlan plan = plan_sweep(req);
+  req.name = plan.name;
+  req.out_dir = request.out_dir;
+  check_shard_slices(plan, by_index, count);
+
+  // Every run present, parsing, and the run of its config.
+  const fs::path out = fs::path(req.out_dir) / plan.name;
+  check_writable({out / plan.jobs.front().file, out / "sweep.json"});
+  const std::vector<std::pair<fs::path, std::string>> files = read_runs(plan, by_index, count, out);
+
+  // One writer in OUT/NAME at a time (a sweep of the same name, another merge), and nothing left
+  // there by a killed one.
+  const OutputLock lock(out, "merge", "wait for it, or merge into another --out or --name");
+  remove_stale_temps(out);
+  remove_stale_temps(out / "runs");
+
+  check_existing_runs(out, files);
   write_files_atomically(files);
   return write_sweep_summary(req, plan);
 }

@@ -14,15 +14,15 @@
 #include <sstream>
 #include <thread>
 
-#include "gradscope/io/config.hpp"
+#include "gradscope/app/output.hpp"
+#include "gradscope/app/sweep.hpp"
+#include "gradscope/core/error.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/engine/engine.hpp"
-#include "gradscope/core/error.hpp"
-#include "gradscope/report/html.hpp"
-#include "gradscope/app/output.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/io/report_json.hpp"
-#include "gradscope/app/sweep.hpp"
 #include "gradscope/io/sweep_json.hpp"
+#include "gradscope/report/html.hpp"
 #include "gradscope/report/sweep_text.hpp"
 #include "gradscope/version.hpp"
 

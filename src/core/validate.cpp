@@ -1,6 +1,6 @@
 // The rules of a RunSpec, in one place: the config reader and code that builds a spec (an imported
-// ONNX model, a library user) are held to the same rules and get the same messages. Over 600
-// lines because every rule in one file is the point: a reader sees them all, in the order met.
+// ONNX model, a library user) are held to the same rules and get the same messages. Why this file
+// is long: every rule in one file is the point; a reader sees them all, in the order met.
 #include "gradscope/core/validate.hpp"
 
 #include <algorithm>

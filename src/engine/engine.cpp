@@ -71,6 +71,8 @@ Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
   return s;
 }
 
+// Why this is long: the run in the order a reader checks it (plan, pass, statistics, theory,
+// Jacobian, diagnosis), each step a call, with the plan's fallbacks and progress between them.
 template <class Scalar>
 Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   ThreadPool pool(options.threads);

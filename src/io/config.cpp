@@ -1,7 +1,7 @@
 // Reads run configs (JSON text, the built-in default, command-line overrides) into a RunSpec:
 // the Reader turns the tree into a spec and checks each value's type and range as it reads it,
 // then validate.hpp's rules run on the whole spec and their problems are located in the config.
-// Over 600 lines: the Reader is one class whose readers share its error attribution; each
+// Why this file is long: the Reader is one class whose readers share its error attribution; each
 // section (names, stack, input, layers, loss, optimizer, stats, diagnosis) is its own member.
 #include "gradscope/io/config.hpp"
 
@@ -17,9 +17,9 @@
 #include <optional>
 #include <utility>
 
-#include "config_detail.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/validate.hpp"
+#include "io/config_detail.hpp"
 
 namespace gradscope {
 namespace {

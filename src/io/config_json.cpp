@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <set>
 
-#include "config_detail.hpp"
 #include "gradscope/core/error.hpp"
+#include "io/config_detail.hpp"
 #include "io/json_read.hpp"
 
 namespace gradscope::config_detail {
@@ -231,8 +231,9 @@ Json parse_json_text(std::string_view text, std::string_view source) {
   } catch (const Json::parse_error& e) {
     // e.byte is the 1-based position of the character that failed (size + 1 at end of input).
     const std::size_t offset = e.byte == 0 ? 0 : e.byte - 1;
-    throw Error(json_text_position(source, text, offset) + ": invalid JSON: " + json_parse_reason(e.what()),
-                std::string(kJsonHint));
+    throw Error(
+        json_text_position(source, text, offset) + ": invalid JSON: " + json_parse_reason(e.what()),
+        std::string(kJsonHint));
   } catch (const Json::out_of_range& e) {
     // A number too large for a double ("1e999"). nlohmann gives no position: find the literal,
     // which its message quotes.

@@ -2,8 +2,8 @@
 // paths, did-you-mean) and the registries' names as lists.
 #include <algorithm>
 
-#include "config_detail.hpp"
 #include "gradscope/core/suggest.hpp"
+#include "io/config_detail.hpp"
 
 namespace gradscope::config_detail {
 

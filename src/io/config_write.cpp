@@ -1,7 +1,7 @@
 // RunSpec -> the resolved config: every field with its value, defaults filled in, parameters the
 // chosen activation or init ignores left out, in the documented key order.
-#include "config_detail.hpp"
 #include "gradscope/core/error.hpp"
+#include "io/config_detail.hpp"
 
 namespace gradscope {
 namespace {

@@ -11,7 +11,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/io/tensor_io.hpp"
-#include "tensor_io_detail.hpp"
+#include "io/tensor_io_detail.hpp"
 
 namespace gradscope {
 namespace {
@@ -59,6 +59,8 @@ Parsed parse_number(std::string_view field, double& out) {
   return r.ec == std::errc() ? Parsed::kNumber : Parsed::kNotANumber;
 }
 
+// Why this is long: one pass over a stranger's text, each refusal (ragged row, not a number, out
+// of range, too many values) with its own line:column message at the place it is found.
 Tensor parse_csv(std::string_view text, const std::string& source) {
   if (text.starts_with(kUtf8Bom)) text.remove_prefix(kUtf8Bom.size());
   const auto fail = [&](std::size_t line, const std::string& what,

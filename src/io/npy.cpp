@@ -10,7 +10,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/io/tensor_io.hpp"
-#include "tensor_io_detail.hpp"
+#include "io/tensor_io_detail.hpp"
 
 namespace gradscope {
 namespace {
@@ -294,7 +294,8 @@ std::optional<std::uint64_t> header_end(std::string_view head) {
 }
 
 // Checks everything but the values. `head` is the file's first bytes: all of them, or at least
-// min(file_size, kPreambleBytes) and, when the header fits in the file, through its end.
+// min(file_size, kPreambleBytes) and, when the header fits in the file, through its end. Why this
+// is long: every field of a stranger's header is checked in the order the format defines it.
 NpyLayout read_layout(std::string_view head, std::uint64_t file_size, const std::string& source) {
   if (file_size < kMagic.size() && kMagic.starts_with(head)) {
     fail(source, head.empty() ? "empty file" : "truncated in the .npy magic string",

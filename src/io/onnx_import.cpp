@@ -20,7 +20,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/validate.hpp"
-#include "tensor_io_detail.hpp"
+#include "io/tensor_io_detail.hpp"
 
 namespace gradscope {
 namespace {

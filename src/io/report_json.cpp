@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "gradscope/core/activation.hpp"
-#include "gradscope/io/config.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/version.hpp"
 
 namespace gradscope {

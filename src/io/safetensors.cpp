@@ -16,7 +16,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/io/tensor_io.hpp"
-#include "tensor_io_detail.hpp"
+#include "io/tensor_io_detail.hpp"
 
 namespace gradscope {
 namespace {

@@ -1,13 +1,14 @@
 // The sweep's JSON: the summary it writes, the manifest each shard leaves beside its runs, and
 // whether a run's report is the run of its config.
+#include "gradscope/io/sweep_json.hpp"
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 
-#include "gradscope/io/config.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/io/sweep_json.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/version.hpp"
 #include "io/json_read.hpp"
 

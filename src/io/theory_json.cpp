@@ -2,10 +2,11 @@
 // and the phase diagram the plotting code draws. Infinite depth scales (on the critical line) are
 // written as null with "_status": "inf", as in the run reports; c* at q* = 0 as null with
 // "undefined".
+#include "gradscope/io/theory_json.hpp"
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "gradscope/io/theory_json.hpp"
 #include "gradscope/version.hpp"
 
 namespace gradscope {

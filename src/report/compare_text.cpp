@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "gradscope/core/report.hpp"
-#include "text_format.hpp"
+#include "report/text_format.hpp"
 
 namespace gradscope {
 

@@ -12,7 +12,7 @@
 #include "gradscope/report/svg.hpp"
 #include "gradscope/report/sweep_text.hpp"
 #include "gradscope/version.hpp"
-#include "text_format.hpp"
+#include "report/text_format.hpp"
 
 namespace gradscope {
 

@@ -17,7 +17,7 @@
 #include "gradscope/core/activation.hpp"
 #include "gradscope/core/spec.hpp"
 #include "gradscope/report/svg.hpp"
-#include "text_format.hpp"
+#include "report/text_format.hpp"
 
 namespace gradscope {
 

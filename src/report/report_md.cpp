@@ -16,7 +16,7 @@
 #include "gradscope/core/activation.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/report/report_text.hpp"
-#include "text_format.hpp"
+#include "report/text_format.hpp"
 
 namespace gradscope {
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "gradscope/report/svg.hpp"
-#include "text_format.hpp"
+#include "report/text_format.hpp"
 
 namespace gradscope {
 

@@ -17,11 +17,11 @@
 #include <vector>
 
 #include "gradscope/app/compare.hpp"
-#include "gradscope/io/comparison_json.hpp"
-#include "gradscope/report/compare_text.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/report.hpp"
+#include "gradscope/io/comparison_json.hpp"
 #include "gradscope/io/report_json.hpp"
+#include "gradscope/report/compare_text.hpp"
 #include "gradscope/version.hpp"
 #include "report_fixtures.hpp"
 #include "test_support.hpp"

@@ -17,12 +17,12 @@
 #include <sstream>
 #include <thread>
 
-#include "gradscope/cli/cli.hpp"
-#include "gradscope/io/config.hpp"
-#include "gradscope/engine/engine.hpp"
-#include "gradscope/core/error.hpp"
 #include "gradscope/app/output.hpp"
 #include "gradscope/app/sweep.hpp"
+#include "gradscope/cli/cli.hpp"
+#include "gradscope/core/error.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/report/sweep_text.hpp"
 #include "xml_check.hpp"
@@ -613,8 +613,7 @@ TEST_F(SweepMerge, AnEditedManifestIsRefused) {
   const std::string e = merge_error(all());
   EXPECT_TRUE(contains(e, "its runs are not those of shard 0/3")) << e;
   std::ofstream(file) << "{";
-  EXPECT_TRUE(contains(merge_error(all()), "manifest.json:1:2: not JSON"))
-      << merge_error(all());
+  EXPECT_TRUE(contains(merge_error(all()), "manifest.json:1:2: not JSON")) << merge_error(all());
 }
 
 TEST_F(SweepMerge, MergingTwiceIsFineButNotIntoAnotherSweepsDirectory) {

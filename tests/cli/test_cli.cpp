@@ -24,13 +24,13 @@
 #include <sstream>
 #include <thread>
 
-#include "gradscope/core/activation.hpp"
-#include "gradscope/cli/cli.hpp"
-#include "gradscope/core/error.hpp"
-#include "gradscope/core/init.hpp"
 #include "gradscope/app/output.hpp"
 #include "gradscope/app/progress.hpp"
 #include "gradscope/app/time_estimate.hpp"
+#include "gradscope/cli/cli.hpp"
+#include "gradscope/core/activation.hpp"
+#include "gradscope/core/error.hpp"
+#include "gradscope/core/init.hpp"
 
 namespace gradscope {
 namespace {

@@ -11,8 +11,8 @@
 #include <set>
 #include <sstream>
 
-#include "gradscope/io/config.hpp"
 #include "gradscope/engine/engine.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "json_schema.hpp"
 

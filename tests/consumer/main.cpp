@@ -1,8 +1,9 @@
 // A program of someone else's: it links the installed gradscope package (find_package(gradscope))
 // and diagnoses a network through the public API alone, without the command line. It builds a
 // 30-layer sigmoid stack in code, checks it as a config would be checked, runs it, and then
-// checks what any user of the library would rely on: the report says the gradient vanishes, and
-// the JSON and text writers agree with the struct. Exit 0 when all holds.
+// checks what any user of the library would rely on: the report says the gradient vanishes, the
+// JSON and text writers agree with the struct, and the JSON reads back into the same report.
+// Exit 0 when all holds.
 #include <cmath>
 #include <cstdio>
 #include <gradscope/gradscope.hpp>
@@ -30,6 +31,8 @@ int main() {
       json.find("\"vanishing_gradients\"") != std::string::npos &&
       text.find("vanishing_gradients") != std::string::npos &&
       json.find(std::string("\"version\": \"") + kVersion + "\"") != std::string::npos;
+  // Reports in both directions: the JSON read back writes the very same bytes.
+  const bool read_back = report_to_json(report_from_json(json, "consumer.json")) == json;
   // A spec the rules refuse is a gradscope::Error, as from a config file.
   bool refused = false;
   try {
@@ -42,9 +45,9 @@ int main() {
   std::printf("gradscope %s: %zu layers, log10 first/last gradient %.2f, verdict %s\n", kVersion,
               report.layers.size(), report.summary.log10_grad_ratio_first_to_last,
               error ? "error" : "not error");
-  if (!(vanishes && error && written && refused)) {
-    std::printf("FAIL: vanishes %d, error %d, written %d, refused %d\n", vanishes, error, written,
-                refused);
+  if (!(vanishes && error && written && read_back && refused)) {
+    std::printf("FAIL: vanishes %d, error %d, written %d, read back %d, refused %d\n", vanishes,
+                error, written, read_back, refused);
     return 1;
   }
   return 0;

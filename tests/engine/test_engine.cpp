@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
+#include "gradscope/engine/engine.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {

@@ -7,10 +7,10 @@
 #include <limits>
 #include <string>
 
-#include "gradscope/engine/engine.hpp"
-#include "gradscope/theory/jacobian.hpp"
 #include "gradscope/core/network.hpp"
 #include "gradscope/core/stats.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/theory/jacobian.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {

@@ -9,11 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/io/config.hpp"
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/engine/memory.hpp"
 #include "gradscope/core/network.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/engine/memory.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "test_support.hpp"
 

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/core/report.hpp"
+#include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "gradscope/version.hpp"
 #include "json_schema.hpp"

@@ -2,8 +2,8 @@
 // loaded back giving the very same report, and every mismatch an error that names the tensor.
 #include <gtest/gtest.h>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
+#include "gradscope/engine/engine.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "gradscope/io/weights.hpp"
 #include "test_support.hpp"

@@ -12,14 +12,14 @@
 #include <regex>
 #include <sstream>
 
-#include "gradscope/io/config.hpp"
+#include "gradscope/app/lesson.hpp"
+#include "gradscope/core/error.hpp"
+#include "gradscope/core/sweep.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/engine/engine.hpp"
-#include "gradscope/core/error.hpp"
+#include "gradscope/io/config.hpp"
 #include "gradscope/report/html.hpp"
 #include "gradscope/report/sweep_text.hpp"
-#include "gradscope/app/lesson.hpp"
-#include "gradscope/core/sweep.hpp"
 #include "xml_check.hpp"
 
 namespace gradscope {

@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/error.hpp"
+#include "gradscope/engine/engine.hpp"
 #include "gradscope/theory/jacobian.hpp"
 
 namespace gradscope {

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/spec.hpp"
+#include "gradscope/engine/engine.hpp"
 
 namespace gradscope {
 

@@ -21,9 +21,9 @@ std::string format_fixed(double x, int decimals);
 // in advice, which should read like a person wrote them.
 std::string format_shortest(double x);
 
-// 10^log10 as "m.mme+E" (e.g. "3.2e+4") with `decimals` decimals in the mantissa, for any log10, also beyond
-// double's range: log10 = -600.5, decimals 2 -> "3.16e-601". Non-finite log10: nonfinite_word of
-// 10^log10 ("0" for -inf).
+// 10^log10 as "m.mme+E" (e.g. "3.2e+4") with `decimals` decimals in the mantissa, for any log10,
+// also beyond double's range: log10 = -600.5, decimals 2 -> "3.16e-601". Non-finite log10:
+// nonfinite_word of 10^log10 ("0" for -inf).
 std::string format_pow10(double log10, int decimals);
 
 // A byte count with a binary unit: "512 B", "1.5 KiB", ..., "2.0 EiB".

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "gradscope/core/loss.hpp"
-#include "gradscope/engine/memory.hpp"
 #include "gradscope/core/report.hpp"
 #include "gradscope/core/spec.hpp"
+#include "gradscope/engine/memory.hpp"
 
 namespace gradscope {
 

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "gradscope/engine/engine.hpp"
 #include "gradscope/core/report.hpp"
 #include "gradscope/core/spec.hpp"
+#include "gradscope/engine/engine.hpp"
 #include "gradscope/io/tensor_io.hpp"
 
 namespace gradscope {
