@@ -8,28 +8,17 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "gradscope/core/number_format.hpp"
+
 namespace gradscope {
 
 namespace {
 
 // ---- Spelling
 
-// JSON text of a number that reads back to the same double.
-std::string json_number(double x) {
-  char buf[64];
-  if (x == std::trunc(x) && std::abs(x) < 1e15) {
-    std::snprintf(buf, sizeof buf, "%.0f", x);
-    return buf;
-  }
-  std::snprintf(buf, sizeof buf, "%.17g", x);
-  // Prefer the shortest spelling that round-trips, so advice reads like a person wrote it.
-  for (int digits = 1; digits <= 17; ++digits) {
-    char shorter[64];
-    std::snprintf(shorter, sizeof shorter, "%.*g", digits, x);
-    if (std::strtod(shorter, nullptr) == x) return shorter;
-  }
-  return buf;
-}
+// JSON text of a number that reads back to the same double, in its shortest spelling, so advice
+// reads like a person wrote it.
+std::string json_number(double x) { return format_shortest(x); }
 
 std::string json_string(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
