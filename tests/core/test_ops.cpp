@@ -118,8 +118,12 @@ OpGradients backward(const OpUnderTest& t, const Matrix& c, ThreadPool& pool) {
   out.dinp = ops::unscaled(grad.g, grad.exp2);
   if (t.op.kind == OpKind::kResidualEnd) {
     out.dskip = ops::unscaled(grad.skips.back().first, grad.skips.back().second);
-    ops::op_kernels<double>(OpKind::kResidualBegin).backward(args, grad, report);
-    out.djoint = ops::unscaled(grad.g, grad.exp2);
+    // The begin joins the paths where they leave one value: only a skip as wide as the branch
+    // (with a projection, the branch's own ops would bring its gradient back to the skip's width).
+    if (t.skip.rows() == t.inp.rows()) {
+      ops::op_kernels<double>(OpKind::kResidualBegin).backward(args, grad, report);
+      out.djoint = ops::unscaled(grad.g, grad.exp2);
+    }
   }
   return out;
 }

@@ -1,11 +1,13 @@
 // The residual ops: a begin marks where the skip path leaves (no output of its own); the end is
 // y = P skip + scale * inp, P the identity or a fixed projection. Backward the end sends P^T g down
 // the skip path (grad.skips) and the begin adds it back where the path left.
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "core/ops/op.hpp"
 #include "core/tasks.hpp"
+#include "gradscope/core/error.hpp"
 
 namespace gradscope::ops {
 
@@ -17,6 +19,13 @@ void residual_begin_forward(const ForwardArgs<Scalar>&, OpCache<Scalar>&, Forwar
 template <class Scalar>
 GradPartial residual_begin_backward(const BackwardArgs<Scalar>&, ScaledGrad<Scalar>& grad,
                                     const BackwardReport& report) {
+  const Mat<Scalar>& skip = grad.skips.back().first;
+  if (skip.rows() != grad.g.rows() || skip.cols() != grad.g.cols()) {
+    throw contract_error("residual_begin_backward: the skip path's gradient is (" +
+                         std::to_string(skip.rows()) + ", " + std::to_string(skip.cols()) +
+                         "), the branch's (" + std::to_string(grad.g.rows()) + ", " +
+                         std::to_string(grad.g.cols()) + ")");
+  }
   add_scaled(grad.g, grad.exp2, grad.skips.back().first, grad.skips.back().second);
   grad.skips.pop_back();
   GradPartial gs;
