@@ -3,6 +3,7 @@
 #include "gradscope/core/spec.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 namespace gradscope {
 namespace {
@@ -95,13 +96,26 @@ std::vector<int> op_widths(const RunSpec& spec, const std::vector<OpSpec>& ops) 
   widths.reserve(ops.size());
   int width = spec.input.width;
   for (const OpSpec& op : ops) {
-    // Only a dense op changes the width. A residual end outputs P skip + scale * F(x): the
+    // Only a dense op changes the width (attention and a GLU output their input's). A residual end outputs P skip + scale * F(x): the
     // projection P maps the skip path to the branch's width, and without one the config reader
     // has checked that the two widths agree, so the end keeps the branch's width, its input.
     if (op.kind == OpKind::kDense) width = op.dense.width;
     widths.push_back(width);
   }
   return widths;
+}
+
+double attention_scale(const AttentionSpec& a, int width) {
+  const double d_head = static_cast<double>(width) / static_cast<double>(std::max(a.heads, 1));
+  switch (a.scale_kind) {
+    case AttentionScaleKind::kInvSqrtHead:
+      return 1.0 / std::sqrt(d_head);
+    case AttentionScaleKind::kInvHead:
+      return 1.0 / d_head;
+    case AttentionScaleKind::kConstant:
+      return a.scale;
+  }
+  return a.scale;
 }
 
 std::vector<LayerSpec> expand_layers(const RunSpec& spec) {
@@ -148,6 +162,10 @@ std::string_view op_kind_name(OpKind k) {
       return "residual_begin";
     case OpKind::kResidualEnd:
       return "residual_end";
+    case OpKind::kAttention:
+      return "attention";
+    case OpKind::kGlu:
+      return "glu";
   }
   return "invalid";
 }

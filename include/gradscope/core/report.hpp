@@ -54,8 +54,33 @@ struct ForwardStats {
   // equal bins from act.min to act.max (the last bin closed). Empty when the op has no finite
   // entry; all entries in the first bin when act.min == act.max.
   std::vector<std::int64_t> act_histogram;
+  // Sequence inputs (tokens > 1), over each example's T token vectors y_1..y_T of the output:
+  // the mean over examples of the mean over pairs t != t' of cos(y_t, y_t') (1: rank collapse;
+  // a zero token counts as cosine 0), and the rms of y_t minus its example's mean token.
+  bool has_tokens = false;
+  double token_mean_cosine = 0.0;
+  double token_centered_rms = 0.0;
+  // Attention ops: over the rows (example, head, query) of the attention weights P: the mean
+  // entropy -sum_k P ln P in nats (ln T' for a uniform row over T' keys), the largest scaled
+  // logit over the unmasked entries, and the share of rows whose largest weight exceeds 0.99.
+  bool has_attention = false;
+  double attention_entropy = 0.0;
+  double attention_max_logit = 0.0;
+  double attention_peaked_fraction = 0.0;
 };
 inline constexpr int kActHistogramBins = 40;
+
+// One parameter tensor of an op with several (attention's query, key, value, output; a GLU's
+// gate, up, down), each with its own gradient.
+struct ParamStats {
+  std::string role;  // "query.weight", "query.bias", "gate.weight", ...
+  std::vector<std::int64_t> shape;  // PyTorch's: (out, in) for a weight, (out) for a bias
+  double norm = 0.0;                // ||p||, representable
+  Magnitude grad_norm;              // ||dL/dp|| over the finite entries (NaN when none is)
+  std::int64_t grad_nonfinite = 0;
+  bool has_update = false;          // an optimizer is configured
+  Magnitude update_to_weight;       // ||one optimizer step on p|| / ||p||
+};
 
 struct BackwardStats {
   // rms over the (width x batch) entries of the gradient at the op's pre-activation: dL/dh for
@@ -76,6 +101,9 @@ struct BackwardStats {
   // ||one optimizer step on W||_F / ||W||_F, when an optimizer is configured (dense layers only).
   bool has_update = false;
   Magnitude update_to_weight;
+  // Attention and GLU: each tensor on its own (the fields above are over all its weights
+  // together); empty for the other ops.
+  std::vector<ParamStats> params;
 };
 
 // Mean-field theory beside the measurement (THEORY.md). Deviations are measured minus predicted;
@@ -294,6 +322,14 @@ struct ExternalSources {
   std::string targets_file;
 };
 
+// One learned tensor of the network, as PyTorch's named_parameters() lists them: the per-parameter
+// view a reviewer compares. Fixed residual projections are not learned and not listed.
+struct ParameterReport {
+  std::string name;  // the source's name for loaded weights, else "ops.K.weight" (K: op index)
+  int layer = 0;     // 1-based report index of the layer it belongs to
+  ParamStats stats;  // stats.role: "weight", "bias", "query.weight", ...
+};
+
 struct Report {
   RunSpec spec;
   double loss = 0.0;  // the loss value; for the probe, sum over the batch of <probe, y>
@@ -302,6 +338,7 @@ struct Report {
   MomentStats input;          // the input batch's moments, as measured (generated or loaded)
   Magnitude output_grad_rms;  // rms of the probe dL/dy at the output
   std::vector<LayerReport> layers;
+  std::vector<ParameterReport> parameter_list;  // every learned tensor, input side first
   Summary summary;
   std::optional<JacobianStats> jacobian;
   Verdict verdict = Verdict::kHealthy;

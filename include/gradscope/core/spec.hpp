@@ -2,6 +2,7 @@
 // config reader (config.hpp) builds it, validate.hpp holds its rules, the engine trusts it.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -25,6 +26,10 @@ struct InputSpec {
   double std = 1.0;   // normal
   double low = -1.0;  // uniform
   double high = 1.0;  // uniform
+  // Tokens per example: the batch is `batch` sequences of `tokens` vectors, held as batch x tokens
+  // columns, example-major (column b * tokens + t). Every op but attention acts per token; 1 is a
+  // batch of vectors.
+  int tokens = 1;
 };
 
 // One dense layer: h = W x + b, y = phi(h).
@@ -53,13 +58,51 @@ struct NormSpec {
   double eps = 1e-5;
 };
 
-// y = P x + scale * F(x) around a block F; P is the identity, or a fixed (never learned) random
-// projection when the block changes the width.
+// y = skip * P x + scale * F(x) around a block F; P is the identity, or a fixed (never learned)
+// random projection when the block changes the width. skip != 1 is DeepNorm's alpha.
 struct ResidualSpec {
   double scale = 1.0;
+  double skip = 1.0;
   bool projection = false;
   InitSpec projection_init{Init::kOrthogonal, 1.0, 1.0, 1.0, FanMode::kFanIn, 1.0};
 };
+
+// The query-key scale of attention: logits = scale * q . k.
+enum class AttentionScaleKind : int { kInvSqrtHead, kInvHead, kConstant };
+
+// Multi-head self-attention over the tokens of each example, width d = the input's:
+// q, k, v = Wq x + bq, Wk x + bk, Wv x + bv; per head, P = softmax(scale * q k^T) over the keys
+// (causal: key t' <= query t only); o = P v, the heads concatenated; y = Wo o + bo. Weights are
+// (d, d) each, PyTorch's (out, in) layout.
+struct AttentionSpec {
+  int heads = 1;
+  bool causal = true;
+  AttentionScaleKind scale_kind = AttentionScaleKind::kInvSqrtHead;
+  double scale = 0.0;  // kConstant's value
+  bool bias = false;   // bq, bk, bv, bo (zeros when generated)
+  // false: y = o, the heads concatenated, and no Wo (Sub-LN puts a norm and a dense after it).
+  bool output_projection = true;
+  // query, key, value, output.
+  std::array<InitSpec, 4> init{InitSpec{Init::kXavierUniform}, InitSpec{Init::kXavierUniform},
+                               InitSpec{Init::kXavierUniform}, InitSpec{Init::kXavierUniform}};
+};
+inline constexpr std::array<std::string_view, 4> kAttentionProjections = {"query", "key", "value",
+                                                                          "output"};
+// The scale the logits are multiplied by, for heads of d_head features.
+double attention_scale(const AttentionSpec& a, int width);
+
+// A gated MLP (GLU family; SwiGLU with silu): y = W2 (phi(W1 x + b1) * (W3 x + b3)) + b2, hidden
+// width `hidden`, output the input's width. W1 (gate) and W3 (up) are (hidden, d), W2 (down) is
+// (d, hidden).
+struct GluSpec {
+  int hidden = 0;
+  ActivationSpec activation{Activation::kSilu};
+  bool bias = false;
+  // gate, up, down.
+  std::array<InitSpec, 3> init{InitSpec{Init::kXavierUniform}, InitSpec{Init::kXavierUniform},
+                               InitSpec{Init::kXavierUniform}};
+};
+inline constexpr std::array<std::string_view, 3> kGluProjections = {"gate", "up", "down"};
 
 // One step of the flattened architecture.
 enum class OpKind : int {
@@ -68,7 +111,9 @@ enum class OpKind : int {
   kActivation,     // y = phi(x), no weights
   kDropout,        // y = mask * x / (1 - p), training mode, seeded
   kResidualBegin,  // remembers x for the skip path; not reported
-  kResidualEnd,    // y = P skip + scale * x
+  kResidualEnd,    // y = skip * P x_skip + scale * x
+  kAttention,      // multi-head self-attention over each example's tokens
+  kGlu,            // gated MLP
 };
 
 struct OpSpec {
@@ -78,6 +123,8 @@ struct OpSpec {
   ActivationSpec activation{};  // kActivation
   double dropout = 0.0;         // kDropout: the rate p in [0, 1)
   ResidualSpec residual{};      // kResidualBegin and kResidualEnd
+  AttentionSpec attention{};    // kAttention
+  GluSpec glu{};                // kGlu
 };
 
 // An item of "layers": one op, or a block of items repeated `repeat` times, each repetition

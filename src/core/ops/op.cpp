@@ -16,6 +16,8 @@ constexpr std::array<OpInfo, kOpKindCount> kOpInfo = {{
     {OpKind::kDropout, false, false, true},
     {OpKind::kResidualBegin, true, false, false},
     {OpKind::kResidualEnd, false, false, false},
+    {OpKind::kAttention, false, true, false},
+    {OpKind::kGlu, false, true, false},
 }};
 static_assert(kOpInfo.size() == static_cast<std::size_t>(kOpKindCount));
 
@@ -28,6 +30,8 @@ constexpr std::array<OpKernels<Scalar>, kOpKindCount> kernel_table() {
       {OpKind::kDropout, &dropout_forward<Scalar>, &dropout_backward<Scalar>},
       {OpKind::kResidualBegin, &residual_begin_forward<Scalar>, &residual_begin_backward<Scalar>},
       {OpKind::kResidualEnd, &residual_end_forward<Scalar>, &residual_end_backward<Scalar>},
+      {OpKind::kAttention, &attention_forward<Scalar>, &attention_backward<Scalar>},
+      {OpKind::kGlu, &glu_forward<Scalar>, &glu_backward<Scalar>},
   }};
 }
 

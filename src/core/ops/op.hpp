@@ -15,7 +15,7 @@
 namespace gradscope::ops {
 
 // Every OpKind, for the tables' static_asserts: a kind added to spec.hpp must be added here.
-inline constexpr int kOpKindCount = static_cast<int>(OpKind::kResidualEnd) + 1;
+inline constexpr int kOpKindCount = static_cast<int>(OpKind::kGlu) + 1;
 
 // What an op's backward pass reads besides its input: kept from the forward pass, or computed
 // again from a checkpoint. Empty where the op does not need it.
@@ -139,5 +139,22 @@ void residual_end_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache,
 template <class Scalar>
 GradPartial residual_end_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
                                   const BackwardReport& report);
+
+// attention.cpp: multi-head self-attention over each example's tokens (spec.hpp's AttentionSpec).
+// The weight is [Wq; Wk; Wv; Wo] stacked by rows, (4d, d) ((3d, d) without Wo); the bias
+// [bq; bk; bv; bo] when the spec has biases, else empty.
+template <class Scalar>
+void attention_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial attention_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                               const BackwardReport& report);
+
+// glu.cpp: y = W2 (phi(W1 x + b1) * (W3 x + b3)) + b2. The weight is [W1; W3; W2^T] stacked by
+// rows, (3 hidden, d); the bias [b1; b3; b2] when the spec has biases, else empty.
+template <class Scalar>
+void glu_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                         const BackwardReport& report);
 
 }  // namespace gradscope::ops
