@@ -196,6 +196,60 @@ template void accumulate_activation_block<float>(const Eigen::Ref<const Mat<floa
 template void accumulate_activation_block<double>(const Eigen::Ref<const Mat<double>>&,
                                                   const Eigen::Ref<const Mat<double>>&, double,
                                                   ForwardPartial&, unsigned char*, unsigned char*);
+template <class Scalar>
+void fill_token_stats(const Mat<Scalar>& y, Eigen::Index tokens, ForwardStats& fs,
+                      ThreadPool& pool) {
+  const Eigen::Index d = y.rows();
+  const Eigen::Index examples = y.cols() / tokens;
+  struct Part {
+    double cosine = 0.0;    // the example's mean pair cosine
+    double centered = 0.0;  // sum of squares of y_t minus the mean token
+    bool finite = true;
+  };
+  std::vector<Part> parts(static_cast<std::size_t>(examples));
+  pool.run(examples, [&](std::int64_t e) {
+    Part& part = parts[static_cast<std::size_t>(e)];
+    const Eigen::MatrixXd x = y.middleCols(e * tokens, tokens).template cast<double>();
+    if (!x.allFinite()) {
+      part.finite = false;
+      return;
+    }
+    // sum over t != t' of cos = ||sum_t u_t||^2 - sum_t ||u_t||^2, u_t = y_t / ||y_t|| (0 for a
+    // zero token).
+    Eigen::VectorXd u_sum = Eigen::VectorXd::Zero(d);
+    double u_squares = 0.0;
+    for (Eigen::Index t = 0; t < tokens; ++t) {
+      const double norm = x.col(t).norm();
+      if (norm > 0.0) {
+        u_sum += x.col(t) / norm;
+        u_squares += (x.col(t) / norm).squaredNorm();
+      }
+    }
+    const double pairs = static_cast<double>(tokens) * static_cast<double>(tokens - 1);
+    part.cosine = (u_sum.squaredNorm() - u_squares) / pairs;
+    const Eigen::VectorXd mean = x.rowwise().mean();
+    part.centered = (x.colwise() - mean).squaredNorm();
+  });
+  double cosine = 0.0;
+  double centered = 0.0;
+  Eigen::Index finite = 0;
+  for (const Part& p : parts) {
+    if (!p.finite) continue;
+    cosine += p.cosine;
+    centered += p.centered;
+    ++finite;
+  }
+  fs.has_tokens = true;
+  fs.token_mean_cosine = finite > 0 ? cosine / static_cast<double>(finite) : kNaN;
+  fs.token_centered_rms =
+      finite > 0 ? std::sqrt(centered / (static_cast<double>(finite) * static_cast<double>(tokens) *
+                                         static_cast<double>(d)))
+                 : kNaN;
+}
+
+template void fill_token_stats<float>(const Mat<float>&, Eigen::Index, ForwardStats&, ThreadPool&);
+template void fill_token_stats<double>(const Mat<double>&, Eigen::Index, ForwardStats&,
+                                       ThreadPool&);
 template void accumulate_output_block<float>(const Eigen::Ref<const Mat<float>>&, ForwardPartial&);
 template void accumulate_output_block<double>(const Eigen::Ref<const Mat<double>>&,
                                               ForwardPartial&);

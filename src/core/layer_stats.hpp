@@ -87,6 +87,12 @@ double pair_cosine_from_gram(const Mat<Scalar>& gram);
 template <class Scalar>
 void fill_act_histogram(const Mat<Scalar>& y, ForwardStats& fs, ThreadPool& pool);
 
+// tokens.mean_cosine and tokens.centered_rms of an op's output y (d, examples x tokens), over the
+// examples whose entries are all finite (NaN when none is): a task per example, summed in order.
+template <class Scalar>
+void fill_token_stats(const Mat<Scalar>& y, Eigen::Index tokens, ForwardStats& fs,
+                      ThreadPool& pool);
+
 // Sum of squares and per-row sums of a gradient block (rows of one task, every column).
 struct GradPartial {
   SquareSum squares;

@@ -47,6 +47,49 @@ SquareSum column_block_squares(const Mat<Scalar>& w, Range c) {
   return squares;
 }
 
+// The key of tensor j of an op with several (attention's projections, a GLU's): tensor 0 uses the
+// op's weight stream itself, the others streams derived from it.
+std::uint64_t tensor_key(std::uint64_t key, int j) {
+  return j == 0 ? key : mix64(key ^ (static_cast<std::uint64_t>(j) * 0x9e3779b97f4a7c15ULL));
+}
+
+// Attention's [Wq; Wk; Wv; Wo] (each (d, d), fans d and d) or a GLU's [W1; W3; W2^T] (W1, W3
+// (hidden, d) with fan_in d; W2 (d, hidden) with fan_in hidden, drawn in its own layout and
+// stored transposed), each from its own stream, in double.
+Eigen::MatrixXd stacked_weights(const OpSpec& op, int d, std::uint64_t key) {
+  if (op.kind == OpKind::kAttention) {
+    const int count = op.attention.output_projection ? 4 : 3;
+    Eigen::MatrixXd w(count * d, d);
+    for (int j = 0; j < count; ++j) {
+      Eigen::MatrixXd block(d, d);
+      init_weights(op.attention.init[static_cast<std::size_t>(j)], tensor_key(key, j), block);
+      w.middleRows(j * d, d) = block;
+    }
+    return w;
+  }
+  const int hidden = op.glu.hidden;
+  Eigen::MatrixXd w(3 * hidden, d);
+  for (int j = 0; j < 3; ++j) {
+    Eigen::MatrixXd block(j == 2 ? d : hidden, j == 2 ? hidden : d);  // PyTorch's (out, in)
+    init_weights(op.glu.init[static_cast<std::size_t>(j)], tensor_key(key, j), block);
+    if (j == 2) {
+      w.middleRows(2 * hidden, hidden) = block.transpose();
+    } else {
+      w.middleRows(j * hidden, hidden) = block;
+    }
+  }
+  return w;
+}
+
+// The bias length of an attention or GLU op (0 without biases); they start at zero.
+Eigen::Index stacked_bias_size(const OpSpec& op, int d) {
+  if (op.kind == OpKind::kAttention && op.attention.bias) {
+    return (op.attention.output_projection ? 4 : 3) * Eigen::Index{d};
+  }
+  if (op.kind == OpKind::kGlu && op.glu.bias) return 2 * Eigen::Index{op.glu.hidden} + d;
+  return 0;
+}
+
 }  // namespace
 
 template <class Scalar>
@@ -71,6 +114,11 @@ double generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w
     init_weights(op.residual.projection_init,
                  stream_key(net.seed, index, StreamPurpose::kProjection), p);
     w = p.cast<Scalar>();
+    return weight_frobenius(w);
+  }
+  if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
+    w = stacked_weights(op, fan_in, stream_key(net.seed, index, StreamPurpose::kWeights))
+            .template cast<Scalar>();
     return weight_frobenius(w);
   }
   if (op.kind != OpKind::kDense) {
@@ -122,6 +170,7 @@ template <class Scalar>
 Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStorage storage) {
   Network<Scalar> net;
   net.input_width = spec.input.width;
+  net.tokens = spec.input.tokens;
   net.seed = spec.seed;
   net.regenerate = storage == WeightStorage::kRegenerated;
   net.ops = expand_ops(spec);
@@ -143,9 +192,13 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStora
   // Biases are small: always stored.
   pool.run(static_cast<std::int64_t>(count), [&](std::int64_t k) {
     const auto l = static_cast<std::size_t>(k);
+    const int fan_in = l == 0 ? spec.input.width : net.widths[l - 1];
+    if (net.ops[l].kind == OpKind::kAttention || net.ops[l].kind == OpKind::kGlu) {
+      net.bias[l] = Vec<Scalar>::Zero(stacked_bias_size(net.ops[l], fan_in));
+      return;
+    }
     if (net.ops[l].kind != OpKind::kDense) return;
     const LayerSpec& layer = net.ops[l].dense;
-    const int fan_in = l == 0 ? spec.input.width : net.widths[l - 1];
     Eigen::VectorXd b(layer.width);
     init_bias(layer.bias, fan_in,
               stream_key(spec.seed, static_cast<std::uint64_t>(k + 1), StreamPurpose::kBias), b);
@@ -157,7 +210,7 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStora
     const auto l = static_cast<std::size_t>(k);
     ThreadPool serial(1);
     const double norm = generate_weight(net, l, net.weight[l], serial);
-    if (net.ops[l].kind == OpKind::kDense) net.weight_norm[l] = norm;
+    if (net.ops[l].kind != OpKind::kResidualEnd) net.weight_norm[l] = norm;
   });
   return net;
 }
@@ -165,13 +218,13 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStora
 template <class Scalar>
 Mat<Scalar> make_input(const RunSpec& spec) {
   const InputSpec& in = spec.input;
-  return random_matrix<Scalar>(in.width, in.batch, stream_key(spec.seed, 0, StreamPurpose::kInput),
+  return random_matrix<Scalar>(in.width, input_columns(in), stream_key(spec.seed, 0, StreamPurpose::kInput),
                                in.distribution, in.mean, in.std, in.low, in.high);
 }
 
 template <class Scalar>
 Mat<Scalar> make_probe(const RunSpec& spec, int output_width) {
-  return random_matrix<Scalar>(output_width, spec.input.batch,
+  return random_matrix<Scalar>(output_width, input_columns(spec.input),
                                stream_key(spec.seed, 0, StreamPurpose::kProbe),
                                InputDistribution::kNormal, 0.0, 1.0, 0.0, 0.0);
 }

@@ -29,6 +29,8 @@ void release(OpCache<Scalar>& c) {
   release(c.out);
   release(c.slope);
   release(c.rstd);
+  release(c.inner);
+  release(c.probs);
 }
 
 bool is_marker(const OpSpec& op) { return ops::op_info(op.kind).marker; }
@@ -95,7 +97,8 @@ class PassRunner {
 
   bool has_weights(std::size_t l) const {
     const OpSpec& op = net_.ops[l];
-    return op.kind == OpKind::kDense || (op.kind == OpKind::kResidualEnd && op.residual.projection);
+    return op.kind == OpKind::kDense || op.kind == OpKind::kAttention || op.kind == OpKind::kGlu ||
+           (op.kind == OpKind::kResidualEnd && op.residual.projection);
   }
 
   // The weights of op l for a forward computation: stored, or drawn (into the segment's cache
@@ -104,7 +107,7 @@ class PassRunner {
     if (!has_weights(l) || !net_.regenerate || net_.weight[l].size() > 0) return net_.weight[l];
     Mat<Scalar>& w = cache ? wcache_[l] : scratch_weight_;
     const double norm = generate_weight(net_, l, w, pool_);
-    if (net_.ops[l].kind == OpKind::kDense) weight_norm_[l] = norm;
+    if (net_.ops[l].kind != OpKind::kResidualEnd) weight_norm_[l] = norm;
     return w;
   }
 
@@ -134,6 +137,7 @@ class PassRunner {
       range_[l] = ops::range_of(fs.act);
       ops::fill_act_histogram(cache_[l].out, fs, pool_);
       if (plan_.gram_owner[l] == count_) fs.correlation = ops::mean_pair_cosine(cache_[l].out);
+      if (net_.tokens > 1) ops::fill_token_stats(cache_[l].out, net_.tokens, fs, pool_);
       progressed(l, 1.0);
       // Values no later op reads, and that neither the backward pass nor a checkpoint needs.
       if (plan_.checkpointed) {
@@ -161,6 +165,7 @@ class PassRunner {
                                         .skip = skip,
                                         .weight = w,
                                         .bias = net_.bias[l],
+                                        .tokens = net_.tokens,
                                         .keep = keep,
                                         .saturation_threshold = options_.saturation_threshold,
                                         .pool = pool_};
@@ -260,6 +265,8 @@ class PassRunner {
                                          .cache = cache_[l],
                                          .forward = result_.forward[l],
                                          .weight = backward_weight(l),
+                                         .bias = net_.bias[l],
+                                         .tokens = net_.tokens,
                                          .weight_norm = weight_norm_[l],
                                          .need_dinp = need_dinp,
                                          .optimizer = options_.optimizer,

@@ -160,6 +160,41 @@ Problem check_norm(const NormSpec& norm) {
   return std::nullopt;
 }
 
+Problem check_attention(const AttentionSpec& a) {
+  if (a.heads < 1 || a.heads > spec_limits::kMaxWidth) {
+    return std::pair{"attention heads " + std::to_string(a.heads) + " is outside " + width_range(),
+                     std::string("an attention has at least one head")};
+  }
+  if (a.scale_kind == AttentionScaleKind::kConstant && !(std::isfinite(a.scale) && a.scale > 0)) {
+    return std::pair{"attention scale " + number_text(a.scale) + " must be a finite number > 0",
+                     std::string("the logits are scale * q . k; the default is 1/sqrt(d_head)")};
+  }
+  for (std::size_t j = 0; j < a.init.size(); ++j) {
+    if (Problem p = check_init(a.init[j], std::string(kAttentionProjections[j]))) return p;
+  }
+  return std::nullopt;
+}
+
+Problem check_glu(const GluSpec& g) {
+  if (!in_width_range(g.hidden)) {
+    return std::pair{"glu hidden width " + std::to_string(g.hidden) + " is outside " +
+                         width_range(),
+                     std::string("the gated MLP's hidden layer needs at least one unit")};
+  }
+  if (Problem p = check_activation(g.activation)) return p;
+  if (activation_info(g.activation.kind).output_only) {
+    return std::pair{std::string(activation_info(g.activation.kind).name) +
+                         " is not elementwise and cannot gate a GLU",
+                     "use silu (SwiGLU), gelu (GeGLU), sigmoid (GLU) or relu (ReGLU); hidden "
+                     "activations: " +
+                         hidden_activation_list()};
+  }
+  for (std::size_t j = 0; j < g.init.size(); ++j) {
+    if (Problem p = check_init(g.init[j], std::string(kGluProjections[j]))) return p;
+  }
+  return std::nullopt;
+}
+
 Problem check_op(const OpSpec& op) {
   switch (op.kind) {
     case OpKind::kDense:
@@ -180,10 +215,19 @@ Problem check_op(const OpSpec& op) {
       if (!std::isfinite(op.residual.scale)) {
         return std::pair{
             "residual scale is " + number_text(op.residual.scale) + "; it must be a finite number",
-            std::string("y = P x + scale * F(x); the default scale is 1")};
+            std::string("y = skip * P x + scale * F(x); the default scale is 1")};
+      }
+      if (!std::isfinite(op.residual.skip)) {
+        return std::pair{
+            "residual skip is " + number_text(op.residual.skip) + "; it must be a finite number",
+            std::string("y = skip * P x + scale * F(x); the default skip is 1")};
       }
       if (op.residual.projection) return check_init(op.residual.projection_init, "projection");
       return std::nullopt;
+    case OpKind::kAttention:
+      return check_attention(op.attention);
+    case OpKind::kGlu:
+      return check_glu(op.glu);
   }
   return std::pair{"an unknown op kind (" + std::to_string(static_cast<int>(op.kind)) + ")",
                    std::string()};
@@ -316,6 +360,16 @@ Found check_widths(const std::vector<LayerItem>& items, const std::string& prefi
     const LayerItem& item = items[i];
     if (item.block.empty()) {
       if (item.op.kind == OpKind::kDense) width = item.op.dense.width;
+      const int heads = item.op.attention.heads;
+      if (item.op.kind == OpKind::kAttention && heads > 0 && width % heads != 0) {
+        const std::string path = item_path(item, prefix, i);
+        return finding(child(path, "attention.heads"),
+                       std::to_string(heads) + " heads do not divide the width " +
+                           std::to_string(width) + " the attention receives" + context,
+                       "each head takes width / heads features: choose heads dividing " +
+                           std::to_string(width),
+                       path, {path});
+      }
       continue;
     }
     const auto key = std::make_pair(&item, width);
@@ -399,6 +453,16 @@ Found check_input(const InputSpec& input) {
   if (!in_width_range(input.batch)) {
     return problem("batch " + std::to_string(input.batch) + " is outside " + width_range(),
                    "use a batch of at least one example");
+  }
+  if (!in_width_range(input.tokens)) {
+    return problem("tokens " + std::to_string(input.tokens) + " is outside " + width_range(),
+                   "a sequence has at least one token; 1 is a batch of vectors");
+  }
+  if (std::int64_t{input.batch} * input.tokens > spec_limits::kMaxWidth) {
+    return problem("batch x tokens = " +
+                       std::to_string(std::int64_t{input.batch} * input.tokens) + " exceeds " +
+                       std::to_string(spec_limits::kMaxWidth) + " token vectors",
+                   "lower input.batch or input.tokens");
   }
   if (!std::isfinite(input.mean) || !(std::isfinite(input.std) && input.std >= 0)) {
     return problem("the normal distribution needs a finite mean and a finite std >= 0",
@@ -492,6 +556,8 @@ OutputEnd output_end(const std::vector<LayerItem>& items, const std::string& pre
       case OpKind::kNorm:
       case OpKind::kResidualBegin:
       case OpKind::kResidualEnd:
+      case OpKind::kAttention:
+      case OpKind::kGlu:
         return {OutputEnd::kOther, {}, path, path};
     }
   }

@@ -100,6 +100,7 @@ std::string residual_json(const LayerItem& item) {
   const ResidualSpec& r = *item.residual;
   std::vector<std::string> keys;
   if (r.scale != 1.0) keys.push_back("\"scale\": " + json_number(r.scale));
+  if (r.skip != 1.0) keys.push_back("\"skip\": " + json_number(r.skip));
   if (r.projection) keys.push_back("\"projection\": " + init_json(r.projection_init));
   if (item.post_norm) {
     keys.push_back("\"placement\": \"post_norm\", \"norm\": " + norm_json(*item.post_norm));
@@ -130,6 +131,32 @@ std::string item_json(const LayerItem& item) {
       return "{\"activation\": " + activation_json(op.activation) + "}";
     case OpKind::kDropout:
       return "{\"dropout\": " + json_number(op.dropout) + "}";
+    case OpKind::kAttention: {
+      const AttentionSpec& a = op.attention;
+      std::string scale = "\"1/sqrt(d_head)\"";
+      if (a.scale_kind == AttentionScaleKind::kInvHead) scale = "\"1/d_head\"";
+      if (a.scale_kind == AttentionScaleKind::kConstant) scale = json_number(a.scale);
+      std::string init;
+      for (std::size_t j = 0; j < a.init.size(); ++j) {
+        init += (j == 0 ? "" : ", ") + json_string(kAttentionProjections[j]) + ": " +
+                init_json(a.init[j]);
+      }
+      return "{\"attention\": {\"heads\": " + std::to_string(a.heads) +
+             ", \"causal\": " + (a.causal ? "true" : "false") + ", \"scale\": " + scale +
+             ", \"bias\": " + (a.bias ? "true" : "false") +
+             ", \"output_projection\": " + (a.output_projection ? "true" : "false") +
+             ", \"init\": {" + init + "}}}";
+    }
+    case OpKind::kGlu: {
+      const GluSpec& g = op.glu;
+      std::string init;
+      for (std::size_t j = 0; j < g.init.size(); ++j) {
+        init += (j == 0 ? "" : ", ") + json_string(kGluProjections[j]) + ": " + init_json(g.init[j]);
+      }
+      return "{\"glu\": {\"hidden\": " + std::to_string(g.hidden) +
+             ", \"activation\": " + activation_json(g.activation) +
+             ", \"bias\": " + (g.bias ? "true" : "false") + ", \"init\": {" + init + "}}}";
+    }
     case OpKind::kResidualBegin:
     case OpKind::kResidualEnd:
       break;  // the expanded form of a block: never an item

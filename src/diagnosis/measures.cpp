@@ -75,6 +75,8 @@ Shape shape_of(const Report& r) {
         break;
       case OpKind::kActivation:
       case OpKind::kDropout:
+      case OpKind::kAttention:
+      case OpKind::kGlu:
         s.has_other_ops = true;
         break;
       case OpKind::kResidualBegin:

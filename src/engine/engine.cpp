@@ -26,6 +26,33 @@ constexpr std::int64_t kProcessOverheadBytes = std::int64_t{64} << 20;
 // resident memory measured 5% (depth 10,000) to 9% (depth 2,000) above the plan's data.
 constexpr double kAllocatorSlack = 0.10;
 
+// The learned tensors of op l (0-based) as PyTorch's named_parameters() would list them, named
+// "ops.l.<role>" (loaded weights are renamed after their source by the caller).
+void append_parameters(std::size_t l, const LayerReport& lr, double bias_norm,
+                       std::vector<ParameterReport>& out) {
+  const std::string prefix = "ops." + std::to_string(l) + ".";
+  const BackwardStats& b = lr.backward;
+  const auto add = [&](ParamStats s) {
+    out.push_back({prefix + s.role, lr.index, std::move(s)});
+  };
+  if (!b.params.empty()) {
+    for (const ParamStats& s : b.params) add(s);
+    return;
+  }
+  const std::int64_t width = lr.width;
+  if (lr.kind == OpKind::kDense) {
+    add({"weight", {width, lr.fan_in}, b.weight_norm, b.grad_weight_norm, b.grad_weight_nonfinite,
+         b.has_update, b.update_to_weight});
+    // A bias's update is not measured (biases usually start at 0, where the ratio is infinite).
+    add({"bias", {width}, bias_norm, b.grad_bias_norm, b.grad_bias_nonfinite, false, {}});
+  } else if (lr.kind == OpKind::kNorm) {
+    add({"weight", {width}, b.weight_norm, b.grad_weight_norm, b.grad_weight_nonfinite, false, {}});
+    if (lr.norm.kind != NormKind::kRmsNorm) {
+      add({"bias", {width}, 0.0, b.grad_bias_norm, b.grad_bias_nonfinite, false, {}});
+    }
+  }
+}
+
 Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
   Summary s;
   const LayerReport& first = layers.front();
@@ -107,7 +134,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   } else {
     targets = ext != nullptr && ext->targets
                   ? *ext->targets
-                  : make_targets(spec.loss, spec.seed, output_width, spec.input.batch);
+                  : make_targets(spec.loss, spec.seed, output_width, input_columns(spec.input));
     pass.targets = &targets;
   }
   if (options.save != nullptr) {
@@ -148,12 +175,16 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
     lr.norm = op.norm;
     lr.dropout = op.dropout;
     lr.residual = op.residual;
+    lr.attention = op.attention;
+    lr.glu = op.glu;
     lr.forward = r.forward[l];
     lr.backward = r.backward[l];
     report.layers.push_back(lr);
+    const double bias_norm = net.bias[l].size() > 0 ? net.bias[l].template cast<double>().norm() : 0.0;
+    append_parameters(l, report.layers.back(), bias_norm, report.parameter_list);
     fan_in = net.widths[l];
   }
-  report.summary = summarise(report.layers, spec.input.batch);
+  report.summary = summarise(report.layers, input_columns(spec.input));
   attach_predictions(spec, report.layers, report.summary);
   if (spec.stats.jacobian_examples > 0) {
     report.jacobian = jacobian_spectrum(spec, net, input, spec.stats.jacobian_examples);

@@ -182,6 +182,13 @@ std::string applied_label(const LayerReport& l) {
       return std::string(norm_name(l.norm.kind));
     case OpKind::kDropout:
       return fmt::format("p={:g}", l.dropout);
+    case OpKind::kAttention:
+      return fmt::format("{} heads, {}, scale {:g}", l.attention.heads,
+                         l.attention.causal ? "causal" : "not causal",
+                         attention_scale(l.attention, l.width));
+    case OpKind::kGlu:
+      return fmt::format("{}, hidden {}", activation_info(l.glu.activation.kind).name,
+                         l.glu.hidden);
     case OpKind::kResidualBegin:  // not reported: its block is reported at its end
     case OpKind::kResidualEnd:
       break;

@@ -188,6 +188,10 @@ inline std::string op_label(const LayerReport& l) {
       return std::string(norm_name(l.norm.kind));
     case OpKind::kDropout:
       return fmt::format("dropout {:g}", l.dropout);
+    case OpKind::kAttention:
+      return fmt::format("attn {}h{}", l.attention.heads, l.attention.causal ? " causal" : "");
+    case OpKind::kGlu:
+      return fmt::format("glu:{}", activation_info(l.glu.activation.kind).name);
     case OpKind::kResidualBegin:  // not reported: its block is reported at its end
     case OpKind::kResidualEnd:
       break;

@@ -68,7 +68,18 @@ void check_jacobian_request(const RunSpec& spec) {
                 "the cost is 2 n_0 sum_l n_l n_{l-1} per example: use fewer examples "
                 "(--jacobian 1), or a narrower or shallower network");
   }
+  if (spec.input.tokens > 1) {
+    throw Error("--jacobian refused: with tokens > 1 an example is a sequence, and the "
+                "per-vector input-output Jacobian this computes does not describe it",
+                "run without --jacobian, or with input.tokens 1");
+  }
   for (const OpSpec& op : ops) {
+    if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
+      throw Error("--jacobian refused: the Jacobian spectrum is computed for dense, norm, "
+                  "activation, dropout and residual ops only, and this network has " +
+                      std::string(op_kind_name(op.kind)) + " ops",
+                  "run without --jacobian");
+    }
     if (op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) {
       throw Error(
           "--jacobian refused: batch norm makes each example's output depend on the "
@@ -158,6 +169,11 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
             sx = (w * sx).eval();
             sj.m = (w * sj.m).eval();
           }
+          if (op.residual.skip != 1.0) {
+            const Scalar k = static_cast<Scalar>(op.residual.skip);
+            sx *= k;
+            sj.m *= k;
+          }
           x = sx + scale * x;
           // Bring both Jacobians to the larger exponent before adding.
           if (sj.exp2 >= j.exp2) {
@@ -172,6 +188,10 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
           }
           break;
         }
+        case OpKind::kAttention:  // refused by check_jacobian_request
+        case OpKind::kGlu:
+          throw contract_error("jacobian_spectrum: no Jacobian for " +
+                               std::string(op_kind_name(op.kind)) + " ops");
       }
       renormalise(j);
     }

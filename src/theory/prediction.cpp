@@ -206,7 +206,7 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
   const std::vector<int> widths = op_widths(spec, ops);
   const std::size_t count = ops.size();
   std::vector<OpPrediction> out(count);
-  const double batch = spec.input.batch;
+  const double batch = input_columns(spec.input);
 
   // ---- Forward: the signal entering each op, and what the op makes of it.
   Signal x = input_signal(spec.input);
@@ -295,6 +295,8 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
                 weight_sw2(op.residual.projection_init, skip_width.back(), widths[l]);
             s = {0.0, sw2 * s.m2, sw2 * s.m12};
           }
+          const double k = op.residual.skip;
+          s = {k * s.mu, k * k * s.m2, k * k * s.m12};
           const double a = op.residual.scale;
           // The branch ends in zero-mean weights (or is independent of the skip signal).
           y = {s.mu + a * x.mu, s.m2 + a * a * x.m2 + 2 * a * s.mu * x.mu,
@@ -302,6 +304,12 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
           break;
         }
         case OpKind::kResidualBegin:
+          break;
+        case OpKind::kAttention:
+        case OpKind::kGlu:
+          forward_ok = false;
+          forward_reason = std::string(op_kind_name(op.kind)) +
+                           " mixes what mean-field theory here treats as independent units";
           break;
       }
     }
@@ -370,7 +378,8 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
       }
       case OpKind::kNorm: {
         // The backward of a norm divides by its std and projects out one or two directions.
-        const double dims = op.norm.kind == NormKind::kBatchNorm ? spec.input.batch : n_out;
+        const double dims =
+            op.norm.kind == NormKind::kBatchNorm ? input_columns(spec.input) : n_out;
         const double removed = op.norm.kind == NormKind::kRmsNorm ? 1.0 : 2.0;
         e = e / (in_var[l] + op.norm.eps) * std::max(0.0, 1.0 - removed / dims);
         grad[l] = e;
@@ -397,12 +406,17 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
           skip = weight_sw2(op.residual.projection_init, begin_width, widths[l]) *
                  (n_out / begin_width) * e;
         }
-        skip_e.push_back(skip);
+        skip_e.push_back(op.residual.skip * op.residual.skip * skip);
         e = op.residual.scale * op.residual.scale * e;
         grad[l] = e;
         break;
       }
       case OpKind::kResidualBegin:
+        break;
+      case OpKind::kAttention:
+      case OpKind::kGlu:
+        backward_ok = false;
+        backward_reason = "no theory for " + std::string(op_kind_name(op.kind)) + " ops";
         break;
     }
     out[l].backward = backward_ok && std::isfinite(grad[l]) && grad[l] > 0.0;

@@ -22,6 +22,8 @@ constexpr double kTolerance = 1e-6;
 // Entries far below the tensor's largest (a dead ReLU unit, a norm's null direction) are rounding
 // around 0 on both sides: |a| + |b| is floored at this fraction of the largest |analytic| entry.
 constexpr double kRelativeFloor = 1e-6;
+// Central differences of a gradient that is exactly 0 read rounding, about 1e-16 |L| / h.
+constexpr double kZeroDifference = 1e-9;
 
 Matrix gaussian(Eigen::Index rows, Eigen::Index cols, std::uint64_t stream) {
   Matrix m(rows, cols);
@@ -38,6 +40,7 @@ struct OpUnderTest {
   Matrix weight;  // dense W, projected residual P
   Eigen::VectorXd bias;
   Eigen::Index width = 0;
+  Eigen::Index tokens = 1;  // attention: columns per example
 };
 
 // y = op(inp) through the table, as a recomputation does it (no statistics).
@@ -50,6 +53,7 @@ Matrix forward(const OpUnderTest& t, ThreadPool& pool, ops::OpCache<double>& cac
                                       .skip = &t.skip,
                                       .weight = t.weight,
                                       .bias = t.bias,
+                                      .tokens = t.tokens,
                                       .keep = true,
                                       .saturation_threshold = 0.05,
                                       .pool = pool};
@@ -60,11 +64,13 @@ Matrix forward(const OpUnderTest& t, ThreadPool& pool, ops::OpCache<double>& cac
 // The pre-activation whose kinks a step must not cross; empty for ops without an activation.
 Matrix preact(const OpUnderTest& t) {
   if (t.op.kind == OpKind::kDense) return (t.weight * t.inp).colwise() + t.bias;
+  if (t.op.kind == OpKind::kGlu) return t.weight.topRows(t.op.glu.hidden) * t.inp;
   return t.op.kind == OpKind::kActivation ? t.inp : Matrix();
 }
 
 const ActivationSpec* activation_of(const OpSpec& op) {
   if (op.kind == OpKind::kDense) return &op.dense.activation;
+  if (op.kind == OpKind::kGlu) return &op.glu.activation;
   return op.kind == OpKind::kActivation ? &op.activation : nullptr;
 }
 
@@ -105,6 +111,8 @@ OpGradients backward(const OpUnderTest& t, const Matrix& c, ThreadPool& pool) {
                                        .cache = cache,
                                        .forward = fs,
                                        .weight = t.weight,
+                                       .bias = t.bias,
+                                       .tokens = t.tokens,
                                        .weight_norm = 1.0,
                                        .need_dinp = true,
                                        .optimizer = optimizer,
@@ -154,6 +162,9 @@ double worst_error(OpUnderTest& t, Param& param, const Param& analytic, const Ma
       }
       const double fd = (up - down) / (2.0 * kStep);
       const double a = analytic(i, j);
+      // A structural zero (attention's key bias: softmax ignores a shift of a whole row) against
+      // central differences at their rounding level, about 1e-16 |L| / h = 1e-10 here.
+      if (std::abs(a) <= 1e-12 && std::abs(fd) <= kZeroDifference) continue;
       worst = std::max(worst, std::abs(a - fd) / (std::abs(a) + std::abs(fd) + floor));
     }
   }
@@ -168,9 +179,13 @@ void expect_matches_central_differences(OpUnderTest t, const std::string& what) 
   const OpGradients g = backward(t, c, pool);
   int skipped = 0;
   EXPECT_LE(worst_error(t, t.inp, g.dinp, c, pool, skipped), kTolerance) << "dinp";
-  if (t.op.kind == OpKind::kDense) {
+  const bool params = t.op.kind == OpKind::kDense || t.op.kind == OpKind::kAttention ||
+                      t.op.kind == OpKind::kGlu;
+  if (params) {
     EXPECT_LE(worst_error(t, t.weight, g.dweight, c, pool, skipped), kTolerance) << "dweight";
-    EXPECT_LE(worst_error(t, t.bias, g.dbias, c, pool, skipped), kTolerance) << "dbias";
+    if (t.bias.size() > 0) {
+      EXPECT_LE(worst_error(t, t.bias, g.dbias, c, pool, skipped), kTolerance) << "dbias";
+    }
   }
   if (t.op.kind == OpKind::kResidualEnd) {
     // dskip alone: the branch's input held apart from the skip's.
@@ -258,6 +273,79 @@ TEST(OpGradients, ResidualEndAndBeginMatchCentralDifferencesOnBothPaths) {
   projected.skip = gaussian(3, 6, 4);
   projected.weight = gaussian(5, 3, 5);
   expect_matches_central_differences(projected, "projected skip");
+}
+
+TEST(OpGradients, ResidualSkipScaleMatchesCentralDifferences) {
+  OpSpec op;
+  op.kind = OpKind::kResidualEnd;
+  op.residual.scale = 0.4;
+  op.residual.skip = 1.8612097182041991;  // DeepNorm's alpha at N = 6
+  OpUnderTest t = with_input(op, 5, 5);
+  t.skip = gaussian(5, 6, 4);
+  expect_matches_central_differences(t, "skip scale");
+}
+
+// Attention over 2 examples of 3 tokens, width 4: every projection, causal or not, with biases,
+// one head or two, the scale of either kind.
+OpUnderTest attention_under_test(const AttentionSpec& a) {
+  OpSpec op;
+  op.kind = OpKind::kAttention;
+  op.attention = a;
+  OpUnderTest t = with_input(op, 4, 4);
+  t.tokens = 3;
+  const int count = a.output_projection ? 4 : 3;
+  t.weight = gaussian(4 * count, 4, 2) * 0.8;
+  if (a.bias) t.bias = gaussian(4 * count, 1, 3).col(0) * 0.3;
+  return t;
+}
+
+TEST(OpGradients, AttentionMatchesCentralDifferencesInInputWeightsAndBiases) {
+  for (bool causal : {true, false}) {
+    for (int heads : {1, 2}) {
+      AttentionSpec a;
+      a.causal = causal;
+      a.heads = heads;
+      a.bias = heads == 2;
+      expect_matches_central_differences(
+          attention_under_test(a), std::string(causal ? "causal" : "full") + ", heads " +
+                                       std::to_string(heads));
+    }
+  }
+  AttentionSpec inv_head;
+  inv_head.scale_kind = AttentionScaleKind::kInvHead;
+  inv_head.output_projection = false;
+  expect_matches_central_differences(attention_under_test(inv_head), "1/d_head, no Wo");
+}
+
+TEST(OpGradients, AttentionRowsAreSoftmaxesAndCausalRowsSeeOnlyThePast) {
+  AttentionSpec a;
+  a.heads = 2;
+  OpUnderTest t = attention_under_test(a);
+  ThreadPool pool(2);
+  ops::OpCache<double> cache;
+  forward(t, pool, cache);
+  // P of (example 1, head 1), rows are queries.
+  const Matrix p = cache.probs.middleCols(3 * 3, 3);
+  for (Eigen::Index r = 0; r < 3; ++r) {
+    EXPECT_NEAR(p.row(r).sum(), 1.0, 1e-15);  // a softmax row, to rounding
+    for (Eigen::Index k = r + 1; k < 3; ++k) EXPECT_EQ(p(r, k), 0.0);
+  }
+  EXPECT_EQ(p(0, 0), 1.0);  // the first token sees only itself
+}
+
+TEST(OpGradients, GluWithEveryGateMatchesCentralDifferencesInInputWeightsAndBiases) {
+  for (Activation kind : {Activation::kSilu, Activation::kGelu, Activation::kSigmoid,
+                          Activation::kRelu, Activation::kTanh}) {
+    OpSpec op;
+    op.kind = OpKind::kGlu;
+    op.glu.hidden = 3;
+    op.glu.activation = default_spec(kind);
+    op.glu.bias = kind != Activation::kRelu;
+    OpUnderTest t = with_input(op, 4, 4);
+    t.weight = gaussian(9, 4, 2) * 0.7;  // [W1; W3; W2^T], (3 hidden, d)
+    if (op.glu.bias) t.bias = gaussian(10, 1, 3).col(0) * 0.3;
+    expect_matches_central_differences(t, std::string(activation_info(kind).name));
+  }
 }
 
 }  // namespace

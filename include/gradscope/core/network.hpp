@@ -22,11 +22,15 @@ using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 template <class Scalar>
 struct Network {
   int input_width = 0;
+  int tokens = 1;                   // per example: the batch's columns are examples x tokens
   std::vector<OpSpec> ops;          // the flattened architecture (expand_ops)
   std::vector<int> widths;          // the width each op outputs
   std::vector<int> partner;         // residual begin <-> end: the index of the other; else -1
-  std::vector<Mat<Scalar>> weight;  // dense: W (n_out, n_in); residual end: P when projected
-  std::vector<Vec<Scalar>> bias;    // dense: b (n_out)
+  // dense: W (n_out, n_in); residual end: P when projected; attention: [Wq; Wk; Wv; Wo] by rows
+  // (4d, d), (3d, d) without Wo; GLU: [W1; W3; W2^T] by rows (3 hidden, d).
+  std::vector<Mat<Scalar>> weight;
+  // dense: b (n_out); attention: [bq; bk; bv; bo] and GLU: [b1; b3; b2] when they have biases.
+  std::vector<Vec<Scalar>> bias;
   std::vector<double> weight_norm;  // ||W||_F of the weights as stored, in double; regenerated: 0
   std::uint64_t seed = 0;           // the weights' streams, for weights drawn again
   // Generated weights are not stored: weight[l] stays empty for them, and the passes draw them

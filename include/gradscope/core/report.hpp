@@ -138,6 +138,8 @@ struct LayerReport {
   NormSpec norm{};              // norm ops
   double dropout = 0.0;         // dropout ops
   ResidualSpec residual{};      // residual ends
+  AttentionSpec attention{};    // attention ops
+  GluSpec glu{};                // GLU ops
   InitSpec init{};
   BiasInitSpec bias{};
   ForwardStats forward;

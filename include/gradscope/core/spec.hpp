@@ -31,6 +31,8 @@ struct InputSpec {
   // batch of vectors.
   int tokens = 1;
 };
+// The batch's columns: batch x tokens.
+inline int input_columns(const InputSpec& in) { return in.batch * in.tokens; }
 
 // One dense layer: h = W x + b, y = phi(h).
 struct LayerSpec {

@@ -16,8 +16,8 @@ constexpr std::array<OpInfo, kOpKindCount> kOpInfo = {{
     {OpKind::kDropout, false, false, true},
     {OpKind::kResidualBegin, true, false, false},
     {OpKind::kResidualEnd, false, false, false},
-    {OpKind::kAttention, false, true, false},
-    {OpKind::kGlu, false, true, false},
+    {OpKind::kAttention, false, true, true},
+    {OpKind::kGlu, false, true, true},
 }};
 static_assert(kOpInfo.size() == static_cast<std::size_t>(kOpKindCount));
 

@@ -24,6 +24,8 @@ struct OpCache {
   Mat<Scalar> out;       // y, (width, batch); also the next op's input
   Mat<Scalar> slope;     // phi'(h), (width, batch): activations whose y does not determine it
   Eigen::VectorXd rstd;  // a norm's 1/std: (width) for batch_norm, (batch) for the others
+  Mat<Scalar> inner;     // attention: [q; k; v; o] (4d, batch); GLU: [phi(h1); h3] (2 hidden, batch)
+  Mat<Scalar> probs;     // attention: P per (example, head), (T, T * examples * heads)
 };
 
 template <class Scalar>
@@ -35,7 +37,8 @@ struct ForwardArgs {
   const Mat<Scalar>* skip;    // residual end: the skip path's value, (skip width, batch); else null
   const Mat<Scalar>& weight;  // dense: W (width, n_in); projected residual end: P (width, skip
                               // width); else empty
-  const Vec<Scalar>& bias;    // dense: b (width); else empty
+  const Vec<Scalar>& bias;    // dense: b (width); attention, GLU: their biases; else empty
+  Eigen::Index tokens;        // tokens per example: columns b * tokens .. b * tokens + tokens - 1
   bool keep;                  // also keep what the backward pass reads (slope, rstd)
   double saturation_threshold;  // fraction of the activation's largest slope
   ThreadPool& pool;
@@ -51,6 +54,8 @@ struct BackwardArgs {
   const OpCache<Scalar>& cache;    // what the forward pass kept (cache.out: (width, batch))
   const ForwardStats& forward;     // the op's forward statistics (its non-finite outputs)
   const Mat<Scalar>& weight;       // as in ForwardArgs
+  const Vec<Scalar>& bias;         // as in ForwardArgs
+  Eigen::Index tokens;             // as in ForwardArgs
   double weight_norm;              // dense: ||W||_F
   bool need_dinp;                  // false: nothing reads dL/d(inp) (a dense first op)
   const OptimizerSpec& optimizer;  // dense: the first step's update-to-weight ratio

@@ -46,6 +46,7 @@ void residual_end_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, 
   const bool stats = fs != nullptr;
   const bool projection = a.op.residual.projection;
   const Scalar scale = static_cast<Scalar>(a.op.residual.scale);
+  const Scalar skip_scale = static_cast<Scalar>(a.op.residual.skip);
   std::vector<ForwardPartial> parts(static_cast<std::size_t>(row_tasks(n)));
   a.pool.run(row_tasks(n), [&](std::int64_t t) {
     const Range r = task_rows(t, n);
@@ -57,13 +58,14 @@ void residual_end_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, 
     } else {
       y_block = skip.middleRows(r.begin, r.size);
     }
+    if (skip_scale != Scalar(1)) y_block *= skip_scale;
     y_block += scale * x.middleRows(r.begin, r.size);
     if (stats) accumulate_output_block<Scalar>(y_block, part);
   });
   if (stats) finish_output_stats(parts, n, y.cols(), *fs);
 }
 
-// y = P skip + scale F: the branch gets scale * g, the skip path P^T g (kept for its begin).
+// y = skip P x_skip + scale F: the branch gets scale * g, the skip path P^T g (kept for its begin).
 template <class Scalar>
 GradPartial residual_end_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
                                   const BackwardReport& report) {
@@ -74,6 +76,7 @@ GradPartial residual_end_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scal
   } else {
     dskip = g;
   }
+  if (a.op.residual.skip != 1.0) dskip *= static_cast<Scalar>(a.op.residual.skip);
   grad.skips.emplace_back(std::move(dskip), grad.exp2);
   Mat<Scalar> dinp(a.inp.rows(), g.cols());  // dL/dF, (n, batch)
   dinp = static_cast<Scalar>(a.op.residual.scale) * g;
