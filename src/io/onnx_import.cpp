@@ -27,7 +27,9 @@ namespace {
 
 constexpr std::string_view kSupported =
     "Gemm (transB 0 or 1), MatMul + Add (bias), Relu, LeakyRelu, Elu, Selu (torch's constants), "
-    "Sigmoid, Tanh, Softplus, Clip(-1, 1) as hard_tanh, GELU as Div/Erf/Add/Mul/Mul, Softmax "
+    "Sigmoid, Tanh, Softplus, Clip(-1, 1) as hard_tanh, GELU as Div/Erf/Add/Mul/Mul, SiLU as "
+    "x * Sigmoid(x), Mish as x * Tanh(Softplus(x)), GELU's tanh form as "
+    "0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) (x^3 as Mul/Mul or Pow), Softmax "
     "(last op), BatchNormalization and LayerNormalization (scale 1, bias 0), Add of an earlier "
     "tensor as a residual, Dropout, Identity";
 
@@ -36,6 +38,10 @@ constexpr double kSeluAlpha = 1.6732632423543772;
 constexpr double kSeluGamma = 1.0507009873554805;
 // Attributes are float: a constant matches when it agrees to float precision.
 constexpr double kFloatMatch = 1e-6;
+// GELU's tanh form (Hendrycks and Gimpel 2016), as torch writes it: the cubic's coefficient and
+// sqrt(2 / pi).
+constexpr double kGeluTanhCubic = 0.044715;
+constexpr double kSqrt2OverPi = 0.79788456080286535588;
 // torch writes one Identity over a shared initializer; a longer chain is not followed, so that a
 // hostile chain of a million Identity nodes costs no more than its length.
 constexpr int kMaxIdentityHops = 16;
@@ -59,6 +65,8 @@ constexpr Arity kArities[] = {
     {"Add", 2, 2},
     {"Mul", 2, 2},
     {"Div", 2, 2},
+    {"Pow", 2, 2},
+    {"Gather", 2, 2},
     {"Erf", 1, 1},
     {"Relu", 1, 1},
     {"LeakyRelu", 1, 1},
@@ -233,6 +241,7 @@ class Importer {
         }
       }
     }
+    refuse_embeddings();
 
     std::vector<std::string> inputs;
     for (const onnx::ValueInfoProto& v : graph().input()) {
@@ -273,6 +282,19 @@ class Importer {
       for (const std::string& in : node.input()) {
         if (!in.empty()) consumers_[in].push_back(i);
       }
+    }
+  }
+
+  // A Gather from a constant table is an embedding lookup (nn.Embedding), whose input is integer
+  // ids rather than features: said before the input's shape is judged, since that is what fails.
+  void refuse_embeddings() const {
+    for (const onnx::NodeProto& node : graph().node()) {
+      if (node.op_type() != "Gather" || !is_constant(node.input(0))) continue;
+      fail(node_label(node) + " looks up rows of the initializer " + shown_name(node.input(0)) +
+               ", an embedding (as nn.Embedding exports); embeddings are not imported",
+           "pass the embedded inputs with --input (a .npy of shape [batch, width], or [batch, "
+           "tokens, width] for sequence models) and export the model from the embedding output "
+           "on");
     }
   }
 
@@ -464,6 +486,7 @@ class Importer {
     ActivationSpec spec;
     std::vector<int> nodes;
     std::string output;
+    std::size_t input_reads = 1;  // how often the pattern's nodes read its input
   };
 
   std::optional<ActivationMatch> match_activation(int index) const {
@@ -485,10 +508,16 @@ class Importer {
       }
       m.spec = default_spec(Activation::kSelu);
     } else if (op == "Sigmoid") {
+      if (std::optional<ActivationMatch> silu = match_gated(index, {}, Activation::kSilu)) {
+        return silu;
+      }
       m.spec = default_spec(Activation::kSigmoid);
     } else if (op == "Tanh") {
       m.spec = default_spec(Activation::kTanh);
     } else if (op == "Softplus") {
+      if (std::optional<ActivationMatch> mish = match_gated(index, "Tanh", Activation::kMish)) {
+        return mish;
+      }
       m.spec = default_spec(Activation::kSoftplus);
     } else if (op == "Clip") {
       const double lo =
@@ -513,6 +542,8 @@ class Importer {
       m.spec = default_spec(Activation::kSoftmax);
     } else if (op == "Div") {
       return match_gelu(index);
+    } else if (op == "Mul" || op == "Pow") {
+      return match_gelu_tanh(index);
     } else {
       return std::nullopt;
     }
@@ -548,6 +579,102 @@ class Importer {
     m.spec = default_spec(Activation::kGelu);
     m.nodes = {index, index_of(erf), index_of(add), index_of(mul), index_of(half)};
     m.output = half->output(0);
+    m.input_reads = 2;
+    return m;
+  }
+
+  // The input of the two-input `node` other than `tensor` (either, when both are `tensor`).
+  static const std::string& other_input(const onnx::NodeProto& node, const std::string& tensor) {
+    return node.input(0) == tensor ? node.input(1) : node.input(0);
+  }
+
+  // The only node reading `tensor`, when it is an `op` with two inputs.
+  const onnx::NodeProto* sole_binary(const std::string& tensor, std::string_view op) const {
+    const onnx::NodeProto* n = sole_consumer(tensor);
+    return n && n->op_type() == op && n->input_size() == 2 ? n : nullptr;
+  }
+
+  // Whether `name` is a constant holding one value, equal to `c` to float precision.
+  bool constant_near(const std::string& name, const onnx::NodeProto& node, double c) const {
+    if (!is_constant(name)) return false;
+    const Values v = values(name, node);
+    return v.data.size() == 1 && near(v.data.front(), c);
+  }
+
+  // y = x * f(x), as torch writes SiLU (Sigmoid, then Mul) and Mish (Softplus, Tanh, then Mul):
+  // the node at `index` reads x, `middle` (when given) reads its output alone, and the Mul reads
+  // the last of these and x itself. A Mul of another tensor is not this pattern: the Sigmoid or
+  // Softplus is then read alone, and the Mul is refused as unsupported.
+  std::optional<ActivationMatch> match_gated(int index, std::string_view middle,
+                                             Activation kind) const {
+    const onnx::NodeProto& first = graph().node(index);
+    const std::string& x = first.input(0);
+    std::vector<int> nodes = {index};
+    std::string gate = first.output(0);
+    if (!middle.empty()) {
+      const onnx::NodeProto* next = sole_consumer(gate);
+      if (!next || next->op_type() != middle || next->input_size() != 1) return std::nullopt;
+      nodes.push_back(index_of(next));
+      gate = next->output(0);
+    }
+    const onnx::NodeProto* mul = sole_binary(gate, "Mul");
+    if (!mul || other_input(*mul, gate) != x) return std::nullopt;
+    // x feeds the first node and the Mul only: anything else reading it would be a second branch.
+    if (consumers(x).size() != 2) return std::nullopt;
+    nodes.push_back(index_of(mul));
+    ActivationMatch m;
+    m.spec = default_spec(kind);
+    m.nodes = std::move(nodes);
+    m.output = mul->output(0);
+    m.input_reads = 2;
+    return m;
+  }
+
+  // torch's GELU with approximate='tanh' (torch 1.13, opsets 13 to 17, with or without constant
+  // folding): y = 0.5 * (x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * (x * (x * x)))))), as
+  // Mul, Mul, Mul, Add, Mul, Tanh, Add, Mul, Mul; the cube may also be Pow(x, 3). The node at
+  // `index` is the first of them: the square Mul(x, x) or the Pow.
+  std::optional<ActivationMatch> match_gelu_tanh(int index) const {
+    const onnx::NodeProto& first = graph().node(index);
+    if (first.input_size() != 2) return std::nullopt;
+    const std::string& x = first.input(0);
+    ActivationMatch m;
+    m.nodes = {index};
+    const onnx::NodeProto* cube = &first;
+    if (first.op_type() == "Pow") {
+      if (!constant_near(first.input(1), first, 3.0)) return std::nullopt;
+      m.input_reads = 3;
+    } else {
+      if (first.input(1) != x) return std::nullopt;
+      cube = sole_binary(first.output(0), "Mul");
+      if (!cube || other_input(*cube, first.output(0)) != x) return std::nullopt;
+      m.nodes.push_back(index_of(cube));
+      m.input_reads = 5;
+    }
+    // Each later node is the only reader of the one before, and its other input is x or a
+    // constant of the formula.
+    std::string at = cube->output(0);
+    const auto step = [&](std::string_view op, std::optional<double> c) -> bool {
+      const onnx::NodeProto* n = sole_binary(at, op);
+      if (!n) return false;
+      const std::string& other = other_input(*n, at);
+      if (c ? !constant_near(other, *n, *c) : other != x) return false;
+      m.nodes.push_back(index_of(n));
+      at = n->output(0);
+      return true;
+    };
+    if (!step("Mul", kGeluTanhCubic) || !step("Add", std::nullopt) || !step("Mul", kSqrt2OverPi)) {
+      return std::nullopt;
+    }
+    const onnx::NodeProto* tanh = sole_consumer(at);
+    if (!tanh || tanh->op_type() != "Tanh") return std::nullopt;
+    m.nodes.push_back(index_of(tanh));
+    at = tanh->output(0);
+    if (!step("Add", 1.0) || !step("Mul", std::nullopt) || !step("Mul", 0.5)) return std::nullopt;
+    // x feeds the pattern's nodes only: anything else reading it would be a second branch.
+    if (consumers(x).size() != m.input_reads) return std::nullopt;
+    m.spec = default_spec(Activation::kGeluTanh);
+    m.output = at;
     return m;
   }
 
@@ -557,8 +684,7 @@ class Importer {
     const int next = consumers(dense_output).front();
     const std::optional<ActivationMatch> m = match_activation(next);
     if (!m) return;
-    const std::size_t readers = consumers(dense_output).size();
-    if (readers != (m->spec.kind == Activation::kGelu ? 2u : 1u)) return;
+    if (consumers(dense_output).size() != m->input_reads) return;
     items_.back().op.dense.activation = m->spec;
     // A problem with the activation found later names both nodes of the fused layer.
     leaves_.back().node += " with " + node_label(graph().node(next));
@@ -825,6 +951,11 @@ class Importer {
         push_leaf(a, {}, node);
         for (int k : m->nodes) consume(k);
         advance(m->output);
+      } else if (op == "Mul") {
+        unsupported(node,
+                    "a Mul is read only within SiLU (x * Sigmoid(x)), Mish "
+                    "(x * Tanh(Softplus(x))) or GELU's tanh form, with x the same tensor "
+                    "throughout and read by nothing else");
       } else {
         unsupported(node);
       }

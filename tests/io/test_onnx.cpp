@@ -214,6 +214,101 @@ TEST(OnnxImport, BareMatMulHasZeroBiasGeluAfterANormIsAnOpAndResidualsNest) {
   expect_formula_weights(m, {1});
 }
 
+// The comma-separated numbers make_onnx.py stored under `key` in the file's metadata_props.
+std::vector<double> metadata_values(const std::string& file, const std::string& key) {
+  onnx::ModelProto model;
+  std::ifstream in(corpus(file), std::ios::binary);
+  if (!model.ParseFromIstream(&in)) {
+    ADD_FAILURE() << file << " does not parse";
+    return {};
+  }
+  for (const onnx::StringStringEntryProto& p : model.metadata_props()) {
+    if (p.key() != key) continue;
+    std::vector<double> values;
+    std::stringstream text(p.value());
+    for (std::string item; std::getline(text, item, ',');) values.push_back(std::stod(item));
+    return values;
+  }
+  ADD_FAILURE() << file << " has no metadata '" << key << "'";
+  return {};
+}
+
+// make_onnx.py's silu/mish/gelu_tanh models: Linear(4, 6) + act, LayerNorm(6), act, Linear(6, 2).
+// The first activation joins its dense layer; the one after the norm is an op of its own.
+void expect_gated_model(const OnnxModel& m, Activation act) {
+  EXPECT_EQ(m.spec.input.width, 4);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 4u);
+  expect_dense(ops[0], 6, act);
+  ASSERT_EQ(ops[1].kind, OpKind::kNorm);
+  EXPECT_EQ(ops[1].norm.kind, NormKind::kLayerNorm);
+  ASSERT_EQ(ops[2].kind, OpKind::kActivation);
+  EXPECT_EQ(ops[2].activation.kind, act);
+  expect_dense(ops[3], 2, Activation::kLinear);
+  expect_formula_weights(m);
+}
+
+// Runs the imported model in float64 on make_onnx.py's batch(4) and compares every op's output
+// rms with the one PyTorch computed in float64 and stored in the file (gradscope.act_rms).
+void expect_torch_act_rms(const std::string& file, Activation act) {
+  SCOPED_TRACE(file);
+  constexpr int kExamples = 5;
+  RunSpec d = defaults();
+  d.precision = Precision::kFloat64;
+  d.input.batch = kExamples;
+  const OnnxModel m = read_onnx(corpus(file), d);
+  expect_gated_model(m, act);
+  const int n_in = m.spec.input.width;
+  ExternalData data = m.weights;
+  Eigen::MatrixXd x(n_in, kExamples);
+  for (int a = 0; a < kExamples; ++a) {
+    for (int j = 0; j < n_in; ++j) x(j, a) = static_cast<double>((a * n_in + j) % 7 - 3) / 4.0;
+  }
+  data.input = x;
+  RunOptions options;
+  options.threads = 1;
+  options.external = &data;
+  const Report report = run_diagnostic(m.spec, options);
+  const std::vector<double> expected = metadata_values(file, "gradscope.act_rms");
+  ASSERT_EQ(report.layers.size(), expected.size());
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    // float64 on both sides; the file's LayerNorm epsilon is 1e-5 rounded to float (torch's is
+    // 1e-5 in double), which moves the rms after the norm by about 2e-11 relative.
+    EXPECT_NEAR(report.layers[k].forward.act.rms, expected[k], 1e-10 * expected[k]) << "op " << k;
+  }
+}
+
+TEST(OnnxImport, SiluAsSigmoidTimesItsInputIsSiluAndRunsAsPyTorchDoes) {
+  expect_torch_act_rms("silu.onnx", Activation::kSilu);
+}
+
+TEST(OnnxImport, MishAsSoftplusTanhTimesItsInputIsMishAndRunsAsPyTorchDoes) {
+  expect_torch_act_rms("mish.onnx", Activation::kMish);
+}
+
+TEST(OnnxImport, GeluTanhFormIsGeluTanhWithAndWithoutConstantFolding) {
+  expect_torch_act_rms("gelu_tanh.onnx", Activation::kGeluTanh);
+  expect_torch_act_rms("gelu_tanh_unfolded.onnx", Activation::kGeluTanh);
+}
+
+TEST(OnnxImport, EmbeddingLookupIsRefusedSayingWhatToPassInstead) {
+  try {
+    read_onnx(corpus("embedding.onnx"), defaults());
+    ADD_FAILURE() << "embedding.onnx was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    const std::string what = e.what();
+    EXPECT_NE(what.find("node '/emb/Gather' (Gather)"), std::string::npos) << what;
+    EXPECT_NE(what.find("'emb.weight'"), std::string::npos) << what;
+    EXPECT_NE(what.find("embeddings are not imported"), std::string::npos) << what;
+    EXPECT_NE(e.hint().find("--input (a .npy of shape [batch, width], or [batch, tokens, width]"),
+              std::string::npos)
+        << e.hint();
+    EXPECT_NE(e.hint().find("export the model from the embedding output on"), std::string::npos)
+        << e.hint();
+  }
+}
+
 TEST(OnnxImport, DefaultsSupplyNameSeedBatchAndLoss) {
   RunSpec d = defaults();
   d.loss.kind = LossKind::kMse;
@@ -542,6 +637,69 @@ TEST(OnnxHostile, ActivationParametersThatAreNotFiniteAreNamed) {
                          std::numeric_limits<float>::infinity());
   EXPECT_TRUE(
       Says(error_of(elu), {"node 'act' (Elu): elu alpha is inf", "must be a finite number"}));
+}
+
+TEST(OnnxHostile, SigmoidTimesAnotherTensorIsNotSilu) {
+  // x * sigmoid(h): the Mul reads the graph input, not the Sigmoid's input.
+  Graph other;
+  other.linear("fc", "x", "h", 4, 4);
+  other.node("Sigmoid", {"h"}, {"s"}, "sig");
+  other.node("Mul", {"s", "x"}, {"y"}, "gate");
+  EXPECT_TRUE(Says(error_of(other), {"unsupported ONNX op 'Mul' at node 'gate' (Mul)", "SiLU"}));
+  // h * sigmoid(h) + h: h feeds more than the pattern, so the Mul is not part of an activation.
+  Graph shared;
+  shared.linear("fc", "x", "h", 4, 4);
+  shared.node("Sigmoid", {"h"}, {"s"}, "sig");
+  shared.node("Mul", {"h", "s"}, {"g"}, "gate");
+  shared.node("Add", {"g", "h"}, {"y"}, "res");
+  EXPECT_TRUE(Says(error_of(shared), {"unsupported ONNX op 'Mul' at node 'gate' (Mul)"}));
+  // The operands in either order are SiLU.
+  Graph swapped;
+  swapped.linear("fc", "x", "h", 4, 4);
+  swapped.node("Sigmoid", {"h"}, {"s"}, "sig");
+  swapped.node("Mul", {"s", "h"}, {"y"}, "gate");
+  const std::vector<OpSpec> ops =
+      expand_ops(parse_onnx(swapped.bytes(), "ok.onnx", defaults()).spec);
+  ASSERT_EQ(ops.size(), 1u);
+  expect_dense(ops[0], 4, Activation::kSilu);
+}
+
+// GELU's tanh form with the cube as Pow(h, 3) and the constants as initializers; `half` is the
+// last factor (0.5 in the real formula).
+Graph gelu_tanh_pow_graph(float half) {
+  Graph g;
+  g.linear("fc", "x", "h", 4, 4);
+  g.initializer("three", {}, {3.f});
+  g.initializer("cubic", {}, {0.044715f});
+  g.initializer("scale", {}, {0.7978846f});
+  g.initializer("one", {}, {1.f});
+  g.initializer("half", {}, {half});
+  g.node("Pow", {"h", "three"}, {"h3"}, "pow");
+  g.node("Mul", {"h3", "cubic"}, {"c3"}, "mul_cubic");
+  g.node("Add", {"h", "c3"}, {"inner"}, "add_inner");
+  g.node("Mul", {"scale", "inner"}, {"u"}, "mul_scale");
+  g.node("Tanh", {"u"}, {"t"}, "tanh");
+  g.node("Add", {"t", "one"}, {"t1"}, "add_one");
+  g.node("Mul", {"h", "t1"}, {"p"}, "mul_x");
+  g.node("Mul", {"p", "half"}, {"y"}, "mul_half");
+  return g;
+}
+
+TEST(OnnxHostile, GeluTanhWithPowIsReadAndAWrongConstantIsNot) {
+  const std::vector<OpSpec> ops =
+      expand_ops(parse_onnx(gelu_tanh_pow_graph(0.5f).bytes(), "ok.onnx", defaults()).spec);
+  ASSERT_EQ(ops.size(), 1u);
+  expect_dense(ops[0], 4, Activation::kGeluTanh);
+  EXPECT_TRUE(Says(error_of(gelu_tanh_pow_graph(0.6f)), {"unsupported ONNX op 'Pow'"}));
+}
+
+TEST(OnnxHostile, GatherFromAnInitializerIsAnEmbeddingAndRefused) {
+  Graph g;
+  g.initializer("table", {10, 4}, std::vector<float>(40, 0.5f));
+  g.node("Gather", {"table", "x"}, {"e"}, "lookup");
+  g.linear("fc", "e", "y", 4, 2);
+  EXPECT_TRUE(Says(error_of(g), {"node 'lookup' (Gather) looks up rows of the initializer 'table'",
+                                 "embeddings are not imported"}));
 }
 
 // validate_run_spec holds a RunSpec to the config reader's rules: everything the config reader

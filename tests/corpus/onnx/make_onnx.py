@@ -71,13 +71,38 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
-def export(name, model, n_in, opset=17):
+def export(name, model, n_in, opset=17, fold=True):
     model.eval()
     path = os.path.join(HERE, name)
     torch.onnx.export(model, torch.zeros(3, n_in), path, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset)
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=opset,
+                      do_constant_folding=fold)
     assert os.path.getsize(path) < 64 * 1024, name
     return path
+
+
+def batch(n_in, examples=5):
+    """The batch the C++ test feeds the imported model, exact in float32: x[a, j] = ((a n_in + j)
+    % 7 - 3) / 4."""
+    return torch.tensor([[((a * n_in + j) % 7 - 3) / 4.0 for j in range(n_in)]
+                         for a in range(examples)], dtype=torch.float64)
+
+
+def tap_rms(path, model, n_in, taps):
+    """Stores in the file's metadata (gradscope.act_rms) the rms of the model's outputs after the
+    modules listed in `taps`, one per gradscope op (a Linear and the activation after it are one
+    op), computed in float64 on batch(n_in)."""
+    model = model.double().eval()
+    values = []
+    h = batch(n_in)
+    with torch.no_grad():
+        for k, module in enumerate(model):
+            h = module(h)
+            if k in taps:
+                values.append(repr(h.pow(2).mean().sqrt().item()))
+    m = onnx.load(path)
+    onnx.helper.set_model_props(m, {"gradscope.act_rms": ",".join(values)})
+    onnx.save(m, path)
 
 
 def save(name, model_proto):
@@ -196,3 +221,32 @@ export("nested_no_bias.onnx", nn.Sequential(
     no_bias, nn.LayerNorm(6), nn.GELU(),
     Residual(nn.Sequential(linear(2, 6, 6), nn.ReLU(), inner, linear(4, 6, 6))),
     linear(5, 6, 2)), 4)
+
+# Gated activations as torch 1.13 writes them at opset 17 (opsets 13 to 16 give the same graph):
+# SiLU as Sigmoid and Mul, Mish as Softplus, Tanh and Mul, GELU's tanh form as nine Mul, Add and
+# Tanh nodes with Constant nodes for its coefficients (constant folding changes nothing in it).
+# Each is fused into the Linear before it, and an op of its own after a LayerNorm.
+for name, act, fold in [("silu.onnx", nn.SiLU, True), ("mish.onnx", nn.Mish, True),
+                        ("gelu_tanh.onnx", lambda: nn.GELU(approximate="tanh"), True),
+                        ("gelu_tanh_unfolded.onnx", lambda: nn.GELU(approximate="tanh"), False)]:
+    model = nn.Sequential(linear(1, 4, 6), act(), nn.LayerNorm(6), act(), linear(2, 6, 2))
+    tap_rms(export(name, model, 4, fold=fold), model, 4, taps=[1, 2, 3, 4])
+
+
+class Embedded(nn.Module):
+    """nn.Embedding then a Linear: the export starts with a Gather from the embedding table."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+        fill(1, self.emb.weight, None)
+        self.fc = linear(2, 4, 2)
+
+    def forward(self, ids):
+        return self.fc(self.emb(ids))
+
+
+p = os.path.join(HERE, "embedding.onnx")
+torch.onnx.export(Embedded().eval(), torch.zeros(3, dtype=torch.long), p, input_names=["ids"],
+                  output_names=["y"], dynamic_axes={"ids": {0: "batch"}, "y": {0: "batch"}},
+                  opset_version=17)
