@@ -2,7 +2,8 @@
 // the Reader turns the tree into a spec and checks each value's type and range as it reads it,
 // then validate.hpp's rules run on the whole spec and their problems are located in the config.
 // Why this file is long: the Reader is one class whose readers share its error attribution; each
-// section (names, stack, input, layers, loss, optimizer, stats, diagnosis) is its own member.
+// section (names, stack, input, layers with their attention, glu and transformer items, loss,
+// optimizer, stats, diagnosis) is its own member.
 #include "gradscope/io/config.hpp"
 
 #include <algorithm>

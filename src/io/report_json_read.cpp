@@ -1,5 +1,7 @@
 // The JSON report read back into the Report it was written from (report_json.cpp writes it), so
 // that compare and the sweep work on the structs the writers read rather than on a second model.
+// Why this file is long: it mirrors the writer section by section (layers, per-tensor parameters,
+// summary, findings, remedy, Jacobian, sources), one ReportReader whose reads share its paths.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
