@@ -112,7 +112,7 @@ class Reader {
 
   // A rule of validate.hpp that the spec read from `root` breaks, located by its config path.
   [[noreturn]] void fail_rule(const Json& root, const SpecProblem& problem) const {
-    std::string path = problem.path;
+    std::string path = in_shorthand(root, problem.path);
     // The object form {"name": "softmax"} puts the name one level down.
     if (const Json* node = at_path(root, path); problem.at_name && node && node->is_object()) {
       path = child(path, "name");
@@ -120,6 +120,27 @@ class Reader {
     std::vector<std::string_view> involved{path};
     involved.insert(involved.end(), problem.also.begin(), problem.also.end());
     fail_across(involved, path, problem.what, problem.hint);
+  }
+
+  // A rule's path inside the items a transformer item expanded into ("layers[0].attention.heads")
+  // is not in the file: it names the transformer's key of the same name when it has one
+  // ("layers[0].transformer.heads"), else the transformer itself.
+  static std::string in_shorthand(const Json& root, const std::string& path) {
+    if (path.empty() || at_path(root, path) != nullptr) return path;
+    std::string prefix = path;
+    for (std::size_t cut = prefix.find_last_of(".["); cut != std::string::npos && cut > 0;
+         cut = prefix.find_last_of(".[")) {
+      prefix.resize(cut);
+      const Json* node = at_path(root, prefix);
+      if (node == nullptr) continue;
+      if (!node->is_object() || !node->contains("transformer")) return path;
+      const std::string shorthand = child(prefix, "transformer");
+      const Json* object = at_path(root, shorthand);
+      const std::string key = last_segment(path);
+      const bool named = object != nullptr && object->is_object() && object->contains(key);
+      return named ? child(shorthand, key) : shorthand;
+    }
+    return path;
   }
 
   static const Json* find(const Json& object, std::string_view key) {

@@ -371,6 +371,22 @@ TEST(ConfigTransformer, ErrorsNameTheKeyAndTheRule) {
   EXPECT_TRUE(Contains(what(error("[]")), "layers[0].transformer: expected an object"));
 }
 
+// The spec's rules (validate.hpp) run on the expanded items; their errors name the user's key.
+TEST(ConfigTransformer, RulesOnTheExpandedItemsNameTheTransformersKeys) {
+  const Error heads = config_error(layers(R"({"transformer": {"blocks": 2, "heads": 3}})"));
+  EXPECT_TRUE(Contains(what(heads), "cfg.json: layers[0].transformer.heads: 3 heads"));
+}
+
+TEST(ConfigTransformer, OverridesReachTheShorthandAndAreNamedInErrors) {
+  const RunSpec spec = parse(layers(R"({"transformer": {"blocks": 2}})"),
+                             {{"layers[0].transformer.scaling", "deepnorm", "--set"}});
+  EXPECT_NEAR(spec.layers[0].block[0].residual->skip, std::pow(4.0, 0.25), kUlps);
+  const Error e = config_error(layers(R"({"transformer": {"blocks": 2}})"),
+                               {{"layers[0].transformer.heads", "0", "--set"}});
+  EXPECT_TRUE(Contains(what(e), "--set: layers[0].transformer.heads: expected a positive integer"))
+      << what(e);
+}
+
 TEST(ConfigTransformer, PostNormWithoutScalingHasNoFinalNorm) {
   const RunSpec spec = parse(
       layers(R"({"transformer": {"blocks": 2, "placement": "post_norm", "norm": "rms_norm"}})"));
