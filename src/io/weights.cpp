@@ -179,8 +179,13 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
   std::vector<Module> modules;
   for (const Tensor* t : sorted) {
     const auto dot = t->name.rfind('.');
-    const std::string prefix = dot == std::string::npos ? "" : t->name.substr(0, dot);
-    const std::string leaf = dot == std::string::npos ? t->name : t->name.substr(dot + 1);
+    std::string prefix = dot == std::string::npos ? "" : t->name.substr(0, dot);
+    std::string leaf = dot == std::string::npos ? t->name : t->name.substr(dot + 1);
+    // nn.MultiheadAttention's packed query, key and value: a module "<prefix>.in_proj".
+    if (leaf == "in_proj_weight" || leaf == "in_proj_bias") {
+      prefix = prefix.empty() ? std::string("in_proj") : prefix + ".in_proj";
+      leaf = leaf == "in_proj_weight" ? "weight" : "bias";
+    }
     if (dot == std::string::npos &&
         (t->name == "input" || t->name == "probe" || t->name == "targets" || t->name == "labels")) {
       out.ignored.push_back(t->name +
@@ -288,17 +293,90 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
       }
       ++next;
     } else if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
-      // Each projection is a module of its own in the file; the network holds them stacked by
+      // Each projection is a module of its own in the file (or, as nn.MultiheadAttention keeps
+      // them, Wq, Wk and Wv are one in_proj_weight (3d, d)); the network holds them stacked by
       // rows (attention: [Wq; Wk; Wv; Wo]; a GLU: [W1; W3; W2^T]), their biases likewise.
       const std::vector<Projection> projections = projections_of(op, n_in);
       const bool has_bias = op.kind == OpKind::kAttention ? op.attention.bias : op.glu.bias;
-      if (next + projections.size() > modules.size()) {
+      const auto no_bias = [&](const Tensor& t, const std::string& part) {
+        return Error(
+            source + ": tensor \"" + t.name + "\" has shape " + shape_text(t.shape) + ", but " +
+                part + " has no bias in the config",
+            "set \"bias\": true in the config's " + std::string(op_kind_name(op.kind)) + " item");
+      };
+      // Where each projection's rows are: a tensor and the first of its rows.
+      struct Source {
+        const Tensor* weight = nullptr;
+        const Tensor* bias = nullptr;
+        std::int64_t offset = 0;
+        std::string prefix;
+      };
+      std::vector<Source> sources(projections.size());
+      std::size_t packed = 0;  // projections taken from an in_proj module
+      if (op.kind == OpKind::kAttention && next < modules.size() &&
+          last_name(modules[next].prefix) == "in_proj") {
+        const Module& m = modules[next];
+        const std::int64_t d = n_in;
+        const std::string part = layer + "'s packed query, key and value";
+        if (m.weight->shape != std::vector<std::int64_t>{3 * d, d}) {
+          throw Error(source + ": tensor \"" + m.weight->name + "\" has shape " +
+                          shape_text(m.weight->shape) + ", but " + part + " need (" +
+                          std::to_string(3 * d) + ", " + std::to_string(d) + ")",
+                      "tensors are taken in the state_dict's order; the config's layers must "
+                      "match the model's");
+        }
+        if (m.bias != nullptr && !has_bias) throw no_bias(*m.bias, part);
+        if (m.bias != nullptr && m.bias->shape != std::vector<std::int64_t>{3 * d}) {
+          throw Error(source + ": tensor \"" + m.bias->name + "\" has shape " +
+                          shape_text(m.bias->shape) + ", but " + part + " need (" +
+                          std::to_string(3 * d) + ",)",
+                      "check that the config describes the same network");
+        }
+        for (std::size_t i = 0; i < 3; ++i) {
+          sources[i] = {m.weight, m.bias, static_cast<std::int64_t>(i) * d, m.prefix};
+        }
+        out.assignments.push_back({m.weight->name, reported, "in_proj.weight", m.weight->shape});
+        if (m.bias != nullptr) {
+          out.assignments.push_back({m.bias->name, reported, "in_proj.bias", m.bias->shape});
+        }
+        packed = 3;
+      }
+      const std::size_t first = next + (packed > 0 ? 1 : 0);
+      const std::vector<Projection> rest(projections.begin() + static_cast<std::ptrdiff_t>(packed),
+                                         projections.end());
+      if (first + rest.size() > modules.size()) {
         throw Error(source + ": no tensors left for " + layer + ", which takes " +
                         std::to_string(projections.size()) + " weight matrices",
                     "the file holds " + std::to_string(modules.size()) +
                         " modules; check that the config describes the same network");
       }
-      const std::vector<std::size_t> which = projection_modules(projections, modules, next);
+      const std::vector<std::size_t> which = projection_modules(rest, modules, first);
+      for (std::size_t i = 0; i < rest.size(); ++i) {
+        const Projection& p = rest[i];
+        const Module& m = modules[which[i]];
+        const std::string part = layer + "'s " + std::string(p.role) + " projection";
+        if (m.weight->shape != std::vector<std::int64_t>{p.rows, p.cols}) {
+          throw Error(source + ": tensor \"" + m.weight->name + "\" has shape " +
+                          shape_text(m.weight->shape) + ", but " + part + " needs (" +
+                          std::to_string(p.rows) + ", " + std::to_string(p.cols) + ")",
+                      "tensors are taken in the state_dict's order; the config's layers must "
+                      "match the model's");
+        }
+        if (m.bias != nullptr && !has_bias) throw no_bias(*m.bias, part);
+        if (m.bias != nullptr && m.bias->shape != std::vector<std::int64_t>{p.rows}) {
+          throw Error(source + ": tensor \"" + m.bias->name + "\" has shape " +
+                          shape_text(m.bias->shape) + ", but " + part + " needs (" +
+                          std::to_string(p.rows) + ",)",
+                      "check that the config describes the same network");
+        }
+        sources[packed + i] = {m.weight, m.bias, 0, m.prefix};
+        out.assignments.push_back(
+            {m.weight->name, reported, std::string(p.role) + ".weight", m.weight->shape});
+        if (m.bias != nullptr) {
+          out.assignments.push_back(
+              {m.bias->name, reported, std::string(p.role) + ".bias", m.bias->shape});
+        }
+      }
       std::int64_t rows = 0;
       std::int64_t bias_rows = 0;
       for (const Projection& p : projections) {
@@ -311,16 +389,8 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
       Eigen::Index bias_row = 0;
       for (std::size_t i = 0; i < projections.size(); ++i) {
         const Projection& p = projections[i];
-        const Module& m = modules[which[i]];
-        const std::string part = layer + "'s " + std::string(p.role) + " projection";
-        if (m.weight->shape != std::vector<std::int64_t>{p.rows, p.cols}) {
-          throw Error(source + ": tensor \"" + m.weight->name + "\" has shape " +
-                          shape_text(m.weight->shape) + ", but " + part + " needs (" +
-                          std::to_string(p.rows) + ", " + std::to_string(p.cols) + ")",
-                      "tensors are taken in the state_dict's order; the config's layers must "
-                      "match the model's");
-        }
-        const Eigen::MatrixXd w = matrix_of(*m.weight);
+        const Source& src = sources[i];
+        const Eigen::MatrixXd w = matrix_of(*src.weight).middleRows(src.offset, p.rows);
         if (p.role == "down") {
           stacked.middleRows(row, p.cols) = w.transpose();
           row += p.cols;
@@ -328,31 +398,20 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
           stacked.middleRows(row, p.rows) = w;
           row += p.rows;
         }
-        out.assignments.push_back(
-            {m.weight->name, reported, std::string(p.role) + ".weight", m.weight->shape});
-        if (m.bias != nullptr) {
-          if (!has_bias || m.bias->shape != std::vector<std::int64_t>{p.rows}) {
-            throw Error(source + ": tensor \"" + m.bias->name + "\" has shape " +
-                            shape_text(m.bias->shape) + ", but " + part +
-                            (has_bias ? " needs (" + std::to_string(p.rows) + ",)"
-                                      : " has no bias in the config"),
-                        has_bias ? "check that the config describes the same network"
-                                 : "set \"bias\": true in the config's " +
-                                       std::string(op_kind_name(op.kind)) + " item");
-          }
+        if (src.bias != nullptr) {
           bias.segment(bias_row, p.rows) =
-              Eigen::Map<const Eigen::VectorXd>(m.bias->values.data(), p.rows);
-          out.assignments.push_back(
-              {m.bias->name, reported, std::string(p.role) + ".bias", m.bias->shape});
-        } else if (has_bias) {
-          out.ignored.push_back(m.prefix + ".bias: absent, so layer " + std::to_string(reported) +
-                                "'s " + std::string(p.role) + " bias is zero");
+              Eigen::Map<const Eigen::VectorXd>(src.bias->values.data() + src.offset, p.rows);
+        } else if (has_bias && (i < packed ? i == 0 : true)) {
+          out.ignored.push_back(
+              src.prefix + ".bias: absent, so layer " + std::to_string(reported) + "'s " +
+              (i < packed ? std::string("query, key and value") : std::string(p.role)) +
+              " bias is zero");
         }
         bias_row += p.rows;
       }
       out.data.weight[l] = std::move(stacked);
       out.data.bias[l] = std::move(bias);
-      next += projections.size();
+      next = first + rest.size();
     } else if (op.kind == OpKind::kNorm && next < modules.size() &&
                modules[next].weight->shape.size() == 1) {
       // An affine norm's gamma and beta: gradscope's norms are the identity affine map.

@@ -233,6 +233,17 @@ RunData sequence_data() {
   return d;
 }
 
+// A 2-D tensor's values as the (rows, cols) matrix they are, row-major.
+Eigen::MatrixXd matrix_of_values(const Tensor& t) {
+  Eigen::MatrixXd m(t.shape[0], t.shape[1]);
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    for (Eigen::Index j = 0; j < m.cols(); ++j) {
+      m(i, j) = t.values[static_cast<std::size_t>(i * m.cols() + j)];
+    }
+  }
+  return m;
+}
+
 const Tensor* named(const std::vector<Tensor>& tensors, const std::string& name) {
   for (const Tensor& t : tensors) {
     if (t.name == name) return &t;
@@ -317,6 +328,42 @@ TEST(WeightsSequence, ProjectionsAreMatchedByTheirPyTorchNamesOrTakenInOrder) {
   const WeightMapping in_order = map_weights(spec, plain, "seq.safetensors");
   EXPECT_EQ(in_order.data.weight[1](16, 0), 2.0);  // the third module is the value
   EXPECT_EQ(in_order.data.weight[2](30, 0), 12.0);
+}
+
+// nn.TransformerEncoderLayer's attention (nn.MultiheadAttention) keeps Wq, Wk, Wv stacked as
+// in_proj_weight (3d, d) with in_proj_bias (3d), then out_proj.
+TEST(WeightsSequence, MultiheadAttentionsPackedInProjectionIsSplitInOrder) {
+  const RunSpec spec = sequence_spec();
+  Tensor in_proj = tensor("enc.self_attn.in_proj_weight", {24, 8}, 0);
+  Tensor in_bias = tensor("enc.self_attn.in_proj_bias", {24}, 0);
+  for (std::size_t i = 0; i < in_proj.values.size(); ++i)
+    in_proj.values[i] = static_cast<double>(i);
+  for (std::size_t i = 0; i < in_bias.values.size(); ++i)
+    in_bias.values[i] = -static_cast<double>(i);
+  const std::vector<Tensor> t{tensor("enc.a.weight", {8, 5}, 1),
+                              in_bias,
+                              in_proj,
+                              tensor("enc.self_attn.out_proj.weight", {8, 8}, 4),
+                              tensor("enc.self_attn.out_proj.bias", {8}, 0.5),
+                              tensor("enc.z.0.weight", {12, 8}, 5),
+                              tensor("enc.z.1.weight", {12, 8}, 6),
+                              tensor("enc.z.2.weight", {8, 12}, 7)};
+  const WeightMapping m = map_weights(spec, t, "torch.safetensors");
+  EXPECT_EQ(m.data.weight[1].topRows(24), matrix_of_values(in_proj));
+  EXPECT_EQ(m.data.weight[1](24, 0), 4.0);
+  EXPECT_EQ(m.data.bias[1](9), -9.0);  // the key's second bias
+  EXPECT_EQ(m.data.bias[1](24), 0.5);
+  // The dense module has no bias (zeros, listed as ignored), so the attention's come second.
+  EXPECT_EQ(m.assignments[1].role, "in_proj.weight");
+  EXPECT_EQ(m.assignments[2].role, "in_proj.bias");
+  EXPECT_EQ(m.assignments[3].role, "output.weight");
+
+  std::vector<Tensor> bad = t;
+  bad[2].shape = {16, 12};
+  EXPECT_NE(error_of([&] { map_weights(spec, bad, "torch.safetensors"); })
+                .find("tensor \"enc.self_attn.in_proj_weight\" has shape (16, 12), but layer 2 "
+                      "(attention of width 8, 2 heads)'s packed query, key and value need (24, 8)"),
+            std::string::npos);
 }
 
 TEST(WeightsSequence, MismatchesNameTheTensorAndTheProjection) {
