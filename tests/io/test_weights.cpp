@@ -220,7 +220,9 @@ RunSpec sequence_spec() {
 Eigen::MatrixXd distinct(Eigen::Index rows, Eigen::Index cols, double offset) {
   Eigen::MatrixXd m(rows, cols);
   for (Eigen::Index i = 0; i < rows; ++i) {
-    for (Eigen::Index j = 0; j < cols; ++j) m(i, j) = offset + 100.0 * i + j;
+    for (Eigen::Index j = 0; j < cols; ++j) {
+      m(i, j) = offset + 100.0 * static_cast<double>(i) + static_cast<double>(j);
+    }
   }
   return m;
 }
@@ -309,7 +311,7 @@ TEST(WeightsSequence, ProjectionsAreMatchedByTheirPyTorchNamesOrTakenInOrder) {
   const WeightMapping m = map_weights(spec, t, "hf.safetensors");
   // Sorted, k_proj and out_proj come first; the names put them back in place.
   for (Eigen::Index block = 0; block < 4; ++block) {
-    EXPECT_EQ(m.data.weight[1](8 * block, 0), block + 1.0) << block;
+    EXPECT_EQ(m.data.weight[1](8 * block, 0), static_cast<double>(block) + 1.0) << block;
   }
   EXPECT_TRUE(m.data.bias[1].isZero());  // the config has biases, the file none
   EXPECT_EQ(m.data.bias[1].size(), 32);
