@@ -2,7 +2,8 @@
 // the Reader turns the tree into a spec and checks each value's type and range as it reads it,
 // then validate.hpp's rules run on the whole spec and their problems are located in the config.
 // Why this file is long: the Reader is one class whose readers share its error attribution; each
-// section (names, stack, input, layers, loss, optimizer, stats, diagnosis) is its own member.
+// section (names, stack, input, layers with their attention, glu and transformer items, loss,
+// optimizer, stats, diagnosis) is its own member.
 #include "gradscope/io/config.hpp"
 
 #include <algorithm>
@@ -56,8 +57,15 @@ class Reader {
     if (const Json* layers = given(root, "layers")) {
       check_layers_alone(root);
       spec.stack = read_stack(nullptr);  // unused, but equal to what a round trip reads
+      // The stream's width where an item is read (a transformer item needs it): the input's
+      // when given, then each dense item's.
+      if (const Json* input = section(root, "input")) {
+        if (const Json* width = find(*input, "width")) {
+          stream_width_ = read_count(*width, "input.width", kMaxWidth);
+        }
+      }
       read_item_list(*layers, "layers", spec.layers);
-      spec.input = read_input(section(root, "input"), first_dense_width(spec.layers));
+      spec.input = read_input(section(root, "input"), first_width_);
     } else {
       spec.stack = read_stack(given(root, "stack") == nullptr ? nullptr : section(root, "stack"));
       spec.input = read_input(section(root, "input"), spec.stack.layer.width);
@@ -104,7 +112,7 @@ class Reader {
 
   // A rule of validate.hpp that the spec read from `root` breaks, located by its config path.
   [[noreturn]] void fail_rule(const Json& root, const SpecProblem& problem) const {
-    std::string path = problem.path;
+    std::string path = in_shorthand(root, problem.path);
     // The object form {"name": "softmax"} puts the name one level down.
     if (const Json* node = at_path(root, path); problem.at_name && node && node->is_object()) {
       path = child(path, "name");
@@ -112,6 +120,27 @@ class Reader {
     std::vector<std::string_view> involved{path};
     involved.insert(involved.end(), problem.also.begin(), problem.also.end());
     fail_across(involved, path, problem.what, problem.hint);
+  }
+
+  // A rule's path inside the items a transformer item expanded into ("layers[0].attention.heads")
+  // is not in the file: it names the transformer's key of the same name when it has one
+  // ("layers[0].transformer.heads"), else the transformer itself.
+  static std::string in_shorthand(const Json& root, const std::string& path) {
+    if (path.empty() || at_path(root, path) != nullptr) return path;
+    std::string prefix = path;
+    for (std::size_t cut = prefix.find_last_of(".["); cut != std::string::npos && cut > 0;
+         cut = prefix.find_last_of(".[")) {
+      prefix.resize(cut);
+      const Json* node = at_path(root, prefix);
+      if (node == nullptr) continue;
+      if (!node->is_object() || !node->contains("transformer")) return path;
+      const std::string shorthand = child(prefix, "transformer");
+      const Json* object = at_path(root, shorthand);
+      const std::string key = last_segment(path);
+      const bool named = object != nullptr && object->is_object() && object->contains(key);
+      return named ? child(shorthand, key) : shorthand;
+    }
+    return path;
   }
 
   static const Json* find(const Json& object, std::string_view key) {
@@ -448,6 +477,9 @@ class Reader {
     if (const Json* batch = find(*object, "batch")) {
       input.batch = read_count(*batch, "input.batch", kMaxWidth);
     }
+    if (const Json* tokens = find(*object, "tokens")) {
+      input.tokens = read_count(*tokens, "input.tokens", kMaxWidth);
+    }
     const Json* distribution = find(*object, "distribution");
     if (distribution != nullptr) {
       input.distribution = static_cast<InputDistribution>(
@@ -535,7 +567,16 @@ class Reader {
 
   // ---- "layers"
 
-  enum class ItemKind : int { kDense, kNorm, kActivation, kDropout, kBlock };
+  enum class ItemKind : int {
+    kDense,
+    kNorm,
+    kActivation,
+    kDropout,
+    kBlock,
+    kAttention,
+    kGlu,
+    kTransformer
+  };
 
   // The value of an optional key, with null counting as absent.
   static const Json* given(const Json& object, std::string_view key) {
@@ -568,8 +609,9 @@ class Reader {
   static std::string item_forms() {
     return R"(an item is a dense layer {"width": 256, "activation": "relu"}, a norm )"
            R"({"norm": "layer_norm"}, an activation {"activation": "gelu"}, a dropout )"
-           R"({"dropout": 0.1}, or a block {"repeat": 4, "residual": {"scale": 1}, )"
-           R"("block": [items...]})";
+           R"({"dropout": 0.1}, an attention {"attention": {"heads": 4}}, a gated MLP )"
+           R"({"glu": {"hidden": 1024}}, a transformer {"transformer": {"blocks": 6}}, or a )"
+           R"(block {"repeat": 4, "residual": {"scale": 1}, "block": [items...]})";
   }
 
   void read_item_list(const Json& v, const std::string& path, std::vector<LayerItem>& items) const {
@@ -598,6 +640,9 @@ class Reader {
     if (key == "activation") return ItemKind::kActivation;
     if (key == "dropout") return ItemKind::kDropout;
     if (key == "block" || key == "repeat" || key == "residual") return ItemKind::kBlock;
+    if (key == "attention") return ItemKind::kAttention;
+    if (key == "glu") return ItemKind::kGlu;
+    if (key == "transformer") return ItemKind::kTransformer;
     return ItemKind::kDense;  // width, init, bias_init, norm_position
   }
 
@@ -613,6 +658,12 @@ class Reader {
         return "a dropout layer";
       case ItemKind::kBlock:
         return "a block";
+      case ItemKind::kAttention:
+        return "an attention layer";
+      case ItemKind::kGlu:
+        return "a gated MLP";
+      case ItemKind::kTransformer:
+        return "a transformer";
     }
     return "an item";
   }
@@ -678,6 +729,17 @@ class Reader {
         read_block_item(v, path, item);
         break;
       }
+      case ItemKind::kAttention:
+        item.op.kind = OpKind::kAttention;
+        item.op.attention = read_attention(v.at("attention"), child(path, "attention"));
+        break;
+      case ItemKind::kGlu:
+        item.op.kind = OpKind::kGlu;
+        item.op.glu = read_glu(v.at("glu"), child(path, "glu"));
+        break;
+      case ItemKind::kTransformer:
+        read_transformer_item(v.at("transformer"), path, items);
+        return;
     }
     item.path = path;
     items.push_back(std::move(item));
@@ -695,6 +757,8 @@ class Reader {
     LayerSpec layer;
     layer.activation = default_spec(Activation::kRelu);
     read_layer_keys(v, path, layer);
+    stream_width_ = layer.width;
+    if (!first_width_) first_width_ = layer.width;
     // As in the stack: torch_default weights bring torch_default biases.
     if (find(v, "bias_init") == nullptr) {
       layer.bias = BiasInitSpec{};
@@ -769,6 +833,7 @@ class Reader {
     ResidualSpec residual;
     if (const Json* scale = find(v, "scale"))
       residual.scale = read_number(*scale, child(path, "scale"));
+    if (const Json* skip = find(v, "skip")) residual.skip = read_number(*skip, child(path, "skip"));
     if (const Json* projection = find(v, "projection")) {
       const std::string projection_path = child(path, "projection");
       if (projection->is_boolean()) {
@@ -827,15 +892,227 @@ class Reader {
     return spec;
   }
 
-  static std::optional<int> first_dense_width(const std::vector<LayerItem>& items) {
-    for (const LayerItem& item : items) {
-      if (item.block.empty()) {
-        if (item.op.kind == OpKind::kDense) return item.op.dense.width;
-      } else if (const std::optional<int> width = first_dense_width(item.block)) {
-        return width;
+  bool read_bool(const Json& v, const std::string& path) const {
+    if (!v.is_boolean()) {
+      fail(path, "expected true or false, " + got(v),
+           unquote_hint(v, "write true or false, without quotes"));
+    }
+    return v.get<bool>();
+  }
+
+  // A projection init of an op with several weights: one init for all of them ("xavier_normal",
+  // {"name": ...}), or an object naming some of them ({"query": ..., "output": ...}); the
+  // projections it leaves out keep `inits`' defaults.
+  template <std::size_t N>
+  void read_projection_inits(const Json& v, const std::string& path,
+                             const std::array<std::string_view, N>& names,
+                             std::array<InitSpec, N>& inits) const {
+    const std::vector<std::string_view> keys(names.begin(), names.end());
+    const std::string example = "\"init\": \"xavier_normal\" for every projection, or {\"" +
+                                std::string(names.back()) + "\": {\"name\": \"xavier_normal\", " +
+                                "\"gain\": 0.5}} for some (keys: " + join(keys) + ")";
+    if (v.is_string() || (v.is_object() && find(v, "name") != nullptr)) {
+      inits.fill(read_init(v, path));
+      return;
+    }
+    if (!v.is_object()) fail(path, "expected an init or an object of inits, " + got(v), example);
+    for (const auto& item : v.items()) {
+      const auto it = std::find(names.begin(), names.end(), item.key());
+      if (it == names.end()) {
+        fail(child(path, item.key()), "unknown key",
+             did_you_mean(item.key(), keys) + "valid keys here: " + join(keys) +
+                 " (or give one init with a \"name\" for all of them)");
+      }
+      inits[static_cast<std::size_t>(it - names.begin())] =
+          read_init(item.value(), child(path, item.key()));
+    }
+  }
+
+  const Json& expect_object(const Json& v, const std::string& path,
+                            std::string_view example) const {
+    if (!v.is_object()) {
+      fail(path, "expected an object {...}, " + got(v), "write e.g. " + std::string(example));
+    }
+    return v;
+  }
+
+  AttentionSpec read_attention(const Json& v, const std::string& path) const {
+    expect_object(v, path,
+                  R"("attention": {"heads": 4, "causal": true}, or "attention": {} for the )"
+                  R"(defaults)");
+    check_keys(v, path, kAttentionKeys);
+    AttentionSpec a;
+    if (const Json* heads = find(v, "heads")) {
+      a.heads = read_count(*heads, child(path, "heads"), kMaxWidth);
+    }
+    if (const Json* causal = find(v, "causal"))
+      a.causal = read_bool(*causal, child(path, "causal"));
+    if (const Json* scale = find(v, "scale")) {
+      const std::string scale_path = child(path, "scale");
+      if (scale->is_number()) {
+        a.scale_kind = AttentionScaleKind::kConstant;
+        a.scale = read_positive(*scale, scale_path,
+                                "the logits are scale * q.k; the default is 1/sqrt(d_head)");
+      } else if (scale->is_string()) {
+        a.scale_kind = static_cast<AttentionScaleKind>(
+            read_choice(*scale, scale_path, "attention scale", kAttentionScaleNames));
+      } else {
+        fail(scale_path, "expected \"1/sqrt(d_head)\", \"1/d_head\" or a number, " + got(*scale),
+             "the logits are scale * q.k: \"1/sqrt(d_head)\" (the default), \"1/d_head\" "
+             "(muP) or a positive number");
       }
     }
-    return std::nullopt;
+    if (const Json* bias = find(v, "bias")) a.bias = read_bool(*bias, child(path, "bias"));
+    if (const Json* projection = find(v, "output_projection")) {
+      a.output_projection = read_bool(*projection, child(path, "output_projection"));
+    }
+    if (const Json* init = find(v, "init")) {
+      read_projection_inits(*init, child(path, "init"), kAttentionProjections, a.init);
+    }
+    return a;
+  }
+
+  GluSpec read_glu(const Json& v, const std::string& path) const {
+    expect_object(v, path, R"("glu": {"hidden": 1024, "activation": "silu"})");
+    check_keys(v, path, kGluKeys);
+    GluSpec g;
+    const Json* hidden = find(v, "hidden");
+    if (hidden == nullptr) {
+      fail(path, "missing \"hidden\"",
+           R"(a gated MLP needs its hidden width, e.g. "glu": {"hidden": 1024})");
+    }
+    g.hidden = read_count(*hidden, child(path, "hidden"), kMaxWidth);
+    if (const Json* activation = find(v, "activation")) {
+      g.activation = read_activation(*activation, child(path, "activation"));
+    }
+    if (const Json* bias = find(v, "bias")) g.bias = read_bool(*bias, child(path, "bias"));
+    if (const Json* init = find(v, "init")) {
+      read_projection_inits(*init, child(path, "init"), kGluProjections, g.init);
+    }
+    return g;
+  }
+
+  // {"transformer": {...}}: read, checked, and expanded into ordinary items (see
+  // config_transformer.cpp), each carrying this item's path.
+  void read_transformer_item(const Json& v, const std::string& item_path,
+                             std::vector<LayerItem>& items) const {
+    const std::string path = child(item_path, "transformer");
+    expect_object(v, path, R"("transformer": {"blocks": 6, "heads": 8})");
+    check_keys(v, path, kTransformerKeys);
+    TransformerShorthand t;
+    t.path = item_path;
+    const Json* blocks = find(v, "blocks");
+    if (blocks == nullptr) {
+      fail(path, "missing \"blocks\"",
+           R"(say how many blocks (attention + MLP) to stack, e.g. "transformer": {"blocks": 6})");
+    }
+    t.blocks = read_count(*blocks, child(path, "blocks"), kMaxDepth);
+    if (const Json* heads = find(v, "heads")) {
+      t.heads = read_count(*heads, child(path, "heads"), kMaxWidth);
+    }
+    const Json* width = find(v, "width");
+    const std::optional<int> given_width =
+        width == nullptr ? std::nullopt
+                         : std::optional<int>(read_count(*width, child(path, "width"), kMaxWidth));
+    if (stream_width_) {
+      if (given_width && *given_width != *stream_width_) {
+        fail(child(path, "width"),
+             std::to_string(*given_width) + ", but the stream is " +
+                 std::to_string(*stream_width_) + " wide here",
+             "a transformer keeps its input's width: put a dense item before it, e.g. "
+             "{\"width\": " +
+                 std::to_string(*given_width) +
+                 ", \"activation\": \"linear\"}, or remove \"width\"");
+      }
+      t.width = *stream_width_;
+    } else if (given_width) {
+      t.width = *given_width;
+    } else {
+      fail(path, "missing \"width\": nothing before it gives the stream's width",
+           "give the transformer a \"width\", or the input one: \"input\": {\"width\": 512}");
+    }
+    double ratio = 4.0;
+    if (const Json* r = find(v, "mlp_ratio")) {
+      ratio = read_positive(*r, child(path, "mlp_ratio"),
+                            "the MLP's hidden width is mlp_ratio * width; the default is 4");
+    }
+    const double hidden = std::round(ratio * t.width);
+    if (!(hidden >= 1 && hidden <= static_cast<double>(kMaxWidth))) {
+      fail(child(path, "mlp_ratio"),
+           "gives a hidden width of " + compact(Json(hidden)) + " (mlp_ratio * " +
+               std::to_string(t.width) + ", rounded)",
+           "the hidden width must be from 1 to " + std::to_string(kMaxWidth));
+    }
+    t.hidden = static_cast<int>(hidden);
+    const Json* activation = find(v, "activation");
+    if (activation != nullptr) {
+      if (activation->is_string() && activation->get<std::string>() == "swiglu") {
+        t.swiglu = true;
+      } else {
+        t.activation = read_activation(*activation, child(path, "activation"));
+      }
+    }
+    const Json* norm = find(v, "norm");
+    if (norm != nullptr) {
+      t.norm = read_norm(*norm, child(path, "norm"));
+      if (t.norm.kind == NormKind::kBatchNorm) {
+        fail(child(path, "norm"), "a transformer normalises each token, not each unit",
+             "use \"layer_norm\" (the default) or \"rms_norm\"");
+      }
+    }
+    const Json* placement = find(v, "placement");
+    std::optional<bool> post;
+    if (placement != nullptr) {
+      post = read_choice(*placement, child(path, "placement"), "placement", kPlacementNames) == 1;
+    }
+    if (const Json* causal = find(v, "causal"))
+      t.causal = read_bool(*causal, child(path, "causal"));
+    if (const Json* init = find(v, "init")) t.init = read_init(*init, child(path, "init"));
+    if (const Json* scaling = find(v, "scaling")) {
+      t.scaling = static_cast<TransformerScaling>(
+          read_choice(*scaling, child(path, "scaling"), "scaling", kScalingNames));
+    }
+    const std::string scaling_name(kScalingNames[static_cast<std::size_t>(t.scaling)]);
+    switch (t.scaling) {
+      case TransformerScaling::kDeepNorm:
+        if (post && !*post) {
+          fail(child(path, "placement"), "deepnorm is a post-norm scaling",
+               "remove \"placement\" (deepnorm puts the norm after each residual addition) or "
+               "choose another scaling for pre_norm");
+        }
+        post = true;
+        break;
+      case TransformerScaling::kSubLn:
+        if (post && *post) {
+          fail(child(path, "placement"), "subln is a pre-norm scaling",
+               "remove \"placement\" or set it to \"pre_norm\"");
+        }
+        if (t.swiglu) {
+          fail(child(path, "activation"), "subln does not support a swiglu MLP here",
+               "choose gelu, gelu_tanh, relu or silu, or another scaling");
+        }
+        break;
+      case TransformerScaling::kTFixup:
+      case TransformerScaling::kReZero:
+        if (post && *post) {
+          fail(child(path, "placement"), scaling_name + " uses no norms, so no post_norm",
+               "remove \"placement\"");
+        }
+        if (norm != nullptr) {
+          fail(child(path, "norm"), scaling_name + " uses no norms",
+               "remove \"norm\", or choose a scaling with norms (none, gpt2, deepnorm, subln)");
+        }
+        break;
+      case TransformerScaling::kNone:
+      case TransformerScaling::kGpt2:
+        break;
+    }
+    t.post_norm = post.value_or(false);
+    std::vector<LayerItem> expanded = expand_transformer(t);
+    items.insert(items.end(), std::make_move_iterator(expanded.begin()),
+                 std::make_move_iterator(expanded.end()));
+    stream_width_ = t.width;
+    if (!first_width_) first_width_ = t.width;
   }
 
   // ---- "loss" and "optimizer"
@@ -933,6 +1210,11 @@ class Reader {
 
   std::string source_;
   std::vector<Attribution> attributions_;
+  // Read-time state of "layers" (a Reader reads one config): the stream's width at the item
+  // being read, and the width the input defaults to (the first dense item's, or the first
+  // transformer's when it comes first).
+  mutable std::optional<int> stream_width_;
+  mutable std::optional<int> first_width_;
 };
 
 std::string read_file(const std::string& path) {

@@ -49,7 +49,7 @@ inline const std::vector<std::string_view> kTopKeys{"name",      "seed",   "prec
                                                     "stack",     "output", "layers",    "loss",
                                                     "optimizer", "stats",  "diagnosis"};
 inline const std::vector<std::string_view> kInputKeys{"width", "batch", "distribution", "mean",
-                                                      "std",   "low",   "high"};
+                                                      "std",   "low",   "high",         "tokens"};
 inline const std::vector<std::string_view> kStackKeys{"depth", "width", "activation", "init",
                                                       "bias_init"};
 inline const std::vector<std::string_view> kOutputKeys{"width", "activation", "init", "bias_init"};
@@ -59,10 +59,18 @@ inline const std::vector<std::string_view> kStatsKeys{"saturation_threshold", "j
 std::vector<std::string_view> diagnosis_keys();
 // Every key an item of "layers" may have; which of them an item has says what it is.
 inline const std::vector<std::string_view> kItemKeys{
-    "width",         "activation", "init",   "bias_init", "norm",
-    "norm_position", "dropout",    "repeat", "residual",  "block"};
-inline const std::vector<std::string_view> kResidualKeys{"scale", "projection", "placement",
+    "width",  "activation", "init",  "bias_init", "norm", "norm_position", "dropout",
+    "repeat", "residual",   "block", "attention", "glu",  "transformer"};
+inline const std::vector<std::string_view> kResidualKeys{"scale", "skip", "projection", "placement",
                                                          "norm"};
+inline const std::vector<std::string_view> kAttentionKeys{
+    "heads", "causal", "scale", "bias", "output_projection", "init"};
+inline const std::vector<std::string_view> kGluKeys{"hidden", "activation", "bias", "init"};
+inline const std::vector<std::string_view> kTransformerKeys{
+    "blocks", "heads",     "width",  "mlp_ratio", "activation",
+    "norm",   "placement", "causal", "init",      "scaling"};
+// attention.scale's names, indexed by AttentionScaleKind (kConstant is written as a number).
+inline const std::vector<std::string_view> kAttentionScaleNames{"1/sqrt(d_head)", "1/d_head"};
 // Indexed by FanMode.
 inline const std::vector<std::string_view> kFanModeNames{"fan_in", "fan_out"};
 // Where a dense item's norm goes: index 0 is the default.
@@ -78,6 +86,44 @@ inline const std::vector<std::string_view> kNamedKeys{
 // parameters turns `true` into that object.
 inline const std::vector<std::pair<std::string_view, std::string_view>> kTrueObjectKeys{
     {"residual", "{}"}, {"projection", R"({"name": "orthogonal"})"}};
+
+// ---------------------------------------------------------------------------------------------
+// The transformer shorthand (config_transformer.cpp): {"transformer": {...}} read into this, then
+// expanded into ordinary items, so a run's spec and its report's config hold the whole network.
+
+// How the blocks' init and residuals are scaled for depth; indexed by kScalingNames.
+enum class TransformerScaling : int { kNone, kGpt2, kDeepNorm, kSubLn, kTFixup, kReZero };
+inline const std::vector<std::string_view> kScalingNames{"none",  "gpt2",   "deepnorm",
+                                                         "subln", "tfixup", "rezero"};
+
+struct TransformerShorthand {
+  int blocks = 1;
+  int heads = 1;
+  int width = 0;   // d, the stream's width
+  int hidden = 0;  // the MLP's, round(mlp_ratio * d)
+  bool swiglu = false;
+  ActivationSpec activation{Activation::kGelu};  // the MLP's, unless swiglu
+  NormSpec norm{};
+  bool post_norm = false;
+  bool causal = true;
+  InitSpec init{Init::kXavierNormal};
+  TransformerScaling scaling = TransformerScaling::kNone;
+  std::string path;  // the item's, given to every item the expansion builds
+};
+
+// The constants a scaling sets: the residuals' skip (alpha) and scale, and the factor each
+// projection's init gain is multiplied by.
+struct ScalingConstants {
+  double skip = 1.0;
+  double residual_scale = 1.0;
+  double query = 1.0, key = 1.0, value = 1.0, output = 1.0;
+  double up = 1.0, down = 1.0;  // the MLP's; a GLU's gate takes `up`'s, as its up does
+  bool norms = true;            // tfixup and rezero use none
+};
+ScalingConstants scaling_constants(TransformerScaling scaling, int blocks);
+
+// The ordinary items a transformer item stands for (docs/configuration.md has the expansion).
+std::vector<LayerItem> expand_transformer(const TransformerShorthand& t);
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers (config_names.cpp)

@@ -1,5 +1,9 @@
 // RunSpec -> the resolved config: every field with its value, defaults filled in, parameters the
 // chosen activation or init ignores left out, in the documented key order.
+#include <array>
+#include <cstddef>
+#include <string_view>
+
 #include "gradscope/core/error.hpp"
 #include "io/config_detail.hpp"
 
@@ -73,6 +77,39 @@ Json norm_json(const NormSpec& spec) {
   return j;
 }
 
+// Every projection's init, by name, so that the resolved config states each one.
+template <std::size_t N>
+Json projection_inits_json(const std::array<std::string_view, N>& names,
+                           const std::array<InitSpec, N>& inits) {
+  Json j = Json::object();
+  for (std::size_t i = 0; i < N; ++i) j[std::string(names[i])] = init_json(inits[i]);
+  return j;
+}
+
+Json attention_json(const AttentionSpec& a) {
+  Json j = Json::object();
+  j["heads"] = a.heads;
+  j["causal"] = a.causal;
+  if (a.scale_kind == AttentionScaleKind::kConstant) {
+    j["scale"] = a.scale;
+  } else {
+    j["scale"] = std::string(kAttentionScaleNames[static_cast<std::size_t>(a.scale_kind)]);
+  }
+  j["bias"] = a.bias;
+  j["output_projection"] = a.output_projection;
+  j["init"] = projection_inits_json(kAttentionProjections, a.init);
+  return j;
+}
+
+Json glu_json(const GluSpec& g) {
+  Json j = Json::object();
+  j["hidden"] = g.hidden;
+  j["activation"] = activation_json(g.activation);
+  j["bias"] = g.bias;
+  j["init"] = projection_inits_json(kGluProjections, g.init);
+  return j;
+}
+
 Json item_json(const LayerItem& item) {
   Json j = Json::object();
   if (!item.block.empty()) {
@@ -80,6 +117,8 @@ Json item_json(const LayerItem& item) {
     if (item.residual) {
       Json residual = Json::object();
       residual["scale"] = item.residual->scale;
+      // Only when set, so that the configs written before skip existed read the same.
+      if (item.residual->skip != 1.0) residual["skip"] = item.residual->skip;
       residual["projection"] =
           item.residual->projection ? init_json(item.residual->projection_init) : Json(false);
       residual["placement"] = std::string(kPlacementNames[item.post_norm ? 1 : 0]);
@@ -105,6 +144,12 @@ Json item_json(const LayerItem& item) {
       return j;
     case OpKind::kDropout:
       j["dropout"] = item.op.dropout;
+      return j;
+    case OpKind::kAttention:
+      j["attention"] = attention_json(item.op.attention);
+      return j;
+    case OpKind::kGlu:
+      j["glu"] = glu_json(item.op.glu);
       return j;
     case OpKind::kResidualBegin:
     case OpKind::kResidualEnd:
@@ -158,6 +203,8 @@ std::string run_spec_to_json(const RunSpec& spec, int indent) {
   Json input = Json::object();
   input["width"] = spec.input.width;
   input["batch"] = spec.input.batch;
+  // Only for sequences, so that the configs of batches of vectors read as before.
+  if (spec.input.tokens != 1) input["tokens"] = spec.input.tokens;
   input["distribution"] = std::string(input_distribution_name(spec.input.distribution));
   if (spec.input.distribution == InputDistribution::kNormal) {
     input["mean"] = spec.input.mean;

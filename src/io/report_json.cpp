@@ -131,7 +131,33 @@ Json forward_json(const ForwardStats& f) {
   put_saturated_units(j, f.saturated_units, f.saturated_fraction);
   j["nonfinite"] = f.nonfinite;
   put(j, "correlation", number(f.correlation));
+  // Sequence inputs and attention ops only: a key absent says the statistic does not apply.
+  if (f.has_tokens) {
+    Json tokens = Json::object();
+    put(tokens, "mean_cosine", number(f.token_mean_cosine));
+    put(tokens, "centered_rms", number(f.token_centered_rms));
+    j["tokens"] = std::move(tokens);
+  }
+  if (f.has_attention) {
+    Json attention = Json::object();
+    put(attention, "entropy", number(f.attention_entropy));
+    put(attention, "max_logit", number(f.attention_max_logit));
+    put(attention, "peaked_fraction", number(f.attention_peaked_fraction));
+    j["attention"] = std::move(attention);
+  }
   return j;
+}
+
+// One parameter tensor's keys (a layer's "parameters" entries and the top-level list's).
+void put_param(Json& j, const ParamStats& p) {
+  j["role"] = p.role;
+  j["shape"] = p.shape;
+  put(j, "norm", number(p.norm));
+  put_gradient(j, "grad_norm", "log10_grad_norm", p.grad_norm, p.grad_nonfinite);
+  j["grad_nonfinite"] = p.grad_nonfinite;
+  if (p.has_update) {
+    put_magnitude(j, "update_to_weight", "log10_update_to_weight", p.update_to_weight);
+  }
 }
 
 Json backward_json(const BackwardStats& b) {
@@ -163,6 +189,16 @@ Json backward_json(const BackwardStats& b) {
   }
   put_magnitude(j, "gain", "log10_gain", b.gain);
   j["nonfinite"] = b.nonfinite;
+  // Attention and GLU: each weight and bias on its own (the keys above are over all of them).
+  if (!b.params.empty()) {
+    Json params = Json::array();
+    for (const ParamStats& p : b.params) {
+      Json entry = Json::object();
+      put_param(entry, p);
+      params.push_back(std::move(entry));
+    }
+    j["parameters"] = std::move(params);
+  }
   return j;
 }
 
@@ -191,7 +227,21 @@ Json theory_json(const LayerTheory& t) {
   return j;
 }
 
-Json layer_json(const LayerReport& layer) {
+std::string_view attention_scale_kind_name(AttentionScaleKind kind) {
+  switch (kind) {
+    case AttentionScaleKind::kInvSqrtHead:
+      return "1/sqrt(d_head)";
+    case AttentionScaleKind::kInvHead:
+      return "1/d_head";
+    case AttentionScaleKind::kConstant:
+      return "constant";
+  }
+  return "constant";
+}
+
+// `op` is the config's op the layer reports, when the report's config lists them (attention and
+// GLU settings are read from it); null otherwise.
+Json layer_json(const LayerReport& layer, const OpSpec* op) {
   Json j = Json::object();
   j["index"] = layer.index;
   j["kind"] = std::string(layer_kind_name(layer.kind));
@@ -217,10 +267,36 @@ Json layer_json(const LayerReport& layer) {
     case OpKind::kResidualEnd: {
       Json residual = Json::object();
       put(residual, "scale", number(layer.residual.scale));
+      // Only when set, so that the reports of residuals without it read as before.
+      if (layer.residual.skip != 1.0) put(residual, "skip", number(layer.residual.skip));
       residual["projection"] = layer.residual.projection;
       j["residual"] = std::move(residual);
       break;
     }
+    case OpKind::kAttention:
+      if (op != nullptr) {
+        const AttentionSpec& a = op->attention;
+        Json attention = Json::object();
+        attention["heads"] = a.heads;
+        attention["causal"] = a.causal;
+        // The scale the logits were multiplied by, and the rule it came from.
+        put(attention, "scale", number(attention_scale(a, layer.width)));
+        attention["scale_kind"] = std::string(attention_scale_kind_name(a.scale_kind));
+        attention["bias"] = a.bias;
+        attention["output_projection"] = a.output_projection;
+        j["attention"] = std::move(attention);
+      }
+      break;
+    case OpKind::kGlu:
+      if (op != nullptr) {
+        const GluSpec& g = op->glu;
+        Json glu = Json::object();
+        glu["hidden"] = g.hidden;
+        glu["activation"] = std::string(activation_info(g.activation.kind).name);
+        glu["bias"] = g.bias;
+        j["glu"] = std::move(glu);
+      }
+      break;
   }
   j["forward"] = forward_json(layer.forward);
   j["backward"] = backward_json(layer.backward);
@@ -416,9 +492,28 @@ std::string report_to_json(const Report& report) {
   put(loss, "value", number(report.loss));
   doc["loss"] = std::move(loss);
 
+  // The config's ops as the layers report them (residual begins are not reported); when they do
+  // not line up (a report built in code), the layers' attention and GLU settings are left out.
+  std::vector<OpSpec> ops = expand_ops(report.spec);
+  std::erase_if(ops, [](const OpSpec& op) { return op.kind == OpKind::kResidualBegin; });
+  const bool aligned = ops.size() == report.layers.size();
   Json layers = Json::array();
-  for (const LayerReport& layer : report.layers) layers.push_back(layer_json(layer));
+  for (std::size_t i = 0; i < report.layers.size(); ++i) {
+    const LayerReport& layer = report.layers[i];
+    const bool matches = aligned && ops[i].kind == layer.kind;
+    layers.push_back(layer_json(layer, matches ? &ops[i] : nullptr));
+  }
   doc["layers"] = std::move(layers);
+  // Every learned tensor on its own, as PyTorch's named_parameters() lists them.
+  Json parameters = Json::array();
+  for (const ParameterReport& p : report.parameter_list) {
+    Json entry = Json::object();
+    entry["name"] = p.name;
+    entry["layer"] = p.layer;
+    put_param(entry, p.stats);
+    parameters.push_back(std::move(entry));
+  }
+  doc["parameters"] = std::move(parameters);
   doc["summary"] = summary_json(report.summary, report.verdict);
   Json findings = Json::array();
   for (const Finding& f : report.findings) findings.push_back(finding_json(f));

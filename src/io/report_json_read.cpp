@@ -1,5 +1,7 @@
 // The JSON report read back into the Report it was written from (report_json.cpp writes it), so
 // that compare and the sweep work on the structs the writers read rather than on a second model.
+// Why this file is long: it mirrors the writer section by section (layers, per-tensor parameters,
+// summary, findings, remedy, Jacobian, sources), one ReportReader whose reads share its paths.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -74,8 +76,9 @@ std::vector<std::string_view> severity_names() {
 }
 
 // The reported kinds, in OpKind order (a residual begin is never reported).
-constexpr OpKind kReportedKinds[] = {OpKind::kDense, OpKind::kNorm, OpKind::kActivation,
-                                     OpKind::kDropout, OpKind::kResidualEnd};
+constexpr OpKind kReportedKinds[] = {OpKind::kDense,   OpKind::kNorm,        OpKind::kActivation,
+                                     OpKind::kDropout, OpKind::kResidualEnd, OpKind::kAttention,
+                                     OpKind::kGlu};
 
 class ReportReader {
  public:
@@ -97,6 +100,7 @@ class ReportReader {
     r.loss = in_.number(in_.object(root, "", "loss"), "loss", "value");
     read_layers(in_.array(root, "", "layers"), r);
     settings_from_config(r);
+    r.parameter_list = parameter_list(in_.array(root, "", "parameters"));
     const JsonValue& summary = in_.object(root, "", "summary");
     r.verdict = static_cast<Verdict>(in_.choice(summary, "summary", "verdict", verdict_names()));
     r.summary = read_summary(summary);
@@ -216,7 +220,50 @@ class ReportReader {
     f.saturated_units = saturated_units(j, path);
     f.nonfinite = in_.int64(j, path, "nonfinite");
     f.correlation = in_.number(j, path, "correlation");
+    f.has_tokens = j.contains("tokens");
+    if (f.has_tokens) {
+      const std::string at = json_child(path, "tokens");
+      const JsonValue& tokens = in_.object(j, path, "tokens");
+      f.token_mean_cosine = in_.number(tokens, at, "mean_cosine");
+      f.token_centered_rms = in_.number(tokens, at, "centered_rms");
+    }
+    f.has_attention = j.contains("attention");
+    if (f.has_attention) {
+      const std::string at = json_child(path, "attention");
+      const JsonValue& attention = in_.object(j, path, "attention");
+      f.attention_entropy = in_.number(attention, at, "entropy");
+      f.attention_max_logit = in_.number(attention, at, "max_logit");
+      f.attention_peaked_fraction = in_.number(attention, at, "peaked_fraction");
+    }
     return f;
+  }
+
+  // One parameter tensor's keys (report_json.cpp's put_param).
+  ParamStats param(const JsonValue& j, const std::string& path) const {
+    ParamStats p;
+    p.role = in_.string(j, path, "role");
+    p.shape = in_.int64s(j, path, "shape");
+    p.norm = in_.number(j, path, "norm");
+    p.grad_norm = magnitude(j, path, "grad_norm", "log10_grad_norm");
+    p.grad_nonfinite = in_.int64(j, path, "grad_nonfinite");
+    p.has_update = j.contains("update_to_weight");
+    if (p.has_update)
+      p.update_to_weight = magnitude(j, path, "update_to_weight", "log10_update_to_weight");
+    return p;
+  }
+
+  std::vector<ParameterReport> parameter_list(const JsonValue& list) const {
+    std::vector<ParameterReport> out;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string at = json_element("parameters", i);
+      in_.expect_object(list[i], at);
+      ParameterReport p;
+      p.name = in_.string(list[i], at, "name");
+      p.layer = in_.integer(list[i], at, "layer");
+      p.stats = param(list[i], at);
+      out.push_back(std::move(p));
+    }
+    return out;
   }
 
   BackwardStats backward(const JsonValue& j, const std::string& path) const {
@@ -245,6 +292,15 @@ class ReportReader {
     }
     b.gain = magnitude(j, path, "gain", "log10_gain");
     b.nonfinite = in_.int64(j, path, "nonfinite");
+    if (j.contains("parameters")) {
+      const std::string params_path = json_child(path, "parameters");
+      const JsonValue& params = in_.array(j, path, "parameters");
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        const std::string at = json_element(params_path, i);
+        in_.expect_object(params[i], at);
+        b.params.push_back(param(params[i], at));
+      }
+    }
     return b;
   }
 
@@ -304,9 +360,33 @@ class ReportReader {
         const std::string residual_path = json_child(path, "residual");
         const JsonValue& residual = in_.object(j, path, "residual");
         l.residual.scale = in_.number(residual, residual_path, "scale");
+        if (residual.contains("skip"))
+          l.residual.skip = in_.number(residual, residual_path, "skip");
         l.residual.projection = in_.boolean(residual, residual_path, "projection");
         break;
       }
+      case OpKind::kAttention:
+        // The settings are the config's (settings_from_config); the keys are checked here.
+        if (j.contains("attention")) {
+          const std::string at = json_child(path, "attention");
+          const JsonValue& a = in_.object(j, path, "attention");
+          in_.integer(a, at, "heads");
+          in_.boolean(a, at, "causal");
+          in_.number(a, at, "scale");
+          in_.choice(a, at, "scale_kind", {"1/sqrt(d_head)", "1/d_head", "constant"});
+          in_.boolean(a, at, "bias");
+          in_.boolean(a, at, "output_projection");
+        }
+        break;
+      case OpKind::kGlu:
+        if (j.contains("glu")) {
+          const std::string at = json_child(path, "glu");
+          const JsonValue& g = in_.object(j, path, "glu");
+          in_.integer(g, at, "hidden");
+          in_.string(g, at, "activation");
+          in_.boolean(g, at, "bias");
+        }
+        break;
     }
   }
 
@@ -355,8 +435,11 @@ class ReportReader {
       case OpKind::kResidualBegin:
         return false;
       case OpKind::kResidualEnd:
-        return op.residual.scale == l.residual.scale &&
+        return op.residual.scale == l.residual.scale && op.residual.skip == l.residual.skip &&
                op.residual.projection == l.residual.projection;
+      case OpKind::kAttention:
+      case OpKind::kGlu:
+        return true;  // their settings are the config's alone
     }
     return false;
   }

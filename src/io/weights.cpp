@@ -69,6 +69,12 @@ std::string op_words(const OpSpec& op, int n_in, int n_out) {
       return std::string(norm_name(op.norm.kind)) + " of width " + std::to_string(n_out);
     case OpKind::kResidualEnd:
       return "residual projection " + std::to_string(n_in) + " -> " + std::to_string(n_out);
+    case OpKind::kAttention:
+      return "attention of width " + std::to_string(n_out) + ", " +
+             std::to_string(op.attention.heads) + " heads";
+    case OpKind::kGlu:
+      return "glu " + std::to_string(n_in) + " -> " + std::to_string(op.glu.hidden) + " -> " +
+             std::to_string(n_out);
     default:
       return std::string(op_kind_name(op.kind));
   }
@@ -99,6 +105,68 @@ Tensor tensor_of(std::string name, const Eigen::MatrixXd& m) {
   return t;
 }
 
+// A projection of an op with several (attention's query, key, value, output; a GLU's gate, up,
+// down): the names a module of it may end with, and the weight's shape.
+struct Projection {
+  std::string_view role;
+  std::vector<std::string_view> names;
+  std::int64_t rows = 0;
+  std::int64_t cols = 0;
+};
+
+std::vector<Projection> projections_of(const OpSpec& op, int width) {
+  const std::int64_t d = width;
+  if (op.kind == OpKind::kAttention) {
+    std::vector<Projection> out{{"query", {"query", "q_proj", "q"}, d, d},
+                                {"key", {"key", "k_proj", "k"}, d, d},
+                                {"value", {"value", "v_proj", "v"}, d, d}};
+    if (op.attention.output_projection) {
+      out.push_back({"output", {"output", "out_proj", "o_proj", "o"}, d, d});
+    }
+    return out;
+  }
+  const std::int64_t h = op.glu.hidden;
+  return {{"gate", {"gate", "gate_proj", "w1"}, h, d},
+          {"up", {"up", "up_proj", "w3"}, h, d},
+          {"down", {"down", "down_proj", "w2"}, d, h}};
+}
+
+std::string last_name(const std::string& prefix) {
+  const auto dot = prefix.rfind('.');
+  return dot == std::string::npos ? prefix : prefix.substr(dot + 1);
+}
+
+std::string parent_name(const std::string& prefix) {
+  const auto dot = prefix.rfind('.');
+  return dot == std::string::npos ? std::string() : prefix.substr(0, dot);
+}
+
+// Which of the next modules is each projection: by name when the next ones are siblings named
+// for the projections (state_dict order sorts "key" before "query"), else in order.
+std::vector<std::size_t> projection_modules(const std::vector<Projection>& projections,
+                                            const std::vector<Module>& modules, std::size_t next) {
+  const std::size_t n = projections.size();
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = next + i;
+  if (next + n > modules.size()) return order;
+  std::vector<std::size_t> by_name(n, modules.size());
+  const std::string parent = parent_name(modules[next].prefix);
+  for (std::size_t m = next; m < next + n; ++m) {
+    if (parent_name(modules[m].prefix) != parent) return order;
+    const std::string leaf = last_name(modules[m].prefix);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto& names = projections[i].names;
+      if (std::find(names.begin(), names.end(), leaf) != names.end() &&
+          by_name[i] == modules.size()) {
+        by_name[i] = m;
+      }
+    }
+  }
+  const bool all = std::all_of(by_name.begin(), by_name.end(),
+                               [&](std::size_t m) { return m < modules.size(); });
+  return all ? by_name : order;
+}
+
 }  // namespace
 
 WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensors,
@@ -111,8 +179,13 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
   std::vector<Module> modules;
   for (const Tensor* t : sorted) {
     const auto dot = t->name.rfind('.');
-    const std::string prefix = dot == std::string::npos ? "" : t->name.substr(0, dot);
-    const std::string leaf = dot == std::string::npos ? t->name : t->name.substr(dot + 1);
+    std::string prefix = dot == std::string::npos ? "" : t->name.substr(0, dot);
+    std::string leaf = dot == std::string::npos ? t->name : t->name.substr(dot + 1);
+    // nn.MultiheadAttention's packed query, key and value: a module "<prefix>.in_proj".
+    if (leaf == "in_proj_weight" || leaf == "in_proj_bias") {
+      prefix = prefix.empty() ? std::string("in_proj") : prefix + ".in_proj";
+      leaf = leaf == "in_proj_weight" ? "weight" : "bias";
+    }
     if (dot == std::string::npos &&
         (t->name == "input" || t->name == "probe" || t->name == "targets" || t->name == "labels")) {
       out.ignored.push_back(t->name +
@@ -219,6 +292,126 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
                               "'s bias is zero");
       }
       ++next;
+    } else if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
+      // Each projection is a module of its own in the file (or, as nn.MultiheadAttention keeps
+      // them, Wq, Wk and Wv are one in_proj_weight (3d, d)); the network holds them stacked by
+      // rows (attention: [Wq; Wk; Wv; Wo]; a GLU: [W1; W3; W2^T]), their biases likewise.
+      const std::vector<Projection> projections = projections_of(op, n_in);
+      const bool has_bias = op.kind == OpKind::kAttention ? op.attention.bias : op.glu.bias;
+      const auto no_bias = [&](const Tensor& t, const std::string& part) {
+        return Error(
+            source + ": tensor \"" + t.name + "\" has shape " + shape_text(t.shape) + ", but " +
+                part + " has no bias in the config",
+            "set \"bias\": true in the config's " + std::string(op_kind_name(op.kind)) + " item");
+      };
+      // Where each projection's rows are: a tensor and the first of its rows.
+      struct Source {
+        const Tensor* weight = nullptr;
+        const Tensor* bias = nullptr;
+        std::int64_t offset = 0;
+        std::string prefix;
+      };
+      std::vector<Source> sources(projections.size());
+      std::size_t packed = 0;  // projections taken from an in_proj module
+      if (op.kind == OpKind::kAttention && next < modules.size() &&
+          last_name(modules[next].prefix) == "in_proj") {
+        const Module& m = modules[next];
+        const std::int64_t d = n_in;
+        const std::string part = layer + "'s packed query, key and value";
+        if (m.weight->shape != std::vector<std::int64_t>{3 * d, d}) {
+          throw Error(source + ": tensor \"" + m.weight->name + "\" has shape " +
+                          shape_text(m.weight->shape) + ", but " + part + " need (" +
+                          std::to_string(3 * d) + ", " + std::to_string(d) + ")",
+                      "tensors are taken in the state_dict's order; the config's layers must "
+                      "match the model's");
+        }
+        if (m.bias != nullptr && !has_bias) throw no_bias(*m.bias, part);
+        if (m.bias != nullptr && m.bias->shape != std::vector<std::int64_t>{3 * d}) {
+          throw Error(source + ": tensor \"" + m.bias->name + "\" has shape " +
+                          shape_text(m.bias->shape) + ", but " + part + " need (" +
+                          std::to_string(3 * d) + ",)",
+                      "check that the config describes the same network");
+        }
+        for (std::size_t i = 0; i < 3; ++i) {
+          sources[i] = {m.weight, m.bias, static_cast<std::int64_t>(i) * d, m.prefix};
+        }
+        out.assignments.push_back({m.weight->name, reported, "in_proj.weight", m.weight->shape});
+        if (m.bias != nullptr) {
+          out.assignments.push_back({m.bias->name, reported, "in_proj.bias", m.bias->shape});
+        }
+        packed = 3;
+      }
+      const std::size_t first = next + (packed > 0 ? 1 : 0);
+      const std::vector<Projection> rest(projections.begin() + static_cast<std::ptrdiff_t>(packed),
+                                         projections.end());
+      if (first + rest.size() > modules.size()) {
+        throw Error(source + ": no tensors left for " + layer + ", which takes " +
+                        std::to_string(projections.size()) + " weight matrices",
+                    "the file holds " + std::to_string(modules.size()) +
+                        " modules; check that the config describes the same network");
+      }
+      const std::vector<std::size_t> which = projection_modules(rest, modules, first);
+      for (std::size_t i = 0; i < rest.size(); ++i) {
+        const Projection& p = rest[i];
+        const Module& m = modules[which[i]];
+        const std::string part = layer + "'s " + std::string(p.role) + " projection";
+        if (m.weight->shape != std::vector<std::int64_t>{p.rows, p.cols}) {
+          throw Error(source + ": tensor \"" + m.weight->name + "\" has shape " +
+                          shape_text(m.weight->shape) + ", but " + part + " needs (" +
+                          std::to_string(p.rows) + ", " + std::to_string(p.cols) + ")",
+                      "tensors are taken in the state_dict's order; the config's layers must "
+                      "match the model's");
+        }
+        if (m.bias != nullptr && !has_bias) throw no_bias(*m.bias, part);
+        if (m.bias != nullptr && m.bias->shape != std::vector<std::int64_t>{p.rows}) {
+          throw Error(source + ": tensor \"" + m.bias->name + "\" has shape " +
+                          shape_text(m.bias->shape) + ", but " + part + " needs (" +
+                          std::to_string(p.rows) + ",)",
+                      "check that the config describes the same network");
+        }
+        sources[packed + i] = {m.weight, m.bias, 0, m.prefix};
+        out.assignments.push_back(
+            {m.weight->name, reported, std::string(p.role) + ".weight", m.weight->shape});
+        if (m.bias != nullptr) {
+          out.assignments.push_back(
+              {m.bias->name, reported, std::string(p.role) + ".bias", m.bias->shape});
+        }
+      }
+      std::int64_t rows = 0;
+      std::int64_t bias_rows = 0;
+      for (const Projection& p : projections) {
+        rows += p.role == "down" ? p.cols : p.rows;
+        bias_rows += p.rows;
+      }
+      Eigen::MatrixXd stacked(rows, n_in);
+      Eigen::VectorXd bias = Eigen::VectorXd::Zero(has_bias ? bias_rows : 0);
+      Eigen::Index row = 0;
+      Eigen::Index bias_row = 0;
+      for (std::size_t i = 0; i < projections.size(); ++i) {
+        const Projection& p = projections[i];
+        const Source& src = sources[i];
+        const Eigen::MatrixXd w = matrix_of(*src.weight).middleRows(src.offset, p.rows);
+        if (p.role == "down") {
+          stacked.middleRows(row, p.cols) = w.transpose();
+          row += p.cols;
+        } else {
+          stacked.middleRows(row, p.rows) = w;
+          row += p.rows;
+        }
+        if (src.bias != nullptr) {
+          bias.segment(bias_row, p.rows) =
+              Eigen::Map<const Eigen::VectorXd>(src.bias->values.data() + src.offset, p.rows);
+        } else if (has_bias && (i < packed ? i == 0 : true)) {
+          out.ignored.push_back(
+              src.prefix + ".bias: absent, so layer " + std::to_string(reported) + "'s " +
+              (i < packed ? std::string("query, key and value") : std::string(p.role)) +
+              " bias is zero");
+        }
+        bias_row += p.rows;
+      }
+      out.data.weight[l] = std::move(stacked);
+      out.data.bias[l] = std::move(bias);
+      next = first + rest.size();
     } else if (op.kind == OpKind::kNorm && next < modules.size() &&
                modules[next].weight->shape.size() == 1) {
       // An affine norm's gamma and beta: gradscope's norms are the identity affine map.
@@ -259,7 +452,33 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
   return out;
 }
 
-Eigen::MatrixXd batch_matrix(const Tensor& t, int width, const std::string& source) {
+Eigen::MatrixXd batch_matrix(const Tensor& t, int width, const std::string& source, int tokens) {
+  if (tokens > 1 || t.shape.size() == 3) {
+    if (t.shape.size() != 3) {
+      throw Error(source + ": shape " + shape_text(t.shape) + ", but the config's sequences are (" +
+                      "examples, " + std::to_string(tokens) + ", " + std::to_string(width) + ")",
+                  "save one sequence per example: (examples, tokens, width), e.g. "
+                  "numpy.save(path, x.reshape(-1, " +
+                      std::to_string(tokens) + ", " + std::to_string(width) + "))");
+    }
+    if (t.shape[1] != tokens) {
+      throw Error(
+          source + ": " + std::to_string(t.shape[1]) +
+              " tokens per example, but the config's input.tokens is " + std::to_string(tokens),
+          "set \"input\": {\"tokens\": " + std::to_string(t.shape[1]) +
+              "} in the config, or save sequences of " + std::to_string(tokens) + " tokens");
+    }
+    if (t.shape[2] != width) {
+      throw Error(source + ": " + std::to_string(t.shape[2]) +
+                      " values per token, but the network's input width is " +
+                      std::to_string(width),
+                  "save a batch with " + std::to_string(width) + " values per token");
+    }
+    // (examples, tokens, width) row-major is (examples * tokens, width): column b * T + t.
+    Tensor flat = t;
+    flat.shape = {t.shape[0] * t.shape[1], t.shape[2]};
+    return matrix_of(flat).transpose();
+  }
   if (t.shape.size() != 2) {
     throw Error(source + ": shape " + shape_text(t.shape) + ", but a batch is (examples, " +
                     std::to_string(width) + ")",
@@ -328,10 +547,39 @@ std::vector<Tensor> run_data_tensors(const RunSpec& spec, const RunData& data) {
       out.push_back(std::move(b));
     } else if (ops[l].kind == OpKind::kResidualEnd && data.weight[l].size() > 0) {
       out.push_back(tensor_of(k + ".projection", data.weight[l]));
+    } else if (ops[l].kind == OpKind::kAttention || ops[l].kind == OpKind::kGlu) {
+      // The stacked matrix split into PyTorch's modules (map_weights stacks them again).
+      const Eigen::MatrixXd& w = data.weight[l];
+      const Eigen::VectorXd& b = data.bias[l];
+      const std::vector<Projection> projections =
+          projections_of(ops[l], static_cast<int>(w.cols()));
+      Eigen::Index row = 0;
+      Eigen::Index bias_row = 0;
+      for (const Projection& p : projections) {
+        const std::string name = k + "." + std::string(p.role);
+        const bool down = p.role == "down";
+        const Eigen::Index n = static_cast<Eigen::Index>(down ? p.cols : p.rows);
+        if (row + n > w.rows()) break;
+        const Eigen::MatrixXd part = w.middleRows(row, n);
+        out.push_back(tensor_of(name + ".weight", down ? Eigen::MatrixXd(part.transpose()) : part));
+        row += n;
+        if (b.size() > 0 && b.size() >= bias_row + p.rows) {  // empty: the op has no biases
+          Tensor t = tensor_of(name + ".bias", b.segment(bias_row, p.rows));
+          t.shape = {p.rows};
+          out.push_back(std::move(t));
+          bias_row += p.rows;
+        }
+      }
     }
   }
-  out.push_back(tensor_of("input", data.input.transpose()));
-  if (data.probe.size() > 0) out.push_back(tensor_of("probe", data.probe.transpose()));
+  // Sequences as (examples, tokens, width), which batch_matrix reads back.
+  const std::int64_t tokens = spec.input.tokens;
+  const auto sequences = [&](Tensor t) {
+    if (tokens > 1 && t.shape[0] % tokens == 0) t.shape = {t.shape[0] / tokens, tokens, t.shape[1]};
+    return t;
+  };
+  out.push_back(sequences(tensor_of("input", data.input.transpose())));
+  if (data.probe.size() > 0) out.push_back(sequences(tensor_of("probe", data.probe.transpose())));
   if (data.targets.values.size() > 0) {
     out.push_back(tensor_of("targets", data.targets.values.transpose()));
   }

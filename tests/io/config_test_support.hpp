@@ -103,6 +103,7 @@ inline void expect_same_items(const std::vector<LayerItem>& a, const std::vector
     ASSERT_EQ(a[i].residual.has_value(), b[i].residual.has_value());
     if (a[i].residual) {
       EXPECT_EQ(a[i].residual->scale, b[i].residual->scale);
+      EXPECT_EQ(a[i].residual->skip, b[i].residual->skip);
       EXPECT_EQ(a[i].residual->projection, b[i].residual->projection);
       expect_same_init(a[i].residual->projection_init, b[i].residual->projection_init);
     }
@@ -122,6 +123,26 @@ inline void expect_same_items(const std::vector<LayerItem>& a, const std::vector
     if (x.kind == OpKind::kDropout) {
       EXPECT_EQ(x.dropout, y.dropout);
     }
+    if (x.kind == OpKind::kAttention) {
+      EXPECT_EQ(x.attention.heads, y.attention.heads);
+      EXPECT_EQ(x.attention.causal, y.attention.causal);
+      EXPECT_EQ(x.attention.scale_kind, y.attention.scale_kind);
+      EXPECT_EQ(x.attention.scale, y.attention.scale);
+      EXPECT_EQ(x.attention.bias, y.attention.bias);
+      EXPECT_EQ(x.attention.output_projection, y.attention.output_projection);
+      for (std::size_t k = 0; k < x.attention.init.size(); ++k) {
+        expect_same_init(x.attention.init[k], y.attention.init[k]);
+      }
+    }
+    if (x.kind == OpKind::kGlu) {
+      EXPECT_EQ(x.glu.hidden, y.glu.hidden);
+      EXPECT_EQ(x.glu.activation.kind, y.glu.activation.kind);
+      EXPECT_EQ(x.glu.activation.param, y.glu.activation.param);
+      EXPECT_EQ(x.glu.bias, y.glu.bias);
+      for (std::size_t k = 0; k < x.glu.init.size(); ++k) {
+        expect_same_init(x.glu.init[k], y.glu.init[k]);
+      }
+    }
   }
 }
 
@@ -132,6 +153,7 @@ inline void expect_same_spec(const RunSpec& a, const RunSpec& b) {
   EXPECT_EQ(a.precision, b.precision);
   EXPECT_EQ(a.input.width, b.input.width);
   EXPECT_EQ(a.input.batch, b.input.batch);
+  EXPECT_EQ(a.input.tokens, b.input.tokens);
   EXPECT_EQ(a.input.distribution, b.input.distribution);
   EXPECT_EQ(a.input.mean, b.input.mean);
   EXPECT_EQ(a.input.std, b.input.std);

@@ -367,7 +367,7 @@ TEST(ConfigLayersErrors, UnknownKeysSuggestTheClosestValidKey) {
   EXPECT_EQ(what(item), "cfg.json: layers[0].widht: unknown key");
   EXPECT_EQ(item.hint(),
             "did you mean \"width\"? valid keys here: width, activation, init, bias_init, norm, "
-            "norm_position, dropout, repeat, residual, block");
+            "norm_position, dropout, repeat, residual, block, attention, glu, transformer");
 
   const Error nested =
       config_error(with_layers(R"([{"block": [{"width": 8}, {"dropuot": 0.1}]}])"));
@@ -378,7 +378,7 @@ TEST(ConfigLayersErrors, UnknownKeysSuggestTheClosestValidKey) {
       with_layers(R"([{"width": 8}, {"residual": {"scael": 1}, "block": [{"width": 8}]}])"));
   EXPECT_EQ(what(residual), "cfg.json: layers[1].residual.scael: unknown key");
   EXPECT_EQ(residual.hint(),
-            "did you mean \"scale\"? valid keys here: scale, projection, placement, norm");
+            "did you mean \"scale\"? valid keys here: scale, skip, projection, placement, norm");
 
   const Error norm =
       config_error(with_layers(R"([{"width": 8}, {"norm": {"name": "layer_norm", "esp": 1}}])"));

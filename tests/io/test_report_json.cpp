@@ -299,9 +299,9 @@ TEST(ReportJson, SchemaRejectsAReportWithAnUnknownOrMissingKey) {
 TEST(ReportJson, KeysScriptsRelyOnAreThereInOrder) {
   const Report r = small_report();
   const Json doc = Json::parse(report_to_json(r));
-  EXPECT_EQ(keys_of(doc), (std::vector<std::string>{"schema_version", "tool", "config", "network",
-                                                    "input", "output_grad", "loss", "layers",
-                                                    "summary", "findings", "remedy"}));
+  EXPECT_EQ(keys_of(doc), (std::vector<std::string>{
+                              "schema_version", "tool", "config", "network", "input", "output_grad",
+                              "loss", "layers", "parameters", "summary", "findings", "remedy"}));
   EXPECT_EQ(doc["schema_version"], kSchemaVersion);
   EXPECT_EQ(doc["tool"]["name"], "gradscope");
   EXPECT_EQ(doc["tool"]["version"], kVersion);
