@@ -64,9 +64,9 @@ struct NormSpec {
 // random projection when the block changes the width. skip != 1 is DeepNorm's alpha.
 struct ResidualSpec {
   double scale = 1.0;
-  double skip = 1.0;
   bool projection = false;
   InitSpec projection_init{Init::kOrthogonal, 1.0, 1.0, 1.0, FanMode::kFanIn, 1.0};
+  double skip = 1.0;
 };
 
 // The query-key scale of attention: logits = scale * q . k.

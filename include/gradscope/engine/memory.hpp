@@ -11,10 +11,11 @@
 
 namespace gradscope {
 
-// The JSON report's bytes per reported op, as written (indented, numbers to 17 digits): measured
-// 2,960 (width 8) to 3,140 (width 1) with the release build, and 3,220 to 3,470 over the shipped
-// reports (reports/*.json, their header included).
-inline constexpr double kJsonReportBytesPerOp = 3300.0;
+// The JSON report's bytes per reported op, as written (indented, numbers to 17 digits), its
+// entries in the top-level parameter list included: measured 3,690 for a width-1 dense stack
+// with the release build (a dense op lists its weight and bias, about 550 bytes more than before
+// the list). An attention op lists four to eight tensors, about 1,100 bytes more than a dense op.
+inline constexpr double kJsonReportBytesPerOp = 3800.0;
 // The JSON document while it is built and printed, over its text: the tree of nodes (a map node,
 // a key and a value for each of about 110 numbers an op) and the text growing beside it. Measured
 // by counting the heap at the JSON's peak for width-1 stacks of 2,000 and 20,000 layers: 14.0 KB
