@@ -198,9 +198,13 @@ RunInputs resolve_inputs(const RunArgs& a, std::vector<ConfigOverride>& override
   std::optional<Tensor> input_tensor;
   if (!a.input.empty()) {
     input_tensor = read_batch_file(a.input, "--input");
-    if (input_tensor->shape.size() == 2) {
+    // [batch, width], or [batch, tokens, width] for a sequence model: the tokens stay the
+    // config's, so a file of another length is an error that names both (batch_matrix).
+    const std::size_t rank = input_tensor->shape.size();
+    if (rank == 2 || rank == 3) {
       overrides.push_back({"input.batch", std::to_string(input_tensor->shape[0]), "--input"});
-      overrides.push_back({"input.width", std::to_string(input_tensor->shape[1]), "--input"});
+      overrides.push_back(
+          {"input.width", std::to_string(input_tensor->shape[rank - 1]), "--input"});
     }
   }
   const bool onnx = a.config && std::filesystem::path(*a.config).extension() == ".onnx";
@@ -228,7 +232,7 @@ RunInputs resolve_inputs(const RunArgs& a, std::vector<ConfigOverride>& override
     in.sources.ignored = std::move(mapping.ignored);
   }
   if (input_tensor) {
-    in.external.input = batch_matrix(*input_tensor, spec.input.width, a.input);
+    in.external.input = batch_matrix(*input_tensor, spec.input.width, a.input, spec.input.tokens);
     in.sources.input_file = a.input;
   }
   if (!a.targets.empty()) {
@@ -398,8 +402,9 @@ CLI::App* add_run(CLI::App& app, RunArgs& args) {
       "take the weights from a safetensors file (as torch's save_file(model.state_dict()) "
       "writes it), in the state_dict's order, instead of generating them");
   run->add_option("--input", args.input,
-                  "take the input batch from a .npy (float32/float64, shape [batch, width]) or "
-                  ".csv file; it sets input.batch and input.width");
+                  "take the input batch from a .npy (float32/float64, shape [batch, width], or "
+                  "[batch, tokens, width] for a sequence model) or .csv file; it sets input.batch "
+                  "and input.width");
   run->add_option("--targets", args.targets,
                   "targets for the loss from a .npy or .csv file: (batch, outputs) for mse and "
                   "sigmoid_bce, (batch) class indices for softmax_cross_entropy");

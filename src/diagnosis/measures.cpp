@@ -111,7 +111,7 @@ Shape shape_of(const Report& r) {
   // The probe's dL/dy has rms 1 per entry; a loss averaged over the batch gives each example's
   // output about 1/batch of that, which is what a half-precision gradient would have to hold.
   if (r.spec.loss.kind == LossKind::kProbe) {
-    s.grad_scale_log10 = -std::log10(static_cast<double>(std::max(1, r.spec.input.batch)));
+    s.grad_scale_log10 = -std::log10(static_cast<double>(std::max(1, input_columns(r.spec.input))));
   }
   return s;
 }

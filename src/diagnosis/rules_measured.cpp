@@ -282,7 +282,7 @@ RuleResult non_finite(const RuleContext& c, const ProblemMetric& m) {
   const std::string format = format_word(c.r.spec.precision);
   Finding f = make(FindingCode::kNonFinite, Severity::kError, k);
   if (sm.nonfinite_in_forward) {
-    const std::int64_t entries = static_cast<std::int64_t>(l.width) * c.r.spec.input.batch;
+    const std::int64_t entries = static_cast<std::int64_t>(l.width) * input_columns(c.r.spec.input);
     f.evidence.push_back(
         ev("nonfinite_output_entries", static_cast<double>(l.forward.act.nonfinite), ">=", 1.0, k));
     f.evidence.push_back(context("nonfinite_layers", m.value, 0));

@@ -228,7 +228,7 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
                              ? 0.0
                              : static_cast<double>(report.memory.weights_bytes) *
                                        (spec.precision == Precision::kFloat32 ? 2.0 : 1.0) +
-                                   8.0 * spec.input.width * static_cast<double>(spec.input.batch);
+                                   8.0 * spec.input.width * static_cast<double>(input_columns(spec.input));
     const KeptEstimate kept =
         estimate_kept_memory(spec, file_input, static_cast<std::int64_t>(std::min(3.0e18, saved)));
     report.memory.plan =

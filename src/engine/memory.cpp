@@ -56,7 +56,7 @@ constexpr double kDrawFlopsPerEntry = 40.0;
 // that an op's whole footprint reads in one place.
 Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
   const double scalar = spec.precision == Precision::kFloat32 ? 4.0 : 8.0;
-  const double batch = spec.input.batch;
+  const double batch = input_columns(spec.input);  // token vectors
   Footprint f;
   // A stack is a chain of dense layers, all alike but the output: a million-layer config is
   // described without expanding it.
@@ -151,6 +151,34 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
         } else {
           f.redo_cost[i] = 2.0 * entries;
         }
+        break;
+      }
+      case OpKind::kAttention: {
+        // [Wq; Wk; Wv; Wo], the caches [q; k; v; o] and P per (example, head); the products and
+        // the T x T scores of each head to compute again.
+        const AttentionSpec& a = op.attention;
+        const double count_w = a.output_projection ? 4.0 : 3.0;
+        bool elementwise = true;
+        for (const InitSpec& init : a.init) elementwise = elementwise && init_is_elementwise(init.kind);
+        add_weight(count_w * width, fan_in, elementwise, from_file);
+        if (a.bias) f.biases += count_w * width * scalar;
+        const double tokens = spec.input.tokens;
+        const double examples = spec.input.batch;
+        f.cache[i] += 4.0 * entries * scalar + tokens * tokens * examples * a.heads * scalar;
+        f.redo_cost[i] = 2.0 * count_w * width * fan_in * batch + 4.0 * tokens * batch * width;
+        f.product_in[i] = fan_in;
+        break;
+      }
+      case OpKind::kGlu: {
+        // [W1; W3; W2^T], the caches [phi(h1); h3] and phi'(h1).
+        const GluSpec& g = op.glu;
+        bool elementwise = true;
+        for (const InitSpec& init : g.init) elementwise = elementwise && init_is_elementwise(init.kind);
+        add_weight(3.0 * g.hidden, fan_in, elementwise, from_file);
+        if (g.bias) f.biases += (2.0 * g.hidden + width) * scalar;
+        f.cache[i] += 3.0 * g.hidden * batch * scalar;
+        f.redo_cost[i] = 6.0 * g.hidden * fan_in * batch;
+        f.product_in[i] = fan_in;
         break;
       }
       default:  // dropout
@@ -259,7 +287,7 @@ std::string plan_name(const MemoryPlan& plan) {
 // scratch) with its own comment on why it is counted, summed in the order the report lists them.
 MemoryEstimate estimate_memory(const RunSpec& spec) {
   const double scalar = spec.precision == Precision::kFloat32 ? 4.0 : 8.0;
-  const double batch = spec.input.batch;
+  const double batch = input_columns(spec.input);  // token vectors
   double params = 0;
   double units = 0;
   double kept_slopes = 0;  // units whose phi'(h) the backward pass keeps beside y
@@ -306,6 +334,33 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
           }
           units += width;
           break;
+        case OpKind::kAttention: {
+          // Weights and biases; cached: [q; k; v; o] (4 units a feature) and P, T x heads a token.
+          const AttentionSpec& a = ops[i].attention;
+          const double count_w = a.output_projection ? 4.0 : 3.0;
+          params += count_w * width * fan_in + (a.bias ? count_w * width : 0.0);
+          largest_matrix = std::max(largest_matrix, width * fan_in);
+          for (const InitSpec& init : a.init) {
+            whole_draw = whole_draw || !init_is_elementwise(init.kind);
+          }
+          units += 5.0 * width + static_cast<double>(spec.input.tokens) * a.heads;
+          widest = std::max(widest, 4.0 * width);
+          fan_in = width;
+          break;
+        }
+        case OpKind::kGlu: {
+          // Weights and biases; cached: [phi(h1); h3], phi'(h1) and the output.
+          const GluSpec& g = ops[i].glu;
+          params += 3.0 * g.hidden * fan_in + (g.bias ? 2.0 * g.hidden + width : 0.0);
+          largest_matrix = std::max(largest_matrix, 3.0 * g.hidden * fan_in);
+          for (const InitSpec& init : g.init) {
+            whole_draw = whole_draw || !init_is_elementwise(init.kind);
+          }
+          units += 3.0 * g.hidden + width;
+          widest = std::max(widest, 2.0 * g.hidden);
+          fan_in = width;
+          break;
+        }
         case OpKind::kResidualBegin:
           skip_width.push_back(fan_in);
           nesting = std::max(nesting, static_cast<double>(skip_width.size()));
@@ -560,7 +615,7 @@ std::optional<std::int64_t> parse_byte_size(std::string_view text) {
 RunWork estimate_run_work(const RunSpec& spec, const MemoryPlan& plan, int threads) {
   const Footprint f = footprint(spec, {});
   const std::size_t count = f.weight.size();
-  const double batch = spec.input.batch;
+  const double batch = input_columns(spec.input);  // token vectors
   const double workers = threads > 0 ? threads : hardware_threads();
   // What `tasks` tasks gain on the workers: each thread beyond the first is worth 0.8 of one,
   // for the memory bandwidth they share and the waits at the end of each op.
@@ -656,7 +711,7 @@ std::int64_t estimate_report_file_bytes(const RunSpec& spec, const ReportFiles& 
                                : op_widths(spec, expand_ops(spec)).back();
     // The parameters, the input and the targets, and a header entry per tensor.
     bytes += static_cast<double>(estimate_memory(spec).weights_bytes) +
-             (spec.input.width + outputs) * spec.input.batch * scalar + 4e3 + 200.0 * ops;
+             (spec.input.width + outputs) * input_columns(spec.input) * scalar + 4e3 + 200.0 * ops;
   }
   return clamp_bytes(bytes);
 }
