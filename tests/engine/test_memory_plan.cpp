@@ -157,8 +157,9 @@ TEST(MemoryPlan, ProgressRisesToOneUnderEveryPlanAndChangesNothing) {
 }
 
 TEST(MemoryPlan, CheckpointedRunsAreIdenticalForAnyThreadCount) {
-  for (const auto& [name, spec] : architectures()) {
-    if (name.find('-') == std::string::npos) continue;  // the architectures written here
+  // The four architectures written for this file (the shipped configs add size, not cases).
+  const auto all = architectures();
+  for (const auto& [name, spec] : std::vector(all.end() - 4, all.end())) {
     const std::string one = report_to_json(run_with(spec, WeightStorage::kRegenerated, 3, 1));
     EXPECT_EQ(report_to_json(run_with(spec, WeightStorage::kRegenerated, 3, 3)), one) << name;
     EXPECT_EQ(report_to_json(run_with(spec, WeightStorage::kKept, 0, 3)),
