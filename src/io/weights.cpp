@@ -1,5 +1,7 @@
 // Assigning a file's tensors to the layers a config describes, and the run's own data back out
-// as tensors.
+// as tensors. Why this file is long: one walk over the config's ops matches every op kind's
+// modules (dense, affine norms, projections, attention's four or packed three projections, a
+// GLU's three), each with the errors that name the tensor, the layer and both shapes.
 #include "gradscope/io/weights.hpp"
 
 #include <algorithm>
@@ -414,8 +416,10 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
       next = first + rest.size();
     } else if (op.kind == OpKind::kNorm && next < modules.size() &&
                modules[next].weight->shape.size() == 1) {
-      // An affine norm's gamma and beta: gradscope's norms are the identity affine map.
+      // An affine norm's gamma and beta: y = gamma * n + beta. At their initial values (1 and
+      // 0) they are left out, so the norm runs as the identity map, bit for bit as generated.
       const Module& m = modules[next];
+      bool identity = true;
       for (const Tensor* t : {m.weight, m.bias}) {
         if (t == nullptr) continue;
         if (t->shape != std::vector<std::int64_t>{n_out}) {
@@ -423,19 +427,22 @@ WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensor
                           ", but " + layer + " needs (" + std::to_string(n_out) + ",)",
                       "check that the config describes the same network");
         }
-        const double identity = t == m.weight ? 1.0 : 0.0;
-        for (std::size_t i = 0; i < t->values.size(); ++i) {
-          if (t->values[i] != identity) {
-            throw Error(source + ": tensor \"" + t->name + "\"[" + std::to_string(i) + "] is " +
-                            std::to_string(t->values[i]) +
-                            ", but gradscope's norms use gamma = 1 "
-                            "and beta = 0",
-                        "diagnose at initialisation (PyTorch initialises them so), or fold the "
-                        "affine map into the next layer's weights");
-          }
-        }
+        const double initial = t == m.weight ? 1.0 : 0.0;
+        for (const double v : t->values) identity = identity && v == initial;
         out.assignments.push_back(
             {t->name, reported, t == m.weight ? "norm_weight" : "norm_bias", t->shape});
+      }
+      if (!identity) {
+        Eigen::MatrixXd gamma = Eigen::MatrixXd::Ones(n_out, 1);
+        if (m.weight != nullptr) {
+          for (Eigen::Index i = 0; i < n_out; ++i) gamma(i, 0) = m.weight->values[i];
+        }
+        out.data.weight[l] = std::move(gamma);
+        Eigen::VectorXd beta = Eigen::VectorXd::Zero(n_out);
+        if (m.bias != nullptr) {
+          for (Eigen::Index i = 0; i < n_out; ++i) beta(i) = m.bias->values[i];
+        }
+        out.data.bias[l] = std::move(beta);
       }
       ++next;
     }
@@ -545,6 +552,14 @@ std::vector<Tensor> run_data_tensors(const RunSpec& spec, const RunData& data) {
       Tensor b = tensor_of(k + ".bias", data.bias[l]);
       b.shape = {data.bias[l].size()};
       out.push_back(std::move(b));
+    } else if (ops[l].kind == OpKind::kNorm && data.weight[l].size() > 0) {
+      // A loaded norm's trained gamma and beta (generated norms have none: gamma = 1, beta = 0).
+      Tensor gamma = tensor_of(k + ".weight", data.weight[l]);
+      gamma.shape = {data.weight[l].rows()};
+      out.push_back(std::move(gamma));
+      Tensor beta = tensor_of(k + ".bias", data.bias[l]);
+      beta.shape = {data.bias[l].size()};
+      out.push_back(std::move(beta));
     } else if (ops[l].kind == OpKind::kResidualEnd && data.weight[l].size() > 0) {
       out.push_back(tensor_of(k + ".projection", data.weight[l]));
     } else if (ops[l].kind == OpKind::kAttention || ops[l].kind == OpKind::kGlu) {

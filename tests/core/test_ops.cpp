@@ -180,7 +180,7 @@ void expect_matches_central_differences(OpUnderTest t, const std::string& what) 
   int skipped = 0;
   EXPECT_LE(worst_error(t, t.inp, g.dinp, c, pool, skipped), kTolerance) << "dinp";
   const bool params = t.op.kind == OpKind::kDense || t.op.kind == OpKind::kAttention ||
-                      t.op.kind == OpKind::kGlu;
+                      t.op.kind == OpKind::kGlu || (t.op.kind == OpKind::kNorm && t.weight.size() > 0);
   if (params) {
     EXPECT_LE(worst_error(t, t.weight, g.dweight, c, pool, skipped), kTolerance) << "dweight";
     if (t.bias.size() > 0) {
@@ -251,6 +251,18 @@ TEST(OpGradients, EveryNormMatchesCentralDifferences) {
     op.kind = OpKind::kNorm;
     op.norm.kind = kind;
     expect_matches_central_differences(with_input(op, 5, 5), std::string(norm_name(kind)));
+  }
+}
+
+TEST(OpGradients, EveryNormWithTrainedGammaAndBetaMatchesCentralDifferences) {
+  for (NormKind kind : {NormKind::kBatchNorm, NormKind::kLayerNorm, NormKind::kRmsNorm}) {
+    OpSpec op;
+    op.kind = OpKind::kNorm;
+    op.norm.kind = kind;
+    OpUnderTest t = with_input(op, 5, 5);
+    t.weight = gaussian(5, 1, 2).array() + 1.0;  // gamma, (width, 1)
+    t.bias = gaussian(5, 1, 3).col(0) * 0.3;     // beta
+    expect_matches_central_differences(t, std::string(norm_name(kind)) + " affine");
   }
 }
 

@@ -1,5 +1,6 @@
 // The norm op (batch, layer and RMS norm in training mode, gamma = 1, beta = 0): forward caches
 // rstd; backward gives dinp and the norms of dgamma and dbeta. The kernels are in norm.cpp.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -70,6 +71,9 @@ GradPartial per_example_norm_backward(const NormSpec& norm, const Mat<Scalar>& y
 }  // namespace
 
 template <class Scalar>
+void apply_affine(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* fs);
+
+template <class Scalar>
 void norm_op_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* fs) {
   const Mat<Scalar>& x = a.inp;  // (n, batch)
   Mat<Scalar>& y = cache.out;    // (n, batch)
@@ -109,31 +113,80 @@ void norm_op_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, Forwa
     });
   }
   if (stats) finish_output_stats(parts, n, batch, *fs);
+  if (a.weight.size() > 0) apply_affine(a, cache, fs);
+}
+
+// Why this is separate: y = gamma * n + beta where a model brings trained gamma and beta (the
+// weight holds gamma as an (n, 1) matrix, the bias beta); generated norms skip it entirely, so
+// their numbers are those of the identity map bit for bit. n is kept for the backward pass.
+template <class Scalar>
+void apply_affine(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* fs) {
+  Mat<Scalar>& y = cache.out;  // n on entry, (width, batch)
+  if (a.keep) cache.inner = y;
+  const auto gamma = a.weight.col(0);
+  y.array().colwise() *= gamma.array();
+  if (a.bias.size() > 0) y.colwise() += a.bias;
+  if (fs == nullptr) return;
+  // The output's statistics again, now of gamma * n + beta; the input's stay.
+  const MomentStats preact = fs->preact;
+  std::vector<ForwardPartial> parts(static_cast<std::size_t>(row_tasks(y.rows())));
+  a.pool.run(row_tasks(y.rows()), [&](std::int64_t t) {
+    const Range r = task_rows(t, y.rows());
+    accumulate_output_block<Scalar>(y.middleRows(r.begin, r.size),
+                                    parts[static_cast<std::size_t>(t)]);
+  });
+  finish_output_stats(parts, y.rows(), y.cols(), *fs);
+  fs->preact = preact;
 }
 
 // dgamma_i = sum_a g_ia y_ia, dbeta_i = sum_a g_ia (reported as norms); then dL/dx.
 template <class Scalar>
 GradPartial norm_op_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
                              const BackwardReport& report) {
-  const Mat<Scalar>& y = a.cache.out;          // (n, batch)
+  const bool affine = a.weight.size() > 0;
+  const Mat<Scalar>& y = affine ? a.cache.inner : a.cache.out;  // n, (n, batch)
   const Eigen::VectorXd& rstd = a.cache.rstd;  // (n) batch norm, (batch) the others
-  const Mat<Scalar>& g = grad.g;               // dL/dy / 2^exp2, (n, batch)
-  const Eigen::Index n_out = g.rows();
-  Mat<Scalar> dinp(a.inp.rows(), g.cols());               // dL/d(inp) / 2^exp2, (n, batch)
+  const Eigen::Index n_out = grad.g.rows();
+  Mat<Scalar> dinp(a.inp.rows(), grad.g.cols());          // dL/d(inp) / 2^exp2, (n, batch)
   Eigen::VectorXd dgamma = Eigen::VectorXd::Zero(n_out);  // (n)
   Eigen::VectorXd dbeta = Eigen::VectorXd::Zero(n_out);   // (n)
+  // With trained gamma: dgamma and dbeta from dL/dy, then dL/dn = gamma * dL/dy goes through.
+  Mat<Scalar> scaled;
+  if (affine) {
+    norm_param_grad_sums<Scalar>(a.op.norm, y, grad.g, dgamma, dbeta);
+    // rms_norm has no beta of its own; one brought by a model is added all the same.
+    if (a.op.norm.kind == NormKind::kRmsNorm && a.bias.size() > 0) {
+      dbeta = grad.g.template cast<double>().rowwise().sum();
+    }
+    scaled = (grad.g.array().colwise() * a.weight.col(0).array()).matrix();
+  }
+  const Mat<Scalar>& g = affine ? scaled : grad.g;  // dL/dn / 2^exp2, (n, batch)
+  Eigen::VectorXd unused_gamma = Eigen::VectorXd::Zero(affine ? n_out : 0);
+  Eigen::VectorXd unused_beta = unused_gamma;
+  Eigen::VectorXd& dg = affine ? unused_gamma : dgamma;
+  Eigen::VectorXd& db = affine ? unused_beta : dbeta;
+  if (affine) {
+    dg.setZero(n_out);
+    db.setZero(n_out);
+  }
   const GradPartial dinp_stats =
       a.op.norm.kind == NormKind::kBatchNorm
-          ? batch_norm_backward(a.op.norm, y, rstd, g, dinp, dgamma, dbeta, a.pool)
-          : per_example_norm_backward(a.op.norm, y, rstd, g, dinp, dgamma, dbeta, a.pool);
+          ? batch_norm_backward(a.op.norm, y, rstd, g, dinp, dg, db, a.pool)
+          : per_example_norm_backward(a.op.norm, y, rstd, g, dinp, dg, db, a.pool);
   BackwardStats& bs = *report.stats;
   fill_param_norm(dgamma, grad.exp2, bs.grad_weight_norm, bs.grad_weight_nonfinite);
   fill_param_norm(dbeta, grad.exp2, bs.grad_bias_norm, bs.grad_bias_nonfinite);
-  bs.weight_norm = std::sqrt(static_cast<double>(n_out));  // ||gamma|| with gamma = 1
+  // ||gamma||: sqrt(width) for generated norms (gamma = 1).
+  bs.weight_norm = affine ? weight_frobenius(a.weight) : std::sqrt(static_cast<double>(n_out));
   bs.grad_weight_to_weight =
       magnitude_ratio(bs.grad_weight_norm, magnitude_from_scaled(bs.weight_norm, 0));
   fill_grad_stats(dinp_stats, grad.exp2, bs);
   if (report.dpreact != nullptr) *report.dpreact = unscaled(dinp, grad.exp2);
+  if (affine && report.dweight != nullptr) {
+    const double unit = std::ldexp(1.0, static_cast<int>(std::clamp<std::int64_t>(grad.exp2, -2000, 2000)));
+    *report.dweight = dgamma * unit;
+    *report.dbias = dbeta * unit;
+  }
   grad.g = std::move(dinp);
   return dinp_stats;
 }
