@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-checks gradscope against PyTorch: runs small networks of every kind (each activation, norm,
-# residual form and loss, in float64 and float32) with --save-weights and recomputes every
-# per-layer statistic with autograd (scripts/torch_crosscheck.py); then networks built in PyTorch,
+# residual form and loss; sequences through transformers of every scaling, attention and GLU, in
+# float64 and float32) with --save-weights and recomputes every per-layer, token, attention and
+# parameter statistic with autograd (scripts/torch_crosscheck.py); then networks built in PyTorch,
 # read by gradscope from safetensors and ONNX (torch_models.py). Exit 77 (skipped) without torch.
 #   usage: bash tests/torch/crosscheck.sh PATH/TO/gradscope
 set -uo pipefail
@@ -143,6 +144,42 @@ config loss-ce-sigmoid-output '"seed": 15, "input": {"width": 12, "batch": 16},
   "output": {"width": 3, "activation": "sigmoid", "init": "xavier_normal"},
   "loss": "softmax_cross_entropy"'
 
+# Sequences (tokens > 1): the transformer shorthand pre- and post-norm, SwiGLU, every depth
+# scaling, attention written out (biases, 2-4 heads, causal and not, each scale, no output
+# projection), batch norm over batch x tokens, and a loss per token. Widths 16-24, 4-8 tokens,
+# batch 2-3: the runs take milliseconds, PyTorch a fraction of a second.
+tf() {  # tf NAME SEED TRANSFORMER-KEYS [EXTRA-KEYS]
+  config "$1" "\"seed\": $2, \"input\": {\"width\": 16, \"batch\": 2, \"tokens\": 6},
+    \"layers\": [{\"transformer\": {\"blocks\": 2, \"heads\": 2, $3}},
+               {\"width\": 8, \"activation\": \"linear\", \"init\": \"xavier_normal\"}]${4:+, $4}"
+}
+tf tf-pre-gelu 21 '"activation": "gelu"' '"optimizer": "adam"'
+tf tf-post-gelu 22 '"activation": "gelu", "placement": "post_norm", "causal": false,
+  "norm": "rms_norm"' '"optimizer": {"name": "sgd", "learning_rate": 0.01}'
+tf tf-swiglu 23 '"activation": "swiglu", "mlp_ratio": 2' '"optimizer": "adam"'
+tf tf-gpt2 24 '"scaling": "gpt2", "activation": "gelu_tanh"'
+tf tf-deepnorm 25 '"scaling": "deepnorm", "placement": "post_norm", "activation": "relu"'
+tf tf-subln 26 '"scaling": "subln", "activation": "gelu"' '"optimizer": "sgd"'
+tf tf-tfixup 27 '"scaling": "tfixup", "activation": "swiglu", "mlp_ratio": 2'
+tf tf-rezero 28 '"scaling": "rezero", "activation": "gelu"' '"optimizer": "adam"'
+config attention-items '"seed": 29, "input": {"width": 24, "batch": 3, "tokens": 5},
+  "layers": [{"attention": {"heads": 4, "causal": false, "bias": true, "scale": "1/d_head"}},
+             {"glu": {"hidden": 16, "activation": "gelu", "bias": true}},
+             {"residual": {"scale": 0.5, "skip": 0.8},
+              "block": [{"norm": "layer_norm"},
+                        {"attention": {"heads": 3, "bias": true, "scale": 0.4,
+                                       "output_projection": false}}]},
+             {"attention": {"heads": 2, "causal": true, "init": "xavier_uniform"}},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}],
+  "loss": "mse", "optimizer": {"name": "adam", "learning_rate": 0.01}'
+config tokens-batch-norm '"seed": 30, "input": {"width": 16, "batch": 3, "tokens": 4},
+  "layers": [{"width": 16, "activation": "relu", "norm": "batch_norm"},
+             {"attention": {"heads": 2}},
+             {"width": 16, "activation": "tanh", "norm": "batch_norm",
+              "norm_position": "after_activation"},
+             {"width": 5, "activation": "linear", "init": "xavier_normal"}],
+  "loss": {"name": "softmax_cross_entropy", "classes": 5}'
+
 # Each run writes OUT/<name>.json, the report; the script takes every (file, report) pair at once
 # (PyTorch's import is most of a run's cost).
 pairs=()
@@ -156,7 +193,36 @@ for name in "${NAMES[@]}"; do
   fi
 done
 
-echo "crosscheck: ${#NAMES[@]} runs against PyTorch"
+# Generated attention and GLU biases are zeros; nonzero ones (the key bias's gradient then is
+# rounding alone: softmax ignores a constant per row) come from the file with its biases redrawn,
+# loaded back with --weights and --input.
+mkdir -p "$DIR/biased"
+for p in 64 32; do
+  name=attention-items-f$p
+  [ -f "$DIR/out/$name.safetensors" ] || continue
+  "$PYTHON" - "$SCRIPT" "$DIR/out/$name.safetensors" "$DIR/biased/in.safetensors" <<'PY'
+import os
+import sys
+import numpy as np
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+import torch_crosscheck as xc
+meta, tensors = xc.read_safetensors(sys.argv[2])
+rng = np.random.default_rng(31)
+for key, a in tensors.items():
+    if key.endswith(".bias"):
+        tensors[key] = (0.3 * rng.standard_normal(a.shape)).astype(a.dtype)
+xc.write_safetensors(sys.argv[3], tensors, meta)
+PY
+  if "$GRADSCOPE" run "$DIR/cfg/$name.json" --weights "$DIR/biased/in.safetensors" \
+    --input "$DIR/biased/in.safetensors" --out "$DIR/biased" --quiet \
+    --save-weights "$DIR/biased/$name.safetensors" >"$DIR/biased/$name.log" 2>&1; then
+    pairs+=("$DIR/biased/$name.safetensors" "$DIR/biased/$name.json")
+  else
+    fail "gradscope run $name --weights (biases redrawn): $(head -c 600 "$DIR/biased/$name.log")"
+  fi
+done
+
+echo "crosscheck: $((${#pairs[@]} / 2)) runs against PyTorch"
 "$PYTHON" "$SCRIPT" "${pairs[@]}" || fail "a statistic differs from PyTorch's (tables above)"
 
 # The dead-unit comparison sees dead units, and gradients that are not all zero.
