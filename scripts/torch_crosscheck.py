@@ -1072,7 +1072,8 @@ def compare_sequence_stats(table, lr, s, where, tol):
               where, tol["logit"])
     fraction = report_value(theirs, "peaked_fraction")
     rows = mine["rows"]
-    theirs_rows = math.inf if fraction is None else fraction * rows
+    # The report's share times the row count is the count up to rounding (an integer).
+    theirs_rows = math.inf if fraction is None else round(fraction * rows)
     table.add("forward.attention.peaked rows", abs(mine["peaked_rows"] - theirs_rows), where,
               tol["peaked"], unit="units")
     if "scale" in mine and "attention" in lr:

@@ -195,7 +195,7 @@ done
 
 # Generated attention and GLU biases are zeros; nonzero ones (the key bias's gradient then is
 # rounding alone: softmax ignores a constant per row) come from the file with its biases redrawn,
-# loaded back with --weights and --input.
+# loaded back with --weights (the input is drawn from the seed again, the same batch).
 mkdir -p "$DIR/biased"
 for p in 64 32; do
   name=attention-items-f$p
@@ -214,8 +214,7 @@ for key, a in tensors.items():
 xc.write_safetensors(sys.argv[3], tensors, meta)
 PY
   if "$GRADSCOPE" run "$DIR/cfg/$name.json" --weights "$DIR/biased/in.safetensors" \
-    --input "$DIR/biased/in.safetensors" --out "$DIR/biased" --quiet \
-    --save-weights "$DIR/biased/$name.safetensors" >"$DIR/biased/$name.log" 2>&1; then
+    --out "$DIR/biased" --quiet --save-weights "$DIR/biased/$name.safetensors" >"$DIR/biased/$name.log" 2>&1; then
     pairs+=("$DIR/biased/$name.safetensors" "$DIR/biased/$name.json")
   else
     fail "gradscope run $name --weights (biases redrawn): $(head -c 600 "$DIR/biased/$name.log")"
@@ -245,6 +244,43 @@ EOF
   "$PYTHON" "$SCRIPT" "${pairs[0]}" "$DIR/tampered.json" >"$DIR/tampered.log" 2>&1
   rc=$?
   [ "$rc" -eq 1 ] || fail "a report with a gradient off by 1% was not caught (exit $rc, not 1)"
+fi
+
+# ... and so is each sequence statistic of a float64 transformer moved by 1e-8 relative (the
+# tolerance is 1e-10): the token cosine and centred rms, the attention entropy and largest logit,
+# one tensor's gradient norm and update ratio, a peaked row more (one call: 7 runs, 7 FAILs).
+f64=$DIR/out/tf-pre-gelu-f64
+if [ -f "$f64.json" ]; then
+  "$PYTHON" - "$f64.json" "$DIR/tampered" <<'EOF'
+import json, sys
+for what in ("cosine", "centered", "entropy", "logit", "grad", "update", "peaked"):
+    r = json.load(open(sys.argv[1]))
+    attention = next(l for l in r["layers"] if l["kind"] == "attention")
+    p = next(p for p in r["parameters"] if p["role"] == "value.weight")
+    target = {"cosine": (r["layers"][0]["forward"]["tokens"], "mean_cosine"),
+              "centered": (r["layers"][0]["forward"]["tokens"], "centered_rms"),
+              "entropy": (attention["forward"]["attention"], "entropy"),
+              "logit": (attention["forward"]["attention"], "max_logit"),
+              "grad": (p, "log10_grad_norm"), "update": (p, "log10_update_to_weight")}
+    if what == "peaked":
+        a = attention["forward"]["attention"]
+        rows = 2 * 2 * 6  # batch, heads, tokens of tf-pre-gelu
+        a["peaked_fraction"] = (round(a["peaked_fraction"] * rows) + 1) / rows
+    else:
+        obj, key = target[what]
+        # log10(1 + 1e-8) on a log10, else 1e-8 of the value (at least 1e-8 absolute).
+        obj[key] += 4.3e-9 if key.startswith("log10") else 1e-8 * max(1.0, abs(obj[key]))
+    json.dump(r, open(f"{sys.argv[2]}-{what}.json", "w"))
+EOF
+  tampered=()
+  for what in cosine centered entropy logit grad update peaked; do
+    tampered+=("$f64.safetensors" "$DIR/tampered-$what.json")
+  done
+  "$PYTHON" "$SCRIPT" "${tampered[@]}" >"$DIR/tampered.log" 2>&1
+  rc=$?
+  caught=$(grep -c '^FAIL:' "$DIR/tampered.log")
+  [ "$rc" -eq 1 ] && [ "$caught" -eq 7 ] ||
+    fail "of 7 sequence statistics moved past tolerance, $caught were caught (exit $rc, not 1)"
 fi
 
 # Dropout above 0 is refused with exit 2: its masks are not in the file.
