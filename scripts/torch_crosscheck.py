@@ -987,7 +987,7 @@ def compare(report, stats, summary, dtype):
         compare_sequence_stats(table, lr, s, where, tol)
         if "parameters" in bw:
             compare_params(table, "backward.parameters", bw["parameters"], s.get("params", []),
-                           where, tol, log10_ulps)
+                           where, tol, log10_ulps, require_update=True)
 
     # Every learned tensor, named as --save-weights names them, input side first.
     mine_params = []
@@ -1082,9 +1082,11 @@ def compare_sequence_stats(table, lr, s, where, tol):
                   where, tol["scale"])
 
 
-def compare_params(table, prefix, theirs_list, mine_list, where, tol, log10_ulps):
+def compare_params(table, prefix, theirs_list, mine_list, where, tol, log10_ulps,
+                   require_update=False):
     """Per learned tensor: its norm, gradient norm (both at the rounding floor count as equal,
-    as for the layers' weight gradients) and update ratio."""
+    as for the layers' weight gradients) and update ratio, where the report has one (every
+    tensor of an attention or GLU op under an optimizer: require_update)."""
     theirs_by = {p.get("name", p["role"]): p for p in theirs_list}
     mine_by = {p.get("name", p["role"]): p for p in mine_list}
     if sorted(theirs_by) != sorted(mine_by):
@@ -1106,7 +1108,11 @@ def compare_params(table, prefix, theirs_list, mine_list, where, tol, log10_ulps
         table.add(f"{prefix}.grad_norm (log10)",
                   relative_above_floor(mine["log10_grad_norm"], theirs_g, floor), at,
                   tol["grad"])
-        if "log10_update_to_weight" in theirs or "update_to_weight_status" in theirs:
+        has_update = "log10_update_to_weight" in theirs or "update_to_weight_status" in theirs
+        if require_update and "log10_update_to_weight" in mine and not has_update:
+            raise UsageError(f"{prefix} {at}: no update_to_weight, though the run has an "
+                             "optimizer")
+        if has_update:
             if "log10_update_to_weight" not in mine:
                 raise UsageError(f"{prefix} {at}: the report has an update ratio, the run no "
                                  "optimizer")
