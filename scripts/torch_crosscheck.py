@@ -1,6 +1,13 @@
 #!/usr/bin/python3
-"""Recomputes a gradscope run's per-layer statistics in PyTorch from the file `gradscope run
---save-weights` writes, and prints the largest difference from gradscope's JSON report.
+"""Recomputes a gradscope run's statistics in PyTorch from the file `gradscope run
+--save-weights` writes, and prints the largest difference from gradscope's JSON report: every
+layer's moments, dead units and gradients, the token statistics of sequence runs (tokens > 1),
+the attention rows' entropy, largest logit and peaked share, and each learned tensor's norm,
+gradient norm and update ratio (the report's "parameters").
+
+Why this file is long: it mirrors every op gradscope has (dense, norms, activations, residuals,
+attention, GLU) and every statistic, with the safetensors reader and a self-test of all of it, so
+that one file reproduces a report without gradscope's sources.
 
 usage: /usr/bin/python3 scripts/torch_crosscheck.py RUN.safetensors REPORT.json [RUN REPORT ...]
        /usr/bin/python3 scripts/torch_crosscheck.py --self-test
@@ -167,8 +174,44 @@ def residual_spec(value):
     r = {} if value is True else value
     placement = r.get("placement", "pre_norm")
     post_norm = norm_spec(r["norm"]) if placement == "post_norm" and r.get("norm") else None
-    return {"scale": float(r.get("scale", 1.0)),
+    return {"scale": float(r.get("scale", 1.0)), "skip": float(r.get("skip", 1.0)),
             "projection": r.get("projection", False) is not False, "post_norm": post_norm}
+
+
+ATTENTION_SCALES = ("1/sqrt(d_head)", "1/d_head")
+
+
+def attention_op(value, where):
+    """An attention item's op: heads, causal, scale (a number, or how to resolve it for the
+    layer's width), bias, output_projection, with spec.hpp's defaults."""
+    a = value or {}
+    scale = a.get("scale", "1/sqrt(d_head)")
+    if isinstance(scale, str) and scale not in ATTENTION_SCALES:
+        raise UsageError(f"config {where}.attention.scale: {scale!r} is none of "
+                         f"{', '.join(ATTENTION_SCALES)} or a number")
+    return {"kind": "attention", "heads": int(a.get("heads", 1)),
+            "causal": bool(a.get("causal", True)),
+            "scale": scale if isinstance(scale, str) else float(scale),
+            "bias": bool(a.get("bias", False)),
+            "output_projection": bool(a.get("output_projection", True))}
+
+
+def resolved_attention_scale(op, width):
+    """The number the logits are multiplied by (src/core/spec.cpp attention_scale)."""
+    d_head = width / max(op["heads"], 1)
+    if op["scale"] == "1/sqrt(d_head)":
+        return 1.0 / math.sqrt(d_head)
+    if op["scale"] == "1/d_head":
+        return 1.0 / d_head
+    return op["scale"]
+
+
+def glu_op(value, where):
+    if "hidden" not in value:
+        raise UsageError(f"config {where}.glu: no \"hidden\" width")
+    return {"kind": "glu", "hidden": int(value["hidden"]),
+            "activation": activation_spec(value.get("activation", "silu")),
+            "bias": bool(value.get("bias", False))}
 
 
 def append_ops(items, ops, path):
@@ -184,6 +227,13 @@ def append_ops(items, ops, path):
                     ops.append({"kind": "residual_end", **residual})
                     if residual["post_norm"]:
                         ops.append({"kind": "norm", "norm": residual["post_norm"]})
+        elif "attention" in item:
+            ops.append(attention_op(item["attention"], where))
+        elif "glu" in item:
+            ops.append(glu_op(item["glu"], where))
+        elif "transformer" in item:
+            raise UsageError(f"config {where}: a transformer shorthand; give the resolved config "
+                             "(the one --save-weights stores), in which the reader expanded it")
         elif "width" in item and item.get("norm") is not None:
             # The dense-with-norm shorthand (the resolved config has it expanded already).
             act = activation_spec(item.get("activation", "relu"))
@@ -322,29 +372,65 @@ def apply_norm(norm, x, gamma, beta):
 # ---- The run in PyTorch ------------------------------------------------------------------------
 
 
+def tokens_of(config):
+    return int(config["input"].get("tokens", 1))
+
+
+def file_tensors(op, k, fan_in):
+    """[(role, name, shape)] of the tensors the file holds for op k (fan_in: its input width), in
+    named_parameters() order (a norm's gamma and beta are not in the file)."""
+    kind = op["kind"]
+    if kind == "dense":
+        return [("weight", f"ops.{k}.weight", (op["width"], fan_in)),
+                ("bias", f"ops.{k}.bias", (op["width"],))]
+    if kind == "attention":
+        roles = ["query", "key", "value"] + (["output"] if op["output_projection"] else [])
+        out = []
+        for role in roles:
+            out.append((f"{role}.weight", f"ops.{k}.{role}.weight", (fan_in, fan_in)))
+            if op["bias"]:
+                out.append((f"{role}.bias", f"ops.{k}.{role}.bias", (fan_in,)))
+        return out
+    if kind == "glu":
+        n = op["hidden"]
+        out = []
+        for role, shape, bias in (("gate", (n, fan_in), n), ("up", (n, fan_in), n),
+                                  ("down", (fan_in, n), fan_in)):
+            out.append((f"{role}.weight", f"ops.{k}.{role}.weight", shape))
+            if op["bias"]:
+                out.append((f"{role}.bias", f"ops.{k}.{role}.bias", (bias,)))
+        return out
+    return []
+
+
 def load_run(tensors, ops, config):
     """Checks that every tensor the config needs is present with its shape, and that PyTorch can
-    reproduce every op; returns the names of the tensors the run uses."""
+    reproduce every op; returns the names of the tensors the run uses. Sequences (tokens T > 1)
+    are (batch, T, width) in the file, or (batch T, width) rows example-major."""
     x = tensors.get("input")
-    if x is None or x.ndim != 2:
-        raise UsageError("the file has no 2-D 'input' tensor (batch, n_in)")
-    batch, width = x.shape
-    if batch != config["input"]["batch"] or width != config["input"]["width"]:
-        raise UsageError(f"'input' is {list(x.shape)}, the config says batch "
-                         f"{config['input']['batch']} and width {config['input']['width']}")
+    batch, tokens = int(config["input"]["batch"]), tokens_of(config)
+    rows = batch * tokens
+    if x is None or x.ndim not in (2, 3):
+        raise UsageError("the file has no 'input' tensor (batch, n_in) or (batch, tokens, n_in)")
+    width = x.shape[-1]
+    shape_ok = (tuple(x.shape) == (batch, tokens, width) if x.ndim == 3 else
+                x.shape[0] == rows)
+    if not shape_ok or width != config["input"]["width"]:
+        raise UsageError(f"'input' is {list(x.shape)}, the config says batch {batch}, tokens "
+                         f"{tokens} and width {config['input']['width']}")
     widths = []  # the width each op outputs
     used = {"input"}
     for k, op in enumerate(ops):
         fan_in = width
+        need = {name: shape for _, name, shape in file_tensors(op, k, fan_in)}
         if op["kind"] == "dense":
-            need = {f"ops.{k}.weight": (op["width"], fan_in), f"ops.{k}.bias": (op["width"],)}
             width = op["width"]
         elif op["kind"] == "residual_end" and op["projection"]:
             p = op["partner"]
             skip = widths[p - 1] if p > 0 else config["input"]["width"]
             need = {f"ops.{k}.projection": (fan_in, skip)}
-        else:
-            need = {}
+        elif op["kind"] == "attention" and width % op["heads"]:
+            raise UsageError(f"op {k}: {op['heads']} heads do not divide the width {width}")
         for name, shape in need.items():
             if name not in tensors:
                 raise UsageError(f"the file has no tensor {name!r} for op {k} ({op['kind']})")
@@ -356,50 +442,128 @@ def load_run(tensors, ops, config):
                              "gradscope and not saved, so PyTorch cannot reproduce them; "
                              "cross-check a config without dropout (or with dropout 0)")
         widths.append(width)
-    drive = {"probe": ("probe", (batch, width)), "mse": ("targets", (batch, width)),
-             "sigmoid_bce": ("targets", (batch, width)),
-             "softmax_cross_entropy": ("labels", (batch,))}.get(summary_loss_name(config))
+    # The loss reads one column per token: the probe as the input is stored, targets and labels
+    # as (batch T, width) and (batch T).
+    drive = {"probe": ("probe", (rows, width)), "mse": ("targets", (rows, width)),
+             "sigmoid_bce": ("targets", (rows, width)),
+             "softmax_cross_entropy": ("labels", (rows,))}.get(summary_loss_name(config))
     if drive is None:
         raise UsageError(f"unknown loss {summary_loss_name(config)!r}")
     name, shape = drive
-    if name not in tensors or tuple(tensors[name].shape) != shape:
-        found = list(tensors[name].shape) if name in tensors else "missing"
+    found = tensors[name].shape if name in tensors else None
+    if found is None or (tuple(found) != shape and
+                         not (len(shape) == 2 and tuple(found) == (batch, tokens, width))):
         raise UsageError(f"loss {summary_loss_name(config)} needs {name!r} of shape "
-                         f"{list(shape)}; the file's is {found}")
+                         f"{list(shape)}; the file's is {list(found) if found else 'missing'}")
     used.add(name)
     return used
 
 
+def as_rows(a, width):
+    """(batch, T, width) or (batch T, width) as (batch T, width): one row per token."""
+    return a.reshape(-1, width)
+
+
+# Ops whose gradient statistic is dL/d(their input) (src/core/ops/op.cpp's input_grad_stat).
+INPUT_GRAD_KINDS = ("norm", "activation", "dropout", "attention", "glu")
+
+
+def leaf(t, name):
+    """A learned tensor of the file as a leaf that collects its gradient."""
+    return t[name].clone().requires_grad_(True)
+
+
+def attention_forward(op, k, t, x, tokens, layer):
+    """q, k, v = x W^T + b; per head P = softmax(scale q k^T) (causal: key <= query), o = P v with
+    the heads concatenated, y = o Wo^T + bo; x is (batch T, d), rows example-major."""
+    rows, d = x.shape
+    batch, heads = rows // tokens, op["heads"]
+    dh = d // heads
+    scale = resolved_attention_scale(op, d)
+    bias = (lambda role: leaf(t, f"ops.{k}.{role}.bias")) if op["bias"] else (lambda role: None)
+    params = []
+    proj = {}
+    for role in ("query", "key", "value"):
+        w, b = leaf(t, f"ops.{k}.{role}.weight"), bias(role)
+        h = F.linear(x, w, b)
+        h.retain_grad()
+        params.append((f"{role}.weight", w, h, x))
+        if b is not None:
+            params.append((f"{role}.bias", b, h, None))
+        proj[role] = h.reshape(batch, tokens, heads, dh).transpose(1, 2)  # (batch, h, T, dh)
+    logits = scale * (proj["query"] @ proj["key"].transpose(-1, -2))  # (batch, h, T, T)
+    if op["causal"]:
+        mask = torch.ones(tokens, tokens, dtype=torch.bool).triu(1)  # key after the query
+        logits = logits.masked_fill(mask, -math.inf)
+    p = F.softmax(logits, dim=-1)
+    o = (p @ proj["value"]).transpose(1, 2).reshape(rows, d)
+    if op["output_projection"]:
+        w, b = leaf(t, f"ops.{k}.output.weight"), bias("output")
+        y = F.linear(o, w, b)
+        y.retain_grad()
+        params.append(("output.weight", w, y, o))
+        if b is not None:
+            params.append(("output.bias", b, y, None))
+    else:
+        y = o
+    layer["attention"] = {"logits": logits.detach(), "probs": p.detach(), "scale": scale}
+    return y, params
+
+
+def glu_forward(op, k, t, x, layer):
+    """y = (act(x Wg^T + bg) * (x Wu^T + bu)) Wd^T + bd."""
+    name, param = op["activation"]
+    w = {role: leaf(t, f"ops.{k}.{role}.weight") for role in ("gate", "up", "down")}
+    b = ({role: leaf(t, f"ops.{k}.{role}.bias") for role in ("gate", "up", "down")}
+         if op["bias"] else dict.fromkeys(("gate", "up", "down")))
+    h1 = F.linear(x, w["gate"], b["gate"])
+    h3 = F.linear(x, w["up"], b["up"])
+    m = ACTIVATIONS[name](h1, param) * h3
+    y = F.linear(m, w["down"], b["down"])
+    params = []
+    for role, h, inp in (("gate", h1, x), ("up", h3, x), ("down", y, m)):
+        h.retain_grad()
+        params.append((f"{role}.weight", w[role], h, inp))
+        if b[role] is not None:
+            params.append((f"{role}.bias", b[role], h, None))
+    # gradscope's forward.preact of a GLU is the gate's pre-activation, its dead units the gate's.
+    layer["preact"] = h1
+    layer["slope"] = accurate_slope(name, param, h1)
+    return y, params
+
+
 def run_torch(config, ops, tensors, dtype):
-    """The forward and backward passes; returns per reported op a dict of tensors (pre, out,
-    slope, parameter gradients) and the output and its gradient."""
+    """The forward and backward passes; returns per reported op a dict of tensors (pre: the
+    tensor whose gradient is the op's gradient statistic, out, slope, params: (role, leaf,
+    tensor whose gradient multiplies, its other factor)) and the output, loss and loss scale."""
     t = {name: torch.from_numpy(np.asarray(a)).to(dtype) for name, a in tensors.items()}
-    x = t["input"]
+    tokens = tokens_of(config)
+    # A leaf, so that an op at the input side that reports dL/d(its input) has one.
+    x = as_rows(t["input"], t["input"].shape[-1]).clone().requires_grad_(True)
     layers = []  # one entry per reported op (residual begins are not reported)
     skips = []
     block_input = None  # the copy of a block's input that the op opening its branch reports
     for k, op in enumerate(ops):
         kind = op["kind"]
         if kind == "residual_begin":
-            # A norm, activation or dropout op opening the branch reports dL/d(its input), the
-            # block's input: the total, the skips' shares included. Its copy is made before the
-            # first begin of the run, so that every skip reads it too.
+            # An op opening the branch whose statistic is dL/d(its input) reports the block's
+            # input: the total, the skips' shares included. Its copy is made before the first
+            # begin of the run, so that every skip reads it too.
             if k == 0 or ops[k - 1]["kind"] != "residual_begin":
                 o = k
                 while ops[o]["kind"] == "residual_begin":
                     o += 1
-                if ops[o]["kind"] in ("norm", "activation", "dropout"):
+                if ops[o]["kind"] in INPUT_GRAD_KINDS:
                     x = x.clone()
                     block_input = x
             skips.append(x)
             continue
         layer = {"op": k, "kind": kind}
         if kind == "dense":
-            w = t[f"ops.{k}.weight"].clone().requires_grad_(True)
-            b = t[f"ops.{k}.bias"].clone().requires_grad_(True)
+            w = leaf(t, f"ops.{k}.weight")
+            b = leaf(t, f"ops.{k}.bias")
             pre = F.linear(x, w, b)
-            layer["params"] = (w, b)
-            layer["input"] = x
+            layer["params"] = [("weight", w, pre, x), ("bias", b, pre, None)]
         elif block_input is not None:
             pre = block_input
             block_input = None
@@ -416,17 +580,23 @@ def run_torch(config, ops, tensors, dtype):
         elif kind == "norm":
             n = pre.shape[1]
             gamma = torch.ones(n, dtype=dtype, requires_grad=True)
-            beta = torch.zeros(n, dtype=dtype, requires_grad=True)
+            beta = torch.zeros(n, dtype=dtype, requires_grad=True)  # rms_norm: unused, no grad
             out = apply_norm(op["norm"], pre, gamma, beta)
             out.retain_grad()
-            layer["params"] = (gamma, beta)
+            # The gradients are sums over the batch of g * x_hat (gamma) and of g (beta); with
+            # gamma 1 and beta 0, x_hat is the output.
+            layer["params"] = [("weight", gamma, out, "per_unit"), ("bias", beta, out, None)]
         elif kind == "dropout":
             out = pre.clone()  # p = 0 only: load_run refused the rest
         elif kind == "residual_end":
             skip = skips.pop()
             if op["projection"]:
                 skip = F.linear(skip, t[f"ops.{k}.projection"])
-            out = skip + op["scale"] * pre
+            out = op["skip"] * skip + op["scale"] * pre
+        elif kind == "attention":
+            out, layer["params"] = attention_forward(op, k, t, pre, tokens, layer)
+        elif kind == "glu":
+            out, layer["params"] = glu_forward(op, k, t, pre, layer)
         else:
             raise UsageError(f"op {k}: unknown kind {kind!r}")
         layer["out"] = out
@@ -436,23 +606,24 @@ def run_torch(config, ops, tensors, dtype):
     y = x
     y.retain_grad()
     loss_name = summary_loss_name(config)
-    batch = y.shape[0]
+    rows = y.shape[0]  # one column of the loss per token
     if loss_name == "probe":
-        loss = (t["probe"] * y).sum()
-        loss_scale = (t["probe"] * y).abs().sum().item()
+        probe = as_rows(t["probe"], y.shape[1])
+        loss = (probe * y).sum()
+        loss_scale = (probe * y).abs().sum().item()
     elif loss_name == "mse":
-        loss = (y - t["targets"]).square().sum() / (2 * batch)
+        loss = (y - t["targets"]).square().sum() / (2 * rows)
         loss_scale = abs(loss.item())
     elif loss_name == "softmax_cross_entropy":
         labels = tensors["labels"]
         classes = y.shape[1]
-        if (labels.shape != (batch,) or np.any(labels != np.round(labels)) or
+        if (labels.shape != (rows,) or np.any(labels != np.round(labels)) or
                 np.any(labels < 0) or np.any(labels >= classes)):
-            raise UsageError(f"'labels' must be {batch} class indices in [0, {classes})")
+            raise UsageError(f"'labels' must be {rows} class indices in [0, {classes})")
         loss = F.cross_entropy(y, torch.from_numpy(labels.astype(np.int64)))
         loss_scale = abs(loss.item())
     elif loss_name == "sigmoid_bce":
-        loss = F.binary_cross_entropy_with_logits(y, t["targets"], reduction="sum") / batch
+        loss = F.binary_cross_entropy_with_logits(y, t["targets"], reduction="sum") / rows
         loss_scale = abs(loss.item())
     else:
         raise UsageError(f"unknown loss {loss_name!r}")
@@ -511,15 +682,110 @@ def run_dtype(config):
     return torch.float64 if config.get("precision", "float32") == "float64" else torch.float32
 
 
+def optimizer_of(config):
+    """(name, learning rate, eps) of the config's optimizer, with gradscope's defaults; None for
+    no optimizer."""
+    o = config.get("optimizer", "none")
+    o = {"name": o} if isinstance(o, str) else o
+    if o["name"] == "none":
+        return None
+    if o["name"] not in ("sgd", "adam"):
+        raise UsageError(f"unknown optimizer {o['name']!r}")
+    return o["name"], float(o.get("learning_rate", 1e-3)), float(o.get("eps", 1e-8))
+
+
+def log10_update(optimizer, grad, p_log10):
+    """log10 of ||one first optimizer step|| / ||p|| (src/core/ops/param_stats.cpp): sgd from
+    zero momentum steps lr g; adam's first step lr g / (|g| + eps), its moments being g and g^2."""
+    name, lr, eps = optimizer
+    if name == "sgd":
+        return math.log10(lr) + log10_norm(grad) - p_log10
+    g = torch.zeros(1) if grad is None else grad.detach().to(torch.float64)
+    g = g[torch.isfinite(g)]
+    return math.log10(lr) + log10_norm(g / (g.abs() + eps)) - p_log10
+
+
+def log10_sum(logs):
+    """log10 sqrt(sum 10^(2 l)): the norm of tensors together from their log10 norms."""
+    logs = [v for v in logs if v > -math.inf]
+    if not logs:
+        return -math.inf
+    top = max(logs)
+    return top + 0.5 * math.log10(sum(10.0 ** (2 * (v - top)) for v in logs))
+
+
+def param_statistics(params, optimizer):
+    """Per learned tensor: role, its norm, the log10 of its gradient's norm, of a bound on that
+    gradient's rounding (log10_sum_bound) and of the update ratio."""
+    out = []
+    for role, p, h, other in params:
+        g = h.grad
+        if role.endswith("bias"):
+            bound = log10_sum_bound(g, None) if g is not None else -math.inf
+        elif isinstance(other, str):  # a norm's gamma: per unit, against x_hat = its output
+            bound = log10_sum_bound(g, h, per_unit=True)
+        else:
+            bound = log10_sum_bound(g, other)
+        norm = float(p.detach().to(torch.float64).norm())
+        s = {"role": role, "shape": list(p.shape), "norm": norm,
+             "log10_grad_norm": log10_norm(p.grad), "log10_bound": bound}
+        if optimizer:
+            p_log10 = math.log10(norm) if norm > 0 else -math.inf
+            s["log10_update_to_weight"] = log10_update(optimizer, p.grad, p_log10)
+        out.append(s)
+    return out
+
+
+def token_statistics(y, tokens):
+    """mean over examples of the mean over pairs t != t' of cos(y_t, y_t') (a zero token: cosine
+    0), and the rms of y_t minus its example's mean token; examples with a non-finite entry are
+    left out, as gradscope leaves them out (src/core/layer_stats.cpp fill_token_stats)."""
+    v = y.detach().to(torch.float64)
+    v = v.reshape(-1, tokens, v.shape[1])  # (batch, T, d)
+    v = v[torch.isfinite(v).all(dim=2).all(dim=1)]
+    if v.shape[0] == 0:
+        return {"mean_cosine": None, "centered_rms": None}
+    norms = v.norm(dim=2, keepdim=True)
+    u = torch.where(norms > 0, v / torch.where(norms > 0, norms, torch.ones_like(norms)),
+                    torch.zeros_like(v))
+    cos = u @ u.transpose(1, 2)  # (batch, T, T), each pair twice, the diagonal apart
+    off = ~torch.eye(tokens, dtype=torch.bool)
+    mean_cosine = float(cos[:, off].mean(dim=1).mean())
+    centered = v - v.mean(dim=1, keepdim=True)
+    return {"mean_cosine": mean_cosine, "centered_rms": float(centered.square().mean().sqrt())}
+
+
+def attention_statistics(a):
+    """Over the rows (example, head, query) of P: mean entropy -sum P ln P in nats over the
+    unmasked keys (masked entries are exactly 0), the largest scaled logit over the unmasked
+    entries, the share of rows whose largest weight exceeds 0.99; rows with a non-finite logit
+    are left out."""
+    logits = a["logits"].to(torch.float64)
+    p = a["probs"].to(torch.float64)
+    unmasked = logits > -math.inf
+    finite_row = (torch.isfinite(logits) | ~unmasked).all(dim=-1)
+    p = p[finite_row]
+    if p.shape[0] == 0:
+        return {"entropy": None, "max_logit": None, "peaked_rows": 0, "rows": 0}
+    terms = torch.where(p > 0, p * torch.log(torch.where(p > 0, p, torch.ones_like(p))),
+                        torch.zeros_like(p))
+    return {"entropy": float((-terms.sum(dim=-1)).mean()),
+            "max_logit": float(logits[finite_row][unmasked[finite_row]].max()),
+            "peaked_rows": int((p.max(dim=-1).values > 0.99).sum()), "rows": int(p.shape[0]),
+            "scale": a["scale"]}
+
+
 def torch_statistics(config, ops, tensors, compute_dtype=None):
     """Every compared statistic, per reported layer, from PyTorch, computed in the run's format
     (or in compute_dtype: float64 for the reference beside a float32 run)."""
     dtype = run_dtype(config)
     layers, y, loss, loss_scale = run_torch(config, ops, tensors, compute_dtype or dtype)
+    tokens = tokens_of(config)
+    optimizer = optimizer_of(config)
     stats = []
     for layer in layers:
         s = {"op": layer["op"], "kind": layer["kind"], "width": layer["out"].shape[1],
-             "preact": moments(layer["pre"]), "act": moments(layer["out"]),
+             "preact": moments(layer.get("preact", layer["pre"])), "act": moments(layer["out"]),
              "log10_grad_preact_rms": log10_norm(layer["pre"].grad, rms=True)}
         if "slope" in layer:
             # gradscope counts a unit dead when its slope, as computed in the run's format, is 0
@@ -533,15 +799,19 @@ def torch_statistics(config, ops, tensors, compute_dtype=None):
         else:
             s["dead_units"] = 0
         if "params" in layer:
-            s["log10_grad_weight_norm"] = log10_norm(layer["params"][0].grad)
-            s["log10_grad_bias_norm"] = log10_norm(layer["params"][1].grad)
-            if layer["kind"] == "dense":
-                g = layer["pre"].grad
-                s["log10_weight_bound"] = log10_sum_bound(g, layer["input"])
-            else:
-                g = layer["out"].grad
-                s["log10_weight_bound"] = log10_sum_bound(g, layer["out"], per_unit=True)
-            s["log10_bias_bound"] = log10_sum_bound(g, None)
+            ps = param_statistics(layer["params"], optimizer)
+            weights = [p for p in ps if p["role"].endswith("weight")]
+            biases = [p for p in ps if p["role"].endswith("bias")]
+            # The layer's norms are over all its weight (bias) tensors together.
+            s["log10_grad_weight_norm"] = log10_sum([p["log10_grad_norm"] for p in weights])
+            s["log10_grad_bias_norm"] = log10_sum([p["log10_grad_norm"] for p in biases])
+            s["log10_weight_bound"] = log10_sum([p["log10_bound"] for p in weights])
+            s["log10_bias_bound"] = log10_sum([p["log10_bound"] for p in biases])
+            s["params"] = ps
+        if tokens > 1:
+            s["tokens"] = token_statistics(layer["out"], tokens)
+        if "attention" in layer:
+            s["attention"] = attention_statistics(layer["attention"])
         stats.append(s)
     above = log10_norm(y.grad, rms=True)
     for s in reversed(stats):
@@ -560,7 +830,8 @@ def torch_statistics(config, ops, tensors, compute_dtype=None):
 # ---- Comparison with the report ----------------------------------------------------------------
 
 REPORT_KINDS = {"dense": "dense", "norm": "norm", "activation": "activation",
-                "dropout": "dropout", "residual_end": "residual"}
+                "dropout": "dropout", "residual_end": "residual", "attention": "attention",
+                "glu": "glu"}
 
 
 def report_value(obj, key):
@@ -628,7 +899,7 @@ class Table:
 
     def print(self, out, extras=()):
         """extras: (title, Table) pairs whose largest difference per statistic is shown beside."""
-        out.write(f"{'statistic':<40} {'largest difference':>18}  {'at layer':<16} "
+        out.write(f"{'statistic':<44} {'largest difference':>18}  {'at layer':<28} "
                   f"{'tolerance':>10}  status" + "".join(f"  {t:>18}" for t, _ in extras) + "\n")
         for stat, r in self.rows.items():
             tol = f"{int(r['tol'])} units" if r["unit"] == "units" else f"{r['tol']:.0e}"
@@ -636,7 +907,7 @@ class Table:
             more = "".join(f"  {self._cell(t.rows[stat]) if stat in t.rows else '-':>18}"
                            for _, t in extras)
             where = r["where"] if r["diff"] > 0 else "-"
-            out.write(f"{stat:<40} {self._cell(r):>18}  {where:<16} {tol:>10}  {status:<6}"
+            out.write(f"{stat:<44} {self._cell(r):>18}  {where:<28} {tol:>10}  {status:<6}"
                       f"{more}".rstrip() + "\n")
 
 
@@ -647,8 +918,13 @@ def format_range_note(dtype):
 
 def compare(report, stats, summary, dtype):
     float64 = dtype == torch.float64
-    rel_tol = 1e-5 if float64 else 1e-3   # the brief's tolerances: float64 / float32 rounding
-    log_tol = 1e-5 if float64 else 1e-3
+    # float64: both programs compute every statistic in double from the same stored values, with
+    # reductions of at most a few thousand terms in other orders; their rounding (n eps, eps =
+    # 1.1e-16) stays below 1e-13 here, and 1e-10 leaves room for a deeper stack's amplification
+    # while any real disagreement (a wrong formula, a missed term) is far above it. float32: the
+    # two programs' float32 rounding through the whole network.
+    rel_tol = 1e-10 if float64 else 1e-3
+    log_tol = 1e-10 if float64 else 1e-3
     # A unit is dead when all its B derivatives are exactly 0: in float32 a pre-activation within
     # rounding of a kink (relu at 0, hard_tanh at +-1), or a sigmoid/tanh slope at the edge of
     # underflow, can fall either way with another summation order than OpenBLAS's; not so in
@@ -659,6 +935,7 @@ def compare(report, stats, summary, dtype):
     margin = 4.0
     lo, hi = format_range_note(dtype)
     log10_ulps = math.log10(ZERO_FLOOR_ULPS * torch.finfo(dtype).eps)
+    tol = sequence_tolerances(float64, rel_tol)
 
     layers = report["layers"]
     if len(layers) != len(stats):
@@ -707,6 +984,22 @@ def compare(report, stats, summary, dtype):
         table.add("backward.gain (log10)",
                   relative_from_log10(s["log10_gain"], report_log10(bw, "log10_gain")), where,
                   rel_tol)
+        compare_sequence_stats(table, lr, s, where, tol)
+        if "parameters" in bw:
+            compare_params(table, "backward.parameters", bw["parameters"], s.get("params", []),
+                           where, tol, log10_ulps, require_update=True)
+
+    # Every learned tensor, named as --save-weights names them, input side first.
+    mine_params = []
+    for i, s in enumerate(stats):
+        for p in s.get("params", []):
+            if p["role"] == "bias" and s["kind"] == "norm" and p["log10_grad_norm"] == -math.inf \
+                    and p["norm"] == 0:
+                continue  # rms_norm's beta: not a parameter (no gradient reaches it)
+            mine_params.append({**p, "name": f"ops.{s['op']}.{p['role']}", "layer": i + 1})
+    if "parameters" in report:
+        compare_params(table, "parameters", report["parameters"], mine_params, "-", tol,
+                       log10_ulps)
 
     mine = summary["log10_grad_ratio_first_to_last"]
     theirs = report_log10(report["summary"], "log10_grad_ratio_first_to_last")
@@ -722,6 +1015,114 @@ def compare(report, stats, summary, dtype):
               scaled_difference(summary["loss"], report_value(report["loss"], "value"),
                                 summary["loss_scale"]), "-", rel_tol)
     return table, notes
+
+
+def sequence_tolerances(float64, rel_tol):
+    """Tolerances of the sequence, attention and parameter statistics. float64: each is a
+    double-precision computation of a handful of reductions (a few hundred roundings of 1.1e-16
+    at these sizes), so 1e-10 leaves a margin of 1e4 over rounding; float32 keeps the script's
+    float32 tolerance (rel_tol: float32 rounding through the whole network)."""
+    return {
+        # Cosines lie in [-1, 1]: an absolute difference (gradscope forms the pair sum as
+        # ||sum u||^2 - sum ||u||^2, which cancels to eps T^2 absolute, not relative).
+        "cosine": 1e-10 if float64 else rel_tol,
+        # Relative to the output's rms: the centred tokens are y minus a mean, whose rounding is
+        # eps |y|, however small the difference.
+        "centered": 1e-10 if float64 else rel_tol,
+        # Entropy relative to max(entropy, 1 nat): a near-one-hot row's entropy is a sum of tiny
+        # terms of relative accuracy eps but far below the scale that matters.
+        "entropy": 1e-10 if float64 else rel_tol,
+        "logit": 1e-10 if float64 else rel_tol,  # relative: one dot product and a scale
+        # Rows with max P > 0.99: none may differ in float64 (no row lies within 1e-13 of 0.99
+        # at these sizes); float32's P moves by ~1e-7, so one row near the threshold may flip.
+        "peaked": 0 if float64 else 1,
+        "norm": 1e-10 if float64 else rel_tol,  # ||p|| of the same stored values, in double
+        "grad": 1e-10 if float64 else rel_tol,  # ||dL/dp||: rounding of the backward pass
+        "update": 1e-10 if float64 else rel_tol,  # lr ||step|| / ||p||: as the two above
+        "scale": 1e-15,  # the resolved scale: the same formula in double
+    }
+
+
+def compare_sequence_stats(table, lr, s, where, tol):
+    """forward.tokens (T > 1) and forward.attention of one layer, and the resolved scale."""
+    fw = lr["forward"]
+    if ("tokens" in s) != ("tokens" in fw):
+        raise UsageError(f"report layer {lr['index']}: forward.tokens is "
+                         f"{'missing' if 'tokens' in s else 'present'}, the run has "
+                         f"{'tokens' if 'tokens' in s else 'one token'} per example")
+    if "tokens" in s:
+        mine, theirs = s["tokens"], fw["tokens"]
+        table.add("forward.tokens.mean_cosine",
+                  scaled_difference(mine["mean_cosine"], report_value(theirs, "mean_cosine"),
+                                    1.0), where, tol["cosine"], unit="abs")
+        table.add("forward.tokens.centered_rms",
+                  scaled_difference(mine["centered_rms"], report_value(theirs, "centered_rms"),
+                                    s["act"]["rms"]), where, tol["centered"])
+    if ("attention" in s) != ("attention" in fw):
+        raise UsageError(f"report layer {lr['index']}: forward.attention is "
+                         f"{'missing' if 'attention' in s else 'present'} for a {lr['kind']}")
+    if "attention" not in s:
+        return
+    mine, theirs = s["attention"], fw["attention"]
+    table.add("forward.attention.entropy",
+              scaled_difference(mine["entropy"], report_value(theirs, "entropy"), 1.0), where,
+              tol["entropy"])
+    table.add("forward.attention.max_logit",
+              scaled_difference(mine["max_logit"], report_value(theirs, "max_logit"), 0.0),
+              where, tol["logit"])
+    fraction = report_value(theirs, "peaked_fraction")
+    rows = mine["rows"]
+    # The report's share times the row count is the count up to rounding (an integer).
+    theirs_rows = math.inf if fraction is None else round(fraction * rows)
+    table.add("forward.attention.peaked rows", abs(mine["peaked_rows"] - theirs_rows), where,
+              tol["peaked"], unit="units")
+    if "scale" in mine and "attention" in lr:
+        table.add("attention.scale",
+                  scaled_difference(mine["scale"], report_value(lr["attention"], "scale"), 0.0),
+                  where, tol["scale"])
+
+
+def compare_params(table, prefix, theirs_list, mine_list, where, tol, log10_ulps,
+                   require_update=False):
+    """Per learned tensor: its norm, gradient norm (both at the rounding floor count as equal,
+    as for the layers' weight gradients) and update ratio, where the report has one (every
+    tensor of an attention or GLU op under an optimizer: require_update)."""
+    theirs_by = {p.get("name", p["role"]): p for p in theirs_list}
+    mine_by = {p.get("name", p["role"]): p for p in mine_list}
+    if sorted(theirs_by) != sorted(mine_by):
+        raise UsageError(f"{prefix} at {where}: the report lists {sorted(theirs_by)}, the run has "
+                         f"{sorted(mine_by)}: the report is not of this run")
+    for key, mine in mine_by.items():
+        theirs = theirs_by[key]
+        at = key if where == "-" else f"{where} {key}"
+        if list(theirs["shape"]) != mine["shape"] or theirs.get("layer", mine.get("layer")) != \
+                mine.get("layer"):
+            raise UsageError(f"{prefix} {at}: shape {theirs['shape']} (layer "
+                             f"{theirs.get('layer')}), the run's {mine['shape']} (layer "
+                             f"{mine.get('layer')})")
+        table.add(f"{prefix}.norm",
+                  scaled_difference(mine["norm"], report_value(theirs, "norm"), 0.0), at,
+                  tol["norm"])
+        floor = mine["log10_bound"] + log10_ulps
+        theirs_g = report_log10(theirs, "log10_grad_norm")
+        table.add(f"{prefix}.grad_norm (log10)",
+                  relative_above_floor(mine["log10_grad_norm"], theirs_g, floor), at,
+                  tol["grad"])
+        has_update = "log10_update_to_weight" in theirs or "update_to_weight_status" in theirs
+        if require_update and "log10_update_to_weight" in mine and not has_update:
+            raise UsageError(f"{prefix} {at}: no update_to_weight, though the run has an "
+                             "optimizer")
+        if has_update:
+            if "log10_update_to_weight" not in mine:
+                raise UsageError(f"{prefix} {at}: the report has an update ratio, the run no "
+                                 "optimizer")
+            # An update of a gradient that is rounding noise is noise itself.
+            below = mine["log10_grad_norm"] <= floor and theirs_g <= floor
+            table.add(f"{prefix}.update_to_weight (log10)",
+                      0.0 if below else
+                      relative_from_log10(mine["log10_update_to_weight"],
+                                          report_log10(theirs, "log10_update_to_weight")),
+                      at, tol["update"])
 
 
 def crosscheck(run_path, report_path, out):
@@ -792,15 +1193,34 @@ def as_report(stats, summary):
         if "log10_grad_weight_norm" in s:
             bw["grad_weight"] = {"log10_norm": s["log10_grad_weight_norm"]}
             bw["grad_bias"] = {"log10_norm": s["log10_grad_bias_norm"]}
+        fw = {"preact": s["preact"], "act": s["act"], "dead_units": s["dead_units"]}
+        if "tokens" in s:
+            fw["tokens"] = s["tokens"]
+        if "attention" in s:
+            a = s["attention"]
+            fw["attention"] = {"entropy": a["entropy"], "max_logit": a["max_logit"],
+                               "peaked_fraction": a["peaked_rows"] / max(a["rows"], 1)}
+        if s["kind"] in ("attention", "glu"):
+            bw["parameters"] = [as_report_param(p) for p in s["params"]]
         layers.append({"index": i + 1, "kind": REPORT_KINDS[s["kind"]], "width": s["width"],
-                       "forward": {"preact": s["preact"], "act": s["act"],
-                                   "dead_units": s["dead_units"]},
-                       "backward": bw})
-    return {"layers": layers,
+                       "forward": fw, "backward": bw})
+    params = [{**as_report_param(p), "name": f"ops.{s['op']}.{p['role']}", "layer": i + 1}
+              for i, s in enumerate(stats) for p in s.get("params", [])
+              if not (s["kind"] == "norm" and p["role"] == "bias" and
+                      p["log10_grad_norm"] == -math.inf and p["norm"] == 0)]
+    return {"layers": layers, "parameters": params,
             "summary": {"log10_grad_ratio_first_to_last":
                         summary["log10_grad_ratio_first_to_last"]},
             "output_grad": {"log10_rms": summary["log10_output_grad_rms"]},
             "loss": {"value": summary["loss"]}}
+
+
+def as_report_param(p):
+    out = {"role": p["role"], "shape": p["shape"], "norm": p["norm"],
+           "log10_grad_norm": p["log10_grad_norm"]}
+    if "log10_update_to_weight" in p:
+        out["log10_update_to_weight"] = p["log10_update_to_weight"]
+    return out
 
 
 def summary_loss_name(config):
@@ -964,36 +1384,163 @@ def _random_run(rng, precision, loss):
     return config, tensors
 
 
+def _random_sequence_run(rng, precision):
+    """A sequence config with attention (biases, causal and not, each scale kind, without an
+    output projection), a GLU, a residual skip and batch norm over batch x tokens, and its file's
+    tensors: (batch, tokens, width) input and probe."""
+    batch, tokens, width = 3, 4, 8
+    config = {"name": f"selftest-seq-{precision}", "precision": precision,
+              "input": {"width": width, "batch": batch, "tokens": tokens},
+              "layers": [
+                  {"attention": {"heads": 2, "causal": True, "bias": True}},
+                  {"glu": {"hidden": 6, "activation": "gelu", "bias": True}},
+                  {"repeat": 1, "residual": {"scale": 0.5, "skip": 0.7, "projection": False},
+                   "block": [{"norm": {"name": "layer_norm", "eps": 1e-5}},
+                             {"attention": {"heads": 4, "causal": False, "scale": "1/d_head",
+                                            "output_projection": False}}]},
+                  {"attention": {"heads": 1, "scale": 0.3, "bias": False}},
+                  {"width": 8, "activation": "linear"},
+                  {"norm": {"name": "batch_norm", "eps": 1e-5}}, {"activation": "relu"},
+                  {"width": 3, "activation": "linear"}],
+              "loss": "probe"}
+    dt = np.float64 if precision == "float64" else np.float32
+    tensors = {}
+    n = width
+    for k, op in enumerate(expand_ops(config)):
+        for _, name, shape in file_tensors(op, k, n):
+            tensors[name] = (rng.standard_normal(shape) / math.sqrt(shape[-1])).astype(dt)
+        n = op.get("width", n) if op["kind"] == "dense" else n
+    tensors["input"] = rng.standard_normal((batch, tokens, width)).astype(dt)
+    tensors["probe"] = rng.standard_normal((batch, tokens, 3)).astype(dt)
+    return config, tensors
+
+
+def _self_test_sequence_ops(failures):
+    """The attention and GLU forms against loops written from their definitions in numpy, and
+    the token, attention and update statistics against closed forms."""
+    rng = np.random.default_rng(7)
+    batch, tokens, d = 2, 5, 6
+    x = rng.standard_normal((batch * tokens, d))
+    for heads, causal, scale, proj in ((2, True, "1/sqrt(d_head)", True),
+                                       (3, False, "1/d_head", False), (1, True, 0.25, True)):
+        op = {"kind": "attention", "heads": heads, "causal": causal, "scale": scale, "bias": True,
+              "output_projection": proj}
+        w = {r: rng.standard_normal((d, d)) for r in ("query", "key", "value", "output")}
+        b = {r: rng.standard_normal(d) for r in w}
+        t = {f"ops.0.{r}.weight": torch.from_numpy(w[r]) for r in w}
+        t.update({f"ops.0.{r}.bias": torch.from_numpy(b[r]) for r in b})
+        layer = {}
+        y, _ = attention_forward(op, 0, t, torch.from_numpy(x), tokens, layer)
+        dh = d // heads
+        sc = resolved_attention_scale(op, d)
+        _check(sc == (scale if isinstance(scale, float) else
+                      1 / math.sqrt(dh) if scale == "1/sqrt(d_head)" else 1 / dh),
+               f"attention scale {scale}: {sc}", failures)
+        want = np.zeros_like(x)
+        for e in range(batch):
+            xe = x[e * tokens:(e + 1) * tokens]
+            q, k, v = (xe @ w[r].T + b[r] for r in ("query", "key", "value"))
+            o = np.zeros((tokens, d))
+            for h in range(heads):
+                cols = slice(h * dh, (h + 1) * dh)
+                for i in range(tokens):
+                    keys = range(i + 1) if causal else range(tokens)
+                    logit = np.array([sc * q[i, cols] @ k[j, cols] for j in keys])
+                    pr = np.exp(logit - logit.max())
+                    pr /= pr.sum()
+                    o[i, cols] = sum(pr[n] * v[j, cols] for n, j in enumerate(keys))
+            want[e * tokens:(e + 1) * tokens] = o @ w["output"].T + b["output"] if proj else o
+        err = float(np.abs(y.detach().numpy() - want).max())
+        # 1e-12: the same double arithmetic in other orders, on values of size ~10.
+        _check(err < 1e-12, f"attention (heads {heads}, causal {causal}) is off the loop by "
+               f"{err:.2g}", failures)
+    hidden = 4
+    w = {"gate": rng.standard_normal((hidden, d)), "up": rng.standard_normal((hidden, d)),
+         "down": rng.standard_normal((d, hidden))}
+    b = {"gate": rng.standard_normal(hidden), "up": rng.standard_normal(hidden),
+         "down": rng.standard_normal(d)}
+    t = {f"ops.3.{r}.weight": torch.from_numpy(w[r]) for r in w}
+    t.update({f"ops.3.{r}.bias": torch.from_numpy(b[r]) for r in b})
+    y, params = glu_forward({"kind": "glu", "hidden": hidden, "activation": ("silu", 0.0),
+                             "bias": True}, 3, t, torch.from_numpy(x), {})
+    h1 = x @ w["gate"].T + b["gate"]
+    want = ((h1 / (1 + np.exp(-h1))) * (x @ w["up"].T + b["up"])) @ w["down"].T + b["down"]
+    err = float(np.abs(y.detach().numpy() - want).max())
+    _check(err < 1e-12, f"SwiGLU is off its formula by {err:.2g}", failures)
+    _check([r for r, *_ in params] == ["gate.weight", "gate.bias", "up.weight", "up.bias",
+                                        "down.weight", "down.bias"],
+           f"GLU parameter order {[r for r, *_ in params]}", failures)
+    # Tokens: identical tokens are collapsed (cosine 1, nothing centred); e, -e and a zero token
+    # give pair cosines -1, -1 and four zeros: -1/3; the centred rms sqrt(2 / (3 d)).
+    e = np.eye(d)[0]
+    seq = np.stack([np.tile(e + 0.5, (3, 1)), np.stack([e, -e, 0 * e])]).reshape(6, d)
+    ts = token_statistics(torch.from_numpy(seq), 3)
+    _check(abs(ts["mean_cosine"] - (1 - 1 / 3) / 2) < 1e-15 and
+           abs(ts["centered_rms"] - math.sqrt(2 / (3 * d) / 2)) < 1e-15,
+           f"token statistics {ts}", failures)
+    # Attention rows: uniform over 3 unmasked keys (ln 3), one-hot (0, peaked), a masked key.
+    inf = math.inf
+    logits = torch.tensor([[[[0.5, 0.5, 0.5, -inf], [40.0, 0.0, -inf, -inf]]]],
+                          dtype=torch.float64)
+    st = attention_statistics({"logits": logits, "probs": F.softmax(logits, dim=-1),
+                               "scale": 1.0})
+    _check(abs(st["entropy"] - math.log(3) / 2) < 1e-15 and st["max_logit"] == 40.0 and
+           st["peaked_rows"] == 1 and st["rows"] == 2, f"attention statistics {st}", failures)
+    # First steps: sgd lr ||g|| / ||p||; adam lr ||g / (|g| + eps)|| / ||p||.
+    g = torch.tensor([3.0, -4.0, 1e-8], dtype=torch.float64)
+    sgd = 10 ** log10_update(("sgd", 0.1, 1e-8), g, math.log10(2.0))
+    adam = 10 ** log10_update(("adam", 0.1, 1e-8), g, math.log10(2.0))
+    want_adam = 0.1 * math.sqrt(sum((v / (abs(v) + 1e-8)) ** 2 for v in (3.0, -4.0, 1e-8))) / 2
+    _check(abs(sgd - 0.1 * math.sqrt(25 + 1e-16) / 2) < 1e-15 and
+           abs(adam / want_adam - 1) < 1e-14, f"update ratios {sgd}, {adam}", failures)
+
+
 def _self_test_files(failures, directory):
     rng = np.random.default_rng(12345)
-    for precision in ("float64", "float32"):
-        for loss in ("probe", "mse", "softmax_cross_entropy", "sigmoid_bce"):
+    runs = [(precision, loss) for precision in ("float64", "float32")
+            for loss in ("probe", "mse", "softmax_cross_entropy", "sigmoid_bce", "sequence")]
+    for precision, loss in runs:
+        if loss == "sequence":
+            config, tensors = _random_sequence_run(rng, precision)
+        else:
             config, tensors = _random_run(rng, precision, loss)
-            # Stored in reverse order, so data_offsets do not follow the header's order.
-            stored = dict(reversed(list(tensors.items())))
-            meta = {"gradscope_config": json.dumps(config), "gradscope_version": "self-test"}
-            path = os.path.join(directory, f"{config['name']}.safetensors")
-            write_safetensors(path, stored, meta)
-            with open(path, "rb") as f:
-                head_len = struct.unpack("<Q", f.read(8))[0]
-            _check(head_len % 8 == 0, f"{path}: header of {head_len} bytes is not padded",
-                   failures)
-            got_meta, got = read_safetensors(path)
-            _check(got_meta == meta, f"{path}: metadata {got_meta} != {meta}", failures)
-            _check(sorted(got) == sorted(tensors), f"{path}: tensors {sorted(got)}", failures)
-            for name, a in tensors.items():
-                b = got.get(name)
-                _check(b is not None and b.dtype == a.dtype and b.shape == a.shape and
-                       np.array_equal(a, b), f"{path}: {name} does not round-trip", failures)
-            # The loaded file reproduces, bit for bit, the statistics of the arrays it came from.
-            config2 = json.loads(got_meta["gradscope_config"])
-            ops = expand_ops(config2)
-            load_run(got, ops, config2)
-            s1, m1, _ = torch_statistics(config, expand_ops(config), tensors)
-            s2, m2, _ = torch_statistics(config2, ops, got)
-            _check(s1 == s2 and m1 == m2, f"{path}: statistics differ after loading", failures)
-            _check(all(math.isfinite(s["log10_grad_preact_rms"]) for s in s2),
-                   f"{path}: a gradient is zero or non-finite", failures)
+        # Stored in reverse order, so data_offsets do not follow the header's order.
+        stored = dict(reversed(list(tensors.items())))
+        meta = {"gradscope_config": json.dumps(config), "gradscope_version": "self-test"}
+        path = os.path.join(directory, f"{config['name']}.safetensors")
+        write_safetensors(path, stored, meta)
+        with open(path, "rb") as f:
+            head_len = struct.unpack("<Q", f.read(8))[0]
+        _check(head_len % 8 == 0, f"{path}: header of {head_len} bytes is not padded",
+               failures)
+        got_meta, got = read_safetensors(path)
+        _check(got_meta == meta, f"{path}: metadata {got_meta} != {meta}", failures)
+        _check(sorted(got) == sorted(tensors), f"{path}: tensors {sorted(got)}", failures)
+        for name, a in tensors.items():
+            b = got.get(name)
+            _check(b is not None and b.dtype == a.dtype and b.shape == a.shape and
+                   np.array_equal(a, b), f"{path}: {name} does not round-trip", failures)
+        # The loaded file reproduces, bit for bit, the statistics of the arrays it came from.
+        config2 = json.loads(got_meta["gradscope_config"])
+        ops = expand_ops(config2)
+        load_run(got, ops, config2)
+        s1, m1, _ = torch_statistics(config, expand_ops(config), tensors)
+        s2, m2, _ = torch_statistics(config2, ops, got)
+        _check(s1 == s2 and m1 == m2, f"{path}: statistics differ after loading", failures)
+        _check(all(math.isfinite(s["log10_grad_preact_rms"]) for s in s2),
+               f"{path}: a gradient is zero or non-finite", failures)
+        if loss == "sequence":
+            # Every op has token statistics, each attention op its rows (batch heads T).
+            _check(all("tokens" in s for s in s2) and
+                   [s["attention"]["rows"] for s in s2 if "attention" in s] ==
+                   [3 * 2 * 4, 3 * 4 * 4, 3 * 1 * 4],
+                   f"{path}: token or attention statistics missing", failures)
+            # The skip's gradient reaches the residual's input, the key bias's is rounding
+            # alone (softmax ignores a constant per row): far below the query bias's.
+            keyb = [p for p in s2[0]["params"] if p["role"] == "key.bias"][0]
+            queryb = [p for p in s2[0]["params"] if p["role"] == "query.bias"][0]
+            _check(keyb["log10_grad_norm"] < queryb["log10_grad_norm"] - 5,
+                   f"{path}: the key bias has a gradient", failures)
     # save_file's layout: data sorted by dtype (I64 before F64 before F32), then by name; the
     # compact header in that order, without __metadata__ when none is given; 0-d tensors.
     path = os.path.join(directory, "state_dict.safetensors")
@@ -1045,6 +1592,7 @@ def self_test(out):
     failures = []
     _self_test_activations(failures)
     _self_test_expansion(failures)
+    _self_test_sequence_ops(failures)
     with tempfile.TemporaryDirectory() as d:
         _self_test_files(failures, d)
     for f in failures:
@@ -1053,7 +1601,9 @@ def self_test(out):
         return 1
     out.write("self-test ok: activations match gradscope's formulas and their slopes autograd's "
               "(and the tails), the op expansion mirrors expand_ops, safetensors files round-trip "
-              "bit for bit in float32 and float64 with every loss's drive\n")
+              "bit for bit in float32 and float64 with every loss's drive and with sequences; "
+              "attention and GLU match loops written from their definitions, the token, "
+              "attention and update statistics their closed forms\n")
     return 0
 
 

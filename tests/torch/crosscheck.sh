@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-checks gradscope against PyTorch: runs small networks of every kind (each activation, norm,
-# residual form and loss, in float64 and float32) with --save-weights and recomputes every
-# per-layer statistic with autograd (scripts/torch_crosscheck.py); then networks built in PyTorch,
+# residual form and loss; sequences through transformers of every scaling, attention and GLU, in
+# float64 and float32) with --save-weights and recomputes every per-layer, token, attention and
+# parameter statistic with autograd (scripts/torch_crosscheck.py); then networks built in PyTorch,
 # read by gradscope from safetensors and ONNX (torch_models.py). Exit 77 (skipped) without torch.
 #   usage: bash tests/torch/crosscheck.sh PATH/TO/gradscope
 set -uo pipefail
@@ -143,6 +144,42 @@ config loss-ce-sigmoid-output '"seed": 15, "input": {"width": 12, "batch": 16},
   "output": {"width": 3, "activation": "sigmoid", "init": "xavier_normal"},
   "loss": "softmax_cross_entropy"'
 
+# Sequences (tokens > 1): the transformer shorthand pre- and post-norm, SwiGLU, every depth
+# scaling, attention written out (biases, 2-4 heads, causal and not, each scale, no output
+# projection), batch norm over batch x tokens, and a loss per token. Widths 16-24, 4-8 tokens,
+# batch 2-3: the runs take milliseconds, PyTorch a fraction of a second.
+tf() {  # tf NAME SEED TRANSFORMER-KEYS [EXTRA-KEYS]
+  config "$1" "\"seed\": $2, \"input\": {\"width\": 16, \"batch\": 2, \"tokens\": 6},
+    \"layers\": [{\"transformer\": {\"blocks\": 2, \"heads\": 2, $3}},
+               {\"width\": 8, \"activation\": \"linear\", \"init\": \"xavier_normal\"}]${4:+, $4}"
+}
+tf tf-pre-gelu 21 '"activation": "gelu"' '"optimizer": "adam"'
+tf tf-post-gelu 22 '"activation": "gelu", "placement": "post_norm", "causal": false,
+  "norm": "rms_norm"' '"optimizer": {"name": "sgd", "learning_rate": 0.01}'
+tf tf-swiglu 23 '"activation": "swiglu", "mlp_ratio": 2' '"optimizer": "adam"'
+tf tf-gpt2 24 '"scaling": "gpt2", "activation": "gelu_tanh"'
+tf tf-deepnorm 25 '"scaling": "deepnorm", "placement": "post_norm", "activation": "relu"'
+tf tf-subln 26 '"scaling": "subln", "activation": "gelu"' '"optimizer": "sgd"'
+tf tf-tfixup 27 '"scaling": "tfixup", "activation": "swiglu", "mlp_ratio": 2'
+tf tf-rezero 28 '"scaling": "rezero", "activation": "gelu"' '"optimizer": "adam"'
+config attention-items '"seed": 29, "input": {"width": 24, "batch": 3, "tokens": 5},
+  "layers": [{"attention": {"heads": 4, "causal": false, "bias": true, "scale": "1/d_head"}},
+             {"glu": {"hidden": 16, "activation": "gelu", "bias": true}},
+             {"residual": {"scale": 0.5, "skip": 0.8},
+              "block": [{"norm": "layer_norm"},
+                        {"attention": {"heads": 3, "bias": true, "scale": 0.4,
+                                       "output_projection": false}}]},
+             {"attention": {"heads": 2, "causal": true, "init": "xavier_uniform"}},
+             {"width": 6, "activation": "linear", "init": "xavier_normal"}],
+  "loss": "mse", "optimizer": {"name": "adam", "learning_rate": 0.01}'
+config tokens-batch-norm '"seed": 30, "input": {"width": 16, "batch": 3, "tokens": 4},
+  "layers": [{"width": 16, "activation": "relu", "norm": "batch_norm"},
+             {"attention": {"heads": 2}},
+             {"width": 16, "activation": "tanh", "norm": "batch_norm",
+              "norm_position": "after_activation"},
+             {"width": 5, "activation": "linear", "init": "xavier_normal"}],
+  "loss": {"name": "softmax_cross_entropy", "classes": 5}'
+
 # Each run writes OUT/<name>.json, the report; the script takes every (file, report) pair at once
 # (PyTorch's import is most of a run's cost).
 pairs=()
@@ -156,7 +193,35 @@ for name in "${NAMES[@]}"; do
   fi
 done
 
-echo "crosscheck: ${#NAMES[@]} runs against PyTorch"
+# Generated attention and GLU biases are zeros; nonzero ones (the key bias's gradient then is
+# rounding alone: softmax ignores a constant per row) come from the file with its biases redrawn,
+# loaded back with --weights (the input is drawn from the seed again, the same batch).
+mkdir -p "$DIR/biased"
+for p in 64 32; do
+  name=attention-items-f$p
+  [ -f "$DIR/out/$name.safetensors" ] || continue
+  "$PYTHON" - "$SCRIPT" "$DIR/out/$name.safetensors" "$DIR/biased/in.safetensors" <<'PY'
+import os
+import sys
+import numpy as np
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+import torch_crosscheck as xc
+meta, tensors = xc.read_safetensors(sys.argv[2])
+rng = np.random.default_rng(31)
+for key, a in tensors.items():
+    if key.endswith(".bias"):
+        tensors[key] = (0.3 * rng.standard_normal(a.shape)).astype(a.dtype)
+xc.write_safetensors(sys.argv[3], tensors, meta)
+PY
+  if "$GRADSCOPE" run "$DIR/cfg/$name.json" --weights "$DIR/biased/in.safetensors" \
+    --out "$DIR/biased" --quiet --save-weights "$DIR/biased/$name.safetensors" >"$DIR/biased/$name.log" 2>&1; then
+    pairs+=("$DIR/biased/$name.safetensors" "$DIR/biased/$name.json")
+  else
+    fail "gradscope run $name --weights (biases redrawn): $(head -c 600 "$DIR/biased/$name.log")"
+  fi
+done
+
+echo "crosscheck: $((${#pairs[@]} / 2)) runs against PyTorch"
 "$PYTHON" "$SCRIPT" "${pairs[@]}" || fail "a statistic differs from PyTorch's (tables above)"
 
 # The dead-unit comparison sees dead units, and gradients that are not all zero.
@@ -179,6 +244,43 @@ EOF
   "$PYTHON" "$SCRIPT" "${pairs[0]}" "$DIR/tampered.json" >"$DIR/tampered.log" 2>&1
   rc=$?
   [ "$rc" -eq 1 ] || fail "a report with a gradient off by 1% was not caught (exit $rc, not 1)"
+fi
+
+# ... and so is each sequence statistic of a float64 transformer moved by 1e-8 relative (the
+# tolerance is 1e-10): the token cosine and centred rms, the attention entropy and largest logit,
+# one tensor's gradient norm and update ratio, a peaked row more (one call: 7 runs, 7 FAILs).
+f64=$DIR/out/tf-pre-gelu-f64
+if [ -f "$f64.json" ]; then
+  "$PYTHON" - "$f64.json" "$DIR/tampered" <<'EOF'
+import json, sys
+for what in ("cosine", "centered", "entropy", "logit", "grad", "update", "peaked"):
+    r = json.load(open(sys.argv[1]))
+    attention = next(l for l in r["layers"] if l["kind"] == "attention")
+    p = next(p for p in r["parameters"] if p["role"] == "value.weight")
+    target = {"cosine": (r["layers"][0]["forward"]["tokens"], "mean_cosine"),
+              "centered": (r["layers"][0]["forward"]["tokens"], "centered_rms"),
+              "entropy": (attention["forward"]["attention"], "entropy"),
+              "logit": (attention["forward"]["attention"], "max_logit"),
+              "grad": (p, "log10_grad_norm"), "update": (p, "log10_update_to_weight")}
+    if what == "peaked":
+        a = attention["forward"]["attention"]
+        rows = 2 * 2 * 6  # batch, heads, tokens of tf-pre-gelu
+        a["peaked_fraction"] = (round(a["peaked_fraction"] * rows) + 1) / rows
+    else:
+        obj, key = target[what]
+        # log10(1 + 1e-8) on a log10, else 1e-8 of the value (at least 1e-8 absolute).
+        obj[key] += 4.3e-9 if key.startswith("log10") else 1e-8 * max(1.0, abs(obj[key]))
+    json.dump(r, open(f"{sys.argv[2]}-{what}.json", "w"))
+EOF
+  tampered=()
+  for what in cosine centered entropy logit grad update peaked; do
+    tampered+=("$f64.safetensors" "$DIR/tampered-$what.json")
+  done
+  "$PYTHON" "$SCRIPT" "${tampered[@]}" >"$DIR/tampered.log" 2>&1
+  rc=$?
+  caught=$(grep -c '^FAIL:' "$DIR/tampered.log")
+  [ "$rc" -eq 1 ] && [ "$caught" -eq 7 ] ||
+    fail "of 7 sequence statistics moved past tolerance, $caught were caught (exit $rc, not 1)"
 fi
 
 # Dropout above 0 is refused with exit 2: its masks are not in the file.
