@@ -54,6 +54,29 @@ print(f"  peak / (weights + cache)        {peak / need:.2f}  (target <= 1.3)")
 PY
 
 echo
+echo "== whole process: gradscope run vs PyTorch (CPU, hooks), transformer job"
+echo "   (12 pre-norm blocks, width 768, 12 heads, 256 tokens, batch 8, float32)"
+read -r t_gs_tf peak_gs_tf < <(measure "$BIN/gradscope" run bench/transformer.json --out "$OUT" --quiet)
+echo "  gradscope run                  ${t_gs_tf} s"
+best_torch_tf=""
+for threads in 1 2; do
+  read -r t_torch _ < <(measure /usr/bin/python3 bench/torch_transformer.py "$threads")
+  echo "  pytorch, $threads thread(s)            ${t_torch} s"
+  if [ -z "$best_torch_tf" ] || awk "BEGIN{exit !($t_torch < $best_torch_tf)}"; then best_torch_tf=$t_torch; fi
+done
+awk -v a="$best_torch_tf" -v b="$t_gs_tf" 'BEGIN{printf "  speed-up over best pytorch      %.2fx  (target >= 2)\n", a/b}'
+/usr/bin/python3 - "$OUT/transformer.json" "$peak_gs_tf" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))["network"]["memory"]
+peak = int(sys.argv[2])
+need = m["weights_bytes"] + m["cache_bytes"]
+mib = lambda b: b / 2**20
+print(f"  weights + backward cache        {mib(need):.0f} MiB (estimate, from the JSON)")
+print(f"  measured peak RSS               {mib(peak):.0f} MiB")
+print(f"  peak / (weights + cache)        {peak / need:.2f}  (target <= 1.3)")
+PY
+
+echo
 echo "== the deep job: depth 10,000 under a 4 GiB memory budget (several minutes)"
 if [ "${SKIP_DEEP:-0}" = 1 ]; then
   echo "  skipped (SKIP_DEEP=1)"

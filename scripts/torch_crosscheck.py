@@ -758,20 +758,23 @@ def token_statistics(y, tokens):
 def attention_statistics(a):
     """Over the rows (example, head, query) of P: mean entropy -sum P ln P in nats over the
     unmasked keys (masked entries are exactly 0), the largest scaled logit over the unmasked
-    entries, the share of rows whose largest weight exceeds 0.99; rows with a non-finite logit
-    are left out."""
+    entries, the share of rows whose largest weight exceeds 0.99 among the rows that see two keys
+    or more (a causal first row's one weight is 1 whatever the logits); rows with a non-finite
+    logit are left out."""
     logits = a["logits"].to(torch.float64)
     p = a["probs"].to(torch.float64)
     unmasked = logits > -math.inf
     finite_row = (torch.isfinite(logits) | ~unmasked).all(dim=-1)
     p = p[finite_row]
     if p.shape[0] == 0:
-        return {"entropy": None, "max_logit": None, "peaked_rows": 0, "rows": 0}
+        return {"entropy": None, "max_logit": None, "peaked_rows": 0, "rows": 0, "choosing": 0}
+    choosing = unmasked[finite_row].sum(dim=-1) > 1
     terms = torch.where(p > 0, p * torch.log(torch.where(p > 0, p, torch.ones_like(p))),
                         torch.zeros_like(p))
     return {"entropy": float((-terms.sum(dim=-1)).mean()),
             "max_logit": float(logits[finite_row][unmasked[finite_row]].max()),
-            "peaked_rows": int((p.max(dim=-1).values > 0.99).sum()), "rows": int(p.shape[0]),
+            "peaked_rows": int(((p.max(dim=-1).values > 0.99) & choosing).sum()),
+            "rows": int(p.shape[0]), "choosing": int(choosing.sum()),
             "scale": a["scale"]}
 
 
@@ -1071,7 +1074,7 @@ def compare_sequence_stats(table, lr, s, where, tol):
               scaled_difference(mine["max_logit"], report_value(theirs, "max_logit"), 0.0),
               where, tol["logit"])
     fraction = report_value(theirs, "peaked_fraction")
-    rows = mine["rows"]
+    rows = mine["choosing"]
     # The report's share times the row count is the count up to rounding (an integer).
     theirs_rows = math.inf if fraction is None else round(fraction * rows)
     table.add("forward.attention.peaked rows", abs(mine["peaked_rows"] - theirs_rows), where,
@@ -1199,7 +1202,7 @@ def as_report(stats, summary):
         if "attention" in s:
             a = s["attention"]
             fw["attention"] = {"entropy": a["entropy"], "max_logit": a["max_logit"],
-                               "peaked_fraction": a["peaked_rows"] / max(a["rows"], 1)}
+                               "peaked_fraction": a["peaked_rows"] / max(a["choosing"], 1)}
         if s["kind"] in ("attention", "glu"):
             bw["parameters"] = [as_report_param(p) for p in s["params"]]
         layers.append({"index": i + 1, "kind": REPORT_KINDS[s["kind"]], "width": s["width"],

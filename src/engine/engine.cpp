@@ -238,11 +238,22 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
   const std::vector<int> widths = op_widths(spec, ops);
   std::int64_t fan_in = spec.input.width;
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    // Parameters a training run would learn: dense W and b, and the norms' gamma (and beta).
+    // Parameters a training run would learn: dense W and b, the norms' gamma (and beta), the
+    // projections of attention and GLU ops.
     const std::int64_t width = widths[i];
     if (ops[i].kind == OpKind::kDense) report.parameters += width * fan_in + width;
     if (ops[i].kind == OpKind::kNorm) {
       report.parameters += ops[i].norm.kind == NormKind::kRmsNorm ? width : 2 * width;
+    }
+    if (ops[i].kind == OpKind::kAttention) {
+      const AttentionSpec& a = ops[i].attention;
+      const std::int64_t projections = a.output_projection ? 4 : 3;
+      report.parameters += projections * (width * fan_in + (a.bias ? width : 0));
+    }
+    if (ops[i].kind == OpKind::kGlu) {
+      const GluSpec& g = ops[i].glu;
+      report.parameters +=
+          3 * std::int64_t{g.hidden} * fan_in + (g.bias ? 2 * std::int64_t{g.hidden} + width : 0);
     }
     if (ops[i].kind != OpKind::kResidualBegin) fan_in = width;
   }

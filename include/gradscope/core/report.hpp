@@ -62,7 +62,8 @@ struct ForwardStats {
   double token_centered_rms = 0.0;
   // Attention ops: over the rows (example, head, query) of the attention weights P: the mean
   // entropy -sum_k P ln P in nats (ln T' for a uniform row over T' keys), the largest scaled
-  // logit over the unmasked entries, and the share of rows whose largest weight exceeds 0.99.
+  // logit over the unmasked entries, and the share of rows whose largest weight exceeds 0.99
+  // among the rows that see two keys or more (a causal first row's one weight is always 1).
   bool has_attention = false;
   double attention_entropy = 0.0;
   double attention_max_logit = 0.0;

@@ -35,7 +35,8 @@ Dims dims_of(const OpSpec& op, const Mat<Scalar>& x, Eigen::Index tokens) {
 struct RowPartial {
   double entropy = 0.0;  // sum over rows of -sum P ln P
   double max_logit = -std::numeric_limits<double>::infinity();
-  std::int64_t peaked = 0;  // rows whose largest weight exceeds 0.99
+  std::int64_t peaked = 0;    // rows of two keys or more whose largest weight exceeds 0.99
+  std::int64_t choosing = 0;  // finite rows of two keys or more
   std::int64_t rows = 0;
   std::int64_t nonfinite_rows = 0;  // rows with a non-finite logit: no entropy
 };
@@ -94,7 +95,11 @@ void attention_probs(const Eigen::Ref<const Mat<Scalar>>& q, const Eigen::Ref<co
       largest = std::max(largest, w);
     }
     part->entropy += h;
-    part->peaked += largest > 0.99;
+    // A causal first row sees one key: its weight is 1 whatever the logits, so it is not counted.
+    if (keys > 1) {
+      ++part->choosing;
+      part->peaked += largest > 0.99;
+    }
   }
 }
 
@@ -151,6 +156,7 @@ void attention_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, For
       total.entropy += p.entropy;
       total.max_logit = std::max(total.max_logit, p.max_logit);
       total.peaked += p.peaked;
+      total.choosing += p.choosing;
       total.rows += p.rows;
       total.nonfinite_rows += p.nonfinite_rows;
     }
@@ -160,8 +166,8 @@ void attention_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, For
         finite_rows > 0 ? total.entropy / static_cast<double>(finite_rows) : kNaN;
     fs->attention_max_logit = std::isinf(total.max_logit) ? kNaN : total.max_logit;
     fs->attention_peaked_fraction =
-        finite_rows > 0 ? static_cast<double>(total.peaked) / static_cast<double>(finite_rows)
-                        : kNaN;
+        total.choosing > 0 ? static_cast<double>(total.peaked) / static_cast<double>(total.choosing)
+                           : kNaN;
   }
   if (a.keep) {
     cache.inner = std::move(inner);
