@@ -43,6 +43,7 @@ struct Facts {
   double cos_last = 0.0;            // ... at the last layer
   double centered_last = 0.0;       // the tokens' rms about their sequence's mean, last layer
   double rms_last = 0.0;
+  double input_rms = 0.0;
   double stream_first = std::nan("");  // act rms at the first and last residual ends
   double stream_last = std::nan("");
   double ratio = 0.0;  // log10 rms(dL/dh) first / last
@@ -95,6 +96,7 @@ Facts facts_of(const Report& r) {
   f.cos_last = layers.back().forward.token_mean_cosine;
   f.centered_last = layers.back().forward.token_centered_rms;
   f.rms_last = layers.back().forward.act.rms;
+  f.input_rms = r.input.rms;
   f.ratio = r.summary.log10_grad_ratio_first_to_last;
   f.gain = std::pow(10.0, r.summary.mean_log10_gain);
   f.verdict = std::string(verdict_name(r.verdict));
@@ -170,13 +172,13 @@ class Page {
         "Attention replaces each token by a weighted average of the tokens it attends to. "
         "Averaging makes tokens alike, and without a skip path nothing puts their differences "
         "back: the mean cosine between the tokens of a sequence is {} after the first "
-        "attention and {} after {} blocks, where what is left of their differences (rms {}) "
-        "is small beside their size (rms {}). This is rank collapse (Dong, Cordonnier & "
-        "Loukas 2021): every position carries nearly the same vector, so the layers above "
-        "cannot tell the tokens apart, and the first layer's gradient is {} times the last "
-        "one's. Verdict: {} ({}).",
+        "attention and {} after {} blocks, where what is left of their differences has rms {}, "
+        "against an rms of {} for the tokens themselves (the input's: {}). This is rank "
+        "collapse (Dong, Cordonnier & Loukas 2021): every position carries nearly the same "
+        "vector, so the layers above cannot tell the tokens apart, and the first layer's "
+        "gradient is {} times the last one's. Verdict: {} ({}).",
         num(f->cos_first), num(f->cos_last), f->blocks, num(f->centered_last), num(f->rms_last),
-        pow10(f->ratio), f->verdict, f->findings));
+        num(f->input_rms), pow10(f->ratio), f->verdict, f->findings));
   }
 
   void residuals() {
@@ -201,7 +203,8 @@ class Page {
       heading("Post-norm: a steady stream");
       std::string p = fmt::format(
           "Post-norm (the original Transformer) normalises after the addition, norm(x + F(x)): "
-          "every block hands on a stream of rms 1 ({} at the last layer), and the first layer's "
+          "every block hands on a stream normalised to rms 1 ({} measured at the last layer), and "
+          "the first layer's "
           "gradient is {} times the last one's.",
           num(post->rms_last), pow10(post->ratio));
       if (post->cos_last > post->cos_first) {
