@@ -1,6 +1,7 @@
-// "Why sigmoid fails", written from the runs: one list of blocks (headings, paragraphs, a table,
-// pictures) rendered as Markdown and as HTML, so the two cannot say different things. Every
-// number comes from a report or from the activation registry, none is typed in.
+// The lessons' pages: one list of blocks (headings, paragraphs, a table, pictures) rendered as
+// Markdown and as HTML, so the two cannot say different things, and "Why sigmoid fails" written
+// from its runs (the residual lesson's blocks: lesson_residual_text.cpp). Every number comes from
+// a report or from the activation registry, none is typed in.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "app/lesson_page.hpp"
 #include "gradscope/app/lesson.hpp"
 #include "gradscope/core/init.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
@@ -23,12 +25,7 @@ namespace {
 
 using namespace text_format;
 
-struct Block {
-  enum Kind { kHeading, kParagraph, kQuote, kTable, kPicture } kind;
-  std::string text;                            // heading, paragraph, quote, picture caption
-  std::vector<std::vector<std::string>> rows;  // table: the first row is the header
-  std::string file;                            // picture
-};
+using Block = LessonBlock;
 
 // What the lesson says of one run.
 struct Facts {
@@ -366,6 +363,7 @@ void Page::closing_section() {
 }
 
 std::vector<Block> blocks_of(const Lesson& lesson) {
+  if (lesson.name == kResidualLesson) return residual_lesson_blocks(lesson);
   Page page(lesson);
   page.intro_section();
   page.table_section();
@@ -384,9 +382,16 @@ std::string md_cell(const std::string& s) {
   return out;
 }
 
+constexpr std::string_view kSigmoidTitle = "Why sigmoid fails in deep networks";
+
+std::string_view title_of(const Lesson& lesson) {
+  return lesson.name == kResidualLesson ? kResidualLessonTitle : kSigmoidTitle;
+}
+
 }  // namespace
 
 std::vector<std::pair<std::string, std::string>> lesson_plots(const Lesson& lesson) {
+  if (lesson.name == kResidualLesson) return residual_lesson_plots(lesson);
   // The runs in order, each fix right after the run it fixes, as in the table.
   const auto name_of = [](const Report& r) {
     return std::string(activation_info(r.layers.front().activation.kind).name);
@@ -403,7 +408,7 @@ std::vector<std::pair<std::string, std::string>> lesson_plots(const Lesson& less
 }
 
 std::string lesson_to_markdown(const Lesson& lesson) {
-  std::string out = "# Why sigmoid fails in deep networks\n\n";
+  std::string out = fmt::format("# {}\n\n", title_of(lesson));
   for (const Block& b : blocks_of(lesson)) {
     switch (b.kind) {
       case Block::kHeading:
@@ -438,7 +443,7 @@ std::string lesson_to_markdown(const Lesson& lesson) {
 
 std::string lesson_to_html(const Lesson& lesson) {
   const auto plots = lesson_plots(lesson);
-  std::string body = "<h1>Why sigmoid fails in deep networks</h1>\n";
+  std::string body = fmt::format("<h1>{}</h1>\n", html_escape(std::string(title_of(lesson))));
   const auto inline_code = [](const std::string& text) {
     // `code` spans of the shared text become <code>.
     std::string out;
@@ -485,7 +490,7 @@ std::string lesson_to_html(const Lesson& lesson) {
         break;
     }
   }
-  return html_page("Why sigmoid fails in deep networks", body);
+  return html_page(std::string(title_of(lesson)), body);
 }
 
 }  // namespace gradscope

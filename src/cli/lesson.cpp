@@ -17,7 +17,7 @@ CLI::App* add_lesson(CLI::App& app, LessonArgs& args) {
       "lesson",
       "Run a lesson's committed configs side by side and write OUT/NAME.html and OUT/NAME.md: "
       "pictures and a plain-words explanation for learners, every number from the runs. "
-      "Lessons: why-sigmoid-fails.");
+      "Lessons: why-sigmoid-fails, why-transformers-need-residuals-and-norms.");
   lesson->add_option("name", args.name, "the lesson")->required();
   lesson->add_option("--configs", args.configs,
                      "run the *.json configs of this directory instead of the ones built into "

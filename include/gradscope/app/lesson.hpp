@@ -1,5 +1,6 @@
 // Lessons: a few committed configs run side by side and explained in plain words for learners,
-// every number in the text taken from the runs. The first: why sigmoid fails in deep networks.
+// every number in the text taken from the runs: why sigmoid fails in deep networks, and why
+// transformers need residuals and norms.
 #pragma once
 
 #include <cstddef>
