@@ -1,7 +1,9 @@
-// Reads an ONNX file with Debian's libonnx protobuf classes and walks its MLP-like graph, from the
-// one input to the one output, into a RunSpec's `layers` and the exported weights. Why this file
-// is long: one reader, whose checks of a stranger's file (each with its own message) share the
-// graph's indexes; each function is short.
+// Reads an ONNX file with Debian's libonnx protobuf classes and walks its graph (an MLP, or a
+// GPT-style decoder whose self-attention subgraphs become attention ops), from the one input to
+// the one output, into a RunSpec's `layers` and the exported weights. Constants torch leaves
+// unfolded (a weight's Transpose, a mask's Slice and Equal, a shape's Concat) are evaluated first.
+// Why this file is long: one reader, whose checks of a stranger's file (each with its own message)
+// share the graph's indexes; each function is short.
 #include "gradscope/io/onnx_import.hpp"
 
 #include <onnx/onnx_pb.h>
@@ -31,8 +33,9 @@ constexpr std::string_view kSupported =
     "Sigmoid, Tanh, Softplus, Clip(-1, 1) as hard_tanh, GELU as Div/Erf/Add/Mul/Mul, SiLU as "
     "x * Sigmoid(x), Mish as x * Tanh(Softplus(x)), GELU's tanh form as "
     "0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) (x^3 as Mul/Mul or Pow), Softmax "
-    "(last op), BatchNormalization and LayerNormalization (scale 1, bias 0), Add of an earlier "
-    "tensor as a residual, Dropout, Identity";
+    "(last op), BatchNormalization and LayerNormalization (with their scale and bias), Add of an "
+    "earlier tensor as a residual, Dropout, Identity, and self-attention as torch exports "
+    "nanoGPT's CausalSelfAttention";
 
 // torch.nn.SELU's constants (Klambauer et al. 2017); ONNX stores them as float.
 constexpr double kSeluAlpha = 1.6732632423543772;
@@ -434,12 +437,13 @@ class Importer {
         out.data[i] = x.data[from];
       }
     } else if (op == "Unsqueeze") {
-      std::vector<std::int64_t> axes = ints_attribute(node, "axes");
-      if (in.size() > 1) axes.assign(in[1].data.begin(), in[1].data.end());
+      const std::vector<std::int64_t> attribute = ints_attribute(node, "axes");
+      std::vector<double> axes(attribute.begin(), attribute.end());
+      if (in.size() > 1) axes = in[1].data;
       const std::size_t rank = in[0].dims.size() + axes.size();
       std::vector<bool> inserted(rank, false);
-      for (std::int64_t a : axes) {
-        const std::optional<std::size_t> k = axis_index(static_cast<double>(a), rank);
+      for (double a : axes) {
+        const std::optional<std::size_t> k = axis_index(a, rank);
         if (!k || inserted[*k]) return std::nullopt;
         inserted[*k] = true;
       }
@@ -476,12 +480,18 @@ class Importer {
       const std::size_t rank = x.dims.size();
       std::vector<std::int64_t> begin(rank, 0), end = x.dims;
       const std::size_t n = in[1].data.size();
-      if (in[2].data.size() != n) return std::nullopt;
+      if (in[2].data.size() != n ||
+          (in.size() > 3 && !in[3].data.empty() && in[3].data.size() != n) ||
+          (in.size() > 4 && !in[4].data.empty() && in[4].data.size() != n)) {
+        return std::nullopt;
+      }
       for (std::size_t j = 0; j < n; ++j) {
         const double axis = in.size() > 3 && !in[3].data.empty() ? in[3].data.at(j) : double(j);
         const double step = in.size() > 4 && !in[4].data.empty() ? in[4].data.at(j) : 1.0;
         const std::optional<std::size_t> k = axis_index(axis, rank);
-        if (!k || step != 1.0) return std::nullopt;
+        if (!k || step != 1.0 || std::isnan(in[1].data[j]) || std::isnan(in[2].data[j])) {
+          return std::nullopt;
+        }
         const auto dim = static_cast<double>(x.dims[*k]);
         const auto clamp = [dim](double v) { return std::clamp(v < 0 ? v + dim : v, 0.0, dim); };
         begin[*k] = static_cast<std::int64_t>(clamp(in[1].data[j]));
@@ -520,6 +530,9 @@ class Importer {
         if (to == onnx::TensorProto::BOOL) {
           v = v != 0.0 ? 1.0 : 0.0;
         } else if (to == onnx::TensorProto::FLOAT) {
+          if (std::isfinite(v) && std::abs(v) > std::numeric_limits<float>::max()) {
+            return std::nullopt;
+          }
           v = static_cast<float>(v);
         } else if (to == onnx::TensorProto::INT64 || to == onnx::TensorProto::INT32) {
           if (!std::isfinite(v)) return std::nullopt;
@@ -1077,13 +1090,27 @@ class Importer {
     return ints_attribute(node, "perm");
   }
 
+  // A shape or sizes constant as integers; a value that is not a whole number in [-2^31, 2^31]
+  // is not a shape.
+  std::vector<std::int64_t> whole_numbers(const Values& v, const onnx::NodeProto& node) const {
+    std::vector<std::int64_t> out;
+    for (double x : v.data) {
+      if (!(std::abs(x) <= 2147483648.0) || x != std::trunc(x)) {
+        fail(node_label(node) + ": " + shown_name(v.name) + " holds " + std::to_string(x) +
+                 ", not a size",
+             std::string(kReexportHint));
+      }
+      out.push_back(static_cast<std::int64_t>(x));
+    }
+    return out;
+  }
+
   // The constant a Reshape reshapes to.
   std::vector<std::int64_t> reshape_target(const onnx::NodeProto& reshape) const {
     if (!is_constant(reshape.input(1))) {
       unsupported(reshape, "its shape must be a constant; " + std::string(kAttentionPattern));
     }
-    const Values v = values(reshape.input(1), reshape, Use::kStructure);
-    return {v.data.begin(), v.data.end()};
+    return whole_numbers(values(reshape.input(1), reshape, Use::kStructure), reshape);
   }
 
   // One of q, k, v after its Reshape to heads and Transpose: the tensor, whether it is k^T, and
@@ -1295,8 +1322,7 @@ class Importer {
     const std::int64_t axis = int_attribute(split, "axis", 0);
     std::vector<std::int64_t> sizes = ints_attribute(split, "split");
     if (split.input_size() > 1 && !split.input(1).empty()) {
-      const Values v = values(split.input(1), split, Use::kStructure);
-      sizes.assign(v.data.begin(), v.data.end());
+      sizes = whole_numbers(values(split.input(1), split, Use::kStructure), split);
     }
     if ((axis != rank - 1 && axis != -1) || split.output_size() != 3 ||
         (!sizes.empty() && sizes != std::vector<std::int64_t>{d, d, d})) {
