@@ -917,9 +917,10 @@ TEST(OnnxGpt, UnfoldedExportNamesTheStateDictTensors) {
 }
 
 // gpt.onnx with `edit` applied, read back: the Error's message.
-std::string gpt_error(const std::function<void(onnx::GraphProto&)>& edit) {
+std::string gpt_error(const std::function<void(onnx::GraphProto&)>& edit,
+                      const std::string& file = "gpt.onnx") {
   onnx::ModelProto model;
-  std::ifstream in(corpus("gpt.onnx"), std::ios::binary);
+  std::ifstream in(corpus(file), std::ios::binary);
   EXPECT_TRUE(model.ParseFromIstream(&in));
   edit(*model.mutable_graph());
   try {
@@ -955,6 +956,41 @@ TEST(OnnxGpt, AnotherOpInsideAttentionIsUnsupportedNamingTheNode) {
       gpt_error([](onnx::GraphProto& g) { first_node(g, "Softmax").set_op_type("LogSoftmax"); });
   EXPECT_TRUE(Says(e, {"unsupported ONNX op 'LogSoftmax' at node '/h.0/attn/Softmax'",
                        "inside self-attention expected", "nanoGPT's CausalSelfAttention"}));
+}
+
+TEST(OnnxGpt, AReshapeToAShapeThatIsNotWholeNumbersIsNamed) {
+  const std::string e = gpt_error([](onnx::GraphProto& g) {
+    const std::string shape = first_node(g, "Reshape").input(1);
+    for (onnx::NodeProto& n : *g.mutable_node()) {
+      if (n.op_type() != "Constant" || n.output(0) != shape) continue;
+      onnx::TensorProto* t = n.mutable_attribute(0)->mutable_t();
+      const float values[] = {2.f, 8.f, 2.5f, std::numeric_limits<float>::quiet_NaN()};
+      t->set_data_type(onnx::TensorProto::FLOAT);
+      t->set_raw_data(std::string(reinterpret_cast<const char*>(values), sizeof values));
+    }
+  });
+  EXPECT_TRUE(Says(e, {"node '/h.0/attn/Reshape' (Reshape)", "not a size"}));
+}
+
+TEST(OnnxGpt, AMaskSliceThatCannotBeEvaluatedLeavesTheMaskUnreadAndSaysSo) {
+  // The unfolded export slices the mask from a buffer; axes longer than starts cannot be
+  // evaluated, so the Where's mask is not a constant.
+  const std::string e = gpt_error(
+      [](onnx::GraphProto& g) {
+        const onnx::NodeProto& slice = first_node(g, "Slice");
+        const std::string axes = slice.input(3);
+        for (onnx::NodeProto& n : *g.mutable_node()) {
+          if (n.op_type() != "Constant" || n.output(0) != axes) continue;
+          onnx::TensorProto* t = n.mutable_attribute(0)->mutable_t();
+          const std::int64_t values[] = {2, 3, 0};
+          t->clear_dims();
+          t->add_dims(3);
+          t->set_raw_data(std::string(reinterpret_cast<const char*>(values), sizeof values));
+        }
+      },
+      "gpt_unfolded.onnx");
+  EXPECT_TRUE(
+      Says(e, {"node '/h.0/attn/Where' (Where)", "the mask and its fill value must be constants"}));
 }
 
 TEST(OnnxGpt, ACustomScaleIsAConstantScale) {
