@@ -46,8 +46,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::vector<int> widths = gradscope::op_widths(m.spec, ops);
   int n_in = m.spec.input.width;
   for (std::size_t k = 0; k < ops.size(); ++k) {
+    const Eigen::MatrixXd& w = m.weights.weight[k];
+    const Eigen::VectorXd& b = m.weights.bias[k];
+    require(w.allFinite() && b.allFinite(), "a NaN or Inf weight was returned");
+    if (ops[k].kind == gradscope::OpKind::kNorm) {
+      // Trained gamma (n, 1) and beta (n), or neither (gamma = 1, beta = 0).
+      require(w.size() == 0 ? b.size() == 0 : w.rows() == n_in && w.cols() == 1 && b.size() == n_in,
+              "a norm's gamma or beta of the wrong shape");
+      continue;
+    }
+    if (ops[k].kind == gradscope::OpKind::kAttention) {
+      // [Wq; Wk; Wv; Wo] (4d, d) and [bq; bk; bv; bo] or none.
+      require(w.rows() == 4 * n_in && w.cols() == n_in && (b.size() == 0 || b.size() == 4 * n_in) &&
+                  (b.size() > 0) == ops[k].attention.bias,
+              "attention weights of the wrong shape");
+      continue;
+    }
     if (ops[k].kind != gradscope::OpKind::kDense) {
-      require(m.weights.weight[k].size() == 0, "weights for an op that is not dense");
+      require(w.size() == 0, "weights for an op that has none");
       continue;
     }
     const Eigen::MatrixXd& W = m.weights.weight[k];

@@ -1,7 +1,9 @@
-// Reads an ONNX file with Debian's libonnx protobuf classes and walks its MLP-like graph, from the
-// one input to the one output, into a RunSpec's `layers` and the exported weights. Why this file
-// is long: one reader, whose checks of a stranger's file (each with its own message) share the
-// graph's indexes; each function is short.
+// Reads an ONNX file with Debian's libonnx protobuf classes and walks its graph (an MLP, or a
+// GPT-style decoder whose self-attention subgraphs become attention ops), from the one input to
+// the one output, into a RunSpec's `layers` and the exported weights. Constants torch leaves
+// unfolded (a weight's Transpose, a mask's Slice and Equal, a shape's Concat) are evaluated first.
+// Why this file is long: one reader, whose checks of a stranger's file (each with its own message)
+// share the graph's indexes; each function is short.
 #include "gradscope/io/onnx_import.hpp"
 
 #include <onnx/onnx_pb.h>
@@ -10,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -30,8 +33,9 @@ constexpr std::string_view kSupported =
     "Sigmoid, Tanh, Softplus, Clip(-1, 1) as hard_tanh, GELU as Div/Erf/Add/Mul/Mul, SiLU as "
     "x * Sigmoid(x), Mish as x * Tanh(Softplus(x)), GELU's tanh form as "
     "0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) (x^3 as Mul/Mul or Pow), Softmax "
-    "(last op), BatchNormalization and LayerNormalization (scale 1, bias 0), Add of an earlier "
-    "tensor as a residual, Dropout, Identity";
+    "(last op), BatchNormalization and LayerNormalization (with their scale and bias), Add of an "
+    "earlier tensor as a residual, Dropout, Identity, and self-attention as torch exports "
+    "nanoGPT's CausalSelfAttention";
 
 // torch.nn.SELU's constants (Klambauer et al. 2017); ONNX stores them as float.
 constexpr double kSeluAlpha = 1.6732632423543772;
@@ -48,6 +52,14 @@ constexpr int kMaxIdentityHops = 16;
 // Residual blocks nest a few levels in real models; the cap keeps the recursive walks over the
 // items (expand_ops, the destructors) far from the end of the stack.
 constexpr int kMaxNesting = 64;
+// Constants computed from other constants are at most this large (a weight's transpose, a mask):
+// a Concat of one tensor with itself many times cannot grow past it.
+constexpr std::int64_t kMaxFoldedElements = std::int64_t{1} << 24;
+constexpr std::string_view kAttentionPattern =
+    "self-attention is read as torch exports nanoGPT's CausalSelfAttention: MatMul + Add (d -> "
+    "3d), Split, Reshape and Transpose to heads, MatMul(q, k^T), Mul or Div by a constant, a "
+    "causal mask (Where with -inf, or Add), Softmax, MatMul with v, Transpose, Reshape, MatMul + "
+    "Add";
 constexpr std::string_view kReexportHint =
     "the file is damaged or was not written by an ONNX exporter; export the model again with "
     "torch.onnx.export(model, example, \"model.onnx\")";
@@ -82,6 +94,16 @@ constexpr Arity kArities[] = {
     {"Constant", 0, 0},
     {"BatchNormalization", 5, 5},
     {"LayerNormalization", 2, 3},
+    {"Split", 1, 2},
+    {"Reshape", 2, 2},
+    {"Transpose", 1, 1},
+    {"Where", 3, 3},
+    {"Unsqueeze", 1, 2},
+    {"Concat", 1, 1 << 20},
+    {"Slice", 3, 5},
+    {"Equal", 2, 2},
+    {"Cast", 1, 1},
+    {"Not", 1, 1},
 };
 
 // A name from the file, single-quoted for a message: control characters escaped and the length
@@ -121,6 +143,7 @@ class Importer {
     load();
     index_graph();
     topological_order();
+    fold_constants();
     walk();
     return finish();
   }
@@ -259,13 +282,20 @@ class Importer {
     for (const onnx::ValueInfoProto& v : graph().input()) {
       if (v.name() != input_) continue;
       const onnx::TensorShapeProto& shape = v.type().tensor_type().shape();
-      if (shape.dim_size() != 2 || !shape.dim(1).has_dim_value() || shape.dim(1).dim_value() < 1 ||
-          shape.dim(1).dim_value() > std::numeric_limits<int>::max()) {
+      const auto fixed = [&](int k) {
+        return shape.dim(k).has_dim_value() && shape.dim(k).dim_value() >= 1 &&
+               shape.dim(k).dim_value() <= spec_limits::kMaxWidth;
+      };
+      const int rank = shape.dim_size();
+      if ((rank != 2 && rank != 3) || !fixed(rank - 1) || (rank == 3 && !fixed(1))) {
         fail("the input '" + input_ +
-                 "' must have shape (batch, features) with a fixed feature count",
-             "export with an example input of shape (batch, features); the batch may be dynamic");
+                 "' must have shape (batch, features), or (batch, tokens, features) for a "
+                 "sequence model, with fixed features (and tokens)",
+             "export with an example input of shape (batch, features) or (batch, tokens, "
+             "features); the batch may be dynamic");
       }
-      input_width_ = static_cast<int>(shape.dim(1).dim_value());
+      input_width_ = static_cast<int>(shape.dim(rank - 1).dim_value());
+      if (rank == 3) tokens_ = static_cast<int>(shape.dim(1).dim_value());
     }
 
     for (int i = 0; i < graph().node_size(); ++i) {
@@ -336,6 +366,213 @@ class Importer {
     }
   }
 
+  // ---- Constant folding: what torch leaves unfolded (do_constant_folding=False) around
+  // attention: a Transpose of a weight, a Reshape's shape built by Unsqueeze and Concat, a causal
+  // mask sliced from a buffer and compared with 0. A node whose inputs are all constants and whose
+  // op is one of these is evaluated once here; its output is then a constant like an initializer.
+
+  // Row-major strides of `dims`.
+  static std::vector<std::int64_t> strides_of(const std::vector<std::int64_t>& dims) {
+    std::vector<std::int64_t> s(dims.size(), 1);
+    for (std::size_t k = dims.size(); k-- > 1;) s[k - 1] = s[k] * dims[k];
+    return s;
+  }
+
+  static std::int64_t element_count(const std::vector<std::int64_t>& dims) {
+    std::int64_t n = 1;
+    for (std::int64_t d : dims) n *= d;
+    return n;
+  }
+
+  // An axis attribute or value in [-rank, rank) as an index, or nullopt.
+  static std::optional<std::size_t> axis_index(double axis, std::size_t rank) {
+    const double a = axis < 0 ? axis + static_cast<double>(rank) : axis;
+    if (!(a >= 0 && a < static_cast<double>(rank))) return std::nullopt;
+    return static_cast<std::size_t>(a);
+  }
+
+  std::vector<std::int64_t> ints_attribute(const onnx::NodeProto& node,
+                                           std::string_view name) const {
+    const onnx::AttributeProto* a = find_attribute(node, name);
+    if (!a) return {};
+    return {a->ints().begin(), a->ints().end()};
+  }
+
+  // The node's output, or nullopt when it cannot be evaluated here (then the walk judges it).
+  std::optional<Values> fold(const onnx::NodeProto& node) const {
+    const std::string& op = node.op_type();
+    std::vector<Values> in;
+    for (const std::string& name : node.input()) {
+      if (name.empty()) {
+        in.emplace_back();
+        continue;
+      }
+      in.push_back(values(name, node, Use::kStructure));
+    }
+    Values out;
+    if (op == "Transpose") {
+      const Values& x = in[0];
+      std::vector<std::int64_t> perm = ints_attribute(node, "perm");
+      if (perm.empty()) {
+        for (std::size_t k = x.dims.size(); k-- > 0;) perm.push_back(static_cast<std::int64_t>(k));
+      }
+      if (perm.size() != x.dims.size()) return std::nullopt;
+      std::vector<bool> seen(perm.size(), false);
+      for (std::int64_t p : perm) {
+        if (p < 0 || p >= static_cast<std::int64_t>(perm.size()) || seen[p]) return std::nullopt;
+        seen[p] = true;
+      }
+      out.name = x.name;
+      for (std::int64_t p : perm) out.dims.push_back(x.dims[p]);
+      const std::vector<std::int64_t> in_strides = strides_of(x.dims);
+      const std::vector<std::int64_t> out_strides = strides_of(out.dims);
+      out.data.resize(x.data.size());
+      for (std::size_t i = 0; i < out.data.size(); ++i) {
+        std::int64_t rest = static_cast<std::int64_t>(i);
+        std::int64_t from = 0;
+        for (std::size_t k = 0; k < perm.size(); ++k) {
+          from += rest / out_strides[k] * in_strides[perm[k]];
+          rest %= out_strides[k];
+        }
+        out.data[i] = x.data[from];
+      }
+    } else if (op == "Unsqueeze") {
+      const std::vector<std::int64_t> attribute = ints_attribute(node, "axes");
+      std::vector<double> axes(attribute.begin(), attribute.end());
+      if (in.size() > 1) axes = in[1].data;
+      const std::size_t rank = in[0].dims.size() + axes.size();
+      std::vector<bool> inserted(rank, false);
+      for (double a : axes) {
+        const std::optional<std::size_t> k = axis_index(a, rank);
+        if (!k || inserted[*k]) return std::nullopt;
+        inserted[*k] = true;
+      }
+      std::size_t from = 0;
+      for (std::size_t k = 0; k < rank; ++k)
+        out.dims.push_back(inserted[k] ? 1 : in[0].dims[from++]);
+      out.data = in[0].data;
+    } else if (op == "Concat") {
+      const std::size_t rank = in[0].dims.size();
+      const std::optional<std::size_t> axis =
+          axis_index(static_cast<double>(int_attribute(node, "axis", 0)), rank);
+      if (!axis) return std::nullopt;
+      out.dims = in[0].dims;
+      out.dims[*axis] = 0;
+      for (const Values& x : in) {
+        if (x.dims.size() != rank) return std::nullopt;
+        for (std::size_t k = 0; k < rank; ++k) {
+          if (k != *axis && x.dims[k] != in[0].dims[k]) return std::nullopt;
+        }
+        out.dims[*axis] += x.dims[*axis];
+      }
+      if (element_count(out.dims) > kMaxFoldedElements) return std::nullopt;
+      std::int64_t outer = 1;
+      for (std::size_t k = 0; k < *axis; ++k) outer *= out.dims[k];
+      for (std::int64_t o = 0; o < outer; ++o) {
+        for (const Values& x : in) {
+          const std::int64_t block = outer == 0 ? 0 : element_count(x.dims) / outer;
+          out.data.insert(out.data.end(), x.data.begin() + o * block,
+                          x.data.begin() + (o + 1) * block);
+        }
+      }
+    } else if (op == "Slice") {
+      const Values& x = in[0];
+      const std::size_t rank = x.dims.size();
+      std::vector<std::int64_t> begin(rank, 0), end = x.dims;
+      const std::size_t n = in[1].data.size();
+      if (in[2].data.size() != n ||
+          (in.size() > 3 && !in[3].data.empty() && in[3].data.size() != n) ||
+          (in.size() > 4 && !in[4].data.empty() && in[4].data.size() != n)) {
+        return std::nullopt;
+      }
+      for (std::size_t j = 0; j < n; ++j) {
+        const double axis = in.size() > 3 && !in[3].data.empty() ? in[3].data.at(j) : double(j);
+        const double step = in.size() > 4 && !in[4].data.empty() ? in[4].data.at(j) : 1.0;
+        const std::optional<std::size_t> k = axis_index(axis, rank);
+        if (!k || step != 1.0 || std::isnan(in[1].data[j]) || std::isnan(in[2].data[j])) {
+          return std::nullopt;
+        }
+        const auto dim = static_cast<double>(x.dims[*k]);
+        const auto clamp = [dim](double v) { return std::clamp(v < 0 ? v + dim : v, 0.0, dim); };
+        begin[*k] = static_cast<std::int64_t>(clamp(in[1].data[j]));
+        end[*k] = std::max(begin[*k], static_cast<std::int64_t>(clamp(in[2].data[j])));
+      }
+      for (std::size_t k = 0; k < rank; ++k) out.dims.push_back(end[k] - begin[k]);
+      const std::vector<std::int64_t> in_strides = strides_of(x.dims);
+      const std::vector<std::int64_t> out_strides = strides_of(out.dims);
+      out.data.resize(static_cast<std::size_t>(element_count(out.dims)));
+      for (std::size_t i = 0; i < out.data.size(); ++i) {
+        std::int64_t rest = static_cast<std::int64_t>(i);
+        std::int64_t from = 0;
+        for (std::size_t k = 0; k < rank; ++k) {
+          from += (rest / out_strides[k] + begin[k]) * in_strides[k];
+          rest %= out_strides[k];
+        }
+        out.data[i] = x.data[from];
+      }
+    } else if (op == "Equal") {
+      // One operand a single value, or both of the same shape.
+      const bool swap = in[0].data.size() == 1 && in[1].data.size() != 1;
+      const Values& a = swap ? in[1] : in[0];
+      const Values& b = swap ? in[0] : in[1];
+      if (b.data.size() != 1 && b.dims != a.dims) return std::nullopt;
+      out.dims = a.dims;
+      for (std::size_t i = 0; i < a.data.size(); ++i) {
+        out.data.push_back(a.data[i] == b.data[b.data.size() == 1 ? 0 : i] ? 1.0 : 0.0);
+      }
+    } else if (op == "Not") {
+      out.dims = in[0].dims;
+      for (double v : in[0].data) out.data.push_back(v == 0.0 ? 1.0 : 0.0);
+    } else if (op == "Cast") {
+      const std::int64_t to = int_attribute(node, "to", 0);
+      out = in[0];
+      for (double& v : out.data) {
+        if (to == onnx::TensorProto::BOOL) {
+          v = v != 0.0 ? 1.0 : 0.0;
+        } else if (to == onnx::TensorProto::FLOAT) {
+          if (std::isfinite(v) && std::abs(v) > std::numeric_limits<float>::max()) {
+            return std::nullopt;
+          }
+          v = static_cast<float>(v);
+        } else if (to == onnx::TensorProto::INT64 || to == onnx::TensorProto::INT32) {
+          if (!std::isfinite(v)) return std::nullopt;
+          v = std::trunc(v);
+        } else if (to != onnx::TensorProto::DOUBLE) {
+          return std::nullopt;
+        }
+      }
+    } else {
+      return std::nullopt;
+    }
+    return out;
+  }
+
+  void fold_constants() {
+    static const std::set<std::string_view> kFoldable = {
+        "Transpose", "Unsqueeze", "Concat", "Slice", "Equal", "Not", "Cast"};
+    for (int i : order_) {
+      const onnx::NodeProto& node = graph().node(i);
+      if (!kFoldable.count(node.op_type()) || node.output_size() != 1 ||
+          is_constant(node.output(0))) {
+        continue;
+      }
+      const bool all_constant =
+          std::all_of(node.input().begin(), node.input().end(),
+                      [&](const std::string& in) { return in.empty() || is_constant(in); });
+      if (!all_constant || node.input_size() == 0 || node.input(0).empty()) continue;
+      std::optional<Values> v = fold(node);
+      if (!v || v->data.size() > static_cast<std::size_t>(kMaxFoldedElements)) continue;
+      onnx::TensorProto& t = folded_.emplace_back();
+      t.set_name(node.output(0));
+      t.set_data_type(onnx::TensorProto::DOUBLE);
+      for (std::int64_t d : v->dims) t.add_dims(d);
+      for (double x : v->data) t.add_double_data(x);
+      constants_[node.output(0)] = &t;
+      // A weight transposed by a Transpose node keeps its own name in messages and the sources.
+      if (node.op_type() == "Transpose") folded_from_[node.output(0)] = v->name;
+    }
+  }
+
   // Resolves Identity chains over constants (torch writes them for shared initializers).
   const onnx::TensorProto* constant(const std::string& name) const {
     std::string at = name;
@@ -352,7 +589,12 @@ class Importer {
 
   bool is_constant(const std::string& name) const { return constant(name) != nullptr; }
 
-  Values values(const std::string& name, const onnx::NodeProto& node) const {
+  // What a constant is read for: a weight (float or double, finite), or the structure of the
+  // graph (shapes, axes, masks: integers and booleans too, and a mask's -inf).
+  enum class Use { kWeight, kStructure };
+
+  Values values(const std::string& name, const onnx::NodeProto& node,
+                Use use = Use::kWeight) const {
     const onnx::TensorProto* t = constant(name);
     if (!t) {
       fail(node_label(node) + " needs '" + name + "' to be a constant (an initializer)",
@@ -378,7 +620,10 @@ class Importer {
     }
     const std::string shape = tensor_io_detail::shape_text<std::int64_t>(v.dims);
     const std::optional<std::uint64_t> elements = tensor_io_detail::element_count(dims);
-    const std::size_t itemsize = t->data_type() == onnx::TensorProto::DOUBLE ? 8 : 4;
+    const std::size_t itemsize =
+        t->data_type() == onnx::TensorProto::DOUBLE || t->data_type() == onnx::TensorProto::INT64
+            ? 8
+            : 4;
     // Bounded by the file's size once checked against the data below, so the casts are exact.
     if (!elements || !tensor_io_detail::checked_mul(*elements, itemsize)) {
       fail(what + " has shape " + shape + ", more elements than 64 bits can count",
@@ -409,12 +654,42 @@ class Importer {
       } else {
         v.data.assign(t->double_data().begin(), t->double_data().end());
       }
+    } else if (use == Use::kStructure && t->data_type() == onnx::TensorProto::INT64) {
+      if (!raw.empty()) {
+        if (raw.size() != count * sizeof(std::int64_t)) wrong_size(raw.size());
+        std::vector<std::int64_t> n(count);
+        std::memcpy(n.data(), raw.data(), raw.size());
+        v.data.assign(n.begin(), n.end());
+      } else {
+        v.data.assign(t->int64_data().begin(), t->int64_data().end());
+      }
+    } else if (use == Use::kStructure && (t->data_type() == onnx::TensorProto::INT32 ||
+                                          t->data_type() == onnx::TensorProto::BOOL)) {
+      const bool boolean = t->data_type() == onnx::TensorProto::BOOL;
+      if (!raw.empty()) {
+        const std::size_t size = boolean ? 1 : sizeof(std::int32_t);
+        if (raw.size() != count * size) wrong_size(raw.size());
+        v.data.resize(count);
+        for (std::size_t k = 0; k < count; ++k) {
+          std::int32_t n = 0;
+          if (boolean) {
+            n = raw[k] != 0 ? 1 : 0;
+          } else {
+            std::memcpy(&n, raw.data() + k * size, size);
+          }
+          v.data[k] = n;
+        }
+      } else {
+        v.data.assign(t->int32_data().begin(), t->int32_data().end());
+      }
     } else {
       fail("tensor '" + name + "' read by " + node_label(node) + " has ONNX data type " +
                std::to_string(t->data_type()) + "; gradscope reads float and double",
            "export the model in float32");
     }
     if (v.data.size() != count) wrong_size(v.data.size());
+    if (const auto f = folded_from_.find(name); f != folded_from_.end()) v.name = f->second;
+    if (use == Use::kStructure) return v;
     for (std::size_t k = 0; k < v.data.size(); ++k) {
       if (!std::isfinite(v.data[k])) {
         fail(what + " holds " + (std::isnan(v.data[k]) ? "NaN" : "an infinity") +
@@ -779,49 +1054,409 @@ class Importer {
     add_dense(node, std::move(W), B, C, node.output(0));
   }
 
+  // ---- Self-attention, as torch exports nanoGPT's CausalSelfAttention: c_attn (MatMul and a
+  // bias Add, d -> 3d), Split into q, k, v, each Reshape to (batch, tokens, heads, d_head) and
+  // Transpose to heads (k to (batch, heads, d_head, tokens), in one Transpose or two), MatMul(q,
+  // k^T), a Mul or Div by a constant, the mask (Where of a boolean constant and -inf, or Add of an
+  // additive constant), Softmax over the keys, MatMul with v, Transpose and Reshape back to
+  // (batch, tokens, d), and c_proj (MatMul and a bias Add). Every tensor between them is read by
+  // the next node alone.
+
+  // The node reading `tensor` when it is the only reader and one of `ops`; otherwise an
+  // unsupported-op error at the reader, saying what the attention pattern takes there.
+  const onnx::NodeProto& attention_next(const std::string& tensor,
+                                        std::initializer_list<std::string_view> ops,
+                                        const std::string& expected) {
+    const std::vector<int>& c = consumers(tensor);
+    if (c.empty()) {
+      fail("self-attention: '" + tensor + "' is read by no node; expected " + expected,
+           "export the attention as nanoGPT's CausalSelfAttention writes it");
+    }
+    const onnx::NodeProto& n = graph().node(c.front());
+    if (c.size() != 1) {
+      unsupported(graph().node(c.back()), "inside self-attention '" + tensor +
+                                              "' may be read by one node only (" + expected +
+                                              "); " + std::string(kAttentionPattern));
+    }
+    if (std::find(ops.begin(), ops.end(), n.op_type()) == ops.end()) {
+      unsupported(
+          n, "inside self-attention expected " + expected + "; " + std::string(kAttentionPattern));
+    }
+    consume(c.front());
+    return n;
+  }
+
+  std::vector<std::int64_t> perm_of(const onnx::NodeProto& node) const {
+    return ints_attribute(node, "perm");
+  }
+
+  // A shape or sizes constant as integers; a value that is not a whole number in [-2^31, 2^31]
+  // is not a shape.
+  std::vector<std::int64_t> whole_numbers(const Values& v, const onnx::NodeProto& node) const {
+    std::vector<std::int64_t> out;
+    for (double x : v.data) {
+      if (!(std::abs(x) <= 2147483648.0) || x != std::trunc(x)) {
+        fail(node_label(node) + ": " + shown_name(v.name) + " holds " + std::to_string(x) +
+                 ", not a size",
+             std::string(kReexportHint));
+      }
+      out.push_back(static_cast<std::int64_t>(x));
+    }
+    return out;
+  }
+
+  // The constant a Reshape reshapes to.
+  std::vector<std::int64_t> reshape_target(const onnx::NodeProto& reshape) const {
+    if (!is_constant(reshape.input(1))) {
+      unsupported(reshape, "its shape must be a constant; " + std::string(kAttentionPattern));
+    }
+    return whole_numbers(values(reshape.input(1), reshape, Use::kStructure), reshape);
+  }
+
+  // One of q, k, v after its Reshape to heads and Transpose: the tensor, whether it is k^T, and
+  // the head count.
+  struct HeadsPart {
+    std::string tensor;
+    bool key = false;
+    int heads = 0;
+  };
+
+  HeadsPart to_heads(const std::string& part) {
+    const onnx::NodeProto& reshape =
+        attention_next(part, {"Reshape"}, "a Reshape to (batch, tokens, heads, d_head)");
+    const std::vector<std::int64_t> shape = reshape_target(reshape);
+    if (shape.size() != 4 || shape[2] < 1 || shape[3] < 1 || shape[2] * shape[3] != width_ ||
+        (shape[1] != tokens_ && shape[1] != -1)) {
+      unsupported(reshape, "the shape must be (batch, " + std::to_string(tokens_) +
+                               ", heads, d_head) with heads * d_head = " + std::to_string(width_) +
+                               "; " + std::string(kAttentionPattern));
+    }
+    HeadsPart out;
+    out.heads = static_cast<int>(shape[2]);
+    const onnx::NodeProto& t = attention_next(reshape.output(0), {"Transpose"},
+                                              "a Transpose with perm (0, 2, 1, 3) or (0, 2, 3, 1)");
+    const std::vector<std::int64_t> perm = perm_of(t);
+    out.tensor = t.output(0);
+    if (perm == std::vector<std::int64_t>{0, 2, 3, 1}) {
+      out.key = true;
+    } else if (perm != std::vector<std::int64_t>{0, 2, 1, 3}) {
+      unsupported(t, "to heads the perm must be (0, 2, 1, 3), or (0, 2, 3, 1) for the keys; " +
+                         std::string(kAttentionPattern));
+    }
+    // k.transpose(-2, -1) after the transpose to heads.
+    const std::vector<int>& c = consumers(out.tensor);
+    if (!out.key && c.size() == 1 && graph().node(c.front()).op_type() == "Transpose") {
+      const onnx::NodeProto& kt = graph().node(c.front());
+      if (perm_of(kt) != std::vector<std::int64_t>{0, 1, 3, 2}) {
+        unsupported(kt, "k^T must be a Transpose with perm (0, 1, 3, 2); " +
+                            std::string(kAttentionPattern));
+      }
+      consume(c.front());
+      out.tensor = kt.output(0);
+      out.key = true;
+    }
+    return out;
+  }
+
+  // Whether the (T, T) mask `masked` (1: the key is hidden from the query) is causal (exactly the
+  // keys after the query hidden) or empty (nothing hidden); anything else is refused.
+  bool causal_mask(const std::vector<bool>& masked, const onnx::NodeProto& node) const {
+    bool any = false;
+    bool causal = true;
+    for (int q = 0; q < tokens_; ++q) {
+      for (int k = 0; k < tokens_; ++k) {
+        const bool m = masked[static_cast<std::size_t>(q * tokens_ + k)];
+        any = any || m;
+        causal = causal && m == (k > q);
+      }
+    }
+    if (any && !causal) {
+      unsupported(node,
+                  "the attention mask must be causal (exactly the keys after each query "
+                  "hidden, a lower-triangular mask) or hide nothing; " +
+                      std::string(kAttentionPattern));
+    }
+    return any;
+  }
+
+  // A mask constant broadcast over (batch, heads, T, T): (..., T, T) with 1s before.
+  Values mask_values(const std::string& name, const onnx::NodeProto& node) const {
+    Values v = values(name, node, Use::kStructure);
+    const std::size_t r = v.dims.size();
+    bool ok = r >= 2 && v.dims[r - 1] == tokens_ && v.dims[r - 2] == tokens_;
+    for (std::size_t k = 0; ok && k + 2 < r; ++k) ok = v.dims[k] == 1;
+    if (!ok) {
+      unsupported(node, "the mask " + shown_name(name) + " must have shape (" +
+                            std::to_string(tokens_) + ", " + std::to_string(tokens_) +
+                            "), with leading 1s; " + std::string(kAttentionPattern));
+    }
+    return v;
+  }
+
+  // A masked logit: -inf, or so negative that its softmax weight is 0 in double.
+  static bool hides(double v) { return v <= -1e4; }
+
+  // From the scores S = q k^T to the Softmax: an optional scale and an optional mask, in either
+  // order. Returns the Softmax's output.
+  std::string scores_to_softmax(std::string at, AttentionSpec& spec) {
+    std::optional<double> scale;
+    bool masked = false;
+    for (;;) {
+      const onnx::NodeProto& n = attention_next(
+          at, {"Mul", "Div", "Where", "Add", "Softmax"},
+          "a Mul or Div by a constant, the mask (Where or Add of a constant), then Softmax");
+      const std::string& op = n.op_type();
+      if (op == "Softmax") {
+        const std::int64_t axis = int_attribute(n, "axis", -1);
+        if (axis != -1 && axis != 3) unsupported(n, "the softmax must be over the keys (axis -1)");
+        at = n.output(0);
+        break;
+      }
+      if ((op == "Mul" || op == "Div") && !scale) {
+        const std::string& c = other_input(n, at);
+        if ((op == "Div" && n.input(0) != at) || !is_constant(c)) {
+          unsupported(n, "the scores are scaled by a constant; " + std::string(kAttentionPattern));
+        }
+        const double v = scalar(c, n);
+        if (op == "Div" && v == 0.0) fail(node_label(n) + " divides the scores by 0");
+        scale = op == "Mul" ? v : 1.0 / v;
+      } else if (op == "Where" && !masked) {
+        // masked_fill: Where(mask, fill, S), or Where(keep, S, fill).
+        const bool fill_first = n.input(2) == at;
+        if (!fill_first && n.input(1) != at) unsupported(n, std::string(kAttentionPattern));
+        const std::string& fill = fill_first ? n.input(1) : n.input(2);
+        if (!is_constant(n.input(0)) || !is_constant(fill)) {
+          unsupported(n, "the mask and its fill value must be constants; " +
+                             std::string(kAttentionPattern));
+        }
+        const Values f = values(fill, n, Use::kStructure);
+        if (f.data.size() != 1 || !hides(f.data.front())) {
+          unsupported(
+              n, "the masked scores must be filled with -inf; " + std::string(kAttentionPattern));
+        }
+        const Values m = mask_values(n.input(0), n);
+        std::vector<bool> hidden;
+        for (double v : m.data) hidden.push_back((v != 0.0) == fill_first);
+        spec.causal = causal_mask(hidden, n);
+        masked = true;
+      } else if (op == "Add" && !masked) {
+        const std::string& c = other_input(n, at);
+        if (!is_constant(c)) {
+          unsupported(n, "an additive mask must be a constant; " + std::string(kAttentionPattern));
+        }
+        const Values m = mask_values(c, n);
+        std::vector<bool> hidden;
+        for (double v : m.data) {
+          if (v != 0.0 && !hides(v)) {
+            unsupported(
+                n, "an additive mask holds 0 and -inf only; " + std::string(kAttentionPattern));
+          }
+          hidden.push_back(v != 0.0);
+        }
+        spec.causal = causal_mask(hidden, n);
+        masked = true;
+      } else {
+        unsupported(n, "one scale and one mask at most; " + std::string(kAttentionPattern));
+      }
+      at = n.output(0);
+    }
+    const double s = scale.value_or(1.0);
+    const double d_head = static_cast<double>(width_) / spec.heads;
+    if (near(s, 1.0 / std::sqrt(d_head))) {
+      spec.scale_kind = AttentionScaleKind::kInvSqrtHead;
+    } else if (near(s, 1.0 / d_head)) {
+      spec.scale_kind = AttentionScaleKind::kInvHead;
+    } else {
+      spec.scale_kind = AttentionScaleKind::kConstant;
+      spec.scale = s;
+    }
+    if (!masked) spec.causal = false;
+    return at;
+  }
+
+  // A MatMul by a constant weight and an optional bias Add after it, as nn.Linear exports on a
+  // sequence: W (n_out, n_in), the bias and the output.
+  struct Projection {
+    Eigen::MatrixXd weight;
+    Values weight_values;
+    std::optional<Values> bias;
+    std::string output;
+  };
+
+  Projection projection(const onnx::NodeProto& mm, const std::string& input) {
+    if (mm.input(0) != input) {
+      unsupported(mm, "a projection is MatMul(x, W) with W an initializer");
+    }
+    Projection p;
+    p.weight_values = values(mm.input(1), mm);
+    p.weight = matrix(p.weight_values, mm, "weight").transpose();
+    p.output = mm.output(0);
+    if (const onnx::NodeProto* add = sole_consumer(p.output);
+        add && add->op_type() == "Add" && add->input_size() == 2 &&
+        is_constant(other_input(*add, p.output))) {
+      p.bias = values(other_input(*add, p.output), *add);
+      consume(index_of(add));
+      p.output = add->output(0);
+    }
+    return p;
+  }
+
+  // `c_attn` read x; its output (after the bias) is split in three by `split`: self-attention,
+  // one attention op with weights [Wq; Wk; Wv; Wo] and bias [bq; bk; bv; bo] (or none).
+  void attention(const onnx::NodeProto& c_attn, Projection qkv, const onnx::NodeProto& split) {
+    const int d = width_;
+    if (qkv.weight.rows() != 3 * d || qkv.weight.cols() != d) {
+      fail(node_label(c_attn) + ": the query-key-value weight " +
+               shown_name(qkv.weight_values.name) + " is (" + std::to_string(qkv.weight.rows()) +
+               ", " + std::to_string(qkv.weight.cols()) + "); self-attention over " +
+               std::to_string(d) + " features takes (" + std::to_string(3 * d) + ", " +
+               std::to_string(d) + ")",
+           "export nanoGPT's fused c_attn = nn.Linear(d, 3 d)");
+    }
+    if (qkv.bias && static_cast<int>(qkv.bias->data.size()) != 3 * d) {
+      fail(node_label(c_attn) + ": bias '" + qkv.bias->name + "' has " +
+           std::to_string(qkv.bias->data.size()) + " values for " + std::to_string(3 * d));
+    }
+    consume(index_of(&split));
+    const std::int64_t rank = 3;
+    const std::int64_t axis = int_attribute(split, "axis", 0);
+    std::vector<std::int64_t> sizes = ints_attribute(split, "split");
+    if (split.input_size() > 1 && !split.input(1).empty()) {
+      sizes = whole_numbers(values(split.input(1), split, Use::kStructure), split);
+    }
+    if ((axis != rank - 1 && axis != -1) || split.output_size() != 3 ||
+        (!sizes.empty() && sizes != std::vector<std::int64_t>{d, d, d})) {
+      unsupported(split, "the fused q, k, v must be split in three parts of " + std::to_string(d) +
+                             " features on the last axis; " + std::string(kAttentionPattern));
+    }
+    AttentionSpec spec;
+    std::array<HeadsPart, 3> parts;
+    for (int k = 0; k < 3; ++k) {
+      parts[static_cast<std::size_t>(k)] = to_heads(split.output(k));
+      if (parts[static_cast<std::size_t>(k)].heads != parts[0].heads) {
+        fail(node_label(split) + ": q, k and v are reshaped to different head counts",
+             "every part of self-attention has the same heads");
+      }
+    }
+    spec.heads = parts[0].heads;
+    // Which part is which: k^T is the scores MatMul's second input, q its first, v the rest.
+    int key = -1;
+    for (int k = 0; k < 3; ++k) {
+      if (parts[static_cast<std::size_t>(k)].key) {
+        if (key >= 0) unsupported(split, "only the keys are transposed for q k^T");
+        key = k;
+      }
+    }
+    if (key < 0) unsupported(split, "no part is transposed as the keys for q k^T");
+    const onnx::NodeProto& scores =
+        attention_next(parts[static_cast<std::size_t>(key)].tensor, {"MatMul"}, "MatMul(q, k^T)");
+    int query = -1;
+    for (int k = 0; k < 3; ++k) {
+      if (k != key && scores.input(0) == parts[static_cast<std::size_t>(k)].tensor) query = k;
+    }
+    if (query < 0 || scores.input(1) != parts[static_cast<std::size_t>(key)].tensor) {
+      unsupported(scores, "the scores are MatMul(q, k^T); " + std::string(kAttentionPattern));
+    }
+    const int value = 3 - key - query;
+    const std::string& q = parts[static_cast<std::size_t>(query)].tensor;
+    const std::string& v = parts[static_cast<std::size_t>(value)].tensor;
+    if (consumers(q).size() != 1) unsupported(scores, "q may be read by q k^T only");
+    const std::string probs = scores_to_softmax(scores.output(0), spec);
+    const onnx::NodeProto& mix = attention_next(probs, {"MatMul"}, "MatMul(softmax, v)");
+    if (mix.input(0) != probs || mix.input(1) != v || consumers(v).size() != 1) {
+      unsupported(mix,
+                  "the heads' output is MatMul(softmax, v); " + std::string(kAttentionPattern));
+    }
+    const onnx::NodeProto& back =
+        attention_next(mix.output(0), {"Transpose"}, "a Transpose with perm (0, 2, 1, 3)");
+    if (perm_of(back) != std::vector<std::int64_t>{0, 2, 1, 3}) {
+      unsupported(
+          back, "back from heads the perm must be (0, 2, 1, 3); " + std::string(kAttentionPattern));
+    }
+    const onnx::NodeProto& merge =
+        attention_next(back.output(0), {"Reshape"}, "a Reshape to (batch, tokens, d)");
+    const std::vector<std::int64_t> shape = reshape_target(merge);
+    if (shape.size() != 3 || shape[2] != d) {
+      unsupported(merge, "the heads are merged to (batch, tokens, " + std::to_string(d) + "); " +
+                             std::string(kAttentionPattern));
+    }
+    const onnx::NodeProto& c_proj =
+        attention_next(merge.output(0), {"MatMul"}, "the output projection MatMul(o, W)");
+    Projection out = projection(c_proj, merge.output(0));
+    if (out.weight.rows() != d || out.weight.cols() != d) {
+      fail(node_label(c_proj) + ": the output projection " + shown_name(out.weight_values.name) +
+               " must be (" + std::to_string(d) + ", " + std::to_string(d) + ")",
+           "self-attention's output projection keeps the width");
+    }
+    if (out.bias && static_cast<int>(out.bias->data.size()) != d) {
+      fail(node_label(c_proj) + ": bias '" + out.bias->name + "' has " +
+           std::to_string(out.bias->data.size()) + " values for " + std::to_string(d));
+    }
+
+    // [Wq; Wk; Wv; Wo] (4d, d), rows of c_attn's weight by the part each Split output became.
+    Leaf leaf;
+    Eigen::MatrixXd W(4 * d, d);
+    Eigen::VectorXd b = Eigen::VectorXd::Zero(4 * d);
+    const std::array<int, 3> order = {query, key, value};
+    for (int r = 0; r < 3; ++r) {
+      W.middleRows(r * d, d) = qkv.weight.middleRows(order[static_cast<std::size_t>(r)] * d, d);
+      if (qkv.bias) {
+        b.segment(r * d, d) = Eigen::Map<const Eigen::VectorXd>(qkv.bias->data.data(), 3 * d)
+                                  .segment(order[static_cast<std::size_t>(r)] * d, d);
+      }
+    }
+    W.bottomRows(d) = out.weight;
+    if (out.bias) b.tail(d) = Eigen::Map<const Eigen::VectorXd>(out.bias->data.data(), d);
+    spec.bias = qkv.bias || out.bias;
+    spec.output_projection = true;
+    leaf.assignments.push_back(assignment(qkv.weight_values, "query_key_value.weight"));
+    if (qkv.bias) leaf.assignments.push_back(assignment(*qkv.bias, "query_key_value.bias"));
+    leaf.assignments.push_back(assignment(out.weight_values, "output.weight"));
+    if (out.bias) leaf.assignments.push_back(assignment(*out.bias, "output.bias"));
+    leaf.weight = std::move(W);
+    if (spec.bias) leaf.bias = std::move(b);
+    OpSpec op;
+    op.kind = OpKind::kAttention;
+    op.attention = spec;
+    push_leaf(op, std::move(leaf), c_attn);
+    advance(out.output);
+  }
+
   void matmul(int index) {
     const onnx::NodeProto& node = graph().node(index);
     if (node.input(0) != current_) unsupported(node, "the weight must be MatMul's second input");
-    const Values B = values(node.input(1), node);
-    // MatMul computes x B with B (n_in, n_out).
-    Eigen::MatrixXd W = matrix(B, node, "weight").transpose();
-    std::optional<Values> bias;
-    std::string output = node.output(0);
-    if (const onnx::NodeProto* add = sole_consumer(output);
-        add && add->op_type() == "Add" && add->input_size() == 2) {
-      const std::string& other = add->input(0) == output ? add->input(1) : add->input(0);
-      if (is_constant(other)) {
-        bias = values(other, *add);
-        consume(index_of(add));
-        output = add->output(0);
-      }
+    // MatMul computes x B with B (n_in, n_out); a bias Add after it joins the layer.
+    Projection p = projection(node, current_);
+    // Split in three (q, k, v): the fused projection that begins self-attention.
+    if (const onnx::NodeProto* split = sole_consumer(p.output);
+        split && split->op_type() == "Split") {
+      attention(node, std::move(p), *split);
+      return;
     }
-    add_dense(node, std::move(W), B, bias, output);
+    add_dense(node, std::move(p.weight), p.weight_values, p.bias, p.output);
   }
 
-  // Scale 1 and bias 0: gradscope's norms have no affine part of their own.
-  void require_identity_affine(const onnx::NodeProto& node, int scale_input, int bias_input,
-                               Leaf& leaf) const {
-    const auto check = [&](int input, double expected, const char* role) {
-      if (node.input_size() <= input || node.input(input).empty()) return;
+  // A norm's gamma and beta (ONNX's scale and bias inputs): the op's weight holds gamma as an
+  // (n, 1) matrix and its bias beta, both left empty when gamma = 1 and beta = 0 (the norm as
+  // gradscope generates it).
+  void norm_affine(const onnx::NodeProto& node, int scale_input, int bias_input, Leaf& leaf) const {
+    const auto read = [&](int input, double fill, const char* role) {
+      Eigen::VectorXd out = Eigen::VectorXd::Constant(width_, fill);
+      if (node.input_size() <= input || node.input(input).empty()) return out;
       const Values v = values(node.input(input), node);
       if (static_cast<int>(v.data.size()) != width_) {
         fail(node_label(node) + ": '" + v.name + "' has " + std::to_string(v.data.size()) +
              " values for " + std::to_string(width_) + " features");
       }
-      for (double x : v.data) {
-        if (x != expected) {
-          fail(node_label(node) + ": '" + v.name + "' must be all " +
-                   (expected == 1.0 ? "ones" : "zeros") + " (found " + std::to_string(x) + ")",
-               "gradscope's batch_norm and layer_norm have scale 1 and bias 0; a trained "
-               "affine part cannot be represented, so export the model before training or "
-               "with elementwise_affine=False");
-        }
-      }
+      out = Eigen::Map<const Eigen::VectorXd>(v.data.data(), width_);
       leaf.assignments.push_back(assignment(v, role));
+      return out;
     };
-    check(scale_input, 1.0, "norm_weight");
-    check(bias_input, 0.0, "norm_bias");
+    const Eigen::VectorXd gamma = read(scale_input, 1.0, "norm_weight");
+    const Eigen::VectorXd beta = read(bias_input, 0.0, "norm_bias");
+    if ((gamma.array() == 1.0).all() && (beta.array() == 0.0).all()) return;
+    leaf.weight = gamma;  // (n, 1)
+    leaf.bias = beta;
   }
 
   void require_unused_extra_outputs(const onnx::NodeProto& node) const {
@@ -841,7 +1476,7 @@ class Importer {
     Leaf leaf;
     // BatchNormalization: X, scale, B, mean, var. The running statistics are ignored: gradscope
     // normalises with the batch's own statistics (training mode).
-    require_identity_affine(node, 1, 2, leaf);
+    norm_affine(node, 1, 2, leaf);
     OpSpec op;
     op.kind = OpKind::kNorm;
     op.norm.kind = kind;
@@ -1015,6 +1650,7 @@ class Importer {
     OnnxModel model;
     model.spec = spec_;
     model.spec.input.width = input_width_;
+    model.spec.input.tokens = tokens_;
     model.spec.layers = std::move(items_);
     model.spec.output.reset();
     const std::vector<OpSpec> ops = expand_ops(model.spec);
@@ -1045,9 +1681,12 @@ class Importer {
   std::map<std::string, std::vector<int>> consumers_;
   std::vector<int> order_;
   std::vector<bool> done_;
+  std::deque<onnx::TensorProto> folded_;            // constants computed by fold_constants
+  std::map<std::string, std::string> folded_from_;  // a transposed weight's own name
   std::string input_;
   std::string output_;
   int input_width_ = 0;
+  int tokens_ = 1;  // the input's second dimension for (batch, tokens, features)
 
   // The walk's state: the chain's current tensor and width, the items so far, and where each
   // earlier tensor of the chain stood (for residual skips).

@@ -9,9 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <initializer_list>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -379,9 +381,16 @@ TEST(OnnxImport, MoreThanOneGraphInputIsRefused) {
   EXPECT_NE(e.find("2 inputs"), std::string::npos) << e;
 }
 
-TEST(OnnxImport, NormWithTrainedScaleIsRefused) {
-  const std::string e = error_of("layernorm_affine.onnx");
-  EXPECT_NE(e.find("must be all ones"), std::string::npos) << e;
+TEST(OnnxImport, NormWithTrainedScaleTakesGammaAndBeta) {
+  const OnnxModel m = read_onnx(corpus("layernorm_affine.onnx"), defaults());
+  ASSERT_EQ(expand_ops(m.spec)[1].kind, OpKind::kNorm);
+  // make_onnx.py fills gamma with 2 and leaves beta 0: gamma as an (n, 1) matrix, beta.
+  EXPECT_EQ(m.weights.weight[1], Eigen::MatrixXd::Constant(4, 1, 2.0));
+  EXPECT_EQ(m.weights.bias[1], Eigen::VectorXd::Zero(4));
+  // The identity affine part leaves both empty (the norm as gradscope generates it).
+  const OnnxModel plain = read_onnx(corpus("norms.onnx"), defaults());
+  EXPECT_EQ(plain.weights.weight[1].size(), 0);
+  EXPECT_EQ(plain.weights.bias[1].size(), 0);
 }
 
 TEST(OnnxImport, SoftmaxBeforeTheLastOpIsRefused) {
@@ -763,6 +772,244 @@ TEST(OnnxHostile, MalformedModelExitsTwoOnTheCommandLine) {
   std::filesystem::remove_all(dir);
   EXPECT_EQ(code, 2) << err.str();
   EXPECT_NE(err.str().find("node 'mm' (MatMul) has 1 input"), std::string::npos) << err.str();
+}
+
+// ---- make_onnx.py's GPT: two pre-norm blocks of nanoGPT's causal self-attention and a GELU MLP,
+// a final LayerNorm, over (batch 2, tokens 8, width 16), 2 heads, trained-like gamma and beta.
+
+constexpr int kGptBatch = 2;
+constexpr int kGptTokens = 8;
+constexpr int kGptWidth = 16;
+
+// gradscope.grad_norms: "name=value,..." in gradscope's parameter order.
+std::vector<std::pair<std::string, double>> torch_grad_norms(const std::string& file) {
+  onnx::ModelProto model;
+  std::ifstream in(corpus(file), std::ios::binary);
+  EXPECT_TRUE(model.ParseFromIstream(&in)) << file;
+  std::vector<std::pair<std::string, double>> out;
+  for (const onnx::StringStringEntryProto& p : model.metadata_props()) {
+    if (p.key() != "gradscope.grad_norms") continue;
+    std::stringstream text(p.value());
+    for (std::string item; std::getline(text, item, ',');) {
+      const std::size_t eq = item.find('=');
+      out.emplace_back(item.substr(0, eq), std::stod(item.substr(eq + 1)));
+    }
+  }
+  EXPECT_FALSE(out.empty()) << file << " has no gradscope.grad_norms";
+  return out;
+}
+
+// make_onnx.py's gpt_batch() or gpt_targets(): entry (b, t, j) = ((i % period) - shift) / scale
+// with i = (b T + t) d + j, as a (width, batch x tokens) matrix, column b T + t.
+Eigen::MatrixXd gpt_tensor(int period, int shift, double scale) {
+  Eigen::MatrixXd m(kGptWidth, kGptBatch * kGptTokens);
+  for (int c = 0; c < m.cols(); ++c) {
+    for (int j = 0; j < kGptWidth; ++j) {
+      m(j, c) = static_cast<double>((c * kGptWidth + j) % period - shift) / scale;
+    }
+  }
+  return m;
+}
+
+RunSpec gpt_defaults() {
+  RunSpec d = defaults();
+  d.precision = Precision::kFloat64;
+  d.input.batch = kGptBatch;
+  d.loss.kind = LossKind::kMse;
+  return d;
+}
+
+void expect_gpt_structure(const OnnxModel& m, bool causal) {
+  EXPECT_EQ(m.spec.input.width, kGptWidth);
+  EXPECT_EQ(m.spec.input.tokens, kGptTokens);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  // Per block: residual(ln_1, attention), residual(ln_2, c_fc + gelu, c_proj); then ln_f.
+  const OpKind block[] = {OpKind::kResidualBegin, OpKind::kNorm,          OpKind::kAttention,
+                          OpKind::kResidualEnd,   OpKind::kResidualBegin, OpKind::kNorm,
+                          OpKind::kDense,         OpKind::kDense,         OpKind::kResidualEnd};
+  ASSERT_EQ(ops.size(), 2 * std::size(block) + 1);
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    const OpKind expected = k + 1 == ops.size() ? OpKind::kNorm : block[k % std::size(block)];
+    ASSERT_EQ(ops[k].kind, expected) << "op " << k;
+    if (expected == OpKind::kAttention) {
+      EXPECT_EQ(ops[k].attention.heads, 2);
+      EXPECT_EQ(ops[k].attention.causal, causal);
+      EXPECT_EQ(ops[k].attention.scale_kind, AttentionScaleKind::kInvSqrtHead);
+      EXPECT_TRUE(ops[k].attention.bias);
+      EXPECT_EQ(m.weights.weight[k].rows(), 4 * kGptWidth);
+      EXPECT_EQ(m.weights.weight[k].cols(), kGptWidth);
+      EXPECT_EQ(m.weights.bias[k].size(), 4 * kGptWidth);
+    }
+    if (expected == OpKind::kNorm) {
+      // Trained-like gamma (n, 1) and beta.
+      EXPECT_EQ(m.weights.weight[k].rows(), kGptWidth) << "op " << k;
+      EXPECT_EQ(m.weights.weight[k].cols(), 1) << "op " << k;
+      EXPECT_EQ(m.weights.bias[k].size(), kGptWidth) << "op " << k;
+    }
+    if (expected == OpKind::kDense) {
+      EXPECT_EQ(ops[k].dense.activation.kind,
+                ops[k].dense.width == 4 * kGptWidth ? Activation::kGelu : Activation::kLinear);
+    }
+  }
+}
+
+// Runs the imported GPT in float64 on make_onnx.py's batch and targets under mse and compares the
+// gradient norm of every parameter with PyTorch autograd's (c_attn split into q, k, v rows).
+void expect_torch_gradients(const std::string& file, bool causal) {
+  SCOPED_TRACE(file);
+  const OnnxModel m = read_onnx(corpus(file), gpt_defaults());
+  expect_gpt_structure(m, causal);
+  ExternalData data = m.weights;
+  data.input = gpt_tensor(13, 6, 4.0);
+  data.targets = LossTargets{gpt_tensor(7, 3, 8.0), {}};
+  RunOptions options;
+  options.threads = 1;
+  options.external = &data;
+  const Report report = run_diagnostic(m.spec, options);
+  const std::vector<std::pair<std::string, double>> expected = torch_grad_norms(file);
+  ASSERT_EQ(report.parameter_list.size(), expected.size());
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    const double got = report.parameter_list[k].stats.grad_norm.value;
+    if (report.parameter_list[k].stats.role == "key.bias") {
+      // dL/dbk is 0 in exact arithmetic (softmax ignores q . bk, the same for every key of a
+      // query): both sides hold rounding noise, far below the other gradients (about 1e-2).
+      EXPECT_LT(got, 1e-14);
+      EXPECT_LT(expected[k].second, 1e-14);
+      continue;
+    }
+    // float64 on both sides; the file's LayerNorm epsilon is 1e-5 rounded to float (torch's is
+    // 1e-5 in double), which moves the gradients by about 1e-12 relative.
+    EXPECT_NEAR(got, expected[k].second, 1e-9 * expected[k].second)
+        << report.parameter_list[k].name << " vs torch's " << expected[k].first;
+  }
+}
+
+TEST(OnnxGpt, FoldedExportImportsAndItsGradientsMatchPyTorch) {
+  expect_torch_gradients("gpt.onnx", true);
+}
+
+TEST(OnnxGpt, UnfoldedExportImportsAndItsGradientsMatchPyTorch) {
+  expect_torch_gradients("gpt_unfolded.onnx", true);
+}
+
+TEST(OnnxGpt, AdditiveCausalMaskIsCausal) {
+  expect_torch_gradients("gpt_additive_mask.onnx", true);
+}
+
+TEST(OnnxGpt, UnfoldedExportNamesTheStateDictTensors) {
+  const OnnxModel m = read_onnx(corpus("gpt_unfolded.onnx"), gpt_defaults());
+  const auto find = [&](const std::string& tensor) -> const TensorAssignment* {
+    for (const TensorAssignment& a : m.assignments) {
+      if (a.tensor == tensor) return &a;
+    }
+    return nullptr;
+  };
+  const TensorAssignment* qkv = find("h.0.attn.c_attn.weight");
+  ASSERT_NE(qkv, nullptr);
+  EXPECT_EQ(qkv->role, "query_key_value.weight");
+  EXPECT_EQ(qkv->layer, 3);  // residual begin, ln_1, attention
+  const TensorAssignment* proj = find("h.1.attn.c_proj.weight");
+  ASSERT_NE(proj, nullptr);
+  EXPECT_EQ(proj->role, "output.weight");
+  const TensorAssignment* gamma = find("ln_f.weight");
+  ASSERT_NE(gamma, nullptr);
+  EXPECT_EQ(gamma->role, "norm_weight");
+}
+
+// gpt.onnx with `edit` applied, read back: the Error's message.
+std::string gpt_error(const std::function<void(onnx::GraphProto&)>& edit,
+                      const std::string& file = "gpt.onnx") {
+  onnx::ModelProto model;
+  std::ifstream in(corpus(file), std::ios::binary);
+  EXPECT_TRUE(model.ParseFromIstream(&in));
+  edit(*model.mutable_graph());
+  try {
+    (void)parse_onnx(model.SerializeAsString(), "gpt.onnx", gpt_defaults());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ExitCode::kUsage);
+    return e.what();
+  }
+  ADD_FAILURE() << "the edited model was accepted";
+  return {};
+}
+
+onnx::NodeProto& first_node(onnx::GraphProto& g, const std::string& op) {
+  for (onnx::NodeProto& n : *g.mutable_node()) {
+    if (n.op_type() == op) return n;
+  }
+  throw std::runtime_error("no " + op);
+}
+
+TEST(OnnxGpt, AMaskThatIsNotCausalIsRefusedNamingItsNode) {
+  const std::string e = gpt_error([](onnx::GraphProto& g) {
+    const std::string mask = first_node(g, "Where").input(0);
+    for (onnx::TensorProto& t : *g.mutable_initializer()) {
+      // Query 2 may not see key 1 any more.
+      if (t.name() == mask) (*t.mutable_raw_data())[2 * kGptTokens + 1] = 1;
+    }
+  });
+  EXPECT_TRUE(Says(e, {"node '/h.0/attn/Where' (Where)", "must be causal"}));
+}
+
+TEST(OnnxGpt, AnotherOpInsideAttentionIsUnsupportedNamingTheNode) {
+  const std::string e =
+      gpt_error([](onnx::GraphProto& g) { first_node(g, "Softmax").set_op_type("LogSoftmax"); });
+  EXPECT_TRUE(Says(e, {"unsupported ONNX op 'LogSoftmax' at node '/h.0/attn/Softmax'",
+                       "inside self-attention expected", "nanoGPT's CausalSelfAttention"}));
+}
+
+TEST(OnnxGpt, AReshapeToAShapeThatIsNotWholeNumbersIsNamed) {
+  const std::string e = gpt_error([](onnx::GraphProto& g) {
+    const std::string shape = first_node(g, "Reshape").input(1);
+    for (onnx::NodeProto& n : *g.mutable_node()) {
+      if (n.op_type() != "Constant" || n.output(0) != shape) continue;
+      onnx::TensorProto* t = n.mutable_attribute(0)->mutable_t();
+      const float values[] = {2.f, 8.f, 2.5f, std::numeric_limits<float>::quiet_NaN()};
+      t->set_data_type(onnx::TensorProto::FLOAT);
+      t->set_raw_data(std::string(reinterpret_cast<const char*>(values), sizeof values));
+    }
+  });
+  EXPECT_TRUE(Says(e, {"node '/h.0/attn/Reshape' (Reshape)", "not a size"}));
+}
+
+TEST(OnnxGpt, AMaskSliceThatCannotBeEvaluatedLeavesTheMaskUnreadAndSaysSo) {
+  // The unfolded export slices the mask from a buffer; axes longer than starts cannot be
+  // evaluated, so the Where's mask is not a constant.
+  const std::string e = gpt_error(
+      [](onnx::GraphProto& g) {
+        const onnx::NodeProto& slice = first_node(g, "Slice");
+        const std::string axes = slice.input(3);
+        for (onnx::NodeProto& n : *g.mutable_node()) {
+          if (n.op_type() != "Constant" || n.output(0) != axes) continue;
+          onnx::TensorProto* t = n.mutable_attribute(0)->mutable_t();
+          const std::int64_t values[] = {2, 3, 0};
+          t->clear_dims();
+          t->add_dims(3);
+          t->set_raw_data(std::string(reinterpret_cast<const char*>(values), sizeof values));
+        }
+      },
+      "gpt_unfolded.onnx");
+  EXPECT_TRUE(
+      Says(e, {"node '/h.0/attn/Where' (Where)", "the mask and its fill value must be constants"}));
+}
+
+TEST(OnnxGpt, ACustomScaleIsAConstantScale) {
+  onnx::ModelProto model;
+  std::ifstream in(corpus("gpt.onnx"), std::ios::binary);
+  ASSERT_TRUE(model.ParseFromIstream(&in));
+  onnx::GraphProto& g = *model.mutable_graph();
+  const std::string c = first_node(g, "Mul").input(1);
+  for (onnx::NodeProto& n : *g.mutable_node()) {
+    if (n.op_type() != "Constant" || n.output(0) != c) continue;
+    onnx::TensorProto* t = n.mutable_attribute(0)->mutable_t();
+    const float s = 0.25f;  // 1/sqrt(d_head) is 0.354, 1/d_head 0.125
+    t->set_raw_data(std::string(reinterpret_cast<const char*>(&s), sizeof s));
+  }
+  const OnnxModel m = parse_onnx(model.SerializeAsString(), "gpt.onnx", gpt_defaults());
+  const OpSpec& attn = expand_ops(m.spec)[2];
+  ASSERT_EQ(attn.kind, OpKind::kAttention);
+  EXPECT_EQ(attn.attention.scale_kind, AttentionScaleKind::kConstant);
+  EXPECT_EQ(attn.attention.scale, 0.25);
 }
 
 }  // namespace

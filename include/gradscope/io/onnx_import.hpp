@@ -1,5 +1,6 @@
-// An MLP-like ONNX graph (as torch.onnx.export writes it) as a run: the architecture in the
-// `layers` form and the exported weights, ready for run_diagnostic's ExternalData.
+// An ONNX graph as torch.onnx.export writes it (an MLP, or a GPT-style decoder) as a run: the
+// architecture in the `layers` form and the exported weights, ready for run_diagnostic's
+// ExternalData.
 #pragma once
 
 #include <string>
@@ -22,10 +23,17 @@ struct OnnxModel {
 // Gemm (alpha = beta = 1, transA = 0, transB 0 or 1), MatMul (+ Add of a bias), Relu, LeakyRelu,
 // Elu, Selu (torch's constants), Sigmoid, Tanh, Softplus, Clip(-1, 1) (hard_tanh), GELU in its
 // Erf form (Div, Erf, Add, Mul, Mul), Softmax (last op, last axis), BatchNormalization and
-// LayerNormalization with scale 1 and bias 0 (gradscope normalises in training mode: running
-// statistics are ignored), Add of an earlier tensor of the same width as a residual, Dropout
-// (ratio -> rate) and Identity. An activation that directly follows the only use of a dense
-// layer's output becomes that layer's activation.
+// LayerNormalization with their scale and bias (the op's weight is gamma as an (n, 1) matrix,
+// its bias beta; both empty when gamma = 1 and beta = 0; gradscope normalises in training mode:
+// running statistics are ignored), Add of an earlier tensor of the same width as a residual,
+// Dropout (ratio -> rate) and Identity. Self-attention as torch exports nanoGPT's
+// CausalSelfAttention (fused c_attn MatMul + Add, Split, Reshape/Transpose to heads, MatMul(q,
+// k^T), a constant Mul or Div, a causal mask as Where with -inf or an additive Add, Softmax,
+// MatMul with v, Transpose, Reshape, c_proj MatMul + Add) is one attention op: heads from the
+// Reshape, causal when the mask is exactly lower-triangular (no mask: not causal), the scale
+// 1/sqrt(d_head), 1/d_head or a constant, weights [Wq; Wk; Wv; Wo] (4d, d) and bias
+// [bq; bk; bv; bo]. An input of shape (batch, tokens, features) sets input.tokens. An activation
+// that directly follows the only use of a dense layer's output becomes that layer's activation.
 // `defaults` supplies name, seed, precision, loss and the input batch and distribution; the
 // batch is always taken from `defaults` (ONNX's batch dimension is often symbolic).
 // Throws Error (exit code 2) naming the node and listing what is supported for an unsupported

@@ -250,3 +250,153 @@ p = os.path.join(HERE, "embedding.onnx")
 torch.onnx.export(Embedded().eval(), torch.zeros(3, dtype=torch.long), p, input_names=["ids"],
                   output_names=["y"], dynamic_axes={"ids": {0: "batch"}, "y": {0: "batch"}},
                   opset_version=17)
+
+
+# ---- a GPT-style decoder (nanoGPT's blocks, without the embeddings): the attention import.
+# Inputs are embeddings [batch, tokens, width]; two pre-norm blocks, then a final LayerNorm.
+# Shapes are fixed (batch 2, tokens 8, width 16, 2 heads). The metadata holds PyTorch's float64
+# gradient norm of every parameter for gpt_batch() and gpt_targets() under gradscope's mse,
+# L = sum((y - t)^2) / 2 / (batch * tokens), in the order of gradscope's parameter list
+# (c_attn's weight and bias split into their query, key and value rows).
+import math  # noqa: E402
+
+from torch.nn import functional as F  # noqa: E402
+
+GPT_B, GPT_T, GPT_D, GPT_H = 2, 8, 16, 2
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d, heads, tokens, additive=False):
+        super().__init__()
+        self.c_attn = nn.Linear(d, 3 * d)
+        self.c_proj = nn.Linear(d, d)
+        self.n_head = heads
+        self.n_embd = d
+        self.additive = additive
+        self.register_buffer("bias", torch.tril(torch.ones(tokens, tokens)).view(1, 1, tokens, tokens))
+        self.register_buffer("add_mask", torch.triu(torch.full((tokens, tokens), float("-inf")), 1))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        if self.additive:
+            att = att + self.add_mask
+        else:
+            att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+        att = F.softmax(att, dim=-1)
+        y = att @ v
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+class GptMlp(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.c_fc = nn.Linear(d, 4 * d)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+class GptBlock(nn.Module):
+    def __init__(self, d, heads, tokens, additive):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d)
+        self.attn = CausalSelfAttention(d, heads, tokens, additive)
+        self.ln_2 = nn.LayerNorm(d)
+        self.mlp = GptMlp(d)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class Gpt(nn.Module):
+    def __init__(self, additive=False, blocks=2):
+        super().__init__()
+        self.h = nn.ModuleList([GptBlock(GPT_D, GPT_H, GPT_T, additive) for _ in range(blocks)])
+        self.ln_f = nn.LayerNorm(GPT_D)
+
+    def forward(self, x):
+        for block in self.h:
+            x = block(x)
+        return self.ln_f(x)
+
+
+def gpt_batch():
+    """x[b, t, j] = ((b T d + t d + j) % 13 - 6) / 4, exact in float32."""
+    n = GPT_B * GPT_T * GPT_D
+    return torch.tensor([((i % 13) - 6) / 4.0 for i in range(n)],
+                        dtype=torch.float64).view(GPT_B, GPT_T, GPT_D)
+
+
+def gpt_targets():
+    """t[b, t, j] = ((b T d + t d + j) % 7 - 3) / 8, exact in float32."""
+    n = GPT_B * GPT_T * GPT_D
+    return torch.tensor([((i % 7) - 3) / 8.0 for i in range(n)],
+                        dtype=torch.float64).view(GPT_B, GPT_T, GPT_D)
+
+
+def gpt_grad_norms(model):
+    """PyTorch's gradient norms in gradscope's parameter order, float64."""
+    model = model.double()
+    model.zero_grad()
+    y = model(gpt_batch())
+    loss = (y - gpt_targets()).pow(2).sum() / 2 / (GPT_B * GPT_T)
+    loss.backward()
+    d = GPT_D
+    out = []
+
+    def add(name, grad):
+        out.append(f"{name}={grad.norm().item()!r}")
+
+    def norm(prefix, ln):
+        add(prefix + ".weight", ln.weight.grad)
+        add(prefix + ".bias", ln.bias.grad)
+
+    for i, blk in enumerate(model.h):
+        p = f"h.{i}"
+        norm(p + ".ln_1", blk.ln_1)
+        a = blk.attn
+        for part, role in enumerate(["query", "key", "value"]):
+            rows = slice(part * d, (part + 1) * d)
+            add(f"{p}.attn.c_attn.weight[{role}]", a.c_attn.weight.grad[rows])
+            add(f"{p}.attn.c_attn.bias[{role}]", a.c_attn.bias.grad[rows])
+        add(p + ".attn.c_proj.weight", a.c_proj.weight.grad)
+        add(p + ".attn.c_proj.bias", a.c_proj.bias.grad)
+        norm(p + ".ln_2", blk.ln_2)
+        for lin in ["c_fc", "c_proj"]:
+            m = getattr(blk.mlp, lin)
+            add(f"{p}.mlp.{lin}.weight", m.weight.grad)
+            add(f"{p}.mlp.{lin}.bias", m.bias.grad)
+    norm("ln_f", model.ln_f)
+    return ",".join(out)
+
+
+def export_gpt(name, fold, additive=False):
+    torch.manual_seed(5)
+    model = Gpt(additive).eval()
+    with torch.no_grad():
+        # Trained-like norms: gamma and beta away from 1 and 0.
+        for mod in model.modules():
+            if isinstance(mod, nn.LayerNorm):
+                mod.weight.copy_(1.0 + 0.3 * torch.randn(GPT_D))
+                mod.bias.copy_(0.2 * torch.randn(GPT_D))
+    path = os.path.join(HERE, name)
+    torch.onnx.export(model, gpt_batch().float(), path, input_names=["x"], output_names=["y"],
+                      opset_version=17, do_constant_folding=fold)
+    assert os.path.getsize(path) < 64 * 1024, name
+    m = onnx.load(path)
+    onnx.helper.set_model_props(m, {"gradscope.grad_norms": gpt_grad_norms(model)})
+    onnx.save(m, path)
+
+
+export_gpt("gpt.onnx", fold=True)
+export_gpt("gpt_unfolded.onnx", fold=False)
+export_gpt("gpt_additive_mask.onnx", fold=True, additive=True)
