@@ -1,8 +1,7 @@
 // The text report put together: the header block, then the sections in order, each from a file of
 // its own (report_text_table.cpp, report_text_summary.cpp, report_text_sequence.cpp,
-// report_text_diagnosis.cpp), and the
-// fitting and wrapping of text they share. Values beyond double's range are printed from their
-// log10.
+// report_text_diagnosis.cpp), and the fitting and wrapping of text they share. Values beyond
+// double's range are printed from their log10.
 #include "gradscope/report/report_text.hpp"
 
 #include <fmt/format.h>
