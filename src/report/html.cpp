@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "gradscope/diagnosis/diagnosis.hpp"
@@ -159,38 +160,138 @@ std::string plot(std::string_view svg) {
   return "<div class=\"plot\">" + std::string(svg) + "</div>\n";
 }
 
+// Sequence inputs: the example correlation gives way to the token statistics (the first 64
+// columns it is over are then tokens of a few examples, not examples).
 std::string layer_table(const Report& r) {
   const std::vector<bool> show = rows_to_show(r, 200);
+  const bool tokens = r.spec.input.tokens > 1;
+  const int columns = tokens ? 11 : 10;
   std::string out =
       "<table><tr><th>layer</th><th class=\"l\">kind</th><th>width</th><th class=\"l\">"
       "activation / norm</th><th>act rms</th><th>grad rms</th><th>gain</th><th>dead %</th>"
-      "<th>sat %</th><th>correlation</th></tr>\n";
+      "<th>sat %</th>";
+  out += tokens ? "<th>tok cos</th><th>tok crms</th></tr>\n" : "<th>correlation</th></tr>\n";
   std::size_t hidden = 0;
+  const auto hidden_row = [&] {
+    out += fmt::format("<tr><td class=\"l\" colspan=\"{}\">&#8230; {} layers &#8230;</td></tr>\n",
+                       columns, hidden);
+    hidden = 0;
+  };
   for (std::size_t i = 0; i < r.layers.size(); ++i) {
     if (!show[i]) {
       ++hidden;
       continue;
     }
-    if (hidden > 0) {
-      out += fmt::format("<tr><td class=\"l\" colspan=\"10\">&#8230; {} layers &#8230;</td></tr>\n",
-                         hidden);
-      hidden = 0;
-    }
+    if (hidden > 0) hidden_row();
     const LayerReport& l = r.layers[i];
     out += fmt::format(
         "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td>"
-        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+        "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
         l.index, op_kind_name(l.kind), l.width, html_escape(op_label(l)),
         l.forward.act.finite == 0 ? std::string("n/a") : format_number(l.forward.act.rms),
         magnitude_cell(l.backward.grad_preact_rms), magnitude_cell(l.backward.gain),
-        format_percent(l.forward.dead_fraction), sat_cell(l.forward.saturated_fraction),
-        undefined_or_nonfinite_number(l.forward.correlation));
+        format_percent(l.forward.dead_fraction), sat_cell(l.forward.saturated_fraction));
+    if (!tokens) {
+      out +=
+          fmt::format("<td>{}</td></tr>\n", undefined_or_nonfinite_number(l.forward.correlation));
+    } else if (l.forward.has_tokens) {
+      out += fmt::format("<td>{}</td><td>{}</td></tr>\n",
+                         undefined_or_nonfinite_number(l.forward.token_mean_cosine),
+                         format_number(l.forward.token_centered_rms));
+    } else {
+      out += "<td>-</td><td>-</td></tr>\n";
+    }
   }
-  if (hidden > 0) {
-    out += fmt::format("<tr><td class=\"l\" colspan=\"10\">&#8230; {} layers &#8230;</td></tr>\n",
-                       hidden);
+  if (hidden > 0) hidden_row();
+  out += "</table>\n";
+  if (tokens) {
+    out +=
+        "<p class=\"muted\">Tok cos: mean cosine between two tokens' outputs in one example; near "
+        "1, the tokens have collapsed into one (rank collapse). Tok crms: rms of each token's "
+        "output minus its example's mean token, what tells the tokens apart (compare with act "
+        "rms).</p>\n";
   }
-  return out + "</table>\n";
+  return out;
+}
+
+// One row per attention op: its entropy beside a uniform row's, its largest logit, its peaked
+// rows.
+std::string attention_table(const Report& r) {
+  const int tokens = r.spec.input.tokens;
+  std::string out = fmt::format(
+      "<p>Entropy in nats beside a uniform row's: ln T = ln {} = {} for a full mask; for a causal "
+      "one, query t sees t + 1 keys and the uniform entropy is the mean over t of ln(t + 1) = "
+      "{}.</p>\n",
+      tokens, format_number(uniform_attention_entropy(tokens, false)),
+      format_number(uniform_attention_entropy(tokens, true)));
+  out +=
+      "<table><tr><th>layer</th><th>heads</th><th class=\"l\">mask</th><th>entropy</th>"
+      "<th>uniform</th><th>max logit</th><th>peaked %</th></tr>\n";
+  for (const LayerReport& l : r.layers) {
+    if (l.kind != OpKind::kAttention) continue;
+    const ForwardStats& f = l.forward;
+    out += fmt::format(
+        "<tr><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>"
+        "<td>{}</td></tr>\n",
+        l.index, l.attention.heads, l.attention.causal ? "causal" : "full",
+        format_number(f.attention_entropy),
+        format_number(uniform_attention_entropy(tokens, l.attention.causal)),
+        format_number(f.attention_max_logit), format_percent(f.attention_peaked_fraction));
+  }
+  out +=
+      "</table>\n<p class=\"muted\">Entropy: mean over rows (example, head, query) of "
+      "&#8722;&#8721; P ln P; far below uniform, queries attend to few keys (entropy collapse). "
+      "Near uniform in every op while tok cos nears 1: attention averages the tokens into one "
+      "vector (rank collapse). Max logit: the largest scaled logit q&#183;k over unmasked "
+      "entries (large: a saturated softmax). Peaked %: rows whose largest weight exceeds "
+      "0.99.</p>\n";
+  return out;
+}
+
+// Every learned tensor, as the text report elides it (first, last, extremes).
+std::string parameter_table(const Report& r) {
+  const std::vector<ParameterReport>& params = r.parameter_list;
+  const std::vector<bool> show = parameters_to_show(r, 200);
+  const bool update = std::any_of(params.begin(), params.end(),
+                                  [](const ParameterReport& p) { return p.stats.has_update; });
+  const int columns = update ? 7 : 6;
+  std::string out =
+      "<table><tr><th class=\"l\">name</th><th>layer</th><th class=\"l\">shape</th>"
+      "<th>norm</th><th>grad norm</th><th>grad/param</th>";
+  out += update ? "<th>update</th></tr>\n" : "</tr>\n";
+  std::size_t hidden = 0;
+  const auto hidden_row = [&] {
+    out += fmt::format("<tr><td class=\"l\" colspan=\"{}\">&#8230; {} tensors &#8230;</td></tr>\n",
+                       columns, hidden);
+    hidden = 0;
+  };
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!show[i]) {
+      ++hidden;
+      continue;
+    }
+    if (hidden > 0) hidden_row();
+    const ParamStats& s = params[i].stats;
+    out += fmt::format(
+        "<tr><td class=\"l\"><code>{}</code></td><td>{}</td><td class=\"l\">{}</td><td>{}</td>"
+        "<td>{}</td><td>{}</td>",
+        html_escape(params[i].name), params[i].layer, shape_label(s.shape), format_number(s.norm),
+        magnitude_cell(s.grad_norm), param_ratio_cell(grad_to_param(s), s.norm));
+    if (update) {
+      out += fmt::format("<td>{}</td>", param_ratio_cell(s.update_to_weight, s.norm, s.has_update));
+    }
+    out += "</tr>\n";
+  }
+  if (hidden > 0) hidden_row();
+  out +=
+      "</table>\n<p class=\"muted\">Grad/param: &#8214;&#8706;L/&#8706;p&#8214; / "
+      "&#8214;p&#8214;.";
+  if (update) {
+    out +=
+        " Update: &#8214;one optimizer step on p&#8214; / &#8214;p&#8214; (rule of thumb "
+        "~1e-3).";
+  }
+  return out + "</p>\n";
 }
 
 }  // namespace
@@ -215,7 +316,7 @@ std::string report_to_html(const Report& r) {
   const double ratio = r.summary.log10_grad_ratio_first_to_last;
   body += fmt::format(
       "<p>{} layers, {} parameters, {}, batch {}, seed {}, loss {}. {}</p>\n", r.layers.size(),
-      group_thousands(r.parameters), precision_name(r.spec.precision), r.spec.input.batch,
+      group_thousands(r.parameters), precision_name(r.spec.precision), batch_label(r.spec.input),
       r.spec.seed, loss_name(r.spec.loss.kind),
       std::isnan(ratio)
           ? std::string("The first-to-last gradient ratio is undefined: an end has no finite "
@@ -234,7 +335,14 @@ std::string report_to_html(const Report& r) {
   body += "<h2>Gradient magnitude by layer</h2>\n" + plot(gradient_plot_svg(runs, true));
   body += "<h2>Activations by layer</h2>\n" + plot(activation_histogram_svg(r));
   body += "<h2>Dead and saturated units</h2>\n" + plot(unit_fraction_plot_svg(runs));
+  if (r.spec.input.tokens > 1) {
+    body += "<h2>Token similarity by layer</h2>\n" + plot(token_cosine_plot_svg(r));
+  }
+  if (has_attention_ops(r)) {
+    body += "<h2>Attention</h2>\n" + plot(attention_entropy_plot_svg(r)) + attention_table(r);
+  }
   body += "<h2>Layers</h2>\n" + layer_table(r);
+  if (shows_parameters(r)) body += "<h2>Parameters</h2>\n" + parameter_table(r);
   return html_page("gradscope: " + r.spec.name, body);
 }
 

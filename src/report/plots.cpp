@@ -39,12 +39,16 @@ struct OpMark {
   Marker marker;
   std::string_view name;
 };
-constexpr std::array<OpMark, 5> kOpMarks = {{
+// Six shapes for seven kinds: a GLU shares the dense layer's circle (a transformer has one or the
+// other in its MLP), and the legend names it apart.
+constexpr std::array<OpMark, 7> kOpMarks = {{
     {OpKind::kDense, Marker::kCircle, "dense layer"},
     {OpKind::kNorm, Marker::kSquare, "norm"},
     {OpKind::kActivation, Marker::kTriangle, "activation (no weights)"},
     {OpKind::kDropout, Marker::kTriangleDown, "dropout"},
     {OpKind::kResidualEnd, Marker::kDiamond, "residual add"},
+    {OpKind::kAttention, Marker::kPlus, "attention"},
+    {OpKind::kGlu, Marker::kCircle, "GLU (gated MLP)"},
 }};
 
 Marker op_marker(OpKind kind) {
@@ -206,6 +210,77 @@ std::string unit_fraction_plot_svg(const Runs& runs) {
     chart.series.push_back(std::move(dead));
     chart.series.push_back(std::move(saturated));
   }
+  return line_chart_svg(chart);
+}
+
+std::string token_cosine_plot_svg(const Report& report) {
+  LineChart chart;
+  chart.title = fmt::format("Token similarity per layer: {}", report.spec.name);
+  chart.x_label = "layer (input side first)";
+  chart.y_label = "mean cosine between tokens";
+  chart.y_include = {0.0, 1.0};
+  Series cosine;
+  cosine.label = "mean cosine between two tokens of one example (1: rank collapse)";
+  cosine.colour = 0;
+  std::vector<bool> kinds_seen(kOpMarks.size(), false);
+  for (const LayerReport& l : report.layers) {
+    if (!l.forward.has_tokens) continue;
+    cosine.x.push_back(l.index);
+    cosine.y.push_back(l.forward.token_mean_cosine);
+    cosine.point_markers.push_back(op_marker(l.kind));
+    cosine.point_notes.push_back(fmt::format("layer {}: {}, mean token cosine {:.3f}", l.index,
+                                             op_label(l), l.forward.token_mean_cosine));
+    for (std::size_t k = 0; k < kOpMarks.size(); ++k) {
+      kinds_seen[k] = kinds_seen[k] || kOpMarks[k].kind == l.kind;
+    }
+  }
+  cosine.line_width = 1.5;
+  chart.series.push_back(std::move(cosine));
+  for (std::size_t k = 0; k < kOpMarks.size(); ++k) {
+    if (kinds_seen[k]) {
+      chart.keys.push_back(
+          {std::string(kOpMarks[k].name), kOpMarks[k].marker, false, false, false});
+    }
+  }
+  chart.empty_note = "no op has a finite token cosine";
+  return line_chart_svg(chart);
+}
+
+std::string attention_entropy_plot_svg(const Report& report) {
+  LineChart chart;
+  chart.title = fmt::format("Attention entropy per attention op: {}", report.spec.name);
+  chart.x_label = "layer (input side first)";
+  chart.y_label = "mean entropy of a row (nats)";
+  chart.y_include = {0.0};
+  const int tokens = report.spec.input.tokens;
+  Series measured;
+  measured.label = "measured entropy";
+  measured.colour = 0;
+  measured.marker = Marker::kPlus;
+  Series uniform;
+  uniform.label = fmt::format("uniform rows: ln T = ln {}", tokens);
+  uniform.colour = 1;
+  uniform.dashed = true;
+  bool causal = false, full = false;
+  for (const LayerReport& l : report.layers) {
+    if (l.kind != OpKind::kAttention) continue;
+    causal = causal || l.attention.causal;
+    full = full || !l.attention.causal;
+    measured.x.push_back(l.index);
+    measured.y.push_back(l.forward.attention_entropy);
+    uniform.x.push_back(l.index);
+    uniform.y.push_back(text_format::uniform_attention_entropy(tokens, l.attention.causal));
+  }
+  if (causal) {
+    uniform.label =
+        full ? fmt::format(
+                   "uniform rows: ln T = ln {}, or causal: mean over t of "
+                   "ln(t + 1)",
+                   tokens)
+             : fmt::format("uniform rows (causal): mean over t of ln(t + 1), T = {}", tokens);
+  }
+  chart.series = {std::move(measured), std::move(uniform)};
+  chart.empty_note = "no attention op has a finite entropy";
   return line_chart_svg(chart);
 }
 

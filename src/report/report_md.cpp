@@ -44,8 +44,11 @@ std::string network_line(const Report& r) {
   std::string loss(loss_name(r.spec.loss.kind));
   // The probe's "loss" is a projection, not a loss anyone minimises: no value to show.
   if (r.spec.loss.kind != LossKind::kProbe) loss += " = " + format_number(r.loss);
-  return fmt::format("{} | {} parameters | {} | loss: {}", depth, group_thousands(r.parameters),
-                     precision_name(r.spec.precision), loss);
+  // A batch of sequences is said so; a batch of vectors, as always, not at all.
+  const std::string batch =
+      r.spec.input.tokens > 1 ? " | batch " + batch_label(r.spec.input) : std::string();
+  return fmt::format("{} | {} parameters | {}{} | loss: {}", depth, group_thousands(r.parameters),
+                     precision_name(r.spec.precision), batch, loss);
 }
 
 std::string ratio_line(const Summary& s) {
@@ -201,26 +204,51 @@ constexpr std::array<std::string_view, 10> kColumns = {
     "grad rms", "gain", "dead %", "sat %",           "grad rms (log scale)"};
 constexpr std::array<std::string_view, 10> kAlign = {
     "---:", ":---", "---:", ":---", "---:", "---:", "---:", "---:", "---:", ":---"};
+// Sequence inputs (tokens > 1): the token statistics, before the bar.
+constexpr std::array<std::string_view, 2> kTokenColumns = {"tok cos", "tok crms"};
 
-std::string table_row(const std::array<std::string, kColumns.size()>& cells) {
+std::string table_row(const std::vector<std::string>& cells) {
   std::string out = "|";
   for (const std::string& c : cells) out += " " + c + " |";
   return out + "\n";
 }
 
-std::string layer_row(const LayerReport& l, const BarScale& scale) {
-  const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
-  return table_row({std::to_string(l.index), kind_label(l.kind), std::to_string(l.width),
-                    markdown_escape(applied_label(l)), act_rms,
-                    magnitude_cell(l.backward.grad_preact_rms), magnitude_cell(l.backward.gain),
-                    format_percent(l.forward.dead_fraction), sat_cell(l.forward.saturated_fraction),
-                    bar(l.backward.grad_preact_rms.log10, scale)});
+// The delimiter row has no blanks around its cells, by custom; it still has every column.
+std::string delimiter_row(const std::vector<std::string>& align) {
+  std::string out = "|";
+  for (const std::string& a : align) out += a + "|";
+  return out + "\n";
 }
 
-std::string elided_row(std::size_t n) {
-  std::array<std::string, kColumns.size()> cells;
+std::string token_cosine_cell(double c) {
+  if (!std::isfinite(c)) return undefined_or_nonfinite(c);
+  const std::string out = fmt::format("{:.2f}", c);
+  return out == "-0.00" ? "0.00" : out;  // a sign below the shown resolution says nothing
+}
+
+std::string layer_row(const LayerReport& l, const BarScale& scale, bool tokens) {
+  const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
+  std::vector<std::string> cells = {std::to_string(l.index),
+                                    kind_label(l.kind),
+                                    std::to_string(l.width),
+                                    markdown_escape(applied_label(l)),
+                                    act_rms,
+                                    magnitude_cell(l.backward.grad_preact_rms),
+                                    magnitude_cell(l.backward.gain),
+                                    format_percent(l.forward.dead_fraction),
+                                    sat_cell(l.forward.saturated_fraction)};
+  if (tokens) {
+    cells.push_back(l.forward.has_tokens ? token_cosine_cell(l.forward.token_mean_cosine) : "-");
+    cells.push_back(l.forward.has_tokens ? format_number(l.forward.token_centered_rms) : "-");
+  }
+  cells.push_back(bar(l.backward.grad_preact_rms.log10, scale));
+  return table_row(cells);
+}
+
+std::string elided_row(std::size_t n, std::size_t columns, std::string_view noun = "layer") {
+  std::vector<std::string> cells(columns);
   cells[0] = "...";
-  cells[1] = fmt::format("*{} elided*", plural(static_cast<std::int64_t>(n), "layer"));
+  cells[1] = fmt::format("*{} elided*", plural(static_cast<std::int64_t>(n), noun));
   return table_row(cells);
 }
 
@@ -241,17 +269,17 @@ std::string layers_block(const Report& r, const MarkdownOptions& options) {
     out += "No layers.\n\n</details>\n";
     return out;
   }
-  std::array<std::string, kColumns.size()> head;
-  std::array<std::string, kColumns.size()> align;
-  for (std::size_t c = 0; c < kColumns.size(); ++c) {
-    head[c] = std::string(kColumns[c]);
-    align[c] = std::string(kAlign[c]);
+  const bool tokens = r.spec.input.tokens > 1;
+  std::vector<std::string> head(kColumns.begin(), kColumns.end() - 1);
+  std::vector<std::string> align(kAlign.begin(), kAlign.end() - 1);
+  if (tokens) {
+    head.insert(head.end(), kTokenColumns.begin(), kTokenColumns.end());
+    align.insert(align.end(), kTokenColumns.size(), "---:");
   }
+  head.emplace_back(kColumns.back());
+  align.emplace_back(kAlign.back());
   out += table_row(head);
-  // The delimiter row has no blanks around its cells, by custom; it still has every column.
-  std::string delimiter = "|";
-  for (const std::string& a : align) delimiter += a + "|";
-  out += delimiter + "\n";
+  out += delimiter_row(align);
   const BarScale scale = bar_scale(r.layers);
   const std::vector<bool> keep = rows_to_show(r, options.max_rows);
   std::size_t elided = 0;
@@ -260,12 +288,100 @@ std::string layers_block(const Report& r, const MarkdownOptions& options) {
       ++elided;
       continue;
     }
-    if (elided > 0) out += elided_row(elided);
+    if (elided > 0) out += elided_row(elided, head.size());
     elided = 0;
-    out += layer_row(r.layers[i], scale);
+    out += layer_row(r.layers[i], scale, tokens);
   }
-  if (elided > 0) out += elided_row(elided);
-  out += fmt::format("\n{}\n\n</details>\n", bar_legend(scale));
+  if (elided > 0) out += elided_row(elided, head.size());
+  out += fmt::format("\n{}\n", bar_legend(scale));
+  if (tokens) {
+    out +=
+        "\nTok cos: mean cosine between two tokens' outputs in one example; near 1, the tokens "
+        "have collapsed into one (rank collapse).\n";
+    out +=
+        "Tok crms: rms of each token's output minus its example's mean token, what tells the "
+        "tokens apart (compare with act rms).\n";
+  }
+  out += "\n</details>\n";
+  return out;
+}
+
+// ---- Sequence models: the attention ops and every learned tensor.
+
+std::string attention_section(const Report& r) {
+  std::vector<const LayerReport*> ops;
+  for (const LayerReport& l : r.layers) {
+    if (l.kind == OpKind::kAttention) ops.push_back(&l);
+  }
+  if (ops.empty()) return "";
+  const int tokens = r.spec.input.tokens;
+  std::string out = "## Attention\n\n";
+  out += fmt::format(
+      "Entropy in nats beside a uniform row's: ln T = ln {} = {} for a full mask; for a causal "
+      "one, query t sees t + 1 keys and the uniform entropy is the mean over t of ln(t + 1) = "
+      "{}.\n\n",
+      tokens, format_number(uniform_attention_entropy(tokens, false)),
+      format_number(uniform_attention_entropy(tokens, true)));
+  out += "| layer | heads | mask | entropy | uniform | max logit | peaked % |\n";
+  out += "|---:|---:|:---|---:|---:|---:|---:|\n";
+  for (const LayerReport* l : ops) {
+    const ForwardStats& f = l->forward;
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", l->index, l->attention.heads,
+                       l->attention.causal ? "causal" : "full", format_number(f.attention_entropy),
+                       format_number(uniform_attention_entropy(tokens, l->attention.causal)),
+                       format_number(f.attention_max_logit),
+                       format_percent(f.attention_peaked_fraction));
+  }
+  out +=
+      "\nEntropy: mean over rows (example, head, query) of -sum P ln P; far below uniform, queries "
+      "attend to few keys (entropy collapse). Near uniform in every op while tok cos nears 1: "
+      "attention averages the tokens into one vector (rank collapse). Max logit: the largest "
+      "scaled "
+      "logit q.k over unmasked entries (large: a saturated softmax). Peaked %: rows whose largest "
+      "weight exceeds 0.99.\n\n";
+  return out;
+}
+
+std::string parameters_section(const Report& r, const MarkdownOptions& options) {
+  if (!shows_parameters(r)) return "";
+  const std::vector<ParameterReport>& params = r.parameter_list;
+  const bool update = std::any_of(params.begin(), params.end(),
+                                  [](const ParameterReport& p) { return p.stats.has_update; });
+  std::string out = "## Parameters\n\n";
+  out += fmt::format("<details><summary>Every learned tensor ({})</summary>\n\n",
+                     plural(static_cast<std::int64_t>(params.size()), "tensor"));
+  std::vector<std::string> head = {"name", "layer", "shape", "norm", "grad norm", "grad/param"};
+  std::vector<std::string> align = {":---", "---:", ":---", "---:", "---:", "---:"};
+  if (update) {
+    head.emplace_back("update");
+    align.emplace_back("---:");
+  }
+  out += table_row(head);
+  out += delimiter_row(align);
+  const std::vector<bool> keep = parameters_to_show(r, options.max_rows);
+  const auto row = [&](const ParameterReport& p) {
+    const ParamStats& s = p.stats;
+    std::vector<std::string> cells = {
+        markdown_code(p.name),       std::to_string(p.layer),
+        shape_label(s.shape),        format_number(s.norm),
+        magnitude_cell(s.grad_norm), param_ratio_cell(grad_to_param(s), s.norm)};
+    if (update) cells.push_back(param_ratio_cell(s.update_to_weight, s.norm, s.has_update));
+    out += table_row(cells);
+  };
+  std::size_t elided = 0;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!keep[i]) {
+      ++elided;
+      continue;
+    }
+    if (elided > 0) out += elided_row(elided, head.size(), "tensor");
+    elided = 0;
+    row(params[i]);
+  }
+  if (elided > 0) out += elided_row(elided, head.size(), "tensor");
+  out += "\nGrad/param: ||dL/dp|| / ||p||.";
+  if (update) out += " Update: ||one optimizer step on p|| / ||p|| (rule of thumb ~1e-3).";
+  out += "\n\n</details>\n";
   return out;
 }
 
@@ -334,6 +450,10 @@ std::string report_to_markdown(const Report& report, const MarkdownOptions& opti
   }
   out += '\n';
   out += layers_block(report, options);
+  const std::string attention = attention_section(report);
+  if (!attention.empty()) out += '\n' + attention;
+  const std::string parameters = parameters_section(report, options);
+  if (!parameters.empty()) out += (attention.empty() ? "\n" : "") + parameters;
   return out;
 }
 

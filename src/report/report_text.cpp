@@ -1,7 +1,7 @@
 // The text report put together: the header block, then the sections in order, each from a file of
-// its own (report_text_table.cpp, report_text_summary.cpp, report_text_diagnosis.cpp), and the
-// fitting and wrapping of text they share. Values beyond double's range are printed from their
-// log10.
+// its own (report_text_table.cpp, report_text_summary.cpp, report_text_sequence.cpp,
+// report_text_diagnosis.cpp), and the fitting and wrapping of text they share. Values beyond
+// double's range are printed from their log10.
 #include "gradscope/report/report_text.hpp"
 
 #include <fmt/format.h>
@@ -298,7 +298,7 @@ std::string header_block(const Report& r, const Painter& paint) {
     row("loss", loss);
   }
   row("precision", fmt::format("{} | seed {} | batch {}", precision_name(spec.precision), spec.seed,
-                               spec.input.batch));
+                               batch_label(spec.input)));
   row("parameters", group_thousands(r.parameters));
   row("memory",
       fmt::format("{} estimated (weights {}, cache {}, work {}, statistics and report {})",
@@ -336,6 +336,10 @@ std::string report_to_text(const Report& report, const TextOptions& options) {
   out += table_block(report, rows, paint);
   const std::string theory = theory_table_block(report, rows, paint);
   if (!theory.empty()) out += '\n' + theory;
+  const std::string attention = attention_block(report, options.max_rows, paint);
+  if (!attention.empty()) out += '\n' + attention;
+  const std::string parameters = parameters_block(report, options.max_rows, paint);
+  if (!parameters.empty()) out += '\n' + parameters;
   out += '\n';
   out += summary_block(report, paint);
   if (report.jacobian) out += jacobian_block(*report.jacobian);

@@ -33,6 +33,11 @@ inline constexpr int kGainW = 9;
 inline constexpr int kUpdW = 5;  // log10 update / weight, one decimal: "-12.3"
 inline constexpr int kBarW = 26;
 inline constexpr int kNoteW = 10;
+// Sequence inputs (tokens > 1): the corr column gives way to the token statistics, under a group
+// header "tokens" of their own, and the theory column to them too (the mean-field prediction stays
+// in the bar as its '|').
+inline constexpr int kTokCosW = 5;   // "-0.25", as corr
+inline constexpr int kTokCrmsW = 8;  // three significant digits: "1.23e-05"
 // Every column up to the bar but the kind column and the optional upd/w column.
 inline constexpr int kFixedCoreW = kLayerW + 1 + kWidthW + 1 + 1 + kActRmsW + 1 + kZeroW + 1 +
                                    kDeadW + 1 + kSatW + 1 + kCorrW + 1 + kLogW + 1 + kTheoryW + 1 +
@@ -45,6 +50,13 @@ static_assert(kFixedCoreW + kActWideW + 1 + kUpdW + kMinBarW + 1 + kNoteW <=
               "the widest table (wide kind column and upd/w) must fit 120 columns");
 static_assert(kFixedCoreW + kActW + 20 + 1 + kNoteW <= static_cast<int>(kLineWidth),
               "a dense-only table must keep a bar of 20 characters");
+// The sequence layout: kFixedCoreW with the corr and theory columns traded for the two token ones.
+inline constexpr int kFixedTokensW =
+    kFixedCoreW - (kCorrW + 1) - (kTheoryW + 1) + (kTokCosW + 1) + (kTokCrmsW + 1);
+inline constexpr int kMinTokensBarW = kMinBarW - 1;  // one cell given to the token columns
+static_assert(kFixedTokensW + kActWideW + 1 + kUpdW + kMinTokensBarW + 1 + kNoteW <=
+                  static_cast<int>(kLineWidth),
+              "the widest sequence table (wide kind column and upd/w) must fit 120 columns");
 
 inline constexpr std::string_view kRed = "\x1b[31m";
 inline constexpr std::string_view kYellow = "\x1b[33m";
@@ -106,15 +118,16 @@ struct RowSelection {
 };
 
 // One line per kept layer (from `row(i)`) and one "... N layers elided ..." line per gap.
+// `noun` names what a row is ("layer", "parameter").
 template <typename RowFn>
 void append_rows(std::string& out, const std::vector<bool>& keep, const Painter& paint,
-                 const RowFn& row) {
+                 const RowFn& row, std::string_view noun = "layer") {
   std::size_t elided = 0;
   const auto flush_elided = [&] {
     if (elided == 0) return;
     append_line(
         out,
-        paint(fmt::format("  ... {} layer{} elided ...", elided, elided == 1 ? "" : "s"), kDim));
+        paint(fmt::format("  ... {} {}{} elided ...", elided, noun, elided == 1 ? "" : "s"), kDim));
     elided = 0;
   };
   for (std::size_t i = 0; i < keep.size(); ++i) {
@@ -137,6 +150,10 @@ std::string table_block(const Report& r, const RowSelection& rows, const Painter
 std::string theory_table_block(const Report& r, const RowSelection& rows, const Painter& paint);
 std::string summary_block(const Report& r, const Painter& paint);
 std::string jacobian_block(const JacobianStats& j);
+// report_text_sequence.cpp: the attention ops and the per-parameter table, for networks with
+// attention or GLU ops or loaded weights (empty otherwise).
+std::string attention_block(const Report& r, int max_rows, const Painter& paint);
+std::string parameters_block(const Report& r, int max_rows, const Painter& paint);
 // report_text_diagnosis.cpp: the verdict and the findings, last.
 std::string diagnosis_block(const Report& r, const Painter& paint);
 

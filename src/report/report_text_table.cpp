@@ -203,16 +203,19 @@ namespace {
 struct Layout {
   int act_w = kActW;
   bool update = false;  // the upd/w column: some op has an optimizer step to report
+  bool tokens = false;  // sequence inputs: token columns instead of corr and theory
   int bar_w = kBarW;
 };
 
-Layout layout_for(const std::vector<LayerReport>& layers) {
+Layout layout_for(const Report& r) {
   Layout lay;
-  for (const LayerReport& l : layers) {
+  for (const LayerReport& l : r.layers) {
     if (l.kind != OpKind::kDense) lay.act_w = kActWideW;
     if (l.backward.has_update) lay.update = true;
   }
-  const int fixed = kFixedCoreW + lay.act_w + (lay.update ? 1 + kUpdW : 0) + 1 + kNoteW;
+  lay.tokens = r.spec.input.tokens > 1;
+  const int fixed = (lay.tokens ? kFixedTokensW : kFixedCoreW) + lay.act_w +
+                    (lay.update ? 1 + kUpdW : 0) + 1 + kNoteW;
   lay.bar_w = std::min(kBarW, static_cast<int>(kLineWidth) - fixed);
   return lay;
 }
@@ -339,9 +342,16 @@ std::string missing_theory_reason(const std::vector<LayerReport>& layers) {
   return fmt::format(" (layer {}: {})", it->index, sanitize(reason));
 }
 
-std::string theory_legend(const std::vector<LayerReport>& layers, const TheoryColumn& theory) {
+std::string theory_legend(const std::vector<LayerReport>& layers, const TheoryColumn& theory,
+                          bool in_bar_only) {
   if (theory.anchor == 0) {
     return "theory: no mean-field prediction of the gradient" + missing_theory_reason(layers);
+  }
+  if (in_bar_only) {
+    return fmt::format(
+        "theory: the mean-field prediction of log10 grad rms is the bar's |, equal to the measured "
+        "one at layer {}",
+        theory.anchor);
   }
   return fmt::format(
       "theory: mean-field prediction of log10 grad rms, equal to the measured one at layer {}; "
@@ -376,6 +386,13 @@ std::string corr_cell(double c) {
   return out == "-0.00" ? "0.00" : out;
 }
 
+// The token statistics of one op: "-" where it has none (an op before the tokens exist).
+std::string tokens_cells(const ForwardStats& f) {
+  if (!f.has_tokens) return fmt::format("{:>{}} {:>{}} ", "-", kTokCosW, "-", kTokCrmsW);
+  return fmt::format("{:>{}} {:>{}} ", cell(corr_cell(f.token_mean_cosine), kTokCosW), kTokCosW,
+                     cell(format_number(f.token_centered_rms), kTokCrmsW), kTokCrmsW);
+}
+
 std::string table_row(const LayerReport& l, double theory, const RowFlag& flag,
                       const BarScale& scale, const Layout& lay, const Painter& paint) {
   const Magnitude& g = l.backward.grad_preact_rms;
@@ -384,17 +401,23 @@ std::string table_row(const LayerReport& l, double theory, const RowFlag& flag,
   const std::string_view grad_color = nonfinite || tiny ? kRed : std::string_view{};
 
   const std::string act_rms = l.forward.act.finite == 0 ? "n/a" : format_number(l.forward.act.rms);
-  std::string out = fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} ", l.index,
-                                kLayerW, l.width, kWidthW, cell(op_label(l), lay.act_w), lay.act_w,
-                                cell(act_rms, kActRmsW), kActRmsW,
-                                cell(format_percent(l.forward.zero_fraction), kZeroW), kZeroW,
-                                cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
-                                cell(sat_cell(l.forward.saturated_fraction), kSatW), kSatW,
-                                cell(corr_cell(l.forward.correlation), kCorrW), kCorrW);
+  std::string out =
+      fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} ", l.index, kLayerW, l.width,
+                  kWidthW, cell(op_label(l), lay.act_w), lay.act_w, cell(act_rms, kActRmsW),
+                  kActRmsW, cell(format_percent(l.forward.zero_fraction), kZeroW), kZeroW,
+                  cell(std::to_string(l.forward.dead_units), kDeadW), kDeadW,
+                  cell(sat_cell(l.forward.saturated_fraction), kSatW), kSatW);
+  if (lay.tokens) {
+    out += tokens_cells(l.forward);
+  } else {
+    out += fmt::format("{:>{}} ", cell(corr_cell(l.forward.correlation), kCorrW), kCorrW);
+  }
   out += paint(fmt::format("{:>{}}", log10_cell(g.log10, kLogW), kLogW), grad_color);
-  // Blank without a gradient prediction: a number there would be made up.
-  const std::string predicted = l.theory.backward ? log10_cell(theory, kTheoryW) : "";
-  out += fmt::format(" {:>{}}", predicted, kTheoryW);
+  if (!lay.tokens) {
+    // Blank without a gradient prediction: a number there would be made up.
+    const std::string predicted = l.theory.backward ? log10_cell(theory, kTheoryW) : "";
+    out += fmt::format(" {:>{}}", predicted, kTheoryW);
+  }
   out += fmt::format(" {:>{}}", cell(magnitude_cell(l.backward.gain), kGainW), kGainW);
   if (lay.update) out += fmt::format(" {:>{}}", cell(update_cell(l.backward), kUpdW), kUpdW);
   out += "  ";
@@ -411,22 +434,39 @@ std::string table_row(const LayerReport& l, double theory, const RowFlag& flag,
 
 std::string table_block(const Report& r, const RowSelection& rows, const Painter& paint) {
   std::string out;
-  const Layout lay = layout_for(r.layers);
-  std::string head = fmt::format(
-      "{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}} {:>{}}", "layer", kLayerW,
-      "width", kWidthW, "activation", lay.act_w, "act rms", kActRmsW, "zero %", kZeroW, "dead",
-      kDeadW, "sat %", kSatW, "corr", kCorrW, "measured", kLogW, "theory", kTheoryW);
-  // The group header sits over the measured and theory columns, centred, on a line of its own.
-  const std::size_t group_w = static_cast<std::size_t>(kLogW + 1 + kTheoryW);
-  const std::string_view group = "log10 grad rms";
-  const std::size_t group_at = head.size() - group_w + (group_w - group.size()) / 2;
+  const Layout lay = layout_for(r);
+  std::string head = fmt::format("{:>{}} {:>{}} {:<{}} {:>{}} {:>{}} {:>{}} {:>{}}", "layer",
+                                 kLayerW, "width", kWidthW, "activation", lay.act_w, "act rms",
+                                 kActRmsW, "zero %", kZeroW, "dead", kDeadW, "sat %", kSatW);
+  std::string group_line;
+  if (lay.tokens) {
+    // Two group headers on their line: "tokens" over cos and crms, "log10 grad" over measured.
+    const std::size_t tokens_at = head.size() + 1;
+    head +=
+        fmt::format(" {:>{}} {:>{}} {:>{}}", "cos", kTokCosW, "crms", kTokCrmsW, "measured", kLogW);
+    const std::size_t tokens_w = static_cast<std::size_t>(kTokCosW + 1 + kTokCrmsW);
+    const std::string_view tokens = "tokens";
+    group_line = std::string(tokens_at + (tokens_w - tokens.size()) / 2, ' ') + std::string(tokens);
+    // Wider than the measured column: it ends where the column does.
+    const std::string_view grad = "log10 grad";
+    group_line += std::string(head.size() - grad.size() - group_line.size(), ' ');
+    group_line += grad;
+  } else {
+    head +=
+        fmt::format(" {:>{}} {:>{}} {:>{}}", "corr", kCorrW, "measured", kLogW, "theory", kTheoryW);
+    // The group header sits over the measured and theory columns, centred, on a line of its own.
+    const std::size_t group_w = static_cast<std::size_t>(kLogW + 1 + kTheoryW);
+    const std::string_view group = "log10 grad rms";
+    const std::size_t group_at = head.size() - group_w + (group_w - group.size()) / 2;
+    group_line = std::string(group_at, ' ') + std::string(group);
+  }
   head += fmt::format(" {:>{}}", "gain", kGainW);
   if (lay.update) head += fmt::format(" {:>{}}", "upd/w", kUpdW);
   const auto room = static_cast<std::size_t>(lay.bar_w + 1 + kNoteW);
   const std::string_view bar_head = "gradient rms (log scale)";
   head +=
       fmt::format("  {}", fit(bar_head.size() <= room ? bar_head : "grad rms (log scale)", room));
-  append_line(out, paint(std::string(group_at, ' ') + std::string(group), kBold));
+  append_line(out, paint(group_line, kBold));
   append_line(out, paint(head, kBold));
   if (r.layers.empty()) {
     append_line(out, "  (no layers)");
@@ -439,10 +479,19 @@ std::string table_block(const Report& r, const RowSelection& rows, const Painter
     return table_row(r.layers[i], theory.log10[i], flags[i], scale, lay, paint);
   });
   append_line(out, fit(legend(scale, lay.bar_w), kLineWidth));
-  append_line(out, fit(theory_legend(r.layers, theory), kLineWidth));
-  append_line(out, fit("corr: mean cosine between two examples' outputs (measured); near 1, the "
-                       "layer no longer tells its inputs apart",
-                       kLineWidth));
+  append_line(out, fit(theory_legend(r.layers, theory, lay.tokens), kLineWidth));
+  if (lay.tokens) {
+    append_line(out, fit("tokens cos: mean cosine between two tokens' outputs of one example; near "
+                         "1, they are one vector (rank collapse)",
+                         kLineWidth));
+    append_line(out, fit("tokens crms: rms of each token's output minus its example's mean token, "
+                         "what tells tokens apart (see act rms)",
+                         kLineWidth));
+  } else {
+    append_line(out, fit("corr: mean cosine between two examples' outputs (measured); near 1, the "
+                         "layer no longer tells its inputs apart",
+                         kLineWidth));
+  }
   if (std::any_of(r.layers.begin(), r.layers.end(), [](const LayerReport& l) {
         return std::isnan(l.backward.grad_preact_rms.log10) || l.forward.act.finite == 0;
       })) {

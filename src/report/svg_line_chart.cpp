@@ -98,6 +98,13 @@ Plot plot_for(const LineChart& chart) {
   }
   Plot plot;
   plot.empty = x_lo > x_hi;
+  if (!plot.empty) {
+    for (const double v : chart.y_include) {
+      if (!std::isfinite(v)) continue;
+      y_lo = std::min(y_lo, v);
+      y_hi = std::max(y_hi, v);
+    }
+  }
   Frame& f = plot.f;
   f.inset_x = 10.0;
   f.inset_y = 6.0;

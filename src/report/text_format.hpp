@@ -79,6 +79,61 @@ inline std::string group_thousands(std::int64_t n) {
   return n < 0 ? "-" + out : out;
 }
 
+// "4", or "4 x 16 tokens" for a batch of sequences: the headers' batch.
+inline std::string batch_label(const InputSpec& input) {
+  if (input.tokens <= 1) return std::to_string(input.batch);
+  return fmt::format("{} x {} tokens", input.batch, input.tokens);
+}
+
+// ---- Sequence models: what the reports of tokens, attention and parameters share.
+
+// The entropy of a uniform attention row, the value attention_entropy starts near: ln T without a
+// mask; with a causal one, query t (0-based) sees t + 1 keys, and the mean over the T queries of
+// ln(t + 1) is ln(T!) / T.
+inline double uniform_attention_entropy(int tokens, bool causal) {
+  if (tokens < 1) return std::nan("");
+  const double t = static_cast<double>(tokens);
+  return causal ? std::lgamma(t + 1.0) / t : std::log(t);
+}
+
+inline bool has_attention_ops(const Report& r) {
+  return std::any_of(r.layers.begin(), r.layers.end(),
+                     [](const LayerReport& l) { return l.kind == OpKind::kAttention; });
+}
+
+// Whether the reports list every learned tensor on its own: where a network has tensors of
+// different roles in one op (attention, GLU) or weights loaded from a file, whose names the user
+// knows. A stack of dense layers has one weight and one bias a layer, already in its table.
+inline bool shows_parameters(const Report& r) {
+  if (r.parameter_list.empty()) return false;
+  return r.sources.has_value() ||
+         std::any_of(r.layers.begin(), r.layers.end(), [](const LayerReport& l) {
+           return l.kind == OpKind::kAttention || l.kind == OpKind::kGlu;
+         });
+}
+
+// "(256, 64)", PyTorch's spelling of a shape.
+inline std::string shape_label(const std::vector<std::int64_t>& shape) {
+  if (shape.size() == 1) return fmt::format("({},)", shape.front());
+  return fmt::format("({})", fmt::join(shape, ", "));
+}
+
+// ||dL/dp|| / ||p||: how far one plain gradient step of size 1 moves the tensor, relative to it.
+// Undefined (NaN) for a tensor that is 0, a bias at its zero init: nothing to be relative to.
+inline Magnitude grad_to_param(const ParamStats& p) {
+  if (p.norm == 0.0) return magnitude_from_log10(std::nan(""));
+  return magnitude_ratio(p.grad_norm, magnitude_from_scaled(p.norm, 0));
+}
+
+// A ratio to a tensor's norm in scientific notation, to read its decade at a glance; "-" for a
+// tensor that is 0 (no ratio), blank without one (no optimizer step).
+inline std::string param_ratio_cell(const Magnitude& m, double norm, bool present = true) {
+  if (!present) return "";
+  if (norm == 0.0) return "-";
+  if (std::isnormal(m.value)) return fmt::format("{:.2e}", m.value);
+  return std::isnan(m.log10) ? "n/a" : format_magnitude(m);
+}
+
 // ---- Text that must not change a document's structure.
 
 // Markdown punctuation that can start emphasis, code, a link or image, a table cell, math, a

@@ -28,6 +28,15 @@ std::string activation_histogram_svg(const Report& report);
 // dead_fraction (solid) and saturated_fraction (dashed) per layer in percent, one colour per run.
 std::string unit_fraction_plot_svg(const std::vector<std::pair<std::string, const Report*>>& runs);
 
+// Sequence inputs (tokens > 1): each op's tokens.mean_cosine against the layer index, on a 0..1
+// axis (1: the tokens have collapsed into one vector). Markers show the op's kind.
+std::string token_cosine_plot_svg(const Report& report);
+
+// Attention ops: each one's mean attention entropy (nats) against the layer index, and dashed
+// beside it the entropy of a uniform row (ln T, or for causal attention the mean over queries t of
+// ln(t + 1)), down to 0 on the axis.
+std::string attention_entropy_plot_svg(const Report& report);
+
 // The report's grid (compute_theory with query.grid): phases over (sw2, sb2) and the edge of
 // chaos. A report without a grid gives a chart that says so.
 std::string phase_diagram_svg(const TheoryReport& report);

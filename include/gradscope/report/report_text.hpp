@@ -21,4 +21,9 @@ std::string report_to_text(const Report& report, const TextOptions& options = {}
 // The Markdown report elides the same way.
 std::vector<bool> rows_to_show(const Report& report, int max_rows);
 
+// Which of report.parameter_list the parameter tables show: all of them up to max_rows, else the
+// first, the last, the first with a non-finite gradient, the largest and smallest ratios of
+// gradient norm to parameter norm, and the rest of the budget from both ends of the list.
+std::vector<bool> parameters_to_show(const Report& report, int max_rows);
+
 }  // namespace gradscope

@@ -72,6 +72,8 @@ struct LineChart {
   // Shown in the plot area when no point can be drawn: the caller knows why (every value zero on
   // a log scale, or non-finite) and says it here.
   std::string empty_note = "no finite data";
+  // Values the y axis reaches whatever the data (0 and 1 for a cosine), when there is data.
+  std::vector<double> y_include;
 };
 std::string line_chart_svg(const LineChart& chart);
 
