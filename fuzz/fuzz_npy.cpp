@@ -49,10 +49,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(t.name == "fuzz", "the name is not the file name without its extension");
   require(t.dtype == gradscope::DType::kF32 || t.dtype == gradscope::DType::kF64,
           "a dtype other than float32 or float64");
-  require(t.shape.size() == 1 || t.shape.size() == 2, "neither 1-D nor 2-D");
-  require(t.shape[0] >= 0 && t.shape.back() >= 0, "a negative dimension");
+  require(t.shape.size() >= 1 && t.shape.size() <= 3, "neither 1-D, 2-D nor 3-D");
+  for (const std::int64_t d : t.shape) require(d >= 0, "a negative dimension");
   const auto rows = static_cast<std::size_t>(t.shape[0]);
-  const auto cols = t.shape.size() == 2 ? static_cast<std::size_t>(t.shape[1]) : std::size_t{1};
+  const auto n1 = t.shape.size() >= 2 ? static_cast<std::size_t>(t.shape[1]) : std::size_t{1};
+  const auto n2 = t.shape.size() == 3 ? static_cast<std::size_t>(t.shape[2]) : std::size_t{1};
+  require(n2 == 0 || n1 <= t.values.size() / n2, "fewer values than the shape holds");
+  const std::size_t cols = n1 * n2;  // C order: (rows, cols), a 3-D array's last two together
   require(cols == 0 || rows <= t.values.size() / cols, "fewer values than the shape holds");
   require(t.values.size() == rows * cols, "values do not match the shape");
   for (const double v : t.values) require(std::isfinite(v), "a NaN or Inf was returned");
@@ -65,10 +68,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bool fortran_order = true;
   // Over the values, not the shape: (10^13, 0) holds none.
   for (std::size_t k = 0; k < t.values.size(); ++k) {
-    const std::size_t i = k / cols;
-    const std::size_t j = k % cols;
+    // C index k = (i0 n1 + i1) n2 + i2; Fortran stores it at i0 + n0 (i1 + n1 i2).
+    const std::size_t i0 = k / cols;
+    const std::size_t i1 = (k % cols) / n2;
+    const std::size_t i2 = k % n2;
     c_order = c_order && same(t.values[k], stored(stored_data, t.dtype, k));
-    fortran_order = fortran_order && same(t.values[k], stored(stored_data, t.dtype, j * rows + i));
+    fortran_order = fortran_order &&
+                    same(t.values[k], stored(stored_data, t.dtype, i0 + rows * (i1 + n1 * i2)));
   }
   require(c_order || fortran_order, "the values are not the data in C or in Fortran order");
   return 0;

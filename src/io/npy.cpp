@@ -352,10 +352,11 @@ NpyLayout read_layout(std::string_view head, std::uint64_t file_size, const std:
     fail(source, "a 0-d array (a single number); gradscope reads 1-D or 2-D arrays",
          "save numpy.atleast_1d(x) or numpy.atleast_2d(x)");
   }
-  if (header.shape.size() > 2) {
+  if (header.shape.size() > 3) {
     fail(source,
          "a " + std::to_string(header.shape.size()) + "-D array of shape " + shape +
-             "; gradscope reads 1-D or 2-D arrays",
+             "; gradscope reads 1-D, 2-D (examples, features) or 3-D (examples, tokens, "
+             "features) arrays",
          "reshape it to (examples, features): numpy.save(path, x.reshape(x.shape[0], -1))");
   }
   for (const std::uint64_t d : header.shape) {
@@ -400,15 +401,20 @@ Tensor parse_npy(std::string_view bytes, const std::string& source) {
   // The data is now known to be exactly count * itemsize bytes of the file.
   const std::size_t n = layout.count;
   t.values.resize(n);
-  const auto rows = static_cast<std::size_t>(layout.shape[0]);
-  const std::size_t cols = layout.shape.size() == 2 ? static_cast<std::size_t>(layout.shape[1]) : 1;
+  // Fortran order stores the first index fastest: stored element k has index (i0, i1, i2) with
+  // k = i0 + n0 (i1 + n1 i2), which C order places at (i0 n1 + i1) n2 + i2.
+  const auto n0 = static_cast<std::size_t>(layout.shape[0]);
+  const std::size_t n1 = layout.shape.size() >= 2 ? static_cast<std::size_t>(layout.shape[1]) : 1;
+  const std::size_t n2 = layout.shape.size() >= 3 ? static_cast<std::size_t>(layout.shape[2]) : 1;
   for (std::size_t k = 0; k < n; ++k) {
     const char* p = data.data() + k * itemsize;
     const double v = t.dtype == DType::kF32
                          ? detail::f32_to_double(static_cast<std::uint32_t>(detail::load_le(p, 4)))
                          : detail::f64_to_double(detail::load_le(p, 8));
-    // Fortran order stores column after column: stored element k is (k % rows, k / rows).
-    const std::size_t at = layout.fortran_order ? (k % rows) * cols + k / rows : k;
+    const std::size_t i0 = k % n0;
+    const std::size_t i1 = (k / n0) % n1;
+    const std::size_t i2 = k / (n0 * n1);
+    const std::size_t at = layout.fortran_order ? (i0 * n1 + i1) * n2 + i2 : k;
     t.values[at] = v;
   }
   if (const std::optional<std::size_t> bad = detail::first_non_finite(t.values)) {

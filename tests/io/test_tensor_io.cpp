@@ -529,6 +529,15 @@ TEST(Npy, ReadsOneDimensionalAndEmptyArrays) {
   EXPECT_TRUE(empty.values.empty());
 }
 
+TEST(Npy, ThreeDimensionalSequencesReadInCOrderFromEitherLayout) {
+  // (examples, tokens, features) for sequence models; Fortran order is reordered to C order.
+  const Tensor fortran = gradscope::read_npy(corpus("npy/sequence_fortran.npy"));
+  EXPECT_EQ(fortran.shape, (std::vector<std::int64_t>{2, 3, 4}));
+  for (std::size_t k = 0; k < 24; ++k) EXPECT_EQ(fortran.values[k], static_cast<double>(k));
+  EXPECT_EQ(gradscope::read_npy(corpus("npy/rank3.npy")).shape,
+            (std::vector<std::int64_t>{2, 2, 2}));
+}
+
 TEST(Npy, HostileFilesGiveErrorsNamingTheFileAndTheProblem) {
   const std::vector<HostileCase> cases{
       {"big_endian.npy", "dtype \">f4\" is big-endian"},
@@ -536,7 +545,7 @@ TEST(Npy, HostileFilesGiveErrorsNamingTheFileAndTheProblem) {
       {"int64.npy", "dtype \"<i8\" (int64) is not supported"},
       {"float16.npy", "dtype \"<f2\" (float16) is not supported"},
       {"scalar.npy", "a 0-d array"},
-      {"rank3.npy", "a 3-D array of shape (2, 2, 2)"},
+      {"rank4.npy", "a 4-D array of shape (2, 2, 2, 2)"},
       {"structured.npy", "structured (record) dtype"},
       {"truncated.npy", "the data holds 43 bytes, but shape (3, 4) of float32 needs 48"},
       {"extra_bytes.npy", "8 bytes follow the 48 that shape (3, 4) of float32 needs"},
