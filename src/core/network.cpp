@@ -218,8 +218,9 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStora
 template <class Scalar>
 Mat<Scalar> make_input(const RunSpec& spec) {
   const InputSpec& in = spec.input;
-  return random_matrix<Scalar>(in.width, input_columns(in), stream_key(spec.seed, 0, StreamPurpose::kInput),
-                               in.distribution, in.mean, in.std, in.low, in.high);
+  return random_matrix<Scalar>(in.width, input_columns(in),
+                               stream_key(spec.seed, 0, StreamPurpose::kInput), in.distribution,
+                               in.mean, in.std, in.low, in.high);
 }
 
 template <class Scalar>

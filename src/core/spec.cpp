@@ -96,9 +96,10 @@ std::vector<int> op_widths(const RunSpec& spec, const std::vector<OpSpec>& ops) 
   widths.reserve(ops.size());
   int width = spec.input.width;
   for (const OpSpec& op : ops) {
-    // Only a dense op changes the width (attention and a GLU output their input's). A residual end outputs P skip + scale * F(x): the
-    // projection P maps the skip path to the branch's width, and without one the config reader
-    // has checked that the two widths agree, so the end keeps the branch's width, its input.
+    // Only a dense op changes the width (attention and a GLU output their input's). A residual end
+    // outputs P skip + scale * F(x): the projection P maps the skip path to the branch's width, and
+    // without one the config reader has checked that the two widths agree, so the end keeps the
+    // branch's width, its input.
     if (op.kind == OpKind::kDense) width = op.dense.width;
     widths.push_back(width);
   }

@@ -177,9 +177,9 @@ Problem check_attention(const AttentionSpec& a) {
 
 Problem check_glu(const GluSpec& g) {
   if (!in_width_range(g.hidden)) {
-    return std::pair{"glu hidden width " + std::to_string(g.hidden) + " is outside " +
-                         width_range(),
-                     std::string("the gated MLP's hidden layer needs at least one unit")};
+    return std::pair{
+        "glu hidden width " + std::to_string(g.hidden) + " is outside " + width_range(),
+        std::string("the gated MLP's hidden layer needs at least one unit")};
   }
   if (Problem p = check_activation(g.activation)) return p;
   if (activation_info(g.activation.kind).output_only) {
@@ -459,9 +459,8 @@ Found check_input(const InputSpec& input) {
                    "a sequence has at least one token; 1 is a batch of vectors");
   }
   if (std::int64_t{input.batch} * input.tokens > spec_limits::kMaxWidth) {
-    return problem("batch x tokens = " +
-                       std::to_string(std::int64_t{input.batch} * input.tokens) + " exceeds " +
-                       std::to_string(spec_limits::kMaxWidth) + " token vectors",
+    return problem("batch x tokens = " + std::to_string(std::int64_t{input.batch} * input.tokens) +
+                       " exceeds " + std::to_string(spec_limits::kMaxWidth) + " token vectors",
                    "lower input.batch or input.tokens");
   }
   if (!std::isfinite(input.mean) || !(std::isfinite(input.std) && input.std >= 0)) {

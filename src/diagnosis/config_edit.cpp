@@ -151,7 +151,8 @@ std::string item_json(const LayerItem& item) {
       const GluSpec& g = op.glu;
       std::string init;
       for (std::size_t j = 0; j < g.init.size(); ++j) {
-        init += (j == 0 ? "" : ", ") + json_string(kGluProjections[j]) + ": " + init_json(g.init[j]);
+        init +=
+            (j == 0 ? "" : ", ") + json_string(kGluProjections[j]) + ": " + init_json(g.init[j]);
       }
       return "{\"glu\": {\"hidden\": " + std::to_string(g.hidden) +
              ", \"activation\": " + activation_json(g.activation) +

@@ -32,17 +32,20 @@ void append_parameters(std::size_t l, const LayerReport& lr, double bias_norm,
                        std::vector<ParameterReport>& out) {
   const std::string prefix = "ops." + std::to_string(l) + ".";
   const BackwardStats& b = lr.backward;
-  const auto add = [&](ParamStats s) {
-    out.push_back({prefix + s.role, lr.index, std::move(s)});
-  };
+  const auto add = [&](ParamStats s) { out.push_back({prefix + s.role, lr.index, std::move(s)}); };
   if (!b.params.empty()) {
     for (const ParamStats& s : b.params) add(s);
     return;
   }
   const std::int64_t width = lr.width;
   if (lr.kind == OpKind::kDense) {
-    add({"weight", {width, lr.fan_in}, b.weight_norm, b.grad_weight_norm, b.grad_weight_nonfinite,
-         b.has_update, b.update_to_weight});
+    add({"weight",
+         {width, lr.fan_in},
+         b.weight_norm,
+         b.grad_weight_norm,
+         b.grad_weight_nonfinite,
+         b.has_update,
+         b.update_to_weight});
     // A bias's update is not measured (biases usually start at 0, where the ratio is infinite).
     add({"bias", {width}, bias_norm, b.grad_bias_norm, b.grad_bias_nonfinite, false, {}});
   } else if (lr.kind == OpKind::kNorm) {
@@ -180,7 +183,8 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
     lr.forward = r.forward[l];
     lr.backward = r.backward[l];
     report.layers.push_back(lr);
-    const double bias_norm = net.bias[l].size() > 0 ? net.bias[l].template cast<double>().norm() : 0.0;
+    const double bias_norm =
+        net.bias[l].size() > 0 ? net.bias[l].template cast<double>().norm() : 0.0;
     append_parameters(l, report.layers.back(), bias_norm, report.parameter_list);
     fan_in = net.widths[l];
   }
@@ -224,11 +228,12 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
     // file's copies, and what --save-weights copies in double (the weights and the input).
     const ExternalData* ext = options.external;
     const auto file_input = ext != nullptr && ext->input ? ext->input->size() : Eigen::Index{0};
-    const double saved = options.save == nullptr
-                             ? 0.0
-                             : static_cast<double>(report.memory.weights_bytes) *
-                                       (spec.precision == Precision::kFloat32 ? 2.0 : 1.0) +
-                                   8.0 * spec.input.width * static_cast<double>(input_columns(spec.input));
+    const double saved =
+        options.save == nullptr
+            ? 0.0
+            : static_cast<double>(report.memory.weights_bytes) *
+                      (spec.precision == Precision::kFloat32 ? 2.0 : 1.0) +
+                  8.0 * spec.input.width * static_cast<double>(input_columns(spec.input));
     const KeptEstimate kept =
         estimate_kept_memory(spec, file_input, static_cast<std::int64_t>(std::min(3.0e18, saved)));
     report.memory.plan =

@@ -159,7 +159,8 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
         const AttentionSpec& a = op.attention;
         const double count_w = a.output_projection ? 4.0 : 3.0;
         bool elementwise = true;
-        for (const InitSpec& init : a.init) elementwise = elementwise && init_is_elementwise(init.kind);
+        for (const InitSpec& init : a.init)
+          elementwise = elementwise && init_is_elementwise(init.kind);
         add_weight(count_w * width, fan_in, elementwise, from_file);
         if (a.bias) f.biases += count_w * width * scalar;
         const double tokens = spec.input.tokens;
@@ -173,7 +174,8 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
         // [W1; W3; W2^T], the caches [phi(h1); h3] and phi'(h1).
         const GluSpec& g = op.glu;
         bool elementwise = true;
-        for (const InitSpec& init : g.init) elementwise = elementwise && init_is_elementwise(init.kind);
+        for (const InitSpec& init : g.init)
+          elementwise = elementwise && init_is_elementwise(init.kind);
         add_weight(3.0 * g.hidden, fan_in, elementwise, from_file);
         if (g.bias) f.biases += (2.0 * g.hidden + width) * scalar;
         f.cache[i] += 3.0 * g.hidden * batch * scalar;

@@ -69,16 +69,18 @@ void check_jacobian_request(const RunSpec& spec) {
                 "(--jacobian 1), or a narrower or shallower network");
   }
   if (spec.input.tokens > 1) {
-    throw Error("--jacobian refused: with tokens > 1 an example is a sequence, and the "
-                "per-vector input-output Jacobian this computes does not describe it",
-                "run without --jacobian, or with input.tokens 1");
+    throw Error(
+        "--jacobian refused: with tokens > 1 an example is a sequence, and the "
+        "per-vector input-output Jacobian this computes does not describe it",
+        "run without --jacobian, or with input.tokens 1");
   }
   for (const OpSpec& op : ops) {
     if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
-      throw Error("--jacobian refused: the Jacobian spectrum is computed for dense, norm, "
-                  "activation, dropout and residual ops only, and this network has " +
-                      std::string(op_kind_name(op.kind)) + " ops",
-                  "run without --jacobian");
+      throw Error(
+          "--jacobian refused: the Jacobian spectrum is computed for dense, norm, "
+          "activation, dropout and residual ops only, and this network has " +
+              std::string(op_kind_name(op.kind)) + " ops",
+          "run without --jacobian");
     }
     if (op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) {
       throw Error(

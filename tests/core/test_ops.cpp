@@ -180,7 +180,8 @@ void expect_matches_central_differences(OpUnderTest t, const std::string& what) 
   int skipped = 0;
   EXPECT_LE(worst_error(t, t.inp, g.dinp, c, pool, skipped), kTolerance) << "dinp";
   const bool params = t.op.kind == OpKind::kDense || t.op.kind == OpKind::kAttention ||
-                      t.op.kind == OpKind::kGlu || (t.op.kind == OpKind::kNorm && t.weight.size() > 0);
+                      t.op.kind == OpKind::kGlu ||
+                      (t.op.kind == OpKind::kNorm && t.weight.size() > 0);
   if (params) {
     EXPECT_LE(worst_error(t, t.weight, g.dweight, c, pool, skipped), kTolerance) << "dweight";
     if (t.bias.size() > 0) {
@@ -319,8 +320,8 @@ TEST(OpGradients, AttentionMatchesCentralDifferencesInInputWeightsAndBiases) {
       a.heads = heads;
       a.bias = heads == 2;
       expect_matches_central_differences(
-          attention_under_test(a), std::string(causal ? "causal" : "full") + ", heads " +
-                                       std::to_string(heads));
+          attention_under_test(a),
+          std::string(causal ? "causal" : "full") + ", heads " + std::to_string(heads));
     }
   }
   AttentionSpec inv_head;

@@ -144,7 +144,7 @@ TEST(Weights, NormsTakeTheirAffineParametersAndBatchNormStatisticsAreIgnored) {
   EXPECT_EQ(m.ignored.size(), 3u + 1u);  // three running statistics, one absent bias
   // gamma = 1 and beta = 0: the identity map, left out so the norm runs as generated ones do.
   EXPECT_EQ(m.data.weight[1].size(), 0);
-  t[2].values[1] = 0.9;  // a trained gamma
+  t[2].values[1] = 0.9;   // a trained gamma
   t[3].values[2] = -0.5;  // and beta
   const WeightMapping trained = map_weights(spec, t, "bn.safetensors");
   ASSERT_EQ(trained.data.weight[1].rows(), 3);

@@ -22,10 +22,10 @@ using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 template <class Scalar>
 struct Network {
   int input_width = 0;
-  int tokens = 1;                   // per example: the batch's columns are examples x tokens
-  std::vector<OpSpec> ops;          // the flattened architecture (expand_ops)
-  std::vector<int> widths;          // the width each op outputs
-  std::vector<int> partner;         // residual begin <-> end: the index of the other; else -1
+  int tokens = 1;            // per example: the batch's columns are examples x tokens
+  std::vector<OpSpec> ops;   // the flattened architecture (expand_ops)
+  std::vector<int> widths;   // the width each op outputs
+  std::vector<int> partner;  // residual begin <-> end: the index of the other; else -1
   // dense: W (n_out, n_in); residual end: P when projected; attention: [Wq; Wk; Wv; Wo] by rows
   // (4d, d), (3d, d) without Wo; GLU: [W1; W3; W2^T] by rows (3 hidden, d).
   std::vector<Mat<Scalar>> weight;

@@ -74,13 +74,13 @@ inline constexpr int kActHistogramBins = 40;
 // One parameter tensor of an op with several (attention's query, key, value, output; a GLU's
 // gate, up, down), each with its own gradient.
 struct ParamStats {
-  std::string role;  // "query.weight", "query.bias", "gate.weight", ...
+  std::string role;                 // "query.weight", "query.bias", "gate.weight", ...
   std::vector<std::int64_t> shape;  // PyTorch's: (out, in) for a weight, (out) for a bias
   double norm = 0.0;                // ||p||, representable
   Magnitude grad_norm;              // ||dL/dp|| over the finite entries (NaN when none is)
   std::int64_t grad_nonfinite = 0;
-  bool has_update = false;          // an optimizer is configured
-  Magnitude update_to_weight;       // ||one optimizer step on p|| / ||p||
+  bool has_update = false;     // an optimizer is configured
+  Magnitude update_to_weight;  // ||one optimizer step on p|| / ||p||
 };
 
 struct BackwardStats {

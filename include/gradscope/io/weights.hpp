@@ -27,8 +27,9 @@ struct WeightMapping {
 // order), each (d, d), or nn.MultiheadAttention's in_proj_weight (3d, d) and out_proj, and a GLU
 // the next three (gate, up (hidden, d); down (d, hidden)); a norm takes a module with 1-D
 // weight/bias when one is next (it must be the identity: gamma = 1, beta = 0); a projected
-// residual takes a 2-D matrix. Batch norm running statistics are ignored (training mode). Throws Error naming the tensor, the layer, the expected and the found shape on any
-// mismatch, and listing leftovers.
+// residual takes a 2-D matrix. Batch norm running statistics are ignored (training mode). Throws
+// Error naming the tensor, the layer, the expected and the found shape on any mismatch, and listing
+// leftovers.
 WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensors,
                           const std::string& source);
 

@@ -236,8 +236,8 @@ GradPartial attention_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>
     } else {
       dw.noalias() = dqkv.middleRows(j * n.d, n.d) * x.transpose();
     }
-    params.push_back(param_stats<Scalar>(name + ".weight", {d, d}, dw,
-                                         w.middleRows(j * n.d, n.d), exp2, a.optimizer, weights));
+    params.push_back(param_stats<Scalar>(name + ".weight", {d, d}, dw, w.middleRows(j * n.d, n.d),
+                                         exp2, a.optimizer, weights));
     if (report.dweight != nullptr) {
       report.dweight->conservativeResize(w.rows(), n.d);
       report.dweight->middleRows(j * n.d, n.d) = unscaled(dw, exp2);
@@ -272,10 +272,10 @@ GradPartial attention_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>
   return dinp_stats;
 }
 
-#define GRADSCOPE_INSTANTIATE(Scalar)                                                         \
-  template void attention_forward<Scalar>(const ForwardArgs<Scalar>&, OpCache<Scalar>&,       \
-                                          ForwardStats*);                                     \
-  template GradPartial attention_backward<Scalar>(const BackwardArgs<Scalar>&,                \
+#define GRADSCOPE_INSTANTIATE(Scalar)                                                   \
+  template void attention_forward<Scalar>(const ForwardArgs<Scalar>&, OpCache<Scalar>&, \
+                                          ForwardStats*);                               \
+  template GradPartial attention_backward<Scalar>(const BackwardArgs<Scalar>&,          \
                                                   ScaledGrad<Scalar>&, const BackwardReport&);
 GRADSCOPE_INSTANTIATE(float)
 GRADSCOPE_INSTANTIATE(double)

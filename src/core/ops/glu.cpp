@@ -95,8 +95,8 @@ GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad
   const Eigen::Index d = x.rows();
   const Mat<Scalar>& g = grad.g;  // dL/dy / 2^exp2, (d, batch)
   const std::int64_t exp2 = grad.exp2;
-  const auto gate = a.cache.inner.topRows(hidden);     // phi(h1)
-  const auto up = a.cache.inner.bottomRows(hidden);    // h3
+  const auto gate = a.cache.inner.topRows(hidden);   // phi(h1)
+  const auto up = a.cache.inner.bottomRows(hidden);  // h3
   const bool has_bias = a.bias.size() > 0;
   // dm = W2^T g; dh = [dh1; dh3].
   Mat<Scalar> dh(2 * hidden, x.cols());
@@ -126,9 +126,8 @@ GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad
       dw.noalias() = dh.middleRows(j * hidden, hidden) * x.transpose();
     }
     const std::vector<std::int64_t> shape = down ? std::vector{dd, hd} : std::vector{hd, dd};
-    params.push_back(param_stats<Scalar>(name + ".weight", shape, dw,
-                                         w.middleRows(j * hidden, hidden), exp2, a.optimizer,
-                                         weights));
+    params.push_back(param_stats<Scalar>(
+        name + ".weight", shape, dw, w.middleRows(j * hidden, hidden), exp2, a.optimizer, weights));
     if (report.dweight != nullptr) {
       report.dweight->conservativeResize(w.rows(), d);
       report.dweight->middleRows(j * hidden, hidden) = unscaled(dw, exp2);
@@ -162,9 +161,9 @@ GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad
   return dinp_stats;
 }
 
-#define GRADSCOPE_INSTANTIATE(Scalar)                                                          \
+#define GRADSCOPE_INSTANTIATE(Scalar)                                                             \
   template void glu_forward<Scalar>(const ForwardArgs<Scalar>&, OpCache<Scalar>&, ForwardStats*); \
-  template GradPartial glu_backward<Scalar>(const BackwardArgs<Scalar>&, ScaledGrad<Scalar>&,  \
+  template GradPartial glu_backward<Scalar>(const BackwardArgs<Scalar>&, ScaledGrad<Scalar>&,     \
                                             const BackwardReport&);
 GRADSCOPE_INSTANTIATE(float)
 GRADSCOPE_INSTANTIATE(double)

@@ -183,7 +183,8 @@ GradPartial norm_op_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& 
   fill_grad_stats(dinp_stats, grad.exp2, bs);
   if (report.dpreact != nullptr) *report.dpreact = unscaled(dinp, grad.exp2);
   if (affine && report.dweight != nullptr) {
-    const double unit = std::ldexp(1.0, static_cast<int>(std::clamp<std::int64_t>(grad.exp2, -2000, 2000)));
+    const double unit =
+        std::ldexp(1.0, static_cast<int>(std::clamp<std::int64_t>(grad.exp2, -2000, 2000)));
     *report.dweight = dgamma * unit;
     *report.dbias = dbeta * unit;
   }

@@ -24,8 +24,8 @@ struct OpCache {
   Mat<Scalar> out;       // y, (width, batch); also the next op's input
   Mat<Scalar> slope;     // phi'(h), (width, batch): activations whose y does not determine it
   Eigen::VectorXd rstd;  // a norm's 1/std: (width) for batch_norm, (batch) for the others
-  Mat<Scalar> inner;     // attention: [q; k; v; o] (4d, batch); GLU: [phi(h1); h3] (2 hidden, batch)
-  Mat<Scalar> probs;     // attention: P per (example, head), (T, T * examples * heads)
+  Mat<Scalar> inner;  // attention: [q; k; v; o] (4d, batch); GLU: [phi(h1); h3] (2 hidden, batch)
+  Mat<Scalar> probs;  // attention: P per (example, head), (T, T * examples * heads)
 };
 
 template <class Scalar>

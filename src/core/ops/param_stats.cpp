@@ -89,8 +89,7 @@ void fill_total_param_stats(const ParamSums& weights, const ParamSums& biases, b
   }
   if (optimizer.kind != OptimizerKind::kNone) {
     bs.has_update = true;
-    bs.update_to_weight =
-        update_ratio(weights.grad, weights.adam, exp2, bs.weight_norm, optimizer);
+    bs.update_to_weight = update_ratio(weights.grad, weights.adam, exp2, bs.weight_norm, optimizer);
   }
 }
 

@@ -15,9 +15,9 @@ namespace gradscope::ops {
 
 // What the op's totals are summed from: the squares of each tensor's gradient and of its step.
 struct ParamSums {
-  SquareSum grad;      // of dL/dp / 2^exp2
-  SquareSum weight;    // of p
-  double adam = 0.0;   // sum of the first Adam step's squares, u = g / (|g| + eps), unscaled
+  SquareSum grad;     // of dL/dp / 2^exp2
+  SquareSum weight;   // of p
+  double adam = 0.0;  // sum of the first Adam step's squares, u = g / (|g| + eps), unscaled
 };
 
 // One tensor's statistics: dp = dL/dp / 2^exp2 and p itself, both (rows, cols) as the op holds
