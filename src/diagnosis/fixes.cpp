@@ -345,6 +345,10 @@ bool has_attention(const std::vector<LayerItem>& items) {
   return false;
 }
 
+bool starts_with_norm(const std::vector<LayerItem>& items) {
+  return !items.empty() && items.front().block.empty() && items.front().op.kind == OpKind::kNorm;
+}
+
 // The width leaving `items`, given the width entering (dense items set it, the rest keep it).
 int width_after(const std::vector<LayerItem>& items, int width) {
   for (const LayerItem& item : items) {
@@ -365,7 +369,9 @@ constexpr double kHealthyMaxLogit = 5.0;
 
 // A skip connection around each attention op of a `layers` list that has none: a repeated block
 // holding attention becomes a residual block (when it keeps the width), a lone attention item
-// (with the norm just before it) a residual block of its own.
+// (with the norm just before it) a residual block of its own; a branch that does not begin with a
+// norm gets a layer norm there (pre-norm), since without one the stream's growth inflates the
+// logits (six skipped attention ops without norms: largest logit past 50).
 std::optional<Fix> Advisor::attention_skips() const {
   if (r_.spec.layers.empty()) return std::nullopt;
   std::vector<LayerItem> items;
@@ -377,6 +383,7 @@ std::optional<Fix> Advisor::attention_skips() const {
       const int after = width_after(item.block, width);
       if (!item.residual && has_attention(item.block) && after == width) {
         copy.residual = ResidualSpec{};
+        if (!starts_with_norm(copy.block)) copy.block.insert(copy.block.begin(), layer_norm_item());
         changed = true;
       }
       width = after;
@@ -394,6 +401,7 @@ std::optional<Fix> Advisor::attention_skips() const {
       block.block.push_back(std::move(items.back()));
       items.pop_back();
     }
+    if (block.block.empty()) block.block.push_back(layer_norm_item());
     block.block.push_back(std::move(copy));
     items.push_back(std::move(block));
     changed = true;
@@ -404,8 +412,8 @@ std::optional<Fix> Advisor::attention_skips() const {
   f.paths = {"layers"};
   f.edits = {LayersEdit{std::move(items)}};
   f.text =
-      "Wrap the attention ops in residual connections (x + Attn(x), with the norm before it "
-      "inside the branch): the skip carries each token's own vector past the averaging, which "
+      "Wrap the attention ops in pre-norm residual connections (x + Attn(norm(x))): the skip "
+      "carries each token's own vector past the averaging, which "
       "keeps the tokens apart at any depth (without skips, attention stacks lose rank doubly "
       "exponentially with depth, Dong et al. 2021).";
   return f;
@@ -465,8 +473,9 @@ std::optional<Fix> Advisor::attention_init_fix() const {
     if (std::find(f.paths.begin(), f.paths.end(), path) != f.paths.end()) continue;
     const double k = std::sqrt(kHealthyMaxLogit / logit);
     AttentionInitEdit e{path, l.attention.init};
-    e.init[0].gain *= k;
-    e.init[1].gain *= k;
+    // Two significant digits: the aim is a logit near 5, not exactly 5.
+    e.init[0].gain = std::stod(fmt_num(e.init[0].gain * k, 2));
+    e.init[1].gain = std::stod(fmt_num(e.init[1].gain * k, 2));
     f.paths.push_back(path);
     f.edits.push_back(std::move(e));
     factor = k;
