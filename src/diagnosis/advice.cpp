@@ -174,6 +174,9 @@ std::vector<Fix> Advisor::fixes(FindingCode code, bool measured_problem) const {
       break;
     case FindingCode::kRankCollapse:
       add(attention_skips());
+      // A post-norm stack renormalises the sum after every branch, so the skip no longer keeps
+      // the tokens' own vectors at their scale.
+      add(transformer_fix(TransformerKey::kPlacementPreNorm));
       if (out.empty()) {
         out.push_back(note(
             "Keep a skip connection around every attention op (and a norm before it): the skip "

@@ -345,6 +345,13 @@ bool has_attention(const std::vector<LayerItem>& items) {
   return false;
 }
 
+bool has_residual(const std::vector<LayerItem>& items) {
+  for (const LayerItem& item : items) {
+    if (item.residual || has_residual(item.block)) return true;
+  }
+  return false;
+}
+
 bool starts_with_norm(const std::vector<LayerItem>& items) {
   return !items.empty() && items.front().block.empty() && items.front().op.kind == OpKind::kNorm;
 }
@@ -381,7 +388,9 @@ std::optional<Fix> Advisor::attention_skips() const {
     LayerItem copy = item;
     if (!item.block.empty()) {
       const int after = width_after(item.block, width);
-      if (!item.residual && has_attention(item.block) && after == width) {
+      // A block with skips of its own (the transformer shorthand's) is not wrapped again.
+      if (!item.residual && !has_residual(item.block) && has_attention(item.block) &&
+          after == width) {
         copy.residual = ResidualSpec{};
         if (!starts_with_norm(copy.block)) copy.block.insert(copy.block.begin(), layer_norm_item());
         changed = true;

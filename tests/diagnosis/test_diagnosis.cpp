@@ -963,6 +963,24 @@ TEST(Sequences, AttentionWithoutSkipsCollapsesTheTokensAndSkipsUndoIt) {
   EXPECT_NO_THROW(c.spec(a->changes));
 }
 
+TEST(Sequences, APostNormGptCollapsesItsTokensAndPreNormKeepsThemApart) {
+  // 12 post-norm blocks at d = 128, 8 x 32 tokens, seed 11: the norm after each sum scales the
+  // skip down with the branch, and the token cosine climbs 0.05, 0.35, 0.64, 0.85, 0.94, 0.97 to
+  // 0.98 at the output; the same blocks pre-norm end at 0.64.
+  const TextCase c{R"({"name": "gpt", "seed": 11, "input": {"width": 128, "batch": 8, "tokens": 32},
+      "layers": [{"transformer": {"blocks": 12, "heads": 4, "placement": "post_norm"}}]})"};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "rank_collapse")) << describe(r);
+  EXPECT_NEAR(test_evidence(finding(r, "rank_collapse")).value, 0.980, 1e-3);
+  const Advice* a = kept_advice(r, c, "rank_collapse");
+  ASSERT_NE(a, nullptr);
+  // The shorthand already has skips: no rewrite wraps it again.
+  ASSERT_EQ(a->changes.size(), 1u);
+  EXPECT_EQ(a->changes.front().path, "layers[0].transformer.placement");
+  EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  EXPECT_NO_THROW(c.spec(a->changes));
+}
+
 TEST(Sequences, LargeQueryKeyInitsExplodeTheLogitsAndCollapseTheEntropy) {
   // Query and key gains of 4 multiply the logits by 16: largest 69 and 58 (3-5 at gain 1),
   // entropy 7-8% of uniform (83-86%), 68% of the rows over 99% on one key.
@@ -1055,11 +1073,16 @@ TEST(Sequences, PostNormBranchGradientsAreNearlyEvenAtInitAndPreNormIsTheAdvice)
   Report r = c.run();
   ASSERT_TRUE(has_code(r, "postnorm_gradient_imbalance")) << describe(r);
   EXPECT_NEAR(test_evidence(finding(r, "postnorm_gradient_imbalance")).value, 1.49, 0.01);
-  const Advice* a = kept_advice(r, c, "postnorm_gradient_imbalance");
+  // These blocks collapse their tokens too (post-norm, 24 blocks): the pre-norm advice is listed
+  // once, under rank_collapse, and answers both.
+  const Advice* a = kept_advice(r, c, "rank_collapse");
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->changes.front().path, "layers[0].transformer.placement");
   EXPECT_EQ(a->changes.front().value, "pre_norm");
   EXPECT_TRUE(a->check->helped);
+  for (const std::string& after : a->check->findings_after) {
+    EXPECT_EQ(after.find("postnorm_gradient_imbalance"), std::string::npos) << after;
+  }
   EXPECT_NO_THROW(c.spec(a->changes));
   const TextCase deepnorm{transformer(24, post + R"(, "scaling": "deepnorm")"),
                           {{"diagnosis.postnorm_gradient_ratio", "1.4"}}};
