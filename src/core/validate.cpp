@@ -758,6 +758,12 @@ std::span<const DiagnosisThreshold> diagnosis_thresholds() {
       {"update_ratio_min", &DiagnosisSpec::update_ratio_min, false},
       {"update_ratio_max", &DiagnosisSpec::update_ratio_max, false},
       {"init_mismatch_factor", &DiagnosisSpec::init_mismatch_factor, false},
+      {"token_cosine", &DiagnosisSpec::token_cosine, true},
+      {"attention_entropy_fraction", &DiagnosisSpec::attention_entropy_fraction, true},
+      {"attention_uniform_fraction", &DiagnosisSpec::attention_uniform_fraction, true},
+      {"attention_max_logit", &DiagnosisSpec::attention_max_logit, false},
+      {"postnorm_gradient_ratio", &DiagnosisSpec::postnorm_gradient_ratio, false},
+      {"residual_growth", &DiagnosisSpec::residual_growth, false},
   };
   return kThresholds;
 }

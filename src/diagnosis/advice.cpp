@@ -51,9 +51,21 @@ void fix_edits(const Fix& f, std::vector<ConfigEdit>& out) {
     case Fix::Kind::kBias:
       for (const std::string& p : f.paths) out.push_back(BiasEdit{p, BiasInitSpec{}});
       break;
+    case Fix::Kind::kEdits:
+      for (const ConfigEdit& e : f.edits) out.push_back(e);
+      break;
     case Fix::Kind::kResidual:
+    case Fix::Kind::kNote:
       break;
   }
+}
+
+// A sentence of advice with no config change behind it.
+Fix note(std::string text) {
+  Fix f;
+  f.kind = Fix::Kind::kNote;
+  f.text = std::move(text);
+  return f;
 }
 
 // The fixes a residual rewrite takes into its layers, rather than setting keys of layers it
@@ -68,7 +80,8 @@ bool goes_into_rewrite(Fix::Kind kind) {
 bool same_fix(const Fix& a, const Fix& b) {
   return a.kind == b.kind && a.paths == b.paths && a.activation.kind == b.activation.kind &&
          a.activation.param == b.activation.param && init_text(a) == init_text(b) &&
-         a.norm == b.norm && a.learning_rate == b.learning_rate && a.with_init == b.with_init;
+         a.norm == b.norm && a.learning_rate == b.learning_rate && a.with_init == b.with_init &&
+         ((a.kind != Fix::Kind::kEdits && a.kind != Fix::Kind::kNote) || a.text == b.text);
 }
 
 bool conflicts(const Fix& a, const Fix& b) {
@@ -86,6 +99,7 @@ bool conflicts(const Fix& a, const Fix& b) {
     switch (a.kind) {
       case Fix::Kind::kResidual:
       case Fix::Kind::kAdam:
+      case Fix::Kind::kNote:
         return false;
       case Fix::Kind::kLearningRate:
         return true;
@@ -157,6 +171,53 @@ std::vector<Fix> Advisor::fixes(FindingCode code, bool measured_problem) const {
       break;
     case FindingCode::kPlainDeepStack:
       if (measured_problem) add(residual_blocks());
+      break;
+    case FindingCode::kRankCollapse:
+      add(attention_skips());
+      // A post-norm stack renormalises the sum after every branch, so the skip no longer keeps
+      // the tokens' own vectors at their scale.
+      add(transformer_fix(TransformerKey::kPlacementPreNorm));
+      if (out.empty()) {
+        out.push_back(note(
+            "Keep a skip connection around every attention op (and a norm before it): the skip "
+            "carries each token's own vector past the averaging, which keeps the tokens apart at "
+            "any depth."));
+      }
+      break;
+    case FindingCode::kAttentionEntropyCollapse:
+    case FindingCode::kExplodingAttentionLogits:
+      add(attention_scale_fix());
+      add(attention_init_fix());
+      if (out.empty()) {
+        out.push_back(note(
+            "Bring the query-key logits down: the 1/sqrt(d_head) scale, smaller query and key "
+            "inits, or QK-norm (a norm on q and k before their product, which bounds the logits "
+            "whatever the weights; not an option of this tool)."));
+      }
+      break;
+    case FindingCode::kAttentionUniform:
+      out.push_back(
+          note("Nothing to change at init if the skips keep the tokens apart (no rank_collapse): "
+               "attention learns to select as its query and key weights grow; in a stack without "
+               "skips, add them, since averaging layer after layer makes the tokens alike."));
+      break;
+    case FindingCode::kPostnormGradientImbalance:
+      add(transformer_fix(TransformerKey::kPlacementPreNorm));
+      if (out.empty()) {
+        out.push_back(note(
+            "Put the norms at the start of the branches (pre-norm), or keep post-norm and scale "
+            "the skips up as DeepNorm does (\"skip\": (2N)^(1/4) in each residual, the branch "
+            "projections' gains times (8N)^(-1/4))."));
+      }
+      break;
+    case FindingCode::kResidualStreamGrowth:
+      add(transformer_fix(TransformerKey::kScalingGpt2));
+      if (out.empty()) {
+        out.push_back(note(
+            "Scale the projections into the stream (each branch's last layer) by 1/sqrt(2N) for "
+            "N blocks of two branches, as GPT-2 does, so the stream's variance grows by a "
+            "constant factor over the whole depth rather than with it."));
+      }
       break;
   }
   return out;

@@ -23,7 +23,9 @@ struct Fix {
     kAdam,
     kOutput,
     kInput,
-    kBias
+    kBias,
+    kEdits,  // the edits as they stand (attention, transformer)
+    kNote    // a sentence without a config change: shown, never re-run, not in the remedy
   };
   Kind kind = Kind::kActivation;
   std::string text;                      // one sentence: what and why
@@ -35,9 +37,12 @@ struct Fix {
   NormKind norm = NormKind::kLayerNorm;  // kNorm
   double learning_rate = 0.0;            // kLearningRate
   std::vector<ConfigEdit> input_edits;   // kInput: the input spec's keys to set
+  std::vector<ConfigEdit> edits;         // kEdits
 
   // Changes the network (and so its gradients), as opposed to the optimizer.
-  bool structural() const { return kind != Kind::kLearningRate && kind != Kind::kAdam; }
+  bool structural() const {
+    return kind != Kind::kLearningRate && kind != Kind::kAdam && kind != Kind::kNote;
+  }
 };
 
 bool same_fix(const Fix& a, const Fix& b);
@@ -78,6 +83,11 @@ class Advisor {
   std::optional<Fix> learning_rate() const;
   std::optional<Fix> adam() const;
   std::optional<Fix> linear_output() const;
+  // The sequence findings' fixes.
+  std::optional<Fix> attention_skips() const;
+  std::optional<Fix> attention_scale_fix() const;
+  std::optional<Fix> attention_init_fix() const;
+  std::optional<Fix> transformer_fix(TransformerKey key) const;
 
   std::string residual_sentence(const std::optional<ActivationSpec>& activation) const;
   bool residual_applies() const;

@@ -108,6 +108,12 @@ void check_each_advice(Report& report, Runs& run) {
   for (Finding& f : report.findings) {
     std::vector<Advice> kept;
     for (Advice& a : f.advice) {
+      // A sentence with no config change (QK-norm, which no config key sets) has nothing to
+      // re-run: it stays, unchecked.
+      if (a.edits.empty() && a.changes.empty()) {
+        kept.push_back(std::move(a));
+        continue;
+      }
       // The advice's own finding: the root, or the consequence it was given for.
       const std::string& target = a.addresses.empty() ? f.code : a.addresses;
       const std::optional<FindingCode> code = finding_from_name(target);

@@ -73,6 +73,12 @@ bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& 
       // A layer dead for every example cuts the gradient off below it.
       return r.severity == Severity::kError &&
              (c == FindingCode::kVanishingGradients || c == FindingCode::kCollapsingActivations);
+    case FindingCode::kExplodingAttentionLogits:
+      // Logits that large are what makes the rows one-hot.
+      return c == FindingCode::kAttentionEntropyCollapse;
+    case FindingCode::kRankCollapse:
+      // Tokens alike give every key the same logit: the rows turn uniform.
+      return c == FindingCode::kAttentionUniform;
     case FindingCode::kVanishingGradients:
       return c == FindingCode::kFp16GradientUnderflow || c == FindingCode::kBf16GradientUnderflow ||
              c == FindingCode::kUpdateRatio;
@@ -84,13 +90,15 @@ bool explains(FindingCode root, const Finding& r, FindingCode c, const Finding& 
 }
 
 // The order in which roots claim their consequences.
-constexpr std::array<FindingCode, 10> kRootOrder{FindingCode::kUnnormalizedInput,
+constexpr std::array<FindingCode, 12> kRootOrder{FindingCode::kUnnormalizedInput,
                                                  FindingCode::kMismatchedInit,
                                                  FindingCode::kSaturatingHiddenActivation,
                                                  FindingCode::kExplodingActivations,
                                                  FindingCode::kNonFinite,
                                                  FindingCode::kDeadUnits,
                                                  FindingCode::kPlainDeepStack,
+                                                 FindingCode::kExplodingAttentionLogits,
+                                                 FindingCode::kRankCollapse,
                                                  FindingCode::kVanishingGradients,
                                                  FindingCode::kExplodingGradients,
                                                  FindingCode::kCollapsingActivations};

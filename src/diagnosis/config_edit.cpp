@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <type_traits>
 
 #include "gradscope/core/number_format.hpp"
@@ -326,6 +327,68 @@ void for_each_layer(RunSpec& spec, const std::string& path, Fn&& fn) {
                  });
 }
 
+// Calls fn(item) for every item (at any depth) whose path is `path`.
+template <typename Fn>
+void for_each_item(std::vector<LayerItem>& items, const std::string& path, Fn&& fn) {
+  for (LayerItem& item : items) {
+    if (item.path == path) fn(item);
+    for_each_item(item.block, path, fn);
+  }
+}
+
+// The transformer shorthand's repeat item at `path` (its blocks, each a residual child), as the
+// reader expanded it; items.size() when there is none. Its final norm, if any, follows it.
+std::size_t find_shorthand(const std::vector<LayerItem>& items, const std::string& path) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (items[i].path == path && !items[i].block.empty() && !items[i].residual) return i;
+  }
+  return items.size();
+}
+
+LayerItem norm_op(const NormSpec& norm, const std::string& path) {
+  LayerItem item;
+  item.op.kind = OpKind::kNorm;
+  item.op.norm = norm;
+  item.path = path;
+  return item;
+}
+
+// placement post_norm -> pre_norm: each residual's post-norm moves to the start of its branch,
+// and a final norm follows the blocks (config_transformer.cpp's expansion).
+void to_pre_norm(std::vector<LayerItem>& items, const std::string& path) {
+  const std::size_t at = find_shorthand(items, path);
+  if (at == items.size()) return;
+  std::optional<NormSpec> norm;
+  for (LayerItem& child : items[at].block) {
+    if (!child.residual || !child.post_norm) continue;
+    norm = *child.post_norm;
+    child.post_norm.reset();
+    child.block.insert(child.block.begin(), norm_op(*norm, path));
+  }
+  if (norm) {
+    items.insert(items.begin() + static_cast<std::ptrdiff_t>(at + 1), norm_op(*norm, path));
+  }
+}
+
+// scaling none -> gpt2: the projections into the stream (attention output, the MLP's last dense
+// layer, a GLU's down) times 1/sqrt(2N).
+void to_gpt2(std::vector<LayerItem>& items, const std::string& path) {
+  const std::size_t at = find_shorthand(items, path);
+  if (at == items.size()) return;
+  const double s = 1.0 / std::sqrt(2.0 * static_cast<double>(items[at].repeat));
+  for (LayerItem& child : items[at].block) {
+    LayerItem* last_dense = nullptr;
+    for (LayerItem& op : child.block) {
+      if (op.op.kind == OpKind::kAttention && op.op.attention.output_projection) {
+        op.op.attention.init[3].gain *= s;
+      }
+      if (op.op.kind == OpKind::kGlu) op.op.glu.init[2].gain *= s;
+      if (op.op.kind == OpKind::kDense) last_dense = &op;
+    }
+    if (last_dense != nullptr) last_dense->op.dense.init.gain *= s;
+  }
+}
+
 struct Applier {
   RunSpec& spec;
 
@@ -382,6 +445,23 @@ struct Applier {
     spec.input.distribution = e.distribution;
   }
   void operator()(const OptimizerEdit& e) const { spec.optimizer = e.optimizer; }
+  void operator()(const AttentionScaleEdit& e) const {
+    for_each_item(spec.layers, e.layer, [](LayerItem& item) {
+      if (item.block.empty() && item.op.kind == OpKind::kAttention) {
+        item.op.attention.scale_kind = AttentionScaleKind::kInvSqrtHead;
+        item.op.attention.scale = 0.0;
+      }
+    });
+  }
+  void operator()(const AttentionInitEdit& e) const {
+    for_each_item(spec.layers, e.layer, [&](LayerItem& item) {
+      if (item.block.empty() && item.op.kind == OpKind::kAttention) item.op.attention.init = e.init;
+    });
+  }
+  void operator()(const TransformerEdit& e) const {
+    if (e.key == TransformerKey::kPlacementPreNorm) to_pre_norm(spec.layers, e.layer);
+    if (e.key == TransformerKey::kScalingGpt2) to_gpt2(spec.layers, e.layer);
+  }
 };
 
 struct Speller {
@@ -407,6 +487,21 @@ struct Speller {
   }
   ConfigChange operator()(const OptimizerEdit& e) const {
     return {"optimizer", optimizer_json(e.optimizer)};
+  }
+  ConfigChange operator()(const AttentionScaleEdit& e) const {
+    return {e.layer + ".attention.scale", "1/sqrt(d_head)"};
+  }
+  ConfigChange operator()(const AttentionInitEdit& e) const {
+    std::string j = "{";
+    for (std::size_t k = 0; k < e.init.size(); ++k) {
+      j += (k == 0 ? "" : ", ") + json_string(kAttentionProjections[k]) + ": " +
+           init_json(e.init[k]);
+    }
+    return {e.layer + ".attention.init", j + "}"};
+  }
+  ConfigChange operator()(const TransformerEdit& e) const {
+    if (e.key == TransformerKey::kScalingGpt2) return {e.layer + ".transformer.scaling", "gpt2"};
+    return {e.layer + ".transformer.placement", "pre_norm"};
   }
 };
 

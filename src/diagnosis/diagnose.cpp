@@ -51,6 +51,7 @@ RemedyDraft draft_remedy(const std::vector<Draft>& roots,
     if (root.f.severity == Severity::kInfo) continue;
     bool placed = false;
     for (const Fix& f : root_fixes[i]) {
+      if (f.kind == Fix::Kind::kNote) continue;  // a sentence, no change to compose
       if (!f.structural() && structural) continue;
       bool fits = true;
       std::size_t same = out.fixes.size();

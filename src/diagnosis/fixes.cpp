@@ -332,4 +332,218 @@ std::optional<Fix> Advisor::linear_output() const {
   return f;
 }
 
+// ---- Sequences
+
+namespace {
+
+bool has_attention(const std::vector<LayerItem>& items) {
+  for (const LayerItem& item : items) {
+    if (item.block.empty() ? item.op.kind == OpKind::kAttention : has_attention(item.block)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool has_residual(const std::vector<LayerItem>& items) {
+  for (const LayerItem& item : items) {
+    if (item.residual || has_residual(item.block)) return true;
+  }
+  return false;
+}
+
+bool starts_with_norm(const std::vector<LayerItem>& items) {
+  return !items.empty() && items.front().block.empty() && items.front().op.kind == OpKind::kNorm;
+}
+
+// The width leaving `items`, given the width entering (dense items set it, the rest keep it).
+int width_after(const std::vector<LayerItem>& items, int width) {
+  for (const LayerItem& item : items) {
+    if (!item.block.empty()) {
+      width = width_after(item.block, width);
+    } else if (item.op.kind == OpKind::kDense) {
+      width = item.op.dense.width;
+    }
+  }
+  return width;
+}
+
+// The largest logit measured with the default inits (xavier, 1/sqrt(d_head)) is 3 to 5; advice
+// that scales the query and key weights down aims there.
+constexpr double kHealthyMaxLogit = 5.0;
+
+}  // namespace
+
+// A skip connection around each attention op of a `layers` list that has none: a repeated block
+// holding attention becomes a residual block (when it keeps the width), a lone attention item
+// (with the norm just before it) a residual block of its own; a branch that does not begin with a
+// norm gets a layer norm there (pre-norm), since without one the stream's growth inflates the
+// logits (six skipped attention ops without norms: largest logit past 50).
+std::optional<Fix> Advisor::attention_skips() const {
+  if (r_.spec.layers.empty()) return std::nullopt;
+  std::vector<LayerItem> items;
+  bool changed = false;
+  int width = r_.spec.input.width;
+  for (const LayerItem& item : r_.spec.layers) {
+    LayerItem copy = item;
+    if (!item.block.empty()) {
+      const int after = width_after(item.block, width);
+      // A block with skips of its own (the transformer shorthand's) is not wrapped again.
+      if (!item.residual && !has_residual(item.block) && has_attention(item.block) &&
+          after == width) {
+        copy.residual = ResidualSpec{};
+        if (!starts_with_norm(copy.block)) copy.block.insert(copy.block.begin(), layer_norm_item());
+        changed = true;
+      }
+      width = after;
+      items.push_back(std::move(copy));
+      continue;
+    }
+    if (item.op.kind == OpKind::kDense) width = item.op.dense.width;
+    if (item.op.kind != OpKind::kAttention) {
+      items.push_back(std::move(copy));
+      continue;
+    }
+    LayerItem block;
+    block.residual = ResidualSpec{};
+    if (!items.empty() && items.back().block.empty() && items.back().op.kind == OpKind::kNorm) {
+      block.block.push_back(std::move(items.back()));
+      items.pop_back();
+    }
+    if (block.block.empty()) block.block.push_back(layer_norm_item());
+    block.block.push_back(std::move(copy));
+    items.push_back(std::move(block));
+    changed = true;
+  }
+  if (!changed) return std::nullopt;
+  Fix f;
+  f.kind = Fix::Kind::kEdits;
+  f.paths = {"layers"};
+  f.edits = {LayersEdit{std::move(items)}};
+  f.text =
+      "Wrap the attention ops in pre-norm residual connections (x + Attn(norm(x))): the skip "
+      "carries each token's own vector past the averaging, which "
+      "keeps the tokens apart at any depth (without skips, attention stacks lose rank doubly "
+      "exponentially with depth, Dong et al. 2021).";
+  return f;
+}
+
+// The default 1/sqrt(d_head) scale for attention items whose constant scale is larger.
+std::optional<Fix> Advisor::attention_scale_fix() const {
+  Fix f;
+  f.kind = Fix::Kind::kEdits;
+  double scale = 0.0, standard = 0.0;
+  for (std::size_t i = 0; i < r_.layers.size(); ++i) {
+    const LayerReport& l = r_.layers[i];
+    if (l.kind != OpKind::kAttention) continue;
+    const double own = attention_scale(l.attention, l.width);
+    AttentionSpec inv_sqrt = l.attention;
+    inv_sqrt.scale_kind = AttentionScaleKind::kInvSqrtHead;
+    const double s = attention_scale(inv_sqrt, l.width);
+    if (!(own > s)) continue;
+    const std::string& path = s_.paths[i];
+    if (std::find(f.paths.begin(), f.paths.end(), path) != f.paths.end()) continue;
+    f.paths.push_back(path);
+    f.edits.push_back(AttentionScaleEdit{path});
+    scale = own;
+    standard = s;
+  }
+  if (f.paths.empty()) return std::nullopt;
+  f.text = "Scale the query-key logits by 1/sqrt(d_head) = " + fmt_num(standard) + " rather than " +
+           fmt_num(scale) +
+           ": q·k sums d_head products, and this scale brings its spread back to that of one "
+           "(Vaswani et al. 2017); QK-norm, a norm on q and k (not an option here), bounds the "
+           "logits whatever the weights.";
+  return f;
+}
+
+// Smaller query and key inits for attention items whose largest logit is beyond the threshold,
+// each by the factor that brings that logit to kHealthyMaxLogit (the logits are bilinear in the
+// two weights, so each takes the square root).
+std::optional<Fix> Advisor::attention_init_fix() const {
+  Fix f;
+  f.kind = Fix::Kind::kEdits;
+  double factor = 1.0;
+  for (std::size_t i = 0; i < r_.layers.size(); ++i) {
+    const LayerReport& l = r_.layers[i];
+    if (l.kind != OpKind::kAttention || !l.forward.has_attention) continue;
+    const double logit = l.forward.attention_max_logit;
+    const double u = uniform_attention_entropy(r_.spec.input.tokens, l.attention.causal);
+    const bool collapsed =
+        u > 0 && l.forward.attention_entropy / u <= r_.spec.diagnosis.attention_entropy_fraction;
+    if (!(logit >= r_.spec.diagnosis.attention_max_logit || collapsed)) continue;
+    if (!(logit > kHealthyMaxLogit)) continue;
+    const std::string& path = s_.paths[i];
+    // The shorthand's attention has no init of its own to set.
+    bool shorthand = false;
+    for (const ResidualSite& site : residual_sites(r_))
+      shorthand |= site.shorthand() && site.path == path;
+    if (shorthand) continue;
+    if (std::find(f.paths.begin(), f.paths.end(), path) != f.paths.end()) continue;
+    const double k = std::sqrt(kHealthyMaxLogit / logit);
+    AttentionInitEdit e{path, l.attention.init};
+    // Two significant digits: the aim is a logit near 5, not exactly 5.
+    e.init[0].gain = std::stod(fmt_num(e.init[0].gain * k, 2));
+    e.init[1].gain = std::stod(fmt_num(e.init[1].gain * k, 2));
+    f.paths.push_back(path);
+    f.edits.push_back(std::move(e));
+    factor = k;
+  }
+  if (f.paths.empty()) return std::nullopt;
+  f.text = "Scale the query and key inits' gains down (by " + fmt_num(factor, 2) +
+           " here) so that the largest logit starts near " + fmt_num(kHealthyMaxLogit) +
+           ", as with the default inits: the logits are products of the two, and smaller ones "
+           "keep the softmax from saturating at init.";
+  return f;
+}
+
+// The transformer shorthand's placement (post-norm to pre-norm) or depth scaling (none to gpt2),
+// where the expanded items show the value being changed from.
+std::optional<Fix> Advisor::transformer_fix(TransformerKey key) const {
+  const bool pre = key == TransformerKey::kPlacementPreNorm;
+  const std::vector<ResidualSite> sites = residual_sites(r_);
+  std::string path;
+  int blocks = 0;
+  for (const ResidualSite& site : sites) {
+    if (!site.shorthand() || site.skip != 1.0 || site.scale != 1.0) continue;
+    if (pre ? !site.post_norm : !site.pre_norm) continue;
+    if (!pre) {
+      // No scaling yet: the attention's output projection has the query's init.
+      bool unscaled = false;
+      for (std::size_t i = 0; i < r_.layers.size(); ++i) {
+        const LayerReport& l = r_.layers[i];
+        if (l.kind == OpKind::kAttention && s_.paths[i] == site.path) {
+          unscaled =
+              l.attention.output_projection && l.attention.init[3].gain == l.attention.init[0].gain;
+          break;
+        }
+      }
+      if (!unscaled) continue;
+    }
+    path = site.path;
+    blocks = site.repeat;
+    break;
+  }
+  if (path.empty()) return std::nullopt;
+  Fix f;
+  f.kind = Fix::Kind::kEdits;
+  f.paths = {path};
+  f.edits = {TransformerEdit{path, key}};
+  if (pre) {
+    f.text =
+        "Put the norms before the branches (pre-norm): the gradient then reaches every block "
+        "through the identity path of the stream, evenly across depth, and training needs no "
+        "warm-up (Xiong et al. 2020); DeepNorm (scaling deepnorm) keeps post-norm and evens it "
+        "out by up-weighting the skips.";
+  } else {
+    f.text = "Scale the projections into the residual stream by 1/sqrt(2N) = " +
+             fmt_num(1.0 / std::sqrt(2.0 * blocks)) +
+             " (GPT-2's scaling, N = " + std::to_string(blocks) +
+             " blocks): each of the 2N branches then adds about 1/(2N) of the stream's variance, "
+             "so the stream ends near sqrt(2) times its first rms instead of growing with depth "
+             "(Radford et al. 2019).";
+  }
+  return f;
+}
+
 }  // namespace gradscope::diagnosis_detail

@@ -50,7 +50,57 @@ void set_input(const Report& r, Shape& s) {
   s.input_correlation = rms > 0 ? (mean / rms) * (mean / rms) : 0.0;
 }
 
+// Mirrors expand_ops: each reported op counts one (residual begins are not reported).
+void walk_residuals(const std::vector<LayerItem>& items, const std::string& prefix,
+                    const LayerItem* holder, int& index, std::vector<ResidualSite>& out) {
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const LayerItem& item = items[i];
+    const std::string path = item.path.empty() ? prefix + "[" + std::to_string(i) + "]" : item.path;
+    if (item.block.empty()) {
+      ++index;
+      continue;
+    }
+    for (int k = 0; k < item.repeat; ++k) {
+      walk_residuals(item.block, path + ".block", &item, index, out);
+      if (!item.residual) continue;
+      ResidualSite site;
+      site.layer = ++index;
+      site.post_norm = item.post_norm.has_value();
+      site.pre_norm =
+          item.block.front().block.empty() && item.block.front().op.kind == OpKind::kNorm;
+      site.skip = item.residual->skip;
+      site.scale = item.residual->scale;
+      site.path = path;
+      if (holder != nullptr) {
+        site.stack_path = holder->path;
+        site.repeat = holder->repeat;
+      }
+      out.push_back(std::move(site));
+      if (item.post_norm) ++index;
+    }
+  }
+}
+
 }  // namespace
+
+std::vector<ResidualSite> residual_sites(const Report& r) {
+  std::vector<ResidualSite> out;
+  int index = 0;
+  walk_residuals(r.spec.layers, "layers", nullptr, index, out);
+  // A report that does not match its spec (built by hand) has no sites to speak of.
+  for (const ResidualSite& s : out) {
+    if (s.layer < 1 || s.layer > static_cast<int>(r.layers.size()) ||
+        r.layers[static_cast<std::size_t>(s.layer - 1)].kind != OpKind::kResidualEnd) {
+      return {};
+    }
+  }
+  return out;
+}
+
+double uniform_attention_entropy(int tokens, bool causal) {
+  if (!causal) return std::log(static_cast<double>(tokens));
+  return std::lgamma(static_cast<double>(tokens) + 1.0) / static_cast<double>(tokens);
+}
 
 Shape shape_of(const Report& r) {
   Shape s;

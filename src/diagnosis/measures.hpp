@@ -85,6 +85,25 @@ UpdateScan update_scan(const Report& r);
 // one output at the top of the range and the others at the bottom.
 double bounded_output_loss_floor(const Report& r, const Shape& s);
 
+// Each residual of a `layers` network, in order, as the report shows it: at its end.
+struct ResidualSite {
+  int layer = 0;           // 1-based report index of its end
+  bool post_norm = false;  // a norm follows the sum: norm(x + F(x))
+  bool pre_norm = false;   // its branch begins with a norm
+  double skip = 1.0;
+  double scale = 1.0;
+  std::string path;        // the residual item's config path
+  std::string stack_path;  // the item holding it (its repeat block), "" at the top level
+  int repeat = 1;          // that item's repeat
+  // Made by the transformer shorthand, whose items all carry the shorthand's own path.
+  bool shorthand() const { return !path.empty() && path == stack_path; }
+};
+std::vector<ResidualSite> residual_sites(const Report& r);
+
+// The mean entropy (nats) of attention rows that weigh their keys uniformly: ln T over T keys,
+// and for a causal mask the mean over queries t = 1..T of ln t.
+double uniform_attention_entropy(int tokens, bool causal);
+
 const char* format_word(Precision p);
 // log10 of the format's largest finite value.
 double format_max_log10(Precision p);

@@ -70,11 +70,25 @@ RuleResult fp16_gradient_underflow(const RuleContext& c, const ProblemMetric& m)
 RuleResult fp16_activation_overflow(const RuleContext& c, const ProblemMetric& m);
 RuleResult bf16_gradient_underflow(const RuleContext& c, const ProblemMetric& m);
 RuleResult update_ratio(const RuleContext& c, const ProblemMetric& m);
+RuleResult rank_collapse(const RuleContext& c, const ProblemMetric& m);
+RuleResult attention_entropy_collapse(const RuleContext& c, const ProblemMetric& m);
+RuleResult attention_uniform(const RuleContext& c, const ProblemMetric& m);
+RuleResult exploding_attention_logits(const RuleContext& c, const ProblemMetric& m);
+RuleResult postnorm_gradient_imbalance(const RuleContext& c, const ProblemMetric& m);
+RuleResult residual_stream_growth(const RuleContext& c, const ProblemMetric& m);
 RuleResult saturating_hidden_activation(const RuleContext& c, const ProblemMetric& m);
 RuleResult mismatched_init(const RuleContext& c, const ProblemMetric& m);
 RuleResult sigmoid_output_multiclass(const RuleContext& c, const ProblemMetric& m);
 RuleResult plain_deep_stack(const RuleContext& c, const ProblemMetric& m);
 RuleResult unnormalized_input(const RuleContext& c, const ProblemMetric& m);
+
+// The sequence findings' metrics (rules_measured.cpp, beside their rules).
+ProblemMetric token_cosine_metric(const RuleContext& c);
+ProblemMetric entropy_collapse_metric(const RuleContext& c);
+ProblemMetric entropy_uniform_metric(const RuleContext& c);
+ProblemMetric max_logit_metric(const RuleContext& c);
+ProblemMetric postnorm_metric(const RuleContext& c);
+ProblemMetric residual_growth_metric(const RuleContext& c);
 
 // The lowest and highest gradient rms of any layer (log10, at the scale of a mean-over-batch
 // loss) and where the lowest is: what the half-precision underflow rows and metrics read.

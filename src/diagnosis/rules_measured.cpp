@@ -1,5 +1,7 @@
 // The measured problems' rules: each reads the report's measurements and its metric, compares
-// them with spec.diagnosis's thresholds, and says what it saw in plain words.
+// them with spec.diagnosis's thresholds, and says what it saw in plain words. Why this file is
+// long: the sequence findings' rules (tokens, attention, residual streams) sit beside the others,
+// so that every measured rule reads the same helpers and says things the same way.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -487,6 +489,264 @@ RuleResult update_ratio(const RuleContext& c, const ProblemMetric& m) {
   }
   f.evidence.push_back(context("log10_update_to_weight_max", u.log10_max, u.layer_max));
   f.evidence.push_back(context("log10_update_to_weight_min", u.log10_min, u.layer_min));
+  return f;
+}
+
+// ---- Sequences: tokens, attention, residual streams
+
+namespace {
+
+// The first layer from which every later (valid) layer with token statistics is at or above the
+// threshold: where the collapse sets in for good.
+int persistent_from(const RuleContext& c, double threshold) {
+  int from = 0;
+  for (const LayerReport& l : c.r.layers) {
+    if (!forward_valid(c.r, l)) break;
+    if (!l.forward.has_tokens || !std::isfinite(l.forward.token_mean_cosine)) continue;
+    if (l.forward.token_mean_cosine >= threshold) {
+      if (from == 0) from = l.index;
+    } else {
+      from = 0;
+    }
+  }
+  return from;
+}
+
+// Each attention op's mean entropy as a fraction of the uniform rows'.
+struct EntropyScan {
+  int ops = 0;
+  double lowest = kInf, highest = -kInf;
+  int lowest_layer = 0, highest_layer = 0;
+  int first_low = 0;  // the first at or below the collapse threshold
+};
+
+EntropyScan scan_entropy(const RuleContext& c) {
+  EntropyScan e;
+  for (const LayerReport& l : c.r.layers) {
+    if (!forward_valid(c.r, l)) break;
+    if (!l.forward.has_attention) continue;
+    const double u = uniform_attention_entropy(c.r.spec.input.tokens, l.attention.causal);
+    const double f = l.forward.attention_entropy / u;
+    if (!(u > 0) || !std::isfinite(f)) continue;
+    ++e.ops;
+    if (f < e.lowest) {
+      e.lowest = f;
+      e.lowest_layer = l.index;
+    }
+    if (f > e.highest) {
+      e.highest = f;
+      e.highest_layer = l.index;
+    }
+    if (e.first_low == 0 && f <= c.d.attention_entropy_fraction) e.first_low = l.index;
+  }
+  return e;
+}
+
+// The residual sites of one placement, in order (at least two, else none), in a network with
+// attention: the thresholds are set on transformers, and the deep residual MLPs the diagnosis
+// itself advises grow their streams further and measure healthy.
+std::vector<ResidualSite> sites_where(const RuleContext& c, bool post_norm) {
+  std::vector<ResidualSite> out;
+  const bool attention =
+      std::any_of(c.r.layers.begin(), c.r.layers.end(),
+                  [](const LayerReport& l) { return l.kind == OpKind::kAttention; });
+  if (!attention) return out;
+  for (const ResidualSite& s : residual_sites(c.r)) {
+    if (post_norm ? s.post_norm : s.pre_norm && !s.post_norm) out.push_back(s);
+  }
+  if (out.size() < 2) out.clear();
+  return out;
+}
+
+}  // namespace
+
+ProblemMetric token_cosine_metric(const RuleContext& c) {
+  double last = -1.0;
+  for (const LayerReport& l : c.r.layers) {
+    if (!forward_valid(c.r, l)) break;
+    if (l.forward.has_tokens && std::isfinite(l.forward.token_mean_cosine)) {
+      last = l.forward.token_mean_cosine;
+    }
+  }
+  return {last, c.d.token_cosine};
+}
+
+ProblemMetric entropy_collapse_metric(const RuleContext& c) {
+  const EntropyScan e = scan_entropy(c);
+  return {e.ops > 0 ? 1.0 - e.lowest : -kInf, 1.0 - c.d.attention_entropy_fraction};
+}
+
+ProblemMetric entropy_uniform_metric(const RuleContext& c) {
+  const EntropyScan e = scan_entropy(c);
+  return {e.ops > 0 ? e.lowest : -kInf, c.d.attention_uniform_fraction};
+}
+
+ProblemMetric max_logit_metric(const RuleContext& c) {
+  double largest = -kInf;
+  for (const LayerReport& l : c.r.layers) {
+    if (!forward_valid(c.r, l)) break;
+    if (l.forward.has_attention && std::isfinite(l.forward.attention_max_logit)) {
+      largest = std::max(largest, l.forward.attention_max_logit);
+    }
+  }
+  return {largest, c.d.attention_max_logit};
+}
+
+ProblemMetric postnorm_metric(const RuleContext& c) {
+  const std::vector<ResidualSite> sites = sites_where(c, true);
+  if (sites.empty()) return {-kInf, c.d.postnorm_gradient_ratio};
+  const LayerReport& first = c.at(sites.front().layer - 1);
+  const LayerReport& last = c.at(sites.back().layer - 1);
+  if (!gradient_valid(first) || !gradient_valid(last)) return {-kInf, c.d.postnorm_gradient_ratio};
+  const double log10_ratio = grad_log10(last) - grad_log10(first);
+  return {std::isfinite(log10_ratio) ? std::pow(10.0, log10_ratio) : -kInf,
+          c.d.postnorm_gradient_ratio};
+}
+
+ProblemMetric residual_growth_metric(const RuleContext& c) {
+  const std::vector<ResidualSite> sites = sites_where(c, false);
+  if (sites.empty()) return {-kInf, c.d.residual_growth};
+  const LayerReport& first = c.at(sites.front().layer - 1);
+  const LayerReport& last = c.at(sites.back().layer - 1);
+  if (!forward_valid(c.r, last)) return {-kInf, c.d.residual_growth};
+  const double ratio = last.forward.act.rms / first.forward.act.rms;
+  return {std::isfinite(ratio) ? ratio : -kInf, c.d.residual_growth};
+}
+
+RuleResult rank_collapse(const RuleContext& c, const ProblemMetric& m) {
+  if (c.r.spec.input.tokens < 2) return std::nullopt;
+  // Tokens drawn alike (a large input mean): the network did not collapse them.
+  if (c.s.input_correlation >= c.d.token_cosine) return std::nullopt;
+  if (!(m.value >= m.threshold)) return std::nullopt;
+  const int from = persistent_from(c, c.d.token_cosine);
+  int last = 0;
+  for (const LayerReport& l : c.r.layers) {
+    if (forward_valid(c.r, l) && l.forward.has_tokens) last = l.index;
+  }
+  Finding f = make(FindingCode::kRankCollapse, Severity::kWarning, from > 0 ? from : last);
+  f.evidence.push_back(ev("token_mean_cosine", m.value, ">=", c.d.token_cosine, last));
+  f.evidence.push_back(context("input_token_cosine", c.s.input_correlation, 0));
+  f.explanation =
+      "From " + layer_word(from > 0 ? from : last) +
+      " on, the tokens of each example point in nearly the same direction (mean cosine " +
+      fmt_num(m.value, 4) + " between an example's tokens at " + layer_word(last) + ", against " +
+      fmt_num(c.s.input_correlation, 2) +
+      " for the input's): the network maps every position of a sequence to nearly one vector, "
+      "so the output, and the gradient back to each token, no longer tells the tokens apart "
+      "(rank collapse; Dong et al. 2021).";
+  return f;
+}
+
+RuleResult attention_entropy_collapse(const RuleContext& c, const ProblemMetric& m) {
+  if (!(m.value >= m.threshold)) return std::nullopt;
+  const EntropyScan e = scan_entropy(c);
+  const LayerReport& w = c.at(e.lowest_layer - 1);
+  const int tokens = c.r.spec.input.tokens;
+  const double uniform = uniform_attention_entropy(tokens, w.attention.causal);
+  Finding f = make(FindingCode::kAttentionEntropyCollapse, Severity::kWarning, e.first_low);
+  f.evidence.push_back(ev("attention_entropy_fraction", e.lowest,
+                          "<=", c.d.attention_entropy_fraction, e.lowest_layer));
+  f.evidence.push_back(context("attention_entropy", w.forward.attention_entropy, e.lowest_layer));
+  f.evidence.push_back(context("uniform_attention_entropy", uniform, e.lowest_layer));
+  f.evidence.push_back(
+      context("attention_peaked_fraction", w.forward.attention_peaked_fraction, e.lowest_layer));
+  f.explanation =
+      "The attention rows of " + layer_word(e.lowest_layer) + " have a mean entropy of " +
+      fmt_num(w.forward.attention_entropy) + " nats, " + percent(e.lowest) + " of the " +
+      fmt_num(uniform) + " of uniform weights (first at or below " +
+      percent(c.d.attention_entropy_fraction) + " at " + layer_word(e.first_low) +
+      "): a row attends to about " + fmt_num(std::exp(w.forward.attention_entropy), 2) +
+      " of up to " + std::to_string(tokens) + " keys (" +
+      percent(w.forward.attention_peaked_fraction) +
+      " of the rows put over 99% on one), and a softmax that close to one-hot passes almost no "
+      "gradient to the queries and keys.";
+  return f;
+}
+
+RuleResult attention_uniform(const RuleContext& c, const ProblemMetric& m) {
+  const EntropyScan e = scan_entropy(c);
+  // One op may be uniform by chance of its init; every op of a stack is the pattern.
+  if (e.ops < 2 || !(m.value >= m.threshold)) return std::nullopt;
+  Finding f = make(FindingCode::kAttentionUniform, Severity::kInfo, 0);
+  f.evidence.push_back(ev("attention_entropy_fraction", e.lowest,
+                          ">=", c.d.attention_uniform_fraction, e.lowest_layer));
+  f.evidence.push_back(context("attention_ops", e.ops, 0));
+  f.explanation =
+      "All " + std::to_string(e.ops) +
+      " attention ops weigh their keys almost uniformly (the lowest mean entropy, at " +
+      layer_word(e.lowest_layer) + ", is " + percent(e.lowest) +
+      " of the uniform rows'): each output is close to the mean of the values its query may "
+      "see, so attention averages the tokens rather than selecting among them; small query and "
+      "key weights give this at init, and it is harmless while the skip connections keep the "
+      "tokens apart.";
+  return f;
+}
+
+RuleResult exploding_attention_logits(const RuleContext& c, const ProblemMetric& m) {
+  if (!(m.value >= m.threshold)) return std::nullopt;
+  int first = 0, worst = 0;
+  for (const LayerReport& l : c.r.layers) {
+    if (!forward_valid(c.r, l)) break;
+    if (!l.forward.has_attention) continue;
+    if (first == 0 && l.forward.attention_max_logit >= m.threshold) first = l.index;
+    if (l.forward.attention_max_logit == m.value) worst = l.index;
+  }
+  Finding f = make(FindingCode::kExplodingAttentionLogits, Severity::kWarning, first);
+  f.evidence.push_back(ev("attention_max_logit", m.value, ">=", m.threshold, worst));
+  const LayerReport& w = c.at(worst - 1);
+  f.evidence.push_back(context("attention_entropy", w.forward.attention_entropy, worst));
+  f.explanation =
+      "The largest scaled query-key logit reaches " + fmt_num(m.value) + " at " +
+      layer_word(worst) + " (first at or above " + fmt_num(m.threshold) + " at " +
+      layer_word(first) + "): a key whose logit trails the row's best by half that gets " +
+      pow10_text(-0.5 * m.value / std::log(10.0)) +
+      " of its weight, so the softmax saturates to one-hot and the gradient through it "
+      "vanishes; in float16, exp of a logit past 11.1 overflows unless the row's largest is "
+      "subtracted first.";
+  return f;
+}
+
+RuleResult postnorm_gradient_imbalance(const RuleContext& c, const ProblemMetric& m) {
+  if (!(std::isfinite(m.value) && m.value >= m.threshold)) return std::nullopt;
+  const std::vector<ResidualSite> sites = sites_where(c, true);
+  const LayerReport& first = c.at(sites.front().layer - 1);
+  const LayerReport& last = c.at(sites.back().layer - 1);
+  Finding f = make(FindingCode::kPostnormGradientImbalance, Severity::kWarning, last.index);
+  f.evidence.push_back(
+      ev("branch_grad_ratio_last_to_first", m.value, ">=", m.threshold, last.index));
+  f.evidence.push_back(context("log10_branch_grad_first", grad_log10(first), first.index));
+  f.evidence.push_back(context("log10_branch_grad_last", grad_log10(last), last.index));
+  f.explanation =
+      "In this post-norm residual stack the gradient reaching the last residual branch (" +
+      layer_word(last.index) + ") is " + fmt_num(m.value, 3) + " times the first one's (" +
+      layer_word(first.index) +
+      "): the norm after each sum rescales the gradient that passes back through it, so the "
+      "blocks near the output take the largest steps, which is why post-norm transformers need a "
+      "learning-rate warm-up (Xiong et al. 2020).";
+  return f;
+}
+
+RuleResult residual_stream_growth(const RuleContext& c, const ProblemMetric& m) {
+  if (!(std::isfinite(m.value) && m.value >= m.threshold)) return std::nullopt;
+  const std::vector<ResidualSite> sites = sites_where(c, false);
+  const LayerReport& first = c.at(sites.front().layer - 1);
+  const LayerReport& last = c.at(sites.back().layer - 1);
+  Finding f = make(FindingCode::kResidualStreamGrowth, Severity::kWarning, last.index);
+  f.evidence.push_back(
+      ev("stream_rms_ratio_last_to_first", m.value, ">=", m.threshold, last.index));
+  f.evidence.push_back(context("stream_rms_first", first.forward.act.rms, first.index));
+  f.evidence.push_back(context("stream_rms_last", last.forward.act.rms, last.index));
+  f.evidence.push_back(context("residuals", static_cast<double>(sites.size()), 0));
+  f.explanation =
+      "The residual stream's rms grows from " + fmt_num(first.forward.act.rms) +
+      " after the "
+      "first residual (" +
+      layer_word(first.index) + ") to " + fmt_num(last.forward.act.rms) + " after the last (" +
+      layer_word(last.index) + "), " + fmt_num(m.value, 3) + " times: each of the " +
+      std::to_string(sites.size()) +
+      " branches adds its output to the stream, so its variance grows about linearly with depth, "
+      "while each pre-norm branch sees the stream normalised: the blocks near the output change "
+      "it by an ever smaller fraction and act almost like identities.";
   return f;
 }
 

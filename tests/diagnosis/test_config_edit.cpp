@@ -83,6 +83,29 @@ constexpr const char* kLayers = R"({
   "optimizer": {"name": "sgd", "learning_rate": 0.01}
 })";
 
+constexpr const char* kPostNorm = R"({
+  "input": {"width": 16, "batch": 2, "tokens": 4},
+  "layers": [{"transformer": {"blocks": 2, "heads": 2, "placement": "post_norm"}},
+             {"width": 4, "activation": "linear"}]
+})";
+
+constexpr const char* kPreNorm = R"({
+  "input": {"width": 16, "batch": 2, "tokens": 4},
+  "layers": [{"width": 16, "activation": "linear"},
+             {"transformer": {"blocks": 3, "heads": 2, "init": {"name": "normal", "std": 0.2}}}]
+})";
+
+constexpr const char* kPreNormGlu = R"({
+  "input": {"width": 16, "batch": 2, "tokens": 4},
+  "layers": [{"transformer": {"blocks": 2, "heads": 4, "activation": "swiglu", "norm": "rms_norm"}}]
+})";
+
+constexpr const char* kAttention = R"({
+  "input": {"width": 8, "batch": 2, "tokens": 4},
+  "layers": [{"norm": "layer_norm"}, {"attention": {"heads": 2, "scale": 3, "init": "xavier_normal"}},
+             {"repeat": 2, "block": [{"attention": {"causal": false}}]}]
+})";
+
 LayerItem dense_item(int width, Activation a) {
   LayerItem item;
   item.op.kind = OpKind::kDense;
@@ -137,6 +160,16 @@ TEST(ConfigEdit, EveryKindSpellsASetArgumentTheReaderAppliesAsApplyEditsDoes) {
       {kLayers,
        {InputDistributionEdit{InputDistribution::kNormal}, NumberEdit{NumberKey::kInputMean, 0.0},
         NumberEdit{NumberKey::kInputStd, 1.0}}},
+      // The transformer shorthand's keys rewrite its expanded items as the reader expands them.
+      {kPostNorm, {TransformerEdit{"layers[0]", TransformerKey::kPlacementPreNorm}}},
+      {kPreNorm, {TransformerEdit{"layers[1]", TransformerKey::kScalingGpt2}}},
+      {kPreNormGlu, {TransformerEdit{"layers[0]", TransformerKey::kScalingGpt2}}},
+      {kAttention,
+       {AttentionScaleEdit{"layers[1]"},
+        AttentionInitEdit{"layers[1]",
+                          {InitSpec{Init::kXavierNormal, 0.25}, InitSpec{Init::kXavierNormal, 0.25},
+                           InitSpec{Init::kXavierNormal}, InitSpec{Init::kXavierNormal}}},
+        AttentionInitEdit{"layers[2].block[0]", {}}}},
   };
   std::set<std::size_t> kinds;
   for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -160,6 +193,13 @@ TEST(ConfigEdit, SpellingsAreTheConfigReadersSyntax) {
   OptimizerSpec adam;
   adam.kind = OptimizerKind::kAdam;
   EXPECT_EQ(spell_edit(OptimizerEdit{adam}).value, R"({"name": "adam", "learning_rate": 0.001})");
+  EXPECT_EQ(set_argument(spell_edit(AttentionScaleEdit{"layers[1]"})),
+            "--set 'layers[1].attention.scale=1/sqrt(d_head)'");
+  EXPECT_EQ(set_argument(spell_edit(TransformerEdit{"layers[0]", TransformerKey::kScalingGpt2})),
+            "--set 'layers[0].transformer.scaling=gpt2'");
+  EXPECT_EQ(
+      set_argument(spell_edit(TransformerEdit{"layers[2]", TransformerKey::kPlacementPreNorm})),
+      "--set 'layers[2].transformer.placement=pre_norm'");
 }
 
 // Every advice the shipped configs (and a few mistakes set on top) get: its edits spell its

@@ -877,5 +877,217 @@ TEST(AdviceCheck, EveryAdviceOfTheShippedConfigsIsValidConfig) {
   }
 }
 
+// ---- Sequences: tokens, attention, residual streams
+
+// A config as JSON text with --set style overrides (the sequence findings' networks).
+struct TextCase {
+  std::string json;
+  std::vector<std::pair<std::string, std::string>> sets{};
+
+  RunSpec spec(const std::vector<ConfigChange>& extra = {}) const {
+    std::vector<ConfigOverride> out;
+    for (const auto& [path, value] : sets) out.push_back({path, value, "--set " + path});
+    for (const ConfigChange& c : extra) out.push_back({c.path, c.value, "advice"});
+    return parse_run_spec(json, "seq.json", "seq", out);
+  }
+  Report run() const { return run_diagnostic(spec()); }
+  Rerun rerun() const {
+    return [](const RunSpec& advised) { return run_diagnostic(advised); };
+  }
+};
+
+// d = 64, 4 examples of 16 tokens, seed 3: small enough to run in well under a second.
+std::string sequence_config(const std::string& layers) {
+  return R"({"name": "seq", "seed": 3, "input": {"width": 64, "batch": 4, "tokens": 16},
+             "layers": )" +
+         layers + "}";
+}
+
+std::string transformer(int blocks, const std::string& more = "") {
+  return sequence_config(R"([{"transformer": {"blocks": )" + std::to_string(blocks) +
+                         R"(, "heads": 4)" + more + "}}]");
+}
+
+const Evidence& test_evidence(const Finding& f) {
+  for (const Evidence& e : f.evidence) {
+    if (!e.relation.empty()) return e;
+  }
+  ADD_FAILURE() << f.code << " has no tested evidence";
+  static const Evidence none;
+  return none;
+}
+
+// The first advice of a finding (or its root) that --check-advice kept and re-ran.
+const Advice* kept_advice(Report& r, const TextCase& c, const std::string& code) {
+  check_advice(r, c.rerun());
+  const Finding& f = advice_holder(r, code);
+  for (const Advice& a : f.advice) {
+    if (a.check) return &a;
+  }
+  std::string seen;
+  for (const Advice& a : f.rejected_advice) seen += " rejected: " + a.text;
+  ADD_FAILURE() << code << ": no kept advice" << seen;
+  return nullptr;
+}
+
+TEST(Sequences, ATransformerAtItsDefaultsRaisesNoSequenceWarning) {
+  // Pre-norm, xavier_normal, 4 blocks: token cosine 0.32 at the output, attention
+  // entropy 83-88% of uniform, largest logit 4.3, stream growth 1.6x.
+  const Report r = TextCase{transformer(4)}.run();
+  EXPECT_TRUE(warning_codes(r).empty()) << describe(r);
+  for (const char* code : {"rank_collapse", "attention_entropy_collapse", "attention_uniform",
+                           "exploding_attention_logits", "residual_stream_growth"}) {
+    EXPECT_FALSE(has_code(r, code)) << code;
+  }
+}
+
+TEST(Sequences, AttentionWithoutSkipsCollapsesTheTokensAndSkipsUndoIt) {
+  // Six attention ops in a row: each averages the tokens, and nothing carries them past it.
+  const TextCase c{sequence_config(R"([{"repeat": 6, "block": [{"attention": {"heads": 4}}]}])")};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "rank_collapse")) << describe(r);
+  const Finding& f = finding(r, "rank_collapse");
+  // Measured: 0.38, 0.88, 0.97, 0.99, 0.998, 0.999 after each op; the input's is 0 (iid tokens).
+  EXPECT_EQ(f.layer, 3);
+  EXPECT_GT(test_evidence(f).value, 0.99);
+  EXPECT_EQ(test_evidence(f).layer, 6);
+  const Advice* a = kept_advice(r, c, "rank_collapse");
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->changes.size(), 1u);
+  EXPECT_EQ(a->changes.front().path, "layers");
+  EXPECT_NE(a->changes.front().value.find("\"residual\""), std::string::npos);
+  EXPECT_TRUE(a->check->helped);
+  // 0.46 with a norm at the head of each branch; bare skips (0.78) let the logits grow past 50.
+  EXPECT_LT(a->check->after, 0.6);
+  EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  EXPECT_NO_THROW(c.spec(a->changes));
+}
+
+TEST(Sequences, APostNormGptCollapsesItsTokensAndPreNormKeepsThemApart) {
+  // 12 post-norm blocks at d = 128, 8 x 32 tokens, seed 11: the norm after each sum scales the
+  // skip down with the branch, and the token cosine climbs 0.05, 0.35, 0.64, 0.85, 0.94, 0.97 to
+  // 0.98 at the output; the same blocks pre-norm end at 0.64.
+  const TextCase c{R"({"name": "gpt", "seed": 11, "input": {"width": 128, "batch": 8, "tokens": 32},
+      "layers": [{"transformer": {"blocks": 12, "heads": 4, "placement": "post_norm"}}]})"};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "rank_collapse")) << describe(r);
+  EXPECT_NEAR(test_evidence(finding(r, "rank_collapse")).value, 0.980, 1e-3);
+  const Advice* a = kept_advice(r, c, "rank_collapse");
+  ASSERT_NE(a, nullptr);
+  // The shorthand already has skips: no rewrite wraps it again.
+  ASSERT_EQ(a->changes.size(), 1u);
+  EXPECT_EQ(a->changes.front().path, "layers[0].transformer.placement");
+  EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  EXPECT_NO_THROW(c.spec(a->changes));
+}
+
+TEST(Sequences, LargeQueryKeyInitsExplodeTheLogitsAndCollapseTheEntropy) {
+  // Query and key gains of 4 multiply the logits by 16: largest 69 and 58 (3-5 at gain 1),
+  // entropy 7-8% of uniform (83-86%), 68% of the rows over 99% on one key.
+  const TextCase c{sequence_config(
+      R"([{"repeat": 2, "residual": {}, "block": [{"norm": "layer_norm"}, {"attention": {"heads": 4,
+           "init": {"query": {"name": "xavier_normal", "gain": 4},
+                    "key": {"name": "xavier_normal", "gain": 4}}}}]}])")};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "exploding_attention_logits")) << describe(r);
+  const Finding& logits = finding(r, "exploding_attention_logits");
+  EXPECT_NEAR(test_evidence(logits).value, 68.9, 0.5);  // the float32 run's own logit
+  EXPECT_EQ(logits.layer, 2);
+  ASSERT_TRUE(has_code(r, "attention_entropy_collapse"));
+  const Finding& entropy = finding(r, "attention_entropy_collapse");
+  EXPECT_EQ(entropy.cause, "exploding_attention_logits");
+  EXPECT_LT(test_evidence(entropy).value, 0.1);
+  const Advice* a = kept_advice(r, c, "exploding_attention_logits");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->changes.front().path, "layers[0].block[1].attention.init");
+  EXPECT_TRUE(a->check->helped);
+  EXPECT_LT(a->check->after, 50.0);
+  EXPECT_EQ(a->check->verdict_after, Verdict::kHealthy);
+  EXPECT_NO_THROW(c.spec(a->changes));
+}
+
+TEST(Sequences, AConstantScaleOfOneCollapsesTheEntropyAndTheAdviceIsOneOverSqrtDHead) {
+  // One head of d_head = 64 at scale 1: the logits are 8x the standard ones (largest 26 and 29,
+  // below the 50 of exploding logits), entropy 12-15% of uniform ln 16.
+  const TextCase c{sequence_config(
+      R"([{"repeat": 2, "residual": {}, "block": [{"norm": "layer_norm"},
+           {"attention": {"heads": 1, "scale": 1, "causal": false}}]}])")};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "attention_entropy_collapse")) << describe(r);
+  EXPECT_FALSE(has_code(r, "exploding_attention_logits"));
+  const Finding& f = finding(r, "attention_entropy_collapse");
+  EXPECT_LT(test_evidence(f).value, 0.2);
+  EXPECT_GT(test_evidence(f).value, 0.1);
+  const Advice* a = kept_advice(r, c, "attention_entropy_collapse");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->changes.front().path, "layers[0].block[1].attention.scale");
+  EXPECT_EQ(a->changes.front().value, "1/sqrt(d_head)");
+  EXPECT_TRUE(a->check->helped);
+  EXPECT_NO_THROW(c.spec(a->changes));
+}
+
+TEST(Sequences, GptTwosSmallInitLeavesEveryAttentionUniformAsAnInfo) {
+  // Normal(0, 0.02) weights: logits of order 0.01, entropy 99.9% of uniform at all 4 ops.
+  const TextCase c{transformer(4, R"(, "init": {"name": "normal", "std": 0.02})")};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "attention_uniform")) << describe(r);
+  const Finding& f = finding(r, "attention_uniform");
+  EXPECT_EQ(f.severity, Severity::kInfo);
+  EXPECT_GT(test_evidence(f).value, 0.99);
+  // Advice in words only: kept by --check-advice without a re-run.
+  check_advice(r, c.rerun());
+  const Finding& after = finding(r, "attention_uniform");
+  ASSERT_EQ(after.advice.size(), 1u);
+  EXPECT_TRUE(after.advice.front().changes.empty());
+  EXPECT_FALSE(after.advice.front().check.has_value());
+  // xavier_normal selects: 83-88% of uniform.
+  EXPECT_FALSE(has_code(TextCase{transformer(4)}.run(), "attention_uniform"));
+}
+
+TEST(Sequences, AnUnscaledPreNormStackGrowsItsStreamAndGptTwoScalingHoldsIt) {
+  // Stream rms after the last residual over the first: 2.83 at 12 blocks, 4.15 at 24, 6.27 at
+  // 48 (1.15 -> 7.22); with gpt2's 1/sqrt(2N), 1.16 at 48.
+  const TextCase c{transformer(48)};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "residual_stream_growth")) << describe(r);
+  const Finding& f = finding(r, "residual_stream_growth");
+  EXPECT_NEAR(test_evidence(f).value, 6.265, 1e-3);  // this run's ratio, to 4 digits
+  const Advice* a = kept_advice(r, c, "residual_stream_growth");
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->changes.size(), 1u);
+  EXPECT_EQ(a->changes.front().path, "layers[0].transformer.scaling");
+  EXPECT_EQ(a->changes.front().value, "gpt2");
+  EXPECT_TRUE(a->check->helped);
+  EXPECT_LT(a->check->after, 1.2);
+  EXPECT_NO_THROW(c.spec(a->changes));
+  EXPECT_FALSE(has_code(TextCase{transformer(24)}.run(), "residual_stream_growth"));
+}
+
+TEST(Sequences, PostNormBranchGradientsAreNearlyEvenAtInitAndPreNormIsTheAdvice) {
+  // Branch gradient rms at the last residual over the first: 1.23, 1.18, 1.49 at 6, 12, 24
+  // blocks; 0.98 with deepnorm. Below the default 2, so nothing fires; at 1.4 the 24-block one
+  // does, and pre-norm (no post-norm residual left) answers it.
+  const std::string post = R"(, "placement": "post_norm")";
+  EXPECT_FALSE(has_code(TextCase{transformer(24, post)}.run(), "postnorm_gradient_imbalance"));
+  const TextCase c{transformer(24, post), {{"diagnosis.postnorm_gradient_ratio", "1.4"}}};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "postnorm_gradient_imbalance")) << describe(r);
+  EXPECT_NEAR(test_evidence(finding(r, "postnorm_gradient_imbalance")).value, 1.49, 0.01);
+  // These blocks collapse their tokens too (post-norm, 24 blocks): the pre-norm advice is listed
+  // once, under rank_collapse, and answers both.
+  const Advice* a = kept_advice(r, c, "rank_collapse");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->changes.front().path, "layers[0].transformer.placement");
+  EXPECT_EQ(a->changes.front().value, "pre_norm");
+  EXPECT_TRUE(a->check->helped);
+  for (const std::string& after : a->check->findings_after) {
+    EXPECT_EQ(after.find("postnorm_gradient_imbalance"), std::string::npos) << after;
+  }
+  EXPECT_NO_THROW(c.spec(a->changes));
+  const TextCase deepnorm{transformer(24, post + R"(, "scaling": "deepnorm")"),
+                          {{"diagnosis.postnorm_gradient_ratio", "1.4"}}};
+  EXPECT_FALSE(has_code(deepnorm.run(), "postnorm_gradient_imbalance"));
+}
+
 }  // namespace
 }  // namespace gradscope

@@ -2,6 +2,7 @@
 // applies to a RunSpec), apart from the `--set PATH=VALUE` text it is spelled as for the user.
 #pragma once
 
+#include <array>
 #include <string>
 #include <variant>
 #include <vector>
@@ -67,7 +68,28 @@ struct OptimizerEdit {
   OptimizerSpec optimizer{};
 };
 
+// The attention ops of an `attention` item at `layer`: the default 1/sqrt(d_head) scale.
+struct AttentionScaleEdit {
+  std::string layer;
+};
+
+// The attention ops of an `attention` item at `layer`: the inits of its four projections.
+struct AttentionInitEdit {
+  std::string layer;
+  std::array<InitSpec, 4> init{};  // query, key, value, output
+};
+
+// A key of the `transformer` item at `layer` ("layers[1]"). The spec holds the shorthand expanded
+// (every item carrying that path), so applying the edit rewrites those items as the reader would
+// expand the shorthand with the new value: pre_norm from post_norm, gpt2 from no scaling.
+enum class TransformerKey : int { kPlacementPreNorm, kScalingGpt2 };
+struct TransformerEdit {
+  std::string layer;
+  TransformerKey key = TransformerKey::kPlacementPreNorm;
+};
+
 using ConfigEdit = std::variant<ActivationEdit, InitEdit, BiasEdit, NormEdit, LayersEdit,
-                                RemoveEdit, NumberEdit, InputDistributionEdit, OptimizerEdit>;
+                                RemoveEdit, NumberEdit, InputDistributionEdit, OptimizerEdit,
+                                AttentionScaleEdit, AttentionInitEdit, TransformerEdit>;
 
 }  // namespace gradscope

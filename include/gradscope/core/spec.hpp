@@ -201,6 +201,19 @@ struct DiagnosisSpec {
   // An init whose sw2 is off from the activation's signal-preserving sw2 by this factor or more
   // is mismatched.
   double init_mismatch_factor = 1.5;
+  // Sequences (docs/diagnosis.md says where each default comes from). Mean cosine between the
+  // tokens of an example at the output at or above this (and above the input's): rank collapse.
+  double token_cosine = 0.9;
+  // An attention op whose mean entropy is at most this fraction of the uniform rows' entropy has
+  // collapsed onto single keys; one within this fraction of it at every attention op is uniform.
+  double attention_entropy_fraction = 0.2;
+  double attention_uniform_fraction = 0.99;
+  // The largest scaled query-key logit of an attention op at or above this saturates its softmax.
+  double attention_max_logit = 50.0;
+  // A post-norm residual stack: rms of the branch gradient at the last block over the first's.
+  double postnorm_gradient_ratio = 2.0;
+  // A pre-norm residual stack: rms of the stream at its last residual over its first's.
+  double residual_growth = 5.0;
 };
 
 struct RunSpec {

@@ -29,13 +29,19 @@ enum class FindingCode : int {
   kFp16ActivationOverflow,
   kBf16GradientUnderflow,
   kUpdateRatio,
+  kRankCollapse,
+  kAttentionEntropyCollapse,
+  kAttentionUniform,
+  kExplodingAttentionLogits,
+  kPostnormGradientImbalance,
+  kResidualStreamGrowth,
   kSaturatingHiddenActivation,
   kMismatchedInit,
   kSigmoidOutputMulticlass,
   kPlainDeepStack,
   kUnnormalizedInput,
 };
-inline constexpr int kFindingCodeCount = 17;
+inline constexpr int kFindingCodeCount = 23;
 
 struct FindingInfo {
   FindingCode code;
