@@ -54,8 +54,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto rows = static_cast<std::size_t>(t.shape[0]);
   const auto n1 = t.shape.size() >= 2 ? static_cast<std::size_t>(t.shape[1]) : std::size_t{1};
   const auto n2 = t.shape.size() == 3 ? static_cast<std::size_t>(t.shape[2]) : std::size_t{1};
-  require(n2 == 0 || n1 <= t.values.size() / n2, "fewer values than the shape holds");
-  const std::size_t cols = n1 * n2;  // C order: (rows, cols), a 3-D array's last two together
+  // C order: (rows, cols), a 3-D array's last two together. Their product may overflow only
+  // beside a zero first dimension, where there is nothing to compare.
+  std::size_t cols = 0;
+  if (__builtin_mul_overflow(n1, n2, &cols)) {
+    require(rows == 0 && t.values.empty(), "a shape that overflows holds values");
+    return 0;
+  }
   require(cols == 0 || rows <= t.values.size() / cols, "fewer values than the shape holds");
   require(t.values.size() == rows * cols, "values do not match the shape");
   for (const double v : t.values) require(std::isfinite(v), "a NaN or Inf was returned");
