@@ -75,6 +75,34 @@ print(f"  weights + backward cache        {mib(need):.0f} MiB (estimate, from th
 print(f"  measured peak RSS               {mib(peak):.0f} MiB")
 print(f"  peak / (weights + cache)        {peak / need:.2f}  (target <= 1.3)")
 PY
+# The floor: the job's matrix products (forward, backward to the input, the weight gradients; the
+# attention core full T x T, as both programs compute it) at this machine's GEMM speed on both
+# cores, measured now on a product of the job's own shape.
+OPENBLAS_NUM_THREADS=2 /usr/bin/python3 - "$t_gs_tf" "$best_torch_tf" <<'PY'
+import sys, time
+import numpy as np
+t_gs, t_torch = float(sys.argv[1]), float(sys.argv[2])
+N, D, T, B = 12, 768, 256, 8
+n = B * T
+forward = N * (2 * n * 12 * D * D + 4 * B * T * T * D)  # QKVO + MLP, then QK^T and PV
+flops = 3 * forward
+a = np.random.default_rng(0).standard_normal((n, D), dtype=np.float32)
+w = np.random.default_rng(1).standard_normal((D, 4 * D), dtype=np.float32)
+a @ w
+best = float("inf")
+for _ in range(5):
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ w
+    best = min(best, time.perf_counter() - t0)
+rate = 10 * 2 * n * D * 4 * D / best
+floor = flops / rate
+print(f"  matrix products of the job      {flops / 1e9:.0f} GFLOP")
+print(f"  GEMM speed, both cores          {rate / 1e9:.0f} GFLOP/s (numpy's OpenBLAS, {n}x{D} by {D}x{4 * D})")
+print(f"  floor: those products at that speed  {floor:.2f} s")
+print(f"  gradscope / floor               {t_gs / floor:.2f}")
+print(f"  best pytorch / floor            {t_torch / floor:.2f}  (so the target 2x needs gradscope at {t_torch / floor / 2:.2f} of the floor)")
+PY
 
 echo
 echo "== the deep job: depth 10,000 under a 4 GiB memory budget (several minutes)"

@@ -209,26 +209,35 @@ void fill_token_stats(const Mat<Scalar>& y, Eigen::Index tokens, ForwardStats& f
   std::vector<Part> parts(static_cast<std::size_t>(examples));
   pool.run(examples, [&](std::int64_t e) {
     Part& part = parts[static_cast<std::size_t>(e)];
-    const Eigen::MatrixXd x = y.middleCols(e * tokens, tokens).template cast<double>();
+    const auto x = y.middleCols(e * tokens, tokens);
     if (!x.allFinite()) {
       part.finite = false;
       return;
     }
     // sum over t != t' of cos = ||sum_t u_t||^2 - sum_t ||u_t||^2, u_t = y_t / ||y_t|| (0 for a
-    // zero token).
+    // zero token). Every sum is taken in double, column by column, without a double copy.
     Eigen::VectorXd u_sum = Eigen::VectorXd::Zero(d);
+    Eigen::VectorXd mean = Eigen::VectorXd::Zero(d);
+    Eigen::VectorXd col(d);  // the token in double, for vectorised passes over it
     double u_squares = 0.0;
     for (Eigen::Index t = 0; t < tokens; ++t) {
-      const double norm = x.col(t).norm();
+      col = x.col(t).template cast<double>();
+      mean += col;
+      const double norm = col.norm();
       if (norm > 0.0) {
-        u_sum += x.col(t) / norm;
-        u_squares += (x.col(t) / norm).squaredNorm();
+        col /= norm;
+        u_sum += col;
+        u_squares += col.squaredNorm();
       }
     }
     const double pairs = static_cast<double>(tokens) * static_cast<double>(tokens - 1);
     part.cosine = (u_sum.squaredNorm() - u_squares) / pairs;
-    const Eigen::VectorXd mean = x.rowwise().mean();
-    part.centered = (x.colwise() - mean).squaredNorm();
+    mean /= static_cast<double>(tokens);
+    // Two passes (mean, then deviations) so a large common offset does not cancel the spread.
+    for (Eigen::Index t = 0; t < tokens; ++t) {
+      col = x.col(t).template cast<double>();
+      part.centered += (col - mean).squaredNorm();
+    }
   });
   double cosine = 0.0;
   double centered = 0.0;

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "gradscope/core/network.hpp"
+#include "gradscope/core/parallel.hpp"
 
 namespace gradscope::ops {
 
@@ -30,6 +31,18 @@ inline Range task_range(std::int64_t task, Eigen::Index n, Eigen::Index per_task
 inline std::int64_t row_tasks(Eigen::Index rows) { return tasks_for(rows, kRowsPerTask); }
 inline Range task_rows(std::int64_t task, Eigen::Index rows) {
   return task_range(task, rows, kRowsPerTask);
+}
+
+// out = lhs * rhs with a block of out's rows a task: every core on one product, and the same bits
+// whatever the thread count (the blocks follow the shape). `out` is sized by the caller; it may be
+// a block of a larger matrix.
+template <class Lhs, class Rhs, class Out>
+void product_by_rows(const Lhs& lhs, const Rhs& rhs, Out&& out, ThreadPool& pool) {
+  const Eigen::Index n = lhs.rows();
+  pool.run(row_tasks(n), [&](std::int64_t t) {
+    const Range r = task_rows(t, n);
+    out.middleRows(r.begin, r.size).noalias() = lhs.middleRows(r.begin, r.size) * rhs;
+  });
 }
 
 }  // namespace gradscope::ops

@@ -42,11 +42,10 @@ struct RowPartial {
 };
 
 // out = rows [begin, begin + n) of w times x plus the same rows of the bias (when it is not
-// empty), a block of rows a task.
-template <class Scalar>
+// empty), a block of rows a task. `out` (n, batch) may be a block of a larger matrix.
+template <class Scalar, class Out>
 void project_rows(const Mat<Scalar>& w, Eigen::Index begin, Eigen::Index n, const Vec<Scalar>& b,
-                  const Mat<Scalar>& x, Mat<Scalar>& out, ThreadPool& pool) {
-  out.resize(n, x.cols());
+                  const Eigen::Ref<const Mat<Scalar>>& x, Out&& out, ThreadPool& pool) {
   pool.run(row_tasks(n), [&](std::int64_t t) {
     const Range r = task_rows(t, n);
     auto block = out.middleRows(r.begin, r.size);
@@ -112,13 +111,8 @@ void attention_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, For
   const AttentionSpec& spec = a.op.attention;
   const Dims n = dims_of(a.op, x, a.tokens);
   const Scalar scale = static_cast<Scalar>(attention_scale(spec, static_cast<int>(n.d)));
-  Mat<Scalar> inner;  // [q; k; v; o], (4d, batch)
-  {
-    Mat<Scalar> qkv;
-    project_rows(w, 0, 3 * n.d, a.bias, x, qkv, a.pool);
-    inner.resize(4 * n.d, x.cols());
-    inner.topRows(3 * n.d) = qkv;
-  }
+  Mat<Scalar> inner(4 * n.d, x.cols());  // [q; k; v; o]
+  project_rows<Scalar>(w, 0, 3 * n.d, a.bias, x, inner.topRows(3 * n.d), a.pool);
   const Eigen::Index pairs = n.examples * n.heads;
   Mat<Scalar> probs(n.tokens, n.tokens * pairs);  // P of pair e * heads + h at columns (e h) T
   const bool stats = fs != nullptr;
@@ -137,8 +131,8 @@ void attention_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, For
   });
   Mat<Scalar>& y = cache.out;  // (d, batch)
   if (spec.output_projection) {
-    const Mat<Scalar> o = inner.bottomRows(n.d);
-    project_rows(w, 3 * n.d, n.d, a.bias, o, y, a.pool);
+    y.resize(n.d, x.cols());
+    project_rows<Scalar>(w, 3 * n.d, n.d, a.bias, inner.bottomRows(n.d), y, a.pool);
   } else {
     y = inner.bottomRows(n.d);
   }
@@ -196,8 +190,10 @@ GradPartial attention_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>
   Mat<Scalar> d_o;  // (d, batch)
   Mat<Scalar> dwo;  // (d, d)
   if (spec.output_projection) {
-    d_o.noalias() = w.bottomRows(n.d).transpose() * g;
-    dwo.noalias() = g * inner.bottomRows(n.d).transpose();
+    d_o.resize(n.d, x.cols());
+    product_by_rows(w.bottomRows(n.d).transpose(), g, d_o, a.pool);
+    dwo.resize(n.d, n.d);
+    product_by_rows(g, inner.bottomRows(n.d).transpose(), dwo, a.pool);
   } else {
     d_o = g;
   }
@@ -234,7 +230,8 @@ GradPartial attention_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>
     if (out) {
       dw = std::move(dwo);
     } else {
-      dw.noalias() = dqkv.middleRows(j * n.d, n.d) * x.transpose();
+      dw.resize(n.d, n.d);
+      product_by_rows(dqkv.middleRows(j * n.d, n.d), x.transpose(), dw, a.pool);
     }
     params.push_back(param_stats<Scalar>(name + ".weight", {d, d}, dw, w.middleRows(j * n.d, n.d),
                                          exp2, a.optimizer, weights));

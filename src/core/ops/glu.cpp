@@ -121,9 +121,9 @@ GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad
     // Held as the stacked layout's rows: dW1, dW3 (hidden, d), and dW2^T = m g^T (hidden, d).
     Mat<Scalar> dw(hidden, d);
     if (down) {
-      dw.noalias() = m * g.transpose();
+      product_by_rows(m, g.transpose(), dw, a.pool);
     } else {
-      dw.noalias() = dh.middleRows(j * hidden, hidden) * x.transpose();
+      product_by_rows(dh.middleRows(j * hidden, hidden), x.transpose(), dw, a.pool);
     }
     const std::vector<std::int64_t> shape = down ? std::vector{dd, hd} : std::vector{hd, dd};
     params.push_back(param_stats<Scalar>(
