@@ -61,7 +61,15 @@ fi
 # Debug: no -DNDEBUG, so asserts stay on; fuzz/CMakeLists.txt adds -O1. Only the fuzz targets
 # are built, so OpenBLAS, the ONNX library, tests and benchmarks are left out of the configuration
 # (fuzz_onnx compiles the ONNX reader itself, instrumented).
-cmake -S . -B "$build_dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
+# Through ccache when it is there (scripts/dev.sh installs it), so another copy of the repository
+# reuses these objects; the debug info then names the first copy's paths, which the fuzzers never
+# read.
+launcher=()
+if command -v ccache >/dev/null 2>&1; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+fi
+cmake -S . -B "$build_dir" "${launcher[@]}" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=Debug \
   -DGRADSCOPE_BUILD_FUZZ=ON -DGRADSCOPE_BUILD_TESTS=OFF -DGRADSCOPE_BUILD_BENCH=OFF \
   -DGRADSCOPE_USE_OPENBLAS=OFF -DGRADSCOPE_WITH_ONNX=OFF >"$scratch/configure.log" 2>&1 || {
   cat "$scratch/configure.log" >&2

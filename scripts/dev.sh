@@ -10,7 +10,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(g++ cmake make libeigen3-dev libfmt-dev nlohmann-json3-dev libgtest-dev libcli11-dev
+# ccache: a second build of the same sources (another clone, a clean build directory) reuses the
+# first one's objects; the set-up test builds a fresh copy of the repository inside the suite.
+PACKAGES=(g++ cmake make ccache libeigen3-dev libfmt-dev nlohmann-json3-dev libgtest-dev libcli11-dev
           libopenblas-dev libonnx-dev libprotobuf-dev protobuf-compiler)
 
 install_missing() {
@@ -32,7 +34,10 @@ install_missing() {
 }
 
 build() {
-  cmake --preset release >/dev/null
+  # Paths under the checkout are hashed relative to it, so any copy of the repository hits the
+  # same cache entries.
+  export CCACHE_BASEDIR="$PWD"
+  cmake --preset release -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
   cmake --build --preset release
 }
 

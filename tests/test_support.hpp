@@ -12,6 +12,7 @@
 
 #include "gradscope/core/activation.hpp"
 #include "gradscope/core/spec.hpp"
+#include "support/paths.hpp"
 
 namespace gradscope::testing {
 

@@ -24,6 +24,7 @@
 #include "gradscope/report/compare_text.hpp"
 #include "gradscope/version.hpp"
 #include "report_fixtures.hpp"
+#include "support/paths.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {

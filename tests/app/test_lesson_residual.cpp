@@ -11,6 +11,7 @@
 
 #include "gradscope/app/lesson.hpp"
 #include "report/text_format.hpp"
+#include "support/paths.hpp"
 
 namespace gradscope {
 namespace {

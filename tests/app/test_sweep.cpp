@@ -25,6 +25,7 @@
 #include "gradscope/io/config.hpp"
 #include "gradscope/io/sweep_json.hpp"
 #include "gradscope/report/sweep_text.hpp"
+#include "support/paths.hpp"
 #include "xml_check.hpp"
 
 namespace gradscope {

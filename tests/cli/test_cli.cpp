@@ -31,6 +31,7 @@
 #include "gradscope/core/activation.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/init.hpp"
+#include "support/paths.hpp"
 
 namespace gradscope {
 namespace {

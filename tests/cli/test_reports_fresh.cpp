@@ -15,6 +15,7 @@
 #include "gradscope/io/config.hpp"
 #include "gradscope/io/report_json.hpp"
 #include "json_schema.hpp"
+#include "support/paths.hpp"
 
 namespace gradscope {
 namespace {

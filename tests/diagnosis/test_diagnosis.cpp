@@ -16,6 +16,7 @@
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/engine/engine.hpp"
 #include "gradscope/io/config.hpp"
+#include "support/paths.hpp"
 
 namespace gradscope {
 namespace {

@@ -15,6 +15,7 @@
 #include "gradscope/engine/memory.hpp"
 #include "gradscope/io/config.hpp"
 #include "gradscope/io/report_json.hpp"
+#include "support/paths.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {

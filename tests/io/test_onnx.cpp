@@ -23,6 +23,7 @@
 #include "gradscope/engine/engine.hpp"
 #include "gradscope/io/config.hpp"
 #include "gradscope/io/onnx_import.hpp"
+#include "support/paths.hpp"
 
 namespace gradscope {
 namespace {

@@ -18,6 +18,7 @@
 #include "gradscope/io/report_json.hpp"
 #include "gradscope/version.hpp"
 #include "report_fixtures.hpp"
+#include "support/paths.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {

@@ -23,6 +23,7 @@
 #include "gradscope/version.hpp"
 #include "json_schema.hpp"
 #include "report_fixtures.hpp"
+#include "support/paths.hpp"
 #include "test_support.hpp"
 
 namespace gradscope {

@@ -16,6 +16,7 @@
 #include "gradscope/io/report_json.hpp"
 #include "json_schema.hpp"
 #include "report_fixtures.hpp"
+#include "support/paths.hpp"
 
 namespace gradscope {
 namespace {

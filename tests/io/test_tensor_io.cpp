@@ -21,6 +21,7 @@
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/rng.hpp"
 #include "gradscope/io/tensor_io.hpp"
+#include "support/paths.hpp"
 
 // ---------------------------------------------------------------------------------------------
 // The largest single allocation while a scope is measuring: replacing the global operator new

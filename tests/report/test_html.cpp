@@ -20,6 +20,7 @@
 #include "gradscope/io/config.hpp"
 #include "gradscope/report/html.hpp"
 #include "gradscope/report/sweep_text.hpp"
+#include "support/paths.hpp"
 #include "xml_check.hpp"
 
 namespace gradscope {
