@@ -55,6 +55,9 @@ std::string format_shortest(double x) {
 std::string format_pow10(double log10, int decimals) {
   if (std::isnan(log10)) return "n/a";
   if (std::isinf(log10)) return log10 > 0 ? "inf" : "0";
+  // Past a billion decades the mantissa has no digits left and the exponent no int: the power
+  // itself, e.g. 10^-6.65e+37 (a softmax weight behind a logit gap of 1.5e38).
+  if (std::abs(log10) >= 1e9) return print("10^%.3g", log10);
   double exponent = std::floor(log10);
   double mantissa = std::pow(10.0, log10 - exponent);
   // A mantissa that would round up to "10.0" moves to the next decade.

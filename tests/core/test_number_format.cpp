@@ -72,6 +72,13 @@ TEST(NumberFormat, Pow10SpellsEveryDecadeAndRoundsUpIntoTheNext) {
   EXPECT_EQ(format_pow10(kNaN, 2), "n/a");
 }
 
+TEST(NumberFormat, Pow10PastABillionDecadesSpellsThePowerNotAWrappedExponent) {
+  // e^-7.65e37 (half a float32 logit gap of 1.53e38): the exponent overflows an int.
+  EXPECT_EQ(format_pow10(-3.3223e37, 1), "10^-3.32e+37");
+  EXPECT_EQ(format_pow10(2.5e9, 2), "10^2.5e+09");
+  EXPECT_EQ(format_pow10(-999999999.5, 1), "3.2e-1000000000");
+}
+
 TEST(NumberFormat, BytesTakeTheLargestBinaryUnitBelowTheCount) {
   EXPECT_EQ(format_bytes(0), "0 B");
   EXPECT_EQ(format_bytes(1023), "1023 B");

@@ -1007,6 +1007,48 @@ TEST(Sequences, LargeQueryKeyInitsExplodeTheLogitsAndCollapseTheEntropy) {
   EXPECT_NO_THROW(c.spec(a->changes));
 }
 
+TEST(Sequences, LogitsAtTheEdgeOfFloat32AreMeasuredAlikeInBothPrecisionsAndWordedWithoutWrap) {
+  // A query-key scale of 1e37 puts the largest logit at 1.5e38, just inside float32 (3.4e38):
+  // both twins see one-hot rows (entropy 0, every row peaked), and the explanation's weight of a
+  // key half that gap behind, 10^-(0.5 * 1.5e38 / ln 10), is spelled as a power, not an int
+  // exponent that wrapped. At 1e300 float32's scale itself is inf: non-finite from that op on,
+  // while float64 still measures it.
+  const std::string layers =
+      R"([{"attention": {"heads": 2, "scale": SCALE}}, {"attention": {"heads": 2}},
+          {"width": 64, "activation": "relu"}])";
+  auto config = [&](const char* scale) {
+    std::string l = layers;
+    l.replace(l.find("SCALE"), 5, scale);
+    return sequence_config(l);
+  };
+  double logit32 = 0.0;
+  for (const char* precision : {"float32", "float64"}) {
+    const TextCase c{config("1e37"), {{"precision", precision}}};
+    const Report r = c.run();
+    const ForwardStats& f = r.layers.front().forward;
+    ASSERT_TRUE(f.has_attention) << precision;
+    EXPECT_EQ(f.attention_entropy, 0.0) << precision;
+    EXPECT_EQ(f.attention_peaked_fraction, 1.0) << precision;
+    EXPECT_GT(f.attention_max_logit, 1e38) << precision;
+    if (logit32 == 0.0) {
+      logit32 = f.attention_max_logit;
+    } else {
+      // float32 rounds q, k and their 32-term dot product: a few parts in 1e7.
+      EXPECT_NEAR(f.attention_max_logit / logit32, 1.0, 1e-5);
+    }
+    ASSERT_TRUE(has_code(r, "exploding_attention_logits")) << describe(r);
+    const std::string text = finding(r, "exploding_attention_logits").explanation;
+    EXPECT_NE(text.find("10^-"), std::string::npos) << text;
+    EXPECT_EQ(text.find("2147483648"), std::string::npos) << text;
+  }
+  const Report r32 = TextCase{config("1e300"), {{"precision", "float32"}}}.run();
+  ASSERT_TRUE(has_code(r32, "non_finite")) << describe(r32);
+  EXPECT_EQ(finding(r32, "non_finite").layer, 1);
+  const Report r64 = TextCase{config("1e300"), {{"precision", "float64"}}}.run();
+  EXPECT_FALSE(has_code(r64, "non_finite")) << describe(r64);
+  EXPECT_EQ(r64.layers.front().forward.attention_entropy, 0.0);
+}
+
 TEST(Sequences, AConstantScaleOfOneCollapsesTheEntropyAndTheAdviceIsOneOverSqrtDHead) {
   // One head of d_head = 64 at scale 1: the logits are 8x the standard ones (largest 26 and 29,
   // below the 50 of exploding logits), entropy 12-15% of uniform ln 16.
