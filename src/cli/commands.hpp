@@ -158,4 +158,31 @@ struct TheoryArgs {
 CLI::App* add_theory(CLI::App& app, TheoryArgs& args);
 int do_theory(const TheoryArgs& a, std::ostream& out);
 
+// ---- gradscope coordcheck (coordcheck.cpp)
+
+struct CoordCheckArgs {
+  std::optional<std::string> config;
+  std::string widths;  // "64,128,256"
+  std::string depths;
+  int steps = 3;
+  int seeds = 4;
+  std::string param = "sp";
+  std::string optimizer;  // empty: the config's (sgd when it names none)
+  std::optional<double> lr;
+  std::optional<double> momentum;
+  std::optional<double> weight_decay;
+  int base_width = 0;
+  int base_depth = 0;
+  double tolerance = 0.1;
+  std::vector<std::string> sets;
+  std::string out_dir = "reports";
+  std::string format = "text";
+  std::string fail_on;  // empty, "any", "grows" or "shrinks"
+  bool quiet = false;
+  int threads = 0;
+};
+CLI::App* add_coordcheck(CLI::App& app, CoordCheckArgs& args);
+int do_coordcheck(const CoordCheckArgs& a, std::ostream& out, std::ostream& err,
+                  const CliEnvironment& env);
+
 }  // namespace gradscope

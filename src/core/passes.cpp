@@ -138,6 +138,10 @@ class PassRunner {
       ops::fill_act_histogram(cache_[l].out, fs, pool_);
       if (plan_.gram_owner[l] == count_) fs.correlation = ops::mean_pair_cosine(cache_[l].out);
       if (net_.tokens > 1) ops::fill_token_stats(cache_[l].out, net_.tokens, fs, pool_);
+      if (options_.keep_outputs) {
+        result_.outputs.resize(count_);
+        result_.outputs[l] = cache_[l].out.template cast<double>();
+      }
       progressed(l, 1.0);
       // Values no later op reads, and that neither the backward pass nor a checkpoint needs.
       if (plan_.checkpointed) {

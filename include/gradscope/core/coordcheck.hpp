@@ -142,6 +142,24 @@ struct CoordCheckResult {
   bool passed() const { return worst < 0 && worst_depth < 0; }
 };
 
+// ---- Scaling a config
+
+// The model width a check scales: the first dense item's width when the network reads its input
+// through a dense layer (the input's width is the data's and stays), else the input's width (a
+// residual stream: the input is scaled with it).
+int config_model_width(const RunSpec& spec);
+// The depth a check varies: stack.depth, or the repeat count of the one item of "layers" that
+// repeats (a transformer's blocks); 0 when the config has none (no depth check possible).
+int config_depth(const RunSpec& spec);
+
+// The config at `width` and `depth` under the check's parametrization, base_width and base_depth
+// being where every multiplier is 1. Every hidden width is scaled by width / base_width (rounded;
+// a dense readout at the end of "layers", or the stack's output layer, keeps its width), attention
+// keeps its heads. Throws gradscope::Error naming the config key when the network cannot be scaled
+// so (a width that heads do not divide, a depth without a repeated block).
+ScaledConfig scale_config(const RunSpec& base, const CoordCheckSpec& check, int base_width,
+                          int base_depth, int width, int depth);
+
 // Least-squares slope of y against x (both already in log2), and whether it is defined (two or
 // more distinct x, every y finite).
 std::optional<double> fit_slope(const std::vector<double>& x, const std::vector<double>& y);

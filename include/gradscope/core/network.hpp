@@ -83,6 +83,8 @@ struct PassOptions {
   // Tests only: also return every gradient, unscaled, in double (entries below double's range
   // read 0). Costs a full dW product per layer.
   bool keep_gradients = false;
+  // Also return every op's output, in double (training: the coordinate check measures them).
+  bool keep_outputs = false;
   // Called after each op's forward, recomputation and backward step with the share of the pass's
   // work done so far (0 to 1; a dense op weighs its products, any other op its entries), from the
   // calling thread. For a progress bar: it changes nothing in the results.
@@ -104,6 +106,9 @@ struct PassResult {
   double loss = 0.0;          // the loss; for the probe, sum over the batch of <probe, y>
   MomentStats input;          // the input batch's moments, as measured
   Gradients gradients;        // empty unless keep_gradients
+  // Per op, its output (width, batch) in double, unless keep_outputs is off; residual-begin
+  // markers' entries are empty.
+  std::vector<Eigen::MatrixXd> outputs;
 };
 
 // Runs the forward pass, then the backward pass from dL/dy (the probe, or the loss's gradient),

@@ -1,0 +1,319 @@
+// `gradscope coordcheck` (app/coordcheck.hpp): every width and seed trained, the rows gathered,
+// fitted and judged.
+#include "gradscope/app/coordcheck.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gradscope/core/error.hpp"
+#include "gradscope/core/parallel.hpp"
+#include "gradscope/engine/train.hpp"
+
+namespace gradscope {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::string_view op_word(OpKind kind) {
+  switch (kind) {
+    case OpKind::kDense:
+      return "dense";
+    case OpKind::kNorm:
+      return "norm";
+    case OpKind::kActivation:
+      return "activation";
+    case OpKind::kDropout:
+      return "dropout";
+    case OpKind::kResidualBegin:
+    case OpKind::kResidualEnd:
+      return "residual";
+    case OpKind::kAttention:
+      return "attention";
+    case OpKind::kGlu:
+      return "glu";
+  }
+  return "op";
+}
+
+void check_axis(const std::vector<int>& values, const char* flag) {
+  const std::set<int> distinct(values.begin(), values.end());
+  if (distinct.size() < 2) {
+    throw Error(std::string(flag) + ": give at least two different values",
+                "a slope needs two points, e.g. " + std::string(flag) + " 64,128,256,512");
+  }
+  for (int v : values) {
+    if (v < 1) {
+      throw Error(std::string(flag) + ": " + std::to_string(v) + " is not a positive size",
+                  "every value must be 1 or more");
+    }
+  }
+}
+
+struct Fit {
+  double slope = kNaN;
+  double spread = 0.0;
+  bool overflow = false;  // a non-finite size somewhere
+  bool all_zero = false;
+};
+
+// per_seed[s][i]: the size at axis value i for seed s.
+Fit fit_rows(const std::vector<double>& log_axis, const std::vector<std::vector<double>>& per_seed) {
+  Fit f;
+  std::vector<double> slopes;
+  bool zero_everywhere = true;
+  for (const std::vector<double>& sizes : per_seed) {
+    std::vector<double> y;
+    for (double v : sizes) {
+      if (!std::isfinite(v)) f.overflow = true;
+      if (v != 0.0) zero_everywhere = false;
+      y.push_back(v > 0.0 ? std::log2(v) : -kInf);
+    }
+    if (const std::optional<double> s = fit_slope(log_axis, y)) slopes.push_back(*s);
+  }
+  f.all_zero = zero_everywhere;
+  if (slopes.size() != per_seed.size() || slopes.empty()) return f;
+  double mean = 0.0;
+  for (double s : slopes) mean += s;
+  mean /= static_cast<double>(slopes.size());
+  double var = 0.0;
+  for (double s : slopes) var += (s - mean) * (s - mean);
+  f.slope = mean;
+  f.spread = slopes.size() > 1 ? std::sqrt(var / static_cast<double>(slopes.size() - 1)) : 0.0;
+  return f;
+}
+
+template <class Row>
+void judge(Row& row, const Fit& f, double tolerance) {
+  row.slope = f.slope;
+  row.spread = f.spread;
+  if (f.overflow) {
+    row.verdict = SlopeVerdict::kGrows;
+  } else if (std::isnan(f.slope)) {
+    row.verdict = f.all_zero ? SlopeVerdict::kFlat : SlopeVerdict::kShrinks;
+  } else {
+    row.verdict =
+        judge_slope(f.slope, f.spread, row.expected_low, row.expected_high, tolerance);
+  }
+}
+
+// How far a row lies outside its band (0 when FLAT; inf for an overflow).
+template <class Row>
+double outside(const Row& row, double tolerance) {
+  if (row.verdict == SlopeVerdict::kFlat) return 0.0;
+  if (std::isnan(row.slope)) return kInf;
+  const double band = std::max(tolerance, 2.0 * row.spread);
+  return row.verdict == SlopeVerdict::kGrows ? row.slope - band - row.expected_high
+                                             : row.expected_low - row.slope - band;
+}
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0.0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+}  // namespace
+
+CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check, int threads,
+                                const CoordCheckProgress& progress) {
+  check_axis(check.widths, "--widths");
+  if (!check.depths.empty()) check_axis(check.depths, "--depths");
+  if (check.seeds < 1) throw Error("--seeds: must be 1 or more", "e.g. --seeds 4");
+  if (check.train.steps < 1) throw Error("--steps: must be 1 or more", "e.g. --steps 3");
+  CoordCheckResult result;
+  result.name = base.name;
+  result.spec = check;
+  const int config_d = config_depth(base);
+  result.base_width = check.base_width > 0 ? check.base_width : config_model_width(base);
+  result.base_depth = check.base_depth > 0 ? check.base_depth : std::max(config_d, 1);
+  if (!check.depths.empty() && config_d == 0) {
+    throw Error("--depths: the config has no repeated block whose count a depth could set",
+                "give one item of \"layers\" a \"repeat\", use a transformer item, or a stack "
+                "config; or leave out --depths");
+  }
+  const int width_depth = std::max(config_d, 1);
+  std::vector<int> widths = check.widths;
+  std::sort(widths.begin(), widths.end());
+  widths.erase(std::unique(widths.begin(), widths.end()), widths.end());
+  std::vector<int> depths = check.depths;
+  std::sort(depths.begin(), depths.end());
+  depths.erase(std::unique(depths.begin(), depths.end()), depths.end());
+  result.spec.widths = widths;
+  result.spec.depths = depths;
+
+  // Every config first, so that a malformed one stops the check before any training.
+  auto at = [&](int width, int depth, int seed) {
+    ScaledConfig c =
+        scale_config(base, check, result.base_width, result.base_depth, width, depth);
+    c.spec.seed = base.seed + static_cast<std::uint64_t>(seed);
+    return c;
+  };
+  std::vector<ScaledConfig> width_configs;
+  for (int w : widths) width_configs.push_back(at(w, width_depth, 0));
+  std::vector<ScaledConfig> depth_configs;
+  for (int d : depths) depth_configs.push_back(at(result.base_width, d, 0));
+  const ScaledConfig& largest = width_configs.back();
+  result.multipliers = largest.tensors;
+  result.multipliers_width = largest.width;
+  if (!depth_configs.empty()) result.depth_residual_scale = depth_configs.back().residual_scale;
+
+  ThreadPool pool(threads);
+  const int total = static_cast<int>((widths.size() + depths.size()) *
+                                     static_cast<std::size_t>(check.seeds));
+  int done = 0;
+  auto train = [&](const ScaledConfig& c, int seed, const std::string& what) {
+    ScaledConfig s = c;
+    s.spec.seed = base.seed + static_cast<std::uint64_t>(seed);
+    TrainTrace t = train_trace(s, check.train, pool);
+    ++done;
+    if (progress) progress(done, total, what + ", seed " + std::to_string(seed + 1));
+    return t;
+  };
+  // traces[w][s]
+  std::vector<std::vector<TrainTrace>> traces(widths.size());
+  for (std::size_t i = 0; i < widths.size(); ++i) {
+    for (int s = 0; s < check.seeds; ++s) {
+      traces[i].push_back(train(width_configs[i], s, "width " + std::to_string(widths[i])));
+    }
+  }
+
+  // ---- The width check's rows.
+  const std::size_t steps = static_cast<std::size_t>(check.train.steps);
+  std::vector<double> log_w;
+  for (int w : widths) log_w.push_back(std::log2(static_cast<double>(w)));
+  const std::vector<OpSpec> ops = expand_ops(width_configs.front().spec);
+  int readout_op = static_cast<int>(ops.size());
+  for (const TensorMultipliers& t : width_configs.front().tensors) {
+    if (t.role == TensorRole::kOutput) readout_op = t.op;
+  }
+  const std::vector<TensorMultipliers>& tensors = width_configs.front().tensors;
+  auto add_row = [&](CoordRow row, auto&& value_l1, auto&& value_rms) {
+    std::vector<std::vector<double>> per_seed(static_cast<std::size_t>(check.seeds));
+    for (std::size_t i = 0; i < widths.size(); ++i) {
+      std::vector<double> l1s, rmss;
+      for (int s = 0; s < check.seeds; ++s) {
+        const TrainTrace& t = traces[i][static_cast<std::size_t>(s)];
+        l1s.push_back(value_l1(t));
+        rmss.push_back(value_rms(t));
+        per_seed[static_cast<std::size_t>(s)].push_back(l1s.back());
+      }
+      row.l1.push_back(mean_of(l1s));
+      row.rms.push_back(mean_of(rmss));
+    }
+    judge(row, fit_rows(log_w, per_seed), check.tolerance);
+    result.rows.push_back(std::move(row));
+  };
+  for (std::size_t l = 0; l < ops.size(); ++l) {
+    if (ops[l].kind == OpKind::kResidualBegin) continue;
+    const int li = static_cast<int>(l);
+    const std::string label = "ops." + std::to_string(l) + " " + std::string(op_word(ops[l].kind));
+    const bool output_side = li >= readout_op;
+    for (std::size_t t = 0; t <= steps; ++t) {
+      CoordRow row;
+      row.op = li;
+      row.label = label;
+      row.role = output_side ? TensorRole::kOutput : TensorRole::kHidden;
+      row.quantity = CoordQuantity::kSize;
+      row.step = static_cast<int>(t);
+      // μP: the readout's output shrinks as width^-1/2 at init and is O(1) once trained; SP keeps
+      // it O(1): either is fine. Every other output stays O(1).
+      row.expected_low = output_side ? -0.5 : 0.0;
+      row.expected_high = 0.0;
+      add_row(
+          row, [&](const TrainTrace& tr) { return tr.out_l1[t][l]; },
+          [&](const TrainTrace& tr) { return tr.out_rms[t][l]; });
+    }
+    for (std::size_t t = 1; t <= steps; ++t) {
+      CoordRow row;
+      row.op = li;
+      row.label = label;
+      row.role = output_side ? TensorRole::kOutput : TensorRole::kHidden;
+      row.quantity = CoordQuantity::kChange;
+      row.step = static_cast<int>(t);
+      row.expected_low = 0.0;  // every output moves by O(1) under μP
+      row.expected_high = 0.0;
+      add_row(
+          row, [&](const TrainTrace& tr) { return tr.change_l1[t][l]; },
+          [&](const TrainTrace& tr) { return tr.change_rms[t][l]; });
+    }
+    for (std::size_t k = 0; k < tensors.size(); ++k) {
+      if (tensors[k].op != li) continue;
+      for (std::size_t t = 1; t <= steps; ++t) {
+        CoordRow row;
+        row.op = li;
+        row.label = tensors[k].name;
+        row.role = tensors[k].role;
+        row.quantity = CoordQuantity::kUpdate;
+        row.step = static_cast<int>(t);
+        // μP moves each entry of a matrix whose fan-in grows by O(1/width) (hidden, output), and
+        // of input weights and vectors by O(1).
+        const bool grows_in = row.role == TensorRole::kHidden || row.role == TensorRole::kOutput;
+        row.expected_low = grows_in ? -1.0 : 0.0;
+        row.expected_high = row.expected_low;
+        add_row(
+            row, [&](const TrainTrace& tr) { return tr.update_l1[t][k]; },
+            [&](const TrainTrace& tr) { return tr.update_rms[t][k]; });
+      }
+    }
+  }
+
+  // ---- The depth check: the final stream's size against depth, at the base width.
+  if (!depths.empty()) {
+    std::vector<std::vector<TrainTrace>> dtraces(depths.size());
+    for (std::size_t i = 0; i < depths.size(); ++i) {
+      for (int s = 0; s < check.seeds; ++s) {
+        dtraces[i].push_back(train(depth_configs[i], s, "depth " + std::to_string(depths[i])));
+      }
+    }
+    std::vector<double> log_d;
+    for (int d : depths) log_d.push_back(std::log2(static_cast<double>(d)));
+    for (std::size_t t = 0; t <= steps; ++t) {
+      DepthRow row;
+      row.step = static_cast<int>(t);
+      std::vector<std::vector<double>> per_seed(static_cast<std::size_t>(check.seeds));
+      for (std::size_t i = 0; i < depths.size(); ++i) {
+        std::vector<double> l1s, rmss;
+        for (int s = 0; s < check.seeds; ++s) {
+          const TrainTrace& tr = dtraces[i][static_cast<std::size_t>(s)];
+          l1s.push_back(tr.out_l1[t].back());
+          rmss.push_back(tr.out_rms[t].back());
+          per_seed[static_cast<std::size_t>(s)].push_back(rmss.back());
+        }
+        row.l1.push_back(mean_of(l1s));
+        row.rms.push_back(mean_of(rmss));
+      }
+      row.expected_low = 0.0;
+      row.expected_high = 0.0;
+      judge(row, fit_rows(log_d, per_seed), check.tolerance);
+      result.depth_rows.push_back(std::move(row));
+    }
+  }
+
+  // ---- The worst rows.
+  double worst = 0.0;
+  for (std::size_t i = 0; i < result.rows.size(); ++i) {
+    const double o = outside(result.rows[i], check.tolerance);
+    if (result.rows[i].verdict != SlopeVerdict::kFlat && (result.worst < 0 || o > worst)) {
+      worst = o;
+      result.worst = static_cast<int>(i);
+    }
+  }
+  double worst_d = 0.0;
+  for (std::size_t i = 0; i < result.depth_rows.size(); ++i) {
+    const double o = outside(result.depth_rows[i], check.tolerance);
+    if (result.depth_rows[i].verdict != SlopeVerdict::kFlat &&
+        (result.worst_depth < 0 || o > worst_d)) {
+      worst_d = o;
+      result.worst_depth = static_cast<int>(i);
+    }
+  }
+  return result;
+}
+
+}  // namespace gradscope
