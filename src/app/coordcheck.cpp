@@ -63,7 +63,8 @@ struct Fit {
 };
 
 // per_seed[s][i]: the size at axis value i for seed s.
-Fit fit_rows(const std::vector<double>& log_axis, const std::vector<std::vector<double>>& per_seed) {
+Fit fit_rows(const std::vector<double>& log_axis,
+             const std::vector<std::vector<double>>& per_seed) {
   Fit f;
   std::vector<double> slopes;
   bool zero_everywhere = true;
@@ -97,8 +98,7 @@ void judge(Row& row, const Fit& f, double tolerance) {
   } else if (std::isnan(f.slope)) {
     row.verdict = f.all_zero ? SlopeVerdict::kFlat : SlopeVerdict::kShrinks;
   } else {
-    row.verdict =
-        judge_slope(f.slope, f.spread, row.expected_low, row.expected_high, tolerance);
+    row.verdict = judge_slope(f.slope, f.spread, row.expected_low, row.expected_high, tolerance);
   }
 }
 
@@ -149,8 +149,7 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
 
   // Every config first, so that a malformed one stops the check before any training.
   auto at = [&](int width, int depth, int seed) {
-    ScaledConfig c =
-        scale_config(base, check, result.base_width, result.base_depth, width, depth);
+    ScaledConfig c = scale_config(base, check, result.base_width, result.base_depth, width, depth);
     c.spec.seed = base.seed + static_cast<std::uint64_t>(seed);
     return c;
   };
@@ -164,8 +163,8 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
   if (!depth_configs.empty()) result.depth_residual_scale = depth_configs.back().residual_scale;
 
   ThreadPool pool(threads);
-  const int total = static_cast<int>((widths.size() + depths.size()) *
-                                     static_cast<std::size_t>(check.seeds));
+  const int total =
+      static_cast<int>((widths.size() + depths.size()) * static_cast<std::size_t>(check.seeds));
   int done = 0;
   auto train = [&](const ScaledConfig& c, int seed, const std::string& what) {
     ScaledConfig s = c;

@@ -1,4 +1,5 @@
-// The command line: `gradscope run`, `list`, `sweep`, `merge`, `compare`, `lesson`, `theory`, `coordcheck`,
+// The command line: `gradscope run`, `list`, `sweep`, `merge`, `compare`, `lesson`, `theory`,
+// `coordcheck`,
 // `--help` on each, `--version`. This file builds the app from the subcommands (one file each,
 // commands.hpp), parses, dispatches, and maps exceptions to exit codes.
 #include "gradscope/cli/cli.hpp"
@@ -88,6 +89,7 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   CompareArgs compare_args;
   LessonArgs lesson_args;
   TheoryArgs theory_args;
+  CoordCheckArgs coordcheck_args;
   const std::pair<CLI::App*, std::function<int()>> commands[] = {
       {add_run(app, run_args), [&] { return do_run(run_args, out, err, env); }},
       {add_list(app), [&] { return do_list(out); }},
@@ -96,6 +98,8 @@ int run_cli(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       {add_compare(app, compare_args), [&] { return do_compare(compare_args, out, err, env); }},
       {add_lesson(app, lesson_args), [&] { return do_lesson(lesson_args, out); }},
       {add_theory(app, theory_args), [&] { return do_theory(theory_args, out); }},
+      {add_coordcheck(app, coordcheck_args),
+       [&] { return do_coordcheck(coordcheck_args, out, err, env); }},
   };
   for (const auto& command : commands) command.first->footer(kExitCodes);
 

@@ -1,5 +1,7 @@
 // `gradscope coordcheck`: a config at several widths (and depths) under a parametrization, trained
 // a few steps; the rows, their slopes and verdicts as text, JSON and Markdown, and the charts.
+#include "gradscope/app/coordcheck.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
@@ -7,13 +9,12 @@
 #include <vector>
 
 #include "cli/commands.hpp"
-#include "gradscope/app/coordcheck.hpp"
 #include "gradscope/app/output.hpp"
 #include "gradscope/core/coordcheck.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/suggest.hpp"
-#include "gradscope/io/coordcheck_json.hpp"
 #include "gradscope/io/config.hpp"
+#include "gradscope/io/coordcheck_json.hpp"
 #include "gradscope/report/coordcheck_svg.hpp"
 #include "gradscope/report/coordcheck_text.hpp"
 
@@ -123,7 +124,8 @@ CLI::App* add_coordcheck(CLI::App& app, CoordCheckArgs& args) {
                  "exit 3 when a row is outside its band: any, grows or shrinks")
       ->check(CLI::IsMember({"any", "grows", "shrinks"}));
   cc->add_flag("-q,--quiet", args.quiet, "print nothing on stdout");
-  cc->add_option("--threads", args.threads, "threads, 0 = one per core (results do not depend on it)")
+  cc->add_option("--threads", args.threads,
+                 "threads, 0 = one per core (results do not depend on it)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   return cc;
@@ -152,7 +154,7 @@ int do_coordcheck(const CoordCheckArgs& a, std::ostream& out, std::ostream& err,
 
   // Where the files go, checked before the runs.
   const std::filesystem::path dir(a.out_dir);
-  const std::string stem = spec.name + "-coordcheck";
+  const std::string stem = spec.name + "-" + a.param + "-coordcheck";
   std::vector<std::filesystem::path> paths = {dir / (stem + ".json"), dir / (stem + ".txt"),
                                               dir / (stem + ".md")};
   for (int t = 0; t <= check.train.steps; ++t) {
@@ -181,7 +183,8 @@ int do_coordcheck(const CoordCheckArgs& a, std::ostream& out, std::ostream& err,
   }
   if (!check.depths.empty()) files.emplace_back(paths[k++], coordcheck_depth_chart_svg(r));
   const std::string& shown = a.format == "json" ? json : a.format == "md" ? markdown : text;
-  write_or_print(files, [&] { out << shown; }, "coordinate check");
+  write_or_print(
+      files, [&] { out << shown; }, "coordinate check");
   if (!a.quiet) out << (env.stdout_is_terminal ? text : shown);
 
   bool failed = false;

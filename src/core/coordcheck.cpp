@@ -245,8 +245,8 @@ ScaledConfig scale_config(const RunSpec& base, const CoordCheckSpec& check, int 
         break;
       case OpKind::kAttention:
         for (int j = 0; j < (op.attention.output_projection ? 4 : 3); ++j) {
-          add(li, prefix + std::string(kAttentionProjections[static_cast<std::size_t>(j)]) +
-                      ".weight",
+          add(li,
+              prefix + std::string(kAttentionProjections[static_cast<std::size_t>(j)]) + ".weight",
               TensorRole::kHidden, 1.0);
         }
         if (op.attention.bias) add(li, prefix + "bias", TensorRole::kVector, 1.0);

@@ -1,13 +1,12 @@
 // The coordinate check against the scaling laws it exists to test: SP's and μP's slopes on a
 // 2-hidden-layer ReLU MLP after one SGD step, and the residual stream's growth with depth under
 // each depth exponent against its closed form.
-#include "gradscope/app/coordcheck.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
+#include "gradscope/app/coordcheck.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/engine/train.hpp"
 #include "gradscope/io/config.hpp"
@@ -108,9 +107,11 @@ TEST(CoordCheck, ResidualStreamGrowsAsTheClosedFormForEachDepthExponent) {
   const struct {
     Parametrization p;
     double expected;
-  } cases[] = {{Parametrization::kSp, 6561.0},
-               {Parametrization::kDepthMup, 5.9604644775390625},
-               {Parametrization::kCompleteP, 1.2791438073},};
+  } cases[] = {
+      {Parametrization::kSp, 6561.0},
+      {Parametrization::kDepthMup, 5.9604644775390625},
+      {Parametrization::kCompleteP, 1.2791438073},
+  };
   ThreadPool pool(2);
   for (const auto& k : cases) {
     CoordCheckSpec c;
