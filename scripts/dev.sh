@@ -65,6 +65,16 @@ case "$cmd" in
       ./build/release/gradscope run "$config" --out reports --format md --quiet
     done
     ./build/release/gradscope lesson why-sigmoid-fails --out reports >/dev/null
+    # The coordinate checks of docs/coordcheck.md: SP against muP over width, and the residual
+    # stream over depth for alpha = 0, 1/2, 1.
+    for param in sp mup; do
+      ./build/release/gradscope coordcheck configs/coordcheck/mlp.json \
+        --widths 64,128,256,512,1024 --param "$param" --out reports/coordcheck --quiet
+    done
+    for param in sp depth_mup completep; do
+      ./build/release/gradscope coordcheck configs/coordcheck/residual-mlp.json \
+        --widths 128,256,512 --depths 4,8,16,32 --param "$param" --out reports/coordcheck --quiet
+    done
     echo "dev.sh: regenerated $(ls configs/*.json | wc -l) reports and the why-sigmoid-fails lesson in reports/"
     ;;
   bench)

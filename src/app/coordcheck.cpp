@@ -272,6 +272,20 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
     }
     std::vector<double> log_d;
     for (int d : depths) log_d.push_back(std::log2(static_cast<double>(d)));
+    // The final residual stream: the last residual sum's output (a final norm after it would
+    // hide its size), else the last op's.
+    std::vector<std::size_t> stream_op;
+    for (const ScaledConfig& c : depth_configs) {
+      const std::vector<OpSpec> d_ops = expand_ops(c.spec);
+      std::size_t last = d_ops.size() - 1;
+      for (std::size_t l = 0; l < d_ops.size(); ++l) {
+        if (d_ops[l].kind == OpKind::kResidualEnd) last = l;
+      }
+      stream_op.push_back(last);
+    }
+    // The stream stays O(1): flat. With alpha > 1/2 the branches' sum shrinks as L^(1/2 - alpha)
+    // while the input's share stays, so the size may fall towards it at up to that rate.
+    const double alpha = depth_alpha(check.parametrization);
     for (std::size_t t = 0; t <= steps; ++t) {
       DepthRow row;
       row.step = static_cast<int>(t);
@@ -280,14 +294,14 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
         std::vector<double> l1s, rmss;
         for (int s = 0; s < check.seeds; ++s) {
           const TrainTrace& tr = dtraces[i][static_cast<std::size_t>(s)];
-          l1s.push_back(tr.out_l1[t].back());
-          rmss.push_back(tr.out_rms[t].back());
+          l1s.push_back(tr.out_l1[t][stream_op[i]]);
+          rmss.push_back(tr.out_rms[t][stream_op[i]]);
           per_seed[static_cast<std::size_t>(s)].push_back(rmss.back());
         }
         row.l1.push_back(mean_of(l1s));
         row.rms.push_back(mean_of(rmss));
       }
-      row.expected_low = 0.0;
+      row.expected_low = std::min(0.0, 0.5 - alpha);
       row.expected_high = 0.0;
       judge(row, fit_rows(log_d, per_seed), check.tolerance);
       result.depth_rows.push_back(std::move(row));

@@ -101,8 +101,8 @@ struct CoordRow {
   SlopeVerdict verdict = SlopeVerdict::kFlat;
 };
 
-// The depth check: the size of the final residual stream (the last op's output) at each step,
-// against depth at the base width.
+// The depth check: the size of the final residual stream (the last residual sum's output) at each
+// step, against depth at the base width.
 struct DepthRow {
   int step = 0;
   std::vector<double> l1;   // per depth
