@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -162,24 +163,52 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
   result.multipliers_width = largest.width;
   if (!depth_configs.empty()) result.depth_residual_scale = depth_configs.back().residual_scale;
 
-  ThreadPool pool(threads);
-  const int total =
-      static_cast<int>((widths.size() + depths.size()) * static_cast<std::size_t>(check.seeds));
-  int done = 0;
-  auto train = [&](const ScaledConfig& c, int seed, const std::string& what) {
-    ScaledConfig s = c;
-    s.spec.seed = base.seed + static_cast<std::uint64_t>(seed);
-    TrainTrace t = train_trace(s, check.train, pool);
-    ++done;
-    if (progress) progress(done, total, what + ", seed " + std::to_string(seed + 1));
-    return t;
+  // Every (config, seed) run is one task of the pool, each on one thread of its own: a check is
+  // many small runs, and the runs' results do not depend on their threads.
+  struct Job {
+    const ScaledConfig* config;
+    int seed;
+    std::string what;
   };
-  // traces[w][s]
-  std::vector<std::vector<TrainTrace>> traces(widths.size());
+  std::vector<Job> jobs;
   for (std::size_t i = 0; i < widths.size(); ++i) {
     for (int s = 0; s < check.seeds; ++s) {
-      traces[i].push_back(train(width_configs[i], s, "width " + std::to_string(widths[i])));
+      jobs.push_back({&width_configs[i], s, "width " + std::to_string(widths[i])});
     }
+  }
+  for (std::size_t i = 0; i < depths.size(); ++i) {
+    for (int s = 0; s < check.seeds; ++s) {
+      jobs.push_back({&depth_configs[i], s, "depth " + std::to_string(depths[i])});
+    }
+  }
+  std::vector<TrainTrace> done_traces(jobs.size());
+  {
+    ThreadPool pool(threads);
+    std::mutex mutex;
+    int done = 0;
+    pool.run(static_cast<std::int64_t>(jobs.size()), [&](std::int64_t j) {
+      const Job& job = jobs[static_cast<std::size_t>(j)];
+      ScaledConfig c = *job.config;
+      c.spec.seed = base.seed + static_cast<std::uint64_t>(job.seed);
+      ThreadPool one(1);
+      done_traces[static_cast<std::size_t>(j)] = train_trace(c, check.train, one);
+      std::lock_guard lock(mutex);
+      ++done;
+      if (progress) {
+        progress(done, static_cast<int>(jobs.size()),
+                 job.what + ", seed " + std::to_string(job.seed + 1));
+      }
+    });
+  }
+  // traces[w][s], then dtraces[d][s]
+  std::vector<std::vector<TrainTrace>> traces(widths.size());
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < widths.size(); ++i) {
+    for (int s = 0; s < check.seeds; ++s) traces[i].push_back(std::move(done_traces[next++]));
+  }
+  std::vector<std::vector<TrainTrace>> dtraces(depths.size());
+  for (std::size_t i = 0; i < depths.size(); ++i) {
+    for (int s = 0; s < check.seeds; ++s) dtraces[i].push_back(std::move(done_traces[next++]));
   }
 
   // ---- The width check's rows.
@@ -264,12 +293,6 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
 
   // ---- The depth check: the final stream's size against depth, at the base width.
   if (!depths.empty()) {
-    std::vector<std::vector<TrainTrace>> dtraces(depths.size());
-    for (std::size_t i = 0; i < depths.size(); ++i) {
-      for (int s = 0; s < check.seeds; ++s) {
-        dtraces[i].push_back(train(depth_configs[i], s, "depth " + std::to_string(depths[i])));
-      }
-    }
     std::vector<double> log_d;
     for (int d : depths) log_d.push_back(std::log2(static_cast<double>(d)));
     // The final residual stream: the last residual sum's output (a final norm after it would
