@@ -137,5 +137,20 @@ TEST(CoordCheckCli, DepthsOnAResidualConfigJudgeTheStreamForEachExponent) {
   EXPECT_TRUE(fs::exists(dir.path / "residual-mlp-sp-coordcheck-depth.svg"));
 }
 
+TEST(CoordCheckCli, TheCommittedExamplesMatchAFreshRun) {
+  // reports/coordcheck/ as `bash scripts/dev.sh reports` writes it: the text tables print three
+  // digits, which another CPU's BLAS rounding does not reach.
+  TempDir dir;
+  const fs::path committed = fs::path(GRADSCOPE_SOURCE_DIR) / "reports" / "coordcheck";
+  for (const char* param : {"sp", "mup"}) {
+    const Result r = cli({"coordcheck", kMlp, "--widths", "64,128,256,512,1024", "--param", param,
+                          "--out", dir.path, "-q"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string file = std::string("mlp-") + param + "-coordcheck.txt";
+    EXPECT_EQ(read(dir.path / file), read(committed / file))
+        << file << " is stale: run `bash scripts/dev.sh reports`";
+  }
+}
+
 }  // namespace
 }  // namespace gradscope
