@@ -30,7 +30,8 @@ Sizes sizes_of(const Eigen::MatrixBase<Derived>& x) {
 }
 
 // One tensor's optimizer state and where it sits: rows [row, row + rows) of the op's weight (or
-// bias) matrix.
+// bias) matrix. The moments are kept in the network's precision, as PyTorch keeps them.
+template <class Scalar>
 struct Slot {
   int tensor = 0;
   bool bias = false;
@@ -38,7 +39,7 @@ struct Slot {
   Eigen::Index rows = 0;
   double lr = 1.0;
   double eps = 1.0;
-  Eigen::MatrixXd m, v;  // sgd: m is the momentum buffer
+  Mat<Scalar> m, v;  // sgd: m is the momentum buffer
 };
 
 template <class Scalar>
@@ -55,7 +56,7 @@ TrainTrace train_impl(const ScaledConfig& config, const TrainSpec& train, Thread
   }
   // Each tensor's slot: its op's weight split by rows (attention: q, k, v, o; GLU: gate, up,
   // down^T), or the op's bias.
-  std::vector<std::vector<Slot>> slots(count);
+  std::vector<std::vector<Slot<Scalar>>> slots(count);
   {
     std::vector<int> weights_of(count, 0);
     for (const TensorMultipliers& t : config.tensors) {
@@ -67,7 +68,7 @@ TrainTrace train_impl(const ScaledConfig& config, const TrainSpec& train, Thread
     for (std::size_t i = 0; i < config.tensors.size(); ++i) {
       const TensorMultipliers& t = config.tensors[i];
       const auto l = static_cast<std::size_t>(t.op);
-      Slot s;
+      Slot<Scalar> s;
       s.tensor = static_cast<int>(i);
       s.lr = t.lr;
       s.eps = t.eps;
@@ -109,6 +110,7 @@ TrainTrace train_impl(const ScaledConfig& config, const TrainSpec& train, Thread
     v->assign(steps + 1, std::vector<double>(tensors, kNaN));
   }
   std::vector<Eigen::MatrixXd> initial(count);
+  Eigen::VectorXd scratch_u, scratch_before;  // the optimizer's update and the values before it
   for (std::size_t t = 0; t <= steps; ++t) {
     options.keep_gradients = t < steps;
     PassResult r = forward_backward(net, input, probe, options, pool);
@@ -121,69 +123,94 @@ TrainTrace train_impl(const ScaledConfig& config, const TrainSpec& train, Thread
       if (t == 0) {
         initial[l] = std::move(r.outputs[l]);
       } else {
-        const Sizes c = sizes_of(r.outputs[l] - initial[l]);
+        double abs_sum = 0.0;
+        double square_sum = 0.0;
+        const double* now = r.outputs[l].data();
+        const double* then = initial[l].data();
+        for (Eigen::Index i = 0; i < r.outputs[l].size(); ++i) {
+          const double d = now[i] - then[i];
+          abs_sum += std::abs(d);
+          square_sum += d * d;
+        }
+        const double n = static_cast<double>(r.outputs[l].size());
+        const Sizes c{abs_sum / n, std::sqrt(square_sum / n)};
         trace.change_l1[t][l] = c.l1;
         trace.change_rms[t][l] = c.rms;
       }
     }
     if (t == steps) break;
-    // The optimizer step t + 1.
+    // The optimizer step t + 1, entry by entry: the state, the new value as stored, and the
+    // sizes of the move, in one pass without temporaries.
     const double step = static_cast<double>(t + 1);
+    const double c1 = 1.0 - std::pow(train.beta1, step);
+    const double c2 = 1.0 - std::pow(train.beta2, step);
     for (std::size_t l = 0; l < count; ++l) {
-      for (Slot& s : slots[l]) {
-        Eigen::MatrixXd g;
+      for (Slot<Scalar>& s : slots[l]) {
+        const double lr = train.learning_rate * s.lr;
+        const double eps = train.eps * s.eps;
+        const double decay =
+            train.optimizer == TrainOptimizer::kAdamW ? 1.0 - lr * train.weight_decay : 1.0;
+        const bool sgd = train.optimizer == TrainOptimizer::kSgd;
+        const bool first = s.m.size() == 0;
+        // The tensor's entries: rows [row, row + rows) of a column-major matrix with `ld` rows.
+        Scalar* value = nullptr;
+        const double* grad = nullptr;
+        Eigen::Index ld = 0;
+        Eigen::Index cols = 1;
         if (s.bias) {
           const Eigen::VectorXd& db = r.gradients.dbias[l];
           if (db.size() != net.bias[l].size()) throw contract_error("train: bias gradient shape");
-          g = db.segment(s.row, s.rows);
+          value = net.bias[l].data();
+          grad = db.data();
+          ld = net.bias[l].size();
         } else {
           const Eigen::MatrixXd& dw = r.gradients.dweight[l];
-          const Mat<Scalar>& w = net.weight[l];
+          Mat<Scalar>& w = net.weight[l];
           if (dw.size() != w.size()) throw contract_error("train: weight gradient shape");
-          const Eigen::Map<const Eigen::MatrixXd> shaped(dw.data(), w.rows(), w.cols());
-          g = shaped.middleRows(s.row, s.rows);
+          value = w.data();
+          grad = dw.data();
+          ld = w.rows();
+          cols = w.cols();
         }
-        const double lr = train.learning_rate * s.lr;
-        Eigen::MatrixXd u;
-        if (train.optimizer == TrainOptimizer::kSgd) {
-          if (s.m.size() == 0) {
-            s.m = g;
+        if (first) {
+          s.m = Mat<Scalar>::Zero(s.rows, cols);
+          if (!sgd) s.v = Mat<Scalar>::Zero(s.rows, cols);
+        }
+        using Stride = Eigen::OuterStride<>;
+        const Eigen::Map<const Eigen::MatrixXd, 0, Stride> gm(grad + s.row, s.rows, cols,
+                                                              Stride(ld));
+        Eigen::Map<Mat<Scalar>, 0, Stride> wm(value + s.row, s.rows, cols, Stride(ld));
+        // Coefficient-wise, in place (vectorised), in double; scratch is shared by the tensors.
+        if (scratch_u.size() < s.rows * cols) {
+          scratch_u.resize(s.rows * cols);
+          scratch_before.resize(s.rows * cols);
+        }
+        Eigen::Map<Eigen::MatrixXd> u(scratch_u.data(), s.rows, cols);
+        Eigen::Map<Eigen::MatrixXd> before(scratch_before.data(), s.rows, cols);
+        if (sgd) {
+          if (first) {
+            s.m = gm.template cast<Scalar>();
           } else {
-            s.m = train.momentum * s.m + g;
+            s.m = (train.momentum * s.m.template cast<double>() + gm).template cast<Scalar>();
           }
-          u = lr * s.m;
+          u = lr * s.m.template cast<double>();
         } else {
-          if (s.m.size() == 0) {
-            s.m = Eigen::MatrixXd::Zero(g.rows(), g.cols());
-            s.v = Eigen::MatrixXd::Zero(g.rows(), g.cols());
-          }
-          s.m = train.beta1 * s.m + (1.0 - train.beta1) * g;
-          s.v = train.beta2 * s.v + (1.0 - train.beta2) * g.cwiseProduct(g);
-          const double c1 = 1.0 - std::pow(train.beta1, step);
-          const double c2 = 1.0 - std::pow(train.beta2, step);
-          const double eps = train.eps * s.eps;
-          u = lr * ((s.m / c1).array() / ((s.v / c2).array().sqrt() + eps)).matrix();
+          s.m = (train.beta1 * s.m.template cast<double>() + (1.0 - train.beta1) * gm)
+                    .template cast<Scalar>();
+          s.v = (train.beta2 * s.v.template cast<double>() + (1.0 - train.beta2) * gm.cwiseAbs2())
+                    .template cast<Scalar>();
+          u = (lr / c1) * (s.m.template cast<double>().array() /
+                           ((s.v.template cast<double>().array() / c2).sqrt() + eps))
+                              .matrix();
         }
-        Sizes moved;
-        if (s.bias) {
-          auto b = net.bias[l].segment(s.row, s.rows);
-          const Eigen::VectorXd before = b.template cast<double>();
-          Eigen::VectorXd after = before;
-          if (train.optimizer == TrainOptimizer::kAdamW) after *= 1.0 - lr * train.weight_decay;
-          after -= u.col(0);
-          b = after.template cast<Scalar>();
-          moved = sizes_of(b.template cast<double>() - before);
-        } else {
-          auto w = net.weight[l].middleRows(s.row, s.rows);
-          const Eigen::MatrixXd before = w.template cast<double>();
-          Eigen::MatrixXd after = before;
-          if (train.optimizer == TrainOptimizer::kAdamW) after *= 1.0 - lr * train.weight_decay;
-          after -= u;
-          w = after.template cast<Scalar>();
-          moved = sizes_of(w.template cast<double>() - before);
-        }
-        trace.update_l1[t + 1][static_cast<std::size_t>(s.tensor)] = moved.l1;
-        trace.update_rms[t + 1][static_cast<std::size_t>(s.tensor)] = moved.rms;
+        before = wm.template cast<double>();
+        wm = (decay * before - u).template cast<Scalar>();
+        u = wm.template cast<double>() - before;  // the move, as stored
+        const double abs_sum = u.cwiseAbs().sum();
+        const double square_sum = u.squaredNorm();
+        const double n = static_cast<double>(s.rows * cols);
+        trace.update_l1[t + 1][static_cast<std::size_t>(s.tensor)] = abs_sum / n;
+        trace.update_rms[t + 1][static_cast<std::size_t>(s.tensor)] = std::sqrt(square_sum / n);
       }
     }
   }
