@@ -335,7 +335,13 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
   double worst = 0.0;
   for (std::size_t i = 0; i < result.rows.size(); ++i) {
     const double o = outside(result.rows[i], check.tolerance);
-    if (result.rows[i].verdict != SlopeVerdict::kFlat && (result.worst < 0 || o > worst)) {
+    // Ties (rows without a slope are infinitely outside) go to the earliest step: where a
+    // network first overflows.
+    const bool earlier =
+        result.worst >= 0 && o == worst &&
+        result.rows[i].step < result.rows[static_cast<std::size_t>(result.worst)].step;
+    if (result.rows[i].verdict != SlopeVerdict::kFlat &&
+        (result.worst < 0 || o > worst || earlier)) {
       worst = o;
       result.worst = static_cast<int>(i);
     }

@@ -219,10 +219,22 @@ std::vector<std::string> verdict_sentences(const CoordCheckResult& r, const Labe
   std::vector<std::string> out;
   const double tol = r.spec.tolerance;
   if (const CoordRow* w = worst_row(r)) {
-    out.push_back(fmt::format("FAIL: {} {} at step {} {} with slope {} ({})", label(w->label),
-                              coord_quantity_name(w->quantity), w->step, verdict_word(w->verdict),
-                              signed_slope(w->slope),
-                              expected_phrase(w->expected_low, w->expected_high, tol)));
+    if (std::isnan(w->slope)) {
+      // No slope: a size that is not finite (overflow) or exactly 0 at some width.
+      const bool overflow = w->verdict == SlopeVerdict::kGrows;
+      out.push_back(fmt::format(
+          "FAIL: {} {} at step {} is {} at some width, so it has no slope: {}", label(w->label),
+          coord_quantity_name(w->quantity), w->step,
+          overflow ? "not finite (inf or NaN)" : "exactly 0",
+          overflow ? "the network overflows before it scales; `gradscope run` on the config "
+                     "shows where and why"
+                   : "a dead or zero layer; `gradscope run` on the config shows which units"));
+    } else {
+      out.push_back(fmt::format("FAIL: {} {} at step {} {} with slope {} ({})", label(w->label),
+                                coord_quantity_name(w->quantity), w->step, verdict_word(w->verdict),
+                                signed_slope(w->slope),
+                                expected_phrase(w->expected_low, w->expected_high, tol)));
+    }
   }
   if (const DepthRow* d = worst_depth_row(r)) {
     out.push_back(

@@ -137,6 +137,44 @@ TEST(CoordCheckCli, DepthsOnAResidualConfigJudgeTheStreamForEachExponent) {
   EXPECT_TRUE(fs::exists(dir.path / "residual-mlp-sp-coordcheck-depth.svg"));
 }
 
+TEST(CoordCheckCli, AnOverflowingNetworkIsSaidToOverflowAndItsFloat64TwinIsMeasured) {
+  // He ReLU at gain 30 over 30 layers: x30 a layer, 30^30 = 2e44 past float32's 3.4e38 from about
+  // layer 26 on; float64 holds it.
+  TempDir dir;
+  const auto config = [&](const char* precision) {
+    const fs::path p = dir.path / (std::string(precision) + ".json");
+    std::ofstream(p) << R"({"name": ")" << precision << R"(", "seed": 1, "precision": ")"
+                     << precision << R"(", "input": {"width": 8, "batch": 8},
+        "stack": {"depth": 30, "width": 64, "activation": "relu",
+                  "init": {"name": "he_normal", "gain": 30}}})";
+    return p.string();
+  };
+  const Result f32 = cli({"coordcheck", config("float32"), "--widths", "64,128", "--param", "mup",
+                          "--steps", "1", "--seeds", "2", "--out", dir.path});
+  ASSERT_EQ(f32.code, 0) << f32.err;
+  EXPECT_NE(f32.out.find("size at step 0 is not finite (inf or NaN) at some width"),
+            std::string::npos)
+      << f32.out;
+  const Result f64 = cli({"coordcheck", config("float64"), "--widths", "64,128", "--param", "mup",
+                          "--steps", "1", "--seeds", "2", "--out", dir.path});
+  ASSERT_EQ(f64.code, 0) << f64.err;
+  // float64 measures every size at init; the first step of an exploding network diverges in any
+  // precision, and the check says so at step 1, not before.
+  EXPECT_EQ(f64.out.find("at step 0 is not finite"), std::string::npos) << f64.out;
+  const nlohmann::json j64 = nlohmann::json::parse(read(dir.path / "float64-mup-coordcheck.json"));
+  const nlohmann::json j32 = nlohmann::json::parse(read(dir.path / "float32-mup-coordcheck.json"));
+  int finite64 = 0;
+  int finite32 = 0;
+  for (const auto& [j, finite] : {std::pair{&j64, &finite64}, std::pair{&j32, &finite32}}) {
+    for (const auto& row : (*j)["rows"]) {
+      if (row["quantity"] == "size" && row["step"] == 0 && row["slope"].is_number()) ++*finite;
+    }
+  }
+  EXPECT_EQ(finite64, 30);  // every layer at init
+  EXPECT_LT(finite32, 30);  // float32 loses the deep ones
+  EXPECT_GT(finite32, 20);
+}
+
 TEST(CoordCheckCli, TheCommittedExamplesMatchAFreshRun) {
   // reports/coordcheck/ as `bash scripts/dev.sh reports` writes it: the text tables print three
   // digits, which another CPU's BLAS rounding does not reach.
