@@ -12,6 +12,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/parallel.hpp"
+#include "gradscope/core/report.hpp"
 #include "gradscope/engine/train.hpp"
 
 namespace gradscope {
@@ -20,27 +21,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-std::string_view op_word(OpKind kind) {
-  switch (kind) {
-    case OpKind::kDense:
-      return "dense";
-    case OpKind::kNorm:
-      return "norm";
-    case OpKind::kActivation:
-      return "activation";
-    case OpKind::kDropout:
-      return "dropout";
-    case OpKind::kResidualBegin:
-    case OpKind::kResidualEnd:
-      return "residual";
-    case OpKind::kAttention:
-      return "attention";
-    case OpKind::kGlu:
-      return "glu";
-  }
-  return "op";
-}
 
 void check_axis(const std::vector<int>& values, const char* flag) {
   const std::set<int> distinct(values.begin(), values.end());
@@ -237,55 +217,51 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
     judge(row, fit_rows(log_w, per_seed), check.tolerance);
     result.rows.push_back(std::move(row));
   };
+  auto make_row = [](int op, const std::string& label, TensorRole role, CoordQuantity q,
+                     std::size_t step, double low, double high) {
+    CoordRow row;
+    row.op = op;
+    row.label = label;
+    row.role = role;
+    row.quantity = q;
+    row.step = static_cast<int>(step);
+    row.expected_low = low;
+    row.expected_high = high;
+    return row;
+  };
   for (std::size_t l = 0; l < ops.size(); ++l) {
     if (ops[l].kind == OpKind::kResidualBegin) continue;
     const int li = static_cast<int>(l);
-    const std::string label = "ops." + std::to_string(l) + " " + std::string(op_word(ops[l].kind));
+    const std::string label =
+        "ops." + std::to_string(l) + " " + std::string(layer_kind_name(ops[l].kind));
     const bool output_side = li >= readout_op;
+    const TensorRole side = output_side ? TensorRole::kOutput : TensorRole::kHidden;
+    // μP: the readout's output shrinks as width^-1/2 at init and is O(1) once trained; SP keeps it
+    // O(1): either is fine. Every other output stays O(1).
+    const double size_low = output_side ? -0.5 : 0.0;
     for (std::size_t t = 0; t <= steps; ++t) {
-      CoordRow row;
-      row.op = li;
-      row.label = label;
-      row.role = output_side ? TensorRole::kOutput : TensorRole::kHidden;
-      row.quantity = CoordQuantity::kSize;
-      row.step = static_cast<int>(t);
-      // μP: the readout's output shrinks as width^-1/2 at init and is O(1) once trained; SP keeps
-      // it O(1): either is fine. Every other output stays O(1).
-      row.expected_low = output_side ? -0.5 : 0.0;
-      row.expected_high = 0.0;
       add_row(
-          row, [&](const TrainTrace& tr) { return tr.out_l1[t][l]; },
+          make_row(li, label, side, CoordQuantity::kSize, t, size_low, 0.0),
+          [&](const TrainTrace& tr) { return tr.out_l1[t][l]; },
           [&](const TrainTrace& tr) { return tr.out_rms[t][l]; });
     }
+    // Every output moves by O(1) under μP.
     for (std::size_t t = 1; t <= steps; ++t) {
-      CoordRow row;
-      row.op = li;
-      row.label = label;
-      row.role = output_side ? TensorRole::kOutput : TensorRole::kHidden;
-      row.quantity = CoordQuantity::kChange;
-      row.step = static_cast<int>(t);
-      row.expected_low = 0.0;  // every output moves by O(1) under μP
-      row.expected_high = 0.0;
       add_row(
-          row, [&](const TrainTrace& tr) { return tr.change_l1[t][l]; },
+          make_row(li, label, side, CoordQuantity::kChange, t, 0.0, 0.0),
+          [&](const TrainTrace& tr) { return tr.change_l1[t][l]; },
           [&](const TrainTrace& tr) { return tr.change_rms[t][l]; });
     }
     for (std::size_t k = 0; k < tensors.size(); ++k) {
       if (tensors[k].op != li) continue;
+      // μP moves each entry of a matrix whose fan-in grows by O(1/width) (hidden, output), and of
+      // input weights and vectors by O(1).
+      const TensorRole role = tensors[k].role;
+      const double band = role == TensorRole::kHidden || role == TensorRole::kOutput ? -1.0 : 0.0;
       for (std::size_t t = 1; t <= steps; ++t) {
-        CoordRow row;
-        row.op = li;
-        row.label = tensors[k].name;
-        row.role = tensors[k].role;
-        row.quantity = CoordQuantity::kUpdate;
-        row.step = static_cast<int>(t);
-        // μP moves each entry of a matrix whose fan-in grows by O(1/width) (hidden, output), and
-        // of input weights and vectors by O(1).
-        const bool grows_in = row.role == TensorRole::kHidden || row.role == TensorRole::kOutput;
-        row.expected_low = grows_in ? -1.0 : 0.0;
-        row.expected_high = row.expected_low;
         add_row(
-            row, [&](const TrainTrace& tr) { return tr.update_l1[t][k]; },
+            make_row(li, tensors[k].name, role, CoordQuantity::kUpdate, t, band, band),
+            [&](const TrainTrace& tr) { return tr.update_l1[t][k]; },
             [&](const TrainTrace& tr) { return tr.update_rms[t][k]; });
       }
     }
