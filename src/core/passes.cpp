@@ -246,6 +246,7 @@ class PassRunner {
     if (keep) {
       report.dweight = &result_.gradients.dweight[l];
       report.dbias = &result_.gradients.dbias[l];
+      report.dweight_in_precision = options_.gradients_in_precision;
     }
     const std::size_t p = plan_.producer[l];
     if (p < count_ && plan_.gram_owner[p] == l) {

@@ -99,6 +99,7 @@ TrainTrace train_impl(const ScaledConfig& config, const TrainSpec& train, Thread
     options.targets = &targets;
   }
   options.keep_outputs = true;
+  options.gradients_in_precision = true;
 
   TrainTrace trace;
   const auto steps = static_cast<std::size_t>(train.steps);

@@ -85,6 +85,9 @@ struct PassOptions {
   bool keep_gradients = false;
   // Also return every op's output, in double (training: the coordinate check measures them).
   bool keep_outputs = false;
+  // With keep_gradients: dense dL/dW from a product in the network's precision (training), not
+  // in double (the tests' exact reference).
+  bool gradients_in_precision = false;
   // Called after each op's forward, recomputation and backward step with the share of the pass's
   // work done so far (0 to 1; a dense op weighs its products, any other op its entries), from the
   // calling thread. For a progress bar: it changes nothing in the results.

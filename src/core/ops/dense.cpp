@@ -7,6 +7,7 @@
 #include "core/ops/activation_op.hpp"
 #include "core/ops/op.hpp"
 #include "core/ops/weight_grad.hpp"
+#include "core/tasks.hpp"
 
 namespace gradscope::ops {
 
@@ -179,7 +180,13 @@ GradPartial dense_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& gr
   if (!plain) dw = exact_weight_gradient(g, exp2, x, xr, gram, adam, eps, correlation, a.pool);
   if (dw.has_correlation) *report.inp_correlation = dw.correlation;
   fill_weight_stats(dw, exp2, a.weight_norm, a.optimizer, bs);
-  if (report.dweight != nullptr) {
+  if (report.dweight != nullptr && report.dweight_in_precision) {
+    Mat<Scalar> dwp(n_out, n_in);
+    product_by_rows(g, x.transpose(), dwp, a.pool);
+    const double unit = std::ldexp(1.0, static_cast<int>(exp2));
+    *report.dweight = dwp.template cast<double>() * unit;
+    *report.dbias = g.template cast<double>().rowwise().sum() * unit;
+  } else if (report.dweight != nullptr) {
     const Eigen::MatrixXd gd = unscaled(g, exp2);
     *report.dweight = gd * x.template cast<double>().transpose();
     *report.dbias = gd.rowwise().sum();

@@ -69,6 +69,9 @@ struct BackwardReport {
   Eigen::MatrixXd* dweight = nullptr;  // kept gradients, dense: dL/dW, (width, n_in)
   Eigen::VectorXd* dbias = nullptr;    // kept gradients, dense: dL/db, (width)
   double* inp_correlation = nullptr;   // dense owning its input's correlation (gram_owner)
+  // Dense: dweight from the product in the network's precision (g x^T on the scaled gradient,
+  // then unscaled), not in double: what training needs, at the cost of a float product.
+  bool dweight_in_precision = false;
 };
 
 // Computes cache.out, which arrives sized (width, batch), and when a.keep what the backward pass
