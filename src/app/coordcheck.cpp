@@ -11,8 +11,10 @@
 #include <vector>
 
 #include "gradscope/core/error.hpp"
+#include "gradscope/core/number_format.hpp"
 #include "gradscope/core/parallel.hpp"
 #include "gradscope/core/report.hpp"
+#include "gradscope/engine/engine.hpp"
 #include "gradscope/engine/train.hpp"
 
 namespace gradscope {
@@ -161,9 +163,37 @@ CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check
       jobs.push_back({&depth_configs[i], s, "depth " + std::to_string(depths[i])});
     }
   }
+  // Memory: each run holds its network as a run does, and besides Adam's two moments in the
+  // network's precision, the weight gradients in double, and every op's output at init and now in
+  // double. The largest run must fit what the machine has; as many run at once as fit.
+  std::int64_t largest_bytes = 0;
+  for (const ScaledConfig* c :
+       {&width_configs.back(), depth_configs.empty() ? nullptr : &depth_configs.back()}) {
+    if (c == nullptr) continue;
+    const MemoryEstimate m = estimate_memory(c->spec);
+    const std::int64_t scalar = c->spec.precision == Precision::kFloat64 ? 8 : 4;
+    const std::int64_t params = m.weights_bytes / scalar;
+    const std::int64_t bytes = m.total_bytes() + m.per_thread_bytes + params * (2 * scalar + 8) +
+                               2 * m.cache_bytes * (8 / scalar);
+    largest_bytes = std::max(largest_bytes, bytes);
+  }
+  int at_once = threads > 0 ? threads : hardware_threads();
+  if (const std::int64_t available = available_memory_bytes(); available > 0) {
+    // A tenth kept for the process itself and the allocator's slack.
+    const std::int64_t budget = available - available / 10;
+    if (largest_bytes > budget) {
+      throw Error(
+          "coordcheck: the largest run needs about " + format_bytes(largest_bytes) +
+              " (the network, Adam's state, its gradients and its outputs), more than the " +
+              format_bytes(budget) + " this machine has available",
+          "drop the largest --widths (or --depths), or run where there is more memory");
+    }
+    at_once = static_cast<int>(
+        std::clamp<std::int64_t>(budget / std::max<std::int64_t>(largest_bytes, 1), 1, at_once));
+  }
   std::vector<TrainTrace> done_traces(jobs.size());
   {
-    ThreadPool pool(threads);
+    ThreadPool pool(at_once);
     std::mutex mutex;
     int done = 0;
     pool.run(static_cast<std::int64_t>(jobs.size()), [&](std::int64_t j) {

@@ -106,6 +106,8 @@ TEST(CoordCheckCli, MalformedRequestsAreRefusedWithTheFlagNamedAndNothingWritten
       {{"coordcheck", kMlp, "--widths", "64,128", "--optimizer", "lion", "--out", out},
        "--optimizer"},
       {{"coordcheck", kMlp, "--widths", "64,128", "--lr", "-1", "--out", out}, "--lr"},
+      // Width 2^20: 8 TiB of hidden weights alone; refused before anything is allocated.
+      {{"coordcheck", kMlp, "--widths", "64,1048576", "--out", out}, "the largest run needs about"},
   };
   for (const auto& c : cases) {
     const Result r = cli(c.args);
