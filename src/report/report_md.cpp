@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -16,6 +17,7 @@
 #include "gradscope/core/activation.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/report/report_text.hpp"
+#include "report/criticality_text.hpp"
 #include "report/text_format.hpp"
 
 namespace gradscope {
@@ -449,6 +451,21 @@ std::string report_to_markdown(const Report& report, const MarkdownOptions& opti
     }
   }
   out += '\n';
+  if (report.criticality) {
+    const CriticalityStats& c = *report.criticality;
+    out += "## Partial Jacobian norm\n\n";
+    std::string sentence = criticality_sentence(c);
+    sentence[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(sentence[0])));
+    out += markdown_escape(sentence);
+    if (c.measured()) {
+      out += fmt::format(" J(l) = (1/N_l) E ||dx_l/dx_0||_F^2 over {} examples x {} tangents.\n\n",
+                         c.examples, c.tangents);
+      out += "J at layer " + markdown_escape(criticality_samples(c)) + "\n";
+    } else {
+      out += "\n";
+    }
+    out += '\n';
+  }
   out += layers_block(report, options);
   const std::string attention = attention_section(report);
   if (!attention.empty()) out += '\n' + attention;
