@@ -42,6 +42,21 @@ Scalar pow2(std::int64_t e) {
   return std::ldexp(Scalar(1), static_cast<int>(std::clamp<std::int64_t>(e, -2000, 2000)));
 }
 
+// out = w * m, by blocks of kRowsPerTask rows of w in parallel: the blocks are fixed by the shape,
+// so every entry is the same sum whatever the thread count.
+template <class Scalar>
+Mat<Scalar> product(const Mat<Scalar>& w, const Mat<Scalar>& m, ThreadPool& pool) {
+  Mat<Scalar> out(w.rows(), m.cols());
+  const Eigen::Index rows = w.rows();
+  const std::int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  pool.run(tasks, [&](std::int64_t k) {
+    const Eigen::Index r0 = static_cast<Eigen::Index>(k) * kRowsPerTask;
+    const Eigen::Index nr = std::min<Eigen::Index>(kRowsPerTask, rows - r0);
+    out.middleRows(r0, nr).noalias() = w.middleRows(r0, nr) * m;
+  });
+  return out;
+}
+
 // Runs the examples `x` (n_0, E) and their tangents (n_0, E * K) through every op, calling
 // visit(l, x_l, t_l) after op l (residual begins included).
 template <class Scalar>
@@ -61,9 +76,9 @@ void propagate(
         Mat<Scalar> h;
         if (op.kind == OpKind::kDense) {
           const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
-          h = w * x;
+          h = product(w, x, pool);
           if (net.bias[l].size() > 0) h.colwise() += net.bias[l];
-          t.m = (w * t.m).eval();
+          t.m = product(w, t.m, pool);
         } else {
           h = x;
         }
@@ -128,8 +143,8 @@ void propagate(
         const Scalar scale = static_cast<Scalar>(op.residual.scale);
         if (op.residual.projection) {
           const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
-          sx = (w * sx).eval();
-          st.m = (w * st.m).eval();
+          sx = product(w, sx, pool);
+          st.m = product(w, st.m, pool);
         }
         if (op.residual.skip != 1.0) {
           const Scalar k = static_cast<Scalar>(op.residual.skip);
