@@ -308,13 +308,16 @@ std::string jacobian_block(const JacobianStats& j) {
 }
 
 std::string criticality_block(const CriticalityStats& c) {
-  if (!c.measured())
-    return "\npartial Jacobian norm: " + text_format::criticality_sentence(c) + "\n";
+  if (!c.measured()) {
+    std::string out = "\npartial Jacobian norm J(l)\n";
+    append_wrapped(out, "  ", "  ", text_format::criticality_sentence(c));
+    return out;
+  }
   std::string out = fmt::format(
       "\npartial Jacobian norm J(l) ({} examples x {} tangents, {} layers on the stream)\n",
       c.examples, c.tangents, c.layers.size());
-  out += "  law    " + text_format::criticality_sentence(c) + "\n";
-  out += "  J at   " + text_format::criticality_samples(c) + "\n";
+  append_wrapped(out, "  law    ", "         ", text_format::criticality_sentence(c));
+  append_wrapped(out, "  J at   ", "         ", text_format::criticality_samples(c));
   return out;
 }
 

@@ -175,17 +175,14 @@ void propagate(
 
 std::string apjn_refusal(const RunSpec& spec) {
   if (spec.input.tokens > 1) {
-    return "with tokens > 1 an example is a sequence: the per-vector partial Jacobians are not "
-           "measured";
+    return "tokens > 1: an example is a sequence, not one vector";
   }
   for (const OpSpec& op : expand_ops(spec)) {
     if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
-      return "no tangent rule for " + std::string(op_kind_name(op.kind)) +
-             " ops (dense, norm, activation, dropout and residual ops only)";
+      return "no tangent rule for " + std::string(op_kind_name(op.kind)) + " ops";
     }
     if (op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) {
-      return "batch norm makes each example's output depend on the others: there is no "
-             "per-example Jacobian";
+      return "batch norm couples the examples: no per-example Jacobian";
     }
   }
   return {};
