@@ -11,6 +11,15 @@
 namespace gradscope::text_format {
 
 // One sentence: the law, its parameter, and the growth from the first layer to the last.
+inline std::string criticality_sentence(const CriticalityStats& c);
+
+// The same sentence opening with a capital, for a paragraph of its own.
+inline std::string criticality_paragraph(const CriticalityStats& c) {
+  std::string s = criticality_sentence(c);
+  if (!s.empty() && s[0] >= 'a' && s[0] <= 'z') s[0] = static_cast<char>(s[0] - 'a' + 'A');
+  return s;
+}
+
 inline std::string criticality_sentence(const CriticalityStats& c) {
   if (!c.measured()) return "not measured: " + c.reason + ".";
   const std::string span = format_magnitude(c.growth) + "x from layer " +

@@ -344,7 +344,7 @@ std::string report_to_html(const Report& r) {
   }
   if (r.criticality) {
     body += "<h2>Partial Jacobian norm</h2>\n<p>" +
-            html_escape(criticality_sentence(*r.criticality)) + "</p>\n";
+            html_escape(criticality_paragraph(*r.criticality)) + "</p>\n";
     if (r.criticality->measured()) {
       body += "<p>J at layer " + html_escape(criticality_samples(*r.criticality)) + "</p>\n";
     }

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -454,9 +453,7 @@ std::string report_to_markdown(const Report& report, const MarkdownOptions& opti
   if (report.criticality) {
     const CriticalityStats& c = *report.criticality;
     out += "## Partial Jacobian norm\n\n";
-    std::string sentence = criticality_sentence(c);
-    sentence[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(sentence[0])));
-    out += markdown_escape(sentence);
+    out += markdown_escape(criticality_paragraph(c));
     if (c.measured()) {
       out += fmt::format(" J(l) = (1/N_l) E ||dx_l/dx_0||_F^2 over {} examples x {} tangents.\n\n",
                          c.examples, c.tangents);
