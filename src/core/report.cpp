@@ -56,6 +56,18 @@ Magnitude magnitude_ratio(const Magnitude& a, const Magnitude& b) {
   return magnitude_from_log10(a.log10 - b.log10);
 }
 
+std::string_view apjn_fit_name(ApjnFit fit) {
+  switch (fit) {
+    case ApjnFit::kPowerLaw:
+      return "power_law";
+    case ApjnFit::kExponential:
+      return "exponential";
+    case ApjnFit::kNone:
+      break;
+  }
+  return "none";
+}
+
 std::string_view layer_kind_name(OpKind kind) {
   if (kind == OpKind::kResidualEnd) return "residual";
   return op_kind_name(kind);

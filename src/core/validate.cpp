@@ -764,6 +764,7 @@ std::span<const DiagnosisThreshold> diagnosis_thresholds() {
       {"attention_max_logit", &DiagnosisSpec::attention_max_logit, false},
       {"postnorm_gradient_ratio", &DiagnosisSpec::postnorm_gradient_ratio, false},
       {"residual_growth", &DiagnosisSpec::residual_growth, false},
+      {"partial_jacobian_growth", &DiagnosisSpec::partial_jacobian_growth, false},
   };
   return kThresholds;
 }

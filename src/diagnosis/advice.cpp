@@ -219,6 +219,9 @@ std::vector<Fix> Advisor::fixes(FindingCode code, bool measured_problem) const {
             "constant factor over the whole depth rather than with it."));
       }
       break;
+    case FindingCode::kExplodingPartialJacobian:
+      add(residual_scale_fix());
+      break;
   }
   return out;
 }

@@ -88,6 +88,8 @@ class Advisor {
   std::optional<Fix> attention_scale_fix() const;
   std::optional<Fix> attention_init_fix() const;
   std::optional<Fix> transformer_fix(TransformerKey key) const;
+  // Every unscaled residual's branch scaled by 1/sqrt(L), L the residual blocks of the network.
+  std::optional<Fix> residual_scale_fix() const;
 
   std::string residual_sentence(const std::optional<ActivationSpec>& activation) const;
   bool residual_applies() const;

@@ -462,6 +462,11 @@ struct Applier {
     if (e.key == TransformerKey::kPlacementPreNorm) to_pre_norm(spec.layers, e.layer);
     if (e.key == TransformerKey::kScalingGpt2) to_gpt2(spec.layers, e.layer);
   }
+  void operator()(const ResidualScaleEdit& e) const {
+    for_each_item(spec.layers, e.layer, [&](LayerItem& item) {
+      if (item.residual) item.residual->scale = e.scale;
+    });
+  }
 };
 
 struct Speller {
@@ -502,6 +507,9 @@ struct Speller {
   ConfigChange operator()(const TransformerEdit& e) const {
     if (e.key == TransformerKey::kScalingGpt2) return {e.layer + ".transformer.scaling", "gpt2"};
     return {e.layer + ".transformer.placement", "pre_norm"};
+  }
+  ConfigChange operator()(const ResidualScaleEdit& e) const {
+    return {e.layer + ".residual.scale", json_number(e.scale)};
   }
 };
 

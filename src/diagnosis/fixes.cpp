@@ -546,4 +546,30 @@ std::optional<Fix> Advisor::transformer_fix(TransformerKey key) const {
   return f;
 }
 
+// Each residual item whose branch is unscaled gets scale 1/sqrt(L), L the residual blocks of the
+// whole network: each block then multiplies the partial Jacobian norm by about 1 + c/L for a
+// branch gain c, so it grows by e^c over the whole depth rather than by (1 + c)^L.
+std::optional<Fix> Advisor::residual_scale_fix() const {
+  const std::vector<ResidualSite> sites = residual_sites(r_);
+  if (sites.empty()) return std::nullopt;
+  // Rounded to 3 digits, as a person would write it.
+  const double scale = std::stod(fmt_num(1.0 / std::sqrt(static_cast<double>(sites.size())), 3));
+  Fix f;
+  f.kind = Fix::Kind::kEdits;
+  for (const ResidualSite& site : sites) {
+    if (site.shorthand() || site.scale != 1.0) continue;
+    if (std::find(f.paths.begin(), f.paths.end(), site.path) != f.paths.end()) continue;
+    f.paths.push_back(site.path);
+    f.edits.push_back(ResidualScaleEdit{site.path, scale});
+  }
+  if (f.paths.empty()) return std::nullopt;
+  f.text = "Scale each residual branch by 1/sqrt(L) = " + fmt_num(scale) +
+           " (L = " + std::to_string(sites.size()) +
+           " residual blocks): each block then adds about 1/L of the signal's variance, so the "
+           "partial Jacobian norm grows by a bounded factor (e^2 for He-initialised ReLU "
+           "branches) over the whole depth instead of exponentially with it (Doshi, He & Gromov "
+           "2023).";
+  return f;
+}
+
 }  // namespace gradscope::diagnosis_detail

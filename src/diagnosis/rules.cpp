@@ -118,6 +118,7 @@ constexpr std::array<Rule, kFindingCodeCount> kRules{{
     {FindingCode::kExplodingAttentionLogits, max_logit_metric, exploding_attention_logits},
     {FindingCode::kPostnormGradientImbalance, postnorm_metric, postnorm_gradient_imbalance},
     {FindingCode::kResidualStreamGrowth, residual_growth_metric, residual_stream_growth},
+    {FindingCode::kExplodingPartialJacobian, apjn_growth_metric, exploding_partial_jacobian},
     {FindingCode::kSaturatingHiddenActivation, score_metric, saturating_hidden_activation},
     {FindingCode::kMismatchedInit, score_metric, mismatched_init},
     {FindingCode::kSigmoidOutputMulticlass, output_floor_metric, sigmoid_output_multiclass},

@@ -76,6 +76,7 @@ RuleResult attention_uniform(const RuleContext& c, const ProblemMetric& m);
 RuleResult exploding_attention_logits(const RuleContext& c, const ProblemMetric& m);
 RuleResult postnorm_gradient_imbalance(const RuleContext& c, const ProblemMetric& m);
 RuleResult residual_stream_growth(const RuleContext& c, const ProblemMetric& m);
+RuleResult exploding_partial_jacobian(const RuleContext& c, const ProblemMetric& m);
 RuleResult saturating_hidden_activation(const RuleContext& c, const ProblemMetric& m);
 RuleResult mismatched_init(const RuleContext& c, const ProblemMetric& m);
 RuleResult sigmoid_output_multiclass(const RuleContext& c, const ProblemMetric& m);
@@ -89,6 +90,7 @@ ProblemMetric entropy_uniform_metric(const RuleContext& c);
 ProblemMetric max_logit_metric(const RuleContext& c);
 ProblemMetric postnorm_metric(const RuleContext& c);
 ProblemMetric residual_growth_metric(const RuleContext& c);
+ProblemMetric apjn_growth_metric(const RuleContext& c);
 
 // The lowest and highest gradient rms of any layer (log10, at the scale of a mean-over-batch
 // loss) and where the lowest is: what the half-precision underflow rows and metrics read.

@@ -613,6 +613,19 @@ ProblemMetric residual_growth_metric(const RuleContext& c) {
   return {std::isfinite(ratio) ? ratio : -kInf, c.d.residual_growth};
 }
 
+// J(last) / J(first) of a residual network whose partial Jacobian norm is exponential in depth
+// and grows; -inf otherwise (not measured, a plain network, a power law, or a shrinking one).
+ProblemMetric apjn_growth_metric(const RuleContext& c) {
+  const double threshold = c.d.partial_jacobian_growth;
+  if (!c.r.criticality || !c.r.criticality->measured() || !c.s.has_residual) {
+    return {-kInf, threshold};
+  }
+  const CriticalityStats& k = *c.r.criticality;
+  if (k.fit != ApjnFit::kExponential || !(k.exponential_rate > 0.0)) return {-kInf, threshold};
+  const double growth = std::pow(10.0, k.growth.log10);
+  return {std::isnan(growth) ? -kInf : growth, threshold};
+}
+
 RuleResult rank_collapse(const RuleContext& c, const ProblemMetric& m) {
   if (c.r.spec.input.tokens < 2) return std::nullopt;
   // Tokens drawn alike (a large input mean): the network did not collapse them.
@@ -747,6 +760,25 @@ RuleResult residual_stream_growth(const RuleContext& c, const ProblemMetric& m) 
       " branches adds its output to the stream, so its variance grows about linearly with depth, "
       "while each pre-norm branch sees the stream normalised: the blocks near the output change "
       "it by an ever smaller fraction and act almost like identities.";
+  return f;
+}
+
+RuleResult exploding_partial_jacobian(const RuleContext& c, const ProblemMetric& m) {
+  if (!(m.value >= m.threshold)) return std::nullopt;
+  const CriticalityStats& k = *c.r.criticality;
+  const int first = k.layers.front(), last = k.layers.back();
+  Finding f = make(FindingCode::kExplodingPartialJacobian, Severity::kWarning, 0);
+  f.evidence.push_back(ev("apjn_growth", m.value, ">=", m.threshold, last));
+  f.evidence.push_back(context("apjn_exponential_rate", k.exponential_rate, 0));
+  f.evidence.push_back(context("apjn_power_exponent", k.power_exponent, 0));
+  f.explanation =
+      "The averaged partial Jacobian norm, how much a small change of the input is amplified, "
+      "grows exponentially with depth (by " +
+      fmt_num(std::exp(k.exponential_rate), 3) + "x per layer, " + pow10_text(k.growth.log10) +
+      " from " + layer_word(first) + " to " + layer_word(last) +
+      ", which an exponential fits better than a power law): each residual block multiplies it "
+      "by 1 plus its branch's gain, so the network is chaotic at init, its gradients grow with "
+      "depth and its outputs swing with tiny input changes (Doshi, He & Gromov 2023).";
   return f;
 }
 

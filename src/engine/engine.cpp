@@ -13,6 +13,7 @@
 #include "gradscope/core/parallel.hpp"
 #include "gradscope/core/stats.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
+#include "gradscope/theory/apjn.hpp"
 #include "gradscope/theory/jacobian.hpp"
 #include "gradscope/theory/prediction.hpp"
 
@@ -102,7 +103,8 @@ Summary summarise(const std::vector<LayerReport>& layers, std::int64_t batch) {
 }
 
 // Why this is long: the run in the order a reader checks it (plan, pass, statistics, theory,
-// Jacobian, diagnosis), each step a call, with the plan's fallbacks and progress between them.
+// Jacobian, partial Jacobian norms, diagnosis), each step a call, with the plan's fallbacks and
+// progress between them.
 template <class Scalar>
 Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   ThreadPool pool(options.threads);
@@ -193,6 +195,7 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
   if (spec.stats.jacobian_examples > 0) {
     report.jacobian = jacobian_spectrum(spec, net, input, spec.stats.jacobian_examples);
   }
+  report.criticality = partial_jacobian_norms(spec, net, input, pool);
   diagnose(report);
   return report;
 }

@@ -324,6 +324,34 @@ Json jacobian_json(const JacobianStats& j) {
   return out;
 }
 
+// The partial Jacobian norm along the stream and the law it follows; only the reason when it was
+// not measured.
+Json criticality_json(const CriticalityStats& c) {
+  Json out = Json::object();
+  out["measured"] = c.measured();
+  if (!c.measured()) {
+    out["reason"] = c.reason;
+    return out;
+  }
+  out["examples"] = c.examples;
+  out["tangents"] = c.tangents;
+  out["fit"] = std::string(apjn_fit_name(c.fit));
+  put(out, "power_exponent", number(c.power_exponent));
+  put(out, "power_rss", number(c.power_rss));
+  put(out, "exponential_rate", number(c.exponential_rate));
+  put(out, "exponential_rss", number(c.exponential_rss));
+  put_magnitude(out, "growth", "log10_growth", c.growth);
+  Json layers = Json::array();
+  for (std::size_t i = 0; i < c.layers.size(); ++i) {
+    Json l = Json::object();
+    l["layer"] = c.layers[i];
+    put_magnitude(l, "apjn", "log10_apjn", c.apjn[i]);
+    layers.push_back(std::move(l));
+  }
+  out["layers"] = std::move(layers);
+  return out;
+}
+
 Json summary_json(const Summary& s, Verdict verdict) {
   Json j = Json::object();
   // First: the one word a script (or a CI gate) reads before anything else.
@@ -524,6 +552,7 @@ std::string report_to_json(const Report& report) {
     doc["remedy"] = nullptr;
   }
   if (report.jacobian) doc["jacobian"] = jacobian_json(*report.jacobian);
+  if (report.criticality) doc["criticality"] = criticality_json(*report.criticality);
   if (report.sources) {
     const ExternalSources& src = *report.sources;
     Json sources = Json::object();

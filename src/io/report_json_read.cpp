@@ -112,6 +112,9 @@ class ReportReader {
       r.remedy = read_remedy(remedy, "remedy");
     }
     if (root.contains("jacobian")) r.jacobian = jacobian(in_.object(root, "", "jacobian"));
+    if (root.contains("criticality")) {
+      r.criticality = criticality(in_.object(root, "", "criticality"));
+    }
     if (root.contains("sources")) r.sources = sources(in_.object(root, "", "sources"));
     return r;
   }
@@ -622,6 +625,32 @@ class ReportReader {
     }
     s.histogram_counts = in_.int64s(hist, hist_path, "counts");
     return s;
+  }
+
+  CriticalityStats criticality(const JsonValue& j) const {
+    const std::string path = "criticality";
+    CriticalityStats c;
+    if (!in_.boolean(j, path, "measured")) {
+      c.reason = in_.string(j, path, "reason");
+      if (c.reason.empty()) in_.fail(json_child(path, "reason"), "expected a non-empty reason");
+      return c;
+    }
+    c.examples = in_.integer(j, path, "examples");
+    c.tangents = in_.integer(j, path, "tangents");
+    c.fit = static_cast<ApjnFit>(in_.choice(j, path, "fit", {"none", "power_law", "exponential"}));
+    c.power_exponent = in_.number(j, path, "power_exponent");
+    c.power_rss = in_.number(j, path, "power_rss");
+    c.exponential_rate = in_.number(j, path, "exponential_rate");
+    c.exponential_rss = in_.number(j, path, "exponential_rss");
+    c.growth = magnitude(j, path, "growth", "log10_growth");
+    const JsonValue& layers = in_.array(j, path, "layers");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      const std::string at = json_element(json_child(path, "layers"), i);
+      in_.expect_object(layers[i], at);
+      c.layers.push_back(in_.integer(layers[i], at, "layer"));
+      c.apjn.push_back(magnitude(layers[i], at, "apjn", "log10_apjn"));
+    }
+    return c;
   }
 
   ExternalSources sources(const JsonValue& j) const {

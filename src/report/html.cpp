@@ -13,6 +13,7 @@
 #include "gradscope/report/svg.hpp"
 #include "gradscope/report/sweep_text.hpp"
 #include "gradscope/version.hpp"
+#include "report/criticality_text.hpp"
 #include "report/text_format.hpp"
 
 namespace gradscope {
@@ -340,6 +341,13 @@ std::string report_to_html(const Report& r) {
   }
   if (has_attention_ops(r)) {
     body += "<h2>Attention</h2>\n" + plot(attention_entropy_plot_svg(r)) + attention_table(r);
+  }
+  if (r.criticality) {
+    body += "<h2>Partial Jacobian norm</h2>\n<p>" +
+            html_escape(criticality_paragraph(*r.criticality)) + "</p>\n";
+    if (r.criticality->measured()) {
+      body += "<p>J at layer " + html_escape(criticality_samples(*r.criticality)) + "</p>\n";
+    }
   }
   body += "<h2>Layers</h2>\n" + layer_table(r);
   if (shows_parameters(r)) body += "<h2>Parameters</h2>\n" + parameter_table(r);

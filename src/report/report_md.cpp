@@ -16,6 +16,7 @@
 #include "gradscope/core/activation.hpp"
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/report/report_text.hpp"
+#include "report/criticality_text.hpp"
 #include "report/text_format.hpp"
 
 namespace gradscope {
@@ -449,6 +450,19 @@ std::string report_to_markdown(const Report& report, const MarkdownOptions& opti
     }
   }
   out += '\n';
+  if (report.criticality) {
+    const CriticalityStats& c = *report.criticality;
+    out += "## Partial Jacobian norm\n\n";
+    out += markdown_escape(criticality_paragraph(c));
+    if (c.measured()) {
+      out += fmt::format(" J(l) = (1/N_l) E ||dx_l/dx_0||_F^2 over {} examples x {} tangents.\n\n",
+                         c.examples, c.tangents);
+      out += "J at layer " + markdown_escape(criticality_samples(c)) + "\n";
+    } else {
+      out += "\n";
+    }
+    out += '\n';
+  }
   out += layers_block(report, options);
   const std::string attention = attention_section(report);
   if (!attention.empty()) out += '\n' + attention;

@@ -343,6 +343,7 @@ std::string report_to_text(const Report& report, const TextOptions& options) {
   out += '\n';
   out += summary_block(report, paint);
   if (report.jacobian) out += jacobian_block(*report.jacobian);
+  if (report.criticality) out += criticality_block(*report.criticality);
   // Last, where a terminal leaves it in view: what the measurements above add up to.
   out += '\n';
   out += diagnosis_block(report, paint);

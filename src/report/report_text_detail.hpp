@@ -150,6 +150,8 @@ std::string table_block(const Report& r, const RowSelection& rows, const Painter
 std::string theory_table_block(const Report& r, const RowSelection& rows, const Painter& paint);
 std::string summary_block(const Report& r, const Painter& paint);
 std::string jacobian_block(const JacobianStats& j);
+// The partial Jacobian norm: the law it follows with depth and a few of its values.
+std::string criticality_block(const CriticalityStats& c);
 // report_text_sequence.cpp: the attention ops and the per-parameter table, for networks with
 // attention or GLU ops or loaded weights (empty otherwise).
 std::string attention_block(const Report& r, int max_rows, const Painter& paint);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gradscope/report/report_text.hpp"
+#include "report/criticality_text.hpp"
 #include "report/report_text_detail.hpp"
 #include "report/text_format.hpp"
 
@@ -303,6 +304,20 @@ std::string jacobian_block(const JacobianStats& j) {
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";
   }
+  return out;
+}
+
+std::string criticality_block(const CriticalityStats& c) {
+  if (!c.measured()) {
+    std::string out = "\npartial Jacobian norm J(l)\n";
+    append_wrapped(out, "  ", "  ", text_format::criticality_sentence(c));
+    return out;
+  }
+  std::string out = fmt::format(
+      "\npartial Jacobian norm J(l) ({} examples x {} tangents, {} layers on the stream)\n",
+      c.examples, c.tangents, c.layers.size());
+  append_wrapped(out, "  law    ", "         ", text_format::criticality_sentence(c));
+  append_wrapped(out, "  J at   ", "         ", text_format::criticality_samples(c));
   return out;
 }
 

@@ -84,6 +84,13 @@ constexpr const char* kLayers = R"({
   "optimizer": {"name": "sgd", "learning_rate": 0.01}
 })";
 
+constexpr const char* kResidual = R"({
+  "input": {"width": 8, "batch": 4},
+  "layers": [{"width": 8, "activation": "relu", "init": "he_normal"},
+             {"repeat": 3, "residual": {"scale": 1.0},
+              "block": [{"width": 8, "activation": "relu", "init": "he_normal"}]}]
+})";
+
 constexpr const char* kPostNorm = R"({
   "input": {"width": 16, "batch": 2, "tokens": 4},
   "layers": [{"transformer": {"blocks": 2, "heads": 2, "placement": "post_norm"}},
@@ -165,6 +172,8 @@ TEST(ConfigEdit, EveryKindSpellsASetArgumentTheReaderAppliesAsApplyEditsDoes) {
       {kPostNorm, {TransformerEdit{"layers[0]", TransformerKey::kPlacementPreNorm}}},
       {kPreNorm, {TransformerEdit{"layers[1]", TransformerKey::kScalingGpt2}}},
       {kPreNormGlu, {TransformerEdit{"layers[0]", TransformerKey::kScalingGpt2}}},
+      // Every repetition of the residual item takes the branch scale.
+      {kResidual, {ResidualScaleEdit{"layers[1]", 0.577}}},
       {kAttention,
        {AttentionScaleEdit{"layers[1]"},
         AttentionInitEdit{"layers[1]",

@@ -1132,5 +1132,52 @@ TEST(Sequences, PostNormBranchGradientsAreNearlyEvenAtInitAndPreNormIsTheAdvice)
   EXPECT_FALSE(has_code(deepnorm.run(), "postnorm_gradient_imbalance"));
 }
 
+// ---- Criticality: the partial Jacobian norm of residual networks
+
+// A He ReLU layer, then `blocks` residual blocks x + scale V relu(W x), V and W He normal.
+std::string he_residual(int blocks, const std::string& scale = "1.0") {
+  return R"({"name": "res", "seed": 7, "input": {"width": 128, "batch": 64},
+             "layers": [{"width": 128, "activation": "relu", "init": "he_normal"},
+                        {"repeat": )" +
+         std::to_string(blocks) + R"(, "residual": {"scale": )" + scale + R"(},
+                         "block": [{"width": 128, "activation": "relu", "init": "he_normal"},
+                                   {"width": 128, "activation": "linear", "init": "he_normal"}]}]})";
+}
+
+TEST(Criticality, AnUnscaledHeResidualExplodesAndBranchesScaledByInverseSqrtDepthHoldIt) {
+  // J grows about 3x a block: 3^16 = 4.3e7 over 16 blocks, far past 100; scaled by 1/sqrt(16)
+  // each block gives 1 + 2/16, (1.125)^16 = 6.6 in all.
+  const TextCase c{he_residual(16)};
+  Report r = c.run();
+  ASSERT_TRUE(has_code(r, "exploding_partial_jacobian")) << describe(r);
+  const Finding& f = finding(r, "exploding_partial_jacobian");
+  // Network-to-network spread of the per-block factor is ~1% (test_apjn): 3^16 within 2x.
+  EXPECT_GT(test_evidence(f).value, 4.3e7 / 2);
+  EXPECT_LT(test_evidence(f).value, 4.3e7 * 2);
+  const Advice* a = kept_advice(r, c, "exploding_partial_jacobian");
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->changes.size(), 1u);
+  EXPECT_EQ(a->changes.front().path, "layers[1].residual.scale");
+  EXPECT_EQ(a->changes.front().value, "0.25");
+  EXPECT_TRUE(a->check->helped);
+  EXPECT_LT(a->check->after, 100.0);
+  EXPECT_NO_THROW(c.spec(a->changes));
+  // Scaled by hand: no finding, and J grows by about (1 + 2/16)^16 = 6.6 (within the 2x above).
+  const Report scaled = TextCase{he_residual(16, "0.25")}.run();
+  EXPECT_FALSE(has_code(scaled, "exploding_partial_jacobian")) << describe(scaled);
+  ASSERT_TRUE(scaled.criticality && scaled.criticality->measured());
+  EXPECT_GT(scaled.criticality->growth.value, 6.6 / 2);
+  EXPECT_LT(scaled.criticality->growth.value, 6.6 * 2);
+}
+
+TEST(Criticality, PlainStacksAndShallowResidualsDoNotRaiseItAtTheDefault) {
+  // An exponential J is the ordinary gradient findings' business in a plain stack.
+  EXPECT_FALSE(has_code(Case{"relu-xavier", {}}.run(), "exploding_partial_jacobian"));
+  // A threshold from the config: the unscaled residual at 2 blocks grows 3^2 = 9 < 100.
+  EXPECT_FALSE(has_code(TextCase{he_residual(2)}.run(), "exploding_partial_jacobian"));
+  EXPECT_TRUE(has_code(TextCase{he_residual(2), {{"diagnosis.partial_jacobian_growth", "3"}}}.run(),
+                       "exploding_partial_jacobian"));
+}
+
 }  // namespace
 }  // namespace gradscope

@@ -88,8 +88,15 @@ struct TransformerEdit {
   TransformerKey key = TransformerKey::kPlacementPreNorm;
 };
 
-using ConfigEdit = std::variant<ActivationEdit, InitEdit, BiasEdit, NormEdit, LayersEdit,
-                                RemoveEdit, NumberEdit, InputDistributionEdit, OptimizerEdit,
-                                AttentionScaleEdit, AttentionInitEdit, TransformerEdit>;
+// The branch scale of the residual item at `layer` (every repetition of it): y = x + scale F(x).
+struct ResidualScaleEdit {
+  std::string layer;
+  double scale = 1.0;
+};
+
+using ConfigEdit =
+    std::variant<ActivationEdit, InitEdit, BiasEdit, NormEdit, LayersEdit, RemoveEdit, NumberEdit,
+                 InputDistributionEdit, OptimizerEdit, AttentionScaleEdit, AttentionInitEdit,
+                 TransformerEdit, ResidualScaleEdit>;
 
 }  // namespace gradscope

@@ -214,6 +214,29 @@ struct JacobianStats {
   std::vector<std::int64_t> histogram_counts;
 };
 
+// The averaged partial Jacobian norm (Doshi, He & Gromov 2023) along the network: for the layers
+// on the stream (not inside a residual branch), J(l) = (1/N_l) E_x ||dx_l/dx_0||_F^2, estimated by
+// forward-mode products with random Gaussian tangents at a few examples, and the law it follows
+// with depth: a power law (critical) or an exponential (ordered or chaotic).
+enum class ApjnFit : int { kNone, kPowerLaw, kExponential };
+std::string_view apjn_fit_name(ApjnFit fit);  // "none", "power_law", "exponential"
+
+struct CriticalityStats {
+  std::string reason;       // why there is no measurement (J and the fits empty); "" when measured
+  int examples = 0;         // examples of the batch it is averaged over
+  int tangents = 0;         // Gaussian tangents per example
+  std::vector<int> layers;  // 1-based report indices of the layers on the stream
+  std::vector<Magnitude> apjn;   // J at each of them (exact beyond double's range, as log10)
+  ApjnFit fit = ApjnFit::kNone;  // the law with the smaller residual sum of squares of ln J
+  // Least squares over ln J: ln J = a + b ln l and ln J = a + r l (r per reported layer).
+  double power_exponent = 0.0;  // b
+  double power_rss = 0.0;
+  double exponential_rate = 0.0;  // r: > 0 chaotic (exploding), < 0 ordered (vanishing)
+  double exponential_rss = 0.0;
+  Magnitude growth;  // J(last) / J(first) over the stream's layers
+  bool measured() const { return reason.empty() && !apjn.empty(); }
+};
+
 // ---- The diagnosis (diagnosis.hpp): what is wrong, where, and what to change.
 
 enum class Severity : int { kInfo, kWarning, kError };
@@ -344,6 +367,8 @@ struct Report {
   std::vector<ParameterReport> parameter_list;  // every learned tensor, input side first
   Summary summary;
   std::optional<JacobianStats> jacobian;
+  // The partial Jacobian norm along depth; every run sets it (with a reason when not measured).
+  std::optional<CriticalityStats> criticality;
   Verdict verdict = Verdict::kHealthy;
   // Roots most severe first, then by layer, each followed by its consequences.
   std::vector<Finding> findings;

@@ -15,6 +15,7 @@ enum class StreamPurpose : std::uint64_t {
   kTargets = 5,
   kDropout = 6,
   kProjection = 7,
+  kApjnTangent = 8,  // the partial Jacobian norm's random tangents (apjn.hpp)
 };
 
 // SplitMix64's finaliser (Steele, Lea, Flood 2014): a bijective 64-bit mixer.

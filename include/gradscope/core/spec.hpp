@@ -214,6 +214,9 @@ struct DiagnosisSpec {
   double postnorm_gradient_ratio = 2.0;
   // A pre-norm residual stack: rms of the stream at its last residual over its first's.
   double residual_growth = 5.0;
+  // A residual network whose partial Jacobian norm grows exponentially with depth: J at the last
+  // layer on the stream over J at the first (apjn.hpp). Branches scaled by 1/sqrt(L) reach e^2.
+  double partial_jacobian_growth = 100.0;
 };
 
 struct RunSpec {

@@ -35,13 +35,14 @@ enum class FindingCode : int {
   kExplodingAttentionLogits,
   kPostnormGradientImbalance,
   kResidualStreamGrowth,
+  kExplodingPartialJacobian,
   kSaturatingHiddenActivation,
   kMismatchedInit,
   kSigmoidOutputMulticlass,
   kPlainDeepStack,
   kUnnormalizedInput,
 };
-inline constexpr int kFindingCodeCount = 23;
+inline constexpr int kFindingCodeCount = 24;
 
 struct FindingInfo {
   FindingCode code;

@@ -1,0 +1,310 @@
+// The averaged partial Jacobian norm by forward-mode propagation: K Gaussian tangent columns per
+// example are carried op by op beside the examples' own signals (jacobian.cpp carries the whole
+// identity instead), rescaled by exact powers of two, and ||J u||^2 / N_l is recorded after every
+// op; then ln J is fitted against depth.
+#include "gradscope/theory/apjn.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "gradscope/core/error.hpp"
+#include "gradscope/core/norm.hpp"
+#include "gradscope/core/rng.hpp"
+
+namespace gradscope {
+
+namespace {
+
+// The tangents and their scale: the true J u is m * 2^exp2.
+template <class Scalar>
+struct Scaled {
+  Mat<Scalar> m;
+  std::int64_t exp2 = 0;
+};
+
+template <class Scalar>
+void renormalise(Scaled<Scalar>& s) {
+  const double norm = static_cast<double>(s.m.norm());
+  if (!(norm > 0.0) || !std::isfinite(norm)) return;
+  const int e = std::ilogb(norm);
+  if (e > 16 || e < -16) {
+    s.m *= std::ldexp(Scalar(1), -e);
+    s.exp2 += e;
+  }
+}
+
+template <class Scalar>
+Scalar pow2(std::int64_t e) {
+  return std::ldexp(Scalar(1), static_cast<int>(std::clamp<std::int64_t>(e, -2000, 2000)));
+}
+
+// out = w * m, by blocks of kRowsPerTask rows of w in parallel: the blocks are fixed by the shape,
+// so every entry is the same sum whatever the thread count.
+template <class Scalar>
+Mat<Scalar> product(const Mat<Scalar>& w, const Mat<Scalar>& m, ThreadPool& pool) {
+  Mat<Scalar> out(w.rows(), m.cols());
+  const Eigen::Index rows = w.rows();
+  const std::int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
+  pool.run(tasks, [&](std::int64_t k) {
+    const Eigen::Index r0 = static_cast<Eigen::Index>(k) * kRowsPerTask;
+    const Eigen::Index nr = std::min<Eigen::Index>(kRowsPerTask, rows - r0);
+    out.middleRows(r0, nr).noalias() = w.middleRows(r0, nr) * m;
+  });
+  return out;
+}
+
+// Runs the examples `x` (n_0, E) and their tangents (n_0, E * K) through every op, calling
+// visit(l, x_l, t_l) after op l (residual begins included).
+template <class Scalar>
+void propagate(
+    const RunSpec& spec, const Network<Scalar>& net, Mat<Scalar> x, Scaled<Scalar> t,
+    ThreadPool& pool,
+    const std::function<void(std::size_t, const Mat<Scalar>&, const Scaled<Scalar>&)>& visit) {
+  const Eigen::Index examples = x.cols();
+  const Eigen::Index k_per = examples > 0 ? t.m.cols() / examples : 0;
+  Mat<Scalar> scratch;
+  std::vector<std::pair<Mat<Scalar>, Scaled<Scalar>>> skips;  // (x, t) at residual begins
+  for (std::size_t l = 0; l < net.ops.size(); ++l) {
+    const OpSpec& op = net.ops[l];
+    switch (op.kind) {
+      case OpKind::kDense:
+      case OpKind::kActivation: {
+        Mat<Scalar> h;
+        if (op.kind == OpKind::kDense) {
+          const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+          h = product(w, x, pool);
+          if (net.bias[l].size() > 0) h.colwise() += net.bias[l];
+          t.m = product(w, t.m, pool);
+        } else {
+          h = x;
+        }
+        const ActivationSpec& act = op.kind == OpKind::kDense ? op.dense.activation : op.activation;
+        Mat<Scalar> y(h.rows(), h.cols()), d(h.rows(), h.cols());
+        activation_forward<Scalar>(act, h, y, d);
+        for (Eigen::Index a = 0; a < examples; ++a) {
+          auto ta = t.m.middleCols(a * k_per, k_per);
+          if (act.kind == Activation::kSoftmax) {
+            // J_softmax = diag(y) - y y^T.
+            const Mat<Scalar> yt = y.col(a).transpose() * ta;
+            ta = (y.col(a).asDiagonal() * ta - y.col(a) * yt).eval();
+          } else {
+            ta = d.col(a).asDiagonal() * ta;
+          }
+        }
+        x = std::move(y);
+        break;
+      }
+      case OpKind::kNorm: {
+        Mat<Scalar> y(x.rows(), x.cols());
+        Eigen::VectorXd rstd(norm_stat_count(op.norm.kind, x.rows(), x.cols()));
+        norm_forward<Scalar>(op.norm, x, y, rstd);
+        // layer_norm: rstd (I - 1 1^T / n - y y^T / n); rms_norm: rstd (I - y y^T / n).
+        const Scalar n = static_cast<Scalar>(x.rows());
+        for (Eigen::Index a = 0; a < examples; ++a) {
+          auto ta = t.m.middleCols(a * k_per, k_per);
+          Mat<Scalar> proj = ta - y.col(a) * ((y.col(a).transpose() * ta) / n);
+          if (op.norm.kind == NormKind::kLayerNorm) proj.rowwise() -= ta.colwise().sum() / n;
+          ta = static_cast<Scalar>(rstd[a]) * proj;
+        }
+        // A model's trained gamma and beta (loaded weights); generated norms have none.
+        if (net.weight[l].size() > 0) {
+          const auto gamma = net.weight[l].col(0);
+          y.array().colwise() *= gamma.array();
+          t.m.array().colwise() *= gamma.array();
+          if (net.bias[l].size() > 0) y.colwise() += net.bias[l];
+        }
+        x = std::move(y);
+        break;
+      }
+      case OpKind::kDropout: {
+        // The pass's own mask: example a is column a of the batch.
+        const std::uint64_t key = stream_key(spec.seed, l + 1, StreamPurpose::kDropout);
+        const Scalar scale = static_cast<Scalar>(1.0 / (1.0 - op.dropout));
+        for (Eigen::Index a = 0; a < examples; ++a) {
+          for (Eigen::Index i = 0; i < x.rows(); ++i) {
+            const auto k = static_cast<std::uint64_t>(a * x.rows() + i);
+            const Scalar keep = uniform01(key, k) >= op.dropout ? scale : Scalar(0);
+            x(i, a) *= keep;
+            t.m.row(i).segment(a * k_per, k_per) *= keep;
+          }
+        }
+        break;
+      }
+      case OpKind::kResidualBegin:
+        skips.emplace_back(x, t);
+        break;
+      case OpKind::kResidualEnd: {
+        auto [sx, st] = std::move(skips.back());
+        skips.pop_back();
+        const Scalar scale = static_cast<Scalar>(op.residual.scale);
+        if (op.residual.projection) {
+          const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+          sx = product(w, sx, pool);
+          st.m = product(w, st.m, pool);
+        }
+        if (op.residual.skip != 1.0) {
+          const Scalar k = static_cast<Scalar>(op.residual.skip);
+          sx *= k;
+          st.m *= k;
+        }
+        x = sx + scale * x;
+        // Both tangents at the larger exponent before adding.
+        if (st.exp2 >= t.exp2) {
+          t.m = st.m + scale * t.m * pow2<Scalar>(t.exp2 - st.exp2);
+          t.exp2 = st.exp2;
+        } else {
+          t.m = scale * t.m + st.m * pow2<Scalar>(st.exp2 - t.exp2);
+        }
+        break;
+      }
+      case OpKind::kAttention:  // refused by apjn_refusal
+      case OpKind::kGlu:
+        throw contract_error("partial_jacobian_norms: no tangent rule for " +
+                             std::string(op_kind_name(op.kind)) + " ops");
+    }
+    renormalise(t);
+    visit(l, x, t);
+  }
+}
+
+}  // namespace
+
+std::string apjn_refusal(const RunSpec& spec) {
+  if (spec.input.tokens > 1) {
+    return "tokens > 1: an example is a sequence, not one vector";
+  }
+  for (const OpSpec& op : expand_ops(spec)) {
+    if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
+      return "no tangent rule for " + std::string(op_kind_name(op.kind)) + " ops";
+    }
+    if (op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) {
+      return "batch norm couples the examples: no per-example Jacobian";
+    }
+  }
+  return {};
+}
+
+template <class Scalar>
+std::vector<Eigen::MatrixXd> forward_tangents(const RunSpec& spec, const Network<Scalar>& net,
+                                              const Mat<Scalar>& inputs,
+                                              const Mat<Scalar>& tangents, ThreadPool& pool) {
+  std::vector<Eigen::MatrixXd> out(net.ops.size());
+  propagate<Scalar>(spec, net, inputs, Scaled<Scalar>{tangents, 0}, pool,
+                    [&](std::size_t l, const Mat<Scalar>&, const Scaled<Scalar>& t) {
+                      out[l] =
+                          t.m.template cast<double>() * std::ldexp(1.0, static_cast<int>(t.exp2));
+                    });
+  return out;
+}
+
+template <class Scalar>
+CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scalar>& net,
+                                        const Mat<Scalar>& input, ThreadPool& pool, int examples,
+                                        int tangents) {
+  CriticalityStats st;
+  st.reason = apjn_refusal(spec);
+  if (!st.reason.empty()) return st;
+  examples = std::min<int>(examples, static_cast<int>(input.cols()));
+  if (examples <= 0 || tangents <= 0) {
+    st.reason = "no example to measure it at";
+    return st;
+  }
+  st.examples = examples;
+  st.tangents = tangents;
+  const Eigen::Index n0 = input.rows();
+  const Eigen::Index columns = Eigen::Index{examples} * tangents;
+  // Column a * K + k is tangent k of example a: a stream cut into columns keeps the first
+  // examples' tangents whatever the number of examples.
+  Eigen::MatrixXd u(n0, columns);
+  fill_normal(stream_key(spec.seed, 0, StreamPurpose::kApjnTangent), 0,
+              static_cast<std::uint64_t>(u.size()), u.data());
+  // Which ops are on the stream (outside every residual branch), and their report indices.
+  std::vector<int> report_index(net.ops.size(), 0);
+  std::vector<bool> on_stream(net.ops.size(), false);
+  int depth = 0, reported = 0;
+  for (std::size_t l = 0; l < net.ops.size(); ++l) {
+    const OpKind kind = net.ops[l].kind;
+    if (kind == OpKind::kResidualBegin) {
+      ++depth;
+      continue;
+    }
+    if (kind == OpKind::kResidualEnd) --depth;
+    report_index[l] = ++reported;
+    on_stream[l] = depth == 0;
+  }
+  propagate<Scalar>(spec, net, input.leftCols(examples), Scaled<Scalar>{u.cast<Scalar>(), 0}, pool,
+                    [&](std::size_t l, const Mat<Scalar>&, const Scaled<Scalar>& t) {
+                      if (!on_stream[l]) return;
+                      // Mean over examples and tangents of ||J u||^2 / N_l, summed in double.
+                      const double mean =
+                          t.m.template cast<double>().squaredNorm() /
+                          (static_cast<double>(columns) * static_cast<double>(t.m.rows()));
+                      st.layers.push_back(report_index[l]);
+                      st.apjn.push_back(magnitude_from_scaled(mean, 2 * t.exp2));
+                    });
+  fit_apjn(st);
+  return st;
+}
+
+void fit_apjn(CriticalityStats& st) {
+  st.fit = ApjnFit::kNone;
+  std::vector<double> ls, ys;
+  for (std::size_t i = 0; i < st.layers.size() && i < st.apjn.size(); ++i) {
+    const double y = st.apjn[i].log10 * std::log(10.0);
+    if (st.layers[i] >= 1 && std::isfinite(y)) {
+      ls.push_back(st.layers[i]);
+      ys.push_back(y);
+    }
+  }
+  if (!st.apjn.empty()) st.growth = magnitude_ratio(st.apjn.back(), st.apjn.front());
+  if (ls.size() < 3) return;
+  // Least squares y = a + b x, returning (b, residual sum of squares), centred for accuracy.
+  const auto line = [&](const std::function<double(double)>& xf) {
+    const auto n = static_cast<double>(ls.size());
+    double mx = 0.0, my = 0.0;
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+      mx += xf(ls[i]);
+      my += ys[i];
+    }
+    mx /= n;
+    my /= n;
+    double sxx = 0.0, sxy = 0.0;
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+      sxx += (xf(ls[i]) - mx) * (xf(ls[i]) - mx);
+      sxy += (xf(ls[i]) - mx) * (ys[i] - my);
+    }
+    const double b = sxx > 0.0 ? sxy / sxx : 0.0;
+    double rss = 0.0;
+    for (std::size_t i = 0; i < ls.size(); ++i) {
+      const double e = ys[i] - my - b * (xf(ls[i]) - mx);
+      rss += e * e;
+    }
+    return std::pair{b, rss};
+  };
+  const auto [b, rss_p] = line([](double l) { return std::log(l); });
+  const auto [r, rss_e] = line([](double l) { return l; });
+  st.power_exponent = b;
+  st.power_rss = rss_p;
+  st.exponential_rate = r;
+  st.exponential_rss = rss_e;
+  // A tie (a flat J fits both exactly) is critical.
+  st.fit = rss_e < rss_p ? ApjnFit::kExponential : ApjnFit::kPowerLaw;
+}
+
+template std::vector<Eigen::MatrixXd> forward_tangents<float>(const RunSpec&, const Network<float>&,
+                                                              const Mat<float>&, const Mat<float>&,
+                                                              ThreadPool&);
+template std::vector<Eigen::MatrixXd> forward_tangents<double>(const RunSpec&,
+                                                               const Network<double>&,
+                                                               const Mat<double>&,
+                                                               const Mat<double>&, ThreadPool&);
+template CriticalityStats partial_jacobian_norms<float>(const RunSpec&, const Network<float>&,
+                                                        const Mat<float>&, ThreadPool&, int, int);
+template CriticalityStats partial_jacobian_norms<double>(const RunSpec&, const Network<double>&,
+                                                         const Mat<double>&, ThreadPool&, int, int);
+
+}  // namespace gradscope

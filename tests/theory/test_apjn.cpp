@@ -1,0 +1,230 @@
+// The averaged partial Jacobian norm: flat for a critical ReLU stack, x3 per unscaled He residual
+// block, (1 + 2/L)^L over L blocks scaled by 1/sqrt(L), the tangents against central differences
+// and exact through a dense layer, the fits on exact laws, the refusals, and the same bits for any
+// thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "gradscope/core/network.hpp"
+#include "gradscope/core/rng.hpp"
+#include "gradscope/engine/engine.hpp"
+#include "gradscope/theory/apjn.hpp"
+
+namespace gradscope {
+namespace {
+
+LayerItem dense(int width, Activation act, Init init) {
+  LayerItem d;
+  d.op.kind = OpKind::kDense;
+  d.op.dense.width = width;
+  d.op.dense.activation = default_spec(act);
+  d.op.dense.init.kind = init;
+  return d;
+}
+
+LayerItem norm(NormKind kind) {
+  LayerItem n;
+  n.op.kind = OpKind::kNorm;
+  n.op.norm.kind = kind;
+  return n;
+}
+
+RunSpec base(int width, int batch = 8) {
+  RunSpec spec;
+  spec.seed = 5;
+  spec.precision = Precision::kFloat64;
+  spec.input.width = width;
+  spec.input.batch = batch;
+  return spec;
+}
+
+// An orthogonal linear layer (J = 1 on every direction), then `blocks` residual blocks
+// x + scale * V relu(W x), V and W He normal.
+RunSpec he_residual(int width, int blocks, double scale) {
+  RunSpec spec = base(width);
+  LayerItem res;
+  res.block = {dense(width, Activation::kRelu, Init::kHeNormal),
+               dense(width, Activation::kLinear, Init::kHeNormal)};
+  res.repeat = blocks;
+  res.residual = ResidualSpec{scale, false, {}};
+  spec.layers = {dense(width, Activation::kLinear, Init::kOrthogonal), res};
+  return spec;
+}
+
+CriticalityStats measure(const RunSpec& spec, int examples = kApjnExamples) {
+  ThreadPool pool(1);
+  const Network<double> net = build_network<double>(spec, pool);
+  return partial_jacobian_norms(spec, net, make_input<double>(spec), pool, examples);
+}
+
+double log_j(const CriticalityStats& s, std::size_t i) { return s.apjn[i].log10 * std::log(10.0); }
+
+TEST(Apjn, HeReluStackIsFlat) {
+  RunSpec spec = base(1024);
+  LayerItem stack;
+  stack.block = {dense(1024, Activation::kRelu, Init::kHeNormal)};
+  stack.repeat = 16;
+  spec.layers = {stack};
+  const CriticalityStats s = measure(spec);
+  ASSERT_TRUE(s.measured()) << s.reason;
+  ASSERT_EQ(s.layers.size(), 16U);
+  EXPECT_EQ(s.examples, kApjnExamples);
+  EXPECT_EQ(s.tangents, kApjnTangents);
+  // sw2 E[relu'^2] = 2 / 2 = 1 per layer, in expectation over networks. One network's ln J drifts
+  // by about sqrt(l / N) = 0.13 at l = 16, N = 1024 (measured 0.97 to 1.29 over five seeds): a
+  // factor 1.5 is 3 sd.
+  EXPECT_GT(s.growth.value, 1.0 / 1.5);
+  EXPECT_LT(s.growth.value, 1.5);
+  for (std::size_t i = 0; i < s.apjn.size(); ++i) {
+    EXPECT_GT(s.apjn[i].value, 1.0 / 1.5) << i;
+    EXPECT_LT(s.apjn[i].value, 1.5) << i;
+  }
+  // ln 1.5 = 0.4 over ln 16 = 2.8 and over 16 layers; the unscaled residual below has r = 0.37.
+  EXPECT_NEAR(s.power_exponent, 0.0, 0.15);
+  EXPECT_NEAR(s.exponential_rate, 0.0, 0.025);
+}
+
+TEST(Apjn, UnscaledHeResidualGrowsThreeTimesPerBlock) {
+  const int blocks = 8;
+  const CriticalityStats s = measure(he_residual(256, blocks, 1.0));
+  ASSERT_TRUE(s.measured()) << s.reason;
+  // The stream: the first layer and the blocks' ends (3 reported ops a block).
+  ASSERT_EQ(s.layers.size(), static_cast<std::size_t>(blocks + 1));
+  EXPECT_EQ(s.layers[1], 4);
+  // E ||t + V D W t||^2 = (1 + sv2 sw2 / 2) ||t||^2 = 3 ||t||^2 (the cross term has mean 0).
+  // The mean log factor over 8 blocks at width 256 measured 2.94 to 3.03 over five seeds (sd
+  // ~1%): 10% is far outside the network-to-network spread.
+  const double per_block = std::exp((log_j(s, blocks) - log_j(s, 0)) / blocks);
+  EXPECT_NEAR(per_block, 3.0, 0.3);
+  EXPECT_EQ(s.fit, ApjnFit::kExponential);
+  // ln 3 per block of 3 reported layers; same tolerance as above (ln(1.1) / 3 = 0.03).
+  EXPECT_NEAR(s.exponential_rate, std::log(3.0) / 3.0, 0.035);
+}
+
+TEST(Apjn, BranchesScaledByInverseSqrtDepthGrowByEToTheTwo) {
+  const int blocks = 32;
+  const CriticalityStats s = measure(he_residual(256, blocks, 1.0 / std::sqrt(blocks)));
+  ASSERT_TRUE(s.measured()) << s.reason;
+  // Each block multiplies J by 1 + 2/L; (1 + 1/16)^32 = 6.96, e^2 = 7.39 as L grows.
+  const double expected = std::pow(1.0 + 2.0 / blocks, blocks);
+  // Measured 6.63 to 7.05 over five seeds at width 256 (the branch is 2/L of each factor, so its
+  // fluctuations barely reach the product): 10% is about 3 sd.
+  EXPECT_NEAR(s.growth.value / expected, 1.0, 0.1);
+}
+
+TEST(Apjn, TangentsMatchCentralDifferences) {
+  // dense tanh, a residual {layer_norm, dense gelu, dense linear} with projection and scale,
+  // rms_norm, softmax: every tangent rule but dropout, on 2 examples x 3 tangents in double.
+  RunSpec spec = base(6, 2);
+  LayerItem res;
+  res.block = {norm(NormKind::kLayerNorm), dense(7, Activation::kGelu, Init::kXavierNormal),
+               dense(5, Activation::kLinear, Init::kXavierNormal)};
+  res.residual = ResidualSpec{0.7, true, {}};
+  LayerItem softmax;
+  softmax.op.kind = OpKind::kActivation;
+  softmax.op.activation = default_spec(Activation::kSoftmax);
+  spec.layers = {dense(5, Activation::kTanh, Init::kXavierNormal), res, norm(NormKind::kRmsNorm),
+                 softmax};
+  ThreadPool pool(1);
+  const Network<double> net = build_network<double>(spec, pool);
+  const Mat<double> x = make_input<double>(spec);  // (6, 2)
+  const int k = 3;
+  Mat<double> u(6, 2 * k);
+  fill_normal(stream_key(1, 0, StreamPurpose::kApjnTangent), 0, u.size(), u.data());
+  const std::vector<Eigen::MatrixXd> t = forward_tangents(spec, net, x, u, pool);
+  ASSERT_EQ(t.size(), net.ops.size());
+  const double h = 1e-5;
+  for (int a = 0; a < 2; ++a) {
+    for (int j = 0; j < k; ++j) {
+      Mat<double> xs(6, 2);
+      xs.col(0) = x.col(a) + h * u.col(a * k + j);
+      xs.col(1) = x.col(a) - h * u.col(a * k + j);
+      PassOptions opt;
+      opt.keep_outputs = true;
+      const Mat<double> probe = Mat<double>::Zero(net.widths.back(), 2);
+      const PassResult r = forward_backward(net, xs, probe, opt, pool);
+      for (std::size_t l = 0; l < net.ops.size(); ++l) {
+        if (net.ops[l].kind == OpKind::kResidualBegin) continue;
+        const Eigen::VectorXd fd = (r.outputs[l].col(0) - r.outputs[l].col(1)) / (2 * h);
+        const Eigen::VectorXd jt = t[l].col(a * k + j);
+        // Central differences: O(h^2 f''') ~ 1e-10 truncation and eps / h ~ 1e-11 rounding.
+        EXPECT_LT((fd - jt).norm(), 1e-8 * (1.0 + jt.norm())) << "op " << l << " ex " << a;
+      }
+    }
+  }
+}
+
+TEST(Apjn, OneTangentThroughADenseLayerIsExactlyWTimesU) {
+  RunSpec spec = base(16, 3);
+  spec.layers = {dense(12, Activation::kRelu, Init::kHeNormal)};
+  ThreadPool pool(1);
+  const Network<double> net = build_network<double>(spec, pool);
+  const Mat<double> x = make_input<double>(spec);
+  Mat<double> u(16, 3);
+  fill_normal(stream_key(2, 0, StreamPurpose::kApjnTangent), 0, u.size(), u.data());
+  const std::vector<Eigen::MatrixXd> t = forward_tangents(spec, net, x, u, pool);
+  const Mat<double> h = net.weight[0] * x;
+  const Mat<double> wu = net.weight[0] * u;
+  for (Eigen::Index a = 0; a < 3; ++a) {
+    for (Eigen::Index i = 0; i < 12; ++i) {
+      // The same product, then a 0/1 mask: bit for bit.
+      EXPECT_EQ(t[0](i, a), h(i, a) > 0.0 ? wu(i, a) : 0.0) << i << "," << a;
+    }
+  }
+}
+
+TEST(Apjn, FitsRecogniseExactLaws) {
+  CriticalityStats power, expo;
+  for (int l = 1; l <= 30; ++l) {
+    power.layers.push_back(l);
+    power.apjn.push_back(magnitude_from_log10(1.5 * std::log10(l) + 0.3));
+    expo.layers.push_back(l);
+    expo.apjn.push_back(magnitude_from_log10(-0.02 * l / std::log(10.0) - 1.0));
+  }
+  fit_apjn(power);
+  fit_apjn(expo);
+  // Exact data: only rounding of log10 and ln (1e-15 relative).
+  EXPECT_EQ(power.fit, ApjnFit::kPowerLaw);
+  EXPECT_NEAR(power.power_exponent, 1.5, 1e-12);
+  EXPECT_NEAR(power.power_rss, 0.0, 1e-20);
+  EXPECT_NEAR(power.growth.log10, 1.5 * std::log10(30.0), 1e-12);
+  EXPECT_EQ(expo.fit, ApjnFit::kExponential);
+  EXPECT_NEAR(expo.exponential_rate, -0.02, 1e-12);
+  EXPECT_NEAR(expo.exponential_rss, 0.0, 1e-20);
+}
+
+TEST(Apjn, RefusesBatchNormAndSequencesWithAReason) {
+  RunSpec spec = base(8);
+  spec.layers = {dense(8, Activation::kRelu, Init::kHeNormal), norm(NormKind::kBatchNorm)};
+  const CriticalityStats s = measure(spec);
+  EXPECT_FALSE(s.measured());
+  EXPECT_NE(s.reason.find("batch norm"), std::string::npos) << s.reason;
+  RunSpec seq = base(8);
+  seq.input.tokens = 4;
+  seq.layers = {dense(8, Activation::kRelu, Init::kHeNormal)};
+  EXPECT_NE(apjn_refusal(seq).find("tokens"), std::string::npos);
+}
+
+TEST(Apjn, RunReportsItWithTheSameBitsForAnyThreadCount) {
+  // Width 600: three row blocks of the products (kRowsPerTask = 256), so the threads share them.
+  RunSpec spec = he_residual(600, 4, 0.5);
+  spec.precision = Precision::kFloat32;
+  RunOptions one, three;
+  one.threads = 1;
+  three.threads = 3;
+  const Report r1 = run_diagnostic(spec, one);
+  const Report r3 = run_diagnostic(spec, three);
+  ASSERT_TRUE(r1.criticality && r3.criticality);
+  ASSERT_TRUE(r1.criticality->measured());
+  ASSERT_EQ(r1.criticality->apjn.size(), r3.criticality->apjn.size());
+  for (std::size_t i = 0; i < r1.criticality->apjn.size(); ++i) {
+    const double a = r1.criticality->apjn[i].log10, b = r3.criticality->apjn[i].log10;
+    EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0) << i;
+  }
+  EXPECT_EQ(r1.criticality->exponential_rate, r3.criticality->exponential_rate);
+}
+
+}  // namespace
+}  // namespace gradscope
