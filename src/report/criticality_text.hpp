@@ -32,8 +32,14 @@ inline std::string criticality_sentence(const CriticalityStats& c) {
              " per layer).";
     case ApjnFit::kExponential: {
       const double per_layer = std::exp(c.exponential_rate);
-      const std::string side = c.exponential_rate > 0.0 ? "chaotic: perturbations grow"
-                                                        : "ordered: perturbations shrink";
+      // Within a decade over the whole depth the law is exponential but the network is near
+      // critical: "chaotic" or "ordered" would alarm a reader of a healthy network.
+      const bool mild = c.growth.value > 0.1 && c.growth.value < 10.0;
+      const std::string side =
+          mild ? (c.exponential_rate > 0.0 ? "mild: perturbations grow slowly"
+                                           : "mild: perturbations shrink slowly")
+               : (c.exponential_rate > 0.0 ? "chaotic: perturbations grow"
+                                           : "ordered: perturbations shrink");
       return "exponential (" + side + "): J x" + format_number(per_layer) + " per layer, " + span +
              "; a power law fits worse (exponent " + format_number(c.power_exponent) + ").";
     }
