@@ -23,10 +23,11 @@ inline constexpr double kJsonReportBytesPerOp = 3900.0;
 // per op above the report structures, 4.5 times the 3,135 bytes of text per op.
 inline constexpr double kJsonBuildFactor = 4.5;
 // Per reported op, what the run holds at its peak (while the JSON report is built): the layer's
-// report with its histogram, the op's spec, and the JSON document. 16.0 KB; with the planner's
-// 10% allocator slack, 17.6 KB. Measured on an AMD EPYC (2 cores, 23 GiB; Debian 12, g++ 12,
-// glibc 2.36): peak resident memory grew 17.2 KB per op from 1,000 to 100,000 width-1
-// layers (28 MiB, 175 MiB, 1.61 GiB), 18.8 KB per op for width 8, batch 8.
+// report with its histogram, the op's spec, and the JSON document. 19.6 KB; with the planner's
+// 10% allocator slack, 21.6 KB. Measured (before the parameter list and the criticality) on an AMD
+// EPYC (2 cores, 23 GiB; Debian 12, g++ 12, glibc 2.36): peak resident memory grew 17.2 KB per op
+// from 1,000 to 100,000 width-1 layers (28 MiB, 175 MiB, 1.61 GiB), 18.8 KB per op for width 8,
+// batch 8.
 inline constexpr double kReportMemoryBytesPerOp =
     static_cast<double>(sizeof(LayerReport) + sizeof(OpSpec)) +
     kActHistogramBins * static_cast<double>(sizeof(std::int64_t)) +
