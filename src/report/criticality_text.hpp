@@ -22,9 +22,21 @@ inline std::string criticality_paragraph(const CriticalityStats& c) {
 
 inline std::string criticality_sentence(const CriticalityStats& c) {
   if (!c.measured()) return "not measured: " + c.reason + ".";
-  const std::string span = format_magnitude(c.growth) + "x from layer " +
-                           std::to_string(c.layers.front()) + " to layer " +
-                           std::to_string(c.layers.back());
+  // The measured layers: past an overflow J is NaN.
+  std::size_t first = c.apjn.size(), last = c.apjn.size();
+  for (std::size_t i = 0; i < c.apjn.size() && i < c.layers.size(); ++i) {
+    if (!std::isfinite(c.apjn[i].log10)) continue;
+    if (first == c.apjn.size()) first = i;
+    last = i;
+  }
+  if (first == c.apjn.size()) return "not measured: every value overflows.";
+  std::string span = format_magnitude(c.growth) + "x from layer " +
+                     std::to_string(c.layers[first]) + " to layer " +
+                     std::to_string(c.layers[last]);
+  if (last + 1 < c.apjn.size()) {
+    span += " (the forward values overflow after it: not measured past layer " +
+            std::to_string(c.layers[last]) + ")";
+  }
   switch (c.fit) {
     case ApjnFit::kPowerLaw:
       return "power law (critical): J goes as l^" + format_number(c.power_exponent) + ", " + span +

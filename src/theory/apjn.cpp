@@ -236,16 +236,25 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
     report_index[l] = ++reported;
     on_stream[l] = depth == 0;
   }
-  propagate<Scalar>(spec, net, input.leftCols(examples), Scaled<Scalar>{u.cast<Scalar>(), 0}, pool,
-                    [&](std::size_t l, const Mat<Scalar>&, const Scaled<Scalar>& t) {
-                      if (!on_stream[l]) return;
-                      // Mean over examples and tangents of ||J u||^2 / N_l, summed in double.
-                      const double mean =
-                          t.m.template cast<double>().squaredNorm() /
-                          (static_cast<double>(columns) * static_cast<double>(t.m.rows()));
-                      st.layers.push_back(report_index[l]);
-                      st.apjn.push_back(magnitude_from_scaled(mean, 2 * t.exp2));
-                    });
+  // Once a forward value overflows (or is NaN) the derivatives taken at it mean nothing: J from
+  // that op on is not measured (NaN), rather than a plateau a fit would call critical.
+  bool overflowed = false;
+  propagate<Scalar>(
+      spec, net, input.leftCols(examples), Scaled<Scalar>{u.cast<Scalar>(), 0}, pool,
+      [&](std::size_t l, const Mat<Scalar>& x, const Scaled<Scalar>& t) {
+        overflowed = overflowed || !x.allFinite();
+        if (!on_stream[l]) return;
+        if (overflowed) {
+          st.layers.push_back(report_index[l]);
+          st.apjn.push_back(magnitude_from_scaled(std::numeric_limits<double>::quiet_NaN(), 0));
+          return;
+        }
+        // Mean over examples and tangents of ||J u||^2 / N_l, summed in double.
+        const double mean = t.m.template cast<double>().squaredNorm() /
+                            (static_cast<double>(columns) * static_cast<double>(t.m.rows()));
+        st.layers.push_back(report_index[l]);
+        st.apjn.push_back(magnitude_from_scaled(mean, 2 * t.exp2));
+      });
   fit_apjn(st);
   return st;
 }
@@ -260,7 +269,14 @@ void fit_apjn(CriticalityStats& st) {
       ys.push_back(y);
     }
   }
-  if (!st.apjn.empty()) st.growth = magnitude_ratio(st.apjn.back(), st.apjn.front());
+  // Over the measured layers: an overflow leaves the last ones NaN.
+  std::size_t first = st.apjn.size(), last = st.apjn.size();
+  for (std::size_t i = 0; i < st.apjn.size(); ++i) {
+    if (!std::isfinite(st.apjn[i].log10)) continue;
+    if (first == st.apjn.size()) first = i;
+    last = i;
+  }
+  if (first < st.apjn.size()) st.growth = magnitude_ratio(st.apjn[last], st.apjn[first]);
   if (ls.size() < 3) return;
   // Least squares y = a + b x, returning (b, residual sum of squares), centred for accuracy.
   const auto line = [&](const std::function<double(double)>& xf) {

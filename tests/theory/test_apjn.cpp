@@ -103,6 +103,34 @@ TEST(Apjn, UnscaledHeResidualGrowsThreeTimesPerBlock) {
   EXPECT_NEAR(s.exponential_rate, std::log(3.0) / 3.0, 0.035);
 }
 
+TEST(Apjn, AFloat32StreamThatOverflowsIsNotMeasuredPastItAndItsFloat64TwinIs) {
+  // Branches at gain 30: the stream grows about 450x a block and passes float32's 3.4e38 within
+  // 16 blocks. Past the overflow the derivatives mean nothing: J there is NaN, not a plateau
+  // that a fit would call critical; float64 measures every block.
+  RunSpec spec = he_residual(16, 40, 1.0);
+  for (LayerItem& d : spec.layers[1].block) d.op.dense.init.gain = 30.0;
+  const CriticalityStats f64 = measure(spec);
+  ThreadPool pool(1);
+  spec.precision = Precision::kFloat32;
+  const Network<float> net = build_network<float>(spec, pool);
+  const CriticalityStats f32 =
+      partial_jacobian_norms(spec, net, make_input<float>(spec), pool, kApjnExamples);
+  ASSERT_EQ(f32.apjn.size(), f64.apjn.size());
+  EXPECT_TRUE(std::isnan(f32.apjn.back().value));
+  EXPECT_TRUE(std::isfinite(f64.apjn.back().log10));
+  std::size_t measured = 0;
+  while (measured < f32.apjn.size() && std::isfinite(f32.apjn[measured].log10)) ++measured;
+  ASSERT_GT(measured, 3u);
+  ASSERT_LT(measured, f32.apjn.size());
+  // Where both measured, they agree to float32's rounding compounded over the blocks (1%).
+  for (std::size_t i = 0; i < measured; ++i) {
+    EXPECT_NEAR(f32.apjn[i].log10, f64.apjn[i].log10, 0.01) << i;
+  }
+  EXPECT_EQ(f32.fit, ApjnFit::kExponential);
+  EXPECT_EQ(f64.fit, ApjnFit::kExponential);
+  EXPECT_GT(f32.growth.log10, 10.0);
+}
+
 TEST(Apjn, BranchesScaledByInverseSqrtDepthGrowByEToTheTwo) {
   const int blocks = 32;
   const CriticalityStats s = measure(he_residual(256, blocks, 1.0 / std::sqrt(blocks)));
