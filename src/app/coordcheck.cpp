@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "app/coordcheck_detail.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/number_format.hpp"
 #include "gradscope/core/parallel.hpp"
@@ -103,113 +105,152 @@ double mean_of(const std::vector<double>& v) {
 
 }  // namespace
 
-CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check, int threads,
-                                const CoordCheckProgress& progress) {
+std::string CoordCheckJob::label() const {
+  return std::string(depth ? "depth " : "width ") + std::to_string(value) + ", seed " +
+         std::to_string(seed + 1);
+}
+
+CoordCheckPlan plan_coordcheck(const RunSpec& base, const CoordCheckSpec& check) {
   check_axis(check.widths, "--widths");
   if (!check.depths.empty()) check_axis(check.depths, "--depths");
   if (check.seeds < 1) throw Error("--seeds: must be 1 or more", "e.g. --seeds 4");
   if (check.train.steps < 1) throw Error("--steps: must be 1 or more", "e.g. --steps 3");
-  CoordCheckResult result;
-  result.name = base.name;
-  result.spec = check;
+  CoordCheckPlan plan;
+  plan.base = base;
+  plan.check = check;
   const int config_d = config_depth(base);
-  result.base_width = check.base_width > 0 ? check.base_width : config_model_width(base);
-  result.base_depth = check.base_depth > 0 ? check.base_depth : std::max(config_d, 1);
+  plan.base_width = check.base_width > 0 ? check.base_width : config_model_width(base);
+  plan.base_depth = check.base_depth > 0 ? check.base_depth : std::max(config_d, 1);
   if (!check.depths.empty() && config_d == 0) {
     throw Error("--depths: the config has no repeated block whose count a depth could set",
                 "give one item of \"layers\" a \"repeat\", use a transformer item, or a stack "
                 "config; or leave out --depths");
   }
-  const int width_depth = std::max(config_d, 1);
-  std::vector<int> widths = check.widths;
-  std::sort(widths.begin(), widths.end());
-  widths.erase(std::unique(widths.begin(), widths.end()), widths.end());
-  std::vector<int> depths = check.depths;
-  std::sort(depths.begin(), depths.end());
-  depths.erase(std::unique(depths.begin(), depths.end()), depths.end());
-  result.spec.widths = widths;
-  result.spec.depths = depths;
-
-  // Every config first, so that a malformed one stops the check before any training.
-  auto at = [&](int width, int depth, int seed) {
-    ScaledConfig c = scale_config(base, check, result.base_width, result.base_depth, width, depth);
-    c.spec.seed = base.seed + static_cast<std::uint64_t>(seed);
-    return c;
-  };
-  std::vector<ScaledConfig> width_configs;
-  for (int w : widths) width_configs.push_back(at(w, width_depth, 0));
-  std::vector<ScaledConfig> depth_configs;
-  for (int d : depths) depth_configs.push_back(at(result.base_width, d, 0));
-  const ScaledConfig& largest = width_configs.back();
-  result.multipliers = largest.tensors;
-  result.multipliers_width = largest.width;
-  if (!depth_configs.empty()) result.depth_residual_scale = depth_configs.back().residual_scale;
-
-  // Every (config, seed) run is one task of the pool, each on one thread of its own: a check is
-  // many small runs, and the runs' results do not depend on their threads.
-  struct Job {
-    const ScaledConfig* config;
-    int seed;
-    std::string what;
-  };
-  std::vector<Job> jobs;
-  for (std::size_t i = 0; i < widths.size(); ++i) {
-    for (int s = 0; s < check.seeds; ++s) {
-      jobs.push_back({&width_configs[i], s, "width " + std::to_string(widths[i])});
-    }
+  plan.width_depth = std::max(config_d, 1);
+  for (std::vector<int>* axis : {&plan.check.widths, &plan.check.depths}) {
+    std::sort(axis->begin(), axis->end());
+    axis->erase(std::unique(axis->begin(), axis->end()), axis->end());
   }
-  for (std::size_t i = 0; i < depths.size(); ++i) {
-    for (int s = 0; s < check.seeds; ++s) {
-      jobs.push_back({&depth_configs[i], s, "depth " + std::to_string(depths[i])});
+  // Every config first, so that a malformed one stops the check before any training.
+  for (int w : plan.check.widths) {
+    plan.width_configs.push_back(
+        scale_config(base, check, plan.base_width, plan.base_depth, w, plan.width_depth));
+  }
+  for (int d : plan.check.depths) {
+    plan.depth_configs.push_back(
+        scale_config(base, check, plan.base_width, plan.base_depth, plan.base_width, d));
+  }
+  for (int axis = 0; axis < 2; ++axis) {
+    const std::vector<int>& values = axis == 0 ? plan.check.widths : plan.check.depths;
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      for (int s = 0; s < check.seeds; ++s) {
+        CoordCheckJob job;
+        job.depth = axis == 1;
+        job.index = static_cast<int>(i);
+        job.value = values[i];
+        job.seed = s;
+        job.file = std::string(job.depth ? "depth-" : "width-") + std::to_string(job.value) +
+                   "-seed-" + std::to_string(s + 1) + ".json";
+        plan.jobs.push_back(std::move(job));
+      }
     }
   }
   // Memory: each run holds its network as a run does, and besides Adam's two moments in the
   // network's precision, the weight gradients in double, and every op's output at init and now in
-  // double. The largest run must fit what the machine has; as many run at once as fit.
-  std::int64_t largest_bytes = 0;
+  // double.
   for (const ScaledConfig* c :
-       {&width_configs.back(), depth_configs.empty() ? nullptr : &depth_configs.back()}) {
+       {&plan.width_configs.back(),
+        plan.depth_configs.empty() ? nullptr : &plan.depth_configs.back()}) {
     if (c == nullptr) continue;
     const MemoryEstimate m = estimate_memory(c->spec);
     const std::int64_t scalar = c->spec.precision == Precision::kFloat64 ? 8 : 4;
     const std::int64_t params = m.weights_bytes / scalar;
     const std::int64_t bytes = m.total_bytes() + m.per_thread_bytes + params * (2 * scalar + 8) +
                                2 * m.cache_bytes * (8 / scalar);
-    largest_bytes = std::max(largest_bytes, bytes);
+    plan.largest_run_bytes = std::max(plan.largest_run_bytes, bytes);
   }
+  return plan;
+}
+
+TrainTrace run_coordcheck_job(const CoordCheckPlan& plan, const CoordCheckJob& job,
+                              ThreadPool& pool) {
+  ScaledConfig c = job.depth ? plan.depth_configs[static_cast<std::size_t>(job.index)]
+                             : plan.width_configs[static_cast<std::size_t>(job.index)];
+  c.spec.seed = plan.base.seed + static_cast<std::uint64_t>(job.seed);
+  return train_trace(c, plan.check.train, pool);
+}
+
+namespace detail {
+
+int coordcheck_runs_at_once(const CoordCheckPlan& plan, int threads) {
+  // The largest run must fit what the machine has; as many run at once as fit.
   int at_once = threads > 0 ? threads : hardware_threads();
   if (const std::int64_t available = available_memory_bytes(); available > 0) {
     // A tenth kept for the process itself and the allocator's slack.
     const std::int64_t budget = available - available / 10;
-    if (largest_bytes > budget) {
+    if (plan.largest_run_bytes > budget) {
       throw Error(
-          "coordcheck: the largest run needs about " + format_bytes(largest_bytes) +
+          "coordcheck: the largest run needs about " + format_bytes(plan.largest_run_bytes) +
               " (the network, Adam's state, its gradients and its outputs), more than the " +
               format_bytes(budget) + " this machine has available",
           "drop the largest --widths (or --depths), or run where there is more memory");
     }
-    at_once = static_cast<int>(
-        std::clamp<std::int64_t>(budget / std::max<std::int64_t>(largest_bytes, 1), 1, at_once));
+    at_once = static_cast<int>(std::clamp<std::int64_t>(
+        budget / std::max<std::int64_t>(plan.largest_run_bytes, 1), 1, at_once));
   }
-  std::vector<TrainTrace> done_traces(jobs.size());
-  {
-    ThreadPool pool(at_once);
-    std::mutex mutex;
-    int done = 0;
-    pool.run(static_cast<std::int64_t>(jobs.size()), [&](std::int64_t j) {
-      const Job& job = jobs[static_cast<std::size_t>(j)];
-      ScaledConfig c = *job.config;
-      c.spec.seed = base.seed + static_cast<std::uint64_t>(job.seed);
-      ThreadPool one(1);
-      done_traces[static_cast<std::size_t>(j)] = train_trace(c, check.train, one);
-      std::lock_guard lock(mutex);
-      ++done;
-      if (progress) {
-        progress(done, static_cast<int>(jobs.size()),
-                 job.what + ", seed " + std::to_string(job.seed + 1));
-      }
-    });
-  }
+  return at_once;
+}
+
+void run_coordcheck_jobs(const CoordCheckPlan& plan, const std::vector<std::size_t>& jobs,
+                         int threads, const std::function<void(std::size_t, TrainTrace)>& done) {
+  const int at_once = coordcheck_runs_at_once(plan, threads);
+  // Every (config, seed) run is one task of the pool, each on one thread of its own: a check is
+  // many small runs, and the runs' results do not depend on their threads.
+  ThreadPool pool(at_once);
+  std::mutex mutex;
+  pool.run(static_cast<std::int64_t>(jobs.size()), [&](std::int64_t j) {
+    const std::size_t job = jobs[static_cast<std::size_t>(j)];
+    ThreadPool one(1);
+    TrainTrace trace = run_coordcheck_job(plan, plan.jobs[job], one);
+    std::lock_guard lock(mutex);
+    done(job, std::move(trace));
+  });
+}
+
+}  // namespace detail
+
+CoordCheckResult run_coordcheck(const RunSpec& base, const CoordCheckSpec& check, int threads,
+                                const CoordCheckProgress& progress) {
+  const CoordCheckPlan plan = plan_coordcheck(base, check);
+  std::vector<std::size_t> all(plan.jobs.size());
+  for (std::size_t j = 0; j < all.size(); ++j) all[j] = j;
+  std::vector<TrainTrace> traces(plan.jobs.size());
+  int done = 0;
+  detail::run_coordcheck_jobs(plan, all, threads, [&](std::size_t j, TrainTrace t) {
+    traces[j] = std::move(t);
+    ++done;
+    if (progress) progress(done, static_cast<int>(all.size()), plan.jobs[j].label());
+  });
+  return coordcheck_result(plan, std::move(traces));
+}
+
+CoordCheckResult coordcheck_result(const CoordCheckPlan& plan,
+                                   std::vector<TrainTrace> done_traces) {
+  const CoordCheckSpec& check = plan.check;
+  const std::vector<int>& widths = check.widths;
+  const std::vector<int>& depths = check.depths;
+  const std::vector<ScaledConfig>& width_configs = plan.width_configs;
+  const std::vector<ScaledConfig>& depth_configs = plan.depth_configs;
+  CoordCheckResult result;
+  result.name = plan.base.name;
+  result.spec = check;
+  result.base_width = plan.base_width;
+  result.base_depth = plan.base_depth;
+  const ScaledConfig& largest = width_configs.back();
+  result.multipliers = largest.tensors;
+  result.multipliers_width = largest.width;
+  if (!depth_configs.empty()) result.depth_residual_scale = depth_configs.back().residual_scale;
+
   // traces[w][s], then dtraces[d][s]
   std::vector<std::vector<TrainTrace>> traces(widths.size());
   std::size_t next = 0;

@@ -180,9 +180,15 @@ struct CoordCheckArgs {
   std::string fail_on;  // empty, "any", "grows" or "shrinks"
   bool quiet = false;
   int threads = 0;
+  bool resume = false;
+  std::optional<std::string> shard;  // "I/N"
 };
 CLI::App* add_coordcheck(CLI::App& app, CoordCheckArgs& args);
 int do_coordcheck(const CoordCheckArgs& a, std::ostream& out, std::ostream& err,
                   const CliEnvironment& env);
+// A merged coordinate check (`gradscope merge` of its shards): its files written and its summary
+// printed as `coordcheck` writes and prints them; exit 3 when the shards' --fail-on says so.
+int do_coordcheck_merge(const MergeArgs& a, const std::vector<std::string>& dirs,
+                        std::ostream& out, const CliEnvironment& env);
 
 }  // namespace gradscope

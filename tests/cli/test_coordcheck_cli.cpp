@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -190,6 +191,146 @@ TEST(CoordCheckCli, TheCommittedExamplesMatchAFreshRun) {
     EXPECT_EQ(read(dir.path / file), read(committed / file))
         << file << " is stale: run `bash scripts/dev.sh reports`";
   }
+}
+
+// ---- Kept runs: resume, shards, merge
+
+const std::string kResidual =
+    std::string(GRADSCOPE_SOURCE_DIR) + "/configs/coordcheck/residual-mlp.json";
+
+std::vector<std::string> residual_check(const fs::path& out) {
+  return {"coordcheck", kResidual,   "--widths", "32,64,128",  "--depths",
+          "2,4",        "--steps",   "2",        "--seeds",    "2",
+          "--param",    "depth_mup", "--out",    out.string(), "-q"};
+}
+
+std::vector<std::string> with(std::vector<std::string> args, std::vector<std::string> more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+// Every file in `dir` (not its subdirectories), by name.
+std::map<std::string, std::string> files_in(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.is_regular_file()) files[e.path().filename().string()] = read(e.path());
+  }
+  return files;
+}
+
+TEST(CoordCheckCli, ShardsMergedGiveTheBytesOfTheUnshardedCheckAndItsRunsAreRemoved) {
+  TempDir whole, sharded;
+  ASSERT_EQ(cli(residual_check(whole.path)).code, 0);
+  const std::map<std::string, std::string> expected = files_in(whole.path);
+  // json, txt, md, a size chart for t = 0, 1, 2, a change chart for t = 1, 2, the depth chart.
+  EXPECT_EQ(expected.size(), 9u);
+  EXPECT_TRUE(expected.count("residual-mlp-depth_mup-coordcheck-depth.svg"));
+  // The finished check keeps no runs.
+  EXPECT_FALSE(fs::exists(whole.path / "residual-mlp-depth_mup-coordcheck-runs"));
+
+  // Three shards, one of them on two threads: run k goes to shard k mod 3.
+  const fs::path runs = sharded.path / "residual-mlp-depth_mup-coordcheck-runs";
+  for (const char* shard : {"0/3", "1/3", "2/3"}) {
+    const Result r = cli(with(residual_check(sharded.path),
+                              {"--shard", shard, "--threads", shard[0] == '1' ? "2" : "1"}));
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  // 3 widths and 2 depths, 2 seeds each: 10 runs, 4 + 3 + 3.
+  EXPECT_TRUE(fs::exists(runs / "shards/0-of-3/width-32-seed-1.json"));
+  EXPECT_TRUE(fs::exists(runs / "shards/1-of-3/width-32-seed-2.json"));
+  EXPECT_TRUE(fs::exists(runs / "shards/0-of-3/depth-4-seed-2.json"));
+  EXPECT_TRUE(fs::exists(runs / "shards/2-of-3/coordcheck-manifest.json"));
+  // No result before the merge.
+  EXPECT_FALSE(fs::exists(sharded.path / "residual-mlp-depth_mup-coordcheck.json"));
+  const Result m = cli({"merge", runs.string(), "--out", sharded.path.string(), "-q"});
+  ASSERT_EQ(m.code, 0) << m.err;
+  std::map<std::string, std::string> merged = files_in(sharded.path);
+  EXPECT_EQ(merged, expected);
+
+  // The shards copied from three machines into three directories merge the same.
+  TempDir copies;
+  for (const char* s : {"0-of-3", "1-of-3", "2-of-3"}) {
+    fs::copy(runs / "shards" / s, copies.path / (std::string("machine-") + s));
+  }
+  const Result m2 =
+      cli({"merge", (copies.path / "machine-0-of-3").string(),
+           (copies.path / "machine-1-of-3").string(), (copies.path / "machine-2-of-3").string(),
+           "--out", (copies.path / "out").string(), "-q"});
+  ASSERT_EQ(m2.code, 0) << m2.err;
+  EXPECT_EQ(files_in(copies.path / "out"), expected);
+}
+
+TEST(CoordCheckCli, AMissingShardIsNamedWithTheCommandThatRunsIt) {
+  TempDir dir;
+  ASSERT_EQ(cli(with(residual_check(dir.path), {"--shard", "0/2"})).code, 0);
+  const fs::path runs = dir.path / "residual-mlp-depth_mup-coordcheck-runs";
+  const Result m = cli({"merge", runs.string(), "--out", dir.path.string()});
+  EXPECT_EQ(m.code, 2);
+  EXPECT_NE(m.err.find("the run of width 32, seed 2 is missing: shard 1/2 has not finished"),
+            std::string::npos)
+      << m.err;
+  EXPECT_NE(m.err.find("--param depth_mup --out " + dir.path.string() + " --shard 1/2 --resume"),
+            std::string::npos)
+      << m.err;
+  EXPECT_FALSE(fs::exists(dir.path / "residual-mlp-depth_mup-coordcheck.json"));
+  // Without a directory the merge looks in --out.
+  EXPECT_EQ(cli({"merge", "--out", dir.path.string()}).code, 2);
+  ASSERT_EQ(cli(with(residual_check(dir.path), {"--shard", "1/2"})).code, 0);
+  const Result ok = cli({"merge", "--out", dir.path.string(), "-q"});
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  EXPECT_TRUE(fs::exists(dir.path / "residual-mlp-depth_mup-coordcheck.json"));
+}
+
+TEST(CoordCheckCli, ResumeReusesTheKeptRunsOfTheSamePlanAndRefusesAnotherChecks) {
+  TempDir dir, shard_dir;
+  // Kept runs as an interrupted check leaves them: shard 0/2's runs in the runs directory.
+  ASSERT_EQ(cli(with(residual_check(shard_dir.path), {"--shard", "0/2"})).code, 0);
+  const fs::path from = shard_dir.path / "residual-mlp-depth_mup-coordcheck-runs/shards/0-of-2";
+  const fs::path runs = dir.path / "residual-mlp-depth_mup-coordcheck-runs";
+  fs::create_directories(runs);
+  for (const auto& e : fs::directory_iterator(from)) {
+    if (e.path().filename() != "coordcheck-manifest.json") fs::copy(e.path(), runs);
+  }
+  // A kept run is used as it is: mark one of its numbers, and the result shows the mark.
+  std::string run = read(runs / "width-32-seed-1.json");
+  nlohmann::json j = nlohmann::json::parse(run);
+  ASSERT_EQ(j["trace"]["out_l1"].size(), 3u);  // t = 0, 1, 2
+  j["trace"]["out_l1"][0][1] = 12345.0;
+  std::ofstream(runs / "width-32-seed-1.json") << j.dump();
+
+  // Another check's plan is refused, naming what differs, and nothing is written.
+  std::vector<std::string> other = residual_check(dir.path);
+  other[3] = "32,64,256";
+  const Result refused = cli(with(other, {"--resume"}));
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_NE(refused.err.find("check.widths: [32,64,256] here, [32,64,128] in the other"),
+            std::string::npos)
+      << refused.err;
+  EXPECT_TRUE(fs::exists(runs / "width-32-seed-1.json"));
+
+  const Result resumed = cli(with(residual_check(dir.path), {"--resume"}));
+  ASSERT_EQ(resumed.code, 0) << resumed.err;
+  const nlohmann::json r =
+      nlohmann::json::parse(read(dir.path / "residual-mlp-depth_mup-coordcheck.json"));
+  // ops.1's size at init, width 32: the mean over the two seeds of 12345 and seed 2's value.
+  bool marked = false;
+  for (const auto& row : r["rows"]) {
+    if (row["op"] == 1 && row["quantity"] == "size" && row["step"] == 0) {
+      marked = row["l1"][0].get<double>() > 6000.0;
+    }
+  }
+  EXPECT_TRUE(marked);
+  EXPECT_FALSE(fs::exists(runs));
+
+  // Without --resume the kept runs are discarded: the result is the fresh check's.
+  TempDir fresh;
+  ASSERT_EQ(cli(residual_check(fresh.path)).code, 0);
+  fs::create_directories(runs);
+  for (const auto& e : fs::directory_iterator(from)) fs::copy(e.path(), runs);
+  std::ofstream(runs / "width-32-seed-1.json") << j.dump();
+  ASSERT_EQ(cli(residual_check(dir.path)).code, 0);
+  EXPECT_EQ(read(dir.path / "residual-mlp-depth_mup-coordcheck.json"),
+            read(fresh.path / "residual-mlp-depth_mup-coordcheck.json"));
 }
 
 }  // namespace
