@@ -104,6 +104,9 @@ inline CoordCheckResult sp_coordcheck_with_depth() {
   r.depth_residual_scale = 1.0;
   for (int step = 0; step <= 2; ++step) {
     DepthRow d;
+    d.op = 3;
+    d.label = "ops.3 residual";
+    d.stream = true;
     d.step = step;
     d.l1 = {0.8 + 0.01 * step, 1.13 + 0.01 * step, 1.6 + 0.01 * step};
     d.rms = {1.0 + 0.02 * step, 1.4142 + 0.02 * step, 2.0 + 0.02 * step};

@@ -338,43 +338,72 @@ CoordCheckResult coordcheck_result(const CoordCheckPlan& plan,
     }
   }
 
-  // ---- The depth check: the final stream's size against depth, at the base width.
+  // ---- The depth check, at the base width: the last repeated block and what follows it.
   if (!depths.empty()) {
     std::vector<double> log_d;
     for (int d : depths) log_d.push_back(std::log2(static_cast<double>(d)));
-    // The final residual stream: the last residual sum's output (a final norm after it would
-    // hide its size), else the last op's.
-    std::vector<std::size_t> stream_op;
-    for (const ScaledConfig& c : depth_configs) {
-      const std::vector<OpSpec> d_ops = expand_ops(c.spec);
+    // Ops are matched across depths by their place from the end: the last block and the ops
+    // after it are the same ops at every depth. The final residual stream is the last residual
+    // sum's output (a final norm after it would hide its size), else the last op.
+    const auto stream_offset = [](const std::vector<OpSpec>& d_ops) {
       std::size_t last = d_ops.size() - 1;
       for (std::size_t l = 0; l < d_ops.size(); ++l) {
         if (d_ops[l].kind == OpKind::kResidualEnd) last = l;
       }
-      stream_op.push_back(last);
+      return d_ops.size() - 1 - last;
+    };
+    const std::vector<OpSpec> shallow = expand_ops(depth_configs[0].spec);
+    const std::vector<OpSpec> deeper = expand_ops(depth_configs[1].spec);
+    const std::size_t block =
+        (deeper.size() - shallow.size()) / static_cast<std::size_t>(depths[1] - depths[0]);
+    const std::size_t after = stream_offset(shallow);  // ops after the stream
+    const std::size_t tail = std::min(block + after, shallow.size());
+    std::vector<std::size_t> d_size(depths.size());
+    for (std::size_t i = 0; i < depths.size(); ++i) {
+      d_size[i] = expand_ops(depth_configs[i].spec).size();
     }
     // The stream stays O(1): flat. With alpha > 1/2 the branches' sum shrinks as L^(1/2 - alpha)
-    // while the input's share stays, so the size may fall towards it at up to that rate.
+    // while the input's share stays, so the size may fall towards it at up to that rate; what
+    // reads the stream scales with it. Its change since init is O(1) too, and approaches that
+    // limit from above at finite depth when alpha > 1/2 (each of L blocks moves it by 1/L).
     const double alpha = depth_alpha(check.parametrization);
-    for (std::size_t t = 0; t <= steps; ++t) {
-      DepthRow row;
-      row.step = static_cast<int>(t);
-      std::vector<std::vector<double>> per_seed(static_cast<std::size_t>(check.seeds));
-      for (std::size_t i = 0; i < depths.size(); ++i) {
-        std::vector<double> l1s, rmss;
-        for (int s = 0; s < check.seeds; ++s) {
-          const TrainTrace& tr = dtraces[i][static_cast<std::size_t>(s)];
-          l1s.push_back(tr.out_l1[t][stream_op[i]]);
-          rmss.push_back(tr.out_rms[t][stream_op[i]]);
-          per_seed[static_cast<std::size_t>(s)].push_back(rmss.back());
+    const double low = std::min(0.0, 0.5 - alpha);
+    for (std::size_t o = tail; o-- > 0;) {  // op order: the farthest from the end first
+      const std::size_t at_width_depth = ops.size() - 1 - o;
+      if (shallow[shallow.size() - 1 - o].kind == OpKind::kResidualBegin) continue;
+      const bool stream = o == after;
+      for (const CoordQuantity q : {CoordQuantity::kSize, CoordQuantity::kChange}) {
+        // Changes only for the stream and what reads it after the last block: inside a block
+        // its share of the update depends on the block's place, for which no band holds.
+        if (q == CoordQuantity::kChange && o > after) continue;
+        for (std::size_t t = q == CoordQuantity::kSize ? 0 : 1; t <= steps; ++t) {
+          DepthRow row;
+          row.op = static_cast<int>(at_width_depth);
+          row.label = "ops." + std::to_string(at_width_depth) + " " +
+                      std::string(layer_kind_name(ops[at_width_depth].kind));
+          row.stream = stream;
+          row.quantity = q;
+          row.step = static_cast<int>(t);
+          std::vector<std::vector<double>> per_seed(static_cast<std::size_t>(check.seeds));
+          for (std::size_t i = 0; i < depths.size(); ++i) {
+            const std::size_t l = d_size[i] - 1 - o;
+            std::vector<double> l1s, rmss;
+            for (int s = 0; s < check.seeds; ++s) {
+              const TrainTrace& tr = dtraces[i][static_cast<std::size_t>(s)];
+              const bool size = q == CoordQuantity::kSize;
+              l1s.push_back(size ? tr.out_l1[t][l] : tr.change_l1[t][l]);
+              rmss.push_back(size ? tr.out_rms[t][l] : tr.change_rms[t][l]);
+              per_seed[static_cast<std::size_t>(s)].push_back(rmss.back());
+            }
+            row.l1.push_back(mean_of(l1s));
+            row.rms.push_back(mean_of(rmss));
+          }
+          row.expected_low = low;
+          row.expected_high = 0.0;
+          judge(row, fit_rows(log_d, per_seed), check.tolerance);
+          result.depth_rows.push_back(std::move(row));
         }
-        row.l1.push_back(mean_of(l1s));
-        row.rms.push_back(mean_of(rmss));
       }
-      row.expected_low = std::min(0.0, 0.5 - alpha);
-      row.expected_high = 0.0;
-      judge(row, fit_rows(log_d, per_seed), check.tolerance);
-      result.depth_rows.push_back(std::move(row));
     }
   }
 
@@ -396,8 +425,11 @@ CoordCheckResult coordcheck_result(const CoordCheckPlan& plan,
   double worst_d = 0.0;
   for (std::size_t i = 0; i < result.depth_rows.size(); ++i) {
     const double o = outside(result.depth_rows[i], check.tolerance);
+    const bool earlier = result.worst_depth >= 0 && o == worst_d &&
+                         result.depth_rows[i].step <
+                             result.depth_rows[static_cast<std::size_t>(result.worst_depth)].step;
     if (result.depth_rows[i].verdict != SlopeVerdict::kFlat &&
-        (result.worst_depth < 0 || o > worst_d)) {
+        (result.worst_depth < 0 || o > worst_d || earlier)) {
       worst_d = o;
       result.worst_depth = static_cast<int>(i);
     }

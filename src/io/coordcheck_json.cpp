@@ -123,6 +123,10 @@ Json row_json(const CoordRow& row) {
 
 Json depth_row_json(const DepthRow& row) {
   Json j = Json::object();
+  j["op"] = row.op;
+  j["label"] = row.label;
+  j["stream"] = row.stream;
+  j["quantity"] = std::string(coord_quantity_name(row.quantity));
   j["step"] = row.step;
   put_array(j, "l1", row.l1);
   put_array(j, "rms", row.rms);
@@ -153,6 +157,10 @@ Json verdict_json(const CoordCheckResult& r) {
     const DepthRow& w = r.depth_rows[static_cast<std::size_t>(r.worst_depth)];
     Json wj = Json::object();
     wj["row"] = r.worst_depth;
+    wj["op"] = w.op;
+    wj["label"] = w.label;
+    wj["stream"] = w.stream;
+    wj["quantity"] = std::string(coord_quantity_name(w.quantity));
     wj["step"] = w.step;
     put_fit(wj, w.slope, w.spread, w.expected_low, w.expected_high, w.verdict);
     j["worst_depth"] = std::move(wj);

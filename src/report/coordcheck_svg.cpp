@@ -88,13 +88,20 @@ std::string coordcheck_change_chart_svg(const CoordCheckResult& r, int step) {
 
 std::string coordcheck_depth_chart_svg(const CoordCheckResult& r) {
   LineChart chart;
-  chart.title = fmt::format("Coordinate check {} ({}): the final stream's rms against depth",
-                            r.name, parametrization_name(r.spec.parametrization));
+  chart.title =
+      fmt::format("Coordinate check {} ({}): the final stream's size and change against depth",
+                  r.name, parametrization_name(r.spec.parametrization));
   chart.x_label = axis_label("depth", r.spec.depths);
-  chart.y_label = "log2 rms of the final stream";
+  chart.y_label = "log2 rms of the final stream (its size, its change since init)";
   for (const DepthRow& row : r.depth_rows) {
-    chart.series.push_back(
-        size_series(fmt::format("step {}", row.step), r.spec.depths, row.rms, "depth", "rms"));
+    if (!row.stream) continue;
+    const bool size = row.quantity == CoordQuantity::kSize;
+    chart.series.push_back(size_series(
+        size ? fmt::format("size, step {}", row.step) : fmt::format("change, step {}", row.step),
+        r.spec.depths, row.rms, "depth", size ? "rms" : "rms change"));
+    // A step's change dashed in its size's colour.
+    chart.series.back().dashed = !size;
+    chart.series.back().colour = row.step;
   }
   chart.empty_note = r.depth_rows.empty()
                          ? "no depth check (run with several depths)"

@@ -237,10 +237,22 @@ std::vector<std::string> verdict_sentences(const CoordCheckResult& r, const Labe
     }
   }
   if (const DepthRow* d = worst_depth_row(r)) {
-    out.push_back(
-        fmt::format("FAIL: the final stream's rms against depth at step {} {} with slope {} ({})",
-                    d->step, verdict_word(d->verdict), signed_slope(d->slope),
-                    expected_phrase(d->expected_low, d->expected_high, tol)));
+    const std::string what = fmt::format("{}{} {} against depth at step {}", label(d->label),
+                                         d->stream ? " (the final stream)" : "",
+                                         coord_quantity_name(d->quantity), d->step);
+    if (std::isnan(d->slope)) {
+      const bool overflow = d->verdict == SlopeVerdict::kGrows;
+      out.push_back(fmt::format(
+          "FAIL: {} is {} at some depth, so it has no slope: {}", what,
+          overflow ? "not finite (inf or NaN)" : "exactly 0",
+          overflow ? "the network overflows as it deepens; `gradscope run` on the config at "
+                     "that depth shows where and why"
+                   : "a dead or zero layer; `gradscope run` on the config shows which units"));
+    } else {
+      out.push_back(fmt::format("FAIL: {} {} with slope {} ({})", what, verdict_word(d->verdict),
+                                signed_slope(d->slope),
+                                expected_phrase(d->expected_low, d->expected_high, tol)));
+    }
   }
   if (out.empty()) out.push_back("FAIL: a row is outside its band");
   return out;
@@ -321,21 +333,24 @@ Table step_table(const CoordCheckResult& r, int step) {
 
 std::string depth_title(const CoordCheckResult& r) {
   return fmt::format(
-      "depth check at width {}: the final stream's rms against depth (residual branches x{} at "
-      "depth {})",
+      "depth check at width {}: the last block and what follows it, rms against depth (residual "
+      "branches x{} at depth {})",
       r.base_width, format_significant(r.depth_residual_scale, 4),
       r.spec.depths.empty() ? 0 : *std::max_element(r.spec.depths.begin(), r.spec.depths.end()));
 }
 
 Table depth_table(const CoordCheckResult& r) {
   const auto [lo, hi] = extremes(r.spec.depths);
-  Table t = table_of({"step", fmt::format("rms L={}", value_at(r.spec.depths, lo)),
-                      fmt::format("rms L={}", value_at(r.spec.depths, hi)), "slope ± spread",
-                      "expected", "verdict"},
-                     {true, true, true, true, true, false});
+  Table t =
+      table_of({"op", "quantity", "step", fmt::format("rms L={}", value_at(r.spec.depths, lo)),
+                fmt::format("rms L={}", value_at(r.spec.depths, hi)), "slope ± spread", "expected",
+                "verdict"},
+               {false, false, true, true, true, true, true, false});
   for (const DepthRow& row : r.depth_rows) {
-    t.rows.push_back({std::to_string(row.step), format_number(at(row.rms, lo)),
-                      format_number(at(row.rms, hi)), slope_cell(row.slope, row.spread),
+    t.rows.push_back({row.stream ? row.label + " (stream)" : row.label,
+                      std::string(coord_quantity_name(row.quantity)), std::to_string(row.step),
+                      format_number(at(row.rms, lo)), format_number(at(row.rms, hi)),
+                      slope_cell(row.slope, row.spread),
                       band_cell(row.expected_low, row.expected_high),
                       std::string(slope_verdict_name(row.verdict))});
   }

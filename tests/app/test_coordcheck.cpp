@@ -150,10 +150,26 @@ TEST(CoordCheck, PreNormStreamGrowsAsTheSquareRootOfDepthUnlessTheBranchesAreSca
     c.train.steps = 1;
     c.train.learning_rate = 1e-3;
     const CoordCheckResult r = run_coordcheck(base, c, 2);
-    ASSERT_EQ(r.depth_rows.size(), 2u);
+    // The last block's norm, two dense ops and the stream, their sizes at steps 0 and 1, and the
+    // stream's change at step 1.
+    ASSERT_EQ(r.depth_rows.size(), 9u);
+    const DepthRow& stream = r.depth_rows[6];
+    EXPECT_TRUE(stream.stream);
+    EXPECT_EQ(stream.label, "ops.19 residual");
+    EXPECT_EQ(stream.quantity, CoordQuantity::kSize);
+    EXPECT_EQ(stream.step, 0);
     // ||x_L||^2 = ||x_0||^2 + L c' n: the slope of sqrt(1 + 2L) over L = 4..32 is 0.47 (it
     // reaches 1/2 only as L grows); with L^-1/2 branches the sum is 1 + c', flat.
-    EXPECT_NEAR(r.depth_rows[0].slope, slope, kSlopeTol) << parametrization_name(p);
+    EXPECT_NEAR(stream.slope, slope, kSlopeTol) << parametrization_name(p);
+    // Inside the block everything reads a norm: flat under both (within the band, widened by
+    // the two seeds' spread as every row's is).
+    for (int i = 0; i < 6; ++i) {
+      const DepthRow& row = r.depth_rows[static_cast<std::size_t>(i)];
+      EXPECT_FALSE(row.stream);
+      EXPECT_EQ(row.verdict, SlopeVerdict::kFlat) << row.label << " " << row.slope;
+    }
+    EXPECT_EQ(r.depth_rows[8].quantity, CoordQuantity::kChange);
+    EXPECT_TRUE(r.depth_rows[8].stream);
   }
 }
 

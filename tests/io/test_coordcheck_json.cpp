@@ -182,6 +182,8 @@ TEST(CoordcheckJson, VerdictNamesTheWorstRows) {
   EXPECT_EQ(w.at("verdict"), "GROWS");
   const Json& d = v.at("worst_depth");
   EXPECT_EQ(d.at("row"), 2);
+  EXPECT_EQ(d.at("label"), "ops.3 residual");
+  EXPECT_EQ(d.at("quantity"), "size");
   EXPECT_EQ(d.at("step"), 2);
   EXPECT_EQ(d.at("slope").get<double>(), r.depth_rows[2].slope);
 
@@ -190,8 +192,12 @@ TEST(CoordcheckJson, VerdictNamesTheWorstRows) {
   ASSERT_EQ(depth.at("rows").size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
     const Json& row = depth.at("rows")[i];
-    EXPECT_EQ(keys_of(row), (std::vector<std::string>{"step", "l1", "rms", "slope", "spread",
-                                                      "expected", "verdict"}));
+    EXPECT_EQ(keys_of(row),
+              (std::vector<std::string>{"op", "label", "stream", "quantity", "step", "l1", "rms",
+                                        "slope", "spread", "expected", "verdict"}));
+    EXPECT_EQ(row.at("label"), "ops.3 residual");
+    EXPECT_EQ(row.at("stream"), true);
+    EXPECT_EQ(row.at("quantity"), "size");
     expect_array(row, "l1", r.depth_rows[i].l1);
     expect_array(row, "rms", r.depth_rows[i].rms);
     expect_number(row, "slope", r.depth_rows[i].slope);

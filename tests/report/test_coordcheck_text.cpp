@@ -122,8 +122,9 @@ TEST(CoordcheckText, DepthCheckHasItsTableAndItsVerdict) {
   const std::string text = coordcheck_text(sp_coordcheck_with_depth());
   EXPECT_NE(text.find("depth check at width 64"), std::string::npos) << text;
   EXPECT_NE(text.find("rms L=2"), std::string::npos);
-  EXPECT_NE(text.find("FAIL: the final stream's rms against depth at step 2 grows with slope "
-                      "+0.51 (expected 0 ± 0.1)"),
+  // (The sentence is wrapped at 100 columns.)
+  EXPECT_NE(text.find("FAIL: ops.3 residual (the final stream) size against depth at step 2 "
+                      "grows with slope +0.51\n  (expected 0 ± 0.1)"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("3 of 21 width rows and 3 of 3 depth rows are outside their band"),
@@ -132,7 +133,7 @@ TEST(CoordcheckText, DepthCheckHasItsTableAndItsVerdict) {
   CoordCheckResult depth_only = sp_coordcheck_with_depth();
   depth_only.worst = -1;
   const std::string t2 = coordcheck_text(depth_only);
-  EXPECT_NE(t2.find("FAIL: the final stream's"), std::string::npos);
+  EXPECT_NE(t2.find("FAIL: ops.3 residual (the final stream)"), std::string::npos);
   EXPECT_EQ(t2.find("PASS"), std::string::npos);
 }
 
@@ -273,12 +274,17 @@ TEST(CoordcheckSvg, ChangeChartPlotsEachChangeRowAndSaysWhyStepZeroIsEmpty) {
   EXPECT_NE(empty.find("no change rows at step 0"), std::string::npos);
 }
 
-TEST(CoordcheckSvg, DepthChartPlotsOneLinePerStep) {
-  const CoordCheckResult r = sp_coordcheck_with_depth();
+TEST(CoordcheckSvg, DepthChartPlotsTheStreamsRowsOneLineEach) {
+  CoordCheckResult r = sp_coordcheck_with_depth();
+  // A row inside the block is in the table, not on the stream's chart.
+  DepthRow inner = r.depth_rows[0];
+  inner.stream = false;
+  inner.label = "ops.2 dense";
+  r.depth_rows.push_back(inner);
   const std::vector<Plotted> got = plotted(chart(coordcheck_depth_chart_svg(r)));
   ASSERT_EQ(got.size(), 3u);
   for (std::size_t s = 0; s < 3; ++s) {
-    EXPECT_EQ(got[s].label, "step " + std::to_string(s));
+    EXPECT_EQ(got[s].label, "size, step " + std::to_string(s));
     EXPECT_EQ(got[s].x, (std::vector<double>{1.0, 2.0, 3.0}));
     std::vector<double> want;
     for (const double v : r.depth_rows[s].rms) want.push_back(std::log2(v));

@@ -101,9 +101,14 @@ struct CoordRow {
   SlopeVerdict verdict = SlopeVerdict::kFlat;
 };
 
-// The depth check: the size of the final residual stream (the last residual sum's output) at each
-// step, against depth at the base width.
+// One row of the depth check, at the base width: an op of the last repeated block or after it
+// (the final residual stream, a final norm, the readout), its size or its change since init, at
+// one step, against depth. Ops are matched across depths by their place counted from the end.
 struct DepthRow {
+  int op = 0;           // 0-based op index at the width check's depth (its rows' numbering)
+  std::string label;    // "ops.19 residual_end", as the width rows name the op
+  bool stream = false;  // the final residual stream: the last residual sum's output
+  CoordQuantity quantity = CoordQuantity::kSize;  // size or change (no updates against depth)
   int step = 0;
   std::vector<double> l1;   // per depth
   std::vector<double> rms;  // per depth
@@ -134,7 +139,7 @@ struct CoordCheckResult {
   std::vector<TensorMultipliers> multipliers;  // resolved at the largest width (and base depth)
   int multipliers_width = 0;
   std::vector<CoordRow> rows;         // width check, op order, then quantity, then step
-  std::vector<DepthRow> depth_rows;   // empty without --depths
+  std::vector<DepthRow> depth_rows;   // empty without --depths; op order, quantity, step
   double depth_residual_scale = 1.0;  // at the largest depth
   // The row farthest outside its band (index into rows; -1: every row is FLAT).
   int worst = -1;

@@ -18,11 +18,12 @@ namespace gradscope {
 //   "multipliers" {width, tensors [{op, name, role, init_std, lr, eps}]},
 //   "rows" [{op, label, role, quantity, step, l1 [], rms [], slope, spread,
 //            expected [low, high], verdict}],
-//   "depth" {residual_scale, rows [{step, l1 [], rms [], slope, spread, expected, verdict}]}
+//   "depth" {residual_scale, rows [{op, label, stream, quantity, step, l1 [], rms [], slope,
+//            spread, expected, verdict}]}
 //            (only with depth rows),
 //   "verdict" {passed, worst {row, op, label, role, quantity, step, slope, spread, expected,
-//              verdict} or null, worst_depth {row, step, slope, spread, expected, verdict} or
-//              null}.
+//              verdict} or null, worst_depth {row, op, label, stream, quantity, step, slope,
+//              spread, expected, verdict} or null}.
 // base_width and base_depth are the resolved ones (the result's), not the request's 0.
 // A scalar that is not finite is null followed by "<key>_status": "nan", "inf" or "-inf". An
 // array (l1, rms, expected) holding one is written with null there, and followed by
