@@ -766,7 +766,12 @@ RuleResult residual_stream_growth(const RuleContext& c, const ProblemMetric& m) 
 RuleResult exploding_partial_jacobian(const RuleContext& c, const ProblemMetric& m) {
   if (!(m.value >= m.threshold)) return std::nullopt;
   const CriticalityStats& k = *c.r.criticality;
-  const int first = k.layers.front(), last = k.layers.back();
+  int first = 0, last = 0;  // the fitted layers' first and last
+  for (std::size_t i = 0; i < k.layers.size(); ++i) {
+    if (!k.fitted.empty() && (i >= k.fitted.size() || !k.fitted[i])) continue;
+    if (first == 0) first = k.layers[i];
+    last = k.layers[i];
+  }
   Finding f = make(FindingCode::kExplodingPartialJacobian, Severity::kWarning, 0);
   f.evidence.push_back(ev("apjn_growth", m.value, ">=", m.threshold, last));
   f.evidence.push_back(context("apjn_exponential_rate", k.exponential_rate, 0));

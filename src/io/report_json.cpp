@@ -346,6 +346,7 @@ Json criticality_json(const CriticalityStats& c) {
     Json l = Json::object();
     l["layer"] = c.layers[i];
     put_magnitude(l, "apjn", "log10_apjn", c.apjn[i]);
+    l["fitted"] = c.fitted.empty() || (i < c.fitted.size() && c.fitted[i]);
     layers.push_back(std::move(l));
   }
   out["layers"] = std::move(layers);

@@ -649,7 +649,10 @@ class ReportReader {
       in_.expect_object(layers[i], at);
       c.layers.push_back(in_.integer(layers[i], at, "layer"));
       c.apjn.push_back(magnitude(layers[i], at, "apjn", "log10_apjn"));
+      c.fitted.push_back(in_.boolean(layers[i], at, "fitted"));
     }
+    // Every layer fitted: the same as none marked.
+    if (std::all_of(c.fitted.begin(), c.fitted.end(), [](bool f) { return f; })) c.fitted.clear();
     return c;
   }
 

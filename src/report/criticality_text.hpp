@@ -22,10 +22,19 @@ inline std::string criticality_paragraph(const CriticalityStats& c) {
 
 inline std::string criticality_sentence(const CriticalityStats& c) {
   if (!c.measured()) return "not measured: " + c.reason + ".";
-  // The measured layers: past an overflow J is NaN.
-  std::size_t first = c.apjn.size(), last = c.apjn.size();
+  // The fitted layers (every one without residual blocks); past an overflow J is NaN.
+  const auto fitted = [&](std::size_t i) {
+    return c.fitted.empty() || (i < c.fitted.size() && c.fitted[i]);
+  };
+  std::size_t first = c.apjn.size(), last = c.apjn.size(), points = 0;
+  bool overflow = false;
   for (std::size_t i = 0; i < c.apjn.size() && i < c.layers.size(); ++i) {
-    if (!std::isfinite(c.apjn[i].log10)) continue;
+    if (!fitted(i)) continue;
+    ++points;
+    if (!std::isfinite(c.apjn[i].log10)) {
+      overflow = overflow || first != c.apjn.size();
+      continue;
+    }
     if (first == c.apjn.size()) first = i;
     last = i;
   }
@@ -33,7 +42,11 @@ inline std::string criticality_sentence(const CriticalityStats& c) {
   std::string span = format_magnitude(c.growth) + "x from layer " +
                      std::to_string(c.layers[first]) + " to layer " +
                      std::to_string(c.layers[last]);
-  if (last + 1 < c.apjn.size()) {
+  if (!c.fitted.empty()) {
+    span += " (fitted where the stream enters each residual block and leaves the last, " +
+            std::to_string(points) + " layers)";
+  }
+  if (overflow) {
     span += " (the forward values overflow after it: not measured past layer " +
             std::to_string(c.layers[last]) + ")";
   }

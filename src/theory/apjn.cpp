@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "core/ops/op.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/norm.hpp"
 #include "gradscope/core/rng.hpp"
@@ -44,8 +45,8 @@ Scalar pow2(std::int64_t e) {
 
 // out = w * m, by blocks of kRowsPerTask rows of w in parallel: the blocks are fixed by the shape,
 // so every entry is the same sum whatever the thread count.
-template <class Scalar>
-Mat<Scalar> product(const Mat<Scalar>& w, const Mat<Scalar>& m, ThreadPool& pool) {
+template <class Scalar, class W>
+Mat<Scalar> product(const W& w, const Mat<Scalar>& m, ThreadPool& pool) {
   Mat<Scalar> out(w.rows(), m.cols());
   const Eigen::Index rows = w.rows();
   const std::int64_t tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
@@ -57,15 +58,92 @@ Mat<Scalar> product(const Mat<Scalar>& w, const Mat<Scalar>& m, ThreadPool& pool
   return out;
 }
 
-// Runs the examples `x` (n_0, E) and their tangents (n_0, E * K) through every op, calling
+// The tangents of one (example, tangent) pair of a sequence: the T columns j * K + k of the
+// example's tokens j, rows [row, row + rows) of m.
+template <class Scalar>
+using Strided = Eigen::Map<Mat<Scalar>, 0, Eigen::OuterStride<>>;
+template <class Scalar>
+Strided<Scalar> sequence_of(Mat<Scalar>& m, Eigen::Index row, Eigen::Index rows,
+                            Eigen::Index first_column, Eigen::Index tokens, Eigen::Index k_per) {
+  return Strided<Scalar>(m.data() + first_column * m.rows() + row, rows, tokens,
+                         Eigen::OuterStride<>(m.rows() * k_per));
+}
+
+// Attention's tangent rule, per (example, head) and tangent, at the forward values the op kept
+// (q, k, v and P): dq, dk, dv = W_{q,k,v} u; dS = scale (dq^T k + q^T dk); dP = P * (dS -
+// rowsum(P * dS)) (masked entries have P = 0 and stay 0); do = dv P^T + v dP^T; dy = Wo do.
+template <class Scalar>
+Mat<Scalar> attention_tangent(const OpSpec& op, const Mat<Scalar>& w,
+                              const ops::OpCache<Scalar>& cache, Mat<Scalar>& t,
+                              Eigen::Index tokens, Eigen::Index k_per, ThreadPool& pool) {
+  const Eigen::Index d = w.cols();
+  const Eigen::Index heads = op.attention.heads;
+  const Eigen::Index dh = d / heads;
+  const Eigen::Index examples = cache.inner.cols() / tokens;
+  const Scalar scale = static_cast<Scalar>(attention_scale(op.attention, static_cast<int>(d)));
+  Mat<Scalar> dqkv = product<Scalar>(w.topRows(3 * d), t, pool);
+  Mat<Scalar> dout(d, t.cols());
+  pool.run(examples * heads, [&](std::int64_t task) {
+    const Eigen::Index e = task / heads;
+    const Eigen::Index h = task % heads;
+    const auto q = cache.inner.block(h * dh, e * tokens, dh, tokens);
+    const auto k = cache.inner.block(d + h * dh, e * tokens, dh, tokens);
+    const auto v = cache.inner.block(2 * d + h * dh, e * tokens, dh, tokens);
+    const auto p = cache.probs.middleCols(task * tokens, tokens);  // (queries, keys)
+    Mat<Scalar> ds(tokens, tokens);
+    for (Eigen::Index kk = 0; kk < k_per; ++kk) {
+      const Eigen::Index first = e * tokens * k_per + kk;
+      const auto dq = sequence_of<Scalar>(dqkv, h * dh, dh, first, tokens, k_per);
+      const auto dk = sequence_of<Scalar>(dqkv, d + h * dh, dh, first, tokens, k_per);
+      const auto dv = sequence_of<Scalar>(dqkv, 2 * d + h * dh, dh, first, tokens, k_per);
+      ds.noalias() = dq.transpose() * k;
+      ds.noalias() += q.transpose() * dk;
+      ds *= scale;
+      const Mat<Scalar> pds = (p.array() * ds.array()).matrix();
+      const Vec<Scalar> rowsum = pds.rowwise().sum();
+      const Mat<Scalar> dp = pds - (p.array().colwise() * rowsum.array()).matrix();
+      auto out = sequence_of<Scalar>(dout, h * dh, dh, first, tokens, k_per);
+      out.noalias() = dv * p.transpose();
+      out.noalias() += v * dp.transpose();
+    }
+  });
+  if (!op.attention.output_projection) return dout;
+  return product<Scalar>(w.middleRows(3 * d, d), dout, pool);
+}
+
+// The GLU's tangent rule at the forward values the op kept (phi(h1), h3, phi'(h1)):
+// dy = W2 (phi'(h1) * (W1 u) * h3 + phi(h1) * (W3 u)), column by column.
+template <class Scalar>
+Mat<Scalar> glu_tangent(const OpSpec& op, const Mat<Scalar>& w, const ops::OpCache<Scalar>& cache,
+                        const Mat<Scalar>& t, Eigen::Index k_per, ThreadPool& pool) {
+  const Eigen::Index hidden = op.glu.hidden;
+  Mat<Scalar> dh = product<Scalar>(w.topRows(2 * hidden), t, pool);  // [W1 u; W3 u]
+  Mat<Scalar> m(hidden, t.cols());
+  for (Eigen::Index j = 0; j < cache.inner.cols(); ++j) {
+    const auto gate = cache.inner.col(j).head(hidden);
+    const auto up = cache.inner.col(j).tail(hidden);
+    const auto slope = cache.slope.col(j);
+    for (Eigen::Index kk = 0; kk < k_per; ++kk) {
+      const Eigen::Index c = j * k_per + kk;
+      m.col(c) = (slope.array() * dh.col(c).head(hidden).array() * up.array() +
+                  gate.array() * dh.col(c).tail(hidden).array())
+                     .matrix();
+    }
+  }
+  return product<Scalar>(w.bottomRows(hidden).transpose(), m, pool);
+}
+
+// Runs the inputs `x` (n_0, E T: example e's tokens at columns e T .. e T + T - 1) and their
+// tangents (n_0, E T K: tangent k of column j at column j K + k) through every op, calling
 // visit(l, x_l, t_l) after op l (residual begins included).
 template <class Scalar>
 void propagate(
     const RunSpec& spec, const Network<Scalar>& net, Mat<Scalar> x, Scaled<Scalar> t,
     ThreadPool& pool,
     const std::function<void(std::size_t, const Mat<Scalar>&, const Scaled<Scalar>&)>& visit) {
-  const Eigen::Index examples = x.cols();
+  const Eigen::Index examples = x.cols();  // columns: tokens of every example
   const Eigen::Index k_per = examples > 0 ? t.m.cols() / examples : 0;
+  const Eigen::Index tokens = std::max(net.tokens, 1);
   Mat<Scalar> scratch;
   std::vector<std::pair<Mat<Scalar>, Scaled<Scalar>>> skips;  // (x, t) at residual begins
   for (std::size_t l = 0; l < net.ops.size(); ++l) {
@@ -161,10 +239,24 @@ void propagate(
         }
         break;
       }
-      case OpKind::kAttention:  // refused by apjn_refusal
-      case OpKind::kGlu:
-        throw contract_error("partial_jacobian_norms: no tangent rule for " +
-                             std::string(op_kind_name(op.kind)) + " ops");
+      case OpKind::kAttention:
+      case OpKind::kGlu: {
+        // The op's own forward pass, keeping what its tangent rule reads.
+        const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+        const ops::ForwardArgs<Scalar> fa{op,          l,      spec.seed, x,    nullptr, w,
+                                          net.bias[l], tokens, true,      0.05, pool};
+        ops::OpCache<Scalar> cache;
+        cache.out.resize(net.widths[l], x.cols());
+        if (op.kind == OpKind::kAttention) {
+          ops::attention_forward<Scalar>(fa, cache, nullptr);
+          t.m = attention_tangent<Scalar>(op, w, cache, t.m, tokens, k_per, pool);
+        } else {
+          ops::glu_forward<Scalar>(fa, cache, nullptr);
+          t.m = glu_tangent<Scalar>(op, w, cache, t.m, k_per, pool);
+        }
+        x = std::move(cache.out);
+        break;
+      }
     }
     renormalise(t);
     visit(l, x, t);
@@ -174,13 +266,7 @@ void propagate(
 }  // namespace
 
 std::string apjn_refusal(const RunSpec& spec) {
-  if (spec.input.tokens > 1) {
-    return "tokens > 1: an example is a sequence, not one vector";
-  }
   for (const OpSpec& op : expand_ops(spec)) {
-    if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
-      return "no tangent rule for " + std::string(op_kind_name(op.kind)) + " ops";
-    }
     if (op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) {
       return "batch norm couples the examples: no per-example Jacobian";
     }
@@ -208,7 +294,8 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
   CriticalityStats st;
   st.reason = apjn_refusal(spec);
   if (!st.reason.empty()) return st;
-  examples = std::min<int>(examples, static_cast<int>(input.cols()));
+  const Eigen::Index tokens = std::max(net.tokens, 1);
+  examples = std::min<int>(examples, static_cast<int>(input.cols() / tokens));
   if (examples <= 0 || tangents <= 0) {
     st.reason = "no example to measure it at";
     return st;
@@ -216,9 +303,10 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
   st.examples = examples;
   st.tangents = tangents;
   const Eigen::Index n0 = input.rows();
-  const Eigen::Index columns = Eigen::Index{examples} * tangents;
-  // Column a * K + k is tangent k of example a: a stream cut into columns keeps the first
-  // examples' tangents whatever the number of examples.
+  // Column j * K + k is tangent k at input column j (token j % T of example j / T): a stream cut
+  // into columns keeps the first examples' tangents whatever the number of examples. A tangent of
+  // a sequence is its T columns together.
+  const Eigen::Index columns = Eigen::Index{examples} * tokens * tangents;
   Eigen::MatrixXd u(n0, columns);
   fill_normal(stream_key(spec.seed, 0, StreamPurpose::kApjnTangent), 0,
               static_cast<std::uint64_t>(u.size()), u.data());
@@ -236,20 +324,52 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
     report_index[l] = ++reported;
     on_stream[l] = depth == 0;
   }
+  // The blocks' boundaries on the stream: the op before each residual begin at depth 0 (the
+  // block's input), and the last block's output: its sum, then as many norms as the blocks before
+  // it apply after theirs (post-norm), not a final norm that only pre-norm networks add.
+  std::vector<bool> boundary(net.ops.size(), false);
+  std::vector<std::size_t> ends;  // the residual ends at depth 0
+  depth = 0;
+  for (std::size_t l = 0; l < net.ops.size(); ++l) {
+    const OpKind kind = net.ops[l].kind;
+    if (kind == OpKind::kResidualBegin) {
+      if (depth == 0 && l > 0) boundary[l - 1] = true;
+      ++depth;
+    } else if (kind == OpKind::kResidualEnd) {
+      if (--depth == 0) ends.push_back(l);
+    }
+  }
+  if (!ends.empty()) {
+    std::size_t post = 0;  // norms after a block's sum, counted on the block before the last
+    if (ends.size() > 1) {
+      for (std::size_t l = ends[ends.size() - 2] + 1;
+           l < net.ops.size() && net.ops[l].kind == OpKind::kNorm; ++l) {
+        ++post;
+      }
+    }
+    std::size_t last = ends.back();
+    for (std::size_t k = 0;
+         k < post && last + 1 < net.ops.size() && net.ops[last + 1].kind == OpKind::kNorm; ++k) {
+      ++last;
+    }
+    boundary[last] = true;
+  }
   // Once a forward value overflows (or is NaN) the derivatives taken at it mean nothing: J from
   // that op on is not measured (NaN), rather than a plateau a fit would call critical.
   bool overflowed = false;
   propagate<Scalar>(
-      spec, net, input.leftCols(examples), Scaled<Scalar>{u.cast<Scalar>(), 0}, pool,
+      spec, net, input.leftCols(examples * tokens), Scaled<Scalar>{u.cast<Scalar>(), 0}, pool,
       [&](std::size_t l, const Mat<Scalar>& x, const Scaled<Scalar>& t) {
         overflowed = overflowed || !x.allFinite();
         if (!on_stream[l]) return;
+        if (!ends.empty()) st.fitted.push_back(boundary[l]);
         if (overflowed) {
           st.layers.push_back(report_index[l]);
           st.apjn.push_back(magnitude_from_scaled(std::numeric_limits<double>::quiet_NaN(), 0));
           return;
         }
-        // Mean over examples and tangents of ||J u||^2 / N_l, summed in double.
+        // Mean over examples and tangents of ||J u||^2 / N_l (N_l: the op's width times the
+        // tokens), summed in double.
         const double mean = t.m.template cast<double>().squaredNorm() /
                             (static_cast<double>(columns) * static_cast<double>(t.m.rows()));
         st.layers.push_back(report_index[l]);
@@ -262,9 +382,12 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
 void fit_apjn(CriticalityStats& st) {
   st.fit = ApjnFit::kNone;
   std::vector<double> ls, ys;
+  const auto fitted = [&](std::size_t i) {
+    return i < st.layers.size() && (st.fitted.empty() || (i < st.fitted.size() && st.fitted[i]));
+  };
   for (std::size_t i = 0; i < st.layers.size() && i < st.apjn.size(); ++i) {
     const double y = st.apjn[i].log10 * std::log(10.0);
-    if (st.layers[i] >= 1 && std::isfinite(y)) {
+    if (fitted(i) && st.layers[i] >= 1 && std::isfinite(y)) {
       ls.push_back(st.layers[i]);
       ys.push_back(y);
     }
@@ -272,7 +395,7 @@ void fit_apjn(CriticalityStats& st) {
   // Over the measured layers: an overflow leaves the last ones NaN.
   std::size_t first = st.apjn.size(), last = st.apjn.size();
   for (std::size_t i = 0; i < st.apjn.size(); ++i) {
-    if (!std::isfinite(st.apjn[i].log10)) continue;
+    if (!fitted(i) || !std::isfinite(st.apjn[i].log10)) continue;
     if (first == st.apjn.size()) first = i;
     last = i;
   }

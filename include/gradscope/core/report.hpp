@@ -233,7 +233,13 @@ struct CriticalityStats {
   double power_rss = 0.0;
   double exponential_rate = 0.0;  // r: > 0 chaotic (exploding), < 0 ordered (vanishing)
   double exponential_rss = 0.0;
-  Magnitude growth;  // J(last) / J(first) over the stream's layers
+  Magnitude growth;  // J(last) / J(first) over the fitted layers
+  // Per entry of `layers`, whether the fits and the growth use it; empty: every layer (a network
+  // without residual blocks). With residual blocks, J is fitted where the stream enters each
+  // block and where it leaves the last one (after its sum, and a post-norm's norm), so that a
+  // post-norm's alternating sum and norm, and a final norm and readout that rescale the stream,
+  // do not bend the law.
+  std::vector<bool> fitted;
   bool measured() const { return reason.empty() && !apjn.empty(); }
 };
 

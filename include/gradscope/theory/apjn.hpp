@@ -25,11 +25,14 @@ inline constexpr int kApjnExamples = 4;
 inline constexpr int kApjnTangents = 8;
 
 // Why the APJN cannot be measured on this network ("" when it can): batch norm (an example's output
-// depends on the others: no per-example Jacobian), sequences (tokens > 1), attention and GLU ops.
+// depends on the others: no per-example Jacobian). For sequences (tokens > 1) an example is its T
+// tokens together: J(l) = (1/(N_l T)) E ||dx_l/dx_0||_F^2 over the whole sequence, through
+// attention's mixing of the tokens.
 std::string apjn_refusal(const RunSpec& spec);
 
-// Every op's tangent outputs J_l(x_a) u for the inputs' columns: `inputs` (n_0, E), `tangents`
-// (n_0, E * K), column a * K + k belonging to example a. Returns, per op of net.ops, its tangent
+// Every op's tangent outputs J_l(x_a) u for the inputs' columns: `inputs` (n_0, E T), `tangents`
+// (n_0, E T K), column j * K + k being tangent k at input column j (a sequence's tangent k is its
+// T columns j * K + k together). Returns, per op of net.ops, its tangent
 // output (N_l, E * K) in double, unscaled (residual begins repeat their input's). For tests; the
 // run uses partial_jacobian_norms.
 template <class Scalar>
@@ -46,8 +49,8 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
                                         int examples = kApjnExamples, int tangents = kApjnTangents);
 
 // Fits ln J = a + b ln l and ln J = a + r l by least squares over st.layers / st.apjn (the
-// finite, positive values), picks the law with the smaller residual sum of squares, and sets the
-// growth J(last) / J(first). Needs 3 layers or more (else fit stays kNone).
+// finite, positive values of the entries st.fitted marks, every one when it is empty), picks the law with the smaller
+// residual sum of squares, and sets the growth J(last) / J(first) over the same layers. Needs 3 layers or more (else fit stays kNone).
 void fit_apjn(CriticalityStats& st);
 
 }  // namespace gradscope
