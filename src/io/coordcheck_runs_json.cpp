@@ -80,16 +80,6 @@ std::vector<std::vector<double>> exact_table_from(const JsonReader& in, const Js
   return out;
 }
 
-int bounded(const JsonReader& in, const JsonValue& object, std::string_view path,
-            std::string_view key, int low, int high) {
-  const int v = in.integer(object, path, key);
-  if (v < low || v > high) {
-    in.fail(json_child(path, key),
-            "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
-  }
-  return v;
-}
-
 // The document's kind and schema version, checked before anything else is read.
 void expect_kind(const JsonReader& in, const JsonValue& j, const char* kind, const char* what) {
   const auto k = j.is_object() ? j.find("kind") : j.end();
@@ -97,7 +87,7 @@ void expect_kind(const JsonReader& in, const JsonValue& j, const char* kind, con
     throw Error(in.source() + ": not " + what,
                 "give the files and directories a coordinate check wrote (OUT/NAME-runs)");
   }
-  const int version = bounded(in, j, "", "schema_version", 0, 1 << 30);
+  const int version = in.bounded(j, "", "schema_version", 0, 1 << 30);
   if (version != kRunsSchemaVersion) {
     throw Error(in.source() + ": " + what + " of schema version " + std::to_string(version) +
                     ", this gradscope reads " + std::to_string(kRunsSchemaVersion),
@@ -147,13 +137,13 @@ CoordCheckRunsPlan coordcheck_plan_from_json(const std::string& text, const std:
   CoordCheckSpec& s = p.check;
   s.widths = in.integers(c, "check", "widths");
   s.depths = in.integers(c, "check", "depths");
-  s.seeds = bounded(in, c, "check", "seeds", 1, 1 << 20);
+  s.seeds = in.bounded(c, "check", "seeds", 1, 1 << 20);
   const std::string param = in.string(c, "check", "parametrization");
   const std::optional<Parametrization> pz = parametrization_from_name(param);
   if (!pz) in.fail("check.parametrization", "\"" + param + "\" is not a parametrization");
   s.parametrization = *pz;
-  s.base_width = bounded(in, c, "check", "base_width", 0, 1 << 24);
-  s.base_depth = bounded(in, c, "check", "base_depth", 0, 1 << 24);
+  s.base_width = in.bounded(c, "check", "base_width", 0, 1 << 24);
+  s.base_depth = in.bounded(c, "check", "base_depth", 0, 1 << 24);
   const JsonValue& o = in.object(c, "check", "optimizer");
   const std::string name = in.string(o, "check.optimizer", "name");
   const std::optional<TrainOptimizer> opt = train_optimizer_from_name(name);
@@ -168,7 +158,7 @@ CoordCheckRunsPlan coordcheck_plan_from_json(const std::string& text, const std:
   s.train.beta2 = num("beta2");
   s.train.eps = num("eps");
   s.train.weight_decay = num("weight_decay");
-  s.train.steps = bounded(in, c, "check", "steps", 1, 1 << 20);
+  s.train.steps = in.bounded(c, "check", "steps", 1, 1 << 20);
   return p;
 }
 
@@ -264,8 +254,8 @@ CoordCheckRunFile coordcheck_run_from_json(const std::string& text, const std::s
   r.plan = in.string(j, "", "plan");
   const std::size_t axis = in.choice(j, "", "axis", {"width", "depth"});
   r.depth = axis == 1;
-  r.value = bounded(in, j, "", "value", 1, 1 << 24);
-  r.seed = bounded(in, j, "", "seed", 1, 1 << 20) - 1;
+  r.value = in.bounded(j, "", "value", 1, 1 << 24);
+  r.seed = in.bounded(j, "", "seed", 1, 1 << 20) - 1;
   const JsonValue& t = in.object(j, "", "trace");
   r.trace.out_l1 = exact_table_from(in, t, "trace", "out_l1");
   r.trace.out_rms = exact_table_from(in, t, "trace", "out_rms");
@@ -299,8 +289,8 @@ CoordCheckManifest coordcheck_manifest_from_json(const std::string& text,
   CoordCheckManifest m;
   m.version = in.string(in.object(j, "", "tool"), "tool", "version");
   const JsonValue& shard = in.object(j, "", "shard");
-  m.shard.count = bounded(in, shard, "shard", "count", 1, kMaxSweepShards);
-  m.shard.index = bounded(in, shard, "shard", "index", 0, m.shard.count - 1);
+  m.shard.count = in.bounded(shard, "shard", "count", 1, kMaxSweepShards);
+  m.shard.index = in.bounded(shard, "shard", "index", 0, m.shard.count - 1);
   m.plan = in.string(j, "", "plan");
   m.command = in.string(j, "", "command");
   m.tolerance = exact_from(in, in.member(j, "", "tolerance"), "tolerance");

@@ -148,6 +148,16 @@ int JsonReader::integer(const JsonValue& object, std::string_view path,
   return integer(member(object, path, key), json_child(path, key));
 }
 
+int JsonReader::bounded(const JsonValue& object, std::string_view path, std::string_view key,
+                        int low, int high) const {
+  const int v = integer(object, path, key);
+  if (v < low || v > high) {
+    fail(json_child(path, key),
+         "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
+  }
+  return v;
+}
+
 std::size_t JsonReader::choice(const JsonValue& object, std::string_view path, std::string_view key,
                                const std::vector<std::string_view>& names) const {
   const std::string value = string(object, path, key);

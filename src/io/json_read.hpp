@@ -53,6 +53,9 @@ class JsonReader {
   // Whole numbers in the range of the type.
   int integer(const JsonValue& value, std::string_view path) const;
   int integer(const JsonValue& object, std::string_view path, std::string_view key) const;
+  // A whole number from low to high (inclusive); outside, "must be a whole number from L to H".
+  int bounded(const JsonValue& object, std::string_view path, std::string_view key, int low,
+              int high) const;
   std::int64_t int64(const JsonValue& value, std::string_view path) const;
   std::int64_t int64(const JsonValue& object, std::string_view path, std::string_view key) const;
   // A string that must be one of `names`; its position there.

@@ -42,16 +42,6 @@ constexpr const char* kManifestHint =
     "--resume (its finished runs are kept) to rewrite it";
 
 // A whole number in [low, high] at object[key].
-int bounded(const JsonReader& in, const JsonValue& object, std::string_view path,
-            std::string_view key, int low, int high) {
-  const int v = in.integer(object, path, key);
-  if (v < low || v > high) {
-    in.fail(json_child(path, key),
-            "must be a whole number from " + std::to_string(low) + " to " + std::to_string(high));
-  }
-  return v;
-}
-
 // A string, or null for none.
 std::optional<std::string> optional_string(const JsonReader& in, const JsonValue& object,
                                            std::string_view path, std::string_view key) {
@@ -162,7 +152,7 @@ SweepManifest sweep_manifest_from_json(const std::string& text, const std::strin
                 "give the directories that `gradscope sweep ... --shard I/N` wrote "
                 "(OUT/NAME/shards/I-of-N), or their sweep directory OUT/NAME");
   }
-  const int version = bounded(in, j, "", "schema_version", 0, 1 << 30);
+  const int version = in.bounded(j, "", "schema_version", 0, 1 << 30);
   if (version != kSchemaVersion) {
     throw Error(source + ": a shard manifest of schema version " + std::to_string(version) +
                     ", this gradscope reads " + std::to_string(kSchemaVersion),
@@ -192,20 +182,20 @@ SweepManifest sweep_manifest_from_json(const std::string& text, const std::strin
     axis.values = in.strings(axes[i], path, "values");
     m.axes.push_back(std::move(axis));
   }
-  m.seeds = bounded(in, sweep, "sweep", "seeds", 1, 1 << 30);
-  m.runs_total = bounded(in, sweep, "sweep", "runs", 0, 1 << 30);
+  m.seeds = in.bounded(sweep, "sweep", "seeds", 1, 1 << 30);
+  m.runs_total = in.bounded(sweep, "sweep", "runs", 0, 1 << 30);
   const JsonValue& shard = in.object(j, "", "shard");
-  m.shard.count = bounded(in, shard, "shard", "count", 1, kMaxSweepShards);
-  m.shard.index = bounded(in, shard, "shard", "index", 0, m.shard.count - 1);
+  m.shard.count = in.bounded(shard, "shard", "count", 1, kMaxSweepShards);
+  m.shard.index = in.bounded(shard, "shard", "index", 0, m.shard.count - 1);
   m.out_dir = in.string(j, "", "out");
   const JsonValue& runs = in.array(j, "", "runs");
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const std::string path = json_element("runs", i);
     in.expect_object(runs[i], path);
     SweepManifestRun r;
-    r.run = bounded(in, runs[i], path, "run", 0, 1 << 30);
-    r.point = bounded(in, runs[i], path, "point", 0, 1 << 30);
-    r.seed_index = bounded(in, runs[i], path, "seed_index", 0, 1 << 30);
+    r.run = in.bounded(runs[i], path, "run", 0, 1 << 30);
+    r.point = in.bounded(runs[i], path, "point", 0, 1 << 30);
+    r.seed_index = in.bounded(runs[i], path, "seed_index", 0, 1 << 30);
     r.file = in.string(runs[i], path, "file");
     m.runs.push_back(std::move(r));
   }
