@@ -18,7 +18,7 @@ ActivationMoments activation_moments(const ActivationSpec& spec) {
     return d * d;
   });
   m.gain = 1.0 / std::sqrt(m.variance);
-  m.mean_share = m.second_moment > 0.0 ? m.mean * m.mean / m.second_moment : 0.0;
+  m.mean_shift = m.second_moment > 0.0 ? m.mean * m.mean / m.second_moment : 0.0;
   return m;
 }
 

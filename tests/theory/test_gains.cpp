@@ -32,11 +32,11 @@ TEST(ActivationGain, ReluMatchesItsClosedForm) {
   EXPECT_EQ(activation_gain(default_spec(Activation::kRelu)), m.gain);
 }
 
-TEST(ActivationGain, ReluMeanShareIsOneOverPi) {
+TEST(ActivationGain, ReluMeanShiftIsOneOverPi) {
   // E[relu]^2 / E[relu^2] = (1 / (2 pi)) / (1 / 2) = 1 / pi: after a He ReLU layer a channel's
   // squared mean is 1/pi of its second moment.
   const ActivationMoments m = activation_moments(default_spec(Activation::kRelu));
-  EXPECT_LT(relative(m.mean_share, 1.0 / kPi), kRelTol) << m.mean_share;
+  EXPECT_LT(relative(m.mean_shift, 1.0 / kPi), kRelTol) << m.mean_shift;
 }
 
 TEST(ActivationGain, IdentityHasUnitGain) {
@@ -44,7 +44,7 @@ TEST(ActivationGain, IdentityHasUnitGain) {
   EXPECT_LT(relative(m.gain, 1.0), kRelTol) << m.gain;
   EXPECT_LT(relative(m.second_moment, 1.0), kRelTol);
   EXPECT_LT(std::abs(m.mean), 1e-15);  // an odd integrand: its halves cancel to rounding
-  EXPECT_LT(m.mean_share, 1e-28);
+  EXPECT_LT(m.mean_shift, 1e-28);
 }
 
 TEST(ActivationGain, LeakyReluMatchesItsClosedForm) {
@@ -102,8 +102,8 @@ TEST(ActivationGain, EveryElementwiseActivationIsConsistent) {
     EXPECT_TRUE(std::isfinite(m.gain) && m.gain > 0.0) << name << " " << m.gain;
     EXPECT_NEAR(m.variance, m.second_moment - m.mean * m.mean, kRelTol * m.second_moment) << name;
     EXPECT_NEAR(m.gain, 1.0 / std::sqrt(m.variance), 1e-15 * m.gain) << name;
-    EXPECT_GE(m.mean_share, 0.0) << name;
-    EXPECT_LE(m.mean_share, 1.0) << name;
+    EXPECT_GE(m.mean_shift, 0.0) << name;
+    EXPECT_LE(m.mean_shift, 1.0) << name;
   }
 }
 

@@ -17,9 +17,10 @@ struct ActivationMoments {
   double variance = 0.0;
   // gamma = 1 / sqrt(Var[phi(z)]): gamma phi(z) has unit variance (Brock et al. 2021, NF-ResNets).
   double gain = 0.0;
-  // E[phi(z)]^2 / E[phi(z)^2]: the share of the output's second moment that is a common offset
-  // (ReLU: 1/pi), i.e. a channel's squared mean over its second moment after the layer.
-  double mean_share = 0.0;
+  // The mean shift E[phi(z)]^2 / E[phi(z)^2]: the share of the output's second moment that is a
+  // common offset (ReLU: 1/pi), i.e. a channel's squared mean over its second moment after the
+  // layer; 0 when E[phi(z)^2] = 0.
+  double mean_shift = 0.0;
 };
 ActivationMoments activation_moments(const ActivationSpec& spec);
 
