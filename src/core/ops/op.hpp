@@ -15,7 +15,7 @@
 namespace gradscope::ops {
 
 // Every OpKind, for the tables' static_asserts: a kind added to spec.hpp must be added here.
-inline constexpr int kOpKindCount = static_cast<int>(OpKind::kGlu) + 1;
+inline constexpr int kOpKindCount = static_cast<int>(OpKind::kFlatten) + 1;
 
 // What an op's backward pass reads besides its input: kept from the forward pass, or computed
 // again from a checkpoint. Empty where the op does not need it.
