@@ -41,6 +41,9 @@ struct ConvShape {
   void validate(const char* where) const;
 };
 
+// The kernels' shape of a conv op (its input shape resolved by expand_ops).
+ConvShape conv_shape(const ConvSpec& conv);
+
 // A pooling window's geometry (torch.nn.MaxPool2d / AvgPool2d with dilation 1, ceil_mode false).
 struct PoolShape {
   int C = 0;

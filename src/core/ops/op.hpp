@@ -165,4 +165,24 @@ template <class Scalar>
 GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
                          const BackwardReport& report);
 
+// conv.cpp: h = conv(inp, W) + b (conv_kernels.hpp), y = phi(h). The weight is (channels, C_in /
+// groups kernel_h kernel_w), the bias (channels) or empty.
+template <class Scalar>
+void conv_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial conv_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                          const BackwardReport& report);
+
+// pool.cpp: max, average or global average pooling per channel; and flatten, y = inp.
+template <class Scalar>
+void pool_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial pool_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                          const BackwardReport& report);
+template <class Scalar>
+void flatten_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial flatten_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                             const BackwardReport& report);
+
 }  // namespace gradscope::ops
