@@ -461,8 +461,6 @@ class Reader {
     return layer;
   }
 
-  // `default_width` is the stack's width, or the first dense item's; none when "layers" has no
-  // dense item, and then the input width must be given.
   // An image input: "channels", "height" and "width", all required once "channels" is given.
   ImageShape read_image(const Json& object) const {
     check_keys(object, "input", kInputKeys);
@@ -475,11 +473,9 @@ class Reader {
       if (v == nullptr) {
         fail_across({"input", "input.channels"}, "input",
                     "missing \"" + std::string(key) +
-                        "\": an image input (\"channels\" is given) "
-                        "needs its height and width",
+                        "\": an image input (\"channels\" is given) needs its height and width",
                     "give all three, e.g. " + example +
-                        "; without \"channels\" the input is a "
-                        "vector of \"width\" features");
+                        "; without \"channels\" the input is a vector of \"width\" features");
       }
       image.*field = read_count(*v, child("input", key), kMaxWidth);
     }
@@ -500,6 +496,8 @@ class Reader {
     return image;
   }
 
+  // `default_width` is the stack's width, or the first dense item's; none when "layers" has no
+  // dense item, and then the input width must be given (an image input gives it).
   InputSpec read_input(const Json* object, std::optional<int> default_width) const {
     InputSpec input;
     if (object != nullptr) check_keys(*object, "input", kInputKeys);
