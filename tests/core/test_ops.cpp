@@ -188,8 +188,7 @@ void expect_matches_central_differences(OpUnderTest t, const std::string& what) 
   int skipped = 0;
   EXPECT_LE(worst_error(t, t.inp, g.dinp, c, pool, skipped), kTolerance) << "dinp";
   const bool params = t.op.kind == OpKind::kDense || t.op.kind == OpKind::kConv ||
-                      t.op.kind == OpKind::kAttention ||
-                      t.op.kind == OpKind::kGlu ||
+                      t.op.kind == OpKind::kAttention || t.op.kind == OpKind::kGlu ||
                       (t.op.kind == OpKind::kNorm && t.weight.size() > 0);
   if (params) {
     EXPECT_LE(worst_error(t, t.weight, g.dweight, c, pool, skipped), kTolerance) << "dweight";

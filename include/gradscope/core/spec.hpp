@@ -319,7 +319,7 @@ std::vector<LayerSpec> expand_layers(const RunSpec& spec);
 
 std::string_view precision_name(Precision p);
 std::string_view norm_name(NormKind k);            // "batch_norm", "layer_norm", "rms_norm"
-std::string_view pool_kind_name(PoolKind k);  // "max", "average", "global_average"
+std::string_view pool_kind_name(PoolKind k);       // "max", "average", "global_average"
 std::string_view op_kind_name(OpKind k);           // "dense", "norm", "activation", "dropout", ...
 std::string_view loss_name(LossKind k);            // "probe", "mse", "softmax_cross_entropy", ...
 std::string_view optimizer_name(OptimizerKind k);  // "none", "sgd", "adam"

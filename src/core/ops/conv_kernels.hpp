@@ -67,6 +67,9 @@ struct PoolShape {
   void validate(const char* where) const;
 };
 
+// The kernels' shape of a pool op (its input shape resolved by expand_ops).
+PoolShape pool_shape(const PoolSpec& pool);
+
 // The row of the input column each max-pool output took its value from, (out_rows, batch).
 using ArgmaxMat = Eigen::Matrix<std::int32_t, Eigen::Dynamic, Eigen::Dynamic>;
 

@@ -9,8 +9,6 @@
 
 namespace gradscope::ops {
 
-namespace {
-
 PoolShape pool_shape(const PoolSpec& p) {
   PoolShape s;
   s.C = p.in.channels;
@@ -24,6 +22,8 @@ PoolShape pool_shape(const PoolSpec& p) {
   s.pad_w = p.pad_w;
   return s;
 }
+
+namespace {
 
 // The forward statistics of an op without weights: its input's moments as the "pre-activation"
 // and its output's, a block of rows a task.
