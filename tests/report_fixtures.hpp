@@ -298,6 +298,9 @@ inline LayerReport make_op(int index, const OpShape& shape, double log10_grad,
       break;
     case OpKind::kAttention:
     case OpKind::kGlu:
+    case OpKind::kConv:
+    case OpKind::kPool:
+    case OpKind::kFlatten:
       break;  // the fixtures build dense networks
   }
   if (op.kind != OpKind::kDense && op.kind != OpKind::kNorm) {

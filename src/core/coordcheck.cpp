@@ -139,6 +139,14 @@ int config_depth(const RunSpec& spec) {
 
 ScaledConfig scale_config(const RunSpec& base, const CoordCheckSpec& check, int base_width,
                           int base_depth, int width, int depth) {
+  for (const OpSpec& op : expand_ops(base)) {
+    if (op.kind == OpKind::kConv || op.kind == OpKind::kPool || op.kind == OpKind::kFlatten) {
+      throw Error(
+          "coordcheck: scaling a network with conv, pool or flatten ops (their channels "
+          "as its width) is not supported yet",
+          "check a network of dense, norm, attention and GLU ops");
+    }
+  }
   ScaledConfig out;
   out.spec = base;
   out.width = width;

@@ -234,6 +234,27 @@ void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W) {
   }
 }
 
+void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W, int fan_in,
+                  int fan_out) {
+  if (W.size() == 0) return;
+  if (spec.kind == Init::kOrthogonal) {
+    init_orthogonal(spec.gain, key, W);
+    return;
+  }
+  // The draws of init_weight_columns (entry (i, j) is number i + j * rows of the stream), scaled
+  // for the given fans.
+  const auto n = static_cast<std::uint64_t>(W.size());
+  if (spec.kind == Init::kZeros) {
+    W.setZero();
+  } else if (is_normal_scheme(spec.kind)) {
+    fill_normal(key, 0, n, W.data());
+    W *= normal_std(spec, fan_in, fan_out);
+  } else {
+    const double b = uniform_bound(spec, fan_in, fan_out);
+    fill_uniform(key, 0, n, -b, b, W.data());
+  }
+}
+
 const std::array<BiasInitInfo, kBiasInitCount>& bias_init_table() { return kBiasInits; }
 
 std::optional<BiasInit> bias_init_from_name(std::string_view name) {

@@ -121,6 +121,14 @@ double generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w
             .template cast<Scalar>();
     return weight_frobenius(w);
   }
+  if (op.kind == OpKind::kConv) {
+    const ConvSpec& c = op.conv;
+    Eigen::MatrixXd d(c.channels, c.fan_in());
+    init_weights(c.init, stream_key(net.seed, index, StreamPurpose::kWeights), d, c.fan_in(),
+                 c.fan_out());
+    w = d.cast<Scalar>();
+    return weight_frobenius(w);
+  }
   if (op.kind != OpKind::kDense) {
     w.resize(0, 0);
     return 0.0;
@@ -195,6 +203,15 @@ Network<Scalar> build_network(const RunSpec& spec, ThreadPool& pool, WeightStora
     const int fan_in = l == 0 ? spec.input.width : net.widths[l - 1];
     if (net.ops[l].kind == OpKind::kAttention || net.ops[l].kind == OpKind::kGlu) {
       net.bias[l] = Vec<Scalar>::Zero(stacked_bias_size(net.ops[l], fan_in));
+      return;
+    }
+    if (net.ops[l].kind == OpKind::kConv) {
+      const ConvSpec& c = net.ops[l].conv;
+      if (!c.bias) return;
+      Eigen::VectorXd b(c.channels);
+      init_bias(c.bias_init, c.fan_in(),
+                stream_key(spec.seed, static_cast<std::uint64_t>(k + 1), StreamPurpose::kBias), b);
+      net.bias[l] = b.cast<Scalar>();
       return;
     }
     if (net.ops[l].kind != OpKind::kDense) return;

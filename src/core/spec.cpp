@@ -15,11 +15,43 @@ OpSpec dense_op(const LayerSpec& layer) {
   return op;
 }
 
-// Appends the ops of `items`, input side first. Recursive: blocks nest.
-void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops) {
+// The op's output image: a convolution's and a pooling's own, a dense layer's and a flatten's
+// none, the others their input's.
+ImageShape resolve_image(OpSpec& op, const ImageShape& in) {
+  switch (op.kind) {
+    case OpKind::kConv:
+      op.conv.in = in;
+      return op.conv.out();
+    case OpKind::kPool:
+      op.pool.in = in;
+      return op.pool.out();
+    case OpKind::kDense:
+    case OpKind::kFlatten:
+      return {};
+    case OpKind::kNorm:
+    case OpKind::kActivation:
+    case OpKind::kDropout:
+    case OpKind::kResidualBegin:
+    case OpKind::kResidualEnd:
+    case OpKind::kAttention:
+    case OpKind::kGlu:
+      break;
+  }
+  return in;
+}
+
+// Appends the ops of `items`, input side first, each with its image shape resolved from `image`
+// (the shape entering the items; left as the shape leaving them). Recursive: blocks nest.
+void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops,
+                ImageShape& image) {
+  const auto push = [&](OpSpec op) {
+    image = resolve_image(op, image);
+    op.image = image;
+    ops.push_back(std::move(op));
+  };
   for (const LayerItem& item : items) {
     if (item.block.empty()) {
-      ops.push_back(item.op);
+      push(item.op);
       continue;
     }
     for (int r = 0; r < item.repeat; ++r) {
@@ -27,20 +59,21 @@ void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops) {
         OpSpec begin;
         begin.kind = OpKind::kResidualBegin;
         begin.residual = *item.residual;
-        ops.push_back(begin);
+        push(begin);
       }
-      append_ops(item.block, ops);
+      append_ops(item.block, ops, image);
       if (item.residual) {
+        // The sum has the branch's shape (a projection maps the skip to it).
         OpSpec end;
         end.kind = OpKind::kResidualEnd;
         end.residual = *item.residual;
-        ops.push_back(end);
+        push(end);
         // The config reader allows a post-norm only with a residual: norm(x + scale * F(x)).
         if (item.post_norm) {
           OpSpec norm;
           norm.kind = OpKind::kNorm;
           norm.norm = *item.post_norm;
-          ops.push_back(norm);
+          push(norm);
         }
       }
     }
@@ -84,7 +117,8 @@ std::vector<std::string> op_config_paths(const RunSpec& spec) {
 std::vector<OpSpec> expand_ops(const RunSpec& spec) {
   std::vector<OpSpec> ops;
   if (!spec.layers.empty()) {
-    append_ops(spec.layers, ops);
+    ImageShape image = spec.input.image;
+    append_ops(spec.layers, ops, image);
     return ops;
   }
   for (const LayerSpec& layer : expand_layers(spec)) ops.push_back(dense_op(layer));
@@ -101,9 +135,31 @@ std::vector<int> op_widths(const RunSpec& spec, const std::vector<OpSpec>& ops) 
     // without one the config reader has checked that the two widths agree, so the end keeps the
     // branch's width, its input.
     if (op.kind == OpKind::kDense) width = op.dense.width;
+    if (op.kind == OpKind::kConv || op.kind == OpKind::kPool) width = op.image.size();
     widths.push_back(width);
   }
   return widths;
+}
+
+namespace {
+
+// out = floor((in + 2 pad - dilation (kernel - 1) - 1) / stride) + 1, as torch.nn.Conv2d and
+// MaxPool2d; 0 or less when the window does not fit (validate refuses it).
+int conv_out(int in, int kernel, int stride, int pad, int dilation) {
+  const int span = dilation * (kernel - 1) + 1;
+  const int room = in + 2 * pad - span;
+  return room < 0 || stride < 1 ? 0 : room / stride + 1;
+}
+
+}  // namespace
+
+int ConvSpec::out_h() const { return conv_out(in.height, kernel_h, stride_h, pad_h, dilation_h); }
+int ConvSpec::out_w() const { return conv_out(in.width, kernel_w, stride_w, pad_w, dilation_w); }
+
+ImageShape PoolSpec::out() const {
+  if (kind == PoolKind::kGlobalAverage) return {in.channels, 1, 1};
+  return {in.channels, conv_out(in.height, kernel_h, stride_h, pad_h, 1),
+          conv_out(in.width, kernel_w, stride_w, pad_w, 1)};
 }
 
 double attention_scale(const AttentionSpec& a, int width) {
@@ -167,6 +223,24 @@ std::string_view op_kind_name(OpKind k) {
       return "attention";
     case OpKind::kGlu:
       return "glu";
+    case OpKind::kConv:
+      return "conv";
+    case OpKind::kPool:
+      return "pool";
+    case OpKind::kFlatten:
+      return "flatten";
+  }
+  return "invalid";
+}
+
+std::string_view pool_kind_name(PoolKind k) {
+  switch (k) {
+    case PoolKind::kMax:
+      return "max";
+    case PoolKind::kAverage:
+      return "average";
+    case PoolKind::kGlobalAverage:
+      return "global_average";
   }
   return "invalid";
 }

@@ -195,6 +195,69 @@ Problem check_glu(const GluSpec& g) {
   return std::nullopt;
 }
 
+// A window's sizes: kernel, stride and dilation >= 1, padding >= 0, each at most 2^24 (so that
+// dilation x (kernel - 1) fits in 64 bits).
+Problem check_window(std::string_view what, int kernel_h, int kernel_w, int stride_h, int stride_w,
+                     int pad_h, int pad_w, int dilation_h, int dilation_w) {
+  const std::string range = "[1, " + std::to_string(spec_limits::kMaxWidth) + "]";
+  for (const auto& [name, h, w, min] :
+       {std::tuple{"kernel", kernel_h, kernel_w, 1}, std::tuple{"stride", stride_h, stride_w, 1},
+        std::tuple{"padding", pad_h, pad_w, 0},
+        std::tuple{"dilation", dilation_h, dilation_w, 1}}) {
+    for (const int v : {h, w}) {
+      if (v >= min && v <= spec_limits::kMaxWidth) continue;
+      return std::pair{std::string(what) + " " + name + " " + std::to_string(v) + " is outside [" +
+                           std::to_string(min) + ", " + std::to_string(spec_limits::kMaxWidth) +
+                           "]",
+                       std::string("a window is at least 1 x 1, moves by at least 1 and pads by "
+                                   "0 or more")};
+    }
+  }
+  return std::nullopt;
+}
+
+Problem check_conv(const ConvSpec& c) {
+  if (!in_width_range(c.channels)) {
+    return std::pair{"conv channels " + std::to_string(c.channels) + " is outside " + width_range(),
+                     std::string("a convolution outputs at least one channel")};
+  }
+  if (!in_width_range(c.groups)) {
+    return std::pair{"conv groups " + std::to_string(c.groups) + " is outside " + width_range(),
+                     std::string("1 is an ordinary convolution; the channels make the groups")};
+  }
+  if (Problem p = check_window("conv", c.kernel_h, c.kernel_w, c.stride_h, c.stride_w, c.pad_h,
+                               c.pad_w, c.dilation_h, c.dilation_w)) {
+    return p;
+  }
+  if (Problem p = check_activation(c.activation)) return p;
+  if (activation_info(c.activation.kind).output_only) {
+    return std::pair{std::string(activation_info(c.activation.kind).name) +
+                         " normalises across the units of a layer, not per pixel",
+                     "use an elementwise activation on a convolution (" + hidden_activation_list() +
+                         "), and softmax on a last dense item after a flatten"};
+  }
+  if (Problem p = check_init(c.init, "init")) return p;
+  if (!std::isfinite(c.bias_init.value) ||
+      !(std::isfinite(c.bias_init.std) && c.bias_init.std >= 0)) {
+    return std::pair{"bias value " + number_text(c.bias_init.value) + ", std " +
+                         number_text(c.bias_init.std) +
+                         ": the value must be finite and the std a finite number >= 0",
+                     std::string("the biases it describes are broken or overflow a double")};
+  }
+  return std::nullopt;
+}
+
+Problem check_pool(const PoolSpec& p) {
+  const int kind = static_cast<int>(p.kind);
+  if (kind < 0 || kind > static_cast<int>(PoolKind::kGlobalAverage)) {
+    return std::pair{"an unknown pool kind (" + std::to_string(kind) + ")",
+                     std::string("choose max, average or global_average")};
+  }
+  if (p.kind == PoolKind::kGlobalAverage) return std::nullopt;
+  return check_window("pool", p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_h, p.pad_w, 1,
+                      1);
+}
+
 Problem check_op(const OpSpec& op) {
   switch (op.kind) {
     case OpKind::kDense:
@@ -228,6 +291,12 @@ Problem check_op(const OpSpec& op) {
       return check_attention(op.attention);
     case OpKind::kGlu:
       return check_glu(op.glu);
+    case OpKind::kConv:
+      return check_conv(op.conv);
+    case OpKind::kPool:
+      return check_pool(op.pool);
+    case OpKind::kFlatten:
+      return std::nullopt;
   }
   return std::pair{"an unknown op kind (" + std::to_string(static_cast<int>(op.kind)) + ")",
                    std::string()};
@@ -347,59 +416,254 @@ Found check_op_count(const std::vector<LayerItem>& layers) {
   return std::nullopt;
 }
 
-using WidthCache = std::map<std::pair<const LayerItem*, int>, int>;
+// What flows between ops: `width` features per example (per token), an image of that many
+// features when image.channels > 0.
+struct Stream {
+  int width = 0;
+  ImageShape image;
+  bool operator==(const Stream&) const = default;
+};
 
-// Walks the network from `width` units, checks that every residual block without a projection
-// keeps its width, and gives the output width in `width`. A block runs twice at most: from its
-// second repetition on, its input is its own output, the same each time. The cache keeps nested
-// repeated blocks from being walked 2^depth times. `context` says which repetition of the
-// enclosing blocks is being walked, for messages.
-Found check_widths(const std::vector<LayerItem>& items, const std::string& prefix, int& width,
-                   WidthCache& cache, const std::string& context) {
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const LayerItem& item = items[i];
-    if (item.block.empty()) {
-      if (item.op.kind == OpKind::kDense) width = item.op.dense.width;
-      const int heads = item.op.attention.heads;
-      if (item.op.kind == OpKind::kAttention && heads > 0 && width % heads != 0) {
-        const std::string path = item_path(item, prefix, i);
-        return finding(child(path, "attention.heads"),
-                       std::to_string(heads) + " heads do not divide the width " +
-                           std::to_string(width) + " the attention receives" + context,
-                       "each head takes width / heads features: choose heads dividing " +
-                           std::to_string(width),
-                       path, {path});
-      }
-      continue;
-    }
-    const auto key = std::make_pair(&item, width);
-    if (const auto it = cache.find(key); it != cache.end()) {
-      width = it->second;
-      continue;
-    }
-    const std::string path = item_path(item, prefix, i);
-    for (int r = 0; r < std::min(item.repeat, 2); ++r) {
-      const std::string inner_context =
-          r == 0 ? context
-                 : " (in the second repetition of " + path + ", whose input is the first's output)";
-      int out = width;
-      if (Found f = check_widths(item.block, path + ".block", out, cache, inner_context)) return f;
-      if (item.residual && !item.residual->projection && out != width) {
-        return finding(child(path, "residual"),
-                       "the block's input is " + std::to_string(width) +
-                           " wide but its output is " + std::to_string(out) +
-                           " wide, so the skip path cannot be added to it" + context,
-                       "add \"projection\": true to the residual (a fixed orthogonal map P in y = "
-                       "P x + scale * F(x)), or make the block end " +
-                           std::to_string(width) + " wide",
-                       path, {path});
-      }
-      width = out;
-    }
-    cache.emplace(key, width);
-  }
-  return std::nullopt;
+// "a 3 x 32 x 32 image" or "256 wide".
+std::string stream_text(const Stream& s) {
+  if (!s.image.is_image()) return std::to_string(s.width) + " wide";
+  return "a " + std::to_string(s.image.channels) + " x " + std::to_string(s.image.height) + " x " +
+         std::to_string(s.image.width) + " image";
 }
+
+std::string image_text(const ImageShape& image) {
+  return std::to_string(image.channels) + " x " + std::to_string(image.height) + " x " +
+         std::to_string(image.width);
+}
+
+// One side of a window against the padded input: out = floor((in + 2 pad - span) / stride) + 1
+// >= 1 needs span <= in + 2 pad (span = dilation (kernel - 1) + 1). Counted in 64 bits: the
+// sizes are at most 2^24 each, so this cannot overflow where ConvSpec::out_h's int could.
+bool window_fits(int in, int kernel, int pad, int dilation) {
+  const std::int64_t span = std::int64_t{dilation} * (kernel - 1) + 1;
+  return span <= std::int64_t{in} + 2 * std::int64_t{pad};
+}
+
+// Walks the network from the input's stream, checking what depends on the shape arriving at each
+// op: a convolution, a pooling and a flatten need an image (attention and a GLU a vector), a
+// convolution's groups divide its channels, every window fits its padded input, an image stays
+// within 2^24 features, attention heads divide the width, and a residual block without a
+// projection ends with the stream it began with. A block's repetitions are walked until one
+// leaves the stream as it found it (a dense block: the second), or a rule breaks: a repeated
+// strided convolution shrinks the image each time, so the repetitions differ. The op count is
+// known to be within its limit, which bounds the walk. The cache keeps nested repeated blocks
+// from being walked 2^depth times.
+class StreamWalk {
+ public:
+  explicit StreamWalk(bool image_input) : image_input_(image_input) {}
+
+  // `context` says which repetition of the enclosing blocks is being walked, for messages.
+  Found walk(const std::vector<LayerItem>& items, const std::string& prefix, Stream& s,
+             const std::string& context) {
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      const LayerItem& item = items[i];
+      if (item.block.empty()) {
+        if (Found f = step(item.op, item_path(item, prefix, i), s, context)) return f;
+        continue;
+      }
+      const Key key{&item, s.width, s.image.channels, s.image.height, s.image.width};
+      if (const auto it = cache_.find(key); it != cache_.end()) {
+        s = it->second;
+        continue;
+      }
+      const std::string path = item_path(item, prefix, i);
+      for (int r = 0; r < item.repeat; ++r) {
+        std::string inner_context = context;
+        if (r == 1) {
+          inner_context =
+              " (in the second repetition of " + path + ", whose input is the first's output)";
+        } else if (r > 1) {
+          inner_context = " (in repetition " + std::to_string(r + 1) + " of " + path +
+                          ", whose input is the previous one's output)";
+        }
+        Stream out = s;
+        if (Found f = walk(item.block, path + ".block", out, inner_context)) return f;
+        if (item.residual && !item.residual->projection && !addable(s, out)) {
+          return finding(child(path, "residual"),
+                         "the block's input is " + stream_text(s) + " but its output is " +
+                             stream_text(out) + ", so the skip path cannot be added to it" +
+                             context,
+                         "add \"projection\": true to the residual (a fixed orthogonal map P in y "
+                         "= P x + scale * F(x)), or make the block end " +
+                             (s.image.is_image() ? "as " + stream_text(s) : stream_text(s)),
+                         path, {path});
+        }
+        const bool same = out == s;
+        s = out;
+        if (same) break;  // every further repetition leaves it so too
+      }
+      cache_.emplace(key, s);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  using Key = std::tuple<const LayerItem*, int, int, int, int>;
+
+  // The skip path adds elementwise: the same features, and two images of one shape.
+  static bool addable(const Stream& in, const Stream& out) {
+    if (in.width != out.width) return false;
+    return !(in.image.is_image() && out.image.is_image()) || in.image == out.image;
+  }
+
+  // An image op on a vector: the input gives no image, or a flatten or dense item before made
+  // the stream a vector.
+  Finding needs_image(const std::string& path, std::string_view what, const Stream& s,
+                      const std::string& context) const {
+    return finding(path,
+                   std::string(what) + " needs an image, but its input here is a vector of " +
+                       std::to_string(s.width) + " features" + context,
+                   image_input_
+                       ? "move it before the flatten or dense item that made the image a vector"
+                       : "give the input \"channels\" and \"height\" to make it an image of "
+                         "channels x height x width (e.g. \"input\": {\"channels\": 3, "
+                         "\"height\": 32, \"width\": 32}), or remove the item",
+                   path, {"input"});
+  }
+
+  Found step(const OpSpec& op, const std::string& path, Stream& s, const std::string& context) {
+    switch (op.kind) {
+      case OpKind::kDense:
+        s = Stream{op.dense.width, {}};
+        return std::nullopt;
+      case OpKind::kAttention: {
+        if (s.image.is_image()) return vector_only(path, "attention", "an attention", s, context);
+        const int heads = op.attention.heads;
+        if (heads > 0 && s.width % heads != 0) {
+          return finding(child(path, "attention.heads"),
+                         std::to_string(heads) + " heads do not divide the width " +
+                             std::to_string(s.width) + " the attention receives" + context,
+                         "each head takes width / heads features: choose heads dividing " +
+                             std::to_string(s.width),
+                         path, {path});
+        }
+        return std::nullopt;
+      }
+      case OpKind::kGlu:
+        if (s.image.is_image()) return vector_only(path, "glu", "a gated MLP", s, context);
+        return std::nullopt;
+      case OpKind::kConv:
+        return conv(op.conv, path, s, context);
+      case OpKind::kPool:
+        return pool(op.pool, path, s, context);
+      case OpKind::kFlatten:
+        if (!s.image.is_image()) return needs_image(path, "a flatten", s, context);
+        s.image = {};
+        return std::nullopt;
+      case OpKind::kNorm:  // a batch norm of an image normalises per channel
+      case OpKind::kActivation:
+      case OpKind::kDropout:
+      case OpKind::kResidualBegin:
+      case OpKind::kResidualEnd:
+        return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+  static Found vector_only(const std::string& path, std::string_view key, std::string_view what,
+                           const Stream& s, const std::string& context) {
+    return finding(child(path, key),
+                   std::string(what) + " on " + stream_text(s) +
+                       ": it acts on vectors (each token's features), not images" + context,
+                   "put a flatten before it ({\"flatten\": {}}, the image's C H W features as "
+                   "one vector) or a global average pooling and a flatten",
+                   path, {path});
+  }
+
+  // The image a window of `what` (at path.key) produces, or the problem; `too_big` is checked by
+  // the caller.
+  static Found fit(const std::string& path, std::string_view what, const ImageShape& in,
+                   int kernel_h, int kernel_w, int pad_h, int pad_w, int dilation_h, int dilation_w,
+                   const std::string& context) {
+    for (const auto& [side, size, kernel, pad, dilation] :
+         {std::tuple{"height", in.height, kernel_h, pad_h, dilation_h},
+          std::tuple{"width", in.width, kernel_w, pad_w, dilation_w}}) {
+      if (window_fits(size, kernel, pad, dilation)) continue;
+      const std::int64_t span = std::int64_t{dilation} * (kernel - 1) + 1;
+      std::string spans = "the kernel spans " + std::to_string(span);
+      if (dilation != 1) {
+        spans += " (dilation " + std::to_string(dilation) + " x (kernel " + std::to_string(kernel) +
+                 " - 1) + 1)";
+      }
+      return finding(child(path, std::string(what) + ".kernel"),
+                     spans + ", more than the padded input's " + side + " " +
+                         std::to_string(std::int64_t{size} + 2 * std::int64_t{pad}) + " (" +
+                         std::to_string(size) + " + 2 x padding " + std::to_string(pad) + ") of " +
+                         image_text(in) + context,
+                     "the window must fit the padded image at least once: lower the kernel" +
+                         std::string(dilation != 1 ? " or the dilation" : "") +
+                         ", add padding, or move the item before the pooling or stride that "
+                         "shrank the image",
+                     path, {path});
+    }
+    return std::nullopt;
+  }
+
+  static Found too_big(const std::string& path, const ImageShape& out, const std::string& context) {
+    const std::int64_t features = std::int64_t{out.channels} * out.height * out.width;
+    if (features <= spec_limits::kMaxWidth) return std::nullopt;
+    return finding(path,
+                   "outputs " + image_text(out) + " = " + std::to_string(features) +
+                       " features, more than the " + std::to_string(spec_limits::kMaxWidth) +
+                       " an example may have" + context,
+                   "lower its channels, or add stride to shrink the image", path);
+  }
+
+  Found conv(ConvSpec c, const std::string& path, Stream& s, const std::string& context) const {
+    if (!s.image.is_image()) return needs_image(path, "a convolution", s, context);
+    c.in = s.image;
+    if (c.in.channels % c.groups != 0 || c.channels % c.groups != 0) {
+      return finding(child(path, "conv.groups"),
+                     std::to_string(c.groups) + " groups do not divide both the input's " +
+                         std::to_string(c.in.channels) + " channels and the output's " +
+                         std::to_string(c.channels) + context,
+                     "each group maps in_channels / groups channels to channels / groups: choose "
+                     "groups dividing both (1 is an ordinary convolution)",
+                     path, {path});
+    }
+    if (Found f = fit(path, "conv", c.in, c.kernel_h, c.kernel_w, c.pad_h, c.pad_w, c.dilation_h,
+                      c.dilation_w, context)) {
+      return f;
+    }
+    const ImageShape out = c.out();
+    if (Found f = too_big(path, out, context)) return f;
+    s = Stream{out.size(), out};
+    return std::nullopt;
+  }
+
+  Found pool(PoolSpec p, const std::string& path, Stream& s, const std::string& context) const {
+    if (!s.image.is_image()) return needs_image(path, "a pooling", s, context);
+    p.in = s.image;
+    if (p.kind != PoolKind::kGlobalAverage) {
+      // PyTorch's rule (MaxPool2d, AvgPool2d): a window never lies mostly in the padding.
+      for (const auto& [pad, kernel] :
+           {std::pair{p.pad_h, p.kernel_h}, std::pair{p.pad_w, p.kernel_w}}) {
+        if (pad <= kernel / 2) continue;
+        return finding(child(path, "pool.padding"),
+                       "padding " + std::to_string(pad) + " is more than half the kernel " +
+                           std::to_string(kernel),
+                       "PyTorch allows padding at most kernel / 2 (rounded down), here " +
+                           std::to_string(kernel / 2) + ": lower the padding or widen the kernel",
+                       path, {path});
+      }
+      if (Found f =
+              fit(path, "pool", p.in, p.kernel_h, p.kernel_w, p.pad_h, p.pad_w, 1, 1, context)) {
+        return f;
+      }
+    }
+    const ImageShape out = p.out();
+    s = Stream{out.size(), out};
+    return std::nullopt;
+  }
+
+  bool image_input_;
+  std::map<Key, Stream> cache_;
+};
 
 Found check_layers(const RunSpec& spec) {
   if (Found f = check_shape(spec.layers, "layers")) return f;
@@ -457,6 +721,25 @@ Found check_input(const InputSpec& input) {
   if (!in_width_range(input.tokens)) {
     return problem("tokens " + std::to_string(input.tokens) + " is outside " + width_range(),
                    "a sequence has at least one token; 1 is a batch of vectors");
+  }
+  if (input.image.is_image()) {
+    const ImageShape& image = input.image;
+    if (!in_width_range(image.height) || !in_width_range(image.width) ||
+        !in_width_range(image.channels)) {
+      return problem("image " + image_text(image) +
+                         ": channels, height and width must each be in " + width_range(),
+                     "an image input is channels x height x width, e.g. 3 x 32 x 32");
+    }
+    const std::int64_t features = std::int64_t{image.channels} * image.height * image.width;
+    if (features != input.width) {
+      return problem("width " + std::to_string(input.width) + " is not the image's " +
+                         image_text(image) + " = " + std::to_string(features) + " features",
+                     "for an image input, InputSpec::width holds channels x height x width");
+    }
+    if (input.tokens != 1) {
+      return problem("an image input with " + std::to_string(input.tokens) + " tokens",
+                     "an example is one image: tokens must be 1");
+    }
   }
   if (std::int64_t{input.batch} * input.tokens > spec_limits::kMaxWidth) {
     return problem("batch x tokens = " + std::to_string(std::int64_t{input.batch} * input.tokens) +
@@ -552,6 +835,10 @@ OutputEnd output_end(const std::vector<LayerItem>& items, const std::string& pre
         return {OutputEnd::kActivation, item.op.dense.activation, child(path, "activation"), path};
       case OpKind::kActivation:
         return {OutputEnd::kActivation, item.op.activation, child(path, "activation"), path};
+      case OpKind::kConv:
+        return {OutputEnd::kActivation, item.op.conv.activation, child(path, "activation"), path};
+      case OpKind::kPool:
+      case OpKind::kFlatten:
       case OpKind::kNorm:
       case OpKind::kResidualBegin:
       case OpKind::kResidualEnd:
@@ -691,9 +978,10 @@ Found find(const RunSpec& spec) {
   if (Found f = check_input(spec.input)) return f;
   if (!spec.layers.empty()) {
     if (Found f = check_values(spec.layers, "layers", 0)) return f;
-    WidthCache cache;
-    int width = spec.input.width;
-    if (Found f = check_widths(spec.layers, "layers", width, cache, {})) return f;
+    Stream stream{spec.input.width, spec.input.image};
+    if (Found f = StreamWalk(spec.input.image.is_image()).walk(spec.layers, "layers", stream, {})) {
+      return f;
+    }
   }
   if (Found f = check_loss(spec)) return f;
   if (Found f = check_optimizer(spec.optimizer)) return f;
@@ -770,6 +1058,13 @@ std::span<const DiagnosisThreshold> diagnosis_thresholds() {
 }
 
 int output_width(const RunSpec& spec) {
+  // An image network may end in a convolution or a pooling: its output is then walked to, when
+  // the network keeps the rules that bound the walk.
+  if (!spec.layers.empty() && spec.input.image.is_image() && !check_shape(spec.layers, "layers") &&
+      !check_op_count(spec.layers) && !check_values(spec.layers, "layers", 0)) {
+    Stream stream{spec.input.width, spec.input.image};
+    if (!StreamWalk(true).walk(spec.layers, "layers", stream, {})) return stream.width;
+  }
   if (!spec.layers.empty()) return last_dense_width(spec.layers).value_or(spec.input.width);
   if (spec.output) return spec.output->width;
   return spec.stack.depth > 0 ? spec.stack.layer.width : spec.input.width;

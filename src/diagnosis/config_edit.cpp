@@ -159,6 +159,32 @@ std::string item_json(const LayerItem& item) {
              ", \"activation\": " + activation_json(g.activation) +
              ", \"bias\": " + (g.bias ? "true" : "false") + ", \"init\": {" + init + "}}}";
     }
+    case OpKind::kConv: {
+      const ConvSpec& c = op.conv;
+      const auto pair = [](int h, int w) {
+        return "[" + std::to_string(h) + ", " + std::to_string(w) + "]";
+      };
+      return "{\"conv\": {\"channels\": " + std::to_string(c.channels) +
+             ", \"kernel\": " + pair(c.kernel_h, c.kernel_w) +
+             ", \"stride\": " + pair(c.stride_h, c.stride_w) +
+             ", \"padding\": " + pair(c.pad_h, c.pad_w) +
+             ", \"dilation\": " + pair(c.dilation_h, c.dilation_w) +
+             ", \"groups\": " + std::to_string(c.groups) +
+             ", \"bias\": " + (c.bias ? "true" : "false") +
+             "}, \"activation\": " + activation_json(c.activation) +
+             ", \"init\": " + init_json(c.init) +
+             (c.bias ? ", \"bias_init\": " + bias_json(c.bias_init) : std::string()) + "}";
+    }
+    case OpKind::kPool: {
+      const PoolSpec& p = op.pool;
+      if (p.kind == PoolKind::kGlobalAverage) return "{\"pool\": {\"kind\": \"global_average\"}}";
+      return "{\"pool\": {\"kind\": " + json_string(pool_kind_name(p.kind)) + ", \"kernel\": [" +
+             std::to_string(p.kernel_h) + ", " + std::to_string(p.kernel_w) + "], \"stride\": [" +
+             std::to_string(p.stride_h) + ", " + std::to_string(p.stride_w) + "], \"padding\": [" +
+             std::to_string(p.pad_h) + ", " + std::to_string(p.pad_w) + "]}}";
+    }
+    case OpKind::kFlatten:
+      return "{\"flatten\": {}}";
     case OpKind::kResidualBegin:
     case OpKind::kResidualEnd:
       break;  // the expanded form of a block: never an item

@@ -127,6 +127,11 @@ Shape shape_of(const Report& r) {
       case OpKind::kDropout:
       case OpKind::kAttention:
       case OpKind::kGlu:
+      // A conv's init rules read its own fans (C_in / groups k_h k_w), which the dense rules do
+      // not know: it counts as another op until they do.
+      case OpKind::kConv:
+      case OpKind::kPool:
+      case OpKind::kFlatten:
         s.has_other_ops = true;
         break;
       case OpKind::kResidualBegin:

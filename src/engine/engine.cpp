@@ -49,10 +49,27 @@ void append_parameters(std::size_t l, const LayerReport& lr, double bias_norm,
          b.update_to_weight});
     // A bias's update is not measured (biases usually start at 0, where the ratio is infinite).
     add({"bias", {width}, bias_norm, b.grad_bias_norm, b.grad_bias_nonfinite, false, {}});
+  } else if (lr.kind == OpKind::kConv) {
+    // PyTorch's Conv2d shapes: weight (C_out, C_in / groups, k_h, k_w), bias (C_out).
+    const ConvSpec& c = lr.conv;
+    add({"weight",
+         {c.channels, c.in.channels / std::max(c.groups, 1), c.kernel_h, c.kernel_w},
+         b.weight_norm,
+         b.grad_weight_norm,
+         b.grad_weight_nonfinite,
+         b.has_update,
+         b.update_to_weight});
+    if (c.bias) {
+      add({"bias", {c.channels}, bias_norm, b.grad_bias_norm, b.grad_bias_nonfinite, false, {}});
+    }
   } else if (lr.kind == OpKind::kNorm) {
-    add({"weight", {width}, b.weight_norm, b.grad_weight_norm, b.grad_weight_nonfinite, false, {}});
+    // An image's batch norm has one gamma and beta per channel.
+    const std::int64_t n = lr.image.is_image() && lr.norm.kind == NormKind::kBatchNorm
+                               ? std::int64_t{lr.image.channels}
+                               : width;
+    add({"weight", {n}, b.weight_norm, b.grad_weight_norm, b.grad_weight_nonfinite, false, {}});
     if (lr.norm.kind != NormKind::kRmsNorm) {
-      add({"bias", {width}, 0.0, b.grad_bias_norm, b.grad_bias_nonfinite, false, {}});
+      add({"bias", {n}, 0.0, b.grad_bias_norm, b.grad_bias_nonfinite, false, {}});
     }
   }
 }
@@ -177,6 +194,14 @@ Report run_in(const RunSpec& spec, const RunOptions& options, Report report) {
       lr.bias = op.dense.bias;
     }
     if (op.kind == OpKind::kActivation) lr.activation = op.activation;
+    if (op.kind == OpKind::kConv) {
+      lr.activation = op.conv.activation;
+      lr.init = op.conv.init;
+      lr.bias = op.conv.bias_init;
+    }
+    lr.conv = op.conv;
+    lr.pool = op.pool;
+    lr.image = op.image;
     lr.norm = op.norm;
     lr.dropout = op.dropout;
     lr.residual = op.residual;
@@ -250,8 +275,15 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
     // projections of attention and GLU ops.
     const std::int64_t width = widths[i];
     if (ops[i].kind == OpKind::kDense) report.parameters += width * fan_in + width;
+    if (ops[i].kind == OpKind::kConv) {
+      const ConvSpec& c = ops[i].conv;
+      report.parameters += std::int64_t{c.channels} * c.fan_in() + (c.bias ? c.channels : 0);
+    }
     if (ops[i].kind == OpKind::kNorm) {
-      report.parameters += ops[i].norm.kind == NormKind::kRmsNorm ? width : 2 * width;
+      const std::int64_t n = ops[i].image.is_image() && ops[i].norm.kind == NormKind::kBatchNorm
+                                 ? std::int64_t{ops[i].image.channels}
+                                 : width;
+      report.parameters += ops[i].norm.kind == NormKind::kRmsNorm ? n : 2 * n;
     }
     if (ops[i].kind == OpKind::kAttention) {
       const AttentionSpec& a = ops[i].attention;

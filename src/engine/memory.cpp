@@ -183,7 +183,20 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
         f.product_in[i] = fan_in;
         break;
       }
-      default:  // dropout
+      case OpKind::kConv: {
+        // W (channels, C_in / groups k_h k_w), phi'(h) as a dense layer keeps it; the products
+        // again, one output position at a time.
+        const ConvSpec& c = op.conv;
+        add_weight(c.channels, c.fan_in(), init_is_elementwise(c.init.kind), from_file);
+        if (c.bias) f.biases += c.channels * scalar;
+        f.redo_cost[i] = 2.0 * entries * c.fan_in();
+        f.product_in[i] = fan_in;
+        if (c.activation.kind != Activation::kSoftmax && !derivative_from_output(c.activation)) {
+          f.cache[i] += entries * scalar;
+        }
+        break;
+      }
+      default:  // dropout, pooling, flatten
         f.redo_cost[i] = 10.0 * entries;
         break;
     }
@@ -377,7 +390,22 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
           units += width;
           fan_in = width;
           break;
-        default:  // norm and dropout: their output
+        case OpKind::kConv: {
+          // W and b; cached: y and phi'(h) as a dense layer; working: the columns of one example
+          // (C_in / groups k_h k_w by the output's positions) and dW, x and delta in double.
+          const ConvSpec& c = ops[i].conv;
+          params += static_cast<double>(c.channels) * c.fan_in() + (c.bias ? c.channels : 0);
+          largest_matrix = std::max(largest_matrix, static_cast<double>(c.channels) * c.fan_in());
+          whole_draw = true;  // drawn whole, in double
+          if (c.activation.kind != Activation::kSoftmax && !derivative_from_output(c.activation)) {
+            kept_slopes += width;
+          }
+          units += width;
+          widest = std::max({widest, width, fan_in});
+          fan_in = width;
+          break;
+        }
+        default:  // norm, dropout, pooling and flatten: their output
           units += width;
           fan_in = width;
           widest = std::max(widest, width);

@@ -2,8 +2,8 @@
 // the Reader turns the tree into a spec and checks each value's type and range as it reads it,
 // then validate.hpp's rules run on the whole spec and their problems are located in the config.
 // Why this file is long: the Reader is one class whose readers share its error attribution; each
-// section (names, stack, input, layers with their attention, glu and transformer items, loss,
-// optimizer, stats, diagnosis) is its own member.
+// section (names, stack, input, layers with their attention, glu, transformer, conv, pool and
+// flatten items, loss, optimizer, stats, diagnosis) is its own member.
 #include "gradscope/io/config.hpp"
 
 #include <algorithm>
@@ -16,6 +16,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "gradscope/core/error.hpp"
@@ -60,7 +61,9 @@ class Reader {
       // The stream's width where an item is read (a transformer item needs it): the input's
       // when given, then each dense item's.
       if (const Json* input = section(root, "input")) {
-        if (const Json* width = find(*input, "width")) {
+        if (find(*input, "channels") != nullptr) {
+          stream_width_ = read_image(*input).size();
+        } else if (const Json* width = find(*input, "width")) {
           stream_width_ = read_count(*width, "input.width", kMaxWidth);
         }
       }
@@ -458,13 +461,57 @@ class Reader {
     return layer;
   }
 
+  // An image input: "channels", "height" and "width", all required once "channels" is given.
+  ImageShape read_image(const Json& object) const {
+    check_keys(object, "input", kInputKeys);
+    const std::string example = R"("input": {"channels": 3, "height": 32, "width": 32})";
+    ImageShape image;
+    image.channels = read_count(object.at("channels"), "input.channels", kMaxWidth);
+    for (const auto& [key, field] :
+         {std::pair{"height", &ImageShape::height}, std::pair{"width", &ImageShape::width}}) {
+      const Json* v = find(object, key);
+      if (v == nullptr) {
+        fail_across({"input", "input.channels"}, "input",
+                    "missing \"" + std::string(key) +
+                        "\": an image input (\"channels\" is given) needs its height and width",
+                    "give all three, e.g. " + example +
+                        "; without \"channels\" the input is a vector of \"width\" features");
+      }
+      image.*field = read_count(*v, child("input", key), kMaxWidth);
+    }
+    const std::int64_t features = std::int64_t{image.channels} * image.height * image.width;
+    if (features > static_cast<std::int64_t>(kMaxWidth)) {
+      fail_across({"input.channels", "input.height", "input.width"}, "input",
+                  "channels x height x width = " + std::to_string(features) +
+                      " features, more than the " + std::to_string(kMaxWidth) +
+                      " an example may have",
+                  "lower input.channels, input.height or input.width");
+    }
+    if (find(object, "tokens") != nullptr) {
+      fail_across({"input.tokens", "input.channels"}, "input.tokens",
+                  "an image input (\"channels\" is given) takes no \"tokens\"",
+                  "an example is one image of channels x height x width: remove \"tokens\", or "
+                  "remove \"channels\" and \"height\" for sequences of vectors");
+    }
+    return image;
+  }
+
   // `default_width` is the stack's width, or the first dense item's; none when "layers" has no
-  // dense item, and then the input width must be given.
+  // dense item, and then the input width must be given (an image input gives it).
   InputSpec read_input(const Json* object, std::optional<int> default_width) const {
     InputSpec input;
     if (object != nullptr) check_keys(*object, "input", kInputKeys);
+    const bool image = object != nullptr && find(*object, "channels") != nullptr;
+    if (object != nullptr && !image && find(*object, "height") != nullptr) {
+      fail("input.height", "\"height\" without \"channels\"",
+           "an image input gives all three, e.g. \"input\": {\"channels\": 3, \"height\": 32, "
+           "\"width\": 32}; a vector input gives only \"width\": remove \"height\"");
+    }
     const Json* width = object == nullptr ? nullptr : find(*object, "width");
-    if (width != nullptr) {
+    if (image) {
+      input.image = read_image(*object);
+      input.width = input.image.size();
+    } else if (width != nullptr) {
       input.width = read_count(*width, "input.width", kMaxWidth);
     } else if (default_width) {
       input.width = *default_width;
@@ -575,7 +622,10 @@ class Reader {
     kBlock,
     kAttention,
     kGlu,
-    kTransformer
+    kTransformer,
+    kConv,
+    kPool,
+    kFlatten
   };
 
   // The value of an optional key, with null counting as absent.
@@ -610,7 +660,9 @@ class Reader {
     return R"(an item is a dense layer {"width": 256, "activation": "relu"}, a norm )"
            R"({"norm": "layer_norm"}, an activation {"activation": "gelu"}, a dropout )"
            R"({"dropout": 0.1}, an attention {"attention": {"heads": 4}}, a gated MLP )"
-           R"({"glu": {"hidden": 1024}}, a transformer {"transformer": {"blocks": 6}}, or a )"
+           R"({"glu": {"hidden": 1024}}, a transformer {"transformer": {"blocks": 6}}, a )"
+           R"(convolution {"conv": {"channels": 64, "kernel": 3}, "activation": "relu"}, a )"
+           R"(pooling {"pool": {"kind": "max", "kernel": 2}}, a flatten {"flatten": {}}, or a )"
            R"(block {"repeat": 4, "residual": {"scale": 1}, "block": [items...]})";
   }
 
@@ -643,6 +695,9 @@ class Reader {
     if (key == "attention") return ItemKind::kAttention;
     if (key == "glu") return ItemKind::kGlu;
     if (key == "transformer") return ItemKind::kTransformer;
+    if (key == "conv") return ItemKind::kConv;
+    if (key == "pool") return ItemKind::kPool;
+    if (key == "flatten") return ItemKind::kFlatten;
     return ItemKind::kDense;  // width, init, bias_init, norm_position
   }
 
@@ -664,12 +719,21 @@ class Reader {
         return "a gated MLP";
       case ItemKind::kTransformer:
         return "a transformer";
+      case ItemKind::kConv:
+        return "a convolution";
+      case ItemKind::kPool:
+        return "a pooling";
+      case ItemKind::kFlatten:
+        return "a flatten";
     }
     return "an item";
   }
 
   // What an item is, from its keys; keys of two kinds are an error.
   ItemKind item_kind(const Json& v, const std::string& path) const {
+    // A convolution takes a dense layer's keys but its width: "activation", "init", "bias_init",
+    // "norm" and "norm_position" beside "conv" are the convolution's.
+    const bool conv = find(v, "conv") != nullptr;
     bool dense = false;
     for (const auto& item : v.items()) dense = dense || kind_of_key(item.key()) == ItemKind::kDense;
     // The first key of each kind, in the item's order; a dense layer's own "activation" and
@@ -677,7 +741,11 @@ class Reader {
     std::vector<std::pair<std::string, ItemKind>> kinds;
     for (const auto& item : v.items()) {
       ItemKind kind = kind_of_key(item.key());
-      if (dense && (kind == ItemKind::kActivation || kind == ItemKind::kNorm)) {
+      const bool shared = kind == ItemKind::kActivation || kind == ItemKind::kNorm ||
+                          (kind == ItemKind::kDense && item.key() != "width");
+      if (conv && shared) {
+        kind = ItemKind::kConv;
+      } else if (dense && (kind == ItemKind::kActivation || kind == ItemKind::kNorm)) {
         kind = ItemKind::kDense;
       }
       const bool seen =
@@ -693,6 +761,11 @@ class Reader {
     if ((first == ItemKind::kNorm && second == ItemKind::kActivation) ||
         (first == ItemKind::kActivation && second == ItemKind::kNorm)) {
       hint += R"(; a dense layer with a norm needs its "width": {"width": 256, "norm": ...})";
+    }
+    if ((first == ItemKind::kConv && first_key == "conv" && second_key == "width") ||
+        (second == ItemKind::kConv && second_key == "conv" && first_key == "width")) {
+      hint += R"(; a convolution's output has "channels" (inside "conv") and the image size its )"
+              R"(kernel, stride and padding give: remove "width")";
     }
     fail(path, quote(first_key) + " and " + quote(second_key) + " cannot be in one item", hint);
   }
@@ -740,6 +813,19 @@ class Reader {
       case ItemKind::kTransformer:
         read_transformer_item(v.at("transformer"), path, items);
         return;
+      case ItemKind::kConv:
+        read_conv_item(v, path, items);
+        return;
+      case ItemKind::kPool:
+        item.op.kind = OpKind::kPool;
+        item.op.pool = read_pool(v.at("pool"), child(path, "pool"));
+        stream_width_.reset();
+        after_image_op_ = true;
+        break;
+      case ItemKind::kFlatten:
+        item.op.kind = OpKind::kFlatten;
+        read_flatten(v.at("flatten"), child(path, "flatten"));
+        break;
     }
     item.path = path;
     items.push_back(std::move(item));
@@ -764,23 +850,36 @@ class Reader {
       layer.bias = BiasInitSpec{};
       if (layer.init.kind == Init::kTorchDefault) layer.bias.kind = BiasInit::kTorchDefault;
     }
+    OpSpec dense;
+    dense.kind = OpKind::kDense;
+    dense.dense = layer;
+    push_with_norm(v, path, dense, items);
+  }
+
+  // The activation a dense or convolution op applies.
+  static ActivationSpec& activation_of(OpSpec& op) {
+    return op.kind == OpKind::kConv ? op.conv.activation : op.dense.activation;
+  }
+
+  // Pushes a dense or convolution op, with the item's "norm" when it has one:
+  // before_activation: the op (linear), norm, activation (left out when linear);
+  // after_activation: the op (with its activation), norm.
+  void push_with_norm(const Json& v, const std::string& path, OpSpec op,
+                      std::vector<LayerItem>& items) const {
     const Json* norm = find(v, "norm");
     const Json* position = find(v, "norm_position");
     if (position != nullptr && norm == nullptr) {
       fail(child(path, "norm_position"), "\"norm_position\" without a \"norm\"",
            "add the norm, e.g. \"norm\": \"batch_norm\", or remove \"norm_position\"");
     }
-    const auto push = [&](const OpSpec& op) {
+    const auto push = [&](const OpSpec& o) {
       LayerItem item;
-      item.op = op;
+      item.op = o;
       item.path = path;
       items.push_back(std::move(item));
     };
-    OpSpec dense;
-    dense.kind = OpKind::kDense;
-    dense.dense = layer;
     if (norm == nullptr) {
-      push(dense);
+      push(op);
       return;
     }
     OpSpec norm_op;
@@ -789,19 +888,147 @@ class Reader {
     const bool after = position != nullptr && read_choice(*position, child(path, "norm_position"),
                                                           "norm_position", kNormPositionNames) == 1;
     if (after) {
-      push(dense);
+      push(op);
       push(norm_op);
       return;
     }
-    dense.dense.activation = default_spec(Activation::kLinear);
-    push(dense);
+    const ActivationSpec activation = activation_of(op);
+    activation_of(op) = default_spec(Activation::kLinear);
+    push(op);
     push(norm_op);
-    if (layer.activation.kind != Activation::kLinear) {
-      OpSpec activation;
-      activation.kind = OpKind::kActivation;
-      activation.activation = layer.activation;
-      push(activation);
+    if (activation.kind != Activation::kLinear) {
+      OpSpec activation_op;
+      activation_op.kind = OpKind::kActivation;
+      activation_op.activation = activation;
+      push(activation_op);
     }
+  }
+
+  // {"conv": {...}, "activation": ..., "init": ..., "bias_init": ..., "norm": ...}: the keys
+  // beside "conv" as a dense item has them, with its defaults (relu, he_normal, zeros).
+  // An "init" of "delta_orthogonal" (Xiao et al. 2018) would belong here only; Init has none yet.
+  void read_conv_item(const Json& v, const std::string& path, std::vector<LayerItem>& items) const {
+    OpSpec op;
+    op.kind = OpKind::kConv;
+    op.conv = read_conv(v.at("conv"), child(path, "conv"));
+    LayerSpec layer;  // the dense item's reading of the shared keys
+    layer.activation = default_spec(Activation::kRelu);
+    read_layer_keys(v, path, layer);
+    op.conv.activation = layer.activation;
+    op.conv.init = layer.init;
+    const Json* bias_init = find(v, "bias_init");
+    if (bias_init != nullptr && !op.conv.bias) {
+      fail_across({child(path, "bias_init"), child(path, "conv.bias")}, child(path, "bias_init"),
+                  "a bias_init, but conv.bias is false",
+                  "remove \"bias_init\", or set conv.bias to true to give the convolution a bias");
+    }
+    op.conv.bias_init = layer.bias;
+    // As a dense item: torch_default weights bring torch_default biases.
+    if (bias_init == nullptr) {
+      op.conv.bias_init = BiasInitSpec{};
+      if (op.conv.init.kind == Init::kTorchDefault) {
+        op.conv.bias_init.kind = BiasInit::kTorchDefault;
+      }
+    }
+    stream_width_.reset();
+    after_image_op_ = true;
+    push_with_norm(v, path, op, items);
+  }
+
+  // A size of a window given as one number for both sides or as [height, width], each in
+  // [min, kMaxWidth].
+  std::pair<int, int> read_pair(const Json& v, const std::string& path, std::uint64_t min) const {
+    if (v.is_number()) {
+      const int n = static_cast<int>(read_integer(v, path, min, kMaxWidth));
+      return {n, n};
+    }
+    const std::string key = last_segment(path);
+    if (!v.is_array() || v.size() != 2) {
+      fail(path, "expected a number or a pair [height, width], " + got(v),
+           "write e.g. \"" + key + "\": " + (min == 0 ? "1" : "3") + " for both sides, or \"" +
+               key + "\": [1, " + (min == 0 ? "2" : "3") + "] for height and width apart");
+    }
+    return {static_cast<int>(read_integer(v[0], path + "[0]", min, kMaxWidth)),
+            static_cast<int>(read_integer(v[1], path + "[1]", min, kMaxWidth))};
+  }
+
+  ConvSpec read_conv(const Json& v, const std::string& path) const {
+    expect_object(v, path, R"("conv": {"channels": 64, "kernel": 3, "padding": 1})");
+    check_keys(v, path, kConvKeys);
+    ConvSpec c;
+    for (std::string_view key : {"channels", "kernel"}) {
+      if (find(v, key) == nullptr) {
+        fail(path, "missing " + quote(key),
+             R"(a convolution needs its output channels and its kernel size, e.g. "conv": )"
+             R"({"channels": 64, "kernel": 3, "padding": 1})");
+      }
+    }
+    c.channels = read_count(v.at("channels"), child(path, "channels"), kMaxWidth);
+    std::tie(c.kernel_h, c.kernel_w) = read_pair(v.at("kernel"), child(path, "kernel"), 1);
+    if (const Json* stride = find(v, "stride")) {
+      std::tie(c.stride_h, c.stride_w) = read_pair(*stride, child(path, "stride"), 1);
+    }
+    if (const Json* padding = find(v, "padding")) {
+      std::tie(c.pad_h, c.pad_w) = read_pair(*padding, child(path, "padding"), 0);
+    }
+    if (const Json* dilation = find(v, "dilation")) {
+      std::tie(c.dilation_h, c.dilation_w) = read_pair(*dilation, child(path, "dilation"), 1);
+    }
+    if (const Json* groups = find(v, "groups")) {
+      c.groups = read_count(*groups, child(path, "groups"), kMaxWidth);
+    }
+    if (const Json* bias = find(v, "bias")) c.bias = read_bool(*bias, child(path, "bias"));
+    return c;
+  }
+
+  // {"kind": ..., "kernel": ..., "stride": ..., "padding": ...}; the stride defaults to the
+  // kernel, as PyTorch's; global average pooling takes no window.
+  PoolSpec read_pool(const Json& v, const std::string& path) const {
+    expect_object(v, path, R"("pool": {"kind": "max", "kernel": 2})");
+    check_keys(v, path, kPoolKeys);
+    PoolSpec p;
+    const Json* kind = find(v, "kind");
+    if (kind == nullptr) {
+      fail(path, "missing \"kind\"",
+           "say which pooling: " + join_quoted(pool_kind_names()) +
+               R"(, e.g. "pool": {"kind": "max", "kernel": 2})");
+    }
+    p.kind = static_cast<PoolKind>(
+        read_choice(*kind, child(path, "kind"), "pool kind", pool_kind_names()));
+    if (p.kind == PoolKind::kGlobalAverage) {
+      for (std::string_view key : {"kernel", "stride", "padding"}) {
+        if (find(v, key) == nullptr) continue;
+        fail(child(path, key), "global_average pooling takes no " + quote(key),
+             "it averages each channel over the whole image (C x 1 x 1): remove " + quote(key) +
+                 R"(, or use "kind": "average" for a window)");
+      }
+      return p;
+    }
+    const Json* kernel = find(v, "kernel");
+    if (kernel == nullptr) {
+      fail(path, "missing \"kernel\"",
+           R"(max and average pooling need a window, e.g. "pool": {"kind": "max", "kernel": 2} )"
+           R"((the stride defaults to the kernel))");
+    }
+    std::tie(p.kernel_h, p.kernel_w) = read_pair(*kernel, child(path, "kernel"), 1);
+    p.stride_h = p.kernel_h;
+    p.stride_w = p.kernel_w;
+    if (const Json* stride = find(v, "stride")) {
+      std::tie(p.stride_h, p.stride_w) = read_pair(*stride, child(path, "stride"), 1);
+    }
+    if (const Json* padding = find(v, "padding")) {
+      std::tie(p.pad_h, p.pad_w) = read_pair(*padding, child(path, "padding"), 0);
+    }
+    return p;
+  }
+
+  // "flatten": {}, the one form: it takes no keys.
+  void read_flatten(const Json& v, const std::string& path) const {
+    const std::string hint =
+        R"(write "flatten": {}: it takes no keys (an image's C H W features become a vector, )"
+        R"(unchanged))";
+    if (!v.is_object()) fail(path, "expected {}, " + got(v), hint);
+    if (!v.empty()) fail(child(path, v.items().begin().key()), "unknown key", hint);
   }
 
   void read_block_item(const Json& v, const std::string& path, LayerItem& item) const {
@@ -1027,6 +1254,10 @@ class Reader {
       t.width = *stream_width_;
     } else if (given_width) {
       t.width = *given_width;
+    } else if (after_image_op_) {
+      fail(path,
+           "missing \"width\": the stream's width after a conv or pool item is not known here",
+           "give the transformer a \"width\": the features arriving there");
     } else {
       fail(path, "missing \"width\": nothing before it gives the stream's width",
            "give the transformer a \"width\", or the input one: \"input\": {\"width\": 512}");
@@ -1215,6 +1446,8 @@ class Reader {
   // transformer's when it comes first).
   mutable std::optional<int> stream_width_;
   mutable std::optional<int> first_width_;
+  // A conv or pool item came before: the stream's width is then unknown at read time.
+  mutable bool after_image_op_ = false;
 };
 
 std::string read_file(const std::string& path) {

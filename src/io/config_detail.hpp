@@ -48,8 +48,8 @@ inline constexpr std::string_view kJsonHint =
 inline const std::vector<std::string_view> kTopKeys{"name",      "seed",   "precision", "input",
                                                     "stack",     "output", "layers",    "loss",
                                                     "optimizer", "stats",  "diagnosis"};
-inline const std::vector<std::string_view> kInputKeys{"width", "batch", "distribution", "mean",
-                                                      "std",   "low",   "high",         "tokens"};
+inline const std::vector<std::string_view> kInputKeys{
+    "width", "batch", "distribution", "mean", "std", "low", "high", "tokens", "channels", "height"};
 inline const std::vector<std::string_view> kStackKeys{"depth", "width", "activation", "init",
                                                       "bias_init"};
 inline const std::vector<std::string_view> kOutputKeys{"width", "activation", "init", "bias_init"};
@@ -59,13 +59,17 @@ inline const std::vector<std::string_view> kStatsKeys{"saturation_threshold", "j
 std::vector<std::string_view> diagnosis_keys();
 // Every key an item of "layers" may have; which of them an item has says what it is.
 inline const std::vector<std::string_view> kItemKeys{
-    "width",  "activation", "init",  "bias_init", "norm", "norm_position", "dropout",
-    "repeat", "residual",   "block", "attention", "glu",  "transformer"};
+    "width",       "activation", "init",     "bias_init", "norm",      "norm_position",
+    "dropout",     "repeat",     "residual", "block",     "attention", "glu",
+    "transformer", "conv",       "pool",     "flatten"};
 inline const std::vector<std::string_view> kResidualKeys{"scale", "skip", "projection", "placement",
                                                          "norm"};
 inline const std::vector<std::string_view> kAttentionKeys{
     "heads", "causal", "scale", "bias", "output_projection", "init"};
 inline const std::vector<std::string_view> kGluKeys{"hidden", "activation", "bias", "init"};
+inline const std::vector<std::string_view> kConvKeys{"channels", "kernel", "stride", "padding",
+                                                     "dilation", "groups", "bias"};
+inline const std::vector<std::string_view> kPoolKeys{"kind", "kernel", "stride", "padding"};
 inline const std::vector<std::string_view> kTransformerKeys{
     "blocks", "heads",     "width",  "mlp_ratio", "activation",
     "norm",   "placement", "causal", "init",      "scaling"};
@@ -156,6 +160,7 @@ bool valid_name(std::string_view name);
 std::vector<std::string_view> precision_names();
 std::vector<std::string_view> distribution_names();
 std::vector<std::string_view> norm_names();
+std::vector<std::string_view> pool_kind_names();  // indexed by PoolKind
 std::vector<std::string_view> loss_names();       // indexed by LossKind
 std::vector<std::string_view> optimizer_names();  // indexed by OptimizerKind
 // The parameters each optimizer takes, in the order the resolved config writes them.

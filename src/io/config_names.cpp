@@ -146,6 +146,12 @@ std::vector<std::string_view> norm_names() {
   return names;
 }
 
+// Indexed by PoolKind.
+std::vector<std::string_view> pool_kind_names() {
+  return {pool_kind_name(PoolKind::kMax), pool_kind_name(PoolKind::kAverage),
+          pool_kind_name(PoolKind::kGlobalAverage)};
+}
+
 // Indexed by LossKind.
 std::vector<std::string_view> loss_names() {
   return {loss_name(LossKind::kProbe), loss_name(LossKind::kMse),

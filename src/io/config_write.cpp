@@ -110,6 +110,31 @@ Json glu_json(const GluSpec& g) {
   return j;
 }
 
+// A window's size: one number when both sides agree, else [height, width].
+Json pair_json(int h, int w) { return h == w ? Json(h) : Json::array({h, w}); }
+
+Json conv_json(const ConvSpec& c) {
+  Json j = Json::object();
+  j["channels"] = c.channels;
+  j["kernel"] = pair_json(c.kernel_h, c.kernel_w);
+  j["stride"] = pair_json(c.stride_h, c.stride_w);
+  j["padding"] = pair_json(c.pad_h, c.pad_w);
+  j["dilation"] = pair_json(c.dilation_h, c.dilation_w);
+  j["groups"] = c.groups;
+  j["bias"] = c.bias;
+  return j;
+}
+
+Json pool_json(const PoolSpec& p) {
+  Json j = Json::object();
+  j["kind"] = std::string(pool_kind_name(p.kind));
+  if (p.kind == PoolKind::kGlobalAverage) return j;
+  j["kernel"] = pair_json(p.kernel_h, p.kernel_w);
+  j["stride"] = pair_json(p.stride_h, p.stride_w);
+  j["padding"] = pair_json(p.pad_h, p.pad_w);
+  return j;
+}
+
 Json item_json(const LayerItem& item) {
   Json j = Json::object();
   if (!item.block.empty()) {
@@ -150,6 +175,19 @@ Json item_json(const LayerItem& item) {
       return j;
     case OpKind::kGlu:
       j["glu"] = glu_json(item.op.glu);
+      return j;
+    case OpKind::kConv:
+      j["conv"] = conv_json(item.op.conv);
+      j["activation"] = activation_json(item.op.conv.activation);
+      j["init"] = init_json(item.op.conv.init);
+      // Without a bias the reader refuses a bias_init.
+      if (item.op.conv.bias) j["bias_init"] = bias_json(item.op.conv.bias_init);
+      return j;
+    case OpKind::kPool:
+      j["pool"] = pool_json(item.op.pool);
+      return j;
+    case OpKind::kFlatten:
+      j["flatten"] = Json::object();
       return j;
     case OpKind::kResidualBegin:
     case OpKind::kResidualEnd:
@@ -201,7 +239,14 @@ std::string run_spec_to_json(const RunSpec& spec, int indent) {
   j["precision"] = std::string(precision_name(spec.precision));
 
   Json input = Json::object();
-  input["width"] = spec.input.width;
+  // An image's three sizes, its "width" the image's; a vector's features as "width".
+  if (spec.input.image.is_image()) {
+    input["channels"] = spec.input.image.channels;
+    input["height"] = spec.input.image.height;
+    input["width"] = spec.input.image.width;
+  } else {
+    input["width"] = spec.input.width;
+  }
   input["batch"] = spec.input.batch;
   // Only for sequences, so that the configs of batches of vectors read as before.
   if (spec.input.tokens != 1) input["tokens"] = spec.input.tokens;

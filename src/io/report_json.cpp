@@ -1,5 +1,8 @@
 // The JSON report writer: one ordered document per run, keys in a fixed order that scripts rely
 // on, and no value silently turned into null (see put() below). Schema: schema/report.schema.json.
+// Why this file is long: it writes every section of the report (layers of every op kind, theory,
+// parameters, criticality, diagnosis, sources), each a short function in the document's order;
+// split, the order and the put() conventions would be read across files.
 #include "gradscope/io/report_json.hpp"
 
 #include <algorithm>
@@ -247,6 +250,10 @@ Json layer_json(const LayerReport& layer, const OpSpec* op) {
   j["kind"] = std::string(layer_kind_name(layer.kind));
   j["width"] = layer.width;
   j["fan_in"] = layer.fan_in;
+  // An image's shape, [channels, height, width]: only for layers whose output is one.
+  if (layer.image.is_image()) {
+    j["image"] = {layer.image.channels, layer.image.height, layer.image.width};
+  }
   switch (layer.kind) {
     case OpKind::kDense:
     case OpKind::kActivation:
@@ -286,6 +293,34 @@ Json layer_json(const LayerReport& layer, const OpSpec* op) {
         attention["output_projection"] = a.output_projection;
         j["attention"] = std::move(attention);
       }
+      break;
+    case OpKind::kConv: {
+      j["activation"] = std::string(activation_info(layer.activation.kind).name);
+      const ConvSpec& c = layer.conv;
+      Json conv = Json::object();
+      conv["channels"] = c.channels;
+      conv["kernel"] = {c.kernel_h, c.kernel_w};
+      conv["stride"] = {c.stride_h, c.stride_w};
+      conv["padding"] = {c.pad_h, c.pad_w};
+      conv["dilation"] = {c.dilation_h, c.dilation_w};
+      conv["groups"] = c.groups;
+      conv["bias"] = c.bias;
+      j["conv"] = std::move(conv);
+      break;
+    }
+    case OpKind::kPool: {
+      const PoolSpec& p = layer.pool;
+      Json pool = Json::object();
+      pool["kind"] = std::string(pool_kind_name(p.kind));
+      if (p.kind != PoolKind::kGlobalAverage) {
+        pool["kernel"] = {p.kernel_h, p.kernel_w};
+        pool["stride"] = {p.stride_h, p.stride_w};
+        pool["padding"] = {p.pad_h, p.pad_w};
+      }
+      j["pool"] = std::move(pool);
+      break;
+    }
+    case OpKind::kFlatten:
       break;
     case OpKind::kGlu:
       if (op != nullptr) {

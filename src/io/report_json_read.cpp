@@ -76,9 +76,9 @@ std::vector<std::string_view> severity_names() {
 }
 
 // The reported kinds, in OpKind order (a residual begin is never reported).
-constexpr OpKind kReportedKinds[] = {OpKind::kDense,   OpKind::kNorm,        OpKind::kActivation,
-                                     OpKind::kDropout, OpKind::kResidualEnd, OpKind::kAttention,
-                                     OpKind::kGlu};
+constexpr OpKind kReportedKinds[] = {
+    OpKind::kDense,     OpKind::kNorm, OpKind::kActivation, OpKind::kDropout, OpKind::kResidualEnd,
+    OpKind::kAttention, OpKind::kGlu,  OpKind::kConv,       OpKind::kPool,    OpKind::kFlatten};
 
 class ReportReader {
  public:
@@ -332,8 +332,24 @@ class ReportReader {
 
   // The op-specific keys of a layer: its activation, norm, dropout rate or residual.
   void op_keys(const JsonValue& j, const std::string& path, LayerReport& l) const {
+    if (j.contains("image")) {
+      const std::vector<int> image = in_.integers(j, path, "image");
+      if (image.size() != 3)
+        in_.fail(json_child(path, "image"), "must be [channels, height, width]");
+      l.image = {image[0], image[1], image[2]};
+    }
     switch (l.kind) {
+      case OpKind::kPool: {
+        const std::string at = json_child(path, "pool");
+        const JsonValue& p = in_.object(j, path, "pool");
+        l.pool.kind =
+            static_cast<PoolKind>(in_.choice(p, at, "kind", {"max", "average", "global_average"}));
+        break;
+      }
+      case OpKind::kFlatten:
+        break;
       case OpKind::kDense:
+      case OpKind::kConv:
       case OpKind::kActivation: {
         const std::string name = in_.string(j, path, "activation");
         const std::optional<Activation> kind = activation_from_name(name);
@@ -440,8 +456,13 @@ class ReportReader {
       case OpKind::kResidualEnd:
         return op.residual.scale == l.residual.scale && op.residual.skip == l.residual.skip &&
                op.residual.projection == l.residual.projection;
+      case OpKind::kConv:
+        return op.conv.activation.kind == l.activation.kind;
+      case OpKind::kPool:
+        return op.pool.kind == l.pool.kind;
       case OpKind::kAttention:
       case OpKind::kGlu:
+      case OpKind::kFlatten:
         return true;  // their settings are the config's alone
     }
     return false;
@@ -466,6 +487,13 @@ class ReportReader {
         l.bias = op.dense.bias;
       }
       if (op.kind == OpKind::kActivation) l.activation = op.activation;
+      if (op.kind == OpKind::kConv) {
+        l.activation = op.conv.activation;
+        l.init = op.conv.init;
+        l.bias = op.conv.bias_init;
+      }
+      l.conv = op.conv;
+      l.pool = op.pool;
       l.norm = op.norm;
       l.dropout = op.dropout;
       l.residual = op.residual;

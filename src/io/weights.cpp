@@ -173,6 +173,12 @@ std::vector<std::size_t> projection_modules(const std::vector<Projection>& proje
 
 WeightMapping map_weights(const RunSpec& spec, const std::vector<Tensor>& tensors,
                           const std::string& source) {
+  for (const OpSpec& op : expand_ops(spec)) {
+    if (op.kind == OpKind::kConv) {
+      throw Error(source + ": loading weights into a network with conv layers is not supported yet",
+                  "run the config without --weights: its conv weights are drawn from the seed");
+    }
+  }
   std::vector<const Tensor*> sorted;
   for (const Tensor& t : tensors) sorted.push_back(&t);
   std::stable_sort(sorted.begin(), sorted.end(),
@@ -547,7 +553,19 @@ std::vector<Tensor> run_data_tensors(const RunSpec& spec, const RunData& data) {
   const std::vector<OpSpec> ops = expand_ops(spec);
   for (std::size_t l = 0; l < ops.size() && l < data.weight.size(); ++l) {
     const std::string k = "ops." + std::to_string(l);
-    if (ops[l].kind == OpKind::kDense) {
+    if (ops[l].kind == OpKind::kConv) {
+      // PyTorch's Conv2d shapes: the (C_out, C_in / groups k_h k_w) matrix row by row is the
+      // (C_out, C_in / groups, k_h, k_w) tensor.
+      const ConvSpec& c = ops[l].conv;
+      Tensor w = tensor_of(k + ".weight", data.weight[l]);
+      w.shape = {c.channels, c.in.channels / std::max(c.groups, 1), c.kernel_h, c.kernel_w};
+      out.push_back(std::move(w));
+      if (data.bias[l].size() > 0) {
+        Tensor b = tensor_of(k + ".bias", data.bias[l]);
+        b.shape = {data.bias[l].size()};
+        out.push_back(std::move(b));
+      }
+    } else if (ops[l].kind == OpKind::kDense) {
       out.push_back(tensor_of(k + ".weight", data.weight[l]));
       Tensor b = tensor_of(k + ".bias", data.bias[l]);
       b.shape = {data.bias[l].size()};

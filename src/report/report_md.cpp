@@ -190,6 +190,18 @@ std::string applied_label(const LayerReport& l) {
       return fmt::format("{} heads, {}, scale {:g}", l.attention.heads,
                          l.attention.causal ? "causal" : "not causal",
                          attention_scale(l.attention, l.width));
+    case OpKind::kConv:
+      return fmt::format("{} ch, {}x{}, stride {}, pad {}{}, {}", l.conv.channels, l.conv.kernel_h,
+                         l.conv.kernel_w, l.conv.stride_h, l.conv.pad_h,
+                         l.conv.groups > 1 ? ", groups " + std::to_string(l.conv.groups) : "",
+                         activation_info(l.activation.kind).name);
+    case OpKind::kPool:
+      return l.pool.kind == PoolKind::kGlobalAverage
+                 ? std::string("global average")
+                 : fmt::format("{} {}x{}, stride {}", pool_kind_name(l.pool.kind), l.pool.kernel_h,
+                               l.pool.kernel_w, l.pool.stride_h);
+    case OpKind::kFlatten:
+      return "";
     case OpKind::kGlu:
       return fmt::format("{}, hidden {}", activation_info(l.glu.activation.kind).name,
                          l.glu.hidden);

@@ -247,6 +247,17 @@ inline std::string op_label(const LayerReport& l) {
       return fmt::format("attn {}h{}", l.attention.heads, l.attention.causal ? " causal" : "");
     case OpKind::kGlu:
       return fmt::format("glu:{}", activation_info(l.glu.activation.kind).name);
+    case OpKind::kConv:
+      return fmt::format("conv{}x{}{}:{}", l.conv.kernel_h, l.conv.kernel_w,
+                         l.conv.stride_h > 1 ? "/" + std::to_string(l.conv.stride_h) : "",
+                         activation_info(l.activation.kind).name);
+    case OpKind::kPool:
+      return l.pool.kind == PoolKind::kGlobalAverage
+                 ? std::string("gap")
+                 : fmt::format("{}pool{}", l.pool.kind == PoolKind::kMax ? "max" : "avg",
+                               l.pool.kernel_h);
+    case OpKind::kFlatten:
+      return "flatten";
     case OpKind::kResidualBegin:  // not reported: its block is reported at its end
     case OpKind::kResidualEnd:
       break;

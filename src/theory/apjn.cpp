@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "core/ops/conv_kernels.hpp"
 #include "core/ops/op.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/norm.hpp"
@@ -257,6 +258,50 @@ void propagate(
         x = std::move(cache.out);
         break;
       }
+      case OpKind::kConv: {
+        // h = conv(x) + b, J u = phi'(h) * conv(u): the convolution is linear in u.
+        const ops::ConvShape shape = ops::conv_shape(op.conv);
+        const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+        Mat<Scalar> h;
+        ops::conv2d_forward<Scalar>(x, w, net.bias[l], shape, h, pool);
+        Mat<Scalar> ct;
+        ops::conv2d_forward<Scalar>(t.m, w, Vec<Scalar>(), shape, ct, pool);
+        Mat<Scalar> y(h.rows(), h.cols()), d(h.rows(), h.cols());
+        activation_forward<Scalar>(op.conv.activation, h, y, d);
+        for (Eigen::Index a = 0; a < examples; ++a) {
+          ct.middleCols(a * k_per, k_per).array().colwise() *= d.col(a).array();
+        }
+        t.m = std::move(ct);
+        x = std::move(y);
+        break;
+      }
+      case OpKind::kPool: {
+        const ops::PoolShape shape = ops::pool_shape(op.pool);
+        Mat<Scalar> y, pt;
+        if (op.pool.kind == PoolKind::kMax) {
+          // The tangent of the cell each window chose.
+          ops::ArgmaxMat argmax;
+          ops::max_pool2d_forward<Scalar>(x, shape, y, argmax, pool);
+          pt.resize(y.rows(), t.m.cols());
+          for (Eigen::Index a = 0; a < examples; ++a) {
+            for (Eigen::Index kk = 0; kk < k_per; ++kk) {
+              const Eigen::Index c = a * k_per + kk;
+              for (Eigen::Index r = 0; r < y.rows(); ++r) pt(r, c) = t.m(argmax(r, a), c);
+            }
+          }
+        } else if (op.pool.kind == PoolKind::kAverage) {
+          ops::avg_pool2d_forward<Scalar>(x, shape, y, pool);
+          ops::avg_pool2d_forward<Scalar>(t.m, shape, pt, pool);
+        } else {
+          ops::global_avg_pool_forward<Scalar>(x, shape, y, pool);
+          ops::global_avg_pool_forward<Scalar>(t.m, shape, pt, pool);
+        }
+        t.m = std::move(pt);
+        x = std::move(y);
+        break;
+      }
+      case OpKind::kFlatten:
+        break;
     }
     renormalise(t);
     visit(l, x, t);

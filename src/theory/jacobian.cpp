@@ -75,7 +75,8 @@ void check_jacobian_request(const RunSpec& spec) {
         "run without --jacobian, or with input.tokens 1");
   }
   for (const OpSpec& op : ops) {
-    if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
+    if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu || op.kind == OpKind::kConv ||
+        op.kind == OpKind::kPool || op.kind == OpKind::kFlatten) {
       throw Error(
           "--jacobian refused: the Jacobian spectrum is computed for dense, norm, "
           "activation, dropout and residual ops only, and this network has " +
@@ -192,6 +193,9 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
         }
         case OpKind::kAttention:  // refused by check_jacobian_request
         case OpKind::kGlu:
+        case OpKind::kConv:
+        case OpKind::kPool:
+        case OpKind::kFlatten:
           throw contract_error("jacobian_spectrum: no Jacobian for " +
                                std::string(op_kind_name(op.kind)) + " ops");
       }

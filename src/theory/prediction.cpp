@@ -311,6 +311,15 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
           forward_reason = std::string(op_kind_name(op.kind)) +
                            " mixes what mean-field theory here treats as independent units";
           break;
+        case OpKind::kConv:
+        case OpKind::kPool:
+        case OpKind::kFlatten:
+          // Zero padding gives the border positions fewer inputs, and pooling mixes positions:
+          // the dense recursion does not hold as it stands.
+          forward_ok = false;
+          forward_reason =
+              "no mean-field recursion here for " + std::string(op_kind_name(op.kind)) + " ops yet";
+          break;
       }
     }
     if (op.kind == OpKind::kResidualEnd) {
@@ -415,6 +424,9 @@ std::vector<OpPrediction> predict(const RunSpec& spec, double* input_gradient) {
         break;
       case OpKind::kAttention:
       case OpKind::kGlu:
+      case OpKind::kConv:
+      case OpKind::kPool:
+      case OpKind::kFlatten:
         backward_ok = false;
         backward_reason = "no theory for " + std::string(op_kind_name(op.kind)) + " ops";
         break;

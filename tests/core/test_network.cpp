@@ -142,6 +142,9 @@ struct Reference {
         }
         case OpKind::kAttention:  // the per-op kernels are checked in test_ops
         case OpKind::kGlu:
+        case OpKind::kConv:
+        case OpKind::kPool:
+        case OpKind::kFlatten:
           ADD_FAILURE() << "this reference covers dense-family networks only";
           break;
         case OpKind::kNorm:

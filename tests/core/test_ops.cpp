@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/ops/conv_kernels.hpp"
 #include "core/ops/op.hpp"
 #include "gradscope/core/rng.hpp"
 
@@ -64,12 +65,19 @@ Matrix forward(const OpUnderTest& t, ThreadPool& pool, ops::OpCache<double>& cac
 // The pre-activation whose kinks a step must not cross; empty for ops without an activation.
 Matrix preact(const OpUnderTest& t) {
   if (t.op.kind == OpKind::kDense) return (t.weight * t.inp).colwise() + t.bias;
+  if (t.op.kind == OpKind::kConv) {
+    ThreadPool one(1);
+    Matrix h;
+    ops::conv2d_forward<double>(t.inp, t.weight, t.bias, ops::conv_shape(t.op.conv), h, one);
+    return h;
+  }
   if (t.op.kind == OpKind::kGlu) return t.weight.topRows(t.op.glu.hidden) * t.inp;
   return t.op.kind == OpKind::kActivation ? t.inp : Matrix();
 }
 
 const ActivationSpec* activation_of(const OpSpec& op) {
   if (op.kind == OpKind::kDense) return &op.dense.activation;
+  if (op.kind == OpKind::kConv) return &op.conv.activation;
   if (op.kind == OpKind::kGlu) return &op.glu.activation;
   return op.kind == OpKind::kActivation ? &op.activation : nullptr;
 }
@@ -179,8 +187,8 @@ void expect_matches_central_differences(OpUnderTest t, const std::string& what) 
   const OpGradients g = backward(t, c, pool);
   int skipped = 0;
   EXPECT_LE(worst_error(t, t.inp, g.dinp, c, pool, skipped), kTolerance) << "dinp";
-  const bool params = t.op.kind == OpKind::kDense || t.op.kind == OpKind::kAttention ||
-                      t.op.kind == OpKind::kGlu ||
+  const bool params = t.op.kind == OpKind::kDense || t.op.kind == OpKind::kConv ||
+                      t.op.kind == OpKind::kAttention || t.op.kind == OpKind::kGlu ||
                       (t.op.kind == OpKind::kNorm && t.weight.size() > 0);
   if (params) {
     EXPECT_LE(worst_error(t, t.weight, g.dweight, c, pool, skipped), kTolerance) << "dweight";
@@ -359,6 +367,92 @@ TEST(OpGradients, GluWithEveryGateMatchesCentralDifferencesInInputWeightsAndBias
     if (op.glu.bias) t.bias = gaussian(10, 1, 3).col(0) * 0.3;
     expect_matches_central_differences(t, std::string(activation_info(kind).name));
   }
+}
+
+// ---- Images: conv, pool, flatten, and batch norm per channel.
+
+OpUnderTest conv_under_test(ImageShape in, int channels, Activation act, int kernel, int stride,
+                            int pad, int dilation, int groups, bool bias) {
+  OpUnderTest t;
+  t.op.kind = OpKind::kConv;
+  ConvSpec& c = t.op.conv;
+  c.channels = channels;
+  c.kernel_h = c.kernel_w = kernel;
+  c.stride_h = c.stride_w = stride;
+  c.pad_h = c.pad_w = pad;
+  c.dilation_h = c.dilation_w = dilation;
+  c.groups = groups;
+  c.bias = bias;
+  c.activation = default_spec(act);
+  c.in = in;
+  t.op.image = c.out();
+  t.inp = gaussian(in.size(), 3, 1);
+  t.weight = gaussian(channels, c.fan_in(), 2) / std::sqrt(static_cast<double>(c.fan_in()));
+  if (bias) t.bias = gaussian(channels, 1, 3).col(0);
+  t.width = t.op.image.size();
+  return t;
+}
+
+TEST(OpGradients, ConvMatchesCentralDifferencesInInputWeightsAndBias) {
+  // Groups 2 with stride 2 and padding; dilation 2; depthwise; a 1x1 without bias.
+  expect_matches_central_differences(
+      conv_under_test({4, 5, 5}, 6, Activation::kTanh, 3, 2, 1, 1, 2, true), "groups 2, stride 2");
+  expect_matches_central_differences(
+      conv_under_test({2, 6, 5}, 3, Activation::kRelu, 3, 1, 2, 2, 1, true), "dilation 2, relu");
+  expect_matches_central_differences(
+      conv_under_test({3, 4, 4}, 6, Activation::kGelu, 3, 1, 1, 1, 3, true), "depthwise x2");
+  expect_matches_central_differences(
+      conv_under_test({3, 4, 4}, 2, Activation::kLinear, 1, 1, 0, 1, 1, false), "1x1, no bias");
+}
+
+OpUnderTest pool_under_test(PoolKind kind, ImageShape in, int kernel, int stride, int pad) {
+  OpUnderTest t;
+  t.op.kind = OpKind::kPool;
+  PoolSpec& p = t.op.pool;
+  p.kind = kind;
+  p.kernel_h = p.kernel_w = kernel;
+  p.stride_h = p.stride_w = stride;
+  p.pad_h = p.pad_w = pad;
+  p.in = in;
+  t.op.image = p.out();
+  t.inp = gaussian(in.size(), 3, 4);
+  t.width = t.op.image.size();
+  return t;
+}
+
+TEST(OpGradients, PoolingAndFlattenMatchCentralDifferences) {
+  // Gaussian inputs: no two cells of a window tie, so max pooling is differentiable there.
+  expect_matches_central_differences(pool_under_test(PoolKind::kMax, {2, 5, 5}, 3, 2, 1), "max");
+  expect_matches_central_differences(pool_under_test(PoolKind::kAverage, {2, 5, 4}, 2, 2, 1),
+                                     "average");
+  expect_matches_central_differences(pool_under_test(PoolKind::kGlobalAverage, {3, 3, 4}, 1, 1, 0),
+                                     "global average");
+  OpSpec flatten;
+  flatten.kind = OpKind::kFlatten;
+  expect_matches_central_differences(with_input(flatten, 12, 12), "flatten");
+}
+
+TEST(OpGradients, BatchNormOfAnImageNormalisesEachChannelOverBatchAndPositions) {
+  OpSpec op;
+  op.kind = OpKind::kNorm;
+  op.norm.kind = NormKind::kBatchNorm;
+  op.image = {3, 2, 4};
+  OpUnderTest t = with_input(op, 24, 24);
+  t.inp = (gaussian(24, 6, 5).array() * 3.0 + 1.5).matrix();
+  expect_matches_central_differences(t, "batch norm per channel");
+  // BatchNorm2d: every channel's 8 positions x 6 examples have mean 0 and (biased) variance 1,
+  // up to eps = 1e-5 against a variance of about 9.
+  ThreadPool pool(1);
+  ops::OpCache<double> cache;
+  const Matrix y = forward(t, pool, cache);
+  for (int c = 0; c < 3; ++c) {
+    const Matrix block = y.middleRows(c * 8, 8);
+    const double mean = block.mean();
+    const double var = (block.array() - mean).square().mean();
+    EXPECT_NEAR(mean, 0.0, 1e-14) << c;
+    EXPECT_NEAR(var, 1.0, 1e-5) << c;  // var / (var + eps), eps relative ~1e-6
+  }
+  EXPECT_EQ(cache.rstd.size(), 3);
 }
 
 }  // namespace

@@ -367,7 +367,8 @@ TEST(ConfigLayersErrors, UnknownKeysSuggestTheClosestValidKey) {
   EXPECT_EQ(what(item), "cfg.json: layers[0].widht: unknown key");
   EXPECT_EQ(item.hint(),
             "did you mean \"width\"? valid keys here: width, activation, init, bias_init, norm, "
-            "norm_position, dropout, repeat, residual, block, attention, glu, transformer");
+            "norm_position, dropout, repeat, residual, block, attention, glu, transformer, "
+            "conv, pool, flatten");
 
   const Error nested =
       config_error(with_layers(R"([{"block": [{"width": 8}, {"dropuot": 0.1}]}])"));

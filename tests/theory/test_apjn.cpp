@@ -1,7 +1,7 @@
 // The averaged partial Jacobian norm: flat for a critical ReLU stack, x3 per unscaled He residual
 // block, (1 + 2/L)^L over L blocks scaled by 1/sqrt(L), the tangents against central differences
-// (attention and GLU on sequences included) and exact through a dense layer, the fits on exact laws, the refusals, and the same bits for any
-// thread count.
+// (attention and GLU on sequences included) and exact through a dense layer, the fits on exact
+// laws, the refusals, and the same bits for any thread count.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -248,6 +248,71 @@ TEST(Apjn, SequenceTangentsThroughAttentionAndGluMatchCentralDifferences) {
   const CriticalityStats st = measure(spec);
   EXPECT_TRUE(st.measured()) << st.reason;
   EXPECT_EQ(st.apjn.size(), 3u);
+}
+
+TEST(Apjn, ImageTangentsThroughConvAndPoolingMatchCentralDifferences) {
+  // conv (stride 2, padding, groups 2, tanh), max pool, conv (dilation 2, relu), average pool,
+  // global average pool, flatten, dense: every image tangent rule, 2 examples x 3 tangents.
+  RunSpec spec = base(2 * 7 * 7, 2);
+  spec.input.image = {2, 7, 7};
+  const auto conv = [](int channels, int k, int stride, int pad, int dilation, int groups,
+                       Activation act) {
+    LayerItem c;
+    c.op.kind = OpKind::kConv;
+    c.op.conv.channels = channels;
+    c.op.conv.kernel_h = c.op.conv.kernel_w = k;
+    c.op.conv.stride_h = c.op.conv.stride_w = stride;
+    c.op.conv.pad_h = c.op.conv.pad_w = pad;
+    c.op.conv.dilation_h = c.op.conv.dilation_w = dilation;
+    c.op.conv.groups = groups;
+    c.op.conv.activation = default_spec(act);
+    c.op.conv.init.kind = Init::kXavierNormal;
+    return c;
+  };
+  const auto pool = [](PoolKind kind, int k, int stride, int pad) {
+    LayerItem p;
+    p.op.kind = OpKind::kPool;
+    p.op.pool.kind = kind;
+    p.op.pool.kernel_h = p.op.pool.kernel_w = k;
+    p.op.pool.stride_h = p.op.pool.stride_w = stride;
+    p.op.pool.pad_h = p.op.pool.pad_w = pad;
+    return p;
+  };
+  LayerItem flatten;
+  flatten.op.kind = OpKind::kFlatten;
+  spec.layers = {conv(4, 3, 1, 1, 1, 2, Activation::kTanh),       pool(PoolKind::kMax, 2, 1, 0),
+                 conv(4, 3, 1, 2, 2, 1, Activation::kGelu),       pool(PoolKind::kAverage, 3, 2, 1),
+                 pool(PoolKind::kGlobalAverage, 1, 1, 0),         flatten,
+                 dense(3, Activation::kTanh, Init::kXavierNormal)};
+  ThreadPool pool1(1);
+  const Network<double> net = build_network<double>(spec, pool1);
+  const Mat<double> x = make_input<double>(spec);
+  const int k = 3;
+  const Eigen::Index n0 = x.rows();
+  Mat<double> u(n0, 2 * k);
+  fill_normal(stream_key(4, 0, StreamPurpose::kApjnTangent), 0, u.size(), u.data());
+  const std::vector<Eigen::MatrixXd> t = forward_tangents(spec, net, x, u, pool1);
+  const double h = 1e-5;
+  for (int a = 0; a < 2; ++a) {
+    for (int j = 0; j < k; ++j) {
+      Mat<double> xs(n0, 2);
+      xs.col(0) = x.col(a) + h * u.col(a * k + j);
+      xs.col(1) = x.col(a) - h * u.col(a * k + j);
+      PassOptions opt;
+      opt.keep_outputs = true;
+      const Mat<double> probe = Mat<double>::Zero(net.widths.back(), 2);
+      const PassResult r = forward_backward(net, xs, probe, opt, pool1);
+      for (std::size_t l = 0; l < net.ops.size(); ++l) {
+        const Eigen::VectorXd fd = (r.outputs[l].col(0) - r.outputs[l].col(1)) / (2 * h);
+        const Eigen::VectorXd jt = t[l].col(a * k + j);
+        // Central differences: O(h^2 f''') ~ 1e-10 truncation and eps / h ~ 1e-11 rounding; a
+        // Gaussian input has no tie in a max-pool window for a step of 1e-5 to cross.
+        EXPECT_LT((fd - jt).norm(), 1e-8 * (1.0 + jt.norm())) << "op " << l << " ex " << a;
+      }
+    }
+  }
+  const CriticalityStats st = measure(spec);
+  EXPECT_TRUE(st.measured()) << st.reason;
 }
 
 TEST(Apjn, OneTangentThroughADenseLayerIsExactlyWTimesU) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-checks gradscope against PyTorch: runs small networks of every kind (each activation, norm,
-# residual form and loss; sequences through transformers of every scaling, attention and GLU, in
-# float64 and float32) with --save-weights and recomputes every per-layer, token, attention and
+# residual form and loss; sequences through transformers of every scaling, attention and GLU;
+# image networks of conv, batch norm and pooling (scripts/torch_conv_check.py); in float64 and
+# float32) with --save-weights and recomputes every per-layer, token, attention and
 # parameter statistic with autograd (scripts/torch_crosscheck.py); then networks built in PyTorch,
 # read by gradscope from safetensors and ONNX (torch_models.py). Exit 77 (skipped) without torch.
 #   usage: bash tests/torch/crosscheck.sh PATH/TO/gradscope
@@ -297,6 +298,53 @@ if "$GRADSCOPE" run "$DIR/cfg/dropout.json" --out "$DIR/out" --quiet \
   fi
 else
   fail "gradscope run dropout: $(head -c 600 "$DIR/dropout.log")"
+fi
+
+# Image networks (scripts/torch_conv_check.py, functional conv2d, batch_norm per channel and
+# pooling): a VGG-style net with max pooling and a strided, dilated and grouped conv; a residual
+# conv-BN-ReLU block with average and global pooling under the probe; layer norm over C H W.
+CONV="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/torch_conv_check.py"
+mkdir -p "$DIR/conv"
+conv_config() {
+  local name=$1 body=$2 p
+  for p in 64 32; do
+    printf '{"name": "%s-f%s", "precision": "float%s", %s}\n' "$name" "$p" "$p" "$body" \
+      >"$DIR/conv/$name-f$p.json"
+    if "$GRADSCOPE" run "$DIR/conv/$name-f$p.json" --out "$DIR/conv" --quiet \
+      --save-weights "$DIR/conv/$name-f$p.safetensors" >"$DIR/conv/$name-f$p.log" 2>&1; then
+      "$PYTHON" "$CONV" "$DIR/conv/$name-f$p.json" "$DIR/conv/$name-f$p.safetensors" \
+        || fail "image network $name-f$p differs from PyTorch's (above)"
+    else
+      fail "gradscope run $name-f$p: $(head -c 600 "$DIR/conv/$name-f$p.log")"
+    fi
+  done
+}
+conv_config vgg '"seed": 4, "input": {"channels": 3, "height": 12, "width": 12, "batch": 6},
+  "layers": [{"conv": {"channels": 8, "kernel": 3, "padding": 1}, "activation": "relu"},
+             {"pool": {"kind": "max", "kernel": 2}},
+             {"conv": {"channels": 8, "kernel": 3, "stride": 2, "padding": 2, "dilation": 2,
+                       "groups": 2}, "activation": "tanh", "init": "xavier_normal",
+              "bias_init": {"name": "normal", "std": 0.1}},
+             {"flatten": {}}, {"width": 5, "activation": "linear", "init": "xavier_normal"}],
+  "loss": {"name": "softmax_cross_entropy", "classes": 5}'
+conv_config resnet '"seed": 6, "input": {"channels": 4, "height": 8, "width": 8, "batch": 5},
+  "layers": [{"conv": {"channels": 6, "kernel": [3, 1], "padding": [1, 0]}, "activation": "relu"},
+             {"repeat": 2, "residual": true,
+              "block": [{"conv": {"channels": 6, "kernel": 3, "padding": 1, "bias": false},
+                         "norm": "batch_norm", "activation": "relu"},
+                        {"conv": {"channels": 6, "kernel": 1}, "activation": "linear"}]},
+             {"pool": {"kind": "average", "kernel": 3, "stride": 2, "padding": 1}},
+             {"norm": "layer_norm"},
+             {"pool": {"kind": "global_average"}}, {"flatten": {}}]'
+# The image check can fail: a conv's weight gradient moved by 1e-6 is caught (exit 1).
+if [ -f "$DIR/conv/vgg-f64.json" ]; then
+  "$PYTHON" -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+r["parameters"][0]["grad_norm"] *= 1 + 1e-6
+json.dump(r, open(sys.argv[2], "w"))' "$DIR/conv/vgg-f64.json" "$DIR/conv/moved.json"
+  "$PYTHON" "$CONV" "$DIR/conv/moved.json" "$DIR/conv/vgg-f64.safetensors" >/dev/null
+  rc=$?
+  [ "$rc" -eq 1 ] || fail "a conv gradient off by 1e-6 was not caught (exit $rc, not 1)"
 fi
 
 # The other direction: networks built in PyTorch, saved as a state_dict safetensors file with a

@@ -57,6 +57,12 @@ double init_weight_variance(const InitSpec& spec, int fan_in, int fan_out);
 // `key` comes from stream_key(seed, layer, StreamPurpose::kWeights).
 void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W);
 
+// The same draws with the fans given rather than W's shape: a convolution's W is (C_out, C_in /
+// groups k_h k_w), while its fans are PyTorch's fan_in = C_in / groups k_h k_w and fan_out =
+// C_out k_h k_w.
+void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W, int fan_in,
+                  int fan_out);
+
 // Every scheme but orthogonal draws each entry on its own, so a matrix can be drawn in pieces.
 bool init_is_elementwise(Init kind);
 

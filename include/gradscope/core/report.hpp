@@ -141,6 +141,9 @@ struct LayerReport {
   ResidualSpec residual{};      // residual ends
   AttentionSpec attention{};    // attention ops
   GluSpec glu{};                // GLU ops
+  ConvSpec conv{};              // conv ops (its input shape resolved)
+  PoolSpec pool{};              // pool ops
+  ImageShape image{};           // the output as an image (channels 0: a vector)
   InitSpec init{};
   BiasInitSpec bias{};
   ForwardStats forward;

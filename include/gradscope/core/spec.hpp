@@ -2,6 +2,7 @@
 // config reader (config.hpp) builds it, validate.hpp holds its rules, the engine trusts it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -18,7 +19,19 @@ namespace gradscope {
 enum class Precision : int { kFloat32, kFloat64 };
 enum class InputDistribution : int { kNormal, kUniform };
 
+// An image's shape, NCHW without the N: channels 0 is no image (a vector of features).
+struct ImageShape {
+  int channels = 0;
+  int height = 0;
+  int width = 0;
+  bool is_image() const { return channels > 0; }
+  int size() const { return channels * height * width; }  // the features: C H W
+  bool operator==(const ImageShape&) const = default;
+};
+
 struct InputSpec {
+  // Features per example (per token): for images, channels x height x width (the config's
+  // "width" is then the image's; `image` holds the three).
   int width = 256;
   int batch = 256;
   InputDistribution distribution = InputDistribution::kNormal;
@@ -30,6 +43,7 @@ struct InputSpec {
   // columns, example-major (column b * tokens + t). Every op but attention acts per token; 1 is a
   // batch of vectors.
   int tokens = 1;
+  ImageShape image;  // channels 0: vectors
 };
 // The batch's columns: batch x tokens.
 inline int input_columns(const InputSpec& in) { return in.batch * in.tokens; }
@@ -106,6 +120,49 @@ struct GluSpec {
 };
 inline constexpr std::array<std::string_view, 3> kGluProjections = {"gate", "up", "down"};
 
+// A 2-D convolution (torch.nn.Conv2d): h = conv(x, W) + b, y = phi(h), on images held as columns
+// of C H W features in NCHW order (row = (c H + h) W + w). W is (channels, C_in / groups, kernel_h,
+// kernel_w), stored as a (channels, C_in / groups kernel_h kernel_w) matrix. Its fans are
+// PyTorch's: fan_in = C_in / groups kernel_h kernel_w, fan_out = channels kernel_h kernel_w. A
+// 1-D convolution is height 1.
+struct ConvSpec {
+  int channels = 0;  // C_out
+  int kernel_h = 3;
+  int kernel_w = 3;
+  int stride_h = 1;
+  int stride_w = 1;
+  int pad_h = 0;
+  int pad_w = 0;
+  int dilation_h = 1;
+  int dilation_w = 1;
+  int groups = 1;
+  bool bias = true;
+  ActivationSpec activation{Activation::kLinear};
+  InitSpec init{};
+  BiasInitSpec bias_init{};
+  ImageShape in;  // the input's shape, resolved by expand_ops
+  int out_h() const;
+  int out_w() const;
+  ImageShape out() const { return {channels, out_h(), out_w()}; }
+  int fan_in() const { return in.channels / std::max(groups, 1) * kernel_h * kernel_w; }
+  int fan_out() const { return channels * kernel_h * kernel_w; }
+};
+
+// Pooling (torch.nn.MaxPool2d, AvgPool2d with count_include_pad, AdaptiveAvgPool2d(1)): per
+// channel over a window; global average pooling leaves one value per channel (C x 1 x 1).
+enum class PoolKind : int { kMax, kAverage, kGlobalAverage };
+struct PoolSpec {
+  PoolKind kind = PoolKind::kMax;
+  int kernel_h = 2;
+  int kernel_w = 2;
+  int stride_h = 2;  // the config's default is the kernel, as PyTorch's
+  int stride_w = 2;
+  int pad_h = 0;
+  int pad_w = 0;
+  ImageShape in;  // resolved by expand_ops
+  ImageShape out() const;
+};
+
 // One step of the flattened architecture.
 enum class OpKind : int {
   kDense,          // h = W x + b, y = phi(h)
@@ -116,6 +173,9 @@ enum class OpKind : int {
   kResidualEnd,    // y = skip * P x_skip + scale * x
   kAttention,      // multi-head self-attention over each example's tokens
   kGlu,            // gated MLP
+  kConv,           // 2-D convolution, y = phi(conv(x) + b)
+  kPool,           // max, average or global average pooling
+  kFlatten,        // an image's C H W features as a vector: no change of the values
 };
 
 struct OpSpec {
@@ -127,6 +187,11 @@ struct OpSpec {
   ResidualSpec residual{};      // kResidualBegin and kResidualEnd
   AttentionSpec attention{};    // kAttention
   GluSpec glu{};                // kGlu
+  ConvSpec conv{};              // kConv
+  PoolSpec pool{};              // kPool
+  // The op's output as an image (channels 0: a vector), resolved by expand_ops: a batch norm of
+  // an image normalises per channel over the batch and the positions.
+  ImageShape image;
 };
 
 // An item of "layers": one op, or a block of items repeated `repeat` times, each repetition
@@ -254,6 +319,7 @@ std::vector<LayerSpec> expand_layers(const RunSpec& spec);
 
 std::string_view precision_name(Precision p);
 std::string_view norm_name(NormKind k);            // "batch_norm", "layer_norm", "rms_norm"
+std::string_view pool_kind_name(PoolKind k);       // "max", "average", "global_average"
 std::string_view op_kind_name(OpKind k);           // "dense", "norm", "activation", "dropout", ...
 std::string_view loss_name(LossKind k);            // "probe", "mse", "softmax_cross_entropy", ...
 std::string_view optimizer_name(OptimizerKind k);  // "none", "sgd", "adam"

@@ -59,17 +59,22 @@ struct SpecProblem {
 // repeats in [1, 10^6], at most 2,000,000 ops, blocks shaped as a config can write them;
 // activation, init and bias parameters finite (spreads >= 0); softmax only as the network's very
 // last op; norm eps finite and > 0; dropout in [0, 1); residual scales finite and, without a
-// projection, the same width on both paths; softmax cross-entropy over >= 2 outputs and as many
-// classes, and losses on logits after no squashing activation; optimizer, stats and diagnosis
-// values in their ranges, error thresholds at least the warning ones. The run's name is a file
-// name, which the config reader and the CLI check where they choose it.
+// projection, the same width (and image shape) on both paths; an image input's channels, height
+// and width in [1, 2^24] with width = C H W and one token; convolutions, poolings and flattens
+// only on images and attention and GLUs only on vectors, conv groups dividing the input's and the
+// output's channels, every window within the padded image (pool padding at most kernel / 2, as
+// PyTorch) and every image within 2^24 features; softmax cross-entropy over >= 2 outputs and as
+// many classes, and losses on logits after no squashing activation; optimizer, stats and
+// diagnosis values in their ranges, error thresholds at least the warning ones. The run's name is a
+// file name, which the config reader and the CLI check where they choose it.
 std::optional<SpecProblem> find_spec_problem(const RunSpec& spec);
 
 // Throws Error (exit code 2) for find_spec_problem's answer: "path: what", with the hint.
 void validate_run_spec(const RunSpec& spec);
 
-// The width of the network's output: the last dense op's, or the input's when there is none.
-// Counted on the items, not expanded, so it is cheap for any repeat.
+// The width of the network's output: the last dense op's, or the input's when there is none; for
+// an image input, the features of the last op (a convolution's or pooling's C H W). Counted on
+// the items, not expanded, so it is cheap for any repeat.
 int output_width(const RunSpec& spec);
 
 }  // namespace gradscope

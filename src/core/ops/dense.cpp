@@ -103,30 +103,6 @@ bool plain_weight_gradient(const DenseProducts<Scalar>& p, const ValueRange& xr,
          well_conditioned(total.sum, xr.squares, g_squares, batch);
 }
 
-// ||dW||, ||dW|| / ||W|| and the first optimizer step's update ratio, at the gradient's exp2.
-void fill_weight_stats(const WeightGradient& dw, std::int64_t exp2, double weight_norm,
-                       const OptimizerSpec& optimizer, BackwardStats& bs) {
-  const std::int64_t at = exp2 + dw.shift;
-  bs.grad_weight_norm = dw.squares.finite == 0 ? Magnitude{kNaN, kNaN} : dw.squares.root(at);
-  bs.grad_weight_nonfinite = dw.squares.nonfinite;
-  bs.weight_norm = weight_norm;
-  const Magnitude wn = magnitude_from_scaled(bs.weight_norm, 0);
-  bs.grad_weight_to_weight = magnitude_ratio(bs.grad_weight_norm, wn);
-  const double lr = optimizer.learning_rate;
-  if (optimizer.kind == OptimizerKind::kSgd) {
-    // First SGD step from zero momentum: the buffer is the gradient, the step lr * grad.
-    bs.has_update = true;
-    bs.update_to_weight = magnitude_ratio(
-        dw.squares.finite == 0
-            ? Magnitude{kNaN, kNaN}
-            : magnitude_from_scaled(lr * std::sqrt(dw.squares.sum), at + dw.squares.exp),
-        wn);
-  } else if (optimizer.kind == OptimizerKind::kAdam) {
-    bs.has_update = true;
-    bs.update_to_weight = magnitude_ratio(magnitude_from_scaled(lr * std::sqrt(dw.adam), 0), wn);
-  }
-}
-
 }  // namespace
 
 template <class Scalar>

@@ -33,6 +33,37 @@ GradPartial batch_norm_backward(const NormSpec& norm, const Mat<Scalar>& y,
   return merge_parts(parts);
 }
 
+// An image's batch norm normalises each channel over the batch and its positions (BatchNorm2d):
+// the batch norm of the (C, H W batch) matrix whose row c holds channel c's values, column
+// b H W + p for position p of example b.
+template <class Scalar>
+Mat<Scalar> to_channels(const Mat<Scalar>& x, Eigen::Index channels) {
+  const Eigen::Index hw = x.rows() / channels;
+  Mat<Scalar> out(channels, hw * x.cols());
+  for (Eigen::Index b = 0; b < x.cols(); ++b) {
+    for (Eigen::Index c = 0; c < channels; ++c) {
+      out.row(c).segment(b * hw, hw) = x.col(b).segment(c * hw, hw).transpose();
+    }
+  }
+  return out;
+}
+
+template <class Scalar>
+void from_channels(const Mat<Scalar>& z, Eigen::Index batch, Mat<Scalar>& x) {
+  const Eigen::Index channels = z.rows();
+  const Eigen::Index hw = z.cols() / batch;
+  x.resize(channels * hw, batch);
+  for (Eigen::Index b = 0; b < batch; ++b) {
+    for (Eigen::Index c = 0; c < channels; ++c) {
+      x.col(b).segment(c * hw, hw) = z.row(c).segment(b * hw, hw).transpose();
+    }
+  }
+}
+
+bool per_channel(const OpSpec& op) {
+  return op.norm.kind == NormKind::kBatchNorm && op.image.is_image();
+}
+
 // Layer and RMS norm reduce each example over the units: tasks of whole columns, each summing
 // dgamma and dbeta into its own vectors, added in task order; dinp's statistics by rows after.
 template <class Scalar>
@@ -97,6 +128,27 @@ void norm_op_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, Forwa
                            rstd.segment(c.begin, c.size));
       if (stats) accumulate_output_block<Scalar>(y.middleCols(c.begin, c.size), part);
     });
+  } else if (per_channel(a.op)) {
+    // An image: per channel over the batch and the positions.
+    const Eigen::Index channels = a.op.image.channels;
+    const Mat<Scalar> xc = to_channels(x, channels);
+    Mat<Scalar> yc(xc.rows(), xc.cols());
+    rstd.resize(channels);
+    a.pool.run(row_tasks(channels), [&](std::int64_t t) {
+      const Range r = task_rows(t, channels);
+      norm_forward<Scalar>(a.op.norm, xc.middleRows(r.begin, r.size),
+                           yc.middleRows(r.begin, r.size), rstd.segment(r.begin, r.size));
+    });
+    from_channels(yc, batch, y);
+    parts.resize(static_cast<std::size_t>(row_tasks(n)));
+    if (stats) {
+      a.pool.run(row_tasks(n), [&](std::int64_t t) {
+        const Range r = task_rows(t, n);
+        ForwardPartial& part = parts[static_cast<std::size_t>(t)];
+        accumulate_moments<Scalar>(x.middleRows(r.begin, r.size), part.preact);
+        accumulate_output_block<Scalar>(y.middleRows(r.begin, r.size), part);
+      });
+    }
   } else {
     // Batch norm: per unit over the batch, tasks of whole rows.
     rstd.resize(n);
@@ -169,15 +221,28 @@ GradPartial norm_op_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& 
     dg.setZero(n_out);
     db.setZero(n_out);
   }
-  const GradPartial dinp_stats =
-      a.op.norm.kind == NormKind::kBatchNorm
-          ? batch_norm_backward(a.op.norm, y, rstd, g, dinp, dg, db, a.pool)
-          : per_example_norm_backward(a.op.norm, y, rstd, g, dinp, dg, db, a.pool);
+  GradPartial dinp_stats;
+  if (per_channel(a.op)) {
+    // Per channel: gamma and beta are one per channel.
+    const Eigen::Index channels = a.op.image.channels;
+    const Mat<Scalar> yc = to_channels(y, channels);
+    const Mat<Scalar> gc = to_channels(g, channels);
+    Mat<Scalar> dc(yc.rows(), yc.cols());
+    dgamma.setZero(channels);
+    dbeta.setZero(channels);
+    dinp_stats = batch_norm_backward(a.op.norm, yc, rstd, gc, dc, dgamma, dbeta, a.pool);
+    from_channels(dc, g.cols(), dinp);
+  } else {
+    dinp_stats = a.op.norm.kind == NormKind::kBatchNorm
+                     ? batch_norm_backward(a.op.norm, y, rstd, g, dinp, dg, db, a.pool)
+                     : per_example_norm_backward(a.op.norm, y, rstd, g, dinp, dg, db, a.pool);
+  }
   BackwardStats& bs = *report.stats;
   fill_param_norm(dgamma, grad.exp2, bs.grad_weight_norm, bs.grad_weight_nonfinite);
   fill_param_norm(dbeta, grad.exp2, bs.grad_bias_norm, bs.grad_bias_nonfinite);
-  // ||gamma||: sqrt(width) for generated norms (gamma = 1).
-  bs.weight_norm = affine ? weight_frobenius(a.weight) : std::sqrt(static_cast<double>(n_out));
+  // ||gamma||: sqrt(its entries) for generated norms (gamma = 1): one per unit, or per channel.
+  bs.weight_norm =
+      affine ? weight_frobenius(a.weight) : std::sqrt(static_cast<double>(dgamma.size()));
   bs.grad_weight_to_weight =
       magnitude_ratio(bs.grad_weight_norm, magnitude_from_scaled(bs.weight_norm, 0));
   fill_grad_stats(dinp_stats, grad.exp2, bs);

@@ -18,6 +18,9 @@ constexpr std::array<OpInfo, kOpKindCount> kOpInfo = {{
     {OpKind::kResidualEnd, false, false, false},
     {OpKind::kAttention, false, true, true},
     {OpKind::kGlu, false, true, true},
+    {OpKind::kConv, false, true, false},
+    {OpKind::kPool, false, false, true},
+    {OpKind::kFlatten, false, false, true},
 }};
 static_assert(kOpInfo.size() == static_cast<std::size_t>(kOpKindCount));
 
@@ -32,6 +35,9 @@ constexpr std::array<OpKernels<Scalar>, kOpKindCount> kernel_table() {
       {OpKind::kResidualEnd, &residual_end_forward<Scalar>, &residual_end_backward<Scalar>},
       {OpKind::kAttention, &attention_forward<Scalar>, &attention_backward<Scalar>},
       {OpKind::kGlu, &glu_forward<Scalar>, &glu_backward<Scalar>},
+      {OpKind::kConv, &conv_forward<Scalar>, &conv_backward<Scalar>},
+      {OpKind::kPool, &pool_forward<Scalar>, &pool_backward<Scalar>},
+      {OpKind::kFlatten, &flatten_forward<Scalar>, &flatten_backward<Scalar>},
   }};
 }
 

@@ -15,7 +15,7 @@
 namespace gradscope::ops {
 
 // Every OpKind, for the tables' static_asserts: a kind added to spec.hpp must be added here.
-inline constexpr int kOpKindCount = static_cast<int>(OpKind::kGlu) + 1;
+inline constexpr int kOpKindCount = static_cast<int>(OpKind::kFlatten) + 1;
 
 // What an op's backward pass reads besides its input: kept from the forward pass, or computed
 // again from a checkpoint. Empty where the op does not need it.
@@ -164,5 +164,25 @@ void glu_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardSt
 template <class Scalar>
 GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
                          const BackwardReport& report);
+
+// conv.cpp: h = conv(inp, W) + b (conv_kernels.hpp), y = phi(h). The weight is (channels, C_in /
+// groups kernel_h kernel_w), the bias (channels) or empty.
+template <class Scalar>
+void conv_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial conv_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                          const BackwardReport& report);
+
+// pool.cpp: max, average or global average pooling per channel; and flatten, y = inp.
+template <class Scalar>
+void pool_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial pool_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                          const BackwardReport& report);
+template <class Scalar>
+void flatten_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+template <class Scalar>
+GradPartial flatten_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
+                             const BackwardReport& report);
 
 }  // namespace gradscope::ops

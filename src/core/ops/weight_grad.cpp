@@ -232,6 +232,30 @@ bool well_conditioned(double dw_squares, double x_squares, double g_squares, Eig
          (x_squares / dw_squares) * g_squares <= kMaxCancellation * static_cast<double>(batch);
 }
 
+// ||dW||, ||dW|| / ||W|| and the first optimizer step's update ratio, at the gradient's exp2.
+void fill_weight_stats(const WeightGradient& dw, std::int64_t exp2, double weight_norm,
+                       const OptimizerSpec& optimizer, BackwardStats& bs) {
+  const std::int64_t at = exp2 + dw.shift;
+  bs.grad_weight_norm = dw.squares.finite == 0 ? Magnitude{kNaN, kNaN} : dw.squares.root(at);
+  bs.grad_weight_nonfinite = dw.squares.nonfinite;
+  bs.weight_norm = weight_norm;
+  const Magnitude wn = magnitude_from_scaled(bs.weight_norm, 0);
+  bs.grad_weight_to_weight = magnitude_ratio(bs.grad_weight_norm, wn);
+  const double lr = optimizer.learning_rate;
+  if (optimizer.kind == OptimizerKind::kSgd) {
+    // First SGD step from zero momentum: the buffer is the gradient, the step lr * grad.
+    bs.has_update = true;
+    bs.update_to_weight = magnitude_ratio(
+        dw.squares.finite == 0
+            ? Magnitude{kNaN, kNaN}
+            : magnitude_from_scaled(lr * std::sqrt(dw.squares.sum), at + dw.squares.exp),
+        wn);
+  } else if (optimizer.kind == OptimizerKind::kAdam) {
+    bs.has_update = true;
+    bs.update_to_weight = magnitude_ratio(magnitude_from_scaled(lr * std::sqrt(dw.adam), 0), wn);
+  }
+}
+
 double adam_eps_at(double eps, std::int64_t e) {
   return std::ldexp(eps, static_cast<int>(std::clamp<std::int64_t>(-e, -4000, 4000)));
 }

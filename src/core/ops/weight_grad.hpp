@@ -73,6 +73,11 @@ struct WeightGradient {
   bool has_correlation = false;
 };
 
+// ||dW||, ||dW|| / ||W|| and the first optimizer step's update-to-weight ratio into bs, from dW's
+// squares at the gradient's exp2 (dense and conv ops).
+void fill_weight_stats(const WeightGradient& dw, std::int64_t exp2, double weight_norm,
+                       const OptimizerSpec& optimizer, BackwardStats& bs);
+
 // The weight gradient of g x^T in the exact form: g = dL/dh / 2^exp2 (n_out, batch), x the
 // layer's input (n_in, batch) with its range xr. `gram`: through the Grams where everything is
 // finite; `adam`: also the first Adam step's squares; `correlation`: also the input's correlation.
