@@ -121,6 +121,25 @@ TEST(Cli, ConfigFileNameIsTheFileStemAndFlagsOverrideIt) {
   EXPECT_EQ(report["config"]["seed"], 3);
 }
 
+TEST(Cli, AReportThatWouldReplaceTheConfigItReadsIsRefusedAndTheConfigKept) {
+  // my-net.json run with --out its own directory: the JSON report is my-net.json too.
+  TempDir dir;
+  const std::string text = R"({"seed": 3, "stack": {"depth": 2, "width": 8}})";
+  const fs::path config = dir.write("my-net.json", text);
+  const Result r = cli({"run", config.string(), "--out", dir.path().string(), "-q"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_TRUE(contains(r.err, "would write its report over the config it reads")) << r.err;
+  EXPECT_TRUE(contains(r.err, "--set name=")) << r.err;
+  EXPECT_EQ(read(config), text);
+  // Another name writes beside it.
+  EXPECT_EQ(cli({"run", config.string(), "--out", dir.path().string(), "--set", "name=other",
+                 "-q"})
+                .code,
+            0);
+  EXPECT_EQ(read(config), text);
+  EXPECT_TRUE(fs::exists(dir.path() / "other.json"));
+}
+
 TEST(Cli, ReportIsByteIdenticalForOneAndTwoThreadsAndAcrossRuns) {
   TempDir a, b, c;
   const std::vector<std::string> net = {"--depth",      "5",    "--width", "300", "--batch", "40",
