@@ -304,18 +304,19 @@ fi
 # pooling): a VGG-style net with max pooling and a strided, dilated and grouped conv; a residual
 # conv-BN-ReLU block with average and global pooling under the probe; layer norm over C H W.
 CONV="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/torch_conv_check.py"
-mkdir -p "$DIR/conv"
+mkdir -p "$DIR/conv/cfg" "$DIR/conv/out"
 conv_config() {
-  local name=$1 body=$2 p
+  local name=$1 body=$2 p cfg out
   for p in 64 32; do
-    printf '{"name": "%s-f%s", "precision": "float%s", %s}\n' "$name" "$p" "$p" "$body" \
-      >"$DIR/conv/$name-f$p.json"
-    if "$GRADSCOPE" run "$DIR/conv/$name-f$p.json" --out "$DIR/conv" --quiet \
-      --save-weights "$DIR/conv/$name-f$p.safetensors" >"$DIR/conv/$name-f$p.log" 2>&1; then
-      "$PYTHON" "$CONV" "$DIR/conv/$name-f$p.json" "$DIR/conv/$name-f$p.safetensors" \
+    cfg="$DIR/conv/cfg/$name-f$p.json"
+    out="$DIR/conv/out/$name-f$p"
+    printf '{"name": "%s-f%s", "precision": "float%s", %s}\n' "$name" "$p" "$p" "$body" >"$cfg"
+    if "$GRADSCOPE" run "$cfg" --out "$DIR/conv/out" --quiet \
+      --save-weights "$out.safetensors" >"$out.log" 2>&1; then
+      "$PYTHON" "$CONV" "$out.json" "$out.safetensors" \
         || fail "image network $name-f$p differs from PyTorch's (above)"
     else
-      fail "gradscope run $name-f$p: $(head -c 600 "$DIR/conv/$name-f$p.log")"
+      fail "gradscope run $name-f$p: $(head -c 600 "$out.log")"
     fi
   done
 }
@@ -337,12 +338,12 @@ conv_config resnet '"seed": 6, "input": {"channels": 4, "height": 8, "width": 8,
              {"norm": "layer_norm"},
              {"pool": {"kind": "global_average"}}, {"flatten": {}}]'
 # The image check can fail: a conv's weight gradient moved by 1e-6 is caught (exit 1).
-if [ -f "$DIR/conv/vgg-f64.json" ]; then
+if [ -f "$DIR/conv/out/vgg-f64.json" ]; then
   "$PYTHON" -c 'import json, sys
 r = json.load(open(sys.argv[1]))
 r["parameters"][0]["grad_norm"] *= 1 + 1e-6
-json.dump(r, open(sys.argv[2], "w"))' "$DIR/conv/vgg-f64.json" "$DIR/conv/moved.json"
-  "$PYTHON" "$CONV" "$DIR/conv/moved.json" "$DIR/conv/vgg-f64.safetensors" >/dev/null
+json.dump(r, open(sys.argv[2], "w"))' "$DIR/conv/out/vgg-f64.json" "$DIR/conv/moved.json"
+  "$PYTHON" "$CONV" "$DIR/conv/moved.json" "$DIR/conv/out/vgg-f64.safetensors" >/dev/null
   rc=$?
   [ "$rc" -eq 1 ] || fail "a conv gradient off by 1e-6 was not caught (exit $rc, not 1)"
 fi
