@@ -72,6 +72,15 @@ constexpr std::array<InitInfo, kInitCount> kInits{{
      "Poole et al. 2016, Exponential expressivity in deep neural networks through transient chaos "
      "(NeurIPS); Schoenholz et al. 2017, Deep information propagation (ICLR)",
      "weight_var"},
+    // Xiao et al. 2018: a convolution whose kernel is 0 but at its centre tap, where it is a
+    // (semi-)orthogonal C_out x C_in / groups matrix, is an orthogonal map of each position:
+    // with tanh at the critical point every singular value of a deep CNN's Jacobian stays near 1.
+    {Init::kDeltaOrthogonal, "delta_orthogonal",
+     "conv only: W[:, :, k_h / 2, k_w / 2] = gain * (semi-)orthogonal Q, 0 at every other tap; s "
+     "= gain / sqrt(max(fan_in, fan_out))",
+     "Xiao, Bahri, Sohl-Dickstein, Schoenholz & Pennington 2018, Dynamical isometry and a mean "
+     "field theory of CNNs: how to train 10,000-layer vanilla convolutional neural networks (ICML)",
+     ""},
 }};
 static_assert(kInits.size() == static_cast<std::size_t>(kInitCount));
 
@@ -188,7 +197,9 @@ std::optional<Init> init_from_name(std::string_view name) {
 
 double init_weight_variance(const InitSpec& spec, int fan_in, int fan_out) {
   if (spec.kind == Init::kZeros) return 0.0;
-  if (spec.kind == Init::kOrthogonal) {
+  if (spec.kind == Init::kOrthogonal || spec.kind == Init::kDeltaOrthogonal) {
+    // (A delta-orthogonal kernel: the same squares at its centre tap, over k_h k_w times the
+    // entries and both fans k_h k_w times larger.)
     // gain * Q with orthonormal rows (out <= in) or columns (out >= in) has squared Frobenius
     // norm gain^2 min(out, in), exactly, spread over out * in entries:
     // gain^2 min / (out in) = gain^2 / max(fan_in, fan_out). Entries have mean zero by symmetry.
@@ -203,7 +214,9 @@ double init_weight_variance(const InitSpec& spec, int fan_in, int fan_out) {
   return b * b / 3.0;
 }
 
-bool init_is_elementwise(Init kind) { return kind != Init::kOrthogonal; }
+bool init_is_elementwise(Init kind) {
+  return kind != Init::kOrthogonal && kind != Init::kDeltaOrthogonal;
+}
 
 void init_weight_columns(const InitSpec& spec, std::uint64_t key, int fan_out, int fan_in,
                          int first_col, int cols, double* out) {
@@ -227,7 +240,8 @@ void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W) {
   const auto fan_out = static_cast<int>(W.rows());
   const auto fan_in = static_cast<int>(W.cols());
   if (W.size() == 0) return;
-  if (spec.kind == Init::kOrthogonal) {
+  // (A delta-orthogonal kernel's centre tap is this orthogonal matrix: network.cpp places it.)
+  if (spec.kind == Init::kOrthogonal || spec.kind == Init::kDeltaOrthogonal) {
     init_orthogonal(spec.gain, key, W);
   } else {
     init_weight_columns(spec, key, fan_out, fan_in, 0, fan_in, W.data());
@@ -237,7 +251,7 @@ void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W) {
 void init_weights(const InitSpec& spec, std::uint64_t key, Eigen::MatrixXd& W, int fan_in,
                   int fan_out) {
   if (W.size() == 0) return;
-  if (spec.kind == Init::kOrthogonal) {
+  if (spec.kind == Init::kOrthogonal || spec.kind == Init::kDeltaOrthogonal) {
     init_orthogonal(spec.gain, key, W);
     return;
   }

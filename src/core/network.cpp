@@ -124,8 +124,20 @@ double generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w
   if (op.kind == OpKind::kConv) {
     const ConvSpec& c = op.conv;
     Eigen::MatrixXd d(c.channels, c.fan_in());
-    init_weights(c.init, stream_key(net.seed, index, StreamPurpose::kWeights), d, c.fan_in(),
-                 c.fan_out());
+    const std::uint64_t key = stream_key(net.seed, index, StreamPurpose::kWeights);
+    if (c.init.kind == Init::kDeltaOrthogonal) {
+      // Zero but at the centre tap (k_h / 2, k_w / 2) of every input channel: column
+      // (ci k_h + k_h / 2) k_w + k_w / 2 holds column ci of the orthogonal Q.
+      const int per_group = c.in.channels / std::max(c.groups, 1);
+      Eigen::MatrixXd q(c.channels, per_group);
+      init_weights(c.init, key, q);
+      d.setZero();
+      for (int ci = 0; ci < per_group; ++ci) {
+        d.col((ci * c.kernel_h + c.kernel_h / 2) * c.kernel_w + c.kernel_w / 2) = q.col(ci);
+      }
+    } else {
+      init_weights(c.init, key, d, c.fan_in(), c.fan_out());
+    }
     w = d.cast<Scalar>();
     return weight_frobenius(w);
   }

@@ -117,6 +117,13 @@ Problem check_activation(const ActivationSpec& a) {
 
 // Every spread and scale of an init is a finite number >= 0.
 Problem check_init(const InitSpec& init, std::string_view what) {
+  if (init.kind == Init::kDeltaOrthogonal) {
+    return std::pair{std::string(what) +
+                         " delta_orthogonal is a convolution's init (an orthogonal "
+                         "matrix at the kernel's centre tap)",
+                     std::string("use orthogonal for a matrix, or put delta_orthogonal on a conv "
+                                 "item")};
+  }
   for (const auto& [name, value] :
        {std::pair{"gain", init.gain}, std::pair{"std", init.std}, std::pair{"limit", init.limit},
         std::pair{"weight_var", init.weight_var}}) {
@@ -236,7 +243,10 @@ Problem check_conv(const ConvSpec& c) {
                      "use an elementwise activation on a convolution (" + hidden_activation_list() +
                          "), and softmax on a last dense item after a flatten"};
   }
-  if (Problem p = check_init(c.init, "init")) return p;
+  // delta_orthogonal is a convolution's orthogonal init: checked as one.
+  InitSpec init = c.init;
+  if (init.kind == Init::kDeltaOrthogonal) init.kind = Init::kOrthogonal;
+  if (Problem p = check_init(init, "init")) return p;
   if (!std::isfinite(c.bias_init.value) ||
       !(std::isfinite(c.bias_init.std) && c.bias_init.std >= 0)) {
     return std::pair{"bias value " + number_text(c.bias_init.value) + ", std " +

@@ -906,7 +906,7 @@ class Reader {
 
   // {"conv": {...}, "activation": ..., "init": ..., "bias_init": ..., "norm": ...}: the keys
   // beside "conv" as a dense item has them, with its defaults (relu, he_normal, zeros).
-  // An "init" of "delta_orthogonal" (Xiao et al. 2018) would belong here only; Init has none yet.
+  // An "init" of "delta_orthogonal" (Xiao et al. 2018) is a conv item's only (validate.cpp).
   void read_conv_item(const Json& v, const std::string& path, std::vector<LayerItem>& items) const {
     OpSpec op;
     op.kind = OpKind::kConv;

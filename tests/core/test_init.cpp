@@ -281,8 +281,9 @@ TEST(Init, OrthogonalRowsOrColumnsAreOrthonormal) {
 
 TEST(Init, TableNamesRoundTripInEnumOrder) {
   const std::vector<std::string_view> expected = {
-      "zeros",      "normal",       "uniform",       "xavier_normal", "xavier_uniform", "he_normal",
-      "he_uniform", "lecun_normal", "lecun_uniform", "orthogonal",    "torch_default",  "variance"};
+      "zeros",         "normal",     "uniform",         "xavier_normal", "xavier_uniform",
+      "he_normal",     "he_uniform", "lecun_normal",    "lecun_uniform", "orthogonal",
+      "torch_default", "variance",   "delta_orthogonal"};
   ASSERT_EQ(init_table().size(), expected.size());
   for (std::size_t i = 0; i < expected.size(); ++i) {
     const InitInfo& info = init_table()[i];

@@ -242,9 +242,11 @@ TEST(ConfigConv, ErrorsNameTheKeyAndSayWhatToWrite) {
                  R"("conv": {"channels": 64, "kernel": 3, "padding": 1})");
   expect_refused(image_layers(R"({"conv": {"channels": 4, "kernel": 3}, "activation": "relux"})"),
                  "layers[0].activation", "unknown activation \"relux\"", "did you mean");
+  // delta_orthogonal is a conv's: on a dense item it is refused, naming the item.
   expect_refused(
-      image_layers(R"({"conv": {"channels": 4, "kernel": 3}, "init": "delta_orthogonal"})"),
-      "layers[0].init", "unknown init \"delta_orthogonal\"", "gradscope list");
+      R"({"input": {"width": 8, "batch": 2}, "layers": [{"width": 4, "init": "delta_orthogonal"}]})",
+      "layers[0]", "init delta_orthogonal is a convolution's init",
+      "put delta_orthogonal on a conv item");
   expect_refused(
       image_layers(
           R"({"conv": {"channels": 4, "kernel": 3, "bias": false}, "bias_init": "zeros"})"),
@@ -564,6 +566,12 @@ TEST(ConfigConvResolved, ConvNetsRoundTrip) {
       R"({"conv": {"channels": 4, "kernel": 3, "padding": 1}, "activation": "linear"},
          {"activation": "relu"}, {"pool": {"kind": "max", "kernel": 2}}, {"flatten": {}},
          {"width": 10, "activation": "linear"})")));
+  // delta_orthogonal, a conv's init, with its gain.
+  const RunSpec delta = parse(image_layers(
+      R"({"conv": {"channels": 4, "kernel": 3, "padding": 1}, "activation": "tanh",
+          "init": {"name": "delta_orthogonal", "gain": 1.2}}, {"flatten": {}})"));
+  EXPECT_EQ(delta.layers[0].op.conv.init.kind, Init::kDeltaOrthogonal);
+  expect_image_round_trip(delta);
   expect_image_round_trip(parse(R"({
     "name": "every-conv-key", "seed": 5, "precision": "float64",
     "input": {"channels": 6, "height": 9, "width": 7, "batch": 3, "distribution": "uniform",

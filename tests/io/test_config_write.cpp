@@ -107,6 +107,8 @@ Json with_unusual_params(Json object) {
 TEST(ConfigResolved, EveryInitAndBiasInitRoundTripsWithItsParameters) {
   for (const gradscope::InitInfo& info : gradscope::init_table()) {
     SCOPED_TRACE(std::string(info.name));
+    // A convolution's init: ConfigConv round-trips it on a conv item.
+    if (info.kind == gradscope::Init::kDeltaOrthogonal) continue;
     const RunSpec plain = parse(R"({"stack": {"init": ")" + std::string(info.name) + "\"}}");
     expect_round_trip(plain);
     Json config = Json::object();

@@ -24,8 +24,9 @@ enum class Init : int {
   kOrthogonal,
   kTorchDefault,
   kVariance,
+  kDeltaOrthogonal,  // convolutions only: an orthogonal matrix at the kernel's centre tap
 };
-inline constexpr int kInitCount = 12;
+inline constexpr int kInitCount = 13;
 
 enum class FanMode : int { kFanIn, kFanOut };
 
