@@ -271,17 +271,23 @@ std::string header_block(const Report& r, const Painter& paint) {
     // A "layers" list can be long and irregular: summarise it from the ops actually reported.
     const auto dense = std::count_if(r.layers.begin(), r.layers.end(),
                                      [](const LayerReport& l) { return l.kind == OpKind::kDense; });
-    row("depth",
-        fmt::format("{} ops, {} dense layer{}", r.layers.size(), dense, dense == 1 ? "" : "s"));
+    const auto convs = std::count_if(r.layers.begin(), r.layers.end(),
+                                     [](const LayerReport& l) { return l.kind == OpKind::kConv; });
+    std::string depth =
+        fmt::format("{} ops, {} dense layer{}", r.layers.size(), dense, dense == 1 ? "" : "s");
+    if (convs > 0) depth += fmt::format(", {} conv layer{}", convs, convs == 1 ? "" : "s");
+    row("depth", depth);
     row("widths", op_widths_label(r.layers, kLineWidth - 14));
     row("ops", kinds_label(r.layers));
     std::vector<std::string> acts;
     std::vector<std::string> inits;
     for (const LayerReport& l : r.layers) {
-      if (l.kind == OpKind::kDense || l.kind == OpKind::kActivation) {
+      if (l.kind == OpKind::kDense || l.kind == OpKind::kActivation || l.kind == OpKind::kConv) {
         acts.push_back(activation_label(l.activation));
       }
-      if (l.kind == OpKind::kDense) inits.push_back(init_label(l.init, l.bias));
+      if (l.kind == OpKind::kDense || l.kind == OpKind::kConv) {
+        inits.push_back(init_label(l.init, l.bias));
+      }
     }
     row("activation", distinct_joined(acts, ", "));
     row("init", distinct_joined(inits, "; "));  // an init label holds a comma itself
