@@ -188,7 +188,7 @@ int do_coordcheck(const CoordCheckArgs& a, std::ostream& out, std::ostream& err,
                   const CliEnvironment& env);
 // A merged coordinate check (`gradscope merge` of its shards): its files written and its summary
 // printed as `coordcheck` writes and prints them; exit 3 when the shards' --fail-on says so.
-int do_coordcheck_merge(const MergeArgs& a, const std::vector<std::string>& dirs,
-                        std::ostream& out, const CliEnvironment& env);
+int do_coordcheck_merge(const MergeArgs& a, const std::vector<std::string>& dirs, std::ostream& out,
+                        const CliEnvironment& env);
 
 }  // namespace gradscope

@@ -455,18 +455,16 @@ int do_run(const RunArgs& a, std::ostream& out, std::ostream& err, const CliEnvi
   if (!a.save_weights.empty()) paths.emplace_back(a.save_weights);
   // A report written over a file the run reads would lose it: a config whose name is its file's
   // stem, run with --out its own directory, would be replaced by its JSON report.
-  const std::pair<const char*, std::string> read_files[] = {
-      {"config", a.config.value_or("")},
-      {"--weights file", a.weights},
-      {"--input file", a.input},
-      {"--targets file", a.targets}};
+  const std::pair<const char*, std::string> read_files[] = {{"config", a.config.value_or("")},
+                                                            {"--weights file", a.weights},
+                                                            {"--input file", a.input},
+                                                            {"--targets file", a.targets}};
   for (const auto& [what, file] : read_files) {
     std::error_code ec;
     if (file.empty() || !std::filesystem::exists(file, ec)) continue;
     for (const std::filesystem::path& p : paths) {
       if (std::filesystem::exists(p, ec) && std::filesystem::equivalent(p, file, ec)) {
-        throw Error(p.string() + ": the run would write its report over the " + what +
-                        " it reads",
+        throw Error(p.string() + ": the run would write its report over the " + what + " it reads",
                     "give --out another directory, or the run another name (--set name=NAME)");
       }
     }

@@ -42,8 +42,7 @@ ImageShape resolve_image(OpSpec& op, const ImageShape& in) {
 
 // Appends the ops of `items`, input side first, each with its image shape resolved from `image`
 // (the shape entering the items; left as the shape leaving them). Recursive: blocks nest.
-void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops,
-                ImageShape& image) {
+void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops, ImageShape& image) {
   const auto push = [&](OpSpec op) {
     image = resolve_image(op, image);
     op.image = image;

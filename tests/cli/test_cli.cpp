@@ -132,10 +132,9 @@ TEST(Cli, AReportThatWouldReplaceTheConfigItReadsIsRefusedAndTheConfigKept) {
   EXPECT_TRUE(contains(r.err, "--set name=")) << r.err;
   EXPECT_EQ(read(config), text);
   // Another name writes beside it.
-  EXPECT_EQ(cli({"run", config.string(), "--out", dir.path().string(), "--set", "name=other",
-                 "-q"})
-                .code,
-            0);
+  EXPECT_EQ(
+      cli({"run", config.string(), "--out", dir.path().string(), "--set", "name=other", "-q"}).code,
+      0);
   EXPECT_EQ(read(config), text);
   EXPECT_TRUE(fs::exists(dir.path() / "other.json"));
 }

@@ -49,8 +49,9 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
                                         int examples = kApjnExamples, int tangents = kApjnTangents);
 
 // Fits ln J = a + b ln l and ln J = a + r l by least squares over st.layers / st.apjn (the
-// finite, positive values of the entries st.fitted marks, every one when it is empty), picks the law with the smaller
-// residual sum of squares, and sets the growth J(last) / J(first) over the same layers. Needs 3 layers or more (else fit stays kNone).
+// finite, positive values of the entries st.fitted marks, every one when it is empty), picks the
+// law with the smaller residual sum of squares, and sets the growth J(last) / J(first) over the
+// same layers. Needs 3 layers or more (else fit stays kNone).
 void fit_apjn(CriticalityStats& st);
 
 }  // namespace gradscope
