@@ -121,6 +121,33 @@ TEST(Cli, ConfigFileNameIsTheFileStemAndFlagsOverrideIt) {
   EXPECT_EQ(report["config"]["seed"], 3);
 }
 
+TEST(Cli, AnExplodingConvNetOverflowsFloat32WhereItsFloat64TwinIsMeasured) {
+  // 30 He ReLU convs at gain 30 (x24 a layer in rms): float32 overflows past layer 27, float64
+  // holds every value and measures the gradient's 39 decades.
+  TempDir dir;
+  const std::string body =
+      R"("input": {"channels": 2, "height": 6, "width": 6, "batch": 4},
+         "layers": [{"repeat": 30, "block": [{"conv": {"channels": 4, "kernel": 3, "padding": 1},
+                     "activation": "relu", "init": {"name": "he_normal", "gain": 30}}]},
+                    {"pool": {"kind": "global_average"}}, {"flatten": {}},
+                    {"width": 3, "activation": "linear"}]})";
+  const fs::path f32 = dir.write("c32.json", R"({"name": "c32", "precision": "float32", )" + body);
+  const fs::path f64 = dir.write("c64.json", R"({"name": "c64", "precision": "float64", )" + body);
+  const fs::path out = dir.path() / "out";
+  ASSERT_EQ(cli({"run", f32.string(), "--out", out.string(), "-q"}).code, 0);
+  ASSERT_EQ(cli({"run", f64.string(), "--out", out.string(), "-q"}).code, 0);
+  const auto r32 = nlohmann::json::parse(read(out / "c32.json"));
+  const auto r64 = nlohmann::json::parse(read(out / "c64.json"));
+  EXPECT_EQ(r32["summary"]["first_nonfinite_layer"], 28);
+  EXPECT_EQ(r32["summary"]["first_nonfinite_pass"], "forward");
+  EXPECT_TRUE(r64["summary"]["first_nonfinite_layer"].is_null());
+  EXPECT_GT(r64["summary"]["log10_grad_ratio_first_to_last"].get<double>(), 30.0);
+  // Up to the overflow the twins agree: layer 20's output rms to float32's rounding.
+  const double a = r32["layers"][19]["forward"]["act"]["rms"].get<double>();
+  const double b = r64["layers"][19]["forward"]["act"]["rms"].get<double>();
+  EXPECT_NEAR(a / b, 1.0, 1e-3);  // 20 layers of float32 products: about 20 x 1e-6 relative
+}
+
 TEST(Cli, AReportThatWouldReplaceTheConfigItReadsIsRefusedAndTheConfigKept) {
   // my-net.json run with --out its own directory: the JSON report is my-net.json too.
   TempDir dir;
