@@ -98,7 +98,7 @@ class PassRunner {
   bool has_weights(std::size_t l) const {
     const OpSpec& op = net_.ops[l];
     return op.kind == OpKind::kDense || op.kind == OpKind::kAttention || op.kind == OpKind::kGlu ||
-           (op.kind == OpKind::kResidualEnd && op.residual.projection);
+           op.kind == OpKind::kConv || (op.kind == OpKind::kResidualEnd && op.residual.projection);
   }
 
   // The weights of op l for a forward computation: stored, or drawn (into the segment's cache
