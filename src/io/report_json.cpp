@@ -154,6 +154,7 @@ Json forward_json(const ForwardStats& f) {
     put_magnitude(channels, "mean_sq", "log10_mean_sq", f.channel_mean_sq);
     put_magnitude(channels, "var", "log10_var", f.channel_var);
     channels["nonfinite"] = f.channels_nonfinite;
+    channels["zero"] = f.zero_channels;
     if (f.has_branch_var) put_magnitude(channels, "branch_var", "log10_branch_var", f.branch_var);
     j["channels"] = std::move(channels);
   }

@@ -245,6 +245,7 @@ class ReportReader {
       f.channel_mean_sq = magnitude(channels, at, "mean_sq", "log10_mean_sq");
       f.channel_var = magnitude(channels, at, "var", "log10_var");
       f.channels_nonfinite = in_.int64(channels, at, "nonfinite");
+      f.zero_channels = in_.int64(channels, at, "zero");
       f.has_branch_var = channels.contains("branch_var");
       if (f.has_branch_var) {
         f.branch_var = magnitude(channels, at, "branch_var", "log10_branch_var");
