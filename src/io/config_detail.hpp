@@ -64,6 +64,7 @@ inline const std::vector<std::string_view> kItemKeys{
     "transformer", "conv",       "pool",     "flatten"};
 inline const std::vector<std::string_view> kResidualKeys{"scale", "skip", "projection", "placement",
                                                          "norm"};
+inline const std::vector<std::string_view> kProjectionKeys{"init", "norm"};
 inline const std::vector<std::string_view> kAttentionKeys{
     "heads", "causal", "scale", "bias", "output_projection", "init"};
 inline const std::vector<std::string_view> kGluKeys{"hidden", "activation", "bias", "init"};
