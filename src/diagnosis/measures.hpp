@@ -46,6 +46,15 @@ struct Shape {
   double input_std = 1.0;
   double input_correlation = 0.0;  // expected cosine between two input examples
   double grad_scale_log10 = 0.0;   // to the per-example scale of a mean-over-batch loss
+  // Per reported layer: inside a residual branch that holds a zero-initialised dense or conv
+  // layer (Fixup's last layer, a SkipInit-style branch). Such a branch outputs exactly 0 and
+  // passes back exactly 0 below that layer at initialisation, by design: its zeros are not a
+  // collapse, nor a vanishing gradient.
+  std::vector<char> zero_by_design;
+  bool is_zero_by_design(const LayerReport& l) const {
+    const auto i = static_cast<std::size_t>(l.index - 1);
+    return i < zero_by_design.size() && zero_by_design[i] != 0;
+  }
 };
 
 Shape shape_of(const Report& r);

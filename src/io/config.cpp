@@ -70,6 +70,9 @@ class Reader {
       read_item_list(*layers, "layers", spec.layers);
       spec.input = read_input(section(root, "input"), first_width_);
       resolve_residual_projections(spec);
+      if (const std::optional<PresetProblem> problem = resolve_residual_presets(spec, presets_)) {
+        fail(problem->path, problem->what, problem->hint);
+      }
     } else {
       spec.stack = read_stack(given(root, "stack") == nullptr ? nullptr : section(root, "stack"));
       spec.input = read_input(section(root, "input"), spec.stack.layer.width);
@@ -1059,6 +1062,13 @@ class Reader {
     }
     check_keys(v, path, kResidualKeys);
     ResidualSpec residual;
+    if (const Json* preset = find(v, "preset")) {
+      // Resolved once the whole network is read (resolve_residual_presets); keyed by the item.
+      ResidualPreset p;
+      p.kind = static_cast<ResidualPresetKind>(
+          read_choice(*preset, child(path, "preset"), "preset", kResidualPresetNames));
+      presets_[path.substr(0, path.size() - std::string_view(".residual").size())] = p;
+    }
     if (const Json* scale = find(v, "scale"))
       residual.scale = read_number(*scale, child(path, "scale"));
     if (const Json* skip = find(v, "skip")) residual.skip = read_number(*skip, child(path, "skip"));
@@ -1471,6 +1481,8 @@ class Reader {
   mutable std::optional<int> first_width_;
   // A conv or pool item came before: the stream's width is then unknown at read time.
   mutable bool after_image_op_ = false;
+  // The residual presets of block items, by the item's path, resolved after the whole config.
+  mutable std::map<std::string, ResidualPreset> presets_;
 };
 
 std::string read_file(const std::string& path) {

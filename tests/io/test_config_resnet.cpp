@@ -116,4 +116,80 @@ TEST(ConfigResnetProjection, TheResolvedConfigStatesInitAndNormAndRoundTrips) {
   EXPECT_FALSE(back.layers[0].residual->projection_norm.has_value());
 }
 
+// ---- Fixup (Zhang et al. 2019): L residual branches of m weight layers each.
+
+// An image ResNet without norms: a stem conv, then `blocks` blocks of `branch` under `residual`.
+std::string fixup_net(int blocks, const std::string& branch,
+                      const std::string& residual = R"({"preset": "fixup"})") {
+  return image_layers(R"({"conv": {"channels": 4, "kernel": 3, "padding": 1}},
+      {"repeat": )" + std::to_string(blocks) +
+                      R"(, "residual": )" + residual + R"(, "block": [)" + branch + R"(]},
+      {"pool": {"kind": "global_average"}}, {"flatten": {}},
+      {"width": 3, "activation": "linear"})");
+}
+
+const char* const kBasicBranch =
+    R"({"conv": {"channels": 4, "kernel": 3, "padding": 1}, "activation": "relu"},
+       {"conv": {"channels": 4, "kernel": 3, "padding": 1}, "activation": "linear"})";
+
+TEST(ConfigResnetFixup, BasicBlocksScaleByLToTheMinusHalfAndZeroTheLastLayer) {
+  // L = 3 branches of m = 2 layers: L^(-1/(2m-2)) = 3^(-1/2).
+  const RunSpec spec = parse(fixup_net(3, kBasicBranch));
+  const LayerItem& block = spec.layers[1];
+  EXPECT_DOUBLE_EQ(block.block[0].op.conv.init.gain, 1.0 / std::sqrt(3.0));
+  EXPECT_EQ(block.block[0].op.conv.init.kind, Init::kHeNormal);
+  EXPECT_EQ(block.block[1].op.conv.init.kind, Init::kZeros);
+  // Outside the branches nothing changes.
+  EXPECT_EQ(spec.layers[0].op.conv.init.gain, 1.0);
+  EXPECT_EQ(spec.layers[0].op.conv.init.kind, Init::kHeNormal);
+}
+
+TEST(ConfigResnetFixup, BottlenecksOfThreeLayersScaleByLToTheMinusQuarter) {
+  // L = 2 + 3 = 5 branches over two block items, m = 3: 5^(-1/4) on the first two layers.
+  const RunSpec spec = parse(image_layers(R"(
+      {"conv": {"channels": 4, "kernel": 1}},
+      {"repeat": 2, "residual": {"preset": "fixup"},
+       "block": [{"conv": {"channels": 2, "kernel": 1}, "init": {"name": "he_normal", "gain": 2}},
+                 {"conv": {"channels": 2, "kernel": 3, "padding": 1}},
+                 {"conv": {"channels": 4, "kernel": 1}, "activation": "linear"}]},
+      {"repeat": 3, "residual": true,
+       "block": [{"conv": {"channels": 4, "kernel": 3, "padding": 1}}]})"));
+  const LayerItem& block = spec.layers[1];
+  const double factor = std::pow(5.0, -0.25);
+  EXPECT_DOUBLE_EQ(block.block[0].op.conv.init.gain, 2.0 * factor);  // the given gain, scaled
+  EXPECT_DOUBLE_EQ(block.block[1].op.conv.init.gain, factor);
+  EXPECT_EQ(block.block[2].op.conv.init.kind, Init::kZeros);
+  // A block without the preset keeps its inits.
+  EXPECT_EQ(spec.layers[2].block[0].op.conv.init.gain, 1.0);
+}
+
+TEST(ConfigResnetFixup, TheResolvedConfigStatesTheInitsAndNotThePresetAndRoundTrips) {
+  const RunSpec spec = parse(fixup_net(4, kBasicBranch));
+  const Json j = Json::parse(gradscope::run_spec_to_json(spec));
+  const Json& block = j["layers"][1];
+  EXPECT_FALSE(block["residual"].contains("preset"));
+  EXPECT_EQ(block["block"][0]["init"],
+            Json::parse(R"({"name": "he_normal", "gain": 0.5, "mode": "fan_in"})"));
+  EXPECT_EQ(block["block"][1]["init"]["name"], "zeros");
+  // Read back, the inits are what the preset made (not scaled a second time).
+  expect_round_trip(spec);
+}
+
+TEST(ConfigResnetFixup, RefusesOneLayerBranchesNormsAndPostNorms) {
+  const Error one = config_error(fixup_net(2, R"({"conv": {"channels": 4, "kernel": 1}})"));
+  EXPECT_EQ(one.code(), ExitCode::kUsage);
+  EXPECT_TRUE(Contains(what(one),
+                       "cfg.json: layers[1].residual.preset: a Fixup branch needs at "
+                       "least two weight layers, this one has 1"));
+  const Error norm = config_error(
+      fixup_net(2, R"({"conv": {"channels": 4, "kernel": 3, "padding": 1}, "norm": "batch_norm"},
+                      {"conv": {"channels": 4, "kernel": 1}})"));
+  EXPECT_TRUE(Contains(what(norm), "layers[1].block[0]: a norm in a Fixup branch"));
+  const Error post = config_error(fixup_net(
+      2, kBasicBranch, R"({"preset": "fixup", "placement": "post_norm", "norm": "layer_norm"})"));
+  EXPECT_TRUE(Contains(what(post), "layers[1].residual.preset: a Fixup block takes no post-norm"));
+  const Error unknown = config_error(fixup_net(2, kBasicBranch, R"({"preset": "fixupp"})"));
+  EXPECT_TRUE(Contains(what(unknown), "layers[1].residual.preset: unknown preset \"fixupp\""));
+}
+
 }  // namespace
