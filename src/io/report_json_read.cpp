@@ -395,6 +395,11 @@ class ReportReader {
         if (residual.contains("skip"))
           l.residual.skip = in_.number(residual, residual_path, "skip");
         l.residual.projection = in_.boolean(residual, residual_path, "projection");
+        // An image's learned projection: its shapes come with the config's op (settings are the
+        // config's); the key is checked here.
+        if (residual.contains("learned_projection")) {
+          in_.boolean(residual, residual_path, "learned_projection");
+        }
         break;
       }
       case OpKind::kAttention:
