@@ -94,7 +94,8 @@ TEST(ResnetLesson, ThePlotDrawsTheStreamAndTheBranchOfEveryBlock) {
        at = plots[0].second.find("data-y=", at + 1)) {
     ++points;
   }
-  EXPECT_EQ(points, 4U * 2U * 16U);
+  // Fixup's branches are exactly 0, which a log axis does not draw: 16 points fewer.
+  EXPECT_EQ(points, 4U * 2U * 16U - 16U);
 }
 
 }  // namespace
