@@ -1106,6 +1106,7 @@ std::span<const DiagnosisThreshold> diagnosis_thresholds() {
       {"postnorm_gradient_ratio", &DiagnosisSpec::postnorm_gradient_ratio, false},
       {"residual_growth", &DiagnosisSpec::residual_growth, false},
       {"partial_jacobian_growth", &DiagnosisSpec::partial_jacobian_growth, false},
+      {"mean_shift", &DiagnosisSpec::mean_shift, true},
   };
   return kThresholds;
 }

@@ -222,6 +222,13 @@ std::vector<Fix> Advisor::fixes(FindingCode code, bool measured_problem) const {
     case FindingCode::kExplodingPartialJacobian:
       add(residual_scale_fix());
       break;
+    case FindingCode::kMeanShift:
+      out.push_back(
+          note("Remove the shared mean where it enters: batch norm before each convolution of the "
+               "branches centres every channel, and so does standardising each filter's weights to "
+               "zero mean (an NF-ResNet's scaled weight standardisation), which keeps the network "
+               "free of norms."));
+      break;
   }
   return out;
 }

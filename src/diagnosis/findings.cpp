@@ -65,6 +65,11 @@ constexpr std::array<FindingInfo, kFindingCodeCount> kFindings{{
     {FindingCode::kExplodingPartialJacobian, "exploding_partial_jacobian",
      "a residual network's partial Jacobian norm grows exponentially with depth",
      "partial Jacobian norm at the last layer over the first's, J(last) / J(first)", true},
+    {FindingCode::kMeanShift, "mean_shift",
+     "an image network's residual stream carries a shared channel mean that outweighs its spread",
+     "largest share of the stream's channel second moment that is squared mean, "
+     "mean^2 / (mean^2 + var), over the residual blocks",
+     true},
     {FindingCode::kSaturatingHiddenActivation, "saturating_hidden_activation",
      "sigmoid or tanh in many hidden layers of a plain stack",
      "problem score of the measured findings (warning 1, error 2)", false},

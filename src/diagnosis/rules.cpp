@@ -121,6 +121,7 @@ constexpr std::array<Rule, kFindingCodeCount> kRules{{
     {FindingCode::kPostnormGradientImbalance, postnorm_metric, postnorm_gradient_imbalance},
     {FindingCode::kResidualStreamGrowth, residual_growth_metric, residual_stream_growth},
     {FindingCode::kExplodingPartialJacobian, apjn_growth_metric, exploding_partial_jacobian},
+    {FindingCode::kMeanShift, mean_shift_metric, mean_shift},
     {FindingCode::kSaturatingHiddenActivation, score_metric, saturating_hidden_activation},
     {FindingCode::kMismatchedInit, score_metric, mismatched_init},
     {FindingCode::kSigmoidOutputMulticlass, output_floor_metric, sigmoid_output_multiclass},

@@ -77,6 +77,8 @@ RuleResult exploding_attention_logits(const RuleContext& c, const ProblemMetric&
 RuleResult postnorm_gradient_imbalance(const RuleContext& c, const ProblemMetric& m);
 RuleResult residual_stream_growth(const RuleContext& c, const ProblemMetric& m);
 RuleResult exploding_partial_jacobian(const RuleContext& c, const ProblemMetric& m);
+ProblemMetric mean_shift_metric(const RuleContext& c);
+RuleResult mean_shift(const RuleContext& c, const ProblemMetric& m);
 RuleResult saturating_hidden_activation(const RuleContext& c, const ProblemMetric& m);
 RuleResult mismatched_init(const RuleContext& c, const ProblemMetric& m);
 RuleResult sigmoid_output_multiclass(const RuleContext& c, const ProblemMetric& m);

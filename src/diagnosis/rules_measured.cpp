@@ -804,4 +804,66 @@ RuleResult exploding_partial_jacobian(const RuleContext& c, const ProblemMetric&
   return f;
 }
 
+// The residual stream of an image network: at each block's output, the share of the channels'
+// second moment that is their squared mean (ForwardStats' channel moments).
+namespace {
+struct MeanShiftScan {
+  double worst = -kInf;
+  int worst_layer = 0;
+  int first_layer = 0;  // the first block at or above the threshold
+  int first_block = 0;
+  int worst_block = 0;
+  int blocks = 0;
+  double first_share = kNaN;  // at the first block
+};
+MeanShiftScan scan_mean_shift(const RuleContext& c) {
+  MeanShiftScan s;
+  for (const LayerReport& l : c.r.layers) {
+    if (l.kind != OpKind::kResidualEnd || !l.forward.has_channels) continue;
+    if (!forward_valid(c.r, l)) break;
+    ++s.blocks;
+    const double m = l.forward.channel_mean_sq.value;
+    const double v = l.forward.channel_var.value;
+    const double share = m / (m + v);
+    if (!std::isfinite(share)) continue;
+    if (s.blocks == 1) s.first_share = share;
+    if (share > s.worst) {
+      s.worst = share;
+      s.worst_layer = l.index;
+      s.worst_block = s.blocks;
+    }
+    if (s.first_layer == 0 && share >= c.d.mean_shift) {
+      s.first_layer = l.index;
+      s.first_block = s.blocks;
+    }
+  }
+  return s;
+}
+}  // namespace
+
+ProblemMetric mean_shift_metric(const RuleContext& c) {
+  return {scan_mean_shift(c).worst, c.d.mean_shift};
+}
+
+RuleResult mean_shift(const RuleContext& c, const ProblemMetric& m) {
+  if (!(m.value >= m.threshold)) return std::nullopt;
+  const MeanShiftScan s = scan_mean_shift(c);
+  Finding f = make(FindingCode::kMeanShift, Severity::kWarning, s.first_layer);
+  f.evidence.push_back(ev("mean_shift_share", s.worst, ">=", c.d.mean_shift, s.worst_layer));
+  f.evidence.push_back(context("first_block_share", s.first_share, 0));
+  f.explanation =
+      "From residual block " + std::to_string(s.first_block) + " (" + layer_word(s.first_layer) +
+      ") on, the stream's channels each carry a mean shared by every example and position: the "
+      "squared channel means are " +
+      fmt_num(s.worst) +
+      " of the channels' second moment at "
+      "block " +
+      std::to_string(s.worst_block) + " (" + fmt_num(s.first_share) +
+      " after the first block). ReLU's outputs have a positive mean, convolutions with random "
+      "filters carry it into every channel, and without a norm nothing takes it out of the "
+      "stream, so the examples' representations are alike (mean shift; Brock, De & Smith "
+      "2021).";
+  return f;
+}
+
 }  // namespace gradscope::diagnosis_detail

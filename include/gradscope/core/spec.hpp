@@ -296,6 +296,9 @@ struct DiagnosisSpec {
   // A residual network whose partial Jacobian norm grows exponentially with depth: J at the last
   // layer on the stream over J at the first (apjn.hpp). Branches scaled by 1/sqrt(L) reach e^2.
   double partial_jacobian_growth = 100.0;
+  // An image network's residual stream: the share of its channels' second moment that is their
+  // squared mean, (1/C) sum mu_c^2 over (1/C) sum (mu_c^2 + sigma_c^2), at a block's output.
+  double mean_shift = 0.5;
 };
 
 struct RunSpec {

@@ -36,13 +36,14 @@ enum class FindingCode : int {
   kPostnormGradientImbalance,
   kResidualStreamGrowth,
   kExplodingPartialJacobian,
+  kMeanShift,
   kSaturatingHiddenActivation,
   kMismatchedInit,
   kSigmoidOutputMulticlass,
   kPlainDeepStack,
   kUnnormalizedInput,
 };
-inline constexpr int kFindingCodeCount = 24;
+inline constexpr int kFindingCodeCount = 25;
 
 struct FindingInfo {
   FindingCode code;
