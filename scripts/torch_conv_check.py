@@ -42,6 +42,18 @@ def act(name, h):
     return table[name](h)
 
 
+def standardized(w, ws):
+    """timm's ScaledStdConv2d: batch_norm over each output channel's weights, scaled by
+    gain / sqrt(fan_in); autograd carries dL/dW through it. w itself when ws is false."""
+    if not ws:
+        return w
+    ws = ws if isinstance(ws, dict) else {}
+    scale = torch.full((w.shape[0],), float(ws.get("gain", 1.0)) / w[0].numel() ** 0.5,
+                       dtype=torch.float64)
+    return F.batch_norm(w.reshape(1, w.shape[0], -1), None, None, weight=scale, training=True,
+                        momentum=0.0, eps=float(ws.get("eps", 1e-6))).reshape_as(w)
+
+
 def activation_name(item):
     a = item.get("activation", "linear")
     return a if isinstance(a, str) else a["name"]
@@ -89,11 +101,13 @@ class Net:
         return x
 
     def projection(self, projection, skip, x):
-        """torchvision ResNet's downsample: conv1x1(stride) then BatchNorm2d (training mode)."""
+        """torchvision ResNet's downsample: conv1x1(stride) then BatchNorm2d (training mode); an
+        NF-ResNet's: a weight-standardised conv1x1 without the norm."""
         if not isinstance(projection, dict) or "init" not in projection or skip.dim() != 4:
             raise SystemExit("torch_conv_check: only the learned projection of images is covered")
         k = f"ops.{self.op}"
-        w = self.param(k + ".projection.weight")
+        w = standardized(self.param(k + ".projection.weight"),
+                         projection.get("weight_standardization"))
         stride = (skip.shape[2] // x.shape[2], skip.shape[3] // x.shape[3])
         p = F.conv2d(skip, w, None, stride=stride)
         norm = projection.get("norm")
@@ -115,6 +129,7 @@ class Net:
             c = item["conv"]
             w = self.param(k + ".weight")
             b = self.param(k + ".bias") if c.get("bias", True) else None
+            w = standardized(w, c.get("weight_standardization"))
             h = F.conv2d(x, w, b, stride=pair(c["stride"]), padding=pair(c["padding"]),
                          dilation=pair(c["dilation"]), groups=int(c["groups"]))
             y = act(activation_name(item), h)
@@ -176,6 +191,7 @@ def main():
     tol = TOLERANCE[config["precision"]]
     x = torch.tensor(tensors["input"], dtype=torch.float64).reshape(
         int(inp["batch"]), int(inp["channels"]), int(inp["height"]), int(inp["width"]))
+    x.requires_grad_()  # a network may open with a parameter-free op (an NF block's relu)
     net = Net(config, tensors)
     y = net.run_items(config["layers"], x)
     loss = config["loss"]["name"] if isinstance(config["loss"], dict) else config["loss"]

@@ -243,6 +243,14 @@ Problem check_conv(const ConvSpec& c) {
                      "use an elementwise activation on a convolution (" + hidden_activation_list() +
                          "), and softmax on a last dense item after a flatten"};
   }
+  if (c.weight_standardization &&
+      !(std::isfinite(c.ws_gain) && std::isfinite(c.ws_eps) && c.ws_eps > 0)) {
+    return std::pair{"weight standardisation's gain " + number_text(c.ws_gain) + " and eps " +
+                         number_text(c.ws_eps) +
+                         ": the gain must be finite and eps finite and greater than 0",
+                     std::string(R"(e.g. "weight_standardization": {"gain": 1.7128585504496627, )"
+                                 R"("eps": 1e-6})")};
+  }
   // delta_orthogonal is a convolution's orthogonal init: checked as one.
   InitSpec init = c.init;
   if (init.kind == Init::kDeltaOrthogonal) init.kind = Init::kOrthogonal;

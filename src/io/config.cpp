@@ -982,7 +982,26 @@ class Reader {
       c.groups = read_count(*groups, child(path, "groups"), kMaxWidth);
     }
     if (const Json* bias = find(v, "bias")) c.bias = read_bool(*bias, child(path, "bias"));
+    if (const Json* ws = find(v, "weight_standardization")) {
+      read_weight_standardization(*ws, child(path, "weight_standardization"), c);
+    }
     return c;
+  }
+
+  // true, false, or {"gain": g, "eps": e}.
+  void read_weight_standardization(const Json& ws, const std::string& ws_path, ConvSpec& c) const {
+    if (ws.is_boolean()) {
+      c.weight_standardization = ws.get<bool>();
+      return;
+    }
+    expect_object(ws, ws_path, R"("weight_standardization": {"gain": 1.0, "eps": 1e-6})");
+    check_keys(ws, ws_path, kWeightStandardizationKeys);
+    c.weight_standardization = true;
+    if (const Json* gain = find(ws, "gain")) c.ws_gain = read_number(*gain, child(ws_path, "gain"));
+    if (const Json* eps = find(ws, "eps")) {
+      c.ws_eps = read_positive(*eps, child(ws_path, "eps"),
+                               "it keeps a constant channel's standardisation finite");
+    }
   }
 
   // {"kind": ..., "kernel": ..., "stride": ..., "padding": ...}; the stride defaults to the
@@ -1067,7 +1086,18 @@ class Reader {
       ResidualPreset p;
       p.kind = static_cast<ResidualPresetKind>(
           read_choice(*preset, child(path, "preset"), "preset", kResidualPresetNames));
+      if (const Json* alpha = find(v, "alpha")) {
+        if (p.kind != ResidualPresetKind::kNf) {
+          fail(child(path, "alpha"), "\"alpha\" belongs to the nf preset",
+               R"(remove it, or set "preset": "nf")");
+        }
+        p.alpha = read_positive(*alpha, child(path, "alpha"),
+                                "it scales each branch (NF-ResNets use 0.2)");
+      }
       presets_[path.substr(0, path.size() - std::string_view(".residual").size())] = p;
+    } else if (find(v, "alpha") != nullptr) {
+      fail(child(path, "alpha"), "\"alpha\" belongs to the nf preset",
+           R"(remove it, or add "preset": "nf")");
     }
     if (const Json* scale = find(v, "scale"))
       residual.scale = read_number(*scale, child(path, "scale"));
@@ -1093,6 +1123,13 @@ class Reader {
           const bool none = (norm->is_boolean() && !norm->get<bool>()) ||
                             (norm->is_string() && norm->get<std::string>() == "none");
           if (!none) residual.projection_norm = read_norm(*norm, child(projection_path, "norm"));
+        }
+        if (const Json* ws = find(*projection, "weight_standardization")) {
+          ConvSpec c;
+          read_weight_standardization(*ws, child(projection_path, "weight_standardization"), c);
+          residual.projection_ws = c.weight_standardization;
+          residual.projection_ws_gain = c.ws_gain;
+          residual.projection_ws_eps = c.ws_eps;
         }
       } else if (projection->is_string() || projection->is_object()) {
         residual.projection = true;

@@ -63,14 +63,17 @@ inline const std::vector<std::string_view> kItemKeys{
     "width",       "activation", "init",     "bias_init", "norm",      "norm_position",
     "dropout",     "repeat",     "residual", "block",     "attention", "glu",
     "transformer", "conv",       "pool",     "flatten"};
-inline const std::vector<std::string_view> kResidualKeys{"scale",     "skip", "projection",
-                                                         "placement", "norm", "preset"};
-inline const std::vector<std::string_view> kProjectionKeys{"init", "norm"};
+inline const std::vector<std::string_view> kResidualKeys{
+    "scale", "skip", "projection", "placement", "norm", "preset", "alpha"};
+inline const std::vector<std::string_view> kProjectionKeys{"init", "norm",
+                                                           "weight_standardization"};
 inline const std::vector<std::string_view> kAttentionKeys{
     "heads", "causal", "scale", "bias", "output_projection", "init"};
 inline const std::vector<std::string_view> kGluKeys{"hidden", "activation", "bias", "init"};
-inline const std::vector<std::string_view> kConvKeys{"channels", "kernel", "stride", "padding",
-                                                     "dilation", "groups", "bias"};
+inline const std::vector<std::string_view> kConvKeys{
+    "channels", "kernel", "stride", "padding",
+    "dilation", "groups", "bias",   "weight_standardization"};
+inline const std::vector<std::string_view> kWeightStandardizationKeys{"gain", "eps"};
 inline const std::vector<std::string_view> kPoolKeys{"kind", "kernel", "stride", "padding"};
 inline const std::vector<std::string_view> kTransformerKeys{
     "blocks", "heads",     "width",  "mlp_ratio", "activation",
@@ -136,11 +139,12 @@ std::vector<LayerItem> expand_transformer(const TransformerShorthand& t);
 // after the whole config is read (Fixup needs the network's number of residual branches) into
 // the inits and scales it stands for.
 
-enum class ResidualPresetKind : int { kFixup };
-inline const std::vector<std::string_view> kResidualPresetNames{"fixup"};
+enum class ResidualPresetKind : int { kFixup, kNf };
+inline const std::vector<std::string_view> kResidualPresetNames{"fixup", "nf"};
 
 struct ResidualPreset {
   ResidualPresetKind kind = ResidualPresetKind::kFixup;
+  double alpha = 0.2;  // nf: the branch's scale
 };
 
 // A preset that cannot apply: the JSON path, what is wrong, what to do.

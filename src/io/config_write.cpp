@@ -122,6 +122,10 @@ Json conv_json(const ConvSpec& c) {
   j["dilation"] = pair_json(c.dilation_h, c.dilation_w);
   j["groups"] = c.groups;
   j["bias"] = c.bias;
+  // Only when on, so that the conv items written before it existed read the same.
+  if (c.weight_standardization) {
+    j["weight_standardization"] = Json::object({{"gain", c.ws_gain}, {"eps", c.ws_eps}});
+  }
   return j;
 }
 
@@ -151,6 +155,11 @@ Json item_json(const LayerItem& item) {
         projection["norm"] = item.residual->projection_norm
                                  ? norm_json(*item.residual->projection_norm)
                                  : Json(false);
+        if (item.residual->projection_ws) {
+          projection["weight_standardization"] =
+              Json::object({{"gain", item.residual->projection_ws_gain},
+                            {"eps", item.residual->projection_ws_eps}});
+        }
         residual["projection"] = std::move(projection);
       } else {
         residual["projection"] =

@@ -223,7 +223,8 @@ void propagate(
         if (op.residual.conv_projection()) {
           // The learned 1x1 convolution (its batch norm is refused by apjn_refusal): linear in u.
           const ops::ConvShape shape = ops::projection_shape(op.residual, op.image);
-          const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+          const Mat<Scalar> w = ops::conv_applied_weight(ops::projection_ws_spec(op.residual),
+                                                         weight_of(net, l, scratch, pool));
           Mat<Scalar> px, pt;
           ops::conv2d_forward<Scalar>(sx, w, Vec<Scalar>(), shape, px, pool);
           ops::conv2d_forward<Scalar>(st.m, w, Vec<Scalar>(), shape, pt, pool);
@@ -270,7 +271,7 @@ void propagate(
       case OpKind::kConv: {
         // h = conv(x) + b, J u = phi'(h) * conv(u): the convolution is linear in u.
         const ops::ConvShape shape = ops::conv_shape(op.conv);
-        const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+        const Mat<Scalar> w = ops::conv_applied_weight(op.conv, weight_of(net, l, scratch, pool));
         Mat<Scalar> h;
         ops::conv2d_forward<Scalar>(x, w, net.bias[l], shape, h, pool);
         Mat<Scalar> ct;

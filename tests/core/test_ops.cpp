@@ -68,7 +68,8 @@ Matrix preact(const OpUnderTest& t) {
   if (t.op.kind == OpKind::kConv) {
     ThreadPool one(1);
     Matrix h;
-    ops::conv2d_forward<double>(t.inp, t.weight, t.bias, ops::conv_shape(t.op.conv), h, one);
+    ops::conv2d_forward<double>(t.inp, ops::conv_applied_weight(t.op.conv, t.weight), t.bias,
+                                ops::conv_shape(t.op.conv), h, one);
     return h;
   }
   if (t.op.kind == OpKind::kGlu) return t.weight.topRows(t.op.glu.hidden) * t.inp;
@@ -485,6 +486,38 @@ TEST(OpGradients, ConvMatchesCentralDifferencesInInputWeightsAndBias) {
       conv_under_test({3, 4, 4}, 6, Activation::kGelu, 3, 1, 1, 1, 3, true), "depthwise x2");
   expect_matches_central_differences(
       conv_under_test({3, 4, 4}, 2, Activation::kLinear, 1, 1, 0, 1, 1, false), "1x1, no bias");
+}
+
+// Scaled weight standardisation (timm's ScaledStdConv2d): dW through the standardisation's
+// Jacobian, which is blind to a shift or a scale of each output channel's row of W.
+TEST(OpGradients, WeightStandardizedConvMatchesCentralDifferencesThroughTheStandardisation) {
+  for (const double gain : {1.0, 1.7128585504496627}) {
+    OpUnderTest t = conv_under_test({3, 5, 4}, 4, Activation::kTanh, 3, 1, 1, 1, 1, true);
+    t.op.conv.weight_standardization = true;
+    t.op.conv.ws_gain = gain;
+    t.weight.array() += 0.3;  // a mean per channel for the standardisation to remove
+    expect_matches_central_differences(t, "gain " + std::to_string(gain));
+  }
+  OpUnderTest grouped = conv_under_test({4, 5, 5}, 6, Activation::kRelu, 3, 2, 1, 1, 2, false);
+  grouped.op.conv.weight_standardization = true;
+  grouped.op.conv.ws_eps = 1e-3;
+  expect_matches_central_differences(grouped, "groups 2, stride 2, eps 1e-3");
+}
+
+TEST(OpGradients, WeightStandardizationCentresEachChannelAndScalesItToGainOverSqrtFanIn) {
+  ConvSpec c;
+  c.weight_standardization = true;
+  c.ws_gain = 1.7;
+  c.ws_eps = 1e-6;
+  const Matrix w = gaussian(5, 12, 8) * 0.2;
+  const Matrix hat = ops::conv_applied_weight(c, w);
+  for (Eigen::Index o = 0; o < w.rows(); ++o) {
+    const double mean = w.row(o).mean();
+    const double var = (w.row(o).array() - mean).square().mean();  // population variance
+    EXPECT_NEAR(hat.row(o).mean(), 0.0, 1e-15);  // rounding of 12 terms of size ~0.5: ~1e-16 each
+    // ||W-hat_o||^2 = gain^2 / fan_in * sum x-hat^2 = gain^2 var / (var + eps), to rounding.
+    EXPECT_NEAR(hat.row(o).squaredNorm(), 1.7 * 1.7 * var / (var + 1e-6), 1e-14);
+  }
 }
 
 OpUnderTest pool_under_test(PoolKind kind, ImageShape in, int kernel, int stride, int pad) {

@@ -380,7 +380,7 @@ TEST(ConfigLayersErrors, UnknownKeysSuggestTheClosestValidKey) {
   EXPECT_EQ(what(residual), "cfg.json: layers[1].residual.scael: unknown key");
   EXPECT_EQ(residual.hint(),
             "did you mean \"scale\"? valid keys here: scale, skip, projection, placement, norm, "
-            "preset");
+            "preset, alpha");
 
   const Error norm =
       config_error(with_layers(R"([{"width": 8}, {"norm": {"name": "layer_norm", "esp": 1}}])"));

@@ -192,4 +192,74 @@ TEST(ConfigResnetFixup, RefusesOneLayerBranchesNormsAndPostNorms) {
   EXPECT_TRUE(Contains(what(unknown), "layers[1].residual.preset: unknown preset \"fixupp\""));
 }
 
+// ---- Scaled weight standardisation and the nf preset.
+
+TEST(ConfigResnetWeightStandardization, ReadInEitherFormWrittenOnlyWhenOnAndRoundTrips) {
+  const RunSpec on = parse(image_layers(
+      R"({"conv": {"channels": 4, "kernel": 3, "weight_standardization": true}},
+         {"conv": {"channels": 4, "kernel": 1,
+                   "weight_standardization": {"gain": 1.5, "eps": 0.0001}}})"));
+  EXPECT_TRUE(on.layers[0].op.conv.weight_standardization);
+  EXPECT_EQ(on.layers[0].op.conv.ws_gain, 1.0);
+  EXPECT_EQ(on.layers[0].op.conv.ws_eps, 1e-6);  // timm's ScaledStdConv2d default
+  EXPECT_EQ(on.layers[1].op.conv.ws_gain, 1.5);
+  EXPECT_EQ(on.layers[1].op.conv.ws_eps, 1e-4);
+  const Json j = Json::parse(gradscope::run_spec_to_json(on));
+  EXPECT_EQ(j["layers"][1]["conv"]["weight_standardization"],
+            Json::parse(R"({"gain": 1.5, "eps": 0.0001})"));
+  expect_round_trip(on);
+  const RunSpec off = parse(image_layers(R"({"conv": {"channels": 4, "kernel": 3}})"));
+  EXPECT_FALSE(Json::parse(gradscope::run_spec_to_json(off))["layers"][0]["conv"].contains(
+      "weight_standardization"));
+  const Error bad = config_error(image_layers(
+      R"({"conv": {"channels": 4, "kernel": 3, "weight_standardization": {"eps": 0}}})"));
+  EXPECT_TRUE(
+      Contains(what(bad), "layers[0].conv.weight_standardization.eps: must be greater than 0"));
+}
+
+const char* const kNfBranch = R"({"activation": "relu"},
+    {"conv": {"channels": 4, "kernel": 3, "padding": 1, "bias": false}, "activation": "relu"},
+    {"conv": {"channels": 4, "kernel": 3, "padding": 1}})";
+
+TEST(ConfigResnetNf, TheResolvedConfigIsUnrolledWithItsGainsAndRoundTrips) {
+  const RunSpec spec = parse(image_layers(std::string(R"({"conv": {"channels": 4, "kernel": 1}},
+         {"repeat": 3, "residual": {"preset": "nf", "alpha": 0.3}, "block": [)") +
+                                          kNfBranch + "]}"));
+  ASSERT_EQ(spec.layers.size(), 4U);  // the stem and three blocks
+  for (std::size_t b = 1; b < 4; ++b) {
+    EXPECT_EQ(spec.layers[b].repeat, 1);
+    EXPECT_EQ(spec.layers[b].residual->scale, 0.3);
+    EXPECT_EQ(spec.layers[b].path, "layers[1]");  // each names its item
+  }
+  const double gamma = 1.7128585504496627;
+  EXPECT_NEAR(spec.layers[3].block[1].op.conv.ws_gain, gamma / std::sqrt(1.0 + 2 * 0.09), 1e-9);
+  const Json j = Json::parse(gradscope::run_spec_to_json(spec));
+  EXPECT_FALSE(j["layers"][1]["residual"].contains("preset"));
+  expect_round_trip(spec);
+}
+
+TEST(ConfigResnetNf, RefusalsNameTheItem) {
+  const auto nf = [](const std::string& branch, const std::string& residual = "") {
+    return image_layers(R"({"conv": {"channels": 4, "kernel": 1}},
+        {"residual": {"preset": "nf")" +
+                        residual + R"(}, "block": [)" + branch + "]}");
+  };
+  const Error no_act = config_error(nf(R"({"conv": {"channels": 4, "kernel": 1}})"));
+  EXPECT_EQ(no_act.code(), ExitCode::kUsage);
+  EXPECT_TRUE(Contains(what(no_act),
+                       "layers[1].block[0]: an nf block opens with a ReLU-family "
+                       "activation"));
+  const Error gelu =
+      config_error(nf(R"({"activation": "gelu"}, {"conv": {"channels": 4, "kernel": 1}})"));
+  EXPECT_TRUE(Contains(what(gelu), "positively homogeneous"));
+  const Error norm = config_error(nf(
+      R"({"activation": "relu"}, {"conv": {"channels": 4, "kernel": 1}, "norm": "batch_norm"})"));
+  EXPECT_TRUE(Contains(what(norm), "a norm in an nf branch"));
+  const Error alpha = config_error(image_layers(
+      R"({"residual": {"preset": "fixup", "alpha": 0.2}, "block": [{"activation": "relu"}]})"));
+  EXPECT_TRUE(Contains(what(alpha),
+                       "layers[0].residual.alpha: \"alpha\" belongs to the nf "
+                       "preset"));
+}
+
 }  // namespace

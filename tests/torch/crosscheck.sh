@@ -363,6 +363,38 @@ conv_config resnet-down '"seed": 9, "input": {"channels": 3, "height": 8, "width
              {"pool": {"kind": "global_average"}}, {"flatten": {}},
              {"width": 5, "activation": "linear", "init": "xavier_normal"}],
   "loss": {"name": "softmax_cross_entropy", "classes": 5}'
+# Scaled weight standardisation on every conv (timm's ScaledStdConv2d, NF-ResNets), with ReLU's
+# gain, a residual block and a grouped, strided conv.
+conv_config ws-conv '"seed": 12, "input": {"channels": 3, "height": 8, "width": 8, "batch": 5},
+  "layers": [{"conv": {"channels": 6, "kernel": 3, "padding": 1,
+                       "weight_standardization": true}, "activation": "relu"},
+             {"residual": true,
+              "block": [{"conv": {"channels": 6, "kernel": 3, "padding": 1, "bias": false,
+                                  "weight_standardization": {"gain": 1.7128585504496627,
+                                                             "eps": 1e-4}},
+                         "activation": "relu"}]},
+             {"conv": {"channels": 4, "kernel": 3, "stride": 2, "groups": 2,
+                       "weight_standardization": {"gain": 0.5}}, "activation": "tanh"},
+             {"pool": {"kind": "global_average"}}, {"flatten": {}},
+             {"width": 3, "activation": "linear", "init": "xavier_normal"}],
+  "loss": {"name": "softmax_cross_entropy", "classes": 3}'
+# An NF-ResNet through the nf preset: unrolled pre-activation blocks whose WS convs carry
+# gamma / beta, a transition whose activation precedes the residual and whose WS projection
+# carries the gain, branches scaled by alpha.
+conv_config nf-resnet '"seed": 13, "input": {"channels": 4, "height": 8, "width": 8, "batch": 4},
+  "layers": [{"repeat": 2, "residual": {"preset": "nf"},
+              "block": [{"activation": "relu"},
+                        {"conv": {"channels": 4, "kernel": 3, "padding": 1, "bias": false},
+                         "activation": "relu"},
+                        {"conv": {"channels": 4, "kernel": 3, "padding": 1}}]},
+             {"residual": {"preset": "nf", "alpha": 0.3, "projection": true},
+              "block": [{"activation": "relu"},
+                        {"conv": {"channels": 6, "kernel": 3, "stride": 2, "padding": 1,
+                                  "bias": false}, "activation": "relu"},
+                        {"conv": {"channels": 6, "kernel": 3, "padding": 1}}]},
+             {"pool": {"kind": "global_average"}}, {"flatten": {}},
+             {"width": 3, "activation": "linear", "init": "xavier_normal"}],
+  "loss": {"name": "softmax_cross_entropy", "classes": 3}'
 # The image check can fail: a conv's weight gradient moved by 1e-6 is caught (exit 1).
 if [ -f "$DIR/conv/out/vgg-f64.json" ]; then
   "$PYTHON" -c 'import json, sys

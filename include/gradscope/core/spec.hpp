@@ -90,6 +90,10 @@ struct ResidualSpec {
   // vectors: orthogonal and none) and sets both true. Specs built in code state both.
   bool projection_init_given = true;
   bool projection_norm_given = true;
+  // The learned projection's scaled weight standardisation (ConvSpec's), as NF-ResNets' shortcut.
+  bool projection_ws = false;
+  double projection_ws_gain = 1.0;
+  double projection_ws_eps = 1e-6;
   // The skip path's image when the block maps an image to an image (its projection is then the
   // learned 1x1 convolution); channels 0 otherwise. Resolved by expand_ops on every residual end,
   // and on the config's items by resolve_residual_projections.
@@ -154,7 +158,14 @@ struct ConvSpec {
   ActivationSpec activation{Activation::kLinear};
   InitSpec init{};
   BiasInitSpec bias_init{};
-  ImageShape in;  // the input's shape, resolved by expand_ops
+  // Scaled weight standardisation (Brock et al. 2021; timm's ScaledStdConv2d): the convolution
+  // applies W-hat = ws_gain (W - mean_o W) / (sqrt(var_o W + ws_eps) sqrt(fan_in)), the mean and
+  // the population variance over each output channel o's fan_in entries; W is the parameter, and
+  // its reported gradient is dL/dW through the standardisation.
+  bool weight_standardization = false;
+  double ws_gain = 1.0;
+  double ws_eps = 1e-6;  // timm's ScaledStdConv2d default, inside the square root
+  ImageShape in;         // the input's shape, resolved by expand_ops
   int out_h() const;
   int out_w() const;
   ImageShape out() const { return {channels, out_h(), out_w()}; }

@@ -1,4 +1,5 @@
-// The conv op: h = conv(inp, W) + b, y = phi(h) forward (conv_kernels.hpp's im2col products, the
+// The conv op: h = conv(inp, W) + b (W standardised first with weight standardisation), y = phi(h)
+// forward (conv_kernels.hpp's im2col products, the
 // activation and its statistics as the dense op has them); backward the activation's delta, then
 // the weight and bias gradients' norms and the first optimizer step from dW in double, and
 // dinp = conv^T(delta).
@@ -10,6 +11,7 @@
 #include "core/ops/op.hpp"
 #include "core/ops/weight_grad.hpp"
 #include "core/tasks.hpp"
+#include "gradscope/core/norm.hpp"
 
 namespace gradscope::ops {
 
@@ -31,11 +33,64 @@ ConvShape conv_shape(const ConvSpec& c) {
   return s;
 }
 
+namespace {
+
+// Weight standardisation per output channel is a layer norm of each column of W^T (fan_in,
+// C_out), without its affine: the norm kernels' forward and backward, in double.
+struct Standardized {
+  Eigen::MatrixXd xhat;  // (W - mean) / sqrt(var + eps), transposed: (fan_in, C_out)
+  Eigen::VectorXd rstd;  // (C_out)
+  double scale = 1.0;    // ws_gain / sqrt(fan_in)
+};
+
+NormSpec ws_norm(const ConvSpec& c) { return NormSpec{NormKind::kLayerNorm, c.ws_eps}; }
+
+template <class Scalar>
+Standardized standardize(const ConvSpec& c, const Mat<Scalar>& w) {
+  Standardized s;
+  const Eigen::MatrixXd wt = w.transpose().template cast<double>();
+  s.xhat.resize(wt.rows(), wt.cols());
+  s.rstd.resize(wt.cols());
+  norm_forward<double>(ws_norm(c), wt, s.xhat, s.rstd);
+  s.scale = c.ws_gain / std::sqrt(static_cast<double>(w.cols()));
+  return s;
+}
+
+}  // namespace
+
+template <class Scalar>
+Mat<Scalar> conv_applied_weight(const ConvSpec& c, const Mat<Scalar>& w) {
+  if (!c.weight_standardization) return w;
+  const Standardized s = standardize(c, w);
+  return (s.scale * s.xhat.transpose()).template cast<Scalar>();
+}
+
+template <class Scalar>
+void conv_weight_gradient(const ConvSpec& c, const Mat<Scalar>& w, Mat<double>& dw) {
+  if (!c.weight_standardization) return;
+  // dL/dW = J^T dL/dW-hat: the layer norm's backward on each output channel's row, scaled.
+  const Standardized s = standardize(c, w);
+  const Eigen::MatrixXd g_hat = s.scale * dw.transpose();  // dL/dx-hat, (fan_in, C_out)
+  Eigen::MatrixXd dwt(g_hat.rows(), g_hat.cols());
+  norm_backward<double>(ws_norm(c), s.xhat, s.rstd, g_hat, dwt);
+  dw = dwt.transpose();
+}
+
+ConvSpec projection_ws_spec(const ResidualSpec& r) {
+  ConvSpec c;
+  c.weight_standardization = r.projection_ws;
+  c.ws_gain = r.projection_ws_gain;
+  c.ws_eps = r.projection_ws_eps;
+  return c;
+}
+
 template <class Scalar>
 void conv_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats) {
   const ConvShape shape = conv_shape(a.op.conv);
+  const bool ws = a.op.conv.weight_standardization;
+  const Mat<Scalar> standardized = ws ? conv_applied_weight(a.op.conv, a.weight) : Mat<Scalar>();
   Mat<Scalar> h;  // (C_out H_out W_out, batch)
-  conv2d_forward<Scalar>(a.inp, a.weight, a.bias, shape, h, a.pool);
+  conv2d_forward<Scalar>(a.inp, ws ? standardized : a.weight, a.bias, shape, h, a.pool);
   activation_rows_forward<Scalar>(
       a, a.op.conv.activation,
       [&](Range r, Mat<Scalar>& block) { block = h.middleRows(r.begin, r.size); }, cache, stats);
@@ -57,6 +112,8 @@ GradPartial conv_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& gra
   Mat<double> dw;
   Vec<double> db;
   conv2d_backward_weight<double>(xd, gd, shape, dw, db, a.pool);
+  const bool ws = a.op.conv.weight_standardization;
+  conv_weight_gradient(a.op.conv, a.weight, dw);
   WeightGradient wg;
   wg.squares.add(dw.data(), dw.size());
   if (a.optimizer.kind == OptimizerKind::kAdam) {
@@ -85,7 +142,8 @@ GradPartial conv_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& gra
   Mat<Scalar> dinp;
   GradPartial dinp_stats;
   if (a.need_dinp) {
-    conv2d_backward_data<Scalar>(g, a.weight, shape, dinp, a.pool);
+    conv2d_backward_data<Scalar>(g, ws ? conv_applied_weight(a.op.conv, a.weight) : a.weight, shape,
+                                 dinp, a.pool);
     const Eigen::Index n_in = dinp.rows();
     std::vector<GradPartial> parts(static_cast<std::size_t>(row_tasks(n_in)));
     a.pool.run(row_tasks(n_in), [&](std::int64_t t) {
@@ -102,6 +160,8 @@ GradPartial conv_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& gra
 }
 
 #define GRADSCOPE_INSTANTIATE(Scalar)                                                              \
+  template Mat<Scalar> conv_applied_weight<Scalar>(const ConvSpec&, const Mat<Scalar>&);           \
+  template void conv_weight_gradient<Scalar>(const ConvSpec&, const Mat<Scalar>&, Mat<double>&);   \
   template void conv_forward<Scalar>(const ForwardArgs<Scalar>&, OpCache<Scalar>&, ForwardStats*); \
   template GradPartial conv_backward<Scalar>(const BackwardArgs<Scalar>&, ScaledGrad<Scalar>&,     \
                                              const BackwardReport&);

@@ -169,6 +169,14 @@ GradPartial glu_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad
 // groups kernel_h kernel_w), the bias (channels) or empty.
 template <class Scalar>
 void conv_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar>& cache, ForwardStats* stats);
+// The weight the convolution applies: W, or W-hat with weight standardisation (ConvSpec).
+template <class Scalar>
+Mat<Scalar> conv_applied_weight(const ConvSpec& c, const Mat<Scalar>& w);
+// dL/dW from dw = dL/dW-hat (C_out, fan_in) in place, through the standardisation of w.
+template <class Scalar>
+void conv_weight_gradient(const ConvSpec& c, const Mat<Scalar>& w, Mat<double>& dw);
+// The weight standardisation of a residual end's learned projection, as a ConvSpec's fields.
+ConvSpec projection_ws_spec(const ResidualSpec& r);
 template <class Scalar>
 GradPartial conv_backward(const BackwardArgs<Scalar>& a, ScaledGrad<Scalar>& grad,
                           const BackwardReport& report);

@@ -40,7 +40,8 @@ Mat<Scalar> conv_projection_forward(const ForwardArgs<Scalar>& a, OpCache<Scalar
   const ConvShape shape = projection_shape(r, a.op.image);
   const Mat<Scalar>& skip = *a.skip;  // (C_in H W, batch)
   Mat<Scalar> p;                      // (C_out H' W', batch)
-  conv2d_forward<Scalar>(skip, a.weight, Vec<Scalar>(), shape, p, a.pool);
+  conv2d_forward<Scalar>(skip, conv_applied_weight(projection_ws_spec(r), a.weight), Vec<Scalar>(),
+                         shape, p, a.pool);
   Eigen::VectorXd rstd;
   if (r.projection_norm) {
     const Eigen::Index channels = a.op.image.channels;
@@ -165,6 +166,7 @@ Mat<Scalar> conv_projection_backward(const BackwardArgs<Scalar>& a, const Mat<Sc
   Mat<double> dw;  // (C_out, C_in)
   Vec<double> db;  // unused: the projection has no bias
   conv2d_backward_weight<double>(xd, gd, shape, dw, db, a.pool);
+  conv_weight_gradient(projection_ws_spec(r), a.weight, dw);  // through its standardisation
 
   ParamSums weights;
   ParamSums biases;
@@ -197,7 +199,8 @@ Mat<Scalar> conv_projection_backward(const BackwardArgs<Scalar>& a, const Mat<Sc
     *report.dbias = Eigen::VectorXd();
   }
   Mat<Scalar> dskip;  // (C_in H W, batch)
-  conv2d_backward_data<Scalar>(dconv, a.weight, shape, dskip, a.pool);
+  conv2d_backward_data<Scalar>(dconv, conv_applied_weight(projection_ws_spec(r), a.weight), shape,
+                               dskip, a.pool);
   return dskip;
 }
 
