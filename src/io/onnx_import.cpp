@@ -38,7 +38,8 @@ constexpr std::string_view kSupported =
     "earlier tensor as a residual, Dropout, Identity, self-attention as torch exports "
     "nanoGPT's CausalSelfAttention, and on (N, C, H, W) images Conv (2-D, symmetric pads), "
     "BatchNormalization, MaxPool, AveragePool (a Pad before it as its padding), "
-    "GlobalAveragePool, ReduceMean over axes (2, 3), Flatten (axis 1) and residual Adds";
+    "GlobalAveragePool, ReduceMean over axes (2, 3), Flatten (axis 1) or its Reshape "
+    "(x.view(x.size(0), -1)) and residual Adds";
 
 // torch.nn.SELU's constants (Klambauer et al. 2017); ONNX stores them as float.
 constexpr double kSeluAlpha = 1.6732632423543772;
@@ -114,6 +115,7 @@ constexpr Arity kArities[] = {
     {"ReduceMean", 1, 2},
     {"Flatten", 1, 1},
     {"Pad", 2, 4},
+    {"Shape", 1, 1},
 };
 
 // A name from the file, single-quoted for a message: control characters escaped and the length
@@ -1715,6 +1717,60 @@ class Importer {
     flatten_image(node);
   }
 
+  // x.view(x.size(0), -1) and x.reshape(-1, C H W) as torch exports them with a fixed batch: a
+  // Reshape to the constant (batch or 0 or -1, C H W or -1), a flatten.
+  void reshape_image(const onnx::NodeProto& node) {
+    if (node.input(0) != current_ || !is_constant(node.input(1))) {
+      unsupported(node,
+                  "a Reshape of an image is read only as a flatten to a constant shape "
+                  "(batch, C H W)");
+    }
+    const std::vector<std::int64_t> shape =
+        whole_numbers(values(node.input(1), node, Use::kStructure), node);
+    const bool flat = shape.size() == 2 && shape[0] >= -1 &&
+                      (shape[1] == width_ || (shape[1] == -1 && shape[0] != -1));
+    if (!flat) {
+      std::string text;
+      for (std::int64_t d : shape) text += (text.empty() ? "" : ", ") + std::to_string(d);
+      unsupported(node, "a Reshape of " + shape_text(width_, image_) +
+                            " is read only as a flatten to (batch, " + std::to_string(width_) +
+                            "), not (" + text + ")");
+    }
+    flatten_image(node);
+  }
+
+  // x.view(x.size(0), -1) with a dynamic batch: Shape(x), Gather(0), Unsqueeze, Concat with
+  // [-1], Reshape(x, that): a flatten. The node at `index` is the Shape.
+  void shape_flatten(int index) {
+    const onnx::NodeProto& shape = graph().node(index);
+    const auto fail_pattern = [&]() {
+      unsupported(shape,
+                  "a Shape of an image is read only within x.view(x.size(0), -1) as torch "
+                  "exports it (Shape, Gather 0, Unsqueeze, Concat with -1, Reshape)");
+    };
+    const onnx::NodeProto* gather = sole_consumer(shape.output(0));
+    if (!gather || gather->op_type() != "Gather" || !is_constant(gather->input(1)) ||
+        values(gather->input(1), *gather, Use::kStructure).data != std::vector<double>{0.0} ||
+        int_attribute(*gather, "axis", 0) != 0) {
+      fail_pattern();
+    }
+    const onnx::NodeProto* unsqueeze = sole_consumer(gather->output(0));
+    if (!unsqueeze || unsqueeze->op_type() != "Unsqueeze") fail_pattern();
+    const onnx::NodeProto* concat = sole_consumer(unsqueeze->output(0));
+    if (!concat || concat->op_type() != "Concat" || concat->input_size() != 2 ||
+        concat->input(0) != unsqueeze->output(0) || !is_constant(concat->input(1)) ||
+        values(concat->input(1), *concat, Use::kStructure).data != std::vector<double>{-1.0}) {
+      fail_pattern();
+    }
+    const onnx::NodeProto* reshape = sole_consumer(concat->output(0));
+    if (!reshape || reshape->op_type() != "Reshape" || reshape->input(0) != current_ ||
+        reshape->input(1) != concat->output(0) || consumers(current_).size() != 2) {
+      fail_pattern();
+    }
+    for (const onnx::NodeProto* n : {gather, unsqueeze, concat, reshape}) consume(index_of(n));
+    flatten_image(*reshape);
+  }
+
   // gradscope's batch norm of an image has gamma = 1 and beta = 0 (a freshly initialised
   // BatchNorm2d's); its norm op applies trained values per feature, not per channel.
   [[noreturn]] void refuse_channel_affine(const onnx::NodeProto& node) const {
@@ -1888,6 +1944,10 @@ class Importer {
         reduce_mean(node);
       } else if (op == "Flatten") {
         flatten(node);
+      } else if (op == "Reshape" && image_.is_image()) {
+        reshape_image(node);
+      } else if (op == "Shape" && image_.is_image()) {
+        shape_flatten(i);
       } else if (op == "Identity") {
         advance(node.output(0));
       } else if (op == "Add") {

@@ -1421,5 +1421,45 @@ TEST(OnnxImages, AnImageInputOfTooManyFeaturesIsRefused) {
   EXPECT_TRUE(Says(error_of(g), {"input 'x'", "4096 x 4096 x 4096 image", "at most"}));
 }
 
+TEST(OnnxImages, AReshapeToBatchByFeaturesAndTorchsViewPatternAreFlattens) {
+  // x.view(4, -1) and x.reshape(-1, C H W) with a fixed batch: a Reshape to a constant.
+  for (const std::vector<std::int64_t>& shape :
+       {std::vector<std::int64_t>{4, -1}, {-1, 18}, {0, 18}}) {
+    Graph g;
+    g.image_input(2, 3, 3);
+    g.int64_initializer("shape", shape);
+    g.node("Reshape", {"x", "shape"}, {"f"}, "view");
+    g.linear("fc", "f", "y", 18, 2);
+    const std::vector<OpSpec> ops = expand_ops(parse(g).spec);
+    ASSERT_EQ(ops.size(), 2u);
+    EXPECT_EQ(ops[0].kind, OpKind::kFlatten);
+  }
+  Graph wrong;
+  wrong.image_input(2, 3, 3);
+  wrong.int64_initializer("shape", {4, 2, 9});
+  wrong.node("Reshape", {"x", "shape"}, {"y"}, "view");
+  EXPECT_TRUE(Says(error_of(wrong), {"node 'view' (Reshape)", "a 2 x 3 x 3 image",
+                                     "flatten to (batch, 18), not (4, 2, 9)"}));
+  // With a dynamic batch: Shape, Gather 0, Unsqueeze, Concat with [-1], Reshape.
+  const auto dynamic = [](std::int64_t index) {
+    Graph g;
+    g.image_input(2, 3, 3);
+    g.int64_initializer("zero", {index});
+    g.int64_initializer("axes", {0});
+    g.int64_initializer("rest", {-1});
+    g.node("Shape", {"x"}, {"s"}, "shape");
+    g.node("Gather", {"s", "zero"}, {"n"}, "gather");
+    g.node("Unsqueeze", {"n", "axes"}, {"n1"}, "unsqueeze");
+    Graph::int_attribute(g.node("Concat", {"n1", "rest"}, {"target"}, "concat"), "axis", 0);
+    g.node("Reshape", {"x", "target"}, {"f"}, "view");
+    g.linear("fc", "f", "y", 18, 2);
+    return g;
+  };
+  const std::vector<OpSpec> ops = expand_ops(parse(dynamic(0)).spec);
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0].kind, OpKind::kFlatten);
+  EXPECT_TRUE(Says(error_of(dynamic(1)), {"node 'shape' (Shape)", "x.view(x.size(0), -1)"}));
+}
+
 }  // namespace
 }  // namespace gradscope

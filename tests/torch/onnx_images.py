@@ -67,6 +67,20 @@ def vgg():
         nn.Flatten(), nn.Linear(12 * 2 * 2, 5))
 
 
+class ViewNet(nn.Module):
+    """Conv -> ReLU -> MaxPool, then x.view(x.size(0), -1): with a dynamic batch torch exports
+    Shape, Gather, Unsqueeze, Concat and Reshape."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.fc = nn.Linear(6 * 4 * 4, 3)
+
+    def forward(self, x):
+        x = self.features(x)
+        return self.fc(x.view(x.size(0), -1))
+
+
 def basic_blocks(keepdim):
     """A ResNet stem and two torchvision BasicBlocks without downsampling, a global average
     pooling (AdaptiveAvgPool2d, or x.mean((2, 3)) with or without keepdim) and a Linear."""
@@ -86,6 +100,7 @@ def resnet18():
 # name, builder, input (C, H, W), loss, modes, precisions
 CASES = [
     ("vgg", vgg, (3, 12, 12), "mse", ("training", "eval"), ("float64", "float32")),
+    ("view", ViewNet, (3, 8, 8), "mse", ("training",), ("float64",)),
     ("blocks", lambda: basic_blocks(None), (3, 12, 12), "probe", ("training", "eval"),
      ("float64", "float32")),
     ("blocks-mean", lambda: basic_blocks(True), (3, 8, 8), "mse", ("training",), ("float64",)),
@@ -399,10 +414,11 @@ def run_case(binary, root, index, case, mode, precision, failures):
     _, tensors = xc.read_safetensors(os.path.join(d, "run.st"))
     config = report["config"]
     problems = []
-    norms = any("norm" in item for item in walk_items(config["layers"]))
-    if norms != training:
-        problems.append("a training-mode export keeps its batch norms and an eval-mode one folds "
-                        f"them, but this {mode}-mode run has {'some' if norms else 'none'}")
+    norms = sum("norm" in item for item in walk_items(config["layers"]))
+    batch_norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    if norms != (batch_norms if training else 0):
+        problems.append(f"the module has {batch_norms} batch norms, which a training-mode export "
+                        f"keeps and an eval-mode one folds, but this {mode}-mode run has {norms}")
 
     # The weights gradscope used are the initializers gradscope names as their sources, and in
     # training mode those are the module's parameters, bit for bit.
