@@ -1813,6 +1813,8 @@ class Importer {
         next->input(0) == next->input(1)) {
       return std::nullopt;
     }
+    // y = BN(Conv(x)) + x is a block whose branch is the Conv, around an identity skip.
+    if (other_input(*next, s.output) == s.source) return std::nullopt;
     return s;
   }
 

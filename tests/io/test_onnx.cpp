@@ -1461,5 +1461,18 @@ TEST(OnnxImages, AReshapeToBatchByFeaturesAndTorchsViewPatternAreFlattens) {
   EXPECT_TRUE(Says(error_of(dynamic(1)), {"node 'shape' (Shape)", "x.view(x.size(0), -1)"}));
 }
 
+TEST(OnnxImages, AOneByOneConvAndBatchNormAddedToTheirOwnInputAreABranchNotASkipPath) {
+  // y = BN(Conv1x1(x)) + x: the conv is the block, the skip the identity.
+  Graph g;
+  g.image_input(2, 4, 4);
+  g.conv("c", "x", "h", 2, 2, 1, 0, false);
+  g.batch_norm("bn", "h", "n", 2);
+  g.node("Add", {"n", "x"}, {"y"}, "add");
+  const OnnxModel m = parse(g);
+  ASSERT_EQ(m.spec.layers.size(), 1u);
+  EXPECT_EQ(m.spec.layers[0].block.size(), 2u);
+  EXPECT_FALSE(m.spec.layers[0].residual->projection);
+}
+
 }  // namespace
 }  // namespace gradscope
