@@ -156,14 +156,36 @@ class Rebuilt:
                 branch = self.run_items(item["block"], x)
                 pre = branch.clone()
                 pre.retain_grad()
+                layer = {"op": self.op, "kind": "residual_end", "pre": pre}
                 if residual.get("projection"):
-                    raise SystemExit("onnx_images: projected residuals are not rebuilt yet")
+                    skip = self.projection(residual["projection"], skip, branch, layer)
                 y = float(residual.get("skip", 1.0)) * skip + float(residual["scale"]) * pre
-                self.layers.append({"op": self.op, "kind": "residual_end", "pre": pre,
-                                    "out": y})
+                layer["out"] = y
+                self.layers.append(layer)
                 self.op += 1
                 x = y
         return x
+
+    def projection(self, spec, skip, branch, layer):
+        """The learned projection of an image block (torchvision's downsample): a 1x1 conv of
+        stride in / out without bias, then its batch norm (gamma 1, beta 0) unless "norm" is
+        false."""
+        if not isinstance(spec, dict) or skip.dim() != 4:
+            raise SystemExit("onnx_images: only the learned projection of images is rebuilt")
+        k = f"ops.{self.op}"
+        w = self.leaf(k + ".projection.weight")
+        stride = (skip.shape[2] // branch.shape[2], skip.shape[3] // branch.shape[3])
+        p = F.conv2d(skip, w, stride=stride)
+        layer["params"] = [("projection.weight", w, p, skip)]
+        if spec.get("norm"):
+            name, eps = xc.norm_spec(spec["norm"])
+            n = p.shape[1]
+            gamma = torch.ones(n, dtype=torch.float64, requires_grad=True)
+            beta = torch.zeros(n, dtype=torch.float64, requires_grad=True)
+            p = F.batch_norm(p, None, None, gamma, beta, training=True, eps=eps)
+            layer["params"] += [("projection_norm.weight", gamma, p, "per_unit"),
+                                ("projection_norm.bias", beta, p, None)]
+        return p
 
     def input_pre(self, x):
         if self.block_input is not None:
@@ -329,12 +351,13 @@ def compare(report, stats, loss, output_grad, tol, dead_tol):
         log_rel(f"{where} grad rms", xc.report_log10(bw["grad_preact"], "log10_rms"), s["grad"])
         log_rel(f"{where} gain", xc.report_log10(bw, "log10_gain"), s["gain"])
         for p in s.get("params", []):
-            name = f"ops.{s['op']}.{p['role']}"
-            params[name] = p
-            key = "grad_weight" if p["role"] == "weight" else "grad_bias"
-            if key in bw:
-                log_rel(f"{where} {key}", xc.report_log10(bw[key], "log10_norm"), p["grad"],
-                        floor)
+            params[f"ops.{s['op']}.{p['role']}"] = p
+        # The layer's norms are over all its weight (bias) tensors together.
+        for key, suffix in (("grad_weight", "weight"), ("grad_bias", "bias")):
+            mine = [p["grad"] for p in s.get("params", []) if p["role"].endswith(suffix)]
+            if key in bw and mine:
+                log_rel(f"{where} {key}", xc.report_log10(bw[key], "log10_norm"),
+                        xc.log10_sum(mine), floor)
     theirs = {p["name"]: p for p in report["parameters"]}
     if sorted(theirs) != sorted(params):
         failures.append(f"the report's parameters {sorted(theirs)}, the rebuilt {sorted(params)}")
@@ -426,12 +449,15 @@ def run_case(binary, root, index, case, mode, precision, failures):
     initializers = onnx_initializers(onnx_path)
     sources = {}
     for a in report["sources"]["assignments"]:
-        key = f"ops.{a['layer'] - 1}.{'weight' if a['role'].endswith('weight') else 'bias'}"
+        role = a["role"]
+        suffix = role if role.startswith("projection") else \
+            "weight" if role.endswith("weight") else "bias"
+        key = f"ops.{a['layer'] - 1}.{suffix}"
         sources[key] = a["tensor"]
         used = tensors.get(key)
         want = initializers.get(a["tensor"])
         if used is None:  # a norm's gamma = 1 and beta = 0 are not stored
-            if want is None or not np.all(want == (1.0 if a["role"].endswith("weight") else 0.0)):
+            if want is None or not np.all(want == (1.0 if role.endswith("weight") else 0.0)):
                 problems.append(f"{key} ({a['tensor']}) is not in the run's weights")
             continue
         if want is None or not np.array_equal(used.reshape(want.shape), want.astype(used.dtype)):
