@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/validate.hpp"
@@ -159,6 +160,21 @@ ConvSpec conv_spec(const onnx::NodeProto& node, const std::vector<std::int64_t>&
   }
   c.groups = static_cast<int>(group);
   c.in = in;
+  // The dilated window in 64 bits (dilation times kernel may pass an int): it must fit the padded
+  // image once, or the conv has no output.
+  for (const auto& [span, room] : {std::pair{std::int64_t{c.dilation_h} * (c.kernel_h - 1) + 1,
+                                             std::int64_t{in.height} + 2 * c.pad_h},
+                                   std::pair{std::int64_t{c.dilation_w} * (c.kernel_w - 1) + 1,
+                                             std::int64_t{in.width} + 2 * c.pad_w}}) {
+    if (span > room) {
+      throw Error(r.path + ": " + r.label + ": its window (" + std::to_string(span) +
+                      " pixels with its dilation) does not fit the " + std::to_string(in.channels) +
+                      " x " + std::to_string(in.height) + " x " + std::to_string(in.width) +
+                      " image (padded), so it leaves no output",
+                  "the model does not run at this input size; export it with a larger example "
+                  "input");
+    }
+  }
   return c;
 }
 

@@ -1284,6 +1284,12 @@ TEST(OnnxImages, ConvsGradscopeCannotComputeAreRefusedNamingTheAttribute) {
         n->set_input(1, "w1");
       },
       {"node 'c' (Conv)", "2-D convolutions"});
+  // A window past the padded image, its dilation times its kernel past an int's range.
+  refused(
+      [](Graph&, onnx::NodeProto* n) {
+        n->mutable_attribute(3)->set_ints(0, 16777216);  // dilations
+      },
+      {"node 'c' (Conv)", "window (33554433 pixels", "does not fit the 2 x 6 x 6 image"});
   // A Conv on a vector input.
   Graph flat;
   flat.conv("c", "x", "y", 2, 3, 3, 1);
