@@ -1,7 +1,6 @@
 // An ONNX graph as torch.onnx.export writes it (an MLP, a GPT-style decoder, or a convolutional
-// network on images) as a run: the
-// architecture in the `layers` form and the exported weights, ready for run_diagnostic's
-// ExternalData.
+// network on images) as a run: the architecture in the `layers` form and the exported weights,
+// ready for run_diagnostic's ExternalData.
 #pragma once
 
 #include <string>
