@@ -1,7 +1,8 @@
-// Reads an ONNX file with Debian's libonnx protobuf classes and walks its graph (an MLP, or a
-// GPT-style decoder whose self-attention subgraphs become attention ops), from the one input to
-// the one output, into a RunSpec's `layers` and the exported weights. Constants torch leaves
-// unfolded (a weight's Transpose, a mask's Slice and Equal, a shape's Concat) are evaluated first.
+// Reads an ONNX file with Debian's libonnx protobuf classes and walks its graph (an MLP, a
+// GPT-style decoder whose self-attention subgraphs become attention ops, or a convolutional
+// network whose image ops' attributes onnx_conv.cpp reads), from the one input to the one output,
+// into a RunSpec's `layers` and the exported weights. Constants torch leaves unfolded (a weight's
+// Transpose, a mask's Slice and Equal, a shape's Concat) are evaluated first.
 // Why this file is long: one reader, whose checks of a stranger's file (each with its own message)
 // share the graph's indexes; each function is short.
 #include "gradscope/io/onnx_import.hpp"
