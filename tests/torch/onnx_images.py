@@ -437,7 +437,8 @@ def run_case(binary, root, index, case, mode, precision, failures):
     _, tensors = xc.read_safetensors(os.path.join(d, "run.st"))
     config = report["config"]
     problems = []
-    norms = sum("norm" in item for item in walk_items(config["layers"]))
+    norms = sum("norm" in item for item in walk_items(config["layers"])) + \
+        sum(isinstance(p, dict) and bool(p.get("norm")) for p in projections(config["layers"]))
     batch_norms = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     if norms != (batch_norms if training else 0):
         problems.append(f"the module has {batch_norms} batch norms, which a training-mode export "
@@ -528,6 +529,15 @@ def walk_items(items):
             yield from walk_items(item["block"])
         else:
             yield item
+
+
+def projections(items):
+    """The "projection" of every residual item."""
+    for item in items:
+        if "block" in item:
+            if isinstance(item.get("residual"), dict):
+                yield item["residual"].get("projection")
+            yield from projections(item["block"])
 
 
 def onnx_initializers(path):
