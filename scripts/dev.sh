@@ -65,6 +65,7 @@ case "$cmd" in
       ./build/release/gradscope run "$config" --out reports --format md --quiet
     done
     ./build/release/gradscope lesson why-sigmoid-fails --out reports >/dev/null
+    ./build/release/gradscope lesson why-resnets-need-batch-norm --out reports >/dev/null
     # The coordinate checks of docs/coordcheck.md: SP against muP over width, and the residual
     # stream over depth for alpha = 0, 1/2, 1.
     for param in sp mup; do

@@ -92,7 +92,8 @@ class SchemaValidator {
         "title",      "description", "type",
         "properties", "required",    "additionalProperties",
         "items",      "enum",        "const",
-        "minimum",    "maximum",     "$ref"};
+        "minimum",    "maximum",     "$ref",
+        "minItems",   "maxItems"};
     for (auto it = schema.begin(); it != schema.end(); ++it) {
       if (kKnown.count(it.key()) == 0)
         fail(path, "schema error: unsupported keyword '" + it.key() + "'");
@@ -122,6 +123,16 @@ class SchemaValidator {
       }
     }
     if (v.is_object()) check_object(schema, v, path, depth);
+    if (v.is_array() && schema.contains("minItems") &&
+        v.size() < schema["minItems"].template get<std::size_t>()) {
+      fail(path, "an array of " + std::to_string(v.size()) + " items, fewer than minItems " +
+                     schema["minItems"].dump());
+    }
+    if (v.is_array() && schema.contains("maxItems") &&
+        v.size() > schema["maxItems"].template get<std::size_t>()) {
+      fail(path, "an array of " + std::to_string(v.size()) + " items, more than maxItems " +
+                     schema["maxItems"].dump());
+    }
     if (v.is_array() && schema.contains("items")) {
       for (std::size_t i = 0; i < v.size(); ++i) {
         check(schema["items"], v[i], path + "[" + std::to_string(i) + "]", depth + 1);

@@ -26,4 +26,11 @@ inline constexpr std::string_view kResidualLessonTitle =
 std::vector<LessonBlock> residual_lesson_blocks(const Lesson& lesson);
 std::vector<std::pair<std::string, std::string>> residual_lesson_plots(const Lesson& lesson);
 
+// "Why ResNets need batch norm or a careful init" (lesson_resnet_text.cpp).
+inline constexpr std::string_view kResnetLesson = "why-resnets-need-batch-norm";
+inline constexpr std::string_view kResnetLessonTitle =
+    "Why ResNets need batch norm or a careful init";
+std::vector<LessonBlock> resnet_lesson_blocks(const Lesson& lesson);
+std::vector<std::pair<std::string, std::string>> resnet_lesson_plots(const Lesson& lesson);
+
 }  // namespace gradscope

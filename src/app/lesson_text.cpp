@@ -364,6 +364,7 @@ void Page::closing_section() {
 
 std::vector<Block> blocks_of(const Lesson& lesson) {
   if (lesson.name == kResidualLesson) return residual_lesson_blocks(lesson);
+  if (lesson.name == kResnetLesson) return resnet_lesson_blocks(lesson);
   Page page(lesson);
   page.intro_section();
   page.table_section();
@@ -385,6 +386,7 @@ std::string md_cell(const std::string& s) {
 constexpr std::string_view kSigmoidTitle = "Why sigmoid fails in deep networks";
 
 std::string_view title_of(const Lesson& lesson) {
+  if (lesson.name == kResnetLesson) return kResnetLessonTitle;
   return lesson.name == kResidualLesson ? kResidualLessonTitle : kSigmoidTitle;
 }
 
@@ -392,6 +394,7 @@ std::string_view title_of(const Lesson& lesson) {
 
 std::vector<std::pair<std::string, std::string>> lesson_plots(const Lesson& lesson) {
   if (lesson.name == kResidualLesson) return residual_lesson_plots(lesson);
+  if (lesson.name == kResnetLesson) return resnet_lesson_plots(lesson);
   // The runs in order, each fix right after the run it fixes, as in the table.
   const auto name_of = [](const Report& r) {
     return std::string(activation_info(r.layers.front().activation.kind).name);

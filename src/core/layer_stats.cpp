@@ -256,6 +256,81 @@ void fill_token_stats(const Mat<Scalar>& y, Eigen::Index tokens, ForwardStats& f
                  : kNaN;
 }
 
+template <class Scalar>
+ChannelMoments channel_moments(const Mat<Scalar>& y, const ImageShape& image, ThreadPool& pool) {
+  const Eigen::Index channels = image.channels;
+  const Eigen::Index positions = static_cast<Eigen::Index>(image.height) * image.width;
+  struct Part {
+    double mean = 0.0;  // of the channel's entries times 2^-exp
+    double var = 0.0;
+    int exp = 0;  // the channel's largest |entry| is below 2^exp
+    bool finite = true;
+  };
+  std::vector<Part> parts(static_cast<std::size_t>(channels));
+  pool.run(channels, [&](std::int64_t c) {
+    Part& part = parts[static_cast<std::size_t>(c)];
+    const auto x = y.middleRows(c * positions, positions);
+    double largest = 0.0;
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        const double v = static_cast<double>(x(i, j));
+        if (!std::isfinite(v)) {
+          part.finite = false;
+          return;
+        }
+        largest = std::max(largest, std::abs(v));
+      }
+    }
+    if (largest == 0.0) return;  // an all-zero channel: mean 0, variance 0
+    std::frexp(largest, &part.exp);
+    // Scaling by a power of two is exact; two passes (mean, then deviations) so a large common
+    // offset does not cancel the spread.
+    const double count = static_cast<double>(x.size());
+    double sum = 0.0;
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        sum += std::ldexp(static_cast<double>(x(i, j)), -part.exp);
+      }
+    }
+    part.mean = sum / count;
+    double squares = 0.0;
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      for (Eigen::Index i = 0; i < x.rows(); ++i) {
+        const double d = std::ldexp(static_cast<double>(x(i, j)), -part.exp) - part.mean;
+        squares += d * d;
+      }
+    }
+    part.var = squares / count;
+  });
+  ChannelMoments out;
+  int top = std::numeric_limits<int>::min();
+  std::int64_t finite = 0;
+  for (const Part& p : parts) {
+    if (!p.finite) {
+      ++out.nonfinite_channels;
+      continue;
+    }
+    ++finite;
+    top = std::max(top, p.exp);
+  }
+  if (finite == 0) return out;
+  double mean_sq = 0.0;
+  double var = 0.0;
+  for (const Part& p : parts) {
+    if (!p.finite) continue;
+    // 2^(2 (exp - top)) <= 1: the largest channel sets the common exponent.
+    const double unit = std::ldexp(1.0, 2 * (p.exp - top));
+    mean_sq += p.mean * p.mean * unit;
+    var += p.var * unit;
+  }
+  const double n = static_cast<double>(finite);
+  out.mean_sq = magnitude_from_scaled(mean_sq / n, 2 * static_cast<std::int64_t>(top));
+  out.var = magnitude_from_scaled(var / n, 2 * static_cast<std::int64_t>(top));
+  return out;
+}
+
+template ChannelMoments channel_moments<float>(const Mat<float>&, const ImageShape&, ThreadPool&);
+template ChannelMoments channel_moments<double>(const Mat<double>&, const ImageShape&, ThreadPool&);
 template void fill_token_stats<float>(const Mat<float>&, Eigen::Index, ForwardStats&, ThreadPool&);
 template void fill_token_stats<double>(const Mat<double>&, Eigen::Index, ForwardStats&,
                                        ThreadPool&);

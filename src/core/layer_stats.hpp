@@ -93,6 +93,19 @@ template <class Scalar>
 void fill_token_stats(const Mat<Scalar>& y, Eigen::Index tokens, ForwardStats& fs,
                       ThreadPool& pool);
 
+// The average squared channel mean and channel variance of an image (C H W rows, NCHW order, by
+// examples), as ForwardStats' channel_mean_sq and channel_var define them: a task per channel,
+// each scaled by a power of two near its largest entry so neither a 1e200 image's squares nor a
+// 1e-200 one's leave double's range; the channels are summed in order.
+struct ChannelMoments {
+  Magnitude mean_sq{std::numeric_limits<double>::quiet_NaN(),
+                    std::numeric_limits<double>::quiet_NaN()};
+  Magnitude var{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
+  std::int64_t nonfinite_channels = 0;
+};
+template <class Scalar>
+ChannelMoments channel_moments(const Mat<Scalar>& y, const ImageShape& image, ThreadPool& pool);
+
 // Sum of squares and per-row sums of a gradient block (rows of one task, every column).
 struct GradPartial {
   SquareSum squares;

@@ -98,7 +98,7 @@ class PassRunner {
   bool has_weights(std::size_t l) const {
     const OpSpec& op = net_.ops[l];
     return op.kind == OpKind::kDense || op.kind == OpKind::kAttention || op.kind == OpKind::kGlu ||
-           (op.kind == OpKind::kResidualEnd && op.residual.projection);
+           op.kind == OpKind::kConv || (op.kind == OpKind::kResidualEnd && op.residual.projection);
   }
 
   // The weights of op l for a forward computation: stored, or drawn (into the segment's cache
@@ -138,6 +138,7 @@ class PassRunner {
       ops::fill_act_histogram(cache_[l].out, fs, pool_);
       if (plan_.gram_owner[l] == count_) fs.correlation = ops::mean_pair_cosine(cache_[l].out);
       if (net_.tokens > 1) ops::fill_token_stats(cache_[l].out, net_.tokens, fs, pool_);
+      if (net_.ops[l].image.is_image()) fill_channel_stats(l, fs);
       if (options_.keep_outputs) {
         result_.outputs.resize(count_);
         result_.outputs[l] = cache_[l].out.template cast<double>();
@@ -151,6 +152,21 @@ class PassRunner {
           }
         }
       }
+    }
+  }
+
+  // An image op's channel moments; a residual end's also of its branch's output F(x) (its input
+  // from the branch, before the scale and the skip).
+  void fill_channel_stats(std::size_t l, ForwardStats& fs) {
+    const ImageShape& image = net_.ops[l].image;
+    const ops::ChannelMoments out = ops::channel_moments(cache_[l].out, image, pool_);
+    fs.has_channels = true;
+    fs.channel_mean_sq = out.mean_sq;
+    fs.channel_var = out.var;
+    fs.channels_nonfinite = out.nonfinite_channels;
+    if (net_.ops[l].kind == OpKind::kResidualEnd) {
+      fs.has_branch_var = true;
+      fs.branch_var = ops::channel_moments(value(plan_.producer[l]), image, pool_).var;
     }
   }
 

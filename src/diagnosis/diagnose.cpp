@@ -177,6 +177,11 @@ Remedy build_remedy(const RemedyDraft& rd, const Advisor& advisor) {
 
 }  // namespace
 
+double pooling_gradient_log10_share(const Report& report) {
+  if (report.layers.empty()) return 0.0;
+  return diagnosis_detail::shape_of(report).pool_share.front();
+}
+
 void diagnose(Report& report) {
   RuleContext rules(report);
   std::vector<Draft> drafts = measured_findings(rules);

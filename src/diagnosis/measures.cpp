@@ -163,6 +163,16 @@ Shape shape_of(const Report& r) {
     }
   }
   set_input(r, s);
+  s.pool_share.assign(r.layers.size(), 0.0);
+  double share = 0.0;
+  for (std::size_t i = r.layers.size(); i-- > 0;) {
+    // A pool's statistic is dL/d(its input): its own share is in it, and in every layer's below.
+    const LayerReport& l = r.layers[i];
+    if (l.kind == OpKind::kPool && i + 1 < r.layers.size()) {
+      share += pool_gradient_log10_share(l.pool);
+    }
+    s.pool_share[i] = share;
+  }
   // The probe's dL/dy has rms 1 per entry; a loss averaged over the batch gives each example's
   // output about 1/batch of that, which is what a half-precision gradient would have to hold.
   if (r.spec.loss.kind == LossKind::kProbe) {
@@ -172,6 +182,34 @@ Shape shape_of(const Report& r) {
 }
 
 double grad_log10(const LayerReport& l) { return l.backward.grad_preact_rms.log10; }
+
+double pool_gradient_log10_share(const PoolSpec& pool) {
+  const double inputs = static_cast<double>(pool.in.height) * pool.in.width;
+  const ImageShape out = pool.out();
+  const double outputs = static_cast<double>(out.height) * out.width;
+  if (!(inputs > 0.0) || !(outputs > 0.0)) return 0.0;
+  switch (pool.kind) {
+    case PoolKind::kMax:
+      return 0.5 * std::log10(outputs / inputs);
+    case PoolKind::kGlobalAverage:
+      return -std::log10(inputs);
+    case PoolKind::kAverage:
+      break;
+  }
+  // sum_i n_i: every window's entries inside the image (padding holds no input).
+  const auto covered = [](int in, int kernel, int stride, int pad, int count) {
+    double total = 0.0;
+    for (int o = 0; o < count; ++o) {
+      const int begin = o * stride - pad;
+      total += std::max(0, std::min(begin + kernel, in) - std::max(begin, 0));
+    }
+    return total;
+  };
+  const double rows = covered(pool.in.height, pool.kernel_h, pool.stride_h, pool.pad_h, out.height);
+  const double cols = covered(pool.in.width, pool.kernel_w, pool.stride_w, pool.pad_w, out.width);
+  const double window = static_cast<double>(pool.kernel_h) * pool.kernel_w;
+  return 0.5 * std::log10(rows * cols / inputs) - std::log10(window);
+}
 
 double act_log10_rel_input(const LayerReport& l, const Shape& s) {
   const double rms = l.forward.act.rms;

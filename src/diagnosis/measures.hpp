@@ -46,11 +46,23 @@ struct Shape {
   double input_std = 1.0;
   double input_correlation = 0.0;  // expected cosine between two input examples
   double grad_scale_log10 = 0.0;   // to the per-example scale of a mean-over-batch loss
+  // Per reported layer: the log10 of the pooling ops' fixed share of its gradient's rms relative
+  // to the last layer's (pool_gradient_log10_share summed over the pools from it to the one
+  // before the last), 0 without pooling. The gradient findings judge rms ratios net of it.
+  std::vector<double> pool_share;
 };
 
 Shape shape_of(const Report& r);
 
 double grad_log10(const LayerReport& l);
+
+// What pooling does to the rms of a gradient by its geometry alone: log10 of rms(dL/d input) /
+// rms(dL/d output) for output gradients of equal variance, independent across entries. Max
+// pooling routes each output's gradient to one input: sqrt(outputs / inputs) (a half for 2x2
+// windows of stride 2). Average pooling (count_include_pad) gives input i the sum over the n_i
+// windows holding it of g / (k_h k_w): sqrt(sum_i n_i / inputs) / (k_h k_w). Global average
+// pooling: 1 / (H W).
+double pool_gradient_log10_share(const PoolSpec& pool);
 
 // NaN when the layer has no finite output (its rms is undefined), -inf when it is exactly 0.
 double act_log10_rel_input(const LayerReport& l, const Shape& s);

@@ -16,7 +16,8 @@ ProblemMetric gradient_metric(const RuleContext& c, bool vanishing) {
   const LayerReport& first = c.r.layers.front();
   const LayerReport& last = c.r.layers.back();
   if (!gradient_valid(first) || !gradient_valid(last)) return {kInf, c.d.gradient_warning_decades};
-  const double ratio = c.r.summary.log10_grad_ratio_first_to_last;
+  // Net of what pooling's geometry alone takes from the per-entry rms (measures.hpp).
+  const double ratio = c.r.summary.log10_grad_ratio_first_to_last - c.s.pool_share.front();
   if (std::isnan(ratio)) return {kInf, c.d.gradient_warning_decades};
   return {vanishing ? -ratio : ratio, c.d.gradient_warning_decades};
 }

@@ -55,7 +55,7 @@ Finding gradient_ratio_finding(const RuleContext& c, double ratio, bool vanishin
   const double last_log10 = grad_log10(last);
   int first_layer = last.index;
   for (std::size_t i = c.r.layers.size(); i-- > 0;) {
-    const double rel = grad_log10(c.r.layers[i]) - last_log10;
+    const double rel = grad_log10(c.r.layers[i]) - last_log10 - c.s.pool_share[i];
     if (vanishing ? rel <= -c.d.gradient_warning_decades : rel >= c.d.gradient_warning_decades) {
       first_layer = c.r.layers[i].index;
       break;
@@ -68,10 +68,16 @@ Finding gradient_ratio_finding(const RuleContext& c, double ratio, bool vanishin
   const double threshold = error ? c.d.gradient_error_decades : c.d.gradient_warning_decades;
   f.evidence.push_back(ev("log10_grad_ratio_first_to_last", ratio,
                           vanishing ? "<=" : ">=", vanishing ? -threshold : threshold, 0));
-  const double gain = c.r.summary.mean_log10_gain;
+  // Net of pooling's geometric share too, as the ratio is.
+  const double pooling_share = c.s.pool_share.front();
+  const double gain =
+      c.r.summary.mean_log10_gain -
+      (c.r.layers.size() > 1 ? pooling_share / static_cast<double>(c.r.layers.size() - 1) : 0.0);
   f.evidence.push_back(context("mean_log10_gain", gain, 0));
   f.evidence.push_back(
       context("log10_grad_rel_last", grad_log10(c.at(first_layer - 1)) - last_log10, first_layer));
+  const double pooling = pooling_share;
+  if (pooling != 0.0) f.evidence.push_back(context("log10_pooling_share", pooling, 0));
   // In the gain column's unit (the rms of one op's gradient over the next one's), counting ops
   // as the table does, and the dense layers as the config wrote them.
   const int n = static_cast<int>(c.r.layers.size());
@@ -86,8 +92,11 @@ Finding gradient_ratio_finding(const RuleContext& c, double ratio, bool vanishin
       std::to_string(n) + " " + unit + "s" +
       (only_dense ? std::string() : " (" + std::to_string(dense) + " dense layers)") +
       " the first layer receives " + pow10_text(ratio) +
-      " of the gradient the last one gets (the rms ratio; " + layer_word(first_layer) +
-      " is the first " + (vanishing ? "below " : "above ") +
+      " of the gradient the last one gets (the rms ratio" +
+      (pooling != 0.0
+           ? " net of the " + pow10_text(pooling) + " that pooling's geometry alone accounts for"
+           : std::string()) +
+      "; " + layer_word(first_layer) + " is the first " + (vanishing ? "below " : "above ") +
       pow10_text(vanishing ? -c.d.gradient_warning_decades : c.d.gradient_warning_decades) +
       "), so " +
       (vanishing ? "the layers near the input barely learn while the last ones do."

@@ -148,6 +148,15 @@ Json forward_json(const ForwardStats& f) {
     put(attention, "peaked_fraction", number(f.attention_peaked_fraction));
     j["attention"] = std::move(attention);
   }
+  // Image outputs only: the signal-propagation plot's channel moments.
+  if (f.has_channels) {
+    Json channels = Json::object();
+    put_magnitude(channels, "mean_sq", "log10_mean_sq", f.channel_mean_sq);
+    put_magnitude(channels, "var", "log10_var", f.channel_var);
+    channels["nonfinite"] = f.channels_nonfinite;
+    if (f.has_branch_var) put_magnitude(channels, "branch_var", "log10_branch_var", f.branch_var);
+    j["channels"] = std::move(channels);
+  }
   return j;
 }
 

@@ -238,6 +238,18 @@ class ReportReader {
       f.attention_max_logit = in_.number(attention, at, "max_logit");
       f.attention_peaked_fraction = in_.number(attention, at, "peaked_fraction");
     }
+    f.has_channels = j.contains("channels");
+    if (f.has_channels) {
+      const std::string at = json_child(path, "channels");
+      const JsonValue& channels = in_.object(j, path, "channels");
+      f.channel_mean_sq = magnitude(channels, at, "mean_sq", "log10_mean_sq");
+      f.channel_var = magnitude(channels, at, "var", "log10_var");
+      f.channels_nonfinite = in_.int64(channels, at, "nonfinite");
+      f.has_branch_var = channels.contains("branch_var");
+      if (f.has_branch_var) {
+        f.branch_var = magnitude(channels, at, "branch_var", "log10_branch_var");
+      }
+    }
     return f;
   }
 

@@ -14,6 +14,7 @@
 #include "gradscope/report/sweep_text.hpp"
 #include "gradscope/version.hpp"
 #include "report/criticality_text.hpp"
+#include "report/signal_propagation.hpp"
 #include "report/text_format.hpp"
 
 namespace gradscope {
@@ -341,6 +342,9 @@ std::string report_to_html(const Report& r) {
   }
   if (has_attention_ops(r)) {
     body += "<h2>Attention</h2>\n" + plot(attention_entropy_plot_svg(r)) + attention_table(r);
+  }
+  if (const std::string table = signal_propagation::html_table(r); !table.empty()) {
+    body += "<h2>Signal propagation</h2>\n" + plot(signal_propagation::svg(r)) + table;
   }
   if (r.criticality) {
     body += "<h2>Partial Jacobian norm</h2>\n<p>" +

@@ -17,6 +17,7 @@
 #include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/report/report_text.hpp"
 #include "report/criticality_text.hpp"
+#include "report/signal_propagation.hpp"
 #include "report/text_format.hpp"
 
 namespace gradscope {
@@ -478,8 +479,12 @@ std::string report_to_markdown(const Report& report, const MarkdownOptions& opti
   out += layers_block(report, options);
   const std::string attention = attention_section(report);
   if (!attention.empty()) out += '\n' + attention;
+  const std::string channels = signal_propagation::markdown(report);
+  if (!channels.empty()) out += (attention.empty() ? "\n" : "") + channels;
   const std::string parameters = parameters_section(report, options);
-  if (!parameters.empty()) out += (attention.empty() ? "\n" : "") + parameters;
+  if (!parameters.empty()) {
+    out += (attention.empty() && channels.empty() ? "\n" : "") + parameters;
+  }
   return out;
 }
 

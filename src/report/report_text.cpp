@@ -344,6 +344,8 @@ std::string report_to_text(const Report& report, const TextOptions& options) {
   if (!theory.empty()) out += '\n' + theory;
   const std::string attention = attention_block(report, options.max_rows, paint);
   if (!attention.empty()) out += '\n' + attention;
+  const std::string channels = signal_propagation_block(report, options.max_rows, paint);
+  if (!channels.empty()) out += '\n' + channels;
   const std::string parameters = parameters_block(report, options.max_rows, paint);
   if (!parameters.empty()) out += '\n' + parameters;
   out += '\n';

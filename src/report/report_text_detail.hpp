@@ -156,6 +156,8 @@ std::string criticality_block(const CriticalityStats& c);
 // attention or GLU ops or loaded weights (empty otherwise).
 std::string attention_block(const Report& r, int max_rows, const Painter& paint);
 std::string parameters_block(const Report& r, int max_rows, const Painter& paint);
+// Image networks: the signal-propagation table (signal_propagation.cpp); empty without images.
+std::string signal_propagation_block(const Report& r, int max_rows, const Painter& paint);
 // report_text_diagnosis.cpp: the verdict and the findings, last.
 std::string diagnosis_block(const Report& r, const Painter& paint);
 

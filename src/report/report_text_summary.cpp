@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "gradscope/diagnosis/diagnosis.hpp"
 #include "gradscope/report/report_text.hpp"
 #include "report/criticality_text.hpp"
 #include "report/report_text_detail.hpp"
@@ -236,6 +237,12 @@ std::string summary_block(const Report& r, const Painter& paint) {
                         s.log10_grad_ratio_first_to_last, format_magnitude(ratio))
       : undefined ? undefined_ratio_words(r)
                   : format_log10(s.log10_grad_ratio_first_to_last));
+  if (const double pooling = pooling_gradient_log10_share(r); pooling != 0.0 && !undefined) {
+    row("  of which pooling's geometry",
+        fmt::format(
+            "{:.2f}  (max pool 2x2 halves the per-entry rms; findings judge the rest, {:.2f})",
+            pooling, s.log10_grad_ratio_first_to_last - pooling));
+  }
   row("mean per-layer gain",
       undefined
           ? std::string("n/a")

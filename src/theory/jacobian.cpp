@@ -9,6 +9,7 @@
 #include <limits>
 #include <string>
 
+#include "core/ops/conv_kernels.hpp"
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/norm.hpp"
 #include "gradscope/core/rng.hpp"
@@ -47,6 +48,8 @@ double jacobian_flops(const RunSpec& spec, int examples) {
   double fan_in = spec.input.width;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (ops[i].kind == OpKind::kDense) sum += static_cast<double>(widths[i]) * fan_in;
+    // A convolution: each output entry is a product over its fan-in.
+    if (ops[i].kind == OpKind::kConv) sum += static_cast<double>(widths[i]) * ops[i].conv.fan_in();
     if (ops[i].kind != OpKind::kResidualBegin) fan_in = widths[i];
   }
   return static_cast<double>(examples) * 2.0 * spec.input.width * sum;
@@ -75,10 +78,9 @@ void check_jacobian_request(const RunSpec& spec) {
         "run without --jacobian, or with input.tokens 1");
   }
   for (const OpSpec& op : ops) {
-    if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu || op.kind == OpKind::kConv ||
-        op.kind == OpKind::kPool || op.kind == OpKind::kFlatten) {
+    if (op.kind == OpKind::kAttention || op.kind == OpKind::kGlu) {
       throw Error(
-          "--jacobian refused: the Jacobian spectrum is computed for dense, norm, "
+          "--jacobian refused: the Jacobian spectrum is computed for dense, conv, pool, norm, "
           "activation, dropout and residual ops only, and this network has " +
               std::string(op_kind_name(op.kind)) + " ops",
           "run without --jacobian");
@@ -191,11 +193,43 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
           }
           break;
         }
+        case OpKind::kConv: {
+          // h = conv(x) + b, J <- phi'(h) * conv(J): each column of J is an image tangent.
+          const ops::ConvShape shape = ops::conv_shape(op.conv);
+          const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+          Mat<Scalar> h, cj;
+          ops::conv2d_forward<Scalar>(x, w, net.bias[l], shape, h, pool);
+          ops::conv2d_forward<Scalar>(j.m, w, Vec<Scalar>(), shape, cj, pool);
+          Mat<Scalar> y(h.rows(), 1), d(h.rows(), 1);
+          activation_forward<Scalar>(op.conv.activation, h, y, d);
+          j.m = d.col(0).asDiagonal() * cj;
+          x = std::move(y);
+          break;
+        }
+        case OpKind::kPool: {
+          const ops::PoolShape shape = ops::pool_shape(op.pool);
+          Mat<Scalar> y, pj;
+          if (op.pool.kind == PoolKind::kMax) {
+            // The row of the cell each window chose.
+            ops::ArgmaxMat argmax;
+            ops::max_pool2d_forward<Scalar>(x, shape, y, argmax, pool);
+            pj.resize(y.rows(), j.m.cols());
+            for (Eigen::Index r = 0; r < y.rows(); ++r) pj.row(r) = j.m.row(argmax(r, 0));
+          } else if (op.pool.kind == PoolKind::kAverage) {
+            ops::avg_pool2d_forward<Scalar>(x, shape, y, pool);
+            ops::avg_pool2d_forward<Scalar>(j.m, shape, pj, pool);
+          } else {
+            ops::global_avg_pool_forward<Scalar>(x, shape, y, pool);
+            ops::global_avg_pool_forward<Scalar>(j.m, shape, pj, pool);
+          }
+          j.m = std::move(pj);
+          x = std::move(y);
+          break;
+        }
+        case OpKind::kFlatten:  // the same features, as a vector
+          break;
         case OpKind::kAttention:  // refused by check_jacobian_request
         case OpKind::kGlu:
-        case OpKind::kConv:
-        case OpKind::kPool:
-        case OpKind::kFlatten:
           throw contract_error("jacobian_spectrum: no Jacobian for " +
                                std::string(op_kind_name(op.kind)) + " ops");
       }

@@ -109,11 +109,13 @@ TEST(ReportsFresh, EveryConfigHasAReportAndEveryReportAConfig) {
   EXPECT_GE(configs.size(), 9u);
   EXPECT_EQ(configs, stems(kRoot / "reports", ".json"));
   EXPECT_EQ(configs, stems(kRoot / "reports", ".txt"));
-  // Markdown: every config's report, and the lesson (`gradscope lesson why-sigmoid-fails`).
+  // Markdown: every config's report, and the lessons scripts/dev.sh writes there.
   std::set<std::string> with_lesson = configs;
-  with_lesson.insert("why-sigmoid-fails");
+  for (const char* lesson : {"why-sigmoid-fails", "why-resnets-need-batch-norm"}) {
+    with_lesson.insert(lesson);
+    EXPECT_TRUE(fs::exists(kRoot / "reports" / (std::string(lesson) + ".html"))) << lesson;
+  }
   EXPECT_EQ(with_lesson, stems(kRoot / "reports", ".md"));
-  EXPECT_TRUE(fs::exists(kRoot / "reports" / "why-sigmoid-fails.html"));
 }
 
 TEST(ReportsFresh, EveryCommittedReportMatchesAFreshRun) {

@@ -205,9 +205,9 @@ TEST(Lesson, BuiltInConfigsAreTheCommittedFiles) {
     }
   }
   EXPECT_EQ(embedded_lesson_configs().size(), committed);
-  EXPECT_EQ(
-      builtin_lessons(),
-      (std::vector<std::string>{"why-sigmoid-fails", "why-transformers-need-residuals-and-norms"}));
+  EXPECT_EQ(builtin_lessons(),
+            (std::vector<std::string>{"why-resnets-need-batch-norm", "why-sigmoid-fails",
+                                      "why-transformers-need-residuals-and-norms"}));
 }
 
 TEST(Lesson, AnUnknownLessonIsAUsageErrorListingTheBuiltInOnes) {

@@ -3,10 +3,12 @@
 // for Gaussian weights, and the refusals.
 #include <gtest/gtest.h>
 
+#include <Eigen/SVD>
 #include <cmath>
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/engine/engine.hpp"
+#include "gradscope/theory/apjn.hpp"
 #include "gradscope/theory/jacobian.hpp"
 
 namespace gradscope {
@@ -72,6 +74,92 @@ TEST(Jacobian, GaussianWeightsGiveTheMeanFieldMeanSquaredSingularValue) {
   EXPECT_LT(r.jacobian->predicted_log10_mean_square, -0.5);
   // Finite width: sd of ln ||J||^2 about sqrt(5 * 10 / 256) = 0.44, i.e. 0.19 in log10; 3 sd.
   EXPECT_NEAR(r.jacobian->log10_mean_square, r.jacobian->predicted_log10_mean_square, 0.6);
+}
+
+LayerItem conv_item(int channels, int stride, Activation act) {
+  LayerItem c;
+  c.op.kind = OpKind::kConv;
+  c.op.conv.channels = channels;
+  c.op.conv.kernel_h = c.op.conv.kernel_w = 3;
+  c.op.conv.stride_h = c.op.conv.stride_w = stride;
+  c.op.conv.pad_h = c.op.conv.pad_w = 1;
+  c.op.conv.activation = default_spec(act);
+  c.op.conv.init.kind = Init::kHeNormal;
+  c.op.conv.bias_init.kind = BiasInit::kNormal;
+  c.op.conv.bias_init.std = 0.1;
+  return c;
+}
+
+LayerItem pool_item(PoolKind kind, int kernel, int stride, int pad) {
+  LayerItem p;
+  p.op.kind = OpKind::kPool;
+  p.op.pool.kind = kind;
+  p.op.pool.kernel_h = p.op.pool.kernel_w = kernel;
+  p.op.pool.stride_h = p.op.pool.stride_w = stride;
+  p.op.pool.pad_h = p.op.pool.pad_w = pad;
+  return p;
+}
+
+// Image networks: the spectrum of the Jacobian propagated through convolutions (strided), max
+// pooling with overlapping padded windows, average and global pooling and a flatten, against the
+// singular values of the tangents that forward_tangents (checked against central differences in
+// test_apjn) carries through the same ops.
+TEST(Jacobian, ConvolutionsAndPoolingGiveTheTangentsSpectrum) {
+  RunSpec spec = stack(Activation::kTanh, Init::kHeNormal, 1, 8);
+  spec.input.image = {3, 8, 8};
+  spec.input.width = spec.input.image.size();
+  spec.input.batch = 2;
+  spec.stats.jacobian_examples = 1;
+  LayerItem flatten;
+  flatten.op.kind = OpKind::kFlatten;
+  LayerItem dense;
+  dense.op.kind = OpKind::kDense;
+  dense.op.dense.width = 10;
+  dense.op.dense.activation = default_spec(Activation::kLinear);
+  spec.layers = {conv_item(8, 1, Activation::kTanh),
+                 pool_item(PoolKind::kMax, 3, 2, 1),
+                 conv_item(12, 2, Activation::kGelu),
+                 pool_item(PoolKind::kAverage, 2, 1, 1),
+                 conv_item(16, 1, Activation::kRelu),
+                 pool_item(PoolKind::kGlobalAverage, 1, 1, 0),
+                 flatten,
+                 dense};
+  const Report r = run_diagnostic(spec);
+  ASSERT_TRUE(r.jacobian.has_value());
+  ThreadPool pool(1);
+  const Network<double> net = build_network<double>(spec, pool);
+  const Mat<double> x = make_input<double>(spec).col(0);
+  const Eigen::MatrixXd identity = Eigen::MatrixXd::Identity(x.rows(), x.rows());
+  const Eigen::VectorXd s =
+      Eigen::JacobiSVD<Eigen::MatrixXd>(forward_tangents(spec, net, x, identity, pool).back())
+          .singularValues();
+  ASSERT_EQ(r.jacobian->singular_values_per_example, 10);
+  // Two computations of one (10, 192) matrix in double, then two SVDs: 1e-12 in log10.
+  EXPECT_NEAR(r.jacobian->log10_max, std::log10(s.maxCoeff()), 1e-12);
+  EXPECT_NEAR(r.jacobian->log10_min, std::log10(s.minCoeff()), 1e-12);
+}
+
+// Xiao et al. (2018) through the report: a 32-layer tanh CNN at the critical point keeps its
+// spectrum near 1 with delta-orthogonal kernels and spreads it over decades with Gaussian ones.
+TEST(Jacobian, DeltaOrthogonalKeepsADeepTanhCnnIsometricInTheReport) {
+  const auto condition = [](Init init) {
+    RunSpec spec = stack(Activation::kTanh, init, 1, 8);
+    spec.input.image = {4, 5, 5};
+    spec.input.width = spec.input.image.size();
+    spec.input.batch = 2;
+    spec.input.std = 0.01;  // q* = 0 at sw2 = 1: the critical point
+    spec.stats.jacobian_examples = 2;
+    LayerItem c = conv_item(4, 1, Activation::kTanh);
+    c.op.conv.bias = false;
+    c.op.conv.init.kind = init;
+    spec.layers.assign(32, c);
+    const Report r = run_diagnostic(spec);
+    return r.jacobian->log10_condition;
+  };
+  // Measured: within 10% of 1 (log10 condition < 0.1) against 17 decades; see
+  // test_delta_orthogonal.
+  EXPECT_LT(condition(Init::kDeltaOrthogonal), 0.1);
+  EXPECT_GT(condition(Init::kLecunNormal), 6.0);
 }
 
 TEST(Jacobian, RefusesAboveTheDocumentedSizeBeforeRunning) {

@@ -68,6 +68,18 @@ struct ForwardStats {
   double attention_entropy = 0.0;
   double attention_max_logit = 0.0;
   double attention_peaked_fraction = 0.0;
+  // Image outputs, per channel c over the examples and positions (n, h, w): mu_c = mean y and
+  // sigma_c^2 = mean (y - mu_c)^2, each channel's entries all finite. channel_mean_sq is
+  // (1/C) sum_c mu_c^2 and channel_var (1/C) sum_c sigma_c^2 over those channels (NaN when none
+  // is); channels_nonfinite counts the channels left out. Residual ends also give branch_var, the
+  // same average variance of the branch's output F(x) before the skip is added (and before the
+  // residual's scale): with these, Brock et al.'s signal-propagation plot.
+  bool has_channels = false;
+  Magnitude channel_mean_sq;
+  Magnitude channel_var;
+  std::int64_t channels_nonfinite = 0;
+  bool has_branch_var = false;
+  Magnitude branch_var;
 };
 inline constexpr int kActHistogramBins = 40;
 

@@ -67,6 +67,11 @@ std::string_view verdict_name(Verdict v);  // "healthy", "warning", "error"
 // measurements, the theory and report.spec.diagnosis's thresholds. Deterministic.
 void diagnose(Report& report);
 
+// log10 of the share of the first-to-last gradient rms ratio that the pooling ops' geometry alone
+// accounts for (max pooling 2x2 halves the per-entry rms, global average pooling over H x W
+// divides it by H W); 0 without pooling. The gradient findings judge the ratio net of it.
+double pooling_gradient_log10_share(const Report& report);
+
 // A finding's problem metric on a report, whether or not the finding fired: value >= threshold
 // is a problem, and higher is worse.
 struct ProblemMetric {
