@@ -7,10 +7,11 @@ REPORT.json is `gradscope run CONFIG --format json` (or the .json it writes) and
 `--save-weights` wrote for the same run: the resolved config (in its metadata), every weight, the
 input batch and the labels, probe or targets. The network is rebuilt from the config's items with
 torch.nn.functional (conv2d, batch_norm over (N, H, W) per channel, max_pool2d, avg_pool2d,
-adaptive_avg_pool2d, flatten, linear, layer_norm, residual sums) in float64, and for every layer
-the rms of its output, the rms of the gradient the report states (dL/dh for conv and dense ops,
-dL/d(input) for the others, dL/dy for residual sums) and every parameter's gradient norm are
-compared with the report's. Exits 1 on a mismatch, 2 on a network it cannot rebuild.
+adaptive_avg_pool2d, flatten, linear, layer_norm, residual sums with torchvision ResNet's learned
+projection conv1x1 + BatchNorm2d) in float64, and for every layer the rms of its output, the rms
+of the gradient the report states (dL/dh for conv and dense ops, dL/d(input) for the others,
+dL/dF = scale dL/dy for residual sums) and every parameter's gradient norm are compared with the
+report's. Exits 1 on a mismatch, 2 on a network it cannot rebuild.
 """
 import json
 import math
@@ -72,19 +73,41 @@ class Net:
                 for _ in range(int(item.get("repeat", 1))):
                     residual = item.get("residual")
                     if residual:
-                        if residual.get("projection"):
-                            raise SystemExit("torch_conv_check: projections not covered")
                         self.op += 1  # the begin
                         skip = x
                     x = self.run_items(item["block"], x)
                     if residual:
+                        projection = residual.get("projection")
+                        if projection:
+                            skip = self.projection(projection, skip, x)
                         y = skip * float(residual.get("skip", 1.0)) + float(residual["scale"]) * x
-                        self.report("residual", y, y)
+                        self.report("residual", y, x)  # the report states dL/dF
                         self.op += 1
                         x = y
                 continue
             x = self.run_op(item, x)
         return x
+
+    def projection(self, projection, skip, x):
+        """torchvision ResNet's downsample: conv1x1(stride) then BatchNorm2d (training mode)."""
+        if not isinstance(projection, dict) or "init" not in projection or skip.dim() != 4:
+            raise SystemExit("torch_conv_check: only the learned projection of images is covered")
+        k = f"ops.{self.op}"
+        w = self.param(k + ".projection.weight")
+        stride = (skip.shape[2] // x.shape[2], skip.shape[3] // x.shape[3])
+        p = F.conv2d(skip, w, None, stride=stride)
+        norm = projection.get("norm")
+        if norm:
+            name = norm if isinstance(norm, str) else norm["name"]
+            eps = 1e-5 if isinstance(norm, str) else float(norm.get("eps", 1e-5))
+            if name != "batch_norm":
+                raise SystemExit(f"torch_conv_check: projection norm {name!r} not covered")
+            gamma = torch.ones(p.shape[1], dtype=torch.float64, requires_grad=True)
+            beta = torch.zeros(p.shape[1], dtype=torch.float64, requires_grad=True)
+            self.params[k + ".projection_norm.weight"] = gamma
+            self.params[k + ".projection_norm.bias"] = beta
+            p = F.batch_norm(p, None, None, gamma, beta, training=True, eps=eps)
+        return p
 
     def run_op(self, item, x):
         k = f"ops.{self.op}"

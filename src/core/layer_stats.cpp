@@ -265,6 +265,7 @@ ChannelMoments channel_moments(const Mat<Scalar>& y, const ImageShape& image, Th
     double var = 0.0;
     int exp = 0;  // the channel's largest |entry| is below 2^exp
     bool finite = true;
+    bool zero = false;
   };
   std::vector<Part> parts(static_cast<std::size_t>(channels));
   pool.run(channels, [&](std::int64_t c) {
@@ -281,7 +282,10 @@ ChannelMoments channel_moments(const Mat<Scalar>& y, const ImageShape& image, Th
         largest = std::max(largest, std::abs(v));
       }
     }
-    if (largest == 0.0) return;  // an all-zero channel: mean 0, variance 0
+    if (largest == 0.0) {  // an all-zero channel: mean 0, variance 0
+      part.zero = true;
+      return;
+    }
     std::frexp(largest, &part.exp);
     // Scaling by a power of two is exact; two passes (mean, then deviations) so a large common
     // offset does not cancel the spread.
@@ -311,6 +315,7 @@ ChannelMoments channel_moments(const Mat<Scalar>& y, const ImageShape& image, Th
       continue;
     }
     ++finite;
+    if (p.zero) ++out.zero_channels;
     top = std::max(top, p.exp);
   }
   if (finite == 0) return out;

@@ -102,6 +102,7 @@ struct ChannelMoments {
                     std::numeric_limits<double>::quiet_NaN()};
   Magnitude var{std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::quiet_NaN()};
   std::int64_t nonfinite_channels = 0;
+  std::int64_t zero_channels = 0;  // every entry exactly 0
 };
 template <class Scalar>
 ChannelMoments channel_moments(const Mat<Scalar>& y, const ImageShape& image, ThreadPool& pool);

@@ -107,6 +107,16 @@ double generate_weight(const Network<Scalar>& net, std::size_t l, Mat<Scalar>& w
   const OpSpec& op = net.ops[l];
   const auto index = static_cast<std::uint64_t>(l + 1);  // ops are numbered from 1
   const int fan_in = l == 0 ? net.input_width : net.widths[l - 1];
+  if (op.kind == OpKind::kResidualEnd && op.residual.conv_projection()) {
+    // The learned 1x1 convolution, (C_out, C_in): PyTorch's fans C_in and C_out (a 1x1 kernel).
+    const int c_in = op.residual.skip_image.channels;
+    const int c_out = op.image.channels;
+    Eigen::MatrixXd p(c_out, c_in);
+    init_weights(op.residual.projection_init,
+                 stream_key(net.seed, index, StreamPurpose::kProjection), p, c_in, c_out);
+    w = p.cast<Scalar>();
+    return weight_frobenius(w);
+  }
   if (op.kind == OpKind::kResidualEnd && op.residual.projection) {
     const auto begin = static_cast<std::size_t>(net.partner[l]);
     const int skip_width = begin == 0 ? net.input_width : net.widths[begin - 1];

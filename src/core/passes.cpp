@@ -164,6 +164,7 @@ class PassRunner {
     fs.channel_mean_sq = out.mean_sq;
     fs.channel_var = out.var;
     fs.channels_nonfinite = out.nonfinite_channels;
+    fs.zero_channels = out.zero_channels;
     if (net_.ops[l].kind == OpKind::kResidualEnd) {
       fs.has_branch_var = true;
       fs.branch_var = ops::channel_moments(value(plan_.producer[l]), image, pool_).var;

@@ -54,6 +54,7 @@ void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops, I
       continue;
     }
     for (int r = 0; r < item.repeat; ++r) {
+      const ImageShape skip_image = image;
       if (item.residual) {
         OpSpec begin;
         begin.kind = OpKind::kResidualBegin;
@@ -66,6 +67,7 @@ void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops, I
         OpSpec end;
         end.kind = OpKind::kResidualEnd;
         end.residual = *item.residual;
+        if (skip_image.is_image() && image.is_image()) end.residual.skip_image = skip_image;
         push(end);
         // The config reader allows a post-norm only with a residual: norm(x + scale * F(x)).
         if (item.post_norm) {
@@ -74,6 +76,40 @@ void append_ops(const std::vector<LayerItem>& items, std::vector<OpSpec>& ops, I
           norm.norm = *item.post_norm;
           push(norm);
         }
+      }
+    }
+  }
+}
+
+// Walks the items as append_ops does, choosing each projection's defaults by the shapes around its
+// block (the first repetition's: a later one that differs is refused by validate's stream walk).
+void resolve_projections(std::vector<LayerItem>& items, ImageShape& image) {
+  for (LayerItem& item : items) {
+    if (item.block.empty()) {
+      OpSpec op = item.op;
+      image = resolve_image(op, image);
+      continue;
+    }
+    for (int r = 0; r < item.repeat; ++r) {
+      const ImageShape skip_image = image;
+      resolve_projections(item.block, image);
+      if (r > 0 || !item.residual) continue;
+      ResidualSpec& res = *item.residual;
+      const bool learned = skip_image.is_image() && image.is_image();
+      res.skip_image = learned ? skip_image : ImageShape{};
+      if (!res.projection) continue;
+      if (!res.projection_init_given) {
+        // torchvision's ResNet draws every conv, the downsample's included, with
+        // kaiming_normal_(mode="fan_out", nonlinearity="relu"); the fixed vector projection is an
+        // orthogonal map, which keeps the skip path's norm.
+        res.projection_init =
+            learned ? InitSpec{Init::kHeNormal, 1.0, 1.0, 1.0, FanMode::kFanOut, 1.0}
+                    : InitSpec{Init::kOrthogonal, 1.0, 1.0, 1.0, FanMode::kFanIn, 1.0};
+        res.projection_init_given = true;
+      }
+      if (!res.projection_norm_given) {
+        if (learned) res.projection_norm = NormSpec{NormKind::kBatchNorm, 1e-5};
+        res.projection_norm_given = true;
       }
     }
   }
@@ -172,6 +208,11 @@ double attention_scale(const AttentionSpec& a, int width) {
       return a.scale;
   }
   return a.scale;
+}
+
+void resolve_residual_projections(RunSpec& spec) {
+  ImageShape image = spec.input.image;
+  resolve_projections(spec.layers, image);
 }
 
 std::vector<LayerSpec> expand_layers(const RunSpec& spec) {

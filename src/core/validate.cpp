@@ -295,6 +295,16 @@ Problem check_op(const OpSpec& op) {
             "residual skip is " + number_text(op.residual.skip) + "; it must be a finite number",
             std::string("y = skip * P x + scale * F(x); the default skip is 1")};
       }
+      if (op.residual.projection_norm) {
+        if (op.residual.projection_norm->kind != NormKind::kBatchNorm) {
+          return std::pair{"the projection's norm is " +
+                               std::string(norm_name(op.residual.projection_norm->kind)) +
+                               ", but a learned projection takes batch_norm (per channel, as "
+                               "torchvision's downsample) or none",
+                           std::string(R"(write "norm": "batch_norm" or "norm": false)")};
+        }
+        if (Problem p = check_norm(*op.residual.projection_norm)) return p;
+      }
       if (op.residual.projection) return check_init(op.residual.projection_init, "projection");
       return std::nullopt;
     case OpKind::kAttention:
@@ -503,6 +513,9 @@ class StreamWalk {
                              (s.image.is_image() ? "as " + stream_text(s) : stream_text(s)),
                          path, {path});
         }
+        if (item.residual && item.residual->projection) {
+          if (Found f = check_projection(*item.residual, path, s, out, context)) return f;
+        }
         const bool same = out == s;
         s = out;
         if (same) break;  // every further repetition leaves it so too
@@ -514,6 +527,36 @@ class StreamWalk {
 
  private:
   using Key = std::tuple<const LayerItem*, int, int, int, int>;
+
+  // A projection on an image stream is a 1x1 convolution with stride in / out on each side, which
+  // must divide exactly (torchvision's downsample halves 2k to k); a projection's norm needs it.
+  static Found check_projection(const ResidualSpec& r, const std::string& path, const Stream& in,
+                                const Stream& out, const std::string& context) {
+    const std::string at = child(child(path, "residual"), "projection");
+    if (!(in.image.is_image() && out.image.is_image())) {
+      if (!r.projection_norm) return std::nullopt;
+      return finding(child(at, "norm"),
+                     "a norm on the projection of a block from " + stream_text(in) + " to " +
+                         stream_text(out) + context +
+                         ": only the learned 1x1 convolution of an image stream has one",
+                     "remove \"norm\" from the projection (a vector stream's projection is a "
+                     "fixed orthogonal map), or keep the block's input and output images",
+                     path, {path});
+    }
+    const auto divides = [](int a, int b) { return b > 0 && a % b == 0; };
+    if (!divides(in.image.height, out.image.height) || !divides(in.image.width, out.image.width)) {
+      return finding(at,
+                     "the block maps " + stream_text(in) + " to " + stream_text(out) + context +
+                         ", but its 1x1 projection's stride is in / out on each side, and " +
+                         std::to_string(in.image.height) + " x " + std::to_string(in.image.width) +
+                         " is not a whole multiple of " + std::to_string(out.image.height) + " x " +
+                         std::to_string(out.image.width),
+                     "make the branch's output size divide its input's (a stride-2 conv with "
+                     "padding 1 and kernel 3 halves an even size exactly)",
+                     path, {path});
+    }
+    return std::nullopt;
+  }
 
   // The skip path adds elementwise: the same features, and two images of one shape.
   static bool addable(const Stream& in, const Stream& out) {

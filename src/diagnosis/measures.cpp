@@ -102,6 +102,46 @@ double uniform_attention_entropy(int tokens, bool causal) {
   return std::lgamma(static_cast<double>(tokens) + 1.0) / static_cast<double>(tokens);
 }
 
+namespace {
+
+// Shape::zero_by_design from the ops (residual begins included): each branch between a begin and
+// its end that holds a dense or conv op with zero init marks its reported ops, the end excluded
+// (the sum carries the skip path).
+std::vector<char> zero_init_branches(const std::vector<OpSpec>& ops, std::size_t reported) {
+  std::vector<int> number(ops.size(), -1);  // the reported index of each op, -1 for begins
+  int n = 0;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].kind != OpKind::kResidualBegin) number[i] = n++;
+  }
+  std::vector<char> out(reported, 0);
+  std::vector<std::size_t> open;
+  std::vector<char> zero;  // per open branch: it holds a zero-initialised layer
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const OpSpec& op = ops[i];
+    if (op.kind == OpKind::kResidualBegin) {
+      open.push_back(i);
+      zero.push_back(0);
+      continue;
+    }
+    const bool zero_init = (op.kind == OpKind::kDense && op.dense.init.kind == Init::kZeros) ||
+                           (op.kind == OpKind::kConv && op.conv.init.kind == Init::kZeros);
+    if (zero_init && !zero.empty()) zero.back() = 1;
+    if (op.kind != OpKind::kResidualEnd || open.empty()) continue;
+    if (zero.back() != 0) {
+      for (std::size_t k = open.back() + 1; k < i; ++k) {
+        if (number[k] >= 0 && static_cast<std::size_t>(number[k]) < reported) {
+          out[static_cast<std::size_t>(number[k])] = 1;
+        }
+      }
+    }
+    open.pop_back();
+    zero.pop_back();
+  }
+  return out;
+}
+
+}  // namespace
+
 Shape shape_of(const Report& r) {
   Shape s;
   const std::vector<OpSpec> ops = expand_ops(r.spec);
@@ -110,6 +150,7 @@ Shape shape_of(const Report& r) {
     if (ops[i].kind != OpKind::kResidualBegin) s.paths.push_back(op_paths[i]);
   }
   s.paths.resize(r.layers.size());
+  s.zero_by_design = zero_init_branches(ops, r.layers.size());
   for (std::size_t i = 0; i < r.layers.size(); ++i) {
     const LayerReport& l = r.layers[i];
     switch (l.kind) {

@@ -50,6 +50,15 @@ struct Shape {
   // to the last layer's (pool_gradient_log10_share summed over the pools from it to the one
   // before the last), 0 without pooling. The gradient findings judge rms ratios net of it.
   std::vector<double> pool_share;
+  // Per reported layer: inside a residual branch that holds a zero-initialised dense or conv
+  // layer (Fixup's last layer, a SkipInit-style branch). Such a branch outputs exactly 0 and
+  // passes back exactly 0 below that layer at initialisation, by design: its zeros are not a
+  // collapse, nor a vanishing gradient.
+  std::vector<char> zero_by_design;
+  bool is_zero_by_design(const LayerReport& l) const {
+    const auto i = static_cast<std::size_t>(l.index - 1);
+    return i < zero_by_design.size() && zero_by_design[i] != 0;
+  }
 };
 
 Shape shape_of(const Report& r);

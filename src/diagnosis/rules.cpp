@@ -31,6 +31,7 @@ ProblemMetric activation_metric(const RuleContext& c, bool low) {
       if (!low) worst = kInf;  // an overflow is the furthest an explosion goes
       break;
     }
+    if (c.s.is_zero_by_design(l)) continue;  // a zero-initialised branch's zeros (Fixup)
     const double a = act_log10_rel_input(l, c.s);
     if (!std::isnan(a)) worst = std::max(worst, low ? -a : a);
   }
@@ -48,7 +49,7 @@ ProblemMetric unit_metric(const RuleContext& c, bool dead) {
   for (const LayerReport& l : c.r.layers) {
     if (!forward_valid(c.r, l)) break;
     if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
-    if (is_bounded(l.activation.kind) == dead) continue;
+    if (is_bounded(l.activation.kind) == dead || c.s.is_zero_by_design(l)) continue;
     worst = std::max(worst, dead ? l.forward.dead_fraction : l.forward.saturated_fraction);
   }
   return {worst, dead ? c.d.dead_fraction : c.d.saturated_fraction};

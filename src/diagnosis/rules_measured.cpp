@@ -24,6 +24,9 @@ int gradient_cut_off(const RuleContext& c) {
   int zero_from = 0;
   for (std::size_t i = c.r.layers.size(); i-- > 0;) {
     const LayerReport& l = c.r.layers[i];
+    // A zero-initialised residual branch (Fixup) passes back exactly 0 by design; the stream
+    // around it carries the gradient on.
+    if (c.s.is_zero_by_design(l)) continue;
     if (gradient_valid(l) && l.backward.grad_preact_rms.value == 0.0 && std::isinf(grad_log10(l))) {
       zero_from = l.index;
       break;
@@ -36,7 +39,10 @@ Finding gradient_cut_off_finding(const RuleContext& c, int zero_from) {
   Finding f = make(FindingCode::kVanishingGradients, Severity::kError, zero_from);
   int zero_layers = 0;
   for (const LayerReport& l : c.r.layers) {
-    zero_layers += gradient_valid(l) && l.backward.grad_preact_rms.value == 0.0 ? 1 : 0;
+    zero_layers +=
+        gradient_valid(l) && !c.s.is_zero_by_design(l) && l.backward.grad_preact_rms.value == 0.0
+            ? 1
+            : 0;
   }
   f.evidence.push_back(ev("zero_gradient_layers", zero_layers, ">=", 1.0, zero_from));
   f.explanation =
@@ -134,6 +140,7 @@ ActivationScan scan_activations(const RuleContext& c) {
   ActivationScan a;
   for (const LayerReport& l : c.r.layers) {
     if (!forward_valid(c.r, l)) break;
+    if (c.s.is_zero_by_design(l)) continue;  // a zero-initialised branch's zeros (Fixup)
     const double v = act_log10_rel_input(l, c.s);
     if (std::isnan(v)) continue;
     if (v < a.low) {
@@ -343,6 +350,7 @@ RuleResult dead_units(const RuleContext& c, const ProblemMetric& m) {
     if (!forward_valid(c.r, l)) break;
     if (!(l.kind == OpKind::kDense || l.kind == OpKind::kActivation)) continue;
     if (is_bounded(l.activation.kind)) continue;  // saturation, not death
+    if (c.s.is_zero_by_design(l)) continue;       // a zero-initialised branch's zeros (Fixup)
     total += l.forward.dead_units;
     if (l.forward.dead_fraction > most) {
       most = l.forward.dead_fraction;

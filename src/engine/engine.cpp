@@ -272,7 +272,7 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
   std::int64_t fan_in = spec.input.width;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     // Parameters a training run would learn: dense W and b, the norms' gamma (and beta), the
-    // projections of attention and GLU ops.
+    // projections of attention and GLU ops, a learned residual projection and its norm.
     const std::int64_t width = widths[i];
     if (ops[i].kind == OpKind::kDense) report.parameters += width * fan_in + width;
     if (ops[i].kind == OpKind::kConv) {
@@ -284,6 +284,12 @@ Report run_diagnostic(const RunSpec& spec, const RunOptions& options) {
                                  ? std::int64_t{ops[i].image.channels}
                                  : width;
       report.parameters += ops[i].norm.kind == NormKind::kRmsNorm ? n : 2 * n;
+    }
+    if (ops[i].kind == OpKind::kResidualEnd && ops[i].residual.conv_projection()) {
+      // The learned 1x1 convolution (C_out, C_in) and its norm's gamma and beta per channel.
+      const std::int64_t c_out = ops[i].image.channels;
+      report.parameters += c_out * ops[i].residual.skip_image.channels +
+                           (ops[i].residual.projection_norm ? 2 * c_out : 0);
     }
     if (ops[i].kind == OpKind::kAttention) {
       const AttentionSpec& a = ops[i].attention;

@@ -142,7 +142,18 @@ Footprint footprint(const RunSpec& spec, const std::vector<bool>& loaded) {
         const std::size_t begin = open.back();
         open.pop_back();
         f.skips.emplace_back(begin, i);
-        if (op.residual.projection) {
+        if (op.residual.conv_projection()) {
+          // The learned 1x1 convolution W (C_out, C_in); cached: the skip x (C_in H W) for dW,
+          // the normalised projection (C_out H' W') and 1/std per channel for its norm.
+          const double skip_width = begin == 0 ? spec.input.width : width_at(begin - 1);
+          const double c_in = op.residual.skip_image.channels;
+          add_weight(op.image.channels, c_in, init_is_elementwise(op.residual.projection_init.kind),
+                     from_file);
+          f.redo_cost[i] = 2.0 * entries * c_in;
+          f.product_in[i] = c_in;
+          f.cache[i] += (skip_width + (op.residual.projection_norm ? width : 0.0)) * batch * scalar;
+          if (op.residual.projection_norm) f.cache[i] += op.image.channels * 8.0;
+        } else if (op.residual.projection) {
           const double skip_width = begin == 0 ? spec.input.width : width_at(begin - 1);
           add_weight(width, skip_width, init_is_elementwise(op.residual.projection_init.kind),
                      from_file);
@@ -381,7 +392,17 @@ MemoryEstimate estimate_memory(const RunSpec& spec) {
           nesting = std::max(nesting, static_cast<double>(skip_width.size()));
           break;
         case OpKind::kResidualEnd:
-          if (ops[i].residual.projection) {
+          if (ops[i].residual.conv_projection()) {
+            // W (C_out, C_in); cached: the skip and, with the norm, the normalised projection;
+            // working: dW and the skip and the gradient in double (counted in widest).
+            const double c_in = ops[i].residual.skip_image.channels;
+            const double c_out = ops[i].image.channels;
+            projections += c_out * c_in;
+            largest_matrix = std::max(largest_matrix, c_out * c_in);
+            whole_draw = true;
+            units += skip_width.back() + (ops[i].residual.projection_norm ? width : 0.0);
+            widest = std::max({widest, width, skip_width.back()});
+          } else if (ops[i].residual.projection) {
             projections += width * skip_width.back();
             largest_matrix = std::max(largest_matrix, width * skip_width.back());
             whole_draw = true;

@@ -69,6 +69,10 @@ class Reader {
       }
       read_item_list(*layers, "layers", spec.layers);
       spec.input = read_input(section(root, "input"), first_width_);
+      resolve_residual_projections(spec);
+      if (const std::optional<PresetProblem> problem = resolve_residual_presets(spec, presets_)) {
+        fail(problem->path, problem->what, problem->hint);
+      }
     } else {
       spec.stack = read_stack(given(root, "stack") == nullptr ? nullptr : section(root, "stack"));
       spec.input = read_input(section(root, "input"), spec.stack.layer.width);
@@ -1058,20 +1062,49 @@ class Reader {
     }
     check_keys(v, path, kResidualKeys);
     ResidualSpec residual;
+    if (const Json* preset = find(v, "preset")) {
+      // Resolved once the whole network is read (resolve_residual_presets); keyed by the item.
+      ResidualPreset p;
+      p.kind = static_cast<ResidualPresetKind>(
+          read_choice(*preset, child(path, "preset"), "preset", kResidualPresetNames));
+      presets_[path.substr(0, path.size() - std::string_view(".residual").size())] = p;
+    }
     if (const Json* scale = find(v, "scale"))
       residual.scale = read_number(*scale, child(path, "scale"));
     if (const Json* skip = find(v, "skip")) residual.skip = read_number(*skip, child(path, "skip"));
     if (const Json* projection = find(v, "projection")) {
       const std::string projection_path = child(path, "projection");
+      // What the config leaves out, the stream decides (resolve_residual_projections).
+      residual.projection_init_given = false;
+      residual.projection_norm_given = false;
       if (projection->is_boolean()) {
         residual.projection = projection->get<bool>();
+      } else if (projection->is_object() &&
+                 (projection->contains("init") || projection->contains("norm"))) {
+        // {"init": ..., "norm": ...}: the learned projection of an image stream.
+        check_keys(*projection, projection_path, kProjectionKeys);
+        residual.projection = true;
+        if (const Json* init = find(*projection, "init")) {
+          residual.projection_init = read_init(*init, child(projection_path, "init"));
+          residual.projection_init_given = true;
+        }
+        if (const Json* norm = find(*projection, "norm")) {
+          residual.projection_norm_given = true;
+          const bool none = (norm->is_boolean() && !norm->get<bool>()) ||
+                            (norm->is_string() && norm->get<std::string>() == "none");
+          if (!none) residual.projection_norm = read_norm(*norm, child(projection_path, "norm"));
+        }
       } else if (projection->is_string() || projection->is_object()) {
         residual.projection = true;
         residual.projection_init = read_init(*projection, projection_path);
+        residual.projection_init_given = true;
       } else {
-        fail(projection_path, "expected true, false or an init, " + got(*projection),
-             R"(write "projection": true for an orthogonal projection with gain 1, or an init )"
-             R"(such as {"name": "orthogonal", "gain": 0.5})");
+        fail(projection_path,
+             "expected true, false, an init or {\"init\": ..., \"norm\": ...}, " + got(*projection),
+             R"(write "projection": true for the stream's default (vectors: a fixed orthogonal )"
+             R"(map; images: a learned 1x1 conv with batch norm), an init such as )"
+             R"({"name": "orthogonal", "gain": 0.5}, or for images {"init": "he_normal", )"
+             R"("norm": "batch_norm"})");
       }
     }
     const Json* placement = find(v, "placement");
@@ -1448,6 +1481,8 @@ class Reader {
   mutable std::optional<int> first_width_;
   // A conv or pool item came before: the stream's width is then unknown at read time.
   mutable bool after_image_op_ = false;
+  // The residual presets of block items, by the item's path, resolved after the whole config.
+  mutable std::map<std::string, ResidualPreset> presets_;
 };
 
 std::string read_file(const std::string& path) {

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -62,8 +63,9 @@ inline const std::vector<std::string_view> kItemKeys{
     "width",       "activation", "init",     "bias_init", "norm",      "norm_position",
     "dropout",     "repeat",     "residual", "block",     "attention", "glu",
     "transformer", "conv",       "pool",     "flatten"};
-inline const std::vector<std::string_view> kResidualKeys{"scale", "skip", "projection", "placement",
-                                                         "norm"};
+inline const std::vector<std::string_view> kResidualKeys{"scale",     "skip", "projection",
+                                                         "placement", "norm", "preset"};
+inline const std::vector<std::string_view> kProjectionKeys{"init", "norm"};
 inline const std::vector<std::string_view> kAttentionKeys{
     "heads", "causal", "scale", "bias", "output_projection", "init"};
 inline const std::vector<std::string_view> kGluKeys{"hidden", "activation", "bias", "init"};
@@ -128,6 +130,29 @@ ScalingConstants scaling_constants(TransformerScaling scaling, int blocks);
 
 // The ordinary items a transformer item stands for (docs/configuration.md has the expansion).
 std::vector<LayerItem> expand_transformer(const TransformerShorthand& t);
+
+// ---------------------------------------------------------------------------------------------
+// Residual presets (config_presets.cpp): "residual": {"preset": ...} on a block item, resolved
+// after the whole config is read (Fixup needs the network's number of residual branches) into
+// the inits and scales it stands for.
+
+enum class ResidualPresetKind : int { kFixup };
+inline const std::vector<std::string_view> kResidualPresetNames{"fixup"};
+
+struct ResidualPreset {
+  ResidualPresetKind kind = ResidualPresetKind::kFixup;
+};
+
+// A preset that cannot apply: the JSON path, what is wrong, what to do.
+struct PresetProblem {
+  std::string path;
+  std::string what;
+  std::string hint;
+};
+
+// Applies each block item's preset (keyed by the item's path) to the spec's items.
+std::optional<PresetProblem> resolve_residual_presets(
+    RunSpec& spec, const std::map<std::string, ResidualPreset>& presets);
 
 // ---------------------------------------------------------------------------------------------
 // Text helpers (config_names.cpp)

@@ -144,8 +144,18 @@ Json item_json(const LayerItem& item) {
       residual["scale"] = item.residual->scale;
       // Only when set, so that the configs written before skip existed read the same.
       if (item.residual->skip != 1.0) residual["skip"] = item.residual->skip;
-      residual["projection"] =
-          item.residual->projection ? init_json(item.residual->projection_init) : Json(false);
+      if (item.residual->conv_projection()) {
+        // The learned 1x1 convolution of an image stream: its init and its norm (false: none).
+        Json projection = Json::object();
+        projection["init"] = init_json(item.residual->projection_init);
+        projection["norm"] = item.residual->projection_norm
+                                 ? norm_json(*item.residual->projection_norm)
+                                 : Json(false);
+        residual["projection"] = std::move(projection);
+      } else {
+        residual["projection"] =
+            item.residual->projection ? init_json(item.residual->projection_init) : Json(false);
+      }
       residual["placement"] = std::string(kPlacementNames[item.post_norm ? 1 : 0]);
       if (item.post_norm) residual["norm"] = norm_json(*item.post_norm);
       j["residual"] = std::move(residual);

@@ -154,6 +154,7 @@ Json forward_json(const ForwardStats& f) {
     put_magnitude(channels, "mean_sq", "log10_mean_sq", f.channel_mean_sq);
     put_magnitude(channels, "var", "log10_var", f.channel_var);
     channels["nonfinite"] = f.channels_nonfinite;
+    channels["zero"] = f.zero_channels;
     if (f.has_branch_var) put_magnitude(channels, "branch_var", "log10_branch_var", f.branch_var);
     j["channels"] = std::move(channels);
   }
@@ -286,6 +287,14 @@ Json layer_json(const LayerReport& layer, const OpSpec* op) {
       // Only when set, so that the reports of residuals without it read as before.
       if (layer.residual.skip != 1.0) put(residual, "skip", number(layer.residual.skip));
       residual["projection"] = layer.residual.projection;
+      // Only for an image's learned projection, so that other reports read as before.
+      if (layer.residual.conv_projection()) {
+        residual["learned_projection"] = true;
+        residual["projection_norm"] =
+            layer.residual.projection_norm
+                ? Json(std::string(norm_name(layer.residual.projection_norm->kind)))
+                : Json(nullptr);
+      }
       j["residual"] = std::move(residual);
       break;
     }

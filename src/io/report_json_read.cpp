@@ -245,6 +245,7 @@ class ReportReader {
       f.channel_mean_sq = magnitude(channels, at, "mean_sq", "log10_mean_sq");
       f.channel_var = magnitude(channels, at, "var", "log10_var");
       f.channels_nonfinite = in_.int64(channels, at, "nonfinite");
+      f.zero_channels = in_.int64(channels, at, "zero");
       f.has_branch_var = channels.contains("branch_var");
       if (f.has_branch_var) {
         f.branch_var = magnitude(channels, at, "branch_var", "log10_branch_var");
@@ -394,6 +395,11 @@ class ReportReader {
         if (residual.contains("skip"))
           l.residual.skip = in_.number(residual, residual_path, "skip");
         l.residual.projection = in_.boolean(residual, residual_path, "projection");
+        // An image's learned projection: its shapes come with the config's op (settings are the
+        // config's); the key is checked here.
+        if (residual.contains("learned_projection")) {
+          in_.boolean(residual, residual_path, "learned_projection");
+        }
         break;
       }
       case OpKind::kAttention:

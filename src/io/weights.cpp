@@ -578,6 +578,13 @@ std::vector<Tensor> run_data_tensors(const RunSpec& spec, const RunData& data) {
       Tensor beta = tensor_of(k + ".bias", data.bias[l]);
       beta.shape = {data.bias[l].size()};
       out.push_back(std::move(beta));
+    } else if (ops[l].kind == OpKind::kResidualEnd && ops[l].residual.conv_projection() &&
+               data.weight[l].size() > 0) {
+      // The learned 1x1 convolution as PyTorch's Conv2d weight (C_out, C_in, 1, 1), named as its
+      // parameter statistics are ("projection.weight"); its norm's gamma and beta are 1 and 0.
+      Tensor w = tensor_of(k + ".projection.weight", data.weight[l]);
+      w.shape = {data.weight[l].rows(), data.weight[l].cols(), 1, 1};
+      out.push_back(std::move(w));
     } else if (ops[l].kind == OpKind::kResidualEnd && data.weight[l].size() > 0) {
       out.push_back(tensor_of(k + ".projection", data.weight[l]));
     } else if (ops[l].kind == OpKind::kAttention || ops[l].kind == OpKind::kGlu) {

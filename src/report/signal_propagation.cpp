@@ -46,11 +46,19 @@ std::string definitions(const Rows& rows) {
   return std::string(kDefinitions) + (rows.per_block ? std::string(kBranchDefinition) : "");
 }
 
-// A channel's moments only over channels whose entries are all finite: say how many were left.
-std::string nonfinite_note(const LayerReport& l) {
-  if (l.forward.channels_nonfinite == 0) return "";
-  return fmt::format("{} of {} channels non-finite", l.forward.channels_nonfinite,
-                     l.image.channels);
+// The channels left out of the moments (non-finite) and the channels that are exactly zero (a
+// ReLU convolution's dead filters).
+std::string channel_note(const LayerReport& l) {
+  std::string note;
+  if (l.forward.channels_nonfinite > 0) {
+    note =
+        fmt::format("{} of {} channels non-finite", l.forward.channels_nonfinite, l.image.channels);
+  }
+  if (l.forward.zero_channels > 0) {
+    note += fmt::format("{}{} of {} channels all zero", note.empty() ? "" : "; ",
+                        l.forward.zero_channels, l.image.channels);
+  }
+  return note;
 }
 
 std::string row_name(const Rows& rows, std::size_t i) {
@@ -77,7 +85,7 @@ std::string markdown(const Report& r) {
         fmt::format("| {} | {} | {} | {} | {} |", row_name(rs, i), l.index, shape_text(l.image),
                     magnitude_cell(f.channel_mean_sq), magnitude_cell(f.channel_var));
     if (rs.per_block) row += fmt::format(" {} |", magnitude_cell(f.branch_var));
-    out += row + fmt::format(" {} |\n", nonfinite_note(l));
+    out += row + fmt::format(" {} |\n", channel_note(l));
   }
   out += fmt::format("\n{}.\n\n", definitions(rs));
   return out;
@@ -100,7 +108,7 @@ std::string html_table(const Report& r) {
                        l.index, shape_text(l.image), magnitude_cell(f.channel_mean_sq),
                        magnitude_cell(f.channel_var));
     if (rs.per_block) out += fmt::format("<td>{}</td>", magnitude_cell(f.branch_var));
-    out += fmt::format("<td class=\"l\">{}</td></tr>\n", nonfinite_note(l));
+    out += fmt::format("<td class=\"l\">{}</td></tr>\n", channel_note(l));
   }
   out += fmt::format("</table>\n<p class=\"muted\">{}.</p>\n",
                      text_format::xml_escape(definitions(rs)));
@@ -192,8 +200,9 @@ std::string signal_propagation_block(const Report& r, int max_rows, const Painte
             kRowW, l.index, kLayerW, signal_propagation::shape_text(l.image), kShapeW,
             magnitude_cell(f.channel_mean_sq), kValueW, magnitude_cell(f.channel_var), kValueW);
         if (rs.per_block) row += fmt::format(" {:>{}}", magnitude_cell(f.branch_var), kValueW);
-        if (f.channels_nonfinite > 0) {
-          row += "  " + paint(signal_propagation::nonfinite_note(l), kRed);
+        if (f.channels_nonfinite > 0 || f.zero_channels > 0) {
+          row += "  " + paint(signal_propagation::channel_note(l),
+                              f.channels_nonfinite > 0 ? kRed : kYellow);
         }
         return row;
       },

@@ -220,7 +220,16 @@ void propagate(
         auto [sx, st] = std::move(skips.back());
         skips.pop_back();
         const Scalar scale = static_cast<Scalar>(op.residual.scale);
-        if (op.residual.projection) {
+        if (op.residual.conv_projection()) {
+          // The learned 1x1 convolution (its batch norm is refused by apjn_refusal): linear in u.
+          const ops::ConvShape shape = ops::projection_shape(op.residual, op.image);
+          const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
+          Mat<Scalar> px, pt;
+          ops::conv2d_forward<Scalar>(sx, w, Vec<Scalar>(), shape, px, pool);
+          ops::conv2d_forward<Scalar>(st.m, w, Vec<Scalar>(), shape, pt, pool);
+          sx = std::move(px);
+          st.m = std::move(pt);
+        } else if (op.residual.projection) {
           const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
           sx = product(w, sx, pool);
           st.m = product(w, st.m, pool);
@@ -312,7 +321,10 @@ void propagate(
 
 std::string apjn_refusal(const RunSpec& spec) {
   for (const OpSpec& op : expand_ops(spec)) {
-    if (op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) {
+    if ((op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) ||
+        (op.kind == OpKind::kResidualEnd && op.residual.conv_projection() &&
+         op.residual.projection_norm &&
+         op.residual.projection_norm->kind == NormKind::kBatchNorm)) {
       return "batch norm couples the examples: no per-example Jacobian";
     }
   }

@@ -105,6 +105,19 @@ TEST(ChannelMoments, AnAllZeroImageHasZeroMomentsNotNaN) {
   EXPECT_EQ(got.var.value, 0.0);
   EXPECT_EQ(got.mean_sq.value, 0.0);
   EXPECT_EQ(got.nonfinite_channels, 0);
+  EXPECT_EQ(got.zero_channels, 3);
+}
+
+TEST(ChannelMoments, CountTheChannelsThatAreExactlyZero) {
+  Eigen::MatrixXd y = random_image_batch(4, 6, 3, 2);
+  y.middleRows(6, 6).setZero();   // channel 1
+  y.middleRows(18, 6).setZero();  // channel 3
+  y(19, 2) = -0.0;                // a negative zero is still 0
+  ThreadPool pool(1);
+  const ops::ChannelMoments got = ops::channel_moments<double>(y, ImageShape{4, 2, 3}, pool);
+  EXPECT_EQ(got.zero_channels, 2);
+  const Direct want = direct(y, 4, 6);
+  EXPECT_NEAR(got.var.value, want.var, 1e-14 * want.var);  // zero channels count as variance 0
 }
 
 LayerItem conv(int channels, int kernel, Activation act) {

@@ -189,7 +189,8 @@ void expect_matches_central_differences(OpUnderTest t, const std::string& what) 
   EXPECT_LE(worst_error(t, t.inp, g.dinp, c, pool, skipped), kTolerance) << "dinp";
   const bool params = t.op.kind == OpKind::kDense || t.op.kind == OpKind::kConv ||
                       t.op.kind == OpKind::kAttention || t.op.kind == OpKind::kGlu ||
-                      (t.op.kind == OpKind::kNorm && t.weight.size() > 0);
+                      (t.op.kind == OpKind::kNorm && t.weight.size() > 0) ||
+                      (t.op.kind == OpKind::kResidualEnd && t.op.residual.conv_projection());
   if (params) {
     EXPECT_LE(worst_error(t, t.weight, g.dweight, c, pool, skipped), kTolerance) << "dweight";
     if (t.bias.size() > 0) {
@@ -304,6 +305,87 @@ TEST(OpGradients, ResidualSkipScaleMatchesCentralDifferences) {
   OpUnderTest t = with_input(op, 5, 5);
   t.skip = gaussian(5, 6, 4);
   expect_matches_central_differences(t, "skip scale");
+}
+
+// torchvision ResNet's downsample on a 3 x 6 x 4 skip: a learned 1x1 convolution with stride 2 to
+// 5 x 3 x 2, with and without its batch norm (per channel over 6 examples x 6 positions), under
+// skip and branch scales; dinp, dskip and dW against central differences.
+TEST(OpGradients, ResidualLearnedConvProjectionMatchesCentralDifferences) {
+  for (const bool norm : {true, false}) {
+    OpSpec op;
+    op.kind = OpKind::kResidualEnd;
+    op.residual.scale = 0.7;
+    op.residual.skip = 1.3;
+    op.residual.projection = true;
+    op.residual.skip_image = {3, 6, 4};
+    if (norm) op.residual.projection_norm = NormSpec{NormKind::kBatchNorm, 1e-5};
+    op.image = {5, 3, 2};
+    OpUnderTest t = with_input(op, 30, 30);
+    t.skip = gaussian(3 * 6 * 4, 6, 4);
+    t.weight = gaussian(5, 3, 5) * 0.6;  // (C_out, C_in)
+    expect_matches_central_differences(t, norm ? "conv1x1/2 + batch_norm" : "conv1x1/2");
+  }
+}
+
+TEST(OpGradients, ResidualLearnedProjectionReportsEachTensorWithPyTorchShapes) {
+  OpSpec op;
+  op.kind = OpKind::kResidualEnd;
+  op.residual.projection = true;
+  op.residual.skip_image = {2, 4, 4};
+  op.residual.projection_norm = NormSpec{NormKind::kBatchNorm, 1e-5};
+  op.image = {3, 2, 2};
+  OpUnderTest t = with_input(op, 12, 12);
+  t.skip = gaussian(32, 6, 4);
+  t.weight = gaussian(3, 2, 5);
+  ThreadPool pool(1);
+  ops::OpCache<double> cache;
+  forward(t, pool, cache);
+  MomentAccumulator acc;
+  ops::accumulate_moments<double>(t.inp, acc);
+  const ops::ValueRange range = ops::range_of(acc.finish());
+  const ForwardStats fs;
+  const OptimizerSpec optimizer;
+  const ops::BackwardArgs<double> args{.op = t.op,
+                                       .index = 3,
+                                       .seed = 11,
+                                       .inp = t.inp,
+                                       .inp_range = range,
+                                       .cache = cache,
+                                       .forward = fs,
+                                       .weight = t.weight,
+                                       .bias = t.bias,
+                                       .tokens = 1,
+                                       .weight_norm = 1.0,
+                                       .need_dinp = true,
+                                       .optimizer = optimizer,
+                                       .pool = pool};
+  BackwardStats bs;
+  Matrix dweight;
+  Eigen::VectorXd dbias;
+  ops::ScaledGrad<double> grad;
+  grad.g = gaussian(12, 6, 99);
+  ops::op_kernels<double>(OpKind::kResidualEnd)
+      .backward(args, grad, {.stats = &bs, .dweight = &dweight, .dbias = &dbias});
+  ASSERT_EQ(bs.params.size(), 3U);
+  EXPECT_TRUE(bs.has_weights);
+  EXPECT_EQ(bs.params[0].role, "projection.weight");
+  EXPECT_EQ(bs.params[0].shape, (std::vector<std::int64_t>{3, 2, 1, 1}));
+  EXPECT_DOUBLE_EQ(bs.params[0].norm, t.weight.norm());
+  // ||dW|| is the kept gradient's norm (exp2 is 0 here: the cotangent is not rescaled).
+  EXPECT_NEAR(bs.params[0].grad_norm.value, dweight.norm(), 1e-12 * dweight.norm());
+  EXPECT_EQ(bs.params[1].role, "projection_norm.weight");
+  EXPECT_EQ(bs.params[1].shape, (std::vector<std::int64_t>{3}));
+  EXPECT_DOUBLE_EQ(bs.params[1].norm, std::sqrt(3.0));  // gamma = 1 per channel
+  EXPECT_EQ(bs.params[2].role, "projection_norm.bias");
+  EXPECT_EQ(bs.params[2].norm, 0.0);  // beta = 0
+  // dbeta_c = the sum of dL/dy over channel c's entries (rows c H' W' .. of every column).
+  const Matrix c = gaussian(12, 6, 99);
+  double dbeta_sq = 0.0;
+  for (int ch = 0; ch < 3; ++ch) {
+    const double sum = c.middleRows(ch * 4, 4).sum();
+    dbeta_sq += sum * sum;
+  }
+  EXPECT_NEAR(bs.params[2].grad_norm.value, std::sqrt(dbeta_sq), 1e-12 * std::sqrt(dbeta_sq));
 }
 
 // Attention over 2 examples of 3 tokens, width 4: every projection, causal or not, with biases,

@@ -379,7 +379,8 @@ TEST(ConfigLayersErrors, UnknownKeysSuggestTheClosestValidKey) {
       with_layers(R"([{"width": 8}, {"residual": {"scael": 1}, "block": [{"width": 8}]}])"));
   EXPECT_EQ(what(residual), "cfg.json: layers[1].residual.scael: unknown key");
   EXPECT_EQ(residual.hint(),
-            "did you mean \"scale\"? valid keys here: scale, skip, projection, placement, norm");
+            "did you mean \"scale\"? valid keys here: scale, skip, projection, placement, norm, "
+            "preset");
 
   const Error norm =
       config_error(with_layers(R"([{"width": 8}, {"norm": {"name": "layer_norm", "esp": 1}}])"));
@@ -516,7 +517,8 @@ TEST(ConfigLayersErrors, ValuesOutOfRangeOrOfTheWrongType) {
   EXPECT_TRUE(
       Contains(what(config_error(with_layers(
                    R"([{"width": 8}, {"residual": {"projection": 1}, "block": [{"width": 8}]}])"))),
-               "layers[1].residual.projection: expected true, false or an init, got 1"));
+               "layers[1].residual.projection: expected true, false, an init or {\"init\": ..., "
+               "\"norm\": ...}, got 1"));
   EXPECT_TRUE(
       Contains(what(config_error(with_layers(
                    R"([{"width": 8}, {"residual": {"scale": null}, "block": [{"width": 8}]}])"))),

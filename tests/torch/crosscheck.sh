@@ -303,7 +303,8 @@ fi
 
 # Image networks (scripts/torch_conv_check.py, functional conv2d, batch_norm per channel and
 # pooling): a VGG-style net with max pooling and a strided, dilated and grouped conv; a residual
-# conv-BN-ReLU block with average and global pooling under the probe; layer norm over C H W.
+# conv-BN-ReLU block with average and global pooling under the probe; layer norm over C H W; a
+# ResNet with downsampling stages and their learned projections.
 CONV="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/torch_conv_check.py"
 mkdir -p "$DIR/conv/cfg" "$DIR/conv/out"
 conv_config() {
@@ -338,6 +339,31 @@ conv_config resnet '"seed": 6, "input": {"channels": 4, "height": 8, "width": 8,
              {"pool": {"kind": "average", "kernel": 3, "stride": 2, "padding": 1}},
              {"norm": "layer_norm"},
              {"pool": {"kind": "global_average"}}, {"flatten": {}}]'
+# A ResNet basic-block net with a downsampling stage: conv-BN-ReLU-conv-BN branches, an identity
+# block, then blocks that halve the image with torchvision's learned shortcut (conv1x1 stride 2 +
+# BatchNorm2d; one without its norm, under skip and branch scales), GAP, flatten, dense.
+conv_config resnet-down '"seed": 9, "input": {"channels": 3, "height": 8, "width": 8, "batch": 6},
+  "layers": [{"conv": {"channels": 4, "kernel": 3, "padding": 1, "bias": false},
+              "norm": "batch_norm", "activation": "relu"},
+             {"residual": true,
+              "block": [{"conv": {"channels": 4, "kernel": 3, "padding": 1, "bias": false},
+                         "norm": "batch_norm", "activation": "relu"},
+                        {"conv": {"channels": 4, "kernel": 3, "padding": 1, "bias": false},
+                         "norm": "batch_norm"}]},
+             {"activation": "relu"},
+             {"residual": {"projection": true},
+              "block": [{"conv": {"channels": 8, "kernel": 3, "stride": 2, "padding": 1,
+                                  "bias": false}, "norm": "batch_norm", "activation": "relu"},
+                        {"conv": {"channels": 8, "kernel": 3, "padding": 1, "bias": false},
+                         "norm": "batch_norm"}]},
+             {"activation": "relu"},
+             {"residual": {"scale": 0.5, "skip": 0.8,
+                           "projection": {"init": "xavier_normal", "norm": false}},
+              "block": [{"conv": {"channels": 6, "kernel": 3, "stride": 2, "padding": 1,
+                                  "bias": false}, "norm": "batch_norm", "activation": "relu"}]},
+             {"pool": {"kind": "global_average"}}, {"flatten": {}},
+             {"width": 5, "activation": "linear", "init": "xavier_normal"}],
+  "loss": {"name": "softmax_cross_entropy", "classes": 5}'
 # The image check can fail: a conv's weight gradient moved by 1e-6 is caught (exit 1).
 if [ -f "$DIR/conv/out/vgg-f64.json" ]; then
   "$PYTHON" -c 'import json, sys

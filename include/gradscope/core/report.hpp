@@ -78,6 +78,9 @@ struct ForwardStats {
   Magnitude channel_mean_sq;
   Magnitude channel_var;
   std::int64_t channels_nonfinite = 0;
+  // Channels whose every entry is exactly 0 over the batch and the positions: a ReLU conv's dead
+  // filters (dead_units counts positions).
+  std::int64_t zero_channels = 0;
   bool has_branch_var = false;
   Magnitude branch_var;
 };

@@ -74,13 +74,27 @@ struct NormSpec {
   double eps = 1e-5;
 };
 
-// y = skip * P x + scale * F(x) around a block F; P is the identity, or a fixed (never learned)
-// random projection when the block changes the width. skip != 1 is DeepNorm's alpha.
+// y = skip * P x + scale * F(x) around a block F; P is the identity, or a projection when the block
+// changes the width. skip != 1 is DeepNorm's alpha. On vectors P is a fixed (never learned) random
+// matrix; on images (the block maps an image to an image) it is learned, as torchvision ResNet's
+// downsample: a 1x1 convolution with stride in_H / out_H and no bias, then projection_norm (batch
+// norm per channel by default, training mode, gamma 1 and beta 0).
 struct ResidualSpec {
   double scale = 1.0;
   bool projection = false;
   InitSpec projection_init{Init::kOrthogonal, 1.0, 1.0, 1.0, FanMode::kFanIn, 1.0};
   double skip = 1.0;
+  std::optional<NormSpec> projection_norm{};  // learned (image) projections only
+  // Whether the config stated the projection's init and norm; resolve_residual_projections fills
+  // in the stream's defaults for those it left out (images: he_normal fan_out and batch_norm;
+  // vectors: orthogonal and none) and sets both true. Specs built in code state both.
+  bool projection_init_given = true;
+  bool projection_norm_given = true;
+  // The skip path's image when the block maps an image to an image (its projection is then the
+  // learned 1x1 convolution); channels 0 otherwise. Resolved by expand_ops on every residual end,
+  // and on the config's items by resolve_residual_projections.
+  ImageShape skip_image{};
+  bool conv_projection() const { return projection && skip_image.is_image(); }
 };
 
 // The query-key scale of attention: logits = scale * q . k.
@@ -311,6 +325,11 @@ std::vector<int> op_widths(const RunSpec& spec, const std::vector<OpSpec>& ops);
 // "layers[0]", "layers[1].block[2]" (LayerItem::path, or its position when that is empty);
 // residual begins, ends and post-norms name their block.
 std::vector<std::string> op_config_paths(const RunSpec& spec);
+
+// Fills in each residual projection's init and norm that the config left to the stream
+// (ResidualSpec::projection_init_given): a block that maps an image to an image gets torchvision's
+// he_normal fan_out and a batch norm, any other the fixed orthogonal projection.
+void resolve_residual_projections(RunSpec& spec);
 
 // The layers in order, input side first: the stack's `depth` layers, then the output layer.
 std::vector<LayerSpec> expand_layers(const RunSpec& spec);

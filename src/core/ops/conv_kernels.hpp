@@ -43,6 +43,9 @@ struct ConvShape {
 
 // The kernels' shape of a conv op (its input shape resolved by expand_ops).
 ConvShape conv_shape(const ConvSpec& conv);
+// The learned projection of a residual end whose block maps r.skip_image to `out`: a 1x1
+// convolution, no padding, stride in / out on each side (residual.cpp).
+ConvShape projection_shape(const ResidualSpec& r, const ImageShape& out);
 
 // A pooling window's geometry (torch.nn.MaxPool2d / AvgPool2d with dilation 1, ceil_mode false).
 struct PoolShape {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/ops/channels.hpp"
 #include "core/ops/op.hpp"
 #include "core/tasks.hpp"
 #include "gradscope/core/norm.hpp"
@@ -31,33 +32,6 @@ GradPartial batch_norm_backward(const NormSpec& norm, const Mat<Scalar>& y,
     accumulate_gradient_block<Scalar>(block, parts[static_cast<std::size_t>(t)]);
   });
   return merge_parts(parts);
-}
-
-// An image's batch norm normalises each channel over the batch and its positions (BatchNorm2d):
-// the batch norm of the (C, H W batch) matrix whose row c holds channel c's values, column
-// b H W + p for position p of example b.
-template <class Scalar>
-Mat<Scalar> to_channels(const Mat<Scalar>& x, Eigen::Index channels) {
-  const Eigen::Index hw = x.rows() / channels;
-  Mat<Scalar> out(channels, hw * x.cols());
-  for (Eigen::Index b = 0; b < x.cols(); ++b) {
-    for (Eigen::Index c = 0; c < channels; ++c) {
-      out.row(c).segment(b * hw, hw) = x.col(b).segment(c * hw, hw).transpose();
-    }
-  }
-  return out;
-}
-
-template <class Scalar>
-void from_channels(const Mat<Scalar>& z, Eigen::Index batch, Mat<Scalar>& x) {
-  const Eigen::Index channels = z.rows();
-  const Eigen::Index hw = z.cols() / batch;
-  x.resize(channels * hw, batch);
-  for (Eigen::Index b = 0; b < batch; ++b) {
-    for (Eigen::Index c = 0; c < channels; ++c) {
-      x.col(b).segment(c * hw, hw) = z.row(c).segment(b * hw, hw).transpose();
-    }
-  }
 }
 
 bool per_channel(const OpSpec& op) {
