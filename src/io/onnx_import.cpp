@@ -40,7 +40,8 @@ constexpr std::string_view kSupported =
     "nanoGPT's CausalSelfAttention, and on (N, C, H, W) images Conv (2-D, symmetric pads), "
     "BatchNormalization, MaxPool, AveragePool (a Pad before it as its padding), "
     "GlobalAveragePool, ReduceMean over axes (2, 3), Flatten (axis 1) or its Reshape "
-    "(x.view(x.size(0), -1)) and residual Adds";
+    "(x.view(x.size(0), -1)) and residual Adds, whose skip path may be a 1x1 Conv and a "
+    "BatchNormalization (a learned projection, as ResNet's downsample)";
 
 // torch.nn.SELU's constants (Klambauer et al. 2017); ONNX stores them as float.
 constexpr double kSeluAlpha = 1.6732632423543772;
@@ -1536,7 +1537,8 @@ class Importer {
   }
 
   // ---- Images (N, C, H, W): Conv, MaxPool, AveragePool (with a Pad before it), GlobalAveragePool
-  // and ReduceMean over (2, 3), Flatten, and a residual skip path through a 1x1 Conv.
+  // and ReduceMean over (2, 3), Flatten, and a residual skip path through a 1x1 Conv (the learned
+  // projection).
 
   onnx_conv::NodeRefusal refusal(const onnx::NodeProto& node) const {
     const std::string op = shown_name(node.op_type());
@@ -1825,13 +1827,66 @@ class Importer {
     skips_[s.output] = std::move(s);
   }
 
-  [[noreturn]] void refuse_projection(const onnx::NodeProto& add, const Skip& s) const {
-    unsupported(add,
-                "its skip path is a 1x1 " + node_label(graph().node(s.conv)) +
-                    (s.norm >= 0 ? " and " + node_label(graph().node(s.norm)) : "") +
-                    " (a projection shortcut, as in ResNet's downsampling blocks); gradscope "
-                    "does not read learned projections yet",
-                "describe the network in a config file, or export blocks without downsample");
+  // The skip path as the residual's learned projection (ResidualSpec::conv_projection): the 1x1
+  // Conv's weight (C_out, C_in, 1, 1) as the (C_out, C_in) matrix, stride in / out, no bias, then
+  // its BatchNormalization (scale 1 and bias 0, as every image batch norm gradscope reads) or none.
+  Leaf learned_projection(const onnx::NodeProto& add, const Skip& s, const Mark& from,
+                          ResidualSpec& r) const {
+    const onnx::NodeProto& conv = graph().node(s.conv);
+    if (conv.input_size() > 2 && !conv.input(2).empty()) {
+      unsupported(conv,
+                  "the skip path's 1x1 Conv has a bias (an eval-mode export folds its batch "
+                  "norm into it); gradscope's learned projection has none",
+                  "export in training mode (torch.onnx.export(..., "
+                  "training=torch.onnx.TrainingMode.TRAINING)), which keeps the batch norm");
+    }
+    const Values w = values(conv.input(1), conv);
+    const ConvSpec c = onnx_conv::conv_spec(conv, w.dims, from.image, refusal(conv));
+    if (c.pad_h != 0 || c.pad_w != 0 || c.groups != 1) {
+      unsupported(conv,
+                  "a skip path's 1x1 Conv is read without padding or groups, as "
+                  "torchvision's downsample");
+    }
+    const ImageShape out = c.out();
+    if (out != image_) {
+      fail(node_label(add) + ": its skip path " + node_label(conv) + " gives " +
+               shape_text(out.size(), out) + ", the block " + shape_text(width_, image_),
+           "a residual connection needs the same shape on both paths");
+    }
+    const auto ratio = [](int in, int o) { return in % o == 0 ? in / o : -1; };
+    if (ratio(from.image.height, out.height) != c.stride_h ||
+        ratio(from.image.width, out.width) != c.stride_w) {
+      unsupported(conv,
+                  "a skip path's stride must divide the image exactly (stride " +
+                      std::to_string(c.stride_h) + " from " + shape_text(from.width, from.image) +
+                      " to " + shape_text(out.size(), out) + ")",
+                  "export the model at an input size its strides divide (e.g. 32 x 32 or 64 x 64 "
+                  "for a ResNet)");
+    }
+    Leaf leaf;
+    Eigen::MatrixXd P = onnx_conv::conv_matrix(w.dims, w.data);  // (C_out, C_in)
+    leaf.assignments.push_back(assignment(w, "projection.weight"));
+    r.projection = true;
+    r.skip_image = from.image;
+    r.projection_init = dense_layer(P, Eigen::VectorXd::Zero(P.rows())).init;
+    r.projection_init_given = true;
+    r.projection_norm_given = true;
+    r.projection_norm.reset();
+    if (s.norm >= 0) {
+      const onnx::NodeProto& bn = graph().node(s.norm);
+      require_unused_extra_outputs(bn);
+      Leaf affine;
+      norm_affine(bn, 1, 2, affine, image_.channels);
+      if (affine.weight) refuse_channel_affine(bn);
+      for (TensorAssignment& a : affine.assignments) {
+        a.role = a.role == "norm_weight" ? "projection_norm.weight" : "projection_norm.bias";
+        leaf.assignments.push_back(std::move(a));
+      }
+      r.projection_norm = NormSpec{NormKind::kBatchNorm, float_attribute(bn, "epsilon", 1e-5)};
+    }
+    leaf.weight = std::move(P);
+    leaf.node = node_label(add);
+    return leaf;
   }
 
   void dropout(const onnx::NodeProto& node) {
@@ -1864,8 +1919,10 @@ class Importer {
                   "of the chain; '" +
                       skip + "' is not one");
     }
+    ResidualSpec spec;
+    std::optional<Leaf> end;
     if (projected != skips_.end()) {
-      refuse_projection(node, projected->second);
+      end = learned_projection(node, projected->second, mark->second, spec);
     } else if (mark->second.width != width_ || mark->second.image != image_) {
       fail(node_label(node) + ": the residual adds '" + skip + "' (" +
                shape_text(mark->second.width, mark->second.image) + ") to " +
@@ -1883,7 +1940,8 @@ class Importer {
     LayerItem block;
     block.block.assign(std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(p)),
                        std::make_move_iterator(items_.end()));
-    block.residual = ResidualSpec{};
+    block.residual = spec;
+    end_leaves_.push_back(std::move(end));
     items_.resize(p);
     items_.push_back(std::move(block));
     nesting_.resize(p);
@@ -2035,9 +2093,12 @@ class Importer {
     model.weights.weight.resize(ops.size());
     model.weights.bias.resize(ops.size());
     std::size_t leaf = 0;
+    std::size_t end = 0;  // residual ends come in the order their Adds closed their blocks
     for (std::size_t i = 0; i < ops.size(); ++i) {
-      if (ops[i].kind == OpKind::kResidualBegin || ops[i].kind == OpKind::kResidualEnd) continue;
-      Leaf& l = leaves_.at(leaf++);
+      if (ops[i].kind == OpKind::kResidualBegin) continue;
+      std::optional<Leaf>& e = ops[i].kind == OpKind::kResidualEnd ? end_leaves_.at(end++) : none_;
+      if (ops[i].kind == OpKind::kResidualEnd && !e) continue;
+      Leaf& l = ops[i].kind == OpKind::kResidualEnd ? *e : leaves_.at(leaf++);
       if (l.weight) model.weights.weight[i] = std::move(*l.weight);
       if (l.bias) model.weights.bias[i] = std::move(*l.bias);
       for (TensorAssignment& a : l.assignments) {
@@ -2083,6 +2144,10 @@ class Importer {
   std::vector<ResidualNode> residual_nodes_;
   std::map<std::string, Mark> marks_;
   std::map<std::string, Skip> skips_;  // skip paths by their output, read by a residual's Add
+  // Per residual block, in the order the Adds closed them: its learned projection's weight (the
+  // skip path's 1x1 Conv), or nothing for an identity skip.
+  std::vector<std::optional<Leaf>> end_leaves_;
+  std::optional<Leaf> none_;
 };
 
 }  // namespace

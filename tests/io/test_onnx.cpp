@@ -1401,13 +1401,87 @@ TEST(OnnxImages, AResidualAddOfImagesIsAResidualBlock) {
   EXPECT_EQ(ops[6].image, (ImageShape{2, 4, 4}));
 }
 
-TEST(OnnxImages, ASkipPathThroughAOneByOneConvAndBatchNormIsNamedAndRefused) {
+TEST(OnnxImages, ASkipPathThroughAOneByOneConvAndBatchNormIsTheLearnedProjection) {
   for (const bool skip_first : {false, true}) {
     SCOPED_TRACE(skip_first ? "skip path first" : "skip path after the block");
-    EXPECT_TRUE(Says(error_of(block_graph(true, skip_first)),
-                     {"node 'add' (Add)", "1x1 node 'down' (Conv)",
-                      "node 'down_bn' (BatchNormalization)", "projection shortcut"}));
+    const OnnxModel m = parse(block_graph(true, skip_first));
+    ASSERT_EQ(m.spec.layers.size(), 2u);
+    ASSERT_TRUE(m.spec.layers[0].residual);
+    const ResidualSpec& r = *m.spec.layers[0].residual;
+    EXPECT_TRUE(r.projection);
+    ASSERT_TRUE(r.projection_norm);
+    EXPECT_EQ(r.projection_norm->kind, NormKind::kBatchNorm);
+    EXPECT_FLOAT_EQ(static_cast<float>(r.projection_norm->eps), 1e-5f);
+    EXPECT_EQ(r.projection_init.kind, Init::kVariance);
+    const std::vector<OpSpec> ops = expand_ops(m.spec);
+    ASSERT_EQ(ops.size(), 8u);
+    ASSERT_EQ(ops[6].kind, OpKind::kResidualEnd);
+    EXPECT_TRUE(ops[6].residual.conv_projection());
+    EXPECT_EQ(ops[6].residual.skip_image, (ImageShape{2, 4, 4}));
+    // The 1x1 conv's weight (2, 2, 1, 1) as the end's (C_out, C_in) matrix: its flat index / 64.
+    const Eigen::MatrixXd& P = m.weights.weight[6];
+    ASSERT_EQ(P.rows(), 2);
+    ASSERT_EQ(P.cols(), 2);
+    for (int o = 0; o < 2; ++o) {
+      for (int i = 0; i < 2; ++i) EXPECT_EQ(P(o, i), (o * 2 + i) / 64.0);
+    }
+    EXPECT_EQ(m.weights.bias[6].size(), 0);
+    std::vector<std::string> roles;
+    for (const TensorAssignment& a : m.assignments) {
+      if (a.layer == 7) roles.push_back(a.tensor + " " + a.role);
+    }
+    EXPECT_EQ(roles, (std::vector<std::string>{"down.weight projection.weight",
+                                               "down_bn.weight projection_norm.weight",
+                                               "down_bn.bias projection_norm.bias"}));
   }
+}
+
+// x (2, H, H) -> conv 3x3 stride 2 pad 1 (3 channels) -> Add with a 1x1 conv of x, stride
+// `skip_stride`, with a bias when asked.
+Graph strided_block(int size, int skip_stride, bool skip_bias = false) {
+  Graph g;
+  g.image_input(2, size, size);
+  onnx::NodeProto* c = g.conv("c", "x", "h", 2, 3, 3, 1);
+  c->mutable_attribute(2)->set_ints(0, 2);
+  c->mutable_attribute(2)->set_ints(1, 2);
+  onnx::NodeProto* d = g.conv("down", "x", "s", 2, 3, 1, 0, skip_bias);
+  d->mutable_attribute(2)->set_ints(0, skip_stride);
+  d->mutable_attribute(2)->set_ints(1, skip_stride);
+  g.node("Add", {"h", "s"}, {"y"}, "add");
+  return g;
+}
+
+TEST(OnnxImages, AStridedSkipPathWithoutBatchNormIsAProjectionWithoutNorm) {
+  const OnnxModel m = parse(strided_block(4, 2));
+  ASSERT_EQ(m.spec.layers.size(), 1u);
+  const ResidualSpec& r = *m.spec.layers[0].residual;
+  EXPECT_TRUE(r.projection);
+  EXPECT_FALSE(r.projection_norm);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  EXPECT_EQ(ops.back().image, (ImageShape{3, 2, 2}));
+  EXPECT_EQ(ops.back().residual.skip_image, (ImageShape{2, 4, 4}));
+  EXPECT_EQ(m.weights.weight.back().rows(), 3);
+  EXPECT_EQ(m.weights.weight.back().cols(), 2);
+}
+
+TEST(OnnxImages, SkipPathsTheProjectionCannotExpressAreRefusedSayingWhy) {
+  // An eval-mode export: the downsample's batch norm folded into the conv as a bias.
+  EXPECT_TRUE(Says(error_of(strided_block(4, 2, true)),
+                   {"node 'down' (Conv)", "has a bias", "eval-mode export"}));
+  // A stride that leaves the skip another shape than the block's.
+  EXPECT_TRUE(Says(error_of(strided_block(4, 1)),
+                   {"node 'add' (Add)", "gives a 3 x 4 x 4 image, the block a 3 x 2 x 2 image"}));
+  // 5 rows to 3 both ways, but 3 does not divide 5: gradscope's projection strides by in / out.
+  EXPECT_TRUE(Says(error_of(strided_block(5, 2)),
+                   {"node 'down' (Conv)", "stride must divide the image exactly"}));
+  // A trained batch norm on the skip path.
+  Graph trained;
+  trained.image_input(2, 4, 4);
+  trained.conv("c1", "x", "h1", 2, 2, 3, 1, false);
+  trained.conv("down", "x", "d", 2, 2, 1, 0, false);
+  trained.batch_norm("down_bn", "d", "s", 2, 0.5f);
+  trained.node("Add", {"h1", "s"}, {"y"}, "add");
+  EXPECT_TRUE(Says(error_of(trained), {"node 'down_bn' (BatchNormalization)", "trained values"}));
 }
 
 TEST(OnnxImages, AResidualAddOfImagesOfAnotherShapeIsRefused) {

@@ -37,7 +37,9 @@ struct OnnxModel {
 // (C_out, C_in / group, kh, kw) as the conv op's (C_out, C_in / group kh kw) matrix), a
 // BatchNormalization per channel (scale 1 and bias 0 only), MaxPool, AveragePool (a Pad before it
 // as its padding), GlobalAveragePool, ReduceMean over axes (2, 3), Flatten from axis 1 (or a
-// Reshape to (batch, C H W), as x.view exports), and residual Adds of images. An activation that
+// Reshape to (batch, C H W), as x.view exports), and residual Adds of images, whose skip path may
+// be a 1x1 Conv without bias and a BatchNormalization (torchvision's downsample: the residual's
+// learned projection, its weight (C_out, C_in) the end op's). An activation that
 // directly follows the only use of a dense or conv layer's output becomes that layer's activation.
 // `defaults` supplies name, seed, precision, loss and the input batch and distribution; the
 // batch is always taken from `defaults` (ONNX's batch dimension is often symbolic).
