@@ -70,6 +70,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           "conv weights of the wrong shape");
       continue;
     }
+    if (ops[k].kind == gradscope::OpKind::kResidualEnd && ops[k].residual.conv_projection()) {
+      // The learned projection: the skip path's 1x1 conv (C_out, C_in), no bias.
+      require(w.rows() == ops[k].image.channels &&
+                  w.cols() == ops[k].residual.skip_image.channels && b.size() == 0,
+              "a learned projection of the wrong shape");
+      continue;
+    }
     if (ops[k].kind != gradscope::OpKind::kDense) {
       require(w.size() == 0, "weights for an op that has none");
       continue;
