@@ -56,6 +56,13 @@ TEST(ResnetLesson, TheVarianceCompoundsWithoutNormsAndGrowsLinearlyWithBatchNorm
   EXPECT_LT(bn.back() / bn.front(), 16.0);
   // Branches scaled by 1/4 add 1/16 of a branch's variance each: the stream stays within 2x.
   EXPECT_LT(scaled.back() / scaled.front(), 2.0);
+  // Fixup: every branch's last layer is zero, so every block is exactly the identity at init.
+  const std::vector<double> fixup = stream_variances(run_named("fixup"));
+  ASSERT_EQ(fixup.size(), 16U);
+  for (double v : fixup) EXPECT_EQ(v, fixup.front());
+  for (const LayerReport& l : run_named("fixup").layers) {
+    if (l.kind == OpKind::kResidualEnd) EXPECT_EQ(l.forward.branch_var.value, 0.0);
+  }
 }
 
 TEST(ResnetLesson, TheTextQuotesTheRuns) {
@@ -72,6 +79,7 @@ TEST(ResnetLesson, TheTextQuotesTheRuns) {
   EXPECT_TRUE(contains(md, "## Without normalisation, the variance compounds"));
   EXPECT_TRUE(contains(md, "## Batch norm: each branch adds a constant"));
   EXPECT_TRUE(contains(md, "## The same without norms: scale the branches down"));
+  EXPECT_TRUE(contains(md, "## Fixup: every block starts as the identity"));
   const std::string html = lesson_to_html(lesson);
   EXPECT_TRUE(contains(html, "<svg"));
 }
@@ -80,13 +88,14 @@ TEST(ResnetLesson, ThePlotDrawsTheStreamAndTheBranchOfEveryBlock) {
   const auto plots = lesson_plots(builtin_lesson());
   ASSERT_EQ(plots.size(), 1U);
   EXPECT_EQ(plots[0].first, "why-resnets-need-batch-norm-signal-propagation.svg");
-  // Three designs x (stream + branch) x 16 blocks, each point with its value.
+  // Four designs x (stream + branch) x 16 blocks, each point with its value.
   std::size_t points = 0;
   for (std::size_t at = plots[0].second.find("data-y="); at != std::string::npos;
        at = plots[0].second.find("data-y=", at + 1)) {
     ++points;
   }
-  EXPECT_EQ(points, 3U * 2U * 16U);
+  // Fixup's branches are exactly 0, which a log axis does not draw: 16 points fewer.
+  EXPECT_EQ(points, 4U * 2U * 16U - 16U);
 }
 
 }  // namespace
