@@ -44,8 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(m.weights.weight.size() == ops.size() && m.weights.bias.size() == ops.size(),
           "not one weight and one bias slot per op");
   const std::vector<int> widths = gradscope::op_widths(m.spec, ops);
-  int n_in = m.spec.input.width;
   for (std::size_t k = 0; k < ops.size(); ++k) {
+    const int n_in = k == 0 ? m.spec.input.width : widths[k - 1];  // the width entering op k
     const Eigen::MatrixXd& w = m.weights.weight[k];
     const Eigen::VectorXd& b = m.weights.bias[k];
     require(w.allFinite() && b.allFinite(), "a NaN or Inf weight was returned");
@@ -62,6 +62,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
               "attention weights of the wrong shape");
       continue;
     }
+    if (ops[k].kind == gradscope::OpKind::kConv) {
+      // (C_out, C_in / groups kh kw) and a bias of C_out exactly when the conv has one.
+      const gradscope::ConvSpec& c = ops[k].conv;
+      require(
+          w.rows() == c.channels && w.cols() == c.fan_in() && b.size() == (c.bias ? c.channels : 0),
+          "conv weights of the wrong shape");
+      continue;
+    }
+    if (ops[k].kind == gradscope::OpKind::kResidualEnd && ops[k].residual.conv_projection()) {
+      // The learned projection: the skip path's 1x1 conv (C_out, C_in), no bias.
+      require(w.rows() == ops[k].image.channels &&
+                  w.cols() == ops[k].residual.skip_image.channels && b.size() == 0,
+              "a learned projection of the wrong shape");
+      continue;
+    }
     if (ops[k].kind != gradscope::OpKind::kDense) {
       require(w.size() == 0, "weights for an op that has none");
       continue;
@@ -70,7 +85,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(W.rows() == widths[k] && W.cols() == n_in, "a weight of the wrong shape");
     require(m.weights.bias[k].size() == W.rows(), "a bias of the wrong size");
     require(W.allFinite() && m.weights.bias[k].allFinite(), "a NaN or Inf weight was returned");
-    n_in = widths[k];
   }
   for (const gradscope::TensorAssignment& a : m.assignments) {
     require(a.layer >= 1 && static_cast<std::size_t>(a.layer) <= ops.size(),

@@ -1,7 +1,8 @@
-// Reads an ONNX file with Debian's libonnx protobuf classes and walks its graph (an MLP, or a
-// GPT-style decoder whose self-attention subgraphs become attention ops), from the one input to
-// the one output, into a RunSpec's `layers` and the exported weights. Constants torch leaves
-// unfolded (a weight's Transpose, a mask's Slice and Equal, a shape's Concat) are evaluated first.
+// Reads an ONNX file with Debian's libonnx protobuf classes and walks its graph (an MLP, a
+// GPT-style decoder whose self-attention subgraphs become attention ops, or a convolutional
+// network whose image ops' attributes onnx_conv.cpp reads), from the one input to the one output,
+// into a RunSpec's `layers` and the exported weights. Constants torch leaves unfolded (a weight's
+// Transpose, a mask's Slice and Equal, a shape's Concat) are evaluated first.
 // Why this file is long: one reader, whose checks of a stranger's file (each with its own message)
 // share the graph's indexes; each function is short.
 #include "gradscope/io/onnx_import.hpp"
@@ -23,6 +24,7 @@
 
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/validate.hpp"
+#include "io/onnx_conv.hpp"
 #include "io/tensor_io_detail.hpp"
 
 namespace gradscope {
@@ -34,8 +36,12 @@ constexpr std::string_view kSupported =
     "x * Sigmoid(x), Mish as x * Tanh(Softplus(x)), GELU's tanh form as "
     "0.5 * x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) (x^3 as Mul/Mul or Pow), Softmax "
     "(last op), BatchNormalization and LayerNormalization (with their scale and bias), Add of an "
-    "earlier tensor as a residual, Dropout, Identity, and self-attention as torch exports "
-    "nanoGPT's CausalSelfAttention";
+    "earlier tensor as a residual, Dropout, Identity, self-attention as torch exports "
+    "nanoGPT's CausalSelfAttention, and on (N, C, H, W) images Conv (2-D, symmetric pads), "
+    "BatchNormalization, MaxPool, AveragePool (a Pad before it as its padding), "
+    "GlobalAveragePool, ReduceMean over axes (2, 3), Flatten (axis 1) or its Reshape "
+    "(x.view(x.size(0), -1)) and residual Adds, whose skip path may be a 1x1 Conv and a "
+    "BatchNormalization (a learned projection, as ResNet's downsample)";
 
 // torch.nn.SELU's constants (Klambauer et al. 2017); ONNX stores them as float.
 constexpr double kSeluAlpha = 1.6732632423543772;
@@ -104,6 +110,14 @@ constexpr Arity kArities[] = {
     {"Equal", 2, 2},
     {"Cast", 1, 1},
     {"Not", 1, 1},
+    {"Conv", 2, 3},
+    {"MaxPool", 1, 1},
+    {"AveragePool", 1, 1},
+    {"GlobalAveragePool", 1, 1},
+    {"ReduceMean", 1, 2},
+    {"Flatten", 1, 1},
+    {"Pad", 2, 4},
+    {"Shape", 1, 1},
 };
 
 // A name from the file, single-quoted for a message: control characters escaped and the length
@@ -161,6 +175,7 @@ class Importer {
     std::size_t position;  // items_.size() when this tensor was the chain's current one
     int width;
     std::size_t leaves;  // leaves_.size() then
+    ImageShape image;    // its shape when an image
   };
 
   [[noreturn]] void fail(const std::string& message, const std::string& hint = {}) const {
@@ -287,12 +302,27 @@ class Importer {
                shape.dim(k).dim_value() <= spec_limits::kMaxWidth;
       };
       const int rank = shape.dim_size();
-      if ((rank != 2 && rank != 3) || !fixed(rank - 1) || (rank == 3 && !fixed(1))) {
+      if ((rank < 2 || rank > 4) || !fixed(rank - 1) || (rank >= 3 && !fixed(1)) ||
+          (rank == 4 && !fixed(2))) {
         fail("the input '" + input_ +
-                 "' must have shape (batch, features), or (batch, tokens, features) for a "
-                 "sequence model, with fixed features (and tokens)",
-             "export with an example input of shape (batch, features) or (batch, tokens, "
-             "features); the batch may be dynamic");
+                 "' must have shape (batch, features), (batch, tokens, features) for a sequence "
+                 "model, or (batch, channels, height, width) for images, with every dimension "
+                 "but the batch fixed",
+             "export with an example input of one of these shapes; the batch may be dynamic");
+      }
+      if (rank == 4) {
+        const auto dim = [&](int k) { return static_cast<int>(shape.dim(k).dim_value()); };
+        input_image_ = {dim(1), dim(2), dim(3)};
+        const std::int64_t features = std::int64_t{dim(1)} * dim(2) * dim(3);
+        if (features > spec_limits::kMaxWidth) {
+          fail("the input '" + input_ + "' is a " + std::to_string(dim(1)) + " x " +
+                   std::to_string(dim(2)) + " x " + std::to_string(dim(3)) + " image, " +
+                   std::to_string(features) + " features; gradscope reads at most " +
+                   std::to_string(spec_limits::kMaxWidth),
+               "export the model at a smaller input size");
+        }
+        input_width_ = static_cast<int>(features);
+        continue;
       }
       input_width_ = static_cast<int>(shape.dim(rank - 1).dim_value());
       if (rank == 3) tokens_ = static_cast<int>(shape.dim(1).dim_value());
@@ -720,10 +750,9 @@ class Importer {
     return a;
   }
 
-  [[noreturn]] void unsupported(const onnx::NodeProto& node, const std::string& why = {}) const {
-    fail("unsupported ONNX op " + shown_name(node.op_type()) + " at " + node_label(node) +
-             (why.empty() ? std::string() : ": " + why) + "; supported: " + std::string(kSupported),
-         "replace the op in the model, or describe the network in a config file instead");
+  [[noreturn]] void unsupported(const onnx::NodeProto& node, const std::string& why = {},
+                                const std::string& hint = {}) const {
+    refusal(node).unsupported(why, hint);
   }
 
   const std::vector<int>& consumers(const std::string& tensor) const {
@@ -740,7 +769,7 @@ class Importer {
 
   void advance(const std::string& tensor) {
     current_ = tensor;
-    marks_[tensor] = Mark{items_.size(), width_, leaves_.size()};
+    marks_[tensor] = Mark{items_.size(), width_, leaves_.size(), image_};
   }
 
   void push_leaf(const OpSpec& op, Leaf leaf, const onnx::NodeProto& node) {
@@ -960,7 +989,14 @@ class Importer {
     const std::optional<ActivationMatch> m = match_activation(next);
     if (!m) return;
     if (consumers(dense_output).size() != m->input_reads) return;
-    items_.back().op.dense.activation = m->spec;
+    OpSpec& op = items_.back().op;
+    if (op.kind == OpKind::kConv) {
+      // A softmax over an image's C H W features is no conv activation gradscope has.
+      if (m->spec.kind == Activation::kSoftmax) return;
+      op.conv.activation = m->spec;
+    } else {
+      op.dense.activation = m->spec;
+    }
     // A problem with the activation found later names both nodes of the fused layer.
     leaves_.back().node += " with " + node_label(graph().node(next));
     for (int i : m->nodes) consume(i);
@@ -1041,6 +1077,7 @@ class Importer {
   }
 
   void gemm(const onnx::NodeProto& node) {
+    require_vector(node);
     if (float_attribute(node, "alpha", 1.0) != 1.0 || float_attribute(node, "beta", 1.0) != 1.0 ||
         int_attribute(node, "transA", 0) != 0) {
       unsupported(node, "only alpha = 1, beta = 1, transA = 0 (as nn.Linear exports)");
@@ -1424,6 +1461,7 @@ class Importer {
 
   void matmul(int index) {
     const onnx::NodeProto& node = graph().node(index);
+    require_vector(node);
     if (node.input(0) != current_) unsupported(node, "the weight must be MatMul's second input");
     // MatMul computes x B with B (n_in, n_out); a bias Add after it joins the layer.
     Projection p = projection(node, current_);
@@ -1439,16 +1477,18 @@ class Importer {
   // A norm's gamma and beta (ONNX's scale and bias inputs): the op's weight holds gamma as an
   // (n, 1) matrix and its bias beta, both left empty when gamma = 1 and beta = 0 (the norm as
   // gradscope generates it).
-  void norm_affine(const onnx::NodeProto& node, int scale_input, int bias_input, Leaf& leaf) const {
+  // `n` values each: one per feature, or per channel for a batch norm of an image.
+  void norm_affine(const onnx::NodeProto& node, int scale_input, int bias_input, Leaf& leaf,
+                   int n) const {
     const auto read = [&](int input, double fill, const char* role) {
-      Eigen::VectorXd out = Eigen::VectorXd::Constant(width_, fill);
+      Eigen::VectorXd out = Eigen::VectorXd::Constant(n, fill);
       if (node.input_size() <= input || node.input(input).empty()) return out;
       const Values v = values(node.input(input), node);
-      if (static_cast<int>(v.data.size()) != width_) {
+      if (static_cast<int>(v.data.size()) != n) {
         fail(node_label(node) + ": '" + v.name + "' has " + std::to_string(v.data.size()) +
-             " values for " + std::to_string(width_) + " features");
+             " values for " + std::to_string(n) + (n == width_ ? " features" : " channels"));
       }
-      out = Eigen::Map<const Eigen::VectorXd>(v.data.data(), width_);
+      out = Eigen::Map<const Eigen::VectorXd>(v.data.data(), n);
       leaf.assignments.push_back(assignment(v, role));
       return out;
     };
@@ -1470,19 +1510,383 @@ class Importer {
   void norm(const onnx::NodeProto& node, NormKind kind) {
     if (kind == NormKind::kLayerNorm) {
       const std::int64_t axis = int_attribute(node, "axis", -1);
-      if (axis != -1 && axis != 1) unsupported(node, "only a layer norm over the features");
+      if (image_.is_image() && axis != 1 && axis != -3) {
+        unsupported(node,
+                    "on an image only a layer norm over C, H and W (axis 1, as "
+                    "nn.LayerNorm([C, H, W]) exports)");
+      }
+      if (!image_.is_image() && axis != -1 && axis != 1) {
+        unsupported(node, "only a layer norm over the features");
+      }
     }
     require_unused_extra_outputs(node);
     Leaf leaf;
     // BatchNormalization: X, scale, B, mean, var. The running statistics are ignored: gradscope
-    // normalises with the batch's own statistics (training mode).
-    norm_affine(node, 1, 2, leaf);
+    // normalises with the batch's own statistics (training mode); so are the running statistics
+    // a training-mode export writes as outputs 1 and 2, which nothing reads. An image's batch
+    // norm normalises each channel over the batch and the positions (BatchNorm2d).
+    const bool per_channel = kind == NormKind::kBatchNorm && image_.is_image();
+    norm_affine(node, 1, 2, leaf, per_channel ? image_.channels : width_);
+    if (per_channel && leaf.weight) refuse_channel_affine(node);
     OpSpec op;
     op.kind = OpKind::kNorm;
     op.norm.kind = kind;
     op.norm.eps = float_attribute(node, "epsilon", 1e-5);
     push_leaf(op, std::move(leaf), node);
     advance(node.output(0));
+  }
+
+  // ---- Images (N, C, H, W): Conv, MaxPool, AveragePool (with a Pad before it), GlobalAveragePool
+  // and ReduceMean over (2, 3), Flatten, and a residual skip path through a 1x1 Conv (the learned
+  // projection).
+
+  onnx_conv::NodeRefusal refusal(const onnx::NodeProto& node) const {
+    const std::string op = shown_name(node.op_type());
+    return {path_, node_label(node), op.substr(1, op.size() - 2), kSupported};
+  }
+
+  static std::string shape_text(int width, const ImageShape& image) {
+    if (!image.is_image()) return std::to_string(width) + " features";
+    return "a " + std::to_string(image.channels) + " x " + std::to_string(image.height) + " x " +
+           std::to_string(image.width) + " image";
+  }
+
+  void require_image(const onnx::NodeProto& node) const {
+    if (image_.is_image()) return;
+    unsupported(node, "it needs an (N, C, H, W) image, but '" + current_ + "' is a vector of " +
+                          std::to_string(width_) + " features");
+  }
+
+  void require_vector(const onnx::NodeProto& node) const {
+    if (!image_.is_image()) return;
+    unsupported(node, "it acts on vectors, but '" + current_ + "' is " +
+                          shape_text(width_, image_) + "; torch flattens first (a Flatten node)");
+  }
+
+  // The image an op leaves: checked here (a window that does not fit, too many features) so that
+  // the walk's widths stay ints; the config reader's rules check the rest.
+  void set_image(const onnx::NodeProto& node, const ImageShape& out) {
+    const std::int64_t features = std::int64_t{out.channels} * out.height * out.width;
+    if (out.channels < 1 || out.height < 1 || out.width < 1) {
+      fail(node_label(node) + ": its window does not fit the " + shape_text(width_, image_) +
+               " (padded), so it leaves no output",
+           "the model does not run at this input size; export it with a larger example input");
+    }
+    if (features > spec_limits::kMaxWidth) {
+      fail(node_label(node) + " outputs " + std::to_string(features) +
+               " features per example; gradscope reads at most " +
+               std::to_string(spec_limits::kMaxWidth),
+           "export the model at a smaller input size");
+    }
+    image_ = out;
+    width_ = static_cast<int>(features);
+  }
+
+  void conv(const onnx::NodeProto& node) {
+    require_image(node);
+    if (node.input(0) != current_) unsupported(node, "the weight must be Conv's second input");
+    const Values w = values(node.input(1), node);
+    OpSpec op;
+    op.kind = OpKind::kConv;
+    op.conv = onnx_conv::conv_spec(node, w.dims, image_, refusal(node));
+    Leaf leaf;
+    Eigen::MatrixXd W = onnx_conv::conv_matrix(w.dims, w.data);
+    leaf.assignments.push_back(assignment(w, "weight"));
+    Eigen::VectorXd b = Eigen::VectorXd::Zero(op.conv.channels);
+    op.conv.bias = node.input_size() > 2 && !node.input(2).empty();
+    if (op.conv.bias) {
+      const Values bias = values(node.input(2), node);
+      if (static_cast<int>(bias.data.size()) != op.conv.channels) {
+        fail(node_label(node) + ": bias '" + bias.name + "' has " +
+             std::to_string(bias.data.size()) + " values for " + std::to_string(op.conv.channels) +
+             " output channels");
+      }
+      b = Eigen::Map<const Eigen::VectorXd>(bias.data.data(), op.conv.channels);
+      leaf.assignments.push_back(assignment(bias, "bias"));
+      leaf.bias = b;
+    }
+    // The variance the weights were drawn with, measured over fan_in = C_in / group kh kw.
+    const LayerSpec measured = dense_layer(W, b);
+    op.conv.init = measured.init;
+    op.conv.bias_init = measured.bias;
+    op.conv.activation = default_spec(Activation::kLinear);
+    leaf.weight = std::move(W);
+    const ImageShape out = op.conv.out();
+    push_leaf(op, std::move(leaf), node);
+    set_image(node, out);
+    advance(node.output(0));
+    fuse_activation(node.output(0));
+  }
+
+  void push_pool(const onnx::NodeProto& node, PoolSpec p, const std::string& output) {
+    p.in = image_;
+    OpSpec op;
+    op.kind = OpKind::kPool;
+    op.pool = p;
+    push_leaf(op, {}, node);
+    set_image(node, p.out());
+    advance(output);
+  }
+
+  void pool(const onnx::NodeProto& node) {
+    require_image(node);
+    require_unused_extra_outputs(node);  // MaxPool's indices
+    push_pool(node, onnx_conv::pool_spec(node, refusal(node)), node.output(0));
+  }
+
+  // torch writes AvgPool2d(padding=p) as a Pad of zeros and an AveragePool without pads: one
+  // average pooling with padding p (the padded zeros counted, count_include_pad). A Pad of nothing
+  // is the identity.
+  void pad(const onnx::NodeProto& node) {
+    require_image(node);
+    const onnx::AttributeProto* mode = find_attribute(node, "mode");
+    if (mode && mode->s() != "constant") {
+      unsupported(node, "a Pad is read only in constant mode, padding zeros; this one is " +
+                            shown_name(mode->s()));
+    }
+    if (node.input_size() > 3 && !node.input(3).empty()) {
+      unsupported(node, "a Pad of chosen axes; torch pads every axis");
+    }
+    if (node.input_size() > 2 && !node.input(2).empty() &&
+        values(node.input(2), node, Use::kStructure).data != std::vector<double>{0.0}) {
+      unsupported(node, "a Pad is read only with zeros (constant_value 0)");
+    }
+    if (!is_constant(node.input(1))) unsupported(node, "its pads must be a constant");
+    const onnx_conv::NodeRefusal r = refusal(node);
+    const std::array<int, 2> amounts =
+        onnx_conv::pad_amounts(values(node.input(1), node, Use::kStructure).data, r);
+    if (amounts[0] == 0 && amounts[1] == 0) {
+      advance(node.output(0));
+      return;
+    }
+    const onnx::NodeProto* avg = sole_consumer(node.output(0));
+    if (!avg || avg->op_type() != "AveragePool") {
+      r.unsupported(
+          "a Pad is read only as the padding of the AveragePool right after it, as "
+          "torch exports AvgPool2d(padding=p)");
+    }
+    consume(index_of(avg));
+    push_pool(*avg, onnx_conv::pool_spec(*avg, refusal(*avg), amounts), avg->output(0));
+  }
+
+  void global_pool(const onnx::NodeProto& node, const std::string& output) {
+    PoolSpec p;
+    p.kind = PoolKind::kGlobalAverage;
+    push_pool(node, p, output);
+  }
+
+  // torch's x.mean((2, 3), keepdim=True) is a global average pooling; without keepdim a flatten
+  // follows.
+  void reduce_mean(const onnx::NodeProto& node) {
+    require_image(node);
+    std::vector<std::int64_t> axes = ints_attribute(node, "axes");
+    if (node.input_size() > 1 && !node.input(1).empty()) {
+      if (!is_constant(node.input(1))) unsupported(node, "its axes must be a constant");
+      axes = whole_numbers(values(node.input(1), node, Use::kStructure), node);
+    }
+    for (std::int64_t& a : axes) a = a < 0 ? a + 4 : a;
+    std::sort(axes.begin(), axes.end());
+    if (axes != std::vector<std::int64_t>{2, 3}) {
+      unsupported(node,
+                  "a ReduceMean is read only over the height and width (axes 2 and 3), as "
+                  "a global average pooling");
+    }
+    const std::int64_t keep = int_attribute(node, "keepdims", 1);
+    global_pool(node, node.output(0));
+    if (keep == 0) flatten_image(node);
+  }
+
+  void flatten_image(const onnx::NodeProto& node) {
+    OpSpec op;
+    op.kind = OpKind::kFlatten;
+    push_leaf(op, {}, node);
+    image_ = {};
+    advance(node.output(0));
+  }
+
+  void flatten(const onnx::NodeProto& node) {
+    const std::int64_t axis = int_attribute(node, "axis", 1);
+    if (!image_.is_image()) {
+      // (batch, features) flattened from axis 1 is itself.
+      if (axis != 1 && axis != -1) unsupported(node, "a Flatten is read only from axis 1");
+      advance(node.output(0));
+      return;
+    }
+    if (axis != 1 && axis != -3) {
+      unsupported(node,
+                  "a Flatten is read only from axis 1 (torch.flatten(x, 1)), an image's "
+                  "C H W features as one vector");
+    }
+    flatten_image(node);
+  }
+
+  // x.view(x.size(0), -1) and x.reshape(-1, C H W) as torch exports them with a fixed batch: a
+  // Reshape to the constant (batch or 0 or -1, C H W or -1), a flatten.
+  void reshape_image(const onnx::NodeProto& node) {
+    if (node.input(0) != current_ || !is_constant(node.input(1))) {
+      unsupported(node,
+                  "a Reshape of an image is read only as a flatten to a constant shape "
+                  "(batch, C H W)");
+    }
+    const std::vector<std::int64_t> shape =
+        whole_numbers(values(node.input(1), node, Use::kStructure), node);
+    const bool flat = shape.size() == 2 && shape[0] >= -1 &&
+                      (shape[1] == width_ || (shape[1] == -1 && shape[0] != -1));
+    if (!flat) {
+      std::string text;
+      for (std::int64_t d : shape) text += (text.empty() ? "" : ", ") + std::to_string(d);
+      unsupported(node, "a Reshape of " + shape_text(width_, image_) +
+                            " is read only as a flatten to (batch, " + std::to_string(width_) +
+                            "), not (" + text + ")");
+    }
+    flatten_image(node);
+  }
+
+  // x.view(x.size(0), -1) with a dynamic batch: Shape(x), Gather(0), Unsqueeze, Concat with
+  // [-1], Reshape(x, that): a flatten. The node at `index` is the Shape.
+  void shape_flatten(int index) {
+    const onnx::NodeProto& shape = graph().node(index);
+    const auto fail_pattern = [&]() {
+      unsupported(shape,
+                  "a Shape of an image is read only within x.view(x.size(0), -1) as torch "
+                  "exports it (Shape, Gather 0, Unsqueeze, Concat with -1, Reshape)");
+    };
+    const onnx::NodeProto* gather = sole_consumer(shape.output(0));
+    if (!gather || gather->op_type() != "Gather" || !is_constant(gather->input(1)) ||
+        values(gather->input(1), *gather, Use::kStructure).data != std::vector<double>{0.0} ||
+        int_attribute(*gather, "axis", 0) != 0) {
+      fail_pattern();
+    }
+    const onnx::NodeProto* unsqueeze = sole_consumer(gather->output(0));
+    if (!unsqueeze || unsqueeze->op_type() != "Unsqueeze") fail_pattern();
+    const onnx::NodeProto* concat = sole_consumer(unsqueeze->output(0));
+    if (!concat || concat->op_type() != "Concat" || concat->input_size() != 2 ||
+        concat->input(0) != unsqueeze->output(0) || !is_constant(concat->input(1)) ||
+        values(concat->input(1), *concat, Use::kStructure).data != std::vector<double>{-1.0}) {
+      fail_pattern();
+    }
+    const onnx::NodeProto* reshape = sole_consumer(concat->output(0));
+    if (!reshape || reshape->op_type() != "Reshape" || reshape->input(0) != current_ ||
+        reshape->input(1) != concat->output(0) || consumers(current_).size() != 2) {
+      fail_pattern();
+    }
+    for (const onnx::NodeProto* n : {gather, unsqueeze, concat, reshape}) consume(index_of(n));
+    flatten_image(*reshape);
+  }
+
+  // gradscope's batch norm of an image has gamma = 1 and beta = 0 (a freshly initialised
+  // BatchNorm2d's); its norm op applies trained values per feature, not per channel.
+  [[noreturn]] void refuse_channel_affine(const onnx::NodeProto& node) const {
+    unsupported(node,
+                "a batch norm of an image is read with scale 1 and bias 0 (as "
+                "BatchNorm2d is initialised); this one has trained values",
+                "export the untrained model, or export in eval mode "
+                "(model.eval()), where torch folds the batch norm into the conv before it");
+  }
+
+  // A residual's skip path through a 1x1 Conv and an optional BatchNormalization (torchvision's
+  // ResNet downsample): read apart from the chain, joined at the Add that reads its output.
+  struct Skip {
+    std::string source;  // the earlier tensor of the chain the Conv reads
+    int conv = -1;
+    int norm = -1;  // the BatchNormalization, or -1
+    std::string output;
+  };
+
+  // Whether the Conv at `index` begins such a skip path: it reads a tensor of the chain that
+  // something else reads too, and its output (after the batch norm) goes to an Add alone.
+  std::optional<Skip> match_skip(int index) const {
+    const onnx::NodeProto& conv = graph().node(index);
+    if (conv.op_type() != "Conv" || !marks_.count(conv.input(0))) return std::nullopt;
+    if (conv.input(0) == current_ && consumers(current_).size() < 2) return std::nullopt;
+    if (!is_constant(conv.input(1))) return std::nullopt;
+    const onnx::TensorProto* w = constant(conv.input(1));
+    if (w->dims_size() != 4 || w->dims(2) != 1 || w->dims(3) != 1) return std::nullopt;
+    Skip s;
+    s.source = conv.input(0);
+    s.conv = index;
+    s.output = conv.output(0);
+    const onnx::NodeProto* next = sole_consumer(s.output);
+    if (next && next->op_type() == "BatchNormalization") {
+      s.norm = index_of(next);
+      s.output = next->output(0);
+      next = sole_consumer(s.output);
+    }
+    if (!next || next->op_type() != "Add" || next->input_size() != 2 ||
+        next->input(0) == next->input(1)) {
+      return std::nullopt;
+    }
+    // y = BN(Conv(x)) + x is a block whose branch is the Conv, around an identity skip.
+    if (other_input(*next, s.output) == s.source) return std::nullopt;
+    return s;
+  }
+
+  void skip_path(Skip s) {
+    consume(s.conv);
+    if (s.norm >= 0) consume(s.norm);
+    skips_[s.output] = std::move(s);
+  }
+
+  // The skip path as the residual's learned projection (ResidualSpec::conv_projection): the 1x1
+  // Conv's weight (C_out, C_in, 1, 1) as the (C_out, C_in) matrix, stride in / out, no bias, then
+  // its BatchNormalization (scale 1 and bias 0, as every image batch norm gradscope reads) or none.
+  Leaf learned_projection(const onnx::NodeProto& add, const Skip& s, const Mark& from,
+                          ResidualSpec& r) const {
+    const onnx::NodeProto& conv = graph().node(s.conv);
+    if (conv.input_size() > 2 && !conv.input(2).empty()) {
+      unsupported(conv,
+                  "the skip path's 1x1 Conv has a bias (an eval-mode export folds its batch "
+                  "norm into it); gradscope's learned projection has none",
+                  "export in training mode (torch.onnx.export(..., "
+                  "training=torch.onnx.TrainingMode.TRAINING)), which keeps the batch norm");
+    }
+    const Values w = values(conv.input(1), conv);
+    const ConvSpec c = onnx_conv::conv_spec(conv, w.dims, from.image, refusal(conv));
+    if (c.pad_h != 0 || c.pad_w != 0 || c.groups != 1) {
+      unsupported(conv,
+                  "a skip path's 1x1 Conv is read without padding or groups, as "
+                  "torchvision's downsample");
+    }
+    const ImageShape out = c.out();
+    if (out != image_) {
+      fail(node_label(add) + ": its skip path " + node_label(conv) + " gives " +
+               shape_text(out.size(), out) + ", the block " + shape_text(width_, image_),
+           "a residual connection needs the same shape on both paths");
+    }
+    const auto ratio = [](int in, int o) { return in % o == 0 ? in / o : -1; };
+    if (ratio(from.image.height, out.height) != c.stride_h ||
+        ratio(from.image.width, out.width) != c.stride_w) {
+      unsupported(conv,
+                  "a skip path's stride must divide the image exactly (stride " +
+                      std::to_string(c.stride_h) + " from " + shape_text(from.width, from.image) +
+                      " to " + shape_text(out.size(), out) + ")",
+                  "export the model at an input size its strides divide (e.g. 32 x 32 or 64 x 64 "
+                  "for a ResNet)");
+    }
+    Leaf leaf;
+    Eigen::MatrixXd P = onnx_conv::conv_matrix(w.dims, w.data);  // (C_out, C_in)
+    leaf.assignments.push_back(assignment(w, "projection.weight"));
+    r.projection = true;
+    r.skip_image = from.image;
+    r.projection_init = dense_layer(P, Eigen::VectorXd::Zero(P.rows())).init;
+    r.projection_init_given = true;
+    r.projection_norm_given = true;
+    r.projection_norm.reset();
+    if (s.norm >= 0) {
+      const onnx::NodeProto& bn = graph().node(s.norm);
+      require_unused_extra_outputs(bn);
+      Leaf affine;
+      norm_affine(bn, 1, 2, affine, image_.channels);
+      if (affine.weight) refuse_channel_affine(bn);
+      for (TensorAssignment& a : affine.assignments) {
+        a.role = a.role == "norm_weight" ? "projection_norm.weight" : "projection_norm.bias";
+        leaf.assignments.push_back(std::move(a));
+      }
+      r.projection_norm = NormSpec{NormKind::kBatchNorm, float_attribute(bn, "epsilon", 1e-5)};
+    }
+    leaf.weight = std::move(P);
+    leaf.node = node_label(add);
+    return leaf;
   }
 
   void dropout(const onnx::NodeProto& node) {
@@ -1505,18 +1909,25 @@ class Importer {
     if (is_constant(skip)) {
       unsupported(node, "an Add of a constant is read only as the bias right after a MatMul");
     }
-    const auto mark = marks_.find(skip);
-    if (skip == current_ || mark == marks_.end() || mark->second.position >= items_.size()) {
+    // A skip path through a 1x1 Conv (and a BatchNormalization): the Add reads its output.
+    const auto projected = skips_.find(skip);
+    const std::string& from = projected != skips_.end() ? projected->second.source : skip;
+    const auto mark = marks_.find(from);
+    if (from == current_ || mark == marks_.end() || mark->second.position >= items_.size()) {
       unsupported(node,
                   "an Add is read as a residual y = x + F(x), where x is an earlier tensor "
                   "of the chain; '" +
                       skip + "' is not one");
     }
-    if (mark->second.width != width_) {
+    ResidualSpec spec;
+    std::optional<Leaf> end;
+    if (projected != skips_.end()) {
+      end = learned_projection(node, projected->second, mark->second, spec);
+    } else if (mark->second.width != width_ || mark->second.image != image_) {
       fail(node_label(node) + ": the residual adds '" + skip + "' (" +
-               std::to_string(mark->second.width) + " features) to " + std::to_string(width_) +
-               " features",
-           "a residual connection needs the same width on both paths");
+               shape_text(mark->second.width, mark->second.image) + ") to " +
+               shape_text(width_, image_),
+           "a residual connection needs the same shape on both paths");
     }
     const std::size_t p = mark->second.position;
     const int nesting =
@@ -1529,7 +1940,8 @@ class Importer {
     LayerItem block;
     block.block.assign(std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(p)),
                        std::make_move_iterator(items_.end()));
-    block.residual = ResidualSpec{};
+    block.residual = spec;
+    end_leaves_.push_back(std::move(end));
     items_.resize(p);
     items_.push_back(std::move(block));
     nesting_.resize(p);
@@ -1551,11 +1963,16 @@ class Importer {
       }
     }
     width_ = input_width_;
+    image_ = input_image_;
     advance(input_);
     for (int i : order_) {
       if (done_[static_cast<std::size_t>(i)]) continue;
       const onnx::NodeProto& node = graph().node(i);
       const std::string& op = node.op_type();
+      if (std::optional<Skip> s = match_skip(i)) {
+        skip_path(std::move(*s));
+        continue;
+      }
       const bool reads_current =
           std::find(node.input().begin(), node.input().end(), current_) != node.input().end();
       if (!reads_current) {
@@ -1575,6 +1992,23 @@ class Importer {
         norm(node, NormKind::kLayerNorm);
       } else if (op == "Dropout") {
         dropout(node);
+      } else if (op == "Conv") {
+        conv(node);
+      } else if (op == "MaxPool" || op == "AveragePool") {
+        pool(node);
+      } else if (op == "Pad") {
+        pad(node);
+      } else if (op == "GlobalAveragePool") {
+        require_image(node);
+        global_pool(node, node.output(0));
+      } else if (op == "ReduceMean") {
+        reduce_mean(node);
+      } else if (op == "Flatten") {
+        flatten(node);
+      } else if (op == "Reshape" && image_.is_image()) {
+        reshape_image(node);
+      } else if (op == "Shape" && image_.is_image()) {
+        shape_flatten(i);
       } else if (op == "Identity") {
         advance(node.output(0));
       } else if (op == "Add") {
@@ -1651,6 +2085,7 @@ class Importer {
     model.spec = spec_;
     model.spec.input.width = input_width_;
     model.spec.input.tokens = tokens_;
+    model.spec.input.image = input_image_;
     model.spec.layers = std::move(items_);
     model.spec.output.reset();
     const std::vector<OpSpec> ops = expand_ops(model.spec);
@@ -1658,9 +2093,12 @@ class Importer {
     model.weights.weight.resize(ops.size());
     model.weights.bias.resize(ops.size());
     std::size_t leaf = 0;
+    std::size_t end = 0;  // residual ends come in the order their Adds closed their blocks
     for (std::size_t i = 0; i < ops.size(); ++i) {
-      if (ops[i].kind == OpKind::kResidualBegin || ops[i].kind == OpKind::kResidualEnd) continue;
-      Leaf& l = leaves_.at(leaf++);
+      if (ops[i].kind == OpKind::kResidualBegin) continue;
+      std::optional<Leaf>& e = ops[i].kind == OpKind::kResidualEnd ? end_leaves_.at(end++) : none_;
+      if (ops[i].kind == OpKind::kResidualEnd && !e) continue;
+      Leaf& l = ops[i].kind == OpKind::kResidualEnd ? *e : leaves_.at(leaf++);
       if (l.weight) model.weights.weight[i] = std::move(*l.weight);
       if (l.bias) model.weights.bias[i] = std::move(*l.bias);
       for (TensorAssignment& a : l.assignments) {
@@ -1686,12 +2124,14 @@ class Importer {
   std::string input_;
   std::string output_;
   int input_width_ = 0;
-  int tokens_ = 1;  // the input's second dimension for (batch, tokens, features)
+  int tokens_ = 1;          // the input's second dimension for (batch, tokens, features)
+  ImageShape input_image_;  // (channels, height, width) of an (N, C, H, W) input
 
   // The walk's state: the chain's current tensor and width, the items so far, and where each
   // earlier tensor of the chain stood (for residual skips).
   std::string current_;
   int width_ = 0;
+  ImageShape image_;  // the current tensor's shape when it is an image (channels 0: a vector)
   std::vector<LayerItem> items_;
   std::vector<int> nesting_;  // per item: how deep residual blocks nest inside it
   std::vector<Leaf> leaves_;
@@ -1703,6 +2143,11 @@ class Importer {
   };
   std::vector<ResidualNode> residual_nodes_;
   std::map<std::string, Mark> marks_;
+  std::map<std::string, Skip> skips_;  // skip paths by their output, read by a residual's Add
+  // Per residual block, in the order the Adds closed them: its learned projection's weight (the
+  // skip path's 1x1 Conv), or nothing for an identity skip.
+  std::vector<std::optional<Leaf>> end_leaves_;
+  std::optional<Leaf> none_;
 };
 
 }  // namespace

@@ -475,6 +475,85 @@ class Graph {
     return n;
   }
 
+  // The input as an (N, C, H, W) image, the batch symbolic.
+  void image_input(int channels, int height, int width) {
+    onnx::TensorShapeProto* shape =
+        graph_->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+    shape->clear_dim();
+    shape->add_dim()->set_dim_param("batch");
+    for (int d : {channels, height, width}) shape->add_dim()->set_dim_value(d);
+  }
+
+  static void int_attribute(onnx::NodeProto* n, const std::string& name, std::int64_t value) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(value);
+  }
+
+  static void ints_attribute(onnx::NodeProto* n, const std::string& name,
+                             std::initializer_list<std::int64_t> values) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INTS);
+    for (std::int64_t v : values) a->add_ints(v);
+  }
+
+  static void string_attribute(onnx::NodeProto* n, const std::string& name,
+                               const std::string& value) {
+    onnx::AttributeProto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(value);
+  }
+
+  // A Conv as nn.Conv2d exports it: weight (c_out, c_in / group, k, k) holding its flat index /
+  // 64 (exact in float), bias 1/8 per channel when given, pads p on every side.
+  onnx::NodeProto* conv(const std::string& name, const std::string& in, const std::string& out,
+                        int c_in, int c_out, int k, int pad, bool bias = true, int group = 1) {
+    std::vector<float> w(static_cast<std::size_t>(c_out * c_in / group * k * k));
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>(i) / 64.f;
+    initializer(name + ".weight", {c_out, c_in / group, k, k}, w);
+    onnx::NodeProto* n = bias ? node("Conv", {in, name + ".weight", name + ".bias"}, {out}, name)
+                              : node("Conv", {in, name + ".weight"}, {out}, name);
+    if (bias) {
+      initializer(name + ".bias", {c_out},
+                  std::vector<float>(static_cast<std::size_t>(c_out), .125f));
+    }
+    ints_attribute(n, "kernel_shape", {k, k});
+    ints_attribute(n, "pads", {pad, pad, pad, pad});
+    ints_attribute(n, "strides", {1, 1});
+    ints_attribute(n, "dilations", {1, 1});
+    int_attribute(n, "group", group);
+    return n;
+  }
+
+  // A training-mode BatchNormalization of `channels` (scale 1, bias 0, running statistics 0 and
+  // 1), with its running statistics as the unused outputs 1 and 2.
+  onnx::NodeProto* batch_norm(const std::string& name, const std::string& in,
+                              const std::string& out, int channels, float scale = 1.f) {
+    const auto n = static_cast<std::size_t>(channels);
+    initializer(name + ".weight", {channels}, std::vector<float>(n, scale));
+    initializer(name + ".bias", {channels}, std::vector<float>(n, 0.f));
+    initializer(name + ".mean", {channels}, std::vector<float>(n, 0.f));
+    initializer(name + ".var", {channels}, std::vector<float>(n, 1.f));
+    onnx::NodeProto* b = node("BatchNormalization",
+                              {in, name + ".weight", name + ".bias", name + ".mean", name + ".var"},
+                              {out, out + ".mean", out + ".var"}, name);
+    float_attribute(b, "epsilon", 1e-5f);
+    int_attribute(b, "training_mode", 1);
+    return b;
+  }
+
+  // An int64 initializer (a Pad's pads, a ReduceMean's axes).
+  void int64_initializer(const std::string& name, const std::vector<std::int64_t>& values) {
+    onnx::TensorProto* t = graph_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    t->add_dims(static_cast<std::int64_t>(values.size()));
+    for (std::int64_t v : values) t->add_int64_data(v);
+  }
+
   std::string bytes() const { return model_.SerializeAsString(); }
 
  private:
@@ -1011,6 +1090,468 @@ TEST(OnnxGpt, ACustomScaleIsAConstantScale) {
   ASSERT_EQ(attn.kind, OpKind::kAttention);
   EXPECT_EQ(attn.attention.scale_kind, AttentionScaleKind::kConstant);
   EXPECT_EQ(attn.attention.scale, 0.25);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Image networks: Conv, BatchNormalization per channel, poolings, Flatten, residual Adds.
+
+OnnxModel parse(const Graph& g) { return parse_onnx(g.bytes(), "images.onnx", defaults()); }
+
+// x (2, 6, 6) -> Conv 3x3 pad 1 (+bias) -> Relu -> MaxPool 2 -> Flatten -> Gemm (4).
+Graph vgg_graph() {
+  Graph g;
+  g.image_input(2, 6, 6);
+  g.conv("c1", "x", "h", 2, 3, 3, 1);
+  g.node("Relu", {"h"}, {"a"}, "relu");
+  onnx::NodeProto* pool = g.node("MaxPool", {"a"}, {"p"}, "pool");
+  Graph::ints_attribute(pool, "kernel_shape", {2, 2});
+  Graph::ints_attribute(pool, "strides", {2, 2});
+  Graph::ints_attribute(pool, "pads", {0, 0, 0, 0});
+  Graph::int_attribute(pool, "ceil_mode", 0);
+  g.node("Flatten", {"p"}, {"f"}, "flat");
+  g.linear("fc", "f", "y", 27, 4);
+  return g;
+}
+
+TEST(OnnxImages, ConvReluMaxPoolFlattenGemmBecomeTheirOpsOnTheInputImage) {
+  const OnnxModel m = parse(vgg_graph());
+  EXPECT_EQ(m.spec.input.image, (ImageShape{2, 6, 6}));
+  EXPECT_EQ(m.spec.input.width, 72);
+  EXPECT_EQ(m.spec.input.batch, 16);  // from the defaults, as for every ONNX model
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 4u);
+  ASSERT_EQ(ops[0].kind, OpKind::kConv);
+  const ConvSpec& c = ops[0].conv;
+  EXPECT_EQ(c.channels, 3);
+  EXPECT_EQ(c.kernel_h, 3);
+  EXPECT_EQ(c.kernel_w, 3);
+  EXPECT_EQ(c.pad_h, 1);
+  EXPECT_EQ(c.stride_h, 1);
+  EXPECT_EQ(c.groups, 1);
+  EXPECT_TRUE(c.bias);
+  EXPECT_EQ(c.activation.kind, Activation::kRelu);  // the Relu right after joins the conv
+  EXPECT_EQ(ops[0].image, (ImageShape{3, 6, 6}));
+  ASSERT_EQ(ops[1].kind, OpKind::kPool);
+  EXPECT_EQ(ops[1].pool.kind, PoolKind::kMax);
+  EXPECT_EQ(ops[1].image, (ImageShape{3, 3, 3}));
+  EXPECT_EQ(ops[2].kind, OpKind::kFlatten);
+  expect_dense(ops[3], 4, Activation::kLinear);
+  // The weight (3, 2, 3, 3) is the conv op's (3, 18) matrix in the same order: W(o, (c kh + i) kw
+  // + j) = w[o][c][i][j], which holds its flat index / 64.
+  const Eigen::MatrixXd& W = m.weights.weight[0];
+  ASSERT_EQ(W.rows(), 3);
+  ASSERT_EQ(W.cols(), 18);
+  for (int o = 0; o < 3; ++o) {
+    for (int k = 0; k < 18; ++k) ASSERT_EQ(W(o, k), (o * 18 + k) / 64.0) << o << ", " << k;
+  }
+  EXPECT_EQ(m.weights.bias[0], Eigen::VectorXd::Constant(3, 0.125));
+  EXPECT_EQ(m.weights.weight[1].size(), 0);
+  ASSERT_EQ(m.assignments.size(), 4u);
+  EXPECT_EQ(m.assignments[0].tensor, "c1.weight");
+  EXPECT_EQ(m.assignments[0].shape, (std::vector<std::int64_t>{3, 2, 3, 3}));
+  EXPECT_EQ(m.assignments[2].layer, 4);
+  // The init describes the measured variance over fan_in = C_in kh kw = 18.
+  EXPECT_EQ(c.init.kind, Init::kVariance);
+  EXPECT_NEAR(c.init.weight_var, W.squaredNorm() / W.size() * 18, 1e-12);
+}
+
+TEST(OnnxImages, StridesDilationsGroupsAndNoBiasAreRead) {
+  Graph g;
+  g.image_input(4, 9, 9);
+  onnx::NodeProto* c = g.conv("c", "x", "y", 4, 6, 3, 2, /*bias=*/false, /*group=*/2);
+  c->mutable_attribute(2)->set_ints(0, 2);  // strides (2, 1)
+  c->mutable_attribute(3)->set_ints(1, 2);  // dilations (1, 2)
+  const OnnxModel m = parse(g);
+  const ConvSpec& conv = expand_ops(m.spec)[0].conv;
+  EXPECT_EQ(conv.stride_h, 2);
+  EXPECT_EQ(conv.stride_w, 1);
+  EXPECT_EQ(conv.dilation_h, 1);
+  EXPECT_EQ(conv.dilation_w, 2);
+  EXPECT_EQ(conv.groups, 2);
+  EXPECT_FALSE(conv.bias);
+  EXPECT_EQ(m.weights.bias[0].size(), 0);
+  EXPECT_EQ(m.weights.weight[0].cols(), 2 * 3 * 3);
+  // (9 + 4 - 3) / 2 + 1 = 6 rows, (9 + 4 - 5) / 1 + 1 = 9 columns.
+  EXPECT_EQ(expand_ops(m.spec)[0].image, (ImageShape{6, 6, 9}));
+}
+
+TEST(OnnxImages, BatchNormOfAnImageIsPerChannelAndItsRunningStatisticsAreSetAside) {
+  Graph g;
+  g.image_input(2, 4, 4);
+  g.conv("c", "x", "h", 2, 3, 3, 1, false);
+  g.batch_norm("bn", "h", "n", 3);
+  g.node("Relu", {"n"}, {"y"}, "relu");
+  const OnnxModel m = parse(g);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 3u);
+  EXPECT_EQ(ops[0].conv.activation.kind, Activation::kLinear);  // the norm follows, not the Relu
+  ASSERT_EQ(ops[1].kind, OpKind::kNorm);
+  EXPECT_EQ(ops[1].norm.kind, NormKind::kBatchNorm);
+  EXPECT_EQ(ops[1].image, (ImageShape{3, 4, 4}));  // per channel over (N, H, W)
+  EXPECT_EQ(m.weights.weight[1].size(), 0);        // scale 1, bias 0: the generated norm
+  EXPECT_EQ(ops[2].kind, OpKind::kActivation);
+}
+
+TEST(OnnxImages, TrainedBatchNormOfAnImageIsRefusedSayingWhatToExport) {
+  Graph g;
+  g.image_input(2, 4, 4);
+  g.conv("c", "x", "h", 2, 3, 3, 1, false);
+  g.batch_norm("bn", "h", "y", 3, 0.5f);
+  EXPECT_TRUE(Says(error_of(g),
+                   {"node 'bn' (BatchNormalization)", "scale 1 and bias 0", "trained values"}));
+}
+
+// x (3, 6, 6) -> `op` -> y, with the attributes `set` gives it.
+Graph pool_graph(const std::string& op, const std::function<void(onnx::NodeProto*)>& set) {
+  Graph g;
+  g.image_input(3, 6, 6);
+  onnx::NodeProto* n = g.node(op, {"x"}, {"y"}, "pool");
+  Graph::ints_attribute(n, "kernel_shape", {3, 3});
+  Graph::ints_attribute(n, "strides", {2, 2});
+  set(n);
+  return g;
+}
+
+TEST(OnnxImages, PoolingsTakeKernelStridesAndPads) {
+  const OnnxModel max = parse(pool_graph("MaxPool", [](onnx::NodeProto* n) {
+    Graph::ints_attribute(n, "pads", {1, 1, 1, 1});
+  }));
+  const PoolSpec& p = expand_ops(max.spec)[0].pool;
+  EXPECT_EQ(p.kind, PoolKind::kMax);
+  EXPECT_EQ(p.kernel_h, 3);
+  EXPECT_EQ(p.stride_w, 2);
+  EXPECT_EQ(p.pad_h, 1);
+  EXPECT_EQ(expand_ops(max.spec)[0].image, (ImageShape{3, 3, 3}));
+  // An AveragePool with pads counts the padded zeros only with count_include_pad = 1.
+  const OnnxModel avg = parse(pool_graph("AveragePool", [](onnx::NodeProto* n) {
+    Graph::ints_attribute(n, "pads", {1, 1, 1, 1});
+    Graph::int_attribute(n, "count_include_pad", 1);
+  }));
+  EXPECT_EQ(expand_ops(avg.spec)[0].pool.kind, PoolKind::kAverage);
+  EXPECT_EQ(expand_ops(avg.spec)[0].pool.pad_w, 1);
+}
+
+TEST(OnnxImages, PoolingsGradscopeCannotComputeAreRefusedNamingTheAttribute) {
+  const auto refused = [](const std::string& op, std::function<void(onnx::NodeProto*)> set,
+                          std::initializer_list<const char*> says) {
+    SCOPED_TRACE(op);
+    EXPECT_TRUE(Says(error_of(pool_graph(op, set)), says));
+  };
+  refused("MaxPool", [](onnx::NodeProto* n) { Graph::int_attribute(n, "ceil_mode", 1); },
+          {"node 'pool' (MaxPool)", "ceil_mode = 1"});
+  refused("MaxPool",
+          [](onnx::NodeProto* n) {
+            Graph::ints_attribute(n, "dilations", {2, 2});
+          },
+          {"node 'pool' (MaxPool)", "dilations [2, 2]"});
+  refused("AveragePool",
+          [](onnx::NodeProto* n) {
+            Graph::ints_attribute(n, "pads", {1, 1, 1, 1});
+          },
+          {"node 'pool' (AveragePool)", "count_include_pad = 0"});
+  refused("AveragePool",
+          [](onnx::NodeProto* n) {
+            Graph::ints_attribute(n, "pads", {0, 0, 1, 1});
+          },
+          {"node 'pool' (AveragePool)", "asymmetric padding, pads [0, 0, 1, 1]"});
+  refused("MaxPool",
+          [](onnx::NodeProto* n) { Graph::string_attribute(n, "auto_pad", "SAME_UPPER"); },
+          {"node 'pool' (MaxPool)", "auto_pad SAME_UPPER"});
+  refused(
+      "MaxPool",
+      [](onnx::NodeProto* n) { n->mutable_attribute(0)->set_ints(0, 9); },  // kernel 9 on 6 rows
+      {"node 'pool' (MaxPool)", "does not fit"});
+}
+
+TEST(OnnxImages, ConvsGradscopeCannotComputeAreRefusedNamingTheAttribute) {
+  const auto refused = [](const std::function<void(Graph&, onnx::NodeProto*)>& set,
+                          std::initializer_list<const char*> says) {
+    Graph g;
+    g.image_input(2, 6, 6);
+    set(g, g.conv("c", "x", "y", 2, 3, 3, 1));
+    EXPECT_TRUE(Says(error_of(g), says));
+  };
+  refused([](Graph&, onnx::NodeProto* n) { n->mutable_attribute(1)->set_ints(2, 0); },
+          {"node 'c' (Conv)", "asymmetric padding, pads [1, 1, 0, 1]"});
+  refused([](Graph&, onnx::NodeProto* n) { Graph::string_attribute(n, "auto_pad", "SAME_LOWER"); },
+          {"node 'c' (Conv)", "auto_pad SAME_LOWER"});
+  refused([](Graph&, onnx::NodeProto* n) { n->mutable_attribute(4)->set_i(2); },
+          {"node 'c' (Conv)", "group 2", "does not fit the 2 input channels"});
+  // A Conv1d's weight (C_out, C_in, k) on this image.
+  refused(
+      [](Graph& g, onnx::NodeProto* n) {
+        g.initializer("w1", {3, 2, 3}, std::vector<float>(18, 0.f));
+        n->set_input(1, "w1");
+      },
+      {"node 'c' (Conv)", "2-D convolutions"});
+  // A window past the padded image, its dilation times its kernel past an int's range.
+  refused(
+      [](Graph&, onnx::NodeProto* n) {
+        n->mutable_attribute(3)->set_ints(0, 16777216);  // dilations
+      },
+      {"node 'c' (Conv)", "window (33554433 pixels", "does not fit the 2 x 6 x 6 image"});
+  // A Conv on a vector input.
+  Graph flat;
+  flat.conv("c", "x", "y", 2, 3, 3, 1);
+  EXPECT_TRUE(Says(error_of(flat), {"node 'c' (Conv)", "needs an (N, C, H, W) image"}));
+}
+
+TEST(OnnxImages, TorchsAvgPoolPadBecomesThePoolingsPaddingAndAZeroPadIsNothing) {
+  // AvgPool2d(3, 2, padding=1) at opset 17: Pad(pads [0 0 1 1 0 0 1 1]) then AveragePool.
+  const auto graph = [](std::vector<std::int64_t> pads, const std::string& after) {
+    Graph g;
+    g.image_input(3, 6, 6);
+    g.int64_initializer("pads", pads);
+    onnx::NodeProto* pad = g.node("Pad", {"x", "pads"}, {"padded"}, "pad");
+    Graph::string_attribute(pad, "mode", "constant");
+    onnx::NodeProto* n = g.node(after, {"padded"}, {"y"}, "pool");
+    Graph::ints_attribute(n, "kernel_shape", {3, 3});
+    Graph::ints_attribute(n, "strides", {2, 2});
+    return g;
+  };
+  const OnnxModel m = parse(graph({0, 0, 1, 1, 0, 0, 1, 1}, "AveragePool"));
+  std::vector<OpSpec> ops = expand_ops(m.spec);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].pool.kind, PoolKind::kAverage);
+  EXPECT_EQ(ops[0].pool.pad_h, 1);
+  EXPECT_EQ(ops[0].image, (ImageShape{3, 3, 3}));
+  ops = expand_ops(parse(graph({0, 0, 0, 0, 0, 0, 0, 0}, "AveragePool")).spec);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].pool.pad_h, 0);
+  EXPECT_TRUE(Says(error_of(graph({0, 0, 1, 1, 0, 0, 1, 1}, "MaxPool")),
+                   {"node 'pad' (Pad)", "only as the padding of the AveragePool"}));
+  EXPECT_TRUE(Says(error_of(graph({0, 0, 1, 0, 0, 0, 2, 0}, "AveragePool")),
+                   {"node 'pad' (Pad)", "asymmetric padding (height 1 before, 2 after"}));
+  EXPECT_TRUE(Says(error_of(graph({0, 1, 0, 0, 0, 1, 0, 0}, "AveragePool")),
+                   {"node 'pad' (Pad)", "batch or channel axis"}));
+}
+
+TEST(OnnxImages, GlobalAveragePoolAndReduceMeanOverHeightAndWidthArePoolings) {
+  const auto graph = [](const std::string& op, std::function<void(onnx::NodeProto*)> set) {
+    Graph g;
+    g.image_input(3, 4, 5);
+    set(g.node(op, {"x"}, {"y"}, "gap"));
+    return g;
+  };
+  std::vector<OpSpec> ops =
+      expand_ops(parse(graph("GlobalAveragePool", [](onnx::NodeProto*) {})).spec);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].pool.kind, PoolKind::kGlobalAverage);
+  EXPECT_EQ(ops[0].image, (ImageShape{3, 1, 1}));
+  ops = expand_ops(parse(graph("ReduceMean", [](onnx::NodeProto* n) {
+                     Graph::ints_attribute(n, "axes", {-1, 2});
+                   })).spec);
+  ASSERT_EQ(ops.size(), 1u);
+  EXPECT_EQ(ops[0].pool.kind, PoolKind::kGlobalAverage);
+  // Without keepdims the (N, C) result is a vector: a flatten follows.
+  ops = expand_ops(parse(graph("ReduceMean", [](onnx::NodeProto* n) {
+                     Graph::ints_attribute(n, "axes", {2, 3});
+                     Graph::int_attribute(n, "keepdims", 0);
+                   })).spec);
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[1].kind, OpKind::kFlatten);
+  EXPECT_TRUE(
+      Says(error_of(graph("ReduceMean",
+                          [](onnx::NodeProto* n) { Graph::ints_attribute(n, "axes", {1}); })),
+           {"node 'gap' (ReduceMean)", "axes 2 and 3"}));
+}
+
+TEST(OnnxImages, FlattenOtherThanFromAxisOneAndGemmOnAnImageAreRefused) {
+  Graph g;
+  g.image_input(2, 3, 3);
+  Graph::int_attribute(g.node("Flatten", {"x"}, {"y"}, "flat"), "axis", 2);
+  EXPECT_TRUE(Says(error_of(g), {"node 'flat' (Flatten)", "from axis 1"}));
+  Graph gemm;
+  gemm.image_input(2, 3, 3);
+  gemm.linear("fc", "x", "y", 18, 4);
+  EXPECT_TRUE(Says(error_of(gemm), {"node 'fc' (Gemm)", "a 2 x 3 x 3 image", "Flatten"}));
+}
+
+// x -> c1 -> bn1 -> relu -> c2 -> bn2 -> Add(x or a skip path) -> relu: a ResNet BasicBlock.
+// With `skip_first`, the skip path's nodes come before the block's in the file.
+Graph block_graph(bool downsample, bool skip_first = false) {
+  Graph g;
+  g.image_input(2, 4, 4);
+  if (downsample && skip_first) {
+    g.conv("down", "x", "d", 2, 2, 1, 0, false);
+    g.batch_norm("down_bn", "d", "s", 2);
+  }
+  g.conv("c1", "x", "h1", 2, 2, 3, 1, false);
+  g.batch_norm("bn1", "h1", "n1", 2);
+  g.node("Relu", {"n1"}, {"a1"}, "relu1");
+  g.conv("c2", "a1", "h2", 2, 2, 3, 1, false);
+  g.batch_norm("bn2", "h2", "n2", 2);
+  if (downsample && !skip_first) {
+    g.conv("down", "x", "d", 2, 2, 1, 0, false);
+    g.batch_norm("down_bn", "d", "s", 2);
+  }
+  g.node("Add", {"n2", downsample ? "s" : "x"}, {"sum"}, "add");
+  g.node("Relu", {"sum"}, {"y"}, "relu2");
+  return g;
+}
+
+TEST(OnnxImages, AResidualAddOfImagesIsAResidualBlock) {
+  const OnnxModel m = parse(block_graph(false));
+  ASSERT_EQ(m.spec.layers.size(), 2u);
+  EXPECT_EQ(m.spec.layers[0].block.size(), 5u);
+  ASSERT_TRUE(m.spec.layers[0].residual);
+  EXPECT_FALSE(m.spec.layers[0].residual->projection);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  EXPECT_EQ(ops[6].kind, OpKind::kResidualEnd);
+  EXPECT_EQ(ops[6].image, (ImageShape{2, 4, 4}));
+}
+
+TEST(OnnxImages, ASkipPathThroughAOneByOneConvAndBatchNormIsTheLearnedProjection) {
+  for (const bool skip_first : {false, true}) {
+    SCOPED_TRACE(skip_first ? "skip path first" : "skip path after the block");
+    const OnnxModel m = parse(block_graph(true, skip_first));
+    ASSERT_EQ(m.spec.layers.size(), 2u);
+    ASSERT_TRUE(m.spec.layers[0].residual);
+    const ResidualSpec& r = *m.spec.layers[0].residual;
+    EXPECT_TRUE(r.projection);
+    ASSERT_TRUE(r.projection_norm);
+    EXPECT_EQ(r.projection_norm->kind, NormKind::kBatchNorm);
+    EXPECT_FLOAT_EQ(static_cast<float>(r.projection_norm->eps), 1e-5f);
+    EXPECT_EQ(r.projection_init.kind, Init::kVariance);
+    const std::vector<OpSpec> ops = expand_ops(m.spec);
+    ASSERT_EQ(ops.size(), 8u);
+    ASSERT_EQ(ops[6].kind, OpKind::kResidualEnd);
+    EXPECT_TRUE(ops[6].residual.conv_projection());
+    EXPECT_EQ(ops[6].residual.skip_image, (ImageShape{2, 4, 4}));
+    // The 1x1 conv's weight (2, 2, 1, 1) as the end's (C_out, C_in) matrix: its flat index / 64.
+    const Eigen::MatrixXd& P = m.weights.weight[6];
+    ASSERT_EQ(P.rows(), 2);
+    ASSERT_EQ(P.cols(), 2);
+    for (int o = 0; o < 2; ++o) {
+      for (int i = 0; i < 2; ++i) EXPECT_EQ(P(o, i), (o * 2 + i) / 64.0);
+    }
+    EXPECT_EQ(m.weights.bias[6].size(), 0);
+    std::vector<std::string> roles;
+    for (const TensorAssignment& a : m.assignments) {
+      if (a.layer == 7) roles.push_back(a.tensor + " " + a.role);
+    }
+    EXPECT_EQ(roles, (std::vector<std::string>{"down.weight projection.weight",
+                                               "down_bn.weight projection_norm.weight",
+                                               "down_bn.bias projection_norm.bias"}));
+  }
+}
+
+// x (2, H, H) -> conv 3x3 stride 2 pad 1 (3 channels) -> Add with a 1x1 conv of x, stride
+// `skip_stride`, with a bias when asked.
+Graph strided_block(int size, int skip_stride, bool skip_bias = false) {
+  Graph g;
+  g.image_input(2, size, size);
+  onnx::NodeProto* c = g.conv("c", "x", "h", 2, 3, 3, 1);
+  c->mutable_attribute(2)->set_ints(0, 2);
+  c->mutable_attribute(2)->set_ints(1, 2);
+  onnx::NodeProto* d = g.conv("down", "x", "s", 2, 3, 1, 0, skip_bias);
+  d->mutable_attribute(2)->set_ints(0, skip_stride);
+  d->mutable_attribute(2)->set_ints(1, skip_stride);
+  g.node("Add", {"h", "s"}, {"y"}, "add");
+  return g;
+}
+
+TEST(OnnxImages, AStridedSkipPathWithoutBatchNormIsAProjectionWithoutNorm) {
+  const OnnxModel m = parse(strided_block(4, 2));
+  ASSERT_EQ(m.spec.layers.size(), 1u);
+  const ResidualSpec& r = *m.spec.layers[0].residual;
+  EXPECT_TRUE(r.projection);
+  EXPECT_FALSE(r.projection_norm);
+  const std::vector<OpSpec> ops = expand_ops(m.spec);
+  EXPECT_EQ(ops.back().image, (ImageShape{3, 2, 2}));
+  EXPECT_EQ(ops.back().residual.skip_image, (ImageShape{2, 4, 4}));
+  EXPECT_EQ(m.weights.weight.back().rows(), 3);
+  EXPECT_EQ(m.weights.weight.back().cols(), 2);
+}
+
+TEST(OnnxImages, SkipPathsTheProjectionCannotExpressAreRefusedSayingWhy) {
+  // An eval-mode export: the downsample's batch norm folded into the conv as a bias.
+  EXPECT_TRUE(Says(error_of(strided_block(4, 2, true)),
+                   {"node 'down' (Conv)", "has a bias", "eval-mode export"}));
+  // A stride that leaves the skip another shape than the block's.
+  EXPECT_TRUE(Says(error_of(strided_block(4, 1)),
+                   {"node 'add' (Add)", "gives a 3 x 4 x 4 image, the block a 3 x 2 x 2 image"}));
+  // 5 rows to 3 both ways, but 3 does not divide 5: gradscope's projection strides by in / out.
+  EXPECT_TRUE(Says(error_of(strided_block(5, 2)),
+                   {"node 'down' (Conv)", "stride must divide the image exactly"}));
+  // A trained batch norm on the skip path.
+  Graph trained;
+  trained.image_input(2, 4, 4);
+  trained.conv("c1", "x", "h1", 2, 2, 3, 1, false);
+  trained.conv("down", "x", "d", 2, 2, 1, 0, false);
+  trained.batch_norm("down_bn", "d", "s", 2, 0.5f);
+  trained.node("Add", {"h1", "s"}, {"y"}, "add");
+  EXPECT_TRUE(Says(error_of(trained), {"node 'down_bn' (BatchNormalization)", "trained values"}));
+}
+
+TEST(OnnxImages, AResidualAddOfImagesOfAnotherShapeIsRefused) {
+  // The block's convs output 3 channels; the skip has 2.
+  Graph g;
+  g.image_input(2, 4, 4);
+  g.conv("c1", "x", "h1", 2, 3, 3, 1);
+  g.node("Add", {"h1", "x"}, {"y"}, "add");
+  EXPECT_TRUE(
+      Says(error_of(g), {"node 'add' (Add)", "adds 'x' (a 2 x 4 x 4 image) to a 3 x 4 x 4 image"}));
+}
+
+TEST(OnnxImages, AnImageInputOfTooManyFeaturesIsRefused) {
+  Graph g;
+  g.image_input(4096, 4096, 4096);
+  g.node("Relu", {"x"}, {"y"}, "relu");
+  EXPECT_TRUE(Says(error_of(g), {"input 'x'", "4096 x 4096 x 4096 image", "at most"}));
+}
+
+TEST(OnnxImages, AReshapeToBatchByFeaturesAndTorchsViewPatternAreFlattens) {
+  // x.view(4, -1) and x.reshape(-1, C H W) with a fixed batch: a Reshape to a constant.
+  for (const std::vector<std::int64_t>& shape :
+       {std::vector<std::int64_t>{4, -1}, {-1, 18}, {0, 18}}) {
+    Graph g;
+    g.image_input(2, 3, 3);
+    g.int64_initializer("shape", shape);
+    g.node("Reshape", {"x", "shape"}, {"f"}, "view");
+    g.linear("fc", "f", "y", 18, 2);
+    const std::vector<OpSpec> ops = expand_ops(parse(g).spec);
+    ASSERT_EQ(ops.size(), 2u);
+    EXPECT_EQ(ops[0].kind, OpKind::kFlatten);
+  }
+  Graph wrong;
+  wrong.image_input(2, 3, 3);
+  wrong.int64_initializer("shape", {4, 2, 9});
+  wrong.node("Reshape", {"x", "shape"}, {"y"}, "view");
+  EXPECT_TRUE(Says(error_of(wrong), {"node 'view' (Reshape)", "a 2 x 3 x 3 image",
+                                     "flatten to (batch, 18), not (4, 2, 9)"}));
+  // With a dynamic batch: Shape, Gather 0, Unsqueeze, Concat with [-1], Reshape.
+  const auto dynamic = [](std::int64_t index) {
+    Graph g;
+    g.image_input(2, 3, 3);
+    g.int64_initializer("zero", {index});
+    g.int64_initializer("axes", {0});
+    g.int64_initializer("rest", {-1});
+    g.node("Shape", {"x"}, {"s"}, "shape");
+    g.node("Gather", {"s", "zero"}, {"n"}, "gather");
+    g.node("Unsqueeze", {"n", "axes"}, {"n1"}, "unsqueeze");
+    Graph::int_attribute(g.node("Concat", {"n1", "rest"}, {"target"}, "concat"), "axis", 0);
+    g.node("Reshape", {"x", "target"}, {"f"}, "view");
+    g.linear("fc", "f", "y", 18, 2);
+    return g;
+  };
+  const std::vector<OpSpec> ops = expand_ops(parse(dynamic(0)).spec);
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0].kind, OpKind::kFlatten);
+  EXPECT_TRUE(Says(error_of(dynamic(1)), {"node 'shape' (Shape)", "x.view(x.size(0), -1)"}));
+}
+
+TEST(OnnxImages, AOneByOneConvAndBatchNormAddedToTheirOwnInputAreABranchNotASkipPath) {
+  // y = BN(Conv1x1(x)) + x: the conv is the block, the skip the identity.
+  Graph g;
+  g.image_input(2, 4, 4);
+  g.conv("c", "x", "h", 2, 2, 1, 0, false);
+  g.batch_norm("bn", "h", "n", 2);
+  g.node("Add", {"n", "x"}, {"y"}, "add");
+  const OnnxModel m = parse(g);
+  ASSERT_EQ(m.spec.layers.size(), 1u);
+  EXPECT_EQ(m.spec.layers[0].block.size(), 2u);
+  EXPECT_FALSE(m.spec.layers[0].residual->projection);
 }
 
 }  // namespace

@@ -4,7 +4,8 @@
 # image networks of conv, batch norm and pooling (scripts/torch_conv_check.py); in float64 and
 # float32) with --save-weights and recomputes every per-layer, token, attention and
 # parameter statistic with autograd (scripts/torch_crosscheck.py); then networks built in PyTorch,
-# read by gradscope from safetensors and ONNX (torch_models.py). Exit 77 (skipped) without torch.
+# read by gradscope from safetensors and ONNX (torch_models.py, and onnx_images.py for image
+# networks). Exit 77 (skipped) without torch.
 #   usage: bash tests/torch/crosscheck.sh PATH/TO/gradscope
 set -uo pipefail
 
@@ -410,6 +411,15 @@ fi
 # config and as ONNX, run by gradscope with --weights/--input/--targets or on the .onnx file.
 "$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/torch_models.py" "$GRADSCOPE" \
   || fail "a network built in PyTorch differs from gradscope's report (tables above)"
+
+# Image networks built in PyTorch (a VGG-style net, ResNet BasicBlocks, ResNet-18), exported to
+# ONNX in training and eval mode and run by gradscope on the .onnx file (skipped without
+# torchvision).
+"$PYTHON" "$(dirname "${BASH_SOURCE[0]}")/onnx_images.py" "$GRADSCOPE"
+rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+  fail "an image network exported to ONNX differs from PyTorch (above)"
+fi
 
 if [ "$failures" -gt 0 ]; then
   echo "crosscheck: $failures failure(s)"
