@@ -50,11 +50,12 @@ case "$cmd" in
     ./build/release/gradscope run "$@"
     ;;
   test)
-    # The PyTorch cross-check needs torch and numpy, the fuzz targets clang, the Slurm proof
+    # The PyTorch cross-check needs torch and numpy (torchvision for ResNet-18 read from ONNX),
+    # the fuzz targets clang, the Slurm proof
     # slurm-wlm, the docs test runs the GNU parallel example of docs/scaling-out.md, and the
     # screenshot test renders the pages in headless chromium.
-    install_missing "${PACKAGES[@]}" python3-torch python3-numpy clang libclang-rt-14-dev slurm-wlm munge \
-      parallel chromium
+    install_missing "${PACKAGES[@]}" python3-torch python3-torchvision python3-numpy clang \
+      libclang-rt-14-dev slurm-wlm munge parallel chromium
     build
     ctest --preset release --timeout 600
     ;;
