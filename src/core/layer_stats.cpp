@@ -287,20 +287,26 @@ ChannelMoments channel_moments(const Mat<Scalar>& y, const ImageShape& image, Th
       return;
     }
     std::frexp(largest, &part.exp);
-    // Scaling by a power of two is exact; two passes (mean, then deviations) so a large common
-    // offset does not cancel the spread.
+    // Scaling by a power of two is exact: one multiplier 2^-exp where it is a normal double (a
+    // subnormal channel's exp is below -1021, its multiplier beyond double: ldexp it entry by
+    // entry). Two passes (mean, then deviations) so a large common offset does not cancel the
+    // spread.
+    const bool multiply = part.exp > -1000 && part.exp < 1000;
+    const double unit = multiply ? std::ldexp(1.0, -part.exp) : 0.0;
+    const auto scaled = [&](Scalar v) {
+      return multiply ? static_cast<double>(v) * unit
+                      : std::ldexp(static_cast<double>(v), -part.exp);
+    };
     const double count = static_cast<double>(x.size());
     double sum = 0.0;
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
-      for (Eigen::Index i = 0; i < x.rows(); ++i) {
-        sum += std::ldexp(static_cast<double>(x(i, j)), -part.exp);
-      }
+      for (Eigen::Index i = 0; i < x.rows(); ++i) sum += scaled(x(i, j));
     }
     part.mean = sum / count;
     double squares = 0.0;
     for (Eigen::Index j = 0; j < x.cols(); ++j) {
       for (Eigen::Index i = 0; i < x.rows(); ++i) {
-        const double d = std::ldexp(static_cast<double>(x(i, j)), -part.exp) - part.mean;
+        const double d = scaled(x(i, j)) - part.mean;
         squares += d * d;
       }
     }

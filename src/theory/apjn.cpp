@@ -16,28 +16,14 @@
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/norm.hpp"
 #include "gradscope/core/rng.hpp"
+#include "theory/tangents.hpp"
 
 namespace gradscope {
 
 namespace {
 
-// The tangents and their scale: the true J u is m * 2^exp2.
-template <class Scalar>
-struct Scaled {
-  Mat<Scalar> m;
-  std::int64_t exp2 = 0;
-};
-
-template <class Scalar>
-void renormalise(Scaled<Scalar>& s) {
-  const double norm = static_cast<double>(s.m.norm());
-  if (!(norm > 0.0) || !std::isfinite(norm)) return;
-  const int e = std::ilogb(norm);
-  if (e > 16 || e < -16) {
-    s.m *= std::ldexp(Scalar(1), -e);
-    s.exp2 += e;
-  }
-}
+using tangents::renormalise;
+using tangents::Scaled;
 
 template <class Scalar>
 Scalar pow2(std::int64_t e) {
@@ -134,14 +120,14 @@ Mat<Scalar> glu_tangent(const OpSpec& op, const Mat<Scalar>& w, const ops::OpCac
   return product<Scalar>(w.bottomRows(hidden).transpose(), m, pool);
 }
 
-// Runs the inputs `x` (n_0, E T: example e's tokens at columns e T .. e T + T - 1) and their
-// tangents (n_0, E T K: tangent k of column j at column j K + k) through every op, calling
-// visit(l, x_l, t_l) after op l (residual begins included).
+}  // namespace
+
 template <class Scalar>
-void propagate(
+void tangents::propagate(
     const RunSpec& spec, const Network<Scalar>& net, Mat<Scalar> x, Scaled<Scalar> t,
     ThreadPool& pool,
-    const std::function<void(std::size_t, const Mat<Scalar>&, const Scaled<Scalar>&)>& visit) {
+    const std::function<void(std::size_t, const Mat<Scalar>&, const Scaled<Scalar>&)>& visit,
+    Eigen::Index first_column) {
   const Eigen::Index examples = x.cols();  // columns: tokens of every example
   const Eigen::Index k_per = examples > 0 ? t.m.cols() / examples : 0;
   const Eigen::Index tokens = std::max(net.tokens, 1);
@@ -205,7 +191,7 @@ void propagate(
         const Scalar scale = static_cast<Scalar>(1.0 / (1.0 - op.dropout));
         for (Eigen::Index a = 0; a < examples; ++a) {
           for (Eigen::Index i = 0; i < x.rows(); ++i) {
-            const auto k = static_cast<std::uint64_t>(a * x.rows() + i);
+            const auto k = static_cast<std::uint64_t>((first_column + a) * x.rows() + i);
             const Scalar keep = uniform01(key, k) >= op.dropout ? scale : Scalar(0);
             x(i, a) *= keep;
             t.m.row(i).segment(a * k_per, k_per) *= keep;
@@ -318,7 +304,13 @@ void propagate(
   }
 }
 
-}  // namespace
+template void tangents::propagate<float>(
+    const RunSpec&, const Network<float>&, Mat<float>, Scaled<float>, ThreadPool&,
+    const std::function<void(std::size_t, const Mat<float>&, const Scaled<float>&)>&, Eigen::Index);
+template void tangents::propagate<double>(
+    const RunSpec&, const Network<double>&, Mat<double>, Scaled<double>, ThreadPool&,
+    const std::function<void(std::size_t, const Mat<double>&, const Scaled<double>&)>&,
+    Eigen::Index);
 
 std::string apjn_refusal(const RunSpec& spec) {
   for (const OpSpec& op : expand_ops(spec)) {
@@ -337,11 +329,11 @@ std::vector<Eigen::MatrixXd> forward_tangents(const RunSpec& spec, const Network
                                               const Mat<Scalar>& inputs,
                                               const Mat<Scalar>& tangents, ThreadPool& pool) {
   std::vector<Eigen::MatrixXd> out(net.ops.size());
-  propagate<Scalar>(spec, net, inputs, Scaled<Scalar>{tangents, 0}, pool,
-                    [&](std::size_t l, const Mat<Scalar>&, const Scaled<Scalar>& t) {
-                      out[l] =
-                          t.m.template cast<double>() * std::ldexp(1.0, static_cast<int>(t.exp2));
-                    });
+  gradscope::tangents::propagate<Scalar>(
+      spec, net, inputs, Scaled<Scalar>{tangents, 0}, pool,
+      [&](std::size_t l, const Mat<Scalar>&, const Scaled<Scalar>& t) {
+        out[l] = t.m.template cast<double>() * std::ldexp(1.0, static_cast<int>(t.exp2));
+      });
   return out;
 }
 
@@ -415,7 +407,7 @@ CriticalityStats partial_jacobian_norms(const RunSpec& spec, const Network<Scala
   // Once a forward value overflows (or is NaN) the derivatives taken at it mean nothing: J from
   // that op on is not measured (NaN), rather than a plateau a fit would call critical.
   bool overflowed = false;
-  propagate<Scalar>(
+  gradscope::tangents::propagate<Scalar>(
       spec, net, input.leftCols(examples * tokens), Scaled<Scalar>{u.cast<Scalar>(), 0}, pool,
       [&](std::size_t l, const Mat<Scalar>& x, const Scaled<Scalar>& t) {
         overflowed = overflowed || !x.allFinite();

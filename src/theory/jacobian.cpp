@@ -13,31 +13,15 @@
 #include "gradscope/core/error.hpp"
 #include "gradscope/core/norm.hpp"
 #include "gradscope/core/rng.hpp"
+#include "gradscope/theory/apjn.hpp"
 #include "gradscope/theory/prediction.hpp"
+#include "theory/tangents.hpp"
 
 namespace gradscope {
 
 namespace {
 
 constexpr double kLog10Of2 = 0.30102999566398119521;
-
-// The matrix and its scale: the true Jacobian is m * 2^exp2.
-template <class Scalar>
-struct Scaled {
-  Mat<Scalar> m;
-  std::int64_t exp2 = 0;
-};
-
-template <class Scalar>
-void renormalise(Scaled<Scalar>& s) {
-  const double norm = static_cast<double>(s.m.norm());
-  if (!(norm > 0.0) || !std::isfinite(norm)) return;
-  const int e = std::ilogb(norm);
-  if (e > 16 || e < -16) {
-    s.m *= std::ldexp(Scalar(1), -e);
-    s.exp2 += e;
-  }
-}
 
 }  // namespace
 
@@ -85,12 +69,14 @@ void check_jacobian_request(const RunSpec& spec) {
               std::string(op_kind_name(op.kind)) + " ops",
           "run without --jacobian");
     }
-    if (op.kind == OpKind::kNorm && op.norm.kind == NormKind::kBatchNorm) {
-      throw Error(
-          "--jacobian refused: batch norm makes each example's output depend on the "
-          "others, so there is no per-example input-output Jacobian",
-          "use layer_norm or rms_norm, or run without --jacobian");
-    }
+  }
+  // Batch norm, also a learned projection's, couples the examples.
+  if (!apjn_refusal(spec).empty()) {
+    throw Error(
+        "--jacobian refused: batch norm makes each example's output depend on the "
+        "others, so there is no per-example input-output Jacobian",
+        "use layer_norm or rms_norm, a projection without its norm (\"norm\": false), or run "
+        "without --jacobian");
   }
 }
 
@@ -105,136 +91,19 @@ JacobianStats jacobian_spectrum(const RunSpec& spec, const Network<Scalar>& net,
   st.singular_values_per_example = std::min(n0, nl);
   // Regenerated weights are drawn again for every example: the Jacobian is opt-in and small.
   ThreadPool pool(0);
-  Mat<Scalar> scratch;
   std::vector<double> logs;  // log10 of every singular value
   double log10_cond = -std::numeric_limits<double>::infinity();
   for (int a = 0; a < examples; ++a) {
-    Mat<Scalar> x = input.col(a);  // (n, 1): this example's signal
-    Scaled<Scalar> j{Mat<Scalar>::Identity(n0, n0), 0};
-    std::vector<std::pair<Mat<Scalar>, Scaled<Scalar>>> skips;  // (x, J) at residual begins
-    for (std::size_t l = 0; l < net.ops.size(); ++l) {
-      const OpSpec& op = net.ops[l];
-      switch (op.kind) {
-        case OpKind::kDense:
-        case OpKind::kActivation: {
-          Mat<Scalar> h = x;
-          if (op.kind == OpKind::kDense) {
-            const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
-            h = w * x + net.bias[l];
-            j.m = (w * j.m).eval();
-          }
-          const ActivationSpec& act =
-              op.kind == OpKind::kDense ? op.dense.activation : op.activation;
-          Mat<Scalar> y(h.rows(), 1), d(h.rows(), 1);
-          activation_forward<Scalar>(act, h, y, d);
-          if (act.kind == Activation::kSoftmax) {
-            // J_softmax = diag(y) - y y^T.
-            const Mat<Scalar> yt_m = y.transpose() * j.m;
-            j.m = (y.asDiagonal() * j.m - y * yt_m).eval();
-          } else {
-            j.m = (d.col(0).asDiagonal() * j.m).eval();
-          }
-          x = y;
-          break;
-        }
-        case OpKind::kNorm: {
-          Mat<Scalar> y(x.rows(), 1);
-          Eigen::VectorXd rstd(1);
-          norm_forward<Scalar>(op.norm, x, y, rstd);
-          // layer_norm: rstd (I - 1 1^T / n - y y^T / n); rms_norm: rstd (I - y y^T / n).
-          const Scalar n = static_cast<Scalar>(x.rows());
-          Mat<Scalar> proj = j.m - y * ((y.transpose() * j.m) / n);
-          if (op.norm.kind == NormKind::kLayerNorm) {
-            proj.rowwise() -= j.m.colwise().sum() / n;
-          }
-          j.m = static_cast<Scalar>(rstd[0]) * proj;
-          x = y;
-          break;
-        }
-        case OpKind::kDropout: {
-          const std::uint64_t key = stream_key(spec.seed, l + 1, StreamPurpose::kDropout);
-          const Scalar scale = static_cast<Scalar>(1.0 / (1.0 - op.dropout));
-          for (Eigen::Index i = 0; i < x.rows(); ++i) {
-            const auto k = static_cast<std::uint64_t>(a * x.rows() + i);
-            const Scalar keep = uniform01(key, k) >= op.dropout ? scale : Scalar(0);
-            x(i, 0) *= keep;
-            j.m.row(i) *= keep;
-          }
-          break;
-        }
-        case OpKind::kResidualBegin:
-          skips.emplace_back(x, j);
-          break;
-        case OpKind::kResidualEnd: {
-          auto [sx, sj] = std::move(skips.back());
-          skips.pop_back();
-          const Scalar scale = static_cast<Scalar>(op.residual.scale);
-          if (op.residual.projection) {
-            const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
-            sx = (w * sx).eval();
-            sj.m = (w * sj.m).eval();
-          }
-          if (op.residual.skip != 1.0) {
-            const Scalar k = static_cast<Scalar>(op.residual.skip);
-            sx *= k;
-            sj.m *= k;
-          }
-          x = sx + scale * x;
-          // Bring both Jacobians to the larger exponent before adding.
-          if (sj.exp2 >= j.exp2) {
-            j.m = sj.m + scale * j.m *
-                             std::ldexp(Scalar(1), static_cast<int>(std::max<std::int64_t>(
-                                                       j.exp2 - sj.exp2, -2000)));
-            j.exp2 = sj.exp2;
-          } else {
-            j.m =
-                scale * j.m + sj.m * std::ldexp(Scalar(1), static_cast<int>(std::max<std::int64_t>(
-                                                               sj.exp2 - j.exp2, -2000)));
-          }
-          break;
-        }
-        case OpKind::kConv: {
-          // h = conv(x) + b, J <- phi'(h) * conv(J): each column of J is an image tangent.
-          const ops::ConvShape shape = ops::conv_shape(op.conv);
-          const Mat<Scalar>& w = weight_of(net, l, scratch, pool);
-          Mat<Scalar> h, cj;
-          ops::conv2d_forward<Scalar>(x, w, net.bias[l], shape, h, pool);
-          ops::conv2d_forward<Scalar>(j.m, w, Vec<Scalar>(), shape, cj, pool);
-          Mat<Scalar> y(h.rows(), 1), d(h.rows(), 1);
-          activation_forward<Scalar>(op.conv.activation, h, y, d);
-          j.m = d.col(0).asDiagonal() * cj;
-          x = std::move(y);
-          break;
-        }
-        case OpKind::kPool: {
-          const ops::PoolShape shape = ops::pool_shape(op.pool);
-          Mat<Scalar> y, pj;
-          if (op.pool.kind == PoolKind::kMax) {
-            // The row of the cell each window chose.
-            ops::ArgmaxMat argmax;
-            ops::max_pool2d_forward<Scalar>(x, shape, y, argmax, pool);
-            pj.resize(y.rows(), j.m.cols());
-            for (Eigen::Index r = 0; r < y.rows(); ++r) pj.row(r) = j.m.row(argmax(r, 0));
-          } else if (op.pool.kind == PoolKind::kAverage) {
-            ops::avg_pool2d_forward<Scalar>(x, shape, y, pool);
-            ops::avg_pool2d_forward<Scalar>(j.m, shape, pj, pool);
-          } else {
-            ops::global_avg_pool_forward<Scalar>(x, shape, y, pool);
-            ops::global_avg_pool_forward<Scalar>(j.m, shape, pj, pool);
-          }
-          j.m = std::move(pj);
-          x = std::move(y);
-          break;
-        }
-        case OpKind::kFlatten:  // the same features, as a vector
-          break;
-        case OpKind::kAttention:  // refused by check_jacobian_request
-        case OpKind::kGlu:
-          throw contract_error("jacobian_spectrum: no Jacobian for " +
-                               std::string(op_kind_name(op.kind)) + " ops");
-      }
-      renormalise(j);
-    }
+    // J = the tangents of the identity, propagated by the ops' own tangent rules (tangents.hpp),
+    // with this example's dropout mask (batch column a).
+    tangents::Scaled<Scalar> j;
+    tangents::propagate<Scalar>(
+        spec, net, Mat<Scalar>(input.col(a)),
+        tangents::Scaled<Scalar>{Mat<Scalar>::Identity(n0, n0), 0}, pool,
+        [&](std::size_t l, const Mat<Scalar>&, const tangents::Scaled<Scalar>& t) {
+          if (l + 1 == net.ops.size()) j = t;
+        },
+        a);
     const Eigen::MatrixXd md = j.m.template cast<double>();
     const Eigen::BDCSVD<Eigen::MatrixXd> svd(md);
     const Eigen::VectorXd s = svd.singularValues();

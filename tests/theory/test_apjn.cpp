@@ -315,6 +315,62 @@ TEST(Apjn, ImageTangentsThroughConvAndPoolingMatchCentralDifferences) {
   EXPECT_TRUE(st.measured()) << st.reason;
 }
 
+// An NF-ResNet-style block (weight-standardised convs, a strided learned 1x1 projection that is
+// itself standardised, no norm): the tangent rules the Jacobian spectrum and J(l) read through
+// standardised weights and projections, against central differences.
+TEST(Apjn, TangentsThroughStandardisedConvsAndAProjectionMatchCentralDifferences) {
+  RunSpec spec = base(3 * 6 * 6, 2);
+  spec.input.image = {3, 6, 6};
+  const auto conv = [](int channels, int stride, Activation act) {
+    LayerItem c;
+    c.op.kind = OpKind::kConv;
+    c.op.conv.channels = channels;
+    c.op.conv.kernel_h = c.op.conv.kernel_w = 3;
+    c.op.conv.stride_h = c.op.conv.stride_w = stride;
+    c.op.conv.pad_h = c.op.conv.pad_w = 1;
+    c.op.conv.activation = default_spec(act);
+    c.op.conv.init.kind = Init::kHeNormal;
+    c.op.conv.weight_standardization = true;
+    c.op.conv.ws_gain = 1.7;
+    return c;
+  };
+  LayerItem block;
+  block.block = {conv(5, 2, Activation::kRelu), conv(5, 1, Activation::kLinear)};
+  block.residual = ResidualSpec{};
+  block.residual->scale = 0.2;
+  block.residual->projection = true;
+  block.residual->projection_init = InitSpec{Init::kHeNormal};
+  block.residual->projection_ws = true;
+  block.residual->projection_ws_gain = 0.8;
+  spec.layers = {block};
+  ThreadPool pool(1);
+  const Network<double> net = build_network<double>(spec, pool);
+  ASSERT_TRUE(net.ops.back().residual.conv_projection());
+  const Mat<double> x = make_input<double>(spec);
+  const int k = 2;
+  const Eigen::Index n0 = x.rows();
+  Mat<double> u(n0, 2 * k);
+  fill_normal(stream_key(5, 0, StreamPurpose::kApjnTangent), 0, u.size(), u.data());
+  const std::vector<Eigen::MatrixXd> t = forward_tangents(spec, net, x, u, pool);
+  const double h = 1e-5;
+  for (int a = 0; a < 2; ++a) {
+    for (int j = 0; j < k; ++j) {
+      Mat<double> xs(n0, 2);
+      xs.col(0) = x.col(a) + h * u.col(a * k + j);
+      xs.col(1) = x.col(a) - h * u.col(a * k + j);
+      PassOptions opt;
+      opt.keep_outputs = true;
+      const Mat<double> probe = Mat<double>::Zero(net.widths.back(), 2);
+      const PassResult r = forward_backward(net, xs, probe, opt, pool);
+      const std::size_t last = net.ops.size() - 1;
+      const Eigen::VectorXd fd = (r.outputs[last].col(0) - r.outputs[last].col(1)) / (2 * h);
+      const Eigen::VectorXd jt = t[last].col(a * k + j);
+      // Central differences: O(h^2 f''') ~ 1e-10 truncation and eps / h ~ 1e-11 rounding.
+      EXPECT_LT((fd - jt).norm(), 1e-8 * (1.0 + jt.norm())) << "ex " << a << " tangent " << j;
+    }
+  }
+}
+
 TEST(Apjn, OneTangentThroughADenseLayerIsExactlyWTimesU) {
   RunSpec spec = base(16, 3);
   spec.layers = {dense(12, Activation::kRelu, Init::kHeNormal)};

@@ -100,10 +100,10 @@ LayerItem pool_item(PoolKind kind, int kernel, int stride, int pad) {
   return p;
 }
 
-// Image networks: the spectrum of the Jacobian propagated through convolutions (strided), max
-// pooling with overlapping padded windows, average and global pooling and a flatten, against the
-// singular values of the tangents that forward_tangents (checked against central differences in
-// test_apjn) carries through the same ops.
+// Image networks: the spectrum of the Jacobian through convolutions (strided), max pooling with
+// overlapping padded windows, average and global pooling and a flatten. Both go through the
+// tangent rules of tangents.hpp (checked against central differences in test_apjn): this checks
+// the spectrum's wiring, identity tangents of one example, the exponent and the SVD.
 TEST(Jacobian, ConvolutionsAndPoolingGiveTheTangentsSpectrum) {
   RunSpec spec = stack(Activation::kTanh, Init::kHeNormal, 1, 8);
   spec.input.image = {3, 8, 8};
