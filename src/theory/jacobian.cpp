@@ -9,10 +9,7 @@
 #include <limits>
 #include <string>
 
-#include "core/ops/conv_kernels.hpp"
 #include "gradscope/core/error.hpp"
-#include "gradscope/core/norm.hpp"
-#include "gradscope/core/rng.hpp"
 #include "gradscope/theory/apjn.hpp"
 #include "gradscope/theory/prediction.hpp"
 #include "theory/tangents.hpp"
